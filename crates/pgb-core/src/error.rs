@@ -1,0 +1,113 @@
+//! The error type of repository operations.
+
+use crate::dump::{DumpError, DumpErrorKind};
+use crate::storage::{StorageError, StorageErrorKind};
+
+/// Why a backup, list, verify, restore or prune failed.
+///
+/// The [`Storage`](crate::Storage) and [`Dumper`](crate::Dumper) contracts have their own error
+/// types because implementors outside this crate construct them; this type wraps them for the
+/// operations. `Display` is always one line.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The repository's storage failed.
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+    /// pg_dump, pg_restore or psql (or the connection) failed.
+    #[error("{0}")]
+    Dump(#[from] DumpError),
+    /// No backup has this id.
+    #[error("backup {0} not found; run `pgb list` to see the backups")]
+    BackupNotFound(String),
+    /// The repository holds no complete backup matching the request.
+    #[error("no complete backup{0} in the repository")]
+    NoBackups(String),
+    /// A stored backup failed an integrity check.
+    #[error("backup {id} failed verification: {problem}")]
+    Integrity {
+        /// The backup.
+        id: String,
+        /// What was wrong.
+        problem: String,
+    },
+    /// A manifest cannot be read or is of an unknown version.
+    #[error("backup {id}: {problem}")]
+    Manifest {
+        /// The backup.
+        id: String,
+        /// What was wrong.
+        problem: String,
+    },
+    /// The request is refused (unsafe or invalid options).
+    #[error("{0}")]
+    Refused(String),
+    /// Another operation holds the repository lock.
+    #[error("{0}")]
+    Locked(String),
+    /// The streaming pipeline failed (encoder error).
+    #[error("pipeline: {0}")]
+    Pipeline(String),
+}
+
+/// Coarse classes of [`Error`], for exit codes and retries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorClass {
+    /// Repository configuration, credentials, permissions, reachability.
+    Repository,
+    /// Database connection, credentials, missing database, tool versions.
+    Database,
+    /// A stored backup is corrupt, incomplete or unreadable.
+    Integrity,
+    /// The operation was refused as unsafe (non-empty target, CREATE DATABASE...).
+    Refused,
+    /// The named backup does not exist.
+    NotFound,
+    /// Another operation holds the lock.
+    Locked,
+    /// The dump or restore failed while running, or an I/O failure.
+    Runtime,
+}
+
+impl Error {
+    /// The class of this error.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Self::Storage(e) => match e.kind() {
+                StorageErrorKind::Integrity => ErrorClass::Integrity,
+                StorageErrorKind::Config
+                | StorageErrorKind::PermissionDenied
+                | StorageErrorKind::Unavailable
+                | StorageErrorKind::NotFound => ErrorClass::Repository,
+                _ => ErrorClass::Runtime,
+            },
+            Self::Dump(e) => match e.kind() {
+                DumpErrorKind::ToolNotFound
+                | DumpErrorKind::VersionMismatch
+                | DumpErrorKind::Unreachable
+                | DumpErrorKind::AuthFailed
+                | DumpErrorKind::DatabaseNotFound
+                | DumpErrorKind::Connection => ErrorClass::Database,
+                DumpErrorKind::TargetNotEmpty | DumpErrorKind::Refused => ErrorClass::Refused,
+                DumpErrorKind::BadArchive => ErrorClass::Integrity,
+                DumpErrorKind::Failed | DumpErrorKind::Empty | DumpErrorKind::Io => {
+                    ErrorClass::Runtime
+                }
+            },
+            Self::BackupNotFound(_) | Self::NoBackups(_) => ErrorClass::NotFound,
+            Self::Integrity { .. } | Self::Manifest { .. } => ErrorClass::Integrity,
+            Self::Refused(_) => ErrorClass::Refused,
+            Self::Locked(_) => ErrorClass::Locked,
+            Self::Pipeline(_) => ErrorClass::Runtime,
+        }
+    }
+
+    /// The failing tool's last stderr lines, if any.
+    pub fn stderr_tail(&self) -> Option<&str> {
+        match self {
+            Self::Dump(e) => e.stderr_tail(),
+            _ => None,
+        }
+    }
+}

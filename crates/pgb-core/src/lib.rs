@@ -1,0 +1,65 @@
+//! # pgb-core
+//!
+//! The heart of pgb, a PostgreSQL backup toolkit: the traits backends implement, the manifest
+//! that commits a backup, the streaming pipeline and the orchestration of backup, list, verify,
+//! restore, delete and gc. It has no opendal, clap or process spawning: storage backends live in
+//! `pgb-storage-*`, the pg_dump/pg_restore/psql drivers in `pgb-postgres`, the CLI in `pgb-cli`.
+//!
+//! - [`Storage`] / [`ObjectWriter`]: where objects go, with a written contract (atomic
+//!   visibility, create-only, cancellation safety) that the `pgb-testkit` conformance suite
+//!   checks for every backend. [`MemoryStorage`] is always available.
+//! - [`Dumper`] / [`DumpStream`]: produce a dump; end of stream means the tool succeeded.
+//! - [`Restorer`] / [`RestoreSink`]: restore or check an archive; nothing is committed before
+//!   the stored checksum was verified.
+//! - [`RetentionPolicy`]: the pure retention engine (re-exported from `pgb-retention`).
+//! - [`Repository`]: the operations. A backup is visible only once its [`Manifest`] is written,
+//!   last and create-only.
+//!
+//! The library never prints, reads the environment or files on its own, creates a runtime or
+//! installs handlers; progress is reported as [`Event`]s to a [`Progress`] the caller passes.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use pgb_core::{MemoryStorage, Repository, StorageExt, ObjectKey, WriteOptions};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let storage = Arc::new(MemoryStorage::new());
+//! let repo = Repository::new(storage.clone());
+//! repo.preflight().await?; // a writable repository
+//! assert!(repo.list().await?.backups.is_empty());
+//! let key = ObjectKey::parse("notes/hello.txt")?;
+//! storage.put(&key, "hi".into(), WriteOptions::create_new()).await?;
+//! assert_eq!(&storage.get_bytes(&key).await?[..], b"hi");
+//! # Ok(()) }
+//! ```
+
+mod codec;
+mod dump;
+mod error;
+mod events;
+mod key;
+mod manifest;
+mod memory;
+mod repo;
+mod storage;
+
+pub use codec::{Compression, InvalidCompression};
+pub use dump::{
+    ArchiveFormat, DumpError, DumpErrorKind, DumpSource, DumpStream, Dumper, RestoreOptions,
+    RestoreReport, RestoreSink, Restorer,
+};
+pub use error::{Error, ErrorClass};
+pub use events::{Event, NoProgress, Progress};
+pub use key::{InvalidKey, ObjectKey};
+pub use manifest::{BackupId, InvalidBackupId, MANIFEST_FORMAT_VERSION, Manifest};
+pub use memory::MemoryStorage;
+pub use repo::{BackupOptions, InvalidBackup, Leftover, Listing, Repository, VerifyReport};
+pub use storage::{
+    ByteStream, Capabilities, ObjectMeta, ObjectWriter, Storage, StorageError, StorageErrorKind,
+    StorageExt, StorageInfo, WriteMode, WriteOptions,
+};
+
+/// The retention engine (`pgb-retention`), re-exported: pure, no I/O, usable on its own.
+pub use pgb_retention as retention;
+pub use pgb_retention::RetentionPolicy;
