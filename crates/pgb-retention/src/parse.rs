@@ -277,3 +277,104 @@ pub fn parse_span(text: &str) -> Result<Span, RetentionError> {
     }
     Ok(span)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts() {
+        assert_eq!(parse_count("7"), Ok(Count::N(7)));
+        assert_eq!(parse_count("0"), Ok(Count::N(0)));
+        assert_eq!(parse_count(" 12 "), Ok(Count::N(12)));
+        assert_eq!(parse_count("unlimited"), Ok(Count::Unlimited));
+        assert_eq!(parse_count("Unlimited"), Ok(Count::Unlimited));
+        for bad in ["", "-1", "7d", "x", "99999999999"] {
+            assert!(
+                matches!(parse_count(bad), Err(RetentionError::InvalidCount { .. })),
+                "{bad}"
+            );
+        }
+        assert!(
+            parse_count("-1")
+                .unwrap_err()
+                .to_string()
+                .contains("`unlimited`")
+        );
+        assert_eq!("3".parse::<Count>(), Ok(Count::N(3)));
+        assert_eq!(Count::Unlimited.to_string(), "unlimited");
+    }
+
+    #[test]
+    fn spans() {
+        let s = |y, mo, d, h| Span {
+            years: y,
+            months: mo,
+            days: d,
+            hours: h,
+        };
+        assert_eq!(parse_span("14d"), Ok(s(0, 0, 14, 0)));
+        assert_eq!(parse_span("36h"), Ok(s(0, 0, 0, 36)));
+        assert_eq!(parse_span("2w"), Ok(s(0, 0, 14, 0)));
+        assert_eq!(parse_span("6mo"), Ok(s(0, 6, 0, 0)));
+        assert_eq!(parse_span("1y"), Ok(s(1, 0, 0, 0)));
+        assert_eq!(parse_span("1y6mo"), Ok(s(1, 6, 0, 0)));
+        assert_eq!(parse_span("1y2mo3d4h"), Ok(s(1, 2, 3, 4)));
+        assert_eq!(parse_span("1w2d"), Ok(s(0, 0, 9, 0)));
+        assert_eq!(parse_span("1D"), Ok(s(0, 0, 1, 0)));
+    }
+
+    #[test]
+    fn bare_m_is_rejected_with_a_hint() {
+        for bad in ["6m", "1y6m", "30min"] {
+            let msg = parse_span(bad).unwrap_err().to_string();
+            assert!(
+                msg.contains("use `mo` for months (or `h` for hours; minutes are not supported)"),
+                "{bad}: {msg}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_spans() {
+        for bad in [
+            "",
+            "14",
+            "d",
+            "0d",
+            "0h0d",
+            "14x",
+            "1.5d",
+            "-1d",
+            "99999999999d",
+            "1 d",
+        ] {
+            assert!(
+                matches!(parse_span(bad), Err(RetentionError::InvalidSpan { .. })),
+                "{bad}"
+            );
+        }
+        assert!(
+            parse_span("14")
+                .unwrap_err()
+                .to_string()
+                .contains("missing unit")
+        );
+        assert!(
+            parse_span("0d")
+                .unwrap_err()
+                .to_string()
+                .contains("longer than zero")
+        );
+    }
+
+    #[test]
+    fn display_round_trips() {
+        for text in ["14d", "36h", "6mo", "1y", "1y6mo", "1y2mo3d4h"] {
+            let span = parse_span(text).unwrap();
+            assert_eq!(span.to_string(), text);
+            assert_eq!(span.to_string().parse::<Span>(), Ok(span));
+        }
+        assert_eq!(Span::weeks(2).to_string(), "14d");
+    }
+}
