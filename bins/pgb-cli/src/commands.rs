@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 
-
 use pgb_core::retention::{self, Backup as RetBackup, Policy, RetentionPolicy};
 use pgb_core::{
     ArchiveFormat, BackupOptions, Compression, Event, Manifest, Repository, RestoreOptions,
@@ -30,10 +29,14 @@ pub(crate) async fn run(cmd: Command) -> Result<(), Failure> {
             tools,
             json,
         } => {
-            let compression: Compression = compression.parse().map_err(|e: pgb_core::InvalidCompression| Failure::usage(e.to_string()))?;
+            let compression: Compression = compression
+                .parse()
+                .map_err(|e: pgb_core::InvalidCompression| Failure::usage(e.to_string()))?;
             let policy = if prune {
                 Some(build_policy(&policy)?.ok_or_else(|| {
-                    Failure::usage("--prune needs a retention policy, e.g. --keep-daily 7 --keep-weekly 4")
+                    Failure::usage(
+                        "--prune needs a retention policy, e.g. --keep-daily 7 --keep-weekly 4",
+                    )
                 })?)
             } else {
                 None
@@ -50,7 +53,10 @@ pub(crate) async fn run(cmd: Command) -> Result<(), Failure> {
             }
             let manifest = repo.backup(&dumper, &opts, &log_progress).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&manifest).expect("serializable"));
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&manifest).expect("serializable")
+                );
             } else {
                 println!(
                     "backup {} of {} complete: {} stored ({} uncompressed, {}), sha256 {}",
@@ -68,11 +74,18 @@ pub(crate) async fn run(cmd: Command) -> Result<(), Failure> {
             }
             Ok(())
         }
-        Command::List { repo, database, json } => {
+        Command::List {
+            repo,
+            database,
+            json,
+        } => {
             let repo = open_repo(&repo)?;
             let listing = repo.list().await?;
             for bad in &listing.invalid {
-                eprintln!("pgb: warning: backup {} is unusable and not listed: {}", bad.id, bad.problem);
+                eprintln!(
+                    "pgb: warning: backup {} is unusable and not listed: {}",
+                    bad.id, bad.problem
+                );
             }
             if !listing.leftovers.is_empty() {
                 eprintln!(
@@ -86,12 +99,19 @@ pub(crate) async fn run(cmd: Command) -> Result<(), Failure> {
                 .filter(|m| database.as_ref().is_none_or(|d| &m.database == d))
                 .collect();
             if json {
-                let entries: Vec<ListEntry<'_>> = rows.iter().map(|m| ListEntry::from(*m)).collect();
-                println!("{}", serde_json::to_string_pretty(&entries).expect("serializable"));
+                let entries: Vec<ListEntry<'_>> =
+                    rows.iter().map(|m| ListEntry::from(*m)).collect();
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&entries).expect("serializable")
+                );
             } else if rows.is_empty() {
                 println!("no backups in {}", repo.storage().info().location);
             } else {
-                println!("{:<24} {:<16} {:<20} {:>10} {:>10} {:<7} {:<8} LABELS", "ID", "DATABASE", "STARTED (UTC)", "STORED", "PLAIN", "FORMAT", "COMPRESS");
+                println!(
+                    "{:<24} {:<16} {:<20} {:>10} {:>10} {:<7} {:<8} LABELS",
+                    "ID", "DATABASE", "STARTED (UTC)", "STORED", "PLAIN", "FORMAT", "COMPRESS"
+                );
                 for m in rows {
                     println!(
                         "{:<24} {:<16} {:<20} {:>10} {:>10} {:<7} {:<8} {}",
@@ -108,9 +128,19 @@ pub(crate) async fn run(cmd: Command) -> Result<(), Failure> {
             }
             Ok(())
         }
-        Command::Verify { repo, id, all, tools, json } => {
+        Command::Verify {
+            repo,
+            id,
+            all,
+            tools,
+            json,
+        } => {
             let repo = open_repo(&repo)?;
-            let checker = PgRestore::new(ConnConfig::parse("postgres:///").expect("static"), locator(&tools), std::env::temp_dir());
+            let checker = PgRestore::new(
+                ConnConfig::parse("postgres:///").expect("static"),
+                locator(&tools),
+                std::env::temp_dir(),
+            );
             let targets: Vec<Manifest> = if all {
                 let listing = repo.list().await?;
                 let mut failures = Vec::new();
@@ -123,7 +153,10 @@ pub(crate) async fn run(cmd: Command) -> Result<(), Failure> {
                     }
                 }
                 if listing.backups.is_empty() && failures.is_empty() {
-                    return Err(Failure::new(exit::NOT_FOUND, "no complete backup in the repository"));
+                    return Err(Failure::new(
+                        exit::NOT_FOUND,
+                        "no complete backup in the repository",
+                    ));
                 }
                 let backups = listing.backups;
                 let mut reports = Vec::new();
@@ -132,33 +165,70 @@ pub(crate) async fn run(cmd: Command) -> Result<(), Failure> {
                     match repo.verify(m, Some(&checker), &log_progress).await {
                         Ok(r) => {
                             if !json {
-                                println!("ok {}: {} stored, {} plain, {} archive entries", r.id, human(r.stored_size), human(r.plain_size), r.toc_entries.map_or("-".to_owned(), |n| n.to_string()));
+                                println!(
+                                    "ok {}: {} stored, {} plain, {} archive entries",
+                                    r.id,
+                                    human(r.stored_size),
+                                    human(r.plain_size),
+                                    r.toc_entries.map_or("-".to_owned(), |n| n.to_string())
+                                );
                             }
-                            reports.push(VerifyEntry { id: r.id.to_string(), ok: true, error: None });
+                            reports.push(VerifyEntry {
+                                id: r.id.to_string(),
+                                ok: true,
+                                error: None,
+                            });
                         }
                         Err(e) => {
                             failed += 1;
                             eprintln!("pgb: FAILED {e}");
-                            reports.push(VerifyEntry { id: m.id.to_string(), ok: false, error: Some(e.to_string()) });
+                            reports.push(VerifyEntry {
+                                id: m.id.to_string(),
+                                ok: false,
+                                error: Some(e.to_string()),
+                            });
                         }
                     }
                 }
                 if json {
-                    println!("{}", serde_json::to_string_pretty(&reports).expect("serializable"));
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&reports).expect("serializable")
+                    );
                 }
                 if failed > 0 {
-                    return Err(Failure::new(exit::INTEGRITY, format!("{failed} backup(s) failed verification")));
+                    return Err(Failure::new(
+                        exit::INTEGRITY,
+                        format!("{failed} backup(s) failed verification"),
+                    ));
                 }
                 return Ok(());
             } else {
-                vec![repo.resolve(id.as_deref().unwrap_or("latest"), None).await?]
+                vec![
+                    repo.resolve(id.as_deref().unwrap_or("latest"), None)
+                        .await?,
+                ]
             };
             for m in targets {
                 let r = repo.verify(&m, Some(&checker), &log_progress).await?;
                 if json {
-                    println!("{}", serde_json::to_string_pretty(&VerifyEntry { id: r.id.to_string(), ok: true, error: None }).expect("serializable"));
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&VerifyEntry {
+                            id: r.id.to_string(),
+                            ok: true,
+                            error: None
+                        })
+                        .expect("serializable")
+                    );
                 } else {
-                    println!("ok {}: {} stored, {} plain, {} archive entries", r.id, human(r.stored_size), human(r.plain_size), r.toc_entries.map_or("-".to_owned(), |n| n.to_string()));
+                    println!(
+                        "ok {}: {} stored, {} plain, {} archive entries",
+                        r.id,
+                        human(r.stored_size),
+                        human(r.plain_size),
+                        r.toc_entries.map_or("-".to_owned(), |n| n.to_string())
+                    );
                 }
             }
             Ok(())
@@ -180,7 +250,11 @@ pub(crate) async fn run(cmd: Command) -> Result<(), Failure> {
             let conn = db_url(&db, "")?;
             let repo = open_repo(&repo)?;
             let manifest = repo.resolve(&id, from_database.as_deref()).await?;
-            let restorer = PgRestore::new(conn, locator(&tools), spool_dir.unwrap_or_else(std::env::temp_dir));
+            let restorer = PgRestore::new(
+                conn,
+                locator(&tools),
+                spool_dir.unwrap_or_else(std::env::temp_dir),
+            );
             let mut opts = RestoreOptions::new(manifest.format, manifest.pg_dump_major)
                 .with_clean(clean)
                 .with_jobs(jobs)
@@ -188,7 +262,9 @@ pub(crate) async fn run(cmd: Command) -> Result<(), Failure> {
             opts.keep_owner = keep_owner;
             opts.keep_privileges = keep_privileges;
             let started = std::time::Instant::now();
-            let report = repo.restore(&manifest, &restorer, &opts, &log_progress).await?;
+            let report = repo
+                .restore(&manifest, &restorer, &opts, &log_progress)
+                .await?;
             if json {
                 #[derive(Serialize)]
                 struct Out<'a> {
@@ -197,8 +273,16 @@ pub(crate) async fn run(cmd: Command) -> Result<(), Failure> {
                     created: bool,
                     seconds: f64,
                 }
-                let out = Out { backup: manifest.id.as_str(), database: &report.database, created: report.created, seconds: started.elapsed().as_secs_f64() };
-                println!("{}", serde_json::to_string_pretty(&out).expect("serializable"));
+                let out = Out {
+                    backup: manifest.id.as_str(),
+                    database: &report.database,
+                    created: report.created,
+                    seconds: started.elapsed().as_secs_f64(),
+                };
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&out).expect("serializable")
+                );
             } else {
                 println!(
                     "restored backup {} ({} of {}) into {}{} in {:.1}s",
@@ -212,26 +296,51 @@ pub(crate) async fn run(cmd: Command) -> Result<(), Failure> {
             }
             Ok(())
         }
-        Command::Prune { repo, policy, dry_run, json } => {
+        Command::Prune {
+            repo,
+            policy,
+            dry_run,
+            json,
+        } => {
             let policy = build_policy(&policy)?.ok_or_else(|| {
                 Failure::usage("no retention policy given: use --keep-last, --keep-daily, --keep-within, ... (see docs/retention.md)")
             })?;
             let repo = open_repo(&repo)?;
             prune_repo(&repo, &policy, dry_run, json).await
         }
-        Command::Gc { repo, older_than, dry_run } => {
+        Command::Gc {
+            repo,
+            older_than,
+            dry_run,
+        } => {
             let grace = parse_grace(&older_than)?;
             let repo = open_repo(&repo)?;
             let removed = repo.gc(OffsetDateTime::now_utc(), grace, dry_run).await?;
             let verb = if dry_run { "would remove" } else { "removed" };
             for l in &removed {
-                println!("{verb} {} ({} object(s) of an uncommitted backup)", l.id, l.keys.len());
+                println!(
+                    "{verb} {} ({} object(s) of an uncommitted backup)",
+                    l.id,
+                    l.keys.len()
+                );
             }
-            println!("gc: {verb} {} leftover folder(s) older than {older_than}", removed.len());
+            println!(
+                "gc: {verb} {} leftover folder(s) older than {older_than}",
+                removed.len()
+            );
             Ok(())
         }
-        Command::Retention { command: RetentionCommand::Plan { policy, input, now, json } } => {
-            let policy = build_policy(&policy)?.ok_or_else(|| Failure::usage("no retention policy given"))?;
+        Command::Retention {
+            command:
+                RetentionCommand::Plan {
+                    policy,
+                    input,
+                    now,
+                    json,
+                },
+        } => {
+            let policy = build_policy(&policy)?
+                .ok_or_else(|| Failure::usage("no retention policy given"))?;
             let text = if input.as_os_str() == "-" {
                 std::io::read_to_string(std::io::stdin())
             } else {
@@ -239,18 +348,33 @@ pub(crate) async fn run(cmd: Command) -> Result<(), Failure> {
             }
             .map_err(|e| Failure::usage(format!("cannot read {}: {e}", input.display())))?;
             let backups: Vec<RetBackup> = serde_json::from_str(&text).map_err(|e| {
-                Failure::usage(format!("{}: expected a JSON array of {{\"id\", \"time\" (RFC 3339), \"labels\"}}: {e}", input.display()))
+                Failure::usage(format!(
+                    "{}: expected a JSON array of {{\"id\", \"time\" (RFC 3339), \"labels\"}}: {e}",
+                    input.display()
+                ))
             })?;
             let now = match now {
-                Some(s) => OffsetDateTime::parse(&s, &time::format_description::well_known::Rfc3339)
-                    .map_err(|e| Failure::usage(format!("--now {s:?}: expected RFC 3339 ({e})")))?,
+                Some(s) => {
+                    OffsetDateTime::parse(&s, &time::format_description::well_known::Rfc3339)
+                        .map_err(|e| {
+                            Failure::usage(format!("--now {s:?}: expected RFC 3339 ({e})"))
+                        })?
+                }
                 None => OffsetDateTime::now_utc(),
             };
-            let plan = policy.plan(&backups, now).map_err(|e| Failure::usage(e.to_string()))?;
+            let plan = policy
+                .plan(&backups, now)
+                .map_err(|e| Failure::usage(e.to_string()))?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&plan).expect("serializable"));
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&plan).expect("serializable")
+                );
             } else {
-                print_plan(&plan, &backups.iter().map(|b| (b.id.clone(), b.time)).collect());
+                print_plan(
+                    &plan,
+                    &backups.iter().map(|b| (b.id.clone(), b.time)).collect(),
+                );
             }
             Ok(())
         }
@@ -260,8 +384,14 @@ pub(crate) async fn run(cmd: Command) -> Result<(), Failure> {
 fn log_progress(e: &Event) {
     match e {
         Event::BackupStarted { id, database } => tracing::info!(%id, %database, "backup started"),
-        Event::Progress { plain_bytes, .. } => tracing::info!(bytes = plain_bytes, "progress: {} read", human(*plain_bytes)),
-        Event::DataFinished { stored_bytes } => tracing::info!(stored = stored_bytes, "data object finished"),
+        Event::Progress { plain_bytes, .. } => tracing::info!(
+            bytes = plain_bytes,
+            "progress: {} read",
+            human(*plain_bytes)
+        ),
+        Event::DataFinished { stored_bytes } => {
+            tracing::info!(stored = stored_bytes, "data object finished")
+        }
         Event::Committed { id } => tracing::info!(%id, "manifest written; backup committed"),
         _ => {}
     }
@@ -296,17 +426,32 @@ fn open_repo(args: &RepoArgs) -> Result<Repository, Failure> {
     Ok(Repository::new(storage))
 }
 
+/// A `Policy` setter for a count rule.
+type SetCount = fn(Policy, retention::Count) -> Policy;
+/// A `Policy` setter for a duration rule.
+type SetSpan = fn(Policy, retention::Span) -> Policy;
+
 fn build_policy(a: &PolicyArgs) -> Result<Option<Policy>, Failure> {
     let bad = |e: retention::RetentionError| Failure::usage(e.to_string());
-    let count = |s: &Option<String>| s.as_deref().map(retention::parse_count).transpose().map_err(bad);
-    let span = |s: &Option<String>| s.as_deref().map(retention::parse_span).transpose().map_err(bad);
+    let count = |s: &Option<String>| {
+        s.as_deref()
+            .map(retention::parse_count)
+            .transpose()
+            .map_err(bad)
+    };
+    let span = |s: &Option<String>| {
+        s.as_deref()
+            .map(retention::parse_span)
+            .transpose()
+            .map_err(bad)
+    };
     let mut p = Policy::default();
     let mut any = false;
     if let Some(n) = a.keep_last {
         p = p.with_keep_last(n);
         any = true;
     }
-    let counts: [(_, fn(Policy, retention::Count) -> Policy); 5] = [
+    let counts: [(_, SetCount); 5] = [
         (&a.keep_hourly, Policy::with_keep_hourly),
         (&a.keep_daily, Policy::with_keep_daily),
         (&a.keep_weekly, Policy::with_keep_weekly),
@@ -319,7 +464,7 @@ fn build_policy(a: &PolicyArgs) -> Result<Option<Policy>, Failure> {
             any = true;
         }
     }
-    let spans: [(_, fn(Policy, retention::Span) -> Policy); 6] = [
+    let spans: [(_, SetSpan); 6] = [
         (&a.keep_within, Policy::with_keep_within),
         (&a.keep_within_hourly, Policy::with_keep_within_hourly),
         (&a.keep_within_daily, Policy::with_keep_within_daily),
@@ -352,7 +497,11 @@ fn print_plan(plan: &retention::Plan, times: &BTreeMap<String, OffsetDateTime>) 
     let mut rows: Vec<(OffsetDateTime, &str, String)> = Vec::new();
     for k in &plan.keep {
         let reasons: Vec<String> = k.reasons.iter().map(ToString::to_string).collect();
-        rows.push((times[&k.id], &k.id, format!("keep    {}", reasons.join(", "))));
+        rows.push((
+            times[&k.id],
+            &k.id,
+            format!("keep    {}", reasons.join(", ")),
+        ));
     }
     for r in &plan.remove {
         rows.push((times[r], r, "remove  no rule keeps it".to_owned()));
@@ -363,10 +512,18 @@ fn print_plan(plan: &retention::Plan, times: &BTreeMap<String, OffsetDateTime>) 
     }
 }
 
-async fn prune_repo(repo: &Repository, policy: &Policy, dry_run: bool, json: bool) -> Result<(), Failure> {
+async fn prune_repo(
+    repo: &Repository,
+    policy: &Policy,
+    dry_run: bool,
+    json: bool,
+) -> Result<(), Failure> {
     let listing = repo.list().await?;
     for bad in &listing.invalid {
-        eprintln!("pgb: warning: backup {} has an unusable manifest; not counted, not deleted: {}", bad.id, bad.problem);
+        eprintln!(
+            "pgb: warning: backup {} has an unusable manifest; not counted, not deleted: {}",
+            bad.id, bad.problem
+        );
     }
     let mut sets: BTreeMap<&str, Vec<&Manifest>> = BTreeMap::new();
     for m in &listing.backups {
@@ -378,34 +535,61 @@ async fn prune_repo(repo: &Repository, policy: &Policy, dry_run: bool, json: boo
     for (set, manifests) in sets {
         let backups: Vec<RetBackup> = manifests
             .iter()
-            .map(|m| m.labels.iter().fold(RetBackup::new(m.id.as_str(), m.started_at), |b, l| b.with_label(l.clone())))
+            .map(|m| {
+                m.labels
+                    .iter()
+                    .fold(RetBackup::new(m.id.as_str(), m.started_at), |b, l| {
+                        b.with_label(l.clone())
+                    })
+            })
             .collect();
-        let mut plan = policy.plan(&backups, now).map_err(|e| Failure::usage(e.to_string()))?;
+        let mut plan = policy
+            .plan(&backups, now)
+            .map_err(|e| Failure::usage(e.to_string()))?;
         // Belt and braces: the newest complete backup of a set is never deleted, whatever the
         // policy says.
-        let newest = manifests.iter().max_by_key(|m| (m.started_at, m.id.clone())).map(|m| m.id.to_string());
-        if let Some(newest) = newest {
-            if plan.remove.contains(&newest) {
-                tracing::error!(backup = %newest, "policy would remove the newest backup; keeping it");
-                plan.remove.retain(|id| id != &newest);
-            }
+        let newest = manifests
+            .iter()
+            .max_by_key(|m| (m.started_at, m.id.clone()))
+            .map(|m| m.id.to_string());
+        if let Some(newest) = newest
+            && plan.remove.contains(&newest)
+        {
+            tracing::error!(backup = %newest, "policy would remove the newest backup; keeping it");
+            plan.remove.retain(|id| id != &newest);
         }
         if json {
             out.push(serde_json::json!({ "set": set, "keep": plan.keep, "remove": plan.remove, "dry_run": dry_run }));
         } else {
-            println!("set {set}: keep {}, remove {}{}", plan.keep.len(), plan.remove.len(), if dry_run { " (dry run)" } else { "" });
-            print_plan(&plan, &manifests.iter().map(|m| (m.id.to_string(), m.started_at)).collect());
+            println!(
+                "set {set}: keep {}, remove {}{}",
+                plan.keep.len(),
+                plan.remove.len(),
+                if dry_run { " (dry run)" } else { "" }
+            );
+            print_plan(
+                &plan,
+                &manifests
+                    .iter()
+                    .map(|m| (m.id.to_string(), m.started_at))
+                    .collect(),
+            );
         }
         if !dry_run {
             for id in &plan.remove {
-                let id: pgb_core::BackupId = id.parse().map_err(|_| Failure::new(exit::FAILURE, format!("bad id {id}")))?;
+                let id: pgb_core::BackupId = id
+                    .parse()
+                    .map_err(|_| Failure::new(exit::FAILURE, format!("bad id {id}")))?;
                 repo.delete_backup(&id).await?;
                 deleted += 1;
             }
         }
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&out).expect("serializable"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&out).expect("serializable")
+        );
     } else if !dry_run {
         println!("pruned {deleted} backup(s)");
     }
@@ -413,7 +597,11 @@ async fn prune_repo(repo: &Repository, policy: &Policy, dry_run: bool, json: boo
 }
 
 fn parse_grace(s: &str) -> Result<time::Duration, Failure> {
-    let bad = || Failure::usage(format!("invalid duration {s:?}: use a number with h, d or w, e.g. 24h"));
+    let bad = || {
+        Failure::usage(format!(
+            "invalid duration {s:?}: use a number with h, d or w, e.g. 24h"
+        ))
+    };
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?);
     let n: i64 = num.parse().map_err(|_| bad())?;
     match unit {
@@ -477,7 +665,15 @@ struct VerifyEntry {
 
 fn fmt_time(t: OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);
-    format!("{:04}-{:02}-{:02} {:02}:{:02}:{:02}", t.year(), u8::from(t.month()), t.day(), t.hour(), t.minute(), t.second())
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
 }
 
 fn human(n: u64) -> String {
@@ -488,6 +684,9 @@ fn human(n: u64) -> String {
         v /= 1024.0;
         u += 1;
     }
-    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[u]) }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
 }
-

@@ -65,7 +65,10 @@ fn init_logging(cli: &Cli) {
     };
     // RUST_LOG wins when set; opendal's request-level logs stay at warn unless asked for.
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new(format!("{default},opendal={}", if cli.verbose >= 3 { "debug" } else { "warn" }))
+        EnvFilter::new(format!(
+            "{default},opendal={}",
+            if cli.verbose >= 3 { "debug" } else { "warn" }
+        ))
     });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -80,7 +83,10 @@ fn init_logging(cli: &Cli) {
 fn main() {
     let cli = Cli::parse();
     init_logging(&cli);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("pgb: error: cannot start the async runtime: {e}");

@@ -98,10 +98,12 @@ impl FromStr for Compression {
 /// Lower-case hex of a digest.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     use fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 /// The leaf of an encoder chain: collects output until the pipeline drains it.
@@ -358,7 +360,9 @@ mod tests {
         let enc = spawn_encoder(c, None, irx, otx);
         let feed = tokio::spawn(async move {
             for chunk in data.chunks(100_000) {
-                itx.send(EncodeMsg::Data(Bytes::copy_from_slice(chunk))).await.unwrap();
+                itx.send(EncodeMsg::Data(Bytes::copy_from_slice(chunk)))
+                    .await
+                    .unwrap();
             }
             itx.send(EncodeMsg::Finish).await.unwrap();
         });
@@ -390,12 +394,18 @@ mod tests {
     }
 
     fn sample() -> Vec<u8> {
-        (0..3_000_000u32).map(|i| (i % 251) as u8 ^ (i / 4093) as u8).collect()
+        (0..3_000_000u32)
+            .map(|i| (i % 251) as u8 ^ (i / 4093) as u8)
+            .collect()
     }
 
     #[tokio::test]
     async fn every_codec_round_trips() {
-        for c in [Compression::None, Compression::Gzip { level: 6 }, Compression::Zstd { level: 3 }] {
+        for c in [
+            Compression::None,
+            Compression::Gzip { level: 6 },
+            Compression::Zstd { level: 3 },
+        ] {
             let stored = roundtrip(c, sample()).await;
             assert_eq!(decode(c, stored).await.unwrap(), sample(), "{c}");
         }
@@ -403,34 +413,54 @@ mod tests {
 
     #[tokio::test]
     async fn truncated_streams_fail_to_decode() {
-        for c in [Compression::Gzip { level: 6 }, Compression::Zstd { level: 3 }] {
+        for c in [
+            Compression::Gzip { level: 6 },
+            Compression::Zstd { level: 3 },
+        ] {
             let mut stored = roundtrip(c, sample()).await;
             stored.truncate(stored.len() / 2);
-            assert!(decode(c, stored).await.is_err(), "{c}: truncation must be detected");
+            assert!(
+                decode(c, stored).await.is_err(),
+                "{c}: truncation must be detected"
+            );
         }
     }
 
     #[tokio::test]
     async fn an_unfinished_encoder_produces_no_valid_stream() {
-        for c in [Compression::Gzip { level: 6 }, Compression::Zstd { level: 3 }] {
+        for c in [
+            Compression::Gzip { level: 6 },
+            Compression::Zstd { level: 3 },
+        ] {
             let (itx, irx) = mpsc::channel(4);
             let (otx, mut orx) = mpsc::channel(64);
             let enc = spawn_encoder(c, None, irx, otx);
-            itx.send(EncodeMsg::Data(Bytes::from(sample()))).await.unwrap();
+            itx.send(EncodeMsg::Data(Bytes::from(sample())))
+                .await
+                .unwrap();
             drop(itx); // the producer failed: no Finish
             assert!(enc.await.unwrap().is_err());
             let mut stored = Vec::new();
             while let Some(b) = orx.recv().await {
                 stored.extend_from_slice(&b);
             }
-            assert!(decode(c, stored).await.is_err(), "{c}: partial output must not decode");
+            assert!(
+                decode(c, stored).await.is_err(),
+                "{c}: partial output must not decode"
+            );
         }
     }
 
     #[test]
     fn parses_compression_specs() {
-        assert_eq!("zstd".parse::<Compression>().unwrap(), Compression::Zstd { level: 3 });
-        assert_eq!("gzip:9".parse::<Compression>().unwrap(), Compression::Gzip { level: 9 });
+        assert_eq!(
+            "zstd".parse::<Compression>().unwrap(),
+            Compression::Zstd { level: 3 }
+        );
+        assert_eq!(
+            "gzip:9".parse::<Compression>().unwrap(),
+            Compression::Gzip { level: 9 }
+        );
         assert_eq!("none".parse::<Compression>().unwrap(), Compression::None);
         assert!("zstd:0".parse::<Compression>().is_err());
         assert!("lz4".parse::<Compression>().is_err());

@@ -258,7 +258,11 @@ pub struct RestoreReport {
 
 impl RestoreReport {
     /// Builds a report.
-    pub fn new(database: impl Into<String>, created: bool, tool_version: impl Into<String>) -> Self {
+    pub fn new(
+        database: impl Into<String>,
+        created: bool,
+        tool_version: impl Into<String>,
+    ) -> Self {
         Self {
             database: database.into(),
             created,

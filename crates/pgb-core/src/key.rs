@@ -65,7 +65,8 @@ impl ObjectKey {
     /// Whether `self` is `prefix` or lies under it, segment-wise (`a/b` is under `a`, not under `a/b2`... nor `a/bc` under `a/b`).
     pub fn starts_with(&self, prefix: &ObjectKey) -> bool {
         self.0 == prefix.0
-            || (self.0.starts_with(&prefix.0) && self.0.as_bytes().get(prefix.0.len()) == Some(&b'/'))
+            || (self.0.starts_with(&prefix.0)
+                && self.0.as_bytes().get(prefix.0.len()) == Some(&b'/'))
     }
 
     /// The key relative to `prefix`, if it lies strictly under it.
@@ -100,7 +101,10 @@ mod tests {
         assert!(ObjectKey::parse("a/b/c").unwrap().starts_with(&ab));
         assert!(ObjectKey::parse("a/b").unwrap().starts_with(&ab));
         assert!(!ObjectKey::parse("a/bc").unwrap().starts_with(&ab));
-        assert_eq!(ObjectKey::parse("a/b/c/d").unwrap().strip_prefix(&ab), Some("c/d"));
+        assert_eq!(
+            ObjectKey::parse("a/b/c/d").unwrap().strip_prefix(&ab),
+            Some("c/d")
+        );
         assert_eq!(ObjectKey::parse("a/bc").unwrap().strip_prefix(&ab), None);
     }
 }

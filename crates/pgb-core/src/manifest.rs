@@ -64,7 +64,9 @@ impl FromStr for BackupId {
             && b[9..15].iter().all(u8::is_ascii_digit)
             && b[15] == b'Z'
             && b[16] == b'-'
-            && b[17..].iter().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c));
+            && b[17..]
+                .iter()
+                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c));
         if ok {
             Ok(Self(s.to_owned()))
         } else {
@@ -105,7 +107,9 @@ pub(crate) mod layout {
     }
 
     pub(crate) fn backup_dir(id: &BackupId) -> ObjectKey {
-        backups_prefix().join(id.as_str()).expect("ids are valid segments")
+        backups_prefix()
+            .join(id.as_str())
+            .expect("ids are valid segments")
     }
 
     pub(crate) fn manifest_key(id: &BackupId) -> ObjectKey {
@@ -186,7 +190,8 @@ impl Manifest {
         struct Probe {
             format_version: u32,
         }
-        let probe: Probe = serde_json::from_slice(bytes).map_err(|e| format!("not a pgb manifest: {e}"))?;
+        let probe: Probe =
+            serde_json::from_slice(bytes).map_err(|e| format!("not a pgb manifest: {e}"))?;
         if probe.format_version > MANIFEST_FORMAT_VERSION || probe.format_version == 0 {
             return Err(format!(
                 "unknown manifest format version {} (this pgb reads up to {}); upgrade pgb",
@@ -216,6 +221,10 @@ mod tests {
     fn unknown_manifest_versions_are_refused() {
         let err = Manifest::from_json(br#"{"format_version": 99}"#).unwrap_err();
         assert!(err.contains("unknown manifest format version 99"), "{err}");
-        assert!(Manifest::from_json(b"{").unwrap_err().contains("not a pgb manifest"));
+        assert!(
+            Manifest::from_json(b"{")
+                .unwrap_err()
+                .contains("not a pgb manifest")
+        );
     }
 }

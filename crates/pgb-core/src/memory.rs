@@ -29,7 +29,12 @@ impl MemoryStorage {
 }
 
 fn not_found(op: &'static str, key: &ObjectKey) -> StorageError {
-    StorageError::new(StorageErrorKind::NotFound, op, key.as_str(), "object not found")
+    StorageError::new(
+        StorageErrorKind::NotFound,
+        op,
+        key.as_str(),
+        "object not found",
+    )
 }
 
 #[async_trait]
@@ -58,7 +63,9 @@ impl Storage for MemoryStorage {
     ) -> Result<ByteStream, StorageError> {
         let data = {
             let map = self.objects.lock().unwrap_or_else(PoisonError::into_inner);
-            map.get(key).map(|(b, _)| b.clone()).ok_or_else(|| not_found("read", key))?
+            map.get(key)
+                .map(|(b, _)| b.clone())
+                .ok_or_else(|| not_found("read", key))?
         };
         let data = match range {
             Some(r) => {

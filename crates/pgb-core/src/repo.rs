@@ -10,7 +10,10 @@ use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
 use crate::codec::{self, Compression, EncodeMsg};
-use crate::dump::{DumpErrorKind, DumpError, DumpStream, Dumper, RestoreOptions, RestoreReport, RestoreSink, Restorer};
+use crate::dump::{
+    DumpError, DumpErrorKind, DumpStream, Dumper, RestoreOptions, RestoreReport, RestoreSink,
+    Restorer,
+};
 use crate::error::Error;
 use crate::events::{Event, Progress};
 use crate::key::ObjectKey;
@@ -128,7 +131,11 @@ impl Repository {
         let _ = getrandom::fill(&mut rnd);
         let key = ObjectKey::parse(&format!(".pgb-probe-{}", codec::hex(&rnd))).expect("valid key");
         self.storage
-            .put(&key, Bytes::from_static(b"pgb write probe\n"), WriteOptions::default())
+            .put(
+                &key,
+                Bytes::from_static(b"pgb write probe\n"),
+                WriteOptions::default(),
+            )
             .await?;
         let res = self.storage.head(&key).await;
         self.storage.delete(&key).await?;
@@ -166,7 +173,10 @@ impl Repository {
             database: source.database.clone(),
         });
 
-        let mut writer = self.storage.writer(&data_key, WriteOptions::default()).await?;
+        let mut writer = self
+            .storage
+            .writer(&data_key, WriteOptions::default())
+            .await?;
         let mut dump = match dumper.start(&source).await {
             Ok(d) => d,
             Err(e) => {
@@ -228,7 +238,11 @@ impl Repository {
         let body = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
         if let Err(e) = self
             .storage
-            .put(&layout::manifest_key(&id), Bytes::from(body), WriteOptions::create_new())
+            .put(
+                &layout::manifest_key(&id),
+                Bytes::from(body),
+                WriteOptions::create_new(),
+            )
             .await
         {
             // Without its manifest the data is garbage; remove it now rather than at gc.
@@ -248,13 +262,19 @@ impl Repository {
         let prefix = layout::backups_prefix();
         let mut dirs: BTreeMap<String, Vec<crate::storage::ObjectMeta>> = BTreeMap::new();
         for meta in self.storage.list(Some(&prefix)).await? {
-            let Some(rest) = meta.key.strip_prefix(&prefix) else { continue };
-            let Some((dir, _)) = rest.split_once('/') else { continue };
+            let Some(rest) = meta.key.strip_prefix(&prefix) else {
+                continue;
+            };
+            let Some((dir, _)) = rest.split_once('/') else {
+                continue;
+            };
             dirs.entry(dir.to_owned()).or_default().push(meta);
         }
         let mut listing = Listing::default();
         for (dir, objects) in dirs {
-            let manifest = objects.iter().find(|m| m.key.file_name() == layout::MANIFEST);
+            let manifest = objects
+                .iter()
+                .find(|m| m.key.file_name() == layout::MANIFEST);
             match manifest {
                 None => listing.leftovers.push(Leftover {
                     last_modified: objects.iter().filter_map(|m| m.last_modified).max(),
@@ -290,9 +310,14 @@ impl Repository {
         };
         let m = Manifest::from_json(&bytes).map_err(bad)?;
         if m.id.as_str() != dir {
-            return Err(bad(format!("manifest names backup {} but lives in {dir}", m.id)));
+            return Err(bad(format!(
+                "manifest names backup {} but lives in {dir}",
+                m.id
+            )));
         }
-        if m.data_key().map_or(true, |k| !k.starts_with(&layout::backup_dir(&m.id))) {
+        if m.data_key()
+            .map_or(true, |k| !k.starts_with(&layout::backup_dir(&m.id)))
+        {
             return Err(bad("manifest points outside its backup folder".to_owned()));
         }
         Ok(m)
@@ -303,7 +328,8 @@ impl Repository {
     /// # Errors
     /// `BackupNotFound`, `Manifest` (corrupt or unknown version), storage failures.
     pub async fn manifest(&self, id: &BackupId) -> Result<Manifest, Error> {
-        self.read_manifest_at(id.as_str(), &layout::manifest_key(id)).await
+        self.read_manifest_at(id.as_str(), &layout::manifest_key(id))
+            .await
     }
 
     /// Resolves `latest` (optionally for one database) or an id to a manifest.
@@ -314,7 +340,11 @@ impl Repository {
         if selector == "latest" {
             let listing = self.list().await?;
             return listing.latest(database).cloned().ok_or_else(|| {
-                Error::NoBackups(database.map(|d| format!(" of database {d}")).unwrap_or_default())
+                Error::NoBackups(
+                    database
+                        .map(|d| format!(" of database {d}"))
+                        .unwrap_or_default(),
+                )
             });
         }
         let id: BackupId = selector
@@ -364,10 +394,13 @@ impl Repository {
         match self.stream_verified(m, &key, sink.as_mut(), progress).await {
             Ok(()) => {
                 let report = sink.finish().await.map_err(|e| {
-                    Error::Dump(DumpError::new(
-                        DumpErrorKind::BadArchive,
-                        format!("backup {}: archive check failed: {e}", m.id),
-                    ).with_stderr(e.stderr_tail().unwrap_or_default()))
+                    Error::Dump(
+                        DumpError::new(
+                            DumpErrorKind::BadArchive,
+                            format!("backup {}: archive check failed: {e}", m.id),
+                        )
+                        .with_stderr(e.stderr_tail().unwrap_or_default()),
+                    )
                 })?;
                 Ok(VerifyReport {
                     id: m.id.clone(),
@@ -448,15 +481,18 @@ impl Repository {
                 plain += chunk.len() as u64;
                 if plain >= next_event {
                     next_event += PROGRESS_EVERY;
-                    progress.event(&Event::Progress { plain_bytes: plain, stored_bytes: 0 });
+                    progress.event(&Event::Progress {
+                        plain_bytes: plain,
+                        stored_bytes: 0,
+                    });
                 }
                 if failed.is_some() {
                     continue; // drain, so the integrity verdict can still be reached
                 }
-                if let Some(prev) = held.replace(chunk) {
-                    if let Err(e) = sink_ref.write(prev).await {
-                        failed = Some(e);
-                    }
+                if let Some(prev) = held.replace(chunk)
+                    && let Err(e) = sink_ref.write(prev).await
+                {
+                    failed = Some(e);
                 }
             }
             Ok::<_, Error>((held, failed))
@@ -568,7 +604,10 @@ async fn pump(
                     total += chunk.len() as u64;
                     if total >= next_event {
                         next_event += PROGRESS_EVERY;
-                        progress.event(&Event::Progress { plain_bytes: total, stored_bytes: 0 });
+                        progress.event(&Event::Progress {
+                            plain_bytes: total,
+                            stored_bytes: 0,
+                        });
                     }
                     if in_tx.send(EncodeMsg::Data(chunk)).await.is_err() {
                         return Ok(false); // the encoder failed; its error is reported below

@@ -201,7 +201,11 @@ pub struct StorageInfo {
 
 impl StorageInfo {
     /// Builds an info record.
-    pub fn new(scheme: &'static str, location: impl Into<String>, capabilities: Capabilities) -> Self {
+    pub fn new(
+        scheme: &'static str,
+        location: impl Into<String>,
+        capabilities: Capabilities,
+    ) -> Self {
         Self {
             scheme,
             location: location.into(),
@@ -350,7 +354,12 @@ pub trait StorageExt: Storage {
     ///
     /// # Errors
     /// As [`Storage::writer`] and [`ObjectWriter::finish`].
-    async fn put(&self, key: &ObjectKey, data: Bytes, opts: WriteOptions) -> Result<ObjectMeta, StorageError> {
+    async fn put(
+        &self,
+        key: &ObjectKey,
+        data: Bytes,
+        opts: WriteOptions,
+    ) -> Result<ObjectMeta, StorageError> {
         let mut w = self.writer(key, opts).await?;
         if let Err(e) = w.write(data).await {
             let _ = w.abort().await;

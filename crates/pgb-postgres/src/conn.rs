@@ -44,12 +44,13 @@ fn pct_decode(s: &str) -> Result<String, InvalidUrl> {
 }
 
 fn pct_encode(s: &str) -> String {
+    use std::fmt::Write as _;
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
             out.push(b as char);
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            let _ = write!(out, "%{b:02X}");
         }
     }
     out
@@ -154,7 +155,11 @@ impl ConnConfig {
         }
         if !self.params.is_empty() {
             s.push('?');
-            let q: Vec<String> = self.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let q: Vec<String> = self
+                .params
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
             s.push_str(&q.join("&"));
         }
         s
@@ -189,10 +194,15 @@ mod tests {
 
     #[test]
     fn parses_and_redacts() {
-        let c = ConnConfig::parse("postgres://bob:s%40cret@db.example:5433/app%20db?sslmode=require").unwrap();
+        let c =
+            ConnConfig::parse("postgres://bob:s%40cret@db.example:5433/app%20db?sslmode=require")
+                .unwrap();
         assert_eq!(c.dbname(), Some("app db"));
         assert_eq!(c.server(), "db.example:5433");
-        assert_eq!(c.redacted(), "postgres://bob@db.example:5433/app%20db?sslmode=require");
+        assert_eq!(
+            c.redacted(),
+            "postgres://bob@db.example:5433/app%20db?sslmode=require"
+        );
         assert!(!format!("{c:?}").contains("s@cret"));
         assert!(c.child_env().contains(&("PGPASSWORD", "s@cret".to_owned())));
     }

@@ -65,12 +65,22 @@ pub(crate) async fn server_info(
     .await?;
     let mut parts = out.splitn(3, '|');
     let (Some(major), Some(version), Some(db)) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(DumpError::new(DumpErrorKind::Connection, format!("{what}: unexpected reply {out:?}")));
+        return Err(DumpError::new(
+            DumpErrorKind::Connection,
+            format!("{what}: unexpected reply {out:?}"),
+        ));
     };
     let major = major.trim().parse().map_err(|_| {
-        DumpError::new(DumpErrorKind::Connection, format!("{what}: unexpected server version {major:?}"))
+        DumpError::new(
+            DumpErrorKind::Connection,
+            format!("{what}: unexpected server version {major:?}"),
+        )
     })?;
-    let version = version.split_whitespace().next().unwrap_or(version).to_owned();
+    let version = version
+        .split_whitespace()
+        .next()
+        .unwrap_or(version)
+        .to_owned();
     Ok((major, version, db.trim().to_owned()))
 }
 
@@ -78,10 +88,15 @@ pub(crate) async fn server_info(
 impl Dumper for PgDump {
     async fn prepare(&self) -> Result<DumpSource, DumpError> {
         let what = format!("database {}", self.conn.redacted());
-        let (server_major, server_version, database) = server_info(&self.locator, &self.conn, &what).await?;
+        let (server_major, server_version, database) =
+            server_info(&self.locator, &self.conn, &what).await?;
         let tool = self
             .locator
-            .pick("pg_dump", server_major, &format!("the server ({server_version})"))
+            .pick(
+                "pg_dump",
+                server_major,
+                &format!("the server ({server_version})"),
+            )
             .await?;
         tracing::info!(pg_dump = %tool.path.display(), version = %tool.version, server = %server_version, "pg_dump chosen");
         let source = DumpSource::new(
@@ -97,10 +112,18 @@ impl Dumper for PgDump {
     }
 
     async fn start(&self, source: &DumpSource) -> Result<Box<dyn DumpStream>, DumpError> {
-        let tool = self.chosen.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let tool = self
+            .chosen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         let tool = match tool {
             Some(t) => t,
-            None => self.locator.pick("pg_dump", source.tool_major, "the server").await?,
+            None => {
+                self.locator
+                    .pick("pg_dump", source.tool_major, "the server")
+                    .await?
+            }
         };
         let mut cmd = Command::new(&tool.path);
         cmd.arg("-w");
@@ -115,7 +138,10 @@ impl Dumper for PgDump {
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         let mut child = cmd.spawn().map_err(|e| {
-            DumpError::new(DumpErrorKind::ToolNotFound, format!("cannot run {}: {e}", tool.path.display()))
+            DumpError::new(
+                DumpErrorKind::ToolNotFound,
+                format!("cannot run {}: {e}", tool.path.display()),
+            )
         })?;
         let stdout = child.stdout.take().expect("piped");
         let (tail, drained) = StderrTail::drain(child.stderr.take().expect("piped"), "pg_dump");
@@ -142,21 +168,19 @@ impl DumpStream for PgDumpStream {
     async fn next_chunk(&mut self) -> Result<Option<Bytes>, DumpError> {
         if let Some(stdout) = self.stdout.as_mut() {
             let mut buf = BytesMut::with_capacity(READ_CHUNK);
-            let n = stdout
-                .read_buf(&mut buf)
-                .await
-                .map_err(|e| DumpError::new(DumpErrorKind::Io, format!("reading pg_dump output: {e}")))?;
+            let n = stdout.read_buf(&mut buf).await.map_err(|e| {
+                DumpError::new(DumpErrorKind::Io, format!("reading pg_dump output: {e}"))
+            })?;
             if n > 0 {
                 return Ok(Some(buf.freeze()));
             }
             self.stdout = None;
         }
         // End of output: only a clean exit makes it the end of a dump.
-        let status = self
-            .child
-            .wait()
-            .await
-            .map_err(|e| DumpError::new(DumpErrorKind::Io, format!("waiting for pg_dump: {e}")))?;
+        let status =
+            self.child.wait().await.map_err(|e| {
+                DumpError::new(DumpErrorKind::Io, format!("waiting for pg_dump: {e}"))
+            })?;
         if let Some(h) = self.drained.take() {
             let _ = h.await;
         }

@@ -32,7 +32,10 @@ pub(crate) async fn query(
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     let mut child = cmd.spawn().map_err(|e| {
-        DumpError::new(DumpErrorKind::ToolNotFound, format!("cannot run {}: {e}", psql.path.display()))
+        DumpError::new(
+            DumpErrorKind::ToolNotFound,
+            format!("cannot run {}: {e}", psql.path.display()),
+        )
     })?;
     let (tail, drained) = StderrTail::drain(child.stderr.take().expect("piped"), "psql");
     let mut stdin = child.stdin.take().expect("piped");

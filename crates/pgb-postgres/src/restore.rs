@@ -83,24 +83,41 @@ impl Restorer for PgRestore {
             == "1";
         let mut created = false;
         if exists {
-            let n: u64 = psql::query(&psql, &self.target, COUNT_RELATIONS, &[], &format!("database {name}"))
-                .await?
-                .parse()
-                .unwrap_or(0);
+            let n: u64 = psql::query(
+                &psql,
+                &self.target,
+                COUNT_RELATIONS,
+                &[],
+                &format!("database {name}"),
+            )
+            .await?
+            .parse()
+            .unwrap_or(0);
             if n > 0 && !opts.clean {
                 return Err(DumpError::new(
                     DumpErrorKind::TargetNotEmpty,
-                    format!("target database {name} already has {n} tables, views or sequences; restore into a new database, or pass --clean to replace them"),
+                    format!(
+                        "target database {name} already has {n} tables, views or sequences; restore into a new database, or pass --clean to replace them"
+                    ),
                 ));
             }
             if n > 0 && opts.format == ArchiveFormat::Plain {
                 return Err(DumpError::new(
                     DumpErrorKind::Refused,
-                    format!("target database {name} is not empty and a plain SQL backup cannot be restored with --clean; restore into a new database"),
+                    format!(
+                        "target database {name} is not empty and a plain SQL backup cannot be restored with --clean; restore into a new database"
+                    ),
                 ));
             }
         } else {
-            psql::query(&psql, &maint, "create database :\"target\";", &[("target", &name)], &what).await?;
+            psql::query(
+                &psql,
+                &maint,
+                "create database :\"target\";",
+                &[("target", &name)],
+                &what,
+            )
+            .await?;
             created = true;
             tracing::info!(database = %name, "created restore target");
         }
@@ -111,10 +128,13 @@ impl Restorer for PgRestore {
             name: name.clone(),
         };
         let started = if opts.format == ArchiveFormat::Custom && opts.jobs > 1 {
-            Spool::start(self, &tool, opts).await.map(|s| Box::new(s) as Box<dyn RestoreSink>)
+            Spool::start(self, &tool, opts)
+                .await
+                .map(|s| Box::new(s) as Box<dyn RestoreSink>)
         } else {
             ChildSink::start(self, &tool, opts).map(|mut s| {
-                s.guard = (opts.format == ArchiveFormat::Plain && !opts.allow_create).then(CreateDbGuard::new);
+                s.guard = (opts.format == ArchiveFormat::Plain && !opts.allow_create)
+                    .then(CreateDbGuard::new);
                 Box::new(s) as Box<dyn RestoreSink>
             })
         };
@@ -153,7 +173,8 @@ impl Restorer for PgRestore {
                         .count() as u64
                 });
                 let stdin = child.stdin.take();
-                let (tail, drained) = StderrTail::drain(child.stderr.take().expect("piped"), "pg_restore");
+                let (tail, drained) =
+                    StderrTail::drain(child.stderr.take().expect("piped"), "pg_restore");
                 Ok(Box::new(ChildSink {
                     child,
                     stdin,
@@ -179,7 +200,10 @@ fn spawn(mut cmd: Command, tool: &Tool, conn: Option<&ConnConfig>) -> Result<Chi
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     cmd.spawn().map_err(|e| {
-        DumpError::new(DumpErrorKind::ToolNotFound, format!("cannot run {}: {e}", tool.path.display()))
+        DumpError::new(
+            DumpErrorKind::ToolNotFound,
+            format!("cannot run {}: {e}", tool.path.display()),
+        )
     })
 }
 
@@ -219,8 +243,12 @@ impl Cleanup {
         )
         .await;
         match res {
-            Ok(_) => tracing::info!(database = %self.name, "dropped the target this restore created"),
-            Err(e) => tracing::warn!(database = %self.name, error = %e, "could not drop the target this restore created"),
+            Ok(_) => {
+                tracing::info!(database = %self.name, "dropped the target this restore created")
+            }
+            Err(e) => {
+                tracing::warn!(database = %self.name, error = %e, "could not drop the target this restore created")
+            }
         }
     }
 }
@@ -282,8 +310,17 @@ impl ChildSink {
         let mut cmd = Command::new(&tool.path);
         let name = match opts.format {
             ArchiveFormat::Plain => {
-                cmd.args(["-X", "-q", "-w", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-f", "-"])
-                    .arg(format!("--dbname={}", r.target.redacted()));
+                cmd.args([
+                    "-X",
+                    "-q",
+                    "-w",
+                    "-v",
+                    "ON_ERROR_STOP=1",
+                    "--single-transaction",
+                    "-f",
+                    "-",
+                ])
+                .arg(format!("--dbname={}", r.target.redacted()));
                 "psql"
             }
             _ => {
@@ -323,7 +360,11 @@ impl ChildSink {
         let tail = self.tail.text();
         let last = tail.lines().last().unwrap_or("no message").to_owned();
         let how = status.map_or_else(|e| e.to_string(), describe_exit);
-        DumpError::new(DumpErrorKind::Failed, format!("{} {how}: {last}", self.tool)).with_stderr(tail)
+        DumpError::new(
+            DumpErrorKind::Failed,
+            format!("{} {how}: {last}", self.tool),
+        )
+        .with_stderr(tail)
     }
 }
 
@@ -356,11 +397,9 @@ impl RestoreSink for ChildSink {
         if let Some(mut stdin) = self.stdin.take() {
             let _ = stdin.shutdown().await;
         }
-        let status = self
-            .child
-            .wait()
-            .await
-            .map_err(|e| DumpError::new(DumpErrorKind::Io, format!("waiting for {}: {e}", self.tool)))?;
+        let status = self.child.wait().await.map_err(|e| {
+            DumpError::new(DumpErrorKind::Io, format!("waiting for {}: {e}", self.tool))
+        })?;
         if let Some(h) = self.drained.take() {
             let _ = h.await;
         }
@@ -398,7 +437,9 @@ const CREATE_DB: &[u8] = b"\nCREATE DATABASE ";
 
 impl CreateDbGuard {
     fn new() -> Self {
-        Self { carry: b"\n".to_vec() }
+        Self {
+            carry: b"\n".to_vec(),
+        }
     }
 
     fn check(&mut self, chunk: &[u8]) -> Result<(), DumpError> {
@@ -470,7 +511,12 @@ impl Spool {
             .mode(0o600)
             .open(&path)
             .await
-            .map_err(|e| DumpError::new(DumpErrorKind::Io, format!("cannot create spool file in {}: {e}", r.spool_dir.display())))?;
+            .map_err(|e| {
+                DumpError::new(
+                    DumpErrorKind::Io,
+                    format!("cannot create spool file in {}: {e}", r.spool_dir.display()),
+                )
+            })?;
         Ok(Self {
             path,
             file: Some(file),
@@ -486,7 +532,10 @@ impl RestoreSink for Spool {
     async fn write(&mut self, chunk: Bytes) -> Result<(), DumpError> {
         let file = self.file.as_mut().expect("open spool");
         file.write_all(&chunk).await.map_err(|e| {
-            DumpError::new(DumpErrorKind::Io, format!("writing spool file {}: {e}", self.path.display()))
+            DumpError::new(
+                DumpErrorKind::Io,
+                format!("writing spool file {}: {e}", self.path.display()),
+            )
         })
     }
 
@@ -496,7 +545,9 @@ impl RestoreSink for Spool {
         }
         let mut cmd = Command::new(&self.tool.path);
         restore_args(&mut cmd, &self.cmd_target, &self.opts);
-        cmd.arg(format!("--jobs={}", self.opts.jobs)).arg("--exit-on-error").arg(&self.path);
+        cmd.arg(format!("--jobs={}", self.opts.jobs))
+            .arg("--exit-on-error")
+            .arg(&self.path);
         cmd.envs(self.cmd_target.child_env())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -504,21 +555,27 @@ impl RestoreSink for Spool {
             .kill_on_drop(true);
         let res = async {
             let mut child = cmd.spawn().map_err(|e| {
-                DumpError::new(DumpErrorKind::ToolNotFound, format!("cannot run {}: {e}", self.tool.path.display()))
+                DumpError::new(
+                    DumpErrorKind::ToolNotFound,
+                    format!("cannot run {}: {e}", self.tool.path.display()),
+                )
             })?;
-            let (tail, drained) = StderrTail::drain(child.stderr.take().expect("piped"), "pg_restore");
-            let status = child
-                .wait()
-                .await
-                .map_err(|e| DumpError::new(DumpErrorKind::Io, format!("waiting for pg_restore: {e}")))?;
+            let (tail, drained) =
+                StderrTail::drain(child.stderr.take().expect("piped"), "pg_restore");
+            let status = child.wait().await.map_err(|e| {
+                DumpError::new(DumpErrorKind::Io, format!("waiting for pg_restore: {e}"))
+            })?;
             let _ = drained.await;
             if status.success() {
                 Ok(RestoreReport::default())
             } else {
                 let tail = tail.text();
                 let last = tail.lines().last().unwrap_or("no message").to_owned();
-                Err(DumpError::new(DumpErrorKind::Failed, format!("pg_restore {}: {last}", describe_exit(status)))
-                    .with_stderr(tail))
+                Err(DumpError::new(
+                    DumpErrorKind::Failed,
+                    format!("pg_restore {}: {last}", describe_exit(status)),
+                )
+                .with_stderr(tail))
             }
         }
         .await;

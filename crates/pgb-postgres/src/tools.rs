@@ -61,12 +61,12 @@ impl ToolLocator {
 
     fn candidate_dirs(&self) -> Vec<PathBuf> {
         let mut dirs = self.bin_dirs.clone();
-        if self.system_dirs {
-            if let Ok(entries) = std::fs::read_dir("/usr/lib/postgresql") {
-                let mut found: Vec<PathBuf> = entries.flatten().map(|e| e.path().join("bin")).collect();
-                found.sort();
-                dirs.extend(found);
-            }
+        if self.system_dirs
+            && let Ok(entries) = std::fs::read_dir("/usr/lib/postgresql")
+        {
+            let mut found: Vec<PathBuf> = entries.flatten().map(|e| e.path().join("bin")).collect();
+            found.sort();
+            dirs.extend(found);
         }
         if let Some(p) = &self.path {
             dirs.extend(std::env::split_paths(p));
@@ -101,7 +101,9 @@ impl ToolLocator {
         if all.is_empty() {
             return Err(DumpError::new(
                 DumpErrorKind::ToolNotFound,
-                format!("{name} not found (searched --pg-bin-dir, /usr/lib/postgresql/*/bin and PATH); install the PostgreSQL client tools"),
+                format!(
+                    "{name} not found (searched --pg-bin-dir, /usr/lib/postgresql/*/bin and PATH); install the PostgreSQL client tools"
+                ),
             ));
         }
         let best = all
@@ -158,7 +160,10 @@ const TAIL_BYTES: usize = 16 * 1024;
 
 impl StderrTail {
     /// Starts draining `stderr` into the tail.
-    pub(crate) fn drain(stderr: tokio::process::ChildStderr, tool: &'static str) -> (Self, tokio::task::JoinHandle<()>) {
+    pub(crate) fn drain(
+        stderr: tokio::process::ChildStderr,
+        tool: &'static str,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
         let tail = Self::default();
         let t = tail.clone();
         let handle = tokio::spawn(async move {
@@ -208,12 +213,22 @@ pub(crate) fn describe_exit(status: std::process::ExitStatus) -> String {
 pub(crate) fn classify_connect_error(stderr: &str, what: &str) -> DumpError {
     let lower = stderr.to_lowercase();
     let (kind, message) = if lower.contains("does not exist") && lower.contains("database") {
-        (DumpErrorKind::DatabaseNotFound, format!("{what}: the database does not exist; check the name in the URL (pgb restore creates missing targets, pgb backup cannot)"))
+        (
+            DumpErrorKind::DatabaseNotFound,
+            format!(
+                "{what}: the database does not exist; check the name in the URL (pgb restore creates missing targets, pgb backup cannot)"
+            ),
+        )
     } else if lower.contains("password authentication failed")
         || lower.contains("no password supplied")
         || lower.contains("authentication failed")
     {
-        (DumpErrorKind::AuthFailed, format!("{what}: authentication failed; set PGPASSWORD or PGPASSFILE (never the command line) or fix the user"))
+        (
+            DumpErrorKind::AuthFailed,
+            format!(
+                "{what}: authentication failed; set PGPASSWORD or PGPASSFILE (never the command line) or fix the user"
+            ),
+        )
     } else if lower.contains("connection refused")
         || lower.contains("could not translate host name")
         || lower.contains("timeout expired")
@@ -221,9 +236,17 @@ pub(crate) fn classify_connect_error(stderr: &str, what: &str) -> DumpError {
         || lower.contains("could not connect")
         || lower.contains("network is unreachable")
     {
-        (DumpErrorKind::Unreachable, format!("{what}: the server is unreachable; check host and port, and that PostgreSQL is running"))
+        (
+            DumpErrorKind::Unreachable,
+            format!(
+                "{what}: the server is unreachable; check host and port, and that PostgreSQL is running"
+            ),
+        )
     } else {
-        (DumpErrorKind::Connection, format!("{what}: could not connect"))
+        (
+            DumpErrorKind::Connection,
+            format!("{what}: could not connect"),
+        )
     };
     DumpError::new(kind, message).with_stderr(stderr)
 }
@@ -234,7 +257,10 @@ mod tests {
 
     #[test]
     fn parses_major_versions() {
-        assert_eq!(parse_major("pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"), Some(15));
+        assert_eq!(
+            parse_major("pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"),
+            Some(15)
+        );
         assert_eq!(parse_major("pg_restore (PostgreSQL) 17.11"), Some(17));
         assert_eq!(parse_major("psql (PostgreSQL) 18beta1"), Some(18));
         assert_eq!(parse_major("pg_dump (PostgreSQL) 9.6.24"), Some(9));
@@ -244,8 +270,17 @@ mod tests {
     #[test]
     fn classifies_libpq_errors() {
         let k = |s: &str| classify_connect_error(s, "x").kind();
-        assert_eq!(k("FATAL:  database \"nope\" does not exist"), DumpErrorKind::DatabaseNotFound);
-        assert_eq!(k("FATAL:  password authentication failed for user \"u\""), DumpErrorKind::AuthFailed);
-        assert_eq!(k("connection to server at \"127.0.0.1\", port 1 failed: Connection refused"), DumpErrorKind::Unreachable);
+        assert_eq!(
+            k("FATAL:  database \"nope\" does not exist"),
+            DumpErrorKind::DatabaseNotFound
+        );
+        assert_eq!(
+            k("FATAL:  password authentication failed for user \"u\""),
+            DumpErrorKind::AuthFailed
+        );
+        assert_eq!(
+            k("connection to server at \"127.0.0.1\", port 1 failed: Connection refused"),
+            DumpErrorKind::Unreachable
+        );
     }
 }
