@@ -64,7 +64,12 @@ impl FsStorage {
             .create(&root)
             .map_err(|e| StorageError::from_io("open", &shown, e))?;
         if !root.is_dir() {
-            return Err(StorageError::new(StorageErrorKind::Config, "open", shown, "not a directory"));
+            return Err(StorageError::new(
+                StorageErrorKind::Config,
+                "open",
+                shown,
+                "not a directory",
+            ));
         }
         let store = Self { root };
         store.sweep_staging(STALE_STAGING);
@@ -78,7 +83,9 @@ impl FsStorage {
 
     /// Removes staging files older than `older_than`; returns how many were removed.
     pub fn sweep_staging(&self, older_than: Duration) -> usize {
-        let Ok(entries) = fs::read_dir(self.root.join(STAGING)) else { return 0 };
+        let Ok(entries) = fs::read_dir(self.root.join(STAGING)) else {
+            return 0;
+        };
         let now = SystemTime::now();
         entries
             .flatten()
@@ -131,14 +138,23 @@ async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
 ) -> Result<T, StorageError> {
     tokio::task::spawn_blocking(f).await.map_err(|e| {
-        StorageError::new(StorageErrorKind::Other, "io", "", format!("blocking task failed: {e}"))
+        StorageError::new(
+            StorageErrorKind::Other,
+            "io",
+            "",
+            format!("blocking task failed: {e}"),
+        )
     })?
 }
 
 #[async_trait]
 impl Storage for FsStorage {
     fn info(&self) -> StorageInfo {
-        StorageInfo::new("file", format!("file://{}", self.root.display()), Capabilities::default())
+        StorageInfo::new(
+            "file",
+            format!("file://{}", self.root.display()),
+            Capabilities::default(),
+        )
     }
 
     async fn writer(
@@ -153,7 +169,8 @@ impl Storage for FsStorage {
         let file = {
             let staging = staging.clone();
             blocking(move || {
-                mkdirs(&root, &staging_dir).map_err(|e| StorageError::from_io("write", &shown, e))?;
+                mkdirs(&root, &staging_dir)
+                    .map_err(|e| StorageError::from_io("write", &shown, e))?;
                 OpenOptions::new()
                     .write(true)
                     .create_new(true)
@@ -222,7 +239,12 @@ impl Storage for FsStorage {
             .await
             .map_err(|e| StorageError::from_io("head", key.as_str(), e))?;
         if !meta.is_file() {
-            return Err(StorageError::new(StorageErrorKind::NotFound, "head", key.as_str(), "not an object"));
+            return Err(StorageError::new(
+                StorageErrorKind::NotFound,
+                "head",
+                key.as_str(),
+                "not an object",
+            ));
         }
         Ok(ObjectMeta::new(key.clone(), meta.len(), mtime(&meta)))
     }
@@ -248,7 +270,9 @@ impl Storage for FsStorage {
                     if path == root.join(STAGING) {
                         continue;
                     }
-                    let meta = entry.metadata().map_err(|e| StorageError::from_io("list", &shown, e))?;
+                    let meta = entry
+                        .metadata()
+                        .map_err(|e| StorageError::from_io("list", &shown, e))?;
                     if meta.is_dir() {
                         stack.push(path);
                     } else if meta.is_file() {
@@ -313,7 +337,12 @@ impl FsWriter {
 impl ObjectWriter for FsWriter {
     async fn write(&mut self, chunk: Bytes) -> Result<(), StorageError> {
         let mut file = self.file.take().ok_or_else(|| {
-            StorageError::new(StorageErrorKind::Other, "write", self.key.as_str(), "writer already failed")
+            StorageError::new(
+                StorageErrorKind::Other,
+                "write",
+                self.key.as_str(),
+                "writer already failed",
+            )
         })?;
         let len = chunk.len() as u64;
         let (file, res) = tokio::task::spawn_blocking(move || {
@@ -321,7 +350,14 @@ impl ObjectWriter for FsWriter {
             (file, res)
         })
         .await
-        .map_err(|e| StorageError::new(StorageErrorKind::Other, "write", self.key.as_str(), e.to_string()))?;
+        .map_err(|e| {
+            StorageError::new(
+                StorageErrorKind::Other,
+                "write",
+                self.key.as_str(),
+                e.to_string(),
+            )
+        })?;
         self.file = Some(file);
         res.map_err(|e| self.io_err(e))?;
         self.size += len;
@@ -352,11 +388,22 @@ impl ObjectWriter for FsWriter {
             fsync_dir(&root.join(STAGING))
         })
         .await
-        .map_err(|e| StorageError::new(StorageErrorKind::Other, "write", self.key.as_str(), e.to_string()))?;
+        .map_err(|e| {
+            StorageError::new(
+                StorageErrorKind::Other,
+                "write",
+                self.key.as_str(),
+                e.to_string(),
+            )
+        })?;
         match res {
             Ok(()) => {
                 self.staging = None; // published: nothing to clean up on drop
-                Ok(ObjectMeta::new(self.key.clone(), self.size, Some(time::OffsetDateTime::now_utc())))
+                Ok(ObjectMeta::new(
+                    self.key.clone(),
+                    self.size,
+                    Some(time::OffsetDateTime::now_utc()),
+                ))
             }
             Err(e) => {
                 let err = match e.kind() {

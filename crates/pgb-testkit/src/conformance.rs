@@ -3,9 +3,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use pgb_core::{
-    ObjectKey, Storage, StorageError, StorageErrorKind, StorageExt, WriteOptions,
-};
+use pgb_core::{ObjectKey, Storage, StorageError, StorageErrorKind, StorageExt, WriteOptions};
 
 /// The context of one case: the store and a random root no other run uses.
 #[derive(Debug)]
@@ -47,7 +45,12 @@ impl Ctx {
             .await
             .expect("list")
             .into_iter()
-            .map(|m| m.key.strip_prefix(&self.root).expect("under root").to_owned())
+            .map(|m| {
+                m.key
+                    .strip_prefix(&self.root)
+                    .expect("under root")
+                    .to_owned()
+            })
             .collect();
         keys.sort();
         keys
@@ -60,7 +63,12 @@ impl Ctx {
             .await
             .expect("list")
             .into_iter()
-            .map(|m| m.key.strip_prefix(&self.root).expect("under root").to_owned())
+            .map(|m| {
+                m.key
+                    .strip_prefix(&self.root)
+                    .expect("under root")
+                    .to_owned()
+            })
             .collect();
         keys.sort();
         keys
@@ -70,21 +78,32 @@ impl Ctx {
 /// Deterministic test data.
 fn data(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
-        .map(|i| (i as u32).wrapping_mul(2_654_435_761).rotate_left(u32::from(seed) % 31) as u8)
+        .map(|i| {
+            (i as u32)
+                .wrapping_mul(2_654_435_761)
+                .rotate_left(u32::from(seed) % 31) as u8
+        })
         .collect()
 }
 
 async fn write_chunks(cx: &Ctx, key: &ObjectKey, body: &[u8], chunk: usize) {
     let mut w = cx
         .storage
-        .writer(key, WriteOptions::default().with_size_hint(body.len() as u64))
+        .writer(
+            key,
+            WriteOptions::default().with_size_hint(body.len() as u64),
+        )
         .await
         .expect("open writer");
     for c in body.chunks(chunk.max(1)) {
         w.write(Bytes::copy_from_slice(c)).await.expect("write");
     }
     let meta = w.finish().await.expect("finish");
-    assert_eq!(meta.size, body.len() as u64, "finish reports the object's size");
+    assert_eq!(
+        meta.size,
+        body.len() as u64,
+        "finish reports the object's size"
+    );
 }
 
 fn assert_not_found<T: std::fmt::Debug>(res: Result<T, StorageError>, what: &str) {
@@ -119,7 +138,10 @@ pub mod cases {
         let body = data(3 * 8 * 1024 * 1024 + 1, 2);
         let key = cx.key("large.bin");
         write_chunks(cx, &key, &body, 1024 * 1024).await;
-        assert_eq!(cx.storage.head(&key).await.expect("head").size, body.len() as u64);
+        assert_eq!(
+            cx.storage.head(&key).await.expect("head").size,
+            body.len() as u64
+        );
         let back = cx.storage.get_bytes(&key).await.expect("read");
         assert!(back == body, "large object differs after round trip");
     }
@@ -130,12 +152,20 @@ pub mod cases {
         let key = cx.key("range.bin");
         write_chunks(cx, &key, &body, 10_000).await;
         for range in [0..1, 10..20_000, 99_999..100_000, 4096..65_536] {
-            let mut s = cx.storage.reader(&key, Some(range.clone())).await.expect("reader");
+            let mut s = cx
+                .storage
+                .reader(&key, Some(range.clone()))
+                .await
+                .expect("reader");
             let mut got = Vec::new();
             while let Some(c) = futures_util::StreamExt::next(&mut s).await {
                 got.extend_from_slice(&c.expect("chunk"));
             }
-            assert_eq!(got, body[range.start as usize..range.end as usize], "range {range:?}");
+            assert_eq!(
+                got,
+                body[range.start as usize..range.end as usize],
+                "range {range:?}"
+            );
         }
     }
 
@@ -146,21 +176,40 @@ pub mod cases {
 
     /// Reading a missing key is `NotFound`.
     pub async fn read_of_missing_key_is_not_found(cx: &Ctx) {
-        assert_not_found(cx.storage.reader(&cx.key("missing"), None).await.map(|_| ()), "read");
+        assert_not_found(
+            cx.storage
+                .reader(&cx.key("missing"), None)
+                .await
+                .map(|_| ()),
+            "read",
+        );
     }
 
     /// Deleting a missing key is `Ok`.
     pub async fn delete_of_missing_key_is_ok(cx: &Ctx) {
-        cx.storage.delete(&cx.key("never/existed")).await.expect("delete of a missing key");
+        cx.storage
+            .delete(&cx.key("never/existed"))
+            .await
+            .expect("delete of a missing key");
     }
 
     /// `list` of `a/b` sees `a/b/...`, never `a/bc`.
     pub async fn list_is_scoped_by_segment(cx: &Ctx) {
         for k in ["a/b/1", "a/b/c/2", "a/bc/3", "a/b.txt", "z"] {
-            cx.storage.put(&cx.key(k), Bytes::from_static(b"x"), WriteOptions::default()).await.expect("put");
+            cx.storage
+                .put(
+                    &cx.key(k),
+                    Bytes::from_static(b"x"),
+                    WriteOptions::default(),
+                )
+                .await
+                .expect("put");
         }
         assert_eq!(cx.keys_under("a/b").await, ["a/b/1", "a/b/c/2"]);
-        assert_eq!(cx.keys_under("a").await, ["a/b.txt", "a/b/1", "a/b/c/2", "a/bc/3"]);
+        assert_eq!(
+            cx.keys_under("a").await,
+            ["a/b.txt", "a/b/1", "a/b/c/2", "a/bc/3"]
+        );
     }
 
     /// Listing a prefix nothing lives under is an empty list.
@@ -171,7 +220,14 @@ pub mod cases {
     /// A deleted object disappears from `list` and `head`.
     pub async fn list_after_delete(cx: &Ctx) {
         for k in ["d/1", "d/2"] {
-            cx.storage.put(&cx.key(k), Bytes::from_static(b"x"), WriteOptions::default()).await.expect("put");
+            cx.storage
+                .put(
+                    &cx.key(k),
+                    Bytes::from_static(b"x"),
+                    WriteOptions::default(),
+                )
+                .await
+                .expect("put");
         }
         cx.storage.delete(&cx.key("d/1")).await.expect("delete");
         assert_eq!(cx.keys_under("d").await, ["d/2"]);
@@ -181,8 +237,14 @@ pub mod cases {
     /// Keys with spaces and non-ASCII characters round-trip through write, list and read.
     pub async fn odd_keys_round_trip(cx: &Ctx) {
         let key = cx.key("odd/with space/ünïcødé-日本.json");
-        cx.storage.put(&key, Bytes::from_static(b"{}"), WriteOptions::default()).await.expect("put");
-        assert_eq!(cx.keys_under("odd").await, ["odd/with space/ünïcødé-日本.json"]);
+        cx.storage
+            .put(&key, Bytes::from_static(b"{}"), WriteOptions::default())
+            .await
+            .expect("put");
+        assert_eq!(
+            cx.keys_under("odd").await,
+            ["odd/with space/ünïcødé-日本.json"]
+        );
         assert_eq!(&cx.storage.get_bytes(&key).await.expect("read")[..], b"{}");
     }
 
@@ -190,7 +252,14 @@ pub mod cases {
     /// that declares it cannot enforce create-only, the case says so loudly.
     pub async fn create_new_refuses_to_overwrite(cx: &Ctx) {
         let key = cx.key("manifest.json");
-        cx.storage.put(&key, Bytes::from_static(b"first"), WriteOptions::create_new()).await.expect("first create");
+        cx.storage
+            .put(
+                &key,
+                Bytes::from_static(b"first"),
+                WriteOptions::create_new(),
+            )
+            .await
+            .expect("first create");
         if !cx.storage.info().capabilities.create_new {
             eprintln!(
                 "NOT PROVEN: {} declares create_new = false; create-only cannot be checked here",
@@ -200,26 +269,52 @@ pub mod cases {
         }
         let err = cx
             .storage
-            .put(&key, Bytes::from_static(b"second"), WriteOptions::create_new())
+            .put(
+                &key,
+                Bytes::from_static(b"second"),
+                WriteOptions::create_new(),
+            )
             .await
             .expect_err("a second create-only write must fail");
         assert_eq!(err.kind(), StorageErrorKind::AlreadyExists, "{err}");
-        assert_eq!(&cx.storage.get_bytes(&key).await.expect("read")[..], b"first");
+        assert_eq!(
+            &cx.storage.get_bytes(&key).await.expect("read")[..],
+            b"first"
+        );
     }
 
     /// An overwrite replaces the whole object.
     pub async fn overwrite_replaces(cx: &Ctx) {
         let key = cx.key("over");
-        cx.storage.put(&key, Bytes::from_static(b"longer content"), WriteOptions::default()).await.expect("put");
-        cx.storage.put(&key, Bytes::from_static(b"short"), WriteOptions::default()).await.expect("put");
-        assert_eq!(&cx.storage.get_bytes(&key).await.expect("read")[..], b"short");
+        cx.storage
+            .put(
+                &key,
+                Bytes::from_static(b"longer content"),
+                WriteOptions::default(),
+            )
+            .await
+            .expect("put");
+        cx.storage
+            .put(&key, Bytes::from_static(b"short"), WriteOptions::default())
+            .await
+            .expect("put");
+        assert_eq!(
+            &cx.storage.get_bytes(&key).await.expect("read")[..],
+            b"short"
+        );
     }
 
     /// After `abort`, nothing is visible under the key or in listings.
     pub async fn aborted_write_is_invisible(cx: &Ctx) {
         let key = cx.key("aborted/obj");
-        let mut w = cx.storage.writer(&key, WriteOptions::default()).await.expect("writer");
-        w.write(Bytes::from(data(2 * 1024 * 1024, 4))).await.expect("write");
+        let mut w = cx
+            .storage
+            .writer(&key, WriteOptions::default())
+            .await
+            .expect("writer");
+        w.write(Bytes::from(data(2 * 1024 * 1024, 4)))
+            .await
+            .expect("write");
         w.abort().await.expect("abort");
         assert_not_found(cx.storage.head(&key).await, "head after abort");
         assert!(cx.all_keys().await.is_empty(), "nothing listed after abort");
@@ -229,8 +324,14 @@ pub mod cases {
     pub async fn dropped_writer_is_invisible(cx: &Ctx) {
         let key = cx.key("dropped/obj");
         {
-            let mut w = cx.storage.writer(&key, WriteOptions::default()).await.expect("writer");
-            w.write(Bytes::from(data(2 * 1024 * 1024, 5))).await.expect("write");
+            let mut w = cx
+                .storage
+                .writer(&key, WriteOptions::default())
+                .await
+                .expect("writer");
+            w.write(Bytes::from(data(2 * 1024 * 1024, 5)))
+                .await
+                .expect("write");
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         assert_not_found(cx.storage.head(&key).await, "head after drop");
@@ -243,15 +344,27 @@ pub mod cases {
         let items: Vec<Result<Bytes, StorageError>> = vec![
             Ok(Bytes::from(data(1024 * 1024, 6))),
             Ok(Bytes::from(data(1024 * 1024, 7))),
-            Err(StorageError::new(StorageErrorKind::Other, "read", "source", "source failed midway")),
+            Err(StorageError::new(
+                StorageErrorKind::Other,
+                "read",
+                "source",
+                "source failed midway",
+            )),
         ];
         let res = cx
             .storage
-            .put_stream(&key, Box::pin(futures_util::stream::iter(items)), WriteOptions::default())
+            .put_stream(
+                &key,
+                Box::pin(futures_util::stream::iter(items)),
+                WriteOptions::default(),
+            )
             .await;
         assert!(res.is_err(), "put_stream must report the failure");
         assert_not_found(cx.storage.head(&key).await, "head after failed stream");
-        assert!(cx.all_keys().await.is_empty(), "nothing listed after failed stream");
+        assert!(
+            cx.all_keys().await.is_empty(),
+            "nothing listed after failed stream"
+        );
     }
 
     /// Writers to different keys may run at once.
@@ -272,7 +385,10 @@ pub mod cases {
     /// `head` and `list` report the stored size.
     pub async fn head_reports_size(cx: &Ctx) {
         let key = cx.key("sized");
-        cx.storage.put(&key, Bytes::from(data(12_345, 9)), WriteOptions::default()).await.expect("put");
+        cx.storage
+            .put(&key, Bytes::from(data(12_345, 9)), WriteOptions::default())
+            .await
+            .expect("put");
         assert_eq!(cx.storage.head(&key).await.expect("head").size, 12_345);
         let listed = cx.storage.list(Some(&cx.root)).await.expect("list");
         assert_eq!(listed.len(), 1);

@@ -60,7 +60,14 @@ fn byte_at(i: u64) -> u8 {
 #[async_trait]
 impl Dumper for FakeDumper {
     async fn prepare(&self) -> Result<DumpSource, DumpError> {
-        Ok(DumpSource::new("fakedb", "fake:5432", "15.0", "pg_dump (fake) 15.0", 15, ArchiveFormat::Custom))
+        Ok(DumpSource::new(
+            "fakedb",
+            "fake:5432",
+            "15.0",
+            "pg_dump (fake) 15.0",
+            15,
+            ArchiveFormat::Custom,
+        ))
     }
 
     async fn start(&self, _: &DumpSource) -> Result<Box<dyn DumpStream>, DumpError> {
@@ -131,7 +138,10 @@ impl RecordingRestorer {
 
     /// What has been recorded so far.
     pub fn recorded(&self) -> Recorded {
-        self.recorded.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.recorded
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -141,7 +151,11 @@ impl Restorer for RecordingRestorer {
         Ok(Box::new(RecordingSink(Arc::clone(&self.recorded))))
     }
 
-    async fn check_archive(&self, _: ArchiveFormat, _: u32) -> Result<Box<dyn RestoreSink>, DumpError> {
+    async fn check_archive(
+        &self,
+        _: ArchiveFormat,
+        _: u32,
+    ) -> Result<Box<dyn RestoreSink>, DumpError> {
         Ok(Box::new(RecordingSink(Arc::clone(&self.recorded))))
     }
 }
@@ -152,16 +166,26 @@ struct RecordingSink(Arc<Mutex<Recorded>>);
 #[async_trait]
 impl RestoreSink for RecordingSink {
     async fn write(&mut self, chunk: Bytes) -> Result<(), DumpError> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).data.extend_from_slice(&chunk);
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .data
+            .extend_from_slice(&chunk);
         Ok(())
     }
 
     async fn finish(self: Box<Self>) -> Result<RestoreReport, DumpError> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).finished = true;
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .finished = true;
         Ok(RestoreReport::new("recorded", false, "recorder"))
     }
 
     async fn abort(self: Box<Self>) {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).aborted = true;
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .aborted = true;
     }
 }
