@@ -44,6 +44,53 @@ pub(crate) struct ToolArgs {
     pub(crate) pg_bin_dirs: Vec<PathBuf>,
 }
 
+/// Client-side encryption for `backup` (age, after compression).
+#[derive(Debug, Args, Default)]
+pub(crate) struct EncryptArgs {
+    /// Encrypt to this age X25519 recipient (public key, `age1...`); repeatable, e.g. an
+    /// operations key and an offline escrow key.
+    #[arg(long, value_name = "AGE1...")]
+    pub(crate) recipient: Vec<String>,
+    /// Encrypt to the recipients listed in this file (one per line, `#` comments).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) recipients_file: Option<PathBuf>,
+    /// Encrypt with the passphrase in this file (or set PGB_PASSPHRASE).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) passphrase_file: Option<PathBuf>,
+    /// Authenticate manifests with the key in this file (64 hex chars; `pgb key generate`),
+    /// or PGB_AUTH_KEY. Recommended with recipients.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) auth_key_file: Option<PathBuf>,
+    /// Refused: a passphrase on the command line is visible in the process list.
+    #[arg(long, hide = true)]
+    pub(crate) passphrase: Option<String>,
+}
+
+/// Keys for reading encrypted backups (`verify`, `restore`).
+#[derive(Debug, Args, Default)]
+pub(crate) struct KeyArgs {
+    /// An age identity file (`AGE-SECRET-KEY-1...`); repeatable. Also PGB_IDENTITY_FILE.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "PGB_IDENTITY_FILE",
+        value_delimiter = ':'
+    )]
+    pub(crate) identity_file: Vec<PathBuf>,
+    /// The passphrase of passphrase-encrypted backups, from this file (or PGB_PASSPHRASE).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) passphrase_file: Option<PathBuf>,
+    /// The manifest authentication key, from this file (or PGB_AUTH_KEY).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) auth_key_file: Option<PathBuf>,
+    /// Accept backups whose manifest is not authenticated although keys were given.
+    #[arg(long)]
+    pub(crate) allow_unauthenticated: bool,
+    /// Refused: a passphrase on the command line is visible in the process list.
+    #[arg(long, hide = true)]
+    pub(crate) passphrase: Option<String>,
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub(crate) enum Format {
     /// pg_dump -Fc: restored with pg_restore.
@@ -122,6 +169,8 @@ pub(crate) enum Command {
         #[arg(long)]
         prune: bool,
         #[command(flatten)]
+        encrypt: EncryptArgs,
+        #[command(flatten)]
         policy: PolicyArgs,
         #[command(flatten)]
         tools: ToolArgs,
@@ -149,6 +198,8 @@ pub(crate) enum Command {
         /// Verify every backup.
         #[arg(long, conflicts_with = "id")]
         all: bool,
+        #[command(flatten)]
+        keys: KeyArgs,
         #[command(flatten)]
         tools: ToolArgs,
         /// JSON on stdout.
@@ -186,6 +237,8 @@ pub(crate) enum Command {
         #[arg(long)]
         keep_privileges: bool,
         #[command(flatten)]
+        keys: KeyArgs,
+        #[command(flatten)]
         tools: ToolArgs,
         /// JSON on stdout.
         #[arg(long)]
@@ -215,10 +268,29 @@ pub(crate) enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Key management: generate an age identity and a manifest authentication key.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
     /// Retention tools that need no repository.
     Retention {
         #[command(subcommand)]
         command: RetentionCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum KeyCommand {
+    /// Write a new age identity (0600) to FILE and print its recipient (public key); with
+    /// --auth-key-file also write a new manifest authentication key.
+    Generate {
+        /// Where to write the identity (refuses to overwrite).
+        #[arg(long)]
+        output: PathBuf,
+        /// Also write a new authentication key here (refuses to overwrite).
+        #[arg(long)]
+        auth_key_file: Option<PathBuf>,
     },
 }
 

@@ -10,9 +10,13 @@ use pgb_postgres::{ConnConfig, PgDump, PgRestore, ToolLocator};
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::cli::{Command, Format, PolicyArgs, RepoArgs, RetentionCommand, ToolArgs};
+use crate::cli::{
+    Command, EncryptArgs, Format, KeyArgs, KeyCommand, PolicyArgs, RepoArgs, RetentionCommand,
+    ToolArgs,
+};
 use crate::storage_url::{open_storage, redact_url};
 use crate::{Failure, exit};
+use pgb_core::{AuthKey, Decryption, Encryption};
 
 const DEFAULT_REPO: &str = "pgb-backups";
 
@@ -25,10 +29,13 @@ pub(crate) async fn run(cmd: Command) -> Result<(), Failure> {
             compression,
             label,
             prune,
+            encrypt,
             policy,
             tools,
             json,
         } => {
+            // Fail closed, before anything else runs: bad keys never reach pg_dump.
+            let encryption = build_encryption(&encrypt)?;
             let compression: Compression = compression
                 .parse()
                 .map_err(|e: pgb_core::InvalidCompression| Failure::usage(e.to_string()))?;
@@ -50,6 +57,9 @@ pub(crate) async fn run(cmd: Command) -> Result<(), Failure> {
             let mut opts = BackupOptions::default().with_compression(compression);
             for l in label {
                 opts = opts.with_label(l);
+            }
+            if let Some(e) = encryption {
+                opts = opts.with_encryption(e);
             }
             let manifest = repo.backup(&dumper, &opts, &log_progress).await?;
             if json {
@@ -132,10 +142,14 @@ pub(crate) async fn run(cmd: Command) -> Result<(), Failure> {
             repo,
             id,
             all,
+            keys,
             tools,
             json,
         } => {
-            let repo = open_repo(&repo)?;
+            let decryption = build_decryption(&keys)?;
+            let repo = open_repo(&repo)?
+                .with_decryption(decryption)
+                .allow_unauthenticated(keys.allow_unauthenticated);
             let checker = PgRestore::new(
                 ConnConfig::parse("postgres:///").expect("static"),
                 locator(&tools),
@@ -244,11 +258,15 @@ pub(crate) async fn run(cmd: Command) -> Result<(), Failure> {
             allow_create,
             keep_owner,
             keep_privileges,
+            keys,
             tools,
             json,
         } => {
             let conn = db_url(&db, "")?;
-            let repo = open_repo(&repo)?;
+            let decryption = build_decryption(&keys)?;
+            let repo = open_repo(&repo)?
+                .with_decryption(decryption)
+                .allow_unauthenticated(keys.allow_unauthenticated);
             let manifest = repo.resolve(&id, from_database.as_deref()).await?;
             let restorer = PgRestore::new(
                 conn,
@@ -330,6 +348,31 @@ pub(crate) async fn run(cmd: Command) -> Result<(), Failure> {
             );
             Ok(())
         }
+        Command::Key {
+            command:
+                KeyCommand::Generate {
+                    output,
+                    auth_key_file,
+                },
+        } => {
+            let (identity, recipient) = pgb_core::generate_identity();
+            write_secret_file(&output, &identity)?;
+            println!("{recipient}");
+            eprintln!(
+                "pgb: wrote the identity (secret) to {}; encrypt with --recipient {recipient}",
+                output.display()
+            );
+            if let Some(path) = auth_key_file {
+                let key =
+                    AuthKey::generate().map_err(|e| Failure::new(exit::KEY, e.to_string()))?;
+                write_secret_file(&path, &format!("{}\n", key.to_hex()))?;
+                eprintln!(
+                    "pgb: wrote a manifest authentication key to {}",
+                    path.display()
+                );
+            }
+            Ok(())
+        }
         Command::Retention {
             command:
                 RetentionCommand::Plan {
@@ -379,6 +422,141 @@ pub(crate) async fn run(cmd: Command) -> Result<(), Failure> {
             Ok(())
         }
     }
+}
+
+fn key_failure(msg: impl Into<String>) -> Failure {
+    Failure::new(exit::KEY, msg)
+}
+
+/// Reads a secret from a file; errors never include its contents.
+fn read_secret(path: &std::path::Path, what: &str) -> Result<String, Failure> {
+    std::fs::read_to_string(path).map_err(|e| {
+        key_failure(format!(
+            "cannot read the {what} file {}: {e}",
+            path.display()
+        ))
+    })
+}
+
+fn write_secret_file(path: &std::path::Path, contents: &str) -> Result<(), Failure> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| {
+            key_failure(format!(
+                "cannot create {}: {e} (existing key files are never overwritten)",
+                path.display()
+            ))
+        })?;
+    f.write_all(contents.as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(|e| key_failure(format!("cannot write {}: {e}", path.display())))
+}
+
+const SECRET_FLAG: &str = "refusing --passphrase on the command line (visible in the process list): use PGB_PASSPHRASE or --passphrase-file";
+
+fn auth_key(file: Option<&std::path::Path>) -> Result<Option<AuthKey>, Failure> {
+    let text = match (file, std::env::var("PGB_AUTH_KEY")) {
+        (Some(path), _) => read_secret(path, "authentication key")?,
+        (None, Ok(v)) => v,
+        (None, Err(_)) => return Ok(None),
+    };
+    text.parse()
+        .map(Some)
+        .map_err(|e: pgb_core::KeyError| key_failure(e.to_string()))
+}
+
+fn passphrase(file: Option<&std::path::Path>) -> Result<Option<String>, Failure> {
+    match (file, std::env::var("PGB_PASSPHRASE")) {
+        (Some(path), _) => {
+            let p = read_secret(path, "passphrase")?;
+            Ok(Some(p.strip_suffix('\n').unwrap_or(&p).to_owned()))
+        }
+        (None, Ok(v)) => Ok(Some(v)),
+        (None, Err(_)) => Ok(None),
+    }
+}
+
+/// Encryption for a backup, validated completely before anything runs.
+fn build_encryption(a: &EncryptArgs) -> Result<Option<Encryption>, Failure> {
+    if a.passphrase.is_some() {
+        return Err(Failure::usage(SECRET_FLAG));
+    }
+    let mut recipients = a.recipient.clone();
+    if let Some(path) = &a.recipients_file {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            key_failure(format!(
+                "cannot read the recipients file {}: {e}",
+                path.display()
+            ))
+        })?;
+        let listed: Vec<String> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(str::to_owned)
+            .collect();
+        if listed.is_empty() {
+            return Err(key_failure(format!(
+                "the recipients file {} lists no recipient",
+                path.display()
+            )));
+        }
+        recipients.extend(listed);
+    }
+    let pass = passphrase(a.passphrase_file.as_deref())?;
+    let enc = match (recipients.is_empty(), pass) {
+        (false, Some(_)) => {
+            return Err(Failure::usage(
+                "choose recipients or a passphrase, not both (age cannot mix them)",
+            ));
+        }
+        (false, None) => {
+            Encryption::to_recipients(&recipients).map_err(|e| key_failure(e.to_string()))?
+        }
+        (true, Some(p)) => {
+            Encryption::with_passphrase(p).map_err(|e| key_failure(e.to_string()))?
+        }
+        (true, None) => {
+            if a.auth_key_file.is_some() {
+                return Err(Failure::usage(
+                    "--auth-key-file authenticates encrypted backups: add --recipient or a passphrase",
+                ));
+            }
+            return Ok(None);
+        }
+    };
+    Ok(Some(match auth_key(a.auth_key_file.as_deref())? {
+        Some(k) => enc.with_auth_key(k),
+        None => enc,
+    }))
+}
+
+/// Keys for reading encrypted backups.
+fn build_decryption(a: &KeyArgs) -> Result<Decryption, Failure> {
+    if a.passphrase.is_some() {
+        return Err(Failure::usage(SECRET_FLAG));
+    }
+    let mut d = Decryption::none();
+    for path in &a.identity_file {
+        let text = read_secret(path, "identity")?;
+        d = d
+            .with_identity_file_contents(&text)
+            .map_err(|e| key_failure(format!("{}: {e}", path.display())))?;
+    }
+    if let Some(p) = passphrase(a.passphrase_file.as_deref())? {
+        d = d
+            .with_passphrase(p)
+            .map_err(|e| key_failure(e.to_string()))?;
+    }
+    if let Some(k) = auth_key(a.auth_key_file.as_deref())? {
+        d = d.with_auth_key(k);
+    }
+    Ok(d)
 }
 
 fn log_progress(e: &Event) {

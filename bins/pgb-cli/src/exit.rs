@@ -24,6 +24,8 @@ pub(crate) const REFUSED: i32 = 6;
 pub(crate) const NOT_FOUND: i32 = 7;
 /// Another pgb operation holds the repository lock.
 pub(crate) const LOCKED: i32 = 8;
+/// Encryption keys are missing, unreadable or wrong (no identity matched, wrong passphrase).
+pub(crate) const KEY: i32 = 9;
 /// Interrupted by SIGINT (128 + 2).
 pub(crate) const SIGINT: i32 = 130;
 /// Terminated by SIGTERM (128 + 15).
@@ -38,6 +40,7 @@ pub(crate) fn of(e: &Error) -> i32 {
         ErrorClass::Refused => REFUSED,
         ErrorClass::NotFound => NOT_FOUND,
         ErrorClass::Locked => LOCKED,
+        ErrorClass::Key => KEY,
         _ => FAILURE,
     }
 }

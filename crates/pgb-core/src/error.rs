@@ -45,6 +45,9 @@ pub enum Error {
     /// Another operation holds the repository lock.
     #[error("{0}")]
     Locked(String),
+    /// Keys are missing, wrong, or a manifest failed authentication.
+    #[error("{0}")]
+    Key(String),
     /// The streaming pipeline failed (encoder error).
     #[error("pipeline: {0}")]
     Pipeline(String),
@@ -66,6 +69,8 @@ pub enum ErrorClass {
     NotFound,
     /// Another operation holds the lock.
     Locked,
+    /// Encryption keys are missing or wrong.
+    Key,
     /// The dump or restore failed while running, or an I/O failure.
     Runtime,
 }
@@ -99,6 +104,7 @@ impl Error {
             Self::Integrity { .. } | Self::Manifest { .. } => ErrorClass::Integrity,
             Self::Refused(_) => ErrorClass::Refused,
             Self::Locked(_) => ErrorClass::Locked,
+            Self::Key(_) => ErrorClass::Key,
             Self::Pipeline(_) => ErrorClass::Runtime,
         }
     }

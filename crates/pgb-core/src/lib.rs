@@ -35,6 +35,7 @@
 //! ```
 
 mod codec;
+mod crypto;
 mod dump;
 mod error;
 mod events;
@@ -45,6 +46,7 @@ mod repo;
 mod storage;
 
 pub use codec::{Compression, InvalidCompression};
+pub use crypto::{AuthKey, Decryption, Encryption, EncryptionInfo, KeyError, generate_identity};
 pub use dump::{
     ArchiveFormat, DumpError, DumpErrorKind, DumpSource, DumpStream, Dumper, RestoreOptions,
     RestoreReport, RestoreSink, Restorer,

@@ -10,8 +10,10 @@ use crate::codec::Compression;
 use crate::dump::ArchiveFormat;
 use crate::key::ObjectKey;
 
-/// The manifest format this version writes and the newest it reads.
-pub const MANIFEST_FORMAT_VERSION: u32 = 1;
+/// The newest manifest format this version reads. It writes 1 for unencrypted backups (so
+/// that older readers can still use them) and 2 for encrypted ones (which older readers must
+/// refuse rather than misread).
+pub const MANIFEST_FORMAT_VERSION: u32 = 2;
 
 /// A backup id: UTC start time in basic ISO 8601 plus a random suffix, e.g.
 /// `20261121T183300Z-7f3a9c`. Sorting ids as text sorts them by time; the suffix makes two
@@ -170,9 +172,22 @@ pub struct Manifest {
     /// Labels given at backup time (kept on request by retention).
     #[serde(default)]
     pub labels: Vec<String>,
+    /// Client-side encryption, if any (format version 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<crate::crypto::EncryptionInfo>,
+    /// HMAC-SHA256 (hex) of this manifest serialized without this field, when authenticated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
 }
 
 impl Manifest {
+    /// The bytes the MAC covers: the manifest serialized without its `mac`.
+    pub(crate) fn mac_input(&self) -> Vec<u8> {
+        let mut m = self.clone();
+        m.mac = None;
+        serde_json::to_vec(&m).expect("manifest serializes")
+    }
+
     /// The data object's key.
     ///
     /// # Errors

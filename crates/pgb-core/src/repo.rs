@@ -9,7 +9,8 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
-use crate::codec::{self, Compression, EncodeMsg};
+use crate::codec::{self, Compression, EncodeMsg, OuterStage};
+use crate::crypto::{Decryption, Encryption, mac_hex, mac_verify};
 use crate::dump::{
     DumpError, DumpErrorKind, DumpStream, Dumper, RestoreOptions, RestoreReport, RestoreSink,
     Restorer,
@@ -31,6 +32,8 @@ pub struct BackupOptions {
     pub compression: Compression,
     /// Labels recorded in the manifest.
     pub labels: Vec<String>,
+    /// Client-side encryption (after compression); `None` stores compressed plaintext.
+    pub encryption: Option<Encryption>,
 }
 
 impl BackupOptions {
@@ -43,6 +46,12 @@ impl BackupOptions {
     /// Adds a label.
     pub fn with_label(mut self, label: impl Into<String>) -> Self {
         self.labels.push(label.into());
+        self
+    }
+
+    /// Encrypts the backup.
+    pub fn with_encryption(mut self, encryption: Encryption) -> Self {
+        self.encryption = Some(encryption);
         self
     }
 }
@@ -109,12 +118,32 @@ pub struct VerifyReport {
 #[derive(Debug, Clone)]
 pub struct Repository {
     storage: Arc<dyn Storage>,
+    keys: Arc<Decryption>,
+    allow_unauthenticated: bool,
 }
 
 impl Repository {
     /// A repository rooted at `storage` (already scoped to its prefix).
     pub fn new(storage: Arc<dyn Storage>) -> Self {
-        Self { storage }
+        Self {
+            storage,
+            keys: Arc::new(Decryption::none()),
+            allow_unauthenticated: false,
+        }
+    }
+
+    /// Keys for reading (verifying, restoring) encrypted backups.
+    pub fn with_decryption(mut self, keys: Decryption) -> Self {
+        self.keys = Arc::new(keys);
+        self
+    }
+
+    /// Accept backups without an authenticated manifest even though a passphrase or an
+    /// authentication key was given (which otherwise means "expect authenticated backups" and
+    /// guards against a downgrade to an unencrypted, unauthenticated substitute).
+    pub fn allow_unauthenticated(mut self, allow: bool) -> Self {
+        self.allow_unauthenticated = allow;
+        self
     }
 
     /// The underlying storage.
@@ -184,7 +213,15 @@ impl Repository {
                 return Err(e.into());
             }
         };
-        let pumped = pump(dump.as_mut(), writer.as_mut(), opts.compression, progress).await;
+        let outer = opts.encryption.as_ref().map(Encryption::stage);
+        let pumped = pump(
+            dump.as_mut(),
+            writer.as_mut(),
+            opts.compression,
+            outer,
+            progress,
+        )
+        .await;
         let sizes = match pumped {
             Ok(s) => s,
             Err(e) => {
@@ -214,8 +251,24 @@ impl Repository {
             });
         }
 
-        let manifest = Manifest {
-            format_version: MANIFEST_FORMAT_VERSION,
+        // A `sha256sum -c` sidecar, so the object can be checked with standard tools alone.
+        let sidecar = ObjectKey::parse(&format!("{data_key}.sha256")).expect("valid key");
+        let line = format!("{}  {}\n", sizes.stored_sha256, data_key.file_name());
+        if let Err(e) = self
+            .storage
+            .put(&sidecar, Bytes::from(line), WriteOptions::default())
+            .await
+        {
+            let _ = self.storage.delete(&data_key).await;
+            return Err(e.into());
+        }
+
+        let mut manifest = Manifest {
+            format_version: if opts.encryption.is_some() {
+                MANIFEST_FORMAT_VERSION
+            } else {
+                1
+            },
             id: id.clone(),
             pgb_version: env!("CARGO_PKG_VERSION").to_owned(),
             set: format!("{}/{}", source.server, source.database),
@@ -234,7 +287,15 @@ impl Repository {
             started_at,
             finished_at,
             labels: opts.labels.clone(),
+            encryption: opts.encryption.as_ref().map(Encryption::info),
+            mac: None,
         };
+        if let Some(enc) = &opts.encryption {
+            let key = enc
+                .mac_key(id.as_str())
+                .map_err(|e| Error::Key(e.to_string()))?;
+            manifest.mac = key.map(|k| mac_hex(&k, &manifest.mac_input()));
+        }
         let body = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
         if let Err(e) = self
             .storage
@@ -387,6 +448,7 @@ impl Repository {
         progress: &dyn Progress,
     ) -> Result<VerifyReport, Error> {
         let key = self.check_data_present(m).await?;
+        self.check_keys(m, &key).await?;
         let mut sink: Box<dyn RestoreSink> = match checker {
             Some(c) => c.check_archive(m.format, m.pg_dump_major).await?,
             None => Box::new(NullSink),
@@ -430,6 +492,7 @@ impl Repository {
         progress: &dyn Progress,
     ) -> Result<RestoreReport, Error> {
         let key = self.check_data_present(m).await?;
+        self.check_keys(m, &key).await?;
         let mut sink = restorer.begin(opts).await?;
         match self.stream_verified(m, &key, sink.as_mut(), progress).await {
             Ok(()) => Ok(sink.finish().await?),
@@ -438,6 +501,58 @@ impl Repository {
                 Err(e)
             }
         }
+    }
+
+    /// Authenticates the manifest and checks that the keys open the data object, before any
+    /// database is touched.
+    async fn check_keys(&self, m: &Manifest, key: &ObjectKey) -> Result<(), Error> {
+        let keyerr = |e: crate::crypto::KeyError| Error::Key(format!("backup {}: {e}", m.id));
+        let Some(info) = &m.encryption else {
+            if self.keys.expects_authentication() && !self.allow_unauthenticated {
+                return Err(Error::Key(format!(
+                    "backup {} is neither encrypted nor authenticated, but a passphrase or authentication key was given; refusing a possible substitute (pass --allow-unauthenticated to accept it)",
+                    m.id
+                )));
+            }
+            return Ok(());
+        };
+        // Keys first, so a wrong passphrase or identity is reported as such, not as tampering.
+        let mut stream = self.storage.reader(key, Some(0..64 * 1024)).await?;
+        let mut head = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            head.extend_from_slice(&chunk?);
+        }
+        self.keys.check_header(&head).map_err(keyerr)?;
+        match (
+            self.keys.mac_key(info, m.id.as_str()).map_err(keyerr)?,
+            &m.mac,
+        ) {
+            (Some(k), Some(mac)) => {
+                if !mac_verify(&k, &m.mac_input(), mac) {
+                    return Err(Error::Integrity {
+                        id: m.id.to_string(),
+                        problem: "manifest authentication failed: the manifest or its key was altered, or the key is wrong".to_owned(),
+                    });
+                }
+            }
+            (Some(_), None) => {
+                return Err(Error::Integrity {
+                    id: m.id.to_string(),
+                    problem: "manifest authentication missing although the backup declares it"
+                        .to_owned(),
+                });
+            }
+            (None, _) => {
+                if self.keys.expects_authentication() && !self.allow_unauthenticated {
+                    return Err(Error::Key(format!(
+                        "backup {} has an unauthenticated manifest (recipients without an authentication key); pass --allow-unauthenticated to accept it",
+                        m.id
+                    )));
+                }
+                tracing::warn!(backup = %m.id, "manifest is not authenticated (no authentication key was configured at backup time)");
+            }
+        }
+        Ok(())
     }
 
     /// Streams a backup's plaintext into `sink`, holding back the last chunk until the stored
@@ -453,7 +568,8 @@ impl Repository {
         let mut stream = self.storage.reader(key, None).await?;
         let (in_tx, in_rx) = mpsc::channel::<Bytes>(CHANNEL_DEPTH);
         let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(CHANNEL_DEPTH);
-        let decoder = codec::spawn_decoder(m.compression, None, in_rx, out_tx);
+        let outer = m.encryption.as_ref().map(|_| self.keys.stage());
+        let decoder = codec::spawn_decoder(m.compression, outer, in_rx, out_tx);
 
         let feed = async move {
             let mut hasher = Sha256::new();
@@ -518,7 +634,13 @@ impl Repository {
                 m.stored_sha256
             )));
         }
-        let decoded = decoded.map_err(|e| integrity(format!("decompression failed: {e}")))?;
+        let decoded = decoded.map_err(|e| match e.kind() {
+            std::io::ErrorKind::PermissionDenied => Error::Key(format!("backup {}: {e}", m.id)),
+            _ if m.encryption.is_some() => {
+                integrity(format!("decryption or decompression failed: {e}"))
+            }
+            _ => integrity(format!("decompression failed: {e}")),
+        })?;
         if decoded.plain_size != m.plain_size || decoded.plain_sha256 != m.plain_sha256 {
             return Err(integrity(format!(
                 "decompressed dump does not match the manifest ({} bytes, sha256 {})",
@@ -589,11 +711,12 @@ async fn pump(
     dump: &mut dyn DumpStream,
     writer: &mut dyn ObjectWriter,
     compression: Compression,
+    outer: Option<OuterStage>,
     progress: &dyn Progress,
 ) -> Result<Sizes, Error> {
     let (in_tx, in_rx) = mpsc::channel::<EncodeMsg>(CHANNEL_DEPTH);
     let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(CHANNEL_DEPTH);
-    let encoder = codec::spawn_encoder(compression, None, in_rx, out_tx);
+    let encoder = codec::spawn_encoder(compression, outer, in_rx, out_tx);
 
     let produce = async move {
         let mut total = 0u64;
