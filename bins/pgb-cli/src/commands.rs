@@ -559,7 +559,29 @@ fn build_decryption(a: &KeyArgs) -> Result<Decryption, Failure> {
     Ok(d)
 }
 
+/// Test hook: `PGB_TEST_FAILPOINT=mid-data|after-data|before-manifest` makes a backup stop
+/// at that point (announcing it on stderr) so a crash test can SIGKILL it there.
+fn failpoint(e: &Event) {
+    static NAME: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let Some(name) = NAME.get_or_init(|| std::env::var("PGB_TEST_FAILPOINT").ok()) else {
+        return;
+    };
+    let here = match e {
+        Event::DataStreaming => "mid-data",
+        Event::DataFinished { .. } => "after-data",
+        Event::ManifestWriting => "before-manifest",
+        _ => return,
+    };
+    if name == here {
+        eprintln!("pgb: FAILPOINT {here} reached; waiting to be killed");
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
+    }
+}
+
 fn log_progress(e: &Event) {
+    failpoint(e);
     match e {
         Event::BackupStarted { id, database } => tracing::info!(%id, %database, "backup started"),
         Event::Progress { plain_bytes, .. } => tracing::info!(
@@ -701,6 +723,13 @@ async fn prune_repo(
         eprintln!(
             "pgb: warning: backup {} has an unusable manifest; not counted, not deleted: {}",
             bad.id, bad.problem
+        );
+    }
+    if !listing.in_progress.is_empty() {
+        eprintln!(
+            "pgb: skipped {} in-progress backup(s): {}",
+            listing.in_progress.len(),
+            listing.in_progress.join(", ")
         );
     }
     let mut sets: BTreeMap<&str, Vec<&Manifest>> = BTreeMap::new();

@@ -13,6 +13,8 @@ pub enum Event {
         /// The database being dumped.
         database: String,
     },
+    /// The first bytes of the dump were read: the data object is being written.
+    DataStreaming,
     /// Bytes moved so far (emitted about every 64 MiB of plaintext).
     Progress {
         /// Uncompressed bytes read from the dump, or produced by decompression.
@@ -25,6 +27,8 @@ pub enum Event {
         /// Stored bytes.
         stored_bytes: u64,
     },
+    /// The data object and its checksum sidecar are stored; the manifest is written next.
+    ManifestWriting,
     /// The manifest was written: the backup exists.
     Committed {
         /// The backup's id.

@@ -88,6 +88,8 @@ pub struct Listing {
     pub invalid: Vec<InvalidBackup>,
     /// Folders without a manifest.
     pub leftovers: Vec<Leftover>,
+    /// Backups running now (a live lease and no manifest yet): never counted or touched.
+    pub in_progress: Vec<String>,
 }
 
 impl Listing {
@@ -193,6 +195,25 @@ impl Repository {
 
         let started_at = OffsetDateTime::now_utc();
         let id = BackupId::generate(started_at);
+        // The lease tells `gc` that this backup is in progress, whatever its grace period;
+        // it is refreshed while the backup runs and expires on its own if pgb is killed.
+        let lease = Lease::acquire(Arc::clone(&self.storage), &id).await?;
+        let res = self
+            .backup_leased(dumper, source, id, started_at, opts, progress)
+            .await;
+        lease.release().await;
+        res
+    }
+
+    async fn backup_leased(
+        &self,
+        dumper: &dyn Dumper,
+        source: crate::dump::DumpSource,
+        id: BackupId,
+        started_at: OffsetDateTime,
+        opts: &BackupOptions,
+        progress: &dyn Progress,
+    ) -> Result<Manifest, Error> {
         let data_key = layout::backup_dir(&id)
             .join(&layout::data_name(source.format, opts.compression))
             .expect("valid key");
@@ -296,6 +317,7 @@ impl Repository {
                 .map_err(|e| Error::Key(e.to_string()))?;
             manifest.mac = key.map(|k| mac_hex(&k, &manifest.mac_input()));
         }
+        progress.event(&Event::ManifestWriting);
         let body = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
         if let Err(e) = self
             .storage
@@ -354,6 +376,11 @@ impl Repository {
         listing
             .backups
             .sort_by(|a, b| (a.started_at, &a.id).cmp(&(b.started_at, &b.id)));
+        let live = live_leases(self.storage.as_ref(), OffsetDateTime::now_utc(), false).await?;
+        listing.in_progress = live
+            .into_iter()
+            .filter(|id| !listing.backups.iter().any(|m| m.id.as_str() == id))
+            .collect();
         Ok(listing)
     }
 
@@ -681,9 +708,14 @@ impl Repository {
         dry_run: bool,
     ) -> Result<Vec<Leftover>, Error> {
         let listing = self.list().await?;
+        let live = live_leases(self.storage.as_ref(), now, !dry_run).await?;
         let mut removed = Vec::new();
         for leftover in listing.leftovers {
             if leftover.last_modified.is_some_and(|t| t > now - older_than) {
+                continue;
+            }
+            if live.contains(&leftover.id) {
+                tracing::info!(backup = %leftover.id, "in progress (live lease); not collected");
                 continue;
             }
             if !dry_run {
@@ -724,6 +756,9 @@ async fn pump(
         loop {
             match dump.next_chunk().await? {
                 Some(chunk) => {
+                    if total == 0 {
+                        progress.event(&Event::DataStreaming);
+                    }
                     total += chunk.len() as u64;
                     if total >= next_event {
                         next_event += PROGRESS_EVERY;
@@ -782,4 +817,98 @@ impl RestoreSink for NullSink {
         Ok(RestoreReport::default())
     }
     async fn abort(self: Box<Self>) {}
+}
+
+/// How long a lease lasts without a refresh, how often it is refreshed, and how much clock
+/// skew between hosts is tolerated before another host treats it as expired.
+const LEASE_TTL: time::Duration = time::Duration::minutes(30);
+const LEASE_REFRESH: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+const CLOCK_SKEW: time::Duration = time::Duration::minutes(15);
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct LeaseRecord {
+    id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    expires_at: OffsetDateTime,
+}
+
+fn lease_key(id: &str) -> ObjectKey {
+    ObjectKey::parse("locks")
+        .and_then(|k| k.join(&format!("{id}.json")))
+        .expect("ids are valid segments")
+}
+
+async fn write_lease(storage: &dyn Storage, id: &str) -> Result<(), Error> {
+    let rec = LeaseRecord {
+        id: id.to_owned(),
+        expires_at: OffsetDateTime::now_utc() + LEASE_TTL,
+    };
+    let body = serde_json::to_vec(&rec).expect("lease serializes");
+    storage
+        .put(&lease_key(id), Bytes::from(body), WriteOptions::default())
+        .await?;
+    Ok(())
+}
+
+/// A backup's lease: written at start, refreshed in the background, deleted at the end.
+struct Lease {
+    storage: Arc<dyn Storage>,
+    id: String,
+    refresher: tokio::task::JoinHandle<()>,
+}
+
+impl Lease {
+    async fn acquire(storage: Arc<dyn Storage>, id: &BackupId) -> Result<Self, Error> {
+        write_lease(storage.as_ref(), id.as_str()).await?;
+        let (s, i) = (Arc::clone(&storage), id.to_string());
+        let refresher = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(LEASE_REFRESH).await;
+                if let Err(e) = write_lease(s.as_ref(), &i).await {
+                    tracing::warn!(backup = %i, error = %e, "could not refresh the backup lease");
+                }
+            }
+        });
+        Ok(Self {
+            storage,
+            id: id.to_string(),
+            refresher,
+        })
+    }
+
+    async fn release(self) {
+        self.refresher.abort();
+        let _ = self.storage.delete(&lease_key(&self.id)).await;
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        // A cancelled backup stops refreshing; its lease then simply expires.
+        self.refresher.abort();
+    }
+}
+
+/// Ids with a lease that has not expired, even on a clock up to `CLOCK_SKEW` ahead of the
+/// writer's. With `cleanup`, expired leases are removed.
+async fn live_leases(
+    storage: &dyn Storage,
+    now: OffsetDateTime,
+    cleanup: bool,
+) -> Result<Vec<String>, Error> {
+    let prefix = ObjectKey::parse("locks").expect("static key");
+    let mut live = Vec::new();
+    for meta in storage.list(Some(&prefix)).await? {
+        let Ok(bytes) = storage.get_bytes(&meta.key).await else {
+            continue;
+        };
+        match serde_json::from_slice::<LeaseRecord>(&bytes) {
+            Ok(rec) if rec.expires_at + CLOCK_SKEW > now => live.push(rec.id),
+            _ if cleanup => {
+                let _ = storage.delete(&meta.key).await;
+            }
+            _ => {}
+        }
+    }
+    Ok(live)
 }
