@@ -20,7 +20,51 @@ use pgb_core::{AuthKey, Decryption, Encryption};
 
 const DEFAULT_REPO: &str = "pgb-backups";
 
-pub(crate) async fn run(cmd: Command) -> Result<(), Failure> {
+/// Runs a command until it finishes or `signal` reports one (SIGINT → 130, SIGTERM → 143).
+/// A backup is cancelled through the library so it can release its lease; any other command
+/// is simply dropped (its children are killed on drop, restores roll back).
+pub(crate) async fn run(
+    cmd: Command,
+    signal: tokio::sync::watch::Receiver<Option<i32>>,
+) -> Result<(), Failure> {
+    let interrupted = |mut rx: tokio::sync::watch::Receiver<Option<i32>>| async move {
+        let code = rx
+            .wait_for(Option::is_some)
+            .await
+            .map(|v| v.unwrap_or(exit::FAILURE));
+        code.unwrap_or(exit::FAILURE)
+    };
+    let is_backup = matches!(cmd, Command::Backup { .. });
+    let signal_for_cmd = signal.clone();
+    let work = run_command(cmd, async move {
+        let _ = interrupted(signal_for_cmd).await;
+    });
+    if is_backup {
+        let res = work.await;
+        if let Some(code) = *signal.borrow() {
+            return Err(Failure::new(code, interrupted_message(code)));
+        }
+        return res;
+    }
+    tokio::select! {
+        res = work => res,
+        code = interrupted(signal) => Err(Failure::new(code, interrupted_message(code))),
+    }
+}
+
+fn interrupted_message(code: i32) -> String {
+    let sig = if code == exit::SIGINT {
+        "SIGINT"
+    } else {
+        "SIGTERM"
+    };
+    format!("interrupted by {sig}; nothing was committed by the interrupted operation")
+}
+
+async fn run_command(
+    cmd: Command,
+    cancel: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), Failure> {
     match cmd {
         Command::Backup {
             repo,
@@ -61,7 +105,9 @@ pub(crate) async fn run(cmd: Command) -> Result<(), Failure> {
             if let Some(e) = encryption {
                 opts = opts.with_encryption(e);
             }
-            let manifest = repo.backup(&dumper, &opts, &log_progress).await?;
+            let manifest = repo
+                .backup_until(&dumper, &opts, &log_progress, cancel)
+                .await?;
             if json {
                 println!(
                     "{}",

@@ -95,32 +95,31 @@ fn main() {
     };
     let code = runtime.block_on(async {
         use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
             eprintln!("pgb: error: cannot install signal handlers");
             return exit::FAILURE;
         };
-        // On a signal the operation's future is dropped: dropping it kills pg_dump (kill on
-        // drop), discards staging files and never writes a manifest.
-        tokio::select! {
-            res = commands::run(cli.command) => match res {
-                Ok(()) => exit::OK,
-                Err(f) => {
-                    eprintln!("pgb: error: {}", f.message);
-                    if let Some(detail) = f.detail {
-                        for line in detail.lines() {
-                            eprintln!("  {line}");
-                        }
+        let (tx, rx) = tokio::sync::watch::channel(None);
+        tokio::spawn(async move {
+            let code = tokio::select! {
+                _ = int.recv() => exit::SIGINT,
+                _ = term.recv() => exit::SIGTERM,
+            };
+            let _ = tx.send(Some(code));
+        });
+        match commands::run(cli.command, rx).await {
+            Ok(()) => exit::OK,
+            Err(f) => {
+                eprintln!("pgb: error: {}", f.message);
+                if let Some(detail) = f.detail {
+                    for line in detail.lines() {
+                        eprintln!("  {line}");
                     }
-                    f.code
                 }
-            },
-            _ = int.recv() => {
-                eprintln!("pgb: interrupted (SIGINT); nothing was committed by the interrupted operation");
-                exit::SIGINT
-            }
-            _ = term.recv() => {
-                eprintln!("pgb: terminated (SIGTERM); nothing was committed by the interrupted operation");
-                exit::SIGTERM
+                f.code
             }
         }
     });

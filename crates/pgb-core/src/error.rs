@@ -48,6 +48,9 @@ pub enum Error {
     /// Keys are missing, wrong, or a manifest failed authentication.
     #[error("{0}")]
     Key(String),
+    /// The operation was cancelled (signal, shutdown); nothing was committed.
+    #[error("cancelled; nothing was committed")]
+    Cancelled,
     /// The streaming pipeline failed (encoder error).
     #[error("pipeline: {0}")]
     Pipeline(String),
@@ -105,7 +108,7 @@ impl Error {
             Self::Refused(_) => ErrorClass::Refused,
             Self::Locked(_) => ErrorClass::Locked,
             Self::Key(_) => ErrorClass::Key,
-            Self::Pipeline(_) => ErrorClass::Runtime,
+            Self::Pipeline(_) | Self::Cancelled => ErrorClass::Runtime,
         }
     }
 

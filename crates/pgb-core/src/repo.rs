@@ -183,12 +183,29 @@ impl Repository {
     /// # Errors
     /// Preflight (`Dump` connection/version errors, `Storage` access errors), the dump failing,
     /// storage failures, or an integrity mismatch after upload.
-    #[tracing::instrument(skip_all)]
     pub async fn backup(
         &self,
         dumper: &dyn Dumper,
         opts: &BackupOptions,
         progress: &dyn Progress,
+    ) -> Result<Manifest, Error> {
+        self.backup_until(dumper, opts, progress, std::future::pending())
+            .await
+    }
+
+    /// [`Repository::backup`] that stops cleanly when `cancel` completes (a signal, a
+    /// shutdown): the dump is killed, the data object discarded, the lease released, and
+    /// [`Error::Cancelled`] returned. Nothing is committed.
+    ///
+    /// # Errors
+    /// As [`Repository::backup`], or `Cancelled`.
+    #[tracing::instrument(skip_all)]
+    pub async fn backup_until(
+        &self,
+        dumper: &dyn Dumper,
+        opts: &BackupOptions,
+        progress: &dyn Progress,
+        cancel: impl std::future::Future<Output = ()> + Send,
     ) -> Result<Manifest, Error> {
         let source = dumper.prepare().await?;
         self.preflight().await?;
@@ -198,9 +215,12 @@ impl Repository {
         // The lease tells `gc` that this backup is in progress, whatever its grace period;
         // it is refreshed while the backup runs and expires on its own if pgb is killed.
         let lease = Lease::acquire(Arc::clone(&self.storage), &id).await?;
-        let res = self
-            .backup_leased(dumper, source, id, started_at, opts, progress)
-            .await;
+        // Dropping the backup future kills pg_dump (kill on drop) and discards the unfinished
+        // data object (the storage contract's cancellation safety).
+        let res = tokio::select! {
+            res = self.backup_leased(dumper, source, id, started_at, opts, progress) => res,
+            () = cancel => Err(Error::Cancelled),
+        };
         lease.release().await;
         res
     }
