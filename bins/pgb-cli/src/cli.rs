@@ -152,9 +152,15 @@ pub(crate) enum Command {
     Backup {
         #[command(flatten)]
         repo: RepoArgs,
-        /// Database URL (postgres://user@host:port/db). Passwords come from PGPASSWORD,
-        /// PGPASSFILE or DATABASE_URL, never this flag.
-        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+        /// Database URL (postgres://user@host:port/db). Without it, libpq's PGHOST, PGPORT,
+        /// PGUSER, PGDATABASE... apply. Passwords come from PGPASSWORD, PGPASSFILE or
+        /// DATABASE_URL, never this flag.
+        #[arg(
+            long,
+            env = "DATABASE_URL",
+            hide_env_values = true,
+            default_value = "postgres://"
+        )]
         db: String,
         /// Archive format.
         #[arg(long, value_enum, default_value_t = Format::Custom)]

@@ -132,6 +132,11 @@ impl ConnConfig {
         c
     }
 
+    /// Whether the URL names a host (otherwise libpq's PGHOST or the local socket applies).
+    pub fn has_host(&self) -> bool {
+        !self.hosts.is_empty()
+    }
+
     /// `host:port` for display (`local socket` when the URL names no host).
     pub fn server(&self) -> String {
         if self.hosts.is_empty() {

@@ -48,23 +48,26 @@ impl PgDump {
     }
 }
 
-/// Asks the server for its major version, full version and database name.
+/// Asks the server for its major version, full version, database name and address.
 pub(crate) async fn server_info(
     locator: &ToolLocator,
     conn: &ConnConfig,
     what: &str,
-) -> Result<(u32, String, String), DumpError> {
+) -> Result<(u32, String, String, String), DumpError> {
     let psql = locator.pick("psql", 0, "the client").await?;
     let out = psql::query(
         &psql,
         conn,
-        "select current_setting('server_version_num')::int / 10000, current_setting('server_version'), current_database();",
+        "select current_setting('server_version_num')::int / 10000, current_setting('server_version'), \
+         coalesce(host(inet_server_addr()), 'local') || ':' || current_setting('port'), current_database();",
         &[],
         what,
     )
     .await?;
-    let mut parts = out.splitn(3, '|');
-    let (Some(major), Some(version), Some(db)) = (parts.next(), parts.next(), parts.next()) else {
+    let mut parts = out.splitn(4, '|');
+    let (Some(major), Some(version), Some(addr), Some(db)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Err(DumpError::new(
             DumpErrorKind::Connection,
             format!("{what}: unexpected reply {out:?}"),
@@ -81,15 +84,22 @@ pub(crate) async fn server_info(
         .next()
         .unwrap_or(version)
         .to_owned();
-    Ok((major, version, db.trim().to_owned()))
+    Ok((major, version, db.trim().to_owned(), addr.trim().to_owned()))
 }
 
 #[async_trait]
 impl Dumper for PgDump {
     async fn prepare(&self) -> Result<DumpSource, DumpError> {
         let what = format!("database {}", self.conn.redacted());
-        let (server_major, server_version, database) =
+        let (server_major, server_version, database, addr) =
             server_info(&self.locator, &self.conn, &what).await?;
+        // Name the server as the URL does; without a host in the URL (PG* variables, socket)
+        // use the address the server reports, so the backup set is still identified.
+        let server = if self.conn.has_host() {
+            self.conn.server()
+        } else {
+            addr
+        };
         let tool = self
             .locator
             .pick(
@@ -101,7 +111,7 @@ impl Dumper for PgDump {
         tracing::info!(pg_dump = %tool.path.display(), version = %tool.version, server = %server_version, "pg_dump chosen");
         let source = DumpSource::new(
             database,
-            self.conn.server(),
+            server,
             server_version,
             tool.version.clone(),
             tool.major,
