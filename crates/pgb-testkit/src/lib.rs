@@ -15,9 +15,11 @@
 
 mod conformance;
 mod fakes;
+mod fault;
 
 pub use conformance::{Ctx, cases};
 pub use fakes::{FakeDumper, FakeOutcome, RecordingRestorer, Recorded};
+pub use fault::FaultStorage;
 
 #[doc(hidden)]
 pub use tokio as __tokio;
