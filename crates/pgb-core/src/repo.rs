@@ -280,7 +280,13 @@ impl Repository {
         });
 
         // The writer said it succeeded; check what the store actually holds before committing.
-        let stored = self.storage.head(&data_key).await?;
+        let stored = match self.storage.head(&data_key).await {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = self.storage.delete(&data_key).await;
+                return Err(e.into());
+            }
+        };
         if stored.size != sizes.stored_size || meta.size != sizes.stored_size {
             let _ = self.storage.delete(&data_key).await;
             return Err(Error::Integrity {
@@ -349,6 +355,7 @@ impl Repository {
             .await
         {
             // Without its manifest the data is garbage; remove it now rather than at gc.
+            let _ = self.storage.delete(&sidecar).await;
             let _ = self.storage.delete(&data_key).await;
             return Err(e.into());
         }
@@ -386,6 +393,8 @@ impl Repository {
                 }),
                 Some(meta) => match self.read_manifest_at(&dir, &meta.key).await {
                     Ok(m) => listing.backups.push(m),
+                    // Deleted between listing and reading (a concurrent prune): not a backup.
+                    Err(Error::BackupNotFound(_)) => {}
                     Err(Error::Manifest { problem, .. }) => {
                         listing.invalid.push(InvalidBackup { id: dir, problem });
                     }
@@ -470,10 +479,17 @@ impl Repository {
             Ok(meta) if meta.size == m.stored_size => Ok(key),
             Ok(meta) => Err(Error::Integrity {
                 id: m.id.to_string(),
-                problem: format!(
-                    "data object is {} bytes, the manifest says {} (truncated or appended)",
-                    meta.size, m.stored_size
-                ),
+                problem: if meta.size < m.stored_size {
+                    format!(
+                        "data object is truncated: {} bytes where the manifest says {}",
+                        meta.size, m.stored_size
+                    )
+                } else {
+                    format!(
+                        "data object is {} bytes where the manifest says {} (appended to or replaced)",
+                        meta.size, m.stored_size
+                    )
+                },
             }),
             Err(e) if e.kind() == StorageErrorKind::NotFound => Err(Error::Integrity {
                 id: m.id.to_string(),

@@ -647,8 +647,6 @@ async fn storage_finish_failure_commits_nothing() {
 /// RELIABILITY 13 (in process): the manifest cannot be written after the data was: the data is
 /// removed and nothing becomes visible.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "BUG: when the manifest write fails, Repository::backup deletes the data object but \
-            not its `.sha256` sidecar, which stays behind as a leftover folder (I3)"]
 async fn manifest_write_failure_commits_nothing() {
     let (inner, repo) = memory_repo();
     let earlier = backup_ok(
@@ -686,8 +684,6 @@ async fn manifest_write_failure_commits_nothing() {
 /// RELIABILITY 8/10 (stat side): the post-upload stat fails. The backup must fail and must not
 /// leave its published data object behind without a manifest (I3).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "BUG: Repository::backup returns early on a failed post-upload head() without deleting \
-            the already-published data object, leaving data without a manifest (I3)"]
 async fn storage_head_failure_after_upload_leaves_nothing() {
     let (inner, repo) = memory_repo();
     let earlier = backup_ok(

@@ -18,7 +18,7 @@ mod fakes;
 mod fault;
 
 pub use conformance::{Ctx, cases};
-pub use fakes::{FakeDumper, FakeOutcome, RecordingRestorer, Recorded};
+pub use fakes::{FakeDumper, FakeOutcome, Recorded, RecordingRestorer};
 pub use fault::FaultStorage;
 
 #[doc(hidden)]
@@ -40,7 +40,9 @@ pub fn require_or_skip<T>(what: &str, why: &str) -> Option<T> {
         !required(),
         "PGB_TEST_REQUIRE=1 but {what} is not available: {why}"
     );
-    eprintln!("SKIPPED: {what} is not available ({why}); set PGB_TEST_REQUIRE=1 to make this a failure");
+    eprintln!(
+        "SKIPPED: {what} is not available ({why}); set PGB_TEST_REQUIRE=1 to make this a failure"
+    );
     None
 }
 
