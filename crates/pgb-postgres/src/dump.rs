@@ -198,7 +198,7 @@ impl DumpStream for PgDumpStream {
             return Ok(None);
         }
         let tail = self.tail.text();
-        let last = tail.lines().last().unwrap_or("no message").to_owned();
+        let last = crate::tools::cause_line(&tail);
         Err(DumpError::new(
             DumpErrorKind::Failed,
             format!("pg_dump {}: {last}", describe_exit(status)),

@@ -358,7 +358,7 @@ impl ChildSink {
             let _ = h.await;
         }
         let tail = self.tail.text();
-        let last = tail.lines().last().unwrap_or("no message").to_owned();
+        let last = crate::tools::cause_line(&tail);
         let how = status.map_or_else(|e| e.to_string(), describe_exit);
         DumpError::new(
             DumpErrorKind::Failed,
@@ -405,7 +405,7 @@ impl RestoreSink for ChildSink {
         }
         if !status.success() {
             let tail = self.tail.text();
-            let last = tail.lines().last().unwrap_or("no message").to_owned();
+            let last = crate::tools::cause_line(&tail);
             return Err(DumpError::new(
                 DumpErrorKind::Failed,
                 format!("{} {}: {last}", self.tool, describe_exit(status)),
@@ -443,12 +443,11 @@ impl CreateDbGuard {
     }
 
     fn check(&mut self, chunk: &[u8]) -> Result<(), DumpError> {
+        // The carried tail plus this chunk: a match may span any number of small chunks.
         let mut window = std::mem::take(&mut self.carry);
-        window.extend_from_slice(&chunk[..chunk.len().min(CREATE_DB.len())]);
-        let hit = window.windows(CREATE_DB.len()).any(|w| w == CREATE_DB)
-            || chunk.windows(CREATE_DB.len()).any(|w| w == CREATE_DB);
-        let keep = chunk.len().min(CREATE_DB.len() - 1);
-        self.carry = chunk[chunk.len() - keep..].to_vec();
+        window.extend_from_slice(chunk);
+        let hit = window.windows(CREATE_DB.len()).any(|w| w == CREATE_DB);
+        self.carry = window[window.len().saturating_sub(CREATE_DB.len() - 1)..].to_vec();
         if hit {
             return Err(DumpError::new(
                 DumpErrorKind::Refused,
@@ -570,7 +569,7 @@ impl RestoreSink for Spool {
                 Ok(RestoreReport::default())
             } else {
                 let tail = tail.text();
-                let last = tail.lines().last().unwrap_or("no message").to_owned();
+                let last = crate::tools::cause_line(&tail);
                 Err(DumpError::new(
                     DumpErrorKind::Failed,
                     format!("pg_restore {}: {last}", describe_exit(status)),

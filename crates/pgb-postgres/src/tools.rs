@@ -199,6 +199,18 @@ impl StderrTail {
     }
 }
 
+/// The line of a tool's stderr that best states the cause: the last `error:`/`FATAL:` line
+/// (pg_dump ends with `detail: Command was: ...`, which says what, not why), else the last line.
+pub(crate) fn cause_line(tail: &str) -> String {
+    tail.lines()
+        .rev()
+        .find(|l| l.contains("error:") || l.contains("FATAL:") || l.contains("ERROR:"))
+        .or_else(|| tail.lines().last())
+        .unwrap_or("no message")
+        .trim()
+        .to_owned()
+}
+
 /// Describes an exit status in words: `exited with status 1`, `was killed by signal 9`.
 pub(crate) fn describe_exit(status: std::process::ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;

@@ -1340,7 +1340,6 @@ async fn plain_dump_with_create_database_is_refused_unless_allowed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "BUG: pgb-postgres/src/restore.rs:450-451 CreateDbGuard::check carries only the tail of the current chunk, so CREATE DATABASE spread over 3+ chunks shorter than 16 bytes is not refused"]
 async fn create_database_split_over_small_chunks_is_refused() {
     let Some(pg) = pg15() else { return };
     let spool = tempfile::tempdir().expect("spool");
