@@ -44,8 +44,8 @@ for size in "${sizes[@]}"; do
   db=bench_${size/./_}
   echo "==> building a ~${size} GB database ($db)"
   "$bin/psql" -X -q -d "$PGB_TEST_PG_URL" -c "drop database if exists $db" -c "create database $db"
-  scale=$(awk -v s="$size" 'BEGIN {printf "%d", s * 25}')
-  rows=$(awk -v s="$size" 'BEGIN {printf "%d", s * 750000}')
+  scale=$(awk -v s="$size" 'BEGIN {printf "%d", s * 40}')
+  rows=$(awk -v s="$size" 'BEGIN {printf "%d", s * 1200000}')
   "$bin/pgbench" -q -i -s "$scale" "$base/$db" >/dev/null 2>&1
   "$bin/psql" -X -q -v ON_ERROR_STOP=1 -d "$base/$db" <<SQL
 create table events (id bigint primary key, kind text, payload jsonb, amount numeric(14,4),
@@ -78,7 +78,7 @@ SQL
     /usr/bin/time -v -o "$work/out/time.txt" "$pgb" -q backup --repo "file://$work/repo" --db "$base/$db" >/dev/null
     times[pgb]+="$(echo "$(now) - $t" | bc) "
     pgb_rss+=("$(awk -F: '/Maximum resident set size/ {gsub(/ /, "", $2); print $2}' "$work/out/time.txt")")
-    outsize[pgb]=$(find "$work/repo/backups" -name 'data.*' -printf '%s\n')
+    outsize[pgb]=$(find "$work/repo/backups" -name 'data.*' ! -name '*.sha256' -printf '%s\n')
     # Restore: pg_restore from the uncompressed file vs pgb's streamed restore.
     "$bin/psql" -X -q -d "$PGB_TEST_PG_URL" -c "drop database if exists r1" -c "drop database if exists r2" -c "create database r1"
     t=$(now); "$bin/pg_restore" --no-owner -d "$base/r1" "$work/out/limit.dump"; times[pg_restore]+="$(echo "$(now) - $t" | bc) "
