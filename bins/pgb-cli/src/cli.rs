@@ -174,6 +174,9 @@ pub(crate) enum Command {
         /// After a successful backup, prune with the policy flags.
         #[arg(long)]
         prune: bool,
+        /// Read the stored object back and check its sha256 before committing.
+        #[arg(long)]
+        verify_upload: bool,
         #[command(flatten)]
         encrypt: EncryptArgs,
         #[command(flatten)]

@@ -73,6 +73,7 @@ async fn run_command(
             compression,
             label,
             prune,
+            verify_upload,
             encrypt,
             policy,
             tools,
@@ -105,6 +106,7 @@ async fn run_command(
             if let Some(e) = encryption {
                 opts = opts.with_encryption(e);
             }
+            opts = opts.with_verify_upload(verify_upload);
             let manifest = repo
                 .backup_until(&dumper, &opts, &log_progress, cancel)
                 .await?;

@@ -34,6 +34,9 @@ pub struct BackupOptions {
     pub labels: Vec<String>,
     /// Client-side encryption (after compression); `None` stores compressed plaintext.
     pub encryption: Option<Encryption>,
+    /// Read the data object back and check its sha256 before committing (catches a store
+    /// that corrupts bytes while reporting success; costs one download).
+    pub verify_upload: bool,
 }
 
 impl BackupOptions {
@@ -46,6 +49,12 @@ impl BackupOptions {
     /// Adds a label.
     pub fn with_label(mut self, label: impl Into<String>) -> Self {
         self.labels.push(label.into());
+        self
+    }
+
+    /// Reads the object back before committing.
+    pub fn with_verify_upload(mut self, yes: bool) -> Self {
+        self.verify_upload = yes;
         self
     }
 
@@ -298,6 +307,23 @@ impl Repository {
             });
         }
 
+        if opts.verify_upload {
+            let read_back = self.hash_object(&data_key).await;
+            if read_back.as_ref().ok() != Some(&sizes.stored_sha256) {
+                let _ = self.storage.delete(&data_key).await;
+                return Err(match read_back {
+                    Err(e) => e,
+                    Ok(got) => Error::Integrity {
+                        id: id.to_string(),
+                        problem: format!(
+                            "read back after upload: sha256 {got}, {} was sent",
+                            sizes.stored_sha256
+                        ),
+                    },
+                });
+            }
+        }
+
         // A `sha256sum -c` sidecar, so the object can be checked with standard tools alone.
         let sidecar = ObjectKey::parse(&format!("{data_key}.sha256")).expect("valid key");
         let line = format!("{}  {}\n", sizes.stored_sha256, data_key.file_name());
@@ -362,6 +388,15 @@ impl Repository {
         tracing::info!(backup = %id, stored = sizes.stored_size, "backup committed");
         progress.event(&Event::Committed { id });
         Ok(manifest)
+    }
+
+    async fn hash_object(&self, key: &ObjectKey) -> Result<String, Error> {
+        let mut stream = self.storage.reader(key, None).await?;
+        let mut hasher = Sha256::new();
+        while let Some(chunk) = stream.next().await {
+            hasher.update(&chunk?);
+        }
+        Ok(codec::hex(&hasher.finalize()))
     }
 
     /// Lists complete backups, invalid manifests and leftovers of uncommitted backups.

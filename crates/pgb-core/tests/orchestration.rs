@@ -1432,3 +1432,33 @@ async fn concurrent_backups_get_distinct_ids_and_both_verify() {
         );
     }
 }
+
+/// RELIABILITY test 10 with `verify_upload`: a store that flips a byte while keeping the size
+/// is caught before the manifest is written, so the corrupt backup never exists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_upload_catches_a_flipped_byte_before_commit() {
+    let (inner, repo) = memory_repo();
+    let earlier = backup_ok(
+        &repo,
+        &FakeDumper::new(MIB, FakeOutcome::Succeed),
+        Compression::default(),
+    )
+    .await;
+    let (fault, frepo) = fault_repo(
+        FaultStorage::new(Arc::clone(&inner))
+            .only_keys(is_data)
+            .flip_byte_at(100),
+    );
+    let opts = BackupOptions::default().with_verify_upload(true);
+    let err = frepo
+        .backup(
+            &FakeDumper::new(2 * MIB, FakeOutcome::Succeed),
+            &opts,
+            &NoProgress,
+        )
+        .await
+        .expect_err("the read-back check must fail the backup");
+    assert_eq!(fault.injected(), 1, "the lie happened");
+    assert_integrity(&err, &["read back after upload"], "verify_upload");
+    assert_repo_holds_exactly(&inner, &[&earlier], "verify_upload").await;
+}
