@@ -3,6 +3,7 @@
 use std::fmt;
 use std::ops::Range;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -89,8 +90,16 @@ impl OpendalStorage {
             retries: opts.retry.max_retries,
             secrets: opts.secrets().to_vec(),
         });
+        // One HTTP client per storage, not OpenDAL's process-wide default: pooled connections
+        // belong to the tokio runtime that opened them, and a client shared across runtimes
+        // (one per test, or an embedder's several) hands out connections whose runtime is
+        // gone ("dispatch task is gone"), which then look like network failures.
+        let client = reqwest::Client::builder()
+            .connect_timeout(opts.timeouts.request.min(Duration::from_secs(10)))
+            .build()
+            .unwrap_or_default();
         let ctx = op.base_context().with_http_transport(HttpTransporter::new(
-            opendal_http_transport_reqwest::ReqwestTransport::default(),
+            opendal_http_transport_reqwest::ReqwestTransport::new(client),
         ));
         // Order matters: the timeout wraps each attempt and the retry wraps the timeout, as
         // OpenDAL's docs require (a timeout above the retry would drop its state mid-body).

@@ -78,6 +78,14 @@ impl ErrorMapper {
             {
                 (StorageErrorKind::Config, self.container_missing())
             }
+            // Writing or listing never needs an existing object, so a 404 there means the
+            // bucket or container itself is missing (some servers, like fake-gcs-server, say
+            // only "Not Found"). A vanished multipart upload is not that.
+            OdKind::NotFound
+                if matches!(op, "write" | "list") && !raw_message.contains("NoSuchUpload") =>
+            {
+                (StorageErrorKind::Config, self.container_missing())
+            }
             OdKind::NotFound => (StorageErrorKind::NotFound, "object not found".to_owned()),
             OdKind::ConfigInvalid
                 if NOT_FOUND_CONTAINER_CODES
@@ -372,10 +380,23 @@ mod tests {
             ),
         ];
         for (err, intent, want) in cases {
-            let e = m.map("write", "k", &err, intent);
+            let e = m.map("head", "k", &err, intent);
             assert_eq!(e.kind(), want, "{err} -> {e}");
             assert!(!e.to_string().contains('\n'), "one line: {e}");
         }
+        // A 404 while writing or listing means the bucket is missing, not the object.
+        for op in ["write", "list"] {
+            let e = m.map(op, "k", &opendal::Error::new(OdKind::NotFound, "Not Found"), Intent::Plain);
+            assert_eq!(e.kind(), StorageErrorKind::Config, "{e}");
+            assert!(e.to_string().contains("bucket does not exist"), "{e}");
+        }
+        let e = m.map(
+            "write",
+            "k",
+            &opendal::Error::new(OdKind::NotFound, "S3Error { code: \"NoSuchUpload\" }"),
+            Intent::Plain,
+        );
+        assert_eq!(e.kind(), StorageErrorKind::NotFound, "{e}");
     }
 
     #[test]

@@ -376,7 +376,7 @@ impl S3Config {
             Some(S3Credentials::DefaultChain) => {}
             Some(S3Credentials::Anonymous) => {
                 b = b
-                    .allow_anonymous()
+                    .skip_signature()
                     .disable_config_load()
                     .disable_ec2_metadata();
             }
