@@ -1044,6 +1044,49 @@ fn verify_and_restore_refuse_damaged_or_wrongly_keyed_encrypted_backups() {
         run_case(&pg, &pristine, &scratch, &a, &b, &default_keys, c);
     }
 
+    // Replay: a genuine backup copied under another id. Moving the folder alone makes the
+    // manifest disagree with its folder; rewriting the id (and data key) breaks the MAC.
+    let replay = scratch.join("replay");
+    assert!(
+        Command::new("cp")
+            .args(["-a", pristine.to_str().unwrap(), replay.to_str().unwrap()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let new_id = "20200101T000000Z-0a0b0c";
+    std::fs::rename(
+        replay.join("backups").join(&a),
+        replay.join("backups").join(new_id),
+    )
+    .unwrap();
+    let rr = replay.to_str().unwrap();
+    let mut args = vec!["verify", "--repo", rr, new_id];
+    args.extend(default_keys.iter().map(String::as_str));
+    let out = pgb(&args);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(
+        one_line_error(&out).contains("lives in"),
+        "{}",
+        stderr(&out)
+    );
+    // `list` reports the unusable manifest and still lists the other backup.
+    let out = pgb(&["list", "--repo", rr, "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("unusable"), "{}", stderr(&out));
+    assert_eq!(ids(&replay), [b.clone()]);
+    edit_manifest(&replay, new_id, |m| {
+        m["id"] = new_id.into();
+        m["data_key"] = format!("backups/{new_id}/data.dump.zst").into();
+    });
+    let out = pgb(&args);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(
+        one_line_error(&out).contains("manifest authentication failed"),
+        "{}",
+        stderr(&out)
+    );
+
     // The pristine backups are untouched and still verify.
     let mut args = vec!["verify", "--all", "--repo", pristine.to_str().unwrap()];
     args.extend(default_keys.iter().map(String::as_str));

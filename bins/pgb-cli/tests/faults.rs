@@ -499,11 +499,25 @@ fn sigkill_at_each_failpoint_commits_nothing_and_gc_waits_for_the_lease() {
         assert!(out.status.success(), "{point}: {}", stderr(&out));
         complete = ids(&repo);
 
-        // Two hours later (the lease was never refreshed): gc collects the leftovers and the
-        // expired lease.
+        // Expired 10 minutes ago on our clock: still live, within the 15-minute skew
+        // tolerance.
         let lease = repo.join("locks").join(format!("{killed}.json"));
         let mut rec: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&lease).unwrap()).unwrap();
+        rec["expires_at"] =
+            rfc3339(time::OffsetDateTime::now_utc() - time::Duration::minutes(10)).into();
+        std::fs::write(&lease, serde_json::to_vec(&rec).unwrap()).unwrap();
+        let before = files(&repo);
+        let out = pgb(&["gc", "--repo", r, "--older-than", "0h"]);
+        assert!(out.status.success(), "{point}: {}", stderr(&out));
+        assert_eq!(
+            files(&repo),
+            before,
+            "{point}: lease within skew tolerance honoured"
+        );
+
+        // Two hours later (the lease was never refreshed): gc collects the leftovers and the
+        // expired lease.
         rec["expires_at"] =
             rfc3339(time::OffsetDateTime::now_utc() - time::Duration::hours(2)).into();
         std::fs::write(&lease, serde_json::to_vec(&rec).unwrap()).unwrap();
