@@ -1074,7 +1074,7 @@ fn verify_and_restore_refuse_damaged_or_wrongly_keyed_encrypted_backups() {
     let out = pgb(&["list", "--repo", rr, "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("unusable"), "{}", stderr(&out));
-    assert_eq!(ids(&replay), [b.clone()]);
+    assert_eq!(ids(&replay), vec![b.clone()]);
     edit_manifest(&replay, new_id, |m| {
         m["id"] = new_id.into();
         m["data_key"] = format!("backups/{new_id}/data.dump.zst").into();
