@@ -286,7 +286,7 @@ pub(crate) fn redact(text: &str, secrets: &[String]) -> String {
             };
             let value_start = from + pos + marker.len();
             let value_end = out[value_start..]
-                .find(|c: char| matches!(c, '&' | ';' | ',' | '"' | '\'' | '}' | ' ' | '\n'))
+                .find(['&', ';', ',', '"', '\'', '}', ' ', '\n'])
                 .map_or(out.len(), |i| value_start + i);
             from = if value_end > value_start && &out[value_start..value_end] != "<redacted>" {
                 out.replace_range(value_start..value_end, "<redacted>");
@@ -386,7 +386,12 @@ mod tests {
         }
         // A 404 while writing or listing means the bucket is missing, not the object.
         for op in ["write", "list"] {
-            let e = m.map(op, "k", &opendal::Error::new(OdKind::NotFound, "Not Found"), Intent::Plain);
+            let e = m.map(
+                op,
+                "k",
+                &opendal::Error::new(OdKind::NotFound, "Not Found"),
+                Intent::Plain,
+            );
             assert_eq!(e.kind(), StorageErrorKind::Config, "{e}");
             assert!(e.to_string().contains("bucket does not exist"), "{e}");
         }
