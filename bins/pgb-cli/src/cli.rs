@@ -239,6 +239,11 @@ pub(crate) enum Command {
         /// Allow a plain dump that contains CREATE DATABASE.
         #[arg(long)]
         allow_create: bool,
+        /// Skip reading the stored object once before restoring (its checksum is still
+        /// checked while streaming, and nothing is committed on a mismatch, but a new target
+        /// database may be created and dropped again).
+        #[arg(long)]
+        no_verify_first: bool,
         /// Keep the dump's ownership (default --no-owner).
         #[arg(long)]
         keep_owner: bool,

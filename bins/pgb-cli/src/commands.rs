@@ -304,6 +304,7 @@ async fn run_command(
             jobs,
             spool_dir,
             allow_create,
+            no_verify_first,
             keep_owner,
             keep_privileges,
             keys,
@@ -324,7 +325,8 @@ async fn run_command(
             let mut opts = RestoreOptions::new(manifest.format, manifest.pg_dump_major)
                 .with_clean(clean)
                 .with_jobs(jobs)
-                .with_allow_create(allow_create);
+                .with_allow_create(allow_create)
+                .with_verify_first(!no_verify_first);
             opts.keep_owner = keep_owner;
             opts.keep_privileges = keep_privileges;
             let started = std::time::Instant::now();

@@ -129,12 +129,16 @@ impl Encryption {
         recipients: impl IntoIterator<Item = S>,
     ) -> Result<Self, KeyError> {
         let mut parsed = Vec::new();
-        for r in recipients {
+        for (n, r) in recipients.into_iter().enumerate() {
             let r = r.as_ref().trim();
+            // Never echo the value: a secret key pasted by mistake must not reach the logs.
             parsed.push(age::x25519::Recipient::from_str(r).map_err(|_| {
-                KeyError::new(format!(
-                    "invalid age recipient {r:?}: expected an X25519 public key starting with age1"
-                ))
+                let hint = if r.starts_with("AGE-SECRET-KEY-") {
+                    "it is a secret key: pass its public key (age1...), and keep the secret key off the command line"
+                } else {
+                    "expected an X25519 public key starting with age1"
+                };
+                KeyError::new(format!("recipient #{} is not a valid age recipient: {hint}", n + 1))
             })?);
         }
         if parsed.is_empty() {

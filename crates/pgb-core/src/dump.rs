@@ -207,6 +207,9 @@ pub struct RestoreOptions {
     pub keep_privileges: bool,
     /// Allow an archive that contains CREATE DATABASE.
     pub allow_create: bool,
+    /// Read and check the stored object's sha256 before touching any database (one extra
+    /// read of the object; the stream is checked again while restoring either way).
+    pub verify_first: bool,
 }
 
 impl RestoreOptions {
@@ -220,6 +223,7 @@ impl RestoreOptions {
             keep_owner: false,
             keep_privileges: false,
             allow_create: false,
+            verify_first: true,
         }
     }
 
@@ -232,6 +236,12 @@ impl RestoreOptions {
     /// Sets the number of parallel jobs (at least 1).
     pub fn with_jobs(mut self, jobs: u32) -> Self {
         self.jobs = jobs.max(1);
+        self
+    }
+
+    /// Sets `verify_first`.
+    pub fn with_verify_first(mut self, yes: bool) -> Self {
+        self.verify_first = yes;
         self
     }
 

@@ -591,6 +591,19 @@ impl Repository {
     ) -> Result<RestoreReport, Error> {
         let key = self.check_data_present(m).await?;
         self.check_keys(m, &key).await?;
+        if opts.verify_first {
+            // A corrupted backup is caught before any database is touched.
+            let got = self.hash_object(&key).await?;
+            if got != m.stored_sha256 {
+                return Err(Error::Integrity {
+                    id: m.id.to_string(),
+                    problem: format!(
+                        "checksum mismatch: stored object has sha256 {got}, the manifest says {}",
+                        m.stored_sha256
+                    ),
+                });
+            }
+        }
         let mut sink = restorer.begin(opts).await?;
         match self.stream_verified(m, &key, sink.as_mut(), progress).await {
             Ok(()) => Ok(sink.finish().await?),
