@@ -197,3 +197,24 @@ fn service_account_json_never_appears_in_errors_or_debug() {
         Err(e) => assert!(!e.to_string().contains("MIIEvQ"), "{e}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_multi_chunk_upload_is_invisible() {
+    let Some(cfg) = emulator() else { return };
+    let storage = cfg.build().expect("build");
+    let k = key("dropped");
+    {
+        // Two 8 MiB chunks reach the server; the session is never finalized.
+        let mut w = storage
+            .writer(&k, WriteOptions::default())
+            .await
+            .expect("writer");
+        for _ in 0..3 {
+            w.write(body(8 * 1024 * 1024, 4)).await.expect("write");
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let err = storage.head(&k).await.expect_err("nothing visible");
+    assert_eq!(err.kind(), StorageErrorKind::NotFound, "{err}");
+    assert!(storage.list(None).await.expect("list").is_empty());
+}

@@ -225,3 +225,43 @@ async fn size_check_catches_nothing_on_a_good_upload() {
     assert_eq!(storage.head(&k).await.expect("head").size, 100_001);
     cleanup(&storage).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encryption_and_storage_class_headers_are_accepted() {
+    // moto accepts the headers without encrypting anything: this proves the requests are
+    // well-formed (including multipart ones), not that data is encrypted at rest.
+    use pgb_storage_s3::S3Encryption;
+    let Some(cfg) = emulator() else { return };
+    for (i, enc) in [
+        S3Encryption::S3Managed,
+        S3Encryption::Kms { key_id: None },
+        S3Encryption::Kms {
+            key_id: Some("arn:aws:kms:us-east-1:123456789012:key/pgb-test".into()),
+        },
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let storage = cfg
+            .clone()
+            .with_encryption(enc.clone())
+            .with_storage_class("STANDARD_IA")
+            .build()
+            .expect("build");
+        let k = key(&format!("enc/{i}"));
+        let body = Bytes::from(vec![9u8; 11 * 1024 * 1024]);
+        storage
+            .put(
+                &k,
+                body.clone(),
+                WriteOptions::default().with_size_hint(body.len() as u64),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{enc:?}: {e}"));
+        assert!(
+            storage.get_bytes(&k).await.expect("read") == body,
+            "{enc:?}"
+        );
+        cleanup(&storage).await;
+    }
+}
