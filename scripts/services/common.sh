@@ -40,19 +40,22 @@ wait_until() {
     done
 }
 
-# Python venv in the tools dir with the given pip requirements (installed once).
-ensure_venv() {
+# Installs the given pip requirements into DIR with `pip install --target` (once). No venv:
+# Debian's python3 may lack ensurepip, and --target also sidesteps PEP 668's
+# externally-managed check. Run the tools with PYTHONPATH=DIR.
+ensure_pip_target() {
     local dir=$1; shift
     local stamp="$dir/.pgb-installed"
     local want="$*"
-    if [[ -f "$stamp" && "$(<"$stamp")" == "$want" && -x "$dir/bin/python" ]]; then
+    if [[ -f "$stamp" && "$(<"$stamp")" == "$want" ]]; then
         return 0
     fi
     log "installing $want into $dir"
     rm -rf "$dir"
-    mkdir -p "$(dirname "$dir")"
-    python3 -m venv "$dir"
-    "$dir/bin/python" -m pip install --quiet --disable-pip-version-check "$@" >&2
+    mkdir -p "$dir"
+    python3 -m pip install --quiet --disable-pip-version-check --no-warn-script-location \
+        --no-warn-conflicts --root-user-action=ignore \
+        --target "$dir" "$@" >&2
     printf '%s' "$want" >"$stamp"
 }
 

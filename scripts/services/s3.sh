@@ -24,13 +24,13 @@ start() {
         log "already running (PID $(<"$statedir/s3.pid"))"
         return 0
     fi
-    local venv="$PGB_TOOLS_DIR/moto-$MOTO_VERSION"
-    ensure_venv "$venv" "moto[s3]==$MOTO_VERSION" flask flask-cors
+    local pydir="$PGB_TOOLS_DIR/pip/moto-$MOTO_VERSION"
+    ensure_pip_target "$pydir" "moto[s3]==$MOTO_VERSION" flask flask-cors
 
     local port pid endpoint
     port=$(free_port)
     endpoint="http://127.0.0.1:$port"
-    pid=$(spawn "$statedir/s3.log" "$venv/bin/moto_server" -H 127.0.0.1 -p "$port")
+    pid=$(spawn "$statedir/s3.log" env PYTHONPATH="$pydir" python3 -m moto.server -H 127.0.0.1 -p "$port")
     echo "$pid" >"$statedir/s3.pid"
     if ! wait_until "$pid" curl -fsS -o /dev/null "$endpoint/"; then
         tail -n 20 "$statedir/s3.log" >&2 || true
