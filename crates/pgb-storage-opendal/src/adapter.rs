@@ -176,8 +176,7 @@ impl Storage for OpendalStorage {
         let mut version: Option<String> = None;
         if needs_stat {
             match self.op.stat(path).await {
-                Ok(meta) if create_new => {
-                    let _ = meta;
+                Ok(_) if create_new => {
                     return Err(StorageError::new(
                         StorageErrorKind::AlreadyExists,
                         "write",
