@@ -37,5 +37,5 @@ for f in "$state"/*.env; do
   source "$f"
 done
 
-cargo test --workspace --all-targets "$@"
-cargo test --workspace --doc
+cargo test --workspace --all-targets --no-fail-fast "$@"
+cargo test --workspace --doc --no-fail-fast

@@ -811,7 +811,24 @@ async fn storage_flipping_a_byte_is_caught_by_verify_and_restore() {
         let checked = checker.recorded();
         assert!(checked.aborted && !checked.finished, "{what}: {checked:?}");
 
+        // By default the stored object is checked before the restorer is even started.
         let (res, rec) = restore_into(&repo, &m).await;
+        let err = res.expect_err("restore must fail");
+        assert_integrity(&err, &["checksum mismatch"], &what);
+        assert_eq!(rec, Recorded::default(), "{what}: no database touched");
+
+        // Streaming only (`--no-verify-first`): caught at the end of the stream, rolled back,
+        // and the sink never received the complete plaintext.
+        let restorer = RecordingRestorer::new();
+        let res = repo
+            .restore(
+                &m,
+                &restorer,
+                &restore_opts(&m).with_verify_first(false),
+                &NoProgress,
+            )
+            .await;
+        let rec = restorer.recorded();
         let err = res.expect_err("restore must fail");
         assert_integrity(&err, &["checksum mismatch"], &what);
         assert!(rec.aborted, "{what}: the restore is rolled back");
