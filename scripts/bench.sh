@@ -3,6 +3,8 @@
 #
 #   scripts/bench.sh [SIZE_GB ...]     default: 0.5 1
 #   BENCH_RUNS=3 (repetitions, alternating A B C D A B C D ...)
+#   BENCH_S3=1   also back up to, verify from and restore from the S3 emulator (moto),
+#                reporting upload/download throughput and peak RSS
 #
 # For each database size it builds a deterministic database of mixed types (pgbench tables
 # plus a table of text, jsonb, numerics, timestamps and bytea with indexes), then times:
@@ -31,9 +33,16 @@ state=$(mktemp -d /tmp/pgb-bench.XXXXXX)
 chmod 755 "$state"
 work=${BENCH_DIR:-$root/.pgb-bench}
 mkdir -p "$work"
-trap 'scripts/pg.sh stop "$state" 15 || true; rm -rf "$state"' EXIT
+trap 'scripts/pg.sh stop "$state" 15 || true; [[ ${BENCH_S3:-0} == 1 ]] && scripts/services/s3.sh stop "$state"; rm -rf "$state"' EXIT
 scripts/pg.sh start "$state" 15
 source "$state/pg15.env"
+if [[ ${BENCH_S3:-0} == 1 ]]; then
+  scripts/services/s3.sh start "$state"
+  source "$state/s3.env"
+  export AWS_ENDPOINT_URL=$PGB_TEST_S3_ENDPOINT AWS_ACCESS_KEY_ID=$PGB_TEST_S3_ACCESS_KEY_ID \
+    AWS_SECRET_ACCESS_KEY=$PGB_TEST_S3_SECRET_ACCESS_KEY AWS_REGION=$PGB_TEST_S3_REGION \
+    PGB_S3_FORCE_PATH_STYLE=true
+fi
 bin=$PGB_TEST_PG_BIN
 base=${PGB_TEST_PG_URL%/postgres}
 
@@ -64,7 +73,7 @@ SQL
   echo "    database size: $dbsize"
 
   declare -A times=() ; declare -A outsize=()
-  pgb_rss=()
+  pgb_rss=(); s3_rss_up=(); s3_rss_down=()
   for ((r = 1; r <= runs; r++)); do
     rm -rf "$work/out" && mkdir -p "$work/out"
     t=$(now); "$bin/pg_dump" -Fc -Z0 -f "$work/out/limit.dump" "$base/$db"; times[limit]+="$(echo "$(now) - $t" | bc) "
@@ -84,11 +93,27 @@ SQL
     t=$(now); "$bin/pg_restore" --no-owner -d "$base/r1" "$work/out/limit.dump"; times[pg_restore]+="$(echo "$(now) - $t" | bc) "
     t=$(now); "$pgb" -q restore latest --repo "file://$work/repo" --db "$base/r2" >/dev/null; times[pgb_restore]+="$(echo "$(now) - $t" | bc) "
     t=$(now); "$pgb" -q verify --repo "file://$work/repo" latest >/dev/null; times[pgb_verify]+="$(echo "$(now) - $t" | bc) "
+    if [[ ${BENCH_S3:-0} == 1 ]]; then
+      s3repo="s3://$PGB_TEST_S3_BUCKET/bench-$r-$RANDOM"
+      t=$(now)
+      /usr/bin/time -v -o "$work/out/s3up.txt" "$pgb" -q backup --repo "$s3repo" --db "$base/$db" >/dev/null
+      times[s3_backup]+="$(echo "$(now) - $t" | bc) "
+      s3_rss_up+=("$(awk -F: '/Maximum resident set size/ {gsub(/ /, "", $2); print $2}' "$work/out/s3up.txt")")
+      t=$(now)
+      /usr/bin/time -v -o "$work/out/s3down.txt" "$pgb" -q verify --repo "$s3repo" latest >/dev/null
+      times[s3_verify]+="$(echo "$(now) - $t" | bc) "
+      s3_rss_down+=("$(awk -F: '/Maximum resident set size/ {gsub(/ /, "", $2); print $2}' "$work/out/s3down.txt")")
+      "$bin/psql" -X -q -d "$PGB_TEST_PG_URL" -c "drop database if exists r3"
+      t=$(now); "$pgb" -q restore latest --repo "$s3repo" --db "$base/r3" >/dev/null; times[s3_restore]+="$(echo "$(now) - $t" | bc) "
+      "$pgb" -q prune --repo "$s3repo" --keep-last 1 >/dev/null
+    fi
   done
   echo
   echo "### size ${size} GB (database $dbsize, uncompressed custom dump $((outsize[limit] / 1000000)) MB), $runs runs, medians"
   printf '%-12s %10s %12s %s\n' contender "median s" "output MB" "runs"
-  for k in limit gzip fc pgb pg_restore pgb_restore pgb_verify; do
+  keys=(limit gzip fc pgb pg_restore pgb_restore pgb_verify)
+  [[ ${BENCH_S3:-0} == 1 ]] && keys+=(s3_backup s3_verify s3_restore)
+  for k in "${keys[@]}"; do
     m=$(echo "${times[$k]}" | tr ' ' '\n' | grep . | median)
     eval "med_$k=$m"
     o=${outsize[$k]:-}
@@ -99,6 +124,14 @@ SQL
   printf 'pgb output / gzip output = %.2f   (target <= 1.00)\n' "$(echo "${outsize[pgb]} / ${outsize[gzip]}" | bc -l)"
   printf 'pgb restore / pg_restore = %.2f\n' "$(echo "$med_pgb_restore / $med_pg_restore" | bc -l)"
   echo "pgb peak RSS (KiB) per run: ${pgb_rss[*]}"
+  if [[ ${BENCH_S3:-0} == 1 ]]; then
+    printf 'S3 upload (backup) throughput: %.0f MB/s stored, %.0f MB/s of dump\n' \
+      "$(echo "${outsize[pgb]} / 1000000 / $med_s3_backup" | bc -l)" "$(echo "${outsize[limit]} / 1000000 / $med_s3_backup" | bc -l)"
+    printf 'S3 download (verify: fetch, sha256, decompress, pg_restore --list) throughput: %.0f MB/s stored\n' \
+      "$(echo "${outsize[pgb]} / 1000000 / $med_s3_verify" | bc -l)"
+    echo "pgb peak RSS (KiB), S3 backup: ${s3_rss_up[*]}; S3 verify: ${s3_rss_down[*]}"
+  fi
+  s3_rss_up=(); s3_rss_down=()
   "$bin/psql" -X -q -d "$PGB_TEST_PG_URL" -c "drop database if exists r1" -c "drop database if exists r2" -c "drop database $db"
   unset times outsize
 done
