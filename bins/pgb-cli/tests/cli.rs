@@ -1,196 +1,17 @@
 //! End-to-end tests of the `pgb` binary against a real PostgreSQL (PGB_TEST_PG_URL) and local
 //! storage: the exit-code contract, signals, restore safety, standard-tool restores, prune.
 
+pub mod common;
+
+use common::*;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-const PGB: &str = env!("CARGO_BIN_EXE_pgb");
-
-struct Pg {
-    base: String,
-    bin: PathBuf,
-}
-
-fn pg() -> Option<Pg> {
-    match (
-        std::env::var("PGB_TEST_PG_URL"),
-        std::env::var("PGB_TEST_PG_BIN"),
-    ) {
-        (Ok(url), Ok(bin)) => Some(Pg {
-            base: url.trim_end_matches("/postgres").to_owned(),
-            bin: bin.into(),
-        }),
-        _ => pgb_testkit::require_or_skip(
-            "PostgreSQL (PGB_TEST_PG_URL, PGB_TEST_PG_BIN)",
-            "run scripts/test.sh",
-        ),
-    }
-}
-
-fn unique(prefix: &str) -> String {
-    let mut rnd = [0u8; 4];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut rnd))
-        .expect("urandom");
-    format!(
-        "{prefix}_{}",
-        rnd.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    )
-}
-
-impl Pg {
-    fn url(&self, db: &str) -> String {
-        format!("{}/{db}", self.base)
-    }
-
-    fn psql(&self, db: &str, sql: &str) -> String {
-        let out = Command::new(self.bin.join("psql"))
-            .args([
-                "-X",
-                "-q",
-                "-At",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-d",
-                &self.url(db),
-                "-c",
-                sql,
-            ])
-            .output()
-            .expect("psql");
-        assert!(
-            out.status.success(),
-            "psql {sql}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    }
-
-    fn db_exists(&self, db: &str) -> bool {
-        self.psql(
-            "postgres",
-            &format!("select count(*) from pg_database where datname = '{db}'"),
-        ) == "1"
-    }
-
-    /// A fresh database with a little data; dropped by `Drop` of the guard.
-    fn sample_db(&self, rows: u32) -> DbGuard<'_> {
-        let name = unique("pgbcli");
-        self.psql("postgres", &format!("create database {name}"));
-        self.psql(
-            &name,
-            &format!(
-                "create table items (id int primary key, name text, doc jsonb);
-                 insert into items select g, 'item ' || g || ' ✓', jsonb_build_object('g', g) from generate_series(1, {rows}) g;
-                 create sequence counter; select setval('counter', 42);"
-            ),
-        );
-        DbGuard { pg: self, name }
-    }
-
-    fn fingerprint(&self, db: &str) -> String {
-        self.psql(db, "select count(*) || ':' || md5(string_agg(i::text, '|' order by id)) || ':' || (select last_value from counter) from items i")
-    }
-}
-
-struct DbGuard<'a> {
-    pg: &'a Pg,
-    name: String,
-}
-
-impl Drop for DbGuard<'_> {
-    fn drop(&mut self) {
-        let _ = Command::new(self.pg.bin.join("psql"))
-            .args([
-                "-X",
-                "-q",
-                "-d",
-                &self.pg.url("postgres"),
-                "-c",
-                &format!("drop database if exists {} with (force)", self.name),
-            ])
-            .output();
-    }
-}
-
-fn drop_db(pg: &Pg, name: &str) {
-    pg.psql(
-        "postgres",
-        &format!("drop database if exists {name} with (force)"),
-    );
-}
-
-fn pgb(args: &[&str]) -> Output {
-    Command::new(PGB)
-        .args(args)
-        .env_remove("DATABASE_URL")
-        .env_remove("PGB_REPO")
-        .output()
-        .expect("run pgb")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// Every file under `dir` (relative paths), staging area included.
-fn files(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            if e.path().is_dir() {
-                stack.push(e.path());
-            } else {
-                out.push(
-                    e.path()
-                        .strip_prefix(dir)
-                        .unwrap()
-                        .to_string_lossy()
-                        .into_owned(),
-                );
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
-fn backup(pg: &Pg, repo: &Path, db: &str, extra: &[&str]) -> Output {
-    let url = pg.url(db);
-    let mut args = vec!["backup", "--repo", repo.to_str().unwrap(), "--db", &url];
-    args.extend_from_slice(extra);
-    pgb(&args)
-}
-
-fn list_json(repo: &Path) -> Vec<serde_json::Value> {
-    let out = pgb(&["list", "--repo", repo.to_str().unwrap(), "--json"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    serde_json::from_slice(&out.stdout).expect("list --json is JSON")
-}
-
-fn one_line_error(o: &Output) -> String {
-    let err = stderr(o);
-    let first = err
-        .lines()
-        .find(|l| l.starts_with("pgb: error:"))
-        .unwrap_or_else(|| panic!("no error line in {err:?}"));
-    assert!(!err.contains("panicked"), "no panic: {err}");
-    first.to_owned()
-}
 
 #[test]
 fn backup_list_verify_restore_round_trip_and_json_fields() {
     let Some(pg) = pg() else { return };
-    let src = pg.sample_db(5000);
+    let src = pg.sample_db("pgbcli", 5000, RowText::Plain);
     let repo = tempfile::tempdir().unwrap();
     let out = backup(&pg, repo.path(), &src.name, &["--label", "nightly"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -245,7 +66,7 @@ fn password_on_the_command_line_is_refused_with_exit_2_and_no_side_effects() {
         "postgres://u:hunter2@127.0.0.1:1/db",
     ]);
     assert_eq!(out.status.code(), Some(2));
-    let line = one_line_error(&out);
+    let line = first_error_line(&out);
     assert!(line.contains("PGPASSWORD"), "{line}");
     assert!(
         !stderr(&out).contains("hunter2"),
@@ -258,14 +79,14 @@ fn password_on_the_command_line_is_refused_with_exit_2_and_no_side_effects() {
 fn unknown_repository_scheme_is_a_usage_error() {
     let out = pgb(&["list", "--repo", "ftp://example/backups"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(one_line_error(&out).contains("unknown scheme"));
+    assert!(first_error_line(&out).contains("unknown scheme"));
 }
 
 #[test]
 fn unusable_repository_exits_3() {
     let out = pgb(&["list", "--repo", "/proc/pgb-cannot-create-this"]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-    one_line_error(&out);
+    first_error_line(&out);
 }
 
 #[test]
@@ -275,7 +96,7 @@ fn missing_database_exits_4_and_writes_nothing() {
     let out = backup(&pg, repo.path(), "pgb_no_such_database", &[]);
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     assert!(
-        one_line_error(&out).contains("does not exist"),
+        first_error_line(&out).contains("does not exist"),
         "{}",
         stderr(&out)
     );
@@ -301,13 +122,13 @@ fn unknown_backup_id_and_empty_repository_exit_7() {
         "postgres://127.0.0.1:1/x",
     ]);
     assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
-    assert!(one_line_error(&out).contains("no complete backup"));
+    assert!(first_error_line(&out).contains("no complete backup"));
 }
 
 #[test]
 fn corrupted_backup_exits_5_on_verify_and_restore_leaves_target_unchanged() {
     let Some(pg) = pg() else { return };
-    let src = pg.sample_db(3000);
+    let src = pg.sample_db("pgbcli", 3000, RowText::Plain);
     let repo = tempfile::tempdir().unwrap();
     assert!(backup(&pg, repo.path(), &src.name, &[]).status.success());
     let data = files(repo.path())
@@ -323,13 +144,13 @@ fn corrupted_backup_exits_5_on_verify_and_restore_leaves_target_unchanged() {
     let out = pgb(&["verify", "--repo", repo.path().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
     assert!(
-        one_line_error(&out).contains("checksum mismatch"),
+        first_error_line(&out).contains("checksum mismatch"),
         "{}",
         stderr(&out)
     );
 
     // An existing target, restored with --clean: the corruption is found and nothing changes.
-    let target = pg.sample_db(10);
+    let target = pg.sample_db("pgbcli", 10, RowText::Plain);
     let before = pg.fingerprint(&target.name);
     let out = pgb(&[
         "restore",
@@ -360,10 +181,10 @@ fn corrupted_backup_exits_5_on_verify_and_restore_leaves_target_unchanged() {
 #[test]
 fn restore_into_a_target_with_tables_needs_clean() {
     let Some(pg) = pg() else { return };
-    let src = pg.sample_db(2000);
+    let src = pg.sample_db("pgbcli", 2000, RowText::Plain);
     let repo = tempfile::tempdir().unwrap();
     assert!(backup(&pg, repo.path(), &src.name, &[]).status.success());
-    let target = pg.sample_db(7);
+    let target = pg.sample_db("pgbcli", 7, RowText::Plain);
     let before = pg.fingerprint(&target.name);
     let r = repo.path().to_str().unwrap();
     let out = pgb(&[
@@ -375,7 +196,7 @@ fn restore_into_a_target_with_tables_needs_clean() {
         &pg.url(&target.name),
     ]);
     assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
-    assert!(one_line_error(&out).contains("--clean"));
+    assert!(first_error_line(&out).contains("--clean"));
     assert_eq!(
         pg.fingerprint(&target.name),
         before,
@@ -398,7 +219,7 @@ fn restore_into_a_target_with_tables_needs_clean() {
 #[test]
 fn parallel_restore_round_trips() {
     let Some(pg) = pg() else { return };
-    let src = pg.sample_db(4000);
+    let src = pg.sample_db("pgbcli", 4000, RowText::Plain);
     let repo = tempfile::tempdir().unwrap();
     let spool = tempfile::tempdir().unwrap();
     assert!(
@@ -431,7 +252,7 @@ fn parallel_restore_round_trips() {
 #[test]
 fn stored_backup_restores_with_standard_tools() {
     let Some(pg) = pg() else { return };
-    let src = pg.sample_db(3000);
+    let src = pg.sample_db("pgbcli", 3000, RowText::Plain);
     for (format, compression, decompress) in [
         ("custom", "zstd", "zstd -d -c"),
         ("custom", "gzip", "gunzip -c"),
@@ -486,54 +307,33 @@ fn stored_backup_restores_with_standard_tools() {
 
 /// A pg_dump stand-in that streams forever (slowly), for signal tests. It answers `--version`
 /// as the real 15 does so the version check passes.
-fn slow_pg_dump(dir: &Path) -> PathBuf {
-    let bin = dir.join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let script = bin.join("pg_dump");
-    std::fs::write(
-        &script,
-        "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'pg_dump (PostgreSQL) 15.99'; exit 0; fi\n\
-         exec python3 -c 'import sys,time\nwhile True:\n sys.stdout.buffer.write(b\"PGDMP\" * 20000); sys.stdout.flush(); time.sleep(0.02)'\n",
+fn endless_pg_dump(dir: &Path) -> PathBuf {
+    shim(
+        dir,
+        "bin",
+        "exec python3 -c 'import sys,time\nwhile True:\n sys.stdout.buffer.write(b\"PGDMP\" * 20000); sys.stdout.flush(); time.sleep(0.02)'",
     )
-    .unwrap();
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    bin
-}
-
-fn processes_mentioning(needle: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
-            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            if cmd.contains(needle) && !cmd.contains("cargo") {
-                found.push(cmd);
-            }
-        }
-    }
-    found
 }
 
 fn signal_aborts_cleanly(sig: i32, expected_code: i32) {
     let Some(pg) = pg() else { return };
-    let src = pg.sample_db(10);
+    let src = pg.sample_db("pgbcli", 10, RowText::Plain);
     let dir = tempfile::tempdir().unwrap();
-    let bin = slow_pg_dump(dir.path());
+    let bin = endless_pg_dump(dir.path());
     let repo = dir.path().join("repo");
-    let child = Command::new(PGB)
-        .args([
-            "backup",
-            "--repo",
-            repo.to_str().unwrap(),
-            "--db",
-            &pg.url(&src.name),
-            "--pg-bin-dir",
-            bin.to_str().unwrap(),
-        ])
-        .env_remove("DATABASE_URL")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = pgb_cmd(&[
+        "backup",
+        "--repo",
+        repo.to_str().unwrap(),
+        "--db",
+        &pg.url(&src.name),
+        "--pg-bin-dir",
+        bin.to_str().unwrap(),
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
     // Wait until data flows into the staging area.
     let deadline = Instant::now() + Duration::from_secs(20);
     while files(&repo).iter().all(|f| !f.starts_with(".pgb-staging/")) {
@@ -541,12 +341,8 @@ fn signal_aborts_cleanly(sig: i32, expected_code: i32) {
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(300));
-    let pid = child.id() as i32;
-    #[expect(unsafe_code, reason = "sending a signal to the child under test")]
-    // SAFETY: kill(2) with a valid pid and signal number has no memory-safety preconditions.
-    unsafe {
-        libc::kill(pid, sig);
-    }
+    // Whether the signal was delivered shows in the exit code checked below.
+    let _ = send_signal(child.id(), sig);
     let started = Instant::now();
     let out = child.wait_with_output().unwrap();
     assert!(
@@ -568,9 +364,9 @@ fn signal_aborts_cleanly(sig: i32, expected_code: i32) {
     );
     std::thread::sleep(Duration::from_millis(200));
     assert!(
-        processes_mentioning(bin.to_str().unwrap()).is_empty(),
+        processes_mentioning(&[bin.to_str().unwrap()]).is_empty(),
         "no pg_dump left: {:?}",
-        processes_mentioning(bin.to_str().unwrap())
+        processes_mentioning(&[bin.to_str().unwrap()])
     );
     assert!(list_json(&repo).is_empty());
 }
@@ -588,7 +384,7 @@ fn sigterm_mid_backup_exits_143_with_nothing_left() {
 #[test]
 fn prune_dry_run_explains_and_prune_keeps_the_newest() {
     let Some(pg) = pg() else { return };
-    let src = pg.sample_db(100);
+    let src = pg.sample_db("pgbcli", 100, RowText::Plain);
     let repo = tempfile::tempdir().unwrap();
     for _ in 0..3 {
         let out = backup(&pg, repo.path(), &src.name, &[]);
@@ -627,7 +423,7 @@ fn prune_dry_run_explains_and_prune_keeps_the_newest() {
 #[test]
 fn backup_with_prune_prunes_only_after_success() {
     let Some(pg) = pg() else { return };
-    let src = pg.sample_db(100);
+    let src = pg.sample_db("pgbcli", 100, RowText::Plain);
     let repo = tempfile::tempdir().unwrap();
     for _ in 0..2 {
         assert!(backup(&pg, repo.path(), &src.name, &[]).status.success());
@@ -662,7 +458,7 @@ fn bare_m_duration_is_rejected_with_a_hint() {
         "3m",
     ]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(one_line_error(&out).contains("mo"), "{}", stderr(&out));
+    assert!(first_error_line(&out).contains("mo"), "{}", stderr(&out));
 }
 
 #[test]
@@ -703,7 +499,7 @@ fn retention_plan_reads_json_and_answers_json() {
 #[test]
 fn gc_removes_only_old_leftovers() {
     let Some(pg) = pg() else { return };
-    let src = pg.sample_db(50);
+    let src = pg.sample_db("pgbcli", 50, RowText::Plain);
     let repo = tempfile::tempdir().unwrap();
     assert!(backup(&pg, repo.path(), &src.name, &[]).status.success());
     // A leftover of a backup that never committed: data without a manifest.

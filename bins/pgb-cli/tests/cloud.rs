@@ -3,121 +3,30 @@
 //! multipart, resumable and block-list upload paths run, with content compared after restore.
 //! Each backend skips loudly when its emulator's `PGB_TEST_*` variables are missing.
 
-use std::process::{Command, Output};
+pub mod common;
 
-const PGB: &str = env!("CARGO_BIN_EXE_pgb");
+use common::*;
+use std::process::Output;
 
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
-fn unique(prefix: &str) -> String {
-    let mut rnd = [0u8; 4];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut rnd))
-        .expect("urandom");
-    format!(
-        "{prefix}_{}",
-        rnd.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    )
-}
-
-struct Pg {
-    base: String,
-    psql: String,
-}
-
-impl Pg {
-    fn get() -> Option<Self> {
-        match (env("PGB_TEST_PG_URL"), env("PGB_TEST_PG_BIN")) {
-            (Some(url), Some(bin)) => Some(Self {
-                base: url.trim_end_matches("/postgres").to_owned(),
-                psql: format!("{bin}/psql"),
-            }),
-            _ => {
-                pgb_testkit::require_or_skip("PostgreSQL (PGB_TEST_PG_URL)", "run scripts/test.sh")
-            }
-        }
-    }
-
-    fn url(&self, db: &str) -> String {
-        format!("{}/{db}", self.base)
-    }
-
-    fn psql(&self, db: &str, sql: &str) -> String {
-        let out = Command::new(&self.psql)
-            .args([
-                "-X",
-                "-q",
-                "-At",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-d",
-                &self.url(db),
-                "-c",
-                sql,
-            ])
-            .output()
-            .expect("psql");
-        assert!(
-            out.status.success(),
-            "psql: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    }
-
-    /// A database of more than 50 MB of hard-to-compress rows (the compressed object is still
-    /// tens of MB, so uploads take several parts, chunks or blocks).
-    fn big_db(&self) -> String {
-        let name = unique("pgbcloud");
-        self.psql("postgres", &format!("create database {name}"));
-        self.psql(
-            &name,
-            "create table blobs (id int primary key, note text, payload bytea);
-             insert into blobs
-               select g, 'row ' || g || ' ✓',
-                      decode(string_agg(md5(g::text || ':' || i), ''), 'hex')
-               from generate_series(1, 60000) g, generate_series(1, 40) i group by g;",
-        );
-        let size: i64 = self
-            .psql(&name, "select pg_database_size(current_database())")
-            .parse()
-            .unwrap();
-        assert!(size > 50_000_000, "test database is {size} bytes");
-        name
-    }
-
-    fn fingerprint(&self, db: &str) -> String {
-        self.psql(
-            db,
-            "select count(*) || ':' || md5(string_agg(b::text, '|' order by id)) from blobs b",
-        )
-    }
-
-    fn drop(&self, db: &str) {
-        let _ = Command::new(&self.psql)
-            .args([
-                "-X",
-                "-q",
-                "-d",
-                &self.url("postgres"),
-                "-c",
-                &format!("drop database if exists {db} with (force)"),
-            ])
-            .output();
-    }
-}
-
-fn pgb(args: &[&str], envs: &[(&str, String)]) -> Output {
-    let mut cmd = Command::new(PGB);
-    cmd.args(args)
-        .env_remove("DATABASE_URL")
-        .env_remove("PGB_REPO");
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("run pgb")
+/// A database of more than 50 MB of hard-to-compress rows (the compressed object is still tens
+/// of MB, so uploads take several parts, chunks or blocks).
+fn big_db(pg: &Pg) -> String {
+    let name = unique("pgbcloud");
+    pg.psql("postgres", &format!("create database {name}"));
+    pg.psql(
+        &name,
+        "create table blobs (id int primary key, note text, payload bytea);
+         insert into blobs
+           select g, 'row ' || g || ' ✓',
+                  decode(string_agg(md5(g::text || ':' || i), ''), 'hex')
+           from generate_series(1, 60000) g, generate_series(1, 40) i group by g;",
+    );
+    let size: i64 = pg
+        .psql(&name, "select pg_database_size(current_database())")
+        .parse()
+        .unwrap();
+    assert!(size > 50_000_000, "test database is {size} bytes");
+    name
 }
 
 fn ok(out: &Output, what: &str) -> String {
@@ -125,23 +34,28 @@ fn ok(out: &Output, what: &str) -> String {
         out.status.success(),
         "{what}: exit {:?}\n{}",
         out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
+        stderr(out)
     );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    stdout(out)
 }
 
 /// The full operator path on one backend.
 fn round_trip(repo: &str, envs: &[(&str, String)]) {
-    let Some(pg) = Pg::get() else { return };
-    let src = pg.big_db();
+    let Some(pg) = pg() else { return };
+    let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let envs = envs.as_slice();
+    let src = big_db(&pg);
     let target = unique("pgbcloud_restored");
     let url = pg.url(&src);
     ok(
-        &pgb(&["backup", "--repo", repo, "--db", &url], envs),
+        &pgb_env(&["backup", "--repo", repo, "--db", &url], envs),
         "backup",
     );
-    let list: serde_json::Value =
-        serde_json::from_str(&ok(&pgb(&["list", "--repo", repo, "--json"], envs), "list")).unwrap();
+    let list: serde_json::Value = serde_json::from_str(&ok(
+        &pgb_env(&["list", "--repo", repo, "--json"], envs),
+        "list",
+    ))
+    .unwrap();
     let entry = list
         .as_array()
         .unwrap()
@@ -153,26 +67,26 @@ fn round_trip(repo: &str, envs: &[(&str, String)]) {
         "several parts: {entry}"
     );
     let id = entry["id"].as_str().unwrap();
-    ok(&pgb(&["verify", "--repo", repo, id], envs), "verify");
+    ok(&pgb_env(&["verify", "--repo", repo, id], envs), "verify");
     ok(
-        &pgb(
+        &pgb_env(
             &["restore", id, "--repo", repo, "--db", &pg.url(&target)],
             envs,
         ),
         "restore",
     );
     assert_eq!(
-        pg.fingerprint(&target),
-        pg.fingerprint(&src),
+        pg.table_fingerprint(&target, "blobs"),
+        pg.table_fingerprint(&src, "blobs"),
         "restored content"
     );
     // Clean up the repository prefix this test used.
     ok(
-        &pgb(&["prune", "--repo", repo, "--keep-last", "1"], envs),
+        &pgb_env(&["prune", "--repo", repo, "--keep-last", "1"], envs),
         "prune",
     );
-    pg.drop(&target);
-    pg.drop(&src);
+    drop_db_quietly(&pg, &target);
+    drop_db_quietly(&pg, &src);
 }
 
 #[test]

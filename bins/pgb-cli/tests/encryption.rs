@@ -4,221 +4,25 @@
 //! closed before pg_dump starts, the verify/restore failure matrix and downgrade refusal
 //! (docs/RELIABILITY.md tests 12, 16-18, 28 and 30; docs/security.md).
 
+pub mod common;
+
+use common::*;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-const PGB: &str = env!("CARGO_BIN_EXE_pgb");
 
 /// age's payload: a 16-byte nonce, then chunks of 64 KiB plaintext plus a 16-byte tag.
 const AGE_NONCE: usize = 16;
 const AGE_CHUNK: usize = 64 * 1024 + 16;
 
-struct Pg {
-    base: String,
-    bin: PathBuf,
-}
-
-fn pg() -> Option<Pg> {
-    match (
-        std::env::var("PGB_TEST_PG_URL"),
-        std::env::var("PGB_TEST_PG_BIN"),
-    ) {
-        (Ok(url), Ok(bin)) => Some(Pg {
-            base: url.trim_end_matches("/postgres").to_owned(),
-            bin: bin.into(),
-        }),
-        _ => pgb_testkit::require_or_skip(
-            "PostgreSQL (PGB_TEST_PG_URL, PGB_TEST_PG_BIN)",
-            "run scripts/test.sh",
-        ),
-    }
-}
-
-fn random_u32() -> u32 {
-    let mut rnd = [0u8; 4];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut rnd))
-        .expect("urandom");
-    u32::from_le_bytes(rnd)
-}
-
-fn unique(prefix: &str) -> String {
-    format!("{prefix}_{:08x}", random_u32())
-}
-
-impl Pg {
-    fn url(&self, db: &str) -> String {
-        format!("{}/{db}", self.base)
-    }
-
-    fn psql(&self, db: &str, sql: &str) -> String {
-        let out = Command::new(self.bin.join("psql"))
-            .args([
-                "-X",
-                "-q",
-                "-At",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-d",
-                &self.url(db),
-                "-c",
-                sql,
-            ])
-            .output()
-            .expect("psql");
-        assert!(
-            out.status.success(),
-            "psql {sql}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    }
-
-    fn db_exists(&self, db: &str) -> bool {
-        self.psql(
-            "postgres",
-            &format!("select count(*) from pg_database where datname = '{db}'"),
-        ) == "1"
-    }
-
-    /// A fresh database with `rows` rows of random (poorly compressible) text plus one row
-    /// holding `canary`; dropped by the guard.
-    fn sample_db(&self, rows: u32, canary: &str) -> DbGuard<'_> {
-        let name = unique("pgbenc");
-        self.psql("postgres", &format!("create database {name}"));
-        self.psql(
-            &name,
-            &format!(
-                "create table items (id int primary key, name text, doc jsonb);
-                 insert into items select g, 'item ' || g || ' ' || md5(random()::text), jsonb_build_object('g', g) from generate_series(1, {rows}) g;
-                 insert into items values (0, '{canary}', '{{}}');
-                 create sequence counter; select setval('counter', 42);"
-            ),
-        );
-        DbGuard { pg: self, name }
-    }
-
-    fn fingerprint(&self, db: &str) -> String {
-        self.psql(db, "select count(*) || ':' || md5(string_agg(i::text, '|' order by id)) || ':' || (select last_value from counter) from items i")
-    }
-}
-
-struct DbGuard<'a> {
-    pg: &'a Pg,
-    name: String,
-}
-
-impl Drop for DbGuard<'_> {
-    fn drop(&mut self) {
-        drop_db_quietly(self.pg, &self.name);
-    }
-}
-
-fn drop_db_quietly(pg: &Pg, name: &str) {
-    let _ = Command::new(pg.bin.join("psql"))
-        .args([
-            "-X",
-            "-q",
-            "-d",
-            &pg.url("postgres"),
-            "-c",
-            &format!("drop database if exists {name} with (force)"),
-        ])
-        .output();
-}
-
-/// Runs pgb with a clean environment (no inherited pgb settings) plus `envs`.
-fn pgb_env(args: &[&str], envs: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(PGB);
-    cmd.args(args);
-    for var in [
-        "DATABASE_URL",
-        "PGB_REPO",
-        "PGB_PASSPHRASE",
-        "PGB_AUTH_KEY",
-        "PGB_IDENTITY_FILE",
-        "PGB_PG_BIN_DIR",
-        "PGB_TEST_FAILPOINT",
-        "RUST_LOG",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.envs(envs.iter().copied());
-    cmd.output().expect("run pgb")
-}
-
-fn pgb(args: &[&str]) -> Output {
-    pgb_env(args, &[])
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// Every file under `dir` (relative paths), staging area included.
-fn files(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            if e.path().is_dir() {
-                stack.push(e.path());
-            } else {
-                out.push(
-                    e.path()
-                        .strip_prefix(dir)
-                        .unwrap()
-                        .to_string_lossy()
-                        .into_owned(),
-                );
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
-fn list_json(repo: &Path) -> Vec<serde_json::Value> {
-    let out = pgb(&["list", "--repo", repo.to_str().unwrap(), "--json"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    serde_json::from_slice(&out.stdout).expect("list --json is JSON")
-}
-
-fn ids(repo: &Path) -> Vec<String> {
-    list_json(repo)
-        .iter()
-        .map(|e| e["id"].as_str().unwrap().to_owned())
-        .collect()
-}
-
-/// The single `pgb: error:` line of a failed run (asserting there is exactly one, and no
-/// panic or backtrace).
-fn one_line_error(o: &Output) -> String {
-    let err = stderr(o);
-    let lines: Vec<&str> = err
-        .lines()
-        .filter(|l| l.starts_with("pgb: error:"))
-        .collect();
-    assert_eq!(lines.len(), 1, "exactly one error line in {err:?}");
-    assert!(
-        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
-        "no panic: {err}"
+/// A fresh sample database of `rows` rows of random (poorly compressible) text plus one row
+/// (id 0) holding `canary`; dropped by the guard.
+fn sample_db<'a>(pg: &'a Pg, rows: u32, canary: &str) -> DbGuard<'a> {
+    let db = pg.sample_db("pgbenc", rows, RowText::Random);
+    pg.psql(
+        &db.name,
+        &format!("insert into items values (0, '{canary}', '{{}}')"),
     );
-    lines[0].to_owned()
-}
-
-fn backup(pg: &Pg, repo: &Path, db: &str, extra: &[&str], envs: &[(&str, &str)]) -> Output {
-    let url = pg.url(db);
-    let mut args = vec!["backup", "--repo", repo.to_str().unwrap(), "--db", &url];
-    args.extend_from_slice(extra);
-    pgb_env(&args, envs)
+    db
 }
 
 /// `pgb key generate`: an identity file (and optionally an auth key file); returns the
@@ -313,7 +117,7 @@ fn sh(script: &str) -> Output {
 fn x25519_two_recipients_round_trip_and_age_cli_interop() {
     let Some(pg) = pg() else { return };
     let canary = unique("CANARY_row_text");
-    let src = pg.sample_db(3000, &canary);
+    let src = sample_db(&pg, 3000, &canary);
     let dir = tempfile::tempdir().unwrap();
     let keys = dir.path().join("keys");
     std::fs::create_dir(&keys).unwrap();
@@ -334,7 +138,6 @@ fn x25519_two_recipients_round_trip_and_age_cli_interop() {
             "--auth-key-file",
             auth.to_str().unwrap(),
         ],
-        &[],
     );
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
@@ -420,14 +223,14 @@ fn x25519_two_recipients_round_trip_and_age_cli_interop() {
 #[test]
 fn age_cli_reencrypted_object_is_read_by_pgb() {
     let Some(pg) = pg() else { return };
-    let src = pg.sample_db(2000, &unique("CANARY"));
+    let src = sample_db(&pg, 2000, &unique("CANARY"));
     let dir = tempfile::tempdir().unwrap();
     let (ops, ops_r) = keygen(dir.path(), "ops", None);
     let repo = dir.path().join("repo");
     // Recipients without an authentication key: the manifest is not authenticated, so the
     // object may legitimately be re-encrypted by other tools (and, equally, substituted:
     // docs/security.md).
-    let out = backup(&pg, &repo, &src.name, &["--recipient", &ops_r], &[]);
+    let out = backup(&pg, &repo, &src.name, &["--recipient", &ops_r]);
     assert!(out.status.success(), "{}", stderr(&out));
     let id = ids(&repo).pop().unwrap();
     assert_eq!(
@@ -484,7 +287,7 @@ fn age_cli_reencrypted_object_is_read_by_pgb() {
 fn passphrase_round_trip_from_env_and_from_file() {
     let Some(pg) = pg() else { return };
     let canary = unique("CANARY_pw_row");
-    let src = pg.sample_db(1000, &canary);
+    let src = sample_db(&pg, 1000, &canary);
     let dir = tempfile::tempdir().unwrap();
     let pass_file = dir.path().join("pass.txt");
     std::fs::write(&pass_file, "correct horse battery staple 2\n").unwrap();
@@ -496,7 +299,7 @@ fn passphrase_round_trip_from_env_and_from_file() {
         ("file", &file_args[..], &[][..]),
     ] {
         let repo = dir.path().join(name);
-        let out = backup(&pg, &repo, &src.name, backup_args, envs);
+        let out = backup_env(&pg, &repo, &src.name, backup_args, envs);
         assert!(out.status.success(), "{name}: {}", stderr(&out));
         let id = ids(&repo).pop().unwrap();
         let m = read_manifest(&repo, &id);
@@ -543,19 +346,12 @@ fn passphrase_round_trip_from_env_and_from_file() {
 
 /// A pg_dump that answers `--version` like a real 15 and otherwise only records that it ran.
 fn marker_pg_dump(dir: &Path) -> (PathBuf, PathBuf) {
-    let bin = dir.join("shim-bin");
-    std::fs::create_dir_all(&bin).unwrap();
     let marker = dir.join("pg_dump-ran");
-    let script = bin.join("pg_dump");
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'pg_dump (PostgreSQL) 15.99'; exit 0; fi\ntouch '{}'\nexit 0\n",
-            marker.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let bin = shim(
+        dir,
+        "shim-bin",
+        &format!("touch '{}'\nexit 0", marker.display()),
+    );
     (bin, marker)
 }
 
@@ -565,7 +361,7 @@ type FailClosed<'a> = (&'a str, Vec<&'a str>, Vec<(&'a str, &'a str)>, i32, &'a 
 #[test]
 fn encryption_fails_closed_before_pg_dump_starts_with_nothing_written() {
     let Some(pg) = pg() else { return };
-    let src = pg.sample_db(10, "x");
+    let src = sample_db(&pg, 10, "x");
     let dir = tempfile::tempdir().unwrap();
     let (bin, marker) = marker_pg_dump(dir.path());
     let (_, good_r) = keygen(dir.path(), "ops", Some("auth.key"));
@@ -715,7 +511,7 @@ fn encryption_fails_closed_before_pg_dump_starts_with_nothing_written() {
     for (i, (what, mut args, envs, code, fragment)) in cases.into_iter().enumerate() {
         let repo = dir.path().join(format!("repo{i}"));
         args.extend(["--pg-bin-dir", bin.to_str().unwrap()]);
-        let out = backup(&pg, &repo, &src.name, &args, &envs);
+        let out = backup_env(&pg, &repo, &src.name, &args, &envs);
         assert_eq!(out.status.code(), Some(code), "{what}: {}", stderr(&out));
         let line = one_line_error(&out);
         assert!(line.contains(fragment), "{what}: {line}");
@@ -743,7 +539,6 @@ fn encryption_fails_closed_before_pg_dump_starts_with_nothing_written() {
             "--pg-bin-dir",
             bin.to_str().unwrap(),
         ],
-        &[],
     );
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(one_line_error(&out).contains("wrote nothing"));
@@ -841,7 +636,7 @@ fn run_case(
 fn verify_and_restore_refuse_damaged_or_wrongly_keyed_encrypted_backups() {
     let Some(pg) = pg() else { return };
     // Large enough for several age chunks after compression.
-    let src = pg.sample_db(12000, "x");
+    let src = sample_db(&pg, 12000, "x");
     let dir = tempfile::tempdir().unwrap();
     let (ops, ops_r) = keygen(dir.path(), "ops", Some("auth.key"));
     let (other, _) = keygen(dir.path(), "other", Some("other-auth.key"));
@@ -859,7 +654,6 @@ fn verify_and_restore_refuse_damaged_or_wrongly_keyed_encrypted_backups() {
                 "--auth-key-file",
                 auth.to_str().unwrap(),
             ],
-            &[],
         );
         assert!(out.status.success(), "{}", stderr(&out));
     }
@@ -1098,11 +892,11 @@ fn verify_and_restore_refuse_damaged_or_wrongly_keyed_encrypted_backups() {
 #[test]
 fn age_stream_cut_at_a_chunk_boundary_is_caught_even_without_authentication() {
     let Some(pg) = pg() else { return };
-    let src = pg.sample_db(12000, "x");
+    let src = sample_db(&pg, 12000, "x");
     let dir = tempfile::tempdir().unwrap();
     let (ops, ops_r) = keygen(dir.path(), "ops", None);
     let repo = dir.path().join("repo");
-    let out = backup(&pg, &repo, &src.name, &["--recipient", &ops_r], &[]);
+    let out = backup(&pg, &repo, &src.name, &["--recipient", &ops_r]);
     assert!(out.status.success(), "{}", stderr(&out));
     let id = ids(&repo).pop().unwrap();
     // An attacker (or a storage bug) cuts the object right after the first full chunk and
@@ -1149,10 +943,10 @@ fn age_stream_cut_at_a_chunk_boundary_is_caught_even_without_authentication() {
 #[test]
 fn wrong_passphrase_is_a_key_error_before_any_database_is_touched() {
     let Some(pg) = pg() else { return };
-    let src = pg.sample_db(500, "x");
+    let src = sample_db(&pg, 500, "x");
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("repo");
-    let out = backup(
+    let out = backup_env(
         &pg,
         &repo,
         &src.name,
@@ -1193,7 +987,7 @@ fn wrong_passphrase_is_a_key_error_before_any_database_is_touched() {
 #[test]
 fn keys_at_restore_refuse_an_unauthenticated_backup_unless_allowed() {
     let Some(pg) = pg() else { return };
-    let src = pg.sample_db(500, "x");
+    let src = sample_db(&pg, 500, "x");
     let dir = tempfile::tempdir().unwrap();
     let (ops, ops_r) = keygen(dir.path(), "ops", Some("auth.key"));
     let auth_hex = std::fs::read_to_string(dir.path().join("auth.key")).unwrap();
@@ -1202,10 +996,10 @@ fn keys_at_restore_refuse_an_unauthenticated_backup_unless_allowed() {
     // An unencrypted backup (as an attacker with write access could plant in place of an
     // encrypted one), and a recipients backup without an authentication key.
     let plain = dir.path().join("plain");
-    assert!(backup(&pg, &plain, &src.name, &[], &[]).status.success());
+    assert!(backup(&pg, &plain, &src.name, &[]).status.success());
     let unauth = dir.path().join("unauth");
     assert!(
-        backup(&pg, &unauth, &src.name, &["--recipient", &ops_r], &[])
+        backup(&pg, &unauth, &src.name, &["--recipient", &ops_r])
             .status
             .success()
     );

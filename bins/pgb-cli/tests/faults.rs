@@ -7,217 +7,12 @@
 //! no panic, no new backup in `pgb list`, earlier backups still verify, nothing partial under a
 //! final name, no pg_dump left running.
 
+pub mod common;
+
+use common::*;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-const PGB: &str = env!("CARGO_BIN_EXE_pgb");
-
-struct Pg {
-    base: String,
-    bin: PathBuf,
-}
-
-fn pg() -> Option<Pg> {
-    match (
-        std::env::var("PGB_TEST_PG_URL"),
-        std::env::var("PGB_TEST_PG_BIN"),
-    ) {
-        (Ok(url), Ok(bin)) => Some(Pg {
-            base: url.trim_end_matches("/postgres").to_owned(),
-            bin: bin.into(),
-        }),
-        _ => pgb_testkit::require_or_skip(
-            "PostgreSQL (PGB_TEST_PG_URL, PGB_TEST_PG_BIN)",
-            "run scripts/test.sh",
-        ),
-    }
-}
-
-fn unique(prefix: &str) -> String {
-    let mut rnd = [0u8; 4];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut rnd))
-        .expect("urandom");
-    format!(
-        "{prefix}_{}",
-        rnd.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    )
-}
-
-impl Pg {
-    fn url(&self, db: &str) -> String {
-        format!("{}/{db}", self.base)
-    }
-
-    fn psql(&self, db: &str, sql: &str) -> String {
-        let out = Command::new(self.bin.join("psql"))
-            .args([
-                "-X",
-                "-q",
-                "-At",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-d",
-                &self.url(db),
-                "-c",
-                sql,
-            ])
-            .output()
-            .expect("psql");
-        assert!(
-            out.status.success(),
-            "psql {sql}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    }
-
-    /// A fresh database with a little data; dropped by `Drop` of the guard.
-    fn sample_db(&self, rows: u32) -> DbGuard<'_> {
-        let name = unique("pgbfault");
-        self.psql("postgres", &format!("create database {name}"));
-        self.psql(
-            &name,
-            &format!(
-                "create table items (id int primary key, name text, doc jsonb);
-                 insert into items select g, 'item ' || g || ' ' || md5(g::text), jsonb_build_object('g', g) from generate_series(1, {rows}) g;
-                 create sequence counter; select setval('counter', 42);"
-            ),
-        );
-        DbGuard { pg: self, name }
-    }
-
-    fn fingerprint(&self, db: &str) -> String {
-        self.psql(db, "select count(*) || ':' || md5(string_agg(i::text, '|' order by id)) || ':' || (select last_value from counter) from items i")
-    }
-}
-
-struct DbGuard<'a> {
-    pg: &'a Pg,
-    name: String,
-}
-
-impl Drop for DbGuard<'_> {
-    fn drop(&mut self) {
-        drop_db(self.pg, &self.name);
-    }
-}
-
-fn drop_db(pg: &Pg, name: &str) {
-    let _ = Command::new(pg.bin.join("psql"))
-        .args([
-            "-X",
-            "-q",
-            "-d",
-            &pg.url("postgres"),
-            "-c",
-            &format!("drop database if exists {name} with (force)"),
-        ])
-        .output();
-}
-
-/// A `pgb` command with a clean environment (no inherited pgb settings).
-fn pgb_cmd(args: &[&str]) -> Command {
-    let mut cmd = Command::new(PGB);
-    cmd.args(args);
-    for var in [
-        "DATABASE_URL",
-        "PGB_REPO",
-        "PGB_PASSPHRASE",
-        "PGB_AUTH_KEY",
-        "PGB_IDENTITY_FILE",
-        "PGB_PG_BIN_DIR",
-        "PGB_TEST_FAILPOINT",
-        "RUST_LOG",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd
-}
-
-fn pgb(args: &[&str]) -> Output {
-    pgb_cmd(args).output().expect("run pgb")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// Every file under `dir` (relative paths), staging area included.
-fn files(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            if e.path().is_dir() {
-                stack.push(e.path());
-            } else {
-                out.push(
-                    e.path()
-                        .strip_prefix(dir)
-                        .unwrap()
-                        .to_string_lossy()
-                        .into_owned(),
-                );
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
-fn backup_args<'a>(pg: &Pg, repo: &'a Path, db: &str, extra: &[&'a str]) -> Vec<String> {
-    let mut args: Vec<String> = vec![
-        "backup".into(),
-        "--repo".into(),
-        repo.to_str().unwrap().into(),
-        "--db".into(),
-        pg.url(db),
-    ];
-    args.extend(extra.iter().map(|s| (*s).to_owned()));
-    args
-}
-
-fn backup(pg: &Pg, repo: &Path, db: &str, extra: &[&str]) -> Output {
-    let args = backup_args(pg, repo, db, extra);
-    pgb(&args.iter().map(String::as_str).collect::<Vec<_>>())
-}
-
-fn list_json(repo: &Path) -> Vec<serde_json::Value> {
-    let out = pgb(&["list", "--repo", repo.to_str().unwrap(), "--json"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    serde_json::from_slice(&out.stdout).expect("list --json is JSON")
-}
-
-fn ids(repo: &Path) -> Vec<String> {
-    list_json(repo)
-        .iter()
-        .map(|e| e["id"].as_str().unwrap().to_owned())
-        .collect()
-}
-
-/// The single `pgb: error:` line of a failed run (exactly one, and no panic).
-fn one_line_error(o: &Output) -> String {
-    let err = stderr(o);
-    let lines: Vec<&str> = err
-        .lines()
-        .filter(|l| l.starts_with("pgb: error:"))
-        .collect();
-    assert_eq!(lines.len(), 1, "exactly one error line in {err:?}");
-    assert!(
-        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
-        "no panic: {err}"
-    );
-    lines[0].to_owned()
-}
 
 fn verify_all_ok(repo: &Path, expected: usize) {
     let out = pgb(&["verify", "--all", "--repo", repo.to_str().unwrap()]);
@@ -231,24 +26,6 @@ fn verify_all_ok(repo: &Path, expected: usize) {
         "{}",
         stdout(&out)
     );
-}
-
-/// Command lines of live processes containing every one of `needles` (zombies have none).
-fn processes_mentioning(needles: &[&str]) -> Vec<String> {
-    let me = std::process::id().to_string();
-    let mut found = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        if e.file_name().to_string_lossy() == me {
-            continue;
-        }
-        if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
-            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            if needles.iter().all(|n| cmd.contains(n)) && !cmd.contains("cargo") {
-                found.push(cmd);
-            }
-        }
-    }
-    found
 }
 
 fn pid_of(needle: &str) -> Option<i32> {
@@ -281,50 +58,6 @@ fn assert_no_process(needles: &[&str]) {
         assert!(Instant::now() < deadline, "processes left: {left:?}");
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-fn kill(pid: u32, sig: i32) {
-    #[expect(unsafe_code, reason = "sending a signal to a process under test")]
-    // SAFETY: kill(2) with a pid and signal number has no memory-safety preconditions.
-    let rc = unsafe { libc::kill(pid as i32, sig) };
-    assert_eq!(rc, 0, "kill({pid}, {sig})");
-}
-
-fn write_script(path: &Path, body: &str) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, body).unwrap();
-    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-}
-
-/// A pg_dump shim directory whose pg_dump answers `--version` like a real 15 and otherwise
-/// runs `body` (a shell fragment).
-fn shim(dir: &Path, name: &str, body: &str) -> PathBuf {
-    let bin = dir.join(name);
-    write_script(
-        &bin.join("pg_dump"),
-        &format!(
-            "#!/bin/bash\nif [ \"$1\" = --version ]; then echo 'pg_dump (PostgreSQL) 15.99'; exit 0; fi\n{body}\n"
-        ),
-    );
-    bin
-}
-
-/// A pg_dump that runs the real one through a slow pipe (`delay` seconds per 8 KiB), with
-/// `set -o pipefail` so the real pg_dump's failure is the shim's failure.
-fn slow_pg_dump(pg: &Pg, dir: &Path, delay: f64) -> PathBuf {
-    let bin = dir.join("slow-bin");
-    write_script(
-        &bin.join("pg_dump"),
-        &format!(
-            "#!/bin/bash\nset -o pipefail\nreal='{}/pg_dump'\n\
-             if [ \"$1\" = --version ]; then exec \"$real\" --version; fi\n\
-             \"$real\" \"$@\" | /usr/bin/python3 -c 'import sys, time\n\
-             while True:\n    b = sys.stdin.buffer.read(8192)\n    if not b:\n        break\n    \
-             sys.stdout.buffer.write(b); sys.stdout.buffer.flush(); time.sleep({delay})\n'\n",
-            pg.bin.display()
-        ),
-    );
-    bin
 }
 
 /// Waits until `cond` holds, up to `secs` seconds.
@@ -395,7 +128,7 @@ fn assert_no_manifest_without_data(repo: &Path) {
 #[test]
 fn sigkill_at_each_failpoint_commits_nothing_and_gc_waits_for_the_lease() {
     let Some(pg) = pg() else { return };
-    let src = pg.sample_db(3000);
+    let src = pg.sample_db("pgbfault", 3000, RowText::Md5);
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("repo");
     let r = repo.to_str().unwrap();
@@ -480,7 +213,7 @@ fn sigkill_at_each_failpoint_commits_nothing_and_gc_waits_for_the_lease() {
         if complete.len() == 1 {
             assert_eq!(pg.fingerprint(&target), first_fp);
         }
-        drop_db(&pg, &target);
+        drop_db_quietly(&pg, &target);
         assert_no_process(&["pg_dump", &src.name]);
 
         // gc leaves the killed run alone while its lease is live, even with no grace period.
@@ -559,7 +292,7 @@ fn sigkill_at_each_failpoint_commits_nothing_and_gc_waits_for_the_lease() {
 #[test]
 fn pg_dump_killed_by_sigkill_mid_stream_commits_nothing() {
     let Some(pg) = pg() else { return };
-    let src = pg.sample_db(10);
+    let src = pg.sample_db("pgbfault", 10, RowText::Md5);
     let dir = tempfile::tempdir().unwrap();
     let marker = unique("pgb_shim_stream");
     let bin = shim(
@@ -585,7 +318,7 @@ fn pg_dump_killed_by_sigkill_mid_stream_commits_nothing() {
         ),
     ] {
         let repo = dir.path().join(name);
-        let earlier = pg.sample_db(5);
+        let earlier = pg.sample_db("pgbfault", 5, RowText::Md5);
         assert!(backup(&pg, &repo, &earlier.name, &[]).status.success());
         let earlier_ids = ids(&repo);
 
@@ -645,7 +378,7 @@ fn pg_dump_killed_by_sigkill_mid_stream_commits_nothing() {
 #[test]
 fn pg_dump_failing_or_writing_nothing_commits_nothing_but_warnings_are_fine() {
     let Some(pg) = pg() else { return };
-    let src = pg.sample_db(500);
+    let src = pg.sample_db("pgbfault", 500, RowText::Md5);
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("repo");
     let r = repo.to_str().unwrap();
@@ -714,13 +447,13 @@ fn pg_dump_failing_or_writing_nothing_commits_nothing_but_warnings_are_fine() {
     let out = pgb(&["restore", "latest", "--repo", r, "--db", &pg.url(&target)]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(pg.fingerprint(&target), pg.fingerprint(&src.name));
-    drop_db(&pg, &target);
+    drop_db_quietly(&pg, &target);
 }
 
 #[test]
 fn prune_and_gc_during_a_slow_backup_leave_it_alone() {
     let Some(pg) = pg() else { return };
-    let src = pg.sample_db(4000);
+    let src = pg.sample_db("pgbfault", 4000, RowText::Md5);
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("repo");
     let r = repo.to_str().unwrap();
@@ -790,14 +523,14 @@ fn prune_and_gc_during_a_slow_backup_leave_it_alone() {
     let out = pgb(&["restore", &running, "--repo", r, "--db", &pg.url(&target)]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(pg.fingerprint(&target), pg.fingerprint(&src.name));
-    drop_db(&pg, &target);
+    drop_db_quietly(&pg, &target);
     assert_no_process(&[bin.to_str().unwrap()]);
 }
 
 #[test]
 fn two_concurrent_backups_of_one_database_get_distinct_ids_and_both_verify() {
     let Some(pg) = pg() else { return };
-    let src = pg.sample_db(3000);
+    let src = pg.sample_db("pgbfault", 3000, RowText::Md5);
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("repo");
     let args = backup_args(&pg, &repo, &src.name, &[]);
@@ -823,7 +556,7 @@ fn two_concurrent_backups_of_one_database_get_distinct_ids_and_both_verify() {
 #[test]
 fn an_interrupted_prune_never_leaves_a_manifest_without_data_and_gc_finishes_it() {
     let Some(pg) = pg() else { return };
-    let src = pg.sample_db(200);
+    let src = pg.sample_db("pgbfault", 200, RowText::Md5);
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("repo");
     let r = repo.to_str().unwrap();
@@ -914,12 +647,12 @@ fn a_full_local_disk_fails_the_backup_cleanly() {
     let _mount = Mount(mnt.clone());
     let repo = mnt.join("repo");
 
-    let small = pg.sample_db(100);
+    let small = pg.sample_db("pgbfault", 100, RowText::Md5);
     assert!(backup(&pg, &repo, &small.name, &[]).status.success());
     let earlier = ids(&repo);
 
     // About 30 MB of base64 of random bytes: more than 16 MiB after zstd.
-    let big = pg.sample_db(1);
+    let big = pg.sample_db("pgbfault", 1, RowText::Md5);
     pg.psql(
         &big.name,
         "create table blob (id int, b text);
@@ -949,21 +682,16 @@ fn a_full_local_disk_fails_the_backup_cleanly() {
 fn repository_files_are_private_whatever_the_umask() {
     use std::os::unix::fs::PermissionsExt;
     let Some(pg) = pg() else { return };
-    let src = pg.sample_db(100);
+    let src = pg.sample_db("pgbfault", 100, RowText::Md5);
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("new/repo");
     let key = dir.path().join("id.txt");
     let auth = dir.path().join("auth.key");
     let run = |args: &[&str]| {
-        let out = Command::new("sh")
-            .args(["-c", "umask 000; exec \"$0\" \"$@\"", PGB])
-            .args(args)
-            .env_remove("PGB_REPO")
-            .env_remove("DATABASE_URL")
-            .env_remove("PGB_PASSPHRASE")
-            .env_remove("PGB_AUTH_KEY")
-            .output()
-            .unwrap();
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "umask 000; exec \"$0\" \"$@\"", PGB])
+            .args(args);
+        let out = without_pgb_env(&mut cmd).output().unwrap();
         assert!(out.status.success(), "{args:?}: {}", stderr(&out));
         out
     };

@@ -3,88 +3,14 @@
 //! environment, are watched for in every process's `/proc/<pid>/cmdline` while a backup runs,
 //! and in pgb's output at trace level, in text and JSON, on success and on error paths.
 
-use std::path::{Path, PathBuf};
+pub mod common;
+
+use common::*;
+use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-const PGB: &str = env!("CARGO_BIN_EXE_pgb");
-
-struct Pg {
-    base: String,
-    /// `host:port` of the test server.
-    hostport: String,
-    bin: PathBuf,
-}
-
-fn pg() -> Option<Pg> {
-    match (
-        std::env::var("PGB_TEST_PG_URL"),
-        std::env::var("PGB_TEST_PG_BIN"),
-    ) {
-        (Ok(url), Ok(bin)) => {
-            let base = url.trim_end_matches("/postgres").to_owned();
-            let hostport = base.rsplit('@').next().unwrap_or_default().to_owned();
-            Some(Pg {
-                base,
-                hostport,
-                bin: bin.into(),
-            })
-        }
-        _ => pgb_testkit::require_or_skip(
-            "PostgreSQL (PGB_TEST_PG_URL, PGB_TEST_PG_BIN)",
-            "run scripts/test.sh",
-        ),
-    }
-}
-
-fn unique(prefix: &str) -> String {
-    let mut rnd = [0u8; 6];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut rnd))
-        .expect("urandom");
-    format!(
-        "{prefix}{}",
-        rnd.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    )
-}
-
-impl Pg {
-    fn url(&self, db: &str) -> String {
-        format!("{}/{db}", self.base)
-    }
-
-    fn psql(&self, db: &str, sql: &str) -> String {
-        let out = Command::new(self.bin.join("psql"))
-            .args([
-                "-X",
-                "-q",
-                "-At",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-d",
-                &self.url(db),
-                "-c",
-                sql,
-            ])
-            .output()
-            .expect("psql");
-        assert!(
-            out.status.success(),
-            "psql: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    }
-
-    fn fingerprint(&self, db: &str) -> String {
-        self.psql(
-            db,
-            "select count(*) || ':' || md5(string_agg(i::text, '|' order by id)) from items i",
-        )
-    }
-}
 
 /// A dedicated login role with a password (scram over TCP, per the test server's pg_hba), and a
 /// database it owns; both dropped at the end. The shared role `pgb_pw` is left alone.
@@ -96,8 +22,8 @@ struct Secured<'a> {
 
 impl<'a> Secured<'a> {
     fn new(pg: &'a Pg, password: &str, rows: u32) -> Self {
-        let role = unique("pgb_secret_");
-        let db = unique("pgbsecret_");
+        let role = unique("pgb_secret");
+        let db = unique("pgbsecret");
         // The password is set from a psql variable on stdin, so it never appears in this
         // test's own argv either (which the scanner would otherwise report).
         let out = Command::new(pg.bin.join("psql"))
@@ -140,7 +66,12 @@ impl<'a> Secured<'a> {
 
     /// The URL pgb gets: the role, no password.
     fn url(&self) -> String {
-        format!("postgres://{}@{}/{}", self.role, self.pg.hostport, self.db)
+        format!(
+            "postgres://{}@{}/{}",
+            self.role,
+            self.pg.hostport(),
+            self.db
+        )
     }
 }
 
@@ -158,57 +89,12 @@ impl Drop for Secured<'_> {
     }
 }
 
-fn pgb_cmd(args: &[&str], envs: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(PGB);
-    cmd.args(args);
-    for var in [
-        "DATABASE_URL",
-        "PGB_REPO",
-        "PGB_PASSPHRASE",
-        "PGB_AUTH_KEY",
-        "PGB_IDENTITY_FILE",
-        "PGB_PG_BIN_DIR",
-        "PGB_TEST_FAILPOINT",
-        "PGPASSWORD",
-        "RUST_LOG",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.envs(envs.iter().copied());
-    cmd
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
 fn all_output(o: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
-}
-
-/// A pg_dump that runs the real one through a slow pipe, so a backup lasts a second or two.
-fn slow_pg_dump(pg: &Pg, dir: &Path) -> PathBuf {
-    let bin = dir.join("slow-bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let script = bin.join("pg_dump");
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/bash\nset -o pipefail\nreal='{}/pg_dump'\n\
-             if [ \"$1\" = --version ]; then exec \"$real\" --version; fi\n\
-             \"$real\" \"$@\" | /usr/bin/python3 -c 'import sys, time\n\
-             while True:\n    b = sys.stdin.buffer.read(8192)\n    if not b:\n        break\n    \
-             sys.stdout.buffer.write(b); sys.stdout.buffer.flush(); time.sleep(0.04)\n'\n",
-            pg.bin.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    bin
 }
 
 /// Reads every process's command line every couple of milliseconds until stopped.
@@ -264,19 +150,14 @@ impl Scanner {
 fn auth_key(dir: &Path) -> String {
     let id = dir.join("id.txt");
     let key = dir.join("auth.key");
-    let out = pgb_cmd(
-        &[
-            "key",
-            "generate",
-            "--output",
-            id.to_str().unwrap(),
-            "--auth-key-file",
-            key.to_str().unwrap(),
-        ],
-        &[],
-    )
-    .output()
-    .unwrap();
+    let out = pgb(&[
+        "key",
+        "generate",
+        "--output",
+        id.to_str().unwrap(),
+        "--auth-key-file",
+        key.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     std::fs::read_to_string(key).unwrap().trim().to_owned()
 }
@@ -297,7 +178,7 @@ fn secrets_never_appear_in_any_command_line_or_log() {
     let dir = tempfile::tempdir().unwrap();
     let auth = auth_key(dir.path());
     let secured = Secured::new(&pg, &db_password, 6000);
-    let bin = slow_pg_dump(&pg, dir.path());
+    let bin = slow_pg_dump(&pg, dir.path(), 0.04);
     let url = secured.url();
     let envs = [
         ("PGPASSWORD", db_password.as_str()),
@@ -335,7 +216,7 @@ fn secrets_never_appear_in_any_command_line_or_log() {
             bin.to_str().unwrap(),
         ]);
         let started = std::time::Instant::now();
-        let out = pgb_cmd(&args, &envs).output().unwrap();
+        let out = pgb_env(&args, &envs);
         assert!(out.status.success(), "{name}: {}", stderr(&out));
         assert_clean(name, &out, &canaries);
         if name != "default" {
@@ -365,13 +246,11 @@ fn secrets_never_appear_in_any_command_line_or_log() {
     // Verify and restore at trace level, keys from the environment.
     let repo = &runs[0].0;
     let r = repo.to_str().unwrap();
-    let out = pgb_cmd(&["-vvv", "verify", "--repo", r], &envs)
-        .output()
-        .unwrap();
+    let out = pgb_env(&["-vvv", "verify", "--repo", r], &envs);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_clean("verify", &out, &canaries);
-    let target = unique("pgbsecret_restored_");
-    let out = pgb_cmd(
+    let target = unique("pgbsecret_restored");
+    let out = pgb_env(
         &[
             "-vvv",
             "--log-format",
@@ -384,12 +263,13 @@ fn secrets_never_appear_in_any_command_line_or_log() {
             &pg.url(&target),
         ],
         &envs,
-    )
-    .output()
-    .unwrap();
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     assert_clean("restore", &out, &canaries);
-    assert_eq!(pg.fingerprint(&target), pg.fingerprint(&secured.db));
+    assert_eq!(
+        pg.table_fingerprint(&target, "items"),
+        pg.table_fingerprint(&secured.db, "items")
+    );
     pg.psql("postgres", &format!("drop database {target} with (force)"));
 
     // A password inside DATABASE_URL (accepted from the environment) is shown redacted.
@@ -399,15 +279,13 @@ fn secrets_never_appear_in_any_command_line_or_log() {
         &format!(":{db_password}"),
     );
     let repo = dir.path().join("dsn");
-    let out = pgb_cmd(
+    let out = pgb_env(
         &["-vvv", "backup", "--repo", repo.to_str().unwrap()],
         &[
             ("DATABASE_URL", with_pw.as_str()),
             ("PGB_PASSPHRASE", passphrase.as_str()),
         ],
-    )
-    .output()
-    .unwrap();
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     assert_clean("DATABASE_URL", &out, &canaries);
 }
@@ -435,32 +313,28 @@ fn error_paths_print_no_secrets() {
         // Wrong database password: exit 4, nothing echoed.
         let mut args = log_args.to_vec();
         args.extend(["backup", "--repo", r, "--db", &url]);
-        let out = pgb_cmd(
+        let out = pgb_env(
             &args,
             &[
                 ("PGPASSWORD", wrong_password.as_str()),
                 ("PGB_PASSPHRASE", passphrase.as_str()),
                 ("PGB_AUTH_KEY", auth.as_str()),
             ],
-        )
-        .output()
-        .unwrap();
+        );
         assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
         assert!(stderr(&out).contains("pgb: error:"), "{}", stderr(&out));
         assert_clean("wrong password", &out, &canaries);
     }
 
     // A backup, then key errors on verify: wrong passphrase, wrong auth key.
-    let out = pgb_cmd(
+    let out = pgb_env(
         &["backup", "--repo", r, "--db", &url],
         &[
             ("PGPASSWORD", db_password.as_str()),
             ("PGB_PASSPHRASE", passphrase.as_str()),
             ("PGB_AUTH_KEY", auth.as_str()),
         ],
-    )
-    .output()
-    .unwrap();
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let other_auth = "00".repeat(32);
     for (what, envs, code) in [
@@ -489,9 +363,7 @@ fn error_paths_print_no_secrets() {
             9,
         ),
     ] {
-        let out = pgb_cmd(&["-vvv", "verify", "--repo", r], &envs)
-            .output()
-            .unwrap();
+        let out = pgb_env(&["-vvv", "verify", "--repo", r], &envs);
         assert_eq!(out.status.code(), Some(code), "{what}: {}", stderr(&out));
         assert_clean(what, &out, &canaries);
     }
@@ -499,7 +371,9 @@ fn error_paths_print_no_secrets() {
     // Secrets on the command line are refused and not echoed.
     let flagged = format!(
         "postgres://{}:{db_password}@{}/{}",
-        secured.role, pg.hostport, secured.db
+        secured.role,
+        pg.hostport(),
+        secured.db
     );
     for args in [
         vec!["backup", "--repo", r, "--db", flagged.as_str()],
@@ -515,7 +389,7 @@ fn error_paths_print_no_secrets() {
         vec!["verify", "--repo", r, "--passphrase", passphrase.as_str()],
         vec!["restore", "latest", "--repo", r, "--db", flagged.as_str()],
     ] {
-        let out = pgb_cmd(&args, &[]).output().unwrap();
+        let out = pgb(&args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
         assert!(stderr(&out).contains("process list"), "{}", stderr(&out));
         assert_clean("secret flag", &out, &canaries);
