@@ -82,6 +82,15 @@ impl ToolLocator {
             if !path.is_file() || tools.iter().any(|t| t.path == path) {
                 continue;
             }
+            // Debian's /usr/bin/pg_dump etc. are a Perl wrapper that runs one of the
+            // /usr/lib/postgresql/*/bin tools, which are searched already; probing the wrapper
+            // only costs a Perl start-up per tool.
+            if std::fs::canonicalize(&path)
+                .is_ok_and(|p| p.ends_with("postgresql-common/pg_wrapper"))
+                && self.system_dirs
+            {
+                continue;
+            }
             if let Some(tool) = probe_version(&path).await {
                 tools.push(tool);
             }
