@@ -39,6 +39,7 @@ mod crypto;
 mod dump;
 mod error;
 mod events;
+mod job_lock;
 mod key;
 mod manifest;
 mod memory;
@@ -53,6 +54,7 @@ pub use dump::{
 };
 pub use error::{Error, ErrorClass};
 pub use events::{Event, NoProgress, Progress};
+pub use job_lock::{Holder, JobLock, JobLockError, JobLockOptions, JobLockRecord, read_job_lock};
 pub use key::{InvalidKey, ObjectKey};
 pub use manifest::{BackupId, InvalidBackupId, MANIFEST_FORMAT_VERSION, Manifest};
 pub use memory::MemoryStorage;
