@@ -443,3 +443,45 @@ async fn a_corrupt_backup_fails_the_drill_before_any_database_is_created() {
     );
     assert!(pg.scratch_left(&src.name).is_empty());
 }
+
+#[tokio::test]
+async fn tables_that_held_rows_at_backup_time_must_not_be_empty() {
+    let Some(pg) = pg() else { return };
+    let src = Source::create(&pg, "drillrows");
+    let (dir, repo, m) = backed_up(&pg, &src).await;
+    // Per-table estimates as the backup records them (`table_estimates` in the manifest): the
+    // empty audit_log claims rows, as if its data had gone missing from the archive.
+    let path = dir.path().join(format!("backups/{}/manifest.json", m.id));
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    v["table_estimates"] = serde_json::json!({
+        "public.customers": 50, "sales.orders": 200, "public.audit_log": 7
+    });
+    std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+    let report = drill(&repo, &opts(&pg, dir.path()), None, &NoProgress, never())
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, DrillOutcome::CheckFailed, "{report:#?}");
+    let rows = report.checks.iter().find(|c| c.name == "rows").unwrap();
+    assert!(!rows.passed && !rows.skipped);
+    assert_eq!(
+        rows.detail,
+        "1 tables held rows at backup time but are empty: public.audit_log"
+    );
+
+    // With honest estimates (audit_log was empty) the check passes and is not skipped.
+    v["table_estimates"] = serde_json::json!({
+        "public.customers": 50, "sales.orders": 200, "public.audit_log": 0
+    });
+    std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+    let report = drill(&repo, &opts(&pg, dir.path()), None, &NoProgress, never())
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, DrillOutcome::Passed, "{report:#?}");
+    let rows = report.checks.iter().find(|c| c.name == "rows").unwrap();
+    assert!(rows.passed && !rows.skipped);
+    assert_eq!(
+        rows.detail,
+        "all 2 tables that held rows at backup time have rows"
+    );
+    assert!(pg.scratch_left(&src.name).is_empty());
+}
