@@ -8,8 +8,8 @@
 //! one taker wins, checks that the expired lock is still the one it read, deletes it and
 //! creates its own, create-only again.
 //!
-//! The records carry `id` and `expires_at` like the backup leases under `locks/`, so `gc`
-//! treats a live job lock as live and only removes expired ones.
+//! Backup-lease scans (`gc`, `list`) look at `locks/<id>.json` only, never `locks/jobs/`; the
+//! `id` and `expires_at` fields still follow the lease record's shape.
 
 use std::fmt;
 use std::sync::Arc;
@@ -40,7 +40,7 @@ impl fmt::Display for Holder {
 /// The stored lock.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct JobLockRecord {
-    /// `job:<name>`: read by `gc`'s lease scan, which keeps live entries under `locks/`.
+    /// `job:<name>`.
     pub id: String,
     /// The job.
     pub job: String,
