@@ -83,8 +83,10 @@ impl Default for JobLockOptions {
 pub enum JobLockError {
     /// Another run holds it.
     #[error(
-        "job {job} is already running on {holder}, locked since {acquired_at}; the lock expires \
-         at {expires_at} unless refreshed"
+        "job {job} is already running on {holder}, locked since {}; the lock expires at {} \
+         unless refreshed",
+        rfc3339(acquired_at),
+        rfc3339(expires_at)
     )]
     Held {
         /// The job.
@@ -111,6 +113,11 @@ impl From<JobLockError> for Error {
             other => Error::Locked(other.to_string()),
         }
     }
+}
+
+fn rfc3339(t: &OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
 }
 
 fn lock_key(job: &str) -> Result<ObjectKey, JobLockError> {

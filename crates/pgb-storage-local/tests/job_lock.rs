@@ -72,6 +72,15 @@ async fn a_second_acquirer_gets_the_holder_and_expiry_then_the_lock_after_releas
         "{msg}"
     );
     assert!(msg.contains("expires at"), "{msg}");
+    assert!(
+        msg.contains(&format!(
+            "expires at {}",
+            expires_at
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap()
+        )),
+        "{msg}"
+    );
     // As an operation error it is of the Locked class (exit code 8).
     let core: pgb_core::Error = err.into();
     assert_eq!(core.class(), ErrorClass::Locked);
