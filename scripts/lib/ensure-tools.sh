@@ -12,6 +12,9 @@
 #
 # Not root: uses `sudo -n` when that works, else says what to install and fails.
 
+# `x=$(f)` must stop the script when f fails (bash does not pass -e into $(...) by default).
+shopt -s inherit_errexit
+
 if [[ -z ${PGB_TOOLS_DIR:-} ]]; then
   if [[ $(id -u) == 0 ]]; then PGB_TOOLS_DIR=/var/cache/pgb-tools; else PGB_TOOLS_DIR=$HOME/.cache/pgb-tools; fi
 fi
