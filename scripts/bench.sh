@@ -18,8 +18,8 @@
 #   fc      pg_dump -Fc -f FILE                     (pg_dump's built-in compression)
 #   pgb     pgb backup --repo file://DIR            (zstd:3, sha256, manifest)
 # and the restore side: pg_restore from the -Fc -Z0 file vs pgb restore (streamed).
-# It prints medians, ratios, output sizes and pgb's peak RSS and CPU time (getrusage of the
-# pgb process, measured by a small python3 wrapper: no /usr/bin/time or bc needed).
+# It prints medians, ratios, output sizes and pgb's own peak RSS and CPU time (read from /proc
+# by a small python3 wrapper: no /usr/bin/time or bc needed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -33,7 +33,7 @@ case $pg_kind in
   embedded) pg_tag=embedded ;;
   *) echo "BENCH_PG must be debian or embedded" >&2; exit 2 ;;
 esac
-# S3 backends: name, service script, env prefix.
+# S3 servers to run against: s3 (moto), s3s (s3s-fs).
 s3_backends=()
 [[ ${BENCH_S3:-0} == 1 ]] && s3_backends+=(s3)
 [[ ${BENCH_S3S:-0} == 1 ]] && s3_backends+=(s3s)
@@ -86,23 +86,40 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN {printf "%.3f", b - a}'; }
 calc() { awk "BEGIN {printf \"%.2f\", $1}"; }
-# measured FILE CMD...: runs CMD (stdout discarded) and writes "wall_s user_s sys_s maxrss_kib"
-# of it into FILE.
+# measured FILE CMD...: runs CMD (stdout discarded) and writes "wall_s cpu_s maxrss_kib" of
+# that process alone into FILE: its own user+sys time (/proc/PID/stat, read once it has exited
+# but before it is reaped, so pg_dump's time is not counted) and its peak RSS (VmHWM, polled).
 measured() {
   local f=$1
   shift
   python3 -c '
-import resource, subprocess, sys, time
+import os, subprocess, sys, time
 t = time.monotonic()
-rc = subprocess.call(sys.argv[2:], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+p = subprocess.Popen(sys.argv[2:], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+hwm = 0
+def poll_hwm():
+    global hwm
+    try:
+        for line in open(f"/proc/{p.pid}/status"):
+            if line.startswith("VmHWM:"):
+                hwm = max(hwm, int(line.split()[1]))
+    except OSError:
+        pass
+while True:
+    poll_hwm()
+    if os.waitid(os.P_PID, p.pid, os.WEXITED | os.WNOWAIT | os.WNOHANG) is not None:
+        break
+    time.sleep(0.02)
 wall = time.monotonic() - t
-ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-open(sys.argv[1], "w").write(f"{wall:.3f} {ru.ru_utime:.3f} {ru.ru_stime:.3f} {ru.ru_maxrss}\n")
+fields = open(f"/proc/{p.pid}/stat").read().rsplit(")", 1)[1].split()
+cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+rc = p.wait()
+open(sys.argv[1], "w").write(f"{wall:.3f} {cpu:.3f} {hwm}\n")
 sys.exit(rc)' "$f" "$@"
 }
 wall_of() { awk '{print $1}' "$1"; }
-cpu_of() { awk '{printf "%.3f", $2 + $3}' "$1"; }
-rss_of() { awk '{print $4}' "$1"; }
+cpu_of() { awk '{print $2}' "$1"; }
+rss_of() { awk '{print $3}' "$1"; }
 
 for size in "${sizes[@]}"; do
   db=bench_${size/./_}
