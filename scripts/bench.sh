@@ -3,6 +3,7 @@
 #
 #   scripts/bench.sh [SIZE_GB ...]     default: $BENCH_SIZES, else 0.5 1
 #   BENCH_RUNS=3 (repetitions, alternating A B C D A B C D ...)
+#   BENCH_PROFILE=release (or debug: a quick smoke run of the script, no figures)
 #   BENCH_S3=1   also back up to, verify from and restore from the S3 emulator moto,
 #                reporting upload/download throughput and peak RSS
 #   BENCH_S3S=1  the same against s3s-fs (a fast Rust S3 server that checks signatures;
@@ -45,24 +46,29 @@ else
   command -v python3 >/dev/null || { echo "BENCH_PG=embedded needs python3" >&2; exit 1; }
 fi
 
-echo "==> building pgb (release)"
-cargo build -q --release -p pgb-cli
-pgb=$root/target/release/pgb
+# BENCH_PROFILE=debug only checks that the script itself works (a quick smoke run): figures
+# come from release builds.
+profile=${BENCH_PROFILE:-release}
+echo "==> building pgb ($profile)"
+if [[ $profile == release ]]; then cargo build -q --release -p pgb-cli; else cargo build -q -p pgb-cli; fi
+pgb=$root/target/$profile/pgb
 
 state=$(mktemp -d /tmp/pgb-bench.XXXXXX)
 chmod 755 "$state"
 work=${BENCH_DIR:-$root/.pgb-bench}
 mkdir -p "$work"
 cleanup() {
-  for b in "${s3_backends[@]}"; do scripts/services/$b.sh stop "$state" || true; done
+  for b in "${s3_backends[@]}"; do scripts/services/"$b".sh stop "$state" || true; done
   scripts/pg.sh stop "$state" "$pg_tag" || true
   rm -rf "$state"
 }
 trap cleanup EXIT
 scripts/pg.sh start "$state" "$pg_tag"
+# shellcheck disable=SC1090
 source "$state/pg$pg_tag.env"
 for b in "${s3_backends[@]}"; do
-  scripts/services/$b.sh start "$state"
+  scripts/services/"$b".sh start "$state"
+  # shellcheck disable=SC1090
   source "$state/$b.env"
 done
 url_var=PGB_TEST_PG${pg_tag^^}_URL bin_var=PGB_TEST_PG${pg_tag^^}_BIN
