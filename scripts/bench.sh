@@ -4,6 +4,7 @@
 #   scripts/bench.sh [SIZE_GB ...]     default: $BENCH_SIZES, else 0.5 1
 #   BENCH_RUNS=3 (repetitions, alternating A B C D A B C D ...)
 #   BENCH_PROFILE=release (or debug: a quick smoke run of the script, no figures)
+#   BENCH_PGB=PATH  use this pgb binary instead of building one
 #   BENCH_S3=1   also back up to, verify from and restore from the S3 emulator moto,
 #                reporting upload/download throughput and peak RSS
 #   BENCH_S3S=1  the same against s3s-fs (a fast Rust S3 server that checks signatures;
@@ -49,9 +50,13 @@ fi
 # BENCH_PROFILE=debug only checks that the script itself works (a quick smoke run): figures
 # come from release builds.
 profile=${BENCH_PROFILE:-release}
-echo "==> building pgb ($profile)"
-if [[ $profile == release ]]; then cargo build -q --release -p pgb-cli; else cargo build -q -p pgb-cli; fi
-pgb=$root/target/$profile/pgb
+if [[ -n ${BENCH_PGB:-} ]]; then
+  pgb=$BENCH_PGB # an already built pgb binary
+else
+  echo "==> building pgb ($profile)"
+  if [[ $profile == release ]]; then cargo build -q --release -p pgb-cli; else cargo build -q -p pgb-cli; fi
+  pgb=$root/target/$profile/pgb
+fi
 
 state=$(mktemp -d /tmp/pgb-bench.XXXXXX)
 chmod 755 "$state"
@@ -131,7 +136,7 @@ for size in "${sizes[@]}"; do
   db=bench_${size/./_}
   echo "==> building a ~${size} GB database ($db)"
   "$bin/psql" -X -q -d "$pg_url" -c "drop database if exists $db" -c "create database $db"
-  scale=$(awk -v s="$size" 'BEGIN {printf "%d", s * 40}')
+  scale=$(awk -v s="$size" 'BEGIN {n = int(s * 40); printf "%d", (n < 1 ? 1 : n)}')
   rows=$(awk -v s="$size" 'BEGIN {printf "%d", s * 1200000}')
   "$bin/pgbench" -q -i -s "$scale" "$base/$db" >/dev/null 2>&1
   "$bin/psql" -X -q -v ON_ERROR_STOP=1 -d "$base/$db" <<SQL

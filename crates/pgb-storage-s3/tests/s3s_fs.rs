@@ -3,6 +3,7 @@
 //! proven to fail). Skips loudly without `PGB_TEST_S3S_*` (start one with
 //! `scripts/services/s3s.sh start DIR` and source `DIR/s3s.env`).
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -71,14 +72,20 @@ fn assert_denied(what: &str, err: &StorageError) {
     );
     let text = err.to_string();
     assert!(!text.contains('\n'), "{what}: one line: {text}");
-    assert!(text.contains("access denied"), "{what}: names the cause: {text}");
+    assert!(
+        text.contains("access denied"),
+        "{what}: names the cause: {text}"
+    );
     let mut chain = format!("{text} {err:?}");
     let mut src = std::error::Error::source(err);
     while let Some(e) = src {
-        chain.push_str(&format!(" {e} {e:?}"));
+        write!(chain, " {e} {e:?}").expect("write to a String");
         src = e.source();
     }
-    assert!(!chain.contains(WRONG_SECRET), "{what}: secret leaked: {chain}");
+    assert!(
+        !chain.contains(WRONG_SECRET),
+        "{what}: secret leaked: {chain}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -115,7 +122,10 @@ async fn wrong_secret_is_permission_denied_for_every_operation() {
     assert_denied("head", &err);
     let err = bad.list(None).await.expect_err("list with a wrong secret");
     assert_denied("list", &err);
-    let err = bad.delete(&k).await.expect_err("delete with a wrong secret");
+    let err = bad
+        .delete(&k)
+        .await
+        .expect_err("delete with a wrong secret");
     assert_denied("delete", &err);
 
     // Nothing the wrong secret tried took effect.
