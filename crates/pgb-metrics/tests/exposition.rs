@@ -96,7 +96,7 @@ pgb_check_status{{job=\"nightly \\\"main\\\"\"}} 0
 ",
         m.finished_at.unix_timestamp(),
         (m.finished_at - m.started_at).whole_seconds(),
-        m.stored_size,
+        m.stored_size(),
     );
     assert_eq!(text, expected);
     assert!(!text.contains(m.id.as_str()), "backup ids are never labels");

@@ -368,13 +368,14 @@ fn check_set(
         });
     }
     if let Some(min) = opts.min_size
-        && newest.stored_size < min
+        && newest.stored_size() < min
     {
         findings.push(Finding {
             status: CheckStatus::Critical,
             message: format!(
                 "newest backup {} is {} bytes, below the minimum of {min}",
-                newest.id, newest.stored_size
+                newest.id,
+                newest.stored_size()
             ),
         });
     }
@@ -384,14 +385,14 @@ fn check_set(
             .rev()
             .skip(1)
             .take(5)
-            .map(|m| m.plain_size)
+            .map(|m| m.plain_size())
             .collect();
         if let Some(median) = median(&prev)
             && median > 0
         {
             let floor = median as f64 * (1.0 - f64::from(pct) / 100.0);
-            if (newest.plain_size as f64) < floor {
-                let drop = 100.0 - newest.plain_size as f64 * 100.0 / median as f64;
+            if (newest.plain_size() as f64) < floor {
+                let drop = 100.0 - newest.plain_size() as f64 * 100.0 / median as f64;
                 findings.push(Finding {
                     status: CheckStatus::Warning,
                     message: format!(
@@ -399,7 +400,7 @@ fn check_set(
                         newest.id,
                         drop,
                         prev.len(),
-                        newest.plain_size,
+                        newest.plain_size(),
                         median
                     ),
                 });
@@ -465,8 +466,8 @@ fn check_set(
             finished_at: newest.finished_at,
             age_s,
             duration_s: secs(newest.finished_at - newest.started_at),
-            stored_size: newest.stored_size,
-            plain_size: newest.plain_size,
+            stored_size: newest.stored_size(),
+            plain_size: newest.plain_size(),
         }),
         max_age_s: opts.max_age.map(|d| d.as_secs()),
         last_drill: last.map(summary),

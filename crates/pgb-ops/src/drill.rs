@@ -403,14 +403,15 @@ fn choose(
     now: OffsetDateTime,
 ) -> Result<Manifest, DrillError> {
     let of_db = |m: &&Manifest| database.is_none_or(|d| m.database == d);
-    let what = database
-        .map(|d| format!(" of database {d}"))
-        .unwrap_or_default();
+    let none = || {
+        DrillError::Repository(CoreError::NoBackups {
+            database: database.map(str::to_owned),
+        })
+    };
     match choice {
-        BackupChoice::Latest | BackupChoice::Id(_) => listing
-            .latest(database)
-            .cloned()
-            .ok_or_else(|| DrillError::Repository(CoreError::NoBackups(what))),
+        BackupChoice::Latest | BackupChoice::Id(_) => {
+            listing.latest(database).cloned().ok_or_else(none)
+        }
         BackupChoice::Random { within } => {
             let since = now - *within;
             let candidates: Vec<&Manifest> = listing
@@ -420,10 +421,7 @@ fn choose(
                 .filter(|m| m.started_at >= since)
                 .collect();
             if candidates.is_empty() {
-                return Err(DrillError::Repository(CoreError::NoBackups(format!(
-                    "{what} started within the last {}s",
-                    within.as_secs()
-                ))));
+                return Err(none());
             }
             let mut rnd = [0u8; 8];
             let _ = getrandom::fill(&mut rnd);
@@ -709,7 +707,7 @@ async fn run(
         database: m.database.clone(),
         job: opts.job.clone(),
         backup_started_at: m.started_at,
-        stored_size: m.stored_size,
+        stored_size: m.stored_size(),
         target_server: server,
         scratch_database: name,
         kept: opts.keep,

@@ -71,11 +71,11 @@ async fn check_goes_critical_when_the_newest_backup_ages_past_max_age() {
     assert_eq!(r.sets.len(), 1);
     let newest = r.sets[0].newest.as_ref().unwrap();
     assert_eq!(newest.id, m.id.to_string());
-    assert_eq!(newest.stored_size, m.stored_size);
+    assert_eq!(newest.stored_size, m.stored_size());
     let line = nagios(&r);
     assert!(line.starts_with("PGB OK - 1 backup set"), "{line}");
     assert!(
-        line.contains(&format!("'size {}'={}B;;;0;", m.set, m.stored_size)),
+        line.contains(&format!("'size {}'={}B;;;0;", m.set, m.stored_size())),
         "{line}"
     );
     assert!(line.contains(";;3600;0;"), "{line}");
@@ -125,7 +125,7 @@ async fn size_anomalies_are_reported() {
     // Below an absolute minimum: critical.
     let r = pgb_ops::check(
         &repo,
-        &CheckOptions::new(now).with_min_size(small.stored_size + 1),
+        &CheckOptions::new(now).with_min_size(small.stored_size() + 1),
     )
     .await;
     assert_eq!(r.status, CheckStatus::Critical, "{r:?}");

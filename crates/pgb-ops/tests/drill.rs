@@ -426,7 +426,7 @@ async fn a_corrupt_backup_fails_the_drill_before_any_database_is_created() {
     let Some(pg) = pg() else { return };
     let src = Source::create(&pg, "drillcorrupt");
     let (dir, repo, m) = backed_up(&pg, &src).await;
-    let data = dir.path().join(&m.data_key);
+    let data = dir.path().join(&m.dump().expect("dump").key);
     let mut bytes = std::fs::read(&data).unwrap();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0xff;
