@@ -1,6 +1,6 @@
 //! Exit codes: a stable contract for cron, systemd and Kubernetes (docs/exit-codes.md).
 
-use pgb_core::{Error, ErrorClass};
+use pgb_core::{DumpErrorKind, Error, ErrorClass};
 
 /// Success.
 pub(crate) const OK: i32 = 0;
@@ -43,4 +43,39 @@ pub(crate) fn of(e: &Error) -> i32 {
         ErrorClass::Key => KEY,
         _ => FAILURE,
     }
+}
+
+/// What the user can do about a library error, naming this binary's flags (the libraries state
+/// only the cause).
+pub(crate) fn hint(e: &Error) -> Option<String> {
+    let Error::Dump(d) = e else { return None };
+    Some(match d.kind() {
+        DumpErrorKind::ToolNotFound => {
+            "install the PostgreSQL client tools, or point --pg-bin-dir at them".to_owned()
+        }
+        DumpErrorKind::VersionMismatch => match d.versions() {
+            Some((required, _)) => format!(
+                "install PostgreSQL {required} client tools (or newer) and point --pg-bin-dir at them"
+            ),
+            None => {
+                "install newer PostgreSQL client tools and point --pg-bin-dir at them".to_owned()
+            }
+        },
+        DumpErrorKind::AuthFailed => {
+            "set PGPASSWORD or PGPASSFILE (never the command line), or fix the user".to_owned()
+        }
+        DumpErrorKind::DatabaseNotFound => {
+            "check the name in the URL (pgb restore creates a missing target, pgb backup cannot)"
+                .to_owned()
+        }
+        DumpErrorKind::Unreachable => {
+            "check host and port, and that PostgreSQL is running".to_owned()
+        }
+        DumpErrorKind::TargetNotEmpty => {
+            "restore into a new database, or pass --clean to replace its objects".to_owned()
+        }
+        DumpErrorKind::Refused => "restore into a new database".to_owned(),
+        DumpErrorKind::CreatesDatabase => "pass --allow-create to restore it anyway".to_owned(),
+        _ => return None,
+    })
 }

@@ -12,8 +12,8 @@ use tokio::sync::mpsc;
 use crate::codec::{self, Compression, EncodeMsg, OuterStage};
 use crate::crypto::{Decryption, Encryption, mac_hex, mac_verify};
 use crate::dump::{
-    DumpError, DumpErrorKind, DumpStream, Dumper, RestoreOptions, RestoreReport, RestoreSink,
-    Restorer,
+    ArchiveChecker, ArchiveInfo, DumpError, DumpErrorKind, DumpStream, Dumper, PreparedDump,
+    RestoreOptions, RestoreReport, RestoreSink, Restorer,
 };
 use crate::error::Error;
 use crate::events::{Event, Progress};
@@ -216,7 +216,7 @@ impl Repository {
         progress: &dyn Progress,
         cancel: impl std::future::Future<Output = ()> + Send,
     ) -> Result<Manifest, Error> {
-        let source = dumper.prepare().await?;
+        let prepared = dumper.prepare().await?;
         self.preflight().await?;
 
         let started_at = OffsetDateTime::now_utc();
@@ -227,7 +227,7 @@ impl Repository {
         // Dropping the backup future kills pg_dump (kill on drop) and discards the unfinished
         // data object (the storage contract's cancellation safety).
         let res = tokio::select! {
-            res = self.backup_leased(dumper, source, id, started_at, opts, progress) => res,
+            res = self.backup_leased(prepared, id, started_at, opts, progress) => res,
             () = cancel => Err(Error::Cancelled),
         };
         lease.release().await;
@@ -236,13 +236,13 @@ impl Repository {
 
     async fn backup_leased(
         &self,
-        dumper: &dyn Dumper,
-        source: crate::dump::DumpSource,
+        prepared: Box<dyn PreparedDump>,
         id: BackupId,
         started_at: OffsetDateTime,
         opts: &BackupOptions,
         progress: &dyn Progress,
     ) -> Result<Manifest, Error> {
+        let source = prepared.source().clone();
         let data_key = layout::backup_dir(&id)
             .join(&layout::data_name(source.format, opts.compression))
             .expect("valid key");
@@ -256,7 +256,7 @@ impl Repository {
             .storage
             .writer(&data_key, WriteOptions::default())
             .await?;
-        let mut dump = match dumper.start(&source).await {
+        let mut dump = match prepared.start().await {
             Ok(d) => d,
             Err(e) => {
                 let _ = writer.abort().await;
@@ -542,24 +542,24 @@ impl Repository {
     pub async fn verify(
         &self,
         m: &Manifest,
-        checker: Option<&dyn Restorer>,
+        checker: Option<&dyn ArchiveChecker>,
         progress: &dyn Progress,
     ) -> Result<VerifyReport, Error> {
         let key = self.check_data_present(m).await?;
         self.check_keys(m, &key).await?;
         let mut sink: Box<dyn RestoreSink> = match checker {
-            Some(c) => c.check_archive(m.format, m.pg_dump_major).await?,
+            Some(c) => {
+                c.check(&ArchiveInfo::new(m.format, m.pg_dump_major))
+                    .await?
+            }
             None => Box::new(NullSink),
         };
         match self.stream_verified(m, &key, sink.as_mut(), progress).await {
             Ok(()) => {
                 let report = sink.finish().await.map_err(|e| {
                     Error::Dump(
-                        DumpError::new(
-                            DumpErrorKind::BadArchive,
-                            format!("backup {}: archive check failed: {e}", m.id),
-                        )
-                        .with_stderr(e.stderr_tail().unwrap_or_default()),
+                        e.with_kind(DumpErrorKind::BadArchive)
+                            .context(format_args!("backup {}: archive check failed", m.id)),
                     )
                 })?;
                 Ok(VerifyReport {
@@ -578,7 +578,12 @@ impl Repository {
 
     /// Restores a backup. The stored checksum is verified while streaming, and the restore is
     /// completed only after it matched (see [`Restorer`]'s contract); on any failure the target
-    /// is rolled back.
+    /// is rolled back. The archive's format and pg_dump version come from the manifest; `opts`
+    /// holds only the caller's choices.
+    ///
+    /// Dropping the returned future cancels the restore: the [`Restorer`] contract makes that
+    /// roll back too (the tool killed, a database it created dropped). For a cancellation that
+    /// waits for the clean-up, use [`Repository::restore_until`].
     ///
     /// # Errors
     /// `Integrity` before or during the stream, `Dump` for target or tool failures.
@@ -589,11 +594,34 @@ impl Repository {
         opts: &RestoreOptions,
         progress: &dyn Progress,
     ) -> Result<RestoreReport, Error> {
+        self.restore_until(m, restorer, opts, progress, std::future::pending())
+            .await
+    }
+
+    /// [`Repository::restore`] that stops cleanly when `cancel` completes (a signal, a
+    /// shutdown): the restore tool is killed, nothing is committed in the target, a target
+    /// database this restore created is dropped, and [`Error::Cancelled`] is returned once that
+    /// clean-up is done.
+    ///
+    /// # Errors
+    /// As [`Repository::restore`], or `Cancelled`.
+    pub async fn restore_until(
+        &self,
+        m: &Manifest,
+        restorer: &dyn Restorer,
+        opts: &RestoreOptions,
+        progress: &dyn Progress,
+        cancel: impl std::future::Future<Output = ()> + Send,
+    ) -> Result<RestoreReport, Error> {
+        let mut cancel = std::pin::pin!(cancel);
         let key = self.check_data_present(m).await?;
         self.check_keys(m, &key).await?;
         if opts.verify_first {
             // A corrupted backup is caught before any database is touched.
-            let got = self.hash_object(&key).await?;
+            let got = tokio::select! {
+                got = self.hash_object(&key) => got?,
+                () = &mut cancel => return Err(Error::Cancelled),
+            };
             if got != m.stored_sha256 {
                 return Err(Error::Integrity {
                     id: m.id.to_string(),
@@ -604,9 +632,22 @@ impl Repository {
                 });
             }
         }
-        let mut sink = restorer.begin(opts).await?;
-        match self.stream_verified(m, &key, sink.as_mut(), progress).await {
-            Ok(()) => Ok(sink.finish().await?),
+        let archive = ArchiveInfo::new(m.format, m.pg_dump_major);
+        // A `begin` dropped half-way rolls back by the Restorer contract.
+        let mut sink = tokio::select! {
+            sink = restorer.begin(&archive, opts) => sink?,
+            () = &mut cancel => return Err(Error::Cancelled),
+        };
+        let streamed = tokio::select! {
+            res = self.stream_verified(m, &key, sink.as_mut(), progress) => res,
+            () = &mut cancel => Err(Error::Cancelled),
+        };
+        match streamed {
+            Ok(()) => tokio::select! {
+                res = sink.finish() => Ok(res?),
+                // `finish` dropped: the sink's drop rolls back.
+                () = &mut cancel => Err(Error::Cancelled),
+            },
             Err(e) => {
                 sink.abort().await;
                 Err(e)
