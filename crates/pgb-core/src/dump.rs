@@ -1,5 +1,5 @@
-//! The dumper and restorer contracts (implemented by `pgb-postgres` with pg_dump, pg_restore
-//! and psql, and by the testkit's fakes).
+//! The dumper, restorer and archive-checker contracts (implemented by `pgb-postgres` with
+//! pg_dump, pg_restore and psql, and by the testkit's fakes).
 
 use std::fmt;
 

@@ -183,6 +183,15 @@ pub(crate) async fn preflight(
 #[async_trait]
 impl Dumper for PgDump {
     async fn prepare(&self) -> Result<Box<dyn PreparedDump>, DumpError> {
+        if !matches!(self.format, ArchiveFormat::Custom | ArchiveFormat::Plain) {
+            return Err(DumpError::new(
+                DumpErrorKind::Refused,
+                format!(
+                    "the {} format cannot be dumped as a stream",
+                    self.format
+                ),
+            ));
+        }
         let p = preflight(&self.locator, &self.conn, "pg_dump", self.format).await?;
         let estimates = table_estimates(&p.psql, &self.conn).await?;
         Ok(Box::new(PreparedPgDump {
@@ -212,13 +221,8 @@ impl PreparedDump for PreparedPgDump {
         cmd.arg("-w");
         match self.source.format {
             ArchiveFormat::Plain => cmd.arg("-Fp"),
-            ArchiveFormat::Custom => cmd.args(["-Fc", "-Z0"]),
-            other => {
-                return Err(DumpError::new(
-                    DumpErrorKind::Refused,
-                    format!("the {other} format cannot be dumped as a stream"),
-                ));
-            }
+            // `prepare` accepts only custom and plain.
+            _ => cmd.args(["-Fc", "-Z0"]),
         };
         cmd.arg(format!("--dbname={}", self.conn.redacted()));
         let process = ToolProcess::spawn(cmd, "pg_dump", Pipes::STDOUT)?;

@@ -247,3 +247,14 @@ async fn a_failing_directory_dump_is_typed_and_leaves_no_spool() {
         "a failed dump left its spool"
     );
 }
+
+#[tokio::test]
+async fn a_directory_format_is_refused_as_a_stream_before_connecting() {
+    let conn = pgb_postgres::ConnConfig::parse("postgres://nobody@127.0.0.1:1/db").unwrap();
+    let err = pgb_postgres::PgDump::new(conn, pgb_postgres::ToolLocator::new())
+        .with_format(ArchiveFormat::Directory)
+        .prepare()
+        .await
+        .expect_err("a directory dump is no stream");
+    assert_eq!(err.kind(), DumpErrorKind::Refused, "{err:?}");
+}
