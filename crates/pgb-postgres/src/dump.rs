@@ -186,10 +186,7 @@ impl Dumper for PgDump {
         if !matches!(self.format, ArchiveFormat::Custom | ArchiveFormat::Plain) {
             return Err(DumpError::new(
                 DumpErrorKind::Refused,
-                format!(
-                    "the {} format cannot be dumped as a stream",
-                    self.format
-                ),
+                format!("the {} format cannot be dumped as a stream", self.format),
             ));
         }
         let p = preflight(&self.locator, &self.conn, "pg_dump", self.format).await?;
