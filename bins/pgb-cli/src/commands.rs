@@ -6,7 +6,7 @@ use pgb_core::retention::{self, Backup as RetBackup, Policy, RetentionPolicy};
 use pgb_core::{
     ArchiveFormat, BackupOptions, Compression, Event, Manifest, Repository, RestoreOptions,
 };
-use pgb_postgres::{ConnConfig, PgDump, PgRestore, ToolLocator};
+use pgb_postgres::{ConnConfig, PgArchiveCheck, PgDump, PgRestore, ToolLocator};
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -22,7 +22,8 @@ const DEFAULT_REPO: &str = "pgb-backups";
 
 /// Runs a command until it finishes or `signal` reports one (SIGINT → 130, SIGTERM → 143).
 /// A backup is cancelled through the library so it can release its lease; any other command
-/// is simply dropped (its children are killed on drop, restores roll back).
+/// is simply dropped (its children are killed on drop; a restore's drop also drops the target
+/// database it created).
 pub(crate) async fn run(
     cmd: Command,
     signal: tokio::sync::watch::Receiver<Option<i32>>,
@@ -198,11 +199,7 @@ async fn run_command(
             let repo = open_repo(&repo)?
                 .with_decryption(decryption)
                 .allow_unauthenticated(keys.allow_unauthenticated);
-            let checker = PgRestore::new(
-                ConnConfig::parse("postgres:///").expect("static"),
-                locator(&tools),
-                std::env::temp_dir(),
-            );
+            let checker = PgArchiveCheck::new(locator(&tools));
             let targets: Vec<Manifest> = if all {
                 let listing = repo.list().await?;
                 let mut failures = Vec::new();
@@ -322,13 +319,13 @@ async fn run_command(
                 locator(&tools),
                 spool_dir.unwrap_or_else(std::env::temp_dir),
             );
-            let mut opts = RestoreOptions::new(manifest.format, manifest.pg_dump_major)
+            let opts = RestoreOptions::new()
                 .with_clean(clean)
                 .with_jobs(jobs)
                 .with_allow_create(allow_create)
-                .with_verify_first(!no_verify_first);
-            opts.keep_owner = keep_owner;
-            opts.keep_privileges = keep_privileges;
+                .with_verify_first(!no_verify_first)
+                .with_keep_owner(keep_owner)
+                .with_keep_privileges(keep_privileges);
             let started = std::time::Instant::now();
             let report = repo
                 .restore(&manifest, &restorer, &opts, &log_progress)

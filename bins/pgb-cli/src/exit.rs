@@ -1,6 +1,6 @@
 //! Exit codes: a stable contract for cron, systemd and Kubernetes (docs/exit-codes.md).
 
-use pgb_core::{Error, ErrorClass, KeyErrorKind};
+use pgb_core::{DumpErrorKind, Error, ErrorClass, KeyErrorKind};
 
 /// Success.
 pub(crate) const OK: i32 = 0;
@@ -45,20 +45,56 @@ pub(crate) fn of(e: &Error) -> i32 {
     }
 }
 
-/// What the user can do about `e`, naming this binary's flags (the libraries' errors state
-/// the cause only, since embedders and the daemon have no flags).
-pub(crate) fn hint(e: &Error) -> Option<&'static str> {
+/// What the user can do about a library error, naming this binary's flags (the libraries state
+/// only the cause, since embedders and the daemon have no flags).
+pub(crate) fn hint(e: &Error) -> Option<String> {
+    let fixed = |s: &str| Some(s.to_owned());
     match e {
         Error::Key { source, .. } => match source.kind() {
-            KeyErrorKind::MissingAuthKey => Some("pass --auth-key-file or set PGB_AUTH_KEY"),
-            KeyErrorKind::MissingPassphrase => Some("set PGB_PASSPHRASE or pass --passphrase-file"),
-            KeyErrorKind::MissingIdentity => {
-                Some("pass --identity-file, --passphrase-file or set PGB_PASSPHRASE")
+            KeyErrorKind::MissingAuthKey => fixed("pass --auth-key-file or set PGB_AUTH_KEY"),
+            KeyErrorKind::MissingPassphrase => {
+                fixed("set PGB_PASSPHRASE or pass --passphrase-file")
             }
-            KeyErrorKind::Unauthenticated => Some("pass --allow-unauthenticated to accept it"),
+            KeyErrorKind::MissingIdentity => {
+                fixed("pass --identity-file, --passphrase-file or set PGB_PASSPHRASE")
+            }
+            KeyErrorKind::Unauthenticated => fixed("pass --allow-unauthenticated to accept it"),
             _ => None,
         },
-        Error::BackupNotFound(_) => Some("run `pgb list` to see the backups"),
+        Error::BackupNotFound(_) => fixed("run `pgb list` to see the backups"),
+        Error::Dump(d) => dump_hint(d),
         _ => None,
     }
+}
+
+fn dump_hint(d: &pgb_core::DumpError) -> Option<String> {
+    Some(match d.kind() {
+        DumpErrorKind::ToolNotFound => {
+            "install the PostgreSQL client tools, or point --pg-bin-dir at them".to_owned()
+        }
+        DumpErrorKind::VersionMismatch => match d.versions() {
+            Some((required, _)) => format!(
+                "install PostgreSQL {required} client tools (or newer) and point --pg-bin-dir at them"
+            ),
+            None => {
+                "install newer PostgreSQL client tools and point --pg-bin-dir at them".to_owned()
+            }
+        },
+        DumpErrorKind::AuthFailed => {
+            "set PGPASSWORD or PGPASSFILE (never the command line), or fix the user".to_owned()
+        }
+        DumpErrorKind::DatabaseNotFound => {
+            "check the name in the URL (pgb restore creates a missing target, pgb backup cannot)"
+                .to_owned()
+        }
+        DumpErrorKind::Unreachable => {
+            "check host and port, and that PostgreSQL is running".to_owned()
+        }
+        DumpErrorKind::TargetNotEmpty => {
+            "restore into a new database, or pass --clean to replace its objects".to_owned()
+        }
+        DumpErrorKind::Refused => "restore into a new database".to_owned(),
+        DumpErrorKind::CreatesDatabase => "pass --allow-create to restore it anyway".to_owned(),
+        _ => return None,
+    })
 }

@@ -36,12 +36,13 @@ impl Failure {
 
 impl From<pgb_core::Error> for Failure {
     fn from(e: pgb_core::Error) -> Self {
+        let message = match exit::hint(&e) {
+            Some(hint) => format!("{e}; {hint}"),
+            None => e.to_string(),
+        };
         Self {
             code: exit::of(&e),
-            message: match exit::hint(&e) {
-                Some(hint) => format!("{e}; {hint}"),
-                None => e.to_string(),
-            },
+            message,
             detail: e.stderr_tail().map(str::to_owned),
         }
     }

@@ -741,3 +741,79 @@ fn repository_files_are_private_whatever_the_umask() {
     }
     assert_eq!(checked, 6, "two backups of three objects each");
 }
+
+/// SIGINT (and SIGTERM) while `pgb restore` is loading data: exit 130 (143), one error line,
+/// and the target database the restore created is gone, with no pg_restore left running.
+/// The source has a CHECK constraint whose function sleeps unless the session sets `pgb.fast`,
+/// so its restore takes seconds on any machine and the signal reliably lands mid-way.
+#[test]
+fn a_restore_interrupted_by_a_signal_drops_the_database_it_created() {
+    let Some(pg) = pg() else { return };
+    let src = unique("pgbslow");
+    pg.psql("postgres", &format!("create database {src}"));
+    let _src = DbGuard {
+        pg: &pg,
+        name: src.clone(),
+    };
+    pg.psql(
+        &src,
+        "create function public.slow_ok(i int) returns boolean language plpgsql as $$
+         begin
+           if coalesce(current_setting('pgb.fast', true), '') <> 'on' then
+             perform pg_sleep(0.002);
+           end if;
+           return true;
+         end $$;
+         create table public.slow (id int primary key check (public.slow_ok(id)), pad text);
+         set pgb.fast = on;
+         insert into public.slow select g, repeat('x', 100) from generate_series(1, 3000) g;",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let out = backup(&pg, &repo, &src, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    for (sig, code) in [(libc::SIGINT, 130), (libc::SIGTERM, 143)] {
+        let target = unique("pgbslow_target");
+        let _target = DbGuard {
+            pg: &pg,
+            name: target.clone(),
+        };
+        let log = dir.path().join(format!("restore-{sig}.log"));
+        let mut child = spawn_pgb(
+            &[
+                "restore".to_owned(),
+                "latest".to_owned(),
+                "--repo".to_owned(),
+                repo.to_str().unwrap().to_owned(),
+                "--db".to_owned(),
+                pg.url(&target),
+            ],
+            &[],
+            &log,
+        );
+        wait_until("the restore to load data", 60, || {
+            pg.psql(
+                "postgres",
+                &format!(
+                    "select count(*) from pg_stat_activity where datname = '{target}' and state = 'active'"
+                ),
+            ) != "0"
+        });
+        kill(child.id(), sig);
+        let status = child.wait().unwrap();
+        let err = std::fs::read_to_string(&log).unwrap();
+        assert_eq!(status.code(), Some(code), "signal {sig}: {err}");
+        assert!(
+            err.lines()
+                .any(|l| l.starts_with("pgb: error: interrupted")),
+            "signal {sig}: {err}"
+        );
+        assert!(!err.contains("panicked"), "signal {sig}: {err}");
+        assert!(
+            !pg.db_exists(&target),
+            "signal {sig}: the interrupted restore left {target} behind"
+        );
+        assert_no_process(&["pg_restore", &target]);
+    }
+}

@@ -1,5 +1,5 @@
-//! The dumper and restorer contracts (implemented by `pgb-postgres` with pg_dump, pg_restore
-//! and psql, and by the testkit's fakes).
+//! The dumper, restorer and archive-checker contracts (implemented by `pgb-postgres` with
+//! pg_dump, pg_restore and psql, and by the testkit's fakes).
 
 use std::fmt;
 
@@ -17,6 +17,9 @@ pub enum ArchiveFormat {
     Custom,
     /// `pg_dump -Fp`: SQL text, restored with psql.
     Plain,
+    /// `pg_dump -Fd`: a directory of files (a table of contents and one file per table's
+    /// data), dumped and restored in parallel; never a single stream.
+    Directory,
 }
 
 impl ArchiveFormat {
@@ -25,6 +28,7 @@ impl ArchiveFormat {
         match self {
             Self::Custom => "dump",
             Self::Plain => "sql",
+            Self::Directory => "dir",
         }
     }
 }
@@ -34,6 +38,7 @@ impl fmt::Display for ArchiveFormat {
         f.write_str(match self {
             Self::Custom => "custom",
             Self::Plain => "plain",
+            Self::Directory => "directory",
         })
     }
 }
@@ -60,34 +65,99 @@ pub enum DumpErrorKind {
     Empty,
     /// The restore target is not safe to restore into without an explicit flag.
     TargetNotEmpty,
-    /// The archive would do something not allowed without a flag (e.g. CREATE DATABASE).
+    /// The restore is refused as unsafe (e.g. a plain SQL dump into a non-empty target).
     Refused,
+    /// The archive contains CREATE DATABASE (made with `pg_dump --create`) and creating
+    /// databases was not allowed.
+    CreatesDatabase,
     /// The archive is unreadable (table of contents check failed).
     BadArchive,
     /// I/O with the child process.
     Io,
 }
 
-/// The one error type of the [`Dumper`] and [`Restorer`] contracts.
+/// How a PostgreSQL tool ended: an exit status or the signal that killed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ToolExit {
+    /// It exited with this status.
+    Code(i32),
+    /// It was killed by this signal.
+    Signal(i32),
+}
+
+impl fmt::Display for ToolExit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Code(c) => write!(f, "exited with status {c}"),
+            Self::Signal(s) => write!(f, "was killed by signal {s}"),
+        }
+    }
+}
+
+/// The one error type of the [`Dumper`], [`Restorer`] and [`ArchiveChecker`] contracts.
 ///
-/// `Display` is one line; `stderr_tail` keeps the tool's last stderr lines for the operator.
-/// Neither ever contains a password.
+/// `Display` is one line stating the cause, with no advice for any particular front end (the
+/// binary adds hints by [`DumpErrorKind`]). The typed context says which program failed and how
+/// ([`DumpError::program`], [`DumpError::exit`]), the tool's last stderr lines
+/// ([`DumpError::stderr_tail`]) and, for version mismatches, both majors
+/// ([`DumpError::versions`]). None of it ever contains a password.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
 pub struct DumpError {
     kind: DumpErrorKind,
     message: String,
+    program: Option<String>,
+    exit: Option<ToolExit>,
+    versions: Option<(u32, u32)>,
     stderr_tail: Option<String>,
 }
 
 impl DumpError {
-    /// Builds an error.
+    /// Builds an error whose one-line `message` states the cause.
     pub fn new(kind: DumpErrorKind, message: impl Into<String>) -> Self {
         Self {
             kind,
             message: message.into(),
+            program: None,
+            exit: None,
+            versions: None,
             stderr_tail: None,
         }
+    }
+
+    /// A tool that ended unsuccessfully: `Failed`, with the message
+    /// `"{program} {exit}: {cause}"` where the cause is the most telling line of `stderr`.
+    pub fn tool_failed(
+        program: impl Into<String>,
+        exit: ToolExit,
+        stderr: impl Into<String>,
+    ) -> Self {
+        let program = program.into();
+        let stderr = stderr.into();
+        let cause = cause_line(&stderr);
+        Self::new(DumpErrorKind::Failed, format!("{program} {exit}: {cause}"))
+            .with_program(program)
+            .with_exit(exit)
+            .with_stderr(stderr)
+    }
+
+    /// Names the program that failed (`pg_dump`, `pg_restore`, `psql`).
+    pub fn with_program(mut self, program: impl Into<String>) -> Self {
+        self.program = Some(program.into());
+        self
+    }
+
+    /// Records how the program ended.
+    pub fn with_exit(mut self, exit: ToolExit) -> Self {
+        self.exit = Some(exit);
+        self
+    }
+
+    /// Records a version mismatch: the major version `required` and the newest `available`.
+    pub fn with_versions(mut self, required: u32, available: u32) -> Self {
+        self.versions = Some((required, available));
+        self
     }
 
     /// Attaches the tool's last stderr lines.
@@ -97,14 +167,78 @@ impl DumpError {
         self
     }
 
+    /// Prefixes the message with what was being done (`"backup 2024-...: archive check"`).
+    #[must_use]
+    pub fn context(mut self, what: impl fmt::Display) -> Self {
+        self.message = format!("{what}: {}", self.message);
+        self
+    }
+
+    /// The same error as another kind (e.g. a failed `pg_restore --list` is a `BadArchive`).
+    #[must_use]
+    pub fn with_kind(mut self, kind: DumpErrorKind) -> Self {
+        self.kind = kind;
+        self
+    }
+
     /// The kind, for decisions and exit codes.
     pub fn kind(&self) -> DumpErrorKind {
         self.kind
     }
 
+    /// The program that failed, where one did.
+    pub fn program(&self) -> Option<&str> {
+        self.program.as_deref()
+    }
+
+    /// How the program ended, where it ran and ended unsuccessfully.
+    pub fn exit(&self) -> Option<ToolExit> {
+        self.exit
+    }
+
+    /// For `VersionMismatch`: the major version required and the newest one available.
+    pub fn versions(&self) -> Option<(u32, u32)> {
+        self.versions
+    }
+
     /// The tool's last stderr lines, if any.
     pub fn stderr_tail(&self) -> Option<&str> {
         self.stderr_tail.as_deref()
+    }
+}
+
+/// The line of a tool's stderr that best states the cause: the last `error:`/`FATAL:` line
+/// (pg_dump ends with `detail: Command was: ...`, which says what, not why), else the last line.
+fn cause_line(tail: &str) -> &str {
+    tail.lines()
+        .rev()
+        .find(|l| l.contains("error:") || l.contains("FATAL:") || l.contains("ERROR:"))
+        .or_else(|| tail.lines().rev().find(|l| !l.trim().is_empty()))
+        .map_or("no message", str::trim)
+}
+
+/// A database table and its estimated row count when the backup was taken (`pg_class.reltuples`),
+/// so that a restore drill can tell a table that held rows from one that was empty.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct TableEstimate {
+    /// The table's schema.
+    pub schema: String,
+    /// The table's name.
+    pub name: String,
+    /// The planner's estimate of its rows; `None` when the table was never vacuumed or
+    /// analyzed (PostgreSQL does not know).
+    pub rows: Option<u64>,
+}
+
+impl TableEstimate {
+    /// Builds an estimate.
+    pub fn new(schema: impl Into<String>, name: impl Into<String>, rows: Option<u64>) -> Self {
+        Self {
+            schema: schema.into(),
+            name: name.into(),
+            rows,
+        }
     }
 }
 
@@ -124,6 +258,9 @@ pub struct DumpSource {
     pub tool_major: u32,
     /// The archive format that will be produced.
     pub format: ArchiveFormat,
+    /// Each ordinary or partitioned table of the database and its estimated row count at
+    /// preflight, sorted by schema and name (empty when the dumper does not know).
+    pub table_estimates: Vec<TableEstimate>,
 }
 
 impl DumpSource {
@@ -143,7 +280,19 @@ impl DumpSource {
             tool_version: tool_version.into(),
             tool_major,
             format,
+            table_estimates: Vec::new(),
         }
+    }
+
+    /// Sets the table estimates.
+    pub fn with_table_estimates(mut self, estimates: Vec<TableEstimate>) -> Self {
+        self.table_estimates = estimates;
+        self
+    }
+
+    /// The archive this dump produces, as restorers and checkers need to know it.
+    pub fn archive(&self) -> ArchiveInfo {
+        ArchiveInfo::new(self.format, self.tool_major)
     }
 }
 
@@ -152,14 +301,19 @@ impl DumpSource {
 /// # Contract
 ///
 /// - [`Dumper::prepare`] checks everything it can (tool present and new enough, server
-///   reachable, credentials, database exists) and starts nothing that writes.
-/// - [`Dumper::start`] spawns the dump; the returned stream yields `Ok(None)` **only** after the
-///   tool exited successfully; any failure (non-zero exit, signal, I/O) is an `Err`.
+///   reachable, credentials, database exists) and starts nothing that writes. It returns a
+///   [`PreparedDump`] that owns what it chose (the tool, the source description): the dumper
+///   itself keeps no state between preparing and starting, so one dumper can prepare any
+///   number of dumps, concurrently.
+/// - [`PreparedDump::start`] consumes the prepared dump and spawns it; the returned stream
+///   yields `Ok(None)` **only** after the tool exited successfully; any failure (non-zero exit,
+///   signal, I/O) is an `Err`.
 /// - Secrets never appear in argv, `Debug`, errors or logs.
 ///
 /// # Cancellation
 ///
-/// Dropping a [`DumpStream`] kills the child process.
+/// Dropping a [`DumpStream`] kills the child process; dropping a [`PreparedDump`] starts
+/// nothing.
 #[async_trait]
 pub trait Dumper: fmt::Debug + Send + Sync + 'static {
     /// Preflight: connect, check the database and choose a tool.
@@ -167,13 +321,20 @@ pub trait Dumper: fmt::Debug + Send + Sync + 'static {
     /// # Errors
     /// `ToolNotFound`, `VersionMismatch`, `Unreachable`, `AuthFailed`, `DatabaseNotFound`,
     /// `Connection`.
-    async fn prepare(&self) -> Result<DumpSource, DumpError>;
+    async fn prepare(&self) -> Result<Box<dyn PreparedDump>, DumpError>;
+}
 
-    /// Starts the dump described by `source` (from [`Dumper::prepare`]).
+/// A dump that passed preflight and is ready to start (see [`Dumper`]).
+#[async_trait]
+pub trait PreparedDump: fmt::Debug + Send + Sync {
+    /// What will be dumped, with which tool.
+    fn source(&self) -> &DumpSource;
+
+    /// Starts the dump.
     ///
     /// # Errors
     /// `ToolNotFound` or `Io` if the process cannot be spawned.
-    async fn start(&self, source: &DumpSource) -> Result<Box<dyn DumpStream>, DumpError>;
+    async fn start(self: Box<Self>) -> Result<Box<dyn DumpStream>, DumpError>;
 }
 
 /// A running dump.
@@ -189,14 +350,29 @@ pub trait DumpStream: fmt::Debug + Send {
     async fn abort(self: Box<Self>);
 }
 
-/// What a restore should do.
+/// What a restorer or checker must know about an archive: its format and the major version of
+/// the pg_dump that wrote it. The repository derives it from the backup's manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ArchiveInfo {
+    /// The archive's format.
+    pub format: ArchiveFormat,
+    /// The major version of the pg_dump that wrote it (restore tools must be at least as new).
+    pub tool_major: u32,
+}
+
+impl ArchiveInfo {
+    /// Describes an archive.
+    pub fn new(format: ArchiveFormat, tool_major: u32) -> Self {
+        Self { format, tool_major }
+    }
+}
+
+/// The user's choices for a restore. What the archive is (format, pg_dump version) is not an
+/// option: the repository takes it from the backup's manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RestoreOptions {
-    /// The archive's format.
-    pub format: ArchiveFormat,
-    /// The major version of the pg_dump that wrote the archive.
-    pub archive_major: u32,
     /// Drop existing objects first (`--clean --if-exists`); required for a target with tables.
     pub clean: bool,
     /// Parallel jobs; above 1 the archive is spooled to a verified temp file first.
@@ -212,12 +388,16 @@ pub struct RestoreOptions {
     pub verify_first: bool,
 }
 
+impl Default for RestoreOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl RestoreOptions {
-    /// Defaults: single job, no clean, no owner, no privileges.
-    pub fn new(format: ArchiveFormat, archive_major: u32) -> Self {
+    /// Defaults: single job, no clean, no owner, no privileges, verify first.
+    pub fn new() -> Self {
         Self {
-            format,
-            archive_major,
             clean: false,
             jobs: 1,
             keep_owner: false,
@@ -248,6 +428,18 @@ impl RestoreOptions {
     /// Sets `allow_create`.
     pub fn with_allow_create(mut self, allow: bool) -> Self {
         self.allow_create = allow;
+        self
+    }
+
+    /// Sets `keep_owner`.
+    pub fn with_keep_owner(mut self, keep: bool) -> Self {
+        self.keep_owner = keep;
+        self
+    }
+
+    /// Sets `keep_privileges`.
+    pub fn with_keep_privileges(mut self, keep: bool) -> Self {
+        self.keep_privileges = keep;
         self
     }
 }
@@ -288,37 +480,51 @@ impl RestoreReport {
     }
 }
 
-/// Restores archives into a database, and checks archives.
+/// Restores archives into a database.
 ///
 /// # Contract
 ///
 /// - [`Restorer::begin`] does every check that needs no archive bytes (tool version against
-///   `archive_major`, target reachable, created if missing, refused if it has tables and
+///   the archive's, target reachable, created if missing, refused if it has tables and
 ///   `clean` is off) before returning a sink.
 /// - The caller writes the plaintext archive into the sink and calls
 ///   [`RestoreSink::finish`] **only after** it verified the stored checksum; until `finish`,
 ///   nothing is committed in the target (single transaction, or a spooled file for `jobs > 1`).
 /// - [`RestoreSink::abort`] rolls everything back: kills the tool, removes spooled files and
 ///   drops a database that `begin` created.
+///
+/// # Cancellation
+///
+/// Dropping the sink, or the `begin` future after it created the target, has the effect of
+/// [`RestoreSink::abort`]: the tool is killed and a database the restore created is dropped
+/// before the drop returns (blocking briefly), so a restore cancelled by a signal leaves no
+/// half-restored database behind.
 #[async_trait]
 pub trait Restorer: fmt::Debug + Send + Sync + 'static {
-    /// Prepares the target and starts the restore.
+    /// Prepares the target and starts the restore of an `archive`.
     ///
     /// # Errors
     /// `ToolNotFound`, `VersionMismatch`, `Unreachable`, `AuthFailed`, `Connection`,
-    /// `TargetNotEmpty`.
-    async fn begin(&self, opts: &RestoreOptions) -> Result<Box<dyn RestoreSink>, DumpError>;
+    /// `TargetNotEmpty`, `Refused`.
+    async fn begin(
+        &self,
+        archive: &ArchiveInfo,
+        opts: &RestoreOptions,
+    ) -> Result<Box<dyn RestoreSink>, DumpError>;
+}
 
-    /// Starts a table-of-contents check of an archive (`pg_restore --list`); touches no
-    /// database.
+/// Checks that an archive is readable (its table of contents, for pg_dump's custom format),
+/// without any database connection.
+///
+/// The sink is fed the plaintext archive like a restore; [`RestoreSink::finish`] reports the
+/// number of table-of-contents entries where known, or `BadArchive`.
+#[async_trait]
+pub trait ArchiveChecker: fmt::Debug + Send + Sync + 'static {
+    /// Starts a check of an `archive`.
     ///
     /// # Errors
     /// `ToolNotFound`, `VersionMismatch`.
-    async fn check_archive(
-        &self,
-        format: ArchiveFormat,
-        archive_major: u32,
-    ) -> Result<Box<dyn RestoreSink>, DumpError>;
+    async fn check(&self, archive: &ArchiveInfo) -> Result<Box<dyn RestoreSink>, DumpError>;
 }
 
 /// Receives a plaintext archive.

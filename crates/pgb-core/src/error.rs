@@ -204,7 +204,9 @@ impl Error {
                 | DumpErrorKind::AuthFailed
                 | DumpErrorKind::DatabaseNotFound
                 | DumpErrorKind::Connection => ErrorClass::Database,
-                DumpErrorKind::TargetNotEmpty | DumpErrorKind::Refused => ErrorClass::Refused,
+                DumpErrorKind::TargetNotEmpty
+                | DumpErrorKind::Refused
+                | DumpErrorKind::CreatesDatabase => ErrorClass::Refused,
                 DumpErrorKind::BadArchive => ErrorClass::Integrity,
                 DumpErrorKind::Failed | DumpErrorKind::Empty | DumpErrorKind::Io => {
                     ErrorClass::Runtime

@@ -8,9 +8,10 @@
 //! - [`Storage`] / [`ObjectWriter`]: where objects go, with a written contract (atomic
 //!   visibility, create-only, cancellation safety) that the `pgb-testkit` conformance suite
 //!   checks for every backend. [`MemoryStorage`] is always available.
-//! - [`Dumper`] / [`DumpStream`]: produce a dump; end of stream means the tool succeeded.
-//! - [`Restorer`] / [`RestoreSink`]: restore or check an archive; nothing is committed before
-//!   the stored checksum was verified.
+//! - [`Dumper`] / [`PreparedDump`] / [`DumpStream`]: preflight a dump, then start it; end of
+//!   stream means the tool succeeded.
+//! - [`Restorer`] / [`RestoreSink`]: restore an archive; nothing is committed before the stored
+//!   checksum was verified. [`ArchiveChecker`]: check an archive without a database.
 //! - [`RetentionPolicy`]: the pure retention engine (re-exported from `pgb-retention`).
 //! - [`Repository`]: the operations. A backup is visible only once its [`Manifest`] is written,
 //!   last and create-only.
@@ -52,8 +53,9 @@ pub use crypto::{
     AuthKey, Decryption, Encryption, EncryptionInfo, KeyError, KeyErrorKind, generate_identity,
 };
 pub use dump::{
-    ArchiveFormat, DumpError, DumpErrorKind, DumpSource, DumpStream, Dumper, RestoreOptions,
-    RestoreReport, RestoreSink, Restorer,
+    ArchiveChecker, ArchiveFormat, ArchiveInfo, DumpError, DumpErrorKind, DumpSource, DumpStream,
+    Dumper, PreparedDump, RestoreOptions, RestoreReport, RestoreSink, Restorer, TableEstimate,
+    ToolExit,
 };
 pub use error::{Error, ErrorClass, IntegrityProblem};
 pub use events::{Event, NoProgress, Progress};

@@ -186,6 +186,10 @@ pub struct Manifest {
     pub encryption: Option<crate::crypto::EncryptionInfo>,
     /// The stored objects, each with its sizes and digests.
     pub artifacts: Vec<Artifact>,
+    /// Each table's estimated row count when the backup started, so that a restore drill can
+    /// tell a table that held rows from one that was empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub table_estimates: Vec<crate::dump::TableEstimate>,
     /// HMAC-SHA256 (hex) of the manifest without this field, when authenticated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac: Option<String>,
@@ -257,6 +261,7 @@ impl ManifestV2 {
             finished_at: self.finished_at,
             labels: self.labels,
             encryption: self.encryption,
+            table_estimates: Vec::new(),
             mac,
             authenticated,
         }
@@ -323,6 +328,7 @@ impl Manifest {
             labels,
             encryption,
             artifacts,
+            table_estimates: source.table_estimates.clone(),
             mac: None,
             authenticated: Vec::new(),
         }

@@ -59,14 +59,9 @@ async fn verify_and_restore(repo: &Repository) -> Manifest {
         .await
         .unwrap_or_else(|e| panic!("verify: {e}"));
     let restorer = RecordingRestorer::new();
-    repo.restore(
-        &m,
-        &restorer,
-        &RestoreOptions::new(m.format, m.pg_dump_major),
-        &NoProgress,
-    )
-    .await
-    .unwrap_or_else(|e| panic!("restore: {e}"));
+    repo.restore(&m, &restorer, &RestoreOptions::new(), &NoProgress)
+        .await
+        .unwrap_or_else(|e| panic!("restore: {e}"));
     let rec = restorer.recorded();
     assert!(rec.finished && !rec.aborted);
     let dump = m.dump().expect("a dump artifact");

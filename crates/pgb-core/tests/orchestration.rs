@@ -15,8 +15,8 @@ use bytes::Bytes;
 use pgb_core::{
     ArchiveFormat, BackupId, BackupOptions, Compression, DumpError, DumpErrorKind, DumpSource,
     DumpStream, Dumper, Error, ErrorClass, Leftover, MANIFEST_FORMAT_VERSION, Manifest,
-    MemoryStorage, NoProgress, ObjectKey, Repository, RestoreOptions, RestoreReport, Storage,
-    StorageErrorKind, StorageExt, WriteOptions,
+    MemoryStorage, NoProgress, ObjectKey, PreparedDump, Repository, RestoreOptions, RestoreReport,
+    Storage, StorageErrorKind, StorageExt, WriteOptions,
 };
 use pgb_testkit::{FakeDumper, FakeOutcome, FaultStorage, Recorded, RecordingRestorer};
 use sha2::{Digest, Sha256};
@@ -72,8 +72,8 @@ fn opts(c: Compression) -> BackupOptions {
     BackupOptions::default().with_compression(c)
 }
 
-fn restore_opts(m: &Manifest) -> RestoreOptions {
-    RestoreOptions::new(m.format, m.pg_dump_major)
+fn restore_opts(_: &Manifest) -> RestoreOptions {
+    RestoreOptions::new()
 }
 
 /// A pseudo-random number for "random offset" cases, printed by the callers on failure.
@@ -291,18 +291,35 @@ fn fake_source() -> DumpSource {
     )
 }
 
+/// A prepared dump that starts with the outcome its dumper decided at `prepare`.
+#[derive(Debug)]
+struct Prepared {
+    source: DumpSource,
+    start: Result<Vec<Bytes>, DumpError>,
+}
+
+#[async_trait]
+impl PreparedDump for Prepared {
+    fn source(&self) -> &DumpSource {
+        &self.source
+    }
+    async fn start(self: Box<Self>) -> Result<Box<dyn DumpStream>, DumpError> {
+        Ok(Box::new(VecStream(self.start?)))
+    }
+}
+
 #[async_trait]
 impl Dumper for SeededDumper {
-    async fn prepare(&self) -> Result<DumpSource, DumpError> {
-        Ok(fake_source())
-    }
-    async fn start(&self, _: &DumpSource) -> Result<Box<dyn DumpStream>, DumpError> {
+    async fn prepare(&self) -> Result<Box<dyn PreparedDump>, DumpError> {
         let chunks = self
             .bytes()
             .chunks(64 * 1024)
             .map(Bytes::copy_from_slice)
             .collect();
-        Ok(Box::new(VecStream(chunks)))
+        Ok(Box::new(Prepared {
+            source: fake_source(),
+            start: Ok(chunks),
+        }))
     }
 }
 
@@ -314,7 +331,7 @@ struct BrokenDumper {
 
 #[async_trait]
 impl Dumper for BrokenDumper {
-    async fn prepare(&self) -> Result<DumpSource, DumpError> {
+    async fn prepare(&self) -> Result<Box<dyn PreparedDump>, DumpError> {
         if self.at_prepare {
             Err(DumpError::new(
                 DumpErrorKind::DatabaseNotFound,
@@ -322,14 +339,14 @@ impl Dumper for BrokenDumper {
             )
             .with_stderr("pg_dump: error: database \"nosuchdb\" does not exist"))
         } else {
-            Ok(fake_source())
+            Ok(Box::new(Prepared {
+                source: fake_source(),
+                start: Err(DumpError::new(
+                    DumpErrorKind::ToolNotFound,
+                    "cannot spawn pg_dump: no such file",
+                )),
+            }))
         }
-    }
-    async fn start(&self, _: &DumpSource) -> Result<Box<dyn DumpStream>, DumpError> {
-        Err(DumpError::new(
-            DumpErrorKind::ToolNotFound,
-            "cannot spawn pg_dump: no such file",
-        ))
     }
 }
 

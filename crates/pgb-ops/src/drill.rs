@@ -584,7 +584,7 @@ async fn run(
         }
         scratch = Some(guard);
         let restorer = PgRestore::new(target.clone(), opts.locator.clone(), &opts.spool_dir);
-        let ropts = RestoreOptions::new(m.format, m.pg_dump_major)
+        let ropts = RestoreOptions::new()
             .with_verify_first(false)
             .with_jobs(opts.jobs);
         let restored = match repo.restore(&m, &restorer, &ropts, progress).await {
@@ -921,7 +921,9 @@ fn parse_estimates(v: &serde_json::Value) -> Option<BTreeMap<TocTable, i64>> {
                 let name = item.get("table").or_else(|| item.get("name"))?.as_str()?;
                 let n = ["rows", "estimate", "estimated_rows", "reltuples"]
                     .iter()
-                    .find_map(|k| item.get(*k).and_then(num))?;
+                    .find_map(|k| item.get(*k).and_then(num))
+                    // Unknown (never analyzed): recorded, but no rows are expected.
+                    .unwrap_or(-1);
                 out.insert(
                     TocTable {
                         schema: schema.to_owned(),

@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use async_trait::async_trait;
 use bytes::Bytes;
 use pgb_core::{
-    ArchiveFormat, DumpError, DumpErrorKind, RestoreOptions, RestoreReport, RestoreSink, Restorer,
+    ArchiveChecker, ArchiveFormat, ArchiveInfo, DumpError, DumpErrorKind, RestoreReport,
+    RestoreSink,
 };
 use pgb_postgres::ToolLocator;
 use serde::{Deserialize, Serialize};
@@ -63,7 +64,7 @@ pub(crate) fn parse_toc_tables(list: &str) -> Vec<TocTable> {
     out
 }
 
-/// A [`Restorer`] whose archive check captures the table list. It restores nothing.
+/// An [`ArchiveChecker`] that captures the archive's table list.
 #[derive(Debug, Clone)]
 pub(crate) struct TocLister {
     locator: ToolLocator,
@@ -87,19 +88,9 @@ impl TocLister {
 }
 
 #[async_trait]
-impl Restorer for TocLister {
-    async fn begin(&self, _opts: &RestoreOptions) -> Result<Box<dyn RestoreSink>, DumpError> {
-        Err(DumpError::new(
-            DumpErrorKind::Refused,
-            "the table-of-contents lister restores nothing",
-        ))
-    }
-
-    async fn check_archive(
-        &self,
-        format: ArchiveFormat,
-        archive_major: u32,
-    ) -> Result<Box<dyn RestoreSink>, DumpError> {
+impl ArchiveChecker for TocLister {
+    async fn check(&self, archive: &ArchiveInfo) -> Result<Box<dyn RestoreSink>, DumpError> {
+        let (format, archive_major) = (archive.format, archive.tool_major);
         if format == ArchiveFormat::Plain {
             // A plain SQL dump has no table of contents; nothing to list.
             return Ok(Box::new(Discard));

@@ -1,17 +1,18 @@
 //! pg_dump as a [`Dumper`].
 
-use std::process::Stdio;
-use std::sync::{Mutex, PoisonError};
-
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
-use pgb_core::{ArchiveFormat, DumpError, DumpErrorKind, DumpSource, DumpStream, Dumper};
+use pgb_core::{
+    ArchiveFormat, DumpError, DumpErrorKind, DumpSource, DumpStream, Dumper, PreparedDump,
+    TableEstimate,
+};
 use tokio::io::AsyncReadExt;
-use tokio::process::{Child, ChildStdout, Command};
+use tokio::process::ChildStdout;
 
 use crate::conn::ConnConfig;
-use crate::psql;
-use crate::tools::{StderrTail, Tool, ToolLocator, describe_exit};
+use crate::process::{self, Pipes, ToolProcess};
+use crate::sql;
+use crate::tools::{Tool, ToolLocator};
 
 const READ_CHUNK: usize = 256 * 1024;
 
@@ -21,13 +22,14 @@ const READ_CHUNK: usize = 256 * 1024;
 /// - `-w`: never prompt; the password goes in the child's environment only;
 /// - stderr drained concurrently; the child is killed when the stream is dropped;
 /// - [`Dumper::prepare`] reads the server's major version first and picks a pg_dump at least
-///   that new, failing before any write when there is none.
-#[derive(Debug)]
+///   that new, failing before any write when there is none; it also records each table's
+///   estimated row count ([`DumpSource::table_estimates`]). The prepared dump it returns owns
+///   the chosen pg_dump: `PgDump` itself holds no state between preparing and starting.
+#[derive(Debug, Clone)]
 pub struct PgDump {
     conn: ConnConfig,
     locator: ToolLocator,
     format: ArchiveFormat,
-    chosen: Mutex<Option<Tool>>,
 }
 
 impl PgDump {
@@ -37,140 +39,207 @@ impl PgDump {
             conn,
             locator,
             format: ArchiveFormat::Custom,
-            chosen: Mutex::new(None),
         }
     }
 
-    /// Sets the archive format.
+    /// Sets the archive format: custom or plain (a directory-format dump is not a stream: see
+    /// [`PgDumpDirectory`](crate::PgDumpDirectory)).
     pub fn with_format(mut self, format: ArchiveFormat) -> Self {
         self.format = format;
         self
     }
 }
 
+/// What the server says about itself and the connected database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ServerInfo {
+    /// `server_version_num / 10000`.
+    pub(crate) major: u32,
+    /// `15.4`.
+    pub(crate) version: String,
+    /// `current_database()`.
+    pub(crate) database: String,
+    /// `host:port` as the server reports it (`local:5432` over a socket).
+    pub(crate) addr: String,
+}
+
 /// Asks the server for its major version, full version, database name and address.
-pub(crate) async fn server_info(
-    locator: &ToolLocator,
-    conn: &ConnConfig,
-    what: &str,
-) -> Result<(u32, String, String, String), DumpError> {
-    let psql = locator.pick("psql", 0, "the client").await?;
-    let out = psql::query(
-        &psql,
+pub(crate) async fn server_info(psql: &Tool, conn: &ConnConfig) -> Result<ServerInfo, DumpError> {
+    let row = sql::query_rows(
+        psql,
         conn,
         "select current_setting('server_version_num')::int / 10000, current_setting('server_version'), \
-         coalesce(host(inet_server_addr()), 'local') || ':' || current_setting('port'), current_database();",
+         current_database(), coalesce(host(inet_server_addr()), 'local') || ':' || current_setting('port');",
         &[],
-        what,
     )
-    .await?;
-    let mut parts = out.splitn(4, '|');
-    let (Some(major), Some(version), Some(addr), Some(db)) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(DumpError::new(
-            DumpErrorKind::Connection,
-            format!("{what}: unexpected reply {out:?}"),
-        ));
-    };
-    let major = major.trim().parse().map_err(|_| {
+    .await?
+    .into_iter()
+    .next()
+    .unwrap_or_default();
+    let unexpected = || {
         DumpError::new(
             DumpErrorKind::Connection,
-            format!("{what}: unexpected server version {major:?}"),
+            format!(
+                "database {}: unexpected reply to the version query: {row:?}",
+                conn.redacted()
+            ),
         )
-    })?;
+    };
+    let [major, version, database, addr] =
+        <[String; 4]>::try_from(row.clone()).map_err(|_| unexpected())?;
+    let major = major.trim().parse().map_err(|_| unexpected())?;
     let version = version
         .split_whitespace()
         .next()
-        .unwrap_or(version)
+        .unwrap_or(&version)
         .to_owned();
-    Ok((major, version, db.trim().to_owned(), addr.trim().to_owned()))
+    Ok(ServerInfo {
+        major,
+        version,
+        database,
+        addr,
+    })
+}
+
+/// Ordinary and partitioned tables of the connected database (not the system's, not an
+/// extension's, not temporary), with `reltuples` (-1: never vacuumed or analyzed).
+const TABLE_ESTIMATES: &str = "select n.nspname, c.relname, c.reltuples::bigint \
+     from pg_class c join pg_namespace n on n.oid = c.relnamespace \
+     where c.relkind in ('r', 'p') and c.relpersistence <> 't' \
+     and n.nspname <> 'information_schema' and n.nspname not like 'pg\\_%' \
+     and not exists (select 1 from pg_depend d where d.classid = 'pg_class'::regclass \
+                     and d.objid = c.oid and d.deptype = 'e') \
+     order by n.nspname collate \"C\", c.relname collate \"C\";";
+
+/// Each table's estimated row count.
+pub(crate) async fn table_estimates(
+    psql: &Tool,
+    conn: &ConnConfig,
+) -> Result<Vec<TableEstimate>, DumpError> {
+    let rows = sql::query_rows(psql, conn, TABLE_ESTIMATES, &[]).await?;
+    rows.into_iter()
+        .map(|row| match <[String; 3]>::try_from(row) {
+            Ok([schema, name, rows]) => {
+                let rows: i64 = rows.trim().parse().map_err(|_| {
+                    DumpError::new(
+                        DumpErrorKind::Connection,
+                        format!("unexpected row estimate {rows:?} for table {schema}.{name}"),
+                    )
+                })?;
+                Ok(TableEstimate::new(schema, name, u64::try_from(rows).ok()))
+            }
+            Err(row) => Err(DumpError::new(
+                DumpErrorKind::Connection,
+                format!("unexpected reply to the table query: {row:?}"),
+            )),
+        })
+        .collect()
+}
+
+/// What every dump's preflight finds: the server, the database, and a dump `program` at least
+/// as new as the server.
+#[derive(Debug)]
+pub(crate) struct Preflight {
+    pub(crate) psql: Tool,
+    pub(crate) tool: Tool,
+    pub(crate) source: DumpSource,
+}
+
+/// Connects, reads the server's version and picks `program` (pg_dump, pg_dumpall) for it.
+pub(crate) async fn preflight(
+    locator: &ToolLocator,
+    conn: &ConnConfig,
+    program: &str,
+    format: ArchiveFormat,
+) -> Result<Preflight, DumpError> {
+    let psql = locator.pick("psql", 0, "the client").await?;
+    let info = server_info(&psql, conn).await?;
+    // Name the server as the URL does; without a host in the URL (PG* variables, socket)
+    // use the address the server reports, so the backup set is still identified.
+    let server = if conn.has_host() {
+        conn.server()
+    } else {
+        info.addr.clone()
+    };
+    let tool = locator
+        .pick(
+            program,
+            info.major,
+            &format!("the server ({})", info.version),
+        )
+        .await?;
+    tracing::info!(program, path = %tool.path.display(), version = %tool.version, server = %info.version, "dump tool chosen");
+    let source = DumpSource::new(
+        info.database,
+        server,
+        info.version,
+        tool.version.clone(),
+        tool.major,
+        format,
+    );
+    Ok(Preflight { psql, tool, source })
 }
 
 #[async_trait]
 impl Dumper for PgDump {
-    async fn prepare(&self) -> Result<DumpSource, DumpError> {
-        let what = format!("database {}", self.conn.redacted());
-        let (server_major, server_version, database, addr) =
-            server_info(&self.locator, &self.conn, &what).await?;
-        // Name the server as the URL does; without a host in the URL (PG* variables, socket)
-        // use the address the server reports, so the backup set is still identified.
-        let server = if self.conn.has_host() {
-            self.conn.server()
-        } else {
-            addr
-        };
-        let tool = self
-            .locator
-            .pick(
-                "pg_dump",
-                server_major,
-                &format!("the server ({server_version})"),
-            )
-            .await?;
-        tracing::info!(pg_dump = %tool.path.display(), version = %tool.version, server = %server_version, "pg_dump chosen");
-        let source = DumpSource::new(
-            database,
-            server,
-            server_version,
-            tool.version.clone(),
-            tool.major,
-            self.format,
-        );
-        *self.chosen.lock().unwrap_or_else(PoisonError::into_inner) = Some(tool);
-        Ok(source)
-    }
-
-    async fn start(&self, source: &DumpSource) -> Result<Box<dyn DumpStream>, DumpError> {
-        let tool = self
-            .chosen
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        let tool = match tool {
-            Some(t) => t,
-            None => {
-                self.locator
-                    .pick("pg_dump", source.tool_major, "the server")
-                    .await?
-            }
-        };
-        let mut cmd = Command::new(&tool.path);
-        cmd.arg("-w");
-        match source.format {
-            ArchiveFormat::Plain => cmd.arg("-Fp"),
-            _ => cmd.args(["-Fc", "-Z0"]),
-        };
-        cmd.arg(format!("--dbname={}", self.conn.redacted()));
-        cmd.envs(self.conn.child_env())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let mut child = cmd.spawn().map_err(|e| {
-            DumpError::new(
-                DumpErrorKind::ToolNotFound,
-                format!("cannot run {}: {e}", tool.path.display()),
-            )
-        })?;
-        let stdout = child.stdout.take().expect("piped");
-        let (tail, drained) = StderrTail::drain(child.stderr.take().expect("piped"), "pg_dump");
-        tracing::debug!(pid = child.id(), "pg_dump started");
-        Ok(Box::new(PgDumpStream {
-            child,
-            stdout: Some(stdout),
-            tail,
-            drained: Some(drained),
+    async fn prepare(&self) -> Result<Box<dyn PreparedDump>, DumpError> {
+        if !matches!(self.format, ArchiveFormat::Custom | ArchiveFormat::Plain) {
+            return Err(DumpError::new(
+                DumpErrorKind::Refused,
+                format!("the {} format cannot be dumped as a stream", self.format),
+            ));
+        }
+        let p = preflight(&self.locator, &self.conn, "pg_dump", self.format).await?;
+        let estimates = table_estimates(&p.psql, &self.conn).await?;
+        Ok(Box::new(PreparedPgDump {
+            source: p.source.with_table_estimates(estimates),
+            tool: p.tool,
+            conn: self.conn.clone(),
         }))
     }
 }
 
+/// A pg_dump that passed preflight: it owns the tool chosen for the server.
 #[derive(Debug)]
-struct PgDumpStream {
-    child: Child,
+struct PreparedPgDump {
+    source: DumpSource,
+    tool: Tool,
+    conn: ConnConfig,
+}
+
+#[async_trait]
+impl PreparedDump for PreparedPgDump {
+    fn source(&self) -> &DumpSource {
+        &self.source
+    }
+
+    async fn start(self: Box<Self>) -> Result<Box<dyn DumpStream>, DumpError> {
+        let mut cmd = process::command(&self.tool, Some(&self.conn));
+        cmd.arg("-w");
+        match self.source.format {
+            ArchiveFormat::Plain => cmd.arg("-Fp"),
+            // `prepare` accepts only custom and plain.
+            _ => cmd.args(["-Fc", "-Z0"]),
+        };
+        cmd.arg(format!("--dbname={}", self.conn.redacted()));
+        let process = ToolProcess::spawn(cmd, "pg_dump", Pipes::STDOUT)?;
+        Ok(Box::new(PgDumpStream::new(process)))
+    }
+}
+
+/// A dump tool's stdout as a [`DumpStream`]: ends only when the tool exited 0.
+#[derive(Debug)]
+pub(crate) struct PgDumpStream {
+    process: ToolProcess,
     stdout: Option<ChildStdout>,
-    tail: StderrTail,
-    drained: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl PgDumpStream {
+    /// Streams `process`'s stdout (spawned with [`Pipes::STDOUT`]).
+    pub(crate) fn new(mut process: ToolProcess) -> Self {
+        let stdout = process.take_stdout();
+        Self { process, stdout }
+    }
 }
 
 #[async_trait]
@@ -179,7 +248,9 @@ impl DumpStream for PgDumpStream {
         if let Some(stdout) = self.stdout.as_mut() {
             let mut buf = BytesMut::with_capacity(READ_CHUNK);
             let n = stdout.read_buf(&mut buf).await.map_err(|e| {
-                DumpError::new(DumpErrorKind::Io, format!("reading pg_dump output: {e}"))
+                let program = self.process.program();
+                DumpError::new(DumpErrorKind::Io, format!("reading {program} output: {e}"))
+                    .with_program(program)
             })?;
             if n > 0 {
                 return Ok(Some(buf.freeze()));
@@ -187,28 +258,11 @@ impl DumpStream for PgDumpStream {
             self.stdout = None;
         }
         // End of output: only a clean exit makes it the end of a dump.
-        let status =
-            self.child.wait().await.map_err(|e| {
-                DumpError::new(DumpErrorKind::Io, format!("waiting for pg_dump: {e}"))
-            })?;
-        if let Some(h) = self.drained.take() {
-            let _ = h.await;
-        }
-        if status.success() {
-            return Ok(None);
-        }
-        let tail = self.tail.text();
-        let last = crate::tools::cause_line(&tail);
-        Err(DumpError::new(
-            DumpErrorKind::Failed,
-            format!("pg_dump {}: {last}", describe_exit(status)),
-        )
-        .with_stderr(tail))
+        self.process.wait().await.map(|()| None)
     }
 
     async fn abort(mut self: Box<Self>) {
-        let _ = self.child.start_kill();
-        let _ = self.child.wait().await;
-        tracing::debug!("pg_dump killed and reaped");
+        self.stdout = None;
+        self.process.kill().await;
     }
 }

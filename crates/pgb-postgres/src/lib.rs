@@ -3,27 +3,48 @@
 //! PostgreSQL drivers for pgb, on the real client tools:
 //!
 //! - [`PgDump`] implements [`pgb_core::Dumper`]: `pg_dump -Fc -Z0` (or `-Fp`), with a tool
-//!   chosen by [`ToolLocator`] whose major version is at least the server's.
+//!   chosen by [`ToolLocator`] whose major version is at least the server's. Preparing returns
+//!   a [`pgb_core::PreparedDump`] that owns the chosen tool, the source description and each
+//!   table's estimated row count.
+//! - [`PgDumpAll`] implements [`pgb_core::Dumper`] for the server's globals
+//!   (`pg_dumpall --globals-only`: roles, memberships, tablespaces; role passwords only when
+//!   asked).
+//! - [`PgDumpDirectory`]: `pg_dump -Fd -j N -Z0` into a private spool directory, checked to
+//!   hold every data file of its table of contents ([`DirectoryDump`]).
 //! - [`PgRestore`] implements [`pgb_core::Restorer`]: pg_restore or psql into a target that is
-//!   created if missing and refused if it has tables (unless `clean`), single-transaction, and
-//!   `pg_restore --list` to check archives.
-//! - [`SqlClient`]: run SQL, create and drop databases through psql (for restore drills).
+//!   created if missing (and dropped again if the restore fails, is aborted or dropped) and
+//!   refused if it has tables (unless `clean`), single-transaction.
+//! - [`PgArchiveCheck`] implements [`pgb_core::ArchiveChecker`]: `pg_restore --list` on the
+//!   archive, no database needed.
+//! - [`sql`]: small SQL helpers over psql (queries, scratch databases, quoting), for callers
+//!   such as restore drills; [`SqlClient`] carries psql with them as methods.
 //! - [`ConnConfig`]: a `postgres://` URL whose password reaches children only through their
 //!   environment, never argv, `Debug` or error text.
+//!
+//! Every tool runs through one module (spawn, stderr drained into a bounded tail, kill on
+//! drop, exit turned into a typed [`pgb_core::DumpError`] naming the program and its
+//! [`pgb_core::ToolExit`]). Error messages state the cause; they name no CLI flag.
 //!
 //! The library never reads the environment itself: the caller passes `PATH` and passwords.
 //! Child processes inherit the caller's environment, so libpq's own `PG*` variables (PGHOST,
 //! PGPASSFILE, PGSSLMODE, ...) apply as they would to pg_dump run by hand.
 
+mod check;
 mod conn;
+mod directory;
 mod dump;
-mod psql;
+mod dumpall;
+mod process;
 mod restore;
-mod sql;
+pub mod sql;
+mod sql_client;
 mod tools;
 
+pub use check::PgArchiveCheck;
 pub use conn::{ConnConfig, InvalidUrl};
+pub use directory::{DirectoryDump, PgDumpDirectory, PreparedDirectoryDump, SpoolFile};
 pub use dump::PgDump;
+pub use dumpall::PgDumpAll;
 pub use restore::PgRestore;
-pub use sql::{SqlClient, check_database_name};
+pub use sql_client::{SqlClient, check_database_name};
 pub use tools::{Tool, ToolLocator};

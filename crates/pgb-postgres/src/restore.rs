@@ -1,25 +1,31 @@
 //! pg_restore and psql as a [`Restorer`].
 
 use std::path::PathBuf;
-use std::process::Stdio;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use pgb_core::{
-    ArchiveFormat, DumpError, DumpErrorKind, RestoreOptions, RestoreReport, RestoreSink, Restorer,
+    ArchiveFormat, ArchiveInfo, DumpError, DumpErrorKind, RestoreOptions, RestoreReport,
+    RestoreSink, Restorer,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::process::{Child, ChildStdin, Command};
+use tokio::io::AsyncWriteExt;
+use tokio::process::{ChildStdin, Command};
 
 use crate::conn::ConnConfig;
-use crate::psql;
-use crate::tools::{StderrTail, Tool, ToolLocator, describe_exit};
+use crate::process::{self, Pipes, ToolProcess};
+use crate::sql;
+use crate::tools::{Tool, ToolLocator};
 
 /// Restores into the database `target` names (created if missing), with pg_restore for custom
 /// archives and `psql -v ON_ERROR_STOP=1 --single-transaction` for plain SQL.
 ///
 /// Single-job restores run in one transaction, fed from the stream; `jobs > 1` spools the
 /// verified archive to a 0600 temp file and runs `pg_restore -j N` on it only at `finish`.
+///
+/// A target database the restore created is dropped again when the restore fails, is
+/// aborted, or its sink (or the `begin` future, once the database exists) is dropped: in
+/// that last case synchronously, with a blocking `psql`, so a restore future dropped on
+/// SIGINT/SIGTERM leaves no half-restored database.
 #[derive(Debug, Clone)]
 pub struct PgRestore {
     target: ConnConfig,
@@ -41,17 +47,22 @@ impl PgRestore {
         self.target.dbname().map(str::to_owned).ok_or_else(|| {
             DumpError::new(
                 DumpErrorKind::Connection,
-                "the restore target URL names no database: use postgres://host/NEW_DB_NAME",
+                "the restore target URL names no database",
             )
         })
     }
+}
 
-    async fn tool_for(&self, format: ArchiveFormat, archive_major: u32) -> Result<Tool, DumpError> {
-        let what = format!("the backup (made by pg_dump {archive_major})");
-        match format {
-            ArchiveFormat::Plain => self.locator.pick("psql", archive_major, &what).await,
-            _ => self.locator.pick("pg_restore", archive_major, &what).await,
-        }
+/// The tool that restores (or lists) `archive`: psql for plain SQL, pg_restore otherwise, at
+/// least as new as the pg_dump that wrote it.
+pub(crate) async fn tool_for(
+    locator: &ToolLocator,
+    archive: &ArchiveInfo,
+) -> Result<Tool, DumpError> {
+    let what = format!("the backup (made by pg_dump {})", archive.tool_major);
+    match archive.format {
+        ArchiveFormat::Plain => locator.pick("psql", archive.tool_major, &what).await,
+        _ => locator.pick("pg_restore", archive.tool_major, &what).await,
     }
 }
 
@@ -66,148 +77,81 @@ const COUNT_RELATIONS: &str = "select count(*) from pg_class c join pg_namespace
 
 #[async_trait]
 impl Restorer for PgRestore {
-    async fn begin(&self, opts: &RestoreOptions) -> Result<Box<dyn RestoreSink>, DumpError> {
+    async fn begin(
+        &self,
+        archive: &ArchiveInfo,
+        opts: &RestoreOptions,
+    ) -> Result<Box<dyn RestoreSink>, DumpError> {
         let name = self.target_name()?;
-        let tool = self.tool_for(opts.format, opts.archive_major).await?;
+        if archive.format == ArchiveFormat::Directory {
+            return Err(DumpError::new(
+                DumpErrorKind::Refused,
+                "a directory-format archive is restored from a spool directory, not a stream",
+            ));
+        }
+        let tool = tool_for(&self.locator, archive).await?;
         let psql = self.locator.pick("psql", 0, "the client").await?;
         let maint = maintenance(&self.target);
-        let what = format!("restore target server {}", maint.redacted());
-        let exists = psql::query(
-            &psql,
-            &maint,
-            "select count(*) from pg_database where datname = :'target';",
-            &[("target", &name)],
-            &what,
-        )
-        .await?
-            == "1";
-        let mut created = false;
-        if exists {
-            let n: u64 = psql::query(
-                &psql,
-                &self.target,
-                COUNT_RELATIONS,
-                &[],
-                &format!("database {name}"),
-            )
-            .await?
-            .parse()
-            .unwrap_or(0);
+        let mut created = None;
+        if sql::database_exists(&psql, &maint, &name).await? {
+            let n: u64 = sql::query_scalar(&psql, &self.target, COUNT_RELATIONS, &[])
+                .await?
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
             if n > 0 && !opts.clean {
                 return Err(DumpError::new(
                     DumpErrorKind::TargetNotEmpty,
-                    format!(
-                        "target database {name} already has {n} tables, views or sequences; restore into a new database, or pass --clean to replace them"
-                    ),
+                    format!("target database {name} already has {n} tables, views or sequences"),
                 ));
             }
-            if n > 0 && opts.format == ArchiveFormat::Plain {
+            if n > 0 && archive.format == ArchiveFormat::Plain {
                 return Err(DumpError::new(
                     DumpErrorKind::Refused,
                     format!(
-                        "target database {name} is not empty and a plain SQL backup cannot be restored with --clean; restore into a new database"
+                        "target database {name} is not empty and a plain SQL backup cannot replace its objects"
                     ),
                 ));
             }
         } else {
-            psql::query(
-                &psql,
-                &maint,
-                "create database :\"target\";",
-                &[("target", &name)],
-                &what,
-            )
-            .await?;
-            created = true;
+            sql::create_database(&psql, &maint, &name).await?;
+            // From here on, every way out (error, abort, drop) drops the database again.
+            created = Some(CreatedDatabase {
+                psql,
+                maint,
+                name: name.clone(),
+                armed: true,
+            });
             tracing::info!(database = %name, "created restore target");
         }
-        let cleanup = Cleanup {
-            created,
-            psql,
-            maint,
-            name: name.clone(),
-        };
-        let started = if opts.format == ArchiveFormat::Custom && opts.jobs > 1 {
+        let started = if archive.format == ArchiveFormat::Custom && opts.jobs > 1 {
             Spool::start(self, &tool, opts)
                 .await
                 .map(|s| Box::new(s) as Box<dyn RestoreSink>)
         } else {
-            ChildSink::start(self, &tool, opts).map(|mut s| {
-                s.guard = (opts.format == ArchiveFormat::Plain && !opts.allow_create)
+            ChildSink::restore(&self.target, &tool, archive.format, opts).map(|mut s| {
+                s.guard = (archive.format == ArchiveFormat::Plain && !opts.allow_create)
                     .then(CreateDbGuard::new);
                 Box::new(s) as Box<dyn RestoreSink>
             })
         };
+        let report = RestoreReport::new(name, created.is_some(), tool.version);
         match started {
             Ok(sink) => Ok(Box::new(Cleaning {
                 inner: Some(sink),
-                cleanup,
-                report: RestoreReport::new(name, created, tool.version),
+                created,
+                report,
             })),
             Err(e) => {
-                cleanup.run().await;
+                if let Some(db) = created {
+                    db.drop_now().await;
+                }
                 Err(e)
             }
         }
     }
-
-    async fn check_archive(
-        &self,
-        format: ArchiveFormat,
-        archive_major: u32,
-    ) -> Result<Box<dyn RestoreSink>, DumpError> {
-        match format {
-            ArchiveFormat::Plain => Ok(Box::new(PlainCheck::default())),
-            _ => {
-                let tool = self.tool_for(format, archive_major).await?;
-                let mut cmd = Command::new(&tool.path);
-                cmd.arg("--list");
-                let mut child = spawn(cmd, &tool, None)?;
-                let mut stdout = child.stdout.take().expect("piped");
-                let counter = tokio::spawn(async move {
-                    let mut text = Vec::new();
-                    let _ = stdout.read_to_end(&mut text).await;
-                    String::from_utf8_lossy(&text)
-                        .lines()
-                        .filter(|l| l.starts_with(|c: char| c.is_ascii_digit()))
-                        .count() as u64
-                });
-                let stdin = child.stdin.take();
-                let (tail, drained) =
-                    StderrTail::drain(child.stderr.take().expect("piped"), "pg_restore");
-                Ok(Box::new(ChildSink {
-                    child,
-                    stdin,
-                    tail,
-                    drained: Some(drained),
-                    tool: "pg_restore --list",
-                    guard: None,
-                    counter: Some(counter),
-                    early_exit_ok: true,
-                    exited_ok: false,
-                }))
-            }
-        }
-    }
 }
 
-fn spawn(mut cmd: Command, tool: &Tool, conn: Option<&ConnConfig>) -> Result<Child, DumpError> {
-    if let Some(conn) = conn {
-        cmd.envs(conn.child_env());
-    }
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    cmd.spawn().map_err(|e| {
-        DumpError::new(
-            DumpErrorKind::ToolNotFound,
-            format!("cannot run {}: {e}", tool.path.display()),
-        )
-    })
-}
-
-fn restore_args(cmd: &mut Command, target: &ConnConfig, opts: &RestoreOptions) {
+pub(crate) fn restore_args(cmd: &mut Command, target: &ConnConfig, opts: &RestoreOptions) {
     cmd.arg("-w").arg(format!("--dbname={}", target.redacted()));
     if !opts.keep_owner {
         cmd.arg("--no-owner");
@@ -220,44 +164,58 @@ fn restore_args(cmd: &mut Command, target: &ConnConfig, opts: &RestoreOptions) {
     }
 }
 
-/// Drops a database the restore created, when the restore does not complete.
+/// A database this restore created: dropped again unless the restore completes. Dropping the
+/// guard while armed drops the database synchronously (a blocking psql), because a future that
+/// is dropped, by a signal for instance, runs no async clean-up.
 #[derive(Debug)]
-struct Cleanup {
-    created: bool,
+struct CreatedDatabase {
     psql: Tool,
     maint: ConnConfig,
     name: String,
+    armed: bool,
 }
 
-impl Cleanup {
-    async fn run(&self) {
-        if !self.created {
-            return;
-        }
-        let res = psql::query(
-            &self.psql,
-            &self.maint,
-            "drop database if exists :\"target\";",
-            &[("target", &self.name)],
-            "dropping the half-restored target",
-        )
-        .await;
+impl CreatedDatabase {
+    /// The restore completed: keep the database.
+    fn keep(mut self) {
+        self.armed = false;
+    }
+
+    /// Drops the database now (async), logging the outcome.
+    async fn drop_now(mut self) {
+        self.armed = false;
+        let res = sql::drop_database(&self.psql, &self.maint, &self.name).await;
+        self.log(res);
+    }
+
+    fn log(&self, res: Result<(), DumpError>) {
         match res {
-            Ok(_) => {
-                tracing::info!(database = %self.name, "dropped the target this restore created")
+            Ok(()) => {
+                tracing::info!(database = %self.name, "dropped the target this restore created");
             }
             Err(e) => {
-                tracing::warn!(database = %self.name, error = %e, "could not drop the target this restore created")
+                tracing::warn!(database = %self.name, error = %e, "could not drop the target this restore created");
             }
         }
     }
 }
 
-/// Wraps a sink: reports, and drops a created target on failure or abort.
+impl Drop for CreatedDatabase {
+    fn drop(&mut self) {
+        if self.armed {
+            self.armed = false;
+            let res = sql::drop_database_blocking(&self.psql, &self.maint, &self.name);
+            self.log(res);
+        }
+    }
+}
+
+/// Wraps a sink: reports, and drops a created target on failure, abort or drop.
 #[derive(Debug)]
 struct Cleaning {
+    // Field order matters for `Drop`: the tool is killed before the database is dropped.
     inner: Option<Box<dyn RestoreSink>>,
-    cleanup: Cleanup,
+    created: Option<CreatedDatabase>,
     report: RestoreReport,
 }
 
@@ -270,12 +228,17 @@ impl RestoreSink for Cleaning {
     async fn finish(mut self: Box<Self>) -> Result<RestoreReport, DumpError> {
         match self.inner.take().expect("live sink").finish().await {
             Ok(r) => {
+                if let Some(db) = self.created.take() {
+                    db.keep();
+                }
                 let mut report = self.report.clone();
                 report.toc_entries = r.toc_entries;
                 Ok(report)
             }
             Err(e) => {
-                self.cleanup.run().await;
+                if let Some(db) = self.created.take() {
+                    db.drop_now().await;
+                }
                 Err(e)
             }
         }
@@ -285,18 +248,17 @@ impl RestoreSink for Cleaning {
         if let Some(inner) = self.inner.take() {
             inner.abort().await;
         }
-        self.cleanup.run().await;
+        if let Some(db) = self.created.take() {
+            db.drop_now().await;
+        }
     }
 }
 
 /// Feeds a child's stdin: pg_restore, psql or `pg_restore --list`.
 #[derive(Debug)]
-struct ChildSink {
-    child: Child,
+pub(crate) struct ChildSink {
+    process: ToolProcess,
     stdin: Option<ChildStdin>,
-    tail: StderrTail,
-    drained: Option<tokio::task::JoinHandle<()>>,
-    tool: &'static str,
     guard: Option<CreateDbGuard>,
     counter: Option<tokio::task::JoinHandle<u64>>,
     /// `pg_restore --list` stops reading after the table of contents; a clean exit before
@@ -306,9 +268,15 @@ struct ChildSink {
 }
 
 impl ChildSink {
-    fn start(r: &PgRestore, tool: &Tool, opts: &RestoreOptions) -> Result<Self, DumpError> {
-        let mut cmd = Command::new(&tool.path);
-        let name = match opts.format {
+    /// pg_restore or psql into `target`, in one transaction.
+    fn restore(
+        target: &ConnConfig,
+        tool: &Tool,
+        format: ArchiveFormat,
+        opts: &RestoreOptions,
+    ) -> Result<Self, DumpError> {
+        let mut cmd = process::command(tool, Some(target));
+        let program = match format {
             ArchiveFormat::Plain => {
                 cmd.args([
                     "-X",
@@ -320,51 +288,51 @@ impl ChildSink {
                     "-f",
                     "-",
                 ])
-                .arg(format!("--dbname={}", r.target.redacted()));
+                .arg(format!("--dbname={}", target.redacted()));
                 "psql"
             }
             _ => {
-                restore_args(&mut cmd, &r.target, opts);
+                restore_args(&mut cmd, target, opts);
                 cmd.args(["--single-transaction", "--exit-on-error"]);
                 "pg_restore"
             }
         };
-        let mut child = spawn(cmd, tool, Some(&r.target))?;
-        let stdin = child.stdin.take();
-        let mut stdout = child.stdout.take().expect("piped");
+        let mut process = ToolProcess::spawn(cmd, program, Pipes::BOTH)?;
+        let mut stdout = process.take_stdout().expect("piped");
         // Nothing useful on stdout; drain it so the child can never block on it.
         tokio::spawn(async move {
-            let mut sink = tokio::io::sink();
-            let _ = tokio::io::copy(&mut stdout, &mut sink).await;
+            let _ = tokio::io::copy(&mut stdout, &mut tokio::io::sink()).await;
         });
-        let (tail, drained) = StderrTail::drain(child.stderr.take().expect("piped"), name);
-        Ok(Self {
-            child,
-            stdin,
-            tail,
-            drained: Some(drained),
-            tool: name,
-            guard: None,
-            counter: None,
-            early_exit_ok: false,
-            exited_ok: false,
-        })
+        Ok(Self::new(process, None, false))
     }
 
+    /// Wraps a process whose stdin takes the archive; `counter` is its stdout's reader.
+    pub(crate) fn new(
+        mut process: ToolProcess,
+        counter: Option<tokio::task::JoinHandle<u64>>,
+        early_exit_ok: bool,
+    ) -> Self {
+        Self {
+            stdin: process.take_stdin(),
+            process,
+            guard: None,
+            counter,
+            early_exit_ok,
+            exited_ok: false,
+        }
+    }
+
+    /// The tool stopped reading: its exit says why.
     async fn failure(&mut self) -> DumpError {
         self.stdin = None;
-        let status = self.child.wait().await;
-        if let Some(h) = self.drained.take() {
-            let _ = h.await;
+        match self.process.wait().await {
+            Err(e) => e,
+            Ok(()) => DumpError::new(
+                DumpErrorKind::Failed,
+                format!("{} stopped reading its input", self.process.program()),
+            )
+            .with_program(self.process.program()),
         }
-        let tail = self.tail.text();
-        let last = crate::tools::cause_line(&tail);
-        let how = status.map_or_else(|e| e.to_string(), describe_exit);
-        DumpError::new(
-            DumpErrorKind::Failed,
-            format!("{} {how}: {last}", self.tool),
-        )
-        .with_stderr(tail)
     }
 }
 
@@ -383,7 +351,7 @@ impl RestoreSink for ChildSink {
         if stdin.write_all(&chunk).await.is_err() {
             if self.early_exit_ok {
                 self.stdin = None;
-                if self.child.wait().await.is_ok_and(|s| s.success()) {
+                if self.process.wait().await.is_ok() {
                     self.exited_ok = true;
                     return Ok(());
                 }
@@ -397,20 +365,8 @@ impl RestoreSink for ChildSink {
         if let Some(mut stdin) = self.stdin.take() {
             let _ = stdin.shutdown().await;
         }
-        let status = self.child.wait().await.map_err(|e| {
-            DumpError::new(DumpErrorKind::Io, format!("waiting for {}: {e}", self.tool))
-        })?;
-        if let Some(h) = self.drained.take() {
-            let _ = h.await;
-        }
-        if !status.success() {
-            let tail = self.tail.text();
-            let last = crate::tools::cause_line(&tail);
-            return Err(DumpError::new(
-                DumpErrorKind::Failed,
-                format!("{} {}: {last}", self.tool, describe_exit(status)),
-            )
-            .with_stderr(tail));
+        if !self.exited_ok {
+            self.process.wait().await?;
         }
         let mut report = RestoreReport::default();
         if let Some(counter) = self.counter.take() {
@@ -421,8 +377,7 @@ impl RestoreSink for ChildSink {
 
     async fn abort(mut self: Box<Self>) {
         self.stdin = None;
-        let _ = self.child.start_kill();
-        let _ = self.child.wait().await;
+        self.process.kill().await;
     }
 }
 
@@ -450,42 +405,12 @@ impl CreateDbGuard {
         self.carry = window[window.len().saturating_sub(CREATE_DB.len() - 1)..].to_vec();
         if hit {
             return Err(DumpError::new(
-                DumpErrorKind::Refused,
-                "the backup contains CREATE DATABASE (made with pg_dump --create); pass --allow-create to restore it anyway",
+                DumpErrorKind::CreatesDatabase,
+                "the backup contains CREATE DATABASE (made with pg_dump --create)",
             ));
         }
         Ok(())
     }
-}
-
-/// Checks a plain SQL archive: it must end with pg_dump's completion trailer.
-#[derive(Debug, Default)]
-struct PlainCheck {
-    last: Vec<u8>,
-}
-
-#[async_trait]
-impl RestoreSink for PlainCheck {
-    async fn write(&mut self, chunk: Bytes) -> Result<(), DumpError> {
-        self.last.extend_from_slice(&chunk);
-        let excess = self.last.len().saturating_sub(4096);
-        self.last.drain(..excess);
-        Ok(())
-    }
-
-    async fn finish(self: Box<Self>) -> Result<RestoreReport, DumpError> {
-        let text = String::from_utf8_lossy(&self.last);
-        if text.contains("-- PostgreSQL database dump complete") {
-            Ok(RestoreReport::default())
-        } else {
-            Err(DumpError::new(
-                DumpErrorKind::BadArchive,
-                "the SQL dump lacks pg_dump's completion trailer (truncated dump)",
-            ))
-        }
-    }
-
-    async fn abort(self: Box<Self>) {}
 }
 
 /// `jobs > 1`: spool to a private temp file, run `pg_restore -j N` on it at `finish`.
@@ -493,7 +418,7 @@ impl RestoreSink for PlainCheck {
 struct Spool {
     path: PathBuf,
     file: Option<tokio::fs::File>,
-    cmd_target: ConnConfig,
+    target: ConnConfig,
     tool: Tool,
     opts: RestoreOptions,
 }
@@ -519,7 +444,7 @@ impl Spool {
         Ok(Self {
             path,
             file: Some(file),
-            cmd_target: r.target.clone(),
+            target: r.target.clone(),
             tool: tool.clone(),
             opts: opts.clone(),
         })
@@ -542,44 +467,17 @@ impl RestoreSink for Spool {
         if let Some(mut f) = self.file.take() {
             let _ = f.flush().await;
         }
-        let mut cmd = Command::new(&self.tool.path);
-        restore_args(&mut cmd, &self.cmd_target, &self.opts);
+        let mut cmd = process::command(&self.tool, Some(&self.target));
+        restore_args(&mut cmd, &self.target, &self.opts);
         cmd.arg(format!("--jobs={}", self.opts.jobs))
             .arg("--exit-on-error")
             .arg(&self.path);
-        cmd.envs(self.cmd_target.child_env())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let res = async {
-            let mut child = cmd.spawn().map_err(|e| {
-                DumpError::new(
-                    DumpErrorKind::ToolNotFound,
-                    format!("cannot run {}: {e}", self.tool.path.display()),
-                )
-            })?;
-            let (tail, drained) =
-                StderrTail::drain(child.stderr.take().expect("piped"), "pg_restore");
-            let status = child.wait().await.map_err(|e| {
-                DumpError::new(DumpErrorKind::Io, format!("waiting for pg_restore: {e}"))
-            })?;
-            let _ = drained.await;
-            if status.success() {
-                Ok(RestoreReport::default())
-            } else {
-                let tail = tail.text();
-                let last = crate::tools::cause_line(&tail);
-                Err(DumpError::new(
-                    DumpErrorKind::Failed,
-                    format!("pg_restore {}: {last}", describe_exit(status)),
-                )
-                .with_stderr(tail))
-            }
-        }
-        .await;
+        let res = match ToolProcess::spawn(cmd, "pg_restore", Pipes::NONE) {
+            Ok(mut p) => p.wait().await,
+            Err(e) => Err(e),
+        };
         let _ = tokio::fs::remove_file(&self.path).await;
-        res
+        res.map(|()| RestoreReport::default())
     }
 
     async fn abort(mut self: Box<Self>) {

@@ -1,13 +1,12 @@
 //! Finding PostgreSQL client tools by version, and running them.
 
-use std::collections::VecDeque;
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use pgb_core::{DumpError, DumpErrorKind};
-use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 
 /// A client tool found on disk.
@@ -24,12 +23,19 @@ pub struct Tool {
 /// Where to look for pg_dump, pg_restore and psql, in order: configured bin dirs, then
 /// `/usr/lib/postgresql/*/bin` (Debian's side-by-side installs), then `PATH` as the caller
 /// passed it (the library does not read the environment).
+///
+/// Each candidate's `--version` is probed once and cached; clones share the cache, so an
+/// operation that picks psql, pg_dump and pg_restore several times probes each file once.
 #[derive(Debug, Clone, Default)]
 pub struct ToolLocator {
     bin_dirs: Vec<PathBuf>,
     path: Option<OsString>,
     system_dirs: bool,
+    probed: ProbeCache,
 }
+
+/// `--version` results by path (`None`: not a runnable PostgreSQL tool).
+type ProbeCache = Arc<Mutex<HashMap<PathBuf, Option<Tool>>>>;
 
 impl ToolLocator {
     /// A locator that searches `/usr/lib/postgresql/*/bin` only.
@@ -38,6 +44,7 @@ impl ToolLocator {
             bin_dirs: Vec::new(),
             path: None,
             system_dirs: true,
+            probed: ProbeCache::default(),
         }
     }
 
@@ -91,11 +98,30 @@ impl ToolLocator {
             {
                 continue;
             }
-            if let Some(tool) = probe_version(&path).await {
+            if let Some(tool) = self.probe(&path).await {
                 tools.push(tool);
             }
         }
         tools
+    }
+
+    /// `path --version`, from the cache when this locator (or a clone) probed it before.
+    async fn probe(&self, path: &Path) -> Option<Tool> {
+        let cached = self
+            .probed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(path)
+            .cloned();
+        if let Some(known) = cached {
+            return known;
+        }
+        let found = probe_version(path).await;
+        self.probed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(path.to_path_buf(), found.clone());
+        found
     }
 
     /// The copy of `name` with the smallest major version that is at least `min_major`
@@ -103,17 +129,19 @@ impl ToolLocator {
     /// a tie.
     ///
     /// # Errors
-    /// `ToolNotFound` when there is no copy at all, `VersionMismatch` naming both versions when
-    /// every copy is too old.
+    /// `ToolNotFound` when there is no copy at all, `VersionMismatch` with both versions
+    /// ([`DumpError::versions`]) when every copy is too old. `what` names what needs the
+    /// version in the message (`"the server (15.4)"`).
     pub async fn pick(&self, name: &str, min_major: u32, what: &str) -> Result<Tool, DumpError> {
         let all = self.find_all(name).await;
         if all.is_empty() {
             return Err(DumpError::new(
                 DumpErrorKind::ToolNotFound,
                 format!(
-                    "{name} not found (searched --pg-bin-dir, /usr/lib/postgresql/*/bin and PATH); install the PostgreSQL client tools"
+                    "{name} not found in the configured directories, /usr/lib/postgresql/*/bin or PATH"
                 ),
-            ));
+            )
+            .with_program(name));
         }
         let best = all
             .iter()
@@ -125,9 +153,11 @@ impl ToolLocator {
             DumpError::new(
                 DumpErrorKind::VersionMismatch,
                 format!(
-                    "{what} is PostgreSQL {min_major} but the newest {name} available is {newest}; install PostgreSQL {min_major} client tools (or newer) and point --pg-bin-dir at them"
+                    "{what} is PostgreSQL {min_major} but the newest {name} available is {newest}"
                 ),
             )
+            .with_program(name)
+            .with_versions(min_major, newest)
         })
     }
 }
@@ -161,84 +191,13 @@ pub(crate) fn parse_major(version_line: &str) -> Option<u32> {
     num.split(['.', 'b', 'r', 'd']).next()?.parse().ok()
 }
 
-/// The last bytes a child wrote to stderr, drained concurrently so it can never block.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct StderrTail(Arc<Mutex<VecDeque<u8>>>);
-
-const TAIL_BYTES: usize = 16 * 1024;
-
-impl StderrTail {
-    /// Starts draining `stderr` into the tail.
-    pub(crate) fn drain(
-        stderr: tokio::process::ChildStderr,
-        tool: &'static str,
-    ) -> (Self, tokio::task::JoinHandle<()>) {
-        let tail = Self::default();
-        let t = tail.clone();
-        let handle = tokio::spawn(async move {
-            let mut stderr = stderr;
-            let mut buf = [0u8; 4096];
-            loop {
-                match stderr.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        let mut q = t.0.lock().unwrap_or_else(PoisonError::into_inner);
-                        q.extend(&buf[..n]);
-                        while q.len() > TAIL_BYTES {
-                            q.pop_front();
-                        }
-                    }
-                }
-            }
-            let text = t.text();
-            if !text.is_empty() {
-                tracing::debug!(tool, stderr = %text, "child stderr");
-            }
-        });
-        (tail, handle)
-    }
-
-    /// The last few lines.
-    pub(crate) fn text(&self) -> String {
-        let q = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let bytes: Vec<u8> = q.iter().copied().collect();
-        let s = String::from_utf8_lossy(&bytes);
-        let lines: Vec<&str> = s.lines().filter(|l| !l.trim().is_empty()).collect();
-        lines[lines.len().saturating_sub(8)..].join("\n")
-    }
-}
-
-/// The line of a tool's stderr that best states the cause: the last `error:`/`FATAL:` line
-/// (pg_dump ends with `detail: Command was: ...`, which says what, not why), else the last line.
-pub(crate) fn cause_line(tail: &str) -> String {
-    tail.lines()
-        .rev()
-        .find(|l| l.contains("error:") || l.contains("FATAL:") || l.contains("ERROR:"))
-        .or_else(|| tail.lines().last())
-        .unwrap_or("no message")
-        .trim()
-        .to_owned()
-}
-
-/// Describes an exit status in words: `exited with status 1`, `was killed by signal 9`.
-pub(crate) fn describe_exit(status: std::process::ExitStatus) -> String {
-    use std::os::unix::process::ExitStatusExt;
-    match (status.code(), status.signal()) {
-        (Some(c), _) => format!("exited with status {c}"),
-        (None, Some(s)) => format!("was killed by signal {s}"),
-        _ => "ended abnormally".to_owned(),
-    }
-}
-
 /// Classifies a connection failure from libpq's message.
 pub(crate) fn classify_connect_error(stderr: &str, what: &str) -> DumpError {
     let lower = stderr.to_lowercase();
     let (kind, message) = if lower.contains("does not exist") && lower.contains("database") {
         (
             DumpErrorKind::DatabaseNotFound,
-            format!(
-                "{what}: the database does not exist; check the name in the URL (pgb restore creates missing targets, pgb backup cannot)"
-            ),
+            format!("{what}: the database does not exist"),
         )
     } else if lower.contains("password authentication failed")
         || lower.contains("no password supplied")
@@ -246,9 +205,7 @@ pub(crate) fn classify_connect_error(stderr: &str, what: &str) -> DumpError {
     {
         (
             DumpErrorKind::AuthFailed,
-            format!(
-                "{what}: authentication failed; set PGPASSWORD or PGPASSFILE (never the command line) or fix the user"
-            ),
+            format!("{what}: authentication failed"),
         )
     } else if lower.contains("connection refused")
         || lower.contains("could not translate host name")
@@ -259,9 +216,7 @@ pub(crate) fn classify_connect_error(stderr: &str, what: &str) -> DumpError {
     {
         (
             DumpErrorKind::Unreachable,
-            format!(
-                "{what}: the server is unreachable; check host and port, and that PostgreSQL is running"
-            ),
+            format!("{what}: the server is unreachable"),
         )
     } else {
         (
@@ -269,7 +224,9 @@ pub(crate) fn classify_connect_error(stderr: &str, what: &str) -> DumpError {
             format!("{what}: could not connect"),
         )
     };
-    DumpError::new(kind, message).with_stderr(stderr)
+    DumpError::new(kind, message)
+        .with_program("psql")
+        .with_stderr(stderr)
 }
 
 #[cfg(test)]
@@ -286,6 +243,46 @@ mod tests {
         assert_eq!(parse_major("psql (PostgreSQL) 18beta1"), Some(18));
         assert_eq!(parse_major("pg_dump (PostgreSQL) 9.6.24"), Some(9));
         assert_eq!(parse_major("garbage"), None);
+    }
+
+    #[tokio::test]
+    async fn version_probes_are_cached_across_picks_and_clones() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let tool = dir.path().join("psql");
+        let count = dir.path().join("probes");
+        std::fs::write(
+            &tool,
+            format!(
+                "#!/bin/sh\n[ \"$1\" = --version ] || exit 0\necho x >> '{}'\necho 'psql (PostgreSQL) 15.1'\n",
+                count.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // A fork elsewhere may hold the file open for writing a moment (ETXTBSY): wait until
+        // it runs.
+        while std::process::Command::new(&tool).status().is_err() {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let locator = ToolLocator::new()
+            .with_system_dirs(false)
+            .with_bin_dir(dir.path());
+        for _ in 0..3 {
+            assert_eq!(locator.pick("psql", 15, "x").await.unwrap().major, 15);
+        }
+        let e = locator
+            .clone()
+            .pick("psql", 16, "the server")
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), DumpErrorKind::VersionMismatch);
+        assert_eq!(e.versions(), Some((16, 15)));
+        assert_eq!(
+            std::fs::read_to_string(&count).unwrap().lines().count(),
+            1,
+            "one --version probe for four picks"
+        );
     }
 
     #[test]

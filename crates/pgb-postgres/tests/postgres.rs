@@ -19,219 +19,16 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 use pgb_core::{
-    ArchiveFormat, BackupOptions, ByteStream, Compression, DumpError, DumpErrorKind, DumpSource,
-    DumpStream, Dumper, Error, ErrorClass, Manifest, MemoryStorage, NoProgress, ObjectKey,
-    ObjectMeta, ObjectWriter, Repository, RestoreOptions, Restorer, Storage, StorageError,
-    StorageExt, StorageInfo, WriteOptions,
+    ArchiveFormat, ArchiveInfo, BackupOptions, ByteStream, Compression, DumpError, DumpErrorKind,
+    DumpSource, DumpStream, Dumper, Error, ErrorClass, Manifest, MemoryStorage, NoProgress,
+    ObjectKey, ObjectMeta, ObjectWriter, PreparedDump, Repository, RestoreOptions, Restorer,
+    Storage, StorageError, StorageExt, StorageInfo, WriteOptions,
 };
-use pgb_postgres::{ConnConfig, PgDump, PgRestore, ToolLocator};
+use pgb_postgres::{ConnConfig, PgArchiveCheck, PgDump, PgRestore, ToolLocator};
 use pgb_storage_local::FsStorage;
-use tokio::io::AsyncWriteExt;
 
-// ---------------------------------------------------------------------------------------------
-// Servers, databases, roles
-// ---------------------------------------------------------------------------------------------
-
-/// One PostgreSQL server and the client tools of its major version.
-#[derive(Debug, Clone)]
-struct Pg {
-    url: String,
-    bin: PathBuf,
-}
-
-fn server(url_var: &str, bin_var: &str, what: &str) -> Option<Pg> {
-    match (std::env::var(url_var), std::env::var(bin_var)) {
-        (Ok(url), Ok(bin)) if !url.is_empty() && !bin.is_empty() => Some(Pg {
-            url,
-            bin: PathBuf::from(bin),
-        }),
-        _ => pgb_testkit::require_or_skip(
-            what,
-            &format!(
-                "{url_var} / {bin_var} are not set (run scripts/pg.sh start and source its env file)"
-            ),
-        ),
-    }
-}
-
-fn pg15() -> Option<Pg> {
-    server("PGB_TEST_PG_URL", "PGB_TEST_PG_BIN", "PostgreSQL 15")
-}
-
-fn pg17() -> Option<Pg> {
-    server("PGB_TEST_PG17_URL", "PGB_TEST_PG17_BIN", "PostgreSQL 17")
-}
-
-/// A random suffix, so that parallel and repeated runs never collide.
-fn unique(prefix: &str) -> String {
-    let mut rnd = [0u8; 5];
-    getrandom::fill(&mut rnd).expect("random bytes");
-    let hex: String = rnd.iter().map(|b| format!("{b:02x}")).collect();
-    format!("pgbt_{prefix}_{hex}")
-}
-
-impl Pg {
-    fn conn(&self, db: &str) -> ConnConfig {
-        ConnConfig::parse(&self.url)
-            .expect("test URL parses")
-            .with_dbname(db)
-    }
-
-    /// The libpq URL of database `db` on this server (no password: postgres is trusted).
-    fn url_of(&self, db: &str) -> String {
-        self.conn(db).redacted()
-    }
-
-    /// The same server as `user` (pgb_pw or a test role: scram over TCP).
-    fn conn_as(&self, user: &str, db: &str) -> ConnConfig {
-        let url = self.url.replacen("://postgres@", &format!("://{user}@"), 1);
-        assert_ne!(
-            url, self.url,
-            "test URL {} does not name user postgres",
-            self.url
-        );
-        ConnConfig::parse(&url).expect("URL parses").with_dbname(db)
-    }
-
-    /// Only this server's major version of pg_dump, pg_restore and psql.
-    fn locator(&self) -> ToolLocator {
-        ToolLocator::new()
-            .with_system_dirs(false)
-            .with_bin_dir(&self.bin)
-    }
-
-    async fn try_psql(&self, db: &str, sql: &str) -> Result<String, String> {
-        run_psql(&self.bin, &self.url_of(db), sql).await
-    }
-
-    async fn psql(&self, db: &str, sql: &str) -> String {
-        match self.try_psql(db, sql).await {
-            Ok(out) => out,
-            Err(e) => panic!("psql on {db} failed: {e}\nSQL:\n{sql}"),
-        }
-    }
-
-    async fn db_exists(&self, name: &str) -> bool {
-        self.psql(
-            "postgres",
-            &format!("select count(*) from pg_database where datname = '{name}';"),
-        )
-        .await
-            == "1"
-    }
-
-    /// Creates an empty database, dropped when the guard goes out of scope.
-    async fn create_db(&self, prefix: &str) -> TempDb {
-        let db = self.adopt_db(&unique(prefix));
-        self.psql("postgres", &format!("create database \"{}\";", db.name))
-            .await;
-        db
-    }
-
-    /// A guard that drops `name` (if it exists) at the end of the test: for databases a
-    /// restore is expected to create.
-    fn adopt_db(&self, name: &str) -> TempDb {
-        TempDb {
-            name: name.to_owned(),
-            pg: self.clone(),
-        }
-    }
-}
-
-/// Runs SQL (on stdin) through psql; `-A -t -q`, stops at the first error.
-async fn run_psql(bin: &Path, url: &str, sql: &str) -> Result<String, String> {
-    let mut child = tokio::process::Command::new(bin.join("psql"))
-        .args(["-X", "-A", "-t", "-q", "-w", "-v", "ON_ERROR_STOP=1"])
-        .arg(format!("--dbname={url}"))
-        .env("PGCONNECT_TIMEOUT", "10")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| format!("cannot run psql: {e}"))?;
-    let mut stdin = child.stdin.take().expect("piped");
-    let sql = sql.to_owned();
-    let writer = tokio::spawn(async move {
-        let _ = stdin.write_all(sql.as_bytes()).await;
-    });
-    let out = child
-        .wait_with_output()
-        .await
-        .map_err(|e| format!("psql: {e}"))?;
-    let _ = writer.await;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-    } else {
-        Err(format!(
-            "{}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-/// Drops its database (with force) when dropped, also when the test panicked.
-#[derive(Debug)]
-struct TempDb {
-    name: String,
-    pg: Pg,
-}
-
-impl Drop for TempDb {
-    fn drop(&mut self) {
-        drop_sync(
-            &self.pg,
-            &format!("drop database if exists \"{}\" with (force);", self.name),
-        );
-    }
-}
-
-/// A login role with a password, dropped when the guard goes out of scope (declare it before
-/// the databases it owns, so that they are dropped first).
-#[derive(Debug)]
-struct TempRole {
-    name: String,
-    pg: Pg,
-}
-
-impl TempRole {
-    async fn create(pg: &Pg, prefix: &str, password: &str) -> Self {
-        let role = Self {
-            name: unique(prefix),
-            pg: pg.clone(),
-        };
-        pg.psql(
-            "postgres",
-            &format!("create role \"{}\" login password '{password}';", role.name),
-        )
-        .await;
-        role
-    }
-}
-
-impl Drop for TempRole {
-    fn drop(&mut self) {
-        drop_sync(&self.pg, &format!("drop role if exists \"{}\";", self.name));
-    }
-}
-
-fn drop_sync(pg: &Pg, sql: &str) {
-    let res = std::process::Command::new(pg.bin.join("psql"))
-        .args(["-X", "-q", "-w", "-v", "ON_ERROR_STOP=1", "-c", sql])
-        .arg(format!("--dbname={}", pg.url_of("postgres")))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .output();
-    match res {
-        Ok(out) if out.status.success() => {}
-        Ok(out) => eprintln!(
-            "cleanup `{sql}` failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ),
-        Err(e) => eprintln!("cleanup `{sql}` failed: {e}"),
-    }
-}
+pub mod common;
+use common::*;
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures and fingerprints
@@ -631,7 +428,8 @@ async fn round_trip_once(
     let target = pg.adopt_db(&unique("rt_target"));
     let spool = tempfile::tempdir().map_err(|e| e.to_string())?;
     let restorer = PgRestore::new(pg.conn(&target.name), pg.locator(), spool.path());
-    let verified = Box::pin(repo.verify(&m, Some(&restorer), &NoProgress))
+    let checker = PgArchiveCheck::new(pg.locator());
+    let verified = Box::pin(repo.verify(&m, Some(&checker), &NoProgress))
         .await
         .map_err(|e| format!("verify: {e}"))?;
     if format == ArchiveFormat::Custom && verified.toc_entries.unwrap_or(0) < 20 {
@@ -642,14 +440,9 @@ async fn round_trip_once(
     if pg.db_exists(&target.name).await {
         return Err("verify touched the restore target".to_owned());
     }
-    let report = restore(
-        &repo,
-        &m,
-        &restorer,
-        &RestoreOptions::new(m.format, m.pg_dump_major),
-    )
-    .await
-    .map_err(|e| format!("restore: {e} / {}", e.stderr_tail().unwrap_or("")))?;
+    let report = restore(&repo, &m, &restorer, &RestoreOptions::new())
+        .await
+        .map_err(|e| format!("restore: {e} / {}", e.stderr_tail().unwrap_or("")))?;
     if !report.created || report.database != target.name {
         return Err(format!("restore report: {report:?}"));
     }
@@ -734,7 +527,7 @@ async fn parallel_restore_round_trips_and_leaves_no_spool_file() {
     let spool = tempfile::tempdir().expect("spool dir");
     let target = pg.adopt_db(&unique("par_target"));
     let restorer = PgRestore::new(pg.conn(&target.name), pg.locator(), spool.path());
-    let opts = RestoreOptions::new(m.format, m.pg_dump_major).with_jobs(2);
+    let opts = RestoreOptions::new().with_jobs(2);
     let report = restore(&repo, &m, &restorer, &opts)
         .await
         .unwrap_or_else(|e| panic!("parallel restore: {e} / {}", e.stderr_tail().unwrap_or("")));
@@ -956,11 +749,11 @@ async fn preflight_wrong_password_is_auth_failed() {
         "the password leaked into the error: {shown}"
     );
     // The same connection with the right password passes preflight: only the password was wrong.
-    let source = PgDump::new(conn.with_password("pgb-test-secret"), pg.locator())
+    let prepared = PgDump::new(conn.with_password("pgb-test-secret"), pg.locator())
         .prepare()
         .await
         .expect("the right password works");
-    assert_eq!(source.tool_major, 15);
+    assert_eq!(prepared.source().tool_major, 15);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1027,14 +820,9 @@ async fn pg17_backup_records_major_17_and_pg15_restore_is_refused_before_touchin
     let target = pg17.adopt_db(&unique("pg17_target"));
     let spool = tempfile::tempdir().expect("spool");
     let old = PgRestore::new(pg17.conn(&target.name), pg15.locator(), spool.path());
-    let err = restore(
-        &repo,
-        &m,
-        &old,
-        &RestoreOptions::new(m.format, m.pg_dump_major),
-    )
-    .await
-    .expect_err("pg_restore 15 cannot read a pg_dump 17 archive");
+    let err = restore(&repo, &m, &old, &RestoreOptions::new())
+        .await
+        .expect_err("pg_restore 15 cannot read a pg_dump 17 archive");
     assert_eq!(
         dump_kind(&err),
         Some(DumpErrorKind::VersionMismatch),
@@ -1052,19 +840,14 @@ async fn pg17_backup_records_major_17_and_pg15_restore_is_refused_before_touchin
 
     // With 17's tools it restores, identical in content.
     let new = PgRestore::new(pg17.conn(&target.name), pg17.locator(), spool.path());
-    restore(
-        &repo,
-        &m,
-        &new,
-        &RestoreOptions::new(m.format, m.pg_dump_major),
-    )
-    .await
-    .unwrap_or_else(|e| {
-        panic!(
-            "restore with 17's tools: {e} / {}",
-            e.stderr_tail().unwrap_or("")
-        )
-    });
+    restore(&repo, &m, &new, &RestoreOptions::new())
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "restore with 17's tools: {e} / {}",
+                e.stderr_tail().unwrap_or("")
+            )
+        });
     if let Err(e) = compare(&expected, &fingerprint(&pg17, &target.name).await) {
         panic!("PostgreSQL 17 round trip differs:\n{e}");
     }
@@ -1100,14 +883,9 @@ async fn restore_into_target_with_tables_needs_clean_and_clean_replaces() {
     let spool = tempfile::tempdir().expect("spool");
     let restorer = PgRestore::new(pg.conn(&target.name), pg.locator(), spool.path());
 
-    let err = restore(
-        &repo,
-        &m,
-        &restorer,
-        &RestoreOptions::new(m.format, m.pg_dump_major),
-    )
-    .await
-    .expect_err("a target with tables must be refused without clean");
+    let err = restore(&repo, &m, &restorer, &RestoreOptions::new())
+        .await
+        .expect_err("a target with tables must be refused without clean");
     assert_eq!(
         dump_kind(&err),
         Some(DumpErrorKind::TargetNotEmpty),
@@ -1115,8 +893,8 @@ async fn restore_into_target_with_tables_needs_clean_and_clean_replaces() {
     );
     assert_eq!(err.class(), ErrorClass::Refused);
     assert!(
-        err.to_string().contains("clean"),
-        "the message should say how to proceed: {err}"
+        err.to_string().contains(&target.name),
+        "the message should name the target: {err}"
     );
     assert_eq!(
         fingerprint(&pg, &target.name).await,
@@ -1128,7 +906,7 @@ async fn restore_into_target_with_tables_needs_clean_and_clean_replaces() {
         &repo,
         &m,
         &restorer,
-        &RestoreOptions::new(m.format, m.pg_dump_major).with_clean(true),
+        &RestoreOptions::new().with_clean(true),
     )
     .await
     .unwrap_or_else(|e| {
@@ -1191,7 +969,7 @@ async fn corrupted_object_fails_restore_and_leaves_targets_untouched() {
         let spool = tempfile::tempdir().expect("spool");
         // Into the existing target, with clean: refused, and not a row changed.
         let restorer = PgRestore::new(pg.conn(&existing.name), pg.locator(), spool.path());
-        let opts = RestoreOptions::new(m.format, m.pg_dump_major).with_clean(true);
+        let opts = RestoreOptions::new().with_clean(true);
         let err = restore(&repo, &m, &restorer, &opts)
             .await
             .expect_err("a corrupted object must not restore");
@@ -1206,7 +984,7 @@ async fn corrupted_object_fails_restore_and_leaves_targets_untouched() {
         for jobs in [1, 2] {
             let target = pg.adopt_db(&unique("flip_new"));
             let restorer = PgRestore::new(pg.conn(&target.name), pg.locator(), spool.path());
-            let opts = RestoreOptions::new(m.format, m.pg_dump_major).with_jobs(jobs);
+            let opts = RestoreOptions::new().with_jobs(jobs);
             let err = restore(&repo, &m, &restorer, &opts)
                 .await
                 .expect_err("a corrupted object must not restore");
@@ -1241,20 +1019,33 @@ struct TextStream(Option<Bytes>);
 
 #[async_trait]
 impl Dumper for TextDumper {
-    async fn prepare(&self) -> Result<DumpSource, DumpError> {
-        Ok(DumpSource::new(
-            "crafted",
-            "nowhere",
-            "15.18",
-            "pg_dump (PostgreSQL) 15.18",
-            15,
-            ArchiveFormat::Plain,
-        ))
+    async fn prepare(&self) -> Result<Box<dyn PreparedDump>, DumpError> {
+        Ok(Box::new(PreparedText(
+            DumpSource::new(
+                "crafted",
+                "nowhere",
+                "15.18",
+                "pg_dump (PostgreSQL) 15.18",
+                15,
+                ArchiveFormat::Plain,
+            ),
+            self.0,
+        )))
+    }
+}
+
+#[derive(Debug)]
+struct PreparedText(DumpSource, &'static str);
+
+#[async_trait]
+impl PreparedDump for PreparedText {
+    fn source(&self) -> &DumpSource {
+        &self.0
     }
 
-    async fn start(&self, _: &DumpSource) -> Result<Box<dyn DumpStream>, DumpError> {
+    async fn start(self: Box<Self>) -> Result<Box<dyn DumpStream>, DumpError> {
         Ok(Box::new(TextStream(Some(Bytes::from_static(
-            self.0.as_bytes(),
+            self.1.as_bytes(),
         )))))
     }
 }
@@ -1272,7 +1063,8 @@ impl DumpStream for TextStream {
 async fn plain_dump_with_create_database_is_refused_unless_allowed() {
     let Some(pg) = pg15() else { return };
     let spool = tempfile::tempdir().expect("spool");
-    let opts = RestoreOptions::new(ArchiveFormat::Plain, 15);
+    let opts = RestoreOptions::new();
+    let plain = ArchiveInfo::new(ArchiveFormat::Plain, 15);
 
     // Directly through the sink, in one chunk and split across two chunks.
     let splits: [&[&str]; 3] = [
@@ -1283,7 +1075,7 @@ async fn plain_dump_with_create_database_is_refused_unless_allowed() {
     for chunks in splits {
         let target = pg.adopt_db(&unique("guard"));
         let restorer = PgRestore::new(pg.conn(&target.name), pg.locator(), spool.path());
-        let mut sink = restorer.begin(&opts).await.expect("begin");
+        let mut sink = restorer.begin(&plain, &opts).await.expect("begin");
         let mut refused = None;
         for chunk in chunks {
             if let Err(e) = sink.write(Bytes::from_static(chunk.as_bytes())).await {
@@ -1292,7 +1084,11 @@ async fn plain_dump_with_create_database_is_refused_unless_allowed() {
             }
         }
         let e = refused.unwrap_or_else(|| panic!("{chunks:?}: CREATE DATABASE was not refused"));
-        assert_eq!(e.kind(), DumpErrorKind::Refused, "{chunks:?}: {e:?}");
+        assert_eq!(
+            e.kind(),
+            DumpErrorKind::CreatesDatabase,
+            "{chunks:?}: {e:?}"
+        );
         assert!(e.to_string().contains("CREATE DATABASE"), "{e}");
         sink.abort().await;
         assert!(
@@ -1305,7 +1101,7 @@ async fn plain_dump_with_create_database_is_refused_unless_allowed() {
     let target = pg.adopt_db(&unique("guard_allowed"));
     let restorer = PgRestore::new(pg.conn(&target.name), pg.locator(), spool.path());
     let mut sink = restorer
-        .begin(&opts.clone().with_allow_create(true))
+        .begin(&plain, &opts.clone().with_allow_create(true))
         .await
         .expect("begin");
     sink.write(Bytes::from_static(b"SELECT 1;\n\nCREATE DATABASE x;\n"))
@@ -1325,15 +1121,14 @@ async fn plain_dump_with_create_database_is_refused_unless_allowed() {
     .expect("store the crafted archive");
     let target = pg.adopt_db(&unique("guard_repo"));
     let restorer = PgRestore::new(pg.conn(&target.name), pg.locator(), spool.path());
-    let err = restore(
-        &repo,
-        &m,
-        &restorer,
-        &RestoreOptions::new(m.format, m.pg_dump_major),
-    )
-    .await
-    .expect_err("refused");
-    assert_eq!(dump_kind(&err), Some(DumpErrorKind::Refused), "{err:?}");
+    let err = restore(&repo, &m, &restorer, &RestoreOptions::new())
+        .await
+        .expect_err("refused");
+    assert_eq!(
+        dump_kind(&err),
+        Some(DumpErrorKind::CreatesDatabase),
+        "{err:?}"
+    );
     assert_eq!(err.class(), ErrorClass::Refused);
     assert!(!pg.db_exists(&target.name).await);
     assert!(!pg.db_exists("crafted_elsewhere").await);
@@ -1346,7 +1141,10 @@ async fn create_database_split_over_small_chunks_is_refused() {
     let target = pg.adopt_db(&unique("guard_small"));
     let restorer = PgRestore::new(pg.conn(&target.name), pg.locator(), spool.path());
     let mut sink = restorer
-        .begin(&RestoreOptions::new(ArchiveFormat::Plain, 15))
+        .begin(
+            &ArchiveInfo::new(ArchiveFormat::Plain, 15),
+            &RestoreOptions::new(),
+        )
         .await
         .expect("begin");
     let mut refused = false;
@@ -1455,14 +1253,9 @@ async fn password_never_in_argv_debug_or_errors() {
         spool.path(),
     );
     assert!(!format!("{restorer:?}").contains(canary));
-    restore(
-        &repo,
-        &m,
-        &restorer,
-        &RestoreOptions::new(m.format, m.pg_dump_major),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("restore: {e}"));
+    restore(&repo, &m, &restorer, &RestoreOptions::new())
+        .await
+        .unwrap_or_else(|e| panic!("restore: {e}"));
 
     // Errors carrying the canary as password: wrong user/password, missing database,
     // unreachable server, non-empty restore target.
@@ -1498,14 +1291,9 @@ async fn password_never_in_argv_debug_or_errors() {
             .expect_err("closed port"),
     );
     errors.push(
-        restore(
-            &repo,
-            &m,
-            &restorer,
-            &RestoreOptions::new(m.format, m.pg_dump_major),
-        )
-        .await
-        .expect_err("target now has tables"),
+        restore(&repo, &m, &restorer, &RestoreOptions::new())
+            .await
+            .expect_err("target now has tables"),
     );
 
     watch.stop.store(true, Ordering::SeqCst);

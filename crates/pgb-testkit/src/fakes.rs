@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use async_trait::async_trait;
 use bytes::Bytes;
 use pgb_core::{
-    ArchiveFormat, DumpError, DumpErrorKind, DumpSource, DumpStream, Dumper, RestoreOptions,
-    RestoreReport, RestoreSink, Restorer,
+    ArchiveChecker, ArchiveFormat, ArchiveInfo, DumpError, DumpSource, DumpStream, Dumper,
+    PreparedDump, RestoreOptions, RestoreReport, RestoreSink, Restorer, ToolExit,
 };
 
 /// How a [`FakeDumper`]'s dump ends.
@@ -59,21 +59,37 @@ fn byte_at(i: u64) -> u8 {
 
 #[async_trait]
 impl Dumper for FakeDumper {
-    async fn prepare(&self) -> Result<DumpSource, DumpError> {
-        Ok(DumpSource::new(
-            "fakedb",
-            "fake:5432",
-            "15.0",
-            "pg_dump (fake) 15.0",
-            15,
-            ArchiveFormat::Custom,
-        ))
+    async fn prepare(&self) -> Result<Box<dyn PreparedDump>, DumpError> {
+        Ok(Box::new(FakePrepared {
+            source: DumpSource::new(
+                "fakedb",
+                "fake:5432",
+                "15.0",
+                "pg_dump (fake) 15.0",
+                15,
+                ArchiveFormat::Custom,
+            ),
+            dumper: self.clone(),
+        }))
+    }
+}
+
+#[derive(Debug)]
+struct FakePrepared {
+    source: DumpSource,
+    dumper: FakeDumper,
+}
+
+#[async_trait]
+impl PreparedDump for FakePrepared {
+    fn source(&self) -> &DumpSource {
+        &self.source
     }
 
-    async fn start(&self, _: &DumpSource) -> Result<Box<dyn DumpStream>, DumpError> {
+    async fn start(self: Box<Self>) -> Result<Box<dyn DumpStream>, DumpError> {
         Ok(Box::new(FakeStream {
             pos: 0,
-            dumper: self.clone(),
+            dumper: self.dumper,
         }))
     }
 }
@@ -94,11 +110,11 @@ impl DumpStream for FakeStream {
         };
         if self.pos >= limit {
             return match self.dumper.outcome {
-                FakeOutcome::FailAfter(_) => Err(DumpError::new(
-                    DumpErrorKind::Failed,
-                    "pg_dump exited with status 1",
-                )
-                .with_stderr("pg_dump: error: connection lost (fake)")),
+                FakeOutcome::FailAfter(_) => Err(DumpError::tool_failed(
+                    "pg_dump",
+                    ToolExit::Code(1),
+                    "pg_dump: error: connection lost (fake)",
+                )),
                 _ => Ok(None),
             };
         }
@@ -147,15 +163,18 @@ impl RecordingRestorer {
 
 #[async_trait]
 impl Restorer for RecordingRestorer {
-    async fn begin(&self, _: &RestoreOptions) -> Result<Box<dyn RestoreSink>, DumpError> {
+    async fn begin(
+        &self,
+        _: &ArchiveInfo,
+        _: &RestoreOptions,
+    ) -> Result<Box<dyn RestoreSink>, DumpError> {
         Ok(Box::new(RecordingSink(Arc::clone(&self.recorded))))
     }
+}
 
-    async fn check_archive(
-        &self,
-        _: ArchiveFormat,
-        _: u32,
-    ) -> Result<Box<dyn RestoreSink>, DumpError> {
+#[async_trait]
+impl ArchiveChecker for RecordingRestorer {
+    async fn check(&self, _: &ArchiveInfo) -> Result<Box<dyn RestoreSink>, DumpError> {
         Ok(Box::new(RecordingSink(Arc::clone(&self.recorded))))
     }
 }

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use pgb::postgres::{ConnConfig, PgDump, PgRestore, ToolLocator};
+use pgb::postgres::{ConnConfig, PgArchiveCheck, PgDump, ToolLocator};
 use pgb::retention::{Count, Policy, RetentionPolicy};
 use pgb::{BackupOptions, Event, Repository};
 
@@ -44,11 +44,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     // Verify it end to end, including pg_restore's table-of-contents check.
-    let checker = PgRestore::new(
-        ConnConfig::parse("postgres:///")?,
-        tools,
-        std::env::temp_dir(),
-    );
+    let checker = PgArchiveCheck::new(tools);
     let report = repo
         .verify(&manifest, Some(&checker), &pgb::NoProgress)
         .await?;

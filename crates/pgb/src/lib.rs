@@ -7,7 +7,7 @@
 //! | [`core`] (also re-exported at the top) | `pgb-core`: `Repository`, `Storage`, `Dumper`, manifest, pipeline | always |
 //! | [`retention`] | `pgb-retention`: the pure retention engine | always |
 //! | [`local`] | `pgb-storage-local`: `FsStorage` | `local` (default) |
-//! | [`postgres`] | `pgb-postgres`: `PgDump`, `PgRestore`, `ConnConfig` | `postgres` (default) |
+//! | [`postgres`] | `pgb-postgres`: `PgDump`, `PgRestore`, `PgArchiveCheck`, `ConnConfig`, `sql` | `postgres` (default) |
 //! | `s3`, `gcs`, `azure` | `pgb-storage-s3/gcs/azure` | `s3`, `gcs`, `azure` |
 //!
 //! The library never prints, reads the environment, creates a runtime or installs handlers:

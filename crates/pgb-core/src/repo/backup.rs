@@ -11,7 +11,7 @@ use super::lease::Lease;
 use super::{CHANNEL_DEPTH, PROGRESS_EVERY, Repository};
 use crate::codec::{self, Compression, EncodeMsg, OuterStage};
 use crate::crypto::Encryption;
-use crate::dump::{DumpError, DumpErrorKind, DumpStream, Dumper};
+use crate::dump::{DumpError, DumpErrorKind, DumpStream, Dumper, PreparedDump};
 use crate::error::{Error, IntegrityProblem};
 use crate::events::{Event, Progress};
 use crate::key::ObjectKey;
@@ -94,7 +94,7 @@ impl Repository {
         progress: &dyn Progress,
         cancel: impl std::future::Future<Output = ()> + Send,
     ) -> Result<Manifest, Error> {
-        let source = dumper.prepare().await?;
+        let prepared = dumper.prepare().await?;
         self.preflight().await?;
 
         let started_at = OffsetDateTime::now_utc();
@@ -105,7 +105,7 @@ impl Repository {
         // Dropping the backup future kills pg_dump (kill on drop) and discards the unfinished
         // data object (the storage contract's cancellation safety).
         let res = tokio::select! {
-            res = self.backup_leased(dumper, source, id, started_at, opts, progress) => res,
+            res = self.backup_leased(prepared, id, started_at, opts, progress) => res,
             () = cancel => Err(Error::Cancelled),
         };
         lease.release().await;
@@ -114,13 +114,13 @@ impl Repository {
 
     async fn backup_leased(
         &self,
-        dumper: &dyn Dumper,
-        source: crate::dump::DumpSource,
+        prepared: Box<dyn PreparedDump>,
         id: BackupId,
         started_at: OffsetDateTime,
         opts: &BackupOptions,
         progress: &dyn Progress,
     ) -> Result<Manifest, Error> {
+        let source = prepared.source().clone();
         let data_key = layout::backup_dir(&id)
             .join(&layout::data_name(
                 source.format,
@@ -138,7 +138,7 @@ impl Repository {
             .storage
             .writer(&data_key, WriteOptions::default())
             .await?;
-        let mut dump = match dumper.start(&source).await {
+        let mut dump = match prepared.start().await {
             Ok(d) => d,
             Err(e) => {
                 let _ = writer.abort().await;

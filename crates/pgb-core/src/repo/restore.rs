@@ -1,7 +1,7 @@
 //! Restore through a [`Restorer`], completed only after the checksums matched.
 
 use super::Repository;
-use crate::dump::{RestoreOptions, RestoreReport, Restorer};
+use crate::dump::{ArchiveInfo, RestoreOptions, RestoreReport, Restorer};
 use crate::error::{Error, IntegrityProblem};
 use crate::events::Progress;
 use crate::manifest::Manifest;
@@ -9,7 +9,12 @@ use crate::manifest::Manifest;
 impl Repository {
     /// Restores a backup. The stored checksum is verified while streaming, and the restore is
     /// completed only after it matched (see [`Restorer`]'s contract); on any failure the target
-    /// is rolled back.
+    /// is rolled back. The archive's format and pg_dump version come from the manifest; `opts`
+    /// holds only the caller's choices.
+    ///
+    /// Dropping the returned future cancels the restore: the [`Restorer`] contract makes that
+    /// roll back too (the tool killed, a database it created dropped). For a cancellation that
+    /// waits for the clean-up, use [`Repository::restore_until`].
     ///
     /// # Errors
     /// `Integrity` before or during the stream, `Dump` for target or tool failures.
@@ -20,12 +25,35 @@ impl Repository {
         opts: &RestoreOptions,
         progress: &dyn Progress,
     ) -> Result<RestoreReport, Error> {
+        self.restore_until(m, restorer, opts, progress, std::future::pending())
+            .await
+    }
+
+    /// [`Repository::restore`] that stops cleanly when `cancel` completes (a signal, a
+    /// shutdown): the restore tool is killed, nothing is committed in the target, a target
+    /// database this restore created is dropped, and [`Error::Cancelled`] is returned once that
+    /// clean-up is done.
+    ///
+    /// # Errors
+    /// As [`Repository::restore`], or `Cancelled`.
+    pub async fn restore_until(
+        &self,
+        m: &Manifest,
+        restorer: &dyn Restorer,
+        opts: &RestoreOptions,
+        progress: &dyn Progress,
+        cancel: impl std::future::Future<Output = ()> + Send,
+    ) -> Result<RestoreReport, Error> {
+        let mut cancel = std::pin::pin!(cancel);
         let a = self.dump_artifact(m)?;
         let key = self.check_present(m, a).await?;
         self.check_keys(m, &key).await?;
         if opts.verify_first {
             // A corrupted backup is caught before any database is touched.
-            let got = self.hash_object(&key).await?;
+            let got = tokio::select! {
+                got = self.hash_object(&key) => got?,
+                () = &mut cancel => return Err(Error::Cancelled),
+            };
             if got != a.stored_sha256 {
                 return Err(Error::Integrity {
                     id: m.id.clone(),
@@ -37,12 +65,22 @@ impl Repository {
                 });
             }
         }
-        let mut sink = restorer.begin(opts).await?;
-        match self
-            .stream_verified(m, a, &key, sink.as_mut(), progress)
-            .await
-        {
-            Ok(()) => Ok(sink.finish().await?),
+        let archive = ArchiveInfo::new(m.format, m.pg_dump_major);
+        // A `begin` dropped half-way rolls back by the Restorer contract.
+        let mut sink = tokio::select! {
+            sink = restorer.begin(&archive, opts) => sink?,
+            () = &mut cancel => return Err(Error::Cancelled),
+        };
+        let streamed = tokio::select! {
+            res = self.stream_verified(m, a, &key, sink.as_mut(), progress) => res,
+            () = &mut cancel => Err(Error::Cancelled),
+        };
+        match streamed {
+            Ok(()) => tokio::select! {
+                res = sink.finish() => Ok(res?),
+                // `finish` dropped: the sink's drop rolls back (synchronously).
+                () = &mut cancel => Err(Error::Cancelled),
+            },
             Err(e) => {
                 sink.abort().await;
                 Err(e)

@@ -3,7 +3,9 @@
 use bytes::Bytes;
 
 use super::Repository;
-use crate::dump::{DumpError, DumpErrorKind, RestoreReport, RestoreSink, Restorer};
+use crate::dump::{
+    ArchiveChecker, ArchiveInfo, DumpError, DumpErrorKind, RestoreReport, RestoreSink,
+};
 use crate::error::Error;
 use crate::events::Progress;
 use crate::manifest::{ArtifactKind, BackupId, Manifest};
@@ -33,7 +35,7 @@ impl Repository {
     pub async fn verify(
         &self,
         m: &Manifest,
-        checker: Option<&dyn Restorer>,
+        checker: Option<&dyn ArchiveChecker>,
         progress: &dyn Progress,
     ) -> Result<VerifyReport, Error> {
         let keys = self.check_all_present(m).await?;
@@ -46,7 +48,8 @@ impl Repository {
             // digests alone.
             let mut sink: Box<dyn RestoreSink> = match checker {
                 Some(c) if a.kind == ArtifactKind::Dump => {
-                    c.check_archive(m.format, m.pg_dump_major).await?
+                    c.check(&ArchiveInfo::new(m.format, m.pg_dump_major))
+                        .await?
                 }
                 _ => Box::new(NullSink),
             };
@@ -59,11 +62,8 @@ impl Repository {
             }
             let report = sink.finish().await.map_err(|e| {
                 Error::Dump(
-                    DumpError::new(
-                        DumpErrorKind::BadArchive,
-                        format!("backup {}: archive check failed: {e}", m.id),
-                    )
-                    .with_stderr(e.stderr_tail().unwrap_or_default()),
+                    e.with_kind(DumpErrorKind::BadArchive)
+                        .context(format_args!("backup {}: archive check failed", m.id)),
                 )
             })?;
             toc_entries = toc_entries.or(report.toc_entries);

@@ -1,0 +1,103 @@
+//! `pg_restore --list` as an [`ArchiveChecker`]: no database involved.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use pgb_core::{
+    ArchiveChecker, ArchiveFormat, ArchiveInfo, DumpError, DumpErrorKind, RestoreReport,
+    RestoreSink,
+};
+use tokio::io::AsyncReadExt;
+
+use crate::process::{self, Pipes, ToolProcess};
+use crate::restore::{ChildSink, tool_for};
+use crate::tools::ToolLocator;
+
+/// Checks archives without a connection: a custom-format archive is read by
+/// `pg_restore --list` from stdin (its table of contents must parse; the entries are
+/// counted), a plain SQL dump must end with pg_dump's completion trailer.
+#[derive(Debug, Clone)]
+pub struct PgArchiveCheck {
+    locator: ToolLocator,
+}
+
+impl PgArchiveCheck {
+    /// A checker with tools found by `locator`.
+    pub fn new(locator: ToolLocator) -> Self {
+        Self { locator }
+    }
+
+    /// Checks a directory-format dump on disk (see [`PgDumpDirectory`](crate::PgDumpDirectory)):
+    /// `pg_restore --list` must read its table of contents and every `TABLE DATA` entry must
+    /// have its data file. Returns the number of table-of-contents entries.
+    ///
+    /// # Errors
+    /// `ToolNotFound`/`VersionMismatch` for pg_restore, `BadArchive` for an unreadable table
+    /// of contents or a missing data file.
+    pub async fn check_directory(
+        &self,
+        archive: &ArchiveInfo,
+        dir: &std::path::Path,
+    ) -> Result<u64, DumpError> {
+        crate::directory::check_directory(&self.locator, archive, dir).await
+    }
+}
+
+#[async_trait]
+impl ArchiveChecker for PgArchiveCheck {
+    async fn check(&self, archive: &ArchiveInfo) -> Result<Box<dyn RestoreSink>, DumpError> {
+        match archive.format {
+            ArchiveFormat::Plain => return Ok(Box::new(PlainCheck::default())),
+            ArchiveFormat::Directory => {
+                return Err(DumpError::new(
+                    DumpErrorKind::Refused,
+                    "a directory-format archive is checked on disk (check_directory), not as a stream",
+                ));
+            }
+            _ => {}
+        }
+        let tool = tool_for(&self.locator, archive).await?;
+        let mut cmd = process::command(&tool, None);
+        cmd.arg("--list");
+        let mut process = ToolProcess::spawn(cmd, "pg_restore", Pipes::BOTH)?;
+        let mut stdout = process.take_stdout().expect("piped");
+        let counter = tokio::spawn(async move {
+            let mut text = Vec::new();
+            let _ = stdout.read_to_end(&mut text).await;
+            String::from_utf8_lossy(&text)
+                .lines()
+                .filter(|l| l.starts_with(|c: char| c.is_ascii_digit()))
+                .count() as u64
+        });
+        Ok(Box::new(ChildSink::new(process, Some(counter), true)))
+    }
+}
+
+/// Checks a plain SQL archive: it must end with pg_dump's completion trailer.
+#[derive(Debug, Default)]
+struct PlainCheck {
+    last: Vec<u8>,
+}
+
+#[async_trait]
+impl RestoreSink for PlainCheck {
+    async fn write(&mut self, chunk: Bytes) -> Result<(), DumpError> {
+        self.last.extend_from_slice(&chunk);
+        let excess = self.last.len().saturating_sub(4096);
+        self.last.drain(..excess);
+        Ok(())
+    }
+
+    async fn finish(self: Box<Self>) -> Result<RestoreReport, DumpError> {
+        let text = String::from_utf8_lossy(&self.last);
+        if text.contains("-- PostgreSQL database dump complete") {
+            Ok(RestoreReport::default())
+        } else {
+            Err(DumpError::new(
+                DumpErrorKind::BadArchive,
+                "the SQL dump lacks pg_dump's completion trailer (truncated dump)",
+            ))
+        }
+    }
+
+    async fn abort(self: Box<Self>) {}
+}

@@ -1,0 +1,256 @@
+//! Running a PostgreSQL client tool, written once: spawn with the connection's environment,
+//! drain stderr concurrently into a bounded tail, kill on drop, and turn the exit into a typed
+//! [`DumpError`].
+
+use std::collections::VecDeque;
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use pgb_core::{DumpError, DumpErrorKind, ToolExit};
+use tokio::io::AsyncReadExt;
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::task::JoinHandle;
+
+use crate::conn::ConnConfig;
+use crate::tools::Tool;
+
+/// The standard streams a tool gets: stdin and stdout piped or not; stderr is always piped
+/// and drained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Pipes {
+    pub(crate) stdin: bool,
+    pub(crate) stdout: bool,
+}
+
+impl Pipes {
+    /// stdin and stdout piped.
+    pub(crate) const BOTH: Self = Self {
+        stdin: true,
+        stdout: true,
+    };
+    /// Only stdout piped (stdin is `/dev/null`).
+    pub(crate) const STDOUT: Self = Self {
+        stdin: false,
+        stdout: true,
+    };
+    /// Neither: a tool that works on files.
+    pub(crate) const NONE: Self = Self {
+        stdin: false,
+        stdout: false,
+    };
+}
+
+/// A command for `tool`, with the connection's environment (password, connect timeout) when
+/// it talks to a server. The caller adds the arguments.
+pub(crate) fn command(tool: &Tool, conn: Option<&ConnConfig>) -> Command {
+    let mut cmd = Command::new(&tool.path);
+    if let Some(conn) = conn {
+        cmd.envs(conn.child_env());
+    }
+    cmd
+}
+
+/// A running tool. Dropping it kills the process (`kill_on_drop`).
+#[derive(Debug)]
+pub(crate) struct ToolProcess {
+    program: &'static str,
+    child: Child,
+    tail: StderrTail,
+    drained: Option<JoinHandle<()>>,
+    stdin: Option<ChildStdin>,
+    stdout: Option<ChildStdout>,
+}
+
+impl ToolProcess {
+    /// Spawns `cmd`; `program` names it in errors and logs.
+    ///
+    /// # Errors
+    /// `ToolNotFound` if it cannot be started.
+    pub(crate) fn spawn(
+        mut cmd: Command,
+        program: &'static str,
+        pipes: Pipes,
+    ) -> Result<Self, DumpError> {
+        let piped = |yes: bool| if yes { Stdio::piped() } else { Stdio::null() };
+        cmd.stdin(piped(pipes.stdin))
+            .stdout(piped(pipes.stdout))
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().map_err(|e| {
+            DumpError::new(
+                DumpErrorKind::ToolNotFound,
+                format!(
+                    "cannot run {}: {e}",
+                    cmd.as_std().get_program().to_string_lossy()
+                ),
+            )
+            .with_program(program)
+        })?;
+        let (tail, drained) = StderrTail::drain(child.stderr.take().expect("piped"), program);
+        tracing::debug!(pid = child.id(), program, "started");
+        Ok(Self {
+            program,
+            stdin: child.stdin.take(),
+            stdout: child.stdout.take(),
+            child,
+            tail,
+            drained: Some(drained),
+        })
+    }
+
+    /// The program's name.
+    pub(crate) fn program(&self) -> &'static str {
+        self.program
+    }
+
+    /// Takes the piped stdin (`None` the second time, or when not piped).
+    pub(crate) fn take_stdin(&mut self) -> Option<ChildStdin> {
+        self.stdin.take()
+    }
+
+    /// Takes the piped stdout.
+    pub(crate) fn take_stdout(&mut self) -> Option<ChildStdout> {
+        self.stdout.take()
+    }
+
+    /// Closes stdin (if still held), waits for the tool and the stderr drain, and returns
+    /// `Ok` only for exit status 0.
+    ///
+    /// # Errors
+    /// `Failed` with the program, its [`ToolExit`] and its stderr tail; `Io` if waiting failed.
+    pub(crate) async fn wait(&mut self) -> Result<(), DumpError> {
+        self.stdin = None;
+        let status = self.child.wait().await.map_err(|e| {
+            DumpError::new(
+                DumpErrorKind::Io,
+                format!("waiting for {}: {e}", self.program),
+            )
+            .with_program(self.program)
+        })?;
+        if let Some(h) = self.drained.take() {
+            let _ = h.await;
+        }
+        if status.success() {
+            return Ok(());
+        }
+        Err(DumpError::tool_failed(
+            self.program,
+            tool_exit(status),
+            self.tail.text(),
+        ))
+    }
+
+    /// Kills the tool and reaps it.
+    pub(crate) async fn kill(&mut self) {
+        self.stdin = None;
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+        tracing::debug!(program = self.program, "killed and reaped");
+    }
+}
+
+/// How a process ended, typed.
+pub(crate) fn tool_exit(status: ExitStatus) -> ToolExit {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(c), _) => ToolExit::Code(c),
+        (None, Some(s)) => ToolExit::Signal(s),
+        // Neither a code nor a signal does not happen on Unix; report it as a failure.
+        _ => ToolExit::Code(-1),
+    }
+}
+
+/// The last bytes a child wrote to stderr, drained concurrently so it can never block.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct StderrTail(Arc<Mutex<VecDeque<u8>>>);
+
+/// At most this many bytes of stderr are kept.
+const TAIL_BYTES: usize = 16 * 1024;
+/// At most this many lines of them are reported.
+const TAIL_LINES: usize = 8;
+
+impl StderrTail {
+    /// Starts draining `stderr` into the tail.
+    fn drain(stderr: tokio::process::ChildStderr, program: &'static str) -> (Self, JoinHandle<()>) {
+        let tail = Self::default();
+        let t = tail.clone();
+        let handle = tokio::spawn(async move {
+            let mut stderr = stderr;
+            let mut buf = [0u8; 4096];
+            loop {
+                match stderr.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => t.push(&buf[..n]),
+                }
+            }
+            let text = t.text();
+            if !text.is_empty() {
+                tracing::debug!(program, stderr = %text, "child stderr");
+            }
+        });
+        (tail, handle)
+    }
+
+    fn push(&self, bytes: &[u8]) {
+        let mut q = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        q.extend(bytes);
+        let excess = q.len().saturating_sub(TAIL_BYTES);
+        q.drain(..excess);
+    }
+
+    /// The last few non-empty lines.
+    pub(crate) fn text(&self) -> String {
+        let q = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let bytes: Vec<u8> = q.iter().copied().collect();
+        let s = String::from_utf8_lossy(&bytes);
+        let lines: Vec<&str> = s.lines().filter(|l| !l.trim().is_empty()).collect();
+        lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_is_bounded_and_keeps_the_last_lines() {
+        let t = StderrTail::default();
+        for i in 0..10_000 {
+            t.push(format!("line {i}\n").as_bytes());
+        }
+        assert!(t.0.lock().unwrap().len() <= TAIL_BYTES);
+        let text = t.text();
+        assert_eq!(text.lines().count(), TAIL_LINES);
+        assert!(text.ends_with("line 9999"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_failing_tool_is_a_typed_error_with_its_stderr() {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "echo 'x: error: it broke' >&2; exit 3"]);
+        let mut p = ToolProcess::spawn(cmd, "sh", Pipes::NONE).unwrap();
+        let e = p.wait().await.unwrap_err();
+        assert_eq!(e.kind(), DumpErrorKind::Failed);
+        assert_eq!(e.program(), Some("sh"));
+        assert_eq!(e.exit(), Some(ToolExit::Code(3)));
+        assert_eq!(e.stderr_tail(), Some("x: error: it broke"));
+        assert_eq!(e.to_string(), "sh exited with status 3: x: error: it broke");
+    }
+
+    #[tokio::test]
+    async fn a_killed_tool_reports_the_signal() {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "kill -9 $$"]);
+        let mut p = ToolProcess::spawn(cmd, "sh", Pipes::NONE).unwrap();
+        let e = p.wait().await.unwrap_err();
+        assert_eq!(e.exit(), Some(ToolExit::Signal(9)));
+    }
+
+    #[tokio::test]
+    async fn a_missing_program_is_tool_not_found() {
+        let cmd = Command::new("/nonexistent/pg_dump");
+        let e = ToolProcess::spawn(cmd, "pg_dump", Pipes::NONE).unwrap_err();
+        assert_eq!(e.kind(), DumpErrorKind::ToolNotFound);
+        assert!(e.to_string().contains("/nonexistent/pg_dump"), "{e}");
+    }
+}
