@@ -52,9 +52,13 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a
 # Appends "mode step seconds retries" lines to $state/results and the proxy's summary to
 # $state/faults.
 run_once() {
-  local n=$1 run=$2 repo out
-  coproc PROXY { "$proxy" "$PGB_TEST_S3_ENDPOINT" s3 "$n" "$((seed + run))"; }
-  read -r _ url <&"${PROXY[0]}"
+  local n=$1 run=$2 repo url
+  rm -f "$state/in" && mkfifo "$state/in"
+  "$proxy" "$PGB_TEST_S3_ENDPOINT" s3 "$n" "$((seed + run))" <"$state/in" >"$state/proxy.out" &
+  local pid=$!
+  exec 3>"$state/in"
+  until grep -q '^listening' "$state/proxy.out" 2>/dev/null; do sleep 0.1; done
+  url=$(awk '/^listening/ {print $2}' "$state/proxy.out")
   repo=s3://$PGB_TEST_S3_BUCKET/bench-net-$n-$run-$RANDOM
   export AWS_ENDPOINT_URL=$url
   for step in backup verify restore; do
@@ -71,9 +75,9 @@ run_once() {
     t1=$(now)
     echo "$n $step $(echo "$t1 - $t0" | bc) $(grep -c 'retrying storage request' "$state/err" || true) $(grep -c 'resuming with a range request' "$state/err" || true)" >>"$state/results"
   done
-  exec {PROXY[1]}>&-
-  cat <&"${PROXY[0]}" >>"$state/faults"
-  wait "$PROXY_PID" || true
+  exec 3>&-
+  wait "$pid" || true
+  { echo "one in $n, run $run:"; tail -n +2 "$state/proxy.out"; } >>"$state/faults"
   "$pgb" prune --repo "$repo" --keep-last 0 >/dev/null 2>&1 || true
 }
 
