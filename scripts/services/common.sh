@@ -1,12 +1,15 @@
 # Shared helpers for scripts/services/*.sh (sourced, not run).
 #
 # Every service script takes `start STATEDIR` or `stop STATEDIR`. `start` installs what is
-# missing into ${PGB_TOOLS_DIR:-$HOME/.cache/pgb-tools} (idempotently), starts the server on a
-# free port on 127.0.0.1, waits until it answers, creates the test bucket or container, and
-# writes STATEDIR/<name>.pid and STATEDIR/<name>.env (export lines for the tests). `stop` kills
-# the recorded PID (never by name) and removes the pid file.
+# missing into $PGB_TOOLS_DIR (/var/cache/pgb-tools as root, else ~/.cache/pgb-tools;
+# idempotently), starts the server on a free port on 127.0.0.1, waits until it answers, creates
+# the test bucket or container, and writes STATEDIR/<name>.pid and STATEDIR/<name>.env (export
+# lines for the tests). `stop` kills the recorded PID (never by name) and removes the pid file.
 
-PGB_TOOLS_DIR="${PGB_TOOLS_DIR:-$HOME/.cache/pgb-tools}"
+# shellcheck source=scripts/lib/ensure-tools.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/ensure-tools.sh"
+# Every service script needs python3 (free ports, pip) and curl (readiness probes).
+pgb_ensure_cmds python3:python3 curl:curl
 
 log() { printf '%s: %s\n' "$SERVICE" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -50,6 +53,7 @@ ensure_pip_target() {
     if [[ -f "$stamp" && "$(<"$stamp")" == "$want" ]]; then
         return 0
     fi
+    pgb_ensure_pip
     log "installing $want into $dir"
     rm -rf "$dir"
     mkdir -p "$dir"

@@ -120,10 +120,10 @@ async fn run_command(
                     "backup {} of {} complete: {} stored ({} uncompressed, {}), sha256 {}",
                     manifest.id,
                     manifest.database,
-                    human(manifest.stored_size),
-                    human(manifest.plain_size),
+                    human(manifest.stored_size()),
+                    human(manifest.plain_size()),
                     manifest.compression,
-                    manifest.stored_sha256
+                    manifest.dump().map_or("", |a| a.stored_sha256.as_str())
                 );
             }
             if let Some(policy) = policy {
@@ -176,8 +176,8 @@ async fn run_command(
                         m.id,
                         m.database,
                         fmt_time(m.started_at),
-                        human(m.stored_size),
-                        human(m.plain_size),
+                        human(m.stored_size()),
+                        human(m.plain_size()),
                         m.format.to_string(),
                         m.compression.to_string(),
                         m.labels.join(",")
@@ -883,6 +883,7 @@ struct ListEntry<'a> {
     plain_size: u64,
     sha256: &'a str,
     plain_sha256: &'a str,
+    artifacts: &'a [pgb_core::Artifact],
     format: ArchiveFormat,
     compression: String,
     labels: &'a [String],
@@ -899,10 +900,11 @@ impl<'a> From<&'a Manifest> for ListEntry<'a> {
             server: &m.server,
             started_at: m.started_at,
             finished_at: m.finished_at,
-            stored_size: m.stored_size,
-            plain_size: m.plain_size,
-            sha256: &m.stored_sha256,
-            plain_sha256: &m.plain_sha256,
+            stored_size: m.stored_size(),
+            plain_size: m.plain_size(),
+            sha256: m.dump().map_or("", |a| a.stored_sha256.as_str()),
+            plain_sha256: m.dump().map_or("", |a| a.plain_sha256.as_str()),
+            artifacts: &m.artifacts,
             format: m.format,
             compression: m.compression.to_string(),
             labels: &m.labels,

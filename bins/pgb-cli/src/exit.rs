@@ -1,6 +1,6 @@
 //! Exit codes: a stable contract for cron, systemd and Kubernetes (docs/exit-codes.md).
 
-use pgb_core::{Error, ErrorClass};
+use pgb_core::{Error, ErrorClass, KeyErrorKind};
 
 /// Success.
 pub(crate) const OK: i32 = 0;
@@ -42,5 +42,23 @@ pub(crate) fn of(e: &Error) -> i32 {
         ErrorClass::Locked => LOCKED,
         ErrorClass::Key => KEY,
         _ => FAILURE,
+    }
+}
+
+/// What the user can do about `e`, naming this binary's flags (the libraries' errors state
+/// the cause only, since embedders and the daemon have no flags).
+pub(crate) fn hint(e: &Error) -> Option<&'static str> {
+    match e {
+        Error::Key { source, .. } => match source.kind() {
+            KeyErrorKind::MissingAuthKey => Some("pass --auth-key-file or set PGB_AUTH_KEY"),
+            KeyErrorKind::MissingPassphrase => Some("set PGB_PASSPHRASE or pass --passphrase-file"),
+            KeyErrorKind::MissingIdentity => {
+                Some("pass --identity-file, --passphrase-file or set PGB_PASSPHRASE")
+            }
+            KeyErrorKind::Unauthenticated => Some("pass --allow-unauthenticated to accept it"),
+            _ => None,
+        },
+        Error::BackupNotFound(_) => Some("run `pgb list` to see the backups"),
+        _ => None,
     }
 }

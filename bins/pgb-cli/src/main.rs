@@ -38,7 +38,10 @@ impl From<pgb_core::Error> for Failure {
     fn from(e: pgb_core::Error) -> Self {
         Self {
             code: exit::of(&e),
-            message: e.to_string(),
+            message: match exit::hint(&e) {
+                Some(hint) => format!("{e}; {hint}"),
+                None => e.to_string(),
+            },
             detail: e.stderr_tail().map(str::to_owned),
         }
     }

@@ -60,7 +60,11 @@ fn edit_manifest(repo: &Path, id: &str, f: impl FnOnce(&mut serde_json::Value)) 
 }
 
 fn data_path(repo: &Path, id: &str) -> PathBuf {
-    repo.join(read_manifest(repo, id)["data_key"].as_str().unwrap())
+    repo.join(
+        read_manifest(repo, id)["artifacts"][0]["key"]
+            .as_str()
+            .unwrap(),
+    )
 }
 
 fn sha256_hex(path: &Path) -> String {
@@ -76,8 +80,8 @@ fn reseal_manifest(repo: &Path, id: &str) {
     let sha = sha256_hex(&data);
     let size = std::fs::metadata(&data).unwrap().len();
     edit_manifest(repo, id, |m| {
-        m["stored_size"] = size.into();
-        m["stored_sha256"] = sha.clone().into();
+        m["artifacts"][0]["stored_size"] = size.into();
+        m["artifacts"][0]["stored_sha256"] = sha.clone().into();
     });
     let name = data.file_name().unwrap().to_str().unwrap().to_owned();
     std::fs::write(
@@ -158,7 +162,7 @@ fn x25519_two_recipients_round_trip_and_age_cli_interop() {
         assert!(!f.starts_with(".pgb-staging/"), "no staging file left: {f}");
     }
     let m = read_manifest(&repo, &id);
-    assert_eq!(m["format_version"], 2);
+    assert_eq!(m["format_version"], 3);
     assert_eq!(m["encryption"]["scheme"], "age-x25519");
     assert_eq!(m["encryption"]["authentication"], "auth-key");
     assert_eq!(
@@ -169,7 +173,7 @@ fn x25519_two_recipients_round_trip_and_age_cli_interop() {
 
     // The sidecar checks with standard tools.
     let out = sh(&format!(
-        "cd '{}' && sha256sum -c data.dump.zst.sha256",
+        "cd '{}' && sha256sum -c data.dump.zst.age.sha256",
         data.parent().unwrap().display()
     ));
     assert!(out.status.success(), "{}", stderr(&out));
@@ -871,7 +875,7 @@ fn verify_and_restore_refuse_damaged_or_wrongly_keyed_encrypted_backups() {
     assert_eq!(ids(&replay), vec![b.clone()]);
     edit_manifest(&replay, new_id, |m| {
         m["id"] = new_id.into();
-        m["data_key"] = format!("backups/{new_id}/data.dump.zst").into();
+        m["artifacts"][0]["key"] = format!("backups/{new_id}/data.dump.zst.age").into();
     });
     let out = pgb(&args);
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));

@@ -114,7 +114,7 @@ fn assert_no_manifest_without_data(repo: &Path) {
         }
         let m: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
-        let data = repo.join(m["data_key"].as_str().unwrap());
+        let data = repo.join(m["artifacts"][0]["key"].as_str().unwrap());
         assert!(data.is_file(), "manifest without data: {}", data.display());
         let sidecar = PathBuf::from(format!("{}.sha256", data.display()));
         assert!(

@@ -21,12 +21,47 @@ use crate::codec::{EncodeStage, OuterDecode, OuterStage};
 
 /// Why keys or encryption settings are unusable. Never contains key material.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct KeyError(String);
+#[error("{message}")]
+pub struct KeyError {
+    kind: KeyErrorKind,
+    message: String,
+}
+
+/// What is wrong with the keys, for callers that act on it (a CLI names its flags).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum KeyErrorKind {
+    /// A key, recipient or setting is malformed or empty.
+    Invalid,
+    /// The backup's manifest is authenticated with an authentication key, and none was given.
+    MissingAuthKey,
+    /// The backup is encrypted with a passphrase, and none was given.
+    MissingPassphrase,
+    /// The backup is encrypted, and no identity or passphrase was given.
+    MissingIdentity,
+    /// The keys given do not open the backup.
+    WrongKey,
+    /// The backup is not authenticated although keys expecting authentication were given.
+    Unauthenticated,
+    /// Something else (no randomness, an unsupported scheme).
+    Other,
+}
 
 impl KeyError {
     pub(crate) fn new(msg: impl Into<String>) -> Self {
-        Self(msg.into())
+        Self::of(KeyErrorKind::Invalid, msg)
+    }
+
+    pub(crate) fn of(kind: KeyErrorKind, msg: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: msg.into(),
+        }
+    }
+
+    /// What is wrong.
+    pub fn kind(&self) -> KeyErrorKind {
+        self.kind
     }
 }
 
@@ -41,7 +76,8 @@ impl AuthKey {
     /// If the OS random number generator fails.
     pub fn generate() -> Result<Self, KeyError> {
         let mut k = [0u8; 32];
-        getrandom::fill(&mut k).map_err(|e| KeyError::new(format!("no OS randomness: {e}")))?;
+        getrandom::fill(&mut k)
+            .map_err(|e| KeyError::of(KeyErrorKind::Other, format!("no OS randomness: {e}")))?;
         Ok(Self(k))
     }
 
@@ -324,28 +360,32 @@ impl Decryption {
         match info.authentication.as_str() {
             "auth-key" => match &self.auth_key {
                 Some(k) => Ok(Some(k.0)),
-                None => Err(KeyError::new(
-                    "this backup's manifest is authenticated with an authentication key: pass --auth-key-file or PGB_AUTH_KEY",
+                None => Err(KeyError::of(
+                    KeyErrorKind::MissingAuthKey,
+                    "this backup's manifest is authenticated with an authentication key, and none was given",
                 )),
             },
             "passphrase" => match &self.passphrase {
                 Some(p) => derive_from_passphrase(p, salt).map(Some),
-                None => Err(KeyError::new(
-                    "this backup is encrypted with a passphrase: set PGB_PASSPHRASE or --passphrase-file",
+                None => Err(KeyError::of(
+                    KeyErrorKind::MissingPassphrase,
+                    "this backup is encrypted with a passphrase, and none was given",
                 )),
             },
             "none" => Ok(None),
-            other => Err(KeyError::new(format!(
-                "unknown manifest authentication {other:?}; upgrade pgb"
-            ))),
+            other => Err(KeyError::of(
+                KeyErrorKind::Other,
+                format!("unknown manifest authentication {other:?}; a newer pgb wrote it"),
+            )),
         }
     }
 
     /// Checks that these keys open an age header (the first bytes of an object).
     pub(crate) fn check_header(&self, header: &[u8]) -> Result<(), KeyError> {
         if !self.has_keys() {
-            return Err(KeyError::new(
-                "this backup is encrypted: pass --identity-file, --passphrase-file or PGB_PASSPHRASE",
+            return Err(KeyError::of(
+                KeyErrorKind::MissingIdentity,
+                "this backup is encrypted, and no identity or passphrase was given",
             ));
         }
         let d = age::Decryptor::new(header)
@@ -397,16 +437,18 @@ fn with_identities<T>(
 
 fn describe_decrypt_error(e: age::DecryptError) -> KeyError {
     match e {
-        age::DecryptError::NoMatchingKeys => {
-            KeyError::new("no identity matched: wrong identity file or key for this backup")
-        }
-        age::DecryptError::DecryptionFailed => {
-            KeyError::new("decryption failed: wrong passphrase, or the data is corrupt")
-        }
+        age::DecryptError::NoMatchingKeys => KeyError::of(
+            KeyErrorKind::WrongKey,
+            "no identity matched: wrong identity file or key for this backup",
+        ),
+        age::DecryptError::DecryptionFailed => KeyError::of(
+            KeyErrorKind::WrongKey,
+            "decryption failed: wrong passphrase, or the data is corrupt",
+        ),
         age::DecryptError::ExcessiveWork { required, target } => KeyError::new(format!(
             "the backup's scrypt work factor ({required}) exceeds the limit ({target}); refusing"
         )),
-        other => KeyError::new(format!("cannot decrypt: {other}")),
+        other => KeyError::of(KeyErrorKind::Other, format!("cannot decrypt: {other}")),
     }
 }
 

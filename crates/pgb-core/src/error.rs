@@ -1,6 +1,8 @@
 //! The error type of repository operations.
 
+use crate::crypto::KeyError;
 use crate::dump::{DumpError, DumpErrorKind};
+use crate::manifest::BackupId;
 use crate::storage::{StorageError, StorageErrorKind};
 
 /// Why a backup, list, verify, restore or prune failed.
@@ -17,19 +19,22 @@ pub enum Error {
     /// pg_dump, pg_restore or psql (or the connection) failed.
     #[error("{0}")]
     Dump(#[from] DumpError),
-    /// No backup has this id.
-    #[error("backup {0} not found; run `pgb list` to see the backups")]
+    /// No backup has this id (or the text is not a backup id).
+    #[error("backup {0} not found")]
     BackupNotFound(String),
     /// The repository holds no complete backup matching the request.
-    #[error("no complete backup{0} in the repository")]
-    NoBackups(String),
+    #[error("no complete backup{} in the repository", .database.as_ref().map(|d| format!(" of database {d}")).unwrap_or_default())]
+    NoBackups {
+        /// The database asked for, if any.
+        database: Option<String>,
+    },
     /// A stored backup failed an integrity check.
     #[error("backup {id} failed verification: {problem}")]
     Integrity {
         /// The backup.
-        id: String,
+        id: BackupId,
         /// What was wrong.
-        problem: String,
+        problem: IntegrityProblem,
     },
     /// A manifest cannot be read or is of an unknown version.
     #[error("backup {id}: {problem}")]
@@ -53,15 +58,109 @@ pub enum Error {
     /// Another operation holds the repository lock.
     #[error("{0}")]
     Locked(String),
-    /// Keys are missing, wrong, or a manifest failed authentication.
-    #[error("{0}")]
-    Key(String),
+    /// Keys are missing or wrong, or the backup's protection does not match them.
+    #[error("{}{source}", .id.as_ref().map(|id| format!("backup {id}: ")).unwrap_or_default())]
+    Key {
+        /// The backup, when one was being read.
+        id: Option<BackupId>,
+        /// What is wrong with the keys.
+        source: KeyError,
+    },
     /// The operation was cancelled (signal, shutdown); nothing was committed.
     #[error("cancelled; nothing was committed")]
     Cancelled,
     /// The streaming pipeline failed (encoder error).
     #[error("pipeline: {0}")]
     Pipeline(String),
+}
+
+/// What an integrity check found, with the expected and actual values.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IntegrityProblem {
+    /// An object the manifest lists is missing.
+    #[error("backup is incomplete: data object {key} is missing")]
+    Missing {
+        /// The object.
+        key: String,
+    },
+    /// An object's size differs from the manifest's (truncated, appended to, replaced).
+    #[error("data object {key} is {}", size_change(*.expected, *.actual))]
+    SizeMismatch {
+        /// The object.
+        key: String,
+        /// Size in the manifest.
+        expected: u64,
+        /// Size found.
+        actual: u64,
+    },
+    /// An object's sha256 differs from the manifest's.
+    #[error("checksum mismatch: {key} has sha256 {actual}, the manifest says {expected}")]
+    ChecksumMismatch {
+        /// The object.
+        key: String,
+        /// sha256 in the manifest.
+        expected: String,
+        /// sha256 found.
+        actual: String,
+    },
+    /// The decoded content differs from the manifest's plaintext size or sha256.
+    #[error(
+        "decoded content of {key} does not match the manifest ({actual_size} bytes, sha256 {actual_sha256})"
+    )]
+    PlainMismatch {
+        /// The object.
+        key: String,
+        /// Plaintext size found.
+        actual_size: u64,
+        /// Plaintext sha256 found.
+        actual_sha256: String,
+    },
+    /// The stored bytes cannot be decompressed or decrypted.
+    #[error("decryption or decompression failed for {key}: {cause}")]
+    Undecodable {
+        /// The object.
+        key: String,
+        /// The decoder's error.
+        cause: String,
+    },
+    /// Right after an upload, the store holds a different number of bytes than were sent.
+    #[error("storage holds {stored} bytes of {key} after upload, {sent} were sent")]
+    UploadSizeMismatch {
+        /// The object.
+        key: String,
+        /// Bytes sent.
+        sent: u64,
+        /// Bytes the store reports.
+        stored: u64,
+    },
+    /// Reading an object back right after its upload gave different bytes.
+    #[error("read back after upload: sha256 {read}, {sent} was sent")]
+    ReadBackMismatch {
+        /// The object.
+        key: String,
+        /// sha256 of what was sent.
+        sent: String,
+        /// sha256 of what was read.
+        read: String,
+    },
+    /// The manifest's MAC does not match: the manifest or its key was altered, or the key is
+    /// wrong.
+    #[error(
+        "manifest authentication failed: the manifest or its key was altered, or the key is wrong"
+    )]
+    AuthenticationFailed,
+    /// The manifest declares authentication but carries no MAC.
+    #[error("manifest authentication missing although the backup declares it")]
+    AuthenticationMissing,
+}
+
+fn size_change(expected: u64, actual: u64) -> String {
+    if actual < expected {
+        format!("truncated: {actual} bytes where the manifest says {expected}")
+    } else {
+        format!("{actual} bytes where the manifest says {expected} (appended to or replaced)")
+    }
 }
 
 /// Coarse classes of [`Error`], for exit codes and retries.
@@ -111,11 +210,11 @@ impl Error {
                     ErrorClass::Runtime
                 }
             },
-            Self::BackupNotFound(_) | Self::NoBackups(_) => ErrorClass::NotFound,
+            Self::BackupNotFound(_) | Self::NoBackups { .. } => ErrorClass::NotFound,
             Self::Integrity { .. } | Self::Manifest { .. } => ErrorClass::Integrity,
             Self::Refused(_) => ErrorClass::Refused,
             Self::Locked(_) => ErrorClass::Locked,
-            Self::Key(_) => ErrorClass::Key,
+            Self::Key { .. } => ErrorClass::Key,
             Self::Pipeline(_) | Self::Cancelled | Self::ManifestConflict { .. } => {
                 ErrorClass::Runtime
             }

@@ -39,6 +39,7 @@ mod crypto;
 mod dump;
 mod error;
 mod events;
+mod job_lock;
 mod key;
 pub mod layout;
 mod manifest;
@@ -47,15 +48,21 @@ mod repo;
 mod storage;
 
 pub use codec::{Compression, InvalidCompression};
-pub use crypto::{AuthKey, Decryption, Encryption, EncryptionInfo, KeyError, generate_identity};
+pub use crypto::{
+    AuthKey, Decryption, Encryption, EncryptionInfo, KeyError, KeyErrorKind, generate_identity,
+};
 pub use dump::{
     ArchiveFormat, DumpError, DumpErrorKind, DumpSource, DumpStream, Dumper, RestoreOptions,
     RestoreReport, RestoreSink, Restorer,
 };
-pub use error::{Error, ErrorClass};
+pub use error::{Error, ErrorClass, IntegrityProblem};
 pub use events::{Event, NoProgress, Progress};
+pub use job_lock::{Holder, JobLock, JobLockError, JobLockOptions, JobLockRecord, read_job_lock};
 pub use key::{InvalidKey, ObjectKey};
-pub use manifest::{BackupId, InvalidBackupId, MANIFEST_FORMAT_VERSION, Manifest};
+pub use manifest::{
+    Artifact, ArtifactKind, BackupId, InvalidBackupId, MANIFEST_FORMAT_VERSION, Manifest,
+    ManifestProblem,
+};
 pub use memory::MemoryStorage;
 pub use repo::{BackupOptions, InvalidBackup, Leftover, Listing, Repository, VerifyReport};
 pub use storage::{

@@ -10,10 +10,10 @@ use crate::codec::Compression;
 use crate::dump::ArchiveFormat;
 use crate::key::ObjectKey;
 
-/// The newest manifest format this version reads. It writes 1 for unencrypted backups (so
-/// that older readers can still use them) and 2 for encrypted ones (which older readers must
-/// refuse rather than misread).
-pub const MANIFEST_FORMAT_VERSION: u32 = 2;
+/// The manifest format this version writes, and the newest it reads. Version 3 lists the
+/// backup's objects as artifacts and authenticates the JSON as written; versions 1
+/// (unencrypted) and 2 (encrypted) described one data object at the top level.
+pub const MANIFEST_FORMAT_VERSION: u32 = 3;
 
 /// A backup id: UTC start time in basic ISO 8601 plus a random suffix, e.g.
 /// `20261121T183300Z-7f3a9c`. Sorting ids as text sorts them by time; the suffix makes two
@@ -96,11 +96,57 @@ impl fmt::Display for BackupId {
     }
 }
 
+/// One stored object of a backup: a dump, the globals, a files archive, or one file of a
+/// directory-format dump. Every artifact of a backup commits or fails with its manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Artifact {
+    /// Its name within the backup (`data` for a single-database dump).
+    pub name: String,
+    /// What it holds.
+    pub kind: ArtifactKind,
+    /// Its key, relative to the repository root.
+    pub key: String,
+    /// Compression of the stored bytes.
+    pub compression: Compression,
+    /// Whether the stored bytes are age-encrypted (after compression).
+    pub encrypted: bool,
+    /// Size of the stored object.
+    pub stored_size: u64,
+    /// sha256 of the stored object (hex).
+    pub stored_sha256: String,
+    /// Size of the plaintext (uncompressed, decrypted) content.
+    pub plain_size: u64,
+    /// sha256 of the plaintext (hex).
+    pub plain_sha256: String,
+}
+
+impl Artifact {
+    /// The artifact's key.
+    ///
+    /// # Errors
+    /// If the manifest holds an invalid key (a corrupt or hostile manifest).
+    pub fn key(&self) -> Result<ObjectKey, crate::key::InvalidKey> {
+        ObjectKey::parse(&self.key)
+    }
+}
+
+/// What an [`Artifact`] holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ArtifactKind {
+    /// A pg_dump archive (custom or plain format, per the manifest's `format`).
+    Dump,
+}
+
 /// The manifest: written last, create-only; a backup exists only once it is there.
 ///
 /// Compatibility: readers refuse a `format_version` newer than [`MANIFEST_FORMAT_VERSION`];
-/// unknown fields are ignored so that additive, optional fields need no version bump. A field
-/// that changes how a backup must be read bumps the version.
+/// unknown fields are kept and authenticated, so additive, optional fields need no version
+/// bump: the MAC of a version-3 manifest covers the JSON exactly as written (every field,
+/// known or not, minus `mac`), not a re-serialisation of what this version understood.
+/// Versions 1 and 2 (one data object described at the top level) are still read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Manifest {
@@ -122,71 +168,225 @@ pub struct Manifest {
     pub pg_dump_version: String,
     /// pg_dump's major version (the archive version a restorer must read).
     pub pg_dump_major: u32,
-    /// Archive format.
+    /// Archive format of the dump.
     pub format: ArchiveFormat,
     /// Compression of the stored bytes.
     pub compression: Compression,
-    /// Key of the data object, relative to the repository root.
-    pub data_key: String,
-    /// Size of the stored object.
-    pub stored_size: u64,
-    /// sha256 of the stored object (hex).
-    pub stored_sha256: String,
-    /// Size of the uncompressed dump.
-    pub plain_size: u64,
-    /// sha256 of the uncompressed dump (hex).
-    pub plain_sha256: String,
-    /// When pg_dump started (UTC).
+    /// When pg_dump started (UTC): the data is as of this moment (the snapshot).
     #[serde(with = "time::serde::rfc3339")]
     pub started_at: OffsetDateTime,
-    /// When the data object was finished (UTC).
+    /// When the last artifact was finished (UTC).
     #[serde(with = "time::serde::rfc3339")]
     pub finished_at: OffsetDateTime,
     /// Labels given at backup time (kept on request by retention).
     #[serde(default)]
     pub labels: Vec<String>,
-    /// Client-side encryption, if any (format version 2).
+    /// Client-side encryption, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption: Option<crate::crypto::EncryptionInfo>,
-    /// HMAC-SHA256 (hex) of this manifest serialized without this field, when authenticated.
+    /// The stored objects, each with its sizes and digests.
+    pub artifacts: Vec<Artifact>,
+    /// HMAC-SHA256 (hex) of the manifest without this field, when authenticated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac: Option<String>,
+    /// The bytes the MAC covers, fixed when the manifest was written or read.
+    #[serde(skip)]
+    authenticated: Vec<u8>,
+}
+
+/// Manifest versions 1 and 2: one data object described at the top level. Field order is
+/// that of the pgb that wrote them: their MAC covers this struct re-serialised.
+#[derive(Serialize, Deserialize)]
+struct ManifestV2 {
+    format_version: u32,
+    id: BackupId,
+    pgb_version: String,
+    set: String,
+    database: String,
+    server: String,
+    server_version: String,
+    pg_dump_version: String,
+    pg_dump_major: u32,
+    format: ArchiveFormat,
+    compression: Compression,
+    data_key: String,
+    stored_size: u64,
+    stored_sha256: String,
+    plain_size: u64,
+    plain_sha256: String,
+    #[serde(with = "time::serde::rfc3339")]
+    started_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    finished_at: OffsetDateTime,
+    #[serde(default)]
+    labels: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    encryption: Option<crate::crypto::EncryptionInfo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    mac: Option<String>,
+}
+
+impl ManifestV2 {
+    fn into_manifest(mut self) -> Manifest {
+        let mac = self.mac.take();
+        let authenticated = serde_json::to_vec(&self).expect("manifest serializes");
+        Manifest {
+            format_version: self.format_version,
+            artifacts: vec![Artifact {
+                name: "data".to_owned(),
+                kind: ArtifactKind::Dump,
+                key: self.data_key,
+                compression: self.compression,
+                encrypted: self.encryption.is_some(),
+                stored_size: self.stored_size,
+                stored_sha256: self.stored_sha256,
+                plain_size: self.plain_size,
+                plain_sha256: self.plain_sha256,
+            }],
+            id: self.id,
+            pgb_version: self.pgb_version,
+            set: self.set,
+            database: self.database,
+            server: self.server,
+            server_version: self.server_version,
+            pg_dump_version: self.pg_dump_version,
+            pg_dump_major: self.pg_dump_major,
+            format: self.format,
+            compression: self.compression,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+            labels: self.labels,
+            encryption: self.encryption,
+            mac,
+            authenticated,
+        }
+    }
+}
+
+/// The canonical bytes of a JSON object without its `mac`: every other field, as parsed.
+fn canonical_without_mac(mut value: serde_json::Value) -> Vec<u8> {
+    if let Some(obj) = value.as_object_mut() {
+        obj.remove("mac");
+    }
+    serde_json::to_vec(&value).expect("JSON values serialize")
+}
+
+/// A manifest that cannot be used, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ManifestProblem {
+    /// Not JSON, or not a pgb manifest.
+    #[error("not a pgb manifest: {0}")]
+    NotAManifest(String),
+    /// Written by a newer pgb with an incompatible format.
+    #[error(
+        "unknown manifest format version {found} (this pgb reads up to {supported}); upgrade pgb"
+    )]
+    UnknownVersion {
+        /// The manifest's version.
+        found: u32,
+        /// The newest this pgb reads.
+        supported: u32,
+    },
+    /// A field is missing or malformed.
+    #[error("invalid manifest: {0}")]
+    Invalid(String),
 }
 
 impl Manifest {
-    /// The bytes the MAC covers: the manifest serialized without its `mac`.
-    pub(crate) fn mac_input(&self) -> Vec<u8> {
-        let mut m = self.clone();
-        m.mac = None;
-        serde_json::to_vec(&m).expect("manifest serializes")
+    /// A new (version 3) manifest for a backup; `finish` fixes its authenticated bytes.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new_v3(
+        id: BackupId,
+        source: &crate::dump::DumpSource,
+        compression: Compression,
+        started_at: OffsetDateTime,
+        finished_at: OffsetDateTime,
+        labels: Vec<String>,
+        encryption: Option<crate::crypto::EncryptionInfo>,
+        artifacts: Vec<Artifact>,
+    ) -> Self {
+        Self {
+            format_version: MANIFEST_FORMAT_VERSION,
+            id,
+            pgb_version: env!("CARGO_PKG_VERSION").to_owned(),
+            set: format!("{}/{}", source.server, source.database),
+            database: source.database.clone(),
+            server: source.server.clone(),
+            server_version: source.server_version.clone(),
+            pg_dump_version: source.tool_version.clone(),
+            pg_dump_major: source.tool_major,
+            format: source.format,
+            compression,
+            started_at,
+            finished_at,
+            labels,
+            encryption,
+            artifacts,
+            mac: None,
+            authenticated: Vec::new(),
+        }
     }
 
-    /// The data object's key.
-    ///
-    /// # Errors
-    /// If the manifest holds an invalid key (a corrupt or hostile manifest).
-    pub fn data_key(&self) -> Result<ObjectKey, crate::key::InvalidKey> {
-        ObjectKey::parse(&self.data_key)
+    /// Fixes the bytes the MAC covers, signs them with `mac_key` when given, and returns the
+    /// JSON to store.
+    pub(crate) fn seal(&mut self, mac_key: Option<&[u8; 32]>) -> Vec<u8> {
+        self.mac = None;
+        let value = serde_json::to_value(&*self).expect("manifest serializes");
+        self.authenticated = canonical_without_mac(value);
+        self.mac = mac_key.map(|k| crate::crypto::mac_hex(k, &self.authenticated));
+        serde_json::to_vec_pretty(&*self).expect("manifest serializes")
+    }
+
+    /// The bytes the MAC covers.
+    pub(crate) fn mac_input(&self) -> &[u8] {
+        &self.authenticated
+    }
+
+    /// The dump artifact of a single-database backup (the first dump).
+    pub fn dump(&self) -> Option<&Artifact> {
+        self.artifacts.iter().find(|a| a.kind == ArtifactKind::Dump)
+    }
+
+    /// Total size of the stored objects.
+    pub fn stored_size(&self) -> u64 {
+        self.artifacts.iter().map(|a| a.stored_size).sum()
+    }
+
+    /// Total size of the plaintext content.
+    pub fn plain_size(&self) -> u64 {
+        self.artifacts.iter().map(|a| a.plain_size).sum()
     }
 
     /// Parses and version-checks a manifest.
     ///
     /// # Errors
-    /// A description of why the manifest cannot be used.
-    pub fn from_json(bytes: &[u8]) -> Result<Self, String> {
-        #[derive(Deserialize)]
-        struct Probe {
-            format_version: u32,
+    /// Why the manifest cannot be used.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, ManifestProblem> {
+        let value: serde_json::Value = serde_json::from_slice(bytes)
+            .map_err(|e| ManifestProblem::NotAManifest(e.to_string()))?;
+        let version = value
+            .get("format_version")
+            .and_then(serde_json::Value::as_u64)
+            .ok_or_else(|| ManifestProblem::NotAManifest("no format_version".to_owned()))?;
+        let version = u32::try_from(version).unwrap_or(u32::MAX);
+        if version > MANIFEST_FORMAT_VERSION || version == 0 {
+            return Err(ManifestProblem::UnknownVersion {
+                found: version,
+                supported: MANIFEST_FORMAT_VERSION,
+            });
         }
-        let probe: Probe =
-            serde_json::from_slice(bytes).map_err(|e| format!("not a pgb manifest: {e}"))?;
-        if probe.format_version > MANIFEST_FORMAT_VERSION || probe.format_version == 0 {
-            return Err(format!(
-                "unknown manifest format version {} (this pgb reads up to {}); upgrade pgb",
-                probe.format_version, MANIFEST_FORMAT_VERSION
-            ));
+        let invalid = |e: serde_json::Error| ManifestProblem::Invalid(e.to_string());
+        if version < 3 {
+            let legacy: ManifestV2 = serde_json::from_value(value).map_err(invalid)?;
+            return Ok(legacy.into_manifest());
         }
-        serde_json::from_slice(bytes).map_err(|e| format!("invalid manifest: {e}"))
+        let mut m: Self = serde_json::from_value(value.clone()).map_err(invalid)?;
+        if m.artifacts.is_empty() {
+            return Err(ManifestProblem::Invalid("no artifacts".to_owned()));
+        }
+        m.authenticated = canonical_without_mac(value);
+        Ok(m)
     }
 }
 
@@ -208,10 +408,15 @@ mod tests {
     #[test]
     fn unknown_manifest_versions_are_refused() {
         let err = Manifest::from_json(br#"{"format_version": 99}"#).unwrap_err();
-        assert!(err.contains("unknown manifest format version 99"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("unknown manifest format version 99"),
+            "{err}"
+        );
         assert!(
             Manifest::from_json(b"{")
                 .unwrap_err()
+                .to_string()
                 .contains("not a pgb manifest")
         );
     }

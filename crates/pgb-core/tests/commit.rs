@@ -69,7 +69,7 @@ async fn manifest_applied_but_unacknowledged_is_a_committed_backup() {
         .verify(&listing.backups[0], None, &NoProgress)
         .await
         .expect("the committed backup verifies: its data is there");
-    assert_eq!(report.stored_size, manifest.stored_size);
+    assert_eq!(report.stored_size, manifest.stored_size());
 }
 
 /// A storage on which another writer creates a different manifest at the same key just before

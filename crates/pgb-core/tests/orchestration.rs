@@ -186,13 +186,13 @@ async fn assert_repo_holds_exactly(storage: &Arc<dyn Storage>, backups: &[&Manif
     let mut expected_keys: Vec<String> = Vec::new();
     for m in backups {
         expected_keys.push(manifest_key(m.id.as_str()).to_string());
-        expected_keys.push(m.data_key.clone());
-        let sidecar = ObjectKey::parse(&format!("{}.sha256", m.data_key)).expect("key");
+        expected_keys.push(m.dump().unwrap().key.clone());
+        let sidecar = ObjectKey::parse(&format!("{}.sha256", m.dump().unwrap().key)).expect("key");
         if let Ok(line) = storage.get_bytes(&sidecar).await {
-            let name = m.data_key().expect("key").file_name().to_owned();
+            let name = m.dump().unwrap().key().expect("key").file_name().to_owned();
             assert_eq!(
                 String::from_utf8_lossy(&line),
-                format!("{}  {name}\n", m.stored_sha256),
+                format!("{}  {name}\n", m.dump().unwrap().stored_sha256),
                 "{what}: the sidecar of {} matches the manifest",
                 m.id
             );
@@ -207,12 +207,12 @@ async fn assert_repo_holds_exactly(storage: &Arc<dyn Storage>, backups: &[&Manif
     );
     for m in backups {
         let stored = storage
-            .get_bytes(&m.data_key().expect("key"))
+            .get_bytes(&m.dump().unwrap().key().expect("key"))
             .await
             .expect("read data");
         assert_eq!(
             sha256_hex(&stored),
-            m.stored_sha256,
+            m.dump().unwrap().stored_sha256,
             "{what}: I2: {} is byte-identical",
             m.id
         );
@@ -220,7 +220,7 @@ async fn assert_repo_holds_exactly(storage: &Arc<dyn Storage>, backups: &[&Manif
             .verify(m, None, &NoProgress)
             .await
             .unwrap_or_else(|e| panic!("{what}: I2: {} still verifies: {e}", m.id));
-        assert_eq!(report.stored_size, m.stored_size);
+        assert_eq!(report.stored_size, m.stored_size());
     }
 }
 
@@ -354,31 +354,41 @@ async fn backup_round_trips_with_every_compression() {
 
         // The manifest, against independently computed values.
         let stored = inner
-            .get_bytes(&m.data_key().expect("data key"))
+            .get_bytes(&m.dump().unwrap().key().expect("data key"))
             .await
             .expect("read data object");
-        // Unencrypted backups are written as format 1 so that older readers can use them.
-        assert_eq!(m.format_version, 1, "{c}");
+        assert_eq!(m.format_version, MANIFEST_FORMAT_VERSION, "{c}");
         assert!(m.format_version <= MANIFEST_FORMAT_VERSION);
         assert!(
             m.encryption.is_none() && m.mac.is_none(),
             "{c}: not encrypted"
         );
         assert_eq!(m.compression, c);
-        assert_eq!(m.stored_size, stored.len() as u64, "{c}: stored_size");
-        assert_eq!(m.stored_sha256, sha256_hex(&stored), "{c}: stored_sha256");
-        assert_eq!(m.plain_size, expected.len() as u64, "{c}: plain_size");
-        assert_eq!(m.plain_sha256, sha256_hex(&expected), "{c}: plain_sha256");
+        assert_eq!(m.stored_size(), stored.len() as u64, "{c}: stored_size");
+        assert_eq!(
+            m.dump().unwrap().stored_sha256,
+            sha256_hex(&stored),
+            "{c}: stored_sha256"
+        );
+        assert_eq!(m.plain_size(), expected.len() as u64, "{c}: plain_size");
+        assert_eq!(
+            m.dump().unwrap().plain_sha256,
+            sha256_hex(&expected),
+            "{c}: plain_sha256"
+        );
         assert_eq!(m.database, "fakedb");
         assert_eq!(m.pg_dump_major, 15);
         assert_eq!(m.format, ArchiveFormat::Custom);
         assert!(m.started_at <= m.finished_at, "{c}: timestamps in order");
         assert_eq!(
-            m.data_key,
+            m.dump().unwrap().key,
             format!("backups/{}/data.dump{}", m.id, c.extension())
         );
         if c != Compression::None {
-            assert!(m.stored_size < m.plain_size, "{c}: the data is compressed");
+            assert!(
+                m.stored_size() < m.plain_size(),
+                "{c}: the data is compressed"
+            );
         }
         // What is stored is what the repository reads back as the manifest.
         let stored_manifest: serde_json::Value = serde_json::from_slice(
@@ -388,15 +398,18 @@ async fn backup_round_trips_with_every_compression() {
                 .expect("read manifest"),
         )
         .expect("manifest is JSON");
-        assert_eq!(stored_manifest["format_version"], 1);
-        assert_eq!(stored_manifest["stored_sha256"], m.stored_sha256.as_str());
+        assert_eq!(stored_manifest["format_version"], 3);
+        assert_eq!(
+            stored_manifest["artifacts"][0]["stored_sha256"],
+            m.dump().unwrap().stored_sha256.as_str()
+        );
         assert_eq!(repo.manifest(&m.id).await.expect("manifest"), m);
 
         // Verify, with and without an archive checker.
         let report = repo.verify(&m, None, &NoProgress).await.expect("verify");
         assert_eq!(
             (report.stored_size, report.plain_size),
-            (m.stored_size, m.plain_size)
+            (m.stored_size(), m.plain_size())
         );
         let checker = RecordingRestorer::new();
         repo.verify(&m, Some(&checker), &NoProgress)
@@ -794,7 +807,10 @@ async fn storage_flipping_a_byte_is_caught_by_verify_and_restore() {
         let expected = dumper.expected_bytes();
         let m = backup_ok(&frepo, &dumper, c).await;
         assert_eq!(fault.injected(), 1, "{what}: the lie happened");
-        assert!(at < m.stored_size, "{what}: the flip is inside the object");
+        assert!(
+            at < m.stored_size(),
+            "{what}: the flip is inside the object"
+        );
 
         let err = repo
             .verify(&m, None, &NoProgress)
@@ -895,7 +911,7 @@ async fn corrupted_data_object_matrix() {
         let m = backup_ok(&repo, &dumper, c).await;
         // Sized so that its object cannot coincide with one of the truncation cuts below.
         let other = backup_ok(&repo, &FakeDumper::new(MIB + 333, FakeOutcome::Succeed), c).await;
-        let key = m.data_key().expect("key");
+        let key = m.dump().unwrap().key().expect("key");
         let original = inner.get_bytes(&key).await.expect("read").to_vec();
         let len = original.len() as u64;
         let mut messages = Vec::new();
@@ -917,7 +933,7 @@ async fn corrupted_data_object_matrix() {
 
         // Truncation at a random offset, and at the pipeline's chunk boundary.
         let mut random = 1 + random_below(len - 1);
-        if random == MIB || random == other.stored_size {
+        if random == MIB || random == other.stored_size() {
             random -= 1; // keep every case's message distinct
         }
         let mut cuts = vec![random];
@@ -955,7 +971,7 @@ async fn corrupted_data_object_matrix() {
 
         // Another backup's (valid, differently sized) object swapped in.
         let other_bytes = inner
-            .get_bytes(&other.data_key().expect("key"))
+            .get_bytes(&other.dump().unwrap().key().expect("key"))
             .await
             .expect("read");
         put_over(&inner, &key, other_bytes.to_vec()).await;
@@ -1017,18 +1033,23 @@ async fn same_size_object_swap_is_a_checksum_mismatch() {
         )
         .await;
         let other_bytes = inner
-            .get_bytes(&other.data_key().expect("key"))
+            .get_bytes(&other.dump().unwrap().key().expect("key"))
             .await
             .expect("read");
-        put_over(&inner, &m.data_key().expect("key"), other_bytes.to_vec()).await;
-        let fragment = if other.stored_size == m.stored_size {
+        put_over(
+            &inner,
+            &m.dump().unwrap().key().expect("key"),
+            other_bytes.to_vec(),
+        )
+        .await;
+        let fragment = if other.stored_size() == m.stored_size() {
             "checksum mismatch"
         } else {
             // Random data compresses to the same size in practice, but do not depend on it.
             "truncated or appended"
         };
         if c == Compression::None {
-            assert_eq!(other.stored_size, m.stored_size);
+            assert_eq!(other.stored_size(), m.stored_size());
         }
         assert_corruption_caught(
             &repo,
@@ -1179,7 +1200,7 @@ async fn delete_removes_manifest_first_and_resumes() {
         .into_iter()
         .filter(|k| k.starts_with(&format!("backups/{}/", a.id)))
         .collect();
-    assert!(folder.contains(&a.data_key), "{folder:?}");
+    assert!(folder.contains(&a.dump().unwrap().key), "{folder:?}");
     let (fault, frepo) = fault_repo(FaultStorage::new(Arc::clone(&inner)));
     frepo.delete_backup(&a.id).await.expect("delete");
     let deletes = fault.ops_starting_with("delete ");
@@ -1218,7 +1239,7 @@ async fn delete_removes_manifest_first_and_resumes() {
     for m in &listing.backups {
         assert!(
             inner
-                .exists(&m.data_key().expect("key"))
+                .exists(&m.dump().unwrap().key().expect("key"))
                 .await
                 .expect("head"),
             "no manifest without its data: {}",
@@ -1436,7 +1457,7 @@ async fn concurrent_backups_get_distinct_ids_and_both_verify() {
     let m1 = j1.await.expect("join").expect("backup 1");
     let m2 = j2.await.expect("join").expect("backup 2");
     assert_ne!(m1.id, m2.id, "distinct ids");
-    assert_ne!(m1.data_key, m2.data_key);
+    assert_ne!(m1.dump().unwrap().key, m2.dump().unwrap().key);
     assert_repo_holds_exactly(&inner, &[&m1, &m2], "two concurrent backups").await;
     for (m, d) in [(&m1, &d1), (&m2, &d2)] {
         let (res, rec) = restore_into(&repo, m).await;

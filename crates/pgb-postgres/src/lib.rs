@@ -7,6 +7,7 @@
 //! - [`PgRestore`] implements [`pgb_core::Restorer`]: pg_restore or psql into a target that is
 //!   created if missing and refused if it has tables (unless `clean`), single-transaction, and
 //!   `pg_restore --list` to check archives.
+//! - [`SqlClient`]: run SQL, create and drop databases through psql (for restore drills).
 //! - [`ConnConfig`]: a `postgres://` URL whose password reaches children only through their
 //!   environment, never argv, `Debug` or error text.
 //!
@@ -18,9 +19,11 @@ mod conn;
 mod dump;
 mod psql;
 mod restore;
+mod sql;
 mod tools;
 
 pub use conn::{ConnConfig, InvalidUrl};
 pub use dump::PgDump;
 pub use restore::PgRestore;
+pub use sql::{SqlClient, check_database_name};
 pub use tools::{Tool, ToolLocator};

@@ -1177,7 +1177,7 @@ async fn corrupted_object_fails_restore_and_leaves_targets_untouched() {
         .await
         .expect("backup");
         // Flip one byte in the middle of the data file, on disk.
-        let path = dir.path().join(&m.data_key);
+        let path = dir.path().join(&m.dump().expect("dump").key);
         let mut bytes = std::fs::read(&path).expect("read data file");
         assert!(
             bytes.len() > 100_000,

@@ -39,7 +39,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     println!(
         "{} bytes stored, sha256 {}",
-        manifest.stored_size, manifest.stored_sha256
+        manifest.stored_size(),
+        manifest.dump().map_or("", |a| a.stored_sha256.as_str())
     );
 
     // Verify it end to end, including pg_restore's table-of-contents check.

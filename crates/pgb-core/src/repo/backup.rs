@@ -10,13 +10,13 @@ use tokio::sync::mpsc;
 use super::lease::Lease;
 use super::{CHANNEL_DEPTH, PROGRESS_EVERY, Repository};
 use crate::codec::{self, Compression, EncodeMsg, OuterStage};
-use crate::crypto::{Encryption, mac_hex};
+use crate::crypto::Encryption;
 use crate::dump::{DumpError, DumpErrorKind, DumpStream, Dumper};
-use crate::error::Error;
+use crate::error::{Error, IntegrityProblem};
 use crate::events::{Event, Progress};
 use crate::key::ObjectKey;
 use crate::layout;
-use crate::manifest::{BackupId, MANIFEST_FORMAT_VERSION, Manifest};
+use crate::manifest::{Artifact, ArtifactKind, BackupId, Manifest};
 use crate::storage::{ObjectWriter, Storage, StorageErrorKind, StorageExt, WriteOptions};
 
 /// Options for [`Repository::backup`].
@@ -181,11 +181,12 @@ impl Repository {
         if stored.size != sizes.stored_size || meta.size != sizes.stored_size {
             let _ = self.storage.delete(&data_key).await;
             return Err(Error::Integrity {
-                id: id.to_string(),
-                problem: format!(
-                    "storage holds {} bytes after upload, {} were sent",
-                    stored.size, sizes.stored_size
-                ),
+                id,
+                problem: IntegrityProblem::UploadSizeMismatch {
+                    key: data_key.to_string(),
+                    sent: sizes.stored_size,
+                    stored: stored.size,
+                },
             });
         }
 
@@ -196,11 +197,12 @@ impl Repository {
                 return Err(match read_back {
                     Err(e) => e,
                     Ok(got) => Error::Integrity {
-                        id: id.to_string(),
-                        problem: format!(
-                            "read back after upload: sha256 {got}, {} was sent",
-                            sizes.stored_sha256
-                        ),
+                        id,
+                        problem: IntegrityProblem::ReadBackMismatch {
+                            key: data_key.to_string(),
+                            sent: sizes.stored_sha256,
+                            read: got,
+                        },
                     },
                 });
             }
@@ -218,41 +220,35 @@ impl Repository {
             return Err(e.into());
         }
 
-        let mut manifest = Manifest {
-            format_version: if opts.encryption.is_some() {
-                MANIFEST_FORMAT_VERSION
-            } else {
-                1
-            },
-            id: id.clone(),
-            pgb_version: env!("CARGO_PKG_VERSION").to_owned(),
-            set: format!("{}/{}", source.server, source.database),
-            database: source.database,
-            server: source.server,
-            server_version: source.server_version,
-            pg_dump_version: source.tool_version,
-            pg_dump_major: source.tool_major,
-            format: source.format,
+        let artifact = Artifact {
+            name: "data".to_owned(),
+            kind: ArtifactKind::Dump,
+            key: data_key.to_string(),
             compression: opts.compression,
-            data_key: data_key.to_string(),
+            encrypted: opts.encryption.is_some(),
             stored_size: sizes.stored_size,
             stored_sha256: sizes.stored_sha256,
             plain_size: sizes.plain_size,
             plain_sha256: sizes.plain_sha256,
+        };
+        let mut manifest = Manifest::new_v3(
+            id.clone(),
+            &source,
+            opts.compression,
             started_at,
             finished_at,
-            labels: opts.labels.clone(),
-            encryption: opts.encryption.as_ref().map(Encryption::info),
-            mac: None,
-        };
-        if let Some(enc) = &opts.encryption {
-            let key = enc
+            opts.labels.clone(),
+            opts.encryption.as_ref().map(Encryption::info),
+            vec![artifact],
+        );
+        let mac_key = match &opts.encryption {
+            Some(enc) => enc
                 .mac_key(id.as_str())
-                .map_err(|e| Error::Key(e.to_string()))?;
-            manifest.mac = key.map(|k| mac_hex(&k, &manifest.mac_input()));
-        }
+                .map_err(|source| Error::Key { id: None, source })?,
+            None => None,
+        };
         progress.event(&Event::ManifestWriting);
-        let body = Bytes::from(serde_json::to_vec_pretty(&manifest).expect("manifest serializes"));
+        let body = Bytes::from(manifest.seal(mac_key.as_ref()));
         let manifest_key = layout::manifest_key(&id);
         if let Err(e) = self
             .storage

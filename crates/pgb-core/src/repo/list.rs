@@ -124,16 +124,19 @@ impl Repository {
             }
             Err(e) => return Err(e.into()),
         };
-        let m = Manifest::from_json(&bytes).map_err(bad)?;
+        let m = Manifest::from_json(&bytes).map_err(|e| bad(e.to_string()))?;
         if m.id.as_str() != dir {
             return Err(bad(format!(
                 "manifest names backup {} but lives in {dir}",
                 m.id
             )));
         }
-        if m.data_key()
-            .map_or(true, |k| !k.starts_with(&layout::backup_dir(&m.id)))
-        {
+        let folder = layout::backup_dir(&m.id);
+        if m.artifacts.iter().any(|a| {
+            a.key().map_or(true, |k| {
+                !k.starts_with(&folder) || k == layout::manifest_key(&m.id)
+            })
+        }) {
             return Err(bad("manifest points outside its backup folder".to_owned()));
         }
         Ok(m)
@@ -155,13 +158,12 @@ impl Repository {
     pub async fn resolve(&self, selector: &str, database: Option<&str>) -> Result<Manifest, Error> {
         if selector == "latest" {
             let listing = self.list().await?;
-            return listing.latest(database).cloned().ok_or_else(|| {
-                Error::NoBackups(
-                    database
-                        .map(|d| format!(" of database {d}"))
-                        .unwrap_or_default(),
-                )
-            });
+            return listing
+                .latest(database)
+                .cloned()
+                .ok_or_else(|| Error::NoBackups {
+                    database: database.map(str::to_owned),
+                });
         }
         let id: BackupId = selector
             .parse()

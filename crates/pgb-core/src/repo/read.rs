@@ -1,6 +1,8 @@
 //! Reading a backup back: presence and size, keys and authentication, and the verified
 //! stream shared by verify and restore.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use bytes::Bytes;
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
@@ -9,11 +11,12 @@ use tokio::sync::mpsc;
 use super::{CHANNEL_DEPTH, PROGRESS_EVERY, Repository};
 use crate::codec::{self};
 use crate::crypto::mac_verify;
+use crate::crypto::{KeyError, KeyErrorKind};
 use crate::dump::{DumpError, RestoreSink};
-use crate::error::Error;
+use crate::error::{Error, IntegrityProblem};
 use crate::events::{Event, Progress};
 use crate::key::ObjectKey;
-use crate::manifest::Manifest;
+use crate::manifest::{Artifact, Manifest};
 use crate::storage::{Storage, StorageErrorKind};
 
 impl Repository {
@@ -26,44 +29,65 @@ impl Repository {
         Ok(codec::hex(&hasher.finalize()))
     }
 
-    pub(super) async fn check_data_present(&self, m: &Manifest) -> Result<ObjectKey, Error> {
-        let key = m.data_key().map_err(|e| Error::Manifest {
+    /// The artifact's object exists with the size the manifest records.
+    pub(super) async fn check_present(
+        &self,
+        m: &Manifest,
+        a: &Artifact,
+    ) -> Result<ObjectKey, Error> {
+        let key = a.key().map_err(|e| Error::Manifest {
             id: m.id.to_string(),
             problem: e.to_string(),
         })?;
+        let integrity = |problem| Error::Integrity {
+            id: m.id.clone(),
+            problem,
+        };
         match self.storage.head(&key).await {
-            Ok(meta) if meta.size == m.stored_size => Ok(key),
-            Ok(meta) => Err(Error::Integrity {
-                id: m.id.to_string(),
-                problem: if meta.size < m.stored_size {
-                    format!(
-                        "data object is truncated: {} bytes where the manifest says {}",
-                        meta.size, m.stored_size
-                    )
-                } else {
-                    format!(
-                        "data object is {} bytes where the manifest says {} (appended to or replaced)",
-                        meta.size, m.stored_size
-                    )
-                },
-            }),
-            Err(e) if e.kind() == StorageErrorKind::NotFound => Err(Error::Integrity {
-                id: m.id.to_string(),
-                problem: format!("backup is incomplete: data object {key} is missing"),
-            }),
+            Ok(meta) if meta.size == a.stored_size => Ok(key),
+            Ok(meta) => Err(integrity(IntegrityProblem::SizeMismatch {
+                key: key.to_string(),
+                expected: a.stored_size,
+                actual: meta.size,
+            })),
+            Err(e) if e.kind() == StorageErrorKind::NotFound => {
+                Err(integrity(IntegrityProblem::Missing {
+                    key: key.to_string(),
+                }))
+            }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Every artifact is present with its recorded size; returns their keys in order.
+    pub(super) async fn check_all_present(&self, m: &Manifest) -> Result<Vec<ObjectKey>, Error> {
+        let mut keys = Vec::with_capacity(m.artifacts.len());
+        for a in &m.artifacts {
+            keys.push(self.check_present(m, a).await?);
+        }
+        Ok(keys)
+    }
+
+    /// The dump artifact of a single-database backup.
+    pub(super) fn dump_artifact<'m>(&self, m: &'m Manifest) -> Result<&'m Artifact, Error> {
+        m.dump().ok_or_else(|| Error::Manifest {
+            id: m.id.to_string(),
+            problem: "the backup holds no database dump".to_owned(),
+        })
     }
 
     /// Authenticates the manifest and checks that the keys open the data object, before any
     /// database is touched.
     pub(super) async fn check_keys(&self, m: &Manifest, key: &ObjectKey) -> Result<(), Error> {
-        let keyerr = |e: crate::crypto::KeyError| Error::Key(format!("backup {}: {e}", m.id));
+        let keyerr = |source: KeyError| Error::Key {
+            id: Some(m.id.clone()),
+            source,
+        };
         let Some(info) = &m.encryption else {
             if self.keys.expects_authentication() && !self.allow_unauthenticated {
-                return Err(Error::Key(format!(
-                    "backup {} is neither encrypted nor authenticated, but a passphrase or authentication key was given; refusing a possible substitute (pass --allow-unauthenticated to accept it)",
-                    m.id
+                return Err(keyerr(KeyError::of(
+                    KeyErrorKind::Unauthenticated,
+                    "neither encrypted nor authenticated, but a passphrase or authentication key was given; refusing a possible substitute",
                 )));
             }
             return Ok(());
@@ -80,25 +104,24 @@ impl Repository {
             &m.mac,
         ) {
             (Some(k), Some(mac)) => {
-                if !mac_verify(&k, &m.mac_input(), mac) {
+                if !mac_verify(&k, m.mac_input(), mac) {
                     return Err(Error::Integrity {
-                        id: m.id.to_string(),
-                        problem: "manifest authentication failed: the manifest or its key was altered, or the key is wrong".to_owned(),
+                        id: m.id.clone(),
+                        problem: IntegrityProblem::AuthenticationFailed,
                     });
                 }
             }
             (Some(_), None) => {
                 return Err(Error::Integrity {
-                    id: m.id.to_string(),
-                    problem: "manifest authentication missing although the backup declares it"
-                        .to_owned(),
+                    id: m.id.clone(),
+                    problem: IntegrityProblem::AuthenticationMissing,
                 });
             }
             (None, _) => {
                 if self.keys.expects_authentication() && !self.allow_unauthenticated {
-                    return Err(Error::Key(format!(
-                        "backup {} has an unauthenticated manifest (recipients without an authentication key); pass --allow-unauthenticated to accept it",
-                        m.id
+                    return Err(keyerr(KeyError::of(
+                        KeyErrorKind::Unauthenticated,
+                        "the backup has an unauthenticated manifest (recipients without an authentication key)",
                     )));
                 }
                 tracing::warn!(backup = %m.id, "manifest is not authenticated (no authentication key was configured at backup time)");
@@ -113,6 +136,7 @@ impl Repository {
     pub(super) async fn stream_verified(
         &self,
         m: &Manifest,
+        a: &Artifact,
         key: &ObjectKey,
         sink: &mut dyn RestoreSink,
         progress: &dyn Progress,
@@ -120,8 +144,11 @@ impl Repository {
         let mut stream = self.storage.reader(key, None).await?;
         let (in_tx, in_rx) = mpsc::channel::<Bytes>(CHANNEL_DEPTH);
         let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(CHANNEL_DEPTH);
-        let outer = m.encryption.as_ref().map(|_| self.keys.stage());
-        let decoder = codec::spawn_decoder(m.compression, outer, in_rx, out_tx);
+        let outer = a.encrypted.then(|| self.keys.stage());
+        let decoder = codec::spawn_decoder(a.compression, outer, in_rx, out_tx);
+        // Stored bytes read so far, for progress events emitted by the delivering side.
+        let stored_read = AtomicU64::new(0);
+        let stored_read = &stored_read;
 
         let feed = async move {
             let mut hasher = Sha256::new();
@@ -131,6 +158,7 @@ impl Repository {
                 let chunk = chunk?;
                 hasher.update(&chunk);
                 n += chunk.len() as u64;
+                stored_read.store(n, Ordering::Relaxed);
                 // The decoder stops early on corrupt input or after the last frame; keep
                 // hashing so the verdict covers every stored byte.
                 if decoding && in_tx.send(chunk).await.is_err() {
@@ -151,7 +179,7 @@ impl Repository {
                     next_event += PROGRESS_EVERY;
                     progress.event(&Event::Progress {
                         plain_bytes: plain,
-                        stored_bytes: 0,
+                        stored_bytes: stored_read.load(Ordering::Relaxed),
                     });
                 }
                 if failed.is_some() {
@@ -170,34 +198,40 @@ impl Repository {
             .await
             .map_err(|e| Error::Pipeline(format!("decoder task: {e}")))?;
 
-        let integrity = |problem: String| Error::Integrity {
-            id: m.id.to_string(),
+        let integrity = |problem| Error::Integrity {
+            id: m.id.clone(),
             problem,
         };
-        if stored_size != m.stored_size {
-            return Err(integrity(format!(
-                "read {stored_size} bytes, the manifest says {} (truncated or appended)",
-                m.stored_size
-            )));
+        if stored_size != a.stored_size {
+            return Err(integrity(IntegrityProblem::SizeMismatch {
+                key: a.key.clone(),
+                expected: a.stored_size,
+                actual: stored_size,
+            }));
         }
-        if stored_sha != m.stored_sha256 {
-            return Err(integrity(format!(
-                "checksum mismatch: stored object has sha256 {stored_sha}, the manifest says {}",
-                m.stored_sha256
-            )));
+        if stored_sha != a.stored_sha256 {
+            return Err(integrity(IntegrityProblem::ChecksumMismatch {
+                key: a.key.clone(),
+                expected: a.stored_sha256.clone(),
+                actual: stored_sha,
+            }));
         }
         let decoded = decoded.map_err(|e| match e.kind() {
-            std::io::ErrorKind::PermissionDenied => Error::Key(format!("backup {}: {e}", m.id)),
-            _ if m.encryption.is_some() => {
-                integrity(format!("decryption or decompression failed: {e}"))
-            }
-            _ => integrity(format!("decompression failed: {e}")),
+            std::io::ErrorKind::PermissionDenied => Error::Key {
+                id: Some(m.id.clone()),
+                source: KeyError::of(KeyErrorKind::WrongKey, e.to_string()),
+            },
+            _ => integrity(IntegrityProblem::Undecodable {
+                key: a.key.clone(),
+                cause: e.to_string(),
+            }),
         })?;
-        if decoded.plain_size != m.plain_size || decoded.plain_sha256 != m.plain_sha256 {
-            return Err(integrity(format!(
-                "decompressed dump does not match the manifest ({} bytes, sha256 {})",
-                decoded.plain_size, decoded.plain_sha256
-            )));
+        if decoded.plain_size != a.plain_size || decoded.plain_sha256 != a.plain_sha256 {
+            return Err(integrity(IntegrityProblem::PlainMismatch {
+                key: a.key.clone(),
+                actual_size: decoded.plain_size,
+                actual_sha256: decoded.plain_sha256,
+            }));
         }
         if let Some(e) = sink_failed {
             return Err(e.into());

@@ -2,7 +2,7 @@
 
 use super::Repository;
 use crate::dump::{RestoreOptions, RestoreReport, Restorer};
-use crate::error::Error;
+use crate::error::{Error, IntegrityProblem};
 use crate::events::Progress;
 use crate::manifest::Manifest;
 
@@ -20,23 +20,28 @@ impl Repository {
         opts: &RestoreOptions,
         progress: &dyn Progress,
     ) -> Result<RestoreReport, Error> {
-        let key = self.check_data_present(m).await?;
+        let a = self.dump_artifact(m)?;
+        let key = self.check_present(m, a).await?;
         self.check_keys(m, &key).await?;
         if opts.verify_first {
             // A corrupted backup is caught before any database is touched.
             let got = self.hash_object(&key).await?;
-            if got != m.stored_sha256 {
+            if got != a.stored_sha256 {
                 return Err(Error::Integrity {
-                    id: m.id.to_string(),
-                    problem: format!(
-                        "checksum mismatch: stored object has sha256 {got}, the manifest says {}",
-                        m.stored_sha256
-                    ),
+                    id: m.id.clone(),
+                    problem: IntegrityProblem::ChecksumMismatch {
+                        key: a.key.clone(),
+                        expected: a.stored_sha256.clone(),
+                        actual: got,
+                    },
                 });
             }
         }
         let mut sink = restorer.begin(opts).await?;
-        match self.stream_verified(m, &key, sink.as_mut(), progress).await {
+        match self
+            .stream_verified(m, a, &key, sink.as_mut(), progress)
+            .await
+        {
             Ok(()) => Ok(sink.finish().await?),
             Err(e) => {
                 sink.abort().await;

@@ -6,10 +6,10 @@ use super::Repository;
 use crate::dump::{DumpError, DumpErrorKind, RestoreReport, RestoreSink, Restorer};
 use crate::error::Error;
 use crate::events::Progress;
-use crate::manifest::{BackupId, Manifest};
+use crate::manifest::{ArtifactKind, BackupId, Manifest};
 
 /// What [`Repository::verify`] checked.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct VerifyReport {
     /// The backup.
@@ -18,6 +18,8 @@ pub struct VerifyReport {
     pub stored_size: u64,
     /// Plaintext bytes decompressed and hashed.
     pub plain_size: u64,
+    /// Artifacts (stored objects) checked.
+    pub artifacts: usize,
     /// Archive table-of-contents entries, when an archive checker ran.
     pub toc_entries: Option<u64>,
 }
@@ -34,35 +36,45 @@ impl Repository {
         checker: Option<&dyn Restorer>,
         progress: &dyn Progress,
     ) -> Result<VerifyReport, Error> {
-        let key = self.check_data_present(m).await?;
-        self.check_keys(m, &key).await?;
-        let mut sink: Box<dyn RestoreSink> = match checker {
-            Some(c) => c.check_archive(m.format, m.pg_dump_major).await?,
-            None => Box::new(NullSink),
-        };
-        match self.stream_verified(m, &key, sink.as_mut(), progress).await {
-            Ok(()) => {
-                let report = sink.finish().await.map_err(|e| {
-                    Error::Dump(
-                        DumpError::new(
-                            DumpErrorKind::BadArchive,
-                            format!("backup {}: archive check failed: {e}", m.id),
-                        )
-                        .with_stderr(e.stderr_tail().unwrap_or_default()),
-                    )
-                })?;
-                Ok(VerifyReport {
-                    id: m.id.clone(),
-                    stored_size: m.stored_size,
-                    plain_size: m.plain_size,
-                    toc_entries: report.toc_entries,
-                })
-            }
-            Err(e) => {
-                sink.abort().await;
-                Err(e)
-            }
+        let keys = self.check_all_present(m).await?;
+        if let Some(first) = keys.first() {
+            self.check_keys(m, first).await?;
         }
+        let mut toc_entries = None;
+        for (a, key) in m.artifacts.iter().zip(&keys) {
+            // The dump goes through the archive checker; everything else is checked by its
+            // digests alone.
+            let mut sink: Box<dyn RestoreSink> = match checker {
+                Some(c) if a.kind == ArtifactKind::Dump => {
+                    c.check_archive(m.format, m.pg_dump_major).await?
+                }
+                _ => Box::new(NullSink),
+            };
+            if let Err(e) = self
+                .stream_verified(m, a, key, sink.as_mut(), progress)
+                .await
+            {
+                sink.abort().await;
+                return Err(e);
+            }
+            let report = sink.finish().await.map_err(|e| {
+                Error::Dump(
+                    DumpError::new(
+                        DumpErrorKind::BadArchive,
+                        format!("backup {}: archive check failed: {e}", m.id),
+                    )
+                    .with_stderr(e.stderr_tail().unwrap_or_default()),
+                )
+            })?;
+            toc_entries = toc_entries.or(report.toc_entries);
+        }
+        Ok(VerifyReport {
+            id: m.id.clone(),
+            stored_size: m.stored_size(),
+            plain_size: m.plain_size(),
+            artifacts: m.artifacts.len(),
+            toc_entries,
+        })
     }
 }
 

@@ -1,0 +1,796 @@
+//! Layering (defaults < file `[defaults]` < `[jobs.NAME]` < environment < flags) with
+//! provenance per key, and validation into a typed [`ResolvedJob`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::error::{ConfigError, Origin};
+use crate::load::{LoadedConfig, Scope, url_has_password};
+use crate::settings::{JobSettings, KEYS, NOTIFY_EVENTS, env_var_for};
+use crate::values::{check_compression, parse_duration, parse_size, redact_url};
+
+/// What the library may ask of its host: environment variables and whether a path is an
+/// executable file. The binary passes `std::env::var` and [`is_executable`]; tests pass maps.
+pub struct Environment<'a> {
+    /// Looks up an environment variable (`PGB_*`, `PATH`).
+    pub var: &'a dyn Fn(&str) -> Option<String>,
+    /// Whether a path is an executable file (for hooks).
+    pub is_executable: &'a dyn Fn(&Path) -> bool,
+}
+
+impl fmt::Debug for Environment<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Environment { .. }")
+    }
+}
+
+/// Whether `path` is a regular file with an execute bit: the check the binary injects.
+pub fn is_executable(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::metadata(path).is_ok_and(|m| m.is_file())
+    }
+}
+
+/// Where an effective value came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Source {
+    /// pgb's built-in default.
+    Default,
+    /// The config file (`[defaults]` or the job's table).
+    File {
+        /// The file.
+        path: String,
+        /// 1-based line of the key.
+        line: usize,
+    },
+    /// An environment variable.
+    Env {
+        /// Its name.
+        var: String,
+    },
+    /// A command-line flag.
+    Flag,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Default => f.write_str("default"),
+            Source::File { path, line } => write!(f, "{path}:{line}"),
+            Source::Env { var } => write!(f, "env {var}"),
+            Source::Flag => f.write_str("flag"),
+        }
+    }
+}
+
+/// pgb's built-in defaults, the lowest layer.
+pub fn builtin_defaults() -> JobSettings {
+    JobSettings {
+        format: Some("custom".into()),
+        compression: Some("zstd:3".into()),
+        timezone: Some("UTC".into()),
+        jitter: Some("0s".into()),
+        catch_up: Some(false),
+        verify_after_backup: Some(false),
+        hook_timeout: Some("10m".into()),
+        ..JobSettings::default()
+    }
+}
+
+const TABLES: &[&str] = &["drill", "check", "notify"];
+
+/// `JobSettings` as `key -> value`, nested tables as `table.key`.
+pub(crate) fn flatten(s: &JobSettings) -> BTreeMap<String, Value> {
+    let mut out = BTreeMap::new();
+    let Ok(Value::Object(top)) = serde_json::to_value(s) else {
+        return out;
+    };
+    for (k, v) in top {
+        match v {
+            Value::Object(inner) if TABLES.contains(&k.as_str()) => {
+                for (k2, v2) in inner {
+                    out.insert(format!("{k}.{k2}"), v2);
+                }
+            }
+            v => {
+                out.insert(k, v);
+            }
+        }
+    }
+    out
+}
+
+fn unflatten(map: &BTreeMap<String, Value>) -> JobSettings {
+    let mut top = Map::new();
+    for (k, v) in map {
+        match k.split_once('.') {
+            Some((t, k2)) => {
+                let e = top
+                    .entry(t.to_owned())
+                    .or_insert_with(|| Value::Object(Map::new()));
+                if let Value::Object(m) = e {
+                    m.insert(k2.to_owned(), v.clone());
+                }
+            }
+            None => {
+                top.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    serde_json::from_value(Value::Object(top)).expect("layers of valid settings merge")
+}
+
+/// The `PGB_*` environment layer. `PGB_REPO` is accepted for `repository` as well.
+///
+/// Values are read as TOML values (`PGB_KEEP_DAILY=7`, `PGB_LABELS='["a","b"]'`), else as a
+/// string, else as a comma-separated list.
+///
+/// # Errors
+/// A value of the wrong type, naming the variable and key.
+pub fn env_layer(
+    var: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<(String, Value, String)>, ConfigError> {
+    let mut out = Vec::new();
+    for key in KEYS {
+        let mut name = env_var_for(key);
+        let mut raw = var(&name);
+        if raw.is_none() && *key == "repository" {
+            name = "PGB_REPO".into();
+            raw = var(&name);
+        }
+        let Some(raw) = raw else { continue };
+        let (table, field) = match key.split_once('.') {
+            Some((t, f)) => (Some(t), f),
+            None => (None, *key),
+        };
+        let quoted = serde_json::to_string(&raw).expect("strings serialize");
+        let list = serde_json::to_string(
+            &raw.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>(),
+        )
+        .expect("strings serialize");
+        let mut last_err = String::new();
+        let mut found = None;
+        for candidate in [raw.as_str(), &quoted, &list] {
+            let doc = match table {
+                Some(t) => format!("[{t}]\n{field} = {candidate}\n"),
+                None => format!("{field} = {candidate}\n"),
+            };
+            match toml::from_str::<JobSettings>(&doc) {
+                Ok(s) => {
+                    found = flatten(&s).remove(*key);
+                    if found.is_some() {
+                        break;
+                    }
+                }
+                Err(e) => last_err = e.message().lines().next().unwrap_or("").to_owned(),
+            }
+        }
+        let Some(value) = found else {
+            return Err(ConfigError::new(Origin::Env(name), last_err).key(*key));
+        };
+        if let Some(s) = value.as_str()
+            && (key.ends_with("_env") && s.contains("://"))
+        {
+            return Err(ConfigError::new(
+                Origin::Env(name),
+                "takes the name of an environment variable holding the secret, not the value",
+            )
+            .key(*key));
+        }
+        out.push((key.to_string(), value, name));
+    }
+    Ok(out)
+}
+
+/// A hook: the argv and the program it resolved to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Hook {
+    /// As configured; `argv[0]` is the program.
+    pub argv: Vec<String>,
+    /// `argv[0]` resolved through `PATH` (or as given when it contains a `/`).
+    pub program: PathBuf,
+}
+
+/// The job's hooks and their timeout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Hooks {
+    /// Before pg_dump starts; failing aborts the backup.
+    pub pre_backup: Option<Hook>,
+    /// After every backup.
+    pub post_backup: Option<Hook>,
+    /// When a backup fails.
+    pub on_error: Option<Hook>,
+    /// After a successful restore.
+    pub post_restore: Option<Hook>,
+    /// Kill a hook running longer.
+    pub timeout: Duration,
+}
+
+/// Where the job's encryption keys come from (names of files and variables only).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct EncryptionSettings {
+    /// age recipients (public keys).
+    pub recipients: Vec<String>,
+    /// File of recipients.
+    pub recipients_file: Option<PathBuf>,
+    /// File holding the passphrase.
+    pub passphrase_file: Option<PathBuf>,
+    /// Variable holding the passphrase.
+    pub passphrase_env: Option<String>,
+    /// File holding the authentication key.
+    pub auth_key_file: Option<PathBuf>,
+    /// Variable holding the authentication key.
+    pub auth_key_env: Option<String>,
+    /// File of age identities.
+    pub identity_file: Option<PathBuf>,
+}
+
+/// `[drill]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DrillConfig {
+    /// The server to restore on.
+    pub target: Option<String>,
+    /// Smoke SQL files.
+    pub smoke: Vec<PathBuf>,
+    /// RTO limit.
+    pub max_rto: Option<Duration>,
+    /// RPO limit.
+    pub max_rpo: Option<Duration>,
+    /// Random backup from within this span.
+    pub within: Option<Duration>,
+    /// When the daemon drills.
+    pub schedule: Option<String>,
+}
+
+/// `[check]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckConfig {
+    /// Maximum age of the newest complete backup.
+    pub max_age: Option<Duration>,
+    /// Minimum size in bytes.
+    pub min_size: Option<u64>,
+    /// Maximum percent drop against the median of previous backups.
+    pub max_size_drop: Option<u32>,
+    /// Maximum age of the newest passing drill.
+    pub max_drill_age: Option<Duration>,
+}
+
+/// `[notify]`, validated: names of variables and files, never URLs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NotifyConfig {
+    /// Variable holding the webhook URL.
+    pub webhook_url_env: Option<String>,
+    /// File holding the webhook URL.
+    pub webhook_url_file: Option<PathBuf>,
+    /// Variable holding the Slack URL.
+    pub slack_url_env: Option<String>,
+    /// Variable holding the ping URL.
+    pub ping_url_env: Option<String>,
+    /// Events to send (all when empty).
+    pub events: Vec<String>,
+}
+
+/// A job with every layer applied and every value checked.
+#[derive(Debug, Clone)]
+pub struct ResolvedJob {
+    /// The job name.
+    pub name: String,
+    /// Database URL (no password).
+    pub database: Option<String>,
+    /// Repository URL or path.
+    pub repository: String,
+    /// `custom` or `plain`.
+    pub format: String,
+    /// Compression spec (grammar of `pgb_core::Compression`).
+    pub compression: String,
+    /// Labels.
+    pub labels: Vec<String>,
+    /// Key sources.
+    pub encryption: EncryptionSettings,
+    /// Retention policy, when any `keep_*` key is set.
+    pub retention: Option<pgb_retention::Policy>,
+    /// The cron expression as written, when scheduled.
+    pub schedule_expr: Option<String>,
+    /// The parsed schedule.
+    pub schedule: Option<croner::Cron>,
+    /// The zone the schedule and the retention calendar run in.
+    pub timezone: chrono_tz::Tz,
+    /// Maximum jitter.
+    pub jitter: Duration,
+    /// Catch up a missed slot at daemon start.
+    pub catch_up: bool,
+    /// Verify right after each backup.
+    pub verify_after_backup: bool,
+    /// Hooks.
+    pub hooks: Hooks,
+    /// Drill settings, when `[drill]` has any key.
+    pub drill: Option<DrillConfig>,
+    /// Check settings, when `[check]` has any key.
+    pub check: Option<CheckConfig>,
+    /// Notification settings, when `[notify]` has any key.
+    pub notify: Option<NotifyConfig>,
+    /// The effective settings, as layered.
+    pub settings: JobSettings,
+    /// Where each effective key came from.
+    pub provenance: BTreeMap<String, Source>,
+}
+
+/// One key of the effective-settings report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Effective {
+    /// The value (URL passwords redacted).
+    pub value: Value,
+    /// Where it came from.
+    pub source: Source,
+}
+
+/// A job's effective settings with their provenance: what `pgb config check` prints.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JobReport {
+    /// The job.
+    pub job: String,
+    /// Every set key, nested tables as `table.key`.
+    pub settings: BTreeMap<String, Effective>,
+}
+
+impl ResolvedJob {
+    /// The effective settings and their sources, secrets redacted.
+    pub fn report(&self) -> JobReport {
+        let settings = flatten(&self.settings)
+            .into_iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    Value::String(s) => Value::String(redact_url(&s)),
+                    other => other,
+                };
+                let source = self.provenance.get(&k).cloned().unwrap_or(Source::Default);
+                (k, Effective { value: v, source })
+            })
+            .collect();
+        JobReport {
+            job: self.name.clone(),
+            settings,
+        }
+    }
+}
+
+impl LoadedConfig {
+    /// Layers and validates one job.
+    ///
+    /// # Errors
+    /// A missing job, a bad environment value, or any invalid effective value, naming
+    /// where it came from (file and line, variable, or flag), the job and the key.
+    pub fn resolve(
+        &self,
+        job: &str,
+        env: &Environment<'_>,
+        flags: &JobSettings,
+    ) -> Result<ResolvedJob, ConfigError> {
+        let path = self.path.display().to_string();
+        let Some(job_settings) = self.file.jobs.get(job) else {
+            let known: Vec<&str> = self.job_names().collect();
+            return Err(ConfigError::new(
+                Origin::File { path, line: None },
+                format!(
+                    "no job named {job:?} (jobs: {})",
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            ));
+        };
+        let mut merged: BTreeMap<String, Value> = BTreeMap::new();
+        let mut prov: BTreeMap<String, Source> = BTreeMap::new();
+        let mut apply = |layer: BTreeMap<String, Value>, src: &dyn Fn(&str) -> Source| {
+            for (k, v) in layer {
+                prov.insert(k.clone(), src(&k));
+                merged.insert(k, v);
+            }
+        };
+        apply(flatten(&builtin_defaults()), &|_| Source::Default);
+        let file_src = |scope: Scope| {
+            let path = path.clone();
+            move |k: &str| Source::File {
+                path: path.clone(),
+                line: self
+                    .lines
+                    .get(&(scope.clone(), k.to_owned()))
+                    .copied()
+                    .unwrap_or(0),
+            }
+        };
+        apply(flatten(&self.file.defaults), &file_src(Scope::Defaults));
+        apply(flatten(job_settings), &file_src(Scope::Job(job.to_owned())));
+        let env_values = env_layer(env.var).map_err(|e| e.job(Some(job)))?;
+        let env_names: BTreeMap<String, String> = env_values
+            .iter()
+            .map(|(k, _, n)| (k.clone(), n.clone()))
+            .collect();
+        apply(
+            env_values.into_iter().map(|(k, v, _)| (k, v)).collect(),
+            &|k| Source::Env {
+                var: env_names.get(k).cloned().unwrap_or_default(),
+            },
+        );
+        apply(flatten(flags), &|_| Source::Flag);
+        let settings = unflatten(&merged);
+        validate(job, settings, prov, env)
+    }
+
+    /// Resolves every job, stopping at the first invalid one.
+    ///
+    /// # Errors
+    /// As [`LoadedConfig::resolve`].
+    pub fn resolve_all(
+        &self,
+        env: &Environment<'_>,
+        flags: &JobSettings,
+    ) -> Result<Vec<ResolvedJob>, ConfigError> {
+        self.file
+            .jobs
+            .keys()
+            .map(|name| self.resolve(name, env, flags))
+            .collect()
+    }
+}
+
+fn origin_of(src: Option<&Source>) -> Origin {
+    match src {
+        Some(Source::File { path, line }) => Origin::File {
+            path: path.clone(),
+            line: (*line > 0).then_some(*line),
+        },
+        Some(Source::Env { var }) => Origin::Env(var.clone()),
+        Some(Source::Flag) => Origin::Flag,
+        Some(Source::Default) | None => Origin::None,
+    }
+}
+
+/// Parses a 5-field cron expression (or an `@daily`-style nickname).
+///
+/// # Errors
+/// A one-line reason.
+pub fn parse_cron(expr: &str) -> Result<croner::Cron, String> {
+    let fields = expr.split_whitespace().count();
+    if !expr.trim_start().starts_with('@') && fields != 5 {
+        return Err(format!(
+            "invalid cron expression {expr:?}: expected 5 fields (minute hour day-of-month month \
+             day-of-week), found {fields}"
+        ));
+    }
+    croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Disallowed)
+        .build()
+        .parse(expr)
+        .map_err(|e| format!("invalid cron expression {expr:?}: {e}"))
+}
+
+fn is_env_name(s: &str) -> bool {
+    let mut b = s.bytes();
+    b.next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == b'_')
+        && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
+}
+
+/// Repository URL schemes pgb knows.
+pub const REPOSITORY_SCHEMES: &[&str] = &["file", "s3", "gs", "az"];
+
+fn validate(
+    job: &str,
+    s: JobSettings,
+    prov: BTreeMap<String, Source>,
+    env: &Environment<'_>,
+) -> Result<ResolvedJob, ConfigError> {
+    let err = |key: &str, msg: String| {
+        ConfigError::new(origin_of(prov.get(key)), msg)
+            .job(Some(job))
+            .key(key)
+    };
+    let dur = |key: &str, v: &Option<String>| -> Result<Option<Duration>, ConfigError> {
+        v.as_deref()
+            .map(parse_duration)
+            .transpose()
+            .map_err(|m| err(key, m))
+    };
+    let env_name = |key: &str, v: &Option<String>| -> Result<(), ConfigError> {
+        match v {
+            Some(n) if !is_env_name(n) => Err(err(
+                key,
+                format!("{n:?} is not an environment variable name"),
+            )),
+            _ => Ok(()),
+        }
+    };
+    let pg_url = |key: &str, v: &Option<String>| -> Result<(), ConfigError> {
+        let Some(u) = v else { return Ok(()) };
+        if !(u.starts_with("postgres://") || u.starts_with("postgresql://")) {
+            return Err(err(
+                key,
+                format!("{:?} is not a postgres:// URL", redact_url(u)),
+            ));
+        }
+        if url_has_password(u) {
+            return Err(err(
+                key,
+                "a password written inline in the URL; leave it out and use PGPASSWORD or \
+                 PGPASSFILE"
+                    .into(),
+            ));
+        }
+        Ok(())
+    };
+
+    pg_url("database", &s.database)?;
+    let Some(repository) = s.repository.clone() else {
+        return Err(err(
+            "repository",
+            "no repository: set `repository` in the job or [defaults], PGB_REPOSITORY, or \
+             --repo"
+                .into(),
+        ));
+    };
+    if let Some((scheme, _)) = repository.split_once("://")
+        && !REPOSITORY_SCHEMES.contains(&scheme)
+    {
+        return Err(err(
+            "repository",
+            format!(
+                "unknown repository scheme {scheme:?}: expected file://, s3://, gs://, az:// or a path"
+            ),
+        ));
+    }
+    if url_has_password(&repository) {
+        return Err(err(
+            "repository",
+            "a secret written inline in the URL; use the storage's credential variables".into(),
+        ));
+    }
+    let format = s.format.clone().unwrap_or_else(|| "custom".into());
+    if !["custom", "plain"].contains(&format.as_str()) {
+        return Err(err(
+            "format",
+            format!("unknown format {format:?}: expected custom or plain"),
+        ));
+    }
+    let compression = s.compression.clone().unwrap_or_else(|| "zstd:3".into());
+    check_compression(&compression).map_err(|m| err("compression", m))?;
+    let labels = s.labels.clone().unwrap_or_default();
+    if labels.iter().any(|l| l.trim().is_empty()) {
+        return Err(err("labels", "a label is empty".into()));
+    }
+
+    let recipients = s.recipients.clone().unwrap_or_default();
+    if let Some(r) = recipients
+        .iter()
+        .find(|r| !(r.starts_with("age1") || r.starts_with("ssh-")))
+    {
+        return Err(err(
+            "recipients",
+            format!("{r:?} is not an age recipient (age1... or ssh-...)"),
+        ));
+    }
+    env_name("passphrase_env", &s.passphrase_env)?;
+    env_name("auth_key_env", &s.auth_key_env)?;
+
+    let tz_name = s.timezone.clone().unwrap_or_else(|| "UTC".into());
+    let timezone = chrono_tz::Tz::from_str(&tz_name).map_err(|_| {
+        err(
+            "timezone",
+            format!("unknown time zone {tz_name:?}: expected an IANA name such as Europe/Berlin"),
+        )
+    })?;
+
+    let retention = retention_policy(&s, &tz_name).map_err(|(k, m)| err(k, m))?;
+
+    let schedule = s
+        .schedule
+        .as_deref()
+        .map(parse_cron)
+        .transpose()
+        .map_err(|m| err("schedule", m))?;
+    let jitter = dur("jitter", &s.jitter)?.unwrap_or(Duration::ZERO);
+
+    let path_var = (env.var)("PATH").unwrap_or_default();
+    let hook = |key: &str, v: &Option<Vec<String>>| -> Result<Option<Hook>, ConfigError> {
+        let Some(argv) = v else { return Ok(None) };
+        let Some(prog) = argv.first().filter(|p| !p.is_empty()) else {
+            return Err(err(
+                key,
+                "an empty command; a hook is an argv array such as [\"npx\", \"prisma\", \"migrate\", \"deploy\"]".into(),
+            ));
+        };
+        let program = if prog.contains('/') {
+            let p = PathBuf::from(prog);
+            (env.is_executable)(&p).then_some(p)
+        } else {
+            path_var
+                .split(':')
+                .filter(|d| !d.is_empty())
+                .map(|d| Path::new(d).join(prog))
+                .find(|p| (env.is_executable)(p))
+        };
+        let Some(program) = program else {
+            return Err(err(
+                key,
+                format!("{prog:?} is not an executable file (searched PATH when it has no `/`)"),
+            ));
+        };
+        Ok(Some(Hook {
+            argv: argv.clone(),
+            program,
+        }))
+    };
+    let hooks = Hooks {
+        pre_backup: hook("pre_backup", &s.pre_backup)?,
+        post_backup: hook("post_backup", &s.post_backup)?,
+        on_error: hook("on_error", &s.on_error)?,
+        post_restore: hook("post_restore", &s.post_restore)?,
+        timeout: dur("hook_timeout", &s.hook_timeout)?.unwrap_or(Duration::from_secs(600)),
+    };
+
+    let drill = match &s.drill {
+        Some(d) => {
+            pg_url("drill.target", &d.target)?;
+            if let Some(expr) = &d.schedule {
+                parse_cron(expr).map_err(|m| err("drill.schedule", m))?;
+            }
+            Some(DrillConfig {
+                target: d.target.clone(),
+                smoke: d.smoke.clone().unwrap_or_default(),
+                max_rto: dur("drill.max_rto", &d.max_rto)?,
+                max_rpo: dur("drill.max_rpo", &d.max_rpo)?,
+                within: dur("drill.within", &d.within)?,
+                schedule: d.schedule.clone(),
+            })
+        }
+        None => None,
+    };
+    let check = match &s.check {
+        Some(c) => {
+            if c.max_size_drop.is_some_and(|p| p > 100) {
+                return Err(err(
+                    "check.max_size_drop",
+                    "a percentage from 0 to 100".into(),
+                ));
+            }
+            Some(CheckConfig {
+                max_age: dur("check.max_age", &c.max_age)?,
+                min_size: c
+                    .min_size
+                    .as_deref()
+                    .map(parse_size)
+                    .transpose()
+                    .map_err(|m| err("check.min_size", m))?,
+                max_size_drop: c.max_size_drop,
+                max_drill_age: dur("check.max_drill_age", &c.max_drill_age)?,
+            })
+        }
+        None => None,
+    };
+    let notify = match &s.notify {
+        Some(n) => {
+            env_name("notify.webhook_url_env", &n.webhook_url_env)?;
+            env_name("notify.slack_url_env", &n.slack_url_env)?;
+            env_name("notify.ping_url_env", &n.ping_url_env)?;
+            let events = n.events.clone().unwrap_or_default();
+            if let Some(e) = events.iter().find(|e| !NOTIFY_EVENTS.contains(&e.as_str())) {
+                return Err(err(
+                    "notify.events",
+                    format!("unknown event {e:?}: expected {}", NOTIFY_EVENTS.join(", ")),
+                ));
+            }
+            Some(NotifyConfig {
+                webhook_url_env: n.webhook_url_env.clone(),
+                webhook_url_file: n.webhook_url_file.clone(),
+                slack_url_env: n.slack_url_env.clone(),
+                ping_url_env: n.ping_url_env.clone(),
+                events,
+            })
+        }
+        None => None,
+    };
+
+    Ok(ResolvedJob {
+        name: job.to_owned(),
+        database: s.database.clone(),
+        repository,
+        format,
+        compression,
+        labels,
+        encryption: EncryptionSettings {
+            recipients,
+            recipients_file: s.recipients_file.clone(),
+            passphrase_file: s.passphrase_file.clone(),
+            passphrase_env: s.passphrase_env.clone(),
+            auth_key_file: s.auth_key_file.clone(),
+            auth_key_env: s.auth_key_env.clone(),
+            identity_file: s.identity_file.clone(),
+        },
+        retention,
+        schedule_expr: s.schedule.clone(),
+        schedule,
+        timezone,
+        jitter,
+        catch_up: s.catch_up.unwrap_or(false),
+        verify_after_backup: s.verify_after_backup.unwrap_or(false),
+        hooks,
+        drill,
+        check,
+        notify,
+        settings: s,
+        provenance: prov,
+    })
+}
+
+fn retention_policy(
+    s: &JobSettings,
+    zone: &str,
+) -> Result<Option<pgb_retention::Policy>, (&'static str, String)> {
+    use crate::settings::Keep;
+    use pgb_retention::{Count, Policy, Zone, parse_span};
+    let count = |k: Option<Keep>| match k {
+        Some(Keep::N(n)) => Count::N(n),
+        Some(Keep::Unlimited) => Count::Unlimited,
+        None => Count::N(0),
+    };
+    let any = s.keep_last.is_some()
+        || s.keep_hourly.is_some()
+        || s.keep_daily.is_some()
+        || s.keep_weekly.is_some()
+        || s.keep_monthly.is_some()
+        || s.keep_yearly.is_some()
+        || s.keep_within.is_some()
+        || s.keep_within_daily.is_some()
+        || s.keep_within_weekly.is_some()
+        || s.keep_within_monthly.is_some();
+    if !any {
+        return Ok(None);
+    }
+    let zone = Zone::iana(zone).map_err(|e| ("timezone", e.to_string()))?;
+    let mut p = Policy::default()
+        .with_zone(zone)
+        .with_keep_last(s.keep_last.unwrap_or(0))
+        .with_keep_hourly(count(s.keep_hourly))
+        .with_keep_daily(count(s.keep_daily))
+        .with_keep_weekly(count(s.keep_weekly))
+        .with_keep_monthly(count(s.keep_monthly))
+        .with_keep_yearly(count(s.keep_yearly));
+    let span = |key: &'static str, v: &Option<String>| {
+        v.as_deref()
+            .map(parse_span)
+            .transpose()
+            .map_err(|e| (key, e.to_string()))
+    };
+    if let Some(x) = span("keep_within", &s.keep_within)? {
+        p = p.with_keep_within(x);
+    }
+    if let Some(x) = span("keep_within_daily", &s.keep_within_daily)? {
+        p = p.with_keep_within_daily(x);
+    }
+    if let Some(x) = span("keep_within_weekly", &s.keep_within_weekly)? {
+        p = p.with_keep_within_weekly(x);
+    }
+    if let Some(x) = span("keep_within_monthly", &s.keep_within_monthly)? {
+        p = p.with_keep_within_monthly(x);
+    }
+    p.validate().map_err(|e| ("keep_last", e.to_string()))?;
+    Ok(Some(p))
+}

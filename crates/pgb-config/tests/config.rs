@@ -1,0 +1,347 @@
+//! The config file as an operator meets it: the example validates, layering and provenance,
+//! and every kind of bad input names the file, line, job and key.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use pgb_config::{
+    ConfigError, EXAMPLE, Environment, JobSettings, Keep, LoadedConfig, Origin, Source,
+};
+
+fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn resolve(
+    text: &str,
+    job: &str,
+    env: &[(&str, &str)],
+) -> Result<pgb_config::ResolvedJob, ConfigError> {
+    let cfg = LoadedConfig::parse(text, Path::new("pgb.toml"))?;
+    let map = vars(env);
+    let var = move |k: &str| map.get(k).cloned();
+    let exe = |p: &Path| p == Path::new("/usr/bin/npx") || p == Path::new("/bin/sh");
+    cfg.resolve(
+        job,
+        &Environment {
+            var: &var,
+            is_executable: &exe,
+        },
+        &JobSettings::default(),
+    )
+}
+
+fn parse_err(text: &str) -> ConfigError {
+    LoadedConfig::parse(text, Path::new("pgb.toml")).expect_err("must be refused")
+}
+
+fn line(e: &ConfigError) -> Option<usize> {
+    match &e.origin {
+        Origin::File { line, .. } => *line,
+        _ => None,
+    }
+}
+
+#[test]
+fn the_example_validates_and_covers_three_environments() {
+    let cfg = LoadedConfig::parse(EXAMPLE, Path::new("pgb.example.toml")).unwrap();
+    let names: Vec<&str> = cfg.job_names().collect();
+    assert_eq!(names, ["dev", "production", "staging"]);
+    let none = |_: &str| None;
+    let env = Environment {
+        var: &none,
+        is_executable: &|_| false,
+    };
+    let jobs = cfg.resolve_all(&env, &JobSettings::default()).unwrap();
+    let dev = &jobs[0];
+    assert_eq!(dev.settings.keep_last, Some(3));
+    assert!(dev.schedule.is_none());
+    let prod = &jobs[1];
+    assert_eq!(prod.timezone, pgb_config::Tz::Europe__Berlin);
+    assert_eq!(prod.settings.keep_daily, Some(Keep::N(30)));
+    assert!(prod.retention.is_some());
+    assert_eq!(prod.jitter.as_secs(), 600);
+    assert_eq!(
+        prod.drill.as_ref().unwrap().max_rto.unwrap().as_secs(),
+        4 * 3600
+    );
+    assert_eq!(prod.check.as_ref().unwrap().min_size, Some(10 << 20));
+    assert_eq!(
+        prod.notify.as_ref().unwrap().webhook_url_env.as_deref(),
+        Some("PGB_WEBHOOK_URL")
+    );
+    let staging = &jobs[2];
+    assert_eq!(staging.schedule_expr.as_deref(), Some("30 2 * * *"));
+    assert!(staging.catch_up);
+    // The zone comes from [defaults], and says so.
+    assert_eq!(
+        staging.provenance["timezone"],
+        Source::File {
+            path: "pgb.example.toml".into(),
+            line: 15
+        }
+    );
+}
+
+const BASE: &str = r#"
+[defaults]
+repository = "s3://bucket/pgb"
+keep_daily = 7
+timezone = "Europe/Berlin"
+
+[jobs.shop]
+database = "postgres://backup@db/shop"
+keep_daily = 14
+
+[jobs.shop.drill]
+max_rto = "2h"
+"#;
+
+#[test]
+fn layers_defaults_file_job_env_flags_with_provenance() {
+    let cfg = LoadedConfig::parse(BASE, Path::new("pgb.toml")).unwrap();
+    let map = vars(&[("PGB_DRILL_MAX_RTO", "3h"), ("PGB_COMPRESSION", "gzip:6")]);
+    let var = move |k: &str| map.get(k).cloned();
+    let env = Environment {
+        var: &var,
+        is_executable: &|_| false,
+    };
+    let flags = JobSettings {
+        compression: Some("none".into()),
+        ..JobSettings::default()
+    };
+    let job = cfg.resolve("shop", &env, &flags).unwrap();
+    let p = &job.provenance;
+    // built-in default
+    assert_eq!(job.format, "custom");
+    assert_eq!(p["format"], Source::Default);
+    // [defaults]
+    assert_eq!(job.repository, "s3://bucket/pgb");
+    assert_eq!(p["repository"].to_string(), "pgb.toml:3");
+    // [jobs.shop] over [defaults]
+    assert_eq!(job.settings.keep_daily, Some(Keep::N(14)));
+    assert_eq!(p["keep_daily"].to_string(), "pgb.toml:9");
+    // env over the file, in a nested table
+    assert_eq!(
+        job.drill.as_ref().unwrap().max_rto.unwrap().as_secs(),
+        3 * 3600
+    );
+    assert_eq!(p["drill.max_rto"].to_string(), "env PGB_DRILL_MAX_RTO");
+    // flags over env
+    assert_eq!(job.compression, "none");
+    assert_eq!(p["compression"], Source::Flag);
+
+    let report = serde_json::to_value(job.report()).unwrap();
+    assert_eq!(report["settings"]["keep_daily"]["value"], 14);
+    assert_eq!(report["settings"]["keep_daily"]["source"]["kind"], "file");
+    assert_eq!(report["settings"]["keep_daily"]["source"]["line"], 9);
+    assert_eq!(report["settings"]["timezone"]["value"], "Europe/Berlin");
+}
+
+#[test]
+fn env_values_are_typed_and_lists_split() {
+    let job = resolve(
+        BASE,
+        "shop",
+        &[
+            ("PGB_KEEP_WEEKLY", "unlimited"),
+            ("PGB_LABELS", "a, b"),
+            ("PGB_CATCH_UP", "true"),
+            ("PGB_REPO", "/srv/backups"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(job.settings.keep_weekly, Some(Keep::Unlimited));
+    assert_eq!(job.labels, ["a", "b"]);
+    assert!(job.catch_up);
+    assert_eq!(job.repository, "/srv/backups");
+    assert_eq!(job.provenance["repository"].to_string(), "env PGB_REPO");
+
+    let e = resolve(BASE, "shop", &[("PGB_KEEP_DAILY", "many")]).unwrap_err();
+    assert_eq!(e.origin, Origin::Env("PGB_KEEP_DAILY".into()));
+    assert_eq!(e.key.as_deref(), Some("keep_daily"));
+}
+
+#[test]
+fn unknown_keys_and_wrong_types_name_file_line_job_and_key() {
+    let e = parse_err("[jobs.shop]\nrepository = \"/x\"\nkeep_dialy = 7\n");
+    assert_eq!(line(&e), Some(3));
+    assert_eq!(e.job.as_deref(), Some("shop"));
+    assert_eq!(e.key.as_deref(), Some("keep_dialy"));
+    let msg = e.to_string();
+    assert!(
+        msg.starts_with("pgb.toml:3: job \"shop\", key \"keep_dialy\": unknown field"),
+        "{msg}"
+    );
+    assert!(!msg.contains('\n'));
+
+    let e = parse_err("[defaults]\nrepository = \"/x\"\n\n[jobs.a]\ncatch_up = \"yes\"\n");
+    assert_eq!(line(&e), Some(5));
+    assert_eq!(e.job.as_deref(), Some("a"));
+    assert_eq!(e.key.as_deref(), Some("catch_up"));
+
+    let e = parse_err("[jobs.a.drill]\nmax_rto = 5\n");
+    assert_eq!(e.key.as_deref(), Some("drill.max_rto"));
+    assert_eq!(line(&e), Some(2));
+
+    let e = parse_err("[job.shop]\nrepository = \"/x\"\n");
+    assert!(e.to_string().contains("unknown field `job`"), "{e}");
+
+    let e = parse_err("[jobs.shop]\nrepository = \n");
+    assert_eq!(line(&e), Some(2));
+
+    let e = parse_err("[jobs.\"bad name\"]\nrepository = \"/x\"\n");
+    assert!(e.to_string().contains("job name"), "{e}");
+}
+
+#[test]
+fn secrets_written_inline_are_refused_without_echoing_them() {
+    let cases = [
+        (
+            "[jobs.shop]\npassphrase = \"hunter2\"\n",
+            "shop",
+            "passphrase",
+            2,
+        ),
+        (
+            "[defaults]\nrepository = \"/x\"\n[jobs.shop]\ndatabase = \"postgres://u:hunter2@db/shop\"\n",
+            "shop",
+            "database",
+            4,
+        ),
+        (
+            "[jobs.shop]\nrecipients = [\"AGE-SECRET-KEY-1HUNTER2\"]\n",
+            "shop",
+            "recipients",
+            2,
+        ),
+        (
+            "[jobs.shop.notify]\nwebhook_url = \"https://hooks.example/hunter2\"\n",
+            "shop",
+            "notify.webhook_url",
+            2,
+        ),
+        (
+            "[jobs.shop.notify]\nslack_url_env = \"https://hooks.slack.com/hunter2\"\n",
+            "shop",
+            "notify.slack_url_env",
+            2,
+        ),
+    ];
+    for (text, job, key, l) in cases {
+        let e = parse_err(text);
+        let msg = e.to_string();
+        assert_eq!(e.job.as_deref(), Some(job), "{msg}");
+        assert_eq!(e.key.as_deref(), Some(key), "{msg}");
+        assert_eq!(line(&e), Some(l), "{msg}");
+        assert!(
+            !msg.contains("hunter2") && !msg.contains("HUNTER2"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("inline") || msg.contains("not the value"),
+            "{msg}"
+        );
+    }
+    // In [defaults] there is no job to name.
+    let e = parse_err("[defaults]\nauth_key = \"k\"\n");
+    assert_eq!(
+        (e.job.as_deref(), e.key.as_deref()),
+        (None, Some("auth_key"))
+    );
+    // From the environment, a password in the database URL is refused too.
+    let e = resolve(
+        BASE,
+        "shop",
+        &[("PGB_DATABASE", "postgres://u:hunter2@db/x")],
+    )
+    .unwrap_err();
+    assert_eq!(e.origin, Origin::Env("PGB_DATABASE".into()));
+    assert!(!e.to_string().contains("hunter2"));
+}
+
+#[test]
+fn validation_names_the_bad_value_and_where_it_came_from() {
+    let with = |extra: &str| format!("[jobs.shop]\nrepository = \"/x\"\n{extra}\n");
+    let bad = [
+        ("schedule = \"61 2 * * *\"", "schedule", "cron"),
+        ("schedule = \"0 0 2 * * *\"", "schedule", "5 fields"),
+        ("timezone = \"Mars/Olympus\"", "timezone", "time zone"),
+        ("jitter = \"5 minutes\"", "jitter", "duration"),
+        ("compression = \"lz4\"", "compression", "compression"),
+        ("format = \"tar\"", "format", "format"),
+        (
+            "pre_backup = [\"no-such-program\"]",
+            "pre_backup",
+            "executable",
+        ),
+        ("post_restore = []", "post_restore", "empty"),
+        ("keep_within = \"forever\"", "keep_within", ""),
+        ("recipients = [\"bob\"]", "recipients", "age recipient"),
+        (
+            "passphrase_env = \"not a name\"",
+            "passphrase_env",
+            "variable name",
+        ),
+    ];
+    for (extra, key, needle) in bad {
+        let e = resolve(&with(extra), "shop", &[("PATH", "/usr/bin:/bin")]).unwrap_err();
+        let msg = e.to_string();
+        assert_eq!(e.key.as_deref(), Some(key), "{msg}");
+        assert_eq!(e.job.as_deref(), Some("shop"), "{msg}");
+        assert_eq!(line(&e), Some(3), "{msg}");
+        assert!(msg.starts_with("pgb.toml:3: job \"shop\""), "{msg}");
+        assert!(msg.contains(needle), "{msg}");
+    }
+    let e = resolve("[jobs.shop]\nrepository = \"ftp://h/x\"\n", "shop", &[]).unwrap_err();
+    assert!(e.to_string().contains("unknown repository scheme"), "{e}");
+    let e = resolve("[jobs.shop]\nkeep_last = 3\n", "shop", &[]).unwrap_err();
+    assert_eq!(e.key.as_deref(), Some("repository"));
+    let e = resolve(BASE, "nope", &[]).unwrap_err();
+    assert!(
+        e.to_string().contains("no job named \"nope\" (jobs: shop)"),
+        "{e}"
+    );
+}
+
+#[test]
+fn hooks_resolve_through_the_given_path() {
+    let text = "[jobs.shop]\nrepository = \"/x\"\npost_restore = [\"npx\", \"prisma\", \"migrate\", \"deploy\"]\npre_backup = [\"/bin/sh\", \"-c\", \"true\"]\n";
+    let job = resolve(text, "shop", &[("PATH", "/opt/none:/usr/bin")]).unwrap();
+    let hook = job.hooks.post_restore.unwrap();
+    assert_eq!(hook.program, Path::new("/usr/bin/npx"));
+    assert_eq!(hook.argv, ["npx", "prisma", "migrate", "deploy"]);
+    assert_eq!(job.hooks.pre_backup.unwrap().program, Path::new("/bin/sh"));
+    assert_eq!(job.hooks.timeout.as_secs(), 600);
+    // Not on this PATH: refused.
+    let e = resolve(text, "shop", &[("PATH", "/opt/none")]).unwrap_err();
+    assert_eq!(e.key.as_deref(), Some("post_restore"));
+}
+
+#[test]
+fn the_report_redacts_url_passwords_from_flags() {
+    let cfg = LoadedConfig::parse(BASE, Path::new("pgb.toml")).unwrap();
+    let none = |_: &str| None;
+    let env = Environment {
+        var: &none,
+        is_executable: &|_| false,
+    };
+    let flags = JobSettings {
+        repository: Some("s3://bucket/pgb".into()),
+        ..JobSettings::default()
+    };
+    let job = cfg.resolve("shop", &env, &flags).unwrap();
+    let mut report = job.report();
+    assert_eq!(report.settings["repository"].source, Source::Flag);
+    // A value set by an embedder bypassing validation is still redacted in the report.
+    let mut settings = job.settings.clone();
+    settings.database = Some("postgres://u:hunter2@db/shop".into());
+    let job = pgb_config::ResolvedJob { settings, ..job };
+    report = job.report();
+    let json = serde_json::to_string(&report).unwrap();
+    assert!(!json.contains("hunter2"), "{json}");
+    assert!(json.contains("postgres://u:***@db/shop"), "{json}");
+}

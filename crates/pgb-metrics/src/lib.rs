@@ -1,0 +1,203 @@
+//! # pgb-metrics
+//!
+//! Prometheus text exposition (format 0.0.4) of pgb's state, rendered from the reports of
+//! `pgb-ops` ([`CheckReport`], [`DrillReport`]), and an atomic textfile writer for
+//! node_exporter's textfile collector.
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `pgb_backup_last_success_timestamp_seconds` | gauge | set, database, job |
+//! | `pgb_backup_last_duration_seconds` | gauge | set, database, job |
+//! | `pgb_backup_last_size_bytes` | gauge | set, database, job |
+//! | `pgb_backups` | gauge | set, database, job |
+//! | `pgb_backup_max_age_seconds` | gauge | set, database, job |
+//! | `pgb_drill_last_success_timestamp_seconds` | gauge | set, database, job |
+//! | `pgb_drill_last_rto_seconds` | gauge | set, database, job |
+//! | `pgb_drill_last_rpo_seconds` | gauge | set, database, job |
+//! | `pgb_check_status` | gauge (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN) | job |
+//!
+//! Backup ids are never labels (each would be a new time series).
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use pgb_ops::{CheckReport, DrillReport};
+
+struct Family {
+    name: &'static str,
+    help: &'static str,
+    samples: Vec<(String, String)>,
+}
+
+impl Family {
+    fn new(name: &'static str, help: &'static str) -> Self {
+        Self {
+            name,
+            help,
+            samples: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, labels: &str, value: impl ToString) {
+        self.samples.push((labels.to_owned(), value.to_string()));
+    }
+}
+
+/// Escapes a label value: backslash, double quote and newline.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn set_labels(set: &str, database: &str, job: Option<&str>) -> String {
+    format!(
+        "set=\"{}\",database=\"{}\",job=\"{}\"",
+        escape(set),
+        escape(database),
+        escape(job.unwrap_or(""))
+    )
+}
+
+fn render_families(families: &[Family]) -> String {
+    let mut out = String::new();
+    for f in families.iter().filter(|f| !f.samples.is_empty()) {
+        let _ = writeln!(out, "# HELP {} {}", f.name, f.help);
+        let _ = writeln!(out, "# TYPE {} gauge", f.name);
+        for (labels, value) in &f.samples {
+            let _ = writeln!(out, "{}{{{labels}}} {value}", f.name);
+        }
+    }
+    out
+}
+
+fn seconds(ms: u64) -> String {
+    format!("{}.{:03}", ms / 1000, ms % 1000)
+}
+
+/// Renders a check report: per backup set the newest backup's time, duration and size, the
+/// number of backups, the maximum age applied, the last drill's RTO and RPO and the last
+/// passed drill's time; and the overall check status. `job` labels every series.
+pub fn render_check(report: &CheckReport, job: Option<&str>) -> String {
+    let mut last_success = Family::new(
+        "pgb_backup_last_success_timestamp_seconds",
+        "Unix time the newest complete backup of the set finished.",
+    );
+    let mut duration = Family::new(
+        "pgb_backup_last_duration_seconds",
+        "Duration of the newest complete backup of the set.",
+    );
+    let mut size = Family::new(
+        "pgb_backup_last_size_bytes",
+        "Stored size of the newest complete backup of the set.",
+    );
+    let mut count = Family::new(
+        "pgb_backups",
+        "Complete backups of the set in the repository.",
+    );
+    let mut max_age = Family::new(
+        "pgb_backup_max_age_seconds",
+        "The maximum age the check applies to the newest backup of the set.",
+    );
+    let mut drill_success = Family::new(
+        "pgb_drill_last_success_timestamp_seconds",
+        "Unix time the last passed restore drill of the set started.",
+    );
+    let mut rto = Family::new(
+        "pgb_drill_last_rto_seconds",
+        "Recovery time measured by the last restore drill of the set.",
+    );
+    let mut rpo = Family::new(
+        "pgb_drill_last_rpo_seconds",
+        "Recovery point (backup age at drill time) of the last restore drill of the set.",
+    );
+    let mut status = Family::new(
+        "pgb_check_status",
+        "Check status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
+    );
+    for s in &report.sets {
+        let l = set_labels(&s.set, &s.database, job);
+        if let Some(n) = &s.newest {
+            last_success.push(&l, n.finished_at.unix_timestamp());
+            duration.push(&l, n.duration_s);
+            size.push(&l, n.stored_size);
+        }
+        count.push(&l, s.backups);
+        if let Some(m) = s.max_age_s {
+            max_age.push(&l, m);
+        }
+        if let Some(d) = &s.last_passed_drill {
+            drill_success.push(&l, d.started_at.unix_timestamp());
+        }
+        if let Some(d) = &s.last_drill {
+            rto.push(&l, seconds(d.rto_ms));
+            rpo.push(&l, d.rpo_s);
+        }
+    }
+    status.push(
+        &format!("job=\"{}\"", escape(job.unwrap_or(""))),
+        report.status.code(),
+    );
+    render_families(&[
+        last_success,
+        duration,
+        size,
+        count,
+        max_age,
+        drill_success,
+        rto,
+        rpo,
+        status,
+    ])
+}
+
+/// Renders one drill: its RTO and RPO, and its start time when it passed.
+pub fn render_drill(report: &DrillReport, job: Option<&str>) -> String {
+    let l = set_labels(&report.set, &report.database, job.or(report.job.as_deref()));
+    let mut drill_success = Family::new(
+        "pgb_drill_last_success_timestamp_seconds",
+        "Unix time the last passed restore drill of the set started.",
+    );
+    let mut rto = Family::new(
+        "pgb_drill_last_rto_seconds",
+        "Recovery time measured by the last restore drill of the set.",
+    );
+    let mut rpo = Family::new(
+        "pgb_drill_last_rpo_seconds",
+        "Recovery point (backup age at drill time) of the last restore drill of the set.",
+    );
+    if report.passed() {
+        drill_success.push(&l, report.started_at.unix_timestamp());
+    }
+    rto.push(&l, seconds(report.rto_ms));
+    rpo.push(&l, report.rpo_s);
+    render_families(&[drill_success, rto, rpo])
+}
+
+/// Writes `text` to `dir/name` atomically (a temp file in `dir`, flushed to disk, then
+/// renamed), so node_exporter's textfile collector never reads a partial file. The temp
+/// file's name does not end in `.prom`, so the collector ignores it. Returns the path.
+///
+/// # Errors
+/// I/O errors; the temp file is removed on failure.
+pub fn write_textfile(dir: &Path, name: &str, text: &str) -> std::io::Result<PathBuf> {
+    let mut rnd = [0u8; 6];
+    let _ = getrandom::fill(&mut rnd);
+    let suffix: String = rnd.iter().map(|b| format!("{b:02x}")).collect();
+    let tmp = dir.join(format!(".{name}.{suffix}.tmp"));
+    let target = dir.join(name);
+    let res = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &target)
+    })();
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res.map(|()| target)
+}

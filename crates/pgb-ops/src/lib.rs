@@ -1,0 +1,39 @@
+//! # pgb-ops
+//!
+//! Operations that prove backups, on top of [`pgb_core::Repository`] and the PostgreSQL
+//! drivers of `pgb-postgres`:
+//!
+//! - [`drill`]: restore a backup into a scratch database on a target server, check it (clean
+//!   restore, every table of the archive present, tables that held rows not empty, smoke SQL),
+//!   run post-restore hooks, measure RTO per phase and RPO, and record the result in the
+//!   repository as `drills/<backup-id>/<utc time>.json` (create-only, checksummed,
+//!   authenticated with the repository's authentication key when given). The scratch database
+//!   is dropped afterwards, also when a check fails and when the drill is cancelled.
+//! - [`check`]: freshness and size checks from the repository alone, as a [`CheckReport`]
+//!   with the monitoring-plugin status (OK/WARNING/CRITICAL/UNKNOWN) and a Nagios line.
+//! - [`record_verified`] / [`verified_ids`] / [`protect_newest_verified`]: verification
+//!   evidence beside each backup, and the retention rule that never prunes the newest
+//!   verified backup of a set.
+//!
+//! Like every pgb library it never prints, reads the environment or installs handlers.
+
+mod check;
+mod drill;
+mod record;
+mod toc;
+mod verified;
+
+pub use check::{
+    BackupSummary, CheckOptions, CheckReport, CheckStatus, DrillSummary, Finding, SetReport, check,
+    nagios,
+};
+pub use drill::{
+    BackupChoice, CheckResult, DrillError, DrillHook, DrillOptions, DrillOutcome, DrillReport,
+    Phase, SmokeStatement, drill,
+};
+pub use record::{DrillEntry, RecordError, drill_history, last_drills, record_drill};
+pub use toc::TocTable;
+pub use verified::{
+    Protected, VerifiedBy, VerifiedRecord, newest_verified, protect_newest_verified,
+    record_verified, verified_ids,
+};

@@ -1,0 +1,35 @@
+//! # pgb-scheduler
+//!
+//! Running pgb's jobs unattended, as a library the binary drives:
+//!
+//! - [`next_runs`], [`missed_slot`], [`jitter_for`], [`default_max_age`]: 5-field cron in an
+//!   IANA zone (croner + chrono-tz), correct across daylight-saving changes.
+//! - [`Scheduler`]: runs each job at its times through a [`JobRunner`] the caller supplies,
+//!   one run at a time per job, a catch-up run at start when a slot was missed, `run_once`
+//!   for Kubernetes CronJobs and systemd timers; stops when a `CancellationToken` fires.
+//! - [`HealthState`]: per job last run, last success and next run, for `/healthz`.
+//! - [`run_hook`]: a hook's argv without a shell, with a timeout, in the job's environment
+//!   plus `PGB_JOB`, `PGB_EVENT`, `PGB_BACKUP_ID`, `PGB_STATUS`; returns a [`HookReport`].
+//! - [`serve`]: the `/healthz` and `/metrics` endpoints (hyper), loopback by default.
+//!
+//! It installs no signal handlers and creates no runtime: the binary turns SIGTERM into a
+//! cancelled token.
+
+mod health;
+mod hooks;
+mod schedule;
+mod scheduler;
+mod server;
+
+pub use health::{HealthHandle, HealthState, JobHealth, RunRecord, TICK_STALE_AFTER};
+pub use hooks::{
+    HookEvent, HookReport, HookRun, MAX_LINES, OutputLine, Password, Stream, run_hook,
+};
+pub use schedule::{
+    NoRunTime, RunTime, default_max_age, jitter_for, missed_slot, next_run, next_runs,
+    previous_slot, utc_from_unix,
+};
+pub use scheduler::{Clock, JobRunner, RunOutcome, ScheduledJob, Scheduler, Trigger};
+pub use server::{DEFAULT_LISTEN, Endpoints, MetricsFn, bind, serve};
+
+pub use tokio_util::sync::CancellationToken;
