@@ -7,13 +7,19 @@
 //! | `s3://bucket/prefix` | `AWS_ACCESS_KEY_ID` + `AWS_SECRET_ACCESS_KEY` (+ `AWS_SESSION_TOKEN`), or `AWS_PROFILE`, or `PGB_S3_CREDENTIALS=default-chain`; `AWS_REGION` / `AWS_DEFAULT_REGION`; `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL`; `PGB_S3_FORCE_PATH_STYLE`, `PGB_S3_SSE`, `PGB_S3_SSE_KMS_KEY_ID`, `PGB_S3_STORAGE_CLASS`, `PGB_S3_PART_SIZE_MIB`, `PGB_S3_CONDITIONAL_WRITES` |
 //! | `gs://bucket/prefix` | `GOOGLE_APPLICATION_CREDENTIALS`, or `PGB_GCS_CREDENTIALS=application-default`; `STORAGE_EMULATOR_HOST` (an emulator: no credentials) |
 //! | `az://container/prefix` | `AZURE_STORAGE_CONNECTION_STRING`, or `AZURE_STORAGE_ACCOUNT` with `AZURE_STORAGE_KEY` or `AZURE_STORAGE_SAS_TOKEN`; `PGB_AZURE_ENDPOINT` |
+//!
+//! Every object store also takes `PGB_STORAGE_RETRIES`, `PGB_STORAGE_RETRY_BUDGET_SECS`,
+//! `PGB_STORAGE_TIMEOUT_SECS` and `PGB_STORAGE_IO_TIMEOUT_SECS` (retries and time limits of
+//! single requests; docs/configuration.md).
 
 use std::sync::Arc;
 
 use pgb_core::Storage;
 use pgb_storage_azure::{AzureConfig, AzureCredentials};
 use pgb_storage_gcs::{GcsConfig, GcsCredentials};
-use pgb_storage_s3::{AddressingStyle, S3Config, S3Credentials, S3Encryption};
+use pgb_storage_s3::{
+    AddressingStyle, RetryOptions, S3Config, S3Credentials, S3Encryption, Timeouts,
+};
 
 /// Looks up an environment variable (the binary passes `std::env::var`; tests pass a map).
 pub(crate) type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -107,6 +113,34 @@ fn parse_bool(url: &str, name: &str, value: &str) -> Result<bool, UrlError> {
         "0" | "false" | "no" | "off" => Ok(false),
         _ => Err(config_err(url, format!("{name} must be true or false"))),
     }
+}
+
+/// Retries and time limits of single requests, from `PGB_STORAGE_*` (the same for every
+/// object store).
+fn network(url: &str, env: EnvLookup<'_>) -> Result<(RetryOptions, Timeouts), UrlError> {
+    let number = |name: &str| -> Result<Option<u64>, UrlError> {
+        first(env, &[name])
+            .map(|v| {
+                v.parse::<u64>()
+                    .map_err(|_| config_err(url, format!("{name} must be a whole number")))
+            })
+            .transpose()
+    };
+    let mut retry = RetryOptions::default();
+    let mut timeouts = Timeouts::default();
+    if let Some(n) = number("PGB_STORAGE_RETRIES")? {
+        retry = retry.with_max_retries(usize::try_from(n).unwrap_or(usize::MAX));
+    }
+    if let Some(s) = number("PGB_STORAGE_RETRY_BUDGET_SECS")? {
+        retry = retry.with_budget(std::time::Duration::from_secs(s.max(1)));
+    }
+    if let Some(s) = number("PGB_STORAGE_TIMEOUT_SECS")? {
+        timeouts = Timeouts::new(std::time::Duration::from_secs(s.max(1)), timeouts.io);
+    }
+    if let Some(s) = number("PGB_STORAGE_IO_TIMEOUT_SECS")? {
+        timeouts = Timeouts::new(timeouts.request, std::time::Duration::from_secs(s.max(1)));
+    }
+    Ok((retry, timeouts))
 }
 
 fn built<S: Storage>(
@@ -219,7 +253,8 @@ fn open_s3(url: &str, rest: &str, env: EnvLookup<'_>) -> Result<Arc<dyn Storage>
     if let Some(v) = first(env, &["PGB_S3_CONDITIONAL_WRITES"]) {
         cfg = cfg.with_create_new_enforced(parse_bool(url, "PGB_S3_CONDITIONAL_WRITES", &v)?);
     }
-    built(url, cfg.build())
+    let (retry, timeouts) = network(url, env)?;
+    built(url, cfg.with_retry(retry).with_timeouts(timeouts).build())
 }
 
 fn open_gcs(url: &str, rest: &str, env: EnvLookup<'_>) -> Result<Arc<dyn Storage>, UrlError> {
@@ -262,7 +297,8 @@ fn open_gcs(url: &str, rest: &str, env: EnvLookup<'_>) -> Result<Arc<dyn Storage
             }
         }
     }
-    built(url, cfg.build())
+    let (retry, timeouts) = network(url, env)?;
+    built(url, cfg.with_retry(retry).with_timeouts(timeouts).build())
 }
 
 fn open_azure(url: &str, rest: &str, env: EnvLookup<'_>) -> Result<Arc<dyn Storage>, UrlError> {
@@ -294,7 +330,8 @@ fn open_azure(url: &str, rest: &str, env: EnvLookup<'_>) -> Result<Arc<dyn Stora
     if let Some(endpoint) = first(env, &["PGB_AZURE_ENDPOINT"]) {
         cfg = cfg.with_endpoint(endpoint);
     }
-    built(url, cfg.build())
+    let (retry, timeouts) = network(url, env)?;
+    built(url, cfg.with_retry(retry).with_timeouts(timeouts).build())
 }
 
 fn open_local(url: &str, path: &str) -> Result<Arc<dyn Storage>, UrlError> {
@@ -423,6 +460,37 @@ mod tests {
         assert!(text.contains("AWS_ACCESS_KEY_ID is not"), "{text}");
         assert!(!text.contains(SECRET), "{text}");
         assert!(!text.contains('\n'), "{text}");
+    }
+
+    #[test]
+    fn network_limits_come_from_the_environment() {
+        let got = with_env(
+            &[
+                ("PGB_STORAGE_RETRIES", "7"),
+                ("PGB_STORAGE_RETRY_BUDGET_SECS", "30"),
+                ("PGB_STORAGE_TIMEOUT_SECS", "5"),
+                ("PGB_STORAGE_IO_TIMEOUT_SECS", "9"),
+            ],
+            |env| network("s3://b", env),
+        )
+        .expect("valid");
+        assert_eq!(got.0.max_retries, 7);
+        assert_eq!(got.0.budget, std::time::Duration::from_secs(30));
+        assert_eq!(got.1.request, std::time::Duration::from_secs(5));
+        assert_eq!(got.1.io, std::time::Duration::from_secs(9));
+        let defaults = with_env(&[], |env| network("s3://b", env)).expect("defaults");
+        assert_eq!(defaults, (RetryOptions::default(), Timeouts::default()));
+        let reason = config_reason(open(
+            "gs://b",
+            &[
+                ("STORAGE_EMULATOR_HOST", "127.0.0.1:1"),
+                ("PGB_STORAGE_RETRY_BUDGET_SECS", "soon"),
+            ],
+        ));
+        assert!(
+            reason.contains("PGB_STORAGE_RETRY_BUDGET_SECS must be a whole number"),
+            "{reason}"
+        );
     }
 
     #[test]

@@ -32,7 +32,7 @@ use pgb_storage_opendal::{
 };
 
 pub use pgb_core::StorageError;
-pub use pgb_storage_opendal::{RetryOptions, Timeouts, UploadPlan};
+pub use pgb_storage_opendal::{RetryOptions, StorageStats, Timeouts, UploadPlan};
 
 const SCHEME: &str = "az";
 
@@ -273,6 +273,11 @@ impl AzureConfig {
 pub struct AzureStorage(OpendalStorage);
 
 impl AzureStorage {
+    /// Retries, download resumes and exhausted retry budgets so far (all clones together).
+    pub fn stats(&self) -> StorageStats {
+        self.0.stats()
+    }
+
     /// The block size and concurrency a write with this size hint uses.
     pub fn upload_plan(&self, size_hint: Option<u64>) -> UploadPlan {
         self.0.upload_plan(size_hint)

@@ -49,7 +49,7 @@ use pgb_storage_opendal::{
 };
 
 pub use pgb_core::StorageError;
-pub use pgb_storage_opendal::{RetryOptions, Timeouts};
+pub use pgb_storage_opendal::{RetryOptions, StorageStats, Timeouts};
 
 const SCHEME: &str = "gs";
 
@@ -276,6 +276,13 @@ impl GcsConfig {
 /// A GCS bucket (or a prefix of one) as a pgb [`Storage`](pgb_core::Storage).
 #[derive(Debug, Clone)]
 pub struct GcsStorage(OpendalStorage);
+
+impl GcsStorage {
+    /// Retries, download resumes and exhausted retry budgets so far (all clones together).
+    pub fn stats(&self) -> StorageStats {
+        self.0.stats()
+    }
+}
 
 pgb_storage_opendal::forward_storage_to_inner!(GcsStorage);
 

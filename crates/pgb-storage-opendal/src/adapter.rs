@@ -1,13 +1,15 @@
 //! [`OpendalStorage`]: an OpenDAL operator behind the [`Storage`] contract.
 
 use std::fmt;
+use std::future::Future;
 use std::ops::Range;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::StreamExt;
 use opendal::layers::{RetryEvent, RetryInterceptor, RetryLayer, TimeoutLayer};
 use opendal::{HttpTransporter, Operator};
 use pgb_core::{
@@ -16,7 +18,7 @@ use pgb_core::{
 };
 
 use crate::error::{ErrorMapper, Intent};
-use crate::options::{AdapterOptions, WriteStrategy};
+use crate::options::{AdapterOptions, RetryOptions, WriteStrategy};
 use crate::sizing::UploadPlan;
 
 /// An object store reached through OpenDAL (S3, GCS, Azure Blob), implementing
@@ -42,11 +44,68 @@ use crate::sizing::UploadPlan;
 /// - **Listing** is recursive and segment-scoped: prefix `a/b` lists `a/b/`, never `a/bc`.
 /// - **Deleting** a missing key is `Ok(())`.
 /// - **Errors** are single lines naming the cause, with credentials scrubbed.
+/// - **Transient faults** (5xx, 429, resets, timeouts) are retried with exponential back-off
+///   and jitter, each retry logged at `info` and counted ([`stats`](Self::stats)); every call
+///   is bounded by the retry budget ([`RetryOptions::budget`]).
+/// - **Downloads resume**: a read whose stream is reset, stalls or ends short is continued with
+///   a range request from the last byte received ([`RetryOptions::max_read_resumes`]); bytes
+///   are passed on exactly once and in order, so the caller's checksum sees the object as
+///   stored.
 #[derive(Clone)]
 pub struct OpendalStorage {
     op: Operator,
     opts: Arc<AdapterOptions>,
     errors: Arc<ErrorMapper>,
+    counters: Arc<Counters>,
+}
+
+/// What the network did to one storage so far (shared by its clones): for logs, reports and
+/// benchmarks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StorageStats {
+    /// Requests retried after a transient failure (each retry counts once).
+    pub retries: u64,
+    /// Downloads continued with a range request after their stream broke.
+    pub read_resumes: u64,
+    /// Calls that gave up because the retry budget ran out.
+    pub budget_exhausted: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    retries: AtomicU64,
+    read_resumes: AtomicU64,
+    budget_exhausted: AtomicU64,
+}
+
+fn budget_message(retry: &RetryOptions) -> String {
+    format!(
+        "retry budget of {} s exhausted: the store kept failing or did not answer",
+        retry.budget.as_secs_f64()
+    )
+}
+
+/// Runs `fut` within the retry budget; past it, the call fails as unavailable.
+async fn budgeted<T>(
+    retry: &RetryOptions,
+    counters: &Counters,
+    op: &'static str,
+    key: &str,
+    fut: impl Future<Output = Result<T, StorageError>>,
+) -> Result<T, StorageError> {
+    match tokio::time::timeout(retry.budget, fut).await {
+        Ok(res) => res,
+        Err(_) => {
+            counters.budget_exhausted.fetch_add(1, Ordering::Relaxed);
+            Err(StorageError::new(
+                StorageErrorKind::Unavailable,
+                op,
+                key,
+                budget_message(retry),
+            ))
+        }
+    }
 }
 
 impl fmt::Debug for OpendalStorage {
@@ -60,14 +119,17 @@ impl fmt::Debug for OpendalStorage {
     }
 }
 
-/// Logs each retry as a tracing event, with secrets scrubbed from the error.
+/// Logs and counts each retry, with secrets scrubbed from the error.
 struct RetryLog {
     errors: Arc<ErrorMapper>,
+    counters: Arc<Counters>,
 }
 
 impl RetryInterceptor for RetryLog {
     fn intercept(&self, event: RetryEvent<'_>) {
-        tracing::warn!(
+        let total = self.counters.retries.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::info!(
+            total_retries = total,
             backend = self.errors.scheme,
             operation = %event.op,
             attempt = event.attempt,
@@ -90,6 +152,7 @@ impl OpendalStorage {
             retries: opts.retry.max_retries,
             secrets: opts.secrets().to_vec(),
         });
+        let counters = Arc::new(Counters::default());
         // One HTTP client per storage, not OpenDAL's process-wide default: pooled connections
         // belong to the tokio runtime that opened them, and a client shared across runtimes
         // (one per test, or an embedder's several) hands out connections whose runtime is
@@ -118,13 +181,38 @@ impl OpendalStorage {
                     .with_jitter()
                     .with_notify(RetryLog {
                         errors: Arc::clone(&errors),
+                        counters: Arc::clone(&counters),
                     }),
             );
         Self {
             op,
             opts: Arc::new(opts),
             errors,
+            counters,
         }
+    }
+
+    /// Retries, download resumes and exhausted budgets so far (all clones together).
+    pub fn stats(&self) -> StorageStats {
+        StorageStats {
+            retries: self.counters.retries.load(Ordering::Relaxed),
+            read_resumes: self.counters.read_resumes.load(Ordering::Relaxed),
+            budget_exhausted: self.counters.budget_exhausted.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The number of retried requests so far (see [`stats`](Self::stats)).
+    pub fn retry_count(&self) -> u64 {
+        self.stats().retries
+    }
+
+    async fn within<T>(
+        &self,
+        op: &'static str,
+        key: &str,
+        fut: impl Future<Output = Result<T, StorageError>>,
+    ) -> Result<T, StorageError> {
+        budgeted(&self.opts.retry, &self.counters, op, key, fut).await
     }
 
     /// The part size and concurrency a write with this size hint would use.
@@ -155,6 +243,102 @@ impl Storage for OpendalStorage {
     }
 
     async fn writer(
+        &self,
+        key: &ObjectKey,
+        opts: WriteOptions,
+    ) -> Result<Box<dyn ObjectWriter>, StorageError> {
+        self.within("write", key.as_str(), self.open_writer(key, opts))
+            .await
+    }
+
+    async fn reader(
+        &self,
+        key: &ObjectKey,
+        range: Option<Range<u64>>,
+    ) -> Result<ByteStream, StorageError> {
+        self.within("read", key.as_str(), self.open_reader(key, range))
+            .await
+    }
+
+    async fn head(&self, key: &ObjectKey) -> Result<ObjectMeta, StorageError> {
+        self.within("head", key.as_str(), async {
+            let meta = self
+                .op
+                .stat(key.as_str())
+                .await
+                .map_err(|e| self.err("head", key.as_str(), &e))?;
+            Ok(to_meta(key.clone(), &meta))
+        })
+        .await
+    }
+
+    async fn list(&self, prefix: Option<&ObjectKey>) -> Result<Vec<ObjectMeta>, StorageError> {
+        // Listing `a/b/` (with the slash) is what makes the scope segment-wise: `a/bc` is not
+        // under `a/b/`. The filter below re-checks it, whatever the service returns.
+        let (dir, shown) = match prefix {
+            Some(p) => (format!("{}/", p.as_str()), p.as_str().to_owned()),
+            None => ("/".to_owned(), String::new()),
+        };
+        let mut lister = self
+            .within("list", &shown, async {
+                self.op
+                    .lister_with(&dir)
+                    .recursive(true)
+                    .await
+                    .map_err(|e| self.err("list", &shown, &e))
+            })
+            .await?;
+        let mut out = Vec::new();
+        // Each page is one request, with its own retries and budget.
+        while let Some(entry) = self
+            .within("list", &shown, async {
+                lister
+                    .next()
+                    .await
+                    .transpose()
+                    .map_err(|e| self.err("list", &shown, &e))
+            })
+            .await?
+        {
+            let meta = entry.metadata();
+            let path = entry.path();
+            if meta.is_dir() || path.ends_with('/') {
+                continue;
+            }
+            let Ok(key) = ObjectKey::parse(path.trim_start_matches('/')) else {
+                tracing::debug!(path, "skipping an object whose name is not a pgb key");
+                continue;
+            };
+            if prefix.is_some_and(|p| !key.starts_with(p) || &key == p) {
+                continue;
+            }
+            out.push(to_meta(key, meta));
+        }
+        tracing::debug!(
+            backend = self.opts.scheme,
+            prefix = shown,
+            count = out.len(),
+            "listed"
+        );
+        Ok(out)
+    }
+
+    async fn delete(&self, key: &ObjectKey) -> Result<(), StorageError> {
+        self.within("delete", key.as_str(), async {
+            match self.op.delete(key.as_str()).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == opendal::ErrorKind::NotFound => {}
+                Err(e) => return Err(self.err("delete", key.as_str(), &e)),
+            }
+            tracing::debug!(backend = self.opts.scheme, key = key.as_str(), "deleted");
+            Ok(())
+        })
+        .await
+    }
+}
+
+impl OpendalStorage {
+    async fn open_writer(
         &self,
         key: &ObjectKey,
         opts: WriteOptions,
@@ -228,10 +412,12 @@ impl Storage for OpendalStorage {
             written: 0,
             plan,
             intent,
+            retry: self.opts.retry,
+            counters: Arc::clone(&self.counters),
         }))
     }
 
-    async fn reader(
+    async fn open_reader(
         &self,
         key: &ObjectKey,
         range: Option<Range<u64>>,
@@ -258,93 +444,197 @@ impl Storage for OpendalStorage {
         if range.is_empty() {
             return Ok(futures_util::stream::empty().boxed());
         }
-        let reader = self
-            .op
-            .reader(path)
+        let first = open_range(&self.op, path, range.clone())
             .await
             .map_err(|e| self.err("read", path, &e))?;
-        let stream = reader
-            .into_bytes_stream(range)
-            .await
-            .map_err(|e| self.err("read", path, &e))?;
-        let errors = Arc::clone(&self.errors);
-        let key = path.to_owned();
-        Ok(stream
-            .map_err(move |io| {
-                match io
-                    .get_ref()
-                    .and_then(|i| i.downcast_ref::<opendal::Error>())
-                {
-                    Some(e) => errors.map("read", &key, e, Intent::Plain),
-                    None => {
-                        let msg = errors.redact(&io.to_string());
-                        StorageError::from_io(
-                            "read",
-                            key.clone(),
-                            std::io::Error::new(io.kind(), msg),
-                        )
-                    }
-                }
-            })
-            .boxed())
-    }
-
-    async fn head(&self, key: &ObjectKey) -> Result<ObjectMeta, StorageError> {
-        let meta = self
-            .op
-            .stat(key.as_str())
-            .await
-            .map_err(|e| self.err("head", key.as_str(), &e))?;
-        Ok(to_meta(key.clone(), &meta))
-    }
-
-    async fn list(&self, prefix: Option<&ObjectKey>) -> Result<Vec<ObjectMeta>, StorageError> {
-        // Listing `a/b/` (with the slash) is what makes the scope segment-wise: `a/bc` is not
-        // under `a/b/`. The filter below re-checks it, whatever the service returns.
-        let (dir, shown) = match prefix {
-            Some(p) => (format!("{}/", p.as_str()), p.as_str().to_owned()),
-            None => ("/".to_owned(), String::new()),
+        let state = ReadState {
+            op: self.op.clone(),
+            path: path.to_owned(),
+            offset: range.start,
+            end: range.end,
+            cur: Some(first),
+            resumes: 0,
+            retry: self.opts.retry,
+            errors: Arc::clone(&self.errors),
+            counters: Arc::clone(&self.counters),
+            done: false,
         };
-        let mut lister = self
-            .op
-            .lister_with(&dir)
-            .recursive(true)
-            .await
-            .map_err(|e| self.err("list", &shown, &e))?;
-        let mut out = Vec::new();
-        while let Some(entry) = lister.next().await {
-            let entry = entry.map_err(|e| self.err("list", &shown, &e))?;
-            let meta = entry.metadata();
-            let path = entry.path();
-            if meta.is_dir() || path.ends_with('/') {
-                continue;
+        Ok(futures_util::stream::unfold(state, ReadState::step).boxed())
+    }
+}
+
+type IoStream = futures_util::stream::BoxStream<'static, std::io::Result<Bytes>>;
+
+/// Opens `range` of `path` as a byte stream (one GET, with the retry layer's retries).
+async fn open_range(op: &Operator, path: &str, range: Range<u64>) -> opendal::Result<IoStream> {
+    let reader = op.reader(path).await?;
+    Ok(reader.into_bytes_stream(range).await?.boxed())
+}
+
+/// A download that resumes: when the stream breaks (reset, stall, body cut short), the rest is
+/// requested again from the last byte received, a bounded number of times, each time within
+/// the retry budget. Bytes go out exactly once, in order; a server sending more than asked is
+/// an integrity error, never passed on.
+struct ReadState {
+    op: Operator,
+    path: String,
+    offset: u64,
+    end: u64,
+    cur: Option<IoStream>,
+    resumes: usize,
+    retry: RetryOptions,
+    errors: Arc<ErrorMapper>,
+    counters: Arc<Counters>,
+    done: bool,
+}
+
+impl ReadState {
+    async fn step(mut self) -> Option<(Result<Bytes, StorageError>, Self)> {
+        if self.done {
+            return None;
+        }
+        loop {
+            if self.offset >= self.end {
+                // Everything asked for arrived; anything after it is not read.
+                self.done = true;
+                return None;
             }
-            let Ok(key) = ObjectKey::parse(path.trim_start_matches('/')) else {
-                tracing::debug!(path, "skipping an object whose name is not a pgb key");
+            let Some(cur) = self.cur.as_mut() else {
+                let (op, path, range) = (self.op.clone(), self.path.clone(), self.offset..self.end);
+                let errors = Arc::clone(&self.errors);
+                let opened = budgeted(
+                    &self.retry,
+                    &self.counters,
+                    "read",
+                    &self.path,
+                    async move {
+                        open_range(&op, &path, range)
+                            .await
+                            .map_err(|e| errors.map("read", &path, &e, Intent::Plain))
+                    },
+                )
+                .await;
+                match opened {
+                    Ok(s) => self.cur = Some(s),
+                    Err(e) => return self.fail(e),
+                }
                 continue;
             };
-            if prefix.is_some_and(|p| !key.starts_with(p) || &key == p) {
-                continue;
+            match cur.next().await {
+                Some(Ok(bytes)) => {
+                    let left = self.end - self.offset;
+                    if bytes.len() as u64 > left {
+                        let e = StorageError::new(
+                            StorageErrorKind::Integrity,
+                            "read",
+                            self.path.as_str(),
+                            format!(
+                                "the server sent more than the {left} bytes asked for at offset {}",
+                                self.offset
+                            ),
+                        );
+                        return self.fail(e);
+                    }
+                    self.offset += bytes.len() as u64;
+                    return Some((Ok(bytes), self));
+                }
+                Some(Err(io)) if resumable(&io) => {
+                    let why = self.errors.redact(&io.to_string());
+                    if let Err(e) = self.resume(&why).await {
+                        return self.fail(e);
+                    }
+                }
+                Some(Err(io)) => {
+                    let e = self.map_io(io);
+                    return self.fail(e);
+                }
+                None => {
+                    // The stream ended before the range did (a body cut short without an error).
+                    let why = format!("stream ended at offset {} of {}", self.offset, self.end);
+                    if let Err(e) = self.resume(&why).await {
+                        return self.fail(e);
+                    }
+                }
             }
-            out.push(to_meta(key, meta));
         }
-        tracing::debug!(
-            backend = self.opts.scheme,
-            prefix = shown,
-            count = out.len(),
-            "listed"
-        );
-        Ok(out)
     }
 
-    async fn delete(&self, key: &ObjectKey) -> Result<(), StorageError> {
-        match self.op.delete(key.as_str()).await {
-            Ok(()) => {}
-            Err(e) if e.kind() == opendal::ErrorKind::NotFound => {}
-            Err(e) => return Err(self.err("delete", key.as_str(), &e)),
+    /// Drops the broken stream so that the next step re-requests from `offset`.
+    async fn resume(&mut self, why: &str) -> Result<(), StorageError> {
+        self.cur = None;
+        if self.resumes >= self.retry.max_read_resumes {
+            return Err(StorageError::new(
+                StorageErrorKind::Unavailable,
+                "read",
+                self.path.as_str(),
+                format!(
+                    "download broke off at byte {} of {} after {} resumes ({why})",
+                    self.offset, self.end, self.resumes
+                ),
+            ));
         }
-        tracing::debug!(backend = self.opts.scheme, key = key.as_str(), "deleted");
+        self.resumes += 1;
+        self.counters.read_resumes.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(
+            backend = self.errors.scheme,
+            key = self.path.as_str(),
+            offset = self.offset,
+            end = self.end,
+            resume = self.resumes,
+            error = why,
+            "download broke off; resuming with a range request"
+        );
+        let shift = u32::try_from(self.resumes - 1).unwrap_or(u32::MAX).min(16);
+        let delay = self
+            .retry
+            .min_delay
+            .saturating_mul(1 << shift)
+            .min(self.retry.max_delay);
+        tokio::time::sleep(delay).await;
         Ok(())
+    }
+
+    fn fail(mut self, e: StorageError) -> Option<(Result<Bytes, StorageError>, Self)> {
+        self.done = true;
+        self.cur = None;
+        Some((Err(e), self))
+    }
+
+    fn map_io(&self, io: std::io::Error) -> StorageError {
+        match io
+            .get_ref()
+            .and_then(|i| i.downcast_ref::<opendal::Error>())
+        {
+            Some(e) => self.errors.map("read", &self.path, e, Intent::Plain),
+            None => {
+                let msg = self.errors.redact(&io.to_string());
+                StorageError::from_io(
+                    "read",
+                    self.path.clone(),
+                    std::io::Error::new(io.kind(), msg),
+                )
+            }
+        }
+    }
+}
+
+/// Whether a broken download is worth resuming: anything but the store saying no.
+fn resumable(io: &std::io::Error) -> bool {
+    use opendal::ErrorKind as K;
+    match io
+        .get_ref()
+        .and_then(|i| i.downcast_ref::<opendal::Error>())
+    {
+        Some(e) => !matches!(
+            e.kind(),
+            K::NotFound
+                | K::PermissionDenied
+                | K::ConfigInvalid
+                | K::RangeNotSatisfied
+                | K::Unsupported
+                | K::ConditionNotMatch
+        ),
+        None => true,
     }
 }
 
@@ -359,6 +649,8 @@ struct OpendalWriter {
     written: u64,
     plan: UploadPlan,
     intent: Intent,
+    retry: RetryOptions,
+    counters: Arc<Counters>,
 }
 
 impl fmt::Debug for OpendalWriter {
@@ -407,23 +699,89 @@ impl ObjectWriter for OpendalWriter {
                 ),
             ));
         }
-        let Some(w) = self.inner.as_mut() else {
+        if self.inner.is_none() {
             return Err(self.closed());
-        };
-        match w.write(chunk).await {
-            Ok(()) => {
-                self.written += len;
-                Ok(())
-            }
-            Err(e) => Err(self.err("write", &e)),
         }
+        let (retry, counters) = (self.retry, Arc::clone(&self.counters));
+        let key = self.key.clone();
+        let errors = Arc::clone(&self.errors);
+        let intent = self.intent;
+        let w = self.inner.as_mut().expect("checked above");
+        // The writer stays in place whatever happens, so that `abort` can still abort the
+        // unfinished upload.
+        budgeted(&retry, &counters, "write", key.as_str(), async {
+            w.write(chunk)
+                .await
+                .map_err(|e| errors.map("write", key.as_str(), &e, intent))
+        })
+        .await?;
+        self.written += len;
+        Ok(())
     }
 
     async fn finish(mut self: Box<Self>) -> Result<ObjectMeta, StorageError> {
         let Some(mut w) = self.inner.take() else {
             return Err(self.closed());
         };
-        let closed = w.close().await.map_err(|e| self.err("write", &e))?;
+        let closing = budgeted(
+            &self.retry,
+            &self.counters,
+            "write",
+            self.key.as_str(),
+            async { Ok(w.close().await) },
+        )
+        .await;
+        let closed = match closing {
+            Ok(Ok(meta)) => meta,
+            failed => {
+                // The upload was not completed: abort it (S3 multipart, Azure blocks, GCS
+                // session) so that no parts linger; where that fails too, the bucket's
+                // lifecycle rule for unfinished uploads removes them.
+                let aborted = budgeted(
+                    &self.retry,
+                    &self.counters,
+                    "abort",
+                    self.key.as_str(),
+                    async { w.abort().await.map_err(|e| self.err("abort", &e)) },
+                )
+                .await;
+                let note = match &aborted {
+                    Ok(()) => "the unfinished upload was aborted".to_owned(),
+                    Err(_) => "the unfinished upload could not be aborted; the bucket's lifecycle rule for incomplete uploads removes its parts".to_owned(),
+                };
+                tracing::debug!(
+                    key = self.key.as_str(),
+                    aborted = aborted.is_ok(),
+                    "upload not completed"
+                );
+                return Err(match failed {
+                    // A refused condition is an answer, not a broken upload: no note.
+                    Ok(Err(e))
+                        if matches!(
+                            e.kind(),
+                            opendal::ErrorKind::ConditionNotMatch
+                                | opendal::ErrorKind::AlreadyExists
+                                | opendal::ErrorKind::Conflict
+                        ) =>
+                    {
+                        self.errors.map("write", self.key.as_str(), &e, self.intent)
+                    }
+                    Ok(Err(e)) => self.errors.map_noted(
+                        "write",
+                        self.key.as_str(),
+                        &e,
+                        self.intent,
+                        Some(&note),
+                    ),
+                    _ => StorageError::new(
+                        StorageErrorKind::Unavailable,
+                        "write",
+                        self.key.as_str(),
+                        format!("{}; {note}", budget_message(&self.retry)),
+                    ),
+                });
+            }
+        };
         let path = self.key.as_str();
         // Check what the server says it stored (a stat is cheap next to an upload, and it
         // catches a completed upload that lost data).
@@ -443,6 +801,17 @@ impl ObjectWriter for OpendalWriter {
                     ));
                 }
                 meta
+            }
+            // The upload "succeeded" but nothing is there: a completion answered 200 with an
+            // error document or an empty body that the service layer took for success.
+            Err(e) if e.kind() == opendal::ErrorKind::NotFound => {
+                return Err(StorageError::new(
+                    StorageErrorKind::Integrity,
+                    "write",
+                    path,
+                    "the store acknowledged the upload but the object does not exist \
+                     (unfinished parts are left to the bucket's lifecycle rule for incomplete uploads)",
+                ));
             }
             Err(e) => {
                 tracing::warn!(
@@ -468,6 +837,13 @@ impl ObjectWriter for OpendalWriter {
             written = self.written,
             "aborting write"
         );
-        w.abort().await.map_err(|e| self.err("abort", &e))
+        budgeted(
+            &self.retry,
+            &self.counters,
+            "abort",
+            self.key.as_str(),
+            async { w.abort().await.map_err(|e| self.err("abort", &e)) },
+        )
+        .await
     }
 }

@@ -62,6 +62,19 @@ impl ErrorMapper {
         err: &opendal::Error,
         intent: Intent,
     ) -> StorageError {
+        self.map_noted(op, key, err, intent, None)
+    }
+
+    /// Like [`map`](Self::map), with `note` appended to the message (what was done about the
+    /// failure, e.g. that the unfinished upload was aborted).
+    pub(crate) fn map_noted(
+        &self,
+        op: &'static str,
+        key: &str,
+        err: &opendal::Error,
+        intent: Intent,
+        note: Option<&str>,
+    ) -> StorageError {
         let detail = self.detail(err);
         let raw_message = err.message();
         let retried = err.is_persistent();
@@ -148,11 +161,15 @@ impl ErrorMapper {
             ),
             _ => (StorageErrorKind::Other, "request failed".to_owned()),
         };
-        let message = if detail.is_empty() {
+        let mut message = if detail.is_empty() {
             cause
         } else {
             format!("{cause} ({detail})")
         };
+        if let Some(note) = note {
+            message.push_str("; ");
+            message.push_str(note);
+        }
         StorageError::new(kind, op, key, message)
             .with_source(BackendDetail(self.redact(&err.to_string())))
     }

@@ -23,7 +23,7 @@ mod options;
 mod sizing;
 mod util;
 
-pub use adapter::OpendalStorage;
+pub use adapter::{OpendalStorage, StorageStats};
 pub use options::{AdapterOptions, RetryOptions, Timeouts, WriteStrategy};
 pub use sizing::{PartSizing, UploadPlan};
 pub use util::{config_error, location, normalize_prefix, root_for};

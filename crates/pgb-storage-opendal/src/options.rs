@@ -10,16 +10,26 @@ use crate::sizing::PartSizing;
 /// Retries of single requests (one HTTP request, one part), never of a whole stream.
 ///
 /// Only errors the backend marks as temporary are retried: 5xx, 429/`SlowDown`, timeouts and
-/// connection failures. A failed condition, a 403 or a 404 fails at once.
+/// connection failures, with exponential back-off and jitter. A failed condition, a 403 or a
+/// 404 fails at once. Every storage call (a request with its retries; for streamed writes one
+/// `write` or `finish` step) is also bounded by [`budget`](Self::budget), and a download whose
+/// stream is reset or cut short is resumed from the last byte received with a range request,
+/// up to [`max_read_resumes`](Self::max_read_resumes) times.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RetryOptions {
     /// Retries after the first attempt (0 disables retrying).
     pub max_retries: usize,
-    /// First back-off delay; it doubles on each retry.
+    /// First back-off delay; it doubles on each retry (with jitter).
     pub min_delay: Duration,
     /// Longest back-off delay.
     pub max_delay: Duration,
+    /// The longest one storage call may take, retries and back-off included; past it the call
+    /// fails as unavailable ("retry budget exhausted").
+    pub budget: Duration,
+    /// How many times one download may be resumed (a range request from the last byte
+    /// received) after its stream was reset, stalled or cut short.
+    pub max_read_resumes: usize,
 }
 
 impl Default for RetryOptions {
@@ -28,6 +38,8 @@ impl Default for RetryOptions {
             max_retries: 4,
             min_delay: Duration::from_millis(200),
             max_delay: Duration::from_secs(10),
+            budget: Duration::from_secs(300),
+            max_read_resumes: 10,
         }
     }
 }
@@ -43,6 +55,18 @@ impl RetryOptions {
     pub fn with_delays(mut self, min: Duration, max: Duration) -> Self {
         self.min_delay = min;
         self.max_delay = max.max(min);
+        self
+    }
+
+    /// Sets the total time budget of one storage call, retries included.
+    pub fn with_budget(mut self, budget: Duration) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// Sets how many times one download may be resumed.
+    pub fn with_max_read_resumes(mut self, n: usize) -> Self {
+        self.max_read_resumes = n;
         self
     }
 }

@@ -35,7 +35,7 @@ use pgb_storage_opendal::{
 };
 
 pub use pgb_core::StorageError;
-pub use pgb_storage_opendal::{PartSizing, RetryOptions, Timeouts, UploadPlan};
+pub use pgb_storage_opendal::{PartSizing, RetryOptions, StorageStats, Timeouts, UploadPlan};
 
 const SCHEME: &str = "s3";
 
@@ -407,6 +407,11 @@ impl S3Config {
 pub struct S3Storage(OpendalStorage);
 
 impl S3Storage {
+    /// Retries, download resumes and exhausted retry budgets so far (all clones together).
+    pub fn stats(&self) -> StorageStats {
+        self.0.stats()
+    }
+
     /// The part size and concurrency a write with this size hint uses.
     pub fn upload_plan(&self, size_hint: Option<u64>) -> UploadPlan {
         self.0.upload_plan(size_hint)
