@@ -221,7 +221,7 @@ fn secrets_never_appear_in_any_command_line_or_log() {
         assert_clean(name, &out, &canaries);
         if name != "default" {
             assert!(
-                stderr(&out).contains("pg_dump chosen"),
+                stderr(&out).contains("dump tool chosen"),
                 "{name}: trace logging was on: {}",
                 stderr(&out)
             );
