@@ -1,6 +1,8 @@
-//! Exit codes: a stable contract for cron, systemd and Kubernetes (docs/exit-codes.md).
+//! Errors → exit codes and hints: a stable contract for cron, systemd and Kubernetes
+//! (docs/exit-codes.md). The libraries state causes; the hints that name this binary's flags
+//! are added here.
 
-use pgb_core::{Error, ErrorClass};
+use pgb::{DumpErrorKind, Error, ErrorClass, OpenError};
 
 /// Success.
 pub(crate) const OK: i32 = 0;
@@ -31,8 +33,93 @@ pub(crate) const SIGINT: i32 = 130;
 /// Terminated by SIGTERM (128 + 15).
 pub(crate) const SIGTERM: i32 = 143;
 
+/// A failure ready to report: one line (cause, then the hint), an exit code, and maybe a
+/// tool's stderr tail.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub(crate) code: i32,
+    pub(crate) message: String,
+    pub(crate) detail: Option<String>,
+}
+
+impl Failure {
+    pub(crate) fn new(code: i32, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            detail: None,
+        }
+    }
+
+    pub(crate) fn usage(message: impl Into<String>) -> Self {
+        Self::new(USAGE, message)
+    }
+
+    pub(crate) fn key(message: impl Into<String>) -> Self {
+        Self::new(KEY, message)
+    }
+
+    /// Appends `hint` to the message, unless the message already names its flag.
+    fn with_hint(mut self, hint: Option<Hint>) -> Self {
+        if let Some(h) = hint
+            && !self.message.contains(h.flag)
+        {
+            self.message = format!("{}; {}", self.message, h.text);
+        }
+        self
+    }
+
+    /// The interruption by a signal (130 or 143).
+    pub(crate) fn interrupted(code: i32) -> Self {
+        let sig = if code == SIGINT { "SIGINT" } else { "SIGTERM" };
+        Self::new(
+            code,
+            format!("interrupted by {sig}; nothing was committed by the interrupted operation"),
+        )
+    }
+
+    /// The lines to print on stderr.
+    pub(crate) fn report(&self) -> String {
+        let mut text = format!("pgb: error: {}", self.message);
+        for line in self.detail.iter().flat_map(|d| d.lines()) {
+            text.push_str("\n  ");
+            text.push_str(line);
+        }
+        text
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        let hint = hint(&e);
+        Self {
+            code: code(&e),
+            message: e.to_string(),
+            detail: e.stderr_tail().map(str::to_owned),
+        }
+        .with_hint(hint)
+    }
+}
+
+impl From<OpenError> for Failure {
+    fn from(e: OpenError) -> Self {
+        let (code, hint) = match e {
+            OpenError::InvalidUrl { .. } | OpenError::UnknownScheme { .. } => (
+                USAGE,
+                Some(Hint {
+                    flag: "--repo",
+                    text: "check --repo (or PGB_REPO)",
+                }),
+            ),
+            OpenError::NotCompiled { .. } => (USAGE, None),
+            _ => (REPOSITORY, None),
+        };
+        Self::new(code, e.to_string()).with_hint(hint)
+    }
+}
+
 /// The exit code of a library error.
-pub(crate) fn of(e: &Error) -> i32 {
+pub(crate) fn code(e: &Error) -> i32 {
     match e.class() {
         ErrorClass::Repository => REPOSITORY,
         ErrorClass::Database => DATABASE,
@@ -41,6 +128,74 @@ pub(crate) fn of(e: &Error) -> i32 {
         ErrorClass::NotFound => NOT_FOUND,
         ErrorClass::Locked => LOCKED,
         ErrorClass::Key => KEY,
+        ErrorClass::Invalid => USAGE,
         _ => FAILURE,
+    }
+}
+
+/// What to do next, in this binary's terms.
+#[derive(Debug, Clone, Copy)]
+struct Hint {
+    /// The flag the hint names (a message that already names it gets no hint).
+    flag: &'static str,
+    text: &'static str,
+}
+
+fn hint(e: &Error) -> Option<Hint> {
+    let h = |flag, text| Some(Hint { flag, text });
+    match e {
+        Error::Dump(d) => match d.kind() {
+            DumpErrorKind::TargetNotEmpty => h(
+                "--clean",
+                "restore into a new database, or pass --clean to replace them",
+            ),
+            DumpErrorKind::Refused => h("--allow-create", "pass --allow-create to restore it anyway"),
+            DumpErrorKind::ToolNotFound | DumpErrorKind::VersionMismatch => h(
+                "--pg-bin-dir",
+                "install the PostgreSQL client tools, or point --pg-bin-dir at them",
+            ),
+            _ => None,
+        },
+        Error::BackupNotFound(_) => h("pgb list", "run `pgb list` to see the backups"),
+        Error::Key(_) => h(
+            "--",
+            "give the keys with --identity-file, --passphrase-file or PGB_PASSPHRASE, --auth-key-file or PGB_AUTH_KEY (--allow-unauthenticated accepts a manifest without authentication)",
+        ),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use pgb::DumpError;
+
+    use super::*;
+
+    #[test]
+    fn hints_name_the_flag_once() {
+        let plain = Failure::from(Error::Dump(DumpError::new(
+            DumpErrorKind::TargetNotEmpty,
+            "target database shop already has 3 tables, views or sequences",
+        )));
+        assert_eq!(plain.code, REFUSED);
+        assert!(plain.message.ends_with("pass --clean to replace them"), "{}", plain.message);
+        let already = Failure::from(Error::Dump(DumpError::new(
+            DumpErrorKind::TargetNotEmpty,
+            "target has tables; pass --clean to replace them",
+        )));
+        assert_eq!(already.message.matches("--clean").count(), 1, "{}", already.message);
+    }
+
+    #[test]
+    fn every_class_has_its_documented_code() {
+        let refused = Error::Refused("x".to_owned());
+        assert_eq!(code(&refused), REFUSED);
+        assert_eq!(code(&Error::Locked("x".to_owned())), LOCKED);
+        assert_eq!(code(&Error::BackupNotFound("x".to_owned())), NOT_FOUND);
+        assert_eq!(
+            code(&Error::Policy(pgb::retention::RetentionError::NoRule)),
+            USAGE
+        );
+        assert_eq!(code(&Error::Cancelled), FAILURE);
     }
 }

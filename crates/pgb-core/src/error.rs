@@ -54,6 +54,9 @@ pub enum Error {
     /// The streaming pipeline failed (encoder error).
     #[error("pipeline: {0}")]
     Pipeline(String),
+    /// The retention policy cannot be applied (it keeps nothing, a window is empty...).
+    #[error("retention policy: {0}")]
+    Policy(#[from] pgb_retention::RetentionError),
 }
 
 /// Coarse classes of [`Error`], for exit codes and retries.
@@ -76,6 +79,8 @@ pub enum ErrorClass {
     Key,
     /// The dump or restore failed while running, or an I/O failure.
     Runtime,
+    /// The request itself is invalid (a retention policy that keeps nothing, ...).
+    Invalid,
 }
 
 impl Error {
@@ -109,6 +114,7 @@ impl Error {
             Self::Locked(_) => ErrorClass::Locked,
             Self::Key(_) => ErrorClass::Key,
             Self::Pipeline(_) | Self::Cancelled => ErrorClass::Runtime,
+            Self::Policy(_) => ErrorClass::Invalid,
         }
     }
 

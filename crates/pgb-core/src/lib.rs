@@ -12,7 +12,8 @@
 //! - [`Restorer`] / [`RestoreSink`]: restore or check an archive; nothing is committed before
 //!   the stored checksum was verified.
 //! - [`RetentionPolicy`]: the pure retention engine (re-exported from `pgb-retention`).
-//! - [`Repository`]: the operations. A backup is visible only once its [`Manifest`] is written,
+//! - [`Repository`]: the operations (backup, list, verify, restore, [prune](Repository::prune),
+//!   gc). A backup is visible only once its [`Manifest`] is written,
 //!   last and create-only.
 //!
 //! The library never prints, reads the environment or files on its own, creates a runtime or
@@ -42,8 +43,10 @@ mod events;
 mod key;
 mod manifest;
 mod memory;
+mod prune;
 mod repo;
 mod storage;
+mod verify_all;
 
 pub use codec::{Compression, InvalidCompression};
 pub use crypto::{AuthKey, Decryption, Encryption, EncryptionInfo, KeyError, generate_identity};
@@ -56,6 +59,8 @@ pub use events::{Event, NoProgress, Progress};
 pub use key::{InvalidKey, ObjectKey};
 pub use manifest::{BackupId, InvalidBackupId, MANIFEST_FORMAT_VERSION, Manifest};
 pub use memory::MemoryStorage;
+pub use prune::{PruneAction, PruneDecision, PruneOptions, PruneReport, PruneSet};
+pub use verify_all::{VerifyAllReport, VerifyOutcome};
 pub use repo::{BackupOptions, InvalidBackup, Leftover, Listing, Repository, VerifyReport};
 pub use storage::{
     ByteStream, Capabilities, ObjectMeta, ObjectWriter, Storage, StorageError, StorageErrorKind,
