@@ -39,6 +39,14 @@ pub enum Error {
         /// What was wrong.
         problem: String,
     },
+    /// A different manifest already exists under the new backup's id; it was left untouched.
+    #[error(
+        "backup {id}: a different manifest already exists under this id; it was left untouched and this backup was not committed"
+    )]
+    ManifestConflict {
+        /// The backup id.
+        id: crate::manifest::BackupId,
+    },
     /// The request is refused (unsafe or invalid options).
     #[error("{0}")]
     Refused(String),
@@ -113,7 +121,9 @@ impl Error {
             Self::Refused(_) => ErrorClass::Refused,
             Self::Locked(_) => ErrorClass::Locked,
             Self::Key(_) => ErrorClass::Key,
-            Self::Pipeline(_) | Self::Cancelled => ErrorClass::Runtime,
+            Self::Pipeline(_) | Self::Cancelled | Self::ManifestConflict { .. } => {
+                ErrorClass::Runtime
+            }
             Self::Policy(_) => ErrorClass::Invalid,
         }
     }

@@ -41,6 +41,7 @@ mod dump;
 mod error;
 mod events;
 mod key;
+pub mod layout;
 mod manifest;
 mod memory;
 mod prune;

@@ -96,33 +96,6 @@ impl fmt::Display for BackupId {
     }
 }
 
-/// Where things live in a repository (see docs/storage-layout.md).
-pub(crate) mod layout {
-    use super::*;
-
-    /// All backups live under this prefix, one folder per id.
-    pub(crate) const BACKUPS: &str = "backups";
-    pub(crate) const MANIFEST: &str = "manifest.json";
-
-    pub(crate) fn backups_prefix() -> ObjectKey {
-        ObjectKey::parse(BACKUPS).expect("static key")
-    }
-
-    pub(crate) fn backup_dir(id: &BackupId) -> ObjectKey {
-        backups_prefix()
-            .join(id.as_str())
-            .expect("ids are valid segments")
-    }
-
-    pub(crate) fn manifest_key(id: &BackupId) -> ObjectKey {
-        backup_dir(id).join(MANIFEST).expect("static key")
-    }
-
-    pub(crate) fn data_name(format: ArchiveFormat, compression: Compression) -> String {
-        format!("data.{}{}", format.extension(), compression.extension())
-    }
-}
-
 /// The manifest: written last, create-only; a backup exists only once it is there.
 ///
 /// Compatibility: readers refuse a `format_version` newer than [`MANIFEST_FORMAT_VERSION`];

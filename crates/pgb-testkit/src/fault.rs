@@ -26,6 +26,7 @@ struct Plan {
     full_at_byte: Option<u64>,
     fail_finish_at: Option<u64>,
     fail_every_finish: bool,
+    lose_ack_at: Option<u64>,
     fail_head: bool,
     fail_list: bool,
     fail_delete_at: Option<u64>,
@@ -43,6 +44,7 @@ impl fmt::Debug for Plan {
             .field("full_at_byte", &self.full_at_byte)
             .field("fail_finish_at", &self.fail_finish_at)
             .field("fail_every_finish", &self.fail_every_finish)
+            .field("lose_ack_at", &self.lose_ack_at)
             .field("fail_head", &self.fail_head)
             .field("fail_list", &self.fail_list)
             .field("fail_delete_at", &self.fail_delete_at)
@@ -214,6 +216,16 @@ impl FaultStorage {
         self.with_plan(|p| p.fail_every_finish = true)
     }
 
+    /// Loses the acknowledgement of the `k`-th `finish` of a targeted writer (counted like
+    /// [`FaultStorage::fail_finish_at`]): the object IS written, then the caller gets the error
+    /// a client sees after its connection dropped before the answer and it retried: for a
+    /// create-only write [`StorageErrorKind::AlreadyExists`] (the retry found the object its
+    /// first attempt made), otherwise [`StorageErrorKind::Unavailable`].
+    #[must_use]
+    pub fn lose_ack_at(self, k: u64) -> Self {
+        self.with_plan(|p| p.lose_ack_at = Some(k))
+    }
+
     /// Fails every `head` (stat) of a targeted key with [`StorageErrorKind::Unavailable`].
     #[must_use]
     pub fn fail_head(self) -> Self {
@@ -361,11 +373,13 @@ impl Storage for FaultStorage {
         key: &ObjectKey,
         opts: WriteOptions,
     ) -> Result<Box<dyn ObjectWriter>, StorageError> {
+        let create_new = opts.mode == pgb_core::WriteMode::CreateNew;
         let res = self.inner.writer(key, opts).await;
         self.state.log_result(format!("writer {key}"), &res);
         let inner = res?;
         Ok(Box::new(FaultWriter {
             inner: Some(inner),
+            create_new,
             key: key.clone(),
             plan: Arc::clone(&self.plan),
             state: Arc::clone(&self.state),
@@ -429,6 +443,8 @@ impl Storage for FaultStorage {
 struct FaultWriter {
     /// `None` once the inner writer was consumed (after an injected `finish` failure).
     inner: Option<Box<dyn ObjectWriter>>,
+    /// The write was create-only (decides the error a lost acknowledgement turns into).
+    create_new: bool,
     key: ObjectKey,
     plan: Arc<Plan>,
     state: Arc<State>,
@@ -569,10 +585,26 @@ impl ObjectWriter for FaultWriter {
                     self.state.injected.fetch_add(1, Ordering::SeqCst);
                 }
                 let received = self.received;
-                inner.finish().await.map(|mut meta| {
+                let res = inner.finish().await.map(|mut meta| {
                     meta.size = received;
                     meta
-                })
+                });
+                if res.is_ok() && hits(self.plan.lose_ack_at, n) {
+                    // Applied, but the answer never arrived: report what the retry saw.
+                    let (kind, what) = if self.create_new {
+                        (
+                            StorageErrorKind::AlreadyExists,
+                            "acknowledgement lost; the retry found the object already there",
+                        )
+                    } else {
+                        (StorageErrorKind::Unavailable, "acknowledgement lost")
+                    };
+                    Err(self
+                        .state
+                        .injected_error(kind, "write", self.key.as_str(), what))
+                } else {
+                    res
+                }
             }
         } else {
             // Disarmed or untargeted: anything held back for a lie is passed on unchanged.

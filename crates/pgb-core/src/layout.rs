@@ -1,0 +1,118 @@
+//! Where everything lives in a repository: the one place that knows the key layout
+//! (see docs/storage-layout.md).
+//!
+//! ```text
+//! backups/<id>/manifest.json        the commit marker, written last and create-only
+//! backups/<id>/<artifact>           data objects (e.g. data.dump.zst, data.dump.zst.age)
+//! backups/<id>/<artifact>.sha256    `sha256sum -c` sidecars
+//! locks/<id>.json                   leases of running backups (gc never collects them)
+//! locks/jobs/<job>.json             job locks (one run per job across hosts)
+//! drills/<id>/<utc time>.json       restore-drill records
+//! .pgb-probe-<random>               the write probe of a preflight
+//! ```
+
+use crate::codec::Compression;
+use crate::dump::ArchiveFormat;
+use crate::key::ObjectKey;
+use crate::manifest::BackupId;
+
+/// All backups live under this prefix, one folder per id.
+pub const BACKUPS: &str = "backups";
+/// The manifest's file name inside a backup folder.
+pub const MANIFEST: &str = "manifest.json";
+/// Leases and locks.
+pub const LOCKS: &str = "locks";
+/// Job locks, under [`LOCKS`].
+pub const JOB_LOCKS: &str = "jobs";
+/// Restore-drill records.
+pub const DRILLS: &str = "drills";
+/// The suffix of a `sha256sum -c` sidecar.
+pub const SIDECAR_SUFFIX: &str = ".sha256";
+/// The suffix of an age-encrypted object.
+pub const AGE_SUFFIX: &str = ".age";
+/// The prefix of write-probe objects.
+pub const PROBE_PREFIX: &str = ".pgb-probe-";
+
+fn key(s: &str) -> ObjectKey {
+    ObjectKey::parse(s).expect("layout keys are valid")
+}
+
+/// `backups/`.
+pub fn backups_prefix() -> ObjectKey {
+    key(BACKUPS)
+}
+
+/// `backups/<id>`.
+pub fn backup_dir(id: &BackupId) -> ObjectKey {
+    backups_prefix()
+        .join(id.as_str())
+        .expect("ids are valid segments")
+}
+
+/// `backups/<id>/manifest.json`.
+pub fn manifest_key(id: &BackupId) -> ObjectKey {
+    backup_dir(id).join(MANIFEST).expect("static key")
+}
+
+/// The file name of a single-database dump artifact, e.g. `data.dump.zst` or, encrypted,
+/// `data.dump.zst.age` (so a person restoring by hand sees that `age -d` comes first).
+pub fn data_name(format: ArchiveFormat, compression: Compression, encrypted: bool) -> String {
+    format!(
+        "data.{}{}{}",
+        format.extension(),
+        compression.extension(),
+        if encrypted { AGE_SUFFIX } else { "" }
+    )
+}
+
+/// `<key>.sha256`, the sidecar of an object.
+pub fn sidecar_key(object: &ObjectKey) -> ObjectKey {
+    key(&format!("{object}{SIDECAR_SUFFIX}"))
+}
+
+/// Whether a key is a sidecar.
+pub fn is_sidecar(object: &ObjectKey) -> bool {
+    object.file_name().ends_with(SIDECAR_SUFFIX)
+}
+
+/// `locks/`.
+pub fn locks_prefix() -> ObjectKey {
+    key(LOCKS)
+}
+
+/// `locks/<id>.json`, the lease of a running backup.
+pub fn lease_key(id: &str) -> ObjectKey {
+    locks_prefix()
+        .join(&format!("{id}.json"))
+        .expect("ids are valid segments")
+}
+
+/// `locks/jobs/`.
+pub fn job_locks_prefix() -> ObjectKey {
+    locks_prefix().join(JOB_LOCKS).expect("static key")
+}
+
+/// `locks/jobs/<job>.json`.
+///
+/// # Errors
+/// If the job name is not a valid key segment.
+pub fn job_lock_key(job: &str) -> Result<ObjectKey, crate::key::InvalidKey> {
+    job_locks_prefix().join(&format!("{job}.json"))
+}
+
+/// `drills/`.
+pub fn drills_prefix() -> ObjectKey {
+    key(DRILLS)
+}
+
+/// `drills/<id>`.
+pub fn drill_dir(id: &BackupId) -> ObjectKey {
+    drills_prefix()
+        .join(id.as_str())
+        .expect("ids are valid segments")
+}
+
+/// `.pgb-probe-<suffix>`.
+pub fn probe_key(suffix: &str) -> ObjectKey {
+    key(&format!("{PROBE_PREFIX}{suffix}"))
+}

@@ -1,0 +1,389 @@
+//! Backup and its commit protocol: data object, size check, sidecar, manifest last.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use tokio::sync::mpsc;
+
+use super::lease::Lease;
+use super::{CHANNEL_DEPTH, PROGRESS_EVERY, Repository};
+use crate::codec::{self, Compression, EncodeMsg, OuterStage};
+use crate::crypto::{Encryption, mac_hex};
+use crate::dump::{DumpError, DumpErrorKind, DumpStream, Dumper};
+use crate::error::Error;
+use crate::events::{Event, Progress};
+use crate::key::ObjectKey;
+use crate::layout;
+use crate::manifest::{BackupId, MANIFEST_FORMAT_VERSION, Manifest};
+use crate::storage::{ObjectWriter, Storage, StorageErrorKind, StorageExt, WriteOptions};
+
+/// Options for [`Repository::backup`].
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct BackupOptions {
+    /// Compression of the stored object.
+    pub compression: Compression,
+    /// Labels recorded in the manifest.
+    pub labels: Vec<String>,
+    /// Client-side encryption (after compression); `None` stores compressed plaintext.
+    pub encryption: Option<Encryption>,
+    /// Read the data object back and check its sha256 before committing (catches a store
+    /// that corrupts bytes while reporting success; costs one download).
+    pub verify_upload: bool,
+}
+
+impl BackupOptions {
+    /// Sets the compression.
+    pub fn with_compression(mut self, c: Compression) -> Self {
+        self.compression = c;
+        self
+    }
+
+    /// Adds a label.
+    pub fn with_label(mut self, label: impl Into<String>) -> Self {
+        self.labels.push(label.into());
+        self
+    }
+
+    /// Reads the object back before committing.
+    pub fn with_verify_upload(mut self, yes: bool) -> Self {
+        self.verify_upload = yes;
+        self
+    }
+
+    /// Encrypts the backup.
+    pub fn with_encryption(mut self, encryption: Encryption) -> Self {
+        self.encryption = Some(encryption);
+        self
+    }
+}
+
+impl Repository {
+    /// Runs a backup: preflight, stream the dump through compression and hashing into a data
+    /// object, check it, and commit by writing the manifest last, create-only.
+    ///
+    /// On any failure nothing becomes visible: the writer is aborted, the dump killed and
+    /// reaped, encoders are never finalized, and no manifest is written.
+    ///
+    /// # Errors
+    /// Preflight (`Dump` connection/version errors, `Storage` access errors), the dump failing,
+    /// storage failures, or an integrity mismatch after upload.
+    pub async fn backup(
+        &self,
+        dumper: &dyn Dumper,
+        opts: &BackupOptions,
+        progress: &dyn Progress,
+    ) -> Result<Manifest, Error> {
+        self.backup_until(dumper, opts, progress, std::future::pending())
+            .await
+    }
+
+    /// [`Repository::backup`] that stops cleanly when `cancel` completes (a signal, a
+    /// shutdown): the dump is killed, the data object discarded, the lease released, and
+    /// [`Error::Cancelled`] returned. Nothing is committed.
+    ///
+    /// # Errors
+    /// As [`Repository::backup`], or `Cancelled`.
+    #[tracing::instrument(skip_all)]
+    pub async fn backup_until(
+        &self,
+        dumper: &dyn Dumper,
+        opts: &BackupOptions,
+        progress: &dyn Progress,
+        cancel: impl std::future::Future<Output = ()> + Send,
+    ) -> Result<Manifest, Error> {
+        let source = dumper.prepare().await?;
+        self.preflight().await?;
+
+        let started_at = OffsetDateTime::now_utc();
+        let id = BackupId::generate(started_at);
+        // The lease tells `gc` that this backup is in progress, whatever its grace period;
+        // it is refreshed while the backup runs and expires on its own if pgb is killed.
+        let lease = Lease::acquire(Arc::clone(&self.storage), &id).await?;
+        // Dropping the backup future kills pg_dump (kill on drop) and discards the unfinished
+        // data object (the storage contract's cancellation safety).
+        let res = tokio::select! {
+            res = self.backup_leased(dumper, source, id, started_at, opts, progress) => res,
+            () = cancel => Err(Error::Cancelled),
+        };
+        lease.release().await;
+        res
+    }
+
+    async fn backup_leased(
+        &self,
+        dumper: &dyn Dumper,
+        source: crate::dump::DumpSource,
+        id: BackupId,
+        started_at: OffsetDateTime,
+        opts: &BackupOptions,
+        progress: &dyn Progress,
+    ) -> Result<Manifest, Error> {
+        let data_key = layout::backup_dir(&id)
+            .join(&layout::data_name(
+                source.format,
+                opts.compression,
+                opts.encryption.is_some(),
+            ))
+            .expect("valid key");
+        tracing::info!(backup = %id, database = %source.database, "backup started");
+        progress.event(&Event::BackupStarted {
+            id: id.clone(),
+            database: source.database.clone(),
+        });
+
+        let mut writer = self
+            .storage
+            .writer(&data_key, WriteOptions::default())
+            .await?;
+        let mut dump = match dumper.start(&source).await {
+            Ok(d) => d,
+            Err(e) => {
+                let _ = writer.abort().await;
+                return Err(e.into());
+            }
+        };
+        let outer = opts.encryption.as_ref().map(Encryption::stage);
+        let pumped = pump(
+            dump.as_mut(),
+            writer.as_mut(),
+            opts.compression,
+            outer,
+            progress,
+        )
+        .await;
+        let sizes = match pumped {
+            Ok(s) => s,
+            Err(e) => {
+                dump.abort().await;
+                let _ = writer.abort().await;
+                tracing::warn!(backup = %id, error = %e, "backup failed; nothing committed");
+                return Err(e);
+            }
+        };
+        drop(dump);
+        let meta = writer.finish().await?;
+        let finished_at = OffsetDateTime::now_utc();
+        progress.event(&Event::DataFinished {
+            stored_bytes: sizes.stored_size,
+        });
+
+        // The writer said it succeeded; check what the store actually holds before committing.
+        let stored = match self.storage.head(&data_key).await {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = self.storage.delete(&data_key).await;
+                return Err(e.into());
+            }
+        };
+        if stored.size != sizes.stored_size || meta.size != sizes.stored_size {
+            let _ = self.storage.delete(&data_key).await;
+            return Err(Error::Integrity {
+                id: id.to_string(),
+                problem: format!(
+                    "storage holds {} bytes after upload, {} were sent",
+                    stored.size, sizes.stored_size
+                ),
+            });
+        }
+
+        if opts.verify_upload {
+            let read_back = self.hash_object(&data_key).await;
+            if read_back.as_ref().ok() != Some(&sizes.stored_sha256) {
+                let _ = self.storage.delete(&data_key).await;
+                return Err(match read_back {
+                    Err(e) => e,
+                    Ok(got) => Error::Integrity {
+                        id: id.to_string(),
+                        problem: format!(
+                            "read back after upload: sha256 {got}, {} was sent",
+                            sizes.stored_sha256
+                        ),
+                    },
+                });
+            }
+        }
+
+        // A `sha256sum -c` sidecar, so the object can be checked with standard tools alone.
+        let sidecar = layout::sidecar_key(&data_key);
+        let line = format!("{}  {}\n", sizes.stored_sha256, data_key.file_name());
+        if let Err(e) = self
+            .storage
+            .put(&sidecar, Bytes::from(line), WriteOptions::default())
+            .await
+        {
+            let _ = self.storage.delete(&data_key).await;
+            return Err(e.into());
+        }
+
+        let mut manifest = Manifest {
+            format_version: if opts.encryption.is_some() {
+                MANIFEST_FORMAT_VERSION
+            } else {
+                1
+            },
+            id: id.clone(),
+            pgb_version: env!("CARGO_PKG_VERSION").to_owned(),
+            set: format!("{}/{}", source.server, source.database),
+            database: source.database,
+            server: source.server,
+            server_version: source.server_version,
+            pg_dump_version: source.tool_version,
+            pg_dump_major: source.tool_major,
+            format: source.format,
+            compression: opts.compression,
+            data_key: data_key.to_string(),
+            stored_size: sizes.stored_size,
+            stored_sha256: sizes.stored_sha256,
+            plain_size: sizes.plain_size,
+            plain_sha256: sizes.plain_sha256,
+            started_at,
+            finished_at,
+            labels: opts.labels.clone(),
+            encryption: opts.encryption.as_ref().map(Encryption::info),
+            mac: None,
+        };
+        if let Some(enc) = &opts.encryption {
+            let key = enc
+                .mac_key(id.as_str())
+                .map_err(|e| Error::Key(e.to_string()))?;
+            manifest.mac = key.map(|k| mac_hex(&k, &manifest.mac_input()));
+        }
+        progress.event(&Event::ManifestWriting);
+        let body = Bytes::from(serde_json::to_vec_pretty(&manifest).expect("manifest serializes"));
+        let manifest_key = layout::manifest_key(&id);
+        if let Err(e) = self
+            .storage
+            .put(&manifest_key, body.clone(), WriteOptions::create_new())
+            .await
+        {
+            match self.settle_manifest_write(&manifest_key, &body).await {
+                ManifestState::Ours => {
+                    // The store applied the write but its answer was lost (the retry then saw
+                    // "already exists", or gave up): the backup is committed.
+                    tracing::info!(backup = %id, error = %e, "manifest write was applied although its acknowledgement was lost");
+                }
+                ManifestState::Absent => {
+                    // Without its manifest the data is garbage; remove it now rather than at gc.
+                    let _ = self.storage.delete(&sidecar).await;
+                    let _ = self.storage.delete(&data_key).await;
+                    return Err(e.into());
+                }
+                ManifestState::Other => {
+                    // Somebody else's manifest: never touch it, nor the data it may refer to.
+                    return Err(Error::ManifestConflict { id });
+                }
+                ManifestState::Unknown => {
+                    // Cannot tell whether the manifest landed: keep the data (a manifest must
+                    // never be left without it); `gc` removes it if no manifest appears.
+                    return Err(e.into());
+                }
+            }
+        }
+        tracing::info!(backup = %id, stored = sizes.stored_size, "backup committed");
+        progress.event(&Event::Committed { id });
+        Ok(manifest)
+    }
+
+    /// After a failed create-only manifest write: is a manifest there now, and is it ours?
+    async fn settle_manifest_write(&self, key: &ObjectKey, ours: &[u8]) -> ManifestState {
+        match self.storage.get_bytes(key).await {
+            Ok(found) if found.as_ref() == ours => ManifestState::Ours,
+            Ok(_) => ManifestState::Other,
+            Err(e) if e.kind() == StorageErrorKind::NotFound => ManifestState::Absent,
+            Err(e) => {
+                tracing::warn!(key = %key, error = %e, "cannot read the manifest back after a failed write");
+                ManifestState::Unknown
+            }
+        }
+    }
+}
+
+/// What a failed create-only manifest write left behind.
+enum ManifestState {
+    /// Our manifest, byte for byte: the write was applied.
+    Ours,
+    /// No manifest.
+    Absent,
+    /// A different manifest.
+    Other,
+    /// Could not be read.
+    Unknown,
+}
+
+/// Digests and sizes of a finished backup stream.
+struct Sizes {
+    plain_size: u64,
+    plain_sha256: String,
+    stored_size: u64,
+    stored_sha256: String,
+}
+
+/// Dump → encoder thread → hash and store. Returns only when all three succeeded; the encoder
+/// is finished only after the dump reported success.
+async fn pump(
+    dump: &mut dyn DumpStream,
+    writer: &mut dyn ObjectWriter,
+    compression: Compression,
+    outer: Option<OuterStage>,
+    progress: &dyn Progress,
+) -> Result<Sizes, Error> {
+    let (in_tx, in_rx) = mpsc::channel::<EncodeMsg>(CHANNEL_DEPTH);
+    let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(CHANNEL_DEPTH);
+    let encoder = codec::spawn_encoder(compression, outer, in_rx, out_tx);
+
+    let produce = async move {
+        let mut total = 0u64;
+        let mut next_event = PROGRESS_EVERY;
+        loop {
+            match dump.next_chunk().await? {
+                Some(chunk) => {
+                    if total == 0 {
+                        progress.event(&Event::DataStreaming);
+                    }
+                    total += chunk.len() as u64;
+                    if total >= next_event {
+                        next_event += PROGRESS_EVERY;
+                        progress.event(&Event::Progress {
+                            plain_bytes: total,
+                            stored_bytes: 0,
+                        });
+                    }
+                    if in_tx.send(EncodeMsg::Data(chunk)).await.is_err() {
+                        return Ok(false); // the encoder failed; its error is reported below
+                    }
+                }
+                None if total == 0 => {
+                    return Err(Error::Dump(DumpError::new(
+                        DumpErrorKind::Empty,
+                        "pg_dump exited successfully but wrote nothing; refusing to record an empty backup",
+                    )));
+                }
+                None => return Ok(in_tx.send(EncodeMsg::Finish).await.is_ok()),
+            }
+        }
+    };
+    let consume = async move {
+        let mut hasher = Sha256::new();
+        let mut n = 0u64;
+        while let Some(chunk) = out_rx.recv().await {
+            hasher.update(&chunk);
+            n += chunk.len() as u64;
+            writer.write(chunk).await?;
+        }
+        Ok::<_, Error>((n, codec::hex(&hasher.finalize())))
+    };
+    let (_, (stored_size, stored_sha256)) = tokio::try_join!(produce, consume)?;
+    let digests = encoder
+        .await
+        .map_err(|e| Error::Pipeline(format!("encoder task: {e}")))?
+        .map_err(|e| Error::Pipeline(format!("compression failed: {e}")))?;
+    Ok(Sizes {
+        plain_size: digests.plain_size,
+        plain_sha256: digests.plain_sha256,
+        stored_size,
+        stored_sha256,
+    })
+}

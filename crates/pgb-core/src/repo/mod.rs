@@ -1,0 +1,88 @@
+//! Repository operations, one module each: backup (and its commit protocol), list, verify,
+//! restore, removal (delete and gc) and leases. The key layout lives in [`crate::layout`].
+
+mod backup;
+mod gc;
+mod lease;
+mod list;
+mod read;
+mod restore;
+mod verify;
+
+pub use backup::BackupOptions;
+pub use list::{InvalidBackup, Leftover, Listing};
+pub use verify::VerifyReport;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::codec::{self};
+use crate::crypto::Decryption;
+use crate::error::Error;
+use crate::layout;
+use crate::storage::{Storage, StorageExt, WriteOptions};
+
+/// Progress events are emitted every this many bytes.
+const PROGRESS_EVERY: u64 = 64 << 20;
+/// Depth of the bounded channels between the pipeline's stages.
+const CHANNEL_DEPTH: usize = 4;
+
+/// A backup repository on some [`Storage`]: the layout and the commit protocol.
+#[derive(Debug, Clone)]
+pub struct Repository {
+    storage: Arc<dyn Storage>,
+    keys: Arc<Decryption>,
+    allow_unauthenticated: bool,
+}
+
+impl Repository {
+    /// A repository rooted at `storage` (already scoped to its prefix).
+    pub fn new(storage: Arc<dyn Storage>) -> Self {
+        Self {
+            storage,
+            keys: Arc::new(Decryption::none()),
+            allow_unauthenticated: false,
+        }
+    }
+
+    /// Keys for reading (verifying, restoring) encrypted backups.
+    pub fn with_decryption(mut self, keys: Decryption) -> Self {
+        self.keys = Arc::new(keys);
+        self
+    }
+
+    /// Accept backups without an authenticated manifest even though a passphrase or an
+    /// authentication key was given (which otherwise means "expect authenticated backups" and
+    /// guards against a downgrade to an unencrypted, unauthenticated substitute).
+    pub fn allow_unauthenticated(mut self, allow: bool) -> Self {
+        self.allow_unauthenticated = allow;
+        self
+    }
+
+    /// The underlying storage.
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    /// Checks that the repository is writable: writes, reads and deletes a small probe object.
+    ///
+    /// # Errors
+    /// The storage error, e.g. permission denied or unreachable.
+    pub async fn preflight(&self) -> Result<(), Error> {
+        let mut rnd = [0u8; 6];
+        let _ = getrandom::fill(&mut rnd);
+        let key = layout::probe_key(&codec::hex(&rnd));
+        self.storage
+            .put(
+                &key,
+                Bytes::from_static(b"pgb write probe\n"),
+                WriteOptions::default(),
+            )
+            .await?;
+        let res = self.storage.head(&key).await;
+        self.storage.delete(&key).await?;
+        res?;
+        Ok(())
+    }
+}
