@@ -149,7 +149,9 @@ fn hint(e: &Error) -> Option<Hint> {
                 "--clean",
                 "restore into a new database, or pass --clean to replace them",
             ),
-            DumpErrorKind::Refused => h("--allow-create", "pass --allow-create to restore it anyway"),
+            DumpErrorKind::Refused => {
+                h("--allow-create", "pass --allow-create to restore it anyway")
+            }
             DumpErrorKind::ToolNotFound | DumpErrorKind::VersionMismatch => h(
                 "--pg-bin-dir",
                 "install the PostgreSQL client tools, or point --pg-bin-dir at them",
@@ -178,12 +180,21 @@ mod tests {
             "target database shop already has 3 tables, views or sequences",
         )));
         assert_eq!(plain.code, REFUSED);
-        assert!(plain.message.ends_with("pass --clean to replace them"), "{}", plain.message);
+        assert!(
+            plain.message.ends_with("pass --clean to replace them"),
+            "{}",
+            plain.message
+        );
         let already = Failure::from(Error::Dump(DumpError::new(
             DumpErrorKind::TargetNotEmpty,
             "target has tables; pass --clean to replace them",
         )));
-        assert_eq!(already.message.matches("--clean").count(), 1, "{}", already.message);
+        assert_eq!(
+            already.message.matches("--clean").count(),
+            1,
+            "{}",
+            already.message
+        );
     }
 
     #[test]

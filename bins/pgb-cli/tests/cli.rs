@@ -545,7 +545,10 @@ fn help_lists_a_commands_own_options_before_the_global_ones() {
     let help = stdout(&out);
     let own = help.find("--keep-daily").expect("own option");
     let global = help.find("Global options:").expect("global heading");
-    assert!(own < global && global < help.find("--verbose").unwrap(), "{help}");
+    assert!(
+        own < global && global < help.find("--verbose").unwrap(),
+        "{help}"
+    );
 }
 
 #[test]

@@ -61,12 +61,12 @@ pub use key::{InvalidKey, ObjectKey};
 pub use manifest::{BackupId, InvalidBackupId, MANIFEST_FORMAT_VERSION, Manifest};
 pub use memory::MemoryStorage;
 pub use prune::{PruneAction, PruneDecision, PruneOptions, PruneReport, PruneSet};
-pub use verify_all::{VerifyAllReport, VerifyOutcome};
 pub use repo::{BackupOptions, InvalidBackup, Leftover, Listing, Repository, VerifyReport};
 pub use storage::{
     ByteStream, Capabilities, ObjectMeta, ObjectWriter, Storage, StorageError, StorageErrorKind,
     StorageExt, StorageInfo, WriteMode, WriteOptions,
 };
+pub use verify_all::{VerifyAllReport, VerifyOutcome};
 
 /// The retention engine (`pgb-retention`), re-exported: pure, no I/O, usable on its own.
 pub use pgb_retention as retention;

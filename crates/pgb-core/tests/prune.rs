@@ -22,7 +22,11 @@ async fn backup(repo: &Repository, labels: &[&str]) -> String {
         .iter()
         .fold(BackupOptions::default(), |o, l| o.with_label(*l));
     let m = repo
-        .backup(&FakeDumper::new(10_000, FakeOutcome::Succeed), &opts, &NoProgress)
+        .backup(
+            &FakeDumper::new(10_000, FakeOutcome::Succeed),
+            &opts,
+            &NoProgress,
+        )
         .await
         .expect("backup");
     m.id.to_string()
@@ -40,7 +44,11 @@ async fn move_to_set(storage: &Arc<dyn Storage>, id: &str, set: &str) {
     m["set"] = set.into();
     storage.delete(&key).await.unwrap();
     storage
-        .put(&key, serde_json::to_vec(&m).unwrap().into(), WriteOptions::create_new())
+        .put(
+            &key,
+            serde_json::to_vec(&m).unwrap().into(),
+            WriteOptions::create_new(),
+        )
         .await
         .unwrap();
 }
@@ -100,7 +108,10 @@ async fn prune_deletes_what_the_policy_does_not_keep_and_explains_it() {
     // The report is the JSON the CLI prints.
     let json = serde_json::to_value(&report).unwrap();
     assert_eq!(json["sets"][0]["decisions"][1]["action"], "remove");
-    assert_eq!(json["sets"][0]["decisions"][0]["reasons"][0]["rule"], "last");
+    assert_eq!(
+        json["sets"][0]["decisions"][0]["reasons"][0]["rule"],
+        "last"
+    );
 }
 
 #[tokio::test]
@@ -189,10 +200,7 @@ async fn labelled_backups_are_kept_by_a_label_rule() {
     backup(&repo, &[]).await;
     let newest = backup(&repo, &[]).await;
     let policy = keep_last(1).with_keep_label("pre-migration");
-    let report = repo
-        .prune(&policy, &PruneOptions::default())
-        .await
-        .unwrap();
+    let report = repo.prune(&policy, &PruneOptions::default()).await.unwrap();
     let kept = report
         .sets
         .iter()
@@ -204,7 +212,9 @@ async fn labelled_backups_are_kept_by_a_label_rule() {
     assert_eq!(kept.reasons[0].to_string(), "label pre-migration");
     let mut left = ids(&repo).await;
     left.sort();
-    assert_eq!(left, [labelled, newest]);
+    let mut want = [labelled, newest];
+    want.sort();
+    assert_eq!(left, want);
 }
 
 #[tokio::test]
@@ -214,7 +224,11 @@ async fn unusable_manifests_are_reported_and_left_alone() {
     backup(&repo, &[]).await;
     let bad = "20200101T000000Z-abcdef";
     storage
-        .put(&manifest_key(bad), "{not json".into(), WriteOptions::create_new())
+        .put(
+            &manifest_key(bad),
+            "{not json".into(),
+            WriteOptions::create_new(),
+        )
         .await
         .unwrap();
     let report = repo
@@ -224,7 +238,10 @@ async fn unusable_manifests_are_reported_and_left_alone() {
     assert_eq!(report.invalid.len(), 1);
     assert_eq!(report.invalid[0].id, bad);
     assert_eq!(report.deleted(), 1);
-    assert!(storage.head(&manifest_key(bad)).await.is_ok(), "not deleted");
+    assert!(
+        storage.head(&manifest_key(bad)).await.is_ok(),
+        "not deleted"
+    );
     let json = serde_json::to_value(&report).unwrap();
     assert_eq!(json["invalid"][0]["id"], bad);
 }
@@ -238,7 +255,10 @@ async fn a_policy_that_keeps_nothing_deletes_nothing() {
         .prune(&Policy::default(), &PruneOptions::default())
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Policy(RetentionError::NoRule)), "{err}");
+    assert!(
+        matches!(err, Error::Policy(RetentionError::NoRule)),
+        "{err}"
+    );
     assert_eq!(err.class(), ErrorClass::Invalid);
     assert_eq!(ids(&repo).await.len(), 2);
 }

@@ -103,8 +103,12 @@ mod tests {
     #[tokio::test]
     async fn the_example_backs_up_verifies_and_prunes() {
         let (Some(url), Some(bin)) = (
-            std::env::var("PGB_TEST_PG_URL").ok().filter(|v| !v.is_empty()),
-            std::env::var("PGB_TEST_PG_BIN").ok().filter(|v| !v.is_empty()),
+            std::env::var("PGB_TEST_PG_URL")
+                .ok()
+                .filter(|v| !v.is_empty()),
+            std::env::var("PGB_TEST_PG_BIN")
+                .ok()
+                .filter(|v| !v.is_empty()),
         ) else {
             pgb_testkit::require_or_skip::<()>(
                 "PostgreSQL (PGB_TEST_PG_URL, PGB_TEST_PG_BIN)",
@@ -128,7 +132,11 @@ mod tests {
         // Ids start with the UTC date: across midnight both backups are the newest of a day.
         let same_day = first.backup.as_str()[..8] == second.backup.as_str()[..8];
         if same_day {
-            assert_eq!(removed, [first.backup.clone()], "one backup per day is kept");
+            assert_eq!(
+                removed,
+                [first.backup.clone()],
+                "one backup per day is kept"
+            );
         } else {
             assert!(removed.is_empty(), "{removed:?}");
         }

@@ -57,7 +57,9 @@ pub enum OpenError {
         reason: &'static str,
     },
     /// The scheme is not one of `file`, `s3`, `gs`, `az`.
-    #[error("invalid repository URL {url}: unknown scheme {scheme:?} (use file://, s3://, gs:// or az://)")]
+    #[error(
+        "invalid repository URL {url}: unknown scheme {scheme:?} (use file://, s3://, gs:// or az://)"
+    )]
     UnknownScheme {
         /// The URL, redacted.
         url: String,
@@ -65,7 +67,9 @@ pub enum OpenError {
         scheme: String,
     },
     /// The backend exists but this build of the `pgb` crate does not include it.
-    #[error("repository {url}: this build has no {scheme}:// support (enable the pgb crate's `{feature}` feature)")]
+    #[error(
+        "repository {url}: this build has no {scheme}:// support (enable the pgb crate's `{feature}` feature)"
+    )]
     NotCompiled {
         /// The URL, redacted.
         url: String,
@@ -238,7 +242,10 @@ fn first(env: &dyn EnvLookup, names: &[&str]) -> Option<String> {
 }
 
 #[cfg(any(feature = "local", feature = "s3", feature = "gcs", feature = "azure"))]
-fn built<S: Storage>(url: &str, res: Result<S, StorageError>) -> Result<Arc<dyn Storage>, OpenError> {
+fn built<S: Storage>(
+    url: &str,
+    res: Result<S, StorageError>,
+) -> Result<Arc<dyn Storage>, OpenError> {
     res.map(|s| Arc::new(s) as Arc<dyn Storage>)
         .map_err(|source| OpenError::Storage {
             url: redact_url(url),
@@ -324,7 +331,11 @@ mod backends {
                 .ok()
                 .filter(|m| (5..=5120).contains(m))
                 .ok_or_else(|| {
-                    setting(url, "PGB_S3_PART_SIZE_MIB", "must be a number from 5 to 5120")
+                    setting(
+                        url,
+                        "PGB_S3_PART_SIZE_MIB",
+                        "must be a number from 5 to 5120",
+                    )
                 })?;
             cfg = cfg.with_part_size(mib * 1024 * 1024);
         }
@@ -464,7 +475,11 @@ mod backends {
     }
 
     #[cfg(not(feature = "gcs"))]
-    pub(super) fn gcs(url: &str, _: &str, _: &dyn EnvLookup) -> Result<Arc<dyn Storage>, OpenError> {
+    pub(super) fn gcs(
+        url: &str,
+        _: &str,
+        _: &dyn EnvLookup,
+    ) -> Result<Arc<dyn Storage>, OpenError> {
         Err(not_compiled(url, "gs", "gcs"))
     }
 
@@ -757,6 +772,9 @@ mod tests {
     #[test]
     fn backends_not_compiled_in_say_which_feature_adds_them() {
         let e = error(open("s3://b/p", &[]));
-        assert!(matches!(e, OpenError::NotCompiled { feature: "s3", .. }), "{e}");
+        assert!(
+            matches!(e, OpenError::NotCompiled { feature: "s3", .. }),
+            "{e}"
+        );
     }
 }

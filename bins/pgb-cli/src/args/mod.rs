@@ -11,8 +11,7 @@ mod shared;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub(crate) use commands::{
-    BackupArgs, GcArgs, KeyCommand, ListArgs, PruneArgs, RestoreArgs, RetentionCommand,
-    VerifyArgs,
+    BackupArgs, GcArgs, KeyCommand, ListArgs, PruneArgs, RestoreArgs, RetentionCommand, VerifyArgs,
 };
 pub(crate) use shared::{EncryptArgs, Format, KeyArgs, PolicyArgs, RepoArgs, ToolArgs};
 
@@ -87,11 +86,13 @@ mod tests {
 
     #[test]
     fn a_commands_own_options_come_before_the_global_ones() {
-        let mut cmd = Cli::command();
-        let backup = cmd.find_subcommand_mut("backup").unwrap();
-        let help = backup.render_help().to_string();
+        let help = Cli::try_parse_from(["pgb", "backup", "--help"])
+            .unwrap_err()
+            .to_string();
         let own = help.find("--repo").expect("--repo listed");
-        let heading = help.find("Global options:").expect("a Global options heading");
+        let heading = help
+            .find("Global options:")
+            .expect("a Global options heading");
         let verbose = help.find("--verbose").expect("--verbose listed");
         assert!(own < heading && heading < verbose, "{help}");
     }

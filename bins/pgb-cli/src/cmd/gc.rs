@@ -10,7 +10,10 @@ use crate::resolve;
 
 pub(super) async fn run(a: GcArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
     let grace = resolve::grace(a.older_than.as_deref())?;
-    let older_than = a.older_than.as_deref().unwrap_or(resolve::defaults::GC_OLDER_THAN);
+    let older_than = a
+        .older_than
+        .as_deref()
+        .unwrap_or(resolve::defaults::GC_OLDER_THAN);
     let repo = resolve::repository(&a.repo, ctx.env)?;
     let removed = repo.gc(OffsetDateTime::now_utc(), grace, a.dry_run).await?;
     let out = GcOut::new(&removed, a.dry_run, older_than);

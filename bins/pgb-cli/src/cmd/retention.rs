@@ -18,8 +18,8 @@ pub(super) fn run(cmd: RetentionCommand) -> Result<(), Failure> {
         now,
         json,
     } = cmd;
-    let policy = resolve::policy(&policy)?
-        .ok_or_else(|| Failure::usage("no retention policy given"))?;
+    let policy =
+        resolve::policy(&policy)?.ok_or_else(|| Failure::usage("no retention policy given"))?;
     let backups = read_backups(&input)?;
     let now = match now {
         Some(s) => OffsetDateTime::parse(&s, &Rfc3339)

@@ -9,7 +9,7 @@ mod text;
 use std::io::{self, Write};
 
 pub(crate) use progress::log_progress;
-pub(crate) use text::{fmt_time, human};
+pub(crate) use text::human;
 
 use crate::exit::{FAILURE, Failure};
 
@@ -42,9 +42,10 @@ impl Output {
 pub(crate) fn stdout(f: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> Result<(), Failure> {
     let mut out = io::stdout().lock();
     match f(&mut out).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
-            Err(Failure::new(FAILURE, format!("cannot write to stdout: {e}")))
-        }
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(Failure::new(
+            FAILURE,
+            format!("cannot write to stdout: {e}"),
+        )),
         _ => Ok(()),
     }
 }
@@ -54,9 +55,9 @@ pub(crate) fn note(text: impl std::fmt::Display) {
     eprintln!("pgb: {text}");
 }
 
+pub(crate) use json::{BackupOut, GcOut, ListEntry, RestoreOut};
+pub(crate) use notes::{listing_notes, prune_notes, verify_failures};
 pub(crate) use text::{
     backup as backup_text, gc as gc_text, list as list_text, plan as plan_text,
     prune as prune_text, restore as restore_text, verify as verify_text,
 };
-pub(crate) use json::{BackupOut, GcOut, ListEntry, RestoreOut};
-pub(crate) use notes::{listing_notes, prune_notes, verify_failures};

@@ -140,7 +140,11 @@ pub(crate) fn plan(
     let mut rows: Vec<(OffsetDateTime, &str, String)> = Vec::new();
     for k in &plan.keep {
         let reasons: Vec<String> = k.reasons.iter().map(ToString::to_string).collect();
-        rows.push((times[&k.id], &k.id, format!("keep    {}", reasons.join(", "))));
+        rows.push((
+            times[&k.id],
+            &k.id,
+            format!("keep    {}", reasons.join(", ")),
+        ));
     }
     for r in &plan.remove {
         rows.push((times[r], r, "remove  no rule keeps it".to_owned()));

@@ -91,7 +91,10 @@ pub(crate) fn encryption(a: &EncryptArgs, env: Env<'_>) -> Result<Option<Encrypt
             )));
         }
     }
-    let enc = match (recipients.is_empty(), passphrase(a.passphrase_file.as_deref(), env)?) {
+    let enc = match (
+        recipients.is_empty(),
+        passphrase(a.passphrase_file.as_deref(), env)?,
+    ) {
         (false, Some(_)) => {
             return Err(Failure::usage(
                 "choose recipients or a passphrase, not both (age cannot mix them)",

@@ -45,7 +45,12 @@ fn var(env: Env<'_>, name: &str) -> Option<String> {
 /// `:`-separated paths from `name`.
 fn paths(env: Env<'_>, name: &str) -> Vec<PathBuf> {
     var(env, name)
-        .map(|v| v.split(':').filter(|p| !p.is_empty()).map(PathBuf::from).collect())
+        .map(|v| {
+            v.split(':')
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -124,7 +129,10 @@ pub(crate) fn backup(a: &BackupArgs, env: Env<'_>) -> Result<Backup, Failure> {
     };
     let conn = match &a.db {
         Some(url) => conn(url, true)?,
-        None => conn(&var(env, "DATABASE_URL").unwrap_or_else(|| defaults::DB.to_owned()), false)?,
+        None => conn(
+            &var(env, "DATABASE_URL").unwrap_or_else(|| defaults::DB.to_owned()),
+            false,
+        )?,
     };
     let format = match a.format.unwrap_or(Format::Custom) {
         Format::Custom => ArchiveFormat::Custom,
@@ -223,7 +231,10 @@ pub(crate) fn policy(a: &PolicyArgs) -> Result<Option<Policy>, Failure> {
             any = true;
         }
     }
-    p = a.keep_label.iter().fold(p, |p, l| p.with_keep_label(l.clone()));
+    p = a
+        .keep_label
+        .iter()
+        .fold(p, |p, l| p.with_keep_label(l.clone()));
     if let Some(z) = &a.retention_tz {
         p = p.with_zone(retention::Zone::iana(z).map_err(bad)?);
     }
@@ -311,7 +322,11 @@ mod tests {
             ..PolicyArgs::default()
         };
         let e = policy(&bad).unwrap_err();
-        assert!(e.code == 2 && e.message.contains("unlimited"), "{}", e.message);
+        assert!(
+            e.code == 2 && e.message.contains("unlimited"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
