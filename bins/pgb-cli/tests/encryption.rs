@@ -169,7 +169,7 @@ fn x25519_two_recipients_round_trip_and_age_cli_interop() {
 
     // The sidecar checks with standard tools.
     let out = sh(&format!(
-        "cd '{}' && sha256sum -c data.dump.zst.sha256",
+        "cd '{}' && sha256sum -c data.dump.zst.age.sha256",
         data.parent().unwrap().display()
     ));
     assert!(out.status.success(), "{}", stderr(&out));
@@ -871,7 +871,7 @@ fn verify_and_restore_refuse_damaged_or_wrongly_keyed_encrypted_backups() {
     assert_eq!(ids(&replay), vec![b.clone()]);
     edit_manifest(&replay, new_id, |m| {
         m["id"] = new_id.into();
-        m["data_key"] = format!("backups/{new_id}/data.dump.zst").into();
+        m["data_key"] = format!("backups/{new_id}/data.dump.zst.age").into();
     });
     let out = pgb(&args);
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));

@@ -44,10 +44,8 @@ mod key;
 pub mod layout;
 mod manifest;
 mod memory;
-mod prune;
 mod repo;
 mod storage;
-mod verify_all;
 
 pub use codec::{Compression, InvalidCompression};
 pub use crypto::{AuthKey, Decryption, Encryption, EncryptionInfo, KeyError, generate_identity};
@@ -60,13 +58,14 @@ pub use events::{Event, NoProgress, Progress};
 pub use key::{InvalidKey, ObjectKey};
 pub use manifest::{BackupId, InvalidBackupId, MANIFEST_FORMAT_VERSION, Manifest};
 pub use memory::MemoryStorage;
-pub use prune::{PruneAction, PruneDecision, PruneOptions, PruneReport, PruneSet};
-pub use repo::{BackupOptions, InvalidBackup, Leftover, Listing, Repository, VerifyReport};
+pub use repo::{
+    BackupOptions, InvalidBackup, Leftover, Listing, PruneAction, PruneDecision, PruneOptions,
+    PruneReport, PruneSet, Repository, VerifyAllReport, VerifyOutcome, VerifyReport,
+};
 pub use storage::{
     ByteStream, Capabilities, ObjectMeta, ObjectWriter, Storage, StorageError, StorageErrorKind,
     StorageExt, StorageInfo, WriteMode, WriteOptions,
 };
-pub use verify_all::{VerifyAllReport, VerifyOutcome};
 
 /// The retention engine (`pgb-retention`), re-exported: pure, no I/O, usable on its own.
 pub use pgb_retention as retention;

@@ -9,7 +9,7 @@ use crate::events::Progress;
 use crate::manifest::{BackupId, Manifest};
 
 /// What [`Repository::verify`] checked.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct VerifyReport {
     /// The backup.

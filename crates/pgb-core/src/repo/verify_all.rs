@@ -2,11 +2,11 @@
 
 use serde::Serialize;
 
+use super::{Repository, VerifyReport};
 use crate::dump::Restorer;
 use crate::error::{Error, ErrorClass};
 use crate::events::Progress;
 use crate::manifest::BackupId;
-use crate::repo::{Repository, VerifyReport};
 
 /// The verification of one backup in a [`VerifyAllReport`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

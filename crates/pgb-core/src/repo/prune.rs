@@ -19,9 +19,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use super::{InvalidBackup, Repository};
 use crate::error::Error;
 use crate::manifest::{BackupId, Manifest};
-use crate::repo::{InvalidBackup, Repository};
 use pgb_retention::{Backup, Reason, RetentionPolicy};
 
 /// Options for [`Repository::prune`].
@@ -116,7 +116,6 @@ pub struct PruneReport {
     /// Backups running now (live lease, no manifest): not counted, not touched.
     pub in_progress: Vec<String>,
     /// Folders whose manifest is unusable: not counted, not deleted.
-    #[serde(serialize_with = "serialize_invalid")]
     pub invalid: Vec<InvalidBackup>,
 }
 
@@ -133,21 +132,6 @@ impl PruneReport {
     pub fn deleted(&self) -> usize {
         self.removals().filter(|d| d.deleted).count()
     }
-}
-
-fn serialize_invalid<S: serde::Serializer>(
-    invalid: &[InvalidBackup],
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    #[derive(Serialize)]
-    struct Repr<'a> {
-        id: &'a str,
-        problem: &'a str,
-    }
-    s.collect_seq(invalid.iter().map(|i| Repr {
-        id: &i.id,
-        problem: &i.problem,
-    }))
 }
 
 impl Repository {
