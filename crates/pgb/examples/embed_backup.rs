@@ -147,7 +147,12 @@ mod tests {
             .unwrap();
         let left: Vec<_> = listing.backups.iter().map(|m| m.id.clone()).collect();
         if same_day {
-            assert_eq!(removed, [second.backup.clone()], "{:?}", third.prune);
+            assert_eq!(
+                removed,
+                std::slice::from_ref(&second.backup),
+                "{:?}",
+                third.prune
+            );
             assert_eq!(left, [first.backup, third.backup]);
         } else {
             assert_eq!(left.last(), Some(&third.backup));

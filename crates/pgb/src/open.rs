@@ -1,11 +1,6 @@
 //! Opening a repository from a URL, as the `pgb` command does, with the environment passed in.
 //!
-//! | URL | Credentials and settings (looked up through [`EnvLookup`]) | feature |
-//! |---|---|---|
-//! | `file:///path`, `path` | — | `local` |
-//! | `s3://bucket/prefix` | `AWS_ACCESS_KEY_ID` + `AWS_SECRET_ACCESS_KEY` (+ `AWS_SESSION_TOKEN`), or `AWS_PROFILE`, or `PGB_S3_CREDENTIALS=default-chain`; `AWS_REGION` / `AWS_DEFAULT_REGION`; `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL`; `PGB_S3_FORCE_PATH_STYLE`, `PGB_S3_SSE`, `PGB_S3_SSE_KMS_KEY_ID`, `PGB_S3_STORAGE_CLASS`, `PGB_S3_PART_SIZE_MIB`, `PGB_S3_CONDITIONAL_WRITES` | `s3` |
-//! | `gs://bucket/prefix` | `GOOGLE_APPLICATION_CREDENTIALS`, or `PGB_GCS_CREDENTIALS=application-default`; `STORAGE_EMULATOR_HOST` (an emulator: no credentials) | `gcs` |
-//! | `az://container/prefix` | `AZURE_STORAGE_CONNECTION_STRING`, or `AZURE_STORAGE_ACCOUNT` with `AZURE_STORAGE_KEY` or `AZURE_STORAGE_SAS_TOKEN`; `PGB_AZURE_ENDPOINT` | `azure` |
+//! The schemes and the variables each reads are listed on [`open_storage`].
 //!
 //! Credentials never go in the URL (it is printed and logged): a URL with `user@` or a query
 //! string is refused. The library never reads the process environment itself: pass
@@ -111,7 +106,14 @@ pub enum OpenError {
 
 /// Opens the storage a repository URL names: `file:///path` (or a plain path, made absolute),
 /// `s3://bucket/prefix`, `gs://bucket/prefix`, `az://container/prefix`, with credentials and
-/// settings from `env` (see the [module table](self)).
+/// settings from `env`:
+///
+/// | URL | Credentials and settings (looked up through [`EnvLookup`]) | feature |
+/// |---|---|---|
+/// | `file:///path`, `path` | — | `local` |
+/// | `s3://bucket/prefix` | `AWS_ACCESS_KEY_ID` + `AWS_SECRET_ACCESS_KEY` (+ `AWS_SESSION_TOKEN`), or `AWS_PROFILE`, or `PGB_S3_CREDENTIALS=default-chain`; `AWS_REGION` / `AWS_DEFAULT_REGION`; `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL`; `PGB_S3_FORCE_PATH_STYLE`, `PGB_S3_SSE`, `PGB_S3_SSE_KMS_KEY_ID`, `PGB_S3_STORAGE_CLASS`, `PGB_S3_PART_SIZE_MIB`, `PGB_S3_CONDITIONAL_WRITES` | `s3` |
+/// | `gs://bucket/prefix` | `GOOGLE_APPLICATION_CREDENTIALS`, or `PGB_GCS_CREDENTIALS=application-default`; `STORAGE_EMULATOR_HOST` (an emulator: no credentials) | `gcs` |
+/// | `az://container/prefix` | `AZURE_STORAGE_CONNECTION_STRING`, or `AZURE_STORAGE_ACCOUNT` with `AZURE_STORAGE_KEY` or `AZURE_STORAGE_SAS_TOKEN`; `PGB_AZURE_ENDPOINT` | `azure` |
 ///
 /// ```
 /// let dir = tempfile::tempdir()?;
@@ -200,6 +202,7 @@ struct Parsed {
     prefix: String,
 }
 
+#[cfg(any(feature = "s3", feature = "gcs", feature = "azure"))]
 impl Parsed {
     fn new(url: &str, rest: &str, what: &'static str) -> Result<Self, OpenError> {
         let invalid = |reason| OpenError::InvalidUrl {

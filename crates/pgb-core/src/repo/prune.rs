@@ -136,7 +136,7 @@ impl PruneReport {
 
 impl Repository {
     /// Applies `policy` to each backup set and deletes the backups it does not keep (none with
-    /// [`PruneOptions::dry_run`]). See the [module rules](self): per set, complete backups
+    /// [`PruneOptions::dry_run`]): per set, complete backups
     /// only, never the newest of a set, labels honoured, manifest first.
     ///
     /// # Errors
