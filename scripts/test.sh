@@ -33,5 +33,6 @@ for f in "$state"/*.env; do
   source "$f"
 done
 
-cargo test --workspace --all-targets --no-fail-fast "$@"
+# test-support: the failpoint hook of the crash tests (never in a release build).
+cargo test --workspace --all-targets --features pgb-cli/test-support --no-fail-fast "$@"
 cargo test --workspace --doc --no-fail-fast

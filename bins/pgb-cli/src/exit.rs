@@ -1,6 +1,8 @@
-//! Exit codes: a stable contract for cron, systemd and Kubernetes (docs/exit-codes.md).
+//! Errors → exit codes and hints: a stable contract for cron, systemd and Kubernetes
+//! (docs/exit-codes.md). The libraries state causes; the hints that name this binary's flags
+//! are added here.
 
-use pgb_core::{DumpErrorKind, Error, ErrorClass, KeyErrorKind};
+use pgb::{DumpErrorKind, Error, ErrorClass, KeyErrorKind, OpenError};
 
 /// Success.
 pub(crate) const OK: i32 = 0;
@@ -31,8 +33,87 @@ pub(crate) const SIGINT: i32 = 130;
 /// Terminated by SIGTERM (128 + 15).
 pub(crate) const SIGTERM: i32 = 143;
 
+/// A failure ready to report: one line (cause, then the hint), an exit code, and maybe a
+/// tool's stderr tail.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub(crate) code: i32,
+    pub(crate) message: String,
+    pub(crate) detail: Option<String>,
+}
+
+impl Failure {
+    pub(crate) fn new(code: i32, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            detail: None,
+        }
+    }
+
+    pub(crate) fn usage(message: impl Into<String>) -> Self {
+        Self::new(USAGE, message)
+    }
+
+    pub(crate) fn key(message: impl Into<String>) -> Self {
+        Self::new(KEY, message)
+    }
+
+    /// Appends `hint` to the message, unless the message already names its flag.
+    fn with_hint(mut self, hint: Option<String>) -> Self {
+        if let Some(h) = hint {
+            self.message = format!("{}; {h}", self.message);
+        }
+        self
+    }
+
+    /// The interruption by a signal (130 or 143).
+    pub(crate) fn interrupted(code: i32) -> Self {
+        let sig = if code == SIGINT { "SIGINT" } else { "SIGTERM" };
+        Self::new(
+            code,
+            format!("interrupted by {sig}; nothing was committed by the interrupted operation"),
+        )
+    }
+
+    /// The lines to print on stderr.
+    pub(crate) fn report(&self) -> String {
+        let mut text = format!("pgb: error: {}", self.message);
+        for line in self.detail.iter().flat_map(|d| d.lines()) {
+            text.push_str("\n  ");
+            text.push_str(line);
+        }
+        text
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        let hint = hint(&e);
+        Self {
+            code: code(&e),
+            message: e.to_string(),
+            detail: e.stderr_tail().map(str::to_owned),
+        }
+        .with_hint(hint)
+    }
+}
+
+impl From<OpenError> for Failure {
+    fn from(e: OpenError) -> Self {
+        let (code, hint) = match e {
+            OpenError::InvalidUrl { .. } | OpenError::UnknownScheme { .. } => {
+                (USAGE, Some("check --repo (or PGB_REPO)".to_owned()))
+            }
+            OpenError::NotCompiled { .. } => (USAGE, None),
+            _ => (REPOSITORY, None),
+        };
+        Self::new(code, e.to_string()).with_hint(hint)
+    }
+}
+
 /// The exit code of a library error.
-pub(crate) fn of(e: &Error) -> i32 {
+pub(crate) fn code(e: &Error) -> i32 {
     match e.class() {
         ErrorClass::Repository => REPOSITORY,
         ErrorClass::Database => DATABASE,
@@ -41,13 +122,15 @@ pub(crate) fn of(e: &Error) -> i32 {
         ErrorClass::NotFound => NOT_FOUND,
         ErrorClass::Locked => LOCKED,
         ErrorClass::Key => KEY,
+        ErrorClass::Invalid => USAGE,
         _ => FAILURE,
     }
 }
 
+/// What to do next, in this binary's terms.
 /// What the user can do about a library error, naming this binary's flags (the libraries state
 /// only the cause, since embedders and the daemon have no flags).
-pub(crate) fn hint(e: &Error) -> Option<String> {
+fn hint(e: &Error) -> Option<String> {
     let fixed = |s: &str| Some(s.to_owned());
     match e {
         Error::Key { source, .. } => match source.kind() {
@@ -67,7 +150,7 @@ pub(crate) fn hint(e: &Error) -> Option<String> {
     }
 }
 
-fn dump_hint(d: &pgb_core::DumpError) -> Option<String> {
+fn dump_hint(d: &pgb::DumpError) -> Option<String> {
     Some(match d.kind() {
         DumpErrorKind::ToolNotFound => {
             "install the PostgreSQL client tools, or point --pg-bin-dir at them".to_owned()
@@ -97,4 +180,40 @@ fn dump_hint(d: &pgb_core::DumpError) -> Option<String> {
         DumpErrorKind::CreatesDatabase => "pass --allow-create to restore it anyway".to_owned(),
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use pgb::DumpError;
+
+    use super::*;
+
+    #[test]
+    fn hints_name_the_flag() {
+        let plain = Failure::from(Error::Dump(DumpError::new(
+            DumpErrorKind::TargetNotEmpty,
+            "target database shop already has 3 tables, views or sequences",
+        )));
+        assert_eq!(plain.code, REFUSED);
+        assert!(
+            plain
+                .message
+                .ends_with("pass --clean to replace its objects"),
+            "{}",
+            plain.message
+        );
+    }
+
+    #[test]
+    fn every_class_has_its_documented_code() {
+        let refused = Error::Refused("x".to_owned());
+        assert_eq!(code(&refused), REFUSED);
+        assert_eq!(code(&Error::Locked("x".to_owned())), LOCKED);
+        assert_eq!(code(&Error::BackupNotFound("x".to_owned())), NOT_FOUND);
+        assert_eq!(
+            code(&Error::Policy(pgb::retention::RetentionError::NoRule)),
+            USAGE
+        );
+        assert_eq!(code(&Error::Cancelled), FAILURE);
+    }
 }

@@ -1,66 +1,33 @@
-//! `pgb`: the command-line tool. It owns the process: arguments, environment, logging,
-//! the runtime, signals and exit codes; the library crates do the work.
+//! `pgb`: the command-line tool. It owns the process: arguments, environment, logging, the
+//! runtime, signals and exit codes; the library crates do the work.
+//!
+//! Layout: [`args`] (clap only) → [`resolve`] (arguments + environment → typed options, every
+//! default) → [`cmd`] (one short handler per command: one library call) → [`render`] (text,
+//! JSON) → [`exit`] (error → exit code and a hint naming the flags).
 
-mod cli;
-mod commands;
+mod args;
+mod cmd;
 mod exit;
-mod storage_url;
+#[cfg(feature = "test-support")]
+mod failpoint;
+mod render;
+mod resolve;
 
 use std::io::IsTerminal;
 
 use clap::Parser;
 
-use crate::cli::{Cli, LogFormat};
+use crate::args::{Cli, GlobalArgs, LogFormat};
+use crate::resolve::Env;
 
-/// A failure ready to report: one line, an exit code, and maybe a tool's stderr tail.
-#[derive(Debug)]
-pub(crate) struct Failure {
-    pub(crate) code: i32,
-    pub(crate) message: String,
-    pub(crate) detail: Option<String>,
+/// The only place the process environment is read; everything below gets this lookup.
+fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
 }
 
-impl Failure {
-    pub(crate) fn new(code: i32, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-            detail: None,
-        }
-    }
-
-    pub(crate) fn usage(message: impl Into<String>) -> Self {
-        Self::new(exit::USAGE, message)
-    }
-}
-
-impl From<pgb_core::Error> for Failure {
-    fn from(e: pgb_core::Error) -> Self {
-        let message = match exit::hint(&e) {
-            Some(hint) => format!("{e}; {hint}"),
-            None => e.to_string(),
-        };
-        Self {
-            code: exit::of(&e),
-            message,
-            detail: e.stderr_tail().map(str::to_owned),
-        }
-    }
-}
-
-impl From<storage_url::UrlError> for Failure {
-    fn from(e: storage_url::UrlError) -> Self {
-        let code = match e {
-            storage_url::UrlError::Invalid { .. } => exit::USAGE,
-            storage_url::UrlError::Config { .. } => exit::REPOSITORY,
-        };
-        Self::new(code, e.to_string())
-    }
-}
-
-fn init_logging(cli: &Cli) {
+fn init_logging(g: &GlobalArgs, env: Env<'_>) {
     use tracing_subscriber::EnvFilter;
-    let default = match (cli.quiet, cli.verbose) {
+    let default = match (g.quiet, g.verbose) {
         (true, _) => "error",
         (false, 0) => "warn",
         (false, 1) => "info",
@@ -68,25 +35,27 @@ fn init_logging(cli: &Cli) {
         (false, _) => "trace",
     };
     // RUST_LOG wins when set; opendal's request-level logs stay at warn unless asked for.
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new(format!(
-            "{default},opendal={}",
-            if cli.verbose >= 3 { "debug" } else { "warn" }
-        ))
-    });
+    let filter = env
+        .get("RUST_LOG")
+        .and_then(|v| EnvFilter::try_new(v).ok())
+        .unwrap_or_else(|| {
+            EnvFilter::new(format!(
+                "{default},opendal={}",
+                if g.verbose >= 3 { "debug" } else { "warn" }
+            ))
+        });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
-    match cli.log_format {
+    match g.log_format.unwrap_or(LogFormat::Text) {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
     }
 }
 
-fn main() {
-    let cli = Cli::parse();
-    init_logging(&cli);
+/// Runs `cli` on a fresh runtime with SIGINT/SIGTERM handlers; the exit code.
+fn run(cli: Cli, env: Env<'_>) -> i32 {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -94,7 +63,7 @@ fn main() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("pgb: error: cannot start the async runtime: {e}");
-            std::process::exit(exit::FAILURE);
+            return exit::FAILURE;
         }
     };
     let code = runtime.block_on(async {
@@ -114,20 +83,24 @@ fn main() {
             };
             let _ = tx.send(Some(code));
         });
-        match commands::run(cli.command, rx).await {
+        match cmd::run(cli.command, &cmd::Ctx::new(env, rx)).await {
             Ok(()) => exit::OK,
             Err(f) => {
-                eprintln!("pgb: error: {}", f.message);
-                if let Some(detail) = f.detail {
-                    for line in detail.lines() {
-                        eprintln!("  {line}");
-                    }
-                }
+                eprintln!("{}", f.report());
                 f.code
             }
         }
     });
     // Give killed children a moment to be reaped before the runtime goes away.
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
-    std::process::exit(code);
+    code
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let env: Env<'_> = &process_env;
+    init_logging(&cli.global, env);
+    #[cfg(feature = "test-support")]
+    failpoint::arm(env.get("PGB_TEST_FAILPOINT"));
+    std::process::exit(run(cli, env));
 }

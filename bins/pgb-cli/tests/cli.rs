@@ -497,6 +497,61 @@ fn retention_plan_reads_json_and_answers_json() {
 }
 
 #[test]
+fn every_keep_count_accepts_unlimited() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("b.json");
+    std::fs::write(
+        &input,
+        r#"[{"id":"a","time":"2026-11-01T03:00:00Z"},{"id":"b","time":"2026-11-01T04:00:00Z"},
+            {"id":"c","time":"2026-11-02T04:00:00Z"}]"#,
+    )
+    .unwrap();
+    // Unlimited keeps the newest backup of every bucket, and the oldest backup.
+    for (flag, kept) in [
+        ("--keep-last", ["c", "b", "a"].as_slice()),
+        ("--keep-hourly", &["c", "b", "a"]),
+        ("--keep-daily", &["c", "b", "a"]),
+        ("--keep-weekly", &["c", "b", "a"]),
+        ("--keep-monthly", &["c", "a"]),
+        ("--keep-yearly", &["c", "a"]),
+    ] {
+        let out = pgb(&[
+            "retention",
+            "plan",
+            flag,
+            "unlimited",
+            "--input",
+            input.to_str().unwrap(),
+            "--now",
+            "2026-11-03T00:00:00Z",
+            "--json",
+        ]);
+        assert!(out.status.success(), "{flag}: {}", stderr(&out));
+        let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let ids: Vec<&str> = plan["keep"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, kept, "{flag}: {plan}");
+    }
+}
+
+#[test]
+fn help_lists_a_commands_own_options_before_the_global_ones() {
+    let out = pgb(&["prune", "--help"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let help = stdout(&out);
+    let own = help.find("--keep-daily").expect("own option");
+    let global = help.find("Global options:").expect("global heading");
+    assert!(
+        own < global && global < help.find("--verbose").unwrap(),
+        "{help}"
+    );
+}
+
+#[test]
 fn gc_removes_only_old_leftovers() {
     let Some(pg) = pg() else { return };
     let src = pg.sample_db("pgbcli", 50, RowText::Plain);

@@ -125,6 +125,18 @@ fn assert_no_manifest_without_data(repo: &Path) {
     }
 }
 
+/// Without the `test-support` feature the binary has no failpoints: this crash test cannot run
+/// (a loud skip, a failure under `PGB_TEST_REQUIRE=1`). scripts/test.sh enables the feature.
+#[cfg(not(feature = "test-support"))]
+#[test]
+fn sigkill_at_each_failpoint_commits_nothing_and_gc_waits_for_the_lease() {
+    pgb_testkit::require_or_skip::<()>(
+        "the PGB_TEST_FAILPOINT hook",
+        "build the tests with --features pgb-cli/test-support, as scripts/test.sh does",
+    );
+}
+
+#[cfg(feature = "test-support")]
 #[test]
 fn sigkill_at_each_failpoint_commits_nothing_and_gc_waits_for_the_lease() {
     let Some(pg) = pg() else { return };

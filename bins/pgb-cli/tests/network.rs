@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use pgb_core::{ObjectKey, Storage};
+use pgb::{ObjectKey, Storage};
 use pgb_faultproxy::{Fault, FaultProxy, Match, RandomFaults, Rule, Store};
 use sha2::Digest;
 
@@ -60,12 +60,12 @@ fn target(kind: Kind) -> Option<Target> {
             let secret = env("PGB_TEST_S3_SECRET_ACCESS_KEY").unwrap_or_else(|| "test".into());
             let region = env("PGB_TEST_S3_REGION").unwrap_or_else(|| "us-east-1".into());
             let proxy = FaultProxy::start(&endpoint, Store::S3).unwrap();
-            let direct = pgb_storage_s3::S3Config::new(&bucket)
+            let direct = pgb::s3::S3Config::new(&bucket)
                 .with_prefix(&prefix)
                 .with_endpoint(&endpoint)
-                .with_addressing(pgb_storage_s3::AddressingStyle::Path)
+                .with_addressing(pgb::s3::AddressingStyle::Path)
                 .with_region(&region)
-                .with_credentials(pgb_storage_s3::S3Credentials::static_keys(&key, &secret))
+                .with_credentials(pgb::s3::S3Credentials::static_keys(&key, &secret))
                 .build()
                 .unwrap();
             let envs = vec![
@@ -96,10 +96,10 @@ fn target(kind: Kind) -> Option<Target> {
                 );
             };
             let proxy = FaultProxy::start(&endpoint, Store::Gcs).unwrap();
-            let direct = pgb_storage_gcs::GcsConfig::new(&bucket)
+            let direct = pgb::gcs::GcsConfig::new(&bucket)
                 .with_prefix(&prefix)
                 .with_endpoint(&endpoint)
-                .with_credentials(pgb_storage_gcs::GcsCredentials::Anonymous)
+                .with_credentials(pgb::gcs::GcsCredentials::Anonymous)
                 .with_create_new_enforced(false)
                 .build()
                 .unwrap();
@@ -125,10 +125,10 @@ fn target(kind: Kind) -> Option<Target> {
                 );
             };
             let proxy = FaultProxy::start(&endpoint, Store::Azure).unwrap();
-            let direct = pgb_storage_azure::AzureConfig::new(&account, &container)
+            let direct = pgb::azure::AzureConfig::new(&account, &container)
                 .with_prefix(&prefix)
                 .with_endpoint(&endpoint)
-                .with_credentials(pgb_storage_azure::AzureCredentials::AccountKey(key.clone()))
+                .with_credentials(pgb::azure::AzureCredentials::AccountKey(key.clone()))
                 .build()
                 .unwrap();
             Target {

@@ -6,10 +6,10 @@
 
 use std::sync::Arc;
 
-use pgb_core::{
+use pgb::s3::{AddressingStyle, S3Config, S3Credentials};
+use pgb::{
     BackupOptions, Compression, ErrorClass, Manifest, NoProgress, ObjectKey, Repository, Storage,
 };
-use pgb_storage_s3::{AddressingStyle, S3Config, S3Credentials};
 use pgb_testkit::{FakeDumper, FakeOutcome, FaultStorage};
 
 const MIB: u64 = 1 << 20;
@@ -29,7 +29,7 @@ fn unique() -> String {
 /// A fresh local repository (the directory lives until the process ends).
 fn local() -> Arc<dyn Storage> {
     let dir = tempfile::tempdir().expect("tempdir").keep();
-    Arc::new(pgb_storage_local::FsStorage::open(dir).expect("open"))
+    Arc::new(pgb::local::FsStorage::open(dir).expect("open"))
 }
 
 /// A fresh prefix in the S3 emulator's bucket, or `None` (after a loud skip notice).

@@ -72,6 +72,9 @@ pub enum Error {
     /// The streaming pipeline failed (encoder error).
     #[error("pipeline: {0}")]
     Pipeline(String),
+    /// The retention policy cannot be applied (it keeps nothing, a window is empty...).
+    #[error("retention policy: {0}")]
+    Policy(#[from] pgb_retention::RetentionError),
 }
 
 /// What an integrity check found, with the expected and actual values.
@@ -183,6 +186,8 @@ pub enum ErrorClass {
     Key,
     /// The dump or restore failed while running, or an I/O failure.
     Runtime,
+    /// The request itself is invalid (a retention policy that keeps nothing, ...).
+    Invalid,
 }
 
 impl Error {
@@ -220,6 +225,7 @@ impl Error {
             Self::Pipeline(_) | Self::Cancelled | Self::ManifestConflict { .. } => {
                 ErrorClass::Runtime
             }
+            Self::Policy(_) => ErrorClass::Invalid,
         }
     }
 

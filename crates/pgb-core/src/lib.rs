@@ -13,7 +13,8 @@
 //! - [`Restorer`] / [`RestoreSink`]: restore an archive; nothing is committed before the stored
 //!   checksum was verified. [`ArchiveChecker`]: check an archive without a database.
 //! - [`RetentionPolicy`]: the pure retention engine (re-exported from `pgb-retention`).
-//! - [`Repository`]: the operations. A backup is visible only once its [`Manifest`] is written,
+//! - [`Repository`]: the operations (backup, list, verify, restore, [prune](Repository::prune),
+//!   gc). A backup is visible only once its [`Manifest`] is written,
 //!   last and create-only.
 //!
 //! The library never prints, reads the environment or files on its own, creates a runtime or
@@ -66,7 +67,10 @@ pub use manifest::{
     ManifestProblem,
 };
 pub use memory::MemoryStorage;
-pub use repo::{BackupOptions, InvalidBackup, Leftover, Listing, Repository, VerifyReport};
+pub use repo::{
+    BackupOptions, InvalidBackup, Leftover, Listing, PruneAction, PruneDecision, PruneOptions,
+    PruneReport, PruneSet, Repository, VerifyAllReport, VerifyOutcome, VerifyReport,
+};
 pub use storage::{
     ByteStream, Capabilities, ObjectMeta, ObjectWriter, Storage, StorageError, StorageErrorKind,
     StorageExt, StorageInfo, WriteMode, WriteOptions,

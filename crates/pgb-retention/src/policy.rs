@@ -79,7 +79,7 @@ impl FromStr for Zone {
 /// by [`plan`](RetentionPolicy::plan)) rejects policies with no count or age rule.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Policy {
-    pub(crate) last: Option<u32>,
+    pub(crate) last: Option<Count>,
     pub(crate) hourly: Option<Count>,
     pub(crate) daily: Option<Count>,
     pub(crate) weekly: Option<Count>,
@@ -99,8 +99,15 @@ pub struct Policy {
 impl Policy {
     /// Keep the `n` newest backups (`0` = rule off).
     #[must_use]
-    pub fn with_keep_last(mut self, n: u32) -> Policy {
-        self.last = Some(n);
+    pub fn with_keep_last(self, n: u32) -> Policy {
+        self.with_keep_last_count(Count::N(n))
+    }
+
+    /// Keep the `count` newest backups; [`Count::Unlimited`] keeps every backup, like restic's
+    /// `--keep-last -1` (`N(0)` = rule off).
+    #[must_use]
+    pub fn with_keep_last_count(mut self, count: Count) -> Policy {
+        self.last = Some(count);
         self
     }
 
@@ -218,7 +225,7 @@ impl Policy {
     /// The count rules in reason order, `last` first.
     pub(crate) fn counts(&self) -> [(Rule, Option<Count>); 6] {
         [
-            (Rule::Last, self.last.map(Count::N)),
+            (Rule::Last, self.last),
             (Rule::Hourly, self.hourly),
             (Rule::Daily, self.daily),
             (Rule::Weekly, self.weekly),

@@ -20,6 +20,21 @@ fn empty_input_gives_an_empty_plan() {
 }
 
 #[test]
+fn keep_last_unlimited_keeps_every_backup() {
+    let bs: Vec<Backup> = (0..5)
+        .map(|h| Backup::new(format!("b{h}"), NOW - time::Duration::hours(h)))
+        .collect();
+    let plan = Policy::default()
+        .with_keep_last_count(Count::Unlimited)
+        .plan(&bs, NOW)
+        .unwrap();
+    assert_eq!(ids(&plan), ["b0", "b1", "b2", "b3", "b4"]);
+    assert!(plan.remove.is_empty());
+    let plan = Policy::default().with_keep_last(2).plan(&bs, NOW).unwrap();
+    assert_eq!(plan.remove, ["b2", "b3", "b4"]);
+}
+
+#[test]
 fn validation_errors() {
     let bs = [Backup::new("a", NOW)];
     let zero = Policy::default().with_keep_within(Span::default());

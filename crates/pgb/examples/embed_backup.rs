@@ -1,27 +1,40 @@
-//! A service that takes a backup, verifies it and applies a retention policy.
+//! A service that opens a repository by URL, takes a backup, verifies it and applies a
+//! retention policy: the same library operations the `pgb` command runs, nothing re-implemented.
 //!
 //! ```sh
-//! cargo run -p pgb --example embed_backup -- postgres://postgres@127.0.0.1:5432/shop /tmp/repo
+//! # A database URL (no password: PGPASSWORD or ~/.pgpass) and a repository URL; the storage
+//! # credentials come from the environment (AWS_*, GOOGLE_APPLICATION_CREDENTIALS, AZURE_*).
+//! cargo run -p pgb --example embed_backup -- postgres://postgres@127.0.0.1:5432/shop file:///tmp/repo
+//! # Object storage needs its feature: --features s3 (gcs, azure) and s3://bucket/prefix.
+//! # Without arguments: DATABASE_URL and PGB_REPO.
 //! ```
 //!
-//! The password, if any, comes from PGPASSWORD (inherited by pg_dump), never the URL on argv.
-
-use std::sync::Arc;
+//! `cargo test -p pgb --example embed_backup` (and the workspace test run) runs this code
+//! against the test server of `scripts/test.sh` (`PGB_TEST_PG_URL`, `PGB_TEST_PG_BIN`).
 
 use pgb::postgres::{ConnConfig, PgArchiveCheck, PgDump, ToolLocator};
-use pgb::retention::{Count, Policy, RetentionPolicy};
-use pgb::{BackupOptions, Event, Repository};
+use pgb::retention::{Count, Policy};
+use pgb::{BackupOptions, EnvLookup, Event, PruneOptions, PruneReport};
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1);
-    let (Some(db), Some(dir)) = (args.next(), args.next()) else {
-        eprintln!("usage: embed_backup postgres://user@host:port/db /path/to/repository");
-        std::process::exit(2);
-    };
-    // The service, not the library, decides where tools are searched.
-    let tools = ToolLocator::new().with_path(std::env::var_os("PATH"));
-    let repo = Repository::new(Arc::new(pgb::local::FsStorage::open(&dir)?));
+/// What one run did.
+#[derive(Debug)]
+struct Summary {
+    backup: pgb::BackupId,
+    stored_bytes: u64,
+    toc_entries: Option<u64>,
+    prune: PruneReport,
+}
+
+/// Backs up `db` into the repository at `repo_url`, verifies the backup and keeps 7 daily and
+/// 4 weekly backups of each database. The service decides where settings come from (`env`) and
+/// where PostgreSQL tools are searched (`tools`); the library reads neither on its own.
+async fn run(
+    db: &str,
+    repo_url: &str,
+    env: &dyn EnvLookup,
+    tools: ToolLocator,
+) -> Result<Summary, Box<dyn std::error::Error>> {
+    let repo = pgb::open_repository(repo_url, env)?;
 
     // Progress arrives as events; a service would feed metrics or logs from them.
     let progress = |e: &Event| {
@@ -29,45 +42,116 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             println!("committed {id}");
         }
     };
-    let dumper = PgDump::new(ConnConfig::parse(&db)?, tools.clone());
-    let manifest = repo
-        .backup(
-            &dumper,
-            &BackupOptions::default().with_label("service"),
-            &progress,
-        )
-        .await?;
-    println!(
-        "{} bytes stored, sha256 {}",
-        manifest.stored_size(),
-        manifest.dump().map_or("", |a| a.stored_sha256.as_str())
-    );
+    let dumper = PgDump::new(ConnConfig::parse(db)?, tools.clone());
+    let options = BackupOptions::default().with_label("service");
+    let manifest = repo.backup(&dumper, &options, &progress).await?;
 
-    // Verify it end to end, including pg_restore's table-of-contents check.
+    // End to end: sizes, checksums, decompression and pg_restore's table of contents.
+    // Checking an archive needs no database connection.
     let checker = PgArchiveCheck::new(tools);
-    let report = repo
+    let verified = repo
         .verify(&manifest, Some(&checker), &pgb::NoProgress)
         .await?;
-    println!(
-        "verified: {} archive entries",
-        report.toc_entries.unwrap_or(0)
-    );
 
-    // Keep 7 daily and 4 weekly backups of this database.
-    let listing = repo.list().await?;
-    let backups: Vec<_> = listing
-        .backups
-        .iter()
-        .filter(|m| m.set == manifest.set)
-        .map(|m| pgb::retention::Backup::new(m.id.as_str(), m.started_at))
-        .collect();
+    // Per backup set, never the newest backup of a set, in-progress backups left alone.
     let policy = Policy::default()
         .with_keep_daily(Count::N(7))
         .with_keep_weekly(Count::N(4));
-    let plan = policy.plan(&backups, time::OffsetDateTime::now_utc())?;
-    for id in &plan.remove {
-        repo.delete_backup(&id.parse()?).await?;
-        println!("pruned {id}");
+    let prune = repo.prune(&policy, &PruneOptions::default()).await?;
+    Ok(Summary {
+        backup: manifest.id.clone(),
+        stored_bytes: manifest.stored_size(),
+        toc_entries: verified.toc_entries,
+        prune,
+    })
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // The process environment, read here by the service: never by the library.
+    let env = |name: &str| std::env::var(name).ok();
+    let mut args = std::env::args().skip(1);
+    let (Some(db), Some(repo)) = (
+        args.next().or_else(|| env("DATABASE_URL")),
+        args.next().or_else(|| env("PGB_REPO")),
+    ) else {
+        eprintln!("usage: embed_backup postgres://user@host:port/db REPOSITORY_URL");
+        std::process::exit(2);
+    };
+    let tools = ToolLocator::new().with_path(std::env::var_os("PATH"));
+    let summary = run(&db, &repo, &env, tools).await?;
+    println!(
+        "backup {}: {} bytes stored, {} archive entries verified",
+        summary.backup,
+        summary.stored_bytes,
+        summary.toc_entries.unwrap_or(0)
+    );
+    for d in summary.prune.removals() {
+        println!("pruned {}", d.id);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The example end to end against the test server: two runs on the same day, so the
+    /// second run's prune (7 daily) removes the first backup and keeps its own.
+    #[tokio::test]
+    async fn the_example_backs_up_verifies_and_prunes() {
+        let (Some(url), Some(bin)) = (
+            std::env::var("PGB_TEST_PG_URL")
+                .ok()
+                .filter(|v| !v.is_empty()),
+            std::env::var("PGB_TEST_PG_BIN")
+                .ok()
+                .filter(|v| !v.is_empty()),
+        ) else {
+            pgb_testkit::require_or_skip::<()>(
+                "PostgreSQL (PGB_TEST_PG_URL, PGB_TEST_PG_BIN)",
+                "run scripts/test.sh",
+            );
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let repo = format!("file://{}", dir.path().join("repo").display());
+        let tools = ToolLocator::new().with_bin_dir(&bin);
+        let no_env = |_: &str| None;
+        let first = run(&url, &repo, &no_env, tools.clone())
+            .await
+            .expect("first run");
+        assert!(
+            first.toc_entries.is_some(),
+            "pg_restore read the archive: {first:?}"
+        );
+        assert_eq!(first.prune.removals().count(), 0, "{first:?}");
+        let second = run(&url, &repo, &no_env, tools.clone())
+            .await
+            .expect("second run");
+        let third = run(&url, &repo, &no_env, tools).await.expect("third run");
+        // A daily rule with budget left also keeps the oldest backup (restic's semantics), so
+        // of three backups on one day the middle one goes. Ids start with the UTC date: across
+        // midnight every backup is the newest of its day, or the oldest, and all are kept.
+        let day = |id: &pgb::BackupId| id.as_str()[..8].to_owned();
+        let same_day = day(&first.backup) == day(&third.backup);
+        let removed: Vec<_> = third.prune.removals().map(|d| d.id.clone()).collect();
+        let listing = pgb::open_repository(&repo, &no_env)
+            .unwrap()
+            .list()
+            .await
+            .unwrap();
+        let left: Vec<_> = listing.backups.iter().map(|m| m.id.clone()).collect();
+        if same_day {
+            assert_eq!(
+                removed,
+                std::slice::from_ref(&second.backup),
+                "{:?}",
+                third.prune
+            );
+            assert_eq!(left, [first.backup, third.backup]);
+        } else {
+            assert_eq!(left.last(), Some(&third.backup));
+        }
+    }
 }

@@ -10,22 +10,34 @@
 //! | [`postgres`] | `pgb-postgres`: `PgDump`, `PgRestore`, `PgArchiveCheck`, `ConnConfig`, `sql` | `postgres` (default) |
 //! | `s3`, `gcs`, `azure` | `pgb-storage-s3/gcs/azure` | `s3`, `gcs`, `azure` |
 //!
+//! [`open_repository`] opens a repository from a URL exactly as the `pgb` command does
+//! (`file:///path`, `s3://bucket/prefix`, `gs://...`, `az://...`), with credentials and settings
+//! from an [`EnvLookup`] you pass: the process environment, a map, your own config.
+//!
 //! The library never prints, reads the environment, creates a runtime or installs handlers:
 //! your service owns those. Runnable examples live in `crates/pgb/examples/`:
-//! `embed_backup` (a service taking a backup, verifying and pruning) and `custom_policy`
-//! (the retention engine on its own).
+//! `embed_backup` (a service opening a repository by URL, taking a backup, verifying and
+//! pruning it) and `custom_policy` (the retention engine on its own).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use std::sync::Arc;
+//! use pgb::retention::Policy;
 //! let dir = tempfile::tempdir()?;
-//! let repo = pgb::Repository::new(Arc::new(pgb::local::FsStorage::open(dir.path())?));
+//! let url = format!("file://{}", dir.path().display());
+//! let env = |name: &str| std::env::var(name).ok(); // or a map, or your config
+//! let repo = pgb::open_repository(&url, &env)?;
 //! repo.preflight().await?;
 //! assert!(repo.list().await?.backups.is_empty());
+//! let policy = Policy::default().with_keep_daily(pgb::retention::Count::N(7));
+//! let report = repo.prune(&policy, &pgb::PruneOptions::default().with_dry_run(true)).await?;
+//! assert!(report.sets.is_empty());
 //! # Ok(()) }
 //! ```
 
+mod open;
+
+pub use open::{EnvLookup, OpenError, open_repository, open_storage, redact_url};
 pub use pgb_core as core;
 pub use pgb_core::*;
 

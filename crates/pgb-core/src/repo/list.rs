@@ -13,7 +13,7 @@ use crate::manifest::{BackupId, Manifest};
 use crate::storage::{Storage, StorageErrorKind, StorageExt};
 
 /// A backup whose manifest cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct InvalidBackup {
     /// The backup's folder name.

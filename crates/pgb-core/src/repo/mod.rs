@@ -1,17 +1,21 @@
 //! Repository operations, one module each: backup (and its commit protocol), list, verify,
-//! restore, removal (delete and gc) and leases. The key layout lives in [`crate::layout`].
+//! verify_all, restore, prune, removal (delete and gc) and leases. The key layout lives in [`crate::layout`].
 
 mod backup;
 mod gc;
 mod lease;
 mod list;
+mod prune;
 mod read;
 mod restore;
 mod verify;
+mod verify_all;
 
 pub use backup::BackupOptions;
 pub use list::{InvalidBackup, Leftover, Listing};
+pub use prune::{PruneAction, PruneDecision, PruneOptions, PruneReport, PruneSet};
 pub use verify::VerifyReport;
+pub use verify_all::{VerifyAllReport, VerifyOutcome};
 
 use std::sync::Arc;
 

@@ -1,0 +1,114 @@
+//! Command-line arguments: clap only, no defaults and no environment.
+//!
+//! Every option a config file may set is an `Option` (or an empty `Vec`) here, so "not given"
+//! stays visible; defaults and the environment are applied later, in one step
+//! ([`crate::resolve`]). A command's own options are listed first in `--help`, the global ones
+//! last under "Global options".
+
+mod commands;
+mod shared;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub(crate) use commands::{
+    BackupArgs, GcArgs, KeyCommand, ListArgs, PruneArgs, RestoreArgs, RetentionCommand, VerifyArgs,
+};
+pub(crate) use shared::{EncryptArgs, Format, KeyArgs, PolicyArgs, RepoArgs, ToolArgs};
+
+/// pgb: PostgreSQL backups you can trust: stream pg_dump through compression and checksums
+/// into local disk or object storage, keep them by policy, verify and restore them.
+#[derive(Debug, Parser)]
+#[command(name = "pgb", version, about, long_about = None)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: GlobalArgs,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
+pub(crate) struct GlobalArgs {
+    /// More logging on stderr (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub(crate) verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true)]
+    pub(crate) quiet: bool,
+    /// Log line format on stderr [default: text].
+    #[arg(long, value_enum, global = true)]
+    pub(crate) log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Back up one database (pg_dump → compression → sha256 → storage; manifest last).
+    Backup(BackupArgs),
+    /// List complete backups (and report leftovers and invalid manifests on stderr).
+    List(ListArgs),
+    /// Verify backups: size, sha256, decompression and the archive's table of contents.
+    Verify(VerifyArgs),
+    /// Restore a backup into a database (created if missing; never clobbered without --clean).
+    Restore(RestoreArgs),
+    /// Apply a retention policy to each backup set (one database on one server).
+    Prune(PruneArgs),
+    /// Remove leftovers of backups that never committed (no manifest), older than a grace period.
+    Gc(GcArgs),
+    /// Key management: generate an age identity and a manifest authentication key.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+    /// Retention tools that need no repository.
+    Retention {
+        #[command(subcommand)]
+        command: RetentionCommand,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_commands_own_options_come_before_the_global_ones() {
+        let help = Cli::try_parse_from(["pgb", "backup", "--help"])
+            .unwrap_err()
+            .to_string();
+        let own = help.find("--repo").expect("--repo listed");
+        let heading = help
+            .find("Global options:")
+            .expect("a Global options heading");
+        let verbose = help.find("--verbose").expect("--verbose listed");
+        assert!(own < heading && heading < verbose, "{help}");
+    }
+
+    #[test]
+    fn nothing_given_stays_none() {
+        let cli = Cli::try_parse_from(["pgb", "backup"]).unwrap();
+        let Command::Backup(b) = cli.command else {
+            panic!("backup")
+        };
+        assert!(b.db.is_none() && b.format.is_none() && b.compression.is_none());
+        assert!(b.repo.repo.is_none() && cli.global.log_format.is_none());
+        let cli = Cli::try_parse_from(["pgb", "gc"]).unwrap();
+        let Command::Gc(g) = cli.command else {
+            panic!("gc")
+        };
+        assert!(g.older_than.is_none());
+    }
+}

@@ -1,0 +1,119 @@
+//! Argument groups several commands share.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+#[derive(Debug, Args, Default)]
+pub(crate) struct RepoArgs {
+    /// Repository URL: file:///path (or a path), s3://bucket/prefix, gs://bucket/prefix,
+    /// az://container/prefix. Else PGB_REPO, else ./pgb-backups.
+    #[arg(long, value_name = "URL")]
+    pub(crate) repo: Option<String>,
+}
+
+#[derive(Debug, Args, Default)]
+pub(crate) struct ToolArgs {
+    /// Directory holding pg_dump/pg_restore/psql, searched before /usr/lib/postgresql/*/bin
+    /// and PATH (repeatable; else PGB_PG_BIN_DIR, `:`-separated).
+    #[arg(long = "pg-bin-dir", value_name = "DIR", value_delimiter = ':')]
+    pub(crate) pg_bin_dirs: Vec<PathBuf>,
+}
+
+/// Client-side encryption for `backup` (age, after compression).
+#[derive(Debug, Args, Default)]
+pub(crate) struct EncryptArgs {
+    /// Encrypt to this age X25519 recipient (public key, `age1...`); repeatable, e.g. an
+    /// operations key and an offline escrow key.
+    #[arg(long, value_name = "AGE1...")]
+    pub(crate) recipient: Vec<String>,
+    /// Encrypt to the recipients listed in this file (one per line, `#` comments).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) recipients_file: Option<PathBuf>,
+    /// Encrypt with the passphrase in this file (or set PGB_PASSPHRASE).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) passphrase_file: Option<PathBuf>,
+    /// Authenticate manifests with the key in this file (64 hex chars; `pgb key generate`),
+    /// or PGB_AUTH_KEY. Recommended with recipients.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) auth_key_file: Option<PathBuf>,
+    /// Refused: a passphrase on the command line is visible in the process list.
+    #[arg(long, hide = true)]
+    pub(crate) passphrase: Option<String>,
+}
+
+/// Keys for reading encrypted backups (`verify`, `restore`).
+#[derive(Debug, Args, Default)]
+pub(crate) struct KeyArgs {
+    /// An age identity file (`AGE-SECRET-KEY-1...`); repeatable. Else PGB_IDENTITY_FILE
+    /// (`:`-separated).
+    #[arg(long, value_name = "FILE", value_delimiter = ':')]
+    pub(crate) identity_file: Vec<PathBuf>,
+    /// The passphrase of passphrase-encrypted backups, from this file (or PGB_PASSPHRASE).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) passphrase_file: Option<PathBuf>,
+    /// The manifest authentication key, from this file (or PGB_AUTH_KEY).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) auth_key_file: Option<PathBuf>,
+    /// Accept backups whose manifest is not authenticated although keys were given.
+    #[arg(long)]
+    pub(crate) allow_unauthenticated: bool,
+    /// Refused: a passphrase on the command line is visible in the process list.
+    #[arg(long, hide = true)]
+    pub(crate) passphrase: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Format {
+    /// pg_dump -Fc: restored with pg_restore.
+    Custom,
+    /// pg_dump -Fp: SQL text, restored with psql.
+    Plain,
+}
+
+/// Retention policy flags, shared by `prune`, `backup --prune` and `retention plan`.
+#[derive(Debug, Args, Default, Clone)]
+pub(crate) struct PolicyArgs {
+    /// Keep the N newest backups (N or unlimited).
+    #[arg(long, value_name = "N")]
+    pub(crate) keep_last: Option<String>,
+    /// Keep the newest backup of each of the N newest hours with backups (N or unlimited).
+    #[arg(long, value_name = "N")]
+    pub(crate) keep_hourly: Option<String>,
+    /// Keep the newest backup of each of the N newest days (N or unlimited).
+    #[arg(long, value_name = "N")]
+    pub(crate) keep_daily: Option<String>,
+    /// Keep the newest backup of each of the N newest ISO weeks (N or unlimited).
+    #[arg(long, value_name = "N")]
+    pub(crate) keep_weekly: Option<String>,
+    /// Keep the newest backup of each of the N newest months (N or unlimited).
+    #[arg(long, value_name = "N")]
+    pub(crate) keep_monthly: Option<String>,
+    /// Keep the newest backup of each of the N newest years (N or unlimited).
+    #[arg(long, value_name = "N")]
+    pub(crate) keep_yearly: Option<String>,
+    /// Keep every backup within DURATION of the newest one (h, d, w, mo, y: 36h, 14d, 6mo).
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) keep_within: Option<String>,
+    /// Keep one backup per hour within DURATION of the newest.
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) keep_within_hourly: Option<String>,
+    /// Keep one backup per day within DURATION of the newest.
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) keep_within_daily: Option<String>,
+    /// Keep one backup per ISO week within DURATION of the newest.
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) keep_within_weekly: Option<String>,
+    /// Keep one backup per month within DURATION of the newest.
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) keep_within_monthly: Option<String>,
+    /// Keep one backup per year within DURATION of the newest.
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) keep_within_yearly: Option<String>,
+    /// Always keep backups carrying this label (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) keep_label: Vec<String>,
+    /// Time zone for calendar buckets (IANA name) [default: UTC].
+    #[arg(long, value_name = "ZONE")]
+    pub(crate) retention_tz: Option<String>,
+}

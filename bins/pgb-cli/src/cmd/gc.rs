@@ -1,0 +1,23 @@
+//! `pgb gc`: remove leftovers of backups that never committed.
+
+use time::OffsetDateTime;
+
+use super::Ctx;
+use crate::args::GcArgs;
+use crate::exit::Failure;
+use crate::render::{self, GcOut, Output};
+use crate::resolve;
+
+pub(super) async fn run(a: GcArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
+    let grace = resolve::grace(a.older_than.as_deref())?;
+    let older_than = a
+        .older_than
+        .as_deref()
+        .unwrap_or(resolve::defaults::GC_OLDER_THAN);
+    let repo = resolve::repository(&a.repo, ctx.env)?;
+    let removed = repo.gc(OffsetDateTime::now_utc(), grace, a.dry_run).await?;
+    let out = GcOut::new(&removed, a.dry_run, older_than);
+    Output::json(a.json).emit(&out, |w| {
+        render::gc_text(w, &removed, a.dry_run, older_than)
+    })
+}

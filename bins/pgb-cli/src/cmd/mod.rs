@@ -1,0 +1,82 @@
+//! One module per command. Each handler is short: arguments → typed options
+//! ([`crate::resolve`]) → one library operation → render its report ([`crate::render`]). A
+//! handler never loops over backups or deletes anything itself.
+
+mod backup;
+mod gc;
+mod key;
+mod list;
+mod prune;
+mod restore;
+mod retention;
+mod verify;
+
+use tokio::sync::watch;
+
+use crate::args::Command;
+use crate::exit::{FAILURE, Failure};
+use crate::resolve::Env;
+
+/// What every handler gets from `main`: the environment and the signal that interrupts it.
+pub(crate) struct Ctx<'a> {
+    pub(crate) env: Env<'a>,
+    signal: watch::Receiver<Option<i32>>,
+}
+
+impl<'a> Ctx<'a> {
+    pub(crate) fn new(env: Env<'a>, signal: watch::Receiver<Option<i32>>) -> Self {
+        Self { env, signal }
+    }
+
+    /// Resolves with the exit code once SIGINT (130) or SIGTERM (143) arrived.
+    pub(crate) fn interrupted(&self) -> impl Future<Output = i32> + Send + 'static {
+        let mut rx = self.signal.clone();
+        async move {
+            rx.wait_for(Option::is_some)
+                .await
+                .map_or(FAILURE, |v| v.unwrap_or(FAILURE))
+        }
+    }
+
+    /// Completes once a signal arrived: the cancellation a library operation takes.
+    pub(crate) fn cancelled(&self) -> impl Future<Output = ()> + Send + 'static {
+        let interrupted = self.interrupted();
+        async move {
+            interrupted.await;
+        }
+    }
+
+    /// The signal that already arrived, if any.
+    pub(crate) fn signalled(&self) -> Option<i32> {
+        *self.signal.borrow()
+    }
+}
+
+/// Runs a command until it finishes or a signal interrupts it. A backup is cancelled through
+/// the library, which releases its lease before returning; any other command is dropped (its
+/// children are killed on drop).
+pub(crate) async fn run(cmd: Command, ctx: &Ctx<'_>) -> Result<(), Failure> {
+    if matches!(cmd, Command::Backup(_)) {
+        let res = dispatch(cmd, ctx).await;
+        return ctx
+            .signalled()
+            .map_or(res, |code| Err(Failure::interrupted(code)));
+    }
+    tokio::select! {
+        res = dispatch(cmd, ctx) => res,
+        code = ctx.interrupted() => Err(Failure::interrupted(code)),
+    }
+}
+
+async fn dispatch(cmd: Command, ctx: &Ctx<'_>) -> Result<(), Failure> {
+    match cmd {
+        Command::Backup(a) => backup::run(a, ctx).await,
+        Command::List(a) => list::run(a, ctx).await,
+        Command::Verify(a) => verify::run(a, ctx).await,
+        Command::Restore(a) => restore::run(a, ctx).await,
+        Command::Prune(a) => prune::run(a, ctx).await,
+        Command::Gc(a) => gc::run(a, ctx).await,
+        Command::Key { command } => key::run(command),
+        Command::Retention { command } => retention::run(command),
+    }
+}

@@ -1,0 +1,22 @@
+//! `pgb prune`: the library decides and deletes; this prints its report.
+
+use pgb::PruneOptions;
+
+use super::Ctx;
+use crate::args::PruneArgs;
+use crate::exit::Failure;
+use crate::render::{self, Output};
+use crate::resolve;
+
+pub(super) async fn run(a: PruneArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
+    let policy = resolve::policy(&a.policy)?.ok_or_else(|| {
+        Failure::usage(
+            "no retention policy given: use --keep-last, --keep-daily, --keep-within, ... (see docs/retention.md)",
+        )
+    })?;
+    let repo = resolve::repository(&a.repo, ctx.env)?;
+    let opts = PruneOptions::default().with_dry_run(a.dry_run);
+    let report = repo.prune(&policy, &opts).await?;
+    render::prune_notes(&report);
+    Output::json(a.json).emit(&report, |w| render::prune_text(w, &report))
+}

@@ -1,0 +1,107 @@
+//! JSON output: one pretty-printed document per command.
+
+use std::io::{self, Write};
+
+use pgb::{ArchiveFormat, Manifest};
+use serde::Serialize;
+use time::OffsetDateTime;
+
+pub(super) fn write<T: Serialize + ?Sized>(w: &mut dyn Write, value: &T) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *w, value).map_err(io::Error::from)?;
+    writeln!(w)
+}
+
+/// One row of `pgb list --json`.
+#[derive(Serialize)]
+pub(crate) struct ListEntry<'a> {
+    id: &'a str,
+    database: &'a str,
+    set: &'a str,
+    server: &'a str,
+    #[serde(with = "time::serde::rfc3339")]
+    started_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    finished_at: OffsetDateTime,
+    stored_size: u64,
+    plain_size: u64,
+    sha256: &'a str,
+    plain_sha256: &'a str,
+    artifacts: &'a [pgb::Artifact],
+    format: ArchiveFormat,
+    compression: String,
+    labels: &'a [String],
+    server_version: &'a str,
+    pg_dump_version: &'a str,
+}
+
+impl<'a> From<&'a Manifest> for ListEntry<'a> {
+    fn from(m: &'a Manifest) -> Self {
+        Self {
+            id: m.id.as_str(),
+            database: &m.database,
+            set: &m.set,
+            server: &m.server,
+            started_at: m.started_at,
+            finished_at: m.finished_at,
+            stored_size: m.stored_size(),
+            plain_size: m.plain_size(),
+            sha256: m.dump().map_or("", |a| a.stored_sha256.as_str()),
+            plain_sha256: m.dump().map_or("", |a| a.plain_sha256.as_str()),
+            artifacts: &m.artifacts,
+            format: m.format,
+            compression: m.compression.to_string(),
+            labels: &m.labels,
+            server_version: &m.server_version,
+            pg_dump_version: &m.pg_dump_version,
+        }
+    }
+}
+
+/// `pgb restore --json`.
+#[derive(Serialize)]
+pub(crate) struct RestoreOut<'a> {
+    pub(crate) backup: &'a str,
+    pub(crate) database: &'a str,
+    pub(crate) created: bool,
+    pub(crate) seconds: f64,
+}
+
+/// `pgb backup --prune --json`.
+#[derive(Serialize)]
+pub(crate) struct BackupOut<'a> {
+    pub(crate) backup: &'a Manifest,
+    pub(crate) prune: &'a pgb::PruneReport,
+}
+
+/// `pgb gc --json`.
+#[derive(Serialize)]
+pub(crate) struct GcOut<'a> {
+    dry_run: bool,
+    older_than: &'a str,
+    removed: Vec<GcEntry<'a>>,
+}
+
+#[derive(Serialize)]
+struct GcEntry<'a> {
+    id: &'a str,
+    objects: Vec<&'a str>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    last_modified: Option<OffsetDateTime>,
+}
+
+impl<'a> GcOut<'a> {
+    pub(crate) fn new(removed: &'a [pgb::Leftover], dry_run: bool, older_than: &'a str) -> Self {
+        Self {
+            dry_run,
+            older_than,
+            removed: removed
+                .iter()
+                .map(|l| GcEntry {
+                    id: &l.id,
+                    objects: l.keys.iter().map(pgb::ObjectKey::as_str).collect(),
+                    last_modified: l.last_modified,
+                })
+                .collect(),
+        }
+    }
+}

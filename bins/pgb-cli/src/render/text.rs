@@ -1,0 +1,197 @@
+//! Text output for people.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+
+use pgb::retention::Plan;
+use pgb::{Leftover, Manifest, PruneAction, PruneReport, RestoreReport, VerifyOutcome};
+use time::OffsetDateTime;
+
+pub(crate) fn backup(w: &mut dyn Write, m: &Manifest) -> io::Result<()> {
+    writeln!(
+        w,
+        "backup {} of {} complete: {} stored ({} uncompressed, {}), sha256 {}",
+        m.id,
+        m.database,
+        human(m.stored_size()),
+        human(m.plain_size()),
+        m.compression,
+        m.dump().map_or("", |a| a.stored_sha256.as_str())
+    )
+}
+
+pub(crate) fn list(w: &mut dyn Write, rows: &[&Manifest], location: &str) -> io::Result<()> {
+    if rows.is_empty() {
+        return writeln!(w, "no backups in {location}");
+    }
+    writeln!(
+        w,
+        "{:<24} {:<16} {:<20} {:>10} {:>10} {:<7} {:<8} LABELS",
+        "ID", "DATABASE", "STARTED (UTC)", "STORED", "PLAIN", "FORMAT", "COMPRESS"
+    )?;
+    for m in rows {
+        writeln!(
+            w,
+            "{:<24} {:<16} {:<20} {:>10} {:>10} {:<7} {:<8} {}",
+            m.id,
+            m.database,
+            fmt_time(m.started_at),
+            human(m.stored_size()),
+            human(m.plain_size()),
+            m.format.to_string(),
+            m.compression.to_string(),
+            m.labels.join(",")
+        )?;
+    }
+    Ok(())
+}
+
+/// `ok <id>: ...` for each verified backup (failures are reported on stderr).
+pub(crate) fn verify(w: &mut dyn Write, outcomes: &[VerifyOutcome]) -> io::Result<()> {
+    for o in outcomes.iter().filter(|o| o.ok) {
+        writeln!(
+            w,
+            "ok {}: {} stored, {} plain, {} archive entries",
+            o.id,
+            human(o.stored_size.unwrap_or_default()),
+            human(o.plain_size.unwrap_or_default()),
+            o.toc_entries.map_or("-".to_owned(), |n| n.to_string())
+        )?;
+    }
+    Ok(())
+}
+
+pub(crate) fn restore(
+    w: &mut dyn Write,
+    m: &Manifest,
+    r: &RestoreReport,
+    seconds: f64,
+) -> io::Result<()> {
+    writeln!(
+        w,
+        "restored backup {} ({} of {}) into {}{} in {seconds:.1}s",
+        m.id,
+        m.database,
+        fmt_time(m.started_at),
+        r.database,
+        if r.created { " (created)" } else { "" },
+    )
+}
+
+/// Per set: a summary line, then every backup newest first with its decision and reasons.
+pub(crate) fn prune(w: &mut dyn Write, report: &PruneReport) -> io::Result<()> {
+    let dry = if report.dry_run { " (dry run)" } else { "" };
+    for set in &report.sets {
+        writeln!(
+            w,
+            "set {}: keep {}, remove {}{dry}",
+            set.set,
+            set.with_action(PruneAction::Keep).count(),
+            set.with_action(PruneAction::Remove).count(),
+        )?;
+        for d in &set.decisions {
+            let what = match d.action {
+                PruneAction::Remove => "remove  no rule keeps it".to_owned(),
+                _ if d.newest_guard => {
+                    "keep    newest backup of its set (the policy would remove it)".to_owned()
+                }
+                _ => {
+                    let reasons: Vec<String> = d.reasons.iter().map(ToString::to_string).collect();
+                    format!("keep    {}", reasons.join(", "))
+                }
+            };
+            writeln!(w, "{:<24} {:<20} {what}", d.id, fmt_time(d.started_at))?;
+        }
+    }
+    if !report.dry_run {
+        writeln!(w, "pruned {} backup(s)", report.deleted())?;
+    }
+    Ok(())
+}
+
+pub(crate) fn gc(
+    w: &mut dyn Write,
+    removed: &[Leftover],
+    dry_run: bool,
+    older_than: &str,
+) -> io::Result<()> {
+    let verb = if dry_run { "would remove" } else { "removed" };
+    for l in removed {
+        writeln!(
+            w,
+            "{verb} {} ({} object(s) of an uncommitted backup)",
+            l.id,
+            l.keys.len()
+        )?;
+    }
+    writeln!(
+        w,
+        "gc: {verb} {} leftover folder(s) older than {older_than}",
+        removed.len()
+    )
+}
+
+/// A retention plan, newest first.
+pub(crate) fn plan(
+    w: &mut dyn Write,
+    plan: &Plan,
+    times: &BTreeMap<String, OffsetDateTime>,
+) -> io::Result<()> {
+    let mut rows: Vec<(OffsetDateTime, &str, String)> = Vec::new();
+    for k in &plan.keep {
+        let reasons: Vec<String> = k.reasons.iter().map(ToString::to_string).collect();
+        rows.push((
+            times[&k.id],
+            &k.id,
+            format!("keep    {}", reasons.join(", ")),
+        ));
+    }
+    for r in &plan.remove {
+        rows.push((times[r], r, "remove  no rule keeps it".to_owned()));
+    }
+    rows.sort_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)));
+    for (t, id, what) in rows {
+        writeln!(w, "{id:<24} {:<20} {what}", fmt_time(t))?;
+    }
+    Ok(())
+}
+
+pub(crate) fn fmt_time(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+pub(crate) fn human(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_are_human() {
+        assert_eq!(human(512), "512 B");
+        assert_eq!(human(1536), "1.5 KiB");
+        assert_eq!(human(5 << 30), "5.0 GiB");
+    }
+}

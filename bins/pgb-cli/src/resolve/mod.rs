@@ -1,0 +1,350 @@
+//! Resolution: arguments + environment → typed library options, with every default applied
+//! here and nowhere else. Precedence, lowest first: [`defaults`], (a config file, later), the
+//! environment, flags.
+//!
+//! The environment arrives as an [`Env`] lookup that `main` passes down; nothing here reads the
+//! process environment itself, so every rule is testable with a map.
+
+mod keys;
+
+use std::path::PathBuf;
+
+use pgb::postgres::{ConnConfig, PgArchiveCheck, PgDump, PgRestore, ToolLocator};
+use pgb::retention::{self, Policy};
+use pgb::{ArchiveFormat, BackupOptions, Compression, EnvLookup, Repository, RestoreOptions};
+
+use crate::args::{BackupArgs, Format, PolicyArgs, RepoArgs, RestoreArgs, ToolArgs};
+use crate::exit::Failure;
+
+pub(crate) use keys::{decryption, encryption, write_secret_file};
+
+/// The environment lookup `main` passes down.
+pub(crate) type Env<'a> = &'a dyn EnvLookup;
+
+/// Built-in defaults: the bottom layer.
+pub(crate) mod defaults {
+    /// Repository when neither `--repo` nor `PGB_REPO` is given.
+    pub(crate) const REPO: &str = "pgb-backups";
+    /// Database when neither `--db` nor `DATABASE_URL` is given: libpq's `PG*` variables.
+    pub(crate) const DB: &str = "postgres://";
+    /// Compression of new backups.
+    pub(crate) const COMPRESSION: &str = "zstd";
+    /// Parallel restore jobs.
+    pub(crate) const JOBS: u32 = 1;
+    /// Grace period of `gc`.
+    pub(crate) const GC_OLDER_THAN: &str = "24h";
+    /// Temp directory when `TMPDIR` is not set.
+    pub(crate) const TMPDIR: &str = "/tmp";
+}
+
+/// The value of `name`, if set and not empty.
+fn var(env: Env<'_>, name: &str) -> Option<String> {
+    env.get(name).filter(|v| !v.is_empty())
+}
+
+/// `:`-separated paths from `name`.
+fn paths(env: Env<'_>, name: &str) -> Vec<PathBuf> {
+    var(env, name)
+        .map(|v| {
+            v.split(':')
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The repository URL: `--repo`, else `PGB_REPO`, else `./pgb-backups`.
+pub(crate) fn repo_url(a: &RepoArgs, env: Env<'_>) -> String {
+    a.repo
+        .clone()
+        .or_else(|| var(env, "PGB_REPO"))
+        .unwrap_or_else(|| defaults::REPO.to_owned())
+}
+
+/// Opens the repository (storage settings from the environment).
+pub(crate) fn repository(a: &RepoArgs, env: Env<'_>) -> Result<Repository, Failure> {
+    let url = repo_url(a, env);
+    let repo = pgb::open_repository(&url, env)?;
+    tracing::debug!(repo = %pgb::redact_url(&url), "repository opened");
+    Ok(repo)
+}
+
+/// Where PostgreSQL tools are searched: `--pg-bin-dir` (else `PGB_PG_BIN_DIR`), the system
+/// directories, then `PATH`.
+pub(crate) fn tools(a: &ToolArgs, env: Env<'_>) -> ToolLocator {
+    let dirs = if a.pg_bin_dirs.is_empty() {
+        paths(env, "PGB_PG_BIN_DIR")
+    } else {
+        a.pg_bin_dirs.clone()
+    };
+    dirs.into_iter().fold(
+        ToolLocator::new().with_path(env.get("PATH").map(Into::into)),
+        ToolLocator::with_bin_dir,
+    )
+}
+
+/// The temp directory: `TMPDIR`, else `/tmp`.
+pub(crate) fn temp_dir(env: Env<'_>) -> PathBuf {
+    var(env, "TMPDIR").map_or_else(|| defaults::TMPDIR.into(), PathBuf::from)
+}
+
+/// A database URL. A password is accepted only from the environment, never from a flag: argv
+/// is visible to every user in `ps`.
+fn conn(url: &str, from_flag: bool) -> Result<ConnConfig, Failure> {
+    let conn = ConnConfig::parse(url).map_err(|e| Failure::usage(e.to_string()))?;
+    if from_flag && conn.has_password() {
+        return Err(Failure::usage(
+            "refusing a password on the command line (visible in the process list): put it in PGPASSWORD or a PGPASSFILE, or pass the URL in DATABASE_URL",
+        ));
+    }
+    Ok(conn)
+}
+
+/// Everything `backup` needs, validated before anything runs.
+pub(crate) struct Backup {
+    pub(crate) dumper: PgDump,
+    pub(crate) options: BackupOptions,
+    /// The policy of `--prune`.
+    pub(crate) prune: Option<Policy>,
+}
+
+pub(crate) fn backup(a: &BackupArgs, env: Env<'_>) -> Result<Backup, Failure> {
+    // Fail closed, before anything else runs: bad keys never reach pg_dump.
+    let encryption = encryption(&a.encrypt, env)?;
+    let compression: Compression = a
+        .compression
+        .as_deref()
+        .unwrap_or(defaults::COMPRESSION)
+        .parse()
+        .map_err(|e: pgb::InvalidCompression| Failure::usage(e.to_string()))?;
+    let prune = match (a.prune, policy(&a.policy)?) {
+        (true, None) => {
+            return Err(Failure::usage(
+                "--prune needs a retention policy, e.g. --keep-daily 7 --keep-weekly 4",
+            ));
+        }
+        (true, p) => p,
+        (false, _) => None,
+    };
+    let conn = match &a.db {
+        Some(url) => conn(url, true)?,
+        None => conn(
+            &var(env, "DATABASE_URL").unwrap_or_else(|| defaults::DB.to_owned()),
+            false,
+        )?,
+    };
+    let format = match a.format.unwrap_or(Format::Custom) {
+        Format::Custom => ArchiveFormat::Custom,
+        Format::Plain => ArchiveFormat::Plain,
+    };
+    let mut options = a
+        .label
+        .iter()
+        .fold(BackupOptions::default(), |o, l| o.with_label(l.clone()))
+        .with_compression(compression)
+        .with_verify_upload(a.verify_upload);
+    if let Some(e) = encryption {
+        options = options.with_encryption(e);
+    }
+    Ok(Backup {
+        dumper: PgDump::new(conn, tools(&a.tools, env)).with_format(format),
+        options,
+        prune,
+    })
+}
+
+/// The target and options of `restore`, except what the backup itself decides.
+pub(crate) struct Restore {
+    pub(crate) restorer: PgRestore,
+    pub(crate) jobs: u32,
+}
+
+pub(crate) fn restore(a: &RestoreArgs, env: Env<'_>) -> Result<Restore, Failure> {
+    let url = a.db.as_deref().ok_or_else(|| {
+        Failure::usage("restore needs a target database: --db postgres://user@host:port/NEW_DB")
+    })?;
+    let spool = a
+        .spool_dir
+        .clone()
+        .or_else(|| var(env, "PGB_SPOOL_DIR").map(PathBuf::from))
+        .unwrap_or_else(|| temp_dir(env));
+    Ok(Restore {
+        restorer: PgRestore::new(conn(url, true)?, tools(&a.tools, env), spool),
+        jobs: a.jobs.unwrap_or(defaults::JOBS),
+    })
+}
+
+/// Restore options for a backup of `format` written by pg_dump `major`.
+pub(crate) fn restore_options(a: &RestoreArgs, r: &Restore, m: &pgb::Manifest) -> RestoreOptions {
+    let _ = m; // the library derives the archive's format and version from the manifest
+    RestoreOptions::new()
+        .with_clean(a.clean)
+        .with_jobs(r.jobs)
+        .with_allow_create(a.allow_create)
+        .with_verify_first(!a.no_verify_first)
+        .with_keep_owner(a.keep_owner)
+        .with_keep_privileges(a.keep_privileges)
+}
+
+/// An archive checker for `verify` (no connection: it only reads archives).
+pub(crate) fn checker(a: &ToolArgs, env: Env<'_>) -> PgArchiveCheck {
+    PgArchiveCheck::new(tools(a, env))
+}
+
+/// The retention policy of the `--keep-*` flags, or `None` when no rule is given.
+pub(crate) fn policy(a: &PolicyArgs) -> Result<Option<Policy>, Failure> {
+    type SetCount = fn(Policy, retention::Count) -> Policy;
+    type SetSpan = fn(Policy, retention::Span) -> Policy;
+    let bad = |e: retention::RetentionError| Failure::usage(e.to_string());
+    let counts: [(_, SetCount); 6] = [
+        (&a.keep_last, Policy::with_keep_last_count),
+        (&a.keep_hourly, Policy::with_keep_hourly),
+        (&a.keep_daily, Policy::with_keep_daily),
+        (&a.keep_weekly, Policy::with_keep_weekly),
+        (&a.keep_monthly, Policy::with_keep_monthly),
+        (&a.keep_yearly, Policy::with_keep_yearly),
+    ];
+    let spans: [(_, SetSpan); 6] = [
+        (&a.keep_within, Policy::with_keep_within),
+        (&a.keep_within_hourly, Policy::with_keep_within_hourly),
+        (&a.keep_within_daily, Policy::with_keep_within_daily),
+        (&a.keep_within_weekly, Policy::with_keep_within_weekly),
+        (&a.keep_within_monthly, Policy::with_keep_within_monthly),
+        (&a.keep_within_yearly, Policy::with_keep_within_yearly),
+    ];
+    let mut p = Policy::default();
+    let mut any = !a.keep_label.is_empty();
+    for (value, set) in counts {
+        if let Some(v) = value {
+            p = set(p, retention::parse_count(v).map_err(bad)?);
+            any = true;
+        }
+    }
+    for (value, set) in spans {
+        if let Some(v) = value {
+            p = set(p, retention::parse_span(v).map_err(bad)?);
+            any = true;
+        }
+    }
+    p = a
+        .keep_label
+        .iter()
+        .fold(p, |p, l| p.with_keep_label(l.clone()));
+    if let Some(z) = &a.retention_tz {
+        p = p.with_zone(retention::Zone::iana(z).map_err(bad)?);
+    }
+    if !any {
+        return Ok(None);
+    }
+    p.validate().map_err(bad)?;
+    Ok(Some(p))
+}
+
+/// The grace period of `gc` (`24h`, `7d`, `2w`).
+pub(crate) fn grace(older_than: Option<&str>) -> Result<time::Duration, Failure> {
+    let s = older_than.unwrap_or(defaults::GC_OLDER_THAN);
+    let bad = || {
+        Failure::usage(format!(
+            "invalid duration {s:?}: use a number with h, d or w, e.g. 24h"
+        ))
+    };
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?);
+    let n: i64 = num.parse().map_err(|_| bad())?;
+    match unit {
+        "h" => Ok(time::Duration::hours(n)),
+        "d" => Ok(time::Duration::days(n)),
+        "w" => Ok(time::Duration::weeks(n)),
+        _ => Err(bad()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use pgb::retention::{Backup as RetBackup, RetentionPolicy};
+
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> HashMap<String, String> {
+        vars.iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn flags_beat_the_environment_which_beats_the_default() {
+        let none = RepoArgs::default();
+        let flag = RepoArgs {
+            repo: Some("/from/flag".to_owned()),
+        };
+        assert_eq!(repo_url(&none, &env(&[])), "pgb-backups");
+        let e = env(&[("PGB_REPO", "/from/env")]);
+        assert_eq!(repo_url(&none, &e), "/from/env");
+        assert_eq!(repo_url(&flag, &e), "/from/flag");
+        assert_eq!(repo_url(&none, &env(&[("PGB_REPO", "")])), "pgb-backups");
+    }
+
+    #[test]
+    fn a_password_is_refused_from_a_flag_and_accepted_from_the_environment() {
+        assert_eq!(conn("postgres://u:pw@h/db", true).unwrap_err().code, 2);
+        assert!(conn("postgres://u:pw@h/db", false).is_ok());
+        assert!(conn("postgres://u@h/db", true).is_ok());
+    }
+
+    #[test]
+    fn every_count_accepts_unlimited_keep_last_included() {
+        let a = PolicyArgs {
+            keep_last: Some("unlimited".to_owned()),
+            ..PolicyArgs::default()
+        };
+        let p = policy(&a).unwrap().expect("a policy");
+        let t = time::macros::datetime!(2026-01-01 0:00 UTC);
+        let backups: Vec<RetBackup> = (0..4)
+            .map(|i| RetBackup::new(format!("b{i}"), t + time::Duration::hours(i)))
+            .collect();
+        assert!(p.plan(&backups, t).unwrap().remove.is_empty());
+        for flag in ["2", "unlimited"] {
+            let a = PolicyArgs {
+                keep_daily: Some(flag.to_owned()),
+                keep_yearly: Some(flag.to_owned()),
+                ..PolicyArgs::default()
+            };
+            assert!(policy(&a).unwrap().is_some());
+        }
+        let bad = PolicyArgs {
+            keep_last: Some("-1".to_owned()),
+            ..PolicyArgs::default()
+        };
+        let e = policy(&bad).unwrap_err();
+        assert!(
+            e.code == 2 && e.message.contains("unlimited"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn no_rule_is_no_policy() {
+        assert!(policy(&PolicyArgs::default()).unwrap().is_none());
+    }
+
+    #[test]
+    fn grace_periods() {
+        assert_eq!(grace(None).unwrap(), time::Duration::hours(24));
+        assert_eq!(grace(Some("2w")).unwrap(), time::Duration::weeks(2));
+        assert_eq!(grace(Some("3m")).unwrap_err().code, 2);
+    }
+
+    #[test]
+    fn pg_bin_dirs_come_from_flags_or_the_environment() {
+        let e = env(&[("TMPDIR", "/var/tmp"), ("PGB_SPOOL_DIR", "/spool")]);
+        assert_eq!(temp_dir(&e), PathBuf::from("/var/tmp"));
+        assert_eq!(temp_dir(&env(&[])), PathBuf::from("/tmp"));
+        assert_eq!(
+            paths(&env(&[("PGB_PG_BIN_DIR", "/a::/b")]), "PGB_PG_BIN_DIR"),
+            [PathBuf::from("/a"), PathBuf::from("/b")]
+        );
+    }
+}

@@ -1,0 +1,235 @@
+//! Prune: apply a retention policy to each backup set and delete what it does not keep.
+//!
+//! The rules that make a prune safe live here, once, for the CLI, the daemon and embedders:
+//!
+//! - **Per backup set.** A policy counts the backups of one set (one database on one server),
+//!   never the repository as a whole, so a busy database cannot push a quiet one out.
+//! - **Only complete backups count.** Backups running now (a live lease, no manifest yet) and
+//!   folders with an unusable manifest are neither counted nor deleted; they are reported.
+//! - **The newest complete backup of a set is never deleted,** whatever the policy says.
+//! - **Labels are honoured:** each backup reaches the policy with the labels of its manifest.
+//! - **Manifest first.** Each deletion removes the manifest before the data
+//!   ([`Repository::delete_backup`]), so an interrupted prune leaves a leftover for `gc`, never
+//!   a manifest without data.
+//! - **Decide, then delete.** Every set is planned before anything is deleted; a policy error
+//!   deletes nothing.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use super::{InvalidBackup, Repository};
+use crate::error::Error;
+use crate::manifest::{BackupId, Manifest};
+use pgb_retention::{Backup, Reason, RetentionPolicy};
+
+/// Options for [`Repository::prune`].
+#[derive(Debug, Clone, Copy, Default)]
+#[non_exhaustive]
+pub struct PruneOptions {
+    /// Decide and report, delete nothing.
+    pub dry_run: bool,
+    /// The instant the policy is evaluated at (only future-dated backups depend on it);
+    /// `None` is the current time.
+    pub now: Option<OffsetDateTime>,
+}
+
+impl PruneOptions {
+    /// Decides and reports without deleting.
+    #[must_use]
+    pub fn with_dry_run(mut self, dry_run: bool) -> Self {
+        self.dry_run = dry_run;
+        self
+    }
+
+    /// Evaluates the policy as of `now` instead of the current time.
+    #[must_use]
+    pub fn with_now(mut self, now: OffsetDateTime) -> Self {
+        self.now = Some(now);
+        self
+    }
+}
+
+/// What happens to one backup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum PruneAction {
+    /// Kept: a rule keeps it, or it is the newest backup of its set.
+    Keep,
+    /// Removed (or, in a dry run, would be): no rule keeps it.
+    Remove,
+}
+
+/// The decision about one backup, with its reasons.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct PruneDecision {
+    /// The backup.
+    pub id: BackupId,
+    /// When it started.
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    /// Its labels, as the policy saw them.
+    pub labels: Vec<String>,
+    /// Keep or remove.
+    pub action: PruneAction,
+    /// Why it is kept: every rule that keeps it (empty for a removal, and for a backup kept
+    /// only by the newest-backup guard).
+    pub reasons: Vec<Reason>,
+    /// Kept because it is the newest complete backup of its set, although the policy would
+    /// remove it.
+    pub newest_guard: bool,
+    /// Whether it was deleted (always `false` in a dry run and for kept backups).
+    pub deleted: bool,
+}
+
+/// The decisions for one backup set, newest backup first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct PruneSet {
+    /// The set (`server/database`).
+    pub set: String,
+    /// One decision per complete backup of the set, newest first.
+    pub decisions: Vec<PruneDecision>,
+}
+
+impl PruneSet {
+    /// Decisions with this action.
+    pub fn with_action(&self, action: PruneAction) -> impl Iterator<Item = &PruneDecision> {
+        self.decisions.iter().filter(move |d| d.action == action)
+    }
+}
+
+/// What [`Repository::prune`] decided and did.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct PruneReport {
+    /// Nothing was deleted.
+    pub dry_run: bool,
+    /// The instant the policy was evaluated at.
+    #[serde(with = "time::serde::rfc3339")]
+    pub evaluated_at: OffsetDateTime,
+    /// One entry per backup set, ordered by set name.
+    pub sets: Vec<PruneSet>,
+    /// Backups running now (live lease, no manifest): not counted, not touched.
+    pub in_progress: Vec<String>,
+    /// Folders whose manifest is unusable: not counted, not deleted.
+    pub invalid: Vec<InvalidBackup>,
+}
+
+impl PruneReport {
+    /// Backups the policy removes (deleted, or to be deleted in a dry run).
+    pub fn removals(&self) -> impl Iterator<Item = &PruneDecision> {
+        self.sets
+            .iter()
+            .flat_map(|s| s.with_action(PruneAction::Remove))
+    }
+
+    /// How many backups were deleted.
+    #[must_use]
+    pub fn deleted(&self) -> usize {
+        self.removals().filter(|d| d.deleted).count()
+    }
+}
+
+impl Repository {
+    /// Applies `policy` to each backup set and deletes the backups it does not keep (none with
+    /// [`PruneOptions::dry_run`]): per set, complete backups
+    /// only, never the newest of a set, labels honoured, manifest first.
+    ///
+    /// # Errors
+    /// `Policy` if the policy cannot be applied (nothing is deleted then); storage failures
+    /// while listing or deleting (a re-run finishes an interrupted prune: the decisions are
+    /// the same, and a half-deleted backup is a leftover for `gc`).
+    pub async fn prune(
+        &self,
+        policy: &dyn RetentionPolicy,
+        opts: &PruneOptions,
+    ) -> Result<PruneReport, Error> {
+        let listing = self.list().await?;
+        let now = opts.now.unwrap_or_else(OffsetDateTime::now_utc);
+        let mut by_set: BTreeMap<&str, Vec<&Manifest>> = BTreeMap::new();
+        for m in &listing.backups {
+            by_set.entry(m.set.as_str()).or_default().push(m);
+        }
+        let mut sets = by_set
+            .into_iter()
+            .map(|(set, manifests)| plan_set(set, &manifests, policy, now))
+            .collect::<Result<Vec<_>, Error>>()?;
+        if !opts.dry_run {
+            for d in sets
+                .iter_mut()
+                .flat_map(|s| s.decisions.iter_mut())
+                .filter(|d| d.action == PruneAction::Remove)
+            {
+                self.delete_backup(&d.id).await?;
+                tracing::info!(backup = %d.id, "pruned");
+                d.deleted = true;
+            }
+        }
+        Ok(PruneReport {
+            dry_run: opts.dry_run,
+            evaluated_at: now,
+            sets,
+            in_progress: listing.in_progress,
+            invalid: listing.invalid,
+        })
+    }
+}
+
+/// The decisions for one set: the policy's plan, with the newest backup always kept.
+fn plan_set(
+    set: &str,
+    manifests: &[&Manifest],
+    policy: &dyn RetentionPolicy,
+    now: OffsetDateTime,
+) -> Result<PruneSet, Error> {
+    let backups: Vec<Backup> = manifests
+        .iter()
+        .map(|m| {
+            m.labels
+                .iter()
+                .fold(Backup::new(m.id.as_str(), m.started_at), |b, l| {
+                    b.with_label(l.clone())
+                })
+        })
+        .collect();
+    let plan = policy.plan(&backups, now)?;
+    let mut reasons: BTreeMap<&str, &[Reason]> = plan
+        .keep
+        .iter()
+        .map(|k| (k.id.as_str(), k.reasons.as_slice()))
+        .collect();
+    let newest = manifests.iter().map(|m| (m.started_at, &m.id)).max();
+    let mut decisions: Vec<PruneDecision> = manifests
+        .iter()
+        .map(|m| {
+            let kept = reasons.remove(m.id.as_str());
+            let is_newest = newest == Some((m.started_at, &m.id));
+            let newest_guard = kept.is_none() && is_newest;
+            if newest_guard {
+                tracing::error!(backup = %m.id, "policy would remove the newest backup of its set; keeping it");
+            }
+            PruneDecision {
+                id: m.id.clone(),
+                started_at: m.started_at,
+                labels: m.labels.clone(),
+                action: if kept.is_some() || newest_guard {
+                    PruneAction::Keep
+                } else {
+                    PruneAction::Remove
+                },
+                reasons: kept.map(<[Reason]>::to_vec).unwrap_or_default(),
+                newest_guard,
+                deleted: false,
+            }
+        })
+        .collect();
+    decisions.sort_by(|a, b| (b.started_at, &b.id).cmp(&(a.started_at, &a.id)));
+    Ok(PruneSet {
+        set: set.to_owned(),
+        decisions,
+    })
+}

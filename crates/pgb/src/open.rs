@@ -1,0 +1,827 @@
+//! Opening a repository from a URL, as the `pgb` command does, with the environment passed in.
+//!
+//! The schemes and the variables each reads are listed on [`open_storage`].
+//!
+//! Credentials never go in the URL (it is printed and logged): a URL with `user@` or a query
+//! string is refused. The library never reads the process environment itself: pass
+//! `&|name: &str| std::env::var(name).ok()` to use it, or a map in tests and services that
+//! keep their settings elsewhere.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use pgb_core::{Repository, Storage, StorageError};
+
+/// Where [`open_storage`] looks up credentials and settings: the process environment, a map,
+/// a config system. Closures `Fn(&str) -> Option<String>` and string maps implement it.
+pub trait EnvLookup {
+    /// The value of variable `name`, if set.
+    fn get(&self, name: &str) -> Option<String>;
+}
+
+impl<F: Fn(&str) -> Option<String>> EnvLookup for F {
+    fn get(&self, name: &str) -> Option<String> {
+        self(name)
+    }
+}
+
+impl EnvLookup for HashMap<String, String> {
+    fn get(&self, name: &str) -> Option<String> {
+        HashMap::get(self, name).cloned()
+    }
+}
+
+impl EnvLookup for BTreeMap<String, String> {
+    fn get(&self, name: &str) -> Option<String> {
+        BTreeMap::get(self, name).cloned()
+    }
+}
+
+/// Why a repository URL cannot be opened. One line; never contains a secret (URLs are
+/// redacted with [`redact_url`], credential values are never quoted).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The URL is malformed: no bucket, credentials or a query string in it, a relative
+    /// `file://` path.
+    #[error("invalid repository URL {url}: {reason}")]
+    InvalidUrl {
+        /// The URL, redacted.
+        url: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The scheme is not one of `file`, `s3`, `gs`, `az`.
+    #[error(
+        "invalid repository URL {url}: unknown scheme {scheme:?} (use file://, s3://, gs:// or az://)"
+    )]
+    UnknownScheme {
+        /// The URL, redacted.
+        url: String,
+        /// The scheme as given.
+        scheme: String,
+    },
+    /// The backend exists but this build of the `pgb` crate does not include it.
+    #[error(
+        "repository {url}: this build has no {scheme}:// support (enable the pgb crate's `{feature}` feature)"
+    )]
+    NotCompiled {
+        /// The URL, redacted.
+        url: String,
+        /// The scheme.
+        scheme: &'static str,
+        /// The cargo feature that adds it.
+        feature: &'static str,
+    },
+    /// No credentials were found for the backend.
+    #[error("repository {url}: no {backend} credentials: {needed}")]
+    MissingCredentials {
+        /// The URL, redacted.
+        url: String,
+        /// `S3`, `GCS`, `Azure`.
+        backend: &'static str,
+        /// Which variables would provide them.
+        needed: &'static str,
+    },
+    /// A setting has a value the backend cannot use, or conflicts with another one.
+    #[error("repository {url}: {variable} {problem}")]
+    InvalidSetting {
+        /// The URL, redacted.
+        url: String,
+        /// The variable at fault.
+        variable: &'static str,
+        /// What is wrong (never its value, which may be a secret).
+        problem: &'static str,
+    },
+    /// The backend refused its configuration or the location (e.g. an unusable directory).
+    #[error("repository {url}: {source}")]
+    Storage {
+        /// The URL, redacted.
+        url: String,
+        /// The backend's error.
+        #[source]
+        source: StorageError,
+    },
+}
+
+/// Opens the storage a repository URL names: `file:///path` (or a plain path, made absolute),
+/// `s3://bucket/prefix`, `gs://bucket/prefix`, `az://container/prefix`, with credentials and
+/// settings from `env`:
+///
+/// | URL | Credentials and settings (looked up through [`EnvLookup`]) | feature |
+/// |---|---|---|
+/// | `file:///path`, `path` | — | `local` |
+/// | `s3://bucket/prefix` | `AWS_ACCESS_KEY_ID` + `AWS_SECRET_ACCESS_KEY` (+ `AWS_SESSION_TOKEN`), or `AWS_PROFILE`, or `PGB_S3_CREDENTIALS=default-chain`; `AWS_REGION` / `AWS_DEFAULT_REGION`; `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL`; `PGB_S3_FORCE_PATH_STYLE`, `PGB_S3_SSE`, `PGB_S3_SSE_KMS_KEY_ID`, `PGB_S3_STORAGE_CLASS`, `PGB_S3_PART_SIZE_MIB`, `PGB_S3_CONDITIONAL_WRITES` | `s3` |
+/// | `gs://bucket/prefix` | `GOOGLE_APPLICATION_CREDENTIALS`, or `PGB_GCS_CREDENTIALS=application-default`; `STORAGE_EMULATOR_HOST` (an emulator: no credentials) | `gcs` |
+/// | `az://container/prefix` | `AZURE_STORAGE_CONNECTION_STRING`, or `AZURE_STORAGE_ACCOUNT` with `AZURE_STORAGE_KEY` or `AZURE_STORAGE_SAS_TOKEN`; `PGB_AZURE_ENDPOINT` | `azure` |
+///
+/// ```
+/// let dir = tempfile::tempdir()?;
+/// let url = format!("file://{}", dir.path().display());
+/// let no_env = |_: &str| None;
+/// let storage = pgb::open_storage(&url, &no_env)?;
+/// assert_eq!(storage.info().scheme, "file");
+/// assert!(matches!(
+///     pgb::open_storage("s3://bucket/prefix?sig=x", &no_env),
+///     Err(pgb::OpenError::InvalidUrl { .. })
+/// ));
+/// # Ok::<_, Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+/// [`OpenError`]: a malformed URL, an unknown or not compiled-in scheme, missing or invalid
+/// settings, or a backend that refused its configuration.
+pub fn open_storage(url: &str, env: &dyn EnvLookup) -> Result<Arc<dyn Storage>, OpenError> {
+    if let Some(path) = url.strip_prefix("file://") {
+        if !path.starts_with('/') {
+            return Err(OpenError::InvalidUrl {
+                url: redact_url(url),
+                reason: "file URLs need an absolute path: file:///var/backups/pgb",
+            });
+        }
+        return backends::local(url, path);
+    }
+    match url.split_once("://") {
+        None => {
+            let abs = std::path::absolute(url).map_err(|_| OpenError::InvalidUrl {
+                url: redact_url(url),
+                reason: "the path cannot be made absolute",
+            })?;
+            backends::local(url, &abs.to_string_lossy())
+        }
+        Some(("s3", rest)) => backends::s3(url, rest, env),
+        Some(("gs", rest)) => backends::gcs(url, rest, env),
+        Some(("az", rest)) => backends::azure(url, rest, env),
+        Some((scheme, _)) => Err(OpenError::UnknownScheme {
+            url: redact_url(url),
+            scheme: scheme.to_owned(),
+        }),
+    }
+}
+
+/// [`open_storage`], wrapped in a [`Repository`].
+///
+/// # Errors
+/// As [`open_storage`].
+pub fn open_repository(url: &str, env: &dyn EnvLookup) -> Result<Repository, OpenError> {
+    open_storage(url, env).map(Repository::new)
+}
+
+/// A URL safe to print: any `user:password@` part is replaced, and any query string (an Azure
+/// SAS, a presigned signature) is cut off.
+///
+/// ```
+/// assert_eq!(pgb::redact_url("s3://id:pw@b/p"), "s3://***@b/p");
+/// assert_eq!(pgb::redact_url("az://c/p?sig=x"), "az://c/p?<redacted>");
+/// ```
+#[must_use]
+pub fn redact_url(url: &str) -> String {
+    if let Some((base, _)) = url.split_once(['?', '#']) {
+        return format!("{}?<redacted>", redact_url(base));
+    }
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = match rest.find('/') {
+                Some(i) => rest.split_at(i),
+                None => (rest, ""),
+            };
+            match authority.rsplit_once('@') {
+                Some((_, host)) => format!("{scheme}://***@{host}{path}"),
+                None => url.to_owned(),
+            }
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// `bucket/prefix` of an object-store URL.
+#[derive(Debug, PartialEq, Eq)]
+#[cfg(any(feature = "s3", feature = "gcs", feature = "azure"))]
+struct Parsed {
+    bucket: String,
+    prefix: String,
+}
+
+#[cfg(any(feature = "s3", feature = "gcs", feature = "azure"))]
+impl Parsed {
+    fn new(url: &str, rest: &str, what: &'static str) -> Result<Self, OpenError> {
+        let invalid = |reason| OpenError::InvalidUrl {
+            url: redact_url(url),
+            reason,
+        };
+        if rest.contains(['?', '#']) {
+            return Err(invalid(
+                "query strings are not supported (credentials and options come from the environment)",
+            ));
+        }
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.contains('@') {
+            return Err(invalid(
+                "credentials do not belong in the URL; set them in the environment",
+            ));
+        }
+        if bucket.is_empty() {
+            return Err(invalid(if what == "bucket" {
+                "missing bucket name"
+            } else {
+                "missing container name"
+            }));
+        }
+        Ok(Self {
+            bucket: bucket.to_owned(),
+            prefix: prefix.trim_matches('/').to_owned(),
+        })
+    }
+}
+
+/// The first of `names` that is set to a non-empty value.
+#[cfg(any(feature = "s3", feature = "gcs", feature = "azure"))]
+fn first(env: &dyn EnvLookup, names: &[&str]) -> Option<String> {
+    names.iter().find_map(|n| {
+        env.get(n)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    })
+}
+
+#[cfg(any(feature = "local", feature = "s3", feature = "gcs", feature = "azure"))]
+fn built<S: Storage>(
+    url: &str,
+    res: Result<S, StorageError>,
+) -> Result<Arc<dyn Storage>, OpenError> {
+    res.map(|s| Arc::new(s) as Arc<dyn Storage>)
+        .map_err(|source| OpenError::Storage {
+            url: redact_url(url),
+            source,
+        })
+}
+
+#[cfg(any(feature = "s3", feature = "gcs", feature = "azure"))]
+fn setting(url: &str, variable: &'static str, problem: &'static str) -> OpenError {
+    OpenError::InvalidSetting {
+        url: redact_url(url),
+        variable,
+        problem,
+    }
+}
+
+#[cfg(any(feature = "s3", feature = "gcs", feature = "azure"))]
+fn parse_bool(url: &str, variable: &'static str, value: &str) -> Result<bool, OpenError> {
+    match value.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(setting(url, variable, "must be true or false")),
+    }
+}
+
+/// Retries and time limits of single requests, from `PGB_STORAGE_RETRIES`,
+/// `PGB_STORAGE_RETRY_BUDGET_SECS`, `PGB_STORAGE_TIMEOUT_SECS` and
+/// `PGB_STORAGE_IO_TIMEOUT_SECS` (the same for every object store).
+#[cfg(any(feature = "s3", feature = "gcs", feature = "azure"))]
+fn network(
+    url: &str,
+    env: &dyn EnvLookup,
+) -> Result<
+    (
+        pgb_storage_opendal::RetryOptions,
+        pgb_storage_opendal::Timeouts,
+    ),
+    OpenError,
+> {
+    use std::time::Duration;
+    let number = |name: &'static str| -> Result<Option<u64>, OpenError> {
+        first(env, &[name])
+            .map(|v| {
+                v.parse::<u64>()
+                    .map_err(|_| setting(url, name, "must be a whole number"))
+            })
+            .transpose()
+    };
+    let mut retry = pgb_storage_opendal::RetryOptions::default();
+    let mut timeouts = pgb_storage_opendal::Timeouts::default();
+    if let Some(n) = number("PGB_STORAGE_RETRIES")? {
+        retry = retry.with_max_retries(usize::try_from(n).unwrap_or(usize::MAX));
+    }
+    if let Some(s) = number("PGB_STORAGE_RETRY_BUDGET_SECS")? {
+        retry = retry.with_budget(Duration::from_secs(s.max(1)));
+    }
+    if let Some(s) = number("PGB_STORAGE_TIMEOUT_SECS")? {
+        timeouts = pgb_storage_opendal::Timeouts::new(Duration::from_secs(s.max(1)), timeouts.io);
+    }
+    if let Some(s) = number("PGB_STORAGE_IO_TIMEOUT_SECS")? {
+        timeouts =
+            pgb_storage_opendal::Timeouts::new(timeouts.request, Duration::from_secs(s.max(1)));
+    }
+    Ok((retry, timeouts))
+}
+
+#[cfg(not(all(feature = "local", feature = "s3", feature = "gcs", feature = "azure")))]
+fn not_compiled(url: &str, scheme: &'static str, feature: &'static str) -> OpenError {
+    OpenError::NotCompiled {
+        url: redact_url(url),
+        scheme,
+        feature,
+    }
+}
+
+/// One function per backend; a backend that is not compiled in answers `NotCompiled`.
+mod backends {
+    use super::*;
+
+    #[cfg(feature = "local")]
+    pub(super) fn local(url: &str, path: &str) -> Result<Arc<dyn Storage>, OpenError> {
+        built(url, pgb_storage_local::FsStorage::open(path))
+    }
+
+    #[cfg(not(feature = "local"))]
+    pub(super) fn local(url: &str, _: &str) -> Result<Arc<dyn Storage>, OpenError> {
+        Err(not_compiled(url, "file", "local"))
+    }
+
+    #[cfg(feature = "s3")]
+    pub(super) fn s3(
+        url: &str,
+        rest: &str,
+        env: &dyn EnvLookup,
+    ) -> Result<Arc<dyn Storage>, OpenError> {
+        let at = Parsed::new(url, rest, "bucket")?;
+        use pgb_storage_s3::{AddressingStyle, S3Config};
+        let mut cfg = S3Config::new(&at.bucket)
+            .with_prefix(&at.prefix)
+            .with_region(
+                first(env, &["AWS_REGION", "AWS_DEFAULT_REGION"])
+                    .unwrap_or_else(|| "us-east-1".to_owned()),
+            );
+        if let Some(endpoint) = first(env, &["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]) {
+            cfg = cfg.with_endpoint(endpoint);
+        }
+        if let Some(v) = first(env, &["PGB_S3_FORCE_PATH_STYLE"]) {
+            cfg = cfg.with_addressing(if parse_bool(url, "PGB_S3_FORCE_PATH_STYLE", &v)? {
+                AddressingStyle::Path
+            } else {
+                AddressingStyle::VirtualHost
+            });
+        }
+        cfg = cfg.with_credentials(s3_credentials(url, env)?);
+        if let Some(sse) = s3_encryption(url, env)? {
+            cfg = cfg.with_encryption(sse);
+        }
+        if let Some(class) = first(env, &["PGB_S3_STORAGE_CLASS"]) {
+            cfg = cfg.with_storage_class(class);
+        }
+        if let Some(mib) = first(env, &["PGB_S3_PART_SIZE_MIB"]) {
+            let mib: u64 = mib
+                .parse()
+                .ok()
+                .filter(|m| (5..=5120).contains(m))
+                .ok_or_else(|| {
+                    setting(
+                        url,
+                        "PGB_S3_PART_SIZE_MIB",
+                        "must be a number from 5 to 5120",
+                    )
+                })?;
+            cfg = cfg.with_part_size(mib * 1024 * 1024);
+        }
+        if let Some(v) = first(env, &["PGB_S3_CONDITIONAL_WRITES"]) {
+            cfg = cfg.with_create_new_enforced(parse_bool(url, "PGB_S3_CONDITIONAL_WRITES", &v)?);
+        }
+        let (retry, timeouts) = network(url, env)?;
+        built(url, cfg.with_retry(retry).with_timeouts(timeouts).build())
+    }
+
+    #[cfg(feature = "s3")]
+    fn s3_credentials(
+        url: &str,
+        env: &dyn EnvLookup,
+    ) -> Result<pgb_storage_s3::S3Credentials, OpenError> {
+        use pgb_storage_s3::S3Credentials;
+        let mode = first(env, &["PGB_S3_CREDENTIALS"]).map(|m| m.to_ascii_lowercase());
+        match mode.as_deref() {
+            Some("default-chain") => return Ok(S3Credentials::DefaultChain),
+            Some("anonymous") => return Ok(S3Credentials::Anonymous),
+            Some("static") | None => {}
+            Some(_) => {
+                return Err(setting(
+                    url,
+                    "PGB_S3_CREDENTIALS",
+                    "must be static, default-chain or anonymous",
+                ));
+            }
+        }
+        match (
+            first(env, &["AWS_ACCESS_KEY_ID"]),
+            first(env, &["AWS_SECRET_ACCESS_KEY"]),
+        ) {
+            (Some(id), Some(secret)) => {
+                let c = S3Credentials::static_keys(id, secret);
+                Ok(match first(env, &["AWS_SESSION_TOKEN"]) {
+                    Some(t) => c.with_session_token(t),
+                    None => c,
+                })
+            }
+            (Some(_), None) => Err(setting(
+                url,
+                "AWS_ACCESS_KEY_ID",
+                "is set but AWS_SECRET_ACCESS_KEY is not",
+            )),
+            (None, Some(_)) => Err(setting(
+                url,
+                "AWS_SECRET_ACCESS_KEY",
+                "is set but AWS_ACCESS_KEY_ID is not",
+            )),
+            (None, None) => match first(env, &["AWS_PROFILE"]) {
+                Some(profile) => Ok(S3Credentials::Profile(profile)),
+                None => Err(OpenError::MissingCredentials {
+                    url: redact_url(url),
+                    backend: "S3",
+                    needed: "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE, or PGB_S3_CREDENTIALS=default-chain to use instance or pod roles)",
+                }),
+            },
+        }
+    }
+
+    #[cfg(feature = "s3")]
+    fn s3_encryption(
+        url: &str,
+        env: &dyn EnvLookup,
+    ) -> Result<Option<pgb_storage_s3::S3Encryption>, OpenError> {
+        use pgb_storage_s3::S3Encryption;
+        let kms_key = first(env, &["PGB_S3_SSE_KMS_KEY_ID"]);
+        let sse = first(env, &["PGB_S3_SSE"]).map(|v| v.to_ascii_lowercase());
+        match sse.as_deref() {
+            None if kms_key.is_some() => Ok(Some(S3Encryption::Kms { key_id: kms_key })),
+            None | Some("none" | "") => Ok(None),
+            Some("aes256" | "s3" | "sse-s3") if kms_key.is_some() => Err(setting(
+                url,
+                "PGB_S3_SSE_KMS_KEY_ID",
+                "needs PGB_S3_SSE=aws:kms, not AES256",
+            )),
+            Some("aes256" | "s3" | "sse-s3") => Ok(Some(S3Encryption::S3Managed)),
+            Some("aws:kms" | "kms" | "sse-kms") => Ok(Some(S3Encryption::Kms { key_id: kms_key })),
+            Some(_) => Err(setting(
+                url,
+                "PGB_S3_SSE",
+                "must be AES256 (SSE-S3) or aws:kms (SSE-KMS)",
+            )),
+        }
+    }
+
+    #[cfg(not(feature = "s3"))]
+    pub(super) fn s3(url: &str, _: &str, _: &dyn EnvLookup) -> Result<Arc<dyn Storage>, OpenError> {
+        Err(not_compiled(url, "s3", "s3"))
+    }
+
+    #[cfg(feature = "gcs")]
+    pub(super) fn gcs(
+        url: &str,
+        rest: &str,
+        env: &dyn EnvLookup,
+    ) -> Result<Arc<dyn Storage>, OpenError> {
+        let at = Parsed::new(url, rest, "bucket")?;
+        use pgb_storage_gcs::{GcsConfig, GcsCredentials};
+        let mut cfg = GcsConfig::new(&at.bucket).with_prefix(&at.prefix);
+        if let Some(host) = first(env, &["STORAGE_EMULATOR_HOST"]) {
+            // The Google SDKs' convention: an emulator, reached without credentials. Emulators
+            // do not enforce ifGenerationMatch, so create-only is declared as not enforced.
+            let endpoint = if host.contains("://") {
+                host
+            } else {
+                format!("http://{host}")
+            };
+            cfg = cfg
+                .with_endpoint(endpoint)
+                .with_credentials(GcsCredentials::Anonymous)
+                .with_create_new_enforced(false);
+        } else if let Some(path) = first(env, &["GOOGLE_APPLICATION_CREDENTIALS"]) {
+            cfg = cfg.with_credentials(GcsCredentials::ServiceAccountFile(path.into()));
+        } else {
+            let mode = first(env, &["PGB_GCS_CREDENTIALS"]).map(|m| m.to_ascii_lowercase());
+            cfg = cfg.with_credentials(match mode.as_deref() {
+                Some("application-default") => GcsCredentials::ApplicationDefault,
+                Some("anonymous") => GcsCredentials::Anonymous,
+                Some(_) => {
+                    return Err(setting(
+                        url,
+                        "PGB_GCS_CREDENTIALS",
+                        "must be application-default or anonymous",
+                    ));
+                }
+                None => {
+                    return Err(OpenError::MissingCredentials {
+                        url: redact_url(url),
+                        backend: "GCS",
+                        needed: "set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file (or PGB_GCS_CREDENTIALS=application-default on GCE/GKE)",
+                    });
+                }
+            });
+        }
+        let (retry, timeouts) = network(url, env)?;
+        built(url, cfg.with_retry(retry).with_timeouts(timeouts).build())
+    }
+
+    #[cfg(not(feature = "gcs"))]
+    pub(super) fn gcs(
+        url: &str,
+        _: &str,
+        _: &dyn EnvLookup,
+    ) -> Result<Arc<dyn Storage>, OpenError> {
+        Err(not_compiled(url, "gs", "gcs"))
+    }
+
+    #[cfg(feature = "azure")]
+    pub(super) fn azure(
+        url: &str,
+        rest: &str,
+        env: &dyn EnvLookup,
+    ) -> Result<Arc<dyn Storage>, OpenError> {
+        let at = Parsed::new(url, rest, "container")?;
+        use pgb_storage_azure::{AzureConfig, AzureCredentials};
+        let account = first(env, &["AZURE_STORAGE_ACCOUNT"]).unwrap_or_default();
+        let missing = |needed| OpenError::MissingCredentials {
+            url: redact_url(url),
+            backend: "Azure",
+            needed,
+        };
+        let creds = if let Some(conn) = first(env, &["AZURE_STORAGE_CONNECTION_STRING"]) {
+            AzureCredentials::ConnectionString(conn)
+        } else if account.is_empty() {
+            return Err(missing(
+                "set AZURE_STORAGE_ACCOUNT (with AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN), or AZURE_STORAGE_CONNECTION_STRING",
+            ));
+        } else if let Some(key) = first(env, &["AZURE_STORAGE_KEY"]) {
+            AzureCredentials::AccountKey(key)
+        } else if let Some(sas) = first(env, &["AZURE_STORAGE_SAS_TOKEN"]) {
+            AzureCredentials::SasToken(sas)
+        } else {
+            return Err(missing(
+                "set AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN (or AZURE_STORAGE_CONNECTION_STRING)",
+            ));
+        };
+        let mut cfg = AzureConfig::new(account, &at.bucket)
+            .with_prefix(&at.prefix)
+            .with_credentials(creds);
+        if let Some(endpoint) = first(env, &["PGB_AZURE_ENDPOINT"]) {
+            cfg = cfg.with_endpoint(endpoint);
+        }
+        let (retry, timeouts) = network(url, env)?;
+        built(url, cfg.with_retry(retry).with_timeouts(timeouts).build())
+    }
+
+    #[cfg(not(feature = "azure"))]
+    pub(super) fn azure(
+        url: &str,
+        _: &str,
+        _: &dyn EnvLookup,
+    ) -> Result<Arc<dyn Storage>, OpenError> {
+        Err(not_compiled(url, "az", "azure"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(url: &str, vars: &[(&str, &str)]) -> Result<Arc<dyn Storage>, OpenError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        open_storage(url, &map)
+    }
+
+    /// The error text of a failed open (panics if it opened).
+    fn error(res: Result<Arc<dyn Storage>, OpenError>) -> OpenError {
+        match res {
+            Err(e) => e,
+            Ok(s) => panic!("expected an error, got {s:?}"),
+        }
+    }
+
+    #[cfg(any(feature = "s3", feature = "gcs", feature = "azure"))]
+    #[test]
+    fn bucket_and_prefix_are_parsed() {
+        let p = |u: &str| {
+            let (_, rest) = u.split_once("://").unwrap();
+            Parsed::new(u, rest, "bucket").map(|p| (p.bucket, p.prefix))
+        };
+        assert_eq!(p("s3://b").unwrap(), ("b".to_owned(), String::new()));
+        assert_eq!(p("s3://b/").unwrap(), ("b".to_owned(), String::new()));
+        assert_eq!(
+            p("s3://b/x/y/").unwrap(),
+            ("b".to_owned(), "x/y".to_owned())
+        );
+        assert!(matches!(p("s3://"), Err(OpenError::InvalidUrl { .. })));
+        assert!(matches!(p("s3:///x"), Err(OpenError::InvalidUrl { .. })));
+        assert!(matches!(
+            p("s3://id:secret@b/x"),
+            Err(OpenError::InvalidUrl { .. })
+        ));
+        assert!(matches!(
+            p("s3://b/x?versionId=1"),
+            Err(OpenError::InvalidUrl { .. })
+        ));
+    }
+
+    #[test]
+    fn local_paths_and_file_urls_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_str().unwrap();
+        assert_eq!(open(path, &[]).unwrap().info().scheme, "file");
+        assert_eq!(
+            open(&format!("file://{path}"), &[]).unwrap().info().scheme,
+            "file"
+        );
+        assert!(matches!(
+            open("file://relative/dir", &[]),
+            Err(OpenError::InvalidUrl { .. })
+        ));
+    }
+
+    #[test]
+    fn unknown_schemes_are_refused() {
+        let e = error(open("ftp://h/x", &[]));
+        assert!(matches!(&e, OpenError::UnknownScheme { scheme, .. } if scheme == "ftp"));
+        assert!(e.to_string().contains("unknown scheme"), "{e}");
+    }
+
+    #[test]
+    fn urls_with_secrets_are_redacted() {
+        let text = error(open("az://c/p?sv=2022-11-02&sig=SECRETSIG", &[])).to_string();
+        assert!(!text.contains("SECRETSIG"), "{text}");
+        assert_eq!(redact_url("s3://id:pw@b/p"), "s3://***@b/p");
+        assert_eq!(redact_url("az://c/p?sig=x"), "az://c/p?<redacted>");
+        assert_eq!(redact_url("s3://b/p"), "s3://b/p");
+        let text = error(open("s3://id:SECRETPW@b/p", &[])).to_string();
+        assert!(!text.contains("SECRETPW"), "{text}");
+    }
+
+    #[test]
+    fn closures_and_maps_are_lookups() {
+        let f = |k: &str| (k == "A").then(|| "1".to_owned());
+        assert_eq!(EnvLookup::get(&f, "A").as_deref(), Some("1"));
+        let m: BTreeMap<String, String> = [("A".to_owned(), "2".to_owned())].into();
+        assert_eq!(EnvLookup::get(&m, "A").as_deref(), Some("2"));
+    }
+
+    #[cfg(feature = "s3")]
+    mod s3 {
+        use super::*;
+
+        const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+
+        #[test]
+        fn s3_opens_with_static_keys() {
+            let s = open(
+                "s3://backups/prod/db1",
+                &[
+                    ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+                    ("AWS_SECRET_ACCESS_KEY", SECRET),
+                    ("AWS_SESSION_TOKEN", "token-token-token"),
+                    ("AWS_DEFAULT_REGION", "eu-west-1"),
+                    ("AWS_ENDPOINT_URL", "http://127.0.0.1:9000"),
+                    ("PGB_S3_FORCE_PATH_STYLE", "true"),
+                    ("PGB_S3_SSE", "aws:kms"),
+                    ("PGB_S3_SSE_KMS_KEY_ID", "alias/pgb"),
+                    ("PGB_S3_STORAGE_CLASS", "STANDARD_IA"),
+                ],
+            )
+            .expect("open");
+            assert_eq!(s.info().scheme, "s3");
+            assert_eq!(s.info().location, "s3://backups/prod/db1");
+            let dbg = format!("{s:?}");
+            assert!(
+                !dbg.contains(SECRET) && !dbg.contains("token-token-token"),
+                "{dbg}"
+            );
+        }
+
+        #[test]
+        fn s3_missing_credentials_name_the_variable() {
+            let e = error(open("s3://b/p", &[]));
+            assert!(
+                matches!(e, OpenError::MissingCredentials { backend: "S3", .. }),
+                "{e}"
+            );
+            let text = e.to_string();
+            assert!(
+                text.contains("AWS_ACCESS_KEY_ID") && text.contains("AWS_SECRET_ACCESS_KEY"),
+                "{text}"
+            );
+            let text = error(open("s3://b/p", &[("AWS_ACCESS_KEY_ID", "AKID")])).to_string();
+            assert!(text.contains("AWS_SECRET_ACCESS_KEY is not"), "{text}");
+            let text = error(open("s3://b/p", &[("AWS_SECRET_ACCESS_KEY", SECRET)])).to_string();
+            assert!(text.contains("AWS_ACCESS_KEY_ID is not"), "{text}");
+            assert!(!text.contains(SECRET), "{text}");
+            assert!(!text.contains('\n'), "{text}");
+        }
+
+        #[test]
+        fn s3_profile_and_default_chain_are_opt_in() {
+            open("s3://b", &[("AWS_PROFILE", "backup")]).expect("profile");
+            open("s3://b", &[("PGB_S3_CREDENTIALS", "default-chain")]).expect("default chain");
+            let e = error(open("s3://b", &[("PGB_S3_CREDENTIALS", "magic")]));
+            assert!(
+                matches!(
+                    e,
+                    OpenError::InvalidSetting {
+                        variable: "PGB_S3_CREDENTIALS",
+                        ..
+                    }
+                ),
+                "{e}"
+            );
+        }
+
+        #[test]
+        fn s3_bad_knobs_are_config_errors() {
+            let keys = [
+                ("AWS_ACCESS_KEY_ID", "AKID"),
+                ("AWS_SECRET_ACCESS_KEY", SECRET),
+            ];
+            for (name, value) in [
+                ("PGB_S3_SSE", "rot13"),
+                ("PGB_S3_FORCE_PATH_STYLE", "maybe"),
+                ("PGB_S3_PART_SIZE_MIB", "1"),
+                ("AWS_ENDPOINT_URL", "127.0.0.1:9000"),
+            ] {
+                let mut vars = keys.to_vec();
+                vars.push((name, value));
+                let e = error(open("s3://b", &vars));
+                let text = e.to_string();
+                assert!(!text.contains(SECRET), "{text}");
+                assert!(
+                    matches!(
+                        e,
+                        OpenError::InvalidSetting { .. } | OpenError::Storage { .. }
+                    ),
+                    "{name}: {text}"
+                );
+            }
+        }
+    }
+
+    #[cfg(feature = "gcs")]
+    #[test]
+    fn gcs_needs_credentials_or_an_emulator() {
+        let text = error(open("gs://b/p", &[])).to_string();
+        assert!(text.contains("GOOGLE_APPLICATION_CREDENTIALS"), "{text}");
+        let s = open("gs://b/p", &[("STORAGE_EMULATOR_HOST", "127.0.0.1:4443")]).expect("emulator");
+        assert_eq!(s.info().location, "gs://b/p");
+        assert!(
+            !s.info().capabilities.create_new,
+            "emulators do not enforce create-only"
+        );
+        let text = error(open(
+            "gs://b",
+            &[("GOOGLE_APPLICATION_CREDENTIALS", "/nonexistent/sa.json")],
+        ))
+        .to_string();
+        assert!(text.contains("/nonexistent/sa.json"), "{text}");
+    }
+
+    #[cfg(feature = "azure")]
+    #[test]
+    fn azure_needs_an_account_and_credentials() {
+        let text = error(open("az://c/p", &[])).to_string();
+        assert!(text.contains("AZURE_STORAGE_ACCOUNT"), "{text}");
+        let text = error(open("az://c/p", &[("AZURE_STORAGE_ACCOUNT", "acct")])).to_string();
+        assert!(
+            text.contains("AZURE_STORAGE_KEY") && text.contains("AZURE_STORAGE_SAS_TOKEN"),
+            "{text}"
+        );
+        let key = "c2VjcmV0LWtleS1mb3ItdGVzdHMtb25seS1ub3QtcmVhbA==";
+        let s = open(
+            "az://c/p",
+            &[
+                ("AZURE_STORAGE_ACCOUNT", "acct"),
+                ("AZURE_STORAGE_KEY", key),
+            ],
+        )
+        .expect("account key");
+        assert_eq!(s.info().location, "az://c/p");
+        assert!(!format!("{s:?}").contains(key));
+        let conn = format!(
+            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={key};BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;"
+        );
+        open("az://c", &[("AZURE_STORAGE_CONNECTION_STRING", &conn)]).expect("connection string");
+        open(
+            "az://c",
+            &[
+                ("AZURE_STORAGE_ACCOUNT", "acct"),
+                ("AZURE_STORAGE_SAS_TOKEN", "?sv=1&sig=abc"),
+            ],
+        )
+        .expect("sas");
+    }
+
+    #[cfg(not(feature = "s3"))]
+    #[test]
+    fn backends_not_compiled_in_say_which_feature_adds_them() {
+        let e = error(open("s3://b/p", &[]));
+        assert!(
+            matches!(e, OpenError::NotCompiled { feature: "s3", .. }),
+            "{e}"
+        );
+    }
+}
