@@ -128,7 +128,7 @@ pub enum IntegrityProblem {
         cause: String,
     },
     /// Right after an upload, the store holds a different number of bytes than were sent.
-    #[error("storage holds {stored} bytes of {key} after upload, {sent} were sent")]
+    #[error("storage holds {stored} bytes after upload of {key}, {sent} were sent")]
     UploadSizeMismatch {
         /// The object.
         key: String,

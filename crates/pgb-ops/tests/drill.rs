@@ -453,9 +453,11 @@ async fn tables_that_held_rows_at_backup_time_must_not_be_empty() {
     // empty audit_log claims rows, as if its data had gone missing from the archive.
     let path = dir.path().join(format!("backups/{}/manifest.json", m.id));
     let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    v["table_estimates"] = serde_json::json!({
-        "public.customers": 50, "sales.orders": 200, "public.audit_log": 7
-    });
+    v["table_estimates"] = serde_json::json!([
+        {"schema": "public", "name": "customers", "rows": 50},
+        {"schema": "sales", "name": "orders", "rows": 200},
+        {"schema": "public", "name": "audit_log", "rows": 7}
+    ]);
     std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
     let report = drill(&repo, &opts(&pg, dir.path()), None, &NoProgress, never())
         .await
@@ -469,9 +471,11 @@ async fn tables_that_held_rows_at_backup_time_must_not_be_empty() {
     );
 
     // With honest estimates (audit_log was empty) the check passes and is not skipped.
-    v["table_estimates"] = serde_json::json!({
-        "public.customers": 50, "sales.orders": 200, "public.audit_log": 0
-    });
+    v["table_estimates"] = serde_json::json!([
+        {"schema": "public", "name": "customers", "rows": 50},
+        {"schema": "sales", "name": "orders", "rows": 200},
+        {"schema": "public", "name": "audit_log", "rows": 0}
+    ]);
     std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
     let report = drill(&repo, &opts(&pg, dir.path()), None, &NoProgress, never())
         .await
