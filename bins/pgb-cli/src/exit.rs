@@ -99,6 +99,14 @@ impl From<Error> for Failure {
     }
 }
 
+impl From<pgb_config::ConfigError> for Failure {
+    /// A config file that cannot be used is a usage error: one line naming the file, line,
+    /// job and key.
+    fn from(e: pgb_config::ConfigError) -> Self {
+        Self::usage(e.to_string())
+    }
+}
+
 impl From<OpenError> for Failure {
     fn from(e: OpenError) -> Self {
         let (code, hint) = match e {

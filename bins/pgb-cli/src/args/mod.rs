@@ -6,6 +6,7 @@
 //! last under "Global options".
 
 mod commands;
+mod jobs;
 mod shared;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -13,6 +14,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub(crate) use commands::{
     BackupArgs, GcArgs, KeyCommand, ListArgs, PruneArgs, RestoreArgs, RetentionCommand, VerifyArgs,
 };
+pub(crate) use jobs::{ConfigCommand, ScheduleCommand};
 pub(crate) use shared::{EncryptArgs, Format, KeyArgs, PolicyArgs, RepoArgs, ToolArgs};
 
 /// pgb: PostgreSQL backups you can trust: stream pg_dump through compression and checksums
@@ -70,6 +72,16 @@ pub(crate) enum Command {
     Retention {
         #[command(subcommand)]
         command: RetentionCommand,
+    },
+    /// The config file: validate it and show where each value comes from, or print an example.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// A job's schedule: the next run times in its zone and in UTC.
+    Schedule {
+        #[command(subcommand)]
+        command: ScheduleCommand,
     },
 }
 

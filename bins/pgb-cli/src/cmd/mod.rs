@@ -3,12 +3,14 @@
 //! handler never loops over backups or deletes anything itself.
 
 mod backup;
+mod config;
 mod gc;
 mod key;
 mod list;
 mod prune;
 mod restore;
 mod retention;
+mod schedule;
 mod verify;
 
 use tokio::sync::watch;
@@ -78,5 +80,7 @@ async fn dispatch(cmd: Command, ctx: &Ctx<'_>) -> Result<(), Failure> {
         Command::Gc(a) => gc::run(a, ctx).await,
         Command::Key { command } => key::run(command),
         Command::Retention { command } => retention::run(command),
+        Command::Config { command } => config::run(command, ctx.env),
+        Command::Schedule { command } => schedule::run(command, ctx.env),
     }
 }

@@ -55,6 +55,8 @@ pub(crate) fn note(text: impl std::fmt::Display) {
     eprintln!("pgb: {text}");
 }
 
+pub(crate) mod jobs;
+
 pub(crate) use json::{BackupOut, GcOut, ListEntry, RestoreOut};
 pub(crate) use notes::{listing_notes, prune_notes, verify_failures};
 pub(crate) use text::{

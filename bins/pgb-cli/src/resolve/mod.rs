@@ -5,6 +5,7 @@
 //! The environment arrives as an [`Env`] lookup that `main` passes down; nothing here reads the
 //! process environment itself, so every rule is testable with a map.
 
+pub(crate) mod config;
 mod keys;
 
 use std::path::PathBuf;
@@ -33,6 +34,8 @@ pub(crate) mod defaults {
     pub(crate) const JOBS: u32 = 1;
     /// Grace period of `gc`.
     pub(crate) const GC_OLDER_THAN: &str = "24h";
+    /// Runs `schedule explain` prints.
+    pub(crate) const SCHEDULE_COUNT: usize = 10;
     /// Temp directory when `TMPDIR` is not set.
     pub(crate) const TMPDIR: &str = "/tmp";
 }

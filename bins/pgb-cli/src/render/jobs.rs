@@ -1,0 +1,65 @@
+//! Text for the config-file commands: `config check`, `schedule explain`.
+
+use std::io::{self, Write};
+
+use pgb_config::JobReport;
+use pgb_scheduler::RunTime;
+use serde::Serialize;
+
+/// `pgb config check --json`.
+#[derive(Debug, Serialize)]
+pub(crate) struct ConfigCheckOut<'a> {
+    pub(crate) file: String,
+    pub(crate) jobs: &'a [JobReport],
+}
+
+/// `pgb config check`: each job's effective settings and their sources.
+pub(crate) fn config_check(w: &mut dyn Write, out: &ConfigCheckOut<'_>) -> io::Result<()> {
+    writeln!(w, "{}: {} job(s), valid", out.file, out.jobs.len())?;
+    for r in out.jobs {
+        writeln!(w, "\n[jobs.{}]", r.job)?;
+        for (k, e) in &r.settings {
+            let v = match &e.value {
+                serde_json::Value::String(s) => format!("{s:?}"),
+                other => other.to_string(),
+            };
+            writeln!(w, "  {k:<24} = {v:<40} # {}", e.source)?;
+        }
+    }
+    Ok(())
+}
+
+/// `pgb schedule explain --json`.
+#[derive(Debug, Serialize)]
+pub(crate) struct ScheduleOut<'a> {
+    pub(crate) job: &'a str,
+    pub(crate) schedule: Option<&'a str>,
+    pub(crate) timezone: &'a str,
+    pub(crate) timezone_source: String,
+    pub(crate) jitter_seconds: u64,
+    pub(crate) runs: &'a [RunTime],
+}
+
+/// `pgb schedule explain`: one line per run, local time with its offset, then UTC.
+pub(crate) fn schedule(w: &mut dyn Write, s: &ScheduleOut<'_>) -> io::Result<()> {
+    writeln!(
+        w,
+        "job {}: {:?} in {} (timezone from {}), jitter up to {}s",
+        s.job,
+        s.schedule.unwrap_or_default(),
+        s.timezone,
+        s.timezone_source,
+        s.jitter_seconds
+    )?;
+    for r in s.runs {
+        writeln!(
+            w,
+            "  {}  {:<5} ({})   {} UTC",
+            r.local.format("%Y-%m-%d %a %H:%M"),
+            r.abbreviation,
+            r.local.format("%:z"),
+            r.utc.format("%Y-%m-%d %H:%M"),
+        )?;
+    }
+    Ok(())
+}

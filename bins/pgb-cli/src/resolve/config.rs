@@ -1,0 +1,68 @@
+//! The config file: finding, reading and resolving a job, with the injected environment.
+
+use std::path::{Path, PathBuf};
+
+use pgb_config::{ConfigError, Environment, JobSettings, LoadedConfig, Origin, ResolvedJob};
+
+use super::Env;
+
+/// The message when no config file exists.
+const NO_CONFIG: &str = "no config file: pass --config FILE, set PGB_CONFIG, or create \
+                         ./pgb.toml or /etc/pgb/pgb.toml (`pgb config example` prints one)";
+
+/// Finds and parses the config file (`--config`, `PGB_CONFIG`, `./pgb.toml`,
+/// `/etc/pgb/pgb.toml`). `Ok(None)`: there is none.
+pub(crate) fn load(flag: Option<&Path>, env: Env<'_>) -> Result<Option<LoadedConfig>, ConfigError> {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let var = |k: &str| env.get(k);
+    let Some((path, _found)) = pgb_config::discover(flag, &var, &cwd, &|p| p.is_file()) else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        ConfigError::new(
+            Origin::File {
+                path: path.display().to_string(),
+                line: None,
+            },
+            format!("cannot read the config file: {e}"),
+        )
+    })?;
+    LoadedConfig::parse(&text, &path).map(Some)
+}
+
+/// The config file, which must exist.
+pub(crate) fn require(flag: Option<&Path>, env: Env<'_>) -> Result<LoadedConfig, ConfigError> {
+    load(flag, env)?.ok_or_else(|| ConfigError::new(Origin::None, NO_CONFIG))
+}
+
+/// Resolves `job` (or every job) with the environment layer and no flag layer.
+pub(crate) fn jobs(
+    cfg: &LoadedConfig,
+    job: Option<&str>,
+    env: Env<'_>,
+) -> Result<Vec<ResolvedJob>, ConfigError> {
+    let var = |k: &str| env.get(k);
+    let environment = Environment {
+        var: &var,
+        is_executable: &pgb_config::is_executable,
+    };
+    match job {
+        Some(j) => Ok(vec![cfg.resolve(
+            j,
+            &environment,
+            &JobSettings::default(),
+        )?]),
+        None => cfg.resolve_all(&environment, &JobSettings::default()),
+    }
+}
+
+/// One job from the config file.
+pub(crate) fn job(
+    flag: Option<&Path>,
+    name: &str,
+    env: Env<'_>,
+) -> Result<ResolvedJob, ConfigError> {
+    let cfg = require(flag, env)?;
+    let mut v = jobs(&cfg, Some(name), env)?;
+    Ok(v.remove(0))
+}
