@@ -1,6 +1,7 @@
 //! Backup and its commit protocol: data object, size check, sidecar, manifest last.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
@@ -136,7 +137,7 @@ impl Repository {
 
         let mut writer = self
             .storage
-            .writer(&data_key, WriteOptions::default())
+            .writer(&data_key, write_options(&source))
             .await?;
         let mut dump = match prepared.start().await {
             Ok(d) => d,
@@ -297,6 +298,15 @@ impl Repository {
     }
 }
 
+/// The data object's write options: the dumper's size estimate (an upper bound of the
+/// plaintext) is the size hint multipart backends size their parts by.
+fn write_options(source: &crate::dump::DumpSource) -> WriteOptions {
+    match source.size_estimate {
+        Some(bytes) => WriteOptions::default().with_size_hint(bytes),
+        None => WriteOptions::default(),
+    }
+}
+
 /// What a failed create-only manifest write left behind.
 enum ManifestState {
     /// Our manifest, byte for byte: the write was applied.
@@ -329,6 +339,9 @@ async fn pump(
     let (in_tx, in_rx) = mpsc::channel::<EncodeMsg>(CHANNEL_DEPTH);
     let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(CHANNEL_DEPTH);
     let encoder = codec::spawn_encoder(compression, outer, in_rx, out_tx);
+    // Stored bytes written so far, for the progress events of the producing side.
+    let stored_written = AtomicU64::new(0);
+    let stored_written = &stored_written;
 
     let produce = async move {
         let mut total = 0u64;
@@ -344,7 +357,7 @@ async fn pump(
                         next_event += PROGRESS_EVERY;
                         progress.event(&Event::Progress {
                             plain_bytes: total,
-                            stored_bytes: 0,
+                            stored_bytes: stored_written.load(Ordering::Relaxed),
                         });
                     }
                     if in_tx.send(EncodeMsg::Data(chunk)).await.is_err() {
@@ -368,6 +381,7 @@ async fn pump(
             hasher.update(&chunk);
             n += chunk.len() as u64;
             writer.write(chunk).await?;
+            stored_written.store(n, Ordering::Relaxed);
         }
         Ok::<_, Error>((n, codec::hex(&hasher.finalize())))
     };
