@@ -467,6 +467,8 @@ pub struct RestoreReport {
     pub toc_entries: Option<u64>,
     /// The restore tool's version line.
     pub tool_version: String,
+    /// What the network did while the backup was read (filled in by the repository).
+    pub storage: crate::storage::StorageStats,
 }
 
 impl RestoreReport {
@@ -481,6 +483,7 @@ impl RestoreReport {
             created,
             toc_entries: None,
             tool_version: tool_version.into(),
+            storage: crate::storage::StorageStats::default(),
         }
     }
 

@@ -130,6 +130,7 @@ impl Repository {
             ))
             .expect("valid key");
         tracing::info!(backup = %id, database = %source.database, "backup started");
+        let stats_before = self.storage.stats();
         progress.event(&Event::BackupStarted {
             id: id.clone(),
             database: source.database.clone(),
@@ -280,6 +281,15 @@ impl Repository {
             }
         }
         tracing::info!(backup = %id, stored = sizes.stored_size, "backup committed");
+        let stats = self.storage.stats().since(stats_before);
+        if stats != crate::storage::StorageStats::default() {
+            tracing::info!(
+                backup = %id,
+                retries = stats.retries,
+                read_resumes = stats.read_resumes,
+                "storage requests were retried during the backup"
+            );
+        }
         progress.event(&Event::Committed { id });
         Ok(manifest)
     }
