@@ -107,6 +107,21 @@ impl From<pgb_config::ConfigError> for Failure {
     }
 }
 
+impl From<pgb_jobs::RunError> for Failure {
+    /// A held job lock is exit 8 (its message names the holder and the expiry).
+    fn from(e: pgb_jobs::RunError) -> Self {
+        use pgb::JobLockError;
+        use pgb_jobs::RunError;
+        match e {
+            RunError::Pgb(e) => e.into(),
+            RunError::Lock(l @ JobLockError::Held { .. }) => Self::new(LOCKED, l.to_string()),
+            RunError::Lock(l @ JobLockError::InvalidJob(_)) => Self::usage(l.to_string()),
+            RunError::Lock(l) => Self::new(REPOSITORY, l.to_string()),
+            other => Self::new(FAILURE, other.to_string()),
+        }
+    }
+}
+
 impl From<OpenError> for Failure {
     fn from(e: OpenError) -> Self {
         let (code, hint) = match e {

@@ -49,3 +49,17 @@ pub(crate) enum ScheduleCommand {
         json: bool,
     },
 }
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// The job: a [jobs.NAME] table of the config file.
+    pub(crate) job: String,
+    /// Resolve the job and print its effective settings; run nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    #[command(flatten)]
+    pub(crate) file: ConfigFileArgs,
+    /// Print the run's report as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}

@@ -10,6 +10,7 @@ mod list;
 mod prune;
 mod restore;
 mod retention;
+mod run;
 mod schedule;
 mod verify;
 
@@ -58,7 +59,7 @@ impl<'a> Ctx<'a> {
 /// the library, which releases its lease before returning; any other command is dropped (its
 /// children are killed on drop).
 pub(crate) async fn run(cmd: Command, ctx: &Ctx<'_>) -> Result<(), Failure> {
-    if matches!(cmd, Command::Backup(_)) {
+    if matches!(cmd, Command::Backup(_) | Command::Run(_)) {
         let res = dispatch(cmd, ctx).await;
         return ctx
             .signalled()
@@ -80,6 +81,7 @@ async fn dispatch(cmd: Command, ctx: &Ctx<'_>) -> Result<(), Failure> {
         Command::Gc(a) => gc::run(a, ctx).await,
         Command::Key { command } => key::run(command),
         Command::Retention { command } => retention::run(command),
+        Command::Run(a) => run::run(a, ctx).await,
         Command::Config { command } => config::run(command, ctx.env),
         Command::Schedule { command } => schedule::run(command, ctx.env),
     }

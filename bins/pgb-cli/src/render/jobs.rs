@@ -63,3 +63,29 @@ pub(crate) fn schedule(w: &mut dyn Write, s: &ScheduleOut<'_>) -> io::Result<()>
     }
     Ok(())
 }
+
+/// `pgb run --dry-run`: the job's effective settings; nothing ran.
+pub(crate) fn dry_run(w: &mut dyn Write, r: &JobReport) -> io::Result<()> {
+    writeln!(w, "job {} (dry run: nothing ran)", r.job)?;
+    for (k, e) in &r.settings {
+        writeln!(w, "  {k:<24} = {:<40} # {}", e.value.to_string(), e.source)?;
+    }
+    Ok(())
+}
+
+/// `pgb run`: the backup, verification, prune and hooks of one run.
+pub(crate) fn run(w: &mut dyn Write, r: &pgb_jobs::RunReport) -> io::Result<()> {
+    if let Some(m) = &r.backup {
+        writeln!(w, "job {}: backup {} committed", r.job, m.id)?;
+    }
+    if r.verify.is_some() {
+        writeln!(w, "job {}: verified", r.job)?;
+    }
+    if let Some(p) = &r.prune {
+        writeln!(w, "job {}: pruned ({} deleted)", r.job, p.deleted())?;
+    }
+    for h in &r.hooks {
+        writeln!(w, "job {}: hook {}", r.job, h.summary())?;
+    }
+    Ok(())
+}

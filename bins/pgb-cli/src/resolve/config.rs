@@ -1,10 +1,12 @@
 //! The config file: finding, reading and resolving a job, with the injected environment.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use pgb_config::{ConfigError, Environment, JobSettings, LoadedConfig, Origin, ResolvedJob};
 
 use super::Env;
+use crate::args::{BackupArgs, EncryptArgs, Format, PolicyArgs, RepoArgs, ToolArgs};
 
 /// The message when no config file exists.
 const NO_CONFIG: &str = "no config file: pass --config FILE, set PGB_CONFIG, or create \
@@ -65,4 +67,72 @@ pub(crate) fn job(
     let cfg = require(flag, env)?;
     let mut v = jobs(&cfg, Some(name), env)?;
     Ok(v.remove(0))
+}
+
+/// The `backup` arguments a job stands for: its repository, database, format, compression,
+/// labels and key files. Keys named by variable (`passphrase_env`, `auth_key_env`) are read
+/// by [`crate::resolve::encryption`] only under their standard names.
+pub(crate) fn backup_args(job: &ResolvedJob) -> BackupArgs {
+    let e = &job.encryption;
+    BackupArgs {
+        repo: RepoArgs {
+            repo: Some(job.repository.clone()),
+        },
+        db: job.database.clone(),
+        format: Some(if job.format == "plain" {
+            Format::Plain
+        } else {
+            Format::Custom
+        }),
+        compression: Some(job.compression.clone()),
+        label: job.labels.clone(),
+        prune: false,
+        verify_upload: false,
+        encrypt: EncryptArgs {
+            recipient: e.recipients.clone(),
+            recipients_file: e.recipients_file.clone(),
+            passphrase_file: e.passphrase_file.clone(),
+            auth_key_file: e.auth_key_file.clone(),
+            ..EncryptArgs::default()
+        },
+        policy: PolicyArgs::default(),
+        tools: ToolArgs::default(),
+        json: false,
+    }
+}
+
+/// Who takes a job's lock: this host and process.
+pub(crate) fn holder(env: Env<'_>) -> pgb::Holder {
+    let host = env
+        .get("HOSTNAME")
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
+        .unwrap_or_else(|| "localhost".to_owned());
+    pgb::Holder {
+        host,
+        pid: std::process::id(),
+    }
+}
+
+/// The environment hooks run with: `PATH`, `HOME`, `LANG` and the libpq `PG*` connection
+/// variables, never pgb's own secrets.
+pub(crate) fn hook_env(env: Env<'_>) -> BTreeMap<String, String> {
+    [
+        "PATH",
+        "HOME",
+        "LANG",
+        "TZ",
+        "PGHOST",
+        "PGPORT",
+        "PGUSER",
+        "PGDATABASE",
+        "PGPASSFILE",
+    ]
+    .iter()
+    .filter_map(|k| env.get(k).map(|v| ((*k).to_owned(), v)))
+    .collect()
 }

@@ -1,0 +1,33 @@
+//! `pgb run JOB [--dry-run]`: one run of a configured job (lock, hooks, backup, verify, prune).
+
+use super::Ctx;
+use crate::args::RunArgs;
+use crate::exit::Failure;
+use crate::render::{self, Output};
+use crate::resolve::{self, config};
+
+pub(super) async fn run(a: RunArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
+    let job = config::job(a.file.config.as_deref(), &a.job, ctx.env)?;
+    let backup_args = config::backup_args(&job);
+    let plan = resolve::backup(&backup_args, ctx.env)?;
+    if a.dry_run {
+        let report = job.report();
+        return Output::json(a.json).emit(&report, |w| render::jobs::dry_run(w, &report));
+    }
+    let repo = resolve::repository(&backup_args.repo, ctx.env)?;
+    let checker = resolve::checker(&backup_args.tools, ctx.env);
+    let run = pgb_jobs::JobRun {
+        job: &job,
+        repo: &repo,
+        dumper: &plan.dumper,
+        options: &plan.options,
+        checker: Some(&checker),
+        holder: config::holder(ctx.env),
+        hook_env: config::hook_env(ctx.env),
+        progress: &render::log_progress,
+    };
+    match pgb_jobs::run_job(&run, ctx.cancelled()).await {
+        Ok(report) => Output::json(a.json).emit(&report, |w| render::jobs::run(w, &report)),
+        Err(f) => Err(Failure::from(f.error)),
+    }
+}
