@@ -152,3 +152,129 @@ fn schedule_explain_of_an_unscheduled_job_names_the_key() {
         "{line}"
     );
 }
+
+/// A config with one job `nightly` backing up `db` into `repo`, plus `extra` lines.
+fn job_config(pg: &common::Pg, db: &str, repo: &Path, extra: &str) -> (tempfile::TempDir, String) {
+    config(&format!(
+        "[jobs.nightly]\ndatabase = \"{}\"\nrepository = \"{}\"\n{extra}\n",
+        pg.url(db),
+        repo.display()
+    ))
+}
+
+/// Runs `pgb run nightly` with the test server's tools.
+fn run_job(pg: &common::Pg, path: &str) -> std::process::Output {
+    common::pgb_env(
+        &["run", "nightly", "--config", path],
+        &[("PGB_PG_BIN_DIR", pg.bin.to_str().unwrap())],
+    )
+}
+
+#[test]
+fn pgb_run_backs_up_verifies_prunes_and_runs_hooks_with_their_environment() {
+    let Some(pg) = common::pg() else { return };
+    let db = pg.sample_db("jobs_run", 200, common::RowText::Plain);
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let log = dir.path().join("hooks.log");
+    let hook = |what: &str| {
+        format!(
+            "[\"/bin/sh\", \"-c\", \"echo {what} $PGB_JOB $PGB_EVENT $PGB_STATUS $PGB_BACKUP_ID >> {}\"]",
+            log.display()
+        )
+    };
+    let (_c, path) = job_config(
+        &pg,
+        &db.name,
+        &repo,
+        &format!(
+            "keep_last = 2\nverify_after_backup = true\npre_backup = {}\npost_backup = {}",
+            hook("pre"),
+            hook("post")
+        ),
+    );
+    for _ in 0..3 {
+        let o = run_job(&pg, &path);
+        assert!(o.status.success(), "{o:?}");
+    }
+    let ids = common::ids(&repo);
+    assert_eq!(ids.len(), 2, "keep_last = 2 pruned the oldest: {ids:?}");
+    let log = std::fs::read_to_string(&log).expect("hooks ran");
+    let last = log.lines().last().unwrap();
+    assert_eq!(
+        last,
+        format!("post nightly post_backup success {}", ids[1]),
+        "{log}"
+    );
+    assert!(
+        log.lines().any(|l| l == "pre nightly pre_backup running"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_failing_pre_backup_hook_aborts_before_pg_dump_and_runs_on_error() {
+    let Some(pg) = common::pg() else { return };
+    let db = pg.sample_db("jobs_pre", 10, common::RowText::Plain);
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let log = dir.path().join("on_error.log");
+    let (_c, path) = job_config(
+        &pg,
+        &db.name,
+        &repo,
+        &format!(
+            "pre_backup = [\"/bin/sh\", \"-c\", \"exit 3\"]\non_error = [\"/bin/sh\", \"-c\", \"echo $PGB_EVENT $PGB_STATUS > {}\"]",
+            log.display()
+        ),
+    );
+    let o = run_job(&pg, &path);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(one_line_error(&o).contains("pre_backup"), "{o:?}");
+    assert!(common::files(&repo).is_empty() || common::ids(&repo).is_empty());
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap().trim(),
+        "on_error failure"
+    );
+}
+
+#[test]
+fn a_second_concurrent_run_of_a_job_exits_8_naming_the_holder() {
+    let Some(pg) = common::pg() else { return };
+    let db = pg.sample_db("jobs_lock", 10, common::RowText::Plain);
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let flag = dir.path().join("started");
+    // The first run holds the lock while its pre_backup hook sleeps.
+    let (_c, path) = job_config(
+        &pg,
+        &db.name,
+        &repo,
+        &format!(
+            "pre_backup = [\"/bin/sh\", \"-c\", \"touch {}; sleep 4\"]",
+            flag.display()
+        ),
+    );
+    let mut first = common::pgb_cmd(&["run", "nightly", "--config", &path])
+        .env("PGB_PG_BIN_DIR", &pg.bin)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while !flag.exists() {
+        assert!(
+            start.elapsed().as_secs() < 30,
+            "the first run's hook started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let second = run_job(&pg, &path);
+    assert_eq!(second.status.code(), Some(8), "{second:?}");
+    let line = one_line_error(&second);
+    assert!(
+        line.contains("already running") && line.contains("expires at"),
+        "{line}"
+    );
+    assert!(first.wait().unwrap().success(), "the first run completes");
+    assert_eq!(common::ids(&repo).len(), 1);
+}
