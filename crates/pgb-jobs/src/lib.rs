@@ -107,7 +107,7 @@ pub async fn run_job(
         hooks: Vec::new(),
     };
     let lock = match JobLock::acquire(
-        run.repo.storage().clone(),
+        std::sync::Arc::clone(run.repo.storage()),
         &run.job.name,
         run.holder.clone(),
         JobLockOptions::default(),
