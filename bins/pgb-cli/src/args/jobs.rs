@@ -51,6 +51,18 @@ pub(crate) enum ScheduleCommand {
 }
 
 #[derive(Debug, Args)]
+pub(crate) struct DaemonArgs {
+    /// Serve /healthz and /metrics on this address (e.g. 127.0.0.1:9187).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) listen: Option<String>,
+    /// Run every job that is due now (latest slot without a success since), then exit.
+    #[arg(long)]
+    pub(crate) once: bool,
+    #[command(flatten)]
+    pub(crate) file: ConfigFileArgs,
+}
+
+#[derive(Debug, Args)]
 pub(crate) struct RunArgs {
     /// The job: a [jobs.NAME] table of the config file.
     pub(crate) job: String,

@@ -14,7 +14,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub(crate) use commands::{
     BackupArgs, GcArgs, KeyCommand, ListArgs, PruneArgs, RestoreArgs, RetentionCommand, VerifyArgs,
 };
-pub(crate) use jobs::{ConfigCommand, RunArgs, ScheduleCommand};
+pub(crate) use jobs::{ConfigCommand, DaemonArgs, RunArgs, ScheduleCommand};
 pub(crate) use shared::{EncryptArgs, Format, KeyArgs, PolicyArgs, RepoArgs, ToolArgs};
 
 /// pgb: PostgreSQL backups you can trust: stream pg_dump through compression and checksums
@@ -75,6 +75,8 @@ pub(crate) enum Command {
     },
     /// Run a configured job once: lock, pre_backup hook, backup, verify, prune, post_backup.
     Run(RunArgs),
+    /// Run every scheduled job of the config file on its schedule (SIGTERM stops cleanly).
+    Daemon(DaemonArgs),
     /// The config file: validate it and show where each value comes from, or print an example.
     Config {
         #[command(subcommand)]

@@ -4,6 +4,7 @@
 
 mod backup;
 mod config;
+mod daemon;
 mod gc;
 mod key;
 mod list;
@@ -82,6 +83,7 @@ async fn dispatch(cmd: Command, ctx: &Ctx<'_>) -> Result<(), Failure> {
         Command::Key { command } => key::run(command),
         Command::Retention { command } => retention::run(command),
         Command::Run(a) => run::run(a, ctx).await,
+        Command::Daemon(a) => daemon::run(a, ctx).await,
         Command::Config { command } => config::run(command, ctx.env),
         Command::Schedule { command } => schedule::run(command, ctx.env),
     }

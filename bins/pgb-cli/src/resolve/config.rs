@@ -1,12 +1,18 @@
 //! The config file: finding, reading and resolving a job, with the injected environment.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use pgb_config::{ConfigError, Environment, JobSettings, LoadedConfig, Origin, ResolvedJob};
 
+use std::sync::Arc;
+
+use pgb_scheduler::{Clock, Endpoints, HealthHandle, MetricsFn, ScheduledJob};
+
 use super::Env;
 use crate::args::{BackupArgs, EncryptArgs, Format, PolicyArgs, RepoArgs, ToolArgs};
+use crate::exit::Failure;
 
 /// The message when no config file exists.
 const NO_CONFIG: &str = "no config file: pass --config FILE, set PGB_CONFIG, or create \
@@ -135,4 +141,66 @@ pub(crate) fn hook_env(env: Env<'_>) -> BTreeMap<String, String> {
     .iter()
     .filter_map(|k| env.get(k).map(|v| ((*k).to_owned(), v)))
     .collect()
+}
+
+/// A job as the scheduler sees it; its last success is the newest complete backup of its
+/// database in `listing`.
+pub(crate) fn scheduled(job: &ResolvedJob, listing: &pgb::Listing) -> ScheduledJob {
+    let db = job
+        .database
+        .as_deref()
+        .and_then(|u| u.rsplit('/').next())
+        .map(|d| d.split('?').next().unwrap_or(d).to_owned());
+    let last_success = listing
+        .backups
+        .iter()
+        .filter(|m| db.as_ref().is_none_or(|d| &m.database == d))
+        .map(|m| m.finished_at.unix_timestamp())
+        .max()
+        .and_then(|t| chrono::DateTime::from_timestamp(t, 0));
+    ScheduledJob {
+        name: job.name.clone(),
+        schedule: job.schedule.clone().expect("only scheduled jobs"),
+        zone: job.timezone,
+        jitter: job.jitter,
+        catch_up: job.catch_up,
+        max_age: job.check.as_ref().and_then(|c| c.max_age),
+        last_success,
+    }
+}
+
+/// `--listen ADDR`: `None` when not given.
+pub(crate) fn listen(flag: Option<&str>) -> Result<Option<std::net::SocketAddr>, Failure> {
+    flag.map(|a| {
+        a.parse()
+            .map_err(|e| Failure::usage(format!("--listen {a:?}: not an address: {e}")))
+    })
+    .transpose()
+}
+
+/// /healthz and /metrics over the scheduler's state.
+pub(crate) fn endpoints(health: HealthHandle) -> Endpoints {
+    let h = health.clone();
+    let metrics: MetricsFn = Arc::new(move || {
+        let state = h.snapshot(chrono::Utc::now());
+        let mut text = String::from(
+            "# HELP pgb_job_last_success_timestamp_seconds Newest successful run of the job.\n\
+             # TYPE pgb_job_last_success_timestamp_seconds gauge\n",
+        );
+        for (name, j) in &state.jobs {
+            if let Some(t) = j.last_success {
+                let _ = writeln!(
+                    text,
+                    "pgb_job_last_success_timestamp_seconds{{job=\"{name}\"}} {}",
+                    t.timestamp()
+                );
+            }
+        }
+        text
+    });
+    Endpoints {
+        health,
+        metrics,
+        clock: Clock::system(),
+    }
 }

@@ -1,0 +1,87 @@
+//! `pgb daemon [--listen ADDR] [--once]`: every scheduled job of the config file on its
+//! schedule (the `pgb-scheduler` loop), each run a `pgb run` (the `pgb-jobs` crate).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use pgb_config::ResolvedJob;
+use pgb_scheduler::{CancellationToken, JobRunner, Scheduler, Trigger};
+
+use super::Ctx;
+use crate::args::DaemonArgs;
+use crate::exit::Failure;
+use crate::render;
+use crate::resolve::{self, Env, config};
+
+/// Runs a job by name, as `pgb run` does.
+struct Runner {
+    jobs: BTreeMap<String, ResolvedJob>,
+    env: fn(&str) -> Option<String>,
+}
+
+#[async_trait::async_trait]
+impl JobRunner for Runner {
+    async fn run(&self, job: &str, _t: Trigger, cancel: CancellationToken) -> Result<(), String> {
+        let env: Env<'_> = &self.env;
+        let job = self.jobs.get(job).ok_or("no such job")?;
+        let args = config::backup_args(job);
+        let plan = resolve::backup(&args, env).map_err(|f| f.message)?;
+        let repo = resolve::repository(&args.repo, env).map_err(|f| f.message)?;
+        let checker = resolve::checker(&args.tools, env);
+        let run = pgb_jobs::JobRun {
+            job,
+            repo: &repo,
+            dumper: &plan.dumper,
+            options: &plan.options,
+            checker: Some(&checker),
+            holder: config::holder(env),
+            hook_env: config::hook_env(env),
+            progress: &render::log_progress,
+        };
+        let report = pgb_jobs::run_job(&run, cancel.cancelled_owned()).await;
+        report.map(|_| ()).map_err(|f| f.error.to_string())
+    }
+}
+
+pub(super) async fn run(a: DaemonArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
+    let cfg = config::require(a.file.config.as_deref(), ctx.env)?;
+    let jobs = config::jobs(&cfg, None, ctx.env)?;
+    let mut scheduled = Vec::new();
+    for j in jobs.iter().filter(|j| j.schedule.is_some()) {
+        let repo = resolve::repository(&config::backup_args(j).repo, ctx.env)?;
+        scheduled.push(config::scheduled(j, &repo.list().await?));
+    }
+    let runner = Runner {
+        jobs: jobs.into_iter().map(|j| (j.name.clone(), j)).collect(),
+        env: crate::process_env,
+    };
+    let scheduler = Scheduler::new(scheduled, Arc::new(runner));
+    let cancel = CancellationToken::new();
+    let stop = cancel.clone();
+    let interrupted = ctx.cancelled();
+    tokio::spawn(async move {
+        interrupted.await;
+        stop.cancel();
+    });
+    if let Some(addr) = config::listen(a.listen.as_deref())? {
+        let listener = pgb_scheduler::bind(addr)
+            .await
+            .map_err(|e| Failure::usage(format!("--listen {addr}: {e}")))?;
+        let endpoints = config::endpoints(scheduler.health());
+        tokio::spawn(pgb_scheduler::serve(listener, endpoints, cancel.clone()));
+    }
+    if a.once {
+        let outcomes = scheduler.run_once(&cancel).await;
+        let failed = outcomes.iter().filter(|o| !o.record.ok).count();
+        render::stdout(|w| serde_json::to_writer_pretty(&mut *w, &outcomes).map_err(Into::into))?;
+        return match failed {
+            0 => Ok(()),
+            n => Err(Failure::new(
+                crate::exit::FAILURE,
+                format!("{n} job run(s) failed"),
+            )),
+        };
+    }
+    scheduler.run(cancel).await;
+    Ok(())
+}
