@@ -278,3 +278,82 @@ fn a_second_concurrent_run_of_a_job_exits_8_naming_the_holder() {
     assert!(first.wait().unwrap().success(), "the first run completes");
     assert_eq!(common::ids(&repo).len(), 1);
 }
+
+/// The status code of `GET path` on `addr`.
+fn http_status(addr: &str, path: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to the daemon");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    text.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn daemon_once_with_catch_up_runs_a_missed_slot_once() {
+    let Some(pg) = common::pg() else { return };
+    let db = pg.sample_db("jobs_once", 10, common::RowText::Plain);
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let (_c, path) = job_config(
+        &pg,
+        &db.name,
+        &repo,
+        "schedule = \"0 3 * * *\"\ncatch_up = true",
+    );
+    let once = || {
+        common::pgb_env(
+            &["daemon", "--once", "--config", &path],
+            &[("PGB_PG_BIN_DIR", pg.bin.to_str().unwrap())],
+        )
+    };
+    let o = once();
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(common::ids(&repo).len(), 1, "the missed 03:00 slot ran");
+    let o = once();
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(
+        common::ids(&repo).len(),
+        1,
+        "nothing is due after it succeeded"
+    );
+}
+
+#[test]
+fn daemon_runs_a_scheduled_backup_serves_health_and_stops_on_sigterm() {
+    let Some(pg) = common::pg() else { return };
+    let db = pg.sample_db("jobs_daemon", 10, common::RowText::Plain);
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let port = 20000 + (common::random_u32() % 20000);
+    let addr = format!("127.0.0.1:{port}");
+    // A job whose newest backup may be at most 1 s old is stale almost at once.
+    let (_c, path) = job_config(
+        &pg,
+        &db.name,
+        &repo,
+        "schedule = \"* * * * *\"\n[jobs.nightly.check]\nmax_age = \"1s\"",
+    );
+    let mut daemon = common::pgb_cmd(&["daemon", "--listen", &addr, "--config", &path])
+        .env("PGB_PG_BIN_DIR", &pg.bin)
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while common::ids(&repo).is_empty() {
+        assert!(
+            start.elapsed().as_secs() < 75,
+            "a scheduled backup within a minute"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(http_status(&addr, "/healthz"), 503, "the job is stale");
+    assert_eq!(http_status(&addr, "/metrics"), 200);
+    common::kill(daemon.id(), libc::SIGTERM);
+    let status = daemon.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "a clean stop exits 0");
+}

@@ -60,6 +60,11 @@ impl<'a> Ctx<'a> {
 /// the library, which releases its lease before returning; any other command is dropped (its
 /// children are killed on drop).
 pub(crate) async fn run(cmd: Command, ctx: &Ctx<'_>) -> Result<(), Failure> {
+    // The daemon stops its scheduler on a signal (running jobs cancelled, locks released)
+    // and exits 0 after a clean stop.
+    if matches!(cmd, Command::Daemon(_)) {
+        return dispatch(cmd, ctx).await;
+    }
     if matches!(cmd, Command::Backup(_) | Command::Run(_)) {
         let res = dispatch(cmd, ctx).await;
         return ctx
