@@ -6,6 +6,7 @@
 //! last under "Global options".
 
 mod commands;
+mod ops;
 mod shared;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -13,6 +14,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub(crate) use commands::{
     BackupArgs, GcArgs, KeyCommand, ListArgs, PruneArgs, RestoreArgs, RetentionCommand, VerifyArgs,
 };
+pub(crate) use ops::{CheckArgs, CheckFormat, DrillArgs};
 pub(crate) use shared::{EncryptArgs, Format, KeyArgs, PolicyArgs, RepoArgs, ToolArgs};
 
 /// pgb: PostgreSQL backups you can trust: stream pg_dump through compression and checksums
@@ -61,6 +63,10 @@ pub(crate) enum Command {
     Prune(PruneArgs),
     /// Remove leftovers of backups that never committed (no manifest), older than a grace period.
     Gc(GcArgs),
+    /// Restore a backup into a scratch database, check it, measure RTO/RPO, record the result.
+    Drill(DrillArgs),
+    /// Monitoring check of the repository (backup age, size, drills): exit 0/1/2/3.
+    Check(CheckArgs),
     /// Key management: generate an age identity and a manifest authentication key.
     Key {
         #[command(subcommand)]

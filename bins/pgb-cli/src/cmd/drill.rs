@@ -1,0 +1,42 @@
+//! `pgb drill`: restore a backup into a scratch database, check it, measure RTO/RPO; the
+//! library records the result in the repository and drops the scratch database (also on a
+//! signal: the signal is passed as the drill's `cancel`).
+
+use pgb_ops::DrillOutcome;
+
+use super::Ctx;
+use crate::args::DrillArgs;
+use crate::exit::{DRILL_CHECK_FAILED, DRILL_LIMIT_EXCEEDED, Failure};
+use crate::render::{self, Output};
+use crate::resolve;
+
+pub(super) async fn run(a: DrillArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
+    let repo = resolve::repository(&a.repo, ctx.env)?;
+    if a.history {
+        let auth = resolve::auth_key(a.keys.auth_key_file.as_deref(), ctx.env)?;
+        let entries = pgb_ops::drill_history(&repo, auth.as_ref()).await?;
+        return Output::json(a.json).emit(&entries, |w| render::drill_history_text(w, &entries));
+    }
+    let opts = resolve::drill(&a, ctx.env)?;
+    let keys = resolve::decryption(&a.keys, ctx.env)?;
+    let repo = repo
+        .with_decryption(keys)
+        .allow_unauthenticated(a.keys.allow_unauthenticated);
+    let report = pgb_ops::drill(&repo, &opts, None, &render::log_progress, ctx.cancelled()).await?;
+    if let Some(e) = &report.record_error {
+        render::note(format_args!("warning: the drill was not recorded: {e}"));
+    }
+    Output::json(a.json).emit(&report, |w| render::drill_text(w, &report))?;
+    let cause = || report.cause.clone().unwrap_or_default();
+    match report.outcome {
+        DrillOutcome::Passed => Ok(()),
+        DrillOutcome::LimitExceeded => Err(Failure::new(
+            DRILL_LIMIT_EXCEEDED,
+            format!("drill over its limit: {}", cause()),
+        )),
+        _ => Err(Failure::new(
+            DRILL_CHECK_FAILED,
+            format!("drill check failed: {}", cause()),
+        )),
+    }
+}
