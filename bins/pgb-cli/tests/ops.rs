@@ -1,0 +1,187 @@
+//! `pgb drill`, `pgb check` and `pgb list`'s drill column against a real PostgreSQL
+//! (PGB_TEST_PG_URL): what an operator relies on to prove backups restore and to be paged
+//! when they stop.
+
+pub mod common;
+
+use common::*;
+use std::path::Path;
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn drill(pg: &Pg, repo: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "drill".to_owned(),
+        "--repo".into(),
+        repo.to_str().unwrap().into(),
+        "--target".into(),
+        pg.url("postgres"),
+        "--pg-bin-dir".into(),
+        pg.bin.to_str().unwrap().into(),
+    ];
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    pgb(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+fn scratch_dbs(pg: &Pg, db: &str) -> String {
+    pg.psql(
+        "postgres",
+        &format!(
+            "select string_agg(datname, ',') from pg_database where datname like 'pgb_drill_{db}%'"
+        ),
+    )
+}
+
+#[test]
+fn a_passing_drill_is_recorded_and_listed() {
+    let Some(pg) = pg() else { return };
+    let db = pg.sample_db("opsdrill", 50, RowText::Plain);
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    assert!(backup(&pg, &repo, &db.name, &[]).status.success());
+    let smoke = dir.path().join("count.sql");
+    std::fs::write(&smoke, "select count(*) = 50 from items").unwrap();
+
+    let out = drill(&pg, &repo, &["--smoke", smoke.to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("drill --json");
+    assert_eq!(report["outcome"], "passed");
+    assert_eq!(report["dropped"], true);
+    let recorded = report["recorded_as"].as_str().expect("recorded_as");
+    assert!(recorded.starts_with("drills/"), "{recorded}");
+    assert!(
+        repo.join(recorded).is_file(),
+        "{recorded} in the repository"
+    );
+    assert!(
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == "smoke count.sql" && c["passed"] == true),
+        "{report}"
+    );
+    assert_eq!(scratch_dbs(&pg, &db.name), "");
+
+    let listed = list_json(&repo);
+    assert_eq!(listed[0]["last_drill"]["outcome"], "passed", "{listed:?}");
+    let text = pgb(&["list", "--repo", repo.to_str().unwrap()]);
+    assert!(stdout(&text).contains("passed"), "{}", stdout(&text));
+    let history = pgb(&[
+        "drill",
+        "--history",
+        "--json",
+        "--repo",
+        repo.to_str().unwrap(),
+    ]);
+    let entries: serde_json::Value = serde_json::from_str(&stdout(&history)).unwrap();
+    assert_eq!(entries.as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn a_failed_smoke_check_exits_10_and_an_old_backup_exits_11() {
+    let Some(pg) = pg() else { return };
+    let db = pg.sample_db("opsfail", 10, RowText::Plain);
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    assert!(backup(&pg, &repo, &db.name, &[]).status.success());
+    let smoke = dir.path().join("wrong.sql");
+    std::fs::write(&smoke, "select count(*) = 11 from items").unwrap();
+
+    let out = drill(&pg, &repo, &["--smoke", smoke.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(10), "{}", stderr(&out));
+    assert!(stderr(&out).contains("wrong.sql"), "{}", stderr(&out));
+    assert_eq!(scratch_dbs(&pg, &db.name), "");
+
+    std::thread::sleep(Duration::from_secs(2));
+    let out = drill(&pg, &repo, &["--max-rpo", "1s"]);
+    assert_eq!(out.status.code(), Some(11), "{}", stderr(&out));
+    assert!(stdout(&out).contains("limit_exceeded"), "{}", stdout(&out));
+    let listed = list_json(&repo);
+    assert_eq!(listed[0]["last_drill"]["outcome"], "limit_exceeded");
+}
+
+#[test]
+fn sigterm_drops_the_scratch_database() {
+    let Some(pg) = pg() else { return };
+    let db = pg.sample_db("opsterm", 400_000, RowText::Md5);
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    assert!(backup(&pg, &repo, &db.name, &[]).status.success());
+    let mut child = pgb_cmd(&[
+        "drill",
+        "--repo",
+        repo.to_str().unwrap(),
+        "--target",
+        &pg.url("postgres"),
+        "--pg-bin-dir",
+        pg.bin.to_str().unwrap(),
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("spawn pgb drill");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while scratch_dbs(&pg, &db.name).is_empty() {
+        assert!(Instant::now() < deadline, "no scratch database appeared");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "drill ended before the signal"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    kill(child.id(), libc::SIGTERM);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(143), "{}", stderr(&out));
+    assert_eq!(
+        scratch_dbs(&pg, &db.name),
+        "",
+        "scratch database left behind"
+    );
+}
+
+#[test]
+fn check_goes_critical_as_the_backup_ages() {
+    let Some(pg) = pg() else { return };
+    let db = pg.sample_db("opscheck", 10, RowText::Plain);
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let r = repo.to_str().unwrap();
+    // No backup at all: CRITICAL.
+    std::fs::create_dir_all(&repo).unwrap();
+    let out = pgb(&["check", "--repo", r, "--max-age", "2s"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(backup(&pg, &repo, &db.name, &[]).status.success());
+    let prom = dir.path().join("prom");
+    std::fs::create_dir_all(&prom).unwrap();
+    let args = [
+        "check",
+        "--repo",
+        r,
+        "--max-age",
+        "2s",
+        "--format",
+        "nagios",
+        "--textfile",
+        prom.to_str().unwrap(),
+    ];
+    let out = pgb(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(stdout(&out).starts_with("PGB OK - "), "{}", stdout(&out));
+    let metrics = std::fs::read_to_string(prom.join("pgb.prom")).expect("pgb.prom");
+    assert!(
+        metrics.contains("pgb_backup_last_success_timestamp_seconds"),
+        "{metrics}"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let out = pgb(&args);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(
+        stdout(&out).starts_with("PGB CRITICAL - "),
+        "{}",
+        stdout(&out)
+    );
+    let json = pgb(&["check", "--repo", r, "--max-age", "2s", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&json)).unwrap();
+    assert_eq!(v["status"], "CRITICAL");
+}
