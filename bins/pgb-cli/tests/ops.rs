@@ -185,3 +185,34 @@ fn check_goes_critical_as_the_backup_ages() {
     let v: serde_json::Value = serde_json::from_str(&stdout(&json)).unwrap();
     assert_eq!(v["status"], "CRITICAL");
 }
+
+#[test]
+fn prune_keeps_the_newest_verified_backup_when_newer_ones_were_never_verified() {
+    let Some(pg) = pg() else { return };
+    let db = pg.sample_db("opsprune", 10, RowText::Plain);
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let r = repo.to_str().unwrap();
+    assert!(backup(&pg, &repo, &db.name, &["--verify"]).status.success());
+    let verified = list_json(&repo)[0]["id"].as_str().unwrap().to_owned();
+    for _ in 0..2 {
+        std::thread::sleep(Duration::from_millis(1100));
+        assert!(backup(&pg, &repo, &db.name, &[]).status.success());
+    }
+    let dry = pgb(&["prune", "--repo", r, "--keep-last", "1", "--dry-run"]);
+    assert!(dry.status.success(), "{}", stderr(&dry));
+    let line = stdout(&dry)
+        .lines()
+        .find(|l| l.starts_with(&verified))
+        .map(str::to_owned)
+        .unwrap_or_default();
+    assert!(line.contains("newest verified"), "{}", stdout(&dry));
+    let out = pgb(&["prune", "--repo", r, "--keep-last", "1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let left: Vec<String> = list_json(&repo)
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(left.contains(&verified), "{left:?}");
+}

@@ -30,6 +30,10 @@ pub(crate) struct BackupArgs {
     /// Read the stored object back and check its sha256 before committing.
     #[arg(long)]
     pub(crate) verify_upload: bool,
+    /// After the commit, verify the backup like `pgb verify` and record the passed verify
+    /// (prune never removes the newest verified backup of a set). Unencrypted backups only.
+    #[arg(long)]
+    pub(crate) verify: bool,
     #[command(flatten)]
     pub(crate) encrypt: EncryptArgs,
     #[command(flatten)]

@@ -1,4 +1,5 @@
-//! `pgb backup`: one backup, then (with `--prune`, only after it committed) a prune.
+//! `pgb backup`: one backup, then (only after it committed) with `--verify` a recorded verify
+//! and with `--prune` a prune.
 
 use pgb::PruneOptions;
 
@@ -20,13 +21,23 @@ pub(super) async fn run(a: BackupArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
             ctx.cancelled(),
         )
         .await?;
+    if a.verify {
+        let checker = resolve::checker(&a.tools, ctx.env);
+        let r = repo
+            .verify(&manifest, Some(&checker), &render::log_progress)
+            .await?;
+        super::verify::record(&repo, &manifest, &r, ctx).await;
+    }
     let Some(policy) = plan.prune else {
         return out.emit(&manifest, |w| render::backup_text(w, &manifest));
     };
     if out == Output::Text {
         render::stdout(|w| render::backup_text(w, &manifest))?;
     }
-    let report = repo.prune(&policy, &PruneOptions::default()).await?;
+    let verified = resolve::verified(&repo, ctx.env).await?;
+    let report = repo
+        .prune(&policy, &PruneOptions::default().with_verified(verified))
+        .await?;
     render::prune_notes(&report);
     let both = BackupOut {
         backup: &manifest,

@@ -101,6 +101,9 @@ pub(crate) fn prune(w: &mut dyn Write, report: &PruneReport) -> io::Result<()> {
         for d in &set.decisions {
             let what = match d.action {
                 PruneAction::Remove => "remove  no rule keeps it".to_owned(),
+                _ if d.verified_guard => {
+                    "keep    newest verified (the policy would remove it)".to_owned()
+                }
                 _ if d.newest_guard => {
                     "keep    newest backup of its set (the policy would remove it)".to_owned()
                 }

@@ -19,7 +19,7 @@ use crate::exit::Failure;
 mod ops;
 
 pub(crate) use keys::{auth_key, decryption, encryption, write_secret_file};
-pub(crate) use ops::{check, drill};
+pub(crate) use ops::{check, drill, verified};
 
 /// The environment lookup `main` passes down.
 pub(crate) type Env<'a> = &'a dyn EnvLookup;
