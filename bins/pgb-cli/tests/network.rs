@@ -213,11 +213,12 @@ impl Target {
         let manifest: serde_json::Value =
             serde_json::from_slice(&self.read(&format!("backups/{id}/manifest.json")))
                 .expect("manifest is JSON");
-        let data = self.read(manifest["data_key"].as_str().expect("data_key"));
-        assert_eq!(data.len() as u64, manifest["stored_size"].as_u64().unwrap());
+        let artifact = &manifest["artifacts"][0];
+        let data = self.read(artifact["key"].as_str().expect("artifact key"));
+        assert_eq!(data.len() as u64, artifact["stored_size"].as_u64().unwrap());
         assert_eq!(
             hex(&sha2::Sha256::digest(&data)),
-            manifest["stored_sha256"].as_str().unwrap(),
+            artifact["stored_sha256"].as_str().unwrap(),
             "stored sha256 equals the manifest's"
         );
     }

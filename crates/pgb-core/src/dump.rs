@@ -261,6 +261,10 @@ pub struct DumpSource {
     /// Each ordinary or partitioned table of the database and its estimated row count at
     /// preflight, sorted by schema and name (empty when the dumper does not know).
     pub table_estimates: Vec<TableEstimate>,
+    /// An upper bound of the plaintext dump's size when the dumper knows one (the database's
+    /// size on disk): the storage writer's size hint, so multipart uploads pick a part size
+    /// that fits.
+    pub size_estimate: Option<u64>,
 }
 
 impl DumpSource {
@@ -281,7 +285,14 @@ impl DumpSource {
             tool_major,
             format,
             table_estimates: Vec::new(),
+            size_estimate: None,
         }
+    }
+
+    /// Sets the size estimate.
+    pub fn with_size_estimate(mut self, bytes: Option<u64>) -> Self {
+        self.size_estimate = bytes;
+        self
     }
 
     /// Sets the table estimates.
@@ -456,6 +467,8 @@ pub struct RestoreReport {
     pub toc_entries: Option<u64>,
     /// The restore tool's version line.
     pub tool_version: String,
+    /// What the network did while the backup was read (filled in by the repository).
+    pub storage: crate::storage::StorageStats,
 }
 
 impl RestoreReport {
@@ -470,6 +483,7 @@ impl RestoreReport {
             created,
             toc_entries: None,
             tool_version: tool_version.into(),
+            storage: crate::storage::StorageStats::default(),
         }
     }
 

@@ -73,7 +73,7 @@ pub use repo::{
 };
 pub use storage::{
     ByteStream, Capabilities, ObjectMeta, ObjectWriter, Storage, StorageError, StorageErrorKind,
-    StorageExt, StorageInfo, WriteMode, WriteOptions,
+    StorageExt, StorageInfo, StorageStats, WriteMode, WriteOptions,
 };
 
 /// The retention engine (`pgb-retention`), re-exported: pure, no I/O, usable on its own.

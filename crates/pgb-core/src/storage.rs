@@ -137,6 +137,41 @@ impl WriteOptions {
     }
 }
 
+/// What the network did to one storage so far (shared by its clones): for logs, reports and
+/// benchmarks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct StorageStats {
+    /// Requests retried after a transient failure (each retry counts once).
+    pub retries: u64,
+    /// Downloads continued with a range request after their stream broke.
+    pub read_resumes: u64,
+    /// Calls that gave up because the retry budget ran out.
+    pub budget_exhausted: u64,
+}
+
+impl StorageStats {
+    /// Builds stats.
+    pub fn new(retries: u64, read_resumes: u64, budget_exhausted: u64) -> Self {
+        Self {
+            retries,
+            read_resumes,
+            budget_exhausted,
+        }
+    }
+
+    /// What happened between `earlier` and `self` (counters only grow).
+    pub fn since(self, earlier: Self) -> Self {
+        Self {
+            retries: self.retries.saturating_sub(earlier.retries),
+            read_resumes: self.read_resumes.saturating_sub(earlier.read_resumes),
+            budget_exhausted: self
+                .budget_exhausted
+                .saturating_sub(earlier.budget_exhausted),
+        }
+    }
+}
+
 /// Metadata of a stored object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -238,6 +273,12 @@ pub trait Storage: fmt::Debug + Send + Sync + 'static {
     /// Identity and capabilities.
     fn info(&self) -> StorageInfo;
 
+    /// What the network did so far (retries, resumed downloads, exhausted retry budgets), for
+    /// logs and reports; all zero for stores without a network.
+    fn stats(&self) -> StorageStats {
+        StorageStats::default()
+    }
+
     /// Opens a writer. Nothing is visible under `key` until [`ObjectWriter::finish`] succeeds.
     ///
     /// # Errors
@@ -314,6 +355,9 @@ macro_rules! forward_storage {
         impl<T: Storage + ?Sized> Storage for $ty {
             fn info(&self) -> StorageInfo {
                 (**self).info()
+            }
+            fn stats(&self) -> StorageStats {
+                (**self).stats()
             }
             async fn writer(
                 &self,

@@ -61,6 +61,9 @@ pub(crate) struct ServerInfo {
     pub(crate) database: String,
     /// `host:port` as the server reports it (`local:5432` over a socket).
     pub(crate) addr: String,
+    /// `pg_database_size(current_database())`: an upper bound of the dump's size, for the
+    /// storage writer's size hint (multipart part sizes).
+    pub(crate) size: Option<u64>,
 }
 
 /// Asks the server for its major version, full version, database name and address.
@@ -69,7 +72,8 @@ pub(crate) async fn server_info(psql: &Tool, conn: &ConnConfig) -> Result<Server
         psql,
         conn,
         "select current_setting('server_version_num')::int / 10000, current_setting('server_version'), \
-         current_database(), coalesce(host(inet_server_addr()), 'local') || ':' || current_setting('port');",
+         current_database(), coalesce(host(inet_server_addr()), 'local') || ':' || current_setting('port'), \
+         pg_database_size(current_database());",
         &[],
     )
     .await?
@@ -85,8 +89,8 @@ pub(crate) async fn server_info(psql: &Tool, conn: &ConnConfig) -> Result<Server
             ),
         )
     };
-    let [major, version, database, addr] =
-        <[String; 4]>::try_from(row.clone()).map_err(|_| unexpected())?;
+    let [major, version, database, addr, size] =
+        <[String; 5]>::try_from(row.clone()).map_err(|_| unexpected())?;
     let major = major.trim().parse().map_err(|_| unexpected())?;
     let version = version
         .split_whitespace()
@@ -98,6 +102,7 @@ pub(crate) async fn server_info(psql: &Tool, conn: &ConnConfig) -> Result<Server
         version,
         database,
         addr,
+        size: size.trim().parse().ok(),
     })
 }
 
@@ -176,7 +181,8 @@ pub(crate) async fn preflight(
         tool.version.clone(),
         tool.major,
         format,
-    );
+    )
+    .with_size_estimate(info.size);
     Ok(Preflight { psql, tool, source })
 }
 

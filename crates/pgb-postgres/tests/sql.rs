@@ -164,4 +164,11 @@ async fn prepare_records_each_tables_estimated_rows() {
     let mut sorted = estimates.clone();
     sorted.sort_by(|a, b| (&a.schema, &a.name).cmp(&(&b.schema, &b.name)));
     assert_eq!(&sorted, estimates, "sorted by schema and name");
+    // The database's size bounds the dump from above: it becomes the storage writer's size
+    // hint (multipart part sizes).
+    let size = prepared
+        .source()
+        .size_estimate
+        .expect("the database size is known");
+    assert!(size > 1_000_000, "a real database is megabytes: {size}");
 }

@@ -59,18 +59,7 @@ pub struct OpendalStorage {
     counters: Arc<Counters>,
 }
 
-/// What the network did to one storage so far (shared by its clones): for logs, reports and
-/// benchmarks.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct StorageStats {
-    /// Requests retried after a transient failure (each retry counts once).
-    pub retries: u64,
-    /// Downloads continued with a range request after their stream broke.
-    pub read_resumes: u64,
-    /// Calls that gave up because the retry budget ran out.
-    pub budget_exhausted: u64,
-}
+pub use pgb_core::StorageStats;
 
 #[derive(Debug, Default)]
 struct Counters {
@@ -194,11 +183,11 @@ impl OpendalStorage {
 
     /// Retries, download resumes and exhausted budgets so far (all clones together).
     pub fn stats(&self) -> StorageStats {
-        StorageStats {
-            retries: self.counters.retries.load(Ordering::Relaxed),
-            read_resumes: self.counters.read_resumes.load(Ordering::Relaxed),
-            budget_exhausted: self.counters.budget_exhausted.load(Ordering::Relaxed),
-        }
+        StorageStats::new(
+            self.counters.retries.load(Ordering::Relaxed),
+            self.counters.read_resumes.load(Ordering::Relaxed),
+            self.counters.budget_exhausted.load(Ordering::Relaxed),
+        )
     }
 
     /// The number of retried requests so far (see [`stats`](Self::stats)).
@@ -234,6 +223,10 @@ fn to_meta(key: ObjectKey, meta: &opendal::Metadata) -> ObjectMeta {
 
 #[async_trait]
 impl Storage for OpendalStorage {
+    fn stats(&self) -> StorageStats {
+        OpendalStorage::stats(self)
+    }
+
     fn info(&self) -> StorageInfo {
         StorageInfo::new(
             self.opts.scheme,

@@ -46,6 +46,9 @@ macro_rules! forward_storage_to_inner {
             fn info(&self) -> ::pgb_core::StorageInfo {
                 ::pgb_core::Storage::info(&self.0)
             }
+            fn stats(&self) -> ::pgb_core::StorageStats {
+                ::pgb_core::Storage::stats(&self.0)
+            }
             async fn writer(
                 &self,
                 key: &::pgb_core::ObjectKey,

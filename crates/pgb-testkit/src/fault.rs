@@ -368,6 +368,10 @@ impl Storage for FaultStorage {
         self.inner.info()
     }
 
+    fn stats(&self) -> pgb_core::StorageStats {
+        self.inner.stats()
+    }
+
     async fn writer(
         &self,
         key: &ObjectKey,

@@ -1,6 +1,7 @@
 //! Backup and its commit protocol: data object, size check, sidecar, manifest last.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
@@ -129,6 +130,7 @@ impl Repository {
             ))
             .expect("valid key");
         tracing::info!(backup = %id, database = %source.database, "backup started");
+        let stats_before = self.storage.stats();
         progress.event(&Event::BackupStarted {
             id: id.clone(),
             database: source.database.clone(),
@@ -136,7 +138,7 @@ impl Repository {
 
         let mut writer = self
             .storage
-            .writer(&data_key, WriteOptions::default())
+            .writer(&data_key, write_options(&source))
             .await?;
         let mut dump = match prepared.start().await {
             Ok(d) => d,
@@ -279,6 +281,15 @@ impl Repository {
             }
         }
         tracing::info!(backup = %id, stored = sizes.stored_size, "backup committed");
+        let stats = self.storage.stats().since(stats_before);
+        if stats != crate::storage::StorageStats::default() {
+            tracing::info!(
+                backup = %id,
+                retries = stats.retries,
+                read_resumes = stats.read_resumes,
+                "storage requests were retried during the backup"
+            );
+        }
         progress.event(&Event::Committed { id });
         Ok(manifest)
     }
@@ -294,6 +305,15 @@ impl Repository {
                 ManifestState::Unknown
             }
         }
+    }
+}
+
+/// The data object's write options: the dumper's size estimate (an upper bound of the
+/// plaintext) is the size hint multipart backends size their parts by.
+fn write_options(source: &crate::dump::DumpSource) -> WriteOptions {
+    match source.size_estimate {
+        Some(bytes) => WriteOptions::default().with_size_hint(bytes),
+        None => WriteOptions::default(),
     }
 }
 
@@ -329,6 +349,9 @@ async fn pump(
     let (in_tx, in_rx) = mpsc::channel::<EncodeMsg>(CHANNEL_DEPTH);
     let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(CHANNEL_DEPTH);
     let encoder = codec::spawn_encoder(compression, outer, in_rx, out_tx);
+    // Stored bytes written so far, for the progress events of the producing side.
+    let stored_written = AtomicU64::new(0);
+    let stored_written = &stored_written;
 
     let produce = async move {
         let mut total = 0u64;
@@ -344,7 +367,7 @@ async fn pump(
                         next_event += PROGRESS_EVERY;
                         progress.event(&Event::Progress {
                             plain_bytes: total,
-                            stored_bytes: 0,
+                            stored_bytes: stored_written.load(Ordering::Relaxed),
                         });
                     }
                     if in_tx.send(EncodeMsg::Data(chunk)).await.is_err() {
@@ -368,6 +391,7 @@ async fn pump(
             hasher.update(&chunk);
             n += chunk.len() as u64;
             writer.write(chunk).await?;
+            stored_written.store(n, Ordering::Relaxed);
         }
         Ok::<_, Error>((n, codec::hex(&hasher.finalize())))
     };

@@ -45,6 +45,7 @@ impl Repository {
         cancel: impl std::future::Future<Output = ()> + Send,
     ) -> Result<RestoreReport, Error> {
         let mut cancel = std::pin::pin!(cancel);
+        let before = self.storage.stats();
         let a = self.dump_artifact(m)?;
         let key = self.check_present(m, a).await?;
         self.check_keys(m, &key).await?;
@@ -77,7 +78,11 @@ impl Repository {
         };
         match streamed {
             Ok(()) => tokio::select! {
-                res = sink.finish() => Ok(res?),
+                res = sink.finish() => {
+                    let mut report = res?;
+                    report.storage = self.storage.stats().since(before);
+                    Ok(report)
+                }
                 // `finish` dropped: the sink's drop rolls back (synchronously).
                 () = &mut cancel => Err(Error::Cancelled),
             },

@@ -22,6 +22,8 @@ pub struct VerifyReport {
     pub plain_size: u64,
     /// Artifacts (stored objects) checked.
     pub artifacts: usize,
+    /// What the network did during the verify (retries, resumed downloads).
+    pub storage: crate::storage::StorageStats,
     /// Archive table-of-contents entries, when an archive checker ran.
     pub toc_entries: Option<u64>,
 }
@@ -38,6 +40,7 @@ impl Repository {
         checker: Option<&dyn ArchiveChecker>,
         progress: &dyn Progress,
     ) -> Result<VerifyReport, Error> {
+        let before = self.storage.stats();
         let keys = self.check_all_present(m).await?;
         if let Some(first) = keys.first() {
             self.check_keys(m, first).await?;
@@ -74,6 +77,7 @@ impl Repository {
             plain_size: m.plain_size(),
             artifacts: m.artifacts.len(),
             toc_entries,
+            storage: self.storage.stats().since(before),
         })
     }
 }

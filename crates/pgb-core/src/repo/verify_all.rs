@@ -25,6 +25,9 @@ pub struct VerifyOutcome {
     /// Archive table-of-contents entries, when an archive checker ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub toc_entries: Option<u64>,
+    /// What the network did during this verify (retries, resumed downloads).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage: Option<crate::storage::StorageStats>,
     /// Why it failed (one line).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -57,6 +60,7 @@ impl From<&VerifyReport> for VerifyOutcome {
             stored_size: Some(r.stored_size),
             plain_size: Some(r.plain_size),
             toc_entries: r.toc_entries,
+            storage: Some(r.storage),
             error: None,
             class: None,
         }
@@ -90,6 +94,7 @@ impl Repository {
                 stored_size: None,
                 plain_size: None,
                 toc_entries: None,
+                storage: None,
                 class: Some(ErrorClass::Integrity),
             })
             .collect();
@@ -114,6 +119,7 @@ fn failed(id: &BackupId, e: &Error) -> VerifyOutcome {
         stored_size: None,
         plain_size: None,
         toc_entries: None,
+        storage: None,
         error: Some(e.to_string()),
         class: Some(e.class()),
     }
