@@ -216,3 +216,78 @@ fn prune_keeps_the_newest_verified_backup_when_newer_ones_were_never_verified() 
     assert_eq!(left.len(), 2, "{left:?}");
     assert!(left.contains(&verified), "{left:?}");
 }
+
+/// A one-shot HTTP receiver on 127.0.0.1: its URL, and the bodies of the requests it got.
+fn receiver() -> (String, std::sync::mpsc::Receiver<String>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "http://{}/hook/secret-token",
+        listener.local_addr().unwrap()
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { return };
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let (mut line, mut len) = (String::new(), 0usize);
+            let mut request = String::new();
+            while r.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+                request.push_str(&line);
+                line.clear();
+            }
+            let mut body = vec![0; len];
+            let _ = r.read_exact(&mut body);
+            let _ =
+                s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            let _ = tx.send(format!("{request}{}", String::from_utf8_lossy(&body)));
+        }
+    });
+    (url, rx)
+}
+
+#[test]
+fn notifications_reach_the_webhook_and_an_unreachable_one_changes_nothing() {
+    let Some(pg) = pg() else { return };
+    let db = pg.sample_db("opsnotify", 10, RowText::Plain);
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    assert!(backup(&pg, &repo, &db.name, &[]).status.success());
+    let (url, got) = receiver();
+    let mut args = vec![
+        "drill".to_owned(),
+        "--repo".into(),
+        repo.to_str().unwrap().into(),
+        "--target".into(),
+        pg.url("postgres"),
+    ];
+    args.extend(["--pg-bin-dir".into(), pg.bin.to_str().unwrap().into()]);
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = pgb_env(&argv, &[("PGB_NOTIFY_URL", &url)]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let request = got
+        .recv_timeout(Duration::from_secs(10))
+        .expect("a webhook");
+    assert!(request.contains("\"drill_passed\""), "{request}");
+
+    // Stale, and the webhook's port is closed: still CRITICAL, no URL in the logs.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("http://{}/hook/secret-token", closed.local_addr().unwrap());
+    drop(closed);
+    std::thread::sleep(Duration::from_secs(2));
+    let r = repo.to_str().unwrap();
+    let out = pgb_env(
+        &["check", "--repo", r, "--max-age", "1s"],
+        &[("PGB_NOTIFY_URL", &dead)],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("notification not delivered"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("secret-token"), "{}", stderr(&out));
+}

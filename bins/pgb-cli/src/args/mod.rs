@@ -15,7 +15,7 @@ pub(crate) use commands::{
     BackupArgs, GcArgs, KeyCommand, ListArgs, PruneArgs, RestoreArgs, RetentionCommand, VerifyArgs,
 };
 pub(crate) use ops::{CheckArgs, CheckFormat, DrillArgs};
-pub(crate) use shared::{EncryptArgs, Format, KeyArgs, PolicyArgs, RepoArgs, ToolArgs};
+pub(crate) use shared::{EncryptArgs, Format, KeyArgs, NotifyArgs, PolicyArgs, RepoArgs, ToolArgs};
 
 /// pgb: PostgreSQL backups you can trust: stream pg_dump through compression and checksums
 /// into local disk or object storage, keep them by policy, verify and restore them.

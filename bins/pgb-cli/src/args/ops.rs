@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use super::shared::{KeyArgs, RepoArgs, ToolArgs};
+use super::shared::{KeyArgs, NotifyArgs, RepoArgs, ToolArgs};
 
 #[derive(Debug, Args)]
 pub(crate) struct DrillArgs {
@@ -44,6 +44,8 @@ pub(crate) struct DrillArgs {
     pub(crate) keys: KeyArgs,
     #[command(flatten)]
     pub(crate) tools: ToolArgs,
+    #[command(flatten)]
+    pub(crate) notify: NotifyArgs,
     /// JSON on stdout (the drill report, or with --history the records).
     #[arg(long)]
     pub(crate) json: bool,
@@ -83,4 +85,6 @@ pub(crate) struct CheckArgs {
     /// The manifest authentication key, from this file (or PGB_AUTH_KEY).
     #[arg(long, value_name = "FILE")]
     pub(crate) auth_key_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) notify: NotifyArgs,
 }

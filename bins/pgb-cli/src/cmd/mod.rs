@@ -8,6 +8,7 @@ mod drill;
 mod gc;
 mod key;
 mod list;
+mod notify;
 mod prune;
 mod restore;
 mod retention;

@@ -16,9 +16,11 @@ use pgb::{ArchiveFormat, BackupOptions, Compression, EnvLookup, Repository, Rest
 use crate::args::{BackupArgs, Format, PolicyArgs, RepoArgs, RestoreArgs, ToolArgs};
 use crate::exit::Failure;
 
+mod notify;
 mod ops;
 
 pub(crate) use keys::{auth_key, decryption, encryption, write_secret_file};
+pub(crate) use notify::notifier;
 pub(crate) use ops::{check, drill, verified};
 
 /// The environment lookup `main` passes down.
