@@ -291,3 +291,18 @@ fn notifications_reach_the_webhook_and_an_unreachable_one_changes_nothing() {
     );
     assert!(!stderr(&out).contains("secret-token"), "{}", stderr(&out));
 }
+
+#[test]
+fn a_backup_pings_its_healthcheck() {
+    let Some(pg) = pg() else { return };
+    let db = pg.sample_db("opsping", 10, RowText::Plain);
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let (url, got) = receiver();
+    let out = backup_env(&pg, &repo, &db.name, &[], &[("PGB_NOTIFY_PING", &url)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let request = got.recv_timeout(Duration::from_secs(10)).expect("a ping");
+    let first = request.lines().next().unwrap_or_default();
+    assert!(first.contains("/hook/secret-token"), "{request}");
+    assert!(!first.contains("/fail"), "{request}");
+}

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-use super::shared::{EncryptArgs, Format, KeyArgs, PolicyArgs, RepoArgs, ToolArgs};
+use super::shared::{EncryptArgs, Format, KeyArgs, NotifyArgs, PolicyArgs, RepoArgs, ToolArgs};
 
 #[derive(Debug, Args)]
 pub(crate) struct BackupArgs {
@@ -40,6 +40,8 @@ pub(crate) struct BackupArgs {
     pub(crate) policy: PolicyArgs,
     #[command(flatten)]
     pub(crate) tools: ToolArgs,
+    #[command(flatten)]
+    pub(crate) notify: NotifyArgs,
     /// Print the manifest as JSON (with --prune: {"backup": manifest, "prune": report}).
     #[arg(long)]
     pub(crate) json: bool,

@@ -49,6 +49,8 @@ pub(crate) enum LogFormat {
     Json,
 }
 
+// Parsed once per process: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Back up one database (pg_dump → compression → sha256 → storage; manifest last).

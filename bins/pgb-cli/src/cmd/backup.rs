@@ -2,6 +2,7 @@
 //! and with `--prune` a prune.
 
 use pgb::PruneOptions;
+use pgb_notify::{Event, Notification};
 
 use super::Ctx;
 use crate::args::BackupArgs;
@@ -9,7 +10,26 @@ use crate::exit::Failure;
 use crate::render::{self, BackupOut, Output};
 use crate::resolve;
 
+/// Runs the backup, then sends `backup_succeeded` or `backup_failed` (never changing the exit
+/// code).
 pub(super) async fn run(a: BackupArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
+    let notifier = resolve::notifier(&a.notify, ctx.env)?;
+    let res = backup(a, ctx).await;
+    let n = match &res {
+        Ok((id, set, size)) => Notification::new(Event::BackupSucceeded)
+            .with_status("succeeded")
+            .with_backup_id(id.clone())
+            .with_set(set.clone())
+            .with_size("stored", *size),
+        Err(f) => Notification::new(Event::BackupFailed)
+            .with_status("failed")
+            .with_cause(&f.message),
+    };
+    super::notify::send(notifier.as_ref(), n).await;
+    res.map(|_| ())
+}
+
+async fn backup(a: BackupArgs, ctx: &Ctx<'_>) -> Result<(String, String, u64), Failure> {
     let plan = resolve::backup(&a, ctx.env)?;
     let repo = resolve::repository(&a.repo, ctx.env)?;
     let out = Output::json(a.json);
@@ -28,8 +48,14 @@ pub(super) async fn run(a: BackupArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
             .await?;
         super::verify::record(&repo, &manifest, &r, ctx).await;
     }
+    let done = (
+        manifest.id.to_string(),
+        manifest.set.clone(),
+        manifest.stored_size(),
+    );
     let Some(policy) = plan.prune else {
-        return out.emit(&manifest, |w| render::backup_text(w, &manifest));
+        out.emit(&manifest, |w| render::backup_text(w, &manifest))?;
+        return Ok(done);
     };
     if out == Output::Text {
         render::stdout(|w| render::backup_text(w, &manifest))?;
@@ -43,5 +69,6 @@ pub(super) async fn run(a: BackupArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
         backup: &manifest,
         prune: &report,
     };
-    out.emit(&both, |w| render::prune_text(w, &report))
+    out.emit(&both, |w| render::prune_text(w, &report))?;
+    Ok(done)
 }
