@@ -28,6 +28,10 @@ pub(crate) const NOT_FOUND: i32 = 7;
 pub(crate) const LOCKED: i32 = 8;
 /// Encryption keys are missing, unreadable or wrong (no identity matched, wrong passphrase).
 pub(crate) const KEY: i32 = 9;
+/// `pgb drill`: a drill check failed (restore, tables, rows, smoke, verification).
+pub(crate) const DRILL_CHECK_FAILED: i32 = 10;
+/// `pgb drill`: every check passed, but RTO or RPO is over its limit.
+pub(crate) const DRILL_LIMIT_EXCEEDED: i32 = 11;
 /// Interrupted by SIGINT (128 + 2).
 pub(crate) const SIGINT: i32 = 130;
 /// Terminated by SIGTERM (128 + 15).
@@ -57,6 +61,12 @@ impl Failure {
 
     pub(crate) fn key(message: impl Into<String>) -> Self {
         Self::new(KEY, message)
+    }
+
+    /// An exit code whose report was already printed on stdout (`pgb check`): nothing more on
+    /// stderr.
+    pub(crate) fn silent(code: i32) -> Self {
+        Self::new(code, String::new())
     }
 
     /// Appends `hint` to the message, unless the message already names its flag.
@@ -132,6 +142,35 @@ impl From<OpenError> for Failure {
             _ => (REPOSITORY, None),
         };
         Self::new(code, e.to_string()).with_hint(hint)
+    }
+}
+
+impl From<pgb_ops::DrillError> for Failure {
+    fn from(e: pgb_ops::DrillError) -> Self {
+        use pgb_ops::DrillError as D;
+        match e {
+            D::Repository(e) => e.into(),
+            D::Target(d) => {
+                let hint = dump_hint(&d);
+                Self {
+                    code: DATABASE,
+                    message: format!("drill target: {d}"),
+                    detail: d.stderr_tail().map(str::to_owned),
+                }
+                .with_hint(hint.map(|h| h.replace("--pg-bin-dir", "--pg-bin-dir or --target")))
+            }
+            D::SameAsSource { .. } => Self::new(REFUSED, e.to_string()).with_hint(Some(
+                "point --target at another server or database".to_owned(),
+            )),
+            D::Cancelled => Self::new(FAILURE, e.to_string()),
+            other => Self::usage(other.to_string()),
+        }
+    }
+}
+
+impl From<pgb_ops::RecordError> for Failure {
+    fn from(e: pgb_ops::RecordError) -> Self {
+        Self::new(REPOSITORY, e.to_string())
     }
 }
 

@@ -86,7 +86,9 @@ fn run(cli: Cli, env: Env<'_>) -> i32 {
         match cmd::run(cli.command, &cmd::Ctx::new(env, rx)).await {
             Ok(()) => exit::OK,
             Err(f) => {
-                eprintln!("{}", f.report());
+                if !f.message.is_empty() {
+                    eprintln!("{}", f.report());
+                }
                 f.code
             }
         }

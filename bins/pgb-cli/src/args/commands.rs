@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-use super::shared::{EncryptArgs, Format, KeyArgs, PolicyArgs, RepoArgs, ToolArgs};
+use super::shared::{EncryptArgs, Format, KeyArgs, NotifyArgs, PolicyArgs, RepoArgs, ToolArgs};
 
 #[derive(Debug, Args)]
 pub(crate) struct BackupArgs {
@@ -30,12 +30,18 @@ pub(crate) struct BackupArgs {
     /// Read the stored object back and check its sha256 before committing.
     #[arg(long)]
     pub(crate) verify_upload: bool,
+    /// After the commit, verify the backup like `pgb verify` and record the passed verify
+    /// (prune never removes the newest verified backup of a set). Unencrypted backups only.
+    #[arg(long)]
+    pub(crate) verify: bool,
     #[command(flatten)]
     pub(crate) encrypt: EncryptArgs,
     #[command(flatten)]
     pub(crate) policy: PolicyArgs,
     #[command(flatten)]
     pub(crate) tools: ToolArgs,
+    #[command(flatten)]
+    pub(crate) notify: NotifyArgs,
     /// Print the manifest as JSON (with --prune: {"backup": manifest, "prune": report}).
     #[arg(long)]
     pub(crate) json: bool,

@@ -7,6 +7,7 @@
 
 mod commands;
 mod jobs;
+mod ops;
 mod shared;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -15,7 +16,8 @@ pub(crate) use commands::{
     BackupArgs, GcArgs, KeyCommand, ListArgs, PruneArgs, RestoreArgs, RetentionCommand, VerifyArgs,
 };
 pub(crate) use jobs::{ConfigCommand, DaemonArgs, RunArgs, ScheduleCommand};
-pub(crate) use shared::{EncryptArgs, Format, KeyArgs, PolicyArgs, RepoArgs, ToolArgs};
+pub(crate) use ops::{CheckArgs, CheckFormat, DrillArgs};
+pub(crate) use shared::{EncryptArgs, Format, KeyArgs, NotifyArgs, PolicyArgs, RepoArgs, ToolArgs};
 
 /// pgb: PostgreSQL backups you can trust: stream pg_dump through compression and checksums
 /// into local disk or object storage, keep them by policy, verify and restore them.
@@ -49,6 +51,8 @@ pub(crate) enum LogFormat {
     Json,
 }
 
+// Parsed once per process: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Back up one database (pg_dump → compression → sha256 → storage; manifest last).
@@ -63,6 +67,10 @@ pub(crate) enum Command {
     Prune(PruneArgs),
     /// Remove leftovers of backups that never committed (no manifest), older than a grace period.
     Gc(GcArgs),
+    /// Restore a backup into a scratch database, check it, measure RTO/RPO, record the result.
+    Drill(DrillArgs),
+    /// Monitoring check of the repository (backup age, size, drills): exit 0/1/2/3.
+    Check(CheckArgs),
     /// Key management: generate an age identity and a manifest authentication key.
     Key {
         #[command(subcommand)]

@@ -117,3 +117,16 @@ pub(crate) struct PolicyArgs {
     #[arg(long, value_name = "ZONE")]
     pub(crate) retention_tz: Option<String>,
 }
+
+/// Where to send notifications (`backup`, `drill`, `check`).
+#[derive(Debug, Args, Default)]
+pub(crate) struct NotifyArgs {
+    /// POST a JSON notification to this URL (repeatable; `slack+https://...` for Slack's
+    /// format). Prefer PGB_NOTIFY_URL (space-separated): argv is visible in `ps`.
+    #[arg(long, value_name = "URL")]
+    pub(crate) notify: Vec<String>,
+    /// Ping this healthchecks.io-style URL (`/start`, then success or `/fail`); repeatable.
+    /// Else PGB_NOTIFY_PING.
+    #[arg(long, value_name = "URL")]
+    pub(crate) notify_ping: Vec<String>,
+}

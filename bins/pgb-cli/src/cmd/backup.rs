@@ -1,6 +1,8 @@
-//! `pgb backup`: one backup, then (with `--prune`, only after it committed) a prune.
+//! `pgb backup`: one backup, then (only after it committed) with `--verify` a recorded verify
+//! and with `--prune` a prune.
 
 use pgb::PruneOptions;
+use pgb_notify::{Event, Notification};
 
 use super::Ctx;
 use crate::args::BackupArgs;
@@ -8,7 +10,26 @@ use crate::exit::Failure;
 use crate::render::{self, BackupOut, Output};
 use crate::resolve;
 
+/// Runs the backup, then sends `backup_succeeded` or `backup_failed` (never changing the exit
+/// code).
 pub(super) async fn run(a: BackupArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
+    let notifier = resolve::notifier(&a.notify, ctx.env)?;
+    let res = backup(a, ctx).await;
+    let n = match &res {
+        Ok((id, set, size)) => Notification::new(Event::BackupSucceeded)
+            .with_status("succeeded")
+            .with_backup_id(id.clone())
+            .with_set(set.clone())
+            .with_size("stored", *size),
+        Err(f) => Notification::new(Event::BackupFailed)
+            .with_status("failed")
+            .with_cause(&f.message),
+    };
+    super::notify::send(notifier.as_ref(), n).await;
+    res.map(|_| ())
+}
+
+async fn backup(a: BackupArgs, ctx: &Ctx<'_>) -> Result<(String, String, u64), Failure> {
     let plan = resolve::backup(&a, ctx.env)?;
     let repo = resolve::repository(&a.repo, ctx.env)?;
     let out = Output::json(a.json);
@@ -20,17 +41,34 @@ pub(super) async fn run(a: BackupArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
             ctx.cancelled(),
         )
         .await?;
+    if a.verify {
+        let checker = resolve::checker(&a.tools, ctx.env);
+        let r = repo
+            .verify(&manifest, Some(&checker), &render::log_progress)
+            .await?;
+        super::verify::record(&repo, &manifest, &r, ctx).await;
+    }
+    let done = (
+        manifest.id.to_string(),
+        manifest.set.clone(),
+        manifest.stored_size(),
+    );
     let Some(policy) = plan.prune else {
-        return out.emit(&manifest, |w| render::backup_text(w, &manifest));
+        out.emit(&manifest, |w| render::backup_text(w, &manifest))?;
+        return Ok(done);
     };
     if out == Output::Text {
         render::stdout(|w| render::backup_text(w, &manifest))?;
     }
-    let report = repo.prune(&policy, &PruneOptions::default()).await?;
+    let verified = resolve::verified(&repo, ctx.env).await?;
+    let report = repo
+        .prune(&policy, &PruneOptions::default().with_verified(verified))
+        .await?;
     render::prune_notes(&report);
     let both = BackupOut {
         backup: &manifest,
         prune: &report,
     };
-    out.emit(&both, |w| render::prune_text(w, &report))
+    out.emit(&both, |w| render::prune_text(w, &report))?;
+    Ok(done)
 }

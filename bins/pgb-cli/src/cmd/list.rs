@@ -1,4 +1,4 @@
-//! `pgb list`.
+//! `pgb list`: the complete backups, each with its last drill's outcome.
 
 use super::Ctx;
 use crate::args::ListArgs;
@@ -10,12 +10,17 @@ pub(super) async fn run(a: ListArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
     let repo = resolve::repository(&a.repo, ctx.env)?;
     let listing = repo.list().await?;
     render::listing_notes(&listing);
+    let auth = resolve::auth_key(None, ctx.env)?;
+    let drills = pgb_ops::last_drills(&repo, auth.as_ref()).await?;
     let rows: Vec<&pgb::Manifest> = listing
         .backups
         .iter()
         .filter(|m| a.database.as_ref().is_none_or(|d| &m.database == d))
         .collect();
-    let entries: Vec<ListEntry<'_>> = rows.iter().map(|m| ListEntry::from(*m)).collect();
+    let entries: Vec<ListEntry<'_>> = rows
+        .iter()
+        .map(|m| ListEntry::from(*m).with_drill(drills.get(&m.id)))
+        .collect();
     let location = &repo.storage().info().location;
-    Output::json(a.json).emit(&entries, |w| render::list_text(w, &rows, location))
+    Output::json(a.json).emit(&entries, |w| render::list_text(w, &rows, &drills, location))
 }

@@ -3,11 +3,14 @@
 //! handler never loops over backups or deletes anything itself.
 
 mod backup;
+mod check;
 mod config;
 mod daemon;
+mod drill;
 mod gc;
 mod key;
 mod list;
+mod notify;
 mod prune;
 mod restore;
 mod retention;
@@ -56,8 +59,9 @@ impl<'a> Ctx<'a> {
     }
 }
 
-/// Runs a command until it finishes or a signal interrupts it. A backup is cancelled through
-/// the library, which releases its lease before returning; any other command is dropped (its
+/// Runs a command until it finishes or a signal interrupts it. A backup (or a drill) is
+/// cancelled through the library, which releases its lease (drops its scratch database)
+/// before returning; any other command is dropped (its
 /// children are killed on drop).
 pub(crate) async fn run(cmd: Command, ctx: &Ctx<'_>) -> Result<(), Failure> {
     // The daemon stops its scheduler on a signal (running jobs cancelled, locks released)
@@ -65,7 +69,10 @@ pub(crate) async fn run(cmd: Command, ctx: &Ctx<'_>) -> Result<(), Failure> {
     if matches!(cmd, Command::Daemon(_)) {
         return dispatch(cmd, ctx).await;
     }
-    if matches!(cmd, Command::Backup(_) | Command::Run(_)) {
+    if matches!(
+        cmd,
+        Command::Backup(_) | Command::Run(_) | Command::Drill(_)
+    ) {
         let res = dispatch(cmd, ctx).await;
         return ctx
             .signalled()
@@ -85,6 +92,8 @@ async fn dispatch(cmd: Command, ctx: &Ctx<'_>) -> Result<(), Failure> {
         Command::Restore(a) => restore::run(a, ctx).await,
         Command::Prune(a) => prune::run(a, ctx).await,
         Command::Gc(a) => gc::run(a, ctx).await,
+        Command::Drill(a) => drill::run(a, ctx).await,
+        Command::Check(a) => check::run(a, ctx).await,
         Command::Key { command } => key::run(command),
         Command::Retention { command } => retention::run(command),
         Command::Run(a) => run::run(a, ctx).await,

@@ -1,4 +1,5 @@
-//! `pgb prune`: the library decides and deletes; this prints its report.
+//! `pgb prune`: the library decides and deletes (never the newest verified backup of a set);
+//! this prints its report.
 
 use pgb::PruneOptions;
 
@@ -15,7 +16,10 @@ pub(super) async fn run(a: PruneArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
         )
     })?;
     let repo = resolve::repository(&a.repo, ctx.env)?;
-    let opts = PruneOptions::default().with_dry_run(a.dry_run);
+    let verified = resolve::verified(&repo, ctx.env).await?;
+    let opts = PruneOptions::default()
+        .with_dry_run(a.dry_run)
+        .with_verified(verified);
     let report = repo.prune(&policy, &opts).await?;
     render::prune_notes(&report);
     Output::json(a.json).emit(&report, |w| render::prune_text(w, &report))

@@ -1,4 +1,5 @@
-//! `pgb verify [ID|latest|--all]`.
+//! `pgb verify [ID|latest|--all]`. A passed verify of one backup is recorded beside it
+//! (`backups/<id>/verified/`), which prune's newest-verified guard relies on.
 
 use pgb::VerifyOutcome;
 
@@ -22,6 +23,7 @@ pub(super) async fn run(a: VerifyArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
         let r = repo
             .verify(&m, Some(&checker), &render::log_progress)
             .await?;
+        record(&repo, &m, &r, ctx).await;
         let outcome = [VerifyOutcome::from(&r)];
         return out.emit(&outcome[0], |w| render::verify_text(w, &outcome));
     }
@@ -36,5 +38,22 @@ pub(super) async fn run(a: VerifyArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
             INTEGRITY,
             format!("{n} backup(s) failed verification"),
         )),
+    }
+}
+
+/// Records a passed verify; a failure to record is a warning (the verify itself passed).
+pub(super) async fn record(
+    repo: &pgb::Repository,
+    m: &pgb::Manifest,
+    r: &pgb::VerifyReport,
+    ctx: &Ctx<'_>,
+) {
+    let auth = resolve::auth_key(None, ctx.env).ok().flatten();
+    let now = time::OffsetDateTime::now_utc();
+    if let Err(e) = pgb_ops::record_verified(repo, m, r, now, auth.as_ref()).await {
+        render::note(format_args!(
+            "warning: the verify of {} was not recorded: {e}",
+            m.id
+        ));
     }
 }

@@ -32,6 +32,37 @@ pub(crate) struct ListEntry<'a> {
     labels: &'a [String],
     server_version: &'a str,
     pg_dump_version: &'a str,
+    /// The newest usable drill record of this backup, if any.
+    last_drill: Option<LastDrill>,
+}
+
+/// The last drill of a backup, as `pgb list` shows it.
+#[derive(Serialize)]
+pub(crate) struct LastDrill {
+    outcome: pgb_ops::DrillOutcome,
+    #[serde(with = "time::serde::rfc3339")]
+    started_at: OffsetDateTime,
+    rto_ms: u64,
+    rpo_s: u64,
+}
+
+impl From<&pgb_ops::DrillReport> for LastDrill {
+    fn from(r: &pgb_ops::DrillReport) -> Self {
+        Self {
+            outcome: r.outcome,
+            started_at: r.started_at,
+            rto_ms: r.rto_ms,
+            rpo_s: r.rpo_s,
+        }
+    }
+}
+
+impl ListEntry<'_> {
+    /// Adds the backup's last drill.
+    pub(crate) fn with_drill(mut self, d: Option<&pgb_ops::DrillReport>) -> Self {
+        self.last_drill = d.map(LastDrill::from);
+        self
+    }
 }
 
 impl<'a> From<&'a Manifest> for ListEntry<'a> {
@@ -53,6 +84,7 @@ impl<'a> From<&'a Manifest> for ListEntry<'a> {
             labels: &m.labels,
             server_version: &m.server_version,
             pg_dump_version: &m.pg_dump_version,
+            last_drill: None,
         }
     }
 }

@@ -20,19 +20,27 @@ pub(crate) fn backup(w: &mut dyn Write, m: &Manifest) -> io::Result<()> {
     )
 }
 
-pub(crate) fn list(w: &mut dyn Write, rows: &[&Manifest], location: &str) -> io::Result<()> {
+pub(crate) fn list(
+    w: &mut dyn Write,
+    rows: &[&Manifest],
+    drills: &BTreeMap<pgb::BackupId, pgb_ops::DrillReport>,
+    location: &str,
+) -> io::Result<()> {
     if rows.is_empty() {
         return writeln!(w, "no backups in {location}");
     }
     writeln!(
         w,
-        "{:<24} {:<16} {:<20} {:>10} {:>10} {:<7} {:<8} LABELS",
-        "ID", "DATABASE", "STARTED (UTC)", "STORED", "PLAIN", "FORMAT", "COMPRESS"
+        "{:<24} {:<16} {:<20} {:>10} {:>10} {:<7} {:<8} {:<15} LABELS",
+        "ID", "DATABASE", "STARTED (UTC)", "STORED", "PLAIN", "FORMAT", "COMPRESS", "LAST DRILL"
     )?;
     for m in rows {
+        let drill = drills
+            .get(&m.id)
+            .map_or("-", |d| super::ops::outcome(d.outcome));
         writeln!(
             w,
-            "{:<24} {:<16} {:<20} {:>10} {:>10} {:<7} {:<8} {}",
+            "{:<24} {:<16} {:<20} {:>10} {:>10} {:<7} {:<8} {:<15} {}",
             m.id,
             m.database,
             fmt_time(m.started_at),
@@ -40,6 +48,7 @@ pub(crate) fn list(w: &mut dyn Write, rows: &[&Manifest], location: &str) -> io:
             human(m.plain_size()),
             m.format.to_string(),
             m.compression.to_string(),
+            drill,
             m.labels.join(",")
         )?;
     }
@@ -92,6 +101,9 @@ pub(crate) fn prune(w: &mut dyn Write, report: &PruneReport) -> io::Result<()> {
         for d in &set.decisions {
             let what = match d.action {
                 PruneAction::Remove => "remove  no rule keeps it".to_owned(),
+                _ if d.verified_guard => {
+                    "keep    newest verified (the policy would remove it)".to_owned()
+                }
                 _ if d.newest_guard => {
                     "keep    newest backup of its set (the policy would remove it)".to_owned()
                 }

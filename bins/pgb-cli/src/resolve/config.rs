@@ -11,7 +11,7 @@ use std::sync::Arc;
 use pgb_scheduler::{Clock, Endpoints, HealthHandle, MetricsFn, ScheduledJob};
 
 use super::Env;
-use crate::args::{BackupArgs, EncryptArgs, Format, PolicyArgs, RepoArgs, ToolArgs};
+use crate::args::{BackupArgs, EncryptArgs, Format, NotifyArgs, PolicyArgs, RepoArgs, ToolArgs};
 use crate::exit::Failure;
 
 /// The message when no config file exists.
@@ -94,6 +94,8 @@ pub(crate) fn backup_args(job: &ResolvedJob) -> BackupArgs {
         label: job.labels.clone(),
         prune: false,
         verify_upload: false,
+        // The job runner verifies itself when the job says so (`verify_after_backup`).
+        verify: false,
         encrypt: EncryptArgs {
             recipient: e.recipients.clone(),
             recipients_file: e.recipients_file.clone(),
@@ -103,6 +105,7 @@ pub(crate) fn backup_args(job: &ResolvedJob) -> BackupArgs {
         },
         policy: PolicyArgs::default(),
         tools: ToolArgs::default(),
+        notify: NotifyArgs::default(),
         json: false,
     }
 }

@@ -42,7 +42,7 @@ pub(crate) fn write_secret_file(path: &Path, contents: &str) -> Result<(), Failu
 }
 
 /// The manifest authentication key: `--auth-key-file`, else `PGB_AUTH_KEY`.
-fn auth_key(file: Option<&Path>, env: Env<'_>) -> Result<Option<AuthKey>, Failure> {
+pub(crate) fn auth_key(file: Option<&Path>, env: Env<'_>) -> Result<Option<AuthKey>, Failure> {
     let text = match (file, env.get("PGB_AUTH_KEY")) {
         (Some(path), _) => read_secret(path, "authentication key")?,
         (None, Some(v)) => v,

@@ -17,7 +17,12 @@ use pgb::{ArchiveFormat, BackupOptions, Compression, EnvLookup, Repository, Rest
 use crate::args::{BackupArgs, Format, PolicyArgs, RepoArgs, RestoreArgs, ToolArgs};
 use crate::exit::Failure;
 
-pub(crate) use keys::{decryption, encryption, write_secret_file};
+mod notify;
+mod ops;
+
+pub(crate) use keys::{auth_key, decryption, encryption, write_secret_file};
+pub(crate) use notify::notifier;
+pub(crate) use ops::{check, drill, verified};
 
 /// The environment lookup `main` passes down.
 pub(crate) type Env<'a> = &'a dyn EnvLookup;
@@ -41,7 +46,7 @@ pub(crate) mod defaults {
 }
 
 /// The value of `name`, if set and not empty.
-fn var(env: Env<'_>, name: &str) -> Option<String> {
+pub(super) fn var(env: Env<'_>, name: &str) -> Option<String> {
     env.get(name).filter(|v| !v.is_empty())
 }
 
@@ -94,7 +99,7 @@ pub(crate) fn temp_dir(env: Env<'_>) -> PathBuf {
 
 /// A database URL. A password is accepted only from the environment, never from a flag: argv
 /// is visible to every user in `ps`.
-fn conn(url: &str, from_flag: bool) -> Result<ConnConfig, Failure> {
+pub(super) fn conn(url: &str, from_flag: bool) -> Result<ConnConfig, Failure> {
     let conn = ConnConfig::parse(url).map_err(|e| Failure::usage(e.to_string()))?;
     if from_flag && conn.has_password() {
         return Err(Failure::usage(

@@ -7,6 +7,9 @@
 //! - **Only complete backups count.** Backups running now (a live lease, no manifest yet) and
 //!   folders with an unusable manifest are neither counted nor deleted; they are reported.
 //! - **The newest complete backup of a set is never deleted,** whatever the policy says.
+//! - **The newest verified backup of a set is never deleted** when the caller passes the ids of
+//!   verified backups ([`PruneOptions::with_verified`]; `pgb-ops::verified_ids` reads them),
+//!   so a run of unverified backups cannot push out the last one known to be good.
 //! - **Labels are honoured:** each backup reaches the policy with the labels of its manifest.
 //! - **Manifest first.** Each deletion removes the manifest before the data
 //!   ([`Repository::delete_backup`]), so an interrupted prune leaves a leftover for `gc`, never
@@ -14,7 +17,7 @@
 //! - **Decide, then delete.** Every set is planned before anything is deleted; a policy error
 //!   deletes nothing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -25,7 +28,7 @@ use crate::manifest::{BackupId, Manifest};
 use pgb_retention::{Backup, Reason, RetentionPolicy};
 
 /// Options for [`Repository::prune`].
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct PruneOptions {
     /// Decide and report, delete nothing.
@@ -33,6 +36,9 @@ pub struct PruneOptions {
     /// The instant the policy is evaluated at (only future-dated backups depend on it);
     /// `None` is the current time.
     pub now: Option<OffsetDateTime>,
+    /// The backups with valid verification evidence; the newest of them in each set is kept
+    /// whatever the policy says. `None`: no such guard.
+    pub verified: Option<BTreeSet<BackupId>>,
 }
 
 impl PruneOptions {
@@ -40,6 +46,13 @@ impl PruneOptions {
     #[must_use]
     pub fn with_dry_run(mut self, dry_run: bool) -> Self {
         self.dry_run = dry_run;
+        self
+    }
+
+    /// Never removes the newest backup of a set among `verified`.
+    #[must_use]
+    pub fn with_verified(mut self, verified: BTreeSet<BackupId>) -> Self {
+        self.verified = Some(verified);
         self
     }
 
@@ -81,6 +94,10 @@ pub struct PruneDecision {
     /// Kept because it is the newest complete backup of its set, although the policy would
     /// remove it.
     pub newest_guard: bool,
+    /// Kept because it is the newest verified backup of its set (reason `newest verified`),
+    /// although the policy would remove it.
+    #[serde(default)]
+    pub verified_guard: bool,
     /// Whether it was deleted (always `false` in a dry run and for kept backups).
     pub deleted: bool,
 }
@@ -156,7 +173,7 @@ impl Repository {
         }
         let mut sets = by_set
             .into_iter()
-            .map(|(set, manifests)| plan_set(set, &manifests, policy, now))
+            .map(|(set, manifests)| plan_set(set, &manifests, policy, now, opts.verified.as_ref()))
             .collect::<Result<Vec<_>, Error>>()?;
         if !opts.dry_run {
             for d in sets
@@ -185,6 +202,7 @@ fn plan_set(
     manifests: &[&Manifest],
     policy: &dyn RetentionPolicy,
     now: OffsetDateTime,
+    verified: Option<&BTreeSet<BackupId>>,
 ) -> Result<PruneSet, Error> {
     let backups: Vec<Backup> = manifests
         .iter()
@@ -203,12 +221,21 @@ fn plan_set(
         .map(|k| (k.id.as_str(), k.reasons.as_slice()))
         .collect();
     let newest = manifests.iter().map(|m| (m.started_at, &m.id)).max();
+    let newest_verified = verified.and_then(|v| {
+        manifests
+            .iter()
+            .filter(|m| v.contains(&m.id))
+            .map(|m| (m.started_at, &m.id))
+            .max()
+    });
     let mut decisions: Vec<PruneDecision> = manifests
         .iter()
         .map(|m| {
             let kept = reasons.remove(m.id.as_str());
             let is_newest = newest == Some((m.started_at, &m.id));
             let newest_guard = kept.is_none() && is_newest;
+            let verified_guard =
+                kept.is_none() && !is_newest && newest_verified == Some((m.started_at, &m.id));
             if newest_guard {
                 tracing::error!(backup = %m.id, "policy would remove the newest backup of its set; keeping it");
             }
@@ -216,13 +243,14 @@ fn plan_set(
                 id: m.id.clone(),
                 started_at: m.started_at,
                 labels: m.labels.clone(),
-                action: if kept.is_some() || newest_guard {
+                action: if kept.is_some() || newest_guard || verified_guard {
                     PruneAction::Keep
                 } else {
                     PruneAction::Remove
                 },
                 reasons: kept.map(<[Reason]>::to_vec).unwrap_or_default(),
                 newest_guard,
+                verified_guard,
                 deleted: false,
             }
         })

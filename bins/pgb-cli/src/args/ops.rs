@@ -1,0 +1,90 @@
+//! The arguments of the commands that prove backups: `drill` and `check`.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+use super::shared::{KeyArgs, NotifyArgs, RepoArgs, ToolArgs};
+
+#[derive(Debug, Args)]
+pub(crate) struct DrillArgs {
+    #[command(flatten)]
+    pub(crate) repo: RepoArgs,
+    /// Which backup: `latest`, a backup id, or `random` (within --within) [default: latest].
+    #[arg(long, value_name = "latest|ID|random")]
+    pub(crate) backup: Option<String>,
+    /// With `--backup random`: choose among backups started this long ago at most (s, m, h,
+    /// d, w) [default: 30d].
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) within: Option<String>,
+    /// With `latest` or `random`: only backups of this database.
+    #[arg(long, value_name = "DB")]
+    pub(crate) from_database: Option<String>,
+    /// The server to restore on (postgres://user@host:port/db); the drill creates its own
+    /// scratch database there. Else PGB_DRILL_TARGET. Passwords from PGPASSWORD/PGPASSFILE.
+    #[arg(long, value_name = "URL")]
+    pub(crate) target: Option<String>,
+    /// A smoke query (one statement returning one row whose first column is true), from this
+    /// file (repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) smoke: Vec<PathBuf>,
+    /// Fail (exit 11) when recovery takes longer than this (s, m, h, d, w).
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) max_rto: Option<String>,
+    /// Fail (exit 11) when the backup is older than this at drill time (s, m, h, d, w).
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) max_rpo: Option<String>,
+    /// Keep the scratch database afterwards, for inspection.
+    #[arg(long)]
+    pub(crate) keep: bool,
+    /// Show the recorded drills instead of running one.
+    #[arg(long, conflicts_with_all = ["backup", "target", "smoke", "keep"])]
+    pub(crate) history: bool,
+    #[command(flatten)]
+    pub(crate) keys: KeyArgs,
+    #[command(flatten)]
+    pub(crate) tools: ToolArgs,
+    #[command(flatten)]
+    pub(crate) notify: NotifyArgs,
+    /// JSON on stdout (the drill report, or with --history the records).
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum CheckFormat {
+    Text,
+    Json,
+    Nagios,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CheckArgs {
+    #[command(flatten)]
+    pub(crate) repo: RepoArgs,
+    /// CRITICAL when a set's newest backup is older than this (s, m, h, d, w).
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) max_age: Option<String>,
+    /// CRITICAL when a set's newest backup is smaller than this (bytes, or with k, M, G).
+    #[arg(long, value_name = "SIZE")]
+    pub(crate) min_size: Option<String>,
+    /// WARNING when the newest backup is this many percent smaller than the median of the
+    /// previous five (e.g. 50 or 50%).
+    #[arg(long, value_name = "PERCENT")]
+    pub(crate) max_size_drop: Option<String>,
+    /// WARNING when a set has no passed drill younger than this (s, m, h, d, w).
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) max_drill_age: Option<String>,
+    /// Output format [default: text].
+    #[arg(long, value_enum)]
+    pub(crate) format: Option<CheckFormat>,
+    /// Also write DIR/pgb.prom (Prometheus text, atomically) for node_exporter's textfile
+    /// collector.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) textfile: Option<PathBuf>,
+    /// The manifest authentication key, from this file (or PGB_AUTH_KEY).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) auth_key_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) notify: NotifyArgs,
+}

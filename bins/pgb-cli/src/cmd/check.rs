@@ -1,0 +1,41 @@
+//! `pgb check`: the repository's health for monitoring, with the monitoring-plugin exit codes
+//! (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN) and, with `--textfile`, Prometheus metrics.
+
+use pgb_notify::{Event, Notification};
+
+use super::Ctx;
+use crate::args::{CheckArgs, CheckFormat};
+use crate::exit::Failure;
+use crate::render::{self, Output};
+use crate::resolve;
+
+pub(super) async fn run(a: CheckArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
+    let opts = resolve::check(&a, ctx.env).map_err(|f| Failure::new(3, f.message))?;
+    let repo = resolve::repository(&a.repo, ctx.env).map_err(|f| Failure::new(3, f.message))?;
+    let notifier = resolve::notifier(&a.notify, ctx.env).map_err(|f| Failure::new(3, f.message))?;
+    let report = pgb_ops::check(&repo, &opts).await;
+    if report.status.code() != 0 {
+        let n = Notification::new(Event::CheckFailed)
+            .with_status(report.status.as_str())
+            .with_cause(report.summary());
+        super::notify::send(notifier.as_ref(), n).await;
+    }
+    if let Some(dir) = &a.textfile {
+        let text = pgb_metrics::render_check(&report, None);
+        if let Err(e) = pgb_metrics::write_textfile(dir, "pgb.prom", &text) {
+            render::note(format_args!(
+                "warning: cannot write {}/pgb.prom: {e}",
+                dir.display()
+            ));
+        }
+    }
+    match a.format.unwrap_or(CheckFormat::Text) {
+        CheckFormat::Nagios => render::stdout(|w| writeln!(w, "{}", pgb_ops::nagios(&report)))?,
+        f => Output::json(f == CheckFormat::Json)
+            .emit(&report, |w| render::check_text(w, &report))?,
+    }
+    match report.status.code() {
+        0 => Ok(()),
+        code => Err(Failure::silent(i32::from(code))),
+    }
+}

@@ -1,0 +1,62 @@
+//! `pgb drill`: restore a backup into a scratch database, check it, measure RTO/RPO; the
+//! library records the result in the repository and drops the scratch database (also on a
+//! signal: the signal is passed as the drill's `cancel`).
+
+use pgb_notify::{Event, Notification};
+use pgb_ops::DrillOutcome;
+
+use super::Ctx;
+use crate::args::DrillArgs;
+use crate::exit::{DRILL_CHECK_FAILED, DRILL_LIMIT_EXCEEDED, Failure};
+use crate::render::{self, Output};
+use crate::resolve;
+
+pub(super) async fn run(a: DrillArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
+    let repo = resolve::repository(&a.repo, ctx.env)?;
+    if a.history {
+        let auth = resolve::auth_key(a.keys.auth_key_file.as_deref(), ctx.env)?;
+        let entries = pgb_ops::drill_history(&repo, auth.as_ref()).await?;
+        return Output::json(a.json).emit(&entries, |w| render::drill_history_text(w, &entries));
+    }
+    let opts = resolve::drill(&a, ctx.env)?;
+    let notifier = resolve::notifier(&a.notify, ctx.env)?;
+    let keys = resolve::decryption(&a.keys, ctx.env)?;
+    let repo = repo
+        .with_decryption(keys)
+        .allow_unauthenticated(a.keys.allow_unauthenticated);
+    let res = pgb_ops::drill(&repo, &opts, None, &render::log_progress, ctx.cancelled()).await;
+    let n = match &res {
+        Ok(r) if r.passed() => Notification::new(Event::DrillPassed).with_status("passed"),
+        Ok(r) => Notification::new(Event::DrillFailed)
+            .with_status(render::drill_outcome(r.outcome))
+            .with_cause(r.cause.as_deref().unwrap_or_default()),
+        Err(e) => Notification::new(Event::DrillFailed)
+            .with_status("not_run")
+            .with_cause(e.to_string()),
+    };
+    let n = match &res {
+        Ok(r) => n
+            .with_set(r.set.clone())
+            .with_backup_id(r.backup_id.to_string())
+            .with_duration("rto", std::time::Duration::from_millis(r.rto_ms)),
+        Err(_) => n,
+    };
+    super::notify::send(notifier.as_ref(), n).await;
+    let report = res?;
+    if let Some(e) = &report.record_error {
+        render::note(format_args!("warning: the drill was not recorded: {e}"));
+    }
+    Output::json(a.json).emit(&report, |w| render::drill_text(w, &report))?;
+    let cause = || report.cause.clone().unwrap_or_default();
+    match report.outcome {
+        DrillOutcome::Passed => Ok(()),
+        DrillOutcome::LimitExceeded => Err(Failure::new(
+            DRILL_LIMIT_EXCEEDED,
+            format!("drill over its limit: {}", cause()),
+        )),
+        _ => Err(Failure::new(
+            DRILL_CHECK_FAILED,
+            format!("drill check failed: {}", cause()),
+        )),
+    }
+}

@@ -1,0 +1,124 @@
+//! Text for `drill` and `check` (their JSON is the library's report as is).
+
+use std::io::{self, Write};
+
+use pgb_ops::{CheckReport, DrillEntry, DrillOutcome, DrillReport};
+
+use super::text::fmt_time;
+
+/// `passed`, `check_failed`, `limit_exceeded`.
+pub(crate) fn outcome(o: DrillOutcome) -> &'static str {
+    match o {
+        DrillOutcome::Passed => "passed",
+        DrillOutcome::CheckFailed => "check_failed",
+        DrillOutcome::LimitExceeded => "limit_exceeded",
+        _ => "unknown",
+    }
+}
+
+fn secs(ms: u64) -> String {
+    format!("{}.{:03}s", ms / 1000, ms % 1000)
+}
+
+/// One drill: verdict, RTO/RPO, phases and checks.
+pub(crate) fn drill(w: &mut dyn Write, r: &DrillReport) -> io::Result<()> {
+    writeln!(
+        w,
+        "drill {} of {} ({}): {}",
+        outcome(r.outcome),
+        r.backup_id,
+        r.database,
+        r.cause.as_deref().unwrap_or("every check passed")
+    )?;
+    let limit = |v: Option<String>| v.map(|v| format!(" (max {v})")).unwrap_or_default();
+    writeln!(
+        w,
+        "  RTO {}{}, RPO {}s{}",
+        secs(r.rto_ms),
+        limit(r.max_rto_ms.map(secs)),
+        r.rpo_s,
+        limit(r.max_rpo_s.map(|s| format!("{s}s")))
+    )?;
+    let phases: Vec<String> = r
+        .phases
+        .iter()
+        .map(|p| format!("{} {}", p.name, secs(p.millis)))
+        .collect();
+    writeln!(w, "  phases: {}", phases.join(", "))?;
+    for c in &r.checks {
+        let mark = match (c.passed, c.skipped) {
+            (_, true) => "skip",
+            (true, false) => "ok",
+            (false, false) => "FAIL",
+        };
+        writeln!(w, "  {mark:<4} {}: {}", c.name, c.detail)?;
+    }
+    let fate = if r.kept {
+        "kept"
+    } else if r.dropped {
+        "dropped"
+    } else {
+        "NOT dropped (drop it by hand)"
+    };
+    writeln!(
+        w,
+        "  scratch database {} on {}: {fate}",
+        r.scratch_database, r.target_server
+    )?;
+    match (&r.recorded_as, &r.record_error) {
+        (Some(k), _) => writeln!(w, "  recorded as {k}"),
+        (None, Some(e)) => writeln!(w, "  NOT recorded: {e}"),
+        _ => Ok(()),
+    }
+}
+
+/// `pgb drill --history`: one line per record, oldest first.
+pub(crate) fn drill_history(w: &mut dyn Write, entries: &[DrillEntry]) -> io::Result<()> {
+    if entries.is_empty() {
+        return writeln!(w, "no drills recorded");
+    }
+    writeln!(
+        w,
+        "{:<20} {:<24} {:<16} {:<15} {:>10} {:>8}",
+        "STARTED (UTC)", "BACKUP", "DATABASE", "OUTCOME", "RTO", "RPO"
+    )?;
+    for e in entries {
+        match &e.report {
+            Some(r) => writeln!(
+                w,
+                "{:<20} {:<24} {:<16} {:<15} {:>10} {:>7}s",
+                fmt_time(r.started_at),
+                r.backup_id,
+                r.database,
+                outcome(r.outcome),
+                secs(r.rto_ms),
+                r.rpo_s
+            )?,
+            None => writeln!(
+                w,
+                "unusable record {}: {}",
+                e.key,
+                e.problem.as_deref().unwrap_or("-")
+            )?,
+        }
+    }
+    Ok(())
+}
+
+/// `pgb check`: the status line, then each set's findings.
+pub(crate) fn check(w: &mut dyn Write, r: &CheckReport) -> io::Result<()> {
+    writeln!(w, "{}: {}", r.status, r.summary())?;
+    for f in &r.findings {
+        writeln!(w, "  {}: {}", f.status, f.message)?;
+    }
+    for s in &r.sets {
+        let newest = s.newest.as_ref().map_or("no backup".to_owned(), |n| {
+            format!("newest {} ({}s old)", n.id, n.age_s)
+        });
+        writeln!(w, "{} {}: {} backups, {newest}", s.status, s.set, s.backups)?;
+        for f in &s.findings {
+            writeln!(w, "  {}: {}", f.status, f.message)?;
+        }
+    }
+    Ok(())
+}
