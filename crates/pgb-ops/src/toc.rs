@@ -1,19 +1,12 @@
 //! The tables of an archive's table of contents, read with `pg_restore --list` while the
 //! drill's verify pass streams the archive.
 
-use std::process::Stdio;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, PoisonError};
 
 use async_trait::async_trait;
-use bytes::Bytes;
-use pgb_core::{
-    ArchiveChecker, ArchiveFormat, ArchiveInfo, DumpError, DumpErrorKind, RestoreReport,
-    RestoreSink,
-};
-use pgb_postgres::ToolLocator;
+use pgb_core::{ArchiveChecker, ArchiveInfo, DumpError, RestoreSink};
+use pgb_postgres::{Listing, PgArchiveCheck, ToolLocator};
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::process::{Child, ChildStdin};
 
 /// A table named in an archive's table of contents.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -64,141 +57,38 @@ pub(crate) fn parse_toc_tables(list: &str) -> Vec<TocTable> {
     out
 }
 
-/// An [`ArchiveChecker`] that captures the archive's table list.
+/// An [`ArchiveChecker`] that captures the archive's table list: pgb-postgres's
+/// `pg_restore --list` check, keeping the listing it printed.
 #[derive(Debug, Clone)]
 pub(crate) struct TocLister {
-    locator: ToolLocator,
-    pub(crate) tables: Arc<Mutex<Option<Vec<TocTable>>>>,
+    check: PgArchiveCheck,
+    listing: Listing,
 }
 
 impl TocLister {
     pub(crate) fn new(locator: ToolLocator) -> Self {
+        let listing = Listing::default();
         Self {
-            locator,
-            tables: Arc::new(Mutex::new(None)),
+            check: PgArchiveCheck::new(locator).with_listing(Arc::clone(&listing)),
+            listing,
         }
     }
 
+    /// The tables of the listing, once a check finished; `None` for an archive without a
+    /// table of contents (plain SQL).
     pub(crate) fn take(&self) -> Option<Vec<TocTable>> {
-        self.tables
+        self.listing
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take()
+            .map(|text| parse_toc_tables(&text))
     }
 }
 
 #[async_trait]
 impl ArchiveChecker for TocLister {
     async fn check(&self, archive: &ArchiveInfo) -> Result<Box<dyn RestoreSink>, DumpError> {
-        let (format, archive_major) = (archive.format, archive.tool_major);
-        if format == ArchiveFormat::Plain {
-            // A plain SQL dump has no table of contents; nothing to list.
-            return Ok(Box::new(Discard));
-        }
-        let tool = self
-            .locator
-            .pick(
-                "pg_restore",
-                archive_major,
-                &format!("the backup (made by pg_dump {archive_major})"),
-            )
-            .await?;
-        let mut child = tokio::process::Command::new(&tool.path)
-            .arg("--list")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| {
-                DumpError::new(
-                    DumpErrorKind::ToolNotFound,
-                    format!("cannot run {}: {e}", tool.path.display()),
-                )
-            })?;
-        let mut stdout = child.stdout.take().expect("piped");
-        let mut stderr = child.stderr.take().expect("piped");
-        let reader = tokio::spawn(async move {
-            let mut out = Vec::new();
-            let mut err = Vec::new();
-            let _ = tokio::join!(stdout.read_to_end(&mut out), stderr.read_to_end(&mut err));
-            (out, err)
-        });
-        Ok(Box::new(ListSink {
-            stdin: child.stdin.take(),
-            child,
-            reader,
-            tables: Arc::clone(&self.tables),
-        }))
-    }
-}
-
-#[derive(Debug)]
-struct Discard;
-
-#[async_trait]
-impl RestoreSink for Discard {
-    async fn write(&mut self, _chunk: Bytes) -> Result<(), DumpError> {
-        Ok(())
-    }
-    async fn finish(self: Box<Self>) -> Result<RestoreReport, DumpError> {
-        Ok(RestoreReport::default())
-    }
-    async fn abort(self: Box<Self>) {}
-}
-
-#[derive(Debug)]
-struct ListSink {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    reader: tokio::task::JoinHandle<(Vec<u8>, Vec<u8>)>,
-    tables: Arc<Mutex<Option<Vec<TocTable>>>>,
-}
-
-#[async_trait]
-impl RestoreSink for ListSink {
-    async fn write(&mut self, chunk: Bytes) -> Result<(), DumpError> {
-        // pg_restore --list stops reading after the table of contents; the rest of the stream
-        // is still read (and checked) by the caller, so a closed pipe is not an error.
-        if let Some(stdin) = &mut self.stdin
-            && stdin.write_all(&chunk).await.is_err()
-        {
-            self.stdin = None;
-        }
-        Ok(())
-    }
-
-    async fn finish(mut self: Box<Self>) -> Result<RestoreReport, DumpError> {
-        if let Some(mut stdin) = self.stdin.take() {
-            let _ = stdin.shutdown().await;
-        }
-        let status =
-            self.child.wait().await.map_err(|e| {
-                DumpError::new(DumpErrorKind::Io, format!("pg_restore --list: {e}"))
-            })?;
-        let (out, err) = (&mut self.reader)
-            .await
-            .map_err(|e| DumpError::new(DumpErrorKind::Io, format!("pg_restore --list: {e}")))?;
-        if !status.success() {
-            let err = String::from_utf8_lossy(&err).trim().to_owned();
-            return Err(DumpError::new(
-                DumpErrorKind::BadArchive,
-                format!("pg_restore --list failed ({status})"),
-            )
-            .with_stderr(err));
-        }
-        let text = String::from_utf8_lossy(&out);
-        let entries = text
-            .lines()
-            .filter(|l| l.starts_with(|c: char| c.is_ascii_digit()))
-            .count() as u64;
-        *self.tables.lock().unwrap_or_else(PoisonError::into_inner) = Some(parse_toc_tables(&text));
-        Ok(RestoreReport::default().with_toc_entries(entries))
-    }
-
-    async fn abort(mut self: Box<Self>) {
-        let _ = self.child.kill().await;
-        self.reader.abort();
+        self.check.check(archive).await
     }
 }
 

@@ -18,12 +18,26 @@ use crate::tools::ToolLocator;
 #[derive(Debug, Clone)]
 pub struct PgArchiveCheck {
     locator: ToolLocator,
+    listing: Option<Listing>,
 }
+
+/// Where [`PgArchiveCheck::with_listing`] leaves the text of `pg_restore --list`.
+pub type Listing = std::sync::Arc<std::sync::Mutex<Option<String>>>;
 
 impl PgArchiveCheck {
     /// A checker with tools found by `locator`.
     pub fn new(locator: ToolLocator) -> Self {
-        Self { locator }
+        Self {
+            locator,
+            listing: None,
+        }
+    }
+
+    /// Also keeps the text `pg_restore --list` printed (the table of contents) in `slot`, for
+    /// callers that need more than the entry count (a restore drill's table list).
+    pub fn with_listing(mut self, slot: Listing) -> Self {
+        self.listing = Some(slot);
+        self
     }
 
     /// Checks a directory-format dump on disk (see [`PgDumpDirectory`](crate::PgDumpDirectory)):
@@ -60,13 +74,21 @@ impl ArchiveChecker for PgArchiveCheck {
         cmd.arg("--list");
         let mut process = ToolProcess::spawn(cmd, "pg_restore", Pipes::BOTH)?;
         let mut stdout = process.take_stdout().expect("piped");
+        let listing = self.listing.clone();
         let counter = tokio::spawn(async move {
             let mut text = Vec::new();
             let _ = stdout.read_to_end(&mut text).await;
-            String::from_utf8_lossy(&text)
+            let text = String::from_utf8_lossy(&text);
+            let entries = text
                 .lines()
                 .filter(|l| l.starts_with(|c: char| c.is_ascii_digit()))
-                .count() as u64
+                .count() as u64;
+            if let Some(slot) = listing {
+                *slot
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(text.into_owned());
+            }
+            entries
         });
         Ok(Box::new(ChildSink::new(process, Some(counter), true)))
     }

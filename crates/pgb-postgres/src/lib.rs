@@ -40,7 +40,7 @@ pub mod sql;
 mod sql_client;
 mod tools;
 
-pub use check::PgArchiveCheck;
+pub use check::{Listing, PgArchiveCheck};
 pub use conn::{ConnConfig, InvalidUrl};
 pub use directory::{DirectoryDump, PgDumpDirectory, PreparedDirectoryDump, SpoolFile};
 pub use dump::PgDump;

@@ -145,8 +145,12 @@ const DROP_DATABASE: &str = "set statement_timeout = '60s';\n\
      drop database if exists :\"name\";\n";
 
 /// [`drop_database`] without an async runtime, blocking the calling thread: for `Drop`
-/// implementations, which run when a restore's future is dropped by a signal handler.
-pub(crate) fn drop_database_blocking(
+/// implementations, which run when a restore's or a drill's future is dropped by a signal
+/// handler.
+///
+/// # Errors
+/// `ToolNotFound` if psql cannot run, `Failed` with psql's stderr.
+pub fn drop_database_blocking(
     psql: &Tool,
     maint: &ConnConfig,
     name: &str,

@@ -4,8 +4,6 @@
 //! SQL goes on stdin and values travel as psql variables (`:'var'`, `:"var"`), never spliced
 //! into SQL text. Passwords reach psql through its environment only.
 
-use std::process::Stdio;
-
 use pgb_core::{DumpError, DumpErrorKind};
 
 use crate::conn::ConnConfig;
@@ -66,14 +64,7 @@ impl SqlClient {
         server: &ConnConfig,
         name: &str,
     ) -> Result<bool, DumpError> {
-        let out = self
-            .query(
-                &server.with_dbname("postgres"),
-                "select count(*) from pg_database where datname = :'name';",
-                &[("name", name)],
-            )
-            .await?;
-        Ok(out == "1")
+        sql::database_exists(&self.psql, &server.with_dbname("postgres"), name).await
     }
 
     /// Creates database `name` on the server `server` points at (through its `postgres`
@@ -82,13 +73,7 @@ impl SqlClient {
     /// # Errors
     /// As [`SqlClient::query`]; `Failed` when it already exists.
     pub async fn create_database(&self, server: &ConnConfig, name: &str) -> Result<(), DumpError> {
-        self.query(
-            &server.with_dbname("postgres"),
-            "create database :\"name\";",
-            &[("name", name)],
-        )
-        .await
-        .map(drop)
+        sql::create_database(&self.psql, &server.with_dbname("postgres"), name).await
     }
 
     /// Drops database `name` if it exists, terminating its sessions first.
@@ -96,49 +81,18 @@ impl SqlClient {
     /// # Errors
     /// As [`SqlClient::query`].
     pub async fn drop_database(&self, server: &ConnConfig, name: &str) -> Result<(), DumpError> {
-        self.query(&server.with_dbname("postgres"), DROP_SQL, &[("name", name)])
-            .await
-            .map(drop)
+        sql::drop_database(&self.psql, &server.with_dbname("postgres"), name).await
     }
 
     /// [`SqlClient::drop_database`] without a runtime: blocks the calling thread until psql
     /// exits. For clean-up in `Drop` (a cancelled drill), where nothing can be awaited.
     ///
     /// # Errors
-    /// A one-line description of the failure.
-    pub fn drop_database_blocking(&self, server: &ConnConfig, name: &str) -> Result<(), String> {
-        use std::io::Write;
-        let maint = server.with_dbname("postgres");
-        let mut child = std::process::Command::new(&self.psql.path)
-            .args(["-X", "-A", "-t", "-q", "-w", "-v", "ON_ERROR_STOP=1"])
-            .arg("-v")
-            .arg(format!("name={name}"))
-            .arg(format!("--dbname={}", maint.redacted()))
-            .envs(maint.child_env())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot run {}: {e}", self.psql.path.display()))?;
-        if let Some(mut stdin) = child.stdin.take() {
-            let _ = stdin.write_all(DROP_SQL.as_bytes());
-        }
-        let out = child.wait_with_output().map_err(|e| format!("psql: {e}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "dropping database {name}: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ))
-        }
+    /// As [`SqlClient::query`].
+    pub fn drop_database_blocking(&self, server: &ConnConfig, name: &str) -> Result<(), DumpError> {
+        sql::drop_database_blocking(&self.psql, &server.with_dbname("postgres"), name)
     }
 }
-
-/// Sessions are terminated first so a drill's leftover connection cannot keep the database.
-const DROP_SQL: &str = "select count(pg_terminate_backend(pid)) from pg_stat_activity \
-     where datname = :'name' and pid <> pg_backend_pid();\n\
-     drop database if exists :\"name\";\n";
 
 /// Checks that a psql-quoted identifier variable can carry `name`: psql variables cannot hold
 /// a NUL, and names longer than 63 bytes are truncated by the server (which would drop a
