@@ -299,7 +299,7 @@ pub enum ManifestProblem {
 }
 
 impl Manifest {
-    /// A new (version 3) manifest for a backup; `finish` fixes its authenticated bytes.
+    /// A new (version 3) manifest for a backup; [`Manifest::seal`] fixes its authenticated bytes.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new_v3(
         id: BackupId,
