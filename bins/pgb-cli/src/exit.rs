@@ -207,6 +207,9 @@ fn hint(e: &Error) -> Option<String> {
             _ => None,
         },
         Error::BackupNotFound(_) => fixed("run `pgb list` to see the backups"),
+        Error::Invalid(m) if m.contains("holds a whole server") => {
+            fixed("pass --database NAME (with --db), --globals (with --db) or --all --server URL")
+        }
         Error::Dump(d) => dump_hint(d),
         _ => None,
     }

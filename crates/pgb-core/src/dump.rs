@@ -74,6 +74,8 @@ pub enum DumpErrorKind {
     BadArchive,
     /// I/O with the child process.
     Io,
+    /// A selection (a database glob) matches nothing.
+    NoMatch,
 }
 
 /// How a PostgreSQL tool ended: an exit status or the signal that killed it.

@@ -58,6 +58,10 @@ pub enum Error {
     /// Another operation holds the repository lock.
     #[error("{0}")]
     Locked(String),
+    /// The request does not fit the backup or the options (e.g. a whole-server backup
+    /// restored without choosing what to restore, role passwords in an unencrypted backup).
+    #[error("{0}")]
+    Invalid(String),
     /// Keys are missing or wrong, or the backup's protection does not match them.
     #[error("{}{source}", .id.as_ref().map(|id| format!("backup {id}: ")).unwrap_or_default())]
     Key {
@@ -213,6 +217,7 @@ impl Error {
                 | DumpErrorKind::Refused
                 | DumpErrorKind::CreatesDatabase => ErrorClass::Refused,
                 DumpErrorKind::BadArchive => ErrorClass::Integrity,
+                DumpErrorKind::NoMatch => ErrorClass::Invalid,
                 DumpErrorKind::Failed | DumpErrorKind::Empty | DumpErrorKind::Io => {
                     ErrorClass::Runtime
                 }
@@ -225,7 +230,7 @@ impl Error {
             Self::Pipeline(_) | Self::Cancelled | Self::ManifestConflict { .. } => {
                 ErrorClass::Runtime
             }
-            Self::Policy(_) => ErrorClass::Invalid,
+            Self::Policy(_) | Self::Invalid(_) => ErrorClass::Invalid,
         }
     }
 

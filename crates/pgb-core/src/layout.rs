@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! backups/<id>/manifest.json        the commit marker, written last and create-only
-//! backups/<id>/<artifact>           data objects (e.g. data.dump.zst, data.dump.zst.age)
+//! backups/<id>/<artifact>           data objects (e.g. data.dump.zst, data.dump.zst.age;
+//!                                   for a whole server globals.sql.zst, db-001-shop.dump.zst)
 //! backups/<id>/<artifact>.sha256    `sha256sum -c` sidecars
 //! locks/<id>.json                   leases of running backups (gc never collects them)
 //! locks/jobs/<job>.json             job locks (one run per job across hosts)
@@ -60,6 +61,44 @@ pub fn data_name(format: ArchiveFormat, compression: Compression, encrypted: boo
     format!(
         "data.{}{}{}",
         format.extension(),
+        compression.extension(),
+        if encrypted { AGE_SUFFIX } else { "" }
+    )
+}
+
+/// The file name of the globals artifact of a cluster backup, e.g. `globals.sql.zst.age`.
+pub fn globals_name(compression: Compression, encrypted: bool) -> String {
+    format!(
+        "globals.sql{}{}",
+        compression.extension(),
+        if encrypted { AGE_SUFFIX } else { "" }
+    )
+}
+
+/// The file name of database number `index` (from 1) of a cluster backup, e.g.
+/// `db-001-shop.dump.zst`: the name is kept readable where it is plain ASCII (other characters
+/// become `_`); the number keeps names that differ only there apart. The manifest maps each
+/// file to its database.
+pub fn database_name(
+    index: usize,
+    database: &str,
+    compression: Compression,
+    encrypted: bool,
+) -> String {
+    let readable: String = database
+        .chars()
+        .take(64)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!(
+        "db-{index:03}-{readable}.{}{}{}",
+        ArchiveFormat::Custom.extension(),
         compression.extension(),
         if encrypted { AGE_SUFFIX } else { "" }
     )

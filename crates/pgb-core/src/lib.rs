@@ -36,6 +36,7 @@
 //! # Ok(()) }
 //! ```
 
+mod cluster;
 mod codec;
 mod crypto;
 mod dump;
@@ -49,6 +50,10 @@ mod memory;
 mod repo;
 mod storage;
 
+pub use cluster::{
+    ClusterDumper, ClusterRestoreReport, ClusterRestorer, GlobalsReport, GlobalsRestorer,
+    PreparedCluster, StatementFailure, glob_match, select_databases,
+};
 pub use codec::{Compression, InvalidCompression};
 pub use crypto::{
     AuthKey, Decryption, Encryption, EncryptionInfo, KeyError, KeyErrorKind, generate_identity,
@@ -63,13 +68,13 @@ pub use events::{Event, NoProgress, Progress};
 pub use job_lock::{Holder, JobLock, JobLockError, JobLockOptions, JobLockRecord, read_job_lock};
 pub use key::{InvalidKey, ObjectKey};
 pub use manifest::{
-    Artifact, ArtifactKind, BackupId, InvalidBackupId, MANIFEST_FORMAT_VERSION, Manifest,
-    ManifestProblem,
+    Artifact, ArtifactKind, BackupId, CLUSTER_DATABASE, ClusterInfo, InvalidBackupId,
+    MANIFEST_FORMAT_VERSION, Manifest, ManifestProblem,
 };
 pub use memory::MemoryStorage;
 pub use repo::{
-    BackupOptions, InvalidBackup, Leftover, Listing, PruneAction, PruneDecision, PruneOptions,
-    PruneReport, PruneSet, Repository, VerifyAllReport, VerifyOutcome, VerifyReport,
+    BackupOptions, ClusterBackup, InvalidBackup, Leftover, Listing, PruneAction, PruneDecision,
+    PruneOptions, PruneReport, PruneSet, Repository, VerifyAllReport, VerifyOutcome, VerifyReport,
 };
 pub use storage::{
     ByteStream, Capabilities, ObjectMeta, ObjectWriter, Storage, StorageError, StorageErrorKind,

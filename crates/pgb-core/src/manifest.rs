@@ -15,6 +15,9 @@ use crate::key::ObjectKey;
 /// (unencrypted) and 2 (encrypted) described one data object at the top level.
 pub const MANIFEST_FORMAT_VERSION: u32 = 3;
 
+/// The `database` of a cluster backup's manifest (and the last part of its set).
+pub const CLUSTER_DATABASE: &str = "*";
+
 /// A backup id: UTC start time in basic ISO 8601 plus a random suffix, e.g.
 /// `20261121T183300Z-7f3a9c`. Sorting ids as text sorts them by time; the suffix makes two
 /// backups started in the same second distinct.
@@ -136,8 +139,55 @@ impl Artifact {
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ArtifactKind {
-    /// A pg_dump archive (custom or plain format, per the manifest's `format`).
+    /// A pg_dump archive (custom or plain format, per the manifest's `format`). In a cluster
+    /// backup its name is the database's.
     Dump,
+    /// `pg_dumpall --globals-only`: roles, memberships, role settings and tablespaces, as SQL.
+    Globals,
+}
+
+/// What a backup of a whole server (`backup --all-databases`) covered.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ClusterInfo {
+    /// The databases dumped, one [`ArtifactKind::Dump`] artifact each, sorted by name.
+    pub databases: Vec<String>,
+    /// Every connectable non-template database on the server when the backup started (the
+    /// selection is `databases`): a later backup tells a database that is gone from one that
+    /// was excluded.
+    pub server_databases: Vec<String>,
+    /// The include globs of the selection (empty: every database).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<String>,
+    /// The exclude globs of the selection.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
+    /// Whether the globals hold role passwords (hashes); such backups are always encrypted.
+    pub role_passwords: bool,
+}
+
+impl ClusterInfo {
+    /// Describes a cluster backup's selection.
+    pub fn new(databases: Vec<String>, server_databases: Vec<String>) -> Self {
+        Self {
+            databases,
+            server_databases,
+            ..Self::default()
+        }
+    }
+
+    /// Records the include and exclude globs.
+    pub fn with_selection(mut self, include: Vec<String>, exclude: Vec<String>) -> Self {
+        self.include = include;
+        self.exclude = exclude;
+        self
+    }
+
+    /// Records whether role passwords are included.
+    pub fn with_role_passwords(mut self, yes: bool) -> Self {
+        self.role_passwords = yes;
+        self
+    }
 }
 
 /// The manifest: written last, create-only; a backup exists only once it is there.
@@ -190,6 +240,10 @@ pub struct Manifest {
     /// tell a table that held rows from one that was empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub table_estimates: Vec<crate::dump::TableEstimate>,
+    /// For a backup of a whole server: the databases it covers (then `database` is `*` and
+    /// the artifacts are the globals and one dump per database).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterInfo>,
     /// HMAC-SHA256 (hex) of the manifest without this field, when authenticated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac: Option<String>,
@@ -262,6 +316,7 @@ impl ManifestV2 {
             labels: self.labels,
             encryption: self.encryption,
             table_estimates: Vec::new(),
+            cluster: None,
             mac,
             authenticated,
         }
@@ -329,9 +384,62 @@ impl Manifest {
             encryption,
             artifacts,
             table_estimates: source.table_estimates.clone(),
+            cluster: None,
             mac: None,
             authenticated: Vec::new(),
         }
+    }
+
+    /// A new (version 3) manifest for a backup of a whole server: set `<server>/*`, database
+    /// `*`, no table estimates.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new_cluster(
+        id: BackupId,
+        source: &crate::dump::DumpSource,
+        cluster: ClusterInfo,
+        compression: Compression,
+        started_at: OffsetDateTime,
+        finished_at: OffsetDateTime,
+        labels: Vec<String>,
+        encryption: Option<crate::crypto::EncryptionInfo>,
+        artifacts: Vec<Artifact>,
+    ) -> Self {
+        let mut m = Self::new_v3(
+            id,
+            source,
+            compression,
+            started_at,
+            finished_at,
+            labels,
+            encryption,
+            artifacts,
+        );
+        m.database = CLUSTER_DATABASE.to_owned();
+        m.set = format!("{}/{CLUSTER_DATABASE}", source.server);
+        m.format = crate::dump::ArchiveFormat::Custom;
+        m.table_estimates = Vec::new();
+        m.cluster = Some(cluster);
+        m
+    }
+
+    /// Whether this is a backup of a whole server (`backup --all-databases`).
+    pub fn is_cluster(&self) -> bool {
+        self.cluster.is_some()
+    }
+
+    /// The dump of `database` in a cluster backup.
+    pub fn dump_of(&self, database: &str) -> Option<&Artifact> {
+        self.cluster.as_ref()?;
+        self.artifacts
+            .iter()
+            .find(|a| a.kind == ArtifactKind::Dump && a.name == database)
+    }
+
+    /// The globals of a cluster backup.
+    pub fn globals(&self) -> Option<&Artifact> {
+        self.artifacts
+            .iter()
+            .find(|a| a.kind == ArtifactKind::Globals)
     }
 
     /// Fixes the bytes the MAC covers, signs them with `mac_key` when given, and returns the

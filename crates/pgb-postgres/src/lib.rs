@@ -9,6 +9,10 @@
 //! - [`PgDumpAll`] implements [`pgb_core::Dumper`] for the server's globals
 //!   (`pg_dumpall --globals-only`: roles, memberships, tablespaces; role passwords only when
 //!   asked).
+//! - [`PgCluster`] implements [`pgb_core::ClusterDumper`] (every connectable non-template
+//!   database, selected by globs, plus the globals) and [`pgb_core::ClusterRestorer`]
+//!   (globals applied statement by statement, idempotently; each database restored under its
+//!   own name).
 //! - [`PgDumpDirectory`]: `pg_dump -Fd -j N -Z0` into a private spool directory, checked to
 //!   hold every data file of its table of contents ([`DirectoryDump`]).
 //! - [`PgRestore`] implements [`pgb_core::Restorer`]: pg_restore or psql into a target that is
@@ -30,6 +34,7 @@
 //! PGPASSFILE, PGSSLMODE, ...) apply as they would to pg_dump run by hand.
 
 mod check;
+mod cluster;
 mod conn;
 mod directory;
 mod dump;
@@ -41,6 +46,7 @@ mod sql_client;
 mod tools;
 
 pub use check::{Listing, PgArchiveCheck};
+pub use cluster::PgCluster;
 pub use conn::{ConnConfig, InvalidUrl};
 pub use directory::{DirectoryDump, PgDumpDirectory, PreparedDirectoryDump, SpoolFile};
 pub use dump::PgDump;

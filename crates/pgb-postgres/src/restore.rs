@@ -71,7 +71,7 @@ fn maintenance(target: &ConnConfig) -> ConnConfig {
     target.with_dbname("postgres")
 }
 
-const COUNT_RELATIONS: &str = "select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace \
+pub(crate) const COUNT_RELATIONS: &str = "select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace \
      where c.relkind in ('r','p','v','m','S','f') and n.nspname not in ('pg_catalog','information_schema') \
      and n.nspname not like 'pg_toast%' and n.nspname not like 'pg_temp%';";
 

@@ -42,6 +42,8 @@ pub(crate) struct BackupArgs {
     pub(crate) tools: ToolArgs,
     #[command(flatten)]
     pub(crate) notify: NotifyArgs,
+    #[command(flatten)]
+    pub(crate) cluster: super::ClusterBackupArgs,
     /// Print the manifest as JSON (with --prune: {"backup": manifest, "prune": report}).
     #[arg(long)]
     pub(crate) json: bool,
@@ -117,6 +119,8 @@ pub(crate) struct RestoreArgs {
     pub(crate) keys: KeyArgs,
     #[command(flatten)]
     pub(crate) tools: ToolArgs,
+    #[command(flatten)]
+    pub(crate) cluster: super::ClusterRestoreArgs,
     /// JSON on stdout.
     #[arg(long)]
     pub(crate) json: bool,

@@ -5,6 +5,7 @@
 //! ([`crate::resolve`]). A command's own options are listed first in `--help`, the global ones
 //! last under "Global options".
 
+mod cluster;
 mod commands;
 mod jobs;
 mod ops;
@@ -12,6 +13,7 @@ mod shared;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+pub(crate) use cluster::{ClusterBackupArgs, ClusterRestoreArgs};
 pub(crate) use commands::{
     BackupArgs, GcArgs, KeyCommand, ListArgs, PruneArgs, RestoreArgs, RetentionCommand, VerifyArgs,
 };

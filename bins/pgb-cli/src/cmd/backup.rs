@@ -30,6 +30,9 @@ pub(super) async fn run(a: BackupArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
 }
 
 async fn backup(a: BackupArgs, ctx: &Ctx<'_>) -> Result<(String, String, u64), Failure> {
+    if a.cluster.all_databases {
+        return super::cluster::backup(a, ctx).await;
+    }
     let plan = resolve::backup(&a, ctx.env)?;
     let repo = resolve::repository(&a.repo, ctx.env)?;
     let out = Output::json(a.json);

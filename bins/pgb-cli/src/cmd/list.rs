@@ -15,7 +15,11 @@ pub(super) async fn run(a: ListArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
     let rows: Vec<&pgb::Manifest> = listing
         .backups
         .iter()
-        .filter(|m| a.database.as_ref().is_none_or(|d| &m.database == d))
+        .filter(|m| {
+            a.database.as_ref().is_none_or(|d| {
+                &m.database == d || m.cluster.as_ref().is_some_and(|c| c.databases.contains(d))
+            })
+        })
         .collect();
     let entries: Vec<ListEntry<'_>> = rows
         .iter()

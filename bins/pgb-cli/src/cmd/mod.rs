@@ -4,6 +4,7 @@
 
 mod backup;
 mod check;
+mod cluster;
 mod config;
 mod daemon;
 mod drill;

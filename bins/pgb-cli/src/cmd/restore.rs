@@ -7,6 +7,9 @@ use crate::render::{self, Output, RestoreOut};
 use crate::resolve;
 
 pub(super) async fn run(a: RestoreArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
+    if a.cluster.selected() {
+        return super::cluster::restore(a, ctx).await;
+    }
     let target = resolve::restore(&a, ctx.env)?;
     let keys = resolve::decryption(&a.keys, ctx.env)?;
     let repo = resolve::repository(&a.repo, ctx.env)?

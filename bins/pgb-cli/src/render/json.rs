@@ -27,6 +27,9 @@ pub(crate) struct ListEntry<'a> {
     sha256: &'a str,
     plain_sha256: &'a str,
     artifacts: &'a [pgb::Artifact],
+    /// For a whole-server backup: its databases and selection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cluster: Option<&'a pgb::ClusterInfo>,
     format: ArchiveFormat,
     compression: String,
     labels: &'a [String],
@@ -79,6 +82,7 @@ impl<'a> From<&'a Manifest> for ListEntry<'a> {
             sha256: m.dump().map_or("", |a| a.stored_sha256.as_str()),
             plain_sha256: m.dump().map_or("", |a| a.plain_sha256.as_str()),
             artifacts: &m.artifacts,
+            cluster: m.cluster.as_ref(),
             format: m.format,
             compression: m.compression.to_string(),
             labels: &m.labels,

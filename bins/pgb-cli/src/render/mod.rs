@@ -1,6 +1,7 @@
 //! Rendering reports: text for people, JSON for programs (one document on stdout). Warnings
 //! and notes go to stderr, so stdout stays parseable.
 
+pub(crate) mod cluster;
 mod json;
 mod notes;
 mod ops;

@@ -42,7 +42,7 @@ pub(crate) fn list(
             w,
             "{:<24} {:<16} {:<20} {:>10} {:>10} {:<7} {:<8} {:<15} {}",
             m.id,
-            m.database,
+            super::cluster::database_label(m),
             fmt_time(m.started_at),
             human(m.stored_size()),
             human(m.plain_size()),

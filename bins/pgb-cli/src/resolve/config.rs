@@ -106,6 +106,7 @@ pub(crate) fn backup_args(job: &ResolvedJob) -> BackupArgs {
         policy: PolicyArgs::default(),
         tools: ToolArgs::default(),
         notify: NotifyArgs::default(),
+        cluster: Default::default(),
         json: false,
     }
 }

@@ -5,6 +5,7 @@
 //! The environment arrives as an [`Env`] lookup that `main` passes down; nothing here reads the
 //! process environment itself, so every rule is testable with a map.
 
+mod cluster;
 pub(crate) mod config;
 mod keys;
 
@@ -20,6 +21,9 @@ use crate::exit::Failure;
 mod notify;
 mod ops;
 
+pub(crate) use cluster::{
+    ClusterRestore, cluster_backup, cluster_restore, cluster_restore_options,
+};
 pub(crate) use keys::{auth_key, decryption, encryption, write_secret_file};
 pub(crate) use notify::notifier;
 pub(crate) use ops::{check, drill, verified};

@@ -122,23 +122,66 @@ impl Repository {
         progress: &dyn Progress,
     ) -> Result<Manifest, Error> {
         let source = prepared.source().clone();
-        let data_key = layout::backup_dir(&id)
-            .join(&layout::data_name(
-                source.format,
-                opts.compression,
-                opts.encryption.is_some(),
-            ))
-            .expect("valid key");
+        let file = layout::data_name(source.format, opts.compression, opts.encryption.is_some());
         tracing::info!(backup = %id, database = %source.database, "backup started");
         let stats_before = self.storage.stats();
         progress.event(&Event::BackupStarted {
             id: id.clone(),
             database: source.database.clone(),
         });
+        let artifact = self
+            .upload_artifact(
+                &id,
+                &file,
+                ("data", ArtifactKind::Dump),
+                prepared,
+                opts,
+                progress,
+            )
+            .await?;
+        let finished_at = OffsetDateTime::now_utc();
+        let manifest = Manifest::new_v3(
+            id.clone(),
+            &source,
+            opts.compression,
+            started_at,
+            finished_at,
+            opts.labels.clone(),
+            opts.encryption.as_ref().map(Encryption::info),
+            vec![artifact],
+        );
+        let manifest = self.commit(manifest, opts, progress).await?;
+        let stats = self.storage.stats().since(stats_before);
+        if stats != crate::storage::StorageStats::default() {
+            tracing::info!(
+                backup = %id,
+                retries = stats.retries,
+                read_resumes = stats.read_resumes,
+                "storage requests were retried during the backup"
+            );
+        }
+        Ok(manifest)
+    }
 
+    /// Streams one prepared dump through compression, hashing and (optionally) encryption into
+    /// `backups/<id>/<file>`, checks what the store holds, writes its `sha256sum -c` sidecar
+    /// and returns its manifest entry. On failure the dump is killed and whatever this
+    /// artifact stored is removed again.
+    pub(super) async fn upload_artifact(
+        &self,
+        id: &BackupId,
+        file: &str,
+        (name, kind): (&str, ArtifactKind),
+        prepared: Box<dyn PreparedDump>,
+        opts: &BackupOptions,
+        progress: &dyn Progress,
+    ) -> Result<Artifact, Error> {
+        let data_key = layout::backup_dir(id).join(file).map_err(|e| {
+            Error::Refused(format!("backup {id}: invalid artifact name {file:?}: {e}"))
+        })?;
         let mut writer = self
             .storage
-            .writer(&data_key, write_options(&source))
+            .writer(&data_key, write_options(prepared.source()))
             .await?;
         let mut dump = match prepared.start().await {
             Ok(d) => d,
@@ -161,13 +204,12 @@ impl Repository {
             Err(e) => {
                 dump.abort().await;
                 let _ = writer.abort().await;
-                tracing::warn!(backup = %id, error = %e, "backup failed; nothing committed");
+                tracing::warn!(backup = %id, artifact = name, error = %e, "backup failed; nothing committed");
                 return Err(e);
             }
         };
         drop(dump);
         let meta = writer.finish().await?;
-        let finished_at = OffsetDateTime::now_utc();
         progress.event(&Event::DataFinished {
             stored_bytes: sizes.stored_size,
         });
@@ -183,7 +225,7 @@ impl Repository {
         if stored.size != sizes.stored_size || meta.size != sizes.stored_size {
             let _ = self.storage.delete(&data_key).await;
             return Err(Error::Integrity {
-                id,
+                id: id.clone(),
                 problem: IntegrityProblem::UploadSizeMismatch {
                     key: data_key.to_string(),
                     sent: sizes.stored_size,
@@ -199,7 +241,7 @@ impl Repository {
                 return Err(match read_back {
                     Err(e) => e,
                     Ok(got) => Error::Integrity {
-                        id,
+                        id: id.clone(),
                         problem: IntegrityProblem::ReadBackMismatch {
                             key: data_key.to_string(),
                             sent: sizes.stored_sha256,
@@ -222,9 +264,9 @@ impl Repository {
             return Err(e.into());
         }
 
-        let artifact = Artifact {
-            name: "data".to_owned(),
-            kind: ArtifactKind::Dump,
+        Ok(Artifact {
+            name: name.to_owned(),
+            kind,
             key: data_key.to_string(),
             compression: opts.compression,
             encrypted: opts.encryption.is_some(),
@@ -232,21 +274,36 @@ impl Repository {
             stored_sha256: sizes.stored_sha256,
             plain_size: sizes.plain_size,
             plain_sha256: sizes.plain_sha256,
-        };
-        let mut manifest = Manifest::new_v3(
-            id.clone(),
-            &source,
-            opts.compression,
-            started_at,
-            finished_at,
-            opts.labels.clone(),
-            opts.encryption.as_ref().map(Encryption::info),
-            vec![artifact],
-        );
+        })
+    }
+
+    /// Removes the stored objects (and sidecars) of artifacts that will never be committed.
+    pub(super) async fn discard_artifacts(&self, artifacts: &[Artifact]) {
+        for a in artifacts {
+            if let Ok(key) = a.key() {
+                let _ = self.storage.delete(&layout::sidecar_key(&key)).await;
+                let _ = self.storage.delete(&key).await;
+            }
+        }
+    }
+
+    /// Commits a backup whose artifacts are all stored: seals the manifest (signed when the
+    /// encryption has an authentication key) and writes it last, create-only.
+    pub(super) async fn commit(
+        &self,
+        mut manifest: Manifest,
+        opts: &BackupOptions,
+        progress: &dyn Progress,
+    ) -> Result<Manifest, Error> {
+        let id = manifest.id.clone();
         let mac_key = match &opts.encryption {
-            Some(enc) => enc
-                .mac_key(id.as_str())
-                .map_err(|source| Error::Key { id: None, source })?,
+            Some(enc) => match enc.mac_key(id.as_str()) {
+                Ok(k) => k,
+                Err(source) => {
+                    self.discard_artifacts(&manifest.artifacts).await;
+                    return Err(Error::Key { id: None, source });
+                }
+            },
             None => None,
         };
         progress.event(&Event::ManifestWriting);
@@ -265,8 +322,7 @@ impl Repository {
                 }
                 ManifestState::Absent => {
                     // Without its manifest the data is garbage; remove it now rather than at gc.
-                    let _ = self.storage.delete(&sidecar).await;
-                    let _ = self.storage.delete(&data_key).await;
+                    self.discard_artifacts(&manifest.artifacts).await;
                     return Err(e.into());
                 }
                 ManifestState::Other => {
@@ -280,16 +336,7 @@ impl Repository {
                 }
             }
         }
-        tracing::info!(backup = %id, stored = sizes.stored_size, "backup committed");
-        let stats = self.storage.stats().since(stats_before);
-        if stats != crate::storage::StorageStats::default() {
-            tracing::info!(
-                backup = %id,
-                retries = stats.retries,
-                read_resumes = stats.read_resumes,
-                "storage requests were retried during the backup"
-            );
-        }
+        tracing::info!(backup = %id, stored = manifest.stored_size(), "backup committed");
         progress.event(&Event::Committed { id });
         Ok(manifest)
     }

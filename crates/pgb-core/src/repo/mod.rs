@@ -2,6 +2,7 @@
 //! verify_all, restore, prune, removal (delete and gc) and leases. The key layout lives in [`crate::layout`].
 
 mod backup;
+mod cluster;
 mod gc;
 mod lease;
 mod list;
@@ -12,6 +13,7 @@ mod verify;
 mod verify_all;
 
 pub use backup::BackupOptions;
+pub use cluster::ClusterBackup;
 pub use list::{InvalidBackup, Leftover, Listing};
 pub use prune::{PruneAction, PruneDecision, PruneOptions, PruneReport, PruneSet};
 pub use verify::VerifyReport;

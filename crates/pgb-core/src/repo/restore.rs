@@ -4,7 +4,7 @@ use super::Repository;
 use crate::dump::{ArchiveInfo, RestoreOptions, RestoreReport, Restorer};
 use crate::error::{Error, IntegrityProblem};
 use crate::events::Progress;
-use crate::manifest::Manifest;
+use crate::manifest::{Artifact, Manifest};
 
 impl Repository {
     /// Restores a backup. The stored checksum is verified while streaming, and the restore is
@@ -44,9 +44,23 @@ impl Repository {
         progress: &dyn Progress,
         cancel: impl std::future::Future<Output = ()> + Send,
     ) -> Result<RestoreReport, Error> {
+        let a = self.select_dump(m, None)?;
+        self.restore_artifact_until(m, a, restorer, opts, progress, cancel)
+            .await
+    }
+
+    /// Restores the dump artifact `a` of `m` (see [`Repository::restore_until`]).
+    pub(super) async fn restore_artifact_until(
+        &self,
+        m: &Manifest,
+        a: &Artifact,
+        restorer: &dyn Restorer,
+        opts: &RestoreOptions,
+        progress: &dyn Progress,
+        cancel: impl std::future::Future<Output = ()> + Send,
+    ) -> Result<RestoreReport, Error> {
         let mut cancel = std::pin::pin!(cancel);
         let before = self.storage.stats();
-        let a = self.dump_artifact(m)?;
         let key = self.check_present(m, a).await?;
         self.check_keys(m, &key).await?;
         if opts.verify_first {

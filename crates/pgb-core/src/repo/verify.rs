@@ -69,7 +69,11 @@ impl Repository {
                         .context(format_args!("backup {}: archive check failed", m.id)),
                 )
             })?;
-            toc_entries = toc_entries.or(report.toc_entries);
+            // A whole-server backup: the entries of every dump.
+            toc_entries = match (toc_entries, report.toc_entries) {
+                (Some(a), Some(b)) => Some(a + b),
+                (a, b) => a.or(b),
+            };
         }
         Ok(VerifyReport {
             id: m.id.clone(),

@@ -1,0 +1,53 @@
+//! Arguments of whole-server backups (`backup --all-databases`) and their restores.
+
+use clap::Args;
+
+/// `backup --all-databases` and its selection.
+#[derive(Debug, Args, Default)]
+#[command(next_help_heading = "Whole server")]
+pub(crate) struct ClusterBackupArgs {
+    /// Back up the whole server: every connectable non-template database (enumerated at each
+    /// run, so new databases are picked up) plus the globals (roles, memberships, tablespaces),
+    /// as one backup. --db names the server (its database is where globals are read).
+    #[arg(long)]
+    pub(crate) all_databases: bool,
+    /// Only databases matching this glob (`*`, `?`); repeatable. A glob matching no database
+    /// is an error.
+    #[arg(long, value_name = "GLOB", requires = "all_databases")]
+    pub(crate) include: Vec<String>,
+    /// Leave out databases matching this glob; repeatable; wins over --include.
+    #[arg(long, value_name = "GLOB", requires = "all_databases")]
+    pub(crate) exclude: Vec<String>,
+    /// Include role passwords (hashes) in the globals: needs a superuser and an encrypted
+    /// backup (--recipient, --recipients-file or --passphrase-file).
+    #[arg(long, requires = "all_databases")]
+    pub(crate) with_role_passwords: bool,
+}
+
+/// What to restore from a whole-server backup.
+#[derive(Debug, Args, Default)]
+#[command(next_help_heading = "Whole server")]
+pub(crate) struct ClusterRestoreArgs {
+    /// Restore this database of a whole-server backup into --db.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) database: Option<String>,
+    /// Apply the backup's globals (roles, memberships, tablespaces) to the server of --db,
+    /// statement by statement: existing roles are kept and updated, the connected role is
+    /// never dropped.
+    #[arg(long, conflicts_with = "database")]
+    pub(crate) globals: bool,
+    /// Rebuild the whole server of --server: the globals, then every database under its own
+    /// name (a non-empty target database is refused without --clean).
+    #[arg(long, conflicts_with_all = ["database", "globals"], requires = "server")]
+    pub(crate) all: bool,
+    /// The server to rebuild with --all (postgres://user@host:port[/maintenance_db]).
+    #[arg(long, value_name = "URL", requires = "all")]
+    pub(crate) server: Option<String>,
+}
+
+impl ClusterRestoreArgs {
+    /// Whether a whole-server restore was asked for.
+    pub(crate) fn selected(&self) -> bool {
+        self.database.is_some() || self.globals || self.all
+    }
+}

@@ -1,0 +1,123 @@
+//! Whole-server backups (`backup --all-databases`) and their restores (`restore --database`,
+//! `--globals`, `--all`).
+
+use pgb::PruneOptions;
+
+use super::Ctx;
+use crate::args::{BackupArgs, RestoreArgs};
+use crate::exit::{FAILURE, Failure};
+use crate::render::{self, BackupOut, Output, RestoreOut, cluster};
+use crate::resolve::{self, ClusterRestore};
+
+/// `backup --all-databases`: one backup of every selected database plus the globals; then,
+/// like a single-database backup, `--verify` and `--prune`. Returns (id, set, stored bytes).
+pub(super) async fn backup(a: BackupArgs, ctx: &Ctx<'_>) -> Result<(String, String, u64), Failure> {
+    let plan = resolve::cluster_backup(&a, ctx.env)?;
+    let repo = resolve::repository(&a.repo, ctx.env)?;
+    let out = Output::json(a.json);
+    let done = repo
+        .backup_cluster_until(
+            &plan.dumper,
+            &plan.options,
+            &render::log_progress,
+            ctx.cancelled(),
+        )
+        .await?;
+    cluster::notes(&done);
+    let m = &done.manifest;
+    if a.verify {
+        let checker = resolve::checker(&a.tools, ctx.env);
+        let r = repo
+            .verify(m, Some(&checker), &render::log_progress)
+            .await?;
+        super::verify::record(&repo, m, &r, ctx).await;
+    }
+    let result = (m.id.to_string(), m.set.clone(), m.stored_size());
+    let Some(policy) = plan.prune else {
+        out.emit(&done, |w| cluster::backup(w, &done))?;
+        return Ok(result);
+    };
+    if out == Output::Text {
+        render::stdout(|w| cluster::backup(w, &done))?;
+    }
+    let verified = resolve::verified(&repo, ctx.env).await?;
+    let report = repo
+        .prune(&policy, &PruneOptions::default().with_verified(verified))
+        .await?;
+    render::prune_notes(&report);
+    let both = BackupOut {
+        backup: m,
+        prune: &report,
+    };
+    out.emit(&both, |w| render::prune_text(w, &report))?;
+    Ok(result)
+}
+
+/// `restore ID --database NAME --db URL`, `--globals --db URL` or `--all --server URL`.
+pub(super) async fn restore(a: RestoreArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
+    let what = resolve::cluster_restore(&a, ctx.env)?;
+    let keys = resolve::decryption(&a.keys, ctx.env)?;
+    let repo = resolve::repository(&a.repo, ctx.env)?
+        .with_decryption(keys)
+        .allow_unauthenticated(a.keys.allow_unauthenticated);
+    let m = repo.resolve(&a.id, a.from_database.as_deref()).await?;
+    let opts = resolve::cluster_restore_options(&a);
+    let out = Output::json(a.json);
+    let started = std::time::Instant::now();
+    match what {
+        ClusterRestore::Database { name, restorer } => {
+            let report = repo
+                .restore_database_until(
+                    &m,
+                    Some(&name),
+                    &restorer,
+                    &opts,
+                    &render::log_progress,
+                    ctx.cancelled(),
+                )
+                .await?;
+            let seconds = started.elapsed().as_secs_f64();
+            let o = RestoreOut {
+                backup: m.id.as_str(),
+                database: &report.database,
+                created: report.created,
+                seconds,
+            };
+            out.emit(&o, |w| render::restore_text(w, &m, &report, seconds))
+        }
+        ClusterRestore::Globals(target) => {
+            let report = repo
+                .restore_globals(&m, &target, &render::log_progress)
+                .await?;
+            cluster::globals_failures(&report);
+            out.emit(&report, |w| cluster::globals(w, &report))?;
+            globals_outcome(&report)
+        }
+        ClusterRestore::All(server) => {
+            let report = repo
+                .restore_cluster_until(&m, &server, &opts, &render::log_progress, ctx.cancelled())
+                .await?;
+            let seconds = started.elapsed().as_secs_f64();
+            let o = cluster::RestoreAllOut {
+                backup: m.id.as_str(),
+                report: &report,
+                seconds,
+            };
+            out.emit(&o, |w| cluster::restore_all(w, &m, &report, seconds))
+        }
+    }
+}
+
+/// Failed globals statements make the restore fail (exit 1) after the summary was printed.
+fn globals_outcome(r: &pgb::GlobalsReport) -> Result<(), Failure> {
+    if r.failures.is_empty() {
+        return Ok(());
+    }
+    Err(Failure::new(
+        FAILURE,
+        format!(
+            "{} globals statement(s) failed (listed above); the others were applied",
+            r.failed()
+        ),
+    ))
+}

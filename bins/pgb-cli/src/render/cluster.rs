@@ -1,0 +1,113 @@
+//! Reports of whole-server backups and restores.
+
+use std::io::{self, Write};
+
+use pgb::{ClusterBackup, ClusterRestoreReport, GlobalsReport, Manifest};
+use serde::Serialize;
+
+use super::text::human;
+
+/// `backup --all-databases`: one line for the backup, one per artifact.
+pub(crate) fn backup(w: &mut dyn Write, b: &ClusterBackup) -> io::Result<()> {
+    let m = &b.manifest;
+    let n = m.cluster.as_ref().map_or(0, |c| c.databases.len());
+    writeln!(
+        w,
+        "backup {} of {} ({n} databases and globals) complete: {} stored ({} uncompressed, {})",
+        m.id,
+        m.server,
+        human(m.stored_size()),
+        human(m.plain_size()),
+        m.compression,
+    )?;
+    for a in &m.artifacts {
+        writeln!(
+            w,
+            "  {:<8} {:<24} {:>10}  sha256 {}",
+            format!("{:?}", a.kind).to_lowercase(),
+            a.name,
+            human(a.stored_size),
+            a.stored_sha256
+        )?;
+    }
+    Ok(())
+}
+
+/// Warnings about a committed whole-server backup, on stderr.
+pub(crate) fn notes(b: &ClusterBackup) {
+    for d in &b.gone {
+        super::note(format!(
+            "warning: database {d} was in the previous backup of {} but is no longer on the server",
+            b.manifest.server
+        ));
+    }
+}
+
+/// The database column of `list`: `*` and how many databases a whole-server backup holds.
+pub(crate) fn database_label(m: &Manifest) -> String {
+    match &m.cluster {
+        Some(c) => format!("*({})", c.databases.len()),
+        None => m.database.clone(),
+    }
+}
+
+/// `restore --globals`: the summary line.
+pub(crate) fn globals(w: &mut dyn Write, r: &GlobalsReport) -> io::Result<()> {
+    writeln!(
+        w,
+        "globals: {} created, {} existed, {} failed ({} other statements applied{})",
+        r.created,
+        r.existed,
+        r.failed(),
+        r.applied,
+        if r.skipped > 0 {
+            format!(", {} skipped", r.skipped)
+        } else {
+            String::new()
+        }
+    )
+}
+
+/// Failed globals statements, on stderr.
+pub(crate) fn globals_failures(r: &GlobalsReport) {
+    for f in &r.failures {
+        super::note(format!(
+            "globals statement failed: {}: {}",
+            f.statement, f.error
+        ));
+    }
+}
+
+/// `restore --all`.
+pub(crate) fn restore_all(
+    w: &mut dyn Write,
+    m: &Manifest,
+    r: &ClusterRestoreReport,
+    seconds: f64,
+) -> io::Result<()> {
+    globals(w, &r.globals)?;
+    for d in &r.databases {
+        writeln!(
+            w,
+            "restored database {}{}",
+            d.database,
+            if d.created { " (created)" } else { "" }
+        )?;
+    }
+    writeln!(
+        w,
+        "restored backup {} ({} databases and globals of {}) in {seconds:.1}s",
+        m.id,
+        r.databases.len(),
+        m.server
+    )
+}
+
+/// `restore --all --json`.
+#[derive(Serialize)]
+pub(crate) struct RestoreAllOut<'a> {
+    pub(crate) backup: &'a str,
+    #[serde(flatten)]
+    pub(crate) report: &'a ClusterRestoreReport,
+    pub(crate) seconds: f64,
+}

@@ -1,0 +1,115 @@
+//! Resolution of whole-server backups and restores: arguments + environment → a
+//! [`PgCluster`] and the library options.
+
+use std::path::PathBuf;
+
+use pgb::postgres::{ConnConfig, PgCluster, PgRestore};
+use pgb::retention::Policy;
+use pgb::{BackupOptions, RestoreOptions};
+
+use super::{Env, conn, defaults, temp_dir, tools, var};
+use crate::args::{BackupArgs, Format, RestoreArgs};
+use crate::exit::Failure;
+
+/// Everything `backup --all-databases` needs, validated before anything runs.
+pub(crate) struct ClusterBackup {
+    pub(crate) dumper: PgCluster,
+    pub(crate) options: BackupOptions,
+    pub(crate) prune: Option<Policy>,
+}
+
+/// `backup --all-databases`: the server of `--db` (else `DATABASE_URL`, else libpq's `PG*`).
+pub(crate) fn cluster_backup(a: &BackupArgs, env: Env<'_>) -> Result<ClusterBackup, Failure> {
+    if a.format.is_some_and(|f| f != Format::Custom) {
+        return Err(Failure::usage(
+            "--all-databases dumps every database in the custom format; drop --format",
+        ));
+    }
+    // Options, keys, compression and the prune policy exactly as for one database.
+    let single = super::backup(a, env)?;
+    let c = &a.cluster;
+    if c.with_role_passwords && single.options.encryption.is_none() {
+        return Err(Failure::usage(
+            "--with-role-passwords needs an encrypted backup: add --recipient, --recipients-file or --passphrase-file (or PGB_PASSPHRASE)",
+        ));
+    }
+    let server = match &a.db {
+        Some(url) => conn(url, true)?,
+        None => conn(
+            &var(env, "DATABASE_URL").unwrap_or_else(|| defaults::DB.to_owned()),
+            false,
+        )?,
+    };
+    Ok(ClusterBackup {
+        dumper: PgCluster::new(server, tools(&a.tools, env))
+            .with_include(c.include.clone())
+            .with_exclude(c.exclude.clone())
+            .with_role_passwords(c.with_role_passwords),
+        options: single.options,
+        prune: single.prune,
+    })
+}
+
+/// What `restore` does with a whole-server backup.
+pub(crate) enum ClusterRestore {
+    /// `--database NAME --db URL`.
+    Database { name: String, restorer: PgRestore },
+    /// `--globals --db URL`.
+    Globals(PgCluster),
+    /// `--all --server URL`.
+    All(PgCluster),
+}
+
+fn spool(a: &RestoreArgs, env: Env<'_>) -> PathBuf {
+    a.spool_dir
+        .clone()
+        .or_else(|| var(env, "PGB_SPOOL_DIR").map(PathBuf::from))
+        .unwrap_or_else(|| temp_dir(env))
+}
+
+fn target(a: &RestoreArgs, what: &str) -> Result<ConnConfig, Failure> {
+    let url = a.db.as_deref().ok_or_else(|| {
+        Failure::usage(format!(
+            "{what} needs a target: --db postgres://user@host:port/DB"
+        ))
+    })?;
+    conn(url, true)
+}
+
+pub(crate) fn cluster_restore(a: &RestoreArgs, env: Env<'_>) -> Result<ClusterRestore, Failure> {
+    let c = &a.cluster;
+    let locator = tools(&a.tools, env);
+    if c.all {
+        if a.db.is_some() {
+            return Err(Failure::usage(
+                "--all restores every database under its own name on --server; drop --db",
+            ));
+        }
+        let url = c.server.as_deref().unwrap_or_default();
+        return Ok(ClusterRestore::All(
+            PgCluster::new(conn(url, true)?, locator).with_spool_dir(spool(a, env)),
+        ));
+    }
+    if c.globals {
+        return Ok(ClusterRestore::Globals(PgCluster::new(
+            target(a, "--globals")?,
+            locator,
+        )));
+    }
+    let name = c.database.clone().unwrap_or_default();
+    Ok(ClusterRestore::Database {
+        restorer: PgRestore::new(target(a, "--database")?, locator, spool(a, env)),
+        name,
+    })
+}
+
+/// The options of a restore from a whole-server backup.
+pub(crate) fn cluster_restore_options(a: &RestoreArgs) -> RestoreOptions {
+    RestoreOptions::new()
+        .with_clean(a.clean)
+        .with_jobs(a.jobs.unwrap_or(defaults::JOBS))
+        .with_allow_create(a.allow_create)
+        .with_verify_first(!a.no_verify_first)
+        .with_keep_owner(a.keep_owner)
+        .with_keep_privileges(a.keep_privileges)
+}

@@ -1,0 +1,371 @@
+//! Backups of a whole server: the globals and every selected database as artifacts of one
+//! backup, through the same pipeline and commit protocol as a single database; and their
+//! restore (one database, the globals, or everything).
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use time::OffsetDateTime;
+
+use super::Repository;
+use super::lease::Lease;
+use super::verify::NullSink;
+use crate::cluster::{ClusterDumper, ClusterRestoreReport, ClusterRestorer, GlobalsReport};
+use crate::cluster::{GlobalsRestorer, PreparedCluster};
+use crate::crypto::Encryption;
+use crate::dump::{DumpError, DumpErrorKind, RestoreOptions, RestoreReport, RestoreSink, Restorer};
+use crate::error::{Error, IntegrityProblem};
+use crate::events::{Event, Progress};
+use crate::layout;
+use crate::manifest::{Artifact, ArtifactKind, BackupId, ClusterInfo, Manifest};
+
+use super::BackupOptions;
+
+/// Globals larger than this are refused when read into memory (a real server's globals are
+/// kilobytes).
+const MAX_GLOBALS: usize = 256 << 20;
+
+/// What [`Repository::backup_cluster_until`] committed.
+#[derive(Debug, Clone, serde::Serialize)]
+#[non_exhaustive]
+pub struct ClusterBackup {
+    /// The committed manifest.
+    pub manifest: Manifest,
+    /// Databases the previous backup of this server covered that no longer exist on it
+    /// (dropped or renamed since): worth a warning, since nothing backs them up any more.
+    pub gone: Vec<String>,
+}
+
+impl Repository {
+    /// Backs up a whole server: enumerates and prepares every selected database and the
+    /// globals (before anything is written), then streams each through the pipeline as an
+    /// artifact of one backup, and commits one manifest only when every artifact succeeded.
+    /// On any failure the artifacts already stored are removed and nothing is committed.
+    ///
+    /// Role passwords are refused in an unencrypted backup.
+    ///
+    /// # Errors
+    /// As [`Repository::backup`]; `Dump` with `NoMatch` for a selection glob that matches no
+    /// database; `Invalid` for role passwords without encryption or an empty selection.
+    #[tracing::instrument(skip_all)]
+    pub async fn backup_cluster_until(
+        &self,
+        dumper: &dyn ClusterDumper,
+        opts: &BackupOptions,
+        progress: &dyn Progress,
+        cancel: impl std::future::Future<Output = ()> + Send,
+    ) -> Result<ClusterBackup, Error> {
+        let prepared = dumper.prepare().await?;
+        if prepared.role_passwords && opts.encryption.is_none() {
+            return Err(Error::Invalid(
+                "refusing to store role passwords in an unencrypted backup".to_owned(),
+            ));
+        }
+        if prepared.databases.is_empty() {
+            return Err(Error::Invalid(
+                "the database selection leaves no database to back up".to_owned(),
+            ));
+        }
+        self.preflight().await?;
+        let started_at = OffsetDateTime::now_utc();
+        let id = BackupId::generate(started_at);
+        let lease = Lease::acquire(Arc::clone(&self.storage), &id).await?;
+        let res = tokio::select! {
+            res = self.cluster_leased(prepared, id, started_at, opts, progress) => res,
+            () = cancel => Err(Error::Cancelled),
+        };
+        lease.release().await;
+        let manifest = res?;
+        let gone = self.gone_databases(&manifest).await;
+        Ok(ClusterBackup { manifest, gone })
+    }
+
+    async fn cluster_leased(
+        &self,
+        prepared: PreparedCluster,
+        id: BackupId,
+        started_at: OffsetDateTime,
+        opts: &BackupOptions,
+        progress: &dyn Progress,
+    ) -> Result<Manifest, Error> {
+        let PreparedCluster {
+            globals,
+            databases,
+            server_databases,
+            include,
+            exclude,
+            role_passwords,
+            ..
+        } = prepared;
+        // The manifest's server and versions: the globals' source, with the newest pg_dump
+        // major among the dumps (what a restorer must read).
+        let mut source = globals.source().clone();
+        source.tool_major = databases
+            .iter()
+            .map(|(_, d)| d.source().tool_major)
+            .chain([source.tool_major])
+            .max()
+            .unwrap_or(source.tool_major);
+        if let Some((_, first)) = databases.first() {
+            source.tool_version = first.source().tool_version.clone();
+        }
+        tracing::info!(backup = %id, databases = databases.len(), "cluster backup started");
+        progress.event(&Event::BackupStarted {
+            id: id.clone(),
+            database: crate::manifest::CLUSTER_DATABASE.to_owned(),
+        });
+        let encrypted = opts.encryption.is_some();
+        let names: Vec<String> = databases.iter().map(|(n, _)| n.clone()).collect();
+        let mut artifacts: Vec<Artifact> = Vec::with_capacity(databases.len() + 1);
+        let globals_file = layout::globals_name(opts.compression, encrypted);
+        let mut jobs = vec![(
+            globals_file,
+            "globals".to_owned(),
+            ArtifactKind::Globals,
+            globals,
+        )];
+        for (i, (name, dump)) in databases.into_iter().enumerate() {
+            let file = layout::database_name(i + 1, &name, opts.compression, encrypted);
+            jobs.push((file, name, ArtifactKind::Dump, dump));
+        }
+        for (file, name, kind, dump) in jobs {
+            tracing::info!(backup = %id, artifact = %name, "dumping");
+            match self
+                .upload_artifact(&id, &file, (&name, kind), dump, opts, progress)
+                .await
+            {
+                Ok(a) => artifacts.push(a),
+                Err(e) => {
+                    self.discard_artifacts(&artifacts).await;
+                    return Err(match e {
+                        Error::Dump(d) => Error::Dump(d.context(format_args!("{kind:?} {name}"))),
+                        other => other,
+                    });
+                }
+            }
+        }
+        let cluster = ClusterInfo::new(names, server_databases)
+            .with_selection(include, exclude)
+            .with_role_passwords(role_passwords);
+        let manifest = Manifest::new_cluster(
+            id,
+            &source,
+            cluster,
+            opts.compression,
+            started_at,
+            OffsetDateTime::now_utc(),
+            opts.labels.clone(),
+            opts.encryption.as_ref().map(Encryption::info),
+            artifacts,
+        );
+        self.commit(manifest, opts, progress).await
+    }
+
+    /// Databases that the previous backup of `m`'s set covered and that are no longer on the
+    /// server. A listing failure only loses the warning.
+    async fn gone_databases(&self, m: &Manifest) -> Vec<String> {
+        let Some(now) = &m.cluster else {
+            return Vec::new();
+        };
+        let listing = match self.list().await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list the repository to compare database lists");
+                return Vec::new();
+            }
+        };
+        let previous = listing
+            .backups
+            .iter()
+            .rev()
+            .filter(|b| b.id != m.id && b.set == m.set && b.started_at <= m.started_at)
+            .find_map(|b| b.cluster.as_ref());
+        previous.map_or_else(Vec::new, |p| {
+            p.databases
+                .iter()
+                .filter(|d| !now.server_databases.contains(d))
+                .cloned()
+                .collect()
+        })
+    }
+
+    /// Restores one database of a cluster backup (or the only database of a single-database
+    /// backup when `database` is `None`), like [`Repository::restore_until`].
+    ///
+    /// # Errors
+    /// As [`Repository::restore_until`]; `Invalid` when the backup holds no such database,
+    /// or holds a whole server and no database was named.
+    pub async fn restore_database_until(
+        &self,
+        m: &Manifest,
+        database: Option<&str>,
+        restorer: &dyn Restorer,
+        opts: &RestoreOptions,
+        progress: &dyn Progress,
+        cancel: impl std::future::Future<Output = ()> + Send,
+    ) -> Result<RestoreReport, Error> {
+        let a = self.select_dump(m, database)?;
+        self.restore_artifact_until(m, a, restorer, opts, progress, cancel)
+            .await
+    }
+
+    /// The dump artifact to restore.
+    pub(super) fn select_dump<'m>(
+        &self,
+        m: &'m Manifest,
+        database: Option<&str>,
+    ) -> Result<&'m Artifact, Error> {
+        match (&m.cluster, database) {
+            (Some(c), None) => Err(Error::Invalid(format!(
+                "backup {} holds a whole server ({} databases: {}); choose one database, the globals, or all of it",
+                m.id,
+                c.databases.len(),
+                c.databases.join(", ")
+            ))),
+            (Some(c), Some(d)) => m.dump_of(d).ok_or_else(|| {
+                Error::Invalid(format!(
+                    "backup {} holds no database {d:?} (it holds {})",
+                    m.id,
+                    c.databases.join(", ")
+                ))
+            }),
+            (None, Some(d)) if d != m.database => Err(Error::Invalid(format!(
+                "backup {} holds database {}, not {d}",
+                m.id, m.database
+            ))),
+            (None, _) => self.dump_artifact(m),
+        }
+    }
+
+    /// Reads the globals of a cluster backup (verified: sizes, digests and authentication)
+    /// and applies them through `restorer`.
+    ///
+    /// # Errors
+    /// `Invalid` for a backup without globals, integrity and key errors before anything is
+    /// applied, connection failures.
+    pub async fn restore_globals(
+        &self,
+        m: &Manifest,
+        restorer: &dyn GlobalsRestorer,
+        progress: &dyn Progress,
+    ) -> Result<GlobalsReport, Error> {
+        let sql = self.read_globals(m, progress).await?;
+        Ok(restorer.apply_globals(&sql).await?)
+    }
+
+    async fn read_globals(&self, m: &Manifest, progress: &dyn Progress) -> Result<String, Error> {
+        let a = m.globals().ok_or_else(|| {
+            Error::Invalid(format!(
+                "backup {} holds no globals (it is not a whole-server backup)",
+                m.id
+            ))
+        })?;
+        let key = self.check_present(m, a).await?;
+        self.check_keys(m, &key).await?;
+        let mut sink = Collect::default();
+        self.stream_verified(m, a, &key, &mut sink, progress)
+            .await?;
+        String::from_utf8(sink.buf.to_vec()).map_err(|_| Error::Integrity {
+            id: m.id.clone(),
+            problem: IntegrityProblem::Undecodable {
+                key: a.key.clone(),
+                cause: "the globals are not UTF-8 text".to_owned(),
+            },
+        })
+    }
+
+    /// Rebuilds a whole server from a cluster backup: checks every artifact (and, with
+    /// `verify_first`, reads each once) and every target database (missing, or empty unless
+    /// `clean`) before anything is written, applies the globals, then restores every database
+    /// under its own name. Globals statements that fail stop the restore before any database.
+    ///
+    /// # Errors
+    /// As [`Repository::restore_until`]; `Invalid` for a single-database backup; `Dump`
+    /// (`Failed`) when globals statements failed.
+    pub async fn restore_cluster_until(
+        &self,
+        m: &Manifest,
+        restorer: &dyn ClusterRestorer,
+        opts: &RestoreOptions,
+        progress: &dyn Progress,
+        cancel: impl std::future::Future<Output = ()> + Send,
+    ) -> Result<ClusterRestoreReport, Error> {
+        let mut cancel = std::pin::pin!(cancel);
+        let Some(cluster) = &m.cluster else {
+            return Err(Error::Invalid(format!(
+                "backup {} is of one database ({}), not of a whole server",
+                m.id, m.database
+            )));
+        };
+        let keys = self.check_all_present(m).await?;
+        if let Some(first) = keys.first() {
+            self.check_keys(m, first).await?;
+        }
+        if opts.verify_first {
+            for (a, key) in m.artifacts.iter().zip(&keys) {
+                let mut sink = NullSink;
+                tokio::select! {
+                    res = self.stream_verified(m, a, key, &mut sink, progress) => res?,
+                    () = &mut cancel => return Err(Error::Cancelled),
+                }
+            }
+        }
+        restorer
+            .check_targets(&cluster.databases, opts.clean)
+            .await?;
+        let sql = self.read_globals(m, progress).await?;
+        let globals = restorer.apply_globals(&sql).await?;
+        if let Some(first) = globals.failures.first() {
+            return Err(Error::Dump(DumpError::new(
+                DumpErrorKind::Failed,
+                format!(
+                    "globals: {} statement(s) failed ({} created, {} existed), no database restored; first: {}: {}",
+                    globals.failed(),
+                    globals.created,
+                    globals.existed,
+                    first.statement,
+                    first.error
+                ),
+            )));
+        }
+        let per_db = opts.clone().with_verify_first(false);
+        let mut databases = Vec::with_capacity(cluster.databases.len());
+        for name in &cluster.databases {
+            let a = self.select_dump(m, Some(name))?;
+            let target = restorer.restorer(name);
+            let report = self
+                .restore_artifact_until(m, a, target.as_ref(), &per_db, progress, &mut cancel)
+                .await
+                .map_err(|e| match e {
+                    Error::Dump(d) => Error::Dump(d.context(format_args!("database {name}"))),
+                    other => other,
+                })?;
+            databases.push(report);
+        }
+        Ok(ClusterRestoreReport { globals, databases })
+    }
+}
+
+/// Collects a small plaintext (the globals) in memory.
+#[derive(Debug, Default)]
+struct Collect {
+    buf: BytesMut,
+}
+
+#[async_trait::async_trait]
+impl RestoreSink for Collect {
+    async fn write(&mut self, chunk: Bytes) -> Result<(), DumpError> {
+        if self.buf.len() + chunk.len() > MAX_GLOBALS {
+            return Err(DumpError::new(
+                DumpErrorKind::Refused,
+                "the globals are larger than 256 MiB",
+            ));
+        }
+        self.buf.extend_from_slice(&chunk);
+        Ok(())
+    }
+    async fn finish(self: Box<Self>) -> Result<RestoreReport, DumpError> {
+        Ok(RestoreReport::default())
+    }
+    async fn abort(self: Box<Self>) {}
+}
