@@ -527,6 +527,24 @@ pub trait Restorer: fmt::Debug + Send + Sync + 'static {
         archive: &ArchiveInfo,
         opts: &RestoreOptions,
     ) -> Result<Box<dyn RestoreSink>, DumpError>;
+
+    /// Prepares the target like [`Restorer::begin`] and starts the restore of a
+    /// directory-format `archive`, whose files arrive one by one (see
+    /// [`DirectorySink`](crate::DirectorySink)). The default refuses.
+    ///
+    /// # Errors
+    /// As [`Restorer::begin`]; `Refused` when directory archives are not supported.
+    async fn begin_directory(
+        &self,
+        archive: &ArchiveInfo,
+        opts: &RestoreOptions,
+    ) -> Result<Box<dyn crate::DirectorySink>, DumpError> {
+        let _ = (archive, opts);
+        Err(DumpError::new(
+            DumpErrorKind::Refused,
+            "this restorer cannot restore a directory-format archive",
+        ))
+    }
 }
 
 /// Checks that an archive is readable (its table of contents, for pg_dump's custom format),

@@ -104,6 +104,16 @@ pub fn database_name(
     )
 }
 
+/// The path of file `file` of a directory-format dump within its backup folder, e.g.
+/// `data.dir/toc.dat.zst`.
+pub fn directory_file_name(file: &str, compression: Compression, encrypted: bool) -> String {
+    format!(
+        "data.dir/{file}{}{}",
+        compression.extension(),
+        if encrypted { AGE_SUFFIX } else { "" }
+    )
+}
+
 /// `<key>.sha256`, the sidecar of an object.
 pub fn sidecar_key(object: &ObjectKey) -> ObjectKey {
     key(&format!("{object}{SIDECAR_SUFFIX}"))

@@ -39,6 +39,7 @@
 mod cluster;
 mod codec;
 mod crypto;
+mod directory;
 mod dump;
 mod error;
 mod events;
@@ -58,6 +59,7 @@ pub use codec::{Compression, InvalidCompression};
 pub use crypto::{
     AuthKey, Decryption, Encryption, EncryptionInfo, KeyError, KeyErrorKind, generate_identity,
 };
+pub use directory::{DirectoryDumper, DirectorySink, DumpedDirectory, PreparedDirectory};
 pub use dump::{
     ArchiveChecker, ArchiveFormat, ArchiveInfo, DumpError, DumpErrorKind, DumpSource, DumpStream,
     Dumper, PreparedDump, RestoreOptions, RestoreReport, RestoreSink, Restorer, TableEstimate,

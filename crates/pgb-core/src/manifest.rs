@@ -144,6 +144,9 @@ pub enum ArtifactKind {
     Dump,
     /// `pg_dumpall --globals-only`: roles, memberships, role settings and tablespaces, as SQL.
     Globals,
+    /// One file of a directory-format dump (`toc.dat` or a table's data), named as pg_dump
+    /// named it.
+    DirectoryFile,
 }
 
 /// What a backup of a whole server (`backup --all-databases`) covered.

@@ -22,6 +22,7 @@ pub struct PgDumpDirectory {
     conn: ConnConfig,
     locator: ToolLocator,
     jobs: u32,
+    spool_dir: PathBuf,
 }
 
 impl PgDumpDirectory {
@@ -31,7 +32,14 @@ impl PgDumpDirectory {
             conn,
             locator,
             jobs: 1,
+            spool_dir: PathBuf::from("/tmp"),
         }
+    }
+
+    /// Where [`pgb_core::DirectoryDumper`]'s runs put their spool directory (default `/tmp`).
+    pub fn with_spool_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.spool_dir = dir.into();
+        self
     }
 
     /// Sets pg_dump's parallel jobs (at least 1; each is a connection to the server).
@@ -249,4 +257,124 @@ pub(crate) async fn check_directory(
         }
     }
     Ok(entries)
+}
+
+#[async_trait::async_trait]
+impl pgb_core::DirectoryDumper for PgDumpDirectory {
+    async fn prepare(&self) -> Result<Box<dyn pgb_core::PreparedDirectory>, DumpError> {
+        let prepared = PgDumpDirectory::prepare(self).await?;
+        Ok(Box::new(Spooled {
+            prepared,
+            spool_dir: self.spool_dir.clone(),
+        }))
+    }
+}
+
+/// A prepared directory dump and where it will spool.
+#[derive(Debug)]
+struct Spooled {
+    prepared: PreparedDirectoryDump,
+    spool_dir: PathBuf,
+}
+
+#[async_trait::async_trait]
+impl pgb_core::PreparedDirectory for Spooled {
+    fn source(&self) -> &DumpSource {
+        self.prepared.source()
+    }
+
+    async fn run(self: Box<Self>) -> Result<Box<dyn pgb_core::DumpedDirectory>, DumpError> {
+        let source = self.prepared.source().clone();
+        let dump = self.prepared.run(&self.spool_dir).await?;
+        Ok(Box::new(Dumped { dump, source }))
+    }
+}
+
+#[derive(Debug)]
+struct Dumped {
+    dump: DirectoryDump,
+    source: DumpSource,
+}
+
+impl pgb_core::DumpedDirectory for Dumped {
+    fn files(&self) -> Vec<(String, u64)> {
+        self.dump
+            .files()
+            .iter()
+            .map(|f| (f.name.clone(), f.size))
+            .collect()
+    }
+
+    fn toc_entries(&self) -> u64 {
+        self.dump.toc_entries()
+    }
+
+    fn open(&self, name: &str) -> Result<Box<dyn pgb_core::PreparedDump>, DumpError> {
+        let file = self
+            .dump
+            .files()
+            .iter()
+            .find(|f| f.name == name)
+            .ok_or_else(|| {
+                DumpError::new(
+                    DumpErrorKind::Io,
+                    format!("{name} is not a file of the directory dump"),
+                )
+            })?;
+        let mut source = self.source.clone().with_size_estimate(Some(file.size));
+        source.table_estimates = Vec::new();
+        Ok(Box::new(SpoolFileDump {
+            path: self.dump.path().join(name),
+            source,
+        }))
+    }
+}
+
+/// One spooled file as a dump stream, for the upload pipeline.
+#[derive(Debug)]
+struct SpoolFileDump {
+    path: PathBuf,
+    source: DumpSource,
+}
+
+#[async_trait::async_trait]
+impl pgb_core::PreparedDump for SpoolFileDump {
+    fn source(&self) -> &DumpSource {
+        &self.source
+    }
+
+    async fn start(self: Box<Self>) -> Result<Box<dyn pgb_core::DumpStream>, DumpError> {
+        let file = tokio::fs::File::open(&self.path).await.map_err(|e| {
+            DumpError::new(
+                DumpErrorKind::Io,
+                format!("opening {}: {e}", self.path.display()),
+            )
+        })?;
+        Ok(Box::new(FileStream {
+            file,
+            path: self.path,
+        }))
+    }
+}
+
+#[derive(Debug)]
+struct FileStream {
+    file: tokio::fs::File,
+    path: PathBuf,
+}
+
+#[async_trait::async_trait]
+impl pgb_core::DumpStream for FileStream {
+    async fn next_chunk(&mut self) -> Result<Option<bytes::Bytes>, DumpError> {
+        let mut buf = bytes::BytesMut::with_capacity(256 * 1024);
+        let n = self.file.read_buf(&mut buf).await.map_err(|e| {
+            DumpError::new(
+                DumpErrorKind::Io,
+                format!("reading {}: {e}", self.path.display()),
+            )
+        })?;
+        Ok((n > 0).then(|| buf.freeze()))
+    }
+
+    async fn abort(self: Box<Self>) {}
 }

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use async_trait::async_trait;
 use bytes::Bytes;
 use pgb_core::{
-    ArchiveFormat, ArchiveInfo, DumpError, DumpErrorKind, RestoreOptions, RestoreReport,
-    RestoreSink, Restorer,
+    ArchiveFormat, ArchiveInfo, DirectorySink, DumpError, DumpErrorKind, RestoreOptions,
+    RestoreReport, RestoreSink, Restorer,
 };
 use tokio::io::AsyncWriteExt;
 use tokio::process::{ChildStdin, Command};
@@ -41,6 +41,52 @@ impl PgRestore {
             locator,
             spool_dir: spool_dir.into(),
         }
+    }
+
+    /// Checks the target database `name` (refused if it has tables and `clean` is off, or,
+    /// for plain SQL, at all) or creates it; a created database is returned armed: it is
+    /// dropped again unless the restore completes.
+    async fn prepare_target(
+        &self,
+        name: &str,
+        format: ArchiveFormat,
+        opts: &RestoreOptions,
+    ) -> Result<Option<CreatedDatabase>, DumpError> {
+        let name = name.to_owned();
+        let psql = self.locator.pick("psql", 0, "the client").await?;
+        let maint = maintenance(&self.target);
+        let mut created = None;
+        if sql::database_exists(&psql, &maint, &name).await? {
+            let n: u64 = sql::query_scalar(&psql, &self.target, COUNT_RELATIONS, &[])
+                .await?
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            if n > 0 && !opts.clean {
+                return Err(DumpError::new(
+                    DumpErrorKind::TargetNotEmpty,
+                    format!("target database {name} already has {n} tables, views or sequences"),
+                ));
+            }
+            if n > 0 && format == ArchiveFormat::Plain {
+                return Err(DumpError::new(
+                    DumpErrorKind::Refused,
+                    format!(
+                        "target database {name} is not empty and a plain SQL backup cannot replace its objects"
+                    ),
+                ));
+            }
+        } else {
+            sql::create_database(&psql, &maint, &name).await?;
+            // From here on, every way out (error, abort, drop) drops the database again.
+            created = Some(CreatedDatabase {
+                psql,
+                maint,
+                name: name.clone(),
+                armed: true,
+            });
+            tracing::info!(database = %name, "created restore target");
+        }
+        Ok(created)
     }
 
     fn target_name(&self) -> Result<String, DumpError> {
@@ -90,39 +136,7 @@ impl Restorer for PgRestore {
             ));
         }
         let tool = tool_for(&self.locator, archive).await?;
-        let psql = self.locator.pick("psql", 0, "the client").await?;
-        let maint = maintenance(&self.target);
-        let mut created = None;
-        if sql::database_exists(&psql, &maint, &name).await? {
-            let n: u64 = sql::query_scalar(&psql, &self.target, COUNT_RELATIONS, &[])
-                .await?
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(0);
-            if n > 0 && !opts.clean {
-                return Err(DumpError::new(
-                    DumpErrorKind::TargetNotEmpty,
-                    format!("target database {name} already has {n} tables, views or sequences"),
-                ));
-            }
-            if n > 0 && archive.format == ArchiveFormat::Plain {
-                return Err(DumpError::new(
-                    DumpErrorKind::Refused,
-                    format!(
-                        "target database {name} is not empty and a plain SQL backup cannot replace its objects"
-                    ),
-                ));
-            }
-        } else {
-            sql::create_database(&psql, &maint, &name).await?;
-            // From here on, every way out (error, abort, drop) drops the database again.
-            created = Some(CreatedDatabase {
-                psql,
-                maint,
-                name: name.clone(),
-                armed: true,
-            });
-            tracing::info!(database = %name, "created restore target");
-        }
+        let created = self.prepare_target(&name, archive.format, opts).await?;
         let started = if archive.format == ArchiveFormat::Custom && opts.jobs > 1 {
             Spool::start(self, &tool, opts)
                 .await
@@ -148,6 +162,40 @@ impl Restorer for PgRestore {
                 Err(e)
             }
         }
+    }
+
+    async fn begin_directory(
+        &self,
+        archive: &ArchiveInfo,
+        opts: &RestoreOptions,
+    ) -> Result<Box<dyn DirectorySink>, DumpError> {
+        let name = self.target_name()?;
+        let tool = tool_for(
+            &self.locator,
+            &ArchiveInfo::new(ArchiveFormat::Custom, archive.tool_major),
+        )
+        .await?;
+        let parent = private_dir(&self.spool_dir, "pgb-restore")?;
+        let mut spool = SpoolDir {
+            dir: parent.join("dump"),
+            parent,
+            target: self.target.clone(),
+            tool,
+            opts: opts.clone(),
+            created: None,
+            name: name.clone(),
+        };
+        std::fs::create_dir(&spool.dir).map_err(|e| {
+            DumpError::new(
+                DumpErrorKind::Io,
+                format!("cannot create {}: {e}", spool.dir.display()),
+            )
+        })?;
+        // The spool is removed (by its drop) if the target is refused.
+        spool.created = self
+            .prepare_target(&name, ArchiveFormat::Directory, opts)
+            .await?;
+        Ok(Box::new(spool))
     }
 }
 
@@ -490,5 +538,157 @@ impl Drop for Spool {
     fn drop(&mut self) {
         // Never leave a plaintext copy of a dump behind.
         let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// A new private (0700) directory `<prefix>-<random>` under `dir`.
+pub(crate) fn private_dir(dir: &std::path::Path, prefix: &str) -> Result<PathBuf, DumpError> {
+    use std::os::unix::fs::DirBuilderExt;
+    let mut rnd = [0u8; 8];
+    let _ = getrandom::fill(&mut rnd);
+    let name: String = rnd.iter().map(|b| format!("{b:02x}")).collect();
+    let path = dir.join(format!("{prefix}-{name}"));
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&path)
+        .map_err(|e| {
+            DumpError::new(
+                DumpErrorKind::Io,
+                format!("cannot create a spool directory in {}: {e}", dir.display()),
+            )
+        })?;
+    Ok(path)
+}
+
+/// A directory-format restore: files are received into a private spool directory, then
+/// `pg_restore -j N` runs on it (one job: in one transaction). The spool is removed in every
+/// case, and a target database the restore created is dropped unless it completed.
+#[derive(Debug)]
+struct SpoolDir {
+    parent: PathBuf,
+    dir: PathBuf,
+    target: ConnConfig,
+    tool: Tool,
+    opts: RestoreOptions,
+    created: Option<CreatedDatabase>,
+    name: String,
+}
+
+/// Whether `name` is a plain file name pg_dump writes (`toc.dat`, `3345.dat`): no path.
+fn plain_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-')
+}
+
+#[async_trait]
+impl DirectorySink for SpoolDir {
+    async fn file(&self, name: &str) -> Result<Box<dyn RestoreSink>, DumpError> {
+        if !plain_file_name(name) {
+            return Err(DumpError::new(
+                DumpErrorKind::Refused,
+                format!("refusing archive file name {name:?}: not a plain file name"),
+            ));
+        }
+        let path = self.dir.join(name);
+        let file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .await
+            .map_err(|e| {
+                DumpError::new(
+                    DumpErrorKind::Io,
+                    format!("cannot create spool file {}: {e}", path.display()),
+                )
+            })?;
+        Ok(Box::new(FileSink { path, file }))
+    }
+
+    async fn finish(mut self: Box<Self>) -> Result<RestoreReport, DumpError> {
+        let mut cmd = process::command(&self.tool, Some(&self.target));
+        restore_args(&mut cmd, &self.target, &self.opts);
+        cmd.arg("--exit-on-error");
+        if self.opts.jobs > 1 {
+            cmd.arg(format!("--jobs={}", self.opts.jobs));
+        } else {
+            cmd.arg("--single-transaction");
+        }
+        cmd.arg(&self.dir);
+        let res = match ToolProcess::spawn(cmd, "pg_restore", Pipes::NONE) {
+            Ok(mut p) => p.wait().await,
+            Err(e) => Err(e),
+        };
+        let _ = tokio::fs::remove_dir_all(&self.parent).await;
+        let created = self.created.take();
+        match res {
+            Ok(()) => {
+                let was_created = created.is_some();
+                if let Some(db) = created {
+                    db.keep();
+                }
+                Ok(RestoreReport::new(
+                    self.name.clone(),
+                    was_created,
+                    self.tool.version.clone(),
+                ))
+            }
+            Err(e) => {
+                if let Some(db) = created {
+                    db.drop_now().await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn abort(mut self: Box<Self>) {
+        let _ = tokio::fs::remove_dir_all(&self.parent).await;
+        if let Some(db) = self.created.take() {
+            db.drop_now().await;
+        }
+    }
+}
+
+impl Drop for SpoolDir {
+    fn drop(&mut self) {
+        // Never leave a plaintext copy of a dump behind (the created database drops itself).
+        let _ = std::fs::remove_dir_all(&self.parent);
+    }
+}
+
+/// One file of a directory archive being received.
+#[derive(Debug)]
+struct FileSink {
+    path: PathBuf,
+    file: tokio::fs::File,
+}
+
+#[async_trait]
+impl RestoreSink for FileSink {
+    async fn write(&mut self, chunk: Bytes) -> Result<(), DumpError> {
+        self.file.write_all(&chunk).await.map_err(|e| {
+            DumpError::new(
+                DumpErrorKind::Io,
+                format!("writing spool file {}: {e}", self.path.display()),
+            )
+        })
+    }
+
+    async fn finish(mut self: Box<Self>) -> Result<RestoreReport, DumpError> {
+        self.file.flush().await.map_err(|e| {
+            DumpError::new(
+                DumpErrorKind::Io,
+                format!("writing spool file {}: {e}", self.path.display()),
+            )
+        })?;
+        Ok(RestoreReport::default())
+    }
+
+    async fn abort(self: Box<Self>) {
+        let _ = tokio::fs::remove_file(&self.path).await;
     }
 }

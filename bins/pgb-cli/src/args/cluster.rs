@@ -51,3 +51,17 @@ impl ClusterRestoreArgs {
         self.database.is_some() || self.globals || self.all
     }
 }
+
+/// `backup --format directory`: pg_dump's parallel jobs and its spool.
+#[derive(Debug, Args, Default)]
+#[command(next_help_heading = "Directory format")]
+pub(crate) struct DirectoryBackupArgs {
+    /// With --format directory: parallel pg_dump jobs (connections), and files uploaded at a
+    /// time [default: 1].
+    #[arg(long, value_name = "N")]
+    pub(crate) jobs: Option<u32>,
+    /// With --format directory: where pg_dump writes before the upload (else PGB_SPOOL_DIR,
+    /// else TMPDIR); it needs room for the uncompressed dump.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) spool_dir: Option<std::path::PathBuf>,
+}

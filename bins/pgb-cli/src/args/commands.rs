@@ -44,6 +44,8 @@ pub(crate) struct BackupArgs {
     pub(crate) notify: NotifyArgs,
     #[command(flatten)]
     pub(crate) cluster: super::ClusterBackupArgs,
+    #[command(flatten)]
+    pub(crate) directory: super::DirectoryBackupArgs,
     /// Print the manifest as JSON (with --prune: {"backup": manifest, "prune": report}).
     #[arg(long)]
     pub(crate) json: bool,

@@ -13,7 +13,7 @@ mod shared;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-pub(crate) use cluster::{ClusterBackupArgs, ClusterRestoreArgs};
+pub(crate) use cluster::{ClusterBackupArgs, ClusterRestoreArgs, DirectoryBackupArgs};
 pub(crate) use commands::{
     BackupArgs, GcArgs, KeyCommand, ListArgs, PruneArgs, RestoreArgs, RetentionCommand, VerifyArgs,
 };

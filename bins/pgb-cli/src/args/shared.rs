@@ -69,6 +69,8 @@ pub(crate) enum Format {
     Custom,
     /// pg_dump -Fp: SQL text, restored with psql.
     Plain,
+    /// pg_dump -Fd -j N: one object per file, dumped and restored in parallel (--jobs).
+    Directory,
 }
 
 /// Retention policy flags, shared by `prune`, `backup --prune` and `retention plan`.

@@ -33,6 +33,9 @@ async fn backup(a: BackupArgs, ctx: &Ctx<'_>) -> Result<(String, String, u64), F
     if a.cluster.all_databases {
         return super::cluster::backup(a, ctx).await;
     }
+    if a.format == Some(crate::args::Format::Directory) {
+        return super::cluster::backup_directory(a, ctx).await;
+    }
     let plan = resolve::backup(&a, ctx.env)?;
     let repo = resolve::repository(&a.repo, ctx.env)?;
     let out = Output::json(a.json);

@@ -14,7 +14,6 @@ use crate::resolve::{self, ClusterRestore};
 pub(super) async fn backup(a: BackupArgs, ctx: &Ctx<'_>) -> Result<(String, String, u64), Failure> {
     let plan = resolve::cluster_backup(&a, ctx.env)?;
     let repo = resolve::repository(&a.repo, ctx.env)?;
-    let out = Output::json(a.json);
     let done = repo
         .backup_cluster_until(
             &plan.dumper,
@@ -25,31 +24,72 @@ pub(super) async fn backup(a: BackupArgs, ctx: &Ctx<'_>) -> Result<(String, Stri
         .await?;
     cluster::notes(&done);
     let m = &done.manifest;
+    after_commit(&a, ctx, &repo, m, plan.prune, &done, |w| {
+        cluster::backup(w, &done)
+    })
+    .await
+}
+
+/// `backup --format directory`: pg_dump -Fd -j N into a spool, each file uploaded as an
+/// artifact of one backup; then `--verify` and `--prune` as for any backup.
+pub(super) async fn backup_directory(
+    a: BackupArgs,
+    ctx: &Ctx<'_>,
+) -> Result<(String, String, u64), Failure> {
+    let plan = resolve::directory_backup(&a, ctx.env)?;
+    let repo = resolve::repository(&a.repo, ctx.env)?;
+    let m = repo
+        .backup_directory_until(
+            &plan.dumper,
+            plan.jobs,
+            &plan.options,
+            &render::log_progress,
+            ctx.cancelled(),
+        )
+        .await?;
+    after_commit(&a, ctx, &repo, &m, plan.prune, &m, |w| {
+        render::backup_text(w, &m)
+    })
+    .await
+}
+
+/// After a commit: `--verify` (recorded), the report, and `--prune`. Returns (id, set,
+/// stored bytes) for the notification.
+async fn after_commit<T: serde::Serialize>(
+    a: &BackupArgs,
+    ctx: &Ctx<'_>,
+    repo: &pgb::Repository,
+    m: &pgb::Manifest,
+    prune: Option<pgb::retention::Policy>,
+    report: &T,
+    text: impl Fn(&mut dyn std::io::Write) -> std::io::Result<()>,
+) -> Result<(String, String, u64), Failure> {
+    let out = Output::json(a.json);
     if a.verify {
         let checker = resolve::checker(&a.tools, ctx.env);
         let r = repo
             .verify(m, Some(&checker), &render::log_progress)
             .await?;
-        super::verify::record(&repo, m, &r, ctx).await;
+        super::verify::record(repo, m, &r, ctx).await;
     }
     let result = (m.id.to_string(), m.set.clone(), m.stored_size());
-    let Some(policy) = plan.prune else {
-        out.emit(&done, |w| cluster::backup(w, &done))?;
+    let Some(policy) = prune else {
+        out.emit(report, text)?;
         return Ok(result);
     };
     if out == Output::Text {
-        render::stdout(|w| cluster::backup(w, &done))?;
+        render::stdout(text)?;
     }
-    let verified = resolve::verified(&repo, ctx.env).await?;
-    let report = repo
+    let verified = resolve::verified(repo, ctx.env).await?;
+    let pruned = repo
         .prune(&policy, &PruneOptions::default().with_verified(verified))
         .await?;
-    render::prune_notes(&report);
+    render::prune_notes(&pruned);
     let both = BackupOut {
         backup: m,
-        prune: &report,
+        prune: &pruned,
     };
-    out.emit(&both, |w| render::prune_text(w, &report))?;
+    out.emit(&both, |w| render::prune_text(w, &pruned))?;
     Ok(result)
 }
 

@@ -10,13 +10,16 @@ use time::OffsetDateTime;
 pub(crate) fn backup(w: &mut dyn Write, m: &Manifest) -> io::Result<()> {
     writeln!(
         w,
-        "backup {} of {} complete: {} stored ({} uncompressed, {}), sha256 {}",
+        "backup {} of {} complete: {} stored ({} uncompressed, {}), {}",
         m.id,
         m.database,
         human(m.stored_size()),
         human(m.plain_size()),
         m.compression,
-        m.dump().map_or("", |a| a.stored_sha256.as_str())
+        m.dump().map_or_else(
+            || format!("{} files", m.artifacts.len()),
+            |a| format!("sha256 {}", a.stored_sha256)
+        )
     )
 }
 

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use pgb::postgres::{ConnConfig, PgCluster, PgRestore};
+use pgb::postgres::{ConnConfig, PgCluster, PgDumpDirectory, PgRestore};
 use pgb::retention::Policy;
 use pgb::{BackupOptions, RestoreOptions};
 
@@ -112,4 +112,42 @@ pub(crate) fn cluster_restore_options(a: &RestoreArgs) -> RestoreOptions {
         .with_verify_first(!a.no_verify_first)
         .with_keep_owner(a.keep_owner)
         .with_keep_privileges(a.keep_privileges)
+}
+
+/// Everything `backup --format directory` needs, validated before anything runs.
+pub(crate) struct DirectoryBackup {
+    pub(crate) dumper: PgDumpDirectory,
+    pub(crate) jobs: usize,
+    pub(crate) options: BackupOptions,
+    pub(crate) prune: Option<Policy>,
+}
+
+/// `backup --format directory [--jobs N] [--spool-dir DIR]`.
+pub(crate) fn directory_backup(a: &BackupArgs, env: Env<'_>) -> Result<DirectoryBackup, Failure> {
+    let single = super::backup(a, env)?;
+    let jobs = a.directory.jobs.unwrap_or(1);
+    if jobs == 0 {
+        return Err(Failure::usage("--jobs must be at least 1"));
+    }
+    let db = match &a.db {
+        Some(url) => conn(url, true)?,
+        None => conn(
+            &var(env, "DATABASE_URL").unwrap_or_else(|| defaults::DB.to_owned()),
+            false,
+        )?,
+    };
+    let spool = a
+        .directory
+        .spool_dir
+        .clone()
+        .or_else(|| var(env, "PGB_SPOOL_DIR").map(PathBuf::from))
+        .unwrap_or_else(|| temp_dir(env));
+    Ok(DirectoryBackup {
+        dumper: PgDumpDirectory::new(db, tools(&a.tools, env))
+            .with_jobs(jobs)
+            .with_spool_dir(spool),
+        jobs: jobs as usize,
+        options: single.options,
+        prune: single.prune,
+    })
 }

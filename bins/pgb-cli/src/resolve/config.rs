@@ -107,6 +107,7 @@ pub(crate) fn backup_args(job: &ResolvedJob) -> BackupArgs {
         tools: ToolArgs::default(),
         notify: NotifyArgs::default(),
         cluster: Default::default(),
+        directory: Default::default(),
         json: false,
     }
 }

@@ -22,7 +22,7 @@ mod notify;
 mod ops;
 
 pub(crate) use cluster::{
-    ClusterRestore, cluster_backup, cluster_restore, cluster_restore_options,
+    ClusterRestore, cluster_backup, cluster_restore, cluster_restore_options, directory_backup,
 };
 pub(crate) use keys::{auth_key, decryption, encryption, write_secret_file};
 pub(crate) use notify::notifier;
@@ -149,6 +149,7 @@ pub(crate) fn backup(a: &BackupArgs, env: Env<'_>) -> Result<Backup, Failure> {
     let format = match a.format.unwrap_or(Format::Custom) {
         Format::Custom => ArchiveFormat::Custom,
         Format::Plain => ArchiveFormat::Plain,
+        Format::Directory => ArchiveFormat::Directory,
     };
     let mut options = a
         .label

@@ -191,12 +191,15 @@ impl Repository {
             }
         };
         let outer = opts.encryption.as_ref().map(Encryption::stage);
+        // A file of a directory dump may be empty (an empty table's data); a dump may not.
+        let allow_empty = kind == ArtifactKind::DirectoryFile;
         let pumped = pump(
             dump.as_mut(),
             writer.as_mut(),
             opts.compression,
             outer,
             progress,
+            allow_empty,
         )
         .await;
         let sizes = match pumped {
@@ -392,6 +395,7 @@ async fn pump(
     compression: Compression,
     outer: Option<OuterStage>,
     progress: &dyn Progress,
+    allow_empty: bool,
 ) -> Result<Sizes, Error> {
     let (in_tx, in_rx) = mpsc::channel::<EncodeMsg>(CHANNEL_DEPTH);
     let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(CHANNEL_DEPTH);
@@ -421,7 +425,7 @@ async fn pump(
                         return Ok(false); // the encoder failed; its error is reported below
                     }
                 }
-                None if total == 0 => {
+                None if total == 0 && !allow_empty => {
                     return Err(Error::Dump(DumpError::new(
                         DumpErrorKind::Empty,
                         "pg_dump exited successfully but wrote nothing; refusing to record an empty backup",

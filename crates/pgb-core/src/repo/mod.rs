@@ -3,6 +3,7 @@
 
 mod backup;
 mod cluster;
+mod directory;
 mod gc;
 mod lease;
 mod list;

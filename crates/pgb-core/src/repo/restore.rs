@@ -44,6 +44,11 @@ impl Repository {
         progress: &dyn Progress,
         cancel: impl std::future::Future<Output = ()> + Send,
     ) -> Result<RestoreReport, Error> {
+        if m.format == crate::dump::ArchiveFormat::Directory && m.cluster.is_none() {
+            return self
+                .restore_directory_until(m, restorer, opts, progress, cancel)
+                .await;
+        }
         let a = self.select_dump(m, None)?;
         self.restore_artifact_until(m, a, restorer, opts, progress, cancel)
             .await

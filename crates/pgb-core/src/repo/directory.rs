@@ -1,0 +1,167 @@
+//! Directory-format backups: `pg_dump -Fd -j N` into a spool, each file uploaded as its own
+//! artifact through the pipeline (several at a time), one manifest; and their restore: every
+//! file downloaded and verified into a spool, then `pg_restore -j N`.
+
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use time::OffsetDateTime;
+
+use super::lease::Lease;
+use super::{BackupOptions, Repository};
+use crate::crypto::Encryption;
+use crate::directory::DirectoryDumper;
+use crate::dump::{ArchiveFormat, ArchiveInfo, RestoreOptions, RestoreReport, Restorer};
+use crate::error::Error;
+use crate::events::{Event, Progress};
+use crate::layout;
+use crate::manifest::{Artifact, ArtifactKind, BackupId, Manifest};
+
+impl Repository {
+    /// Backs up a database in the directory format: preflight, run the dump into the
+    /// dumper's spool, upload each of its files as an artifact (`jobs` at a time) through
+    /// compression, hashing and encryption, and commit one manifest once every file is stored.
+    /// On any failure the stored files are removed and nothing is committed; the spool is
+    /// removed either way.
+    ///
+    /// # Errors
+    /// As [`Repository::backup`].
+    #[tracing::instrument(skip_all)]
+    pub async fn backup_directory_until(
+        &self,
+        dumper: &dyn DirectoryDumper,
+        jobs: usize,
+        opts: &BackupOptions,
+        progress: &dyn Progress,
+        cancel: impl std::future::Future<Output = ()> + Send,
+    ) -> Result<Manifest, Error> {
+        let prepared = dumper.prepare().await?;
+        self.preflight().await?;
+        let started_at = OffsetDateTime::now_utc();
+        let id = BackupId::generate(started_at);
+        let lease = Lease::acquire(Arc::clone(&self.storage), &id).await?;
+        let source = prepared.source().clone();
+        let work = async {
+            progress.event(&Event::BackupStarted {
+                id: id.clone(),
+                database: source.database.clone(),
+            });
+            let dumped = prepared.run().await?;
+            tracing::info!(backup = %id, files = dumped.files().len(), toc_entries = dumped.toc_entries(), "directory dump finished; uploading");
+            let encrypted = opts.encryption.is_some();
+            let uploads = dumped.files().into_iter().map(|(name, _)| {
+                let dumped = &dumped;
+                let id = &id;
+                async move {
+                    let file = layout::directory_file_name(&name, opts.compression, encrypted);
+                    let stream = dumped.open(&name)?;
+                    self.upload_artifact(
+                        id,
+                        &file,
+                        (&name, ArtifactKind::DirectoryFile),
+                        stream,
+                        opts,
+                        progress,
+                    )
+                    .await
+                }
+            });
+            let mut pending = futures_util::stream::iter(uploads).buffer_unordered(jobs.max(1));
+            let mut artifacts: Vec<Artifact> = Vec::new();
+            while let Some(res) = pending.next().await {
+                match res {
+                    Ok(a) => artifacts.push(a),
+                    Err(e) => {
+                        // In-flight uploads are dropped (their objects discarded).
+                        drop(pending);
+                        self.discard_artifacts(&artifacts).await;
+                        return Err(e);
+                    }
+                }
+            }
+            drop(pending);
+            drop(dumped); // removes the spool
+            artifacts.sort_by(|a, b| a.name.cmp(&b.name));
+            let manifest = Manifest::new_v3(
+                id.clone(),
+                &source,
+                opts.compression,
+                started_at,
+                OffsetDateTime::now_utc(),
+                opts.labels.clone(),
+                opts.encryption.as_ref().map(Encryption::info),
+                artifacts,
+            );
+            self.commit(manifest, opts, progress).await
+        };
+        let res = tokio::select! {
+            res = work => res,
+            () = cancel => Err(Error::Cancelled),
+        };
+        lease.release().await;
+        res
+    }
+
+    /// Restores a directory-format backup: every file is downloaded through the verified
+    /// stream into the restorer's spool (`jobs` at a time), and the restore runs only once
+    /// all of them matched their checksums.
+    pub(super) async fn restore_directory_until(
+        &self,
+        m: &Manifest,
+        restorer: &dyn Restorer,
+        opts: &RestoreOptions,
+        progress: &dyn Progress,
+        cancel: impl std::future::Future<Output = ()> + Send,
+    ) -> Result<RestoreReport, Error> {
+        let mut cancel = std::pin::pin!(cancel);
+        let before = self.storage.stats();
+        let keys = self.check_all_present(m).await?;
+        if let Some(first) = keys.first() {
+            self.check_keys(m, first).await?;
+        }
+        let archive = ArchiveInfo::new(ArchiveFormat::Directory, m.pg_dump_major);
+        let sink = tokio::select! {
+            sink = restorer.begin_directory(&archive, opts) => sink?,
+            () = &mut cancel => return Err(Error::Cancelled),
+        };
+        let downloads = m.artifacts.iter().zip(&keys).map(|(a, key)| {
+            let sink = &sink;
+            async move {
+                let mut file = sink.file(&a.name).await?;
+                if let Err(e) = self
+                    .stream_verified(m, a, key, file.as_mut(), progress)
+                    .await
+                {
+                    file.abort().await;
+                    return Err(e);
+                }
+                file.finish().await?;
+                Ok::<_, Error>(())
+            }
+        });
+        let all = async {
+            let mut pending =
+                futures_util::stream::iter(downloads).buffer_unordered(opts.jobs.max(1) as usize);
+            while let Some(res) = pending.next().await {
+                res?;
+            }
+            Ok::<_, Error>(())
+        };
+        let fetched = tokio::select! {
+            res = all => res,
+            () = &mut cancel => Err(Error::Cancelled),
+        };
+        if let Err(e) = fetched {
+            sink.abort().await;
+            return Err(e);
+        }
+        tokio::select! {
+            res = sink.finish() => {
+                let mut report = res?;
+                report.storage = self.storage.stats().since(before);
+                Ok(report)
+            }
+            () = &mut cancel => Err(Error::Cancelled),
+        }
+    }
+}
