@@ -13,7 +13,26 @@ use std::path::Path;
 
 use common::{Pg, drop_db_quietly, env, list_json, one_line_error, pgb_env, stderr, stdout};
 
-const PASSPHRASE: &str = "cluster test passphrase";
+/// An age identity and its recipient (X25519: cheap, unlike a passphrase's scrypt per object).
+struct Keys {
+    _dir: tempfile::TempDir,
+    identity: String,
+    recipient: String,
+}
+
+fn keys() -> Keys {
+    let dir = tempfile::tempdir().unwrap();
+    let identity = dir.path().join("id.txt").to_str().unwrap().to_owned();
+    let o = pgb_env(&["key", "generate", "--output", &identity], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let recipient = stdout(&o).trim().to_owned();
+    assert!(recipient.starts_with("age1"), "{recipient}");
+    Keys {
+        _dir: dir,
+        identity,
+        recipient,
+    }
+}
 
 fn pg17() -> Option<Pg> {
     match (env("PGB_TEST_PG17_URL"), env("PGB_TEST_PG17_BIN")) {
@@ -147,7 +166,7 @@ fn run(pg: &Pg, args: &[&str]) -> std::process::Output {
     let mut all: Vec<&str> = args.to_vec();
     let bin = pg.bin.to_str().unwrap();
     all.extend(["--pg-bin-dir", bin]);
-    pgb_env(&all, &[("PGB_PASSPHRASE", PASSPHRASE)])
+    pgb_env(&all, &[])
 }
 
 fn rebuild_round_trip(pg: &Pg) {
@@ -157,6 +176,8 @@ fn rebuild_round_trip(pg: &Pg) {
     let r = repo.path().to_str().unwrap();
     let include = format!("{}_*", f.prefix);
     let server = pg.url("postgres");
+    let k = keys();
+    let id: &str = &k.identity;
 
     let o = run(
         pg,
@@ -170,24 +191,8 @@ fn rebuild_round_trip(pg: &Pg) {
             "--include",
             &include,
             "--with-role-passwords",
-            "--passphrase-file",
-            "/dev/null",
-        ],
-    );
-    // An empty passphrase file is refused; the passphrase comes from PGB_PASSPHRASE instead.
-    assert_eq!(o.status.code(), Some(9), "{}", stderr(&o));
-    let o = run(
-        pg,
-        &[
-            "backup",
-            "--repo",
-            r,
-            "--db",
-            &server,
-            "--all-databases",
-            "--include",
-            &include,
-            "--with-role-passwords",
+            "--recipient",
+            &k.recipient,
             "--json",
         ],
     );
@@ -207,7 +212,10 @@ fn rebuild_round_trip(pg: &Pg) {
         .map(|a| a["kind"].as_str().unwrap())
         .collect();
     assert_eq!(kinds, ["globals", "dump", "dump", "dump"]);
-    let o = run(pg, &["verify", "--repo", r, "latest"]);
+    let o = run(
+        pg,
+        &["verify", "--repo", r, "latest", "--identity-file", id],
+    );
     assert!(o.status.success(), "verify: {}", stderr(&o));
 
     f.drop_all();
@@ -225,6 +233,8 @@ fn rebuild_round_trip(pg: &Pg) {
             &server,
             "--keep-owner",
             "--keep-privileges",
+            "--identity-file",
+            id,
         ],
     );
     assert!(o.status.success(), "restore --all: {}", stderr(&o));
@@ -237,7 +247,15 @@ fn rebuild_round_trip(pg: &Pg) {
     let o = run(
         pg,
         &[
-            "restore", "latest", "--repo", r, "--all", "--server", &server,
+            "restore",
+            "latest",
+            "--repo",
+            r,
+            "--all",
+            "--server",
+            &server,
+            "--identity-file",
+            id,
         ],
     );
     assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
@@ -253,6 +271,8 @@ fn rebuild_round_trip(pg: &Pg) {
             "--globals",
             "--db",
             &server,
+            "--identity-file",
+            id,
         ],
     );
     assert!(o.status.success(), "restore --globals: {}", stderr(&o));
@@ -272,6 +292,8 @@ fn rebuild_round_trip(pg: &Pg) {
             &f.db("b"),
             "--db",
             &pg.url(&copy),
+            "--identity-file",
+            id,
         ],
     );
     assert!(o.status.success(), "restore --database: {}", stderr(&o));
