@@ -94,6 +94,68 @@ fn round_trip(pg: &Pg) {
         common::drop_db_quietly(pg, &target);
     }
 
+    // One table: only the table of contents and that table's data file are downloaded.
+    let target = common::unique("wdir_table");
+    let o = pgb(&[
+        "restore",
+        "latest",
+        "--repo",
+        r,
+        "--db",
+        &pg.url(&target),
+        "--table",
+        "public.more",
+        "--jobs",
+        "2",
+        "--spool-dir",
+        spool.path().to_str().unwrap(),
+        "--pg-bin-dir",
+        bin,
+        "--json",
+    ]);
+    assert!(o.status.success(), "restore --table: {}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        report["objects_read"], 2,
+        "toc.dat and one data file: {report}"
+    );
+    assert!(names.len() > 2);
+    assert_eq!(
+        pg.table_fingerprint(&target, "more"),
+        pg.table_fingerprint(&src.name, "more")
+    );
+    assert_eq!(
+        pg.psql(
+            &target,
+            "select count(*) from pg_tables where schemaname = 'public'"
+        ),
+        "1",
+        "only the selected table"
+    );
+    common::drop_db_quietly(pg, &target);
+    // A table the backup does not hold: exit 2, and no database is left behind.
+    let target = common::unique("wdir_nope");
+    let o = pgb(&[
+        "restore",
+        "latest",
+        "--repo",
+        r,
+        "--db",
+        &pg.url(&target),
+        "--table",
+        "public.nope",
+        "--pg-bin-dir",
+        bin,
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        common::one_line_error(&o).contains("holds no table public.nope"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!pg.db_exists(&target));
+    assert_eq!(entries(spool.path()), 0);
+
     // One corrupt file: verify fails (5), and so does a restore, leaving no database behind.
     let id = list[0]["id"].as_str().unwrap();
     let key = list[0]["artifacts"]
@@ -163,4 +225,56 @@ fn a_failing_directory_dump_writes_nothing() {
     assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
     assert!(list_json(repo.path()).is_empty());
     assert_eq!(entries(spool.path()), 0);
+}
+
+#[test]
+fn one_table_restores_from_a_custom_format_backup() {
+    let Some(pg) = common::pg() else { return };
+    let src = pg.sample_db("wtab", 200, RowText::Md5);
+    pg.psql(
+        &src.name,
+        "create schema sales; create table sales.items (id int primary key, v int);
+         insert into sales.items select g, g * 2 from generate_series(1, 50) g;",
+    );
+    let repo = tempfile::tempdir().unwrap();
+    let r = repo.path().to_str().unwrap();
+    let o = pgb(&["backup", "--repo", r, "--db", &pg.url(&src.name)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let target = common::unique("wtab_restored");
+    let o = pgb(&[
+        "restore",
+        "latest",
+        "--repo",
+        r,
+        "--db",
+        &pg.url(&target),
+        "--table",
+        "sales.items",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        pg.table_fingerprint(&target, "sales.items"),
+        pg.table_fingerprint(&src.name, "sales.items")
+    );
+    assert_eq!(
+        pg.psql(
+            &target,
+            "select count(*) from pg_tables where tablename = 'items'"
+        ),
+        "1",
+        "public.items was not restored"
+    );
+    common::drop_db_quietly(&pg, &target);
+    let o = pgb(&[
+        "restore",
+        "latest",
+        "--repo",
+        r,
+        "--db",
+        &pg.url(&target),
+        "--schema",
+        "nope",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(!pg.db_exists(&target));
 }

@@ -72,6 +72,16 @@ pub trait DirectorySink: fmt::Debug + Send + Sync {
     /// `Refused` for a name that is not a plain file name, `Io`.
     async fn file(&self, name: &str) -> Result<Box<dyn RestoreSink>, DumpError>;
 
+    /// The data files a selective restore needs, read from the table of contents (file
+    /// `toc.dat`, received first); `None`: every file. Requested tables or schemas missing from
+    /// the archive are a `NoMatch` error. The default needs every file.
+    ///
+    /// # Errors
+    /// `NoMatch`, `BadArchive` for an unreadable table of contents.
+    async fn needed(&self) -> Result<Option<Vec<String>>, DumpError> {
+        Ok(None)
+    }
+
     /// Restores the complete directory.
     ///
     /// # Errors

@@ -399,6 +399,11 @@ pub struct RestoreOptions {
     /// Read and check the stored object's sha256 before touching any database (one extra
     /// read of the object; the stream is checked again while restoring either way).
     pub verify_first: bool,
+    /// Restore only these tables (`schema.table` or `table`), as pg_restore's `-n`/`-t`
+    /// select them; each must be in the archive. Empty: no table selection.
+    pub tables: Vec<String>,
+    /// Restore only objects of these schemas (pg_restore's `-n`); each must be in the archive.
+    pub schemas: Vec<String>,
 }
 
 impl Default for RestoreOptions {
@@ -417,7 +422,26 @@ impl RestoreOptions {
             keep_privileges: false,
             allow_create: false,
             verify_first: true,
+            tables: Vec::new(),
+            schemas: Vec::new(),
         }
+    }
+
+    /// Restores only these tables (`schema.table` or `table`).
+    pub fn with_tables(mut self, tables: Vec<String>) -> Self {
+        self.tables = tables;
+        self
+    }
+
+    /// Restores only objects of these schemas.
+    pub fn with_schemas(mut self, schemas: Vec<String>) -> Self {
+        self.schemas = schemas;
+        self
+    }
+
+    /// Whether only part of the archive is restored.
+    pub fn is_selective(&self) -> bool {
+        !self.tables.is_empty() || !self.schemas.is_empty()
     }
 
     /// Sets `clean`.
@@ -471,6 +495,11 @@ pub struct RestoreReport {
     pub tool_version: String,
     /// What the network did while the backup was read (filled in by the repository).
     pub storage: crate::storage::StorageStats,
+    /// Stored objects downloaded, where the restore fetched only some of them (a table-level
+    /// restore from a directory-format backup fetches its table of contents and the data files
+    /// it needs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub objects_read: Option<u64>,
 }
 
 impl RestoreReport {
@@ -486,6 +515,7 @@ impl RestoreReport {
             toc_entries: None,
             tool_version: tool_version.into(),
             storage: crate::storage::StorageStats::default(),
+            objects_read: None,
         }
     }
 

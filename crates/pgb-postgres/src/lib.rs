@@ -41,6 +41,7 @@ mod dump;
 mod dumpall;
 mod process;
 mod restore;
+mod selection;
 pub mod sql;
 mod sql_client;
 mod tools;

@@ -129,6 +129,12 @@ impl Restorer for PgRestore {
         opts: &RestoreOptions,
     ) -> Result<Box<dyn RestoreSink>, DumpError> {
         let name = self.target_name()?;
+        if archive.format == ArchiveFormat::Plain && opts.is_selective() {
+            return Err(DumpError::new(
+                DumpErrorKind::Refused,
+                "a plain SQL backup cannot be restored table by table",
+            ));
+        }
         if archive.format == ArchiveFormat::Directory {
             return Err(DumpError::new(
                 DumpErrorKind::Refused,
@@ -137,17 +143,18 @@ impl Restorer for PgRestore {
         }
         let tool = tool_for(&self.locator, archive).await?;
         let created = self.prepare_target(&name, archive.format, opts).await?;
-        let started = if archive.format == ArchiveFormat::Custom && opts.jobs > 1 {
-            Spool::start(self, &tool, opts)
-                .await
-                .map(|s| Box::new(s) as Box<dyn RestoreSink>)
-        } else {
-            ChildSink::restore(&self.target, &tool, archive.format, opts).map(|mut s| {
-                s.guard = (archive.format == ArchiveFormat::Plain && !opts.allow_create)
-                    .then(CreateDbGuard::new);
-                Box::new(s) as Box<dyn RestoreSink>
-            })
-        };
+        let started =
+            if archive.format == ArchiveFormat::Custom && (opts.jobs > 1 || opts.is_selective()) {
+                Spool::start(self, &tool, opts)
+                    .await
+                    .map(|s| Box::new(s) as Box<dyn RestoreSink>)
+            } else {
+                ChildSink::restore(&self.target, &tool, archive.format, opts).map(|mut s| {
+                    s.guard = (archive.format == ArchiveFormat::Plain && !opts.allow_create)
+                        .then(CreateDbGuard::new);
+                    Box::new(s) as Box<dyn RestoreSink>
+                })
+            };
         let report = RestoreReport::new(name, created.is_some(), tool.version);
         match started {
             Ok(sink) => Ok(Box::new(Cleaning {
@@ -515,16 +522,40 @@ impl RestoreSink for Spool {
         if let Some(mut f) = self.file.take() {
             let _ = f.flush().await;
         }
+        let list_file = self.path.with_extension("list");
+        if self.opts.is_selective() {
+            let checked = match crate::selection::list(&self.tool, &self.path).await {
+                Ok(text) => {
+                    crate::selection::select(&crate::selection::parse_toc(&text), &self.opts)
+                }
+                Err(e) => Err(e),
+            };
+            let written = match checked {
+                Ok(sel) => crate::selection::write_list(&list_file, &sel.list).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = written {
+                let _ = tokio::fs::remove_file(&self.path).await;
+                return Err(e);
+            }
+        }
         let mut cmd = process::command(&self.tool, Some(&self.target));
         restore_args(&mut cmd, &self.target, &self.opts);
+        if self.opts.is_selective() {
+            cmd.arg("--use-list").arg(&list_file);
+        }
         cmd.arg(format!("--jobs={}", self.opts.jobs))
-            .arg("--exit-on-error")
-            .arg(&self.path);
+            .arg("--exit-on-error");
+        if self.opts.jobs <= 1 {
+            cmd.arg("--single-transaction");
+        }
+        cmd.arg(&self.path);
         let res = match ToolProcess::spawn(cmd, "pg_restore", Pipes::NONE) {
             Ok(mut p) => p.wait().await,
             Err(e) => Err(e),
         };
         let _ = tokio::fs::remove_file(&self.path).await;
+        let _ = tokio::fs::remove_file(&list_file).await;
         res.map(|()| RestoreReport::default())
     }
 
@@ -608,10 +639,25 @@ impl DirectorySink for SpoolDir {
         Ok(Box::new(FileSink { path, file }))
     }
 
+    async fn needed(&self) -> Result<Option<Vec<String>>, DumpError> {
+        if !self.opts.is_selective() {
+            return Ok(None);
+        }
+        let text = crate::selection::list(&self.tool, &self.dir).await?;
+        let sel = crate::selection::select(&crate::selection::parse_toc(&text), &self.opts)?;
+        crate::selection::write_list(&self.parent.join("restore.list"), &sel.list).await?;
+        Ok(Some(
+            sel.data_ids.iter().map(|id| format!("{id}.dat")).collect(),
+        ))
+    }
+
     async fn finish(mut self: Box<Self>) -> Result<RestoreReport, DumpError> {
         let mut cmd = process::command(&self.tool, Some(&self.target));
         restore_args(&mut cmd, &self.target, &self.opts);
         cmd.arg("--exit-on-error");
+        if self.opts.is_selective() {
+            cmd.arg("--use-list").arg(self.parent.join("restore.list"));
+        }
         if self.opts.jobs > 1 {
             cmd.arg(format!("--jobs={}", self.opts.jobs));
         } else {

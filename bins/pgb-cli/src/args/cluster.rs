@@ -65,3 +65,18 @@ pub(crate) struct DirectoryBackupArgs {
     #[arg(long, value_name = "DIR")]
     pub(crate) spool_dir: Option<std::path::PathBuf>,
 }
+
+/// `restore --table/--schema`: part of a backup.
+#[derive(Debug, Args, Default)]
+#[command(next_help_heading = "Selection")]
+pub(crate) struct SelectRestoreArgs {
+    /// Restore only this table (SCHEMA.TABLE, or TABLE in any schema); repeatable. Tables are
+    /// matched as pg_restore's -n/-t match them (definition and data, no indexes). From a
+    /// directory-format backup only its table of contents and these tables' data files are
+    /// downloaded. A table the backup does not hold is an error (exit 2).
+    #[arg(long, value_name = "SCHEMA.TABLE")]
+    pub(crate) table: Vec<String>,
+    /// Restore only the objects of this schema; repeatable.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) schema: Vec<String>,
+}

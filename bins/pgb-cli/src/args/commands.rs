@@ -123,6 +123,8 @@ pub(crate) struct RestoreArgs {
     pub(crate) tools: ToolArgs,
     #[command(flatten)]
     pub(crate) cluster: super::ClusterRestoreArgs,
+    #[command(flatten)]
+    pub(crate) select: super::SelectRestoreArgs,
     /// JSON on stdout.
     #[arg(long)]
     pub(crate) json: bool,

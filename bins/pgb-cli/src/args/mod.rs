@@ -13,7 +13,9 @@ mod shared;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-pub(crate) use cluster::{ClusterBackupArgs, ClusterRestoreArgs, DirectoryBackupArgs};
+pub(crate) use cluster::{
+    ClusterBackupArgs, ClusterRestoreArgs, DirectoryBackupArgs, SelectRestoreArgs,
+};
 pub(crate) use commands::{
     BackupArgs, GcArgs, KeyCommand, ListArgs, PruneArgs, RestoreArgs, RetentionCommand, VerifyArgs,
 };

@@ -122,6 +122,7 @@ pub(super) async fn restore(a: RestoreArgs, ctx: &Ctx<'_>) -> Result<(), Failure
                 database: &report.database,
                 created: report.created,
                 seconds,
+                objects_read: report.objects_read,
             };
             out.emit(&o, |w| render::restore_text(w, &m, &report, seconds))
         }

@@ -27,6 +27,7 @@ pub(super) async fn run(a: RestoreArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
         database: &report.database,
         created: report.created,
         seconds,
+        objects_read: report.objects_read,
     };
     Output::json(a.json).emit(&out, |w| {
         render::restore_text(w, &manifest, &report, seconds)

@@ -100,6 +100,9 @@ pub(crate) struct RestoreOut<'a> {
     pub(crate) database: &'a str,
     pub(crate) created: bool,
     pub(crate) seconds: f64,
+    /// Stored objects downloaded by a table-level restore of a directory-format backup.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) objects_read: Option<u64>,
 }
 
 /// `pgb backup --prune --json`.

@@ -81,12 +81,16 @@ pub(crate) fn restore(
 ) -> io::Result<()> {
     writeln!(
         w,
-        "restored backup {} ({} of {}) into {}{} in {seconds:.1}s",
+        "restored backup {} ({} of {}) into {}{} in {seconds:.1}s{}",
         m.id,
         m.database,
         fmt_time(m.started_at),
         r.database,
         if r.created { " (created)" } else { "" },
+        r.objects_read.map_or_else(String::new, |n| format!(
+            " ({n} of {} stored objects read)",
+            m.artifacts.len()
+        )),
     )
 }
 

@@ -112,6 +112,8 @@ pub(crate) fn cluster_restore_options(a: &RestoreArgs) -> RestoreOptions {
         .with_verify_first(!a.no_verify_first)
         .with_keep_owner(a.keep_owner)
         .with_keep_privileges(a.keep_privileges)
+        .with_tables(a.select.table.clone())
+        .with_schemas(a.select.schema.clone())
 }
 
 /// Everything `backup --format directory` needs, validated before anything runs.

@@ -198,6 +198,8 @@ pub(crate) fn restore_options(a: &RestoreArgs, r: &Restore, m: &pgb::Manifest) -
         .with_verify_first(!a.no_verify_first)
         .with_keep_owner(a.keep_owner)
         .with_keep_privileges(a.keep_privileges)
+        .with_tables(a.select.table.clone())
+        .with_schemas(a.select.schema.clone())
 }
 
 /// An archive checker for `verify` (no connection: it only reads archives).

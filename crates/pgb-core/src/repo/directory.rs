@@ -17,6 +17,9 @@ use crate::events::{Event, Progress};
 use crate::layout;
 use crate::manifest::{Artifact, ArtifactKind, BackupId, Manifest};
 
+/// The table of contents of a directory-format dump.
+const TOC: &str = "toc.dat";
+
 impl Repository {
     /// Backs up a database in the directory format: preflight, run the dump into the
     /// dumper's spool, upload each of its files as an artifact (`jobs` at a time) through
@@ -124,21 +127,34 @@ impl Repository {
             sink = restorer.begin_directory(&archive, opts) => sink?,
             () = &mut cancel => return Err(Error::Cancelled),
         };
-        let downloads = m.artifacts.iter().zip(&keys).map(|(a, key)| {
-            let sink = &sink;
-            async move {
-                let mut file = sink.file(&a.name).await?;
-                if let Err(e) = self
-                    .stream_verified(m, a, key, file.as_mut(), progress)
-                    .await
-                {
-                    file.abort().await;
-                    return Err(e);
+        let fetch = |a, key| self.fetch_file(m, a, key, sink.as_ref(), progress);
+        let mut wanted: Vec<(&Artifact, &crate::key::ObjectKey)> =
+            m.artifacts.iter().zip(&keys).collect();
+        if opts.is_selective() {
+            // The table of contents first; it tells which data files the selection needs.
+            let toc = wanted.iter().position(|(a, _)| a.name == TOC);
+            if let Some(i) = toc {
+                let (a, key) = wanted.remove(i);
+                let res = tokio::select! {
+                    res = fetch(a, key) => res,
+                    () = &mut cancel => Err(Error::Cancelled),
+                };
+                let needed = match res {
+                    Ok(()) => sink.needed().await.map_err(Error::from),
+                    Err(e) => Err(e),
+                };
+                match needed {
+                    Ok(Some(files)) => wanted.retain(|(a, _)| files.contains(&a.name)),
+                    Ok(None) => {}
+                    Err(e) => {
+                        sink.abort().await;
+                        return Err(e);
+                    }
                 }
-                file.finish().await?;
-                Ok::<_, Error>(())
             }
-        });
+        }
+        let objects_read = wanted.len() as u64 + u64::from(opts.is_selective());
+        let downloads = wanted.into_iter().map(|(a, key)| fetch(a, key));
         let all = async {
             let mut pending =
                 futures_util::stream::iter(downloads).buffer_unordered(opts.jobs.max(1) as usize);
@@ -159,9 +175,31 @@ impl Repository {
             res = sink.finish() => {
                 let mut report = res?;
                 report.storage = self.storage.stats().since(before);
+                report.objects_read = Some(objects_read);
                 Ok(report)
             }
             () = &mut cancel => Err(Error::Cancelled),
         }
+    }
+
+    /// Downloads one file of a directory-format backup, verified, into the restore's spool.
+    async fn fetch_file(
+        &self,
+        m: &Manifest,
+        a: &Artifact,
+        key: &crate::key::ObjectKey,
+        sink: &dyn crate::directory::DirectorySink,
+        progress: &dyn Progress,
+    ) -> Result<(), Error> {
+        let mut file = sink.file(&a.name).await?;
+        if let Err(e) = self
+            .stream_verified(m, a, key, file.as_mut(), progress)
+            .await
+        {
+            file.abort().await;
+            return Err(e);
+        }
+        file.finish().await?;
+        Ok(())
     }
 }
