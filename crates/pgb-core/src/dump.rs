@@ -267,6 +267,9 @@ pub struct DumpSource {
     /// size on disk): the storage writer's size hint, so multipart uploads pick a part size
     /// that fits.
     pub size_estimate: Option<u64>,
+    /// The dump tool's selection and pass-through options (`--schema=app`,
+    /// `--exclude-table-data=audit`), recorded in the manifest.
+    pub options: Vec<String>,
 }
 
 impl DumpSource {
@@ -288,7 +291,14 @@ impl DumpSource {
             format,
             table_estimates: Vec::new(),
             size_estimate: None,
+            options: Vec::new(),
         }
+    }
+
+    /// Records the dump tool's selection and pass-through options.
+    pub fn with_options(mut self, options: Vec<String>) -> Self {
+        self.options = options;
+        self
     }
 
     /// Sets the size estimate.

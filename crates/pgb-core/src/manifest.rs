@@ -243,6 +243,10 @@ pub struct Manifest {
     /// tell a table that held rows from one that was empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub table_estimates: Vec<crate::dump::TableEstimate>,
+    /// pg_dump's selection and pass-through options (`--schema=app`,
+    /// `--exclude-table-data=audit`); empty: the whole database.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dump_options: Vec<String>,
     /// For a backup of a whole server: the databases it covers (then `database` is `*` and
     /// the artifacts are the globals and one dump per database).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -319,6 +323,7 @@ impl ManifestV2 {
             labels: self.labels,
             encryption: self.encryption,
             table_estimates: Vec::new(),
+            dump_options: Vec::new(),
             cluster: None,
             mac,
             authenticated,
@@ -387,6 +392,7 @@ impl Manifest {
             encryption,
             artifacts,
             table_estimates: source.table_estimates.clone(),
+            dump_options: source.options.clone(),
             cluster: None,
             mac: None,
             authenticated: Vec::new(),

@@ -32,6 +32,7 @@ pub struct PgCluster {
     exclude: Vec<String>,
     role_passwords: bool,
     spool_dir: PathBuf,
+    options: crate::DumpOptions,
 }
 
 impl PgCluster {
@@ -49,7 +50,14 @@ impl PgCluster {
             exclude: Vec::new(),
             role_passwords: false,
             spool_dir: PathBuf::from("/tmp"),
+            options: crate::DumpOptions::new(),
         }
+    }
+
+    /// Selection and pass-through options for every database's pg_dump.
+    pub fn with_options(mut self, options: crate::DumpOptions) -> Self {
+        self.options = options;
+        self
     }
 
     /// Backs up only databases matching one of these globs (`*`, `?`).
@@ -100,6 +108,7 @@ impl ClusterDumper for PgCluster {
         let mut databases = Vec::with_capacity(selected.len());
         for name in selected {
             let dump = PgDump::new(self.conn.with_dbname(&name), self.locator.clone())
+                .with_options(self.options.clone())
                 .prepare()
                 .await
                 .map_err(|e| e.context(format_args!("database {name}")))?;

@@ -23,6 +23,7 @@ pub struct PgDumpDirectory {
     locator: ToolLocator,
     jobs: u32,
     spool_dir: PathBuf,
+    options: crate::DumpOptions,
 }
 
 impl PgDumpDirectory {
@@ -33,7 +34,14 @@ impl PgDumpDirectory {
             locator,
             jobs: 1,
             spool_dir: PathBuf::from("/tmp"),
+            options: crate::DumpOptions::new(),
         }
+    }
+
+    /// Sets the selection and pass-through options.
+    pub fn with_options(mut self, options: crate::DumpOptions) -> Self {
+        self.options = options;
+        self
     }
 
     /// Where [`pgb_core::DirectoryDumper`]'s runs put their spool directory (default `/tmp`).
@@ -64,7 +72,10 @@ impl PgDumpDirectory {
         .await?;
         let estimates = table_estimates(&p.psql, &self.conn).await?;
         Ok(PreparedDirectoryDump {
-            source: p.source.with_table_estimates(estimates),
+            source: p
+                .source
+                .with_table_estimates(estimates)
+                .with_options(self.options.args().to_vec()),
             tool: p.tool,
             conn: self.conn.clone(),
             jobs: self.jobs,
@@ -126,6 +137,7 @@ impl PreparedDirectoryDump {
             .arg(format!("--jobs={}", self.jobs))
             .arg("-f")
             .arg(&dump.path)
+            .args(&self.source.options)
             .arg(format!("--dbname={}", self.conn.redacted()));
         ToolProcess::spawn(cmd, "pg_dump", Pipes::NONE)?
             .wait()

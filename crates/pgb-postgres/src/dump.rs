@@ -30,6 +30,7 @@ pub struct PgDump {
     conn: ConnConfig,
     locator: ToolLocator,
     format: ArchiveFormat,
+    options: crate::DumpOptions,
 }
 
 impl PgDump {
@@ -39,7 +40,14 @@ impl PgDump {
             conn,
             locator,
             format: ArchiveFormat::Custom,
+            options: crate::DumpOptions::new(),
         }
+    }
+
+    /// Sets the selection and pass-through options.
+    pub fn with_options(mut self, options: crate::DumpOptions) -> Self {
+        self.options = options;
+        self
     }
 
     /// Sets the archive format: custom or plain (a directory-format dump is not a stream: see
@@ -198,7 +206,10 @@ impl Dumper for PgDump {
         let p = preflight(&self.locator, &self.conn, "pg_dump", self.format).await?;
         let estimates = table_estimates(&p.psql, &self.conn).await?;
         Ok(Box::new(PreparedPgDump {
-            source: p.source.with_table_estimates(estimates),
+            source: p
+                .source
+                .with_table_estimates(estimates)
+                .with_options(self.options.args().to_vec()),
             tool: p.tool,
             conn: self.conn.clone(),
         }))
@@ -227,6 +238,7 @@ impl PreparedDump for PreparedPgDump {
             // `prepare` accepts only custom and plain.
             _ => cmd.args(["-Fc", "-Z0"]),
         };
+        cmd.args(&self.source.options);
         cmd.arg(format!("--dbname={}", self.conn.redacted()));
         let process = ToolProcess::spawn(cmd, "pg_dump", Pipes::STDOUT)?;
         Ok(Box::new(PgDumpStream::new(process)))

@@ -80,3 +80,28 @@ pub(crate) struct SelectRestoreArgs {
     #[arg(long, value_name = "NAME")]
     pub(crate) schema: Vec<String>,
 }
+
+/// `backup`: what pg_dump dumps (patterns as pg_dump takes them; recorded in the manifest).
+#[derive(Debug, Args, Default)]
+#[command(next_help_heading = "Selection")]
+pub(crate) struct DumpSelectArgs {
+    /// Dump only schemas matching this pattern (pg_dump --schema); repeatable.
+    #[arg(long = "schema", value_name = "PATTERN")]
+    pub(crate) schemas: Vec<String>,
+    /// Leave out schemas matching this pattern; repeatable.
+    #[arg(long, value_name = "PATTERN")]
+    pub(crate) exclude_schema: Vec<String>,
+    /// Dump only tables matching this pattern (pg_dump --table); repeatable.
+    #[arg(long = "table", value_name = "PATTERN")]
+    pub(crate) tables: Vec<String>,
+    /// Leave out tables matching this pattern; repeatable.
+    #[arg(long, value_name = "PATTERN")]
+    pub(crate) exclude_table: Vec<String>,
+    /// Dump these tables' definitions but not their data; repeatable.
+    #[arg(long, value_name = "PATTERN")]
+    pub(crate) exclude_table_data: Vec<String>,
+    /// Any other pg_dump option, as one argument (--pg-dump-option=--no-comments); repeatable.
+    /// Options pgb sets itself (format, file, compression, jobs, connection) are refused.
+    #[arg(long, value_name = "OPTION", allow_hyphen_values = true)]
+    pub(crate) pg_dump_option: Vec<String>,
+}

@@ -46,6 +46,8 @@ pub(crate) struct BackupArgs {
     pub(crate) cluster: super::ClusterBackupArgs,
     #[command(flatten)]
     pub(crate) directory: super::DirectoryBackupArgs,
+    #[command(flatten)]
+    pub(crate) select: super::DumpSelectArgs,
     /// Print the manifest as JSON (with --prune: {"backup": manifest, "prune": report}).
     #[arg(long)]
     pub(crate) json: bool,

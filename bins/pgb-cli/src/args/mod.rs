@@ -14,7 +14,7 @@ mod shared;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub(crate) use cluster::{
-    ClusterBackupArgs, ClusterRestoreArgs, DirectoryBackupArgs, SelectRestoreArgs,
+    ClusterBackupArgs, ClusterRestoreArgs, DirectoryBackupArgs, DumpSelectArgs, SelectRestoreArgs,
 };
 pub(crate) use commands::{
     BackupArgs, GcArgs, KeyCommand, ListArgs, PruneArgs, RestoreArgs, RetentionCommand, VerifyArgs,

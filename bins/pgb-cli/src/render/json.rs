@@ -27,6 +27,9 @@ pub(crate) struct ListEntry<'a> {
     sha256: &'a str,
     plain_sha256: &'a str,
     artifacts: &'a [pgb::Artifact],
+    /// pg_dump's selection and pass-through options.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    dump_options: &'a [String],
     /// For a whole-server backup: its databases and selection.
     #[serde(skip_serializing_if = "Option::is_none")]
     cluster: Option<&'a pgb::ClusterInfo>,
@@ -82,6 +85,7 @@ impl<'a> From<&'a Manifest> for ListEntry<'a> {
             sha256: m.dump().map_or("", |a| a.stored_sha256.as_str()),
             plain_sha256: m.dump().map_or("", |a| a.plain_sha256.as_str()),
             artifacts: &m.artifacts,
+            dump_options: &m.dump_options,
             cluster: m.cluster.as_ref(),
             format: m.format,
             compression: m.compression.to_string(),

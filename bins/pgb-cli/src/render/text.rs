@@ -52,7 +52,11 @@ pub(crate) fn list(
             m.format.to_string(),
             m.compression.to_string(),
             drill,
-            m.labels.join(",")
+            if m.dump_options.is_empty() {
+                m.labels.join(",")
+            } else {
+                format!("{} [{}]", m.labels.join(","), m.dump_options.join(" "))
+            }
         )?;
     }
     Ok(())

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use pgb::postgres::{ConnConfig, PgCluster, PgDumpDirectory, PgRestore};
+use pgb::postgres::{ConnConfig, DumpOptions, PgCluster, PgDumpDirectory, PgRestore};
 use pgb::retention::Policy;
 use pgb::{BackupOptions, RestoreOptions};
 
@@ -44,7 +44,8 @@ pub(crate) fn cluster_backup(a: &BackupArgs, env: Env<'_>) -> Result<ClusterBack
         dumper: PgCluster::new(server, tools(&a.tools, env))
             .with_include(c.include.clone())
             .with_exclude(c.exclude.clone())
-            .with_role_passwords(c.with_role_passwords),
+            .with_role_passwords(c.with_role_passwords)
+            .with_options(dump_options(a)?),
         options: single.options,
         prune: single.prune,
     })
@@ -147,9 +148,23 @@ pub(crate) fn directory_backup(a: &BackupArgs, env: Env<'_>) -> Result<Directory
     Ok(DirectoryBackup {
         dumper: PgDumpDirectory::new(db, tools(&a.tools, env))
             .with_jobs(jobs)
-            .with_spool_dir(spool),
+            .with_spool_dir(spool)
+            .with_options(dump_options(a)?),
         jobs: jobs as usize,
         options: single.options,
         prune: single.prune,
     })
+}
+
+/// pg_dump's selection and pass-through options of `backup`.
+pub(crate) fn dump_options(a: &BackupArgs) -> Result<DumpOptions, Failure> {
+    let s = &a.select;
+    DumpOptions::new()
+        .with_schemas(&s.schemas)
+        .with_exclude_schemas(&s.exclude_schema)
+        .with_tables(&s.tables)
+        .with_exclude_tables(&s.exclude_table)
+        .with_exclude_table_data(&s.exclude_table_data)
+        .with_extra(&s.pg_dump_option)
+        .map_err(|e| Failure::usage(format!("--pg-dump-option: {e}")))
 }

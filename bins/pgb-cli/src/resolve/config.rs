@@ -108,6 +108,7 @@ pub(crate) fn backup_args(job: &ResolvedJob) -> BackupArgs {
         notify: NotifyArgs::default(),
         cluster: Default::default(),
         directory: Default::default(),
+        select: Default::default(),
         json: false,
     }
 }

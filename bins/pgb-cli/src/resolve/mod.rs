@@ -23,6 +23,7 @@ mod ops;
 
 pub(crate) use cluster::{
     ClusterRestore, cluster_backup, cluster_restore, cluster_restore_options, directory_backup,
+    dump_options,
 };
 pub(crate) use keys::{auth_key, decryption, encryption, write_secret_file};
 pub(crate) use notify::notifier;
@@ -161,7 +162,9 @@ pub(crate) fn backup(a: &BackupArgs, env: Env<'_>) -> Result<Backup, Failure> {
         options = options.with_encryption(e);
     }
     Ok(Backup {
-        dumper: PgDump::new(conn, tools(&a.tools, env)).with_format(format),
+        dumper: PgDump::new(conn, tools(&a.tools, env))
+            .with_format(format)
+            .with_options(dump_options(a)?),
         options,
         prune,
     })

@@ -108,6 +108,7 @@ impl Repository {
             .unwrap_or(source.tool_major);
         if let Some((_, first)) = databases.first() {
             source.tool_version = first.source().tool_version.clone();
+            source.options = first.source().options.clone();
         }
         tracing::info!(backup = %id, databases = databases.len(), "cluster backup started");
         progress.event(&Event::BackupStarted {
