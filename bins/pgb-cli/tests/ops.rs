@@ -217,6 +217,41 @@ fn prune_keeps_the_newest_verified_backup_when_newer_ones_were_never_verified() 
     assert!(left.contains(&verified), "{left:?}");
 }
 
+#[test]
+fn verify_all_records_each_pass_and_prune_keeps_the_verified_backup() {
+    let Some(pg) = pg() else { return };
+    let db = pg.sample_db("opsverifyall", 10, RowText::Plain);
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let r = repo.to_str().unwrap();
+    assert!(backup(&pg, &repo, &db.name, &[]).status.success());
+    let verified = list_json(&repo)[0]["id"].as_str().unwrap().to_owned();
+    let out = pgb(&["verify", "--repo", r, "--all"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The evidence lies beside the backup, as `pgb verify ID` leaves it.
+    let evidence = repo.join(format!("backups/{verified}/verified"));
+    assert_eq!(
+        std::fs::read_dir(&evidence)
+            .map(|d| d.count())
+            .unwrap_or_default(),
+        1,
+        "{}",
+        evidence.display()
+    );
+    for _ in 0..2 {
+        std::thread::sleep(Duration::from_millis(1100));
+        assert!(backup(&pg, &repo, &db.name, &[]).status.success());
+    }
+    let out = pgb(&["prune", "--repo", r, "--keep-last", "1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let left: Vec<String> = list_json(&repo)
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(left.contains(&verified), "{left:?}");
+}
+
 /// A one-shot HTTP receiver on 127.0.0.1: its URL, and the bodies of the requests it got.
 fn receiver() -> (String, std::sync::mpsc::Receiver<String>) {
     use std::io::{BufRead, BufReader, Read, Write};
