@@ -252,38 +252,6 @@ fn verify_all_records_each_pass_and_prune_keeps_the_verified_backup() {
     assert!(left.contains(&verified), "{left:?}");
 }
 
-/// A one-shot HTTP receiver on 127.0.0.1: its URL, and the bodies of the requests it got.
-fn receiver() -> (String, std::sync::mpsc::Receiver<String>) {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!(
-        "http://{}/hook/secret-token",
-        listener.local_addr().unwrap()
-    );
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut s) = stream else { return };
-            let mut r = BufReader::new(s.try_clone().unwrap());
-            let (mut line, mut len) = (String::new(), 0usize);
-            let mut request = String::new();
-            while r.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap_or(0);
-                }
-                request.push_str(&line);
-                line.clear();
-            }
-            let mut body = vec![0; len];
-            let _ = r.read_exact(&mut body);
-            let _ =
-                s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-            let _ = tx.send(format!("{request}{}", String::from_utf8_lossy(&body)));
-        }
-    });
-    (url, rx)
-}
-
 #[test]
 fn notifications_reach_the_webhook_and_an_unreachable_one_changes_nothing() {
     let Some(pg) = pg() else { return };
@@ -301,12 +269,22 @@ fn notifications_reach_the_webhook_and_an_unreachable_one_changes_nothing() {
     ];
     args.extend(["--pg-bin-dir".into(), pg.bin.to_str().unwrap().into()]);
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = pgb_env(&argv, &[("PGB_NOTIFY_URL", &url)]);
+    let (ping_url, ping_got) = receiver();
+    let out = pgb_env(
+        &argv,
+        &[("PGB_NOTIFY_URL", &url), ("PGB_NOTIFY_PING", &ping_url)],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let request = got
         .recv_timeout(Duration::from_secs(10))
         .expect("a webhook");
     assert!(request.contains("\"drill_passed\""), "{request}");
+    // The drill is announced before it starts and its success paired with that ping.
+    let [start, end] = pings(&ping_got);
+    assert_eq!(start.path, "/hook/secret-token/start");
+    assert_eq!(end.path, "/hook/secret-token");
+    assert_eq!(start.rid, end.rid);
+    assert!(end.body.starts_with("pgb: drill_passed"), "{}", end.body);
 
     // Stale, and the webhook's port is closed: still CRITICAL, no URL in the logs.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -328,7 +306,7 @@ fn notifications_reach_the_webhook_and_an_unreachable_one_changes_nothing() {
 }
 
 #[test]
-fn a_backup_pings_its_healthcheck() {
+fn a_backup_pings_start_then_success_or_fail_with_one_run_id() {
     let Some(pg) = pg() else { return };
     let db = pg.sample_db("opsping", 10, RowText::Plain);
     let dir = tempfile::tempdir().unwrap();
@@ -336,8 +314,31 @@ fn a_backup_pings_its_healthcheck() {
     let (url, got) = receiver();
     let out = backup_env(&pg, &repo, &db.name, &[], &[("PGB_NOTIFY_PING", &url)]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let request = got.recv_timeout(Duration::from_secs(10)).expect("a ping");
-    let first = request.lines().next().unwrap_or_default();
-    assert!(first.contains("/hook/secret-token"), "{request}");
-    assert!(!first.contains("/fail"), "{request}");
+    let [start, end] = pings(&got);
+    assert_eq!(start.path, "/hook/secret-token/start");
+    assert_eq!(end.path, "/hook/secret-token");
+    assert_eq!(start.rid, end.rid);
+    assert_eq!(start.rid.len(), 36, "a UUID: {}", start.rid);
+    assert!(
+        end.body.starts_with("pgb: backup_succeeded"),
+        "{}",
+        end.body
+    );
+
+    // A backup that fails (no such database): /start, then /fail with the cause, same rid.
+    let out = backup_env(
+        &pg,
+        &repo,
+        "pgbt_no_such_database",
+        &[],
+        &[("PGB_NOTIFY_PING", &url)],
+    );
+    assert!(!out.status.success());
+    let [start2, fail] = pings(&got);
+    assert_eq!(start2.path, "/hook/secret-token/start");
+    assert_eq!(fail.path, "/hook/secret-token/fail");
+    assert_eq!(start2.rid, fail.rid);
+    assert_ne!(start2.rid, start.rid, "each run has its own id");
+    assert!(fail.body.starts_with("pgb: backup_failed"), "{}", fail.body);
+    assert!(fail.body.contains("pgbt_no_such_database"), "{}", fail.body);
 }

@@ -2,9 +2,15 @@
 //!
 //! One run of a configured job ([`pgb_config::ResolvedJob`]), as `pgb run JOB` and the daemon
 //! do it: take the job's lock in the repository ([`pgb::JobLock`]), run the `pre_backup` hook
-//! (failing aborts before pg_dump starts), back up, verify when `verify_after_backup`, prune
-//! with the job's retention, then the `post_backup` hook, or `on_error` when anything failed.
-//! Hooks get `PGB_JOB`, `PGB_EVENT`, `PGB_BACKUP_ID` and `PGB_STATUS`.
+//! (failing aborts before pg_dump starts), back up, verify when `verify_after_backup` (and
+//! record the passed verify beside the backup, so prune's newest-verified rule counts it),
+//! prune with the job's retention, then the `post_backup` hook, or `on_error` when anything
+//! failed. Hooks get `PGB_JOB`, `PGB_EVENT`, `PGB_BACKUP_ID` and `PGB_STATUS`.
+//!
+//! With a [`Notifier`] the run is announced when it begins (healthchecks `/start`) and its
+//! outcome sent when it ends (`backup_succeeded` or `backup_failed`: webhook, Slack, and the
+//! healthchecks success or `/fail` ping with the run's last log lines), both pings paired by
+//! one run id. A notification that cannot be delivered never fails the run.
 //!
 //! Like every pgb library it reads no environment and prints nothing: the caller passes the
 //! dumper, the backup options (keys already read), the hook environment and the lock holder,
@@ -12,12 +18,14 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::time::Instant;
 
 use pgb::{
-    ArchiveChecker, BackupOptions, Dumper, Holder, JobLock, JobLockError, JobLockOptions, Manifest,
-    Progress, PruneOptions, PruneReport, Repository, VerifyReport,
+    ArchiveChecker, AuthKey, BackupOptions, Dumper, Holder, JobLock, JobLockError, JobLockOptions,
+    Manifest, Progress, PruneOptions, PruneReport, Repository, VerifyReport,
 };
 use pgb_config::{Hook, ResolvedJob};
+use pgb_notify::{Delivery, Event, Notification, Notifier, RunId};
 use pgb_scheduler::{HookEvent, HookReport, HookRun, run_hook};
 use serde::Serialize;
 
@@ -39,6 +47,11 @@ pub struct JobRun<'a> {
     pub hook_env: BTreeMap<String, String>,
     /// Backup progress.
     pub progress: &'a dyn Progress,
+    /// Where the run's start and outcome are sent, when configured.
+    pub notifier: Option<&'a Notifier>,
+    /// Authenticates the verification record (`verify_after_backup`) when the repository
+    /// uses an authentication key.
+    pub auth_key: Option<&'a AuthKey>,
 }
 
 impl std::fmt::Debug for JobRun<'_> {
@@ -62,6 +75,11 @@ pub struct RunReport {
     pub prune: Option<PruneReport>,
     /// Every hook that ran, in order.
     pub hooks: Vec<HookReport>,
+    /// Why the passed verify could not be recorded (the run still succeeds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify_not_recorded: Option<String>,
+    /// Every notification sent: the start ping, then the outcome.
+    pub notifications: Vec<Delivery>,
 }
 
 /// Why a run failed; the report says what happened before.
@@ -91,7 +109,8 @@ pub struct RunFailure {
 }
 
 /// Runs `run.job` once. `cancel` completing cancels a running backup (nothing is committed)
-/// and the lock is released either way.
+/// and the lock is released either way. With a notifier, the run is announced first and its
+/// outcome sent last (also when the lock is held elsewhere).
 ///
 /// # Errors
 /// [`RunFailure`]: the lock is held elsewhere, a hook or the backup failed.
@@ -99,30 +118,45 @@ pub async fn run_job(
     run: &JobRun<'_>,
     cancel: impl Future<Output = ()> + Send,
 ) -> Result<RunReport, Box<RunFailure>> {
+    let t0 = Instant::now();
+    let rid = RunId::generate();
     let mut report = RunReport {
         job: run.job.name.clone(),
         backup: None,
         verify: None,
         prune: None,
         hooks: Vec::new(),
+        verify_not_recorded: None,
+        notifications: Vec::new(),
     };
-    let lock = match JobLock::acquire(
+    if let Some(n) = run.notifier {
+        report.notifications = n.start(&rid).await;
+    }
+    let result = locked(run, &mut report, cancel).await;
+    if let Some(n) = run.notifier {
+        let outcome = notification(run, &report, result.as_ref().err(), t0);
+        report.notifications.extend(n.notify(&outcome, &rid).await);
+    }
+    match result {
+        Ok(()) => Ok(report),
+        Err(error) => Err(Box::new(RunFailure { error, report })),
+    }
+}
+
+/// Takes the lock, runs the steps, releases it, then the `post_backup` or `on_error` hook.
+async fn locked(
+    run: &JobRun<'_>,
+    report: &mut RunReport,
+    cancel: impl Future<Output = ()> + Send,
+) -> Result<(), RunError> {
+    let lock = JobLock::acquire(
         std::sync::Arc::clone(run.repo.storage()),
         &run.job.name,
         run.holder.clone(),
         JobLockOptions::default(),
     )
-    .await
-    {
-        Ok(l) => l,
-        Err(e) => {
-            return Err(Box::new(RunFailure {
-                error: e.into(),
-                report,
-            }));
-        }
-    };
-    let result = steps(run, &mut report, cancel).await;
+    .await?;
+    let result = steps(run, report, cancel).await;
     if let Err(e) = lock.release().await {
         tracing::warn!(job = %run.job.name, error = %e, "cannot release the job lock");
     }
@@ -145,10 +179,52 @@ pub async fn run_job(
         }
         report.hooks.push(r);
     }
-    match result {
-        Ok(()) => Ok(report),
-        Err(error) => Err(Box::new(RunFailure { error, report })),
+    result
+}
+
+/// Hook output lines kept per hook in a failure ping's log tail.
+const TAIL_PER_HOOK: usize = 10;
+
+/// `backup_succeeded` or `backup_failed` for the run so far; the failure carries the run's
+/// last log lines: each hook's summary and its last output lines, then the error and its
+/// causes.
+fn notification(
+    run: &JobRun<'_>,
+    report: &RunReport,
+    error: Option<&RunError>,
+    t0: Instant,
+) -> Notification {
+    let mut n = match error {
+        None => Notification::new(Event::BackupSucceeded).with_status("succeeded"),
+        Some(e) => Notification::new(Event::BackupFailed)
+            .with_status("failed")
+            .with_cause(e.to_string()),
     }
+    .with_job(run.job.name.clone())
+    .with_duration("total", t0.elapsed());
+    if let Some(m) = &report.backup {
+        n = n
+            .with_set(m.set.clone())
+            .with_backup_id(m.id.to_string())
+            .with_size("stored", m.stored_size())
+            .with_size("plain", m.plain_size());
+    }
+    if let Some(e) = error {
+        let mut tail = Vec::new();
+        for h in &report.hooks {
+            tail.push(h.summary());
+            let skip = h.output.len().saturating_sub(TAIL_PER_HOOK);
+            tail.extend(h.output.iter().skip(skip).map(|l| format!("  {}", l.line)));
+        }
+        tail.push(format!("error: {e}"));
+        let mut src = std::error::Error::source(e);
+        while let Some(s) = src {
+            tail.push(format!("caused by: {s}"));
+            src = s.source();
+        }
+        n = n.with_log_tail(tail);
+    }
+    n
 }
 
 async fn steps(
@@ -171,11 +247,18 @@ async fn steps(
         .await?;
     let manifest = report.backup.insert(manifest).clone();
     if run.job.verify_after_backup {
-        report.verify = Some(
-            run.repo
-                .verify(&manifest, run.checker, run.progress)
-                .await?,
-        );
+        let verified = run
+            .repo
+            .verify(&manifest, run.checker, run.progress)
+            .await?;
+        let at = time::OffsetDateTime::now_utc();
+        if let Err(e) =
+            pgb_ops::record_verified(run.repo, &manifest, &verified, at, run.auth_key).await
+        {
+            tracing::warn!(job = %run.job.name, backup = %manifest.id, error = %e, "the verify was not recorded");
+            report.verify_not_recorded = Some(e.to_string());
+        }
+        report.verify = Some(verified);
     }
     if let Some(policy) = &run.job.retention {
         report.prune = Some(run.repo.prune(policy, &PruneOptions::default()).await?);

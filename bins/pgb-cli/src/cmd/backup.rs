@@ -10,10 +10,11 @@ use crate::exit::Failure;
 use crate::render::{self, BackupOut, Output};
 use crate::resolve;
 
-/// Runs the backup, then sends `backup_succeeded` or `backup_failed` (never changing the exit
-/// code).
+/// Announces the run (healthchecks `/start`), runs the backup, then sends `backup_succeeded` or
+/// `backup_failed` under the same run id (never changing the exit code).
 pub(super) async fn run(a: BackupArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
     let notifier = resolve::notifier(&a.notify, ctx.env)?;
+    let run = super::notify::start(notifier.as_ref()).await;
     let res = backup(a, ctx).await;
     let n = match &res {
         Ok((id, set, size)) => Notification::new(Event::BackupSucceeded)
@@ -25,7 +26,7 @@ pub(super) async fn run(a: BackupArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
             .with_status("failed")
             .with_cause(&f.message),
     };
-    super::notify::send(notifier.as_ref(), n).await;
+    super::notify::finish(notifier.as_ref(), n, &run).await;
     res.map(|_| ())
 }
 
