@@ -12,6 +12,10 @@
 //! healthchecks success or `/fail` ping with the run's last log lines), both pings paired by
 //! one run id. A notification that cannot be delivered never fails the run.
 //!
+//! [`PostRestoreHook`] is a job's `post_restore` hook as a drill hook ([`pgb_ops::DrillHook`]):
+//! `pgb drill --job NAME` runs the job's migrations against the restored scratch database,
+//! timed as the drill's `hooks` phase.
+//!
 //! Like every pgb library it reads no environment and prints nothing: the caller passes the
 //! dumper, the backup options (keys already read), the hook environment and the lock holder,
 //! and renders the [`RunReport`].
@@ -26,7 +30,8 @@ use pgb::{
 };
 use pgb_config::{Hook, ResolvedJob};
 use pgb_notify::{Delivery, Event, Notification, Notifier, RunId};
-use pgb_scheduler::{HookEvent, HookReport, HookRun, run_hook};
+use pgb_postgres::ConnConfig;
+use pgb_scheduler::{HookEvent, HookReport, HookRun, Password, run_hook};
 use serde::Serialize;
 
 /// What one run needs besides the job.
@@ -287,4 +292,78 @@ async fn hook_run(
         cwd: None,
     })
     .await
+}
+
+/// A job's `post_restore` hook, run by a restore drill against the restored scratch database:
+/// the argv (no shell) with the job's hook environment plus `PGB_JOB`, `PGB_EVENT=post_restore`,
+/// `PGB_STATUS=success`, `DATABASE_URL` (the scratch database, without the password) and
+/// `PGPASSWORD` (when the target has one), killed after the job's hook timeout. A hook that
+/// exits non-zero fails the drill's `post_restore hooks` check; its time is the drill's `hooks`
+/// phase. [`PostRestoreHook::report`] keeps what it did (exit code, output) for the caller.
+#[derive(Debug)]
+pub struct PostRestoreHook {
+    job: String,
+    hook: Hook,
+    env: BTreeMap<String, String>,
+    timeout: std::time::Duration,
+    report: std::sync::Mutex<Option<HookReport>>,
+}
+
+impl PostRestoreHook {
+    /// The hook `hook` of job `job`, run with `env` (the hook environment, as
+    /// [`JobRun::hook_env`]) and killed after `timeout`.
+    pub fn new(
+        job: impl Into<String>,
+        hook: Hook,
+        env: BTreeMap<String, String>,
+        timeout: std::time::Duration,
+    ) -> Self {
+        Self {
+            job: job.into(),
+            hook,
+            env,
+            timeout,
+            report: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The job's `post_restore` hook, when it has one.
+    pub fn for_job(job: &ResolvedJob, env: BTreeMap<String, String>) -> Option<Self> {
+        let hook = job.hooks.post_restore.clone()?;
+        Some(Self::new(job.name.clone(), hook, env, job.hooks.timeout))
+    }
+
+    /// What the hook did, once it ran.
+    pub fn report(&self) -> Option<HookReport> {
+        self.report
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+#[async_trait::async_trait]
+impl pgb_ops::DrillHook for PostRestoreHook {
+    async fn post_restore(&self, database: &ConnConfig) -> Result<(), String> {
+        let r = run_hook(&HookRun {
+            program: self.hook.program.clone(),
+            argv: self.hook.argv.clone(),
+            env: self.env.clone(),
+            job: self.job.clone(),
+            event: HookEvent::PostRestore,
+            backup_id: None,
+            status: Some("success".to_owned()),
+            database_url: Some(database.redacted()),
+            password: database.password().map(Password::new),
+            timeout: self.timeout,
+            cwd: None,
+        })
+        .await;
+        let result = if r.ok() { Ok(()) } else { Err(r.summary()) };
+        *self
+            .report
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(r);
+        result
+    }
 }
