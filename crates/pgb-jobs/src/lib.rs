@@ -134,10 +134,15 @@ pub async fn run_job(
         verify_not_recorded: None,
         notifications: Vec::new(),
     };
-    if let Some(n) = run.notifier {
-        report.notifications = n.start(&rid).await;
-    }
-    let result = locked(run, &mut report, cancel).await;
+    // The start ping goes out while the run begins: a slow endpoint never delays the backup.
+    let start = async {
+        match run.notifier {
+            Some(n) => n.start(&rid).await,
+            None => Vec::new(),
+        }
+    };
+    let (started, result) = tokio::join!(start, locked(run, &mut report, cancel));
+    report.notifications = started;
     if let Some(n) = run.notifier {
         let outcome = notification(run, &report, result.as_ref().err(), t0);
         report.notifications.extend(n.notify(&outcome, &rid).await);

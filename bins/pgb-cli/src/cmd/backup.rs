@@ -14,7 +14,7 @@ use crate::resolve;
 /// `backup_failed` under the same run id (never changing the exit code).
 pub(super) async fn run(a: BackupArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
     let notifier = resolve::notifier(&a.notify, ctx.env)?;
-    let run = super::notify::start(notifier.as_ref()).await;
+    let run = super::notify::start(notifier.as_ref());
     let res = backup(a, ctx).await;
     let n = match &res {
         Ok((id, set, size)) => Notification::new(Event::BackupSucceeded)
@@ -26,7 +26,7 @@ pub(super) async fn run(a: BackupArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
             .with_status("failed")
             .with_cause(&f.message),
     };
-    super::notify::finish(notifier.as_ref(), n, &run).await;
+    super::notify::finish(notifier.as_ref(), n, run).await;
     res.map(|_| ())
 }
 

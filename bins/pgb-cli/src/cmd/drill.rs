@@ -20,7 +20,7 @@ pub(super) async fn run(a: DrillArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
     }
     let opts = resolve::drill(&a, ctx.env)?;
     let notifier = resolve::notifier(&a.notify, ctx.env)?;
-    let run = super::notify::start(notifier.as_ref()).await;
+    let run = super::notify::start(notifier.as_ref());
     let keys = resolve::decryption(&a.keys, ctx.env)?;
     let repo = repo
         .with_decryption(keys)
@@ -42,7 +42,7 @@ pub(super) async fn run(a: DrillArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
             .with_duration("rto", std::time::Duration::from_millis(r.rto_ms)),
         Err(_) => n,
     };
-    super::notify::finish(notifier.as_ref(), n, &run).await;
+    super::notify::finish(notifier.as_ref(), n, run).await;
     let report = res?;
     if let Some(e) = &report.record_error {
         render::note(format_args!("warning: the drill was not recorded: {e}"));
