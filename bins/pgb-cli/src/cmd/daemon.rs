@@ -30,6 +30,9 @@ impl JobRunner for Runner {
         let plan = resolve::backup(&args, env).map_err(|f| f.message)?;
         let repo = resolve::repository(&args.repo, env).map_err(|f| f.message)?;
         let checker = resolve::checker(&args.tools, env);
+        let notifier = resolve::job_notifier(job, env).map_err(|f| f.message)?;
+        let auth = resolve::auth_key(job.encryption.auth_key_file.as_deref(), env)
+            .map_err(|f| f.message)?;
         let run = pgb_jobs::JobRun {
             job,
             repo: &repo,
@@ -39,6 +42,8 @@ impl JobRunner for Runner {
             holder: config::holder(env),
             hook_env: config::hook_env(env),
             progress: &render::log_progress,
+            notifier: notifier.as_ref(),
+            auth_key: auth.as_ref(),
         };
         let report = pgb_jobs::run_job(&run, cancel.cancelled_owned()).await;
         report.map(|_| ()).map_err(|f| f.error.to_string())

@@ -10,7 +10,7 @@ mod drill;
 mod gc;
 mod key;
 mod list;
-mod notify;
+pub(crate) mod notify;
 mod prune;
 mod restore;
 mod retention;

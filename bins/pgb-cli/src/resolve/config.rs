@@ -136,13 +136,11 @@ pub(crate) fn restored_database(
     }
 }
 
-/// A drill's `post_restore` step: the job's hook on the scratch database.
-pub(crate) fn drill_hook(job: ResolvedJob, env: Env<'_>) -> pgb_jobs::JobDrillHook {
-    pgb_jobs::JobDrillHook {
-        job,
-        hook_env: hook_env(env),
-        password: super::var(env, "PGPASSWORD").map(pgb_scheduler::Password::new),
-    }
+/// A drill's `post_restore` step: the job's hook on the scratch database (`None`: the job has
+/// no `post_restore`). `PGPASSWORD` comes from the environment when the target URL has none.
+pub(crate) fn drill_hook(job: &ResolvedJob, env: Env<'_>) -> Option<pgb_jobs::PostRestoreHook> {
+    pgb_jobs::PostRestoreHook::for_job(job, hook_env(env))
+        .map(|h| h.with_password(super::var(env, "PGPASSWORD").map(pgb_scheduler::Password::new)))
 }
 
 /// A job as the scheduler sees it; its last success is the newest complete backup of its

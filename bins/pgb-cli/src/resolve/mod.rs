@@ -22,7 +22,7 @@ mod notify;
 mod ops;
 
 pub(crate) use keys::{auth_key, decryption, encryption, write_secret_file};
-pub(crate) use notify::notifier;
+pub(crate) use notify::{job_notifier, notifier_for};
 pub(crate) use ops::{check, drill, verified};
 
 /// The environment lookup `main` passes down.
