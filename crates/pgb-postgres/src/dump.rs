@@ -14,7 +14,11 @@ use crate::process::{self, Pipes, ToolProcess};
 use crate::sql;
 use crate::tools::{Tool, ToolLocator};
 
-const READ_CHUNK: usize = 256 * 1024;
+/// One read from pg_dump's pipe takes up to the pipe's size.
+const READ_CHUNK: usize = process::PIPE_SIZE;
+/// A read smaller than this is copied out of its buffer, so a queued chunk never pins a
+/// mostly empty 1 MiB allocation.
+const SMALL_READ: usize = READ_CHUNK / 4;
 
 /// pg_dump of one database.
 ///
@@ -301,7 +305,7 @@ pub(crate) struct PgDumpStream {
 impl PgDumpStream {
     /// Streams `process`'s stdout (spawned with [`Pipes::STDOUT`]).
     pub(crate) fn new(mut process: ToolProcess) -> Self {
-        let stdout = process.take_stdout();
+        let stdout = process.take_stdout_wide();
         Self { process, stdout }
     }
 }
@@ -316,8 +320,11 @@ impl DumpStream for PgDumpStream {
                 DumpError::new(DumpErrorKind::Io, format!("reading {program} output: {e}"))
                     .with_program(program)
             })?;
-            if n > 0 {
+            if n >= SMALL_READ {
                 return Ok(Some(buf.freeze()));
+            }
+            if n > 0 {
+                return Ok(Some(Bytes::copy_from_slice(&buf)));
             }
             self.stdout = None;
         }
