@@ -286,7 +286,7 @@ async fn hook_run(
     backup_id: Option<String>,
     status: &str,
 ) -> HookReport {
-    run_hook(&HookRun {
+    let r = run_hook(&HookRun {
         program: hook.program.clone(),
         argv: hook.argv.clone(),
         env: run.hook_env.clone(),
@@ -299,7 +299,23 @@ async fn hook_run(
         timeout: run.job.hooks.timeout,
         cwd: None,
     })
-    .await
+    .await;
+    log_hook(&run.job.name, &r);
+    r
+}
+
+/// Logs a hook's output lines (passwords already masked by the hook runner) and its outcome;
+/// environment values never appear.
+pub fn log_hook(job: &str, r: &HookReport) {
+    let event = r.event.as_str();
+    for l in &r.output {
+        tracing::info!(job, hook = event, stream = ?l.stream, "{}", l.line);
+    }
+    if r.ok() {
+        tracing::info!(job, hook = event, ms = r.duration_ms, "{}", r.summary());
+    } else {
+        tracing::warn!(job, hook = event, ms = r.duration_ms, "{}", r.summary());
+    }
 }
 
 /// A job's `post_restore` hook, run by a restore drill against the restored scratch database:
@@ -379,6 +395,7 @@ impl pgb_ops::DrillHook for PostRestoreHook {
             cwd: None,
         })
         .await;
+        log_hook(&self.job, &r);
         let result = if r.ok() { Ok(()) } else { Err(r.summary()) };
         *self
             .report
@@ -426,4 +443,5 @@ pub async fn post_restore(
         })
         .await,
     )
+    .inspect(|r| log_hook(&job.name, r))
 }
