@@ -112,6 +112,12 @@ pub(crate) async fn tool_for(
     }
 }
 
+/// Whether a restore of `archive` goes through a spool file (parallel, or a selection, which
+/// needs the archive listed first) rather than a stream into the tool.
+fn spools(archive: &ArchiveInfo, opts: &RestoreOptions) -> bool {
+    archive.format == ArchiveFormat::Custom && (opts.jobs > 1 || opts.is_selective())
+}
+
 /// The maintenance connection on the target's server.
 fn maintenance(target: &ConnConfig) -> ConnConfig {
     target.with_dbname("postgres")
@@ -142,24 +148,67 @@ impl Restorer for PgRestore {
             ));
         }
         let tool = tool_for(&self.locator, archive).await?;
-        let created = self.prepare_target(&name, archive.format, opts).await?;
-        let started =
-            if archive.format == ArchiveFormat::Custom && (opts.jobs > 1 || opts.is_selective()) {
-                Spool::start(self, &tool, opts)
-                    .await
-                    .map(|s| Box::new(s) as Box<dyn RestoreSink>)
-            } else {
-                ChildSink::restore(&self.target, &tool, archive.format, opts).map(|mut s| {
-                    s.guard = (archive.format == ArchiveFormat::Plain && !opts.allow_create)
-                        .then(CreateDbGuard::new);
-                    Box::new(s) as Box<dyn RestoreSink>
-                })
-            };
-        let report = RestoreReport::new(name, created.is_some(), tool.version);
+        let psql = self.locator.pick("psql", 0, "the client").await?;
+        let maint = maintenance(&self.target);
+        // A spooled restore touches the target only once the whole archive is verified: its
+        // database is created then, at `finish`.
+        let spooled = spools(archive, opts);
+        let mut created = None;
+        let mut pending = None;
+        if sql::database_exists(&psql, &maint, &name).await? {
+            let n: u64 = sql::query_scalar(&psql, &self.target, COUNT_RELATIONS, &[])
+                .await?
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            if n > 0 && !opts.clean {
+                return Err(DumpError::new(
+                    DumpErrorKind::TargetNotEmpty,
+                    format!("target database {name} already has {n} tables, views or sequences"),
+                ));
+            }
+            if n > 0 && archive.format == ArchiveFormat::Plain {
+                return Err(DumpError::new(
+                    DumpErrorKind::Refused,
+                    format!(
+                        "target database {name} is not empty and a plain SQL backup cannot replace its objects"
+                    ),
+                ));
+            }
+        } else if spooled {
+            pending = Some(CreatedDatabase {
+                psql,
+                maint,
+                name: name.clone(),
+                armed: false,
+            });
+        } else {
+            sql::create_database(&psql, &maint, &name).await?;
+            // From here on, every way out (error, abort, drop) drops the database again.
+            created = Some(CreatedDatabase {
+                psql,
+                maint,
+                name: name.clone(),
+                armed: true,
+            });
+            tracing::info!(database = %name, "created restore target");
+        }
+        let started = if spooled {
+            Spool::start(self, &tool, opts)
+                .await
+                .map(|s| Box::new(s) as Box<dyn RestoreSink>)
+        } else {
+            ChildSink::restore(&self.target, &tool, archive.format, opts).map(|mut s| {
+                s.guard = (archive.format == ArchiveFormat::Plain && !opts.allow_create)
+                    .then(CreateDbGuard::new);
+                Box::new(s) as Box<dyn RestoreSink>
+            })
+        };
+        let report = RestoreReport::new(name, created.is_some() || pending.is_some(), tool.version);
         match started {
             Ok(sink) => Ok(Box::new(Cleaning {
                 inner: Some(sink),
                 created,
+                pending,
                 report,
             })),
             Err(e) => {
@@ -203,6 +252,10 @@ impl Restorer for PgRestore {
             .prepare_target(&name, ArchiveFormat::Directory, opts)
             .await?;
         Ok(Box::new(spool))
+    }
+
+    fn applies_only_verified(&self, archive: &ArchiveInfo, opts: &RestoreOptions) -> bool {
+        spools(archive, opts)
     }
 }
 
@@ -271,6 +324,8 @@ struct Cleaning {
     // Field order matters for `Drop`: the tool is killed before the database is dropped.
     inner: Option<Box<dyn RestoreSink>>,
     created: Option<CreatedDatabase>,
+    /// A database to create at `finish`, once the spooled archive is verified (unarmed).
+    pending: Option<CreatedDatabase>,
     report: RestoreReport,
 }
 
@@ -281,6 +336,17 @@ impl RestoreSink for Cleaning {
     }
 
     async fn finish(mut self: Box<Self>) -> Result<RestoreReport, DumpError> {
+        if let Some(mut db) = self.pending.take() {
+            if let Err(e) = sql::create_database(&db.psql, &db.maint, &db.name).await {
+                if let Some(inner) = self.inner.take() {
+                    inner.abort().await;
+                }
+                return Err(e);
+            }
+            tracing::info!(database = %db.name, "created restore target");
+            db.armed = true;
+            self.created = Some(db);
+        }
         match self.inner.take().expect("live sink").finish().await {
             Ok(r) => {
                 if let Some(db) = self.created.take() {

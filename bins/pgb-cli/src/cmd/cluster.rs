@@ -123,6 +123,8 @@ pub(super) async fn restore(a: RestoreArgs, ctx: &Ctx<'_>) -> Result<(), Failure
                 created: report.created,
                 seconds,
                 objects_read: report.objects_read,
+                // A job's post_restore hook runs after single-database restores only.
+                post_restore: None,
             };
             out.emit(&o, |w| render::restore_text(w, &m, &report, seconds))
         }

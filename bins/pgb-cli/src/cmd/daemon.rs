@@ -24,10 +24,15 @@ impl JobRunner for Runner {
     async fn run(&self, job: &str, _t: Trigger, cancel: CancellationToken) -> Result<(), String> {
         let env: Env<'_> = &self.env;
         let job = self.jobs.get(job).ok_or("no such job")?;
-        let args = config::backup_args(job);
+        let job_env = resolve::job::job_env(job, env).map_err(|f| f.message)?;
+        let env: Env<'_> = &job_env;
+        let args = config::backup_args(job, env).map_err(|f| f.message)?;
         let plan = resolve::backup(&args, env).map_err(|f| f.message)?;
         let repo = resolve::repository(&args.repo, env).map_err(|f| f.message)?;
         let checker = resolve::checker(&args.tools, env);
+        let notifier = resolve::job_notifier(job, env).map_err(|f| f.message)?;
+        let auth = resolve::auth_key(job.encryption.auth_key_file.as_deref(), env)
+            .map_err(|f| f.message)?;
         let run = pgb_jobs::JobRun {
             job,
             repo: &repo,
@@ -37,6 +42,8 @@ impl JobRunner for Runner {
             holder: config::holder(env),
             hook_env: config::hook_env(env),
             progress: &render::log_progress,
+            notifier: notifier.as_ref(),
+            auth_key: auth.as_ref(),
         };
         let report = pgb_jobs::run_job(&run, cancel.cancelled_owned()).await;
         report.map(|_| ()).map_err(|f| f.error.to_string())
@@ -48,7 +55,8 @@ pub(super) async fn run(a: DaemonArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
     let jobs = config::jobs(&cfg, None, ctx.env)?;
     let mut scheduled = Vec::new();
     for j in jobs.iter().filter(|j| j.schedule.is_some()) {
-        let repo = resolve::repository(&config::backup_args(j).repo, ctx.env)?;
+        let job_env = resolve::job::job_env(j, ctx.env)?;
+        let repo = resolve::repository(&config::backup_args(j, &job_env)?.repo, ctx.env)?;
         scheduled.push(config::scheduled(j, &repo.list().await?));
     }
     let runner = Runner {

@@ -11,7 +11,7 @@ mod drill;
 mod gc;
 mod key;
 mod list;
-mod notify;
+pub(crate) mod notify;
 mod prune;
 mod restore;
 mod retention;
@@ -34,6 +34,14 @@ pub(crate) struct Ctx<'a> {
 impl<'a> Ctx<'a> {
     pub(crate) fn new(env: Env<'a>, signal: watch::Receiver<Option<i32>>) -> Self {
         Self { env, signal }
+    }
+
+    /// The same signal with another environment (a `--job`'s, [`crate::resolve::job`]).
+    pub(crate) fn with_env<'b>(&self, env: Env<'b>) -> Ctx<'b> {
+        Ctx {
+            env,
+            signal: self.signal.clone(),
+        }
     }
 
     /// Resolves with the exit code once SIGINT (130) or SIGTERM (143) arrived.

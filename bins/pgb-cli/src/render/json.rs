@@ -107,6 +107,9 @@ pub(crate) struct RestoreOut<'a> {
     /// Stored objects downloaded by a table-level restore of a directory-format backup.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) objects_read: Option<u64>,
+    /// The job's `post_restore` hook, when it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) post_restore: Option<&'a pgb_scheduler::HookReport>,
 }
 
 /// `pgb backup --prune --json`.
