@@ -38,10 +38,10 @@ pub(super) async fn run(mut a: BackupArgs, ctx: &Ctx<'_>) -> Result<(), Failure>
 
 async fn backup(a: BackupArgs, ctx: &Ctx<'_>) -> Result<(String, String, u64), Failure> {
     if a.cluster.all_databases {
-        return super::cluster::backup(a, ctx).await;
+        return Box::pin(super::cluster::backup(a, ctx)).await;
     }
     if a.format == Some(crate::args::Format::Directory) {
-        return super::cluster::backup_directory(a, ctx).await;
+        return Box::pin(super::cluster::backup_directory(a, ctx)).await;
     }
     let plan = resolve::backup(&a, ctx.env)?;
     let repo = resolve::repository(&a.repo, ctx.env)?;

@@ -10,7 +10,7 @@ pub(super) async fn run(mut a: RestoreArgs, ctx: &Ctx<'_>) -> Result<(), Failure
     let layer = resolve::job::layer(&mut a, ctx.env)?;
     let ctx = &ctx.with_env(&layer.env);
     if a.cluster.selected() {
-        return super::cluster::restore(a, ctx).await;
+        return Box::pin(super::cluster::restore(a, ctx)).await;
     }
     let target = resolve::restore(&a, ctx.env)?;
     let keys = resolve::decryption(&a.keys, ctx.env)?;
