@@ -278,3 +278,38 @@ fn one_table_restores_from_a_custom_format_backup() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(!pg.db_exists(&target));
 }
+
+#[test]
+fn a_spool_without_room_for_the_previous_dump_is_refused_before_pg_dump_runs() {
+    let Some(pg) = common::pg() else { return };
+    let src = pg.sample_db("wspace", 50, RowText::Plain);
+    let repo = tempfile::tempdir().unwrap();
+    let spool = tempfile::tempdir().unwrap();
+    let r = repo.path().to_str().unwrap();
+    let args = [
+        "backup",
+        "--repo",
+        r,
+        "--db",
+        &pg.url(&src.name),
+        "--format",
+        "directory",
+        "--spool-dir",
+        spool.path().to_str().unwrap(),
+    ];
+    let o = pgb(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Pretend the previous dump was an exabyte (unauthenticated manifests are plain JSON).
+    let id = list_json(repo.path())[0]["id"].as_str().unwrap().to_owned();
+    let path = repo.path().join("backups").join(&id).join("manifest.json");
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    m["artifacts"][0]["plain_size"] = serde_json::json!(1u64 << 60);
+    std::fs::write(&path, serde_json::to_vec(&m).unwrap()).unwrap();
+
+    let o = pgb(&args);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = common::one_line_error(&o);
+    assert!(err.contains("MiB free"), "{err}");
+    assert_eq!(list_json(repo.path()).len(), 1, "nothing committed");
+    assert_eq!(entries(spool.path()), 0, "pg_dump never ran");
+}

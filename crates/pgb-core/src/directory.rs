@@ -34,11 +34,16 @@ pub trait PreparedDirectory: fmt::Debug + Send + Sync {
     /// What will be dumped, with which tool (format `Directory`).
     fn source(&self) -> &DumpSource;
 
-    /// Runs the dump into a spool directory and checks it.
+    /// Runs the dump into a spool directory and checks it. `expected`: the plain size of the
+    /// previous dump of the same database, if any; a spool with less free space than that is
+    /// refused before the dump starts.
     ///
     /// # Errors
-    /// `Io` (spool), `Failed` (the tool), `BadArchive` (a data file is missing).
-    async fn run(self: Box<Self>) -> Result<Box<dyn DumpedDirectory>, DumpError>;
+    /// `NoSpace`, `Io` (spool), `Failed` (the tool), `BadArchive` (a data file is missing).
+    async fn run(
+        self: Box<Self>,
+        expected: Option<u64>,
+    ) -> Result<Box<dyn DumpedDirectory>, DumpError>;
 }
 
 /// A finished, checked directory-format dump in a spool directory.

@@ -76,6 +76,8 @@ pub enum DumpErrorKind {
     Io,
     /// A selection (a database glob) matches nothing.
     NoMatch,
+    /// Too little free space for a spool (checked before anything is written).
+    NoSpace,
 }
 
 /// How a PostgreSQL tool ended: an exit status or the signal that killed it.

@@ -218,9 +218,10 @@ impl Error {
                 | DumpErrorKind::CreatesDatabase => ErrorClass::Refused,
                 DumpErrorKind::BadArchive => ErrorClass::Integrity,
                 DumpErrorKind::NoMatch => ErrorClass::Invalid,
-                DumpErrorKind::Failed | DumpErrorKind::Empty | DumpErrorKind::Io => {
-                    ErrorClass::Runtime
-                }
+                DumpErrorKind::Failed
+                | DumpErrorKind::Empty
+                | DumpErrorKind::Io
+                | DumpErrorKind::NoSpace => ErrorClass::Runtime,
             },
             Self::BackupNotFound(_) | Self::NoBackups { .. } => ErrorClass::NotFound,
             Self::Integrity { .. } | Self::Manifest { .. } => ErrorClass::Integrity,

@@ -295,7 +295,13 @@ impl pgb_core::PreparedDirectory for Spooled {
         self.prepared.source()
     }
 
-    async fn run(self: Box<Self>) -> Result<Box<dyn pgb_core::DumpedDirectory>, DumpError> {
+    async fn run(
+        self: Box<Self>,
+        expected: Option<u64>,
+    ) -> Result<Box<dyn pgb_core::DumpedDirectory>, DumpError> {
+        if let Some(needed) = expected {
+            check_free_space(&self.spool_dir, needed)?;
+        }
         let source = self.prepared.source().clone();
         let dump = self.prepared.run(&self.spool_dir).await?;
         Ok(Box::new(Dumped { dump, source }))
@@ -389,4 +395,28 @@ impl pgb_core::DumpStream for FileStream {
     }
 
     async fn abort(self: Box<Self>) {}
+}
+
+/// Refuses a spool directory with less free space than `needed` bytes (the previous dump's
+/// size), before pg_dump starts.
+fn check_free_space(dir: &Path, needed: u64) -> Result<(), DumpError> {
+    let st = rustix::fs::statvfs(dir).map_err(|e| {
+        DumpError::new(
+            DumpErrorKind::Io,
+            format!("cannot read the free space of {}: {e}", dir.display()),
+        )
+    })?;
+    let free = st.f_bavail.saturating_mul(st.f_frsize);
+    if free < needed {
+        return Err(DumpError::new(
+            DumpErrorKind::NoSpace,
+            format!(
+                "spool directory {} has {} MiB free, the previous dump of this database took {} MiB",
+                dir.display(),
+                free >> 20,
+                needed.div_ceil(1 << 20)
+            ),
+        ));
+    }
+    Ok(())
 }

@@ -40,6 +40,24 @@ impl Repository {
     ) -> Result<Manifest, Error> {
         let prepared = dumper.prepare().await?;
         self.preflight().await?;
+        let set = format!(
+            "{}/{}",
+            prepared.source().server,
+            prepared.source().database
+        );
+        // The previous dump of this database: about the room the spool needs.
+        let expected = match self.list().await {
+            Ok(l) => l
+                .backups
+                .iter()
+                .rev()
+                .find(|m| m.set == set)
+                .map(Manifest::plain_size),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list the repository; the spool's free space is not checked");
+                None
+            }
+        };
         let started_at = OffsetDateTime::now_utc();
         let id = BackupId::generate(started_at);
         let lease = Lease::acquire(Arc::clone(&self.storage), &id).await?;
@@ -49,7 +67,7 @@ impl Repository {
                 id: id.clone(),
                 database: source.database.clone(),
             });
-            let dumped = prepared.run().await?;
+            let dumped = prepared.run(expected).await?;
             tracing::info!(backup = %id, files = dumped.files().len(), toc_entries = dumped.toc_entries(), "directory dump finished; uploading");
             let encrypted = opts.encryption.is_some();
             let uploads = dumped.files().into_iter().map(|(name, _)| {
