@@ -114,7 +114,14 @@ impl Fixture<'_> {
             &self.db("c"),
             "select (select string_agg(v::text, ',') from totals v) || ':' || (select last_value from counter)",
         );
-        format!("roles={roles} member={member} a={a} b={b} c={c}")
+        let db_owner = pg.psql(
+            "postgres",
+            &format!(
+                "select pg_get_userbyid(datdba) from pg_database where datname = '{}'",
+                self.db("a")
+            ),
+        );
+        format!("roles={roles} member={member} db_owner={db_owner} a={a} b={b} c={c}")
     }
 }
 
@@ -139,6 +146,10 @@ fn fixture(pg: &Pg) -> Fixture<'_> {
     for d in f.databases() {
         pg.psql("postgres", &format!("create database {d}"));
     }
+    pg.psql(
+        "postgres",
+        &format!("alter database {} owner to {owner}", f.db("a")),
+    );
     pg.psql(
         &f.db("a"),
         &format!(
@@ -172,6 +183,10 @@ fn run(pg: &Pg, args: &[&str]) -> std::process::Output {
 fn rebuild_round_trip(pg: &Pg) {
     let f = fixture(pg);
     let before = f.snapshot();
+    assert!(
+        before.contains(&format!("db_owner={} ", f.owner())),
+        "{before}"
+    );
     let repo = tempfile::tempdir().unwrap();
     let r = repo.path().to_str().unwrap();
     let include = format!("{}_*", f.prefix);

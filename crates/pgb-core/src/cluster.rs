@@ -43,6 +43,8 @@ pub struct PreparedCluster {
     pub exclude: Vec<String>,
     /// Whether the globals will hold role passwords.
     pub role_passwords: bool,
+    /// Each selected database's owner.
+    pub owners: std::collections::BTreeMap<String, String>,
 }
 
 impl PreparedCluster {
@@ -59,7 +61,14 @@ impl PreparedCluster {
             include: Vec::new(),
             exclude: Vec::new(),
             role_passwords: false,
+            owners: std::collections::BTreeMap::new(),
         }
+    }
+
+    /// Records the databases' owners.
+    pub fn with_owners(mut self, owners: std::collections::BTreeMap<String, String>) -> Self {
+        self.owners = owners;
+        self
     }
 
     /// Records the selection globs.
@@ -198,6 +207,15 @@ pub trait ClusterRestorer: GlobalsRestorer {
 
     /// The restorer into database `name` on this server.
     fn restorer(&self, name: &str) -> Box<dyn Restorer>;
+
+    /// Makes `owner` the owner of the restored database `name`. The default does nothing.
+    ///
+    /// # Errors
+    /// Connection failures, or the role is missing.
+    async fn set_owner(&self, name: &str, owner: &str) -> Result<(), DumpError> {
+        let _ = (name, owner);
+        Ok(())
+    }
 }
 
 /// What restoring a whole cluster backup did.

@@ -167,6 +167,9 @@ pub struct ClusterInfo {
     pub exclude: Vec<String>,
     /// Whether the globals hold role passwords (hashes); such backups are always encrypted.
     pub role_passwords: bool,
+    /// Each dumped database's owner (a whole-server restore with `keep_owner` gives it back).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub owners: std::collections::BTreeMap<String, String>,
 }
 
 impl ClusterInfo {
@@ -189,6 +192,12 @@ impl ClusterInfo {
     /// Records whether role passwords are included.
     pub fn with_role_passwords(mut self, yes: bool) -> Self {
         self.role_passwords = yes;
+        self
+    }
+
+    /// Records the databases' owners.
+    pub fn with_owners(mut self, owners: std::collections::BTreeMap<String, String>) -> Self {
+        self.owners = owners;
         self
     }
 }

@@ -114,7 +114,20 @@ impl ClusterDumper for PgCluster {
                 .map_err(|e| e.context(format_args!("database {name}")))?;
             databases.push((name, dump));
         }
+        let owners = sql::query_rows(
+            &psql,
+            &self.conn,
+            "select datname, pg_get_userbyid(datdba) from pg_database where datallowconn and not datistemplate;",
+            &[],
+        )
+        .await?
+        .into_iter()
+        .filter_map(|r| <[String; 2]>::try_from(r).ok())
+        .filter(|[d, _]| databases.iter().any(|(n, _)| n == d))
+        .map(|[d, o]| (d, o))
+        .collect();
         Ok(PreparedCluster::new(globals, databases, all)
+            .with_owners(owners)
             .with_selection(self.include.clone(), self.exclude.clone())
             .with_role_passwords(self.role_passwords))
     }
@@ -195,6 +208,17 @@ impl ClusterRestorer for PgCluster {
             }
         }
         Ok(())
+    }
+
+    async fn set_owner(&self, name: &str, owner: &str) -> Result<(), DumpError> {
+        let psql = self.locator.pick("psql", 0, "the client").await?;
+        sql::execute(
+            &psql,
+            &self.conn,
+            "alter database :\"name\" owner to :\"owner\";",
+            &[("name", name), ("owner", owner)],
+        )
+        .await
     }
 
     fn restorer(&self, name: &str) -> Box<dyn Restorer> {

@@ -95,6 +95,7 @@ impl Repository {
             include,
             exclude,
             role_passwords,
+            owners,
             ..
         } = prepared;
         // The manifest's server and versions: the globals' source, with the newest pg_dump
@@ -147,7 +148,8 @@ impl Repository {
         }
         let cluster = ClusterInfo::new(names, server_databases)
             .with_selection(include, exclude)
-            .with_role_passwords(role_passwords);
+            .with_role_passwords(role_passwords)
+            .with_owners(owners);
         let manifest = Manifest::new_cluster(
             id,
             &source,
@@ -341,6 +343,14 @@ impl Repository {
                     Error::Dump(d) => Error::Dump(d.context(format_args!("database {name}"))),
                     other => other,
                 })?;
+            if opts.keep_owner
+                && let Some(owner) = cluster.owners.get(name)
+            {
+                restorer
+                    .set_owner(name, owner)
+                    .await
+                    .map_err(|e| Error::Dump(e.context(format_args!("database {name}"))))?;
+            }
             databases.push(report);
         }
         Ok(ClusterRestoreReport { globals, databases })
