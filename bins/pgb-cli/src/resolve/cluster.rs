@@ -168,3 +168,14 @@ pub(crate) fn dump_options(a: &BackupArgs) -> Result<DumpOptions, Failure> {
         .with_extra(&s.pg_dump_option)
         .map_err(|e| Failure::usage(format!("--pg-dump-option: {e}")))
 }
+
+/// Flags that only one kind of backup takes.
+pub(crate) fn check_backup_flags(a: &BackupArgs) -> Result<(), Failure> {
+    let directory = a.format == Some(Format::Directory);
+    if !directory && (a.directory.jobs.is_some() || a.directory.spool_dir.is_some()) {
+        return Err(Failure::usage(
+            "--jobs and --spool-dir of backup need --format directory",
+        ));
+    }
+    Ok(())
+}

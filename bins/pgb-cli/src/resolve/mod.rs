@@ -124,6 +124,7 @@ pub(crate) struct Backup {
 }
 
 pub(crate) fn backup(a: &BackupArgs, env: Env<'_>) -> Result<Backup, Failure> {
+    cluster::check_backup_flags(a)?;
     // Fail closed, before anything else runs: bad keys never reach pg_dump.
     let encryption = encryption(&a.encrypt, env)?;
     let compression: Compression = a
