@@ -207,6 +207,12 @@ fn hint(e: &Error) -> Option<String> {
             _ => None,
         },
         Error::BackupNotFound(_) => fixed("run `pgb list` to see the backups"),
+        Error::Dump(d)
+            if d.kind() == DumpErrorKind::TargetNotEmpty
+                && d.to_string().starts_with("files target") =>
+        {
+            fixed("restore into an empty directory, or pass --clean to replace its content")
+        }
         Error::Invalid(m) if m.contains("holds a whole server") => {
             fixed("pass --database NAME (with --db), --globals (with --db) or --all --server URL")
         }

@@ -193,6 +193,10 @@ fn rebuild_round_trip(pg: &Pg) {
     let server = pg.url("postgres");
     let k = keys();
     let id: &str = &k.identity;
+    let uploads = repo.path().with_extension("uploads");
+    std::fs::create_dir_all(uploads.join("orders")).unwrap();
+    std::fs::write(uploads.join("orders/1.pdf"), b"%PDF order 1").unwrap();
+    std::os::unix::fs::symlink("orders/1.pdf", uploads.join("latest.pdf")).unwrap();
 
     let o = run(
         pg,
@@ -205,6 +209,8 @@ fn rebuild_round_trip(pg: &Pg) {
             "--all-databases",
             "--include",
             &include,
+            "--files",
+            uploads.to_str().unwrap(),
             "--with-role-passwords",
             "--recipient",
             &k.recipient,
@@ -226,7 +232,7 @@ fn rebuild_round_trip(pg: &Pg) {
         .iter()
         .map(|a| a["kind"].as_str().unwrap())
         .collect();
-    assert_eq!(kinds, ["globals", "dump", "dump", "dump"]);
+    assert_eq!(kinds, ["globals", "dump", "dump", "dump", "files"]);
     let o = run(
         pg,
         &["verify", "--repo", r, "latest", "--identity-file", id],
@@ -257,6 +263,32 @@ fn rebuild_round_trip(pg: &Pg) {
     assert!(out.contains("globals: 2 created,"), "{out}");
     assert!(out.contains("0 failed"), "{out}");
     assert_eq!(f.snapshot(), before, "the rebuilt server matches");
+    // The uploads of the same moment come back beside it.
+    let restored = repo.path().with_extension("restored-uploads");
+    let o = run(
+        pg,
+        &[
+            "restore",
+            "latest",
+            "--repo",
+            r,
+            "--files-to",
+            restored.to_str().unwrap(),
+            "--identity-file",
+            id,
+        ],
+    );
+    assert!(o.status.success(), "restore --files-to: {}", stderr(&o));
+    assert_eq!(
+        std::fs::read(restored.join("orders/1.pdf")).unwrap(),
+        b"%PDF order 1"
+    );
+    assert_eq!(
+        std::fs::read_link(restored.join("latest.pdf")).unwrap(),
+        Path::new("orders/1.pdf")
+    );
+    let _ = std::fs::remove_dir_all(&restored);
+    let _ = std::fs::remove_dir_all(&uploads);
 
     // A second rebuild is refused before anything is written: the targets have tables.
     let o = run(

@@ -114,6 +114,15 @@ pub fn directory_file_name(file: &str, compression: Compression, encrypted: bool
     )
 }
 
+/// The file name of files archive number `index` (from 1), e.g. `files-1.tar.zst`.
+pub fn files_name(index: usize, compression: Compression, encrypted: bool) -> String {
+    format!(
+        "files-{index}.tar{}{}",
+        compression.extension(),
+        if encrypted { AGE_SUFFIX } else { "" }
+    )
+}
+
 /// `<key>.sha256`, the sidecar of an object.
 pub fn sidecar_key(object: &ObjectKey) -> ObjectKey {
     key(&format!("{object}{SIDECAR_SUFFIX}"))

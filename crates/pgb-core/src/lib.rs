@@ -43,6 +43,7 @@ mod directory;
 mod dump;
 mod error;
 mod events;
+mod files;
 mod job_lock;
 mod key;
 pub mod layout;
@@ -67,6 +68,7 @@ pub use dump::{
 };
 pub use error::{Error, ErrorClass, IntegrityProblem};
 pub use events::{Event, NoProgress, Progress};
+pub use files::{FilesDump, FilesRestore};
 pub use job_lock::{Holder, JobLock, JobLockError, JobLockOptions, JobLockRecord, read_job_lock};
 pub use key::{InvalidKey, ObjectKey};
 pub use manifest::{

@@ -147,6 +147,9 @@ pub enum ArtifactKind {
     /// One file of a directory-format dump (`toc.dat` or a table's data), named as pg_dump
     /// named it.
     DirectoryFile,
+    /// A tar archive of a directory beside the database (`backup --files DIR`), named after
+    /// the directory as given.
+    Files,
 }
 
 /// What a backup of a whole server (`backup --all-databases`) covered.

@@ -105,3 +105,23 @@ pub(crate) struct DumpSelectArgs {
     #[arg(long, value_name = "OPTION", allow_hyphen_values = true)]
     pub(crate) pg_dump_option: Vec<String>,
 }
+
+/// `backup --files DIR`: directories archived with the backup.
+#[derive(Debug, Args, Default)]
+#[command(next_help_heading = "Files")]
+pub(crate) struct FilesBackupArgs {
+    /// Archive this directory (tar: symlinks and special files stored as such, never followed)
+    /// as part of the backup, compressed and encrypted like the dumps; repeatable.
+    #[arg(long = "files", value_name = "DIR")]
+    pub(crate) files: Vec<std::path::PathBuf>,
+}
+
+/// `restore --files-to DIR`.
+#[derive(Debug, Args, Default)]
+#[command(next_help_heading = "Files")]
+pub(crate) struct FilesRestoreArgs {
+    /// Restore the backup's files archive into DIR (several archives: DIR/<directory name>),
+    /// and nothing else; a non-empty DIR is refused without --clean.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) files_to: Option<std::path::PathBuf>,
+}

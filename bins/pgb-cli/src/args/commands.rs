@@ -52,6 +52,8 @@ pub(crate) struct BackupArgs {
     pub(crate) directory: super::DirectoryBackupArgs,
     #[command(flatten)]
     pub(crate) select: super::DumpSelectArgs,
+    #[command(flatten)]
+    pub(crate) files: super::FilesBackupArgs,
     /// Print the manifest as JSON (with --prune: {"backup": manifest, "prune": report}).
     #[arg(long)]
     pub(crate) json: bool,
@@ -140,6 +142,8 @@ pub(crate) struct RestoreArgs {
     pub(crate) cluster: super::ClusterRestoreArgs,
     #[command(flatten)]
     pub(crate) select: super::SelectRestoreArgs,
+    #[command(flatten)]
+    pub(crate) files: super::FilesRestoreArgs,
     /// JSON on stdout.
     #[arg(long)]
     pub(crate) json: bool,

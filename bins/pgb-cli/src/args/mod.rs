@@ -14,7 +14,8 @@ mod shared;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub(crate) use cluster::{
-    ClusterBackupArgs, ClusterRestoreArgs, DirectoryBackupArgs, DumpSelectArgs, SelectRestoreArgs,
+    ClusterBackupArgs, ClusterRestoreArgs, DirectoryBackupArgs, DumpSelectArgs, FilesBackupArgs,
+    FilesRestoreArgs, SelectRestoreArgs,
 };
 pub(crate) use commands::{
     BackupArgs, GcArgs, KeyCommand, ListArgs, PruneArgs, RestoreArgs, RetentionCommand, VerifyArgs,

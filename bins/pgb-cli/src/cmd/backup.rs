@@ -17,7 +17,7 @@ pub(super) async fn run(mut a: BackupArgs, ctx: &Ctx<'_>) -> Result<(), Failure>
     let ctx = &ctx.with_env(&layer.env);
     let notifier = resolve::notifier_for(&a.notify, layer.job.as_ref(), ctx.env)?;
     let run = super::notify::start(notifier.as_ref());
-    let res = backup(a, ctx).await;
+    let res = Box::pin(backup(a, ctx)).await;
     let n = match &res {
         Ok((id, set, size)) => Notification::new(Event::BackupSucceeded)
             .with_status("succeeded")

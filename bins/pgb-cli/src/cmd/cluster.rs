@@ -95,6 +95,9 @@ async fn after_commit<T: serde::Serialize>(
 
 /// `restore ID --database NAME --db URL`, `--globals --db URL` or `--all --server URL`.
 pub(super) async fn restore(a: RestoreArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
+    if let Some(dir) = &a.files.files_to {
+        return restore_files(&a, dir, ctx).await;
+    }
     let what = resolve::cluster_restore(&a, ctx.env)?;
     let keys = resolve::decryption(&a.keys, ctx.env)?;
     let repo = resolve::repository(&a.repo, ctx.env)?
@@ -149,6 +152,32 @@ pub(super) async fn restore(a: RestoreArgs, ctx: &Ctx<'_>) -> Result<(), Failure
             out.emit(&o, |w| cluster::restore_all(w, &m, &report, seconds))
         }
     }
+}
+
+/// `restore ID --files-to DIR`: the backup's files archives, and nothing else.
+async fn restore_files(
+    a: &RestoreArgs,
+    dir: &std::path::Path,
+    ctx: &Ctx<'_>,
+) -> Result<(), Failure> {
+    if a.db.is_some() || a.cluster.selected() {
+        return Err(Failure::usage(
+            "--files-to restores only the files: restore the database in a second run",
+        ));
+    }
+    let keys = resolve::decryption(&a.keys, ctx.env)?;
+    let repo = resolve::repository(&a.repo, ctx.env)?
+        .with_decryption(keys)
+        .allow_unauthenticated(a.keys.allow_unauthenticated);
+    let m = repo.resolve(&a.id, a.from_database.as_deref()).await?;
+    let dests = repo
+        .restore_files(&m, dir, a.clean, &render::log_progress)
+        .await?;
+    Output::json(a.json).emit(&dests, |w| {
+        dests
+            .iter()
+            .try_for_each(|d| writeln!(w, "restored the files of backup {} into {d}", m.id))
+    })
 }
 
 /// Failed globals statements make the restore fail (exit 1) after the summary was printed.

@@ -9,7 +9,7 @@ use crate::resolve::{self, config};
 pub(super) async fn run(mut a: RestoreArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
     let layer = resolve::job::layer(&mut a, ctx.env)?;
     let ctx = &ctx.with_env(&layer.env);
-    if a.cluster.selected() {
+    if a.cluster.selected() || a.files.files_to.is_some() {
         return Box::pin(super::cluster::restore(a, ctx)).await;
     }
     let target = resolve::restore(&a, ctx.env)?;

@@ -179,3 +179,12 @@ pub(crate) fn check_backup_flags(a: &BackupArgs) -> Result<(), Failure> {
     }
     Ok(())
 }
+
+/// Adds the `--files` directories to the backup options, each checked to be a directory.
+pub(crate) fn with_files(a: &BackupArgs, options: BackupOptions) -> Result<BackupOptions, Failure> {
+    a.files.files.iter().try_fold(options, |o, dir| {
+        let files =
+            pgb::FilesDump::new(dir).map_err(|e| Failure::usage(format!("--files: {e}")))?;
+        Ok(o.with_files(files))
+    })
+}

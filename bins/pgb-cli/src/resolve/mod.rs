@@ -163,6 +163,7 @@ pub(crate) fn backup(a: &BackupArgs, env: Env<'_>) -> Result<Backup, Failure> {
     if let Some(e) = encryption {
         options = options.with_encryption(e);
     }
+    let options = cluster::with_files(a, options)?;
     Ok(Backup {
         dumper: PgDump::new(conn, tools(&a.tools, env))
             .with_format(format)

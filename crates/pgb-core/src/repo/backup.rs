@@ -33,6 +33,8 @@ pub struct BackupOptions {
     /// Read the data object back and check its sha256 before committing (catches a store
     /// that corrupts bytes while reporting success; costs one download).
     pub verify_upload: bool,
+    /// Directories archived (tar) as artifacts of the same backup, after the dumps.
+    pub files: Vec<crate::files::FilesDump>,
 }
 
 impl BackupOptions {
@@ -51,6 +53,12 @@ impl BackupOptions {
     /// Reads the object back before committing.
     pub fn with_verify_upload(mut self, yes: bool) -> Self {
         self.verify_upload = yes;
+        self
+    }
+
+    /// Adds a directory to archive with the backup.
+    pub fn with_files(mut self, files: crate::files::FilesDump) -> Self {
+        self.files.push(files);
         self
     }
 
@@ -139,6 +147,9 @@ impl Repository {
                 progress,
             )
             .await?;
+        let mut artifacts = vec![artifact];
+        self.upload_files(&id, opts, progress, &mut artifacts)
+            .await?;
         let finished_at = OffsetDateTime::now_utc();
         let manifest = Manifest::new_v3(
             id.clone(),
@@ -148,7 +159,7 @@ impl Repository {
             finished_at,
             opts.labels.clone(),
             opts.encryption.as_ref().map(Encryption::info),
-            vec![artifact],
+            artifacts,
         );
         let manifest = self.commit(manifest, opts, progress).await?;
         let stats = self.storage.stats().since(stats_before);
@@ -278,6 +289,39 @@ impl Repository {
             plain_size: sizes.plain_size,
             plain_sha256: sizes.plain_sha256,
         })
+    }
+
+    /// Archives each of `opts.files` as an artifact after `artifacts`; on failure removes
+    /// `artifacts` too (nothing of the backup is left to commit).
+    pub(super) async fn upload_files(
+        &self,
+        id: &BackupId,
+        opts: &BackupOptions,
+        progress: &dyn Progress,
+        artifacts: &mut Vec<Artifact>,
+    ) -> Result<(), Error> {
+        for (i, dir) in opts.files.iter().enumerate() {
+            let file = layout::files_name(i + 1, opts.compression, opts.encryption.is_some());
+            let name = dir.path().display().to_string();
+            match self
+                .upload_artifact(
+                    id,
+                    &file,
+                    (&name, ArtifactKind::Files),
+                    dir.prepared(),
+                    opts,
+                    progress,
+                )
+                .await
+            {
+                Ok(a) => artifacts.push(a),
+                Err(e) => {
+                    self.discard_artifacts(artifacts).await;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Removes the stored objects (and sidecars) of artifacts that will never be committed.

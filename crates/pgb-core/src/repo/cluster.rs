@@ -146,6 +146,8 @@ impl Repository {
                 }
             }
         }
+        self.upload_files(&id, opts, progress, &mut artifacts)
+            .await?;
         let cluster = ClusterInfo::new(names, server_databases)
             .with_selection(include, exclude)
             .with_role_passwords(role_passwords)
@@ -379,4 +381,79 @@ impl RestoreSink for Collect {
         Ok(RestoreReport::default())
     }
     async fn abort(self: Box<Self>) {}
+}
+
+impl Repository {
+    /// Restores the files archives of a backup (`backup --files`) into `target`: one archive
+    /// into `target` itself, several each into `target/<name of its directory>`. Each is
+    /// extracted beside its destination and moved into place only after its checksum matched;
+    /// a non-empty destination is refused unless `clean`. Returns the destinations.
+    ///
+    /// # Errors
+    /// `Invalid` for a backup without files; `Dump` (`TargetNotEmpty`, `Io`); integrity and
+    /// key errors.
+    pub async fn restore_files(
+        &self,
+        m: &Manifest,
+        target: &std::path::Path,
+        clean: bool,
+        progress: &dyn Progress,
+    ) -> Result<Vec<String>, Error> {
+        let files: Vec<&Artifact> = m
+            .artifacts
+            .iter()
+            .filter(|a| a.kind == ArtifactKind::Files)
+            .collect();
+        if files.is_empty() {
+            return Err(Error::Invalid(format!(
+                "backup {} holds no files archive",
+                m.id
+            )));
+        }
+        let mut keys = Vec::with_capacity(files.len());
+        for a in &files {
+            keys.push(self.check_present(m, a).await?);
+        }
+        self.check_keys(m, &keys[0]).await?;
+        let dests: Vec<std::path::PathBuf> = if files.len() == 1 {
+            vec![target.to_path_buf()]
+        } else {
+            files
+                .iter()
+                .enumerate()
+                .map(|(i, a)| {
+                    let base = std::path::Path::new(&a.name).file_name().map_or_else(
+                        || format!("files-{}", i + 1),
+                        |n| n.to_string_lossy().into_owned(),
+                    );
+                    target.join(base)
+                })
+                .collect()
+        };
+        // Refuse before anything is extracted.
+        let mut sinks = Vec::with_capacity(files.len());
+        for d in &dests {
+            if let Some(parent) = d.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    Error::Dump(DumpError::new(
+                        DumpErrorKind::Io,
+                        format!("creating {}: {e}", parent.display()),
+                    ))
+                })?;
+            }
+            sinks.push(crate::files::FilesRestore::begin(d, clean)?);
+        }
+        for ((a, key), sink) in files.iter().zip(&keys).zip(sinks) {
+            let mut sink = Box::new(sink);
+            if let Err(e) = self
+                .stream_verified(m, a, key, sink.as_mut(), progress)
+                .await
+            {
+                sink.abort().await;
+                return Err(e);
+            }
+            sink.finish().await?;
+        }
+        Ok(dests.iter().map(|d| d.display().to_string()).collect())
+    }
 }

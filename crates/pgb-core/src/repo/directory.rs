@@ -103,6 +103,8 @@ impl Repository {
             drop(pending);
             drop(dumped); // removes the spool
             artifacts.sort_by(|a, b| a.name.cmp(&b.name));
+            self.upload_files(&id, opts, progress, &mut artifacts)
+                .await?;
             let manifest = Manifest::new_v3(
                 id.clone(),
                 &source,
@@ -146,8 +148,12 @@ impl Repository {
             () = &mut cancel => return Err(Error::Cancelled),
         };
         let fetch = |a, key| self.fetch_file(m, a, key, sink.as_ref(), progress);
-        let mut wanted: Vec<(&Artifact, &crate::key::ObjectKey)> =
-            m.artifacts.iter().zip(&keys).collect();
+        let mut wanted: Vec<(&Artifact, &crate::key::ObjectKey)> = m
+            .artifacts
+            .iter()
+            .zip(&keys)
+            .filter(|(a, _)| a.kind == ArtifactKind::DirectoryFile)
+            .collect();
         if opts.is_selective() {
             // The table of contents first; it tells which data files the selection needs.
             let toc = wanted.iter().position(|(a, _)| a.name == TOC);
