@@ -297,19 +297,35 @@ fn range_start(range: &str) -> Option<u64> {
 fn transient_faults(kind: Kind) {
     let Some(pg) = pg() else { return };
     let Some(t) = target(kind) else { return };
-    // About 15 MB of dump: several parts, chunks or blocks.
-    let db = pg.sample_db("pgbnet", 250_000, RowText::Random);
+    // About 7 MB stored (several 5 MiB S3 parts); on GCS about 15 MB, two 8 MiB chunks of one
+    // resumable upload.
+    let rows = match t.kind {
+        Kind::Gcs => 600_000,
+        _ => 250_000,
+    };
+    let db = pg.sample_db("pgbnet", rows, RowText::Random);
     let p = &t.proxy;
-    // Known limit (OpenDAL 0.59): a retried GCS resumable-upload chunk fails with "writer got
-    // too much data" (the backup fails cleanly, upload cancelled, nothing committed). So on GCS
-    // the chunk PUTs of a session are left alone; its other requests are faulted.
+    // GCS: the request that finishes a resumable upload (its Content-Range names the total;
+    // also the status query `bytes */N` a retry sends) is left alone on the emulator.
+    // fake-gcs-server departs from GCS's resumable protocol there: it finalizes the object
+    // with what it holds when asked for the upload's status (real GCS answers 308 with the
+    // persisted range, and OpenDAL then re-sends the last chunk). Every other request of a
+    // session, the chunk PUTs included, is faulted like S3 parts and Azure blocks.
+    let gcs_final = Match::method("PUT")
+        .target_contains("upload_id=")
+        .header_lacks("content-range", "/*");
     let eligible = match t.kind {
-        Kind::Gcs => Match::any().target_lacks("upload_id="),
+        Kind::Gcs => Match::any().except(gcs_final),
         _ => Match::any(),
     };
-    if !matches!(t.kind, Kind::Gcs) {
-        p.add_rule(Rule::new(Match::method("PUT"), Fault::Status(503)).first(1));
-    }
+    let first_put = match t.kind {
+        // A chunk of the data object that is not the last one.
+        Kind::Gcs => Match::method("PUT")
+            .target_contains("data.")
+            .header_contains("content-range", "/*"),
+        _ => Match::method("PUT"),
+    };
+    p.add_rule(Rule::new(first_put, Fault::Status(503)).first(1));
     p.add_rule(Rule::new(Match::method("POST"), Fault::Status(500)).first(1));
     p.add_rule(Rule::new(Match::method("HEAD"), Fault::Stall(Duration::from_secs(5))).first(1));
     p.add_rule(Rule::new(Match::method("GET"), Fault::ResetBeforeForward).first(1));
@@ -380,7 +396,7 @@ fn transient_faults(kind: Kind) {
     let faulted = p.faulted();
     // GCS reads metadata with GET (JSON API), not HEAD.
     let kinds: &[&str] = match t.kind {
-        Kind::Gcs => &["POST", "GET"],
+        Kind::Gcs => &["PUT", "POST", "GET"],
         Kind::S3 => &["PUT", "POST", "GET", "HEAD"],
         Kind::Azure => &["PUT", "GET", "HEAD"],
     };
