@@ -38,9 +38,10 @@ enum Kind {
 
 /// Environment common to every backend: short limits, so that a stalled request is retried
 /// quickly.
-const NET_ENV: [(&str, &str); 2] = [
+const NET_ENV: [(&str, &str); 3] = [
     ("PGB_STORAGE_TIMEOUT_SECS", "3"),
     ("PGB_STORAGE_IO_TIMEOUT_SECS", "15"),
+    ("PGB_STORAGE_RETRY_BUDGET_SECS", "120"),
 ];
 
 fn target(kind: Kind) -> Option<Target> {
@@ -162,10 +163,15 @@ impl Target {
     }
 
     fn backup(&self, pg: &Pg, db: &str, extra: &[(&str, &str)]) -> Output {
-        self.pgb(
-            &["backup", "-v", "--repo", &self.repo, "--db", &pg.url(db)],
-            extra,
-        )
+        self.backup_with(pg, db, &[], extra)
+    }
+
+    /// A backup with extra flags and environment.
+    fn backup_with(&self, pg: &Pg, db: &str, flags: &[&str], extra: &[(&str, &str)]) -> Output {
+        let url = pg.url(db);
+        let mut args = vec!["backup", "-v", "--repo", &self.repo, "--db", &url];
+        args.extend_from_slice(flags);
+        self.pgb(&args, extra)
     }
 
     /// Objects under `backups/` straight from the emulator: (manifests, other objects).
@@ -416,12 +422,12 @@ fn transient_faults(kind: Kind) {
 
 /// A fault that retrying cannot cure: the backup fails with one line naming the cause, the
 /// documented exit code, and nothing committed (no manifest, no data object left visible).
-fn permanent_fault(kind: Kind, rule: Rule, extra: &[(&str, &str)], code: i32, says: &str) {
+fn permanent_fault(kind: Kind, rule: Rule, flags: &[&str], code: i32, says: &str) {
     let Some(pg) = pg() else { return };
     let Some(t) = target(kind) else { return };
     let db = pg.sample_db("pgbnet", 2_000, RowText::Plain);
     t.proxy.add_rule(rule);
-    let out = t.backup(&pg, &db.name, extra);
+    let out = t.backup_with(&pg, &db.name, flags, &[]);
     assert_eq!(out.status.code(), Some(code), "{}", stderr(&out));
     let line = one_line_error(&out);
     assert!(line.contains(says), "{line}");
@@ -460,15 +466,13 @@ fn missing_bucket(kind: Kind) {
     );
 }
 
-/// A store that keeps answering 503: many retries allowed, but the budget ends it.
+/// A store that keeps answering 503: many retries allowed, but the budget ends it. The
+/// settings come from the flags, which beat `PGB_STORAGE_RETRY_BUDGET_SECS`.
 fn budget_exhausted(kind: Kind) {
     permanent_fault(
         kind,
         Rule::new(Match::method("PUT"), Fault::Status(503)),
-        &[
-            ("PGB_STORAGE_RETRIES", "1000"),
-            ("PGB_STORAGE_RETRY_BUDGET_SECS", "3"),
-        ],
+        &["--retries", "1000", "--retry-budget", "3s"],
         3,
         "retry budget of 3 s exhausted",
     );

@@ -83,6 +83,7 @@ pub(crate) fn backup_args(job: &ResolvedJob) -> BackupArgs {
     BackupArgs {
         repo: RepoArgs {
             repo: Some(job.repository.clone()),
+            ..storage_args(job)
         },
         db: job.database.clone(),
         format: Some(if job.format == "plain" {
@@ -107,6 +108,19 @@ pub(crate) fn backup_args(job: &ResolvedJob) -> BackupArgs {
         tools: ToolArgs::default(),
         notify: NotifyArgs::default(),
         json: false,
+    }
+}
+
+/// A job's object-store retries and time limits as repository flags (its file and
+/// environment layers already applied; unset keys leave the storage's defaults).
+pub(crate) fn storage_args(job: &ResolvedJob) -> RepoArgs {
+    let secs = |d: Option<std::time::Duration>| d.map(|d| format!("{}s", d.as_secs()));
+    RepoArgs {
+        repo: None,
+        retries: job.storage.retries,
+        retry_budget: secs(job.storage.retry_budget),
+        request_timeout: secs(job.storage.request_timeout),
+        io_timeout: secs(job.storage.io_timeout),
     }
 }
 
