@@ -338,18 +338,29 @@ fn transient_faults(kind: Kind) {
     p.add_rule(Rule::new(Match::method("DELETE"), Fault::Status(503)).first(1));
     p.set_random(Some(RandomFaults::transient(10, 0x5eed).only(eligible)));
 
-    let out = t.backup(&pg, &db.name, &[]);
-    ok(&out, "backup under faults");
+    let out = t.backup_with(&pg, &db.name, &["--json"], &[]);
+    let report: serde_json::Value =
+        serde_json::from_str(&ok(&out, "backup under faults")).expect("backup --json");
     let retries = stderr(&out).matches("retrying storage request").count();
     assert!(retries >= 2, "retries are logged at -v: {}", stderr(&out));
+    // The report counts exactly the retries the log shows.
+    assert_eq!(
+        report["storage"]["retries"].as_u64(),
+        Some(retries as u64),
+        "{report}"
+    );
     let listed = t.listed();
     assert_eq!(listed.len(), 1, "{listed:?}");
     let id = listed[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(report["id"].as_str(), Some(id.as_str()), "{report}");
 
-    ok(
-        &t.pgb(&["verify", "--repo", &t.repo, &id], &[]),
-        "verify under faults",
-    );
+    // In text, the retries show when there were any (they are logged at -v either way).
+    let out = t.pgb(&["verify", "-v", "--repo", &t.repo, &id], &[]);
+    let text = ok(&out, "verify under faults");
+    match stderr(&out).matches("retrying storage request").count() {
+        0 => assert!(!text.contains("storage:"), "{text}"),
+        n => assert!(text.contains(&format!("storage: {n} retries")), "{text}"),
+    }
 
     // The restore's download is cut at half its length: it resumes, pg_restore runs once.
     let dir = tempfile::tempdir().unwrap();

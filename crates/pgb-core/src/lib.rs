@@ -68,8 +68,8 @@ pub use manifest::{
 };
 pub use memory::MemoryStorage;
 pub use repo::{
-    BackupOptions, InvalidBackup, Leftover, Listing, PruneAction, PruneDecision, PruneOptions,
-    PruneReport, PruneSet, Repository, VerifyAllReport, VerifyOutcome, VerifyReport,
+    BackupOptions, BackupReport, InvalidBackup, Leftover, Listing, PruneAction, PruneDecision,
+    PruneOptions, PruneReport, PruneSet, Repository, VerifyAllReport, VerifyOutcome, VerifyReport,
 };
 pub use storage::{
     ByteStream, Capabilities, ObjectMeta, ObjectWriter, Storage, StorageError, StorageErrorKind,

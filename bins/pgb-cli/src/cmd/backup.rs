@@ -33,20 +33,21 @@ async fn backup(a: BackupArgs, ctx: &Ctx<'_>) -> Result<(String, String, u64), F
     let plan = resolve::backup(&a, ctx.env)?;
     let repo = resolve::repository(&a.repo, ctx.env)?;
     let out = Output::json(a.json);
-    let manifest = repo
-        .backup_until(
+    let report = repo
+        .backup_report_until(
             &plan.dumper,
             &plan.options,
             &render::log_progress,
             ctx.cancelled(),
         )
         .await?;
+    let manifest = &report.manifest;
     if a.verify {
         let checker = resolve::checker(&a.tools, ctx.env);
         let r = repo
-            .verify(&manifest, Some(&checker), &render::log_progress)
+            .verify(manifest, Some(&checker), &render::log_progress)
             .await?;
-        super::verify::record(&repo, &manifest, &r, ctx).await;
+        super::verify::record(&repo, manifest, &r, ctx).await;
     }
     let done = (
         manifest.id.to_string(),
@@ -54,21 +55,21 @@ async fn backup(a: BackupArgs, ctx: &Ctx<'_>) -> Result<(String, String, u64), F
         manifest.stored_size(),
     );
     let Some(policy) = plan.prune else {
-        out.emit(&manifest, |w| render::backup_text(w, &manifest))?;
+        out.emit(&report, |w| render::backup_text(w, &report))?;
         return Ok(done);
     };
     if out == Output::Text {
-        render::stdout(|w| render::backup_text(w, &manifest))?;
+        render::stdout(|w| render::backup_text(w, &report))?;
     }
     let verified = resolve::verified(&repo, ctx.env).await?;
-    let report = repo
+    let pruned = repo
         .prune(&policy, &PruneOptions::default().with_verified(verified))
         .await?;
-    render::prune_notes(&report);
+    render::prune_notes(&pruned);
     let both = BackupOut {
-        backup: &manifest,
-        prune: &report,
+        backup: &report,
+        prune: &pruned,
     };
-    out.emit(&both, |w| render::prune_text(w, &report))?;
+    out.emit(&both, |w| render::prune_text(w, &pruned))?;
     Ok(done)
 }

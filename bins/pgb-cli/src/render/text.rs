@@ -4,10 +4,14 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use pgb::retention::Plan;
-use pgb::{Leftover, Manifest, PruneAction, PruneReport, RestoreReport, VerifyOutcome};
+use pgb::{
+    BackupReport, Leftover, Manifest, PruneAction, PruneReport, RestoreReport, StorageStats,
+    VerifyOutcome,
+};
 use time::OffsetDateTime;
 
-pub(crate) fn backup(w: &mut dyn Write, m: &Manifest) -> io::Result<()> {
+pub(crate) fn backup(w: &mut dyn Write, r: &BackupReport) -> io::Result<()> {
+    let m = &r.manifest;
     writeln!(
         w,
         "backup {} of {} complete: {} stored ({} uncompressed, {}), sha256 {}",
@@ -17,7 +21,24 @@ pub(crate) fn backup(w: &mut dyn Write, m: &Manifest) -> io::Result<()> {
         human(m.plain_size()),
         m.compression,
         m.dump().map_or("", |a| a.stored_sha256.as_str())
-    )
+    )?;
+    storage(w, &r.storage)
+}
+
+/// `storage: 3 retries, 1 resumed download` when the network needed any (at `-v` the
+/// totals are logged either way).
+pub(crate) fn storage(w: &mut dyn Write, s: &StorageStats) -> io::Result<()> {
+    if *s == StorageStats::default() {
+        return Ok(());
+    }
+    write!(w, "storage: {} retries", s.retries)?;
+    if s.read_resumes > 0 {
+        write!(w, ", {} resumed downloads", s.read_resumes)?;
+    }
+    if s.budget_exhausted > 0 {
+        write!(w, ", {} exhausted retry budgets", s.budget_exhausted)?;
+    }
+    writeln!(w)
 }
 
 pub(crate) fn list(
@@ -66,6 +87,9 @@ pub(crate) fn verify(w: &mut dyn Write, outcomes: &[VerifyOutcome]) -> io::Resul
             human(o.plain_size.unwrap_or_default()),
             o.toc_entries.map_or("-".to_owned(), |n| n.to_string())
         )?;
+        if let Some(s) = &o.storage {
+            storage(w, s)?;
+        }
     }
     Ok(())
 }
@@ -84,7 +108,8 @@ pub(crate) fn restore(
         fmt_time(m.started_at),
         r.database,
         if r.created { " (created)" } else { "" },
-    )
+    )?;
+    storage(w, &r.storage)
 }
 
 /// Per set: a summary line, then every backup newest first with its decision and reasons.

@@ -11,7 +11,7 @@ mod restore;
 mod verify;
 mod verify_all;
 
-pub use backup::BackupOptions;
+pub use backup::{BackupOptions, BackupReport};
 pub use list::{InvalidBackup, Leftover, Listing};
 pub use prune::{PruneAction, PruneDecision, PruneOptions, PruneReport, PruneSet};
 pub use verify::VerifyReport;
