@@ -6,6 +6,10 @@
 //! with the job's retention, then the `post_backup` hook, or `on_error` when anything failed.
 //! Hooks get `PGB_JOB`, `PGB_EVENT`, `PGB_BACKUP_ID` and `PGB_STATUS`.
 //!
+//! After a restore, [`post_restore`] runs the job's `post_restore` hook (the application's
+//! migrations) against the restored database, and [`JobDrillHook`] does the same inside a
+//! restore drill.
+//!
 //! Like every pgb library it reads no environment and prints nothing: the caller passes the
 //! dumper, the backup options (keys already read), the hook environment and the lock holder,
 //! and renders the [`RunReport`].
@@ -18,7 +22,8 @@ use pgb::{
     Progress, PruneOptions, PruneReport, Repository, VerifyReport,
 };
 use pgb_config::{Hook, ResolvedJob};
-use pgb_scheduler::{HookEvent, HookReport, HookRun, run_hook};
+use pgb_postgres::ConnConfig;
+use pgb_scheduler::{HookEvent, HookReport, HookRun, Password, run_hook};
 use serde::Serialize;
 
 /// What one run needs besides the job.
@@ -204,4 +209,70 @@ async fn hook_run(
         cwd: None,
     })
     .await
+}
+
+/// Where a `post_restore` hook runs: the restored database and how to reach it.
+#[derive(Debug, Clone)]
+pub struct RestoredDatabase {
+    /// The restored database (its URL, without a password, becomes `DATABASE_URL`).
+    pub database: ConnConfig,
+    /// Its password, passed as `PGPASSWORD` (never in the URL, a report or a log).
+    pub password: Option<Password>,
+}
+
+/// Runs the job's `post_restore` hook (if any) after a successful restore of `backup_id`,
+/// with `DATABASE_URL` and `PGPASSWORD` for the restored database. `None`: the job has none.
+pub async fn post_restore(
+    job: &ResolvedJob,
+    hook_env: &BTreeMap<String, String>,
+    backup_id: Option<&str>,
+    target: &RestoredDatabase,
+) -> Option<HookReport> {
+    let hook = job.hooks.post_restore.as_ref()?;
+    Some(
+        run_hook(&HookRun {
+            program: hook.program.clone(),
+            argv: hook.argv.clone(),
+            env: hook_env.clone(),
+            job: job.name.clone(),
+            event: HookEvent::PostRestore,
+            backup_id: backup_id.map(str::to_owned),
+            status: Some("success".to_owned()),
+            database_url: Some(target.database.redacted()),
+            password: target.password.clone(),
+            timeout: job.hooks.timeout,
+            cwd: None,
+        })
+        .await,
+    )
+}
+
+/// A drill's `post_restore` step: the job's hook run against the drill's scratch database.
+#[derive(Debug)]
+pub struct JobDrillHook {
+    /// The job whose `post_restore` hook runs.
+    pub job: ResolvedJob,
+    /// The environment hooks run with.
+    pub hook_env: BTreeMap<String, String>,
+    /// The scratch server's password, as `PGPASSWORD`.
+    pub password: Option<Password>,
+}
+
+#[async_trait::async_trait]
+impl pgb_ops::DrillHook for JobDrillHook {
+    async fn post_restore(&self, database: &ConnConfig) -> Result<(), String> {
+        let target = RestoredDatabase {
+            database: database.clone(),
+            password: self.password.clone(),
+        };
+        match post_restore(&self.job, &self.hook_env, None, &target).await {
+            Some(r) if !r.ok() => {
+                for l in &r.output {
+                    tracing::info!(job = %self.job.name, hook = "post_restore", line = %l.line, "hook output");
+                }
+                Err(r.summary())
+            }
+            _ => Ok(()),
+        }
+    }
 }

@@ -52,6 +52,19 @@ impl Event {
         }
     }
 
+    /// The event named `name` (`backup_failed`, ...).
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            Self::BackupSucceeded,
+            Self::BackupFailed,
+            Self::DrillPassed,
+            Self::DrillFailed,
+            Self::CheckFailed,
+        ]
+        .into_iter()
+        .find(|e| e.as_str() == name)
+    }
+
     /// Whether it reports a success.
     pub fn is_success(self) -> bool {
         matches!(self, Self::BackupSucceeded | Self::DrillPassed)
@@ -363,6 +376,8 @@ pub struct Notifier {
     transports: Vec<Transport>,
     client: reqwest::Client,
     opts: NotifyOptions,
+    /// Webhook and Slack get only these events; `None`: every event.
+    events: Option<Vec<Event>>,
 }
 
 impl Notifier {
@@ -381,7 +396,21 @@ impl Notifier {
             transports,
             client,
             opts,
+            events: None,
         })
+    }
+
+    /// Sends webhook and Slack notifications only for `events` (a job's `notify.events`).
+    /// Healthchecks pings always get every outcome: a ping service that never hears of a
+    /// success would report the job as down.
+    pub fn with_events(mut self, events: impl IntoIterator<Item = Event>) -> Self {
+        self.events = Some(events.into_iter().collect());
+        self
+    }
+
+    fn wants(&self, t: &Transport, event: Event) -> bool {
+        matches!(t, Transport::Healthchecks(_))
+            || self.events.as_ref().is_none_or(|e| e.contains(&event))
     }
 
     /// Whether any transport is configured.
@@ -405,7 +434,7 @@ impl Notifier {
     /// healthchecks ping with its `/start`.
     pub async fn notify(&self, n: &Notification, run: &RunId) -> Vec<Delivery> {
         let mut out = Vec::new();
-        for t in &self.transports {
+        for t in self.transports.iter().filter(|t| self.wants(t, n.event)) {
             let (url, body) = match t {
                 Transport::Webhook(u) => (
                     u.expose().clone(),

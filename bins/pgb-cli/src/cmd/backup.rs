@@ -12,7 +12,9 @@ use crate::resolve;
 
 /// Runs the backup, then sends `backup_succeeded` or `backup_failed` (never changing the exit
 /// code).
-pub(super) async fn run(a: BackupArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
+pub(super) async fn run(mut a: BackupArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
+    let layer = resolve::job::layer(&mut a, ctx.env)?;
+    let ctx = &ctx.with_env(&layer.env);
     let notifier = resolve::notifier(&a.notify, ctx.env)?;
     let res = backup(a, ctx).await;
     let n = match &res {
@@ -24,6 +26,10 @@ pub(super) async fn run(a: BackupArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
         Err(f) => Notification::new(Event::BackupFailed)
             .with_status("failed")
             .with_cause(&f.message),
+    };
+    let n = match &layer.job {
+        Some(j) => n.with_job(j.name.clone()),
+        None => n,
     };
     super::notify::send(notifier.as_ref(), n).await;
     res.map(|_| ())

@@ -24,7 +24,9 @@ impl JobRunner for Runner {
     async fn run(&self, job: &str, _t: Trigger, cancel: CancellationToken) -> Result<(), String> {
         let env: Env<'_> = &self.env;
         let job = self.jobs.get(job).ok_or("no such job")?;
-        let args = config::backup_args(job);
+        let job_env = resolve::job::job_env(job, env).map_err(|f| f.message)?;
+        let env: Env<'_> = &job_env;
+        let args = config::backup_args(job, env).map_err(|f| f.message)?;
         let plan = resolve::backup(&args, env).map_err(|f| f.message)?;
         let repo = resolve::repository(&args.repo, env).map_err(|f| f.message)?;
         let checker = resolve::checker(&args.tools, env);
@@ -48,7 +50,8 @@ pub(super) async fn run(a: DaemonArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
     let jobs = config::jobs(&cfg, None, ctx.env)?;
     let mut scheduled = Vec::new();
     for j in jobs.iter().filter(|j| j.schedule.is_some()) {
-        let repo = resolve::repository(&config::backup_args(j).repo, ctx.env)?;
+        let job_env = resolve::job::job_env(j, ctx.env)?;
+        let repo = resolve::repository(&config::backup_args(j, &job_env)?.repo, ctx.env)?;
         scheduled.push(config::scheduled(j, &repo.list().await?));
     }
     let runner = Runner {

@@ -35,6 +35,14 @@ impl<'a> Ctx<'a> {
         Self { env, signal }
     }
 
+    /// The same signal with another environment (a `--job`'s, [`crate::resolve::job`]).
+    pub(crate) fn with_env<'b>(&self, env: Env<'b>) -> Ctx<'b> {
+        Ctx {
+            env,
+            signal: self.signal.clone(),
+        }
+    }
+
     /// Resolves with the exit code once SIGINT (130) or SIGTERM (143) arrived.
     pub(crate) fn interrupted(&self) -> impl Future<Output = i32> + Send + 'static {
         let mut rx = self.signal.clone();

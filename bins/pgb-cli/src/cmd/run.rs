@@ -8,7 +8,9 @@ use crate::resolve::{self, config};
 
 pub(super) async fn run(a: RunArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
     let job = config::job(a.file.config.as_deref(), &a.job, ctx.env)?;
-    let backup_args = config::backup_args(&job);
+    let env = resolve::job::job_env(&job, ctx.env)?;
+    let ctx = &ctx.with_env(&env);
+    let backup_args = config::backup_args(&job, ctx.env)?;
     let plan = resolve::backup(&backup_args, ctx.env)?;
     if a.dry_run {
         let report = job.report();

@@ -9,7 +9,9 @@ use crate::exit::{Failure, INTEGRITY};
 use crate::render::{self, Output};
 use crate::resolve;
 
-pub(super) async fn run(a: VerifyArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
+pub(super) async fn run(mut a: VerifyArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
+    let layer = resolve::job::layer(&mut a, ctx.env)?;
+    let ctx = &ctx.with_env(&layer.env);
     let keys = resolve::decryption(&a.keys, ctx.env)?;
     let repo = resolve::repository(&a.repo, ctx.env)?
         .with_decryption(keys)
@@ -18,7 +20,10 @@ pub(super) async fn run(a: VerifyArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
     let out = Output::json(a.json);
     if !a.all {
         let m = repo
-            .resolve(a.id.as_deref().unwrap_or("latest"), None)
+            .resolve(
+                a.id.as_deref().unwrap_or("latest"),
+                a.from_database.as_deref(),
+            )
             .await?;
         let r = repo
             .verify(&m, Some(&checker), &render::log_progress)

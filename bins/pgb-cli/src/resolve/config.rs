@@ -11,7 +11,7 @@ use std::sync::Arc;
 use pgb_scheduler::{Clock, Endpoints, HealthHandle, MetricsFn, ScheduledJob};
 
 use super::Env;
-use crate::args::{BackupArgs, EncryptArgs, Format, NotifyArgs, PolicyArgs, RepoArgs, ToolArgs};
+use crate::args::{BackupArgs, NotifyArgs};
 use crate::exit::Failure;
 
 /// The message when no config file exists.
@@ -76,52 +76,16 @@ pub(crate) fn job(
 }
 
 /// The `backup` arguments a job stands for: its repository, database, format, compression,
-/// labels and key files. Keys named by variable (`passphrase_env`, `auth_key_env`) are read
-/// by [`crate::resolve::encryption`] only under their standard names.
-pub(crate) fn backup_args(job: &ResolvedJob) -> BackupArgs {
-    let e = &job.encryption;
-    BackupArgs {
-        repo: RepoArgs {
-            repo: Some(job.repository.clone()),
-            ..storage_args(job)
-        },
-        db: job.database.clone(),
-        format: Some(if job.format == "plain" {
-            Format::Plain
-        } else {
-            Format::Custom
-        }),
-        compression: Some(job.compression.clone()),
-        label: job.labels.clone(),
-        prune: false,
-        verify_upload: false,
-        // The job runner verifies itself when the job says so (`verify_after_backup`).
-        verify: false,
-        encrypt: EncryptArgs {
-            recipient: e.recipients.clone(),
-            recipients_file: e.recipients_file.clone(),
-            passphrase_file: e.passphrase_file.clone(),
-            auth_key_file: e.auth_key_file.clone(),
-            ..EncryptArgs::default()
-        },
-        policy: PolicyArgs::default(),
-        tools: ToolArgs::default(),
-        notify: NotifyArgs::default(),
-        json: false,
-    }
-}
-
-/// A job's object-store retries and time limits as repository flags (its file and
-/// environment layers already applied; unset keys leave the storage's defaults).
-pub(crate) fn storage_args(job: &ResolvedJob) -> RepoArgs {
-    let secs = |d: Option<std::time::Duration>| d.map(|d| format!("{}s", d.as_secs()));
-    RepoArgs {
-        repo: None,
-        retries: job.storage.retries,
-        retry_budget: secs(job.storage.retry_budget),
-        request_timeout: secs(job.storage.request_timeout),
-        io_timeout: secs(job.storage.io_timeout),
-    }
+/// labels and key files ([`super::job`] fills them). The job runner verifies and prunes
+/// itself, so those stay off here.
+pub(crate) fn backup_args(job: &ResolvedJob, env: Env<'_>) -> Result<BackupArgs, Failure> {
+    use super::job::FromJob as _;
+    let mut a = BackupArgs::default();
+    a.fill(job, env)?;
+    a.verify = false;
+    a.policy.from_job = None;
+    a.notify = NotifyArgs::default();
+    Ok(a)
 }
 
 /// Who takes a job's lock: this host and process.
@@ -158,6 +122,27 @@ pub(crate) fn hook_env(env: Env<'_>) -> BTreeMap<String, String> {
     .iter()
     .filter_map(|k| env.get(k).map(|v| ((*k).to_owned(), v)))
     .collect()
+}
+
+/// The restored database for a `post_restore` hook: `DATABASE_URL` without a password, the
+/// password (`PGPASSWORD`; a URL flag never carries one) as `PGPASSWORD`.
+pub(crate) fn restored_database(
+    target: &pgb::postgres::ConnConfig,
+    env: Env<'_>,
+) -> pgb_jobs::RestoredDatabase {
+    pgb_jobs::RestoredDatabase {
+        database: target.clone(),
+        password: super::var(env, "PGPASSWORD").map(pgb_scheduler::Password::new),
+    }
+}
+
+/// A drill's `post_restore` step: the job's hook on the scratch database.
+pub(crate) fn drill_hook(job: ResolvedJob, env: Env<'_>) -> pgb_jobs::JobDrillHook {
+    pgb_jobs::JobDrillHook {
+        job,
+        hook_env: hook_env(env),
+        password: super::var(env, "PGPASSWORD").map(pgb_scheduler::Password::new),
+    }
 }
 
 /// A job as the scheduler sees it; its last success is the newest complete backup of its

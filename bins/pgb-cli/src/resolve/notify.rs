@@ -36,7 +36,15 @@ pub(crate) fn notifier(a: &NotifyArgs, env: Env<'_>) -> Result<Option<Notifier>,
     if transports.is_empty() {
         return Ok(None);
     }
-    Notifier::new(transports, NotifyOptions::default())
-        .map(Some)
-        .map_err(|e| Failure::new(crate::exit::FAILURE, e.to_string()))
+    let notifier = Notifier::new(transports, NotifyOptions::default())
+        .map_err(|e| Failure::new(crate::exit::FAILURE, e.to_string()))?;
+    if a.events.is_empty() {
+        return Ok(Some(notifier));
+    }
+    // The config file's check already refused unknown event names.
+    let events = a
+        .events
+        .iter()
+        .filter_map(|e| pgb_notify::Event::from_name(e));
+    Ok(Some(notifier.with_events(events)))
 }
