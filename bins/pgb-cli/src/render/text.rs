@@ -25,7 +25,7 @@ pub(crate) fn backup(w: &mut dyn Write, r: &BackupReport) -> io::Result<()> {
     storage(w, &r.storage)
 }
 
-/// `storage: 3 retries, 1 resumed download` when the network needed any (at `-v` the
+/// `storage: 3 retries, 1 downloads resumed` when the network needed any (at `-v` the
 /// totals are logged either way).
 pub(crate) fn storage(w: &mut dyn Write, s: &StorageStats) -> io::Result<()> {
     if *s == StorageStats::default() {
@@ -33,10 +33,10 @@ pub(crate) fn storage(w: &mut dyn Write, s: &StorageStats) -> io::Result<()> {
     }
     write!(w, "storage: {} retries", s.retries)?;
     if s.read_resumes > 0 {
-        write!(w, ", {} resumed downloads", s.read_resumes)?;
+        write!(w, ", {} downloads resumed", s.read_resumes)?;
     }
     if s.budget_exhausted > 0 {
-        write!(w, ", {} exhausted retry budgets", s.budget_exhausted)?;
+        write!(w, ", {} retry budgets exhausted", s.budget_exhausted)?;
     }
     writeln!(w)
 }
