@@ -38,10 +38,9 @@ enum Kind {
 
 /// Environment common to every backend: short limits, so that a stalled request is retried
 /// quickly.
-const NET_ENV: [(&str, &str); 3] = [
+const NET_ENV: [(&str, &str); 2] = [
     ("PGB_STORAGE_TIMEOUT_SECS", "3"),
     ("PGB_STORAGE_IO_TIMEOUT_SECS", "15"),
-    ("PGB_STORAGE_RETRY_BUDGET_SECS", "120"),
 ];
 
 fn target(kind: Kind) -> Option<Target> {
@@ -439,12 +438,19 @@ fn transient_faults(kind: Kind) {
 
 /// A fault that retrying cannot cure: the backup fails with one line naming the cause, the
 /// documented exit code, and nothing committed (no manifest, no data object left visible).
-fn permanent_fault(kind: Kind, rule: Rule, flags: &[&str], code: i32, says: &str) {
+fn permanent_fault(
+    kind: Kind,
+    rule: Rule,
+    flags: &[&str],
+    env: &[(&str, &str)],
+    code: i32,
+    says: &str,
+) {
     let Some(pg) = pg() else { return };
     let Some(t) = target(kind) else { return };
     let db = pg.sample_db("pgbnet", 2_000, RowText::Plain);
     t.proxy.add_rule(rule);
-    let out = t.backup_with(&pg, &db.name, flags, &[]);
+    let out = t.backup_with(&pg, &db.name, flags, env);
     assert_eq!(out.status.code(), Some(code), "{}", stderr(&out));
     let line = one_line_error(&out);
     assert!(line.contains(says), "{line}");
@@ -464,6 +470,7 @@ fn forbidden(kind: Kind) {
         kind,
         Rule::new(Match::method("PUT"), Fault::Status(403)),
         &[],
+        &[],
         3,
         "access denied",
     );
@@ -478,6 +485,7 @@ fn missing_bucket(kind: Kind) {
         kind,
         Rule::new(Match::any(), Fault::Status(404)),
         &[],
+        &[],
         3,
         says,
     );
@@ -490,6 +498,7 @@ fn budget_exhausted(kind: Kind) {
         kind,
         Rule::new(Match::method("PUT"), Fault::Status(503)),
         &["--retries", "1000", "--retry-budget", "3s"],
+        &[("PGB_STORAGE_RETRY_BUDGET_SECS", "120")],
         3,
         "retry budget of 3 s exhausted",
     );
@@ -634,4 +643,43 @@ fn s3_completion_answered_200_with_an_error_document_fails_cleanly() {
 #[test]
 fn s3_completion_answered_200_with_an_empty_body_fails_cleanly() {
     completion_lies(Fault::OkEmpty);
+}
+
+/// The retry settings of a job in the config file reach the storage: `pgb backup --job`
+/// against a store that keeps answering 503 ends at the job's budget (1000 retries would
+/// otherwise take hours). The environment would beat the file, the flags both.
+#[test]
+fn s3_retry_budget_from_the_config_file() {
+    let Some(pg) = pg() else { return };
+    let Some(t) = target(Kind::S3) else { return };
+    let db = pg.sample_db("pgbnet", 2_000, RowText::Plain);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pgb.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[jobs.shop]\nrepository = \"{}\"\ndatabase = \"{}\"\nstorage_retries = 1000\n\
+             storage_retry_budget_secs = 3\n",
+            t.repo,
+            pg.url(&db.name)
+        ),
+    )
+    .unwrap();
+    t.proxy
+        .add_rule(Rule::new(Match::method("PUT"), Fault::Status(503)));
+    let out = t.pgb(
+        &[
+            "backup",
+            "--job",
+            "shop",
+            "--config",
+            file.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let line = one_line_error(&out);
+    assert!(line.contains("retry budget of 3 s exhausted"), "{line}");
+    t.proxy.clear_faults();
+    assert!(t.listed().is_empty());
 }
