@@ -20,16 +20,18 @@ pub(super) async fn run(a: VerifyArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
         let m = repo
             .resolve(a.id.as_deref().unwrap_or("latest"), None)
             .await?;
-        let r = repo
-            .verify(&m, Some(&checker), &render::log_progress)
-            .await?;
+        let progress = render::Reporter::new(&ctx.progress, "verify", Some(m.plain_size()));
+        let r = repo.verify(&m, Some(&checker), &progress).await;
+        drop(progress);
+        let r = r?;
         record(&repo, &m, &r, ctx).await;
         let outcome = [VerifyOutcome::from(&r)];
         return out.emit(&outcome[0], |w| render::verify_text(w, &outcome));
     }
-    let report = repo
-        .verify_all(Some(&checker), &render::log_progress)
-        .await?;
+    let progress = render::Reporter::new(&ctx.progress, "verify", None);
+    let report = repo.verify_all(Some(&checker), &progress).await;
+    drop(progress);
+    let report = report?;
     render::verify_failures(&report);
     out.emit(&report.backups, |w| render::verify_text(w, &report.backups))?;
     match report.failures().count() {
