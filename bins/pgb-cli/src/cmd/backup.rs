@@ -37,13 +37,13 @@ async fn backup(a: BackupArgs, ctx: &Ctx<'_>) -> Result<(String, String, u64), F
     let manifest = repo
         .backup_until(&plan.dumper, &plan.options, &progress, ctx.cancelled())
         .await;
-    drop(progress);
+    progress.finish(manifest.as_ref().ok().map(pgb::Manifest::plain_size));
     let manifest = manifest?;
     if a.verify {
         let checker = resolve::checker(&a.tools, ctx.env);
         let progress = render::Reporter::new(&ctx.progress, "verify", Some(manifest.plain_size()));
         let r = repo.verify(&manifest, Some(&checker), &progress).await;
-        drop(progress);
+        progress.finish(r.is_ok().then(|| manifest.plain_size()));
         let r = r?;
         super::verify::record(&repo, &manifest, &r, ctx).await;
     }

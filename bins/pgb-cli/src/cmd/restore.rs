@@ -19,7 +19,7 @@ pub(super) async fn run(a: RestoreArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
     let report = repo
         .restore(&manifest, &target.restorer, &opts, &progress)
         .await;
-    drop(progress);
+    progress.finish(report.is_ok().then(|| manifest.plain_size()));
     let report = report?;
     let seconds = started.elapsed().as_secs_f64();
     let out = RestoreOut {

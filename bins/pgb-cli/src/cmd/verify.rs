@@ -22,7 +22,7 @@ pub(super) async fn run(a: VerifyArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
             .await?;
         let progress = render::Reporter::new(&ctx.progress, "verify", Some(m.plain_size()));
         let r = repo.verify(&m, Some(&checker), &progress).await;
-        drop(progress);
+        progress.finish(r.is_ok().then(|| m.plain_size()));
         let r = r?;
         record(&repo, &m, &r, ctx).await;
         let outcome = [VerifyOutcome::from(&r)];
@@ -30,7 +30,11 @@ pub(super) async fn run(a: VerifyArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
     }
     let progress = render::Reporter::new(&ctx.progress, "verify", None);
     let report = repo.verify_all(Some(&checker), &progress).await;
-    drop(progress);
+    let total = report
+        .as_ref()
+        .ok()
+        .map(|r| r.backups.iter().filter_map(|b| b.plain_size).sum::<u64>());
+    progress.finish(total);
     let report = report?;
     render::verify_failures(&report);
     out.emit(&report.backups, |w| render::verify_text(w, &report.backups))?;

@@ -135,15 +135,21 @@ pub(crate) fn line(what: &str, done: u64, total: Option<u64>, elapsed: Duration)
     )
 }
 
-/// The final log line: `backup: 2.4 GiB in 1m02s (39.6 MiB/s)`.
-fn summary(what: &str, done: u64, elapsed: Duration) -> String {
-    let secs = elapsed.as_secs_f64().max(0.001);
-    format!(
-        "{what}: {} in {} ({}/s)",
-        human(done),
-        clock(elapsed),
-        human((done as f64 / secs) as u64)
-    )
+/// The final log line: `backup: 2.4 GiB in 1m02s (39.6 MiB/s)` when it succeeded with `done`
+/// plain bytes, `backup: stopped after 1.2 GiB, 31s` when it did not.
+fn summary(what: &str, done: Result<u64, u64>, elapsed: Duration) -> String {
+    match done {
+        Ok(done) => {
+            let secs = elapsed.as_secs_f64().max(0.001);
+            format!(
+                "{what}: {} in {} ({}/s)",
+                human(done),
+                clock(elapsed),
+                human((done as f64 / secs) as u64)
+            )
+        }
+        Err(done) => format!("{what}: stopped after {}, {}", human(done), clock(elapsed)),
+    }
 }
 
 struct Inner {
@@ -199,8 +205,11 @@ fn bar_style(with_total: bool) -> ProgressStyle {
         .progress_chars("=> ")
 }
 
-/// Shows one operation's progress (backup, verify or restore) as configured; the bar is
-/// cleared and the log line thread stopped when it is dropped, after a last summary line.
+/// Shows one operation's progress (backup, verify or restore) as configured. [`finish`]
+/// clears the bar, stops the log lines and writes a summary line; dropping it unfinished
+/// does the same with a "stopped" summary.
+///
+/// [`finish`]: Reporter::finish
 pub(crate) struct Reporter {
     inner: Arc<Inner>,
     mode: ProgressMode,
@@ -273,6 +282,38 @@ impl Reporter {
         }
     }
 
+    /// Ends the display: `Some(plain bytes)` when the operation succeeded, `None` when not.
+    pub(crate) fn finish(mut self, plain_bytes: Option<u64>) {
+        self.end(plain_bytes);
+    }
+
+    fn end(&mut self, plain_bytes: Option<u64>) {
+        if let Some(task) = self
+            .inner
+            .lookup
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            task.abort();
+        }
+        if let Some(bar) = &self.inner.bar {
+            bar.finish_and_clear();
+        }
+        if let Some(t) = self.ticker.take() {
+            let (lock, cvar) = &self.inner.stop;
+            *lock.lock().unwrap_or_else(PoisonError::into_inner) = true;
+            cvar.notify_all();
+            let _ = t.join();
+        }
+        if self.mode == ProgressMode::Log {
+            let done = plain_bytes.ok_or_else(|| self.inner.done.load(Ordering::Relaxed));
+            let text = summary(self.inner.what, done, self.inner.started.elapsed());
+            tracing::info!(target: LOG_TARGET, "{text}");
+        }
+        self.mode = ProgressMode::None;
+    }
+
     /// Looks up the previous backup of `database` and takes its plain size as the total.
     fn look_up_total(&self, database: &str) {
         let (Some(repo), Ok(rt)) = (
@@ -321,31 +362,8 @@ impl Progress for Reporter {
 
 impl Drop for Reporter {
     fn drop(&mut self) {
-        if let Some(task) = self
-            .inner
-            .lookup
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-        {
-            task.abort();
-        }
-        if let Some(bar) = &self.inner.bar {
-            bar.finish_and_clear();
-        }
-        if let Some(t) = self.ticker.take() {
-            let (lock, cvar) = &self.inner.stop;
-            *lock.lock().unwrap_or_else(PoisonError::into_inner) = true;
-            cvar.notify_all();
-            let _ = t.join();
-        }
-        if self.mode == ProgressMode::Log {
-            let text = summary(
-                self.inner.what,
-                self.inner.done.load(Ordering::Relaxed),
-                self.inner.started.elapsed(),
-            );
-            tracing::info!(target: LOG_TARGET, "{text}");
+        if self.mode != ProgressMode::None || self.ticker.is_some() {
+            self.end(None);
         }
     }
 }
@@ -457,8 +475,12 @@ mod tests {
             "verify: 500 B (expected ~400 B), 500 B/s, 1s elapsed"
         );
         assert_eq!(
-            summary("backup", 2 * mib, Duration::from_secs(3725)),
-            "backup: 2.0 MiB in 1h02m (563 B/s)"
+            summary("backup", Ok(2 * mib), Duration::from_secs(3725)),
+            "backup: 2.0 MiB in 1h02m (562 B/s)"
+        );
+        assert_eq!(
+            summary("restore", Err(4 * mib), Duration::from_secs(31)),
+            "restore: stopped after 4.0 MiB, 31s"
         );
     }
 }
