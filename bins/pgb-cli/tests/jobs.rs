@@ -435,3 +435,79 @@ fn daemon_runs_a_scheduled_backup_serves_health_and_stops_on_sigterm() {
     let status = daemon.0.wait().unwrap();
     assert_eq!(status.code(), Some(0), "a clean stop exits 0");
 }
+
+#[test]
+fn a_job_run_pings_start_then_success_or_fail_and_records_its_verify() {
+    let Some(pg) = common::pg() else { return };
+    let db = pg.sample_db("jobs_ping", 10, common::RowText::Plain);
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let (ping_url, pings) = common::receiver();
+    let (hook_url, hooks) = common::receiver();
+    let notify = "[jobs.nightly.notify]\nping_url_env = \"HC_URL\"\nwebhook_url_env = \"HOOK_URL\"\nevents = [\"backup_failed\"]";
+    let run = |path: &str| {
+        common::pgb_env(
+            &["run", "nightly", "--config", path],
+            &[
+                ("PGB_PG_BIN_DIR", pg.bin.to_str().unwrap()),
+                ("HC_URL", &ping_url),
+                ("HOOK_URL", &hook_url),
+            ],
+        )
+    };
+    let (_c, path) = job_config(
+        &pg,
+        &db.name,
+        &repo,
+        &format!("verify_after_backup = true\n{notify}"),
+    );
+    let o = run(&path);
+    assert!(o.status.success(), "{o:?}");
+    let [start, end] = common::pings(&pings);
+    assert_eq!(start.path, "/hook/secret-token/start");
+    assert_eq!(end.path, "/hook/secret-token");
+    assert_eq!(start.rid, end.rid);
+    assert!(
+        end.body
+            .starts_with("pgb: backup_succeeded [succeeded] (job nightly"),
+        "{}",
+        end.body
+    );
+    // verify_after_backup leaves the evidence prune's newest-verified rule reads.
+    let id = &common::ids(&repo)[0];
+    assert!(
+        repo.join(format!("backups/{id}/verified")).is_dir(),
+        "{:?}",
+        common::files(&repo)
+    );
+
+    // A failing run: /start, then /fail with the failed hook and its output, same rid; the
+    // webhook (events = ["backup_failed"]) gets only this one.
+    let (_c2, path) = job_config(
+        &pg,
+        &db.name,
+        &repo,
+        &format!(
+            "pre_backup = [\"/bin/sh\", \"-c\", \"echo lost the lock file; exit 3\"]\n{notify}"
+        ),
+    );
+    let o = run(&path);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let [start2, fail] = common::pings(&pings);
+    assert_eq!(start2.path, "/hook/secret-token/start");
+    assert_eq!(fail.path, "/hook/secret-token/fail");
+    assert_eq!(start2.rid, fail.rid);
+    assert_ne!(start2.rid, start.rid);
+    assert!(fail.body.starts_with("pgb: backup_failed"), "{}", fail.body);
+    assert!(fail.body.contains("lost the lock file"), "{}", fail.body);
+    let hook = hooks
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the webhook");
+    assert!(hook.contains("\"backup_failed\""), "{hook}");
+    assert!(
+        hooks
+            .recv_timeout(std::time::Duration::from_millis(500))
+            .is_err(),
+        "backup_succeeded is not in events"
+    );
+}

@@ -4,12 +4,16 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-use super::shared::{EncryptArgs, Format, KeyArgs, NotifyArgs, PolicyArgs, RepoArgs, ToolArgs};
+use super::shared::{
+    EncryptArgs, Format, JobArgs, KeyArgs, NotifyArgs, PolicyArgs, RepoArgs, ToolArgs,
+};
 
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Default)]
 pub(crate) struct BackupArgs {
     #[command(flatten)]
     pub(crate) repo: RepoArgs,
+    #[command(flatten)]
+    pub(crate) job: JobArgs,
     /// Database URL (postgres://user@host:port/db), else DATABASE_URL. Without either, libpq's
     /// PGHOST, PGPORT, PGUSER, PGDATABASE... apply. Passwords come from PGPASSWORD, PGPASSFILE
     /// or DATABASE_URL, never this flag.
@@ -47,10 +51,12 @@ pub(crate) struct BackupArgs {
     pub(crate) json: bool,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Default)]
 pub(crate) struct ListArgs {
     #[command(flatten)]
     pub(crate) repo: RepoArgs,
+    #[command(flatten)]
+    pub(crate) job: JobArgs,
     /// Only backups of this database.
     #[arg(long)]
     pub(crate) database: Option<String>,
@@ -59,12 +65,17 @@ pub(crate) struct ListArgs {
     pub(crate) json: bool,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Default)]
 pub(crate) struct VerifyArgs {
     #[command(flatten)]
     pub(crate) repo: RepoArgs,
+    #[command(flatten)]
+    pub(crate) job: JobArgs,
     /// Backup id or `latest` [default: latest].
     pub(crate) id: Option<String>,
+    /// With `latest`: the newest backup of this database.
+    #[arg(long, conflicts_with = "all")]
+    pub(crate) from_database: Option<String>,
     /// Verify every backup.
     #[arg(long, conflicts_with = "id")]
     pub(crate) all: bool,
@@ -77,12 +88,14 @@ pub(crate) struct VerifyArgs {
     pub(crate) json: bool,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Default)]
 pub(crate) struct RestoreArgs {
     /// Backup id or `latest`.
     pub(crate) id: String,
     #[command(flatten)]
     pub(crate) repo: RepoArgs,
+    #[command(flatten)]
+    pub(crate) job: JobArgs,
     /// Target database URL (postgres://user@host:port/NEW_DB); required.
     #[arg(long, value_name = "URL")]
     pub(crate) db: Option<String>,
@@ -122,10 +135,12 @@ pub(crate) struct RestoreArgs {
     pub(crate) json: bool,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Default)]
 pub(crate) struct PruneArgs {
     #[command(flatten)]
     pub(crate) repo: RepoArgs,
+    #[command(flatten)]
+    pub(crate) job: JobArgs,
     #[command(flatten)]
     pub(crate) policy: PolicyArgs,
     /// Show every decision and its reasons, delete nothing.
@@ -136,10 +151,12 @@ pub(crate) struct PruneArgs {
     pub(crate) json: bool,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Default)]
 pub(crate) struct GcArgs {
     #[command(flatten)]
     pub(crate) repo: RepoArgs,
+    #[command(flatten)]
+    pub(crate) job: JobArgs,
     /// Grace period (h, d, w), e.g. 24h [default: 24h].
     #[arg(long, value_name = "DURATION")]
     pub(crate) older_than: Option<String>,

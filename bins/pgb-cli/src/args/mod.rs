@@ -17,7 +17,9 @@ pub(crate) use commands::{
 };
 pub(crate) use jobs::{ConfigCommand, DaemonArgs, RunArgs, ScheduleCommand};
 pub(crate) use ops::{CheckArgs, CheckFormat, DrillArgs};
-pub(crate) use shared::{EncryptArgs, Format, KeyArgs, NotifyArgs, PolicyArgs, RepoArgs, ToolArgs};
+pub(crate) use shared::{
+    EncryptArgs, Format, JobArgs, KeyArgs, NotifyArgs, PolicyArgs, RepoArgs, ToolArgs,
+};
 
 /// pgb: PostgreSQL backups you can trust: stream pg_dump through compression and checksums
 /// into local disk or object storage, keep them by policy, verify and restore them.

@@ -4,12 +4,14 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use super::shared::{KeyArgs, NotifyArgs, RepoArgs, ToolArgs};
+use super::shared::{JobArgs, KeyArgs, NotifyArgs, RepoArgs, ToolArgs};
 
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Default)]
 pub(crate) struct DrillArgs {
     #[command(flatten)]
     pub(crate) repo: RepoArgs,
+    #[command(flatten)]
+    pub(crate) job: JobArgs,
     /// Which backup: `latest`, a backup id, or `random` (within --within) [default: latest].
     #[arg(long, value_name = "latest|ID|random")]
     pub(crate) backup: Option<String>,
@@ -58,10 +60,12 @@ pub(crate) enum CheckFormat {
     Nagios,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Default)]
 pub(crate) struct CheckArgs {
     #[command(flatten)]
     pub(crate) repo: RepoArgs,
+    #[command(flatten)]
+    pub(crate) job: JobArgs,
     /// CRITICAL when a set's newest backup is older than this (s, m, h, d, w).
     #[arg(long, value_name = "DURATION")]
     pub(crate) max_age: Option<String>,

@@ -12,6 +12,20 @@ pub(crate) struct RepoArgs {
     pub(crate) repo: Option<String>,
 }
 
+/// `--job NAME`: take what a command needs (repository, database, keys, policy, drill,
+/// check and notify settings) from a job of the config file; flags given as well still win.
+#[derive(Debug, Args, Default)]
+pub(crate) struct JobArgs {
+    /// Read the repository, database, keys and settings from the job [jobs.NAME] of the
+    /// config file (flags still win).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) job: Option<String>,
+    /// The config file of --job [default: $PGB_CONFIG, else ./pgb.toml, else
+    /// /etc/pgb/pgb.toml].
+    #[arg(long, value_name = "FILE", requires = "job")]
+    pub(crate) config: Option<PathBuf>,
+}
+
 #[derive(Debug, Args, Default)]
 pub(crate) struct ToolArgs {
     /// Directory holding pg_dump/pg_restore/psql, searched before /usr/lib/postgresql/*/bin
@@ -116,6 +130,9 @@ pub(crate) struct PolicyArgs {
     /// Time zone for calendar buckets (IANA name) [default: UTC].
     #[arg(long, value_name = "ZONE")]
     pub(crate) retention_tz: Option<String>,
+    /// The policy of `--job`, used when no rule flag is given.
+    #[arg(skip)]
+    pub(crate) from_job: Option<pgb::retention::Policy>,
 }
 
 /// Where to send notifications (`backup`, `drill`, `check`).

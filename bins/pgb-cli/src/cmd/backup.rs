@@ -10,10 +10,13 @@ use crate::exit::Failure;
 use crate::render::{self, BackupOut, Output};
 use crate::resolve;
 
-/// Runs the backup, then sends `backup_succeeded` or `backup_failed` (never changing the exit
-/// code).
-pub(super) async fn run(a: BackupArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
-    let notifier = resolve::notifier(&a.notify, ctx.env)?;
+/// Announces the run (healthchecks `/start`), runs the backup, then sends `backup_succeeded` or
+/// `backup_failed` under the same run id (never changing the exit code).
+pub(super) async fn run(mut a: BackupArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
+    let layer = resolve::job::layer(&mut a, ctx.env)?;
+    let ctx = &ctx.with_env(&layer.env);
+    let notifier = resolve::notifier_for(&a.notify, layer.job.as_ref(), ctx.env)?;
+    let run = super::notify::start(notifier.as_ref());
     let res = backup(a, ctx).await;
     let n = match &res {
         Ok((id, set, size)) => Notification::new(Event::BackupSucceeded)
@@ -25,7 +28,11 @@ pub(super) async fn run(a: BackupArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
             .with_status("failed")
             .with_cause(&f.message),
     };
-    super::notify::send(notifier.as_ref(), n).await;
+    let n = match &layer.job {
+        Some(j) => n.with_job(j.name.clone()),
+        None => n,
+    };
+    super::notify::finish(notifier.as_ref(), n, run).await;
     res.map(|_| ())
 }
 

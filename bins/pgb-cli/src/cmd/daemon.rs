@@ -13,7 +13,7 @@ use super::Ctx;
 use crate::args::DaemonArgs;
 use crate::exit::Failure;
 use crate::render;
-use crate::resolve::{self, SharedEnv, config, daemon};
+use crate::resolve::{self, Env, SharedEnv, config, daemon};
 
 /// Runs a job by name, as `pgb run` does, with the environment `main` snapshotted.
 struct Runner {
@@ -25,12 +25,17 @@ struct Runner {
 
 impl Runner {
     async fn run_job(&self, name: &str, cancel: CancellationToken) -> Result<(), String> {
-        let env = &*self.env;
+        let env: Env<'_> = &*self.env;
         let job = self.jobs.get(name).ok_or("no such job")?;
-        let args = config::backup_args(job);
+        let job_env = resolve::job::job_env(job, env).map_err(|f| f.message)?;
+        let env: Env<'_> = &job_env;
+        let args = config::backup_args(job, env).map_err(|f| f.message)?;
         let plan = resolve::backup(&args, env).map_err(|f| f.message)?;
         let repo = resolve::repository(&args.repo, env).map_err(|f| f.message)?;
         let checker = resolve::checker(&args.tools, env);
+        let notifier = resolve::job_notifier(job, env).map_err(|f| f.message)?;
+        let auth = resolve::auth_key(job.encryption.auth_key_file.as_deref(), env)
+            .map_err(|f| f.message)?;
         let run = pgb_jobs::JobRun {
             job,
             repo: &repo,
@@ -40,6 +45,8 @@ impl Runner {
             holder: config::holder(env),
             hook_env: config::hook_env(env),
             progress: &render::log_progress,
+            notifier: notifier.as_ref(),
+            auth_key: auth.as_ref(),
         };
         let report = pgb_jobs::run_job(&run, cancel.cancelled_owned()).await;
         report.map(|_| ()).map_err(|f| f.error.to_string())
@@ -63,7 +70,8 @@ pub(super) async fn run(a: DaemonArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
     let listen = daemon::listen(a.listen.as_deref())?;
     let mut scheduled = Vec::new();
     for j in jobs.iter().filter(|j| j.schedule.is_some()) {
-        let repo = resolve::repository(&config::backup_args(j).repo, ctx.env)?;
+        let job_env = resolve::job::job_env(j, ctx.env)?;
+        let repo = resolve::repository(&config::backup_args(j, &job_env)?.repo, ctx.env)?;
         scheduled.push(config::scheduled(j, &repo.list().await?));
     }
     let (finished, runs) = mpsc::unbounded_channel();
@@ -87,7 +95,7 @@ pub(super) async fn run(a: DaemonArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
             &all_jobs,
             ctx.env,
             scheduler.health(),
-        )?);
+        ));
         let listener = pgb_scheduler::bind(addr)
             .await
             .map_err(|e| Failure::usage(format!("--listen {addr}: {e}")))?;

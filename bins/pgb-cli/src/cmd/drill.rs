@@ -11,20 +11,32 @@ use crate::exit::{DRILL_CHECK_FAILED, DRILL_LIMIT_EXCEEDED, Failure};
 use crate::render::{self, Output};
 use crate::resolve;
 
-pub(super) async fn run(a: DrillArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
+pub(super) async fn run(mut a: DrillArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
+    let layer = resolve::job::layer(&mut a, ctx.env)?;
+    let ctx = &ctx.with_env(&layer.env);
     let repo = resolve::repository(&a.repo, ctx.env)?;
     if a.history {
         let auth = resolve::auth_key(a.keys.auth_key_file.as_deref(), ctx.env)?;
         let entries = pgb_ops::drill_history(&repo, auth.as_ref()).await?;
         return Output::json(a.json).emit(&entries, |w| render::drill_history_text(w, &entries));
     }
-    let opts = resolve::drill(&a, ctx.env)?;
-    let notifier = resolve::notifier(&a.notify, ctx.env)?;
+    let mut opts = resolve::drill(&a, ctx.env)?;
+    if let Some(j) = &layer.job {
+        opts = opts.with_job(j.name.clone());
+    }
+    let notifier = resolve::notifier_for(&a.notify, layer.job.as_ref(), ctx.env)?;
+    let run = super::notify::start(notifier.as_ref());
     let keys = resolve::decryption(&a.keys, ctx.env)?;
     let repo = repo
         .with_decryption(keys)
         .allow_unauthenticated(a.keys.allow_unauthenticated);
-    let res = pgb_ops::drill(&repo, &opts, None, &render::log_progress, ctx.cancelled()).await;
+    // With --job, the job's post_restore hook (migrations) runs on the scratch database.
+    let hook = layer
+        .job
+        .as_ref()
+        .and_then(|job| resolve::config::drill_hook(job, ctx.env));
+    let hook = hook.as_ref().map(|h| h as &dyn pgb_ops::DrillHook);
+    let res = pgb_ops::drill(&repo, &opts, hook, &render::log_progress, ctx.cancelled()).await;
     let n = match &res {
         Ok(r) if r.passed() => Notification::new(Event::DrillPassed).with_status("passed"),
         Ok(r) => Notification::new(Event::DrillFailed)
@@ -41,7 +53,7 @@ pub(super) async fn run(a: DrillArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
             .with_duration("rto", std::time::Duration::from_millis(r.rto_ms)),
         Err(_) => n,
     };
-    super::notify::send(notifier.as_ref(), n).await;
+    super::notify::finish(notifier.as_ref(), n, run).await;
     let report = res?;
     if let Some(e) = &report.record_error {
         render::note(format_args!("warning: the drill was not recorded: {e}"));

@@ -6,7 +6,9 @@ use crate::exit::Failure;
 use crate::render::{self, ListEntry, Output};
 use crate::resolve;
 
-pub(super) async fn run(a: ListArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
+pub(super) async fn run(mut a: ListArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
+    let layer = resolve::job::layer(&mut a, ctx.env)?;
+    let ctx = &ctx.with_env(&layer.env);
     let repo = resolve::repository(&a.repo, ctx.env)?;
     let listing = repo.list().await?;
     render::listing_notes(&listing);

@@ -10,7 +10,7 @@ mod drill;
 mod gc;
 mod key;
 mod list;
-mod notify;
+pub(crate) mod notify;
 mod prune;
 mod restore;
 mod retention;
@@ -28,7 +28,7 @@ use crate::resolve::{Env, SharedEnv};
 /// What every handler gets from `main`: the environment and the signal that interrupts it.
 pub(crate) struct Ctx<'a> {
     pub(crate) env: Env<'a>,
-    shared_env: &'a SharedEnv,
+    shared_env: SharedEnv,
     signal: watch::Receiver<Option<i32>>,
     /// How backup, verify and restore show their progress (`--progress`).
     pub(crate) progress: ProgressConfig,
@@ -38,7 +38,7 @@ impl<'a> Ctx<'a> {
     pub(crate) fn new(env: &'a SharedEnv, signal: watch::Receiver<Option<i32>>) -> Self {
         Self {
             env: &**env,
-            shared_env: env,
+            shared_env: SharedEnv::clone(env),
             signal,
             progress: ProgressConfig::default(),
         }
@@ -50,10 +50,20 @@ impl<'a> Ctx<'a> {
         self
     }
 
-    /// The same environment, owned, for what outlives the handler's borrow (the daemon's
-    /// job runs).
+    /// The process environment `main` snapshotted, owned, for what outlives the handler's
+    /// borrow (the daemon's job runs). Not a `--job`'s layer: that is [`Ctx::env`].
     pub(crate) fn shared_env(&self) -> SharedEnv {
-        SharedEnv::clone(self.shared_env)
+        SharedEnv::clone(&self.shared_env)
+    }
+
+    /// The same signal with another environment (a `--job`'s, [`crate::resolve::job`]).
+    pub(crate) fn with_env<'b>(&self, env: Env<'b>) -> Ctx<'b> {
+        Ctx {
+            env,
+            shared_env: SharedEnv::clone(&self.shared_env),
+            signal: self.signal.clone(),
+            progress: self.progress,
+        }
     }
 
     /// Resolves with the exit code once SIGINT (130) or SIGTERM (143) arrived.

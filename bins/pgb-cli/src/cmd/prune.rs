@@ -9,7 +9,9 @@ use crate::exit::Failure;
 use crate::render::{self, Output};
 use crate::resolve;
 
-pub(super) async fn run(a: PruneArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
+pub(super) async fn run(mut a: PruneArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
+    let layer = resolve::job::layer(&mut a, ctx.env)?;
+    let ctx = &ctx.with_env(&layer.env);
     let policy = resolve::policy(&a.policy)?.ok_or_else(|| {
         Failure::usage(
             "no retention policy given: use --keep-last, --keep-daily, --keep-within, ... (see docs/retention.md)",

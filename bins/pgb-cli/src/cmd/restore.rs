@@ -1,12 +1,14 @@
-//! `pgb restore ID|latest --db URL`.
+//! `pgb restore ID|latest --db URL`, then the job's `post_restore` hook (with `--job`).
 
 use super::Ctx;
 use crate::args::RestoreArgs;
-use crate::exit::Failure;
+use crate::exit::{FAILURE, Failure};
 use crate::render::{self, Output, RestoreOut};
-use crate::resolve;
+use crate::resolve::{self, config};
 
-pub(super) async fn run(a: RestoreArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
+pub(super) async fn run(mut a: RestoreArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
+    let layer = resolve::job::layer(&mut a, ctx.env)?;
+    let ctx = &ctx.with_env(&layer.env);
     let target = resolve::restore(&a, ctx.env)?;
     let keys = resolve::decryption(&a.keys, ctx.env)?;
     let repo = resolve::repository(&a.repo, ctx.env)?
@@ -22,13 +24,36 @@ pub(super) async fn run(a: RestoreArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
     progress.finish(report.is_ok().then(|| manifest.plain_size()));
     let report = report?;
     let seconds = started.elapsed().as_secs_f64();
+    let hook = match &layer.job {
+        Some(job) => {
+            let restored = config::restored_database(&target.target, ctx.env);
+            let id = manifest.id.to_string();
+            pgb_jobs::post_restore(job, &config::hook_env(ctx.env), Some(&id), &restored).await
+        }
+        None => None,
+    };
     let out = RestoreOut {
         backup: manifest.id.as_str(),
         database: &report.database,
         created: report.created,
         seconds,
+        post_restore: hook.as_ref(),
     };
     Output::json(a.json).emit(&out, |w| {
         render::restore_text(w, &manifest, &report, seconds)
-    })
+    })?;
+    match hook {
+        Some(h) if !h.ok() => {
+            render::jobs::hook_output(&h);
+            Err(Failure::new(
+                FAILURE,
+                format!(
+                    "the data is restored into {}, but the {}",
+                    report.database,
+                    h.summary()
+                ),
+            ))
+        }
+        _ => Ok(()),
+    }
 }

@@ -8,7 +8,9 @@ use crate::resolve::{self, config};
 
 pub(super) async fn run(a: RunArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
     let job = config::job(a.file.config.as_deref(), &a.job, ctx.env)?;
-    let backup_args = config::backup_args(&job);
+    let env = resolve::job::job_env(&job, ctx.env)?;
+    let ctx = &ctx.with_env(&env);
+    let backup_args = config::backup_args(&job, ctx.env)?;
     let plan = resolve::backup(&backup_args, ctx.env)?;
     if a.dry_run {
         let report = job.report();
@@ -16,6 +18,8 @@ pub(super) async fn run(a: RunArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
     }
     let repo = resolve::repository(&backup_args.repo, ctx.env)?;
     let checker = resolve::checker(&backup_args.tools, ctx.env);
+    let notifier = resolve::job_notifier(&job, ctx.env)?;
+    let auth = resolve::auth_key(job.encryption.auth_key_file.as_deref(), ctx.env)?;
     let run = pgb_jobs::JobRun {
         job: &job,
         repo: &repo,
@@ -25,6 +29,8 @@ pub(super) async fn run(a: RunArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
         holder: config::holder(ctx.env),
         hook_env: config::hook_env(ctx.env),
         progress: &render::log_progress,
+        notifier: notifier.as_ref(),
+        auth_key: auth.as_ref(),
     };
     match pgb_jobs::run_job(&run, ctx.cancelled()).await {
         Ok(report) => Output::json(a.json).emit(&report, |w| render::jobs::run(w, &report)),

@@ -1,5 +1,6 @@
-//! `pgb verify [ID|latest|--all]`. A passed verify of one backup is recorded beside it
-//! (`backups/<id>/verified/`), which prune's newest-verified guard relies on.
+//! `pgb verify [ID|latest|--all]`. Each passed verify (of one backup, or of each with `--all`)
+//! is recorded beside its backup (`backups/<id>/verified/`), which prune's newest-verified
+//! guard relies on.
 
 use pgb::VerifyOutcome;
 
@@ -9,7 +10,9 @@ use crate::exit::{Failure, INTEGRITY};
 use crate::render::{self, Output};
 use crate::resolve;
 
-pub(super) async fn run(a: VerifyArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
+pub(super) async fn run(mut a: VerifyArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
+    let layer = resolve::job::layer(&mut a, ctx.env)?;
+    let ctx = &ctx.with_env(&layer.env);
     let keys = resolve::decryption(&a.keys, ctx.env)?;
     let repo = resolve::repository(&a.repo, ctx.env)?
         .with_decryption(keys)
@@ -18,7 +21,10 @@ pub(super) async fn run(a: VerifyArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
     let out = Output::json(a.json);
     if !a.all {
         let m = repo
-            .resolve(a.id.as_deref().unwrap_or("latest"), None)
+            .resolve(
+                a.id.as_deref().unwrap_or("latest"),
+                a.from_database.as_deref(),
+            )
             .await?;
         let progress = render::Reporter::new(&ctx.progress, "verify", Some(m.plain_size()));
         let r = repo.verify(&m, Some(&checker), &progress).await;
@@ -28,14 +34,24 @@ pub(super) async fn run(a: VerifyArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
         let outcome = [VerifyOutcome::from(&r)];
         return out.emit(&outcome[0], |w| render::verify_text(w, &outcome));
     }
+    let auth = resolve::auth_key(None, ctx.env).ok().flatten();
+    let now = time::OffsetDateTime::now_utc();
     let progress = render::Reporter::new(&ctx.progress, "verify", None);
-    let report = repo.verify_all(Some(&checker), &progress).await;
-    let total = report
-        .as_ref()
-        .ok()
-        .map(|r| r.backups.iter().filter_map(|b| b.plain_size).sum::<u64>());
+    let done =
+        pgb_ops::verify_all_recorded(&repo, Some(&checker), &progress, now, auth.as_ref()).await;
+    let total = done.as_ref().ok().map(|d| {
+        d.report
+            .backups
+            .iter()
+            .filter_map(|b| b.plain_size)
+            .sum::<u64>()
+    });
     progress.finish(total);
-    let report = report?;
+    let done = done?;
+    for e in &done.not_recorded {
+        render::note(format_args!("warning: the verify was not recorded: {e}"));
+    }
+    let report = done.report;
     render::verify_failures(&report);
     out.emit(&report.backups, |w| render::verify_text(w, &report.backups))?;
     match report.failures().count() {

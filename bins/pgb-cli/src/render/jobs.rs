@@ -73,6 +73,13 @@ pub(crate) fn dry_run(w: &mut dyn Write, r: &JobReport) -> io::Result<()> {
     Ok(())
 }
 
+/// A failed hook's output on stderr (passwords are already masked by the hook runner).
+pub(crate) fn hook_output(h: &pgb_scheduler::HookReport) {
+    for l in &h.output {
+        super::note(format_args!("{} hook: {}", h.event.as_str(), l.line));
+    }
+}
+
 /// `pgb run`: the backup, verification, prune and hooks of one run.
 pub(crate) fn run(w: &mut dyn Write, r: &pgb_jobs::RunReport) -> io::Result<()> {
     if let Some(m) = &r.backup {

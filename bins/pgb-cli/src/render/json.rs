@@ -96,6 +96,9 @@ pub(crate) struct RestoreOut<'a> {
     pub(crate) database: &'a str,
     pub(crate) created: bool,
     pub(crate) seconds: f64,
+    /// The job's `post_restore` hook, when it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) post_restore: Option<&'a pgb_scheduler::HookReport>,
 }
 
 /// `pgb backup --prune --json`.

@@ -8,7 +8,8 @@ use pgb_config::{ConfigError, Environment, JobSettings, LoadedConfig, Origin, Re
 use pgb_scheduler::ScheduledJob;
 
 use super::Env;
-use crate::args::{BackupArgs, EncryptArgs, Format, NotifyArgs, PolicyArgs, RepoArgs, ToolArgs};
+use crate::args::{BackupArgs, NotifyArgs};
+use crate::exit::Failure;
 
 /// The message when no config file exists.
 const NO_CONFIG: &str = "no config file: pass --config FILE, set PGB_CONFIG, or create \
@@ -72,38 +73,16 @@ pub(crate) fn job(
 }
 
 /// The `backup` arguments a job stands for: its repository, database, format, compression,
-/// labels and key files. Keys named by variable (`passphrase_env`, `auth_key_env`) are read
-/// by [`crate::resolve::encryption`] only under their standard names.
-pub(crate) fn backup_args(job: &ResolvedJob) -> BackupArgs {
-    let e = &job.encryption;
-    BackupArgs {
-        repo: RepoArgs {
-            repo: Some(job.repository.clone()),
-        },
-        db: job.database.clone(),
-        format: Some(if job.format == "plain" {
-            Format::Plain
-        } else {
-            Format::Custom
-        }),
-        compression: Some(job.compression.clone()),
-        label: job.labels.clone(),
-        prune: false,
-        verify_upload: false,
-        // The job runner verifies itself when the job says so (`verify_after_backup`).
-        verify: false,
-        encrypt: EncryptArgs {
-            recipient: e.recipients.clone(),
-            recipients_file: e.recipients_file.clone(),
-            passphrase_file: e.passphrase_file.clone(),
-            auth_key_file: e.auth_key_file.clone(),
-            ..EncryptArgs::default()
-        },
-        policy: PolicyArgs::default(),
-        tools: ToolArgs::default(),
-        notify: NotifyArgs::default(),
-        json: false,
-    }
+/// labels and key files ([`super::job`] fills them). The job runner verifies and prunes
+/// itself, so those stay off here.
+pub(crate) fn backup_args(job: &ResolvedJob, env: Env<'_>) -> Result<BackupArgs, Failure> {
+    use super::job::FromJob as _;
+    let mut a = BackupArgs::default();
+    a.fill(job, env)?;
+    a.verify = false;
+    a.policy.from_job = None;
+    a.notify = NotifyArgs::default();
+    Ok(a)
 }
 
 /// Who takes a job's lock: this host and process.
@@ -140,6 +119,25 @@ pub(crate) fn hook_env(env: Env<'_>) -> BTreeMap<String, String> {
     .iter()
     .filter_map(|k| env.get(k).map(|v| ((*k).to_owned(), v)))
     .collect()
+}
+
+/// The restored database for a `post_restore` hook: `DATABASE_URL` without a password, the
+/// password (`PGPASSWORD`; a URL flag never carries one) as `PGPASSWORD`.
+pub(crate) fn restored_database(
+    target: &pgb::postgres::ConnConfig,
+    env: Env<'_>,
+) -> pgb_jobs::RestoredDatabase {
+    pgb_jobs::RestoredDatabase {
+        database: target.clone(),
+        password: super::var(env, "PGPASSWORD").map(pgb_scheduler::Password::new),
+    }
+}
+
+/// A drill's `post_restore` step: the job's hook on the scratch database (`None`: the job has
+/// no `post_restore`). `PGPASSWORD` comes from the environment when the target URL has none.
+pub(crate) fn drill_hook(job: &ResolvedJob, env: Env<'_>) -> Option<pgb_jobs::PostRestoreHook> {
+    pgb_jobs::PostRestoreHook::for_job(job, hook_env(env))
+        .map(|h| h.with_password(super::var(env, "PGPASSWORD").map(pgb_scheduler::Password::new)))
 }
 
 /// A job as the scheduler sees it; its last success is the newest complete backup of its

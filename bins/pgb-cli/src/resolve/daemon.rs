@@ -14,6 +14,8 @@ use pgb_scheduler::{CancellationToken, Clock, Endpoints, HealthHandle, MetricsFn
 use tokio::sync::mpsc;
 
 use super::Env;
+use super::job::FromJob;
+use crate::args::CheckArgs;
 use crate::exit::Failure;
 
 /// How often every job's repository is checked again for `/metrics`, besides after its runs
@@ -40,36 +42,22 @@ fn database_name(job: &ResolvedJob, env: Env<'_>) -> Option<String> {
     from_url.or_else(|| super::var(env, "PGDATABASE"))
 }
 
-/// The check a job's metrics come from: the job's `[check]` thresholds, its schedule's
-/// maximum age (one period plus a grace) unless `max_age` is set, its authentication key,
-/// and only its database's sets.
-pub(crate) fn check_options(job: &ResolvedJob, env: Env<'_>) -> Result<CheckOptions, Failure> {
-    let now = time::OffsetDateTime::now_utc();
-    let mut o = CheckOptions::new(now);
-    let c = job.check.as_ref();
-    let max_age = c.and_then(|c| c.max_age).or_else(|| {
-        let cron = job.schedule.as_ref()?;
-        pgb_scheduler::default_max_age(cron, job.timezone, chrono::Utc::now())
-    });
-    if let Some(d) = max_age {
-        o = o.with_max_age(d);
-    }
-    if let Some(s) = c.and_then(|c| c.min_size) {
-        o = o.with_min_size(s);
-    }
-    if let Some(p) = c.and_then(|c| c.max_size_drop) {
-        o = o.with_max_size_drop_percent(p);
-    }
-    if let Some(d) = c.and_then(|c| c.max_drill_age) {
-        o = o.with_max_drill_age(d);
-    }
-    if let Some(k) = super::auth_key(job.encryption.auth_key_file.as_deref(), env)? {
-        o = o.with_auth_key(k);
-    }
+/// The check a job's metrics come from, and the job's repository: `pgb check --job NAME`'s
+/// options (the job's `[check]` thresholds, its schedule's maximum age unless `max_age` is
+/// set, its authentication key), restricted to the job's database.
+pub(crate) fn check_source(
+    job: &ResolvedJob,
+    env: Env<'_>,
+) -> Result<(pgb::Repository, CheckOptions), Failure> {
+    let job_env = super::job::job_env(job, env)?;
+    let mut args = CheckArgs::default();
+    args.fill(job, &job_env)?;
+    let repo = super::repository(&args.repo, &job_env)?;
+    let mut o = super::check(&args, &job_env)?;
     if let Some(db) = database_name(job, env) {
         o = o.with_database(db);
     }
-    Ok(o)
+    Ok((repo, o))
 }
 
 /// One job's metrics source.
@@ -88,22 +76,25 @@ pub(crate) struct DaemonMetrics {
 impl DaemonMetrics {
     /// Metrics of `jobs` (with their repositories opened); `health` gets each job's newest
     /// backup found in its repository, so runs outside the daemon count as successes.
-    pub(crate) fn new(
-        jobs: &[ResolvedJob],
-        env: Env<'_>,
-        health: HealthHandle,
-    ) -> Result<Self, Failure> {
+    pub(crate) fn new(jobs: &[ResolvedJob], env: Env<'_>, health: HealthHandle) -> Self {
         let mut sources = BTreeMap::new();
         for j in jobs {
-            let repo = super::repository(&super::config::backup_args(j).repo, env)?;
-            let options = check_options(j, env)?;
-            sources.insert(j.name.clone(), Source { repo, options });
+            match check_source(j, env) {
+                Ok((repo, options)) => {
+                    sources.insert(j.name.clone(), Source { repo, options });
+                }
+                // Scheduled jobs were resolved before; an unscheduled one is left out.
+                Err(f) => crate::render::note(format_args!(
+                    "warning: no metrics for job {}: {}",
+                    j.name, f.message
+                )),
+            }
         }
-        Ok(Self {
+        Self {
             sources,
             reports: Mutex::new(BTreeMap::new()),
             health,
-        })
+        }
     }
 
     /// Checks `job`'s repository now and keeps the report.

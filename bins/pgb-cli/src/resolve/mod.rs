@@ -1,12 +1,13 @@
 //! Resolution: arguments + environment → typed library options, with every default applied
-//! here and nowhere else. Precedence, lowest first: [`defaults`], (a config file, later), the
-//! environment, flags.
+//! here and nowhere else. Precedence, lowest first: [`defaults`], the job of `--job` (itself
+//! defaults < file < environment, [`job`]), flags.
 //!
 //! The environment arrives as an [`Env`] lookup that `main` passes down; nothing here reads the
 //! process environment itself, so every rule is testable with a map.
 
 pub(crate) mod config;
 pub(crate) mod daemon;
+pub(crate) mod job;
 mod keys;
 
 use std::path::PathBuf;
@@ -22,11 +23,11 @@ mod notify;
 mod ops;
 
 pub(crate) use keys::{auth_key, decryption, encryption, write_secret_file};
-pub(crate) use notify::notifier;
+pub(crate) use notify::{job_notifier, notifier_for};
 pub(crate) use ops::{check, drill, verified};
 
 /// The environment lookup `main` passes down.
-pub(crate) type Env<'a> = &'a dyn EnvLookup;
+pub(crate) type Env<'a> = &'a (dyn EnvLookup + Sync);
 
 /// The same lookup, owned and shareable: what `main` snapshots and the daemon's runs keep.
 pub(crate) type SharedEnv = std::sync::Arc<dyn EnvLookup + Send + Sync>;
@@ -170,6 +171,8 @@ pub(crate) fn backup(a: &BackupArgs, env: Env<'_>) -> Result<Backup, Failure> {
 pub(crate) struct Restore {
     pub(crate) restorer: PgRestore,
     pub(crate) jobs: u32,
+    /// The target, for a `post_restore` hook.
+    pub(crate) target: ConnConfig,
 }
 
 pub(crate) fn restore(a: &RestoreArgs, env: Env<'_>) -> Result<Restore, Failure> {
@@ -181,9 +184,11 @@ pub(crate) fn restore(a: &RestoreArgs, env: Env<'_>) -> Result<Restore, Failure>
         .clone()
         .or_else(|| var(env, "PGB_SPOOL_DIR").map(PathBuf::from))
         .unwrap_or_else(|| temp_dir(env));
+    let target = conn(url, true)?;
     Ok(Restore {
-        restorer: PgRestore::new(conn(url, true)?, tools(&a.tools, env), spool),
+        restorer: PgRestore::new(target.clone(), tools(&a.tools, env), spool),
         jobs: a.jobs.unwrap_or(defaults::JOBS),
+        target,
     })
 }
 
@@ -247,7 +252,8 @@ pub(crate) fn policy(a: &PolicyArgs) -> Result<Option<Policy>, Failure> {
         p = p.with_zone(retention::Zone::iana(z).map_err(bad)?);
     }
     if !any {
-        return Ok(None);
+        // No rule flag: the policy of `--job`, if any.
+        return Ok(a.from_job.clone());
     }
     p.validate().map_err(bad)?;
     Ok(Some(p))

@@ -1,0 +1,395 @@
+//! `--job NAME`: a job of the config file as the layer under the flags. The job is resolved
+//! with its own layers (defaults < file < environment), then fills every option the flags left
+//! unset, so the whole chain is defaults < file < environment < flags.
+//!
+//! Keys the job names by variable (`passphrase_env`, `auth_key_env`) or by file
+//! (`auth_key_file`) reach the key resolution through [`JobEnv`], under the standard names
+//! `PGB_PASSPHRASE` and `PGB_AUTH_KEY`: one path for every command that reads keys.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use pgb::EnvLookup;
+use pgb::postgres::ConnConfig;
+use pgb_config::ResolvedJob;
+
+use super::{Env, config, var};
+use crate::args::{
+    BackupArgs, CheckArgs, DrillArgs, Format, GcArgs, JobArgs, KeyArgs, ListArgs, PruneArgs,
+    RepoArgs, RestoreArgs, VerifyArgs,
+};
+use crate::exit::Failure;
+
+/// The environment as a command with `--job` sees it: the job's key variables under their
+/// standard names, then the process environment.
+pub(crate) struct JobEnv<'a> {
+    base: Env<'a>,
+    vars: BTreeMap<&'static str, String>,
+}
+
+/// Names only: the values are secrets.
+impl std::fmt::Debug for JobEnv<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobEnv")
+            .field("vars", &self.vars.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl EnvLookup for JobEnv<'_> {
+    fn get(&self, name: &str) -> Option<String> {
+        self.vars.get(name).cloned().or_else(|| self.base.get(name))
+    }
+}
+
+/// What `--job` resolved to.
+pub(crate) struct Layer<'a> {
+    /// The job, when `--job` was given.
+    pub(crate) job: Option<ResolvedJob>,
+    /// The environment to resolve the command with.
+    pub(crate) env: JobEnv<'a>,
+}
+
+/// Arguments a job can fill.
+pub(crate) trait FromJob {
+    fn job_args(&self) -> &JobArgs;
+    /// Fills what the flags left unset from `job`.
+    fn fill(&mut self, job: &ResolvedJob, env: Env<'_>) -> Result<(), Failure>;
+}
+
+/// Resolves `--job` (if given) and fills `a` from it.
+pub(crate) fn layer<'a, A: FromJob>(a: &mut A, env: Env<'a>) -> Result<Layer<'a>, Failure> {
+    let Some(name) = a.job_args().job.clone() else {
+        return Ok(Layer {
+            job: None,
+            env: JobEnv {
+                base: env,
+                vars: BTreeMap::new(),
+            },
+        });
+    };
+    let job = config::job(a.job_args().config.as_deref(), &name, env)?;
+    a.fill(&job, env)?;
+    let vars = key_vars(&job, env)?;
+    Ok(Layer {
+        job: Some(job),
+        env: JobEnv { base: env, vars },
+    })
+}
+
+/// The environment of a job run (`pgb run`, the daemon): its key variables, then `env`.
+pub(crate) fn job_env<'a>(job: &ResolvedJob, env: Env<'a>) -> Result<JobEnv<'a>, Failure> {
+    require_backup_keys(job, env)?;
+    Ok(JobEnv {
+        base: env,
+        vars: key_vars(job, env)?,
+    })
+}
+
+/// `PGB_PASSPHRASE` and `PGB_AUTH_KEY` from the variables and files the job names. A variable
+/// the job names but the environment lacks is left out: commands that need the key fail on
+/// it (and a backup is refused up front, [`require_backup_keys`]).
+fn key_vars(job: &ResolvedJob, env: Env<'_>) -> Result<BTreeMap<&'static str, String>, Failure> {
+    let e = &job.encryption;
+    let mut vars = BTreeMap::new();
+    if let Some(v) = e.passphrase_env.as_deref().and_then(|n| var(env, n)) {
+        vars.insert("PGB_PASSPHRASE", v);
+    }
+    let auth = match (&e.auth_key_env, &e.auth_key_file) {
+        (Some(n), _) => var(env, n),
+        // The environment's PGB_AUTH_KEY beats the file's key file.
+        (None, Some(_)) if var(env, "PGB_AUTH_KEY").is_some() => None,
+        (None, Some(path)) => Some(read_key_file(path)?),
+        (None, None) => None,
+    };
+    if let Some(k) = auth {
+        vars.insert("PGB_AUTH_KEY", k);
+    }
+    Ok(vars)
+}
+
+fn read_key_file(path: &Path) -> Result<String, Failure> {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_owned())
+        .map_err(|e| {
+            Failure::key(format!(
+                "cannot read the authentication key file {}: {e}",
+                path.display()
+            ))
+        })
+}
+
+/// A backup must not silently go out unencrypted or unauthenticated because a variable the
+/// job names is missing.
+fn require_backup_keys(job: &ResolvedJob, env: Env<'_>) -> Result<(), Failure> {
+    let e = &job.encryption;
+    for (key, name) in [
+        ("passphrase_env", &e.passphrase_env),
+        ("auth_key_env", &e.auth_key_env),
+    ] {
+        if let Some(n) = name.as_deref().filter(|n| var(env, n).is_none()) {
+            return Err(Failure::key(format!(
+                "job {}: {key} names the variable {n}, which is not set: export it, or change {key}",
+                job.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The database name of the job's `database` URL.
+fn database_name(job: &ResolvedJob) -> Option<String> {
+    let url = job.database.as_deref()?;
+    ConnConfig::parse(url).ok()?.dbname().map(str::to_owned)
+}
+
+/// A duration in the grammar of the duration flags.
+fn secs(d: Duration) -> String {
+    format!("{}s", d.as_secs())
+}
+
+fn fill_repo(a: &mut RepoArgs, job: &ResolvedJob) {
+    a.repo.get_or_insert_with(|| job.repository.clone());
+}
+
+fn fill_keys(a: &mut KeyArgs, job: &ResolvedJob) {
+    let e = &job.encryption;
+    if a.identity_file.is_empty() {
+        a.identity_file.extend(e.identity_file.clone());
+    }
+    if a.passphrase_file.is_none() {
+        a.passphrase_file.clone_from(&e.passphrase_file);
+    }
+}
+
+macro_rules! job_args {
+    () => {
+        fn job_args(&self) -> &JobArgs {
+            &self.job
+        }
+    };
+}
+
+impl FromJob for BackupArgs {
+    job_args!();
+    fn fill(&mut self, job: &ResolvedJob, env: Env<'_>) -> Result<(), Failure> {
+        require_backup_keys(job, env)?;
+        fill_repo(&mut self.repo, job);
+        if self.db.is_none() {
+            self.db.clone_from(&job.database);
+        }
+        self.format.get_or_insert(if job.format == "plain" {
+            Format::Plain
+        } else {
+            Format::Custom
+        });
+        self.compression
+            .get_or_insert_with(|| job.compression.clone());
+        if self.label.is_empty() {
+            self.label.clone_from(&job.labels);
+        }
+        let e = &job.encryption;
+        let enc = &mut self.encrypt;
+        if enc.recipient.is_empty() {
+            enc.recipient.clone_from(&e.recipients);
+        }
+        if enc.recipients_file.is_none() {
+            enc.recipients_file.clone_from(&e.recipients_file);
+        }
+        if enc.passphrase_file.is_none() {
+            enc.passphrase_file.clone_from(&e.passphrase_file);
+        }
+        self.policy.from_job.clone_from(&job.retention);
+        self.verify |= job.verify_after_backup;
+        Ok(())
+    }
+}
+
+impl FromJob for ListArgs {
+    job_args!();
+    fn fill(&mut self, job: &ResolvedJob, _env: Env<'_>) -> Result<(), Failure> {
+        fill_repo(&mut self.repo, job);
+        if self.database.is_none() {
+            self.database = database_name(job);
+        }
+        Ok(())
+    }
+}
+
+impl FromJob for VerifyArgs {
+    job_args!();
+    fn fill(&mut self, job: &ResolvedJob, _env: Env<'_>) -> Result<(), Failure> {
+        fill_repo(&mut self.repo, job);
+        fill_keys(&mut self.keys, job);
+        if self.from_database.is_none() && !self.all {
+            self.from_database = database_name(job);
+        }
+        Ok(())
+    }
+}
+
+impl FromJob for RestoreArgs {
+    job_args!();
+    fn fill(&mut self, job: &ResolvedJob, _env: Env<'_>) -> Result<(), Failure> {
+        fill_repo(&mut self.repo, job);
+        fill_keys(&mut self.keys, job);
+        if self.from_database.is_none() {
+            self.from_database = database_name(job);
+        }
+        Ok(())
+    }
+}
+
+impl FromJob for PruneArgs {
+    job_args!();
+    fn fill(&mut self, job: &ResolvedJob, _env: Env<'_>) -> Result<(), Failure> {
+        fill_repo(&mut self.repo, job);
+        self.policy.from_job.clone_from(&job.retention);
+        Ok(())
+    }
+}
+
+impl FromJob for GcArgs {
+    job_args!();
+    fn fill(&mut self, job: &ResolvedJob, _env: Env<'_>) -> Result<(), Failure> {
+        fill_repo(&mut self.repo, job);
+        Ok(())
+    }
+}
+
+impl FromJob for DrillArgs {
+    job_args!();
+    fn fill(&mut self, job: &ResolvedJob, _env: Env<'_>) -> Result<(), Failure> {
+        fill_repo(&mut self.repo, job);
+        fill_keys(&mut self.keys, job);
+        if self.from_database.is_none() {
+            self.from_database = database_name(job);
+        }
+        let Some(d) = &job.drill else { return Ok(()) };
+        if self.target.is_none() {
+            self.target.clone_from(&d.target);
+        }
+        if self.smoke.is_empty() {
+            self.smoke.clone_from(&d.smoke);
+        }
+        if self.max_rto.is_none() {
+            self.max_rto = d.max_rto.map(secs);
+        }
+        if self.max_rpo.is_none() {
+            self.max_rpo = d.max_rpo.map(secs);
+        }
+        // `within` picks a random backup from the span, unless --backup chooses another.
+        if self.within.is_none()
+            && matches!(self.backup.as_deref(), None | Some("random"))
+            && let Some(w) = d.within
+        {
+            self.backup.get_or_insert_with(|| "random".to_owned());
+            self.within = Some(secs(w));
+        }
+        Ok(())
+    }
+}
+
+impl FromJob for CheckArgs {
+    job_args!();
+    fn fill(&mut self, job: &ResolvedJob, _env: Env<'_>) -> Result<(), Failure> {
+        fill_repo(&mut self.repo, job);
+        let c = job.check.as_ref();
+        if self.max_age.is_none() {
+            // One period of the schedule plus a grace (26 h for a daily job) unless set.
+            let from_schedule = job.schedule.as_ref().and_then(|cron| {
+                pgb_scheduler::default_max_age(cron, job.timezone, chrono::Utc::now())
+            });
+            self.max_age = c.and_then(|c| c.max_age).or(from_schedule).map(secs);
+        }
+        if self.min_size.is_none() {
+            self.min_size = c.and_then(|c| c.min_size).map(|b| b.to_string());
+        }
+        if self.max_size_drop.is_none() {
+            self.max_size_drop = c.and_then(|c| c.max_size_drop).map(|p| p.to_string());
+        }
+        if self.max_drill_age.is_none() {
+            self.max_drill_age = c.and_then(|c| c.max_drill_age).map(secs);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn job(toml: &str, vars: &[(&str, &str)]) -> (ResolvedJob, HashMap<String, String>) {
+        let cfg = pgb_config::LoadedConfig::parse(toml, Path::new("pgb.toml")).unwrap();
+        let env: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let j = config::jobs(&cfg, Some("shop"), &env).unwrap().remove(0);
+        (j, env)
+    }
+
+    const SHOP: &str = r#"
+[jobs.shop]
+database = "postgres://app@db.internal:5432/shop"
+repository = "s3://backups/shop"
+schedule = "30 2 * * *"
+passphrase_env = "SHOP_PASSPHRASE"
+keep_daily = 7
+[jobs.shop.drill]
+target = "postgres://drill@scratch:5432/postgres"
+max_rpo = "26h"
+[jobs.shop.check]
+min_size = "1MiB"
+"#;
+
+    #[test]
+    fn flags_win_over_the_job_and_the_job_fills_the_rest() {
+        let (j, env) = job(SHOP, &[("SHOP_PASSPHRASE", "s3cret")]);
+        let mut a = RestoreArgs {
+            id: "latest".to_owned(),
+            ..RestoreArgs::default()
+        };
+        a.repo.repo = Some("/from/flag".to_owned());
+        a.fill(&j, &env).unwrap();
+        assert_eq!(a.repo.repo.as_deref(), Some("/from/flag"));
+        assert_eq!(a.from_database.as_deref(), Some("shop"));
+
+        let mut d = DrillArgs {
+            max_rpo: Some("1h".to_owned()),
+            ..DrillArgs::default()
+        };
+        d.fill(&j, &env).unwrap();
+        assert_eq!(d.repo.repo.as_deref(), Some("s3://backups/shop"));
+        assert_eq!(
+            d.target.as_deref(),
+            Some("postgres://drill@scratch:5432/postgres")
+        );
+        assert_eq!(d.max_rpo.as_deref(), Some("1h"));
+    }
+
+    #[test]
+    fn check_takes_its_maximum_age_from_a_daily_schedule() {
+        let (j, env) = job(SHOP, &[]);
+        let mut c = CheckArgs::default();
+        c.fill(&j, &env).unwrap();
+        assert_eq!(c.max_age.as_deref(), Some("93600s"), "26 h for a daily job");
+        assert_eq!(c.min_size.as_deref(), Some("1048576"));
+    }
+
+    #[test]
+    fn the_jobs_passphrase_variable_is_read_under_the_standard_name() {
+        let (j, env) = job(SHOP, &[("SHOP_PASSPHRASE", "s3cret")]);
+        let e = job_env(&j, &env).unwrap();
+        assert_eq!(e.get("PGB_PASSPHRASE").as_deref(), Some("s3cret"));
+        let (j, env) = job(SHOP, &[]);
+        let err = job_env(&j, &env).unwrap_err();
+        assert_eq!(err.code, crate::exit::KEY);
+        assert!(err.message.contains("SHOP_PASSPHRASE"), "{}", err.message);
+        let mut b = BackupArgs::default();
+        assert_eq!(b.fill(&j, &env).unwrap_err().code, crate::exit::KEY);
+    }
+}
