@@ -175,3 +175,62 @@ pub(crate) fn endpoints(health: HealthHandle, metrics: Arc<DaemonMetrics>) -> En
         clock: Clock::system(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::path::Path;
+
+    use super::*;
+
+    fn job(toml: &str, vars: &[(&str, &str)]) -> (ResolvedJob, HashMap<String, String>) {
+        let cfg = pgb_config::LoadedConfig::parse(toml, Path::new("pgb.toml")).unwrap();
+        let env: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let j = super::super::config::jobs(&cfg, Some("shop"), &env)
+            .unwrap()
+            .remove(0);
+        (j, env)
+    }
+
+    #[test]
+    fn a_jobs_metrics_check_its_database_with_its_thresholds() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().display();
+        let (j, env) = job(
+            &format!(
+                "[jobs.shop]\ndatabase = \"postgres://app@db:5432/shop\"\nrepository = \"{dir}\"\n\
+                 schedule = \"30 2 * * *\"\n[jobs.shop.check]\nmin_size = \"1MiB\"\n"
+            ),
+            &[],
+        );
+        let (_repo, o) = check_source(&j, &env).unwrap();
+        assert_eq!(o.database.as_deref(), Some("shop"));
+        assert_eq!(o.min_size, Some(1 << 20));
+        assert_eq!(
+            o.max_age,
+            Some(Duration::from_secs(26 * 3600)),
+            "a daily schedule: one day plus a 2 h grace"
+        );
+        // Without a database in the URL, libpq's PGDATABASE names it.
+        let (j, env) = job(
+            &format!("[jobs.shop]\nrepository = \"{dir}\"\n"),
+            &[("PGDATABASE", "orders")],
+        );
+        assert_eq!(database_name(&j, &env).as_deref(), Some("orders"));
+        let (_repo, o) = check_source(&j, &env).unwrap();
+        assert_eq!(o.max_age, None, "no schedule, no max_age");
+    }
+
+    #[test]
+    fn listen_takes_a_socket_address() {
+        assert_eq!(
+            listen(Some("127.0.0.1:9187")).unwrap(),
+            Some("127.0.0.1:9187".parse().unwrap())
+        );
+        assert_eq!(listen(None).unwrap(), None);
+        assert_eq!(listen(Some("localhost")).unwrap_err().code, 2);
+    }
+}
