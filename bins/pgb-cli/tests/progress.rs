@@ -1,7 +1,7 @@
 //! `--progress`: outside a terminal, `log` writes a progress line every few seconds (and a
 //! summary at the end) for backup, verify and restore, with the ETA from the previous backup of
-//! the database; `none` writes none. The bar itself needs a terminal and is not tested here;
-//! its byte, rate and ETA logic is unit-tested in `render/progress.rs`.
+//! the database; `none` writes none. On a pseudo-terminal (`script`), `auto` draws the bar.
+//! The byte, rate and ETA logic is unit-tested in `render/progress.rs`.
 
 pub mod common;
 
@@ -119,4 +119,45 @@ fn progress_log_writes_periodic_lines_and_none_writes_none() {
     let o = common::pgb_env(&["list", "--repo", r], &[("PGB_PROGRESS", "fancy")]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("PGB_PROGRESS"), "{}", stderr(&o));
+}
+
+/// On a terminal (a pseudo-terminal from util-linux `script`), `auto` draws the bar: bytes
+/// against the previous backup's size, rate and ETA.
+#[test]
+fn auto_draws_a_bar_on_a_terminal() {
+    let Some(pg) = common::pg() else { return };
+    if !std::path::Path::new("/usr/bin/script").exists() {
+        eprintln!("SKIP: /usr/bin/script (util-linux) is needed for a pseudo-terminal");
+        return;
+    }
+    let db = pg.sample_db("progressbar", 50, RowText::Plain);
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let slow = shim(
+        dir.path(),
+        "slow",
+        &format!("sleep 1.5\nexec '{}/pg_dump' \"$@\"", pg.bin.display()),
+    );
+    let bin_dir = format!("{}:{}", slow.display(), pg.bin.display());
+    let env = [("PGB_PG_BIN_DIR", bin_dir.as_str())];
+    let o = common::backup_env(&pg, &repo, &db.name, &[], &env);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let transcript = dir.path().join("tty.log");
+    let backup = common::backup_args(&pg, &repo, &db.name, &[]);
+    let line = format!("'{}' {} > /dev/null", common::PGB, backup.join(" "));
+    let o = common::without_pgb_env(&mut std::process::Command::new("/usr/bin/script"))
+        .args(["-qec", &line, transcript.to_str().unwrap()])
+        .envs(env)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let tty = String::from_utf8_lossy(&std::fs::read(&transcript).unwrap()).into_owned();
+    assert!(
+        tty.contains("backup") && tty.contains(" [") && tty.contains("/~") && tty.contains("B/s"),
+        "{tty}"
+    );
+    assert!(
+        !tty.contains("pgb::progress"),
+        "a bar, not log lines: {tty}"
+    );
 }
