@@ -21,6 +21,8 @@ struct Runner {
     env: SharedEnv,
     /// Told the job's name after each run, so `/metrics` is refreshed from its repository.
     finished: Option<mpsc::UnboundedSender<String>>,
+    /// Log lines or nothing: jobs run side by side, so never a bar.
+    progress: render::ProgressConfig,
 }
 
 impl Runner {
@@ -36,6 +38,7 @@ impl Runner {
         let notifier = resolve::job_notifier(job, env).map_err(|f| f.message)?;
         let auth = resolve::auth_key(job.encryption.auth_key_file.as_deref(), env)
             .map_err(|f| f.message)?;
+        let progress = render::Reporter::job(&self.progress, &repo, name);
         let run = pgb_jobs::JobRun {
             job,
             repo: &repo,
@@ -44,11 +47,13 @@ impl Runner {
             checker: Some(&checker),
             holder: config::holder(env),
             hook_env: config::hook_env(env),
-            progress: &render::log_progress,
+            progress: &progress,
             notifier: notifier.as_ref(),
             auth_key: auth.as_ref(),
         };
         let report = pgb_jobs::run_job(&run, cancel.cancelled_owned()).await;
+        let done = report.as_ref().ok().and_then(|r| r.backup.as_ref());
+        progress.finish(done.map(pgb::Manifest::plain_size));
         report.map(|_| ()).map_err(|f| f.error.to_string())
     }
 }
@@ -81,6 +86,13 @@ pub(super) async fn run(a: DaemonArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
         jobs: jobs.into_iter().map(|j| (j.name.clone(), j)).collect(),
         env: ctx.shared_env(),
         finished: listen.is_some().then_some(finished),
+        progress: render::ProgressConfig {
+            mode: match ctx.progress.mode {
+                render::ProgressMode::Bar => render::ProgressMode::Log,
+                m => m,
+            },
+            ..ctx.progress
+        },
     };
     let scheduler = Scheduler::new(scheduled, Arc::new(runner));
     let cancel = CancellationToken::new();

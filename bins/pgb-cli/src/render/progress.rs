@@ -153,7 +153,7 @@ fn summary(what: &str, done: Result<u64, u64>, elapsed: Duration) -> String {
 }
 
 struct Inner {
-    what: &'static str,
+    what: String,
     interval: Duration,
     started: Instant,
     done: AtomicU64,
@@ -185,7 +185,7 @@ impl Inner {
 
     fn log_line(&self) {
         let text = line(
-            self.what,
+            &self.what,
             self.done.load(Ordering::Relaxed),
             self.total(),
             self.started.elapsed(),
@@ -219,26 +219,33 @@ pub(crate) struct Reporter {
 impl Reporter {
     /// `what` moves about `total` plain bytes (when known).
     pub(crate) fn new(cfg: &ProgressConfig, what: &'static str, total: Option<u64>) -> Self {
-        Self::start(cfg, what, total, None)
+        Self::start(cfg, what.to_owned(), total, None)
     }
 
     /// A backup: the expected size is the plain size of the newest complete backup of the same
     /// database in `repo`, looked up in the background once the backup started.
     pub(crate) fn backup(cfg: &ProgressConfig, repo: &Repository) -> Self {
         let repo = (cfg.mode != ProgressMode::None).then(|| repo.clone());
-        Self::start(cfg, "backup", None, repo)
+        Self::start(cfg, "backup".to_owned(), None, repo)
+    }
+
+    /// A run of job `name` (`pgb run`, the daemon): its backup and verify, with the expected
+    /// size from the job's previous backup, labelled `job NAME`.
+    pub(crate) fn job(cfg: &ProgressConfig, repo: &Repository, name: &str) -> Self {
+        let repo = (cfg.mode != ProgressMode::None).then(|| repo.clone());
+        Self::start(cfg, format!("job {name}"), None, repo)
     }
 
     fn start(
         cfg: &ProgressConfig,
-        what: &'static str,
+        what: String,
         total: Option<u64>,
         repo: Option<Repository>,
     ) -> Self {
         let bar = (cfg.mode == ProgressMode::Bar).then(|| {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
                 .with_style(bar_style(false))
-                .with_message(what);
+                .with_message(what.clone());
             bar.enable_steady_tick(Duration::from_millis(200));
             bar
         });
@@ -308,7 +315,7 @@ impl Reporter {
         }
         if self.mode == ProgressMode::Log {
             let done = plain_bytes.ok_or_else(|| self.inner.done.load(Ordering::Relaxed));
-            let text = summary(self.inner.what, done, self.inner.started.elapsed());
+            let text = summary(&self.inner.what, done, self.inner.started.elapsed());
             tracing::info!(target: LOG_TARGET, "{text}");
         }
         self.mode = ProgressMode::None;
