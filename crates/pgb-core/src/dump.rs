@@ -542,6 +542,15 @@ pub trait Restorer: fmt::Debug + Send + Sync + 'static {
         archive: &ArchiveInfo,
         opts: &RestoreOptions,
     ) -> Result<Box<dyn RestoreSink>, DumpError>;
+
+    /// Whether this restore applies nothing to the target until the whole stream was fed and
+    /// its checksum matched (a spool that is restored at `finish`): then the repository skips
+    /// the separate verify-first read, and download, decryption, decompression and
+    /// verification overlap with writing the spool.
+    fn applies_only_verified(&self, archive: &ArchiveInfo, opts: &RestoreOptions) -> bool {
+        let _ = (archive, opts);
+        false
+    }
 }
 
 /// Checks that an archive is readable (its table of contents, for pg_dump's custom format),
