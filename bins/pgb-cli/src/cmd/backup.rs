@@ -40,19 +40,18 @@ async fn backup(a: BackupArgs, ctx: &Ctx<'_>) -> Result<(String, String, u64), F
     let plan = resolve::backup(&a, ctx.env)?;
     let repo = resolve::repository(&a.repo, ctx.env)?;
     let out = Output::json(a.json);
+    let progress = render::Reporter::backup(&ctx.progress, &repo);
     let manifest = repo
-        .backup_until(
-            &plan.dumper,
-            &plan.options,
-            &render::log_progress,
-            ctx.cancelled(),
-        )
-        .await?;
+        .backup_until(&plan.dumper, &plan.options, &progress, ctx.cancelled())
+        .await;
+    progress.finish(manifest.as_ref().ok().map(pgb::Manifest::plain_size));
+    let manifest = manifest?;
     if a.verify {
         let checker = resolve::checker(&a.tools, ctx.env);
-        let r = repo
-            .verify(&manifest, Some(&checker), &render::log_progress)
-            .await?;
+        let progress = render::Reporter::new(&ctx.progress, "verify", Some(manifest.plain_size()));
+        let r = repo.verify(&manifest, Some(&checker), &progress).await;
+        progress.finish(r.is_ok().then(|| manifest.plain_size()));
+        let r = r?;
         super::verify::record(&repo, &manifest, &r, ctx).await;
     }
     let done = (
