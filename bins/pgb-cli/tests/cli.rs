@@ -176,6 +176,32 @@ fn corrupted_backup_exits_5_on_verify_and_restore_leaves_target_unchanged() {
     ]);
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
     assert!(!pg.db_exists(&fresh), "the half-created target was dropped");
+
+    // A parallel restore skips the separate verify read (its spool is checked as it is
+    // written): the corruption is still found before pg_restore or the target see anything.
+    let spool = tempfile::tempdir().unwrap();
+    for (db, clean) in [(target.name.clone(), true), (fresh.clone(), false)] {
+        let mut args = vec![
+            "restore",
+            "latest",
+            "--jobs",
+            "2",
+            "--spool-dir",
+            spool.path().to_str().unwrap(),
+            "--repo",
+            repo.path().to_str().unwrap(),
+        ];
+        if clean {
+            args.push("--clean");
+        }
+        let url = pg.url(&db);
+        args.extend(["--db", &url]);
+        let out = pgb(&args);
+        assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+        assert!(files(spool.path()).is_empty(), "no spool file left behind");
+    }
+    assert_eq!(pg.fingerprint(&target.name), before, "target unchanged");
+    assert!(!pg.db_exists(&fresh), "no target created");
 }
 
 #[test]

@@ -217,36 +217,39 @@ fn prune_keeps_the_newest_verified_backup_when_newer_ones_were_never_verified() 
     assert!(left.contains(&verified), "{left:?}");
 }
 
-/// A one-shot HTTP receiver on 127.0.0.1: its URL, and the bodies of the requests it got.
-fn receiver() -> (String, std::sync::mpsc::Receiver<String>) {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!(
-        "http://{}/hook/secret-token",
-        listener.local_addr().unwrap()
+#[test]
+fn verify_all_records_each_pass_and_prune_keeps_the_verified_backup() {
+    let Some(pg) = pg() else { return };
+    let db = pg.sample_db("opsverifyall", 10, RowText::Plain);
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let r = repo.to_str().unwrap();
+    assert!(backup(&pg, &repo, &db.name, &[]).status.success());
+    let verified = list_json(&repo)[0]["id"].as_str().unwrap().to_owned();
+    let out = pgb(&["verify", "--repo", r, "--all"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The evidence lies beside the backup, as `pgb verify ID` leaves it.
+    let evidence = repo.join(format!("backups/{verified}/verified"));
+    assert_eq!(
+        std::fs::read_dir(&evidence)
+            .map(|d| d.count())
+            .unwrap_or_default(),
+        1,
+        "{}",
+        evidence.display()
     );
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut s) = stream else { return };
-            let mut r = BufReader::new(s.try_clone().unwrap());
-            let (mut line, mut len) = (String::new(), 0usize);
-            let mut request = String::new();
-            while r.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap_or(0);
-                }
-                request.push_str(&line);
-                line.clear();
-            }
-            let mut body = vec![0; len];
-            let _ = r.read_exact(&mut body);
-            let _ =
-                s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-            let _ = tx.send(format!("{request}{}", String::from_utf8_lossy(&body)));
-        }
-    });
-    (url, rx)
+    for _ in 0..2 {
+        std::thread::sleep(Duration::from_millis(1100));
+        assert!(backup(&pg, &repo, &db.name, &[]).status.success());
+    }
+    let out = pgb(&["prune", "--repo", r, "--keep-last", "1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let left: Vec<String> = list_json(&repo)
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(left.contains(&verified), "{left:?}");
 }
 
 #[test]
@@ -266,12 +269,22 @@ fn notifications_reach_the_webhook_and_an_unreachable_one_changes_nothing() {
     ];
     args.extend(["--pg-bin-dir".into(), pg.bin.to_str().unwrap().into()]);
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = pgb_env(&argv, &[("PGB_NOTIFY_URL", &url)]);
+    let (ping_url, ping_got) = receiver();
+    let out = pgb_env(
+        &argv,
+        &[("PGB_NOTIFY_URL", &url), ("PGB_NOTIFY_PING", &ping_url)],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let request = got
         .recv_timeout(Duration::from_secs(10))
         .expect("a webhook");
     assert!(request.contains("\"drill_passed\""), "{request}");
+    // The drill is announced before it starts and its success paired with that ping.
+    let [start, end] = pings(&ping_got);
+    assert_eq!(start.path, "/hook/secret-token/start");
+    assert_eq!(end.path, "/hook/secret-token");
+    assert_eq!(start.rid, end.rid);
+    assert!(end.body.starts_with("pgb: drill_passed"), "{}", end.body);
 
     // Stale, and the webhook's port is closed: still CRITICAL, no URL in the logs.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -293,7 +306,7 @@ fn notifications_reach_the_webhook_and_an_unreachable_one_changes_nothing() {
 }
 
 #[test]
-fn a_backup_pings_its_healthcheck() {
+fn a_backup_pings_start_then_success_or_fail_with_one_run_id() {
     let Some(pg) = pg() else { return };
     let db = pg.sample_db("opsping", 10, RowText::Plain);
     let dir = tempfile::tempdir().unwrap();
@@ -301,8 +314,31 @@ fn a_backup_pings_its_healthcheck() {
     let (url, got) = receiver();
     let out = backup_env(&pg, &repo, &db.name, &[], &[("PGB_NOTIFY_PING", &url)]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let request = got.recv_timeout(Duration::from_secs(10)).expect("a ping");
-    let first = request.lines().next().unwrap_or_default();
-    assert!(first.contains("/hook/secret-token"), "{request}");
-    assert!(!first.contains("/fail"), "{request}");
+    let [start, end] = pings(&got);
+    assert_eq!(start.path, "/hook/secret-token/start");
+    assert_eq!(end.path, "/hook/secret-token");
+    assert_eq!(start.rid, end.rid);
+    assert_eq!(start.rid.len(), 36, "a UUID: {}", start.rid);
+    assert!(
+        end.body.starts_with("pgb: backup_succeeded"),
+        "{}",
+        end.body
+    );
+
+    // A backup that fails (no such database): /start, then /fail with the cause, same rid.
+    let out = backup_env(
+        &pg,
+        &repo,
+        "pgbt_no_such_database",
+        &[],
+        &[("PGB_NOTIFY_PING", &url)],
+    );
+    assert!(!out.status.success());
+    let [start2, fail] = pings(&got);
+    assert_eq!(start2.path, "/hook/secret-token/start");
+    assert_eq!(fail.path, "/hook/secret-token/fail");
+    assert_eq!(start2.rid, fail.rid);
+    assert_ne!(start2.rid, start.rid, "each run has its own id");
+    assert!(fail.body.starts_with("pgb: backup_failed"), "{}", fail.body);
+    assert!(fail.body.contains("pgbt_no_such_database"), "{}", fail.body);
 }

@@ -229,6 +229,10 @@ pub struct TableEstimate {
     /// The planner's estimate of its rows; `None` when the table was never vacuumed or
     /// analyzed (PostgreSQL does not know).
     pub rows: Option<u64>,
+    /// Whether the table held at least one row, probed when [`rows`](Self::rows) is unknown
+    /// (a never-analyzed table); `None` when not probed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub has_rows: Option<bool>,
 }
 
 impl TableEstimate {
@@ -238,7 +242,20 @@ impl TableEstimate {
             schema: schema.into(),
             name: name.into(),
             rows,
+            has_rows: None,
         }
+    }
+
+    /// Records whether the table held at least one row (probed).
+    pub fn with_has_rows(mut self, has_rows: bool) -> Self {
+        self.has_rows = Some(has_rows);
+        self
+    }
+
+    /// Whether the table held rows at backup time: the probe when made, else the estimate
+    /// (`None` when neither is known).
+    pub fn held_rows(&self) -> Option<bool> {
+        self.has_rows.or(self.rows.map(|n| n > 0))
     }
 }
 
@@ -525,6 +542,15 @@ pub trait Restorer: fmt::Debug + Send + Sync + 'static {
         archive: &ArchiveInfo,
         opts: &RestoreOptions,
     ) -> Result<Box<dyn RestoreSink>, DumpError>;
+
+    /// Whether this restore applies nothing to the target until the whole stream was fed and
+    /// its checksum matched (a spool that is restored at `finish`): then the repository skips
+    /// the separate verify-first read, and download, decryption, decompression and
+    /// verification overlap with writing the spool.
+    fn applies_only_verified(&self, archive: &ArchiveInfo, opts: &RestoreOptions) -> bool {
+        let _ = (archive, opts);
+        false
+    }
 }
 
 /// Checks that an archive is readable (its table of contents, for pg_dump's custom format),

@@ -2,13 +2,22 @@
 //!
 //! One run of a configured job ([`pgb_config::ResolvedJob`]), as `pgb run JOB` and the daemon
 //! do it: take the job's lock in the repository ([`pgb::JobLock`]), run the `pre_backup` hook
-//! (failing aborts before pg_dump starts), back up, verify when `verify_after_backup`, prune
-//! with the job's retention, then the `post_backup` hook, or `on_error` when anything failed.
-//! Hooks get `PGB_JOB`, `PGB_EVENT`, `PGB_BACKUP_ID` and `PGB_STATUS`.
+//! (failing aborts before pg_dump starts), back up, verify when `verify_after_backup` (and
+//! record the passed verify beside the backup, so prune's newest-verified rule counts it),
+//! prune with the job's retention, then the `post_backup` hook, or `on_error` when anything
+//! failed. Hooks get `PGB_JOB`, `PGB_EVENT`, `PGB_BACKUP_ID` and `PGB_STATUS`.
 //!
-//! After a restore, [`post_restore`] runs the job's `post_restore` hook (the application's
-//! migrations) against the restored database, and [`JobDrillHook`] does the same inside a
-//! restore drill.
+//! With a [`Notifier`] the run is announced when it begins (healthchecks `/start`) and its
+//! outcome sent when it ends (`backup_succeeded` or `backup_failed`: webhook, Slack, and the
+//! healthchecks success or `/fail` ping with the run's last log lines), both pings paired by
+//! one run id. A notification that cannot be delivered never fails the run.
+//!
+//! After `pgb restore --job`, [`post_restore`] runs the job's `post_restore` hook (the
+//! application's migrations) against the restored database.
+//!
+//! [`PostRestoreHook`] is a job's `post_restore` hook as a drill hook ([`pgb_ops::DrillHook`]):
+//! `pgb drill --job NAME` runs the job's migrations against the restored scratch database,
+//! timed as the drill's `hooks` phase.
 //!
 //! Like every pgb library it reads no environment and prints nothing: the caller passes the
 //! dumper, the backup options (keys already read), the hook environment and the lock holder,
@@ -16,12 +25,14 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::time::Instant;
 
 use pgb::{
-    ArchiveChecker, BackupOptions, Dumper, Holder, JobLock, JobLockError, JobLockOptions, Manifest,
-    Progress, PruneOptions, PruneReport, Repository, VerifyReport,
+    ArchiveChecker, AuthKey, BackupOptions, Dumper, Holder, JobLock, JobLockError, JobLockOptions,
+    Manifest, Progress, PruneOptions, PruneReport, Repository, VerifyReport,
 };
 use pgb_config::{Hook, ResolvedJob};
+use pgb_notify::{Delivery, Event, Notification, Notifier, RunId};
 use pgb_postgres::ConnConfig;
 use pgb_scheduler::{HookEvent, HookReport, HookRun, Password, run_hook};
 use serde::Serialize;
@@ -44,6 +55,11 @@ pub struct JobRun<'a> {
     pub hook_env: BTreeMap<String, String>,
     /// Backup progress.
     pub progress: &'a dyn Progress,
+    /// Where the run's start and outcome are sent, when configured.
+    pub notifier: Option<&'a Notifier>,
+    /// Authenticates the verification record (`verify_after_backup`) when the repository
+    /// uses an authentication key.
+    pub auth_key: Option<&'a AuthKey>,
 }
 
 impl std::fmt::Debug for JobRun<'_> {
@@ -69,6 +85,11 @@ pub struct RunReport {
     pub prune: Option<PruneReport>,
     /// Every hook that ran, in order.
     pub hooks: Vec<HookReport>,
+    /// Why the passed verify could not be recorded (the run still succeeds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify_not_recorded: Option<String>,
+    /// Every notification sent: the start ping, then the outcome.
+    pub notifications: Vec<Delivery>,
 }
 
 /// Why a run failed; the report says what happened before.
@@ -98,7 +119,8 @@ pub struct RunFailure {
 }
 
 /// Runs `run.job` once. `cancel` completing cancels a running backup (nothing is committed)
-/// and the lock is released either way.
+/// and the lock is released either way. With a notifier, the run is announced first and its
+/// outcome sent last (also when the lock is held elsewhere).
 ///
 /// # Errors
 /// [`RunFailure`]: the lock is held elsewhere, a hook or the backup failed.
@@ -106,6 +128,8 @@ pub async fn run_job(
     run: &JobRun<'_>,
     cancel: impl Future<Output = ()> + Send,
 ) -> Result<RunReport, Box<RunFailure>> {
+    let t0 = Instant::now();
+    let rid = RunId::generate();
     let mut report = RunReport {
         job: run.job.name.clone(),
         backup: None,
@@ -113,24 +137,42 @@ pub async fn run_job(
         verify: None,
         prune: None,
         hooks: Vec::new(),
+        verify_not_recorded: None,
+        notifications: Vec::new(),
     };
-    let lock = match JobLock::acquire(
+    // The start ping goes out while the run begins: a slow endpoint never delays the backup.
+    let start = async {
+        match run.notifier {
+            Some(n) => n.start(&rid).await,
+            None => Vec::new(),
+        }
+    };
+    let (started, result) = tokio::join!(start, locked(run, &mut report, cancel));
+    report.notifications = started;
+    if let Some(n) = run.notifier {
+        let outcome = notification(run, &report, result.as_ref().err(), t0);
+        report.notifications.extend(n.notify(&outcome, &rid).await);
+    }
+    match result {
+        Ok(()) => Ok(report),
+        Err(error) => Err(Box::new(RunFailure { error, report })),
+    }
+}
+
+/// Takes the lock, runs the steps, releases it, then the `post_backup` or `on_error` hook.
+async fn locked(
+    run: &JobRun<'_>,
+    report: &mut RunReport,
+    cancel: impl Future<Output = ()> + Send,
+) -> Result<(), RunError> {
+    let lock = JobLock::acquire(
         std::sync::Arc::clone(run.repo.storage()),
         &run.job.name,
         run.holder.clone(),
         JobLockOptions::default(),
     )
-    .await
-    {
-        Ok(l) => l,
-        Err(e) => {
-            return Err(Box::new(RunFailure {
-                error: e.into(),
-                report,
-            }));
-        }
-    };
-    let result = steps(run, &mut report, cancel).await;
+    .await?;
+    let result = steps(run, report, cancel).await;
     if let Err(e) = lock.release().await {
         tracing::warn!(job = %run.job.name, error = %e, "cannot release the job lock");
     }
@@ -153,10 +195,52 @@ pub async fn run_job(
         }
         report.hooks.push(r);
     }
-    match result {
-        Ok(()) => Ok(report),
-        Err(error) => Err(Box::new(RunFailure { error, report })),
+    result
+}
+
+/// Hook output lines kept per hook in a failure ping's log tail.
+const TAIL_PER_HOOK: usize = 10;
+
+/// `backup_succeeded` or `backup_failed` for the run so far; the failure carries the run's
+/// last log lines: each hook's summary and its last output lines, then the error and its
+/// causes.
+fn notification(
+    run: &JobRun<'_>,
+    report: &RunReport,
+    error: Option<&RunError>,
+    t0: Instant,
+) -> Notification {
+    let mut n = match error {
+        None => Notification::new(Event::BackupSucceeded).with_status("succeeded"),
+        Some(e) => Notification::new(Event::BackupFailed)
+            .with_status("failed")
+            .with_cause(e.to_string()),
     }
+    .with_job(run.job.name.clone())
+    .with_duration("total", t0.elapsed());
+    if let Some(m) = &report.backup {
+        n = n
+            .with_set(m.set.clone())
+            .with_backup_id(m.id.to_string())
+            .with_size("stored", m.stored_size())
+            .with_size("plain", m.plain_size());
+    }
+    if let Some(e) = error {
+        let mut tail = Vec::new();
+        for h in &report.hooks {
+            tail.push(h.summary());
+            let skip = h.output.len().saturating_sub(TAIL_PER_HOOK);
+            tail.extend(h.output.iter().skip(skip).map(|l| format!("  {}", l.line)));
+        }
+        tail.push(format!("error: {e}"));
+        let mut src = std::error::Error::source(e);
+        while let Some(s) = src {
+            tail.push(format!("caused by: {s}"));
+            src = s.source();
+        }
+        n = n.with_log_tail(tail);
+    }
+    n
 }
 
 async fn steps(
@@ -180,11 +264,18 @@ async fn steps(
     report.storage = Some(backup.storage);
     let manifest = report.backup.insert(backup.manifest).clone();
     if run.job.verify_after_backup {
-        report.verify = Some(
-            run.repo
-                .verify(&manifest, run.checker, run.progress)
-                .await?,
-        );
+        let verified = run
+            .repo
+            .verify(&manifest, run.checker, run.progress)
+            .await?;
+        let at = time::OffsetDateTime::now_utc();
+        if let Err(e) =
+            pgb_ops::record_verified(run.repo, &manifest, &verified, at, run.auth_key).await
+        {
+            tracing::warn!(job = %run.job.name, backup = %manifest.id, error = %e, "the verify was not recorded");
+            report.verify_not_recorded = Some(e.to_string());
+        }
+        report.verify = Some(verified);
     }
     if let Some(policy) = &run.job.retention {
         report.prune = Some(run.repo.prune(policy, &PruneOptions::default()).await?);
@@ -199,7 +290,7 @@ async fn hook_run(
     backup_id: Option<String>,
     status: &str,
 ) -> HookReport {
-    run_hook(&HookRun {
+    let r = run_hook(&HookRun {
         program: hook.program.clone(),
         argv: hook.argv.clone(),
         env: run.hook_env.clone(),
@@ -212,10 +303,113 @@ async fn hook_run(
         timeout: run.job.hooks.timeout,
         cwd: None,
     })
-    .await
+    .await;
+    log_hook(&run.job.name, &r);
+    r
 }
 
-/// Where a `post_restore` hook runs: the restored database and how to reach it.
+/// Logs a hook's output lines (passwords already masked by the hook runner) and its outcome;
+/// environment values never appear.
+pub fn log_hook(job: &str, r: &HookReport) {
+    let event = r.event.as_str();
+    for l in &r.output {
+        tracing::info!(job, hook = event, stream = ?l.stream, "{}", l.line);
+    }
+    if r.ok() {
+        tracing::info!(job, hook = event, ms = r.duration_ms, "{}", r.summary());
+    } else {
+        tracing::warn!(job, hook = event, ms = r.duration_ms, "{}", r.summary());
+    }
+}
+
+/// A job's `post_restore` hook, run by a restore drill against the restored scratch database:
+/// the argv (no shell) with the job's hook environment plus `PGB_JOB`, `PGB_EVENT=post_restore`,
+/// `PGB_STATUS=success`, `DATABASE_URL` (the scratch database, without the password) and
+/// `PGPASSWORD` (when the target has one), killed after the job's hook timeout. A hook that
+/// exits non-zero fails the drill's `post_restore hooks` check; its time is the drill's `hooks`
+/// phase. [`PostRestoreHook::report`] keeps what it did (exit code, output) for the caller.
+#[derive(Debug)]
+pub struct PostRestoreHook {
+    job: String,
+    hook: Hook,
+    env: BTreeMap<String, String>,
+    timeout: std::time::Duration,
+    /// `PGPASSWORD` when the scratch server's URL carries none (it came from the environment).
+    password: Option<Password>,
+    report: std::sync::Mutex<Option<HookReport>>,
+}
+
+impl PostRestoreHook {
+    /// The hook `hook` of job `job`, run with `env` (the hook environment, as
+    /// [`JobRun::hook_env`]) and killed after `timeout`.
+    pub fn new(
+        job: impl Into<String>,
+        hook: Hook,
+        env: BTreeMap<String, String>,
+        timeout: std::time::Duration,
+    ) -> Self {
+        Self {
+            job: job.into(),
+            hook,
+            env,
+            timeout,
+            password: None,
+            report: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The password passed as `PGPASSWORD` when the database's URL carries none.
+    pub fn with_password(mut self, password: Option<Password>) -> Self {
+        self.password = password;
+        self
+    }
+
+    /// The job's `post_restore` hook, when it has one.
+    pub fn for_job(job: &ResolvedJob, env: BTreeMap<String, String>) -> Option<Self> {
+        let hook = job.hooks.post_restore.clone()?;
+        Some(Self::new(job.name.clone(), hook, env, job.hooks.timeout))
+    }
+
+    /// What the hook did, once it ran.
+    pub fn report(&self) -> Option<HookReport> {
+        self.report
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+#[async_trait::async_trait]
+impl pgb_ops::DrillHook for PostRestoreHook {
+    async fn post_restore(&self, database: &ConnConfig) -> Result<(), String> {
+        let r = run_hook(&HookRun {
+            program: self.hook.program.clone(),
+            argv: self.hook.argv.clone(),
+            env: self.env.clone(),
+            job: self.job.clone(),
+            event: HookEvent::PostRestore,
+            backup_id: None,
+            status: Some("success".to_owned()),
+            database_url: Some(database.redacted()),
+            password: database
+                .password()
+                .map(Password::new)
+                .or_else(|| self.password.clone()),
+            timeout: self.timeout,
+            cwd: None,
+        })
+        .await;
+        log_hook(&self.job, &r);
+        let result = if r.ok() { Ok(()) } else { Err(r.summary()) };
+        *self
+            .report
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(r);
+        result
+    }
+}
+
+/// Where a `post_restore` hook runs after `pgb restore --job`: the restored database.
 #[derive(Debug, Clone)]
 pub struct RestoredDatabase {
     /// The restored database (its URL, without a password, becomes `DATABASE_URL`).
@@ -243,40 +437,15 @@ pub async fn post_restore(
             backup_id: backup_id.map(str::to_owned),
             status: Some("success".to_owned()),
             database_url: Some(target.database.redacted()),
-            password: target.password.clone(),
+            password: target
+                .database
+                .password()
+                .map(Password::new)
+                .or_else(|| target.password.clone()),
             timeout: job.hooks.timeout,
             cwd: None,
         })
         .await,
     )
-}
-
-/// A drill's `post_restore` step: the job's hook run against the drill's scratch database.
-#[derive(Debug)]
-pub struct JobDrillHook {
-    /// The job whose `post_restore` hook runs.
-    pub job: ResolvedJob,
-    /// The environment hooks run with.
-    pub hook_env: BTreeMap<String, String>,
-    /// The scratch server's password, as `PGPASSWORD`.
-    pub password: Option<Password>,
-}
-
-#[async_trait::async_trait]
-impl pgb_ops::DrillHook for JobDrillHook {
-    async fn post_restore(&self, database: &ConnConfig) -> Result<(), String> {
-        let target = RestoredDatabase {
-            database: database.clone(),
-            password: self.password.clone(),
-        };
-        match post_restore(&self.job, &self.hook_env, None, &target).await {
-            Some(r) if !r.ok() => {
-                for l in &r.output {
-                    tracing::info!(job = %self.job.name, hook = "post_restore", line = %l.line, "hook output");
-                }
-                Err(r.summary())
-            }
-            _ => Ok(()),
-        }
-    }
+    .inspect(|r| log_hook(&job.name, r))
 }

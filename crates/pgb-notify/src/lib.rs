@@ -52,22 +52,23 @@ impl Event {
         }
     }
 
-    /// The event named `name` (`backup_failed`, ...).
-    pub fn from_name(name: &str) -> Option<Self> {
-        [
-            Self::BackupSucceeded,
-            Self::BackupFailed,
-            Self::DrillPassed,
-            Self::DrillFailed,
-            Self::CheckFailed,
-        ]
-        .into_iter()
-        .find(|e| e.as_str() == name)
-    }
-
     /// Whether it reports a success.
     pub fn is_success(self) -> bool {
         matches!(self, Self::BackupSucceeded | Self::DrillPassed)
+    }
+
+    /// Every event, in the order of [`Event::as_str`]'s names.
+    pub const ALL: [Self; 5] = [
+        Self::BackupSucceeded,
+        Self::BackupFailed,
+        Self::DrillPassed,
+        Self::DrillFailed,
+        Self::CheckFailed,
+    ];
+
+    /// The event named `name` (`backup_succeeded`, ...), as a job's `notify.events` lists them.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|e| e.as_str() == name)
     }
 }
 
@@ -376,7 +377,6 @@ pub struct Notifier {
     transports: Vec<Transport>,
     client: reqwest::Client,
     opts: NotifyOptions,
-    /// Webhook and Slack get only these events; `None`: every event.
     events: Option<Vec<Event>>,
 }
 
@@ -400,17 +400,12 @@ impl Notifier {
         })
     }
 
-    /// Sends webhook and Slack notifications only for `events` (a job's `notify.events`).
-    /// Healthchecks pings always get every outcome: a ping service that never hears of a
-    /// success would report the job as down.
+    /// Sends webhook and Slack notifications only for `events` (a job's `notify.events`; all
+    /// when never called). Healthchecks pings are not filtered: a check expects its success
+    /// and failure pings, so every run is pinged.
     pub fn with_events(mut self, events: impl IntoIterator<Item = Event>) -> Self {
         self.events = Some(events.into_iter().collect());
         self
-    }
-
-    fn wants(&self, t: &Transport, event: Event) -> bool {
-        matches!(t, Transport::Healthchecks(_))
-            || self.events.as_ref().is_none_or(|e| e.contains(&event))
     }
 
     /// Whether any transport is configured.
@@ -434,7 +429,11 @@ impl Notifier {
     /// healthchecks ping with its `/start`.
     pub async fn notify(&self, n: &Notification, run: &RunId) -> Vec<Delivery> {
         let mut out = Vec::new();
-        for t in self.transports.iter().filter(|t| self.wants(t, n.event)) {
+        let wanted = self.events.as_ref().is_none_or(|e| e.contains(&n.event));
+        for t in &self.transports {
+            if !wanted && !matches!(t, Transport::Healthchecks(_)) {
+                continue;
+            }
             let (url, body) = match t {
                 Transport::Webhook(u) => (
                     u.expose().clone(),
@@ -520,6 +519,95 @@ impl Notifier {
         }
         d
     }
+}
+
+/// The last lines of a process's log, for the body of a healthchecks `/fail` ping: a bounded
+/// ring of lines (ANSI colours removed). The binary tees its log output into
+/// [`LogTail::writer`]; the library never installs it itself.
+#[derive(Debug, Clone)]
+pub struct LogTail {
+    inner: std::sync::Arc<std::sync::Mutex<TailBuf>>,
+}
+
+#[derive(Debug, Default)]
+struct TailBuf {
+    lines: std::collections::VecDeque<String>,
+    partial: Vec<u8>,
+    max: usize,
+}
+
+impl LogTail {
+    /// Keeps the last `max_lines` lines.
+    pub fn new(max_lines: usize) -> Self {
+        Self {
+            inner: std::sync::Arc::new(std::sync::Mutex::new(TailBuf {
+                max: max_lines.max(1),
+                ..TailBuf::default()
+            })),
+        }
+    }
+
+    /// A writer that appends to the tail (for a log subscriber's writer).
+    pub fn writer(&self) -> LogTailWriter {
+        LogTailWriter(self.clone())
+    }
+
+    /// The last lines, oldest first.
+    pub fn lines(&self) -> Vec<String> {
+        let b = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        b.lines.iter().cloned().collect()
+    }
+}
+
+/// Appends what is written to a [`LogTail`], line by line.
+#[derive(Debug)]
+pub struct LogTailWriter(LogTail);
+
+impl std::io::Write for LogTailWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut b = self
+            .0
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        b.partial.extend_from_slice(buf);
+        while let Some(pos) = b.partial.iter().position(|c| *c == b'\n') {
+            let line: Vec<u8> = b.partial.drain(..=pos).collect();
+            let line = strip_ansi(String::from_utf8_lossy(&line[..pos]).trim_end());
+            if b.lines.len() == b.max {
+                b.lines.pop_front();
+            }
+            b.lines.push_back(line);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Removes ANSI escape sequences (`ESC [ ... letter`).
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.next() == Some('[') {
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// healthchecks.io keeps ping bodies up to 10 000 bytes (self-hosted default); the end of the
@@ -617,6 +705,25 @@ mod tests {
             t.len()
         );
         assert_eq!(tail_bytes("short".into(), 10), "short");
+    }
+
+    #[test]
+    fn the_log_tail_keeps_the_last_lines_without_colours() {
+        use std::io::Write as _;
+        let tail = LogTail::new(2);
+        let mut w = tail.writer();
+        w.write_all(b"one\n\x1b[31mERROR\x1b[0m two\nthr").unwrap();
+        assert_eq!(tail.lines(), vec!["one", "ERROR two"]);
+        w.write_all(b"ee\n").unwrap();
+        assert_eq!(tail.lines(), vec!["ERROR two", "three"]);
+    }
+
+    #[test]
+    fn events_parse_from_their_names() {
+        for e in Event::ALL {
+            assert_eq!(Event::from_name(e.as_str()), Some(e));
+        }
+        assert_eq!(Event::from_name("backup_done"), None);
     }
 
     #[test]

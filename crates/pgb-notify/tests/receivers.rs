@@ -221,6 +221,37 @@ async fn healthchecks_pings_start_success_and_fail_paired_by_run_id() {
 }
 
 #[tokio::test]
+async fn a_job_events_filter_applies_to_webhooks_but_every_run_is_still_pinged() {
+    let hook = receiver(vec![Some(200)]).await;
+    let hc = receiver(vec![Some(200)]).await;
+    let n = Notifier::new(
+        vec![
+            Transport::Webhook(SecretUrl::parse(&format!("{}/hook", hook.url)).unwrap()),
+            Transport::Healthchecks(SecretUrl::parse(&format!("{}/ping", hc.url)).unwrap()),
+        ],
+        fast(),
+    )
+    .unwrap()
+    .with_events([Event::BackupFailed]);
+    let run = RunId::generate();
+    n.start(&run).await;
+    let d = n
+        .notify(&Notification::new(Event::BackupSucceeded), &run)
+        .await;
+    assert_eq!(d.len(), 1, "only the ping: {d:?}");
+    assert_eq!(d[0].transport, "healthchecks");
+    assert!(hook.seen().is_empty());
+    let d = n.notify(&failed_backup(), &RunId::generate()).await;
+    assert_eq!(d.len(), 2);
+    assert_eq!(hook.seen().len(), 1);
+    let targets: Vec<String> = hc.seen().into_iter().map(|r| r.target).collect();
+    assert_eq!(targets.len(), 3, "{targets:?}");
+    assert_eq!(targets[0], format!("/ping/start?rid={}", run.as_str()));
+    assert_eq!(targets[1], format!("/ping?rid={}", run.as_str()));
+    assert!(targets[2].starts_with("/ping/fail?rid="), "{targets:?}");
+}
+
+#[tokio::test]
 async fn server_errors_are_retried_and_client_errors_are_not() {
     let flaky = receiver(vec![Some(503), Some(500), Some(200)]).await;
     let n = Notifier::new(

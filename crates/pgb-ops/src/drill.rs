@@ -891,7 +891,9 @@ async fn smoke(client: &SqlClient, target: &ConnConfig, s: &SmokeStatement) -> C
 /// Per-table row estimates recorded in the manifest at backup time (`table_estimates`),
 /// read from the raw manifest so this works whatever version of the manifest struct this
 /// build has. Accepts `{"schema.table": n}` or `[{"schema": .., "table"|"name": ..,
-/// "rows"|"estimate"|"estimated_rows"|"reltuples": n}]`. `None` when absent or unreadable.
+/// "rows"|"estimate"|"estimated_rows"|"reltuples": n, "has_rows": bool}]` (`has_rows`: the
+/// backup's probe of a never-analyzed table, whose estimate is unknown). `None` when absent or
+/// unreadable.
 async fn table_estimates(repo: &Repository, id: &BackupId) -> Option<BTreeMap<TocTable, i64>> {
     let key = ObjectKey::parse(&format!("backups/{id}/manifest.json")).ok()?;
     let bytes = repo.storage().get_bytes(&key).await.ok()?;
@@ -922,7 +924,14 @@ fn parse_estimates(v: &serde_json::Value) -> Option<BTreeMap<TocTable, i64>> {
                 let n = ["rows", "estimate", "estimated_rows", "reltuples"]
                     .iter()
                     .find_map(|k| item.get(*k).and_then(num))
-                    // Unknown (never analyzed): recorded, but no rows are expected.
+                    .filter(|n| *n >= 0)
+                    // Never analyzed: the backup probed whether it held a row.
+                    .or_else(|| {
+                        item.get("has_rows")
+                            .and_then(serde_json::Value::as_bool)
+                            .map(i64::from)
+                    })
+                    // Unknown (never analyzed, not probed): no rows are expected.
                     .unwrap_or(-1);
                 out.insert(
                     TocTable {
@@ -964,6 +973,22 @@ mod tests {
         .unwrap();
         assert_eq!(a, b);
         assert_eq!(a.len(), 2);
+        // A never-analyzed table: no estimate, but the backup's probe says whether it held rows.
+        let c = parse_estimates(&serde_json::json!([
+            {"schema": "public", "name": "fresh", "rows": null, "has_rows": true},
+            {"schema": "public", "name": "fresh_empty", "has_rows": false},
+            {"schema": "public", "name": "unknown", "rows": null}
+        ]))
+        .unwrap();
+        let get = |n: &str| {
+            c[&TocTable {
+                schema: "public".into(),
+                name: n.into(),
+            }]
+        };
+        assert!(get("fresh") > 0);
+        assert_eq!(get("fresh_empty"), 0);
+        assert!(get("unknown") < 0);
         assert!(parse_estimates(&serde_json::json!("x")).is_none());
     }
 }

@@ -34,6 +34,6 @@ pub use drill::{
 pub use record::{DrillEntry, RecordError, drill_history, last_drills, record_drill};
 pub use toc::TocTable;
 pub use verified::{
-    Protected, VerifiedBy, VerifiedRecord, newest_verified, protect_newest_verified,
-    record_verified, verified_ids,
+    Protected, VerifiedBy, VerifiedRecord, VerifyAllRecorded, newest_verified,
+    protect_newest_verified, record_verified, verified_ids, verify_all_recorded,
 };

@@ -9,8 +9,8 @@ use std::collections::BTreeSet;
 
 use pgb_core::retention::Plan;
 use pgb_core::{
-    AuthKey, BackupId, Listing, Manifest, ObjectKey, Repository, StorageErrorKind, StorageExt,
-    VerifyReport,
+    ArchiveChecker, AuthKey, BackupId, Listing, Manifest, ObjectKey, Progress, Repository,
+    StorageErrorKind, StorageExt, VerifyAllReport, VerifyReport,
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -67,18 +67,83 @@ pub async fn record_verified(
     at: OffsetDateTime,
     auth: Option<&AuthKey>,
 ) -> Result<ObjectKey, RecordError> {
+    let sizes = (report.stored_size, report.plain_size, report.toc_entries);
+    record(repo, m, sizes, at, auth).await
+}
+
+async fn record(
+    repo: &Repository,
+    m: &Manifest,
+    (stored_size, plain_size, toc_entries): (u64, u64, Option<u64>),
+    at: OffsetDateTime,
+    auth: Option<&AuthKey>,
+) -> Result<ObjectKey, RecordError> {
     let rec = VerifiedRecord {
         backup_id: m.id.clone(),
         set: m.set.clone(),
         by: VerifiedBy::Verify,
         verified_at: at,
-        stored_size: report.stored_size,
-        plain_size: report.plain_size,
-        toc_entries: report.toc_entries,
+        stored_size,
+        plain_size,
+        toc_entries,
         pgb_version: env!("CARGO_PKG_VERSION").to_owned(),
     };
     let base = format!("{}/{}", verified_prefix(&m.id), compact_time(at));
     put_create_only(repo, &base, seal("verified", &rec, auth)).await
+}
+
+/// What [`verify_all_recorded`] did: the verification of every backup, and the evidence it
+/// recorded for each one that passed.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct VerifyAllRecorded {
+    /// Every backup's outcome (as [`Repository::verify_all`]).
+    pub report: VerifyAllReport,
+    /// The keys of the verification records written, one per passed backup.
+    pub recorded: Vec<String>,
+    /// Passed backups whose record could not be written: `<id>: <cause>` (the verify itself
+    /// passed; prune will not count them as verified).
+    pub not_recorded: Vec<String>,
+}
+
+/// Verifies every backup of the repository ([`Repository::verify_all`]) and records each
+/// passed verify beside its backup, as [`record_verified`] does for one, so prune's
+/// newest-verified rule sees them.
+///
+/// # Errors
+/// As [`Repository::verify_all`] (a failed verification is an outcome). Recording failures are
+/// reported in [`VerifyAllRecorded::not_recorded`], never as an error.
+pub async fn verify_all_recorded(
+    repo: &Repository,
+    checker: Option<&dyn ArchiveChecker>,
+    progress: &dyn Progress,
+    at: OffsetDateTime,
+    auth: Option<&AuthKey>,
+) -> Result<VerifyAllRecorded, pgb_core::Error> {
+    let report = repo.verify_all(checker, progress).await?;
+    let listing = repo.list().await?;
+    let mut recorded = Vec::new();
+    let mut not_recorded = Vec::new();
+    for o in report.backups.iter().filter(|o| o.ok) {
+        let Some(m) = listing.backups.iter().find(|m| m.id.as_str() == o.id) else {
+            // Deleted (pruned elsewhere) since it was verified: nothing to record beside.
+            continue;
+        };
+        let sizes = (
+            o.stored_size.unwrap_or(0),
+            o.plain_size.unwrap_or(0),
+            o.toc_entries,
+        );
+        match record(repo, m, sizes, at, auth).await {
+            Ok(key) => recorded.push(key.as_str().to_owned()),
+            Err(e) => not_recorded.push(format!("{}: {e}", m.id)),
+        }
+    }
+    Ok(VerifyAllRecorded {
+        report,
+        recorded,
+        not_recorded,
+    })
 }
 
 /// The ids of backups with valid verification evidence: a verify record beside the backup,

@@ -489,3 +489,66 @@ async fn tables_that_held_rows_at_backup_time_must_not_be_empty() {
     );
     assert!(pg.scratch_left(&src.name).is_empty());
 }
+
+#[tokio::test]
+async fn a_never_analyzed_table_that_held_rows_must_not_restore_empty() {
+    /// Empties the restored `public.fresh`, as a bad migration (or a dump that lost its data)
+    /// would: the drill's rows check must catch it.
+    #[derive(Debug)]
+    struct EmptyFresh(Pg);
+    #[async_trait]
+    impl DrillHook for EmptyFresh {
+        async fn post_restore(&self, db: &ConnConfig) -> Result<(), String> {
+            self.0.psql(db.dbname().unwrap(), "truncate public.fresh");
+            Ok(())
+        }
+    }
+    let Some(pg) = pg() else { return };
+    let src = Source::create(&pg, "drillfresh");
+    // Filled and never analyzed (autovacuum off for it): PostgreSQL has no estimate
+    // (reltuples = -1), so the backup probes whether it holds rows.
+    pg.psql(
+        &src.name,
+        "create table public.fresh (id int) with (autovacuum_enabled = false);
+         insert into public.fresh select generate_series(1, 10);",
+    );
+    assert_eq!(
+        pg.psql(
+            &src.name,
+            "select reltuples from pg_class where oid = 'public.fresh'::regclass"
+        ),
+        "-1"
+    );
+    let (dir, repo, m) = backed_up(&pg, &src).await;
+    let fresh = m
+        .table_estimates
+        .iter()
+        .find(|t| t.schema == "public" && t.name == "fresh")
+        .expect("recorded");
+    assert_eq!(fresh.rows, None);
+    assert_eq!(fresh.has_rows, Some(true));
+
+    let o = opts(&pg, dir.path()).with_record(false);
+    let report = drill(&repo, &o, None, &NoProgress, never()).await.unwrap();
+    assert_eq!(report.outcome, DrillOutcome::Passed, "{report:#?}");
+    let rows = report.checks.iter().find(|c| c.name == "rows").unwrap();
+    assert!(rows.passed && !rows.skipped);
+    assert!(
+        rows.detail.starts_with("all ") && rows.detail.ends_with(" have rows"),
+        "{}",
+        rows.detail
+    );
+
+    let hook = EmptyFresh(pg.clone());
+    let report = drill(&repo, &o, Some(&hook), &NoProgress, never())
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, DrillOutcome::CheckFailed, "{report:#?}");
+    let rows = report.checks.iter().find(|c| c.name == "rows").unwrap();
+    assert!(!rows.passed && !rows.skipped);
+    assert_eq!(
+        rows.detail,
+        "1 tables held rows at backup time but are empty: public.fresh"
+    );
+    assert!(pg.scratch_left(&src.name).is_empty());
+}

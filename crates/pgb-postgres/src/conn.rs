@@ -114,6 +114,12 @@ impl ConnConfig {
         self.password.is_some()
     }
 
+    /// The password, for handing to a child process's environment (`PGPASSWORD`, as a
+    /// `post_restore` hook gets it); never for argv or logs.
+    pub fn password(&self) -> Option<&str> {
+        self.password.as_deref()
+    }
+
     /// Sets the password (from `PGPASSWORD`, a file, a secret store...).
     pub fn with_password(mut self, password: impl Into<String>) -> Self {
         self.password = Some(password.into()).filter(|p| !p.is_empty());

@@ -14,7 +14,11 @@ use crate::process::{self, Pipes, ToolProcess};
 use crate::sql;
 use crate::tools::{Tool, ToolLocator};
 
-const READ_CHUNK: usize = 256 * 1024;
+/// One read from pg_dump's pipe takes up to the pipe's size.
+const READ_CHUNK: usize = process::PIPE_SIZE;
+/// A read smaller than this is copied out of its buffer, so a queued chunk never pins a
+/// mostly empty 1 MiB allocation.
+const SMALL_READ: usize = READ_CHUNK / 4;
 
 /// pg_dump of one database.
 ///
@@ -116,13 +120,34 @@ const TABLE_ESTIMATES: &str = "select n.nspname, c.relname, c.reltuples::bigint 
                      and d.objid = c.oid and d.deptype = 'e') \
      order by n.nspname collate \"C\", c.relname collate \"C\";";
 
-/// Each table's estimated row count.
+/// Never-analyzed tables (`reltuples` < 0) whose rows are probed at most: beyond this the
+/// rest stay unknown, so a database of many thousands of fresh tables is not scanned.
+const MAX_ROW_PROBES: usize = 1000;
+
+/// Whether each never-analyzed table (`reltuples` < 0, the first [`MAX_ROW_PROBES`] by name)
+/// holds a row: one `LIMIT 1` probe per table (`ONLY` for ordinary tables, the whole tree for a
+/// partitioned one), all in one query bounded by a statement timeout.
+const ROW_PROBES: &str = "set statement_timeout = '60s';\n\
+     select n.nspname, c.relname, \
+     (xpath('/row/c/text()', query_to_xml(format('select count(*) as c from (select 1 from %s %I.%I limit 1) x', \
+        case when c.relkind = 'p' then '' else 'only' end, n.nspname, c.relname), false, true, '')))[1]::text::int > 0 \
+     from pg_class c join pg_namespace n on n.oid = c.relnamespace \
+     where c.relkind in ('r', 'p') and c.relpersistence <> 't' and c.reltuples < 0 \
+     and n.nspname <> 'information_schema' and n.nspname not like 'pg\\_%' \
+     and not exists (select 1 from pg_depend d where d.classid = 'pg_class'::regclass \
+                     and d.objid = c.oid and d.deptype = 'e') \
+     order by n.nspname collate \"C\", c.relname collate \"C\" limit :probes;";
+
+/// Each table's estimated row count; for never-analyzed tables also whether they hold a row
+/// (probed; a failed or timed-out probe leaves them unknown and is logged, never failing the
+/// backup).
 pub(crate) async fn table_estimates(
     psql: &Tool,
     conn: &ConnConfig,
 ) -> Result<Vec<TableEstimate>, DumpError> {
     let rows = sql::query_rows(psql, conn, TABLE_ESTIMATES, &[]).await?;
-    rows.into_iter()
+    let mut estimates = rows
+        .into_iter()
         .map(|row| match <[String; 3]>::try_from(row) {
             Ok([schema, name, rows]) => {
                 let rows: i64 = rows.trim().parse().map_err(|_| {
@@ -138,7 +163,44 @@ pub(crate) async fn table_estimates(
                 format!("unexpected reply to the table query: {row:?}"),
             )),
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    if estimates.iter().any(|t| t.rows.is_none()) {
+        probe_rows(psql, conn, &mut estimates).await;
+    }
+    Ok(estimates)
+}
+
+/// Fills [`TableEstimate::has_rows`] of never-analyzed tables.
+async fn probe_rows(psql: &Tool, conn: &ConnConfig, estimates: &mut [TableEstimate]) {
+    let limit = MAX_ROW_PROBES.to_string();
+    let rows = match sql::query_rows(psql, conn, ROW_PROBES, &[("probes", &limit)]).await {
+        Ok(rows) => rows,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot probe never-analyzed tables for rows; a drill will not check them");
+            return;
+        }
+    };
+    let mut probed = 0usize;
+    for row in rows {
+        let Ok([schema, name, has]) = <[String; 3]>::try_from(row) else {
+            continue;
+        };
+        if let Some(t) = estimates
+            .iter_mut()
+            .find(|t| t.schema == schema && t.name == name && t.rows.is_none())
+        {
+            t.has_rows = Some(has == "t");
+            probed += 1;
+        }
+    }
+    let unknown = estimates.iter().filter(|t| t.held_rows().is_none()).count();
+    if unknown > 0 {
+        tracing::info!(
+            probed,
+            unknown,
+            "never-analyzed tables left unprobed; a drill will not check them for rows"
+        );
+    }
 }
 
 /// What every dump's preflight finds: the server, the database, and a dump `program` at least
@@ -243,7 +305,7 @@ pub(crate) struct PgDumpStream {
 impl PgDumpStream {
     /// Streams `process`'s stdout (spawned with [`Pipes::STDOUT`]).
     pub(crate) fn new(mut process: ToolProcess) -> Self {
-        let stdout = process.take_stdout();
+        let stdout = process.take_stdout_wide();
         Self { process, stdout }
     }
 }
@@ -258,8 +320,11 @@ impl DumpStream for PgDumpStream {
                 DumpError::new(DumpErrorKind::Io, format!("reading {program} output: {e}"))
                     .with_program(program)
             })?;
-            if n > 0 {
+            if n >= SMALL_READ {
                 return Ok(Some(buf.freeze()));
+            }
+            if n > 0 {
+                return Ok(Some(Bytes::copy_from_slice(&buf)));
             }
             self.stdout = None;
         }

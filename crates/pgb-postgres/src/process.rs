@@ -6,6 +6,10 @@ use std::collections::VecDeque;
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, PoisonError};
 
+/// The pipe size asked for a dump's stdout: 1 MiB, the default `pipe-max-size` of an
+/// unprivileged process.
+pub(crate) const PIPE_SIZE: usize = 1 << 20;
+
 use pgb_core::{DumpError, DumpErrorKind, ToolExit};
 use tokio::io::AsyncReadExt;
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
@@ -111,6 +115,23 @@ impl ToolProcess {
     /// Takes the piped stdout.
     pub(crate) fn take_stdout(&mut self) -> Option<ChildStdout> {
         self.stdout.take()
+    }
+
+    /// Takes stdout with its pipe enlarged to [`PIPE_SIZE`] (Linux; elsewhere as it is), so a
+    /// tool writing in bursts (pg_dump's COPY) runs ahead instead of waiting on a 64 KiB pipe,
+    /// and each read takes more at once.
+    pub(crate) fn take_stdout_wide(&mut self) -> Option<ChildStdout> {
+        let stdout = self.stdout.take()?;
+        #[cfg(target_os = "linux")]
+        #[allow(unsafe_code)] // one fcntl; no safe wrapper in std
+        {
+            use std::os::fd::AsRawFd as _;
+            // SAFETY: F_SETPIPE_SZ on a pipe fd we own; failure (e.g. over
+            // /proc/sys/fs/pipe-max-size) leaves the pipe as it was.
+            let size = libc::c_int::try_from(PIPE_SIZE).unwrap_or(libc::c_int::MAX);
+            let _ = unsafe { libc::fcntl(stdout.as_raw_fd(), libc::F_SETPIPE_SZ, size) };
+        }
+        Some(stdout)
     }
 
     /// Closes stdin (if still held), waits for the tool and the stderr drain, and returns

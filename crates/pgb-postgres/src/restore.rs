@@ -92,7 +92,11 @@ impl Restorer for PgRestore {
         let tool = tool_for(&self.locator, archive).await?;
         let psql = self.locator.pick("psql", 0, "the client").await?;
         let maint = maintenance(&self.target);
+        // A spooled restore touches the target only once the whole archive is verified: its
+        // database is created then, at `finish`.
+        let spooled = archive.format == ArchiveFormat::Custom && opts.jobs > 1;
         let mut created = None;
+        let mut pending = None;
         if sql::database_exists(&psql, &maint, &name).await? {
             let n: u64 = sql::query_scalar(&psql, &self.target, COUNT_RELATIONS, &[])
                 .await?
@@ -112,6 +116,13 @@ impl Restorer for PgRestore {
                     ),
                 ));
             }
+        } else if spooled {
+            pending = Some(CreatedDatabase {
+                psql,
+                maint,
+                name: name.clone(),
+                armed: false,
+            });
         } else {
             sql::create_database(&psql, &maint, &name).await?;
             // From here on, every way out (error, abort, drop) drops the database again.
@@ -123,7 +134,7 @@ impl Restorer for PgRestore {
             });
             tracing::info!(database = %name, "created restore target");
         }
-        let started = if archive.format == ArchiveFormat::Custom && opts.jobs > 1 {
+        let started = if spooled {
             Spool::start(self, &tool, opts)
                 .await
                 .map(|s| Box::new(s) as Box<dyn RestoreSink>)
@@ -134,11 +145,12 @@ impl Restorer for PgRestore {
                 Box::new(s) as Box<dyn RestoreSink>
             })
         };
-        let report = RestoreReport::new(name, created.is_some(), tool.version);
+        let report = RestoreReport::new(name, created.is_some() || pending.is_some(), tool.version);
         match started {
             Ok(sink) => Ok(Box::new(Cleaning {
                 inner: Some(sink),
                 created,
+                pending,
                 report,
             })),
             Err(e) => {
@@ -148,6 +160,10 @@ impl Restorer for PgRestore {
                 Err(e)
             }
         }
+    }
+
+    fn applies_only_verified(&self, archive: &ArchiveInfo, opts: &RestoreOptions) -> bool {
+        archive.format == ArchiveFormat::Custom && opts.jobs > 1
     }
 }
 
@@ -216,6 +232,8 @@ struct Cleaning {
     // Field order matters for `Drop`: the tool is killed before the database is dropped.
     inner: Option<Box<dyn RestoreSink>>,
     created: Option<CreatedDatabase>,
+    /// A database to create at `finish`, once the spooled archive is verified (unarmed).
+    pending: Option<CreatedDatabase>,
     report: RestoreReport,
 }
 
@@ -226,6 +244,17 @@ impl RestoreSink for Cleaning {
     }
 
     async fn finish(mut self: Box<Self>) -> Result<RestoreReport, DumpError> {
+        if let Some(mut db) = self.pending.take() {
+            if let Err(e) = sql::create_database(&db.psql, &db.maint, &db.name).await {
+                if let Some(inner) = self.inner.take() {
+                    inner.abort().await;
+                }
+                return Err(e);
+            }
+            tracing::info!(database = %db.name, "created restore target");
+            db.armed = true;
+            self.created = Some(db);
+        }
         match self.inner.take().expect("live sink").finish().await {
             Ok(r) => {
                 if let Some(db) = self.created.take() {

@@ -132,6 +132,7 @@ async fn prepare_records_each_tables_estimated_rows() {
          create table public.empty_one (id int);
          create table public.never_analyzed (id int) with (autovacuum_enabled = false);
          insert into public.never_analyzed values (1);
+         create table public.never_analyzed_empty (id int) with (autovacuum_enabled = false);
          create table public.parts (id int) partition by range (id);
          create table public.parts_low partition of public.parts for values from (0) to (100);
          insert into public.parts select generate_series(0, 99);
@@ -153,12 +154,25 @@ async fn prepare_records_each_tables_estimated_rows() {
     };
     assert_eq!(find("odd|schema", "big table").rows, Some(1000));
     assert_eq!(find("public", "empty_one").rows, Some(0));
+    // A never-analyzed table has no estimate (reltuples = -1), so whether it held rows is
+    // probed: a drill can still tell that its restore must not be empty.
     assert_eq!(find("public", "never_analyzed").rows, None);
+    assert_eq!(find("public", "never_analyzed").has_rows, Some(true));
+    assert_eq!(find("public", "never_analyzed").held_rows(), Some(true));
+    assert_eq!(find("public", "never_analyzed_empty").has_rows, Some(false));
+    assert_eq!(
+        find("public", "never_analyzed_empty").held_rows(),
+        Some(false)
+    );
+    // Analyzed tables are not probed: their estimate says it.
+    assert_eq!(find("odd|schema", "big table").has_rows, None);
+    assert_eq!(find("public", "empty_one").held_rows(), Some(false));
     assert_eq!(find("public", "parts_low").rows, Some(100));
-    find("public", "parts");
+    // A partitioned table is probed through its partitions.
+    assert_eq!(find("public", "parts").held_rows(), Some(true));
     assert_eq!(
         estimates.len(),
-        5,
+        6,
         "tables only (no views, no system tables): {estimates:?}"
     );
     let mut sorted = estimates.clone();

@@ -162,7 +162,4 @@ pub(crate) struct NotifyArgs {
     /// Else PGB_NOTIFY_PING.
     #[arg(long, value_name = "URL")]
     pub(crate) notify_ping: Vec<String>,
-    /// The events to send (`[jobs.NAME.notify] events`); all when empty.
-    #[arg(skip)]
-    pub(crate) events: Vec<String>,
 }

@@ -10,12 +10,13 @@ use crate::exit::Failure;
 use crate::render::{self, BackupOut, Output};
 use crate::resolve;
 
-/// Runs the backup, then sends `backup_succeeded` or `backup_failed` (never changing the exit
-/// code).
+/// Announces the run (healthchecks `/start`), runs the backup, then sends `backup_succeeded` or
+/// `backup_failed` under the same run id (never changing the exit code).
 pub(super) async fn run(mut a: BackupArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
     let layer = resolve::job::layer(&mut a, ctx.env)?;
     let ctx = &ctx.with_env(&layer.env);
-    let notifier = resolve::notifier(&a.notify, ctx.env)?;
+    let notifier = resolve::notifier_for(&a.notify, layer.job.as_ref(), ctx.env)?;
+    let run = super::notify::start(notifier.as_ref());
     let res = backup(a, ctx).await;
     let n = match &res {
         Ok((id, set, size)) => Notification::new(Event::BackupSucceeded)
@@ -31,7 +32,7 @@ pub(super) async fn run(mut a: BackupArgs, ctx: &Ctx<'_>) -> Result<(), Failure>
         Some(j) => n.with_job(j.name.clone()),
         None => n,
     };
-    super::notify::send(notifier.as_ref(), n).await;
+    super::notify::finish(notifier.as_ref(), n, run).await;
     res.map(|_| ())
 }
 
@@ -39,20 +40,19 @@ async fn backup(a: BackupArgs, ctx: &Ctx<'_>) -> Result<(String, String, u64), F
     let plan = resolve::backup(&a, ctx.env)?;
     let repo = resolve::repository(&a.repo, ctx.env)?;
     let out = Output::json(a.json);
+    let progress = render::Reporter::backup(&ctx.progress, &repo);
     let report = repo
-        .backup_report_until(
-            &plan.dumper,
-            &plan.options,
-            &render::log_progress,
-            ctx.cancelled(),
-        )
-        .await?;
+        .backup_report_until(&plan.dumper, &plan.options, &progress, ctx.cancelled())
+        .await;
+    progress.finish(report.as_ref().ok().map(|r| r.manifest.plain_size()));
+    let report = report?;
     let manifest = &report.manifest;
     if a.verify {
         let checker = resolve::checker(&a.tools, ctx.env);
-        let r = repo
-            .verify(manifest, Some(&checker), &render::log_progress)
-            .await?;
+        let progress = render::Reporter::new(&ctx.progress, "verify", Some(manifest.plain_size()));
+        let r = repo.verify(manifest, Some(&checker), &progress).await;
+        progress.finish(r.is_ok().then(|| manifest.plain_size()));
+        let r = r?;
         super::verify::record(&repo, manifest, &r, ctx).await;
     }
     let done = (

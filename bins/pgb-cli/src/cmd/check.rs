@@ -15,7 +15,8 @@ pub(super) async fn run(mut a: CheckArgs, ctx: &Ctx<'_>) -> Result<(), Failure> 
     let ctx = &ctx.with_env(&layer.env);
     let opts = resolve::check(&a, ctx.env).map_err(|f| Failure::new(3, f.message))?;
     let repo = resolve::repository(&a.repo, ctx.env).map_err(|f| Failure::new(3, f.message))?;
-    let notifier = resolve::notifier(&a.notify, ctx.env).map_err(|f| Failure::new(3, f.message))?;
+    let notifier = resolve::notifier_for(&a.notify, layer.job.as_ref(), ctx.env)
+        .map_err(|f| Failure::new(3, f.message))?;
     let report = pgb_ops::check(&repo, &opts).await;
     if report.status.code() != 0 {
         let n = Notification::new(Event::CheckFailed)

@@ -24,7 +24,8 @@ pub(super) async fn run(mut a: DrillArgs, ctx: &Ctx<'_>) -> Result<(), Failure> 
     if let Some(j) = &layer.job {
         opts = opts.with_job(j.name.clone());
     }
-    let notifier = resolve::notifier(&a.notify, ctx.env)?;
+    let notifier = resolve::notifier_for(&a.notify, layer.job.as_ref(), ctx.env)?;
+    let run = super::notify::start(notifier.as_ref());
     let keys = resolve::decryption(&a.keys, ctx.env)?;
     let repo = repo
         .with_decryption(keys)
@@ -32,8 +33,8 @@ pub(super) async fn run(mut a: DrillArgs, ctx: &Ctx<'_>) -> Result<(), Failure> 
     // With --job, the job's post_restore hook (migrations) runs on the scratch database.
     let hook = layer
         .job
-        .filter(|j| j.hooks.post_restore.is_some())
-        .map(|job| resolve::config::drill_hook(job, ctx.env));
+        .as_ref()
+        .and_then(|job| resolve::config::drill_hook(job, ctx.env));
     let hook = hook.as_ref().map(|h| h as &dyn pgb_ops::DrillHook);
     let res = pgb_ops::drill(&repo, &opts, hook, &render::log_progress, ctx.cancelled()).await;
     let n = match &res {
@@ -52,7 +53,7 @@ pub(super) async fn run(mut a: DrillArgs, ctx: &Ctx<'_>) -> Result<(), Failure> 
             .with_duration("rto", std::time::Duration::from_millis(r.rto_ms)),
         Err(_) => n,
     };
-    super::notify::send(notifier.as_ref(), n).await;
+    super::notify::finish(notifier.as_ref(), n, run).await;
     let report = res?;
     if let Some(e) = &report.record_error {
         render::note(format_args!("warning: the drill was not recorded: {e}"));

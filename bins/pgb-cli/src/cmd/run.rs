@@ -18,6 +18,8 @@ pub(super) async fn run(a: RunArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
     }
     let repo = resolve::repository(&backup_args.repo, ctx.env)?;
     let checker = resolve::checker(&backup_args.tools, ctx.env);
+    let notifier = resolve::job_notifier(&job, ctx.env)?;
+    let auth = resolve::auth_key(job.encryption.auth_key_file.as_deref(), ctx.env)?;
     let run = pgb_jobs::JobRun {
         job: &job,
         repo: &repo,
@@ -27,6 +29,8 @@ pub(super) async fn run(a: RunArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
         holder: config::holder(ctx.env),
         hook_env: config::hook_env(ctx.env),
         progress: &render::log_progress,
+        notifier: notifier.as_ref(),
+        auth_key: auth.as_ref(),
     };
     match pgb_jobs::run_job(&run, ctx.cancelled()).await {
         Ok(report) => Output::json(a.json).emit(&report, |w| render::jobs::run(w, &report)),

@@ -16,8 +16,8 @@ use pgb_config::ResolvedJob;
 
 use super::{Env, config, var};
 use crate::args::{
-    BackupArgs, CheckArgs, DrillArgs, Format, GcArgs, JobArgs, KeyArgs, ListArgs, NotifyArgs,
-    PruneArgs, RepoArgs, RestoreArgs, VerifyArgs,
+    BackupArgs, CheckArgs, DrillArgs, Format, GcArgs, JobArgs, KeyArgs, ListArgs, PruneArgs,
+    RepoArgs, RestoreArgs, VerifyArgs,
 };
 use crate::exit::Failure;
 
@@ -177,38 +177,6 @@ fn fill_keys(a: &mut KeyArgs, job: &ResolvedJob) {
     }
 }
 
-/// The job's notification targets, unless flags name some. A target whose variable or file
-/// is missing is a warning: a notification never stops a backup.
-fn fill_notify(a: &mut NotifyArgs, job: &ResolvedJob, env: Env<'_>) {
-    let Some(n) = &job.notify else { return };
-    a.events.clone_from(&n.events);
-    if !a.notify.is_empty() || !a.notify_ping.is_empty() {
-        return;
-    }
-    let from_var = |key: &str, name: &Option<String>| {
-        let name = name.as_deref()?;
-        let v = var(env, name);
-        if v.is_none() {
-            tracing::warn!(job = %job.name, key, variable = name, "notification variable not set: not sending there");
-        }
-        v
-    };
-    a.notify
-        .extend(from_var("notify.webhook_url_env", &n.webhook_url_env));
-    if let Some(path) = &n.webhook_url_file {
-        match std::fs::read_to_string(path) {
-            Ok(u) => a.notify.push(u.trim().to_owned()),
-            Err(e) => {
-                tracing::warn!(job = %job.name, file = %path.display(), error = %e, "cannot read notify.webhook_url_file")
-            }
-        }
-    }
-    a.notify
-        .extend(from_var("notify.slack_url_env", &n.slack_url_env).map(|u| format!("slack+{u}")));
-    a.notify_ping
-        .extend(from_var("notify.ping_url_env", &n.ping_url_env));
-}
-
 macro_rules! job_args {
     () => {
         fn job_args(&self) -> &JobArgs {
@@ -248,7 +216,6 @@ impl FromJob for BackupArgs {
         }
         self.policy.from_job.clone_from(&job.retention);
         self.verify |= job.verify_after_backup;
-        fill_notify(&mut self.notify, job, env);
         Ok(())
     }
 }
@@ -307,13 +274,12 @@ impl FromJob for GcArgs {
 
 impl FromJob for DrillArgs {
     job_args!();
-    fn fill(&mut self, job: &ResolvedJob, env: Env<'_>) -> Result<(), Failure> {
+    fn fill(&mut self, job: &ResolvedJob, _env: Env<'_>) -> Result<(), Failure> {
         fill_repo(&mut self.repo, job);
         fill_keys(&mut self.keys, job);
         if self.from_database.is_none() {
             self.from_database = database_name(job);
         }
-        fill_notify(&mut self.notify, job, env);
         let Some(d) = &job.drill else { return Ok(()) };
         if self.target.is_none() {
             self.target.clone_from(&d.target);
@@ -341,9 +307,8 @@ impl FromJob for DrillArgs {
 
 impl FromJob for CheckArgs {
     job_args!();
-    fn fill(&mut self, job: &ResolvedJob, env: Env<'_>) -> Result<(), Failure> {
+    fn fill(&mut self, job: &ResolvedJob, _env: Env<'_>) -> Result<(), Failure> {
         fill_repo(&mut self.repo, job);
-        fill_notify(&mut self.notify, job, env);
         let c = job.check.as_ref();
         if self.max_age.is_none() {
             // One period of the schedule plus a grace (26 h for a daily job) unless set.

@@ -6,6 +6,7 @@
 //! process environment itself, so every rule is testable with a map.
 
 pub(crate) mod config;
+pub(crate) mod daemon;
 pub(crate) mod job;
 mod keys;
 
@@ -22,11 +23,14 @@ mod notify;
 mod ops;
 
 pub(crate) use keys::{auth_key, decryption, encryption, write_secret_file};
-pub(crate) use notify::notifier;
+pub(crate) use notify::{job_notifier, notifier_for};
 pub(crate) use ops::{check, drill, verified};
 
 /// The environment lookup `main` passes down.
 pub(crate) type Env<'a> = &'a (dyn EnvLookup + Sync);
+
+/// The same lookup, owned and shareable: what `main` snapshots and the daemon's runs keep.
+pub(crate) type SharedEnv = std::sync::Arc<dyn EnvLookup + Send + Sync>;
 
 /// Built-in defaults: the bottom layer.
 pub(crate) mod defaults {

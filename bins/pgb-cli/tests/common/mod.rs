@@ -14,7 +14,7 @@ pub const PGB: &str = env!("CARGO_BIN_EXE_pgb");
 
 /// Environment variables that change what `pgb` (or the pg_dump it runs) does; removed from every
 /// `pgb` a test starts so that the developer's shell cannot leak into a test.
-pub const PGB_ENV_VARS: [&str; 9] = [
+pub const PGB_ENV_VARS: [&str; 11] = [
     "DATABASE_URL",
     "PGB_REPO",
     "PGB_PASSPHRASE",
@@ -22,6 +22,8 @@ pub const PGB_ENV_VARS: [&str; 9] = [
     "PGB_IDENTITY_FILE",
     "PGB_PG_BIN_DIR",
     "PGB_TEST_FAILPOINT",
+    "PGB_PROGRESS",
+    "PGB_PROGRESS_INTERVAL",
     "PGPASSWORD",
     "RUST_LOG",
 ];
@@ -410,4 +412,77 @@ pub fn send_signal(pid: u32, sig: i32) -> bool {
 /// Sends signal `sig` to process `pid`, asserting that kill(2) succeeded.
 pub fn kill(pid: u32, sig: i32) {
     assert!(send_signal(pid, sig), "kill({pid}, {sig})");
+}
+
+/// A one-shot HTTP receiver on 127.0.0.1: its URL, and the bodies of the requests it got.
+pub fn receiver() -> (String, std::sync::mpsc::Receiver<String>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "http://{}/hook/secret-token",
+        listener.local_addr().unwrap()
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { return };
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let (mut line, mut len) = (String::new(), 0usize);
+            let mut request = String::new();
+            while r.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+                request.push_str(&line);
+                line.clear();
+            }
+            let mut body = vec![0; len];
+            let _ = r.read_exact(&mut body);
+            let _ =
+                s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            let _ = tx.send(format!("{request}\r\n{}", String::from_utf8_lossy(&body)));
+        }
+    });
+    (url, rx)
+}
+
+/// One request a [`receiver`] got, as a healthchecks ping: its path, its `rid`, its body.
+#[derive(Debug, Clone)]
+pub struct Ping {
+    /// The request path, without the query (`/hook/secret-token/start`).
+    pub path: String,
+    /// The `rid` query parameter: the run id pairing a run's pings.
+    pub rid: String,
+    /// The request body.
+    pub body: String,
+}
+
+/// The next `N` requests `got` receives (10 s each at most), as pings, in order.
+pub fn pings<const N: usize>(got: &std::sync::mpsc::Receiver<String>) -> [Ping; N] {
+    std::array::from_fn(|i| {
+        let request = got
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("ping {} of {N} never came", i + 1));
+        let target = request
+            .lines()
+            .next()
+            .and_then(|l| l.split(' ').nth(1))
+            .unwrap_or_default()
+            .to_owned();
+        let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+        let rid = query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("rid="))
+            .unwrap_or_default()
+            .to_owned();
+        let body = request
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        Ping {
+            path: path.to_owned(),
+            rid,
+            body,
+        }
+    })
 }

@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
 use super::lease::Lease;
-use super::{CHANNEL_DEPTH, PROGRESS_EVERY, Repository};
+use super::{CHANNEL_DEPTH, INPUT_DEPTH, PROGRESS_EVERY, Repository};
 use crate::codec::{self, Compression, EncodeMsg, OuterStage};
 use crate::crypto::Encryption;
 use crate::dump::{DumpError, DumpErrorKind, DumpStream, Dumper, PreparedDump};
@@ -388,7 +388,7 @@ async fn pump(
     outer: Option<OuterStage>,
     progress: &dyn Progress,
 ) -> Result<Sizes, Error> {
-    let (in_tx, in_rx) = mpsc::channel::<EncodeMsg>(CHANNEL_DEPTH);
+    let (in_tx, in_rx) = mpsc::channel::<EncodeMsg>(INPUT_DEPTH);
     let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(CHANNEL_DEPTH);
     let encoder = codec::spawn_encoder(compression, outer, in_rx, out_tx);
     // Stored bytes written so far, for the progress events of the producing side.

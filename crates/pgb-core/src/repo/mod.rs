@@ -28,9 +28,12 @@ use crate::layout;
 use crate::storage::{Storage, StorageExt, WriteOptions};
 
 /// Progress events are emitted every this many bytes.
-const PROGRESS_EVERY: u64 = 64 << 20;
+const PROGRESS_EVERY: u64 = 4 << 20;
 /// Depth of the bounded channels between the pipeline's stages.
 const CHANNEL_DEPTH: usize = 4;
+/// Depth of the queue from pg_dump into the encoder: deep enough to absorb pg_dump's bursts
+/// (fast COPY, then pauses between tables) while memory stays bounded (at most 1 MiB a chunk).
+const INPUT_DEPTH: usize = 8;
 
 /// A backup repository on some [`Storage`]: the layout and the commit protocol.
 #[derive(Debug, Clone)]

@@ -49,7 +49,8 @@ impl Repository {
         let a = self.dump_artifact(m)?;
         let key = self.check_present(m, a).await?;
         self.check_keys(m, &key).await?;
-        if opts.verify_first {
+        let archive = ArchiveInfo::new(m.format, m.pg_dump_major);
+        if opts.verify_first && !restorer.applies_only_verified(&archive, opts) {
             // A corrupted backup is caught before any database is touched.
             let got = tokio::select! {
                 got = self.hash_object(&key) => got?,
@@ -66,7 +67,6 @@ impl Repository {
                 });
             }
         }
-        let archive = ArchiveInfo::new(m.format, m.pg_dump_major);
         // A `begin` dropped half-way rolls back by the Restorer contract.
         let mut sink = tokio::select! {
             sink = restorer.begin(&archive, opts) => sink?,
