@@ -41,9 +41,10 @@ async fn backup(a: BackupArgs, ctx: &Ctx<'_>) -> Result<(String, String, u64), F
     let repo = resolve::repository(&a.repo, ctx.env)?;
     let out = Output::json(a.json);
     let progress = render::Reporter::backup(&ctx.progress, &repo);
-    let report = repo
-        .backup_report_until(&plan.dumper, &plan.options, &progress, ctx.cancelled())
-        .await;
+    // Boxed: the backup's future is large, and every command's future would carry it.
+    let report =
+        Box::pin(repo.backup_report_until(&plan.dumper, &plan.options, &progress, ctx.cancelled()))
+            .await;
     progress.finish(report.as_ref().ok().map(|r| r.manifest.plain_size()));
     let report = report?;
     let manifest = &report.manifest;
