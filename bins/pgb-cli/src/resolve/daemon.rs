@@ -31,17 +31,6 @@ pub(crate) fn listen(flag: Option<&str>) -> Result<Option<std::net::SocketAddr>,
     .transpose()
 }
 
-/// The database a job backs up, by name: from its URL, else `PGDATABASE`; `None` when
-/// neither names one (then the job's metrics cover every set of its repository).
-fn database_name(job: &ResolvedJob, env: Env<'_>) -> Option<String> {
-    let from_url = job
-        .database
-        .as_deref()
-        .and_then(|u| pgb::postgres::ConnConfig::parse(u).ok())
-        .and_then(|c| c.dbname().map(str::to_owned));
-    from_url.or_else(|| super::var(env, "PGDATABASE"))
-}
-
 /// The check a job's metrics come from, and the job's repository: `pgb check --job NAME`'s
 /// options (the job's `[check]` thresholds, its schedule's maximum age unless `max_age` is
 /// set, its authentication key), restricted to the job's database.
@@ -54,7 +43,7 @@ pub(crate) fn check_source(
     args.fill(job, &job_env)?;
     let repo = super::repository(&args.repo, &job_env)?;
     let mut o = super::check(&args, &job_env)?;
-    if let Some(db) = database_name(job, env) {
+    if let Some(db) = super::job::database_name(job, env) {
         o = o.with_database(db);
     }
     Ok((repo, o))
@@ -219,7 +208,10 @@ mod tests {
             &format!("[jobs.shop]\nrepository = \"{dir}\"\n"),
             &[("PGDATABASE", "orders")],
         );
-        assert_eq!(database_name(&j, &env).as_deref(), Some("orders"));
+        assert_eq!(
+            crate::resolve::job::database_name(&j, &env).as_deref(),
+            Some("orders")
+        );
         let (_repo, o) = check_source(&j, &env).unwrap();
         assert_eq!(o.max_age, None, "no schedule, no max_age");
     }

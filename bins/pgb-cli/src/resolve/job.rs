@@ -138,10 +138,14 @@ fn require_backup_keys(job: &ResolvedJob, env: Env<'_>) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The database name of the job's `database` URL.
-fn database_name(job: &ResolvedJob) -> Option<String> {
-    let url = job.database.as_deref()?;
-    ConnConfig::parse(url).ok()?.dbname().map(str::to_owned)
+/// The job's database name: from its `database` URL, else libpq's `PGDATABASE`.
+pub(crate) fn database_name(job: &ResolvedJob, env: Env<'_>) -> Option<String> {
+    let from_url = job
+        .database
+        .as_deref()
+        .and_then(|u| ConnConfig::parse(u).ok())
+        .and_then(|c| c.dbname().map(str::to_owned));
+    from_url.or_else(|| var(env, "PGDATABASE"))
 }
 
 /// A duration in the grammar of the duration flags.
@@ -222,10 +226,10 @@ impl FromJob for BackupArgs {
 
 impl FromJob for ListArgs {
     job_args!();
-    fn fill(&mut self, job: &ResolvedJob, _env: Env<'_>) -> Result<(), Failure> {
+    fn fill(&mut self, job: &ResolvedJob, env: Env<'_>) -> Result<(), Failure> {
         fill_repo(&mut self.repo, job);
         if self.database.is_none() {
-            self.database = database_name(job);
+            self.database = database_name(job, env);
         }
         Ok(())
     }
@@ -233,11 +237,11 @@ impl FromJob for ListArgs {
 
 impl FromJob for VerifyArgs {
     job_args!();
-    fn fill(&mut self, job: &ResolvedJob, _env: Env<'_>) -> Result<(), Failure> {
+    fn fill(&mut self, job: &ResolvedJob, env: Env<'_>) -> Result<(), Failure> {
         fill_repo(&mut self.repo, job);
         fill_keys(&mut self.keys, job);
         if self.from_database.is_none() && !self.all {
-            self.from_database = database_name(job);
+            self.from_database = database_name(job, env);
         }
         Ok(())
     }
@@ -245,11 +249,11 @@ impl FromJob for VerifyArgs {
 
 impl FromJob for RestoreArgs {
     job_args!();
-    fn fill(&mut self, job: &ResolvedJob, _env: Env<'_>) -> Result<(), Failure> {
+    fn fill(&mut self, job: &ResolvedJob, env: Env<'_>) -> Result<(), Failure> {
         fill_repo(&mut self.repo, job);
         fill_keys(&mut self.keys, job);
         if self.from_database.is_none() {
-            self.from_database = database_name(job);
+            self.from_database = database_name(job, env);
         }
         Ok(())
     }
@@ -274,11 +278,11 @@ impl FromJob for GcArgs {
 
 impl FromJob for DrillArgs {
     job_args!();
-    fn fill(&mut self, job: &ResolvedJob, _env: Env<'_>) -> Result<(), Failure> {
+    fn fill(&mut self, job: &ResolvedJob, env: Env<'_>) -> Result<(), Failure> {
         fill_repo(&mut self.repo, job);
         fill_keys(&mut self.keys, job);
         if self.from_database.is_none() {
-            self.from_database = database_name(job);
+            self.from_database = database_name(job, env);
         }
         let Some(d) = &job.drill else { return Ok(()) };
         if self.target.is_none() {
@@ -307,8 +311,11 @@ impl FromJob for DrillArgs {
 
 impl FromJob for CheckArgs {
     job_args!();
-    fn fill(&mut self, job: &ResolvedJob, _env: Env<'_>) -> Result<(), Failure> {
+    fn fill(&mut self, job: &ResolvedJob, env: Env<'_>) -> Result<(), Failure> {
         fill_repo(&mut self.repo, job);
+        if self.database.is_none() {
+            self.database = database_name(job, env);
+        }
         let c = job.check.as_ref();
         if self.max_age.is_none() {
             // One period of the schedule plus a grace (26 h for a daily job) unless set.
