@@ -73,7 +73,7 @@ run_once() {
     t0=$(now)
     "$pgb" "${args[@]}" 2>"$state/err" >/dev/null || { cat "$state/err" >&2; exit 1; }
     t1=$(now)
-    echo "$n $step $(echo "$t1 - $t0" | bc) $(grep -c 'retrying storage request' "$state/err" || true) $(grep -c 'resuming with a range request' "$state/err" || true)" >>"$state/results"
+    echo "$n $step $(echo "$t1 - $t0" | bc) $(grep -c 'retrying storage request' "$state/err" || true) $(grep -c 'resuming with a range request' "$state/err" || true) $run" >>"$state/results"
   done
   exec 3>&-
   wait "$pid" || true
@@ -100,6 +100,13 @@ for step in backup verify restore; do
   done
   printf '%-8s %22s %22s\n' "$step" "${cols[0]}" "${cols[1]}"
 done
+cols=()
+for n in 0 "$one_in"; do
+  t=$(awk -v n="$n" '$1 == n {s[$6] += $3} END {for (r in s) print s[r]}' "$state/results" | median)
+  r=$(awk -v n="$n" '$1 == n {r += $4; m += $5} END {print r "/" m}' "$state/results")
+  cols+=("$(printf '%.2f s (%s)' "$t" "$r")")
+done
+printf '%-8s %22s %22s\n' "all 3" "${cols[0]}" "${cols[1]}"
 echo
 echo "faults applied by the proxy, per run:"
 cat "$state/faults"

@@ -13,19 +13,26 @@ mod failpoint;
 mod render;
 mod resolve;
 
+use std::collections::HashMap;
 use std::io::IsTerminal;
+use std::sync::Arc;
 
 use clap::Parser;
 
 use crate::args::{Cli, GlobalArgs, LogFormat};
-use crate::resolve::Env;
+use crate::resolve::{Env, SharedEnv};
 
-/// The only place the process environment is read; everything below gets this lookup.
-fn process_env(name: &str) -> Option<String> {
-    std::env::var(name).ok()
+/// The only place the process environment is read: a snapshot taken once at start, which
+/// everything below (the daemon's job runs included) looks variables up in. Variables whose
+/// name or value is not UTF-8 are left out, as `std::env::var` would not return them.
+fn process_env() -> SharedEnv {
+    let vars: HashMap<String, String> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect();
+    Arc::new(vars)
 }
 
-fn init_logging(g: &GlobalArgs, env: Env<'_>) {
+fn init_logging(g: &GlobalArgs, env: Env<'_>, progress: render::ProgressMode) {
     use tracing_subscriber::EnvFilter;
     use tracing_subscriber::fmt::writer::MakeWriterExt as _;
     let default = match (g.quiet, g.verbose) {
@@ -40,8 +47,14 @@ fn init_logging(g: &GlobalArgs, env: Env<'_>) {
         .get("RUST_LOG")
         .and_then(|v| EnvFilter::try_new(v).ok())
         .unwrap_or_else(|| {
+            // Progress log lines (`--progress log`) show without -v.
+            let progress = if progress == render::ProgressMode::Log {
+                format!(",{}=info", render::LOG_TARGET)
+            } else {
+                String::new()
+            };
             EnvFilter::new(format!(
-                "{default},opendal={}",
+                "{default},opendal={}{progress}",
                 if g.verbose >= 3 { "debug" } else { "warn" }
             ))
         });
@@ -57,7 +70,7 @@ fn init_logging(g: &GlobalArgs, env: Env<'_>) {
 }
 
 /// Runs `cli` on a fresh runtime with SIGINT/SIGTERM handlers; the exit code.
-fn run(cli: Cli, env: Env<'_>) -> i32 {
+fn run(cli: Cli, env: &SharedEnv, progress: render::ProgressConfig) -> i32 {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -85,7 +98,13 @@ fn run(cli: Cli, env: Env<'_>) -> i32 {
             };
             let _ = tx.send(Some(code));
         });
-        match cmd::run(cli.command, &cmd::Ctx::new(env, rx)).await {
+        // Boxed: the command futures hold whole backup and restore pipelines.
+        match Box::pin(cmd::run(
+            cli.command,
+            &cmd::Ctx::new(env, rx).with_progress(progress),
+        ))
+        .await
+        {
             Ok(()) => exit::OK,
             Err(f) => {
                 if !f.message.is_empty() {
@@ -102,9 +121,22 @@ fn run(cli: Cli, env: Env<'_>) -> i32 {
 
 fn main() {
     let cli = Cli::parse();
-    let env: Env<'_> = &process_env;
-    init_logging(&cli.global, env);
+    let env = process_env();
+    let g = &cli.global;
+    let progress = match render::progress_config(
+        g.progress,
+        g.quiet,
+        &*env,
+        std::io::stderr().is_terminal(),
+    ) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("pgb: error: {e}");
+            std::process::exit(exit::USAGE);
+        }
+    };
+    init_logging(g, &*env, progress.mode);
     #[cfg(feature = "test-support")]
     failpoint::arm(env.get("PGB_TEST_FAILPOINT"));
-    std::process::exit(run(cli, env));
+    std::process::exit(run(cli, &env, progress));
 }

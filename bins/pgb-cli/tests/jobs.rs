@@ -279,8 +279,8 @@ fn a_second_concurrent_run_of_a_job_exits_8_naming_the_holder() {
     assert_eq!(common::ids(&repo).len(), 1);
 }
 
-/// The status code of `GET path` on `addr`.
-fn http_status(addr: &str, path: &str) -> u16 {
+/// The status code and body of `GET path` on `addr`.
+fn http_get(addr: &str, path: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).expect("connect to the daemon");
     write!(
@@ -290,7 +290,21 @@ fn http_status(addr: &str, path: &str) -> u16 {
     .unwrap();
     let mut text = String::new();
     s.read_to_string(&mut text).unwrap();
-    text.split_whitespace().nth(1).unwrap().parse().unwrap()
+    let status = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, body.to_owned())
+}
+
+/// The status code of `GET path` on `addr`.
+fn http_status(addr: &str, path: &str) -> u16 {
+    http_get(addr, path).0
+}
+
+/// The value of the series `name{labels}` whose labels contain `label`, in a Prometheus text.
+fn sample(text: &str, name: &str, label: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) && l.contains(label))
+        .find_map(|l| l.rsplit_once(' ')?.1.parse().ok())
 }
 
 #[test]
@@ -323,6 +337,16 @@ fn daemon_once_with_catch_up_runs_a_missed_slot_once() {
     );
 }
 
+/// A child killed when the test ends, also when it fails before stopping it.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn daemon_runs_a_scheduled_backup_serves_health_and_stops_on_sigterm() {
     let Some(pg) = common::pg() else { return };
@@ -338,10 +362,12 @@ fn daemon_runs_a_scheduled_backup_serves_health_and_stops_on_sigterm() {
         &repo,
         "schedule = \"* * * * *\"\n[jobs.nightly.check]\nmax_age = \"1s\"",
     );
-    let mut daemon = common::pgb_cmd(&["daemon", "--listen", &addr, "--config", &path])
-        .env("PGB_PG_BIN_DIR", &pg.bin)
-        .spawn()
-        .unwrap();
+    let mut daemon = KillOnDrop(
+        common::pgb_cmd(&["daemon", "--listen", &addr, "--config", &path])
+            .env("PGB_PG_BIN_DIR", &pg.bin)
+            .spawn()
+            .unwrap(),
+    );
     let start = std::time::Instant::now();
     while common::ids(&repo).is_empty() {
         assert!(
@@ -352,9 +378,61 @@ fn daemon_runs_a_scheduled_backup_serves_health_and_stops_on_sigterm() {
     }
     std::thread::sleep(std::time::Duration::from_secs(2));
     assert_eq!(http_status(&addr, "/healthz"), 503, "the job is stale");
-    assert_eq!(http_status(&addr, "/metrics"), 200);
-    common::kill(daemon.id(), libc::SIGTERM);
-    let status = daemon.wait().unwrap();
+    // /metrics serves `pgb check --textfile`'s metrics, per job, refreshed after the run.
+    let manifest = common::list_json(&repo).remove(0);
+    let job = "job=\"nightly\"";
+    let metrics = loop {
+        let (status, body) = http_get(&addr, "/metrics");
+        assert_eq!(status, 200);
+        if body.contains("pgb_backup_last_success_timestamp_seconds{") {
+            break body;
+        }
+        assert!(
+            start.elapsed().as_secs() < 90,
+            "metrics of the backup: {body}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    };
+    let database = format!("database=\"{}\"", db.name);
+    let finished = sample(&metrics, "pgb_backup_last_success_timestamp_seconds", job).unwrap();
+    assert!(
+        metrics.lines().any(
+            |l| l.starts_with("pgb_backup_last_success_timestamp_seconds{")
+                && l.contains(job)
+                && l.contains(&database)
+        ),
+        "{metrics}"
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(
+        now - finished < 120.0,
+        "{finished} is the new backup: {metrics}"
+    );
+    assert!(sample(&metrics, "pgb_backup_last_duration_seconds", job).is_some());
+    let size = sample(&metrics, "pgb_backup_last_size_bytes", job).unwrap();
+    let stored: u64 = manifest["artifacts"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|x| x["stored_size"].as_u64().unwrap_or(0))
+                .sum()
+        })
+        .or_else(|| manifest["stored_size"].as_u64())
+        .unwrap();
+    assert!(size > 0.0, "{metrics}");
+    assert_eq!(size as u64, stored, "{metrics}");
+    assert_eq!(
+        sample(&metrics, "pgb_backup_max_age_seconds", job),
+        Some(1.0)
+    );
+    // Checked right after the run, when the backup was younger than the 1 s limit or not.
+    let status = sample(&metrics, "pgb_check_status", job).unwrap();
+    assert!(status == 0.0 || status == 2.0, "{metrics}");
+    common::kill(daemon.0.id(), libc::SIGTERM);
+    let status = daemon.0.wait().unwrap();
     assert_eq!(status.code(), Some(0), "a clean stop exits 0");
 }
 

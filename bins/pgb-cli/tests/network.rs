@@ -162,10 +162,15 @@ impl Target {
     }
 
     fn backup(&self, pg: &Pg, db: &str, extra: &[(&str, &str)]) -> Output {
-        self.pgb(
-            &["backup", "-v", "--repo", &self.repo, "--db", &pg.url(db)],
-            extra,
-        )
+        self.backup_with(pg, db, &[], extra)
+    }
+
+    /// A backup with extra flags and environment.
+    fn backup_with(&self, pg: &Pg, db: &str, flags: &[&str], extra: &[(&str, &str)]) -> Output {
+        let url = pg.url(db);
+        let mut args = vec!["backup", "-v", "--repo", &self.repo, "--db", &url];
+        args.extend_from_slice(flags);
+        self.pgb(&args, extra)
     }
 
     /// Objects under `backups/` straight from the emulator: (manifests, other objects).
@@ -297,37 +302,67 @@ fn range_start(range: &str) -> Option<u64> {
 fn transient_faults(kind: Kind) {
     let Some(pg) = pg() else { return };
     let Some(t) = target(kind) else { return };
-    // About 15 MB of dump: several parts, chunks or blocks.
-    let db = pg.sample_db("pgbnet", 250_000, RowText::Random);
+    // About 7 MB stored (several 5 MiB S3 parts); on GCS about 15 MB, two 8 MiB chunks of one
+    // resumable upload.
+    let rows = match t.kind {
+        Kind::Gcs => 600_000,
+        _ => 250_000,
+    };
+    let db = pg.sample_db("pgbnet", rows, RowText::Random);
     let p = &t.proxy;
-    // Known limit (OpenDAL 0.59): a retried GCS resumable-upload chunk fails with "writer got
-    // too much data" (the backup fails cleanly, upload cancelled, nothing committed). So on GCS
-    // the chunk PUTs of a session are left alone; its other requests are faulted.
+    // GCS: the request that finishes a resumable upload (its Content-Range names the total;
+    // also the status query `bytes */N` a retry sends) is left alone on the emulator.
+    // fake-gcs-server departs from GCS's resumable protocol there: it finalizes the object
+    // with what it holds when asked for the upload's status (real GCS answers 308 with the
+    // persisted range, and OpenDAL then re-sends the last chunk). Every other request of a
+    // session, the chunk PUTs included, is faulted like S3 parts and Azure blocks.
+    let gcs_final = Match::method("PUT")
+        .target_contains("upload_id=")
+        .header_lacks("content-range", "/*");
     let eligible = match t.kind {
-        Kind::Gcs => Match::any().target_lacks("upload_id="),
+        Kind::Gcs => Match::any().except(gcs_final),
         _ => Match::any(),
     };
-    if !matches!(t.kind, Kind::Gcs) {
-        p.add_rule(Rule::new(Match::method("PUT"), Fault::Status(503)).first(1));
-    }
+    let first_put = match t.kind {
+        // A chunk of the data object that is not the last one.
+        Kind::Gcs => Match::method("PUT")
+            .target_contains("data.")
+            .header_contains("content-range", "/*"),
+        _ => Match::method("PUT"),
+    };
+    p.add_rule(Rule::new(first_put, Fault::Status(503)).first(1));
     p.add_rule(Rule::new(Match::method("POST"), Fault::Status(500)).first(1));
     p.add_rule(Rule::new(Match::method("HEAD"), Fault::Stall(Duration::from_secs(5))).first(1));
     p.add_rule(Rule::new(Match::method("GET"), Fault::ResetBeforeForward).first(1));
     p.add_rule(Rule::new(Match::method("DELETE"), Fault::Status(503)).first(1));
     p.set_random(Some(RandomFaults::transient(10, 0x5eed).only(eligible)));
 
-    let out = t.backup(&pg, &db.name, &[]);
-    ok(&out, "backup under faults");
+    let out = t.backup_with(&pg, &db.name, &["--json"], &[]);
+    let report: serde_json::Value =
+        serde_json::from_str(&ok(&out, "backup under faults")).expect("backup --json");
     let retries = stderr(&out).matches("retrying storage request").count();
     assert!(retries >= 2, "retries are logged at -v: {}", stderr(&out));
+    // The report counts exactly the retries the log shows.
+    assert_eq!(
+        report["storage"]["retries"].as_u64(),
+        Some(retries as u64),
+        "{report}"
+    );
     let listed = t.listed();
     assert_eq!(listed.len(), 1, "{listed:?}");
     let id = listed[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(report["id"].as_str(), Some(id.as_str()), "{report}");
 
-    ok(
-        &t.pgb(&["verify", "--repo", &t.repo, &id], &[]),
-        "verify under faults",
-    );
+    // The verify's report counts the retries of the verify itself (reading the manifest to
+    // resolve the id comes before it).
+    let out = t.pgb(&["verify", "-v", "--json", "--repo", &t.repo, &id], &[]);
+    let outcome: serde_json::Value =
+        serde_json::from_str(&ok(&out, "verify under faults")).expect("verify --json");
+    let logged = stderr(&out).matches("retrying storage request").count() as u64;
+    let counted = outcome["storage"]["retries"]
+        .as_u64()
+        .expect("storage in the report");
+    assert!(counted <= logged, "{outcome}");
 
     // The restore's download is cut at half its length: it resumes, pg_restore runs once.
     let dir = tempfile::tempdir().unwrap();
@@ -353,7 +388,10 @@ fn transient_faults(kind: Kind) {
         ],
         &[("PGB_PG_BIN_DIR", &bins)],
     );
-    ok(&out, "restore under faults");
+    let text = ok(&out, "restore under faults");
+    // In text, what the network needed shows after the summary (the cut download was
+    // continued by a retried range read, or by a resume).
+    assert!(text.contains("\nstorage: "), "{text}");
     assert_eq!(pg.fingerprint(&target_db), pg.fingerprint(&db.name));
     assert_eq!(restore_runs(dir.path()), 1, "one database restore");
     let log = p.log();
@@ -380,7 +418,7 @@ fn transient_faults(kind: Kind) {
     let faulted = p.faulted();
     // GCS reads metadata with GET (JSON API), not HEAD.
     let kinds: &[&str] = match t.kind {
-        Kind::Gcs => &["POST", "GET"],
+        Kind::Gcs => &["PUT", "POST", "GET"],
         Kind::S3 => &["PUT", "POST", "GET", "HEAD"],
         Kind::Azure => &["PUT", "GET", "HEAD"],
     };
@@ -400,12 +438,19 @@ fn transient_faults(kind: Kind) {
 
 /// A fault that retrying cannot cure: the backup fails with one line naming the cause, the
 /// documented exit code, and nothing committed (no manifest, no data object left visible).
-fn permanent_fault(kind: Kind, rule: Rule, extra: &[(&str, &str)], code: i32, says: &str) {
+fn permanent_fault(
+    kind: Kind,
+    rule: Rule,
+    flags: &[&str],
+    env: &[(&str, &str)],
+    code: i32,
+    says: &str,
+) {
     let Some(pg) = pg() else { return };
     let Some(t) = target(kind) else { return };
     let db = pg.sample_db("pgbnet", 2_000, RowText::Plain);
     t.proxy.add_rule(rule);
-    let out = t.backup(&pg, &db.name, extra);
+    let out = t.backup_with(&pg, &db.name, flags, env);
     assert_eq!(out.status.code(), Some(code), "{}", stderr(&out));
     let line = one_line_error(&out);
     assert!(line.contains(says), "{line}");
@@ -425,6 +470,7 @@ fn forbidden(kind: Kind) {
         kind,
         Rule::new(Match::method("PUT"), Fault::Status(403)),
         &[],
+        &[],
         3,
         "access denied",
     );
@@ -439,20 +485,20 @@ fn missing_bucket(kind: Kind) {
         kind,
         Rule::new(Match::any(), Fault::Status(404)),
         &[],
+        &[],
         3,
         says,
     );
 }
 
-/// A store that keeps answering 503: many retries allowed, but the budget ends it.
+/// A store that keeps answering 503: many retries allowed, but the budget ends it. The
+/// settings come from the flags, which beat `PGB_STORAGE_RETRY_BUDGET_SECS`.
 fn budget_exhausted(kind: Kind) {
     permanent_fault(
         kind,
         Rule::new(Match::method("PUT"), Fault::Status(503)),
-        &[
-            ("PGB_STORAGE_RETRIES", "1000"),
-            ("PGB_STORAGE_RETRY_BUDGET_SECS", "3"),
-        ],
+        &["--retries", "1000", "--retry-budget", "3s"],
+        &[("PGB_STORAGE_RETRY_BUDGET_SECS", "120")],
         3,
         "retry budget of 3 s exhausted",
     );
@@ -597,4 +643,43 @@ fn s3_completion_answered_200_with_an_error_document_fails_cleanly() {
 #[test]
 fn s3_completion_answered_200_with_an_empty_body_fails_cleanly() {
     completion_lies(Fault::OkEmpty);
+}
+
+/// The retry settings of a job in the config file reach the storage: `pgb backup --job`
+/// against a store that keeps answering 503 ends at the job's budget (1000 retries would
+/// otherwise take hours). The environment would beat the file, the flags both.
+#[test]
+fn s3_retry_budget_from_the_config_file() {
+    let Some(pg) = pg() else { return };
+    let Some(t) = target(Kind::S3) else { return };
+    let db = pg.sample_db("pgbnet", 2_000, RowText::Plain);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pgb.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[jobs.shop]\nrepository = \"{}\"\ndatabase = \"{}\"\nstorage_retries = 1000\n\
+             storage_retry_budget_secs = 3\n",
+            t.repo,
+            pg.url(&db.name)
+        ),
+    )
+    .unwrap();
+    t.proxy
+        .add_rule(Rule::new(Match::method("PUT"), Fault::Status(503)));
+    let out = t.pgb(
+        &[
+            "backup",
+            "--job",
+            "shop",
+            "--config",
+            file.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let line = one_line_error(&out);
+    assert!(line.contains("retry budget of 3 s exhausted"), "{line}");
+    t.proxy.clear_faults();
+    assert!(t.listed().is_empty());
 }

@@ -286,6 +286,20 @@ pub struct NotifyConfig {
     pub events: Vec<String>,
 }
 
+/// Retries and time limits of object-store requests, when the job sets them (else the
+/// storage's own defaults apply).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct StorageNetwork {
+    /// Retries of one request after its first attempt.
+    pub retries: Option<u32>,
+    /// Total time one storage call may take, retries included.
+    pub retry_budget: Option<Duration>,
+    /// Time limit of one request attempt.
+    pub request_timeout: Option<Duration>,
+    /// Time limit of one I/O step.
+    pub io_timeout: Option<Duration>,
+}
+
 /// A job with every layer applied and every value checked.
 #[derive(Debug, Clone)]
 pub struct ResolvedJob {
@@ -319,6 +333,8 @@ pub struct ResolvedJob {
     pub verify_after_backup: bool,
     /// Hooks.
     pub hooks: Hooks,
+    /// Object-store retries and time limits.
+    pub storage: StorageNetwork,
     /// Drill settings, when `[drill]` has any key.
     pub drill: Option<DrillConfig>,
     /// Check settings, when `[check]` has any key.
@@ -646,6 +662,19 @@ fn validate(
         timeout: dur("hook_timeout", &s.hook_timeout)?.unwrap_or(Duration::from_secs(600)),
     };
 
+    let seconds = |key: &str, v: Option<u64>| -> Result<Option<Duration>, ConfigError> {
+        match v {
+            Some(0) => Err(err(key, "must be at least 1 (seconds)".into())),
+            v => Ok(v.map(Duration::from_secs)),
+        }
+    };
+    let storage = StorageNetwork {
+        retries: s.storage_retries,
+        retry_budget: seconds("storage_retry_budget_secs", s.storage_retry_budget_secs)?,
+        request_timeout: seconds("storage_timeout_secs", s.storage_timeout_secs)?,
+        io_timeout: seconds("storage_io_timeout_secs", s.storage_io_timeout_secs)?,
+    };
+
     let drill = match &s.drill {
         Some(d) => {
             pg_url("drill.target", &d.target)?;
@@ -732,6 +761,7 @@ fn validate(
         catch_up: s.catch_up.unwrap_or(false),
         verify_after_backup: s.verify_after_backup.unwrap_or(false),
         hooks,
+        storage,
         drill,
         check,
         notify,

@@ -181,6 +181,19 @@ pub struct JobSettings {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hook_timeout: Option<String>,
 
+    /// Retries of one object-store request after its first attempt (0: none; default 4).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage_retries: Option<u32>,
+    /// The longest one object-store call may take, retries included, in seconds (default 300).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage_retry_budget_secs: Option<u64>,
+    /// Time limit of one attempt of a request without a body, in seconds (default 60).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage_timeout_secs: Option<u64>,
+    /// Time limit of one I/O step (one part, one download chunk), in seconds (default 120).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage_io_timeout_secs: Option<u64>,
+
     /// Restore drills (`[jobs.NAME.drill]`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drill: Option<DrillSettings>,
@@ -299,6 +312,10 @@ pub const KEYS: &[&str] = &[
     "on_error",
     "post_restore",
     "hook_timeout",
+    "storage_retries",
+    "storage_retry_budget_secs",
+    "storage_timeout_secs",
+    "storage_io_timeout_secs",
     "drill.target",
     "drill.smoke",
     "drill.max_rto",

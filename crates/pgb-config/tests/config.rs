@@ -345,3 +345,53 @@ fn the_report_redacts_url_passwords_from_flags() {
     assert!(!json.contains("hunter2"), "{json}");
     assert!(json.contains("postgres://u:***@db/shop"), "{json}");
 }
+
+/// The object-store retry budget and timeouts: file < `PGB_STORAGE_*` (the same variables the
+/// storage reads) < flags, with provenance; bad values name the file and line.
+#[test]
+fn storage_retries_and_timeouts_layer_and_validate() {
+    let text = "[defaults]\nrepository = \"s3://b/p\"\nstorage_retries = 8\n\n[jobs.shop]\n\
+                storage_retry_budget_secs = 600\nstorage_timeout_secs = 20\n";
+    let job = resolve(text, "shop", &[("PGB_STORAGE_TIMEOUT_SECS", "30")]).unwrap();
+    let s = job.storage;
+    assert_eq!(s.retries, Some(8));
+    assert_eq!(s.retry_budget.map(|d| d.as_secs()), Some(600));
+    assert_eq!(s.request_timeout.map(|d| d.as_secs()), Some(30));
+    assert_eq!(s.io_timeout, None, "unset: the storage's default applies");
+    let p = &job.provenance;
+    assert_eq!(p["storage_retries"].to_string(), "pgb.toml:3");
+    assert_eq!(p["storage_retry_budget_secs"].to_string(), "pgb.toml:6");
+    assert_eq!(
+        p["storage_timeout_secs"].to_string(),
+        "env PGB_STORAGE_TIMEOUT_SECS"
+    );
+
+    let cfg = LoadedConfig::parse(text, Path::new("pgb.toml")).unwrap();
+    let none = |_: &str| None;
+    let env = Environment {
+        var: &none,
+        is_executable: &|_| false,
+    };
+    let flags = JobSettings {
+        storage_retries: Some(0),
+        ..JobSettings::default()
+    };
+    let job = cfg.resolve("shop", &env, &flags).unwrap();
+    assert_eq!(job.storage.retries, Some(0));
+    assert_eq!(job.provenance["storage_retries"], Source::Flag);
+
+    let e = resolve(
+        "[jobs.shop]\nrepository = \"/x\"\nstorage_io_timeout_secs = 0\n",
+        "shop",
+        &[],
+    )
+    .unwrap_err();
+    assert_eq!(e.key.as_deref(), Some("storage_io_timeout_secs"));
+    assert_eq!(line(&e), Some(3));
+    assert!(e.to_string().contains("at least 1"), "{e}");
+    let e = parse_err("[jobs.shop]\nrepository = \"/x\"\nstorage_retry_budget_secs = \"5m\"\n");
+    assert_eq!(e.key.as_deref(), Some("storage_retry_budget_secs"));
+    assert_eq!(line(&e), Some(3));
+    let e = resolve(BASE, "shop", &[("PGB_STORAGE_RETRIES", "many")]).unwrap_err();
+    assert_eq!(e.origin, Origin::Env("PGB_STORAGE_RETRIES".into()));
+}

@@ -15,7 +15,7 @@ pub enum Event {
     },
     /// The first bytes of the dump were read: the data object is being written.
     DataStreaming,
-    /// Bytes moved so far (emitted about every 64 MiB of plaintext).
+    /// Bytes moved so far (emitted about every 4 MiB of plaintext).
     Progress {
         /// Uncompressed bytes read from the dump, or produced by decompression.
         plain_bytes: u64,

@@ -77,8 +77,9 @@ pub use manifest::{
 };
 pub use memory::MemoryStorage;
 pub use repo::{
-    BackupOptions, ClusterBackup, InvalidBackup, Leftover, Listing, PruneAction, PruneDecision,
-    PruneOptions, PruneReport, PruneSet, Repository, VerifyAllReport, VerifyOutcome, VerifyReport,
+    BackupOptions, BackupReport, ClusterBackup, InvalidBackup, Leftover, Listing, PruneAction,
+    PruneDecision, PruneOptions, PruneReport, PruneSet, Repository, VerifyAllReport, VerifyOutcome,
+    VerifyReport,
 };
 pub use storage::{
     ByteStream, Capabilities, ObjectMeta, ObjectWriter, Storage, StorageError, StorageErrorKind,

@@ -76,7 +76,7 @@ async fn every_database_and_the_globals_commit_as_one_backup_that_verifies() {
         )
         .await
         .expect("backup");
-    let m = &done.manifest;
+    let m = &done.backup.manifest;
     assert!(m.is_cluster());
     assert_eq!(m.database, "*");
     assert!(m.set.ends_with("/*"), "{}", m.set);
@@ -183,7 +183,7 @@ async fn a_database_gone_since_the_previous_backup_is_reported() {
     // Single-database restore of a cluster backup must name a database.
     let err = repo
         .restore(
-            &second.manifest,
+            &second.backup.manifest,
             &pgb_testkit::RecordingRestorer::new(),
             &pgb_core::RestoreOptions::new(),
             &NoProgress,

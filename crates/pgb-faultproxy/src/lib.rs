@@ -121,6 +121,9 @@ pub struct Match {
     contains: Vec<String>,
     lacks: Vec<String>,
     ranged: Option<bool>,
+    header_has: Vec<(String, String)>,
+    header_lacks: Vec<(String, String)>,
+    except: Vec<Match>,
 }
 
 impl Match {
@@ -158,8 +161,38 @@ impl Match {
         self
     }
 
+    /// Also requires a header `name` (case-insensitive) whose value contains `s`.
+    pub fn header_contains(mut self, name: &str, s: &str) -> Self {
+        self.header_has
+            .push((name.to_ascii_lowercase(), s.to_owned()));
+        self
+    }
+
+    /// Also requires that no header `name` (case-insensitive) has a value containing `s`
+    /// (an absent header qualifies).
+    pub fn header_lacks(mut self, name: &str, s: &str) -> Self {
+        self.header_lacks
+            .push((name.to_ascii_lowercase(), s.to_owned()));
+        self
+    }
+
+    /// Also requires that `other` does not match: `Match::any().except(m)` is every request
+    /// but those `m` selects.
+    pub fn except(mut self, other: Match) -> Self {
+        self.except.push(other);
+        self
+    }
+
     fn matches(&self, req: &RequestHead) -> bool {
-        self.method.as_deref().is_none_or(|m| m == req.method)
+        let header_has = |name: &str, s: &str| {
+            req.headers.iter().any(|(n, v)| {
+                n.eq_ignore_ascii_case(name) && String::from_utf8_lossy(v).contains(s)
+            })
+        };
+        self.header_has.iter().all(|(n, s)| header_has(n, s))
+            && !self.header_lacks.iter().any(|(n, s)| header_has(n, s))
+            && !self.except.iter().any(|m| m.matches(req))
+            && self.method.as_deref().is_none_or(|m| m == req.method)
             && self
                 .contains
                 .iter()

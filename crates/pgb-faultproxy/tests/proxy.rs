@@ -261,6 +261,41 @@ async fn rules_fire_on_chosen_occurrences_of_matching_requests_only() {
     assert!(!log[3].forwarded && log[4].forwarded);
 }
 
+/// GCS resumable uploads: chunk PUTs that do not finish the upload say `bytes a-b/*`, the
+/// final one names the total. Header conditions and `except` tell them apart.
+#[tokio::test]
+async fn header_conditions_and_exceptions_select_requests() {
+    let (up, _seen) = upstream().await;
+    let proxy = FaultProxy::start(&up, Store::Gcs).unwrap();
+    let final_chunk = Match::method("PUT")
+        .target_contains("upload_id=")
+        .header_lacks("Content-Range", "/*");
+    proxy.add_rule(Rule::new(
+        Match::any().except(final_chunk),
+        Fault::Status(503),
+    ));
+    let mut statuses = Vec::new();
+    for (t, range) in [
+        ("/u?upload_id=1", "bytes 0-9/*"),
+        ("/u?upload_id=1", "bytes 10-14/15"),
+        ("/u?upload_id=1", "bytes */15"),
+        ("/o/k", ""),
+    ] {
+        let extra = if range.is_empty() {
+            String::new()
+        } else {
+            format!("content-range: {range}\r\n")
+        };
+        statuses.push(
+            send_with(&proxy, "PUT", t, b"", &extra)
+                .await
+                .status()
+                .unwrap(),
+        );
+    }
+    assert_eq!(statuses, [503, 200, 200, 503]);
+}
+
 #[tokio::test]
 async fn reset_before_forwarding_never_reaches_the_store() {
     let (up, seen) = upstream().await;

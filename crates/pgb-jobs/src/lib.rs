@@ -77,6 +77,8 @@ pub struct RunReport {
     pub job: String,
     /// The committed backup.
     pub backup: Option<Manifest>,
+    /// What the network did during the backup: retries, resumed downloads, exhausted budgets.
+    pub storage: Option<pgb::StorageStats>,
     /// The verification right after it.
     pub verify: Option<VerifyReport>,
     /// The prune with the job's retention.
@@ -131,6 +133,7 @@ pub async fn run_job(
     let mut report = RunReport {
         job: run.job.name.clone(),
         backup: None,
+        storage: None,
         verify: None,
         prune: None,
         hooks: Vec::new(),
@@ -254,11 +257,12 @@ async fn steps(
             return Err(RunError::PreBackup(summary));
         }
     }
-    let manifest = run
+    let backup = run
         .repo
-        .backup_until(run.dumper, run.options, run.progress, cancel)
+        .backup_report_until(run.dumper, run.options, run.progress, cancel)
         .await?;
-    let manifest = report.backup.insert(manifest).clone();
+    report.storage = Some(backup.storage);
+    let manifest = report.backup.insert(backup.manifest).clone();
     if run.job.verify_after_backup {
         let verified = run
             .repo

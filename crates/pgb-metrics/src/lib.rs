@@ -80,6 +80,16 @@ fn seconds(ms: u64) -> String {
 /// number of backups, the maximum age applied, the last drill's RTO and RPO and the last
 /// passed drill's time; and the overall check status. `job` labels every series.
 pub fn render_check(report: &CheckReport, job: Option<&str>) -> String {
+    render_checks([(job, report)])
+}
+
+/// Renders several check reports, one per job (as `pgb daemon` serves on `/metrics`), as one
+/// exposition: each metric family appears once, with the series of every job under it.
+/// Series as in [`render_check`]; jobs should check distinct sets (e.g. one database each),
+/// or the same series would appear twice with different `job` labels.
+pub fn render_checks<'a>(
+    reports: impl IntoIterator<Item = (Option<&'a str>, &'a CheckReport)>,
+) -> String {
     let mut last_success = Family::new(
         "pgb_backup_last_success_timestamp_seconds",
         "Unix time the newest complete backup of the set finished.",
@@ -116,29 +126,31 @@ pub fn render_check(report: &CheckReport, job: Option<&str>) -> String {
         "pgb_check_status",
         "Check status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
     );
-    for s in &report.sets {
-        let l = set_labels(&s.set, &s.database, job);
-        if let Some(n) = &s.newest {
-            last_success.push(&l, n.finished_at.unix_timestamp());
-            duration.push(&l, n.duration_s);
-            size.push(&l, n.stored_size);
+    for (job, report) in reports {
+        for s in &report.sets {
+            let l = set_labels(&s.set, &s.database, job);
+            if let Some(n) = &s.newest {
+                last_success.push(&l, n.finished_at.unix_timestamp());
+                duration.push(&l, n.duration_s);
+                size.push(&l, n.stored_size);
+            }
+            count.push(&l, s.backups);
+            if let Some(m) = s.max_age_s {
+                max_age.push(&l, m);
+            }
+            if let Some(d) = &s.last_passed_drill {
+                drill_success.push(&l, d.started_at.unix_timestamp());
+            }
+            if let Some(d) = &s.last_drill {
+                rto.push(&l, seconds(d.rto_ms));
+                rpo.push(&l, d.rpo_s);
+            }
         }
-        count.push(&l, s.backups);
-        if let Some(m) = s.max_age_s {
-            max_age.push(&l, m);
-        }
-        if let Some(d) = &s.last_passed_drill {
-            drill_success.push(&l, d.started_at.unix_timestamp());
-        }
-        if let Some(d) = &s.last_drill {
-            rto.push(&l, seconds(d.rto_ms));
-            rpo.push(&l, d.rpo_s);
-        }
+        status.push(
+            &format!("job=\"{}\"", escape(job.unwrap_or(""))),
+            report.status.code(),
+        );
     }
-    status.push(
-        &format!("job=\"{}\"", escape(job.unwrap_or(""))),
-        report.status.code(),
-    );
     render_families(&[
         last_success,
         duration,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pgb_core::{BackupOptions, NoProgress, Repository};
-use pgb_metrics::{render_check, render_drill, write_textfile};
+use pgb_metrics::{render_check, render_checks, render_drill, write_textfile};
 use pgb_ops::{CheckOptions, DrillReport};
 use pgb_storage_local::FsStorage;
 use pgb_testkit::{FakeDumper, FakeOutcome};
@@ -116,6 +116,45 @@ pgb_check_status{{job=\"nightly \\\"main\\\"\"}} 0
     assert_eq!(names, ["pgb.prom"]);
     // A directory that does not exist is an error, not a panic.
     assert!(write_textfile(&out.path().join("missing"), "pgb.prom", &text).is_err());
+}
+
+#[tokio::test]
+async fn several_jobs_share_one_exposition() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Repository::new(Arc::new(FsStorage::open(dir.path()).unwrap()));
+    let m = repo
+        .backup(
+            &FakeDumper::new(10_000, FakeOutcome::Succeed),
+            &BackupOptions::default(),
+            &NoProgress,
+        )
+        .await
+        .unwrap();
+    let now = OffsetDateTime::now_utc();
+    let ok = pgb_ops::check(&repo, &CheckOptions::new(now)).await;
+    let empty = pgb_ops::check(&repo, &CheckOptions::new(now).with_database("shop")).await;
+    let text = render_checks([(Some("app"), &ok), (Some("shop"), &empty)]);
+    // One HELP/TYPE per family (validate() fails on a TYPE twice), every job's series under it.
+    validate(&text);
+    let l = format!("set=\"{}\",database=\"{}\",job=\"app\"", m.set, m.database);
+    assert!(
+        text.contains(&format!(
+            "pgb_backup_last_size_bytes{{{l}}} {}\n",
+            m.stored_size()
+        )),
+        "{text}"
+    );
+    assert!(text.contains("pgb_check_status{job=\"app\"} 0\n"), "{text}");
+    assert!(
+        text.contains("pgb_check_status{job=\"shop\"} 2\n"),
+        "{text}"
+    );
+    // The job with no backups of its database has only its status.
+    assert_eq!(text.matches("job=\"shop\"").count(), 1, "{text}");
+    assert_eq!(
+        render_checks([(Some("app"), &ok)]),
+        render_check(&ok, Some("app"))
+    );
 }
 
 #[test]

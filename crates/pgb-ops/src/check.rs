@@ -75,6 +75,9 @@ pub struct CheckOptions {
     pub now: OffsetDateTime,
     /// Authenticates drill records (the repository's authentication key).
     pub auth_key: Option<AuthKey>,
+    /// Only the backups of this database (a job's, in a repository several jobs share);
+    /// `None`: every database. A database with no complete backup is CRITICAL.
+    pub database: Option<String>,
 }
 
 impl CheckOptions {
@@ -87,7 +90,14 @@ impl CheckOptions {
             max_drill_age: None,
             now,
             auth_key: None,
+            database: None,
         }
+    }
+
+    /// Checks only the backups of `database`.
+    pub fn with_database(mut self, database: impl Into<String>) -> Self {
+        self.database = Some(database.into());
+        self
     }
 
     /// Sets the maximum age.
@@ -307,14 +317,22 @@ pub async fn check(repo: &Repository, opts: &CheckOptions) -> CheckReport {
             ),
         });
     }
-    if listing.backups.is_empty() {
+    let backups: Vec<&Manifest> = listing
+        .backups
+        .iter()
+        .filter(|m| opts.database.as_ref().is_none_or(|d| &m.database == d))
+        .collect();
+    if backups.is_empty() {
         report.findings.push(Finding {
             status: CheckStatus::Critical,
-            message: "no complete backups in the repository".to_owned(),
+            message: match &opts.database {
+                None => "no complete backups in the repository".to_owned(),
+                Some(d) => format!("no complete backups of database {d} in the repository"),
+            },
         });
     }
     let mut sets: BTreeMap<&str, Vec<&Manifest>> = BTreeMap::new();
-    for m in &listing.backups {
+    for m in backups {
         sets.entry(m.set.as_str()).or_default().push(m);
     }
     for (set, backups) in sets {

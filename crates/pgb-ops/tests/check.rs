@@ -61,6 +61,28 @@ async fn an_empty_repository_is_critical_and_an_unreadable_one_unknown() {
 }
 
 #[tokio::test]
+async fn a_check_of_one_database_sees_only_its_sets() {
+    let (_dir, repo) = repo().await;
+    backup(&repo, 10_000).await;
+    let now = OffsetDateTime::now_utc();
+    let mine = pgb_ops::check(&repo, &CheckOptions::new(now).with_database("fakedb")).await;
+    assert_eq!(mine.status, CheckStatus::Ok, "{mine:?}");
+    assert_eq!(mine.sets.len(), 1);
+    assert_eq!(mine.sets[0].database, "fakedb");
+    // Another job's database in the same repository has no backups: CRITICAL, naming it.
+    let other = pgb_ops::check(&repo, &CheckOptions::new(now).with_database("shop")).await;
+    assert_eq!(other.status, CheckStatus::Critical);
+    assert!(other.sets.is_empty(), "{other:?}");
+    assert!(
+        other
+            .summary()
+            .contains("no complete backups of database shop"),
+        "{}",
+        other.summary()
+    );
+}
+
+#[tokio::test]
 async fn check_goes_critical_when_the_newest_backup_ages_past_max_age() {
     let (_dir, repo) = repo().await;
     let m = backup(&repo, 200_000).await;

@@ -31,7 +31,20 @@
 //! in memory. Resumable uploads work the same on real GCS and on both emulators, which is what
 //! lets the conformance suite test the production code path with objects of several chunks.
 //!
+//! # Retries of an upload
+//!
+//! OpenDAL's resumable writer keeps each chunk until the store acknowledged all of it: a chunk
+//! whose request failed transiently is sent again from its first byte (GCS ignores bytes it
+//! already persisted), and after a failed last chunk the writer asks for the upload's status
+//! (`Content-Range: bytes */N`) and re-sends what is missing. The adapter's size check after
+//! `finish` catches a store that finalized something else.
+//!
 //! # What the emulators cannot prove
+//!
+//! fake-gcs-server appends a re-sent chunk instead of ignoring the persisted prefix, and it
+//! finalizes the object with what it holds when asked for the upload's status, so the retry of
+//! a chunk it already received, or of the last chunk, cannot be exercised on it (the network
+//! tests fault the other chunk PUTs of a session).
 //!
 //! fake-gcs-server accepts `ifGenerationMatch` without enforcing it, so on it create-only is
 //! only the adapter's look-before-write check, which is racy. Tests therefore declare

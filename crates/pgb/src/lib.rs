@@ -37,7 +37,10 @@
 
 mod open;
 
-pub use open::{EnvLookup, OpenError, open_repository, open_storage, redact_url};
+pub use open::{
+    EnvLookup, OpenError, StorageOptions, open_repository, open_repository_with, open_storage,
+    open_storage_with, redact_url,
+};
 pub use pgb_core as core;
 pub use pgb_core::*;
 

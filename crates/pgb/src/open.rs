@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
 
 use pgb_core::{Repository, Storage, StorageError};
 
@@ -104,6 +105,68 @@ pub enum OpenError {
     },
 }
 
+/// Retries and time limits of object-store requests, for [`open_storage_with`]: the typed form
+/// of `PGB_STORAGE_RETRIES`, `PGB_STORAGE_RETRY_BUDGET_SECS`, `PGB_STORAGE_TIMEOUT_SECS` and
+/// `PGB_STORAGE_IO_TIMEOUT_SECS`. A field left `None` falls back to its variable in the
+/// [`EnvLookup`], then to the backend's default (4 retries, 300 s budget, 60 s per request,
+/// 120 s per I/O step). Local directories ignore them.
+///
+/// ```
+/// use std::time::Duration;
+/// let opts = pgb::StorageOptions::new()
+///     .with_retries(8)
+///     .with_retry_budget(Duration::from_secs(600))
+///     .with_request_timeout(Duration::from_secs(30));
+/// let dir = tempfile::tempdir()?;
+/// let url = format!("file://{}", dir.path().display());
+/// let repo = pgb::open_repository_with(&url, &|_: &str| None, &opts)?;
+/// # let _ = repo;
+/// # Ok::<_, Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StorageOptions {
+    /// Retries of one request after its first attempt (0 disables retrying).
+    pub retries: Option<u32>,
+    /// The longest one storage call may take, retries and back-off included (at least 1 s).
+    pub retry_budget: Option<Duration>,
+    /// Time limit of one attempt of a request without a body (at least 1 s).
+    pub request_timeout: Option<Duration>,
+    /// Time limit of one I/O step: one part upload, one chunk of a download (at least 1 s).
+    pub io_timeout: Option<Duration>,
+}
+
+impl StorageOptions {
+    /// Nothing set: every value from the environment lookup or the defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the retries of one request.
+    pub fn with_retries(mut self, n: u32) -> Self {
+        self.retries = Some(n);
+        self
+    }
+
+    /// Sets the retry budget of one storage call.
+    pub fn with_retry_budget(mut self, d: Duration) -> Self {
+        self.retry_budget = Some(d);
+        self
+    }
+
+    /// Sets the time limit of one request attempt.
+    pub fn with_request_timeout(mut self, d: Duration) -> Self {
+        self.request_timeout = Some(d);
+        self
+    }
+
+    /// Sets the time limit of one I/O step.
+    pub fn with_io_timeout(mut self, d: Duration) -> Self {
+        self.io_timeout = Some(d);
+        self
+    }
+}
+
 /// Opens the storage a repository URL names: `file:///path` (or a plain path, made absolute),
 /// `s3://bucket/prefix`, `gs://bucket/prefix`, `az://container/prefix`, with credentials and
 /// settings from `env`:
@@ -132,6 +195,20 @@ pub enum OpenError {
 /// [`OpenError`]: a malformed URL, an unknown or not compiled-in scheme, missing or invalid
 /// settings, or a backend that refused its configuration.
 pub fn open_storage(url: &str, env: &dyn EnvLookup) -> Result<Arc<dyn Storage>, OpenError> {
+    open_storage_with(url, env, &StorageOptions::default())
+}
+
+/// [`open_storage`] with typed retry and timeout settings, which win over the environment
+/// lookup's `PGB_STORAGE_*` variables.
+///
+/// # Errors
+/// As [`open_storage`].
+pub fn open_storage_with(
+    url: &str,
+    env: &dyn EnvLookup,
+    opts: &StorageOptions,
+) -> Result<Arc<dyn Storage>, OpenError> {
+    let _ = opts; // unused when no object store is compiled in
     if let Some(path) = url.strip_prefix("file://") {
         if !path.starts_with('/') {
             return Err(OpenError::InvalidUrl {
@@ -149,9 +226,9 @@ pub fn open_storage(url: &str, env: &dyn EnvLookup) -> Result<Arc<dyn Storage>, 
             })?;
             backends::local(url, &abs.to_string_lossy())
         }
-        Some(("s3", rest)) => backends::s3(url, rest, env),
-        Some(("gs", rest)) => backends::gcs(url, rest, env),
-        Some(("az", rest)) => backends::azure(url, rest, env),
+        Some(("s3", rest)) => backends::s3(url, rest, env, opts),
+        Some(("gs", rest)) => backends::gcs(url, rest, env, opts),
+        Some(("az", rest)) => backends::azure(url, rest, env, opts),
         Some((scheme, _)) => Err(OpenError::UnknownScheme {
             url: redact_url(url),
             scheme: scheme.to_owned(),
@@ -165,6 +242,18 @@ pub fn open_storage(url: &str, env: &dyn EnvLookup) -> Result<Arc<dyn Storage>, 
 /// As [`open_storage`].
 pub fn open_repository(url: &str, env: &dyn EnvLookup) -> Result<Repository, OpenError> {
     open_storage(url, env).map(Repository::new)
+}
+
+/// [`open_storage_with`], wrapped in a [`Repository`].
+///
+/// # Errors
+/// As [`open_storage`].
+pub fn open_repository_with(
+    url: &str,
+    env: &dyn EnvLookup,
+    opts: &StorageOptions,
+) -> Result<Repository, OpenError> {
+    open_storage_with(url, env, opts).map(Repository::new)
 }
 
 /// A URL safe to print: any `user:password@` part is replaced, and any query string (an Azure
@@ -281,6 +370,7 @@ fn parse_bool(url: &str, variable: &'static str, value: &str) -> Result<bool, Op
 fn network(
     url: &str,
     env: &dyn EnvLookup,
+    opts: &StorageOptions,
 ) -> Result<
     (
         pgb_storage_opendal::RetryOptions,
@@ -288,7 +378,6 @@ fn network(
     ),
     OpenError,
 > {
-    use std::time::Duration;
     let number = |name: &'static str| -> Result<Option<u64>, OpenError> {
         first(env, &[name])
             .map(|v| {
@@ -297,20 +386,30 @@ fn network(
             })
             .transpose()
     };
+    let secs = |d: Option<Duration>, name: &'static str| -> Result<Option<Duration>, OpenError> {
+        Ok(match d {
+            Some(d) => Some(d),
+            None => number(name)?.map(Duration::from_secs),
+        }
+        .map(|d| d.max(Duration::from_secs(1))))
+    };
     let mut retry = pgb_storage_opendal::RetryOptions::default();
     let mut timeouts = pgb_storage_opendal::Timeouts::default();
-    if let Some(n) = number("PGB_STORAGE_RETRIES")? {
+    let retries = match opts.retries {
+        Some(n) => Some(u64::from(n)),
+        None => number("PGB_STORAGE_RETRIES")?,
+    };
+    if let Some(n) = retries {
         retry = retry.with_max_retries(usize::try_from(n).unwrap_or(usize::MAX));
     }
-    if let Some(s) = number("PGB_STORAGE_RETRY_BUDGET_SECS")? {
-        retry = retry.with_budget(Duration::from_secs(s.max(1)));
+    if let Some(d) = secs(opts.retry_budget, "PGB_STORAGE_RETRY_BUDGET_SECS")? {
+        retry = retry.with_budget(d);
     }
-    if let Some(s) = number("PGB_STORAGE_TIMEOUT_SECS")? {
-        timeouts = pgb_storage_opendal::Timeouts::new(Duration::from_secs(s.max(1)), timeouts.io);
+    if let Some(d) = secs(opts.request_timeout, "PGB_STORAGE_TIMEOUT_SECS")? {
+        timeouts = pgb_storage_opendal::Timeouts::new(d, timeouts.io);
     }
-    if let Some(s) = number("PGB_STORAGE_IO_TIMEOUT_SECS")? {
-        timeouts =
-            pgb_storage_opendal::Timeouts::new(timeouts.request, Duration::from_secs(s.max(1)));
+    if let Some(d) = secs(opts.io_timeout, "PGB_STORAGE_IO_TIMEOUT_SECS")? {
+        timeouts = pgb_storage_opendal::Timeouts::new(timeouts.request, d);
     }
     Ok((retry, timeouts))
 }
@@ -343,6 +442,7 @@ mod backends {
         url: &str,
         rest: &str,
         env: &dyn EnvLookup,
+        opts: &StorageOptions,
     ) -> Result<Arc<dyn Storage>, OpenError> {
         let at = Parsed::new(url, rest, "bucket")?;
         use pgb_storage_s3::{AddressingStyle, S3Config};
@@ -386,7 +486,7 @@ mod backends {
         if let Some(v) = first(env, &["PGB_S3_CONDITIONAL_WRITES"]) {
             cfg = cfg.with_create_new_enforced(parse_bool(url, "PGB_S3_CONDITIONAL_WRITES", &v)?);
         }
-        let (retry, timeouts) = network(url, env)?;
+        let (retry, timeouts) = network(url, env, opts)?;
         built(url, cfg.with_retry(retry).with_timeouts(timeouts).build())
     }
 
@@ -468,7 +568,12 @@ mod backends {
     }
 
     #[cfg(not(feature = "s3"))]
-    pub(super) fn s3(url: &str, _: &str, _: &dyn EnvLookup) -> Result<Arc<dyn Storage>, OpenError> {
+    pub(super) fn s3(
+        url: &str,
+        _: &str,
+        _: &dyn EnvLookup,
+        _: &StorageOptions,
+    ) -> Result<Arc<dyn Storage>, OpenError> {
         Err(not_compiled(url, "s3", "s3"))
     }
 
@@ -477,6 +582,7 @@ mod backends {
         url: &str,
         rest: &str,
         env: &dyn EnvLookup,
+        opts: &StorageOptions,
     ) -> Result<Arc<dyn Storage>, OpenError> {
         let at = Parsed::new(url, rest, "bucket")?;
         use pgb_storage_gcs::{GcsConfig, GcsCredentials};
@@ -516,7 +622,7 @@ mod backends {
                 }
             });
         }
-        let (retry, timeouts) = network(url, env)?;
+        let (retry, timeouts) = network(url, env, opts)?;
         built(url, cfg.with_retry(retry).with_timeouts(timeouts).build())
     }
 
@@ -525,6 +631,7 @@ mod backends {
         url: &str,
         _: &str,
         _: &dyn EnvLookup,
+        _: &StorageOptions,
     ) -> Result<Arc<dyn Storage>, OpenError> {
         Err(not_compiled(url, "gs", "gcs"))
     }
@@ -534,6 +641,7 @@ mod backends {
         url: &str,
         rest: &str,
         env: &dyn EnvLookup,
+        opts: &StorageOptions,
     ) -> Result<Arc<dyn Storage>, OpenError> {
         let at = Parsed::new(url, rest, "container")?;
         use pgb_storage_azure::{AzureConfig, AzureCredentials};
@@ -564,7 +672,7 @@ mod backends {
         if let Some(endpoint) = first(env, &["PGB_AZURE_ENDPOINT"]) {
             cfg = cfg.with_endpoint(endpoint);
         }
-        let (retry, timeouts) = network(url, env)?;
+        let (retry, timeouts) = network(url, env, opts)?;
         built(url, cfg.with_retry(retry).with_timeouts(timeouts).build())
     }
 
@@ -573,6 +681,7 @@ mod backends {
         url: &str,
         _: &str,
         _: &dyn EnvLookup,
+        _: &StorageOptions,
     ) -> Result<Arc<dyn Storage>, OpenError> {
         Err(not_compiled(url, "az", "azure"))
     }
@@ -726,6 +835,43 @@ mod tests {
                     e,
                     OpenError::InvalidSetting {
                         variable: "PGB_S3_CREDENTIALS",
+                        ..
+                    }
+                ),
+                "{e}"
+            );
+        }
+
+        /// Typed options win over the lookup's `PGB_STORAGE_*`; the lookup wins over the
+        /// defaults. Seen in the message of a request to a closed port, which names the retries.
+        #[tokio::test]
+        async fn storage_options_beat_the_environment() {
+            let vars: HashMap<String, String> = [
+                ("AWS_ACCESS_KEY_ID", "AKID"),
+                ("AWS_SECRET_ACCESS_KEY", SECRET),
+                ("AWS_ENDPOINT_URL", "http://127.0.0.1:1"),
+                ("PGB_STORAGE_RETRIES", "1"),
+                ("PGB_STORAGE_TIMEOUT_SECS", "5"),
+            ]
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+            let key = pgb_core::ObjectKey::parse("k").unwrap();
+            let fast = StorageOptions::new().with_retry_budget(Duration::from_secs(30));
+            let from_env = open_storage_with("s3://b", &vars, &fast).unwrap();
+            let text = from_env.head(&key).await.unwrap_err().to_string();
+            assert!(text.contains("after 1 retries"), "{text}");
+            let typed = open_storage_with("s3://b", &vars, &fast.with_retries(0)).unwrap();
+            let text = typed.head(&key).await.unwrap_err().to_string();
+            assert!(text.contains("after 0 retries"), "{text}");
+            let mut bad = vars.clone();
+            bad.insert("PGB_STORAGE_RETRY_BUDGET_SECS".into(), "5m".into());
+            let e = error(open_storage_with("s3://b", &bad, &StorageOptions::new()));
+            assert!(
+                matches!(
+                    e,
+                    OpenError::InvalidSetting {
+                        variable: "PGB_STORAGE_RETRY_BUDGET_SECS",
                         ..
                     }
                 ),

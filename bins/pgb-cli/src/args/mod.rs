@@ -50,6 +50,18 @@ pub(crate) struct GlobalArgs {
     /// Log line format on stderr [default: text].
     #[arg(long, value_enum, global = true)]
     pub(crate) log_format: Option<LogFormat>,
+    /// Progress of backup, verify and restore on stderr: a bar, a log line every few seconds,
+    /// or none; auto: a bar on a terminal, else log lines [env: PGB_PROGRESS] [default: auto].
+    #[arg(long, value_enum, global = true)]
+    pub(crate) progress: Option<ProgressArg>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ProgressArg {
+    Auto,
+    Bar,
+    Log,
+    None,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

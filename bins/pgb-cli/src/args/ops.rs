@@ -66,6 +66,9 @@ pub(crate) struct CheckArgs {
     pub(crate) repo: RepoArgs,
     #[command(flatten)]
     pub(crate) job: JobArgs,
+    /// Only the backup sets of this database (CRITICAL when it has none).
+    #[arg(long, value_name = "DB")]
+    pub(crate) database: Option<String>,
     /// CRITICAL when a set's newest backup is older than this (s, m, h, d, w).
     #[arg(long, value_name = "DURATION")]
     pub(crate) max_age: Option<String>,

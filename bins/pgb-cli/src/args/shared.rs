@@ -10,6 +10,22 @@ pub(crate) struct RepoArgs {
     /// az://container/prefix. Else PGB_REPO, else ./pgb-backups.
     #[arg(long, value_name = "URL")]
     pub(crate) repo: Option<String>,
+    /// Object stores: retries of one request after its first attempt (0: none) [default:
+    /// PGB_STORAGE_RETRIES, else 4].
+    #[arg(long, value_name = "N", help_heading = "Object storage")]
+    pub(crate) retries: Option<u32>,
+    /// Object stores: the longest one storage call may take, retries and back-off included
+    /// (90s, 5m, 1h) [default: PGB_STORAGE_RETRY_BUDGET_SECS, else 5m].
+    #[arg(long, value_name = "DURATION", help_heading = "Object storage")]
+    pub(crate) retry_budget: Option<String>,
+    /// Object stores: time limit of one attempt of a request without a body [default:
+    /// PGB_STORAGE_TIMEOUT_SECS, else 60s].
+    #[arg(long, value_name = "DURATION", help_heading = "Object storage")]
+    pub(crate) request_timeout: Option<String>,
+    /// Object stores: time limit of one I/O step (one part upload, one chunk of a download)
+    /// [default: PGB_STORAGE_IO_TIMEOUT_SECS, else 2m].
+    #[arg(long, value_name = "DURATION", help_heading = "Object storage")]
+    pub(crate) io_timeout: Option<String>,
 }
 
 /// `--job NAME`: take what a command needs (repository, database, keys, policy, drill,

@@ -46,20 +46,21 @@ async fn backup(a: BackupArgs, ctx: &Ctx<'_>) -> Result<(String, String, u64), F
     let plan = resolve::backup(&a, ctx.env)?;
     let repo = resolve::repository(&a.repo, ctx.env)?;
     let out = Output::json(a.json);
-    let manifest = repo
-        .backup_until(
-            &plan.dumper,
-            &plan.options,
-            &render::log_progress,
-            ctx.cancelled(),
-        )
-        .await?;
+    let progress = render::Reporter::backup(&ctx.progress, &repo);
+    // Boxed: the backup's future is large, and every command's future would carry it.
+    let report =
+        Box::pin(repo.backup_report_until(&plan.dumper, &plan.options, &progress, ctx.cancelled()))
+            .await;
+    progress.finish(report.as_ref().ok().map(|r| r.manifest.plain_size()));
+    let report = report?;
+    let manifest = &report.manifest;
     if a.verify {
         let checker = resolve::checker(&a.tools, ctx.env);
-        let r = repo
-            .verify(&manifest, Some(&checker), &render::log_progress)
-            .await?;
-        super::verify::record(&repo, &manifest, &r, ctx).await;
+        let progress = render::Reporter::new(&ctx.progress, "verify", Some(manifest.plain_size()));
+        let r = repo.verify(manifest, Some(&checker), &progress).await;
+        progress.finish(r.is_ok().then(|| manifest.plain_size()));
+        let r = r?;
+        super::verify::record(&repo, manifest, &r, ctx).await;
     }
     let done = (
         manifest.id.to_string(),
@@ -67,21 +68,21 @@ async fn backup(a: BackupArgs, ctx: &Ctx<'_>) -> Result<(String, String, u64), F
         manifest.stored_size(),
     );
     let Some(policy) = plan.prune else {
-        out.emit(&manifest, |w| render::backup_text(w, &manifest))?;
+        out.emit(&report, |w| render::backup_text(w, &report))?;
         return Ok(done);
     };
     if out == Output::Text {
-        render::stdout(|w| render::backup_text(w, &manifest))?;
+        render::stdout(|w| render::backup_text(w, &report))?;
     }
     let verified = resolve::verified(&repo, ctx.env).await?;
-    let report = repo
+    let pruned = repo
         .prune(&policy, &PruneOptions::default().with_verified(verified))
         .await?;
-    render::prune_notes(&report);
+    render::prune_notes(&pruned);
     let both = BackupOut {
-        backup: &manifest,
-        prune: &report,
+        backup: &report,
+        prune: &pruned,
     };
-    out.emit(&both, |w| render::prune_text(w, &report))?;
+    out.emit(&both, |w| render::prune_text(w, &pruned))?;
     Ok(done)
 }

@@ -23,8 +23,7 @@ pub(super) async fn backup(a: BackupArgs, ctx: &Ctx<'_>) -> Result<(String, Stri
         )
         .await?;
     cluster::notes(&done);
-    let m = &done.manifest;
-    after_commit(&a, ctx, &repo, m, plan.prune, &done, |w| {
+    after_commit(&a, ctx, &repo, &done.backup, plan.prune, &done, |w| {
         cluster::backup(w, &done)
     })
     .await
@@ -38,7 +37,7 @@ pub(super) async fn backup_directory(
 ) -> Result<(String, String, u64), Failure> {
     let plan = resolve::directory_backup(&a, ctx.env)?;
     let repo = resolve::repository(&a.repo, ctx.env)?;
-    let m = repo
+    let r = repo
         .backup_directory_until(
             &plan.dumper,
             plan.jobs,
@@ -47,8 +46,8 @@ pub(super) async fn backup_directory(
             ctx.cancelled(),
         )
         .await?;
-    after_commit(&a, ctx, &repo, &m, plan.prune, &m, |w| {
-        render::backup_text(w, &m)
+    after_commit(&a, ctx, &repo, &r, plan.prune, &r, |w| {
+        render::backup_text(w, &r)
     })
     .await
 }
@@ -59,12 +58,13 @@ async fn after_commit<T: serde::Serialize>(
     a: &BackupArgs,
     ctx: &Ctx<'_>,
     repo: &pgb::Repository,
-    m: &pgb::Manifest,
+    backup: &pgb::BackupReport,
     prune: Option<pgb::retention::Policy>,
     report: &T,
     text: impl Fn(&mut dyn std::io::Write) -> std::io::Result<()>,
 ) -> Result<(String, String, u64), Failure> {
     let out = Output::json(a.json);
+    let m = &backup.manifest;
     if a.verify {
         let checker = resolve::checker(&a.tools, ctx.env);
         let r = repo
@@ -86,7 +86,7 @@ async fn after_commit<T: serde::Serialize>(
         .await?;
     render::prune_notes(&pruned);
     let both = BackupOut {
-        backup: m,
+        backup,
         prune: &pruned,
     };
     out.emit(&both, |w| render::prune_text(w, &pruned))?;

@@ -1,29 +1,34 @@
 //! `pgb daemon [--listen ADDR] [--once]`: every scheduled job of the config file on its
-//! schedule (the `pgb-scheduler` loop), each run a `pgb run` (the `pgb-jobs` crate).
+//! schedule (the `pgb-scheduler` loop), each run a `pgb run` (the `pgb-jobs` crate); with
+//! `--listen`, `/healthz` and `/metrics` ([`crate::resolve::daemon`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use pgb_config::ResolvedJob;
 use pgb_scheduler::{CancellationToken, JobRunner, Scheduler, Trigger};
+use tokio::sync::mpsc;
 
 use super::Ctx;
 use crate::args::DaemonArgs;
 use crate::exit::Failure;
 use crate::render;
-use crate::resolve::{self, Env, config};
+use crate::resolve::{self, Env, SharedEnv, config, daemon};
 
-/// Runs a job by name, as `pgb run` does.
+/// Runs a job by name, as `pgb run` does, with the environment `main` snapshotted.
 struct Runner {
     jobs: BTreeMap<String, ResolvedJob>,
-    env: fn(&str) -> Option<String>,
+    env: SharedEnv,
+    /// Told the job's name after each run, so `/metrics` is refreshed from its repository.
+    finished: Option<mpsc::UnboundedSender<String>>,
+    /// Log lines or nothing: jobs run side by side, so never a bar.
+    progress: render::ProgressConfig,
 }
 
-#[async_trait::async_trait]
-impl JobRunner for Runner {
-    async fn run(&self, job: &str, _t: Trigger, cancel: CancellationToken) -> Result<(), String> {
-        let env: Env<'_> = &self.env;
-        let job = self.jobs.get(job).ok_or("no such job")?;
+impl Runner {
+    async fn run_job(&self, name: &str, cancel: CancellationToken) -> Result<(), String> {
+        let env: Env<'_> = &*self.env;
+        let job = self.jobs.get(name).ok_or("no such job")?;
         let job_env = resolve::job::job_env(job, env).map_err(|f| f.message)?;
         let env: Env<'_> = &job_env;
         let args = config::backup_args(job, env).map_err(|f| f.message)?;
@@ -33,6 +38,7 @@ impl JobRunner for Runner {
         let notifier = resolve::job_notifier(job, env).map_err(|f| f.message)?;
         let auth = resolve::auth_key(job.encryption.auth_key_file.as_deref(), env)
             .map_err(|f| f.message)?;
+        let progress = render::Reporter::job(&self.progress, &repo, name);
         let run = pgb_jobs::JobRun {
             job,
             repo: &repo,
@@ -41,27 +47,52 @@ impl JobRunner for Runner {
             checker: Some(&checker),
             holder: config::holder(env),
             hook_env: config::hook_env(env),
-            progress: &render::log_progress,
+            progress: &progress,
             notifier: notifier.as_ref(),
             auth_key: auth.as_ref(),
         };
         let report = pgb_jobs::run_job(&run, cancel.cancelled_owned()).await;
+        let done = report.as_ref().ok().and_then(|r| r.backup.as_ref());
+        progress.finish(done.map(pgb::Manifest::plain_size));
         report.map(|_| ()).map_err(|f| f.error.to_string())
+    }
+}
+
+#[async_trait::async_trait]
+impl JobRunner for Runner {
+    async fn run(&self, job: &str, _t: Trigger, cancel: CancellationToken) -> Result<(), String> {
+        let res = self.run_job(job, cancel).await;
+        if let Some(tx) = &self.finished {
+            let _ = tx.send(job.to_owned());
+        }
+        res
     }
 }
 
 pub(super) async fn run(a: DaemonArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
     let cfg = config::require(a.file.config.as_deref(), ctx.env)?;
     let jobs = config::jobs(&cfg, None, ctx.env)?;
+    let listen = daemon::listen(a.listen.as_deref())?;
     let mut scheduled = Vec::new();
     for j in jobs.iter().filter(|j| j.schedule.is_some()) {
         let job_env = resolve::job::job_env(j, ctx.env)?;
         let repo = resolve::repository(&config::backup_args(j, &job_env)?.repo, ctx.env)?;
         scheduled.push(config::scheduled(j, &repo.list().await?));
     }
+    let (finished, runs) = mpsc::unbounded_channel();
+    // Metrics cover every job of the file, also those `pgb run` runs from cron.
+    let all_jobs = jobs.clone();
     let runner = Runner {
         jobs: jobs.into_iter().map(|j| (j.name.clone(), j)).collect(),
-        env: crate::process_env,
+        env: ctx.shared_env(),
+        finished: listen.is_some().then_some(finished),
+        progress: render::ProgressConfig {
+            mode: match ctx.progress.mode {
+                render::ProgressMode::Bar => render::ProgressMode::Log,
+                m => m,
+            },
+            ..ctx.progress
+        },
     };
     let scheduler = Scheduler::new(scheduled, Arc::new(runner));
     let cancel = CancellationToken::new();
@@ -71,11 +102,17 @@ pub(super) async fn run(a: DaemonArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
         interrupted.await;
         stop.cancel();
     });
-    if let Some(addr) = config::listen(a.listen.as_deref())? {
+    if let Some(addr) = listen {
+        let metrics = Arc::new(daemon::DaemonMetrics::new(
+            &all_jobs,
+            ctx.env,
+            scheduler.health(),
+        ));
         let listener = pgb_scheduler::bind(addr)
             .await
             .map_err(|e| Failure::usage(format!("--listen {addr}: {e}")))?;
-        let endpoints = config::endpoints(scheduler.health());
+        let endpoints = daemon::endpoints(scheduler.health(), Arc::clone(&metrics));
+        tokio::spawn(metrics.refresh_loop(runs, cancel.clone()));
         tokio::spawn(pgb_scheduler::serve(listener, endpoints, cancel.clone()));
     }
     if a.once {

@@ -23,24 +23,47 @@ use tokio::sync::watch;
 
 use crate::args::Command;
 use crate::exit::{FAILURE, Failure};
-use crate::resolve::Env;
+use crate::render::ProgressConfig;
+use crate::resolve::{Env, SharedEnv};
 
 /// What every handler gets from `main`: the environment and the signal that interrupts it.
 pub(crate) struct Ctx<'a> {
     pub(crate) env: Env<'a>,
+    shared_env: SharedEnv,
     signal: watch::Receiver<Option<i32>>,
+    /// How backup, verify and restore show their progress (`--progress`).
+    pub(crate) progress: ProgressConfig,
 }
 
 impl<'a> Ctx<'a> {
-    pub(crate) fn new(env: Env<'a>, signal: watch::Receiver<Option<i32>>) -> Self {
-        Self { env, signal }
+    pub(crate) fn new(env: &'a SharedEnv, signal: watch::Receiver<Option<i32>>) -> Self {
+        Self {
+            env: &**env,
+            shared_env: SharedEnv::clone(env),
+            signal,
+            progress: ProgressConfig::default(),
+        }
+    }
+
+    /// Sets how progress is shown.
+    pub(crate) fn with_progress(mut self, progress: ProgressConfig) -> Self {
+        self.progress = progress;
+        self
+    }
+
+    /// The process environment `main` snapshotted, owned, for what outlives the handler's
+    /// borrow (the daemon's job runs). Not a `--job`'s layer: that is [`Ctx::env`].
+    pub(crate) fn shared_env(&self) -> SharedEnv {
+        SharedEnv::clone(&self.shared_env)
     }
 
     /// The same signal with another environment (a `--job`'s, [`crate::resolve::job`]).
     pub(crate) fn with_env<'b>(&self, env: Env<'b>) -> Ctx<'b> {
         Ctx {
             env,
+            shared_env: SharedEnv::clone(&self.shared_env),
             signal: self.signal.clone(),
+            progress: self.progress,
         }
     }
 

@@ -20,9 +20,12 @@ pub(super) async fn run(mut a: RestoreArgs, ctx: &Ctx<'_>) -> Result<(), Failure
     let manifest = repo.resolve(&a.id, a.from_database.as_deref()).await?;
     let opts = resolve::restore_options(&a, &target, &manifest);
     let started = std::time::Instant::now();
+    let progress = render::Reporter::new(&ctx.progress, "restore", Some(manifest.plain_size()));
     let report = repo
-        .restore(&manifest, &target.restorer, &opts, &render::log_progress)
-        .await?;
+        .restore(&manifest, &target.restorer, &opts, &progress)
+        .await;
+    progress.finish(report.is_ok().then(|| manifest.plain_size()));
+    let report = report?;
     let seconds = started.elapsed().as_secs_f64();
     let hook = match &layer.job {
         Some(job) => {

@@ -20,6 +20,7 @@ pub(super) async fn run(a: RunArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
     let checker = resolve::checker(&backup_args.tools, ctx.env);
     let notifier = resolve::job_notifier(&job, ctx.env)?;
     let auth = resolve::auth_key(job.encryption.auth_key_file.as_deref(), ctx.env)?;
+    let progress = render::Reporter::job(&ctx.progress, &repo, &job.name);
     let run = pgb_jobs::JobRun {
         job: &job,
         repo: &repo,
@@ -28,11 +29,14 @@ pub(super) async fn run(a: RunArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
         checker: Some(&checker),
         holder: config::holder(ctx.env),
         hook_env: config::hook_env(ctx.env),
-        progress: &render::log_progress,
+        progress: &progress,
         notifier: notifier.as_ref(),
         auth_key: auth.as_ref(),
     };
-    match pgb_jobs::run_job(&run, ctx.cancelled()).await {
+    let result = pgb_jobs::run_job(&run, ctx.cancelled()).await;
+    let backup = result.as_ref().ok().and_then(|r| r.backup.as_ref());
+    progress.finish(backup.map(pgb::Manifest::plain_size));
+    match result {
         Ok(report) => Output::json(a.json).emit(&report, |w| render::jobs::run(w, &report)),
         Err(f) => Err(Failure::from(f.error)),
     }

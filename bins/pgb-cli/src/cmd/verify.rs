@@ -26,23 +26,28 @@ pub(super) async fn run(mut a: VerifyArgs, ctx: &Ctx<'_>) -> Result<(), Failure>
                 a.from_database.as_deref(),
             )
             .await?;
-        let r = repo
-            .verify(&m, Some(&checker), &render::log_progress)
-            .await?;
+        let progress = render::Reporter::new(&ctx.progress, "verify", Some(m.plain_size()));
+        let r = repo.verify(&m, Some(&checker), &progress).await;
+        progress.finish(r.is_ok().then(|| m.plain_size()));
+        let r = r?;
         record(&repo, &m, &r, ctx).await;
         let outcome = [VerifyOutcome::from(&r)];
         return out.emit(&outcome[0], |w| render::verify_text(w, &outcome));
     }
     let auth = resolve::auth_key(None, ctx.env).ok().flatten();
     let now = time::OffsetDateTime::now_utc();
-    let done = pgb_ops::verify_all_recorded(
-        &repo,
-        Some(&checker),
-        &render::log_progress,
-        now,
-        auth.as_ref(),
-    )
-    .await?;
+    let progress = render::Reporter::new(&ctx.progress, "verify", None);
+    let done =
+        pgb_ops::verify_all_recorded(&repo, Some(&checker), &progress, now, auth.as_ref()).await;
+    let total = done.as_ref().ok().map(|d| {
+        d.report
+            .backups
+            .iter()
+            .filter_map(|b| b.plain_size)
+            .sum::<u64>()
+    });
+    progress.finish(total);
+    let done = done?;
     for e in &done.not_recorded {
         render::note(format_args!("warning: the verify was not recorded: {e}"));
     }

@@ -9,7 +9,7 @@ use super::text::human;
 
 /// `backup --all-databases`: one line for the backup, one per artifact.
 pub(crate) fn backup(w: &mut dyn Write, b: &ClusterBackup) -> io::Result<()> {
-    let m = &b.manifest;
+    let m = &b.backup.manifest;
     let n = m.cluster.as_ref().map_or(0, |c| c.databases.len());
     writeln!(
         w,
@@ -38,7 +38,7 @@ pub(crate) fn notes(b: &ClusterBackup) {
     for d in &b.gone {
         super::note(format!(
             "warning: database {d} was in the previous backup of {} but is no longer on the server",
-            b.manifest.server
+            b.backup.manifest.server
         ));
     }
 }

@@ -85,6 +85,9 @@ pub(crate) fn run(w: &mut dyn Write, r: &pgb_jobs::RunReport) -> io::Result<()> 
     if let Some(m) = &r.backup {
         writeln!(w, "job {}: backup {} committed", r.job, m.id)?;
     }
+    if let Some(s) = &r.storage {
+        super::text::storage(w, s)?;
+    }
     if r.verify.is_some() {
         writeln!(w, "job {}: verified", r.job)?;
     }

@@ -115,7 +115,7 @@ pub(crate) struct RestoreOut<'a> {
 /// `pgb backup --prune --json`.
 #[derive(Serialize)]
 pub(crate) struct BackupOut<'a> {
-    pub(crate) backup: &'a Manifest,
+    pub(crate) backup: &'a pgb::BackupReport,
     pub(crate) prune: &'a pgb::PruneReport,
 }
 

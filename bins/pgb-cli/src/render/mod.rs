@@ -10,7 +10,8 @@ mod text;
 
 use std::io::{self, Write};
 
-pub(crate) use progress::log_progress;
+pub(crate) use progress::config as progress_config;
+pub(crate) use progress::{LOG_TARGET, ProgressConfig, ProgressMode, Reporter, log_progress};
 pub(crate) use text::human;
 
 use crate::exit::{FAILURE, Failure};

@@ -4,10 +4,14 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use pgb::retention::Plan;
-use pgb::{Leftover, Manifest, PruneAction, PruneReport, RestoreReport, VerifyOutcome};
+use pgb::{
+    BackupReport, Leftover, Manifest, PruneAction, PruneReport, RestoreReport, StorageStats,
+    VerifyOutcome,
+};
 use time::OffsetDateTime;
 
-pub(crate) fn backup(w: &mut dyn Write, m: &Manifest) -> io::Result<()> {
+pub(crate) fn backup(w: &mut dyn Write, r: &BackupReport) -> io::Result<()> {
+    let m = &r.manifest;
     writeln!(
         w,
         "backup {} of {} complete: {} stored ({} uncompressed, {}), {}",
@@ -20,7 +24,24 @@ pub(crate) fn backup(w: &mut dyn Write, m: &Manifest) -> io::Result<()> {
             || format!("{} files", m.artifacts.len()),
             |a| format!("sha256 {}", a.stored_sha256)
         )
-    )
+    )?;
+    storage(w, &r.storage)
+}
+
+/// `storage: 3 retries, 1 downloads resumed` when the network needed any (at `-v` the
+/// totals are logged either way).
+pub(crate) fn storage(w: &mut dyn Write, s: &StorageStats) -> io::Result<()> {
+    if *s == StorageStats::default() {
+        return Ok(());
+    }
+    write!(w, "storage: {} retries", s.retries)?;
+    if s.read_resumes > 0 {
+        write!(w, ", {} downloads resumed", s.read_resumes)?;
+    }
+    if s.budget_exhausted > 0 {
+        write!(w, ", {} retry budgets exhausted", s.budget_exhausted)?;
+    }
+    writeln!(w)
 }
 
 pub(crate) fn list(
@@ -73,6 +94,9 @@ pub(crate) fn verify(w: &mut dyn Write, outcomes: &[VerifyOutcome]) -> io::Resul
             human(o.plain_size.unwrap_or_default()),
             o.toc_entries.map_or("-".to_owned(), |n| n.to_string())
         )?;
+        if let Some(s) = &o.storage {
+            storage(w, s)?;
+        }
     }
     Ok(())
 }
@@ -95,7 +119,8 @@ pub(crate) fn restore(
             " ({n} of {} stored objects read)",
             m.artifacts.len()
         )),
-    )
+    )?;
+    storage(w, &r.storage)
 }
 
 /// Per set: a summary line, then every backup newest first with its decision and reasons.

@@ -1,14 +1,11 @@
 //! The config file: finding, reading and resolving a job, with the injected environment.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use pgb_config::{ConfigError, Environment, JobSettings, LoadedConfig, Origin, ResolvedJob};
 
-use std::sync::Arc;
-
-use pgb_scheduler::{Clock, Endpoints, HealthHandle, MetricsFn, ScheduledJob};
+use pgb_scheduler::ScheduledJob;
 
 use super::Env;
 use crate::args::{BackupArgs, NotifyArgs};
@@ -166,41 +163,5 @@ pub(crate) fn scheduled(job: &ResolvedJob, listing: &pgb::Listing) -> ScheduledJ
         catch_up: job.catch_up,
         max_age: job.check.as_ref().and_then(|c| c.max_age),
         last_success,
-    }
-}
-
-/// `--listen ADDR`: `None` when not given.
-pub(crate) fn listen(flag: Option<&str>) -> Result<Option<std::net::SocketAddr>, Failure> {
-    flag.map(|a| {
-        a.parse()
-            .map_err(|e| Failure::usage(format!("--listen {a:?}: not an address: {e}")))
-    })
-    .transpose()
-}
-
-/// /healthz and /metrics over the scheduler's state.
-pub(crate) fn endpoints(health: HealthHandle) -> Endpoints {
-    let h = health.clone();
-    let metrics: MetricsFn = Arc::new(move || {
-        let state = h.snapshot(chrono::Utc::now());
-        let mut text = String::from(
-            "# HELP pgb_job_last_success_timestamp_seconds Newest successful run of the job.\n\
-             # TYPE pgb_job_last_success_timestamp_seconds gauge\n",
-        );
-        for (name, j) in &state.jobs {
-            if let Some(t) = j.last_success {
-                let _ = writeln!(
-                    text,
-                    "pgb_job_last_success_timestamp_seconds{{job=\"{name}\"}} {}",
-                    t.timestamp()
-                );
-            }
-        }
-        text
-    });
-    Endpoints {
-        health,
-        metrics,
-        clock: Clock::system(),
     }
 }

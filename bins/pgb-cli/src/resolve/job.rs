@@ -138,10 +138,14 @@ fn require_backup_keys(job: &ResolvedJob, env: Env<'_>) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The database name of the job's `database` URL.
-fn database_name(job: &ResolvedJob) -> Option<String> {
-    let url = job.database.as_deref()?;
-    ConnConfig::parse(url).ok()?.dbname().map(str::to_owned)
+/// The job's database name: from its `database` URL, else libpq's `PGDATABASE`.
+pub(crate) fn database_name(job: &ResolvedJob, env: Env<'_>) -> Option<String> {
+    let from_url = job
+        .database
+        .as_deref()
+        .and_then(|u| ConnConfig::parse(u).ok())
+        .and_then(|c| c.dbname().map(str::to_owned));
+    from_url.or_else(|| var(env, "PGDATABASE"))
 }
 
 /// A duration in the grammar of the duration flags.
@@ -151,6 +155,20 @@ fn secs(d: Duration) -> String {
 
 fn fill_repo(a: &mut RepoArgs, job: &ResolvedJob) {
     a.repo.get_or_insert_with(|| job.repository.clone());
+    // Object-store retries and time limits the job sets (its file and environment layers).
+    let s = &job.storage;
+    if a.retries.is_none() {
+        a.retries = s.retries;
+    }
+    if a.retry_budget.is_none() {
+        a.retry_budget = s.retry_budget.map(secs);
+    }
+    if a.request_timeout.is_none() {
+        a.request_timeout = s.request_timeout.map(secs);
+    }
+    if a.io_timeout.is_none() {
+        a.io_timeout = s.io_timeout.map(secs);
+    }
 }
 
 fn fill_keys(a: &mut KeyArgs, job: &ResolvedJob) {
@@ -208,10 +226,10 @@ impl FromJob for BackupArgs {
 
 impl FromJob for ListArgs {
     job_args!();
-    fn fill(&mut self, job: &ResolvedJob, _env: Env<'_>) -> Result<(), Failure> {
+    fn fill(&mut self, job: &ResolvedJob, env: Env<'_>) -> Result<(), Failure> {
         fill_repo(&mut self.repo, job);
         if self.database.is_none() {
-            self.database = database_name(job);
+            self.database = database_name(job, env);
         }
         Ok(())
     }
@@ -219,11 +237,11 @@ impl FromJob for ListArgs {
 
 impl FromJob for VerifyArgs {
     job_args!();
-    fn fill(&mut self, job: &ResolvedJob, _env: Env<'_>) -> Result<(), Failure> {
+    fn fill(&mut self, job: &ResolvedJob, env: Env<'_>) -> Result<(), Failure> {
         fill_repo(&mut self.repo, job);
         fill_keys(&mut self.keys, job);
         if self.from_database.is_none() && !self.all {
-            self.from_database = database_name(job);
+            self.from_database = database_name(job, env);
         }
         Ok(())
     }
@@ -231,11 +249,11 @@ impl FromJob for VerifyArgs {
 
 impl FromJob for RestoreArgs {
     job_args!();
-    fn fill(&mut self, job: &ResolvedJob, _env: Env<'_>) -> Result<(), Failure> {
+    fn fill(&mut self, job: &ResolvedJob, env: Env<'_>) -> Result<(), Failure> {
         fill_repo(&mut self.repo, job);
         fill_keys(&mut self.keys, job);
         if self.from_database.is_none() {
-            self.from_database = database_name(job);
+            self.from_database = database_name(job, env);
         }
         Ok(())
     }
@@ -260,11 +278,11 @@ impl FromJob for GcArgs {
 
 impl FromJob for DrillArgs {
     job_args!();
-    fn fill(&mut self, job: &ResolvedJob, _env: Env<'_>) -> Result<(), Failure> {
+    fn fill(&mut self, job: &ResolvedJob, env: Env<'_>) -> Result<(), Failure> {
         fill_repo(&mut self.repo, job);
         fill_keys(&mut self.keys, job);
         if self.from_database.is_none() {
-            self.from_database = database_name(job);
+            self.from_database = database_name(job, env);
         }
         let Some(d) = &job.drill else { return Ok(()) };
         if self.target.is_none() {
@@ -293,8 +311,11 @@ impl FromJob for DrillArgs {
 
 impl FromJob for CheckArgs {
     job_args!();
-    fn fill(&mut self, job: &ResolvedJob, _env: Env<'_>) -> Result<(), Failure> {
+    fn fill(&mut self, job: &ResolvedJob, env: Env<'_>) -> Result<(), Failure> {
         fill_repo(&mut self.repo, job);
+        if self.database.is_none() {
+            self.database = database_name(job, env);
+        }
         let c = job.check.as_ref();
         if self.max_age.is_none() {
             // One period of the schedule plus a grace (26 h for a daily job) unless set.
@@ -369,6 +390,25 @@ min_size = "1MiB"
             Some("postgres://drill@scratch:5432/postgres")
         );
         assert_eq!(d.max_rpo.as_deref(), Some("1h"));
+    }
+
+    #[test]
+    fn the_jobs_storage_settings_fill_what_the_flags_left() {
+        let toml = "[jobs.shop]\nrepository = \"s3://b/p\"\nstorage_retries = 9\n\
+                    storage_retry_budget_secs = 600\n";
+        let (j, env) = job(toml, &[("PGB_STORAGE_TIMEOUT_SECS", "30")]);
+        let mut a = GcArgs::default();
+        a.repo.retries = Some(1);
+        a.fill(&j, &env).unwrap();
+        let o = super::super::storage_options(&a.repo).unwrap();
+        assert_eq!(o.retries, Some(1), "the flag wins");
+        assert_eq!(o.retry_budget, Some(Duration::from_secs(600)), "the file");
+        assert_eq!(
+            o.request_timeout,
+            Some(Duration::from_secs(30)),
+            "the environment"
+        );
+        assert_eq!(o.io_timeout, None, "the storage's default");
     }
 
     #[test]

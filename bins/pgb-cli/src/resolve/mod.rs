@@ -7,6 +7,7 @@
 
 mod cluster;
 pub(crate) mod config;
+pub(crate) mod daemon;
 pub(crate) mod job;
 mod keys;
 
@@ -32,6 +33,9 @@ pub(crate) use ops::{check, drill, verified};
 
 /// The environment lookup `main` passes down.
 pub(crate) type Env<'a> = &'a (dyn EnvLookup + Sync);
+
+/// The same lookup, owned and shareable: what `main` snapshots and the daemon's runs keep.
+pub(crate) type SharedEnv = std::sync::Arc<dyn EnvLookup + Send + Sync>;
 
 /// Built-in defaults: the bottom layer.
 pub(crate) mod defaults {
@@ -76,10 +80,39 @@ pub(crate) fn repo_url(a: &RepoArgs, env: Env<'_>) -> String {
         .unwrap_or_else(|| defaults::REPO.to_owned())
 }
 
-/// Opens the repository (storage settings from the environment).
+/// Object-store retries and time limits: the flags (or a job's settings, which already hold
+/// its file and environment layers), else `PGB_STORAGE_*` (read by the facade), else the
+/// storage's defaults.
+pub(crate) fn storage_options(a: &RepoArgs) -> Result<pgb::StorageOptions, Failure> {
+    let duration =
+        |flag: &str, v: &Option<String>| -> Result<Option<std::time::Duration>, Failure> {
+            let Some(v) = v else { return Ok(None) };
+            match pgb_config::parse_duration(v) {
+                Ok(d) if d >= std::time::Duration::from_secs(1) => Ok(Some(d)),
+                Ok(_) => Err(Failure::usage(format!("--{flag} must be at least 1s"))),
+                Err(e) => Err(Failure::usage(format!("--{flag}: {e}"))),
+            }
+        };
+    let mut o = pgb::StorageOptions::new();
+    if let Some(n) = a.retries {
+        o = o.with_retries(n);
+    }
+    if let Some(d) = duration("retry-budget", &a.retry_budget)? {
+        o = o.with_retry_budget(d);
+    }
+    if let Some(d) = duration("request-timeout", &a.request_timeout)? {
+        o = o.with_request_timeout(d);
+    }
+    if let Some(d) = duration("io-timeout", &a.io_timeout)? {
+        o = o.with_io_timeout(d);
+    }
+    Ok(o)
+}
+
+/// Opens the repository (storage settings from the flags and the environment).
 pub(crate) fn repository(a: &RepoArgs, env: Env<'_>) -> Result<Repository, Failure> {
     let url = repo_url(a, env);
-    let repo = pgb::open_repository(&url, env)?;
+    let repo = pgb::open_repository_with(&url, env, &storage_options(a)?)?;
     tracing::debug!(repo = %pgb::redact_url(&url), "repository opened");
     Ok(repo)
 }
@@ -304,12 +337,43 @@ mod tests {
         let none = RepoArgs::default();
         let flag = RepoArgs {
             repo: Some("/from/flag".to_owned()),
+            ..RepoArgs::default()
         };
         assert_eq!(repo_url(&none, &env(&[])), "pgb-backups");
         let e = env(&[("PGB_REPO", "/from/env")]);
         assert_eq!(repo_url(&none, &e), "/from/env");
         assert_eq!(repo_url(&flag, &e), "/from/flag");
         assert_eq!(repo_url(&none, &env(&[("PGB_REPO", "")])), "pgb-backups");
+    }
+
+    #[test]
+    fn storage_flags_become_typed_options() {
+        let a = RepoArgs {
+            retries: Some(7),
+            retry_budget: Some("10m".to_owned()),
+            io_timeout: Some("90s".to_owned()),
+            ..RepoArgs::default()
+        };
+        let o = storage_options(&a).unwrap();
+        assert_eq!(o.retries, Some(7));
+        assert_eq!(o.retry_budget, Some(std::time::Duration::from_secs(600)));
+        assert_eq!(
+            o.request_timeout, None,
+            "not given: PGB_STORAGE_* or the default"
+        );
+        assert_eq!(o.io_timeout, Some(std::time::Duration::from_secs(90)));
+        for bad in ["0s", "soon"] {
+            let a = RepoArgs {
+                request_timeout: Some(bad.to_owned()),
+                ..RepoArgs::default()
+            };
+            let e = storage_options(&a).unwrap_err();
+            assert!(
+                e.code == 2 && e.message.contains("--request-timeout"),
+                "{}",
+                e.message
+            );
+        }
     }
 
     #[test]

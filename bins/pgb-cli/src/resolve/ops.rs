@@ -126,6 +126,9 @@ pub(crate) async fn verified(
 /// The check's options, evaluated as of now.
 pub(crate) fn check(a: &CheckArgs, env: Env<'_>) -> Result<CheckOptions, Failure> {
     let mut o = CheckOptions::new(OffsetDateTime::now_utc());
+    if let Some(db) = &a.database {
+        o = o.with_database(db.clone());
+    }
     if let Some(d) = opt_duration("--max-age", a.max_age.as_deref())? {
         o = o.with_max_age(d);
     }

@@ -14,7 +14,7 @@ pub const PGB: &str = env!("CARGO_BIN_EXE_pgb");
 
 /// Environment variables that change what `pgb` (or the pg_dump it runs) does; removed from every
 /// `pgb` a test starts so that the developer's shell cannot leak into a test.
-pub const PGB_ENV_VARS: [&str; 9] = [
+pub const PGB_ENV_VARS: [&str; 11] = [
     "DATABASE_URL",
     "PGB_REPO",
     "PGB_PASSPHRASE",
@@ -22,6 +22,8 @@ pub const PGB_ENV_VARS: [&str; 9] = [
     "PGB_IDENTITY_FILE",
     "PGB_PG_BIN_DIR",
     "PGB_TEST_FAILPOINT",
+    "PGB_PROGRESS",
+    "PGB_PROGRESS_INTERVAL",
     "PGPASSWORD",
     "RUST_LOG",
 ];

@@ -69,6 +69,20 @@ impl BackupOptions {
     }
 }
 
+/// What [`Repository::backup_report_until`] returns: the committed manifest and what the
+/// network did while the backup ran. Serialized as the manifest's fields plus `storage`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct BackupReport {
+    /// The committed manifest.
+    #[serde(flatten)]
+    pub manifest: Manifest,
+    /// Retries, resumed downloads and exhausted retry budgets of the storage during the whole
+    /// backup (preflight, lease, upload, commit). Shared storages count other operations
+    /// running at the same time too.
+    pub storage: crate::storage::StorageStats,
+}
+
 impl Repository {
     /// Runs a backup: preflight, stream the dump through compression and hashing into a data
     /// object, check it, and commit by writing the manifest last, create-only.
@@ -95,8 +109,46 @@ impl Repository {
     ///
     /// # Errors
     /// As [`Repository::backup`], or `Cancelled`.
-    #[tracing::instrument(skip_all)]
     pub async fn backup_until(
+        &self,
+        dumper: &dyn Dumper,
+        opts: &BackupOptions,
+        progress: &dyn Progress,
+        cancel: impl std::future::Future<Output = ()> + Send,
+    ) -> Result<Manifest, Error> {
+        self.backup_report_until(dumper, opts, progress, cancel)
+            .await
+            .map(|r| r.manifest)
+    }
+
+    /// [`Repository::backup_until`] that also reports what the network did: the storage's
+    /// retries, resumed downloads and exhausted budgets during the backup (also logged at
+    /// `info`).
+    ///
+    /// # Errors
+    /// As [`Repository::backup_until`].
+    #[tracing::instrument(skip_all)]
+    pub async fn backup_report_until(
+        &self,
+        dumper: &dyn Dumper,
+        opts: &BackupOptions,
+        progress: &dyn Progress,
+        cancel: impl std::future::Future<Output = ()> + Send,
+    ) -> Result<BackupReport, Error> {
+        let stats_before = self.storage.stats();
+        let res = self.backup_inner(dumper, opts, progress, cancel).await;
+        let storage = self.storage.stats().since(stats_before);
+        tracing::info!(
+            retries = storage.retries,
+            read_resumes = storage.read_resumes,
+            budget_exhausted = storage.budget_exhausted,
+            ok = res.is_ok(),
+            "storage requests during the backup"
+        );
+        res.map(|manifest| BackupReport { manifest, storage })
+    }
+
+    async fn backup_inner(
         &self,
         dumper: &dyn Dumper,
         opts: &BackupOptions,
@@ -132,7 +184,6 @@ impl Repository {
         let source = prepared.source().clone();
         let file = layout::data_name(source.format, opts.compression, opts.encryption.is_some());
         tracing::info!(backup = %id, database = %source.database, "backup started");
-        let stats_before = self.storage.stats();
         progress.event(&Event::BackupStarted {
             id: id.clone(),
             database: source.database.clone(),
@@ -148,8 +199,7 @@ impl Repository {
             )
             .await?;
         let mut artifacts = vec![artifact];
-        self.upload_files(&id, opts, progress, &mut artifacts)
-            .await?;
+        Box::pin(self.upload_files(&id, opts, progress, &mut artifacts)).await?;
         let finished_at = OffsetDateTime::now_utc();
         let manifest = Manifest::new_v3(
             id.clone(),
@@ -161,17 +211,7 @@ impl Repository {
             opts.encryption.as_ref().map(Encryption::info),
             artifacts,
         );
-        let manifest = self.commit(manifest, opts, progress).await?;
-        let stats = self.storage.stats().since(stats_before);
-        if stats != crate::storage::StorageStats::default() {
-            tracing::info!(
-                backup = %id,
-                retries = stats.retries,
-                read_resumes = stats.read_resumes,
-                "storage requests were retried during the backup"
-            );
-        }
-        Ok(manifest)
+        self.commit(manifest, opts, progress).await
     }
 
     /// Streams one prepared dump through compression, hashing and (optionally) encryption into

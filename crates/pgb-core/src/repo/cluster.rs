@@ -29,8 +29,9 @@ const MAX_GLOBALS: usize = 256 << 20;
 #[derive(Debug, Clone, serde::Serialize)]
 #[non_exhaustive]
 pub struct ClusterBackup {
-    /// The committed manifest.
-    pub manifest: Manifest,
+    /// The committed manifest and what the network did.
+    #[serde(flatten)]
+    pub backup: super::BackupReport,
     /// Databases the previous backup of this server covered that no longer exist on it
     /// (dropped or renamed since): worth a warning, since nothing backs them up any more.
     pub gone: Vec<String>,
@@ -55,6 +56,7 @@ impl Repository {
         progress: &dyn Progress,
         cancel: impl std::future::Future<Output = ()> + Send,
     ) -> Result<ClusterBackup, Error> {
+        let stats_before = self.storage.stats();
         let prepared = dumper.prepare().await?;
         if prepared.role_passwords && opts.encryption.is_none() {
             return Err(Error::Invalid(
@@ -77,7 +79,11 @@ impl Repository {
         lease.release().await;
         let manifest = res?;
         let gone = self.gone_databases(&manifest).await;
-        Ok(ClusterBackup { manifest, gone })
+        let storage = self.storage.stats().since(stats_before);
+        Ok(ClusterBackup {
+            backup: super::BackupReport { manifest, storage },
+            gone,
+        })
     }
 
     async fn cluster_leased(
@@ -146,8 +152,7 @@ impl Repository {
                 }
             }
         }
-        self.upload_files(&id, opts, progress, &mut artifacts)
-            .await?;
+        Box::pin(self.upload_files(&id, opts, progress, &mut artifacts)).await?;
         let cluster = ClusterInfo::new(names, server_databases)
             .with_selection(include, exclude)
             .with_role_passwords(role_passwords)

@@ -37,7 +37,8 @@ impl Repository {
         opts: &BackupOptions,
         progress: &dyn Progress,
         cancel: impl std::future::Future<Output = ()> + Send,
-    ) -> Result<Manifest, Error> {
+    ) -> Result<super::BackupReport, Error> {
+        let stats_before = self.storage.stats();
         let prepared = dumper.prepare().await?;
         self.preflight().await?;
         let set = format!(
@@ -103,8 +104,7 @@ impl Repository {
             drop(pending);
             drop(dumped); // removes the spool
             artifacts.sort_by(|a, b| a.name.cmp(&b.name));
-            self.upload_files(&id, opts, progress, &mut artifacts)
-                .await?;
+            Box::pin(self.upload_files(&id, opts, progress, &mut artifacts)).await?;
             let manifest = Manifest::new_v3(
                 id.clone(),
                 &source,
@@ -122,7 +122,8 @@ impl Repository {
             () = cancel => Err(Error::Cancelled),
         };
         lease.release().await;
-        res
+        let storage = self.storage.stats().since(stats_before);
+        res.map(|manifest| super::BackupReport { manifest, storage })
     }
 
     /// Restores a directory-format backup: every file is downloaded through the verified

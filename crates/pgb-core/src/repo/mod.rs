@@ -13,7 +13,7 @@ mod restore;
 mod verify;
 mod verify_all;
 
-pub use backup::BackupOptions;
+pub use backup::{BackupOptions, BackupReport};
 pub use cluster::ClusterBackup;
 pub use list::{InvalidBackup, Leftover, Listing};
 pub use prune::{PruneAction, PruneDecision, PruneOptions, PruneReport, PruneSet};
@@ -31,7 +31,7 @@ use crate::layout;
 use crate::storage::{Storage, StorageExt, WriteOptions};
 
 /// Progress events are emitted every this many bytes.
-const PROGRESS_EVERY: u64 = 64 << 20;
+const PROGRESS_EVERY: u64 = 4 << 20;
 /// Depth of the bounded channels between the pipeline's stages.
 const CHANNEL_DEPTH: usize = 4;
 /// Depth of the queue from pg_dump into the encoder: deep enough to absorb pg_dump's bursts

@@ -45,8 +45,8 @@ impl Repository {
         cancel: impl std::future::Future<Output = ()> + Send,
     ) -> Result<RestoreReport, Error> {
         if m.format == crate::dump::ArchiveFormat::Directory && m.cluster.is_none() {
-            return self
-                .restore_directory_until(m, restorer, opts, progress, cancel)
+            // Boxed: a directory restore's state would otherwise grow every restore's future.
+            return Box::pin(self.restore_directory_until(m, restorer, opts, progress, cancel))
                 .await;
         }
         let a = self.select_dump(m, None)?;

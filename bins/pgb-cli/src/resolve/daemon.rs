@@ -1,0 +1,228 @@
+//! The daemon's HTTP side: `--listen`, and `/metrics` with the metrics of `pgb check
+//! --textfile` per job, computed from each job's repository in the background.
+//!
+//! The HTTP handler only reads the last rendered reports: storage is read by a refresher task
+//! at start, after each run of a job, and every [`METRICS_REFRESH`].
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use pgb_config::ResolvedJob;
+use pgb_ops::{CheckOptions, CheckReport};
+use pgb_scheduler::{CancellationToken, Clock, Endpoints, HealthHandle, MetricsFn};
+use tokio::sync::mpsc;
+
+use super::Env;
+use super::job::FromJob;
+use crate::args::CheckArgs;
+use crate::exit::Failure;
+
+/// How often every job's repository is checked again for `/metrics`, besides after its runs
+/// (a `pgb run` from cron or another host shows up within this time).
+pub(crate) const METRICS_REFRESH: Duration = Duration::from_secs(60);
+
+/// `--listen ADDR`: `None` when not given.
+pub(crate) fn listen(flag: Option<&str>) -> Result<Option<std::net::SocketAddr>, Failure> {
+    flag.map(|a| {
+        a.parse()
+            .map_err(|e| Failure::usage(format!("--listen {a:?}: not an address: {e}")))
+    })
+    .transpose()
+}
+
+/// The check a job's metrics come from, and the job's repository: `pgb check --job NAME`'s
+/// options (the job's `[check]` thresholds, its schedule's maximum age unless `max_age` is
+/// set, its authentication key), restricted to the job's database.
+pub(crate) fn check_source(
+    job: &ResolvedJob,
+    env: Env<'_>,
+) -> Result<(pgb::Repository, CheckOptions), Failure> {
+    let job_env = super::job::job_env(job, env)?;
+    let mut args = CheckArgs::default();
+    args.fill(job, &job_env)?;
+    let repo = super::repository(&args.repo, &job_env)?;
+    let mut o = super::check(&args, &job_env)?;
+    if let Some(db) = super::job::database_name(job, env) {
+        o = o.with_database(db);
+    }
+    Ok((repo, o))
+}
+
+/// One job's metrics source.
+struct Source {
+    repo: pgb::Repository,
+    options: CheckOptions,
+}
+
+/// Every job's last check report, refreshed in the background and rendered on request.
+pub(crate) struct DaemonMetrics {
+    sources: BTreeMap<String, Source>,
+    reports: Mutex<BTreeMap<String, CheckReport>>,
+    health: HealthHandle,
+}
+
+impl DaemonMetrics {
+    /// Metrics of `jobs` (with their repositories opened); `health` gets each job's newest
+    /// backup found in its repository, so runs outside the daemon count as successes.
+    pub(crate) fn new(jobs: &[ResolvedJob], env: Env<'_>, health: HealthHandle) -> Self {
+        let mut sources = BTreeMap::new();
+        for j in jobs {
+            match check_source(j, env) {
+                Ok((repo, options)) => {
+                    sources.insert(j.name.clone(), Source { repo, options });
+                }
+                // Scheduled jobs were resolved before; an unscheduled one is left out.
+                Err(f) => crate::render::note(format_args!(
+                    "warning: no metrics for job {}: {}",
+                    j.name, f.message
+                )),
+            }
+        }
+        Self {
+            sources,
+            reports: Mutex::new(BTreeMap::new()),
+            health,
+        }
+    }
+
+    /// Checks `job`'s repository now and keeps the report.
+    async fn refresh(&self, job: &str) {
+        let Some(src) = self.sources.get(job) else {
+            return;
+        };
+        let mut opts = src.options.clone();
+        opts.now = time::OffsetDateTime::now_utc();
+        let report = pgb_ops::check(&src.repo, &opts).await;
+        tracing::debug!(job, status = %report.status, "metrics refreshed");
+        let newest = report
+            .sets
+            .iter()
+            .filter_map(|s| s.newest.as_ref())
+            .map(|n| n.finished_at.unix_timestamp())
+            .max()
+            .and_then(|t| chrono::DateTime::from_timestamp(t, 0));
+        if let Some(t) = newest {
+            let known = self
+                .health
+                .snapshot(chrono::Utc::now())
+                .jobs
+                .get(job)
+                .and_then(|h| h.last_success);
+            if known.is_none_or(|k| k < t) {
+                self.health.set_last_success(job, t);
+            }
+        }
+        self.lock().insert(job.to_owned(), report);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, CheckReport>> {
+        self.reports.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The Prometheus text of the last reports (no storage access).
+    pub(crate) fn render(&self) -> String {
+        let reports = self.lock();
+        pgb_metrics::render_checks(reports.iter().map(|(j, r)| (Some(j.as_str()), r)))
+    }
+
+    /// Refreshes every job now, then each job named on `runs` (a run of it ended) and every
+    /// job every [`METRICS_REFRESH`], until `cancel` fires.
+    pub(crate) async fn refresh_loop(
+        self: Arc<Self>,
+        mut runs: mpsc::UnboundedReceiver<String>,
+        cancel: CancellationToken,
+    ) {
+        let mut tick = tokio::time::interval(METRICS_REFRESH);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                _ = tick.tick() => {
+                    for job in self.sources.keys() {
+                        tokio::select! {
+                            () = cancel.cancelled() => return,
+                            () = self.refresh(job) => {}
+                        }
+                    }
+                }
+                Some(job) = runs.recv() => tokio::select! {
+                    () = cancel.cancelled() => return,
+                    () = self.refresh(&job) => {}
+                },
+            }
+        }
+    }
+}
+
+/// `/healthz` over the scheduler's state and `/metrics` over `metrics`.
+pub(crate) fn endpoints(health: HealthHandle, metrics: Arc<DaemonMetrics>) -> Endpoints {
+    let render: MetricsFn = Arc::new(move || metrics.render());
+    Endpoints {
+        health,
+        metrics: render,
+        clock: Clock::system(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::path::Path;
+
+    use super::*;
+
+    fn job(toml: &str, vars: &[(&str, &str)]) -> (ResolvedJob, HashMap<String, String>) {
+        let cfg = pgb_config::LoadedConfig::parse(toml, Path::new("pgb.toml")).unwrap();
+        let env: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let j = super::super::config::jobs(&cfg, Some("shop"), &env)
+            .unwrap()
+            .remove(0);
+        (j, env)
+    }
+
+    #[test]
+    fn a_jobs_metrics_check_its_database_with_its_thresholds() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().display();
+        let (j, env) = job(
+            &format!(
+                "[jobs.shop]\ndatabase = \"postgres://app@db:5432/shop\"\nrepository = \"{dir}\"\n\
+                 schedule = \"30 2 * * *\"\n[jobs.shop.check]\nmin_size = \"1MiB\"\n"
+            ),
+            &[],
+        );
+        let (_repo, o) = check_source(&j, &env).unwrap();
+        assert_eq!(o.database.as_deref(), Some("shop"));
+        assert_eq!(o.min_size, Some(1 << 20));
+        assert_eq!(
+            o.max_age,
+            Some(Duration::from_secs(26 * 3600)),
+            "a daily schedule: one day plus a 2 h grace"
+        );
+        // Without a database in the URL, libpq's PGDATABASE names it.
+        let (j, env) = job(
+            &format!("[jobs.shop]\nrepository = \"{dir}\"\n"),
+            &[("PGDATABASE", "orders")],
+        );
+        assert_eq!(
+            crate::resolve::job::database_name(&j, &env).as_deref(),
+            Some("orders")
+        );
+        let (_repo, o) = check_source(&j, &env).unwrap();
+        assert_eq!(o.max_age, None, "no schedule, no max_age");
+    }
+
+    #[test]
+    fn listen_takes_a_socket_address() {
+        assert_eq!(
+            listen(Some("127.0.0.1:9187")).unwrap(),
+            Some("127.0.0.1:9187".parse().unwrap())
+        );
+        assert_eq!(listen(None).unwrap(), None);
+        assert_eq!(listen(Some("localhost")).unwrap_err().code, 2);
+    }
+}
