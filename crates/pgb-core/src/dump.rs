@@ -627,6 +627,21 @@ pub trait ArchiveChecker: fmt::Debug + Send + Sync + 'static {
     /// # Errors
     /// `ToolNotFound`, `VersionMismatch`.
     async fn check(&self, archive: &ArchiveInfo) -> Result<Box<dyn RestoreSink>, DumpError>;
+
+    /// Starts a check of a directory-format `archive` whose files are `files`: the sink is fed
+    /// its table of contents (`toc.dat`) and checks that it reads and that every data entry
+    /// has its file among `files`. The default checks nothing.
+    ///
+    /// # Errors
+    /// `ToolNotFound`, `VersionMismatch`.
+    async fn check_directory(
+        &self,
+        archive: &ArchiveInfo,
+        files: &[String],
+    ) -> Result<Option<Box<dyn RestoreSink>>, DumpError> {
+        let _ = (archive, files);
+        Ok(None)
+    }
 }
 
 /// Receives a plaintext archive.

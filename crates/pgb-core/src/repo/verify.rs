@@ -54,6 +54,18 @@ impl Repository {
                     c.check(&ArchiveInfo::new(m.format, m.pg_dump_major))
                         .await?
                 }
+                // A directory-format dump: its table of contents, against the stored files.
+                Some(c) if a.kind == ArtifactKind::DirectoryFile && a.name == "toc.dat" => {
+                    let files: Vec<String> = m
+                        .artifacts
+                        .iter()
+                        .filter(|f| f.kind == ArtifactKind::DirectoryFile)
+                        .map(|f| f.name.clone())
+                        .collect();
+                    c.check_directory(&ArchiveInfo::new(m.format, m.pg_dump_major), &files)
+                        .await?
+                        .unwrap_or_else(|| Box::new(NullSink))
+                }
                 _ => Box::new(NullSink),
             };
             if let Err(e) = self
