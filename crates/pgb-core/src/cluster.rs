@@ -141,7 +141,7 @@ pub fn select_databases(
 ///
 /// Statements are applied one by one: a `CREATE` of an object that already exists counts as
 /// existed (the statements that follow it, such as its `ALTER ROLE`, still apply); the
-/// connected role is never dropped; any other error counts as failed, with its message, and
+/// connected role is never dropped or altered; any other error counts as failed, with its message, and
 /// the remaining statements are still applied.
 #[async_trait]
 pub trait GlobalsRestorer: fmt::Debug + Send + Sync {

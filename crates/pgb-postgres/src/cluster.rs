@@ -151,8 +151,8 @@ impl GlobalsRestorer for PgCluster {
                 prelude.push('\n');
                 continue;
             }
-            if drops_role(&upper, &me) {
-                tracing::info!(role = %me, "not dropping the connected role");
+            if drops_role(&upper, &me) || alters_role(&upper, &me) {
+                tracing::info!(role = %me, statement = %first_line(&stmt), "leaving the connected role as it is");
                 report.skipped += 1;
                 continue;
             }
@@ -238,6 +238,20 @@ fn drops_role(upper: &str, me: &str) -> bool {
     let rest = rest.strip_prefix("IF EXISTS ").unwrap_or(rest);
     let name = rest.trim_end_matches(';').trim();
     name == me.to_ascii_uppercase() || name == sql::quote_ident(me).to_ascii_uppercase()
+}
+
+/// Whether an upper-cased statement alters the role `me` (its attributes, password or
+/// settings): the connected role is left as it is, so a backup from another server cannot
+/// demote or lock out the role doing the restore.
+fn alters_role(upper: &str, me: &str) -> bool {
+    let Some(rest) = upper.strip_prefix("ALTER ROLE ") else {
+        return false;
+    };
+    let me_upper = me.to_ascii_uppercase();
+    let quoted = sql::quote_ident(me).to_ascii_uppercase();
+    [me_upper, quoted]
+        .iter()
+        .any(|n| rest.starts_with(&format!("{n} ")) || rest.starts_with(&format!("{n};")))
 }
 
 fn first_line(stmt: &str) -> String {
@@ -339,6 +353,15 @@ mod tests {
         assert!(drops_role("DROP ROLE IF EXISTS \"ADMIN\";", "admin"));
         assert!(!drops_role("DROP ROLE APP;", "postgres"));
         assert!(!drops_role("CREATE ROLE POSTGRES;", "postgres"));
+        assert!(alters_role(
+            "ALTER ROLE POSTGRES WITH NOSUPERUSER;",
+            "postgres"
+        ));
+        assert!(alters_role(
+            "ALTER ROLE \"POSTGRES\" SET SEARCH_PATH TO X;",
+            "postgres"
+        ));
+        assert!(!alters_role("ALTER ROLE POSTGRES2 WITH LOGIN;", "postgres"));
     }
 
     #[test]

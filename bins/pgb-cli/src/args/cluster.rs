@@ -33,7 +33,7 @@ pub(crate) struct ClusterRestoreArgs {
     pub(crate) database: Option<String>,
     /// Apply the backup's globals (roles, memberships, tablespaces) to the server of --db,
     /// statement by statement: existing roles are kept and updated, the connected role is
-    /// never dropped.
+    /// never dropped or altered.
     #[arg(long, conflicts_with = "database")]
     pub(crate) globals: bool,
     /// Rebuild the whole server of --server: the globals, then every database under its own
