@@ -32,34 +32,16 @@ struct Runner {
 
 impl Runner {
     async fn run_job(&self, name: &str, cancel: CancellationToken) -> Result<(), String> {
-        let env: Env<'_> = &*self.env;
         let job = self.jobs.get(name).ok_or("no such job")?;
-        let job_env = resolve::job::job_env(job, env).map_err(|f| f.message)?;
-        let env: Env<'_> = &job_env;
-        let args = config::backup_args(job, env).map_err(|f| f.message)?;
-        let plan = resolve::backup(&args, env).map_err(|f| f.message)?;
-        let repo = resolve::repository(&args.repo, env).map_err(|f| f.message)?;
-        let checker = resolve::checker(&args.tools, env);
-        let notifier = resolve::job_notifier(job, env).map_err(|f| f.message)?;
-        let auth = resolve::auth_key(job.encryption.auth_key_file.as_deref(), env)
-            .map_err(|f| f.message)?;
-        let progress = render::Reporter::job(&self.progress, &repo, name);
-        let run = pgb_jobs::JobRun {
+        Box::pin(super::run::run_job(
             job,
-            repo: &repo,
-            dumper: &plan.dumper,
-            options: &plan.options,
-            checker: Some(&checker),
-            holder: config::holder(env),
-            hook_env: config::hook_env(env),
-            progress: &progress,
-            notifier: notifier.as_ref(),
-            auth_key: auth.as_ref(),
-        };
-        let report = pgb_jobs::run_job(&run, cancel.cancelled_owned()).await;
-        let done = report.as_ref().ok().and_then(|r| r.backup.as_ref());
-        progress.finish(done.map(pgb::Manifest::plain_size));
-        report.map(|_| ()).map_err(|f| f.error.to_string())
+            &*self.env,
+            &self.progress,
+            cancel.cancelled_owned(),
+        ))
+        .await
+        .map(|_| ())
+        .map_err(|f| f.message)
     }
 }
 
