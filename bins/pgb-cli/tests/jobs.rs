@@ -337,6 +337,59 @@ fn daemon_once_with_catch_up_runs_a_missed_slot_once() {
     );
 }
 
+#[test]
+fn daemon_once_runs_a_due_drill_after_the_backup_and_records_it() {
+    let Some(pg) = common::pg() else { return };
+    let db = pg.sample_db("jobs_drill", 20, common::RowText::Plain);
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let (_c, path) = job_config(
+        &pg,
+        &db.name,
+        &repo,
+        &format!(
+            "schedule = \"0 3 * * *\"\n[jobs.nightly.drill]\ntarget = \"{}\"\nschedule = \"0 4 * * *\"",
+            pg.url("postgres")
+        ),
+    );
+    let once = || {
+        common::pgb_env(
+            &["daemon", "--once", "--config", &path],
+            &[("PGB_PG_BIN_DIR", pg.bin.to_str().unwrap())],
+        )
+    };
+    let o = once();
+    assert!(o.status.success(), "{o:?}");
+    let outcomes: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("outcomes");
+    let jobs: Vec<&str> = outcomes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["job"].as_str().unwrap())
+        .collect();
+    assert_eq!(jobs, ["nightly", "nightly/drill"], "{outcomes}");
+    let history = common::pgb(&[
+        "drill",
+        "--history",
+        "--json",
+        "--repo",
+        repo.to_str().unwrap(),
+    ]);
+    let history: serde_json::Value = serde_json::from_str(&stdout(&history)).expect("history");
+    let drills = history.as_array().unwrap();
+    assert_eq!(drills.len(), 1, "{history}");
+    assert_eq!(drills[0]["report"]["outcome"], "passed", "{history}");
+    assert_eq!(drills[0]["report"]["job"], "nightly", "{history}");
+    assert!(
+        !pg.db_exists(drills[0]["report"]["scratch_database"].as_str().unwrap()),
+        "scratch database dropped"
+    );
+    // The passed drill is the drill's last success: nothing is due any more.
+    let o = once();
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(stdout(&o).trim(), "[]", "{o:?}");
+}
+
 /// A child killed when the test ends, also when it fails before stopping it.
 struct KillOnDrop(std::process::Child);
 

@@ -1,19 +1,24 @@
 //! `pgb daemon [--listen ADDR] [--once]`: every scheduled job of the config file on its
-//! schedule (the `pgb-scheduler` loop), each run a `pgb run` (the `pgb-jobs` crate); with
-//! `--listen`, `/healthz` and `/metrics` ([`crate::resolve::daemon`]).
+//! schedule (the `pgb-scheduler` loop), each run a `pgb run` (the `pgb-jobs` crate), and every
+//! job's `drill.schedule` as a `pgb drill --job` (scheduled as `NAME/drill`); with `--listen`,
+//! `/healthz` and `/metrics` ([`crate::resolve::daemon`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use pgb_config::ResolvedJob;
-use pgb_scheduler::{CancellationToken, JobRunner, Scheduler, Trigger};
+use pgb_scheduler::{CancellationToken, JobRunner, ScheduledJob, Scheduler, Trigger};
 use tokio::sync::mpsc;
 
 use super::Ctx;
-use crate::args::DaemonArgs;
+use crate::args::{DaemonArgs, DrillArgs};
 use crate::exit::Failure;
 use crate::render;
+use crate::resolve::job::FromJob as _;
 use crate::resolve::{self, Env, SharedEnv, config, daemon};
+
+/// The scheduler's name for a job's drill: `shop/drill` (`/` is not in job names).
+const DRILL: &str = "/drill";
 
 /// Runs a job by name, as `pgb run` does, with the environment `main` snapshotted.
 struct Runner {
@@ -27,43 +32,105 @@ struct Runner {
 
 impl Runner {
     async fn run_job(&self, name: &str, cancel: CancellationToken) -> Result<(), String> {
+        let job = self.jobs.get(name).ok_or("no such job")?;
+        Box::pin(super::run::run_job(
+            job,
+            &*self.env,
+            &self.progress,
+            cancel.cancelled_owned(),
+        ))
+        .await
+        .map(|_| ())
+        .map_err(|f| f.message)
+    }
+}
+
+impl Runner {
+    /// A job's scheduled drill, as `pgb drill --job NAME` runs it (the scratch database is
+    /// dropped also when the daemon is stopped: `cancel` is the drill's cancellation).
+    async fn run_drill(&self, name: &str, cancel: CancellationToken) -> Result<(), String> {
         let env: Env<'_> = &*self.env;
         let job = self.jobs.get(name).ok_or("no such job")?;
         let job_env = resolve::job::job_env(job, env).map_err(|f| f.message)?;
         let env: Env<'_> = &job_env;
-        let args = config::backup_args(job, env).map_err(|f| f.message)?;
-        let plan = resolve::backup(&args, env).map_err(|f| f.message)?;
-        let repo = resolve::repository(&args.repo, env).map_err(|f| f.message)?;
-        let checker = resolve::checker(&args.tools, env);
+        let mut a = DrillArgs::default();
+        a.fill(job, env).map_err(|f| f.message)?;
+        let opts = resolve::drill(&a, env)
+            .map_err(|f| f.message)?
+            .with_job(name);
+        let keys = resolve::decryption(&a.keys, env).map_err(|f| f.message)?;
+        let repo = resolve::repository(&a.repo, env)
+            .map_err(|f| f.message)?
+            .with_decryption(keys);
         let notifier = resolve::job_notifier(job, env).map_err(|f| f.message)?;
-        let auth = resolve::auth_key(job.encryption.auth_key_file.as_deref(), env)
-            .map_err(|f| f.message)?;
-        let progress = render::Reporter::job(&self.progress, &repo, name);
-        let run = pgb_jobs::JobRun {
-            job,
-            repo: &repo,
-            dumper: &plan.dumper,
-            options: &plan.options,
-            checker: Some(&checker),
-            holder: config::holder(env),
-            hook_env: config::hook_env(env),
-            progress: &progress,
-            notifier: notifier.as_ref(),
-            auth_key: auth.as_ref(),
-        };
-        let report = pgb_jobs::run_job(&run, cancel.cancelled_owned()).await;
-        let done = report.as_ref().ok().and_then(|r| r.backup.as_ref());
-        progress.finish(done.map(pgb::Manifest::plain_size));
-        report.map(|_| ()).map_err(|f| f.error.to_string())
+        let run = super::notify::start(notifier.as_ref());
+        let hook = config::drill_hook(job, env);
+        let hook = hook.as_ref().map(|h| h as &dyn pgb_ops::DrillHook);
+        let res = pgb_ops::drill(
+            &repo,
+            &opts,
+            hook,
+            &render::log_progress,
+            cancel.cancelled_owned(),
+        )
+        .await;
+        let n = super::drill::notification(&res).with_job(name);
+        super::notify::finish(notifier.as_ref(), n, run).await;
+        match res {
+            Ok(r) if r.passed() => Ok(()),
+            Ok(r) => Err(format!(
+                "drill {}: {}",
+                render::drill_outcome(r.outcome),
+                r.cause.unwrap_or_default()
+            )),
+            Err(e) => Err(e.to_string()),
+        }
     }
+}
+
+/// The scheduler entry of a job's `drill.schedule`; its last success is the newest passed
+/// drill of the job's database recorded in the repository.
+async fn scheduled_drill(job: &ResolvedJob, env: Env<'_>) -> Result<Option<ScheduledJob>, Failure> {
+    let Some(expr) = job.drill.as_ref().and_then(|d| d.schedule.as_deref()) else {
+        return Ok(None);
+    };
+    let schedule = pgb_config::parse_cron(expr)
+        .map_err(|m| Failure::usage(format!("jobs.{}.drill.schedule: {m}", job.name)))?;
+    let job_env = resolve::job::job_env(job, env)?;
+    let repo = resolve::repository(&config::backup_args(job, &job_env)?.repo, &job_env)?;
+    let auth = resolve::auth_key(None, &job_env)?;
+    let db = resolve::job::database_name(job, env);
+    let last_success = pgb_ops::drill_history(&repo, auth.as_ref())
+        .await
+        .map_err(|e| Failure::new(crate::exit::REPOSITORY, e.to_string()))?
+        .into_iter()
+        .filter_map(|e| e.report)
+        .filter(|r| r.passed() && db.as_ref().is_none_or(|d| &r.database == d))
+        .map(|r| r.finished_at.unix_timestamp())
+        .max()
+        .and_then(|t| chrono::DateTime::from_timestamp(t, 0));
+    Ok(Some(ScheduledJob {
+        name: format!("{}{DRILL}", job.name),
+        schedule,
+        zone: job.timezone,
+        jitter: job.jitter,
+        catch_up: false,
+        max_age: None,
+        last_success,
+    }))
 }
 
 #[async_trait::async_trait]
 impl JobRunner for Runner {
     async fn run(&self, job: &str, _t: Trigger, cancel: CancellationToken) -> Result<(), String> {
-        let res = self.run_job(job, cancel).await;
+        let drill = job.strip_suffix(DRILL);
+        let res = match drill {
+            Some(name) => self.run_drill(name, cancel).await,
+            None => self.run_job(job, cancel).await,
+        };
         if let Some(tx) = &self.finished {
-            let _ = tx.send(job.to_owned());
+            // A drill changes its job's drill metrics.
+            let _ = tx.send(drill.unwrap_or(job).to_owned());
         }
         res
     }
@@ -78,6 +145,9 @@ pub(super) async fn run(a: DaemonArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
         let job_env = resolve::job::job_env(j, ctx.env)?;
         let repo = resolve::repository(&config::backup_args(j, &job_env)?.repo, ctx.env)?;
         scheduled.push(config::scheduled(j, &repo.list().await?));
+    }
+    for j in &jobs {
+        scheduled.extend(scheduled_drill(j, ctx.env).await?);
     }
     let (finished, runs) = mpsc::unbounded_channel();
     // Metrics cover every job of the file, also those `pgb run` runs from cron.

@@ -37,21 +37,10 @@ pub(super) async fn run(mut a: DrillArgs, ctx: &Ctx<'_>) -> Result<(), Failure> 
         .and_then(|job| resolve::config::drill_hook(job, ctx.env));
     let hook = hook.as_ref().map(|h| h as &dyn pgb_ops::DrillHook);
     let res = pgb_ops::drill(&repo, &opts, hook, &render::log_progress, ctx.cancelled()).await;
-    let n = match &res {
-        Ok(r) if r.passed() => Notification::new(Event::DrillPassed).with_status("passed"),
-        Ok(r) => Notification::new(Event::DrillFailed)
-            .with_status(render::drill_outcome(r.outcome))
-            .with_cause(r.cause.as_deref().unwrap_or_default()),
-        Err(e) => Notification::new(Event::DrillFailed)
-            .with_status("not_run")
-            .with_cause(e.to_string()),
-    };
-    let n = match &res {
-        Ok(r) => n
-            .with_set(r.set.clone())
-            .with_backup_id(r.backup_id.to_string())
-            .with_duration("rto", std::time::Duration::from_millis(r.rto_ms)),
-        Err(_) => n,
+    let n = notification(&res);
+    let n = match &layer.job {
+        Some(j) => n.with_job(j.name.clone()),
+        None => n,
     };
     super::notify::finish(notifier.as_ref(), n, run).await;
     let report = res?;
@@ -70,5 +59,27 @@ pub(super) async fn run(mut a: DrillArgs, ctx: &Ctx<'_>) -> Result<(), Failure> 
             DRILL_CHECK_FAILED,
             format!("drill check failed: {}", cause()),
         )),
+    }
+}
+
+/// `drill_passed` or `drill_failed` for a drill's outcome (also for the daemon's drills).
+pub(super) fn notification(
+    res: &Result<pgb_ops::DrillReport, pgb_ops::DrillError>,
+) -> Notification {
+    let n = match res {
+        Ok(r) if r.passed() => Notification::new(Event::DrillPassed).with_status("passed"),
+        Ok(r) => Notification::new(Event::DrillFailed)
+            .with_status(render::drill_outcome(r.outcome))
+            .with_cause(r.cause.as_deref().unwrap_or_default()),
+        Err(e) => Notification::new(Event::DrillFailed)
+            .with_status("not_run")
+            .with_cause(e.to_string()),
+    };
+    match res {
+        Ok(r) => n
+            .with_set(r.set.clone())
+            .with_backup_id(r.backup_id.to_string())
+            .with_duration("rto", std::time::Duration::from_millis(r.rto_ms)),
+        Err(_) => n,
     }
 }
