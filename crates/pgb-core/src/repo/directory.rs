@@ -70,24 +70,12 @@ impl Repository {
             });
             let dumped = prepared.run(expected).await?;
             tracing::info!(backup = %id, files = dumped.files().len(), toc_entries = dumped.toc_entries(), "directory dump finished; uploading");
-            let encrypted = opts.encryption.is_some();
-            let uploads = dumped.files().into_iter().map(|(name, _)| {
-                let dumped = &dumped;
-                let id = &id;
-                async move {
-                    let file = layout::directory_file_name(&name, opts.compression, encrypted);
-                    let stream = dumped.open(&name)?;
-                    self.upload_artifact(
-                        id,
-                        &file,
-                        (&name, ArtifactKind::DirectoryFile),
-                        stream,
-                        opts,
-                        progress,
-                    )
-                    .await
-                }
-            });
+            // A Vec of futures from a method (no closure returning futures: those make the
+            // future not `Send` for every lifetime, which a daemon's spawned job needs).
+            let mut uploads = Vec::new();
+            for (name, _) in dumped.files() {
+                uploads.push(self.upload_spooled(&id, dumped.as_ref(), name, opts, progress));
+            }
             let mut pending = futures_util::stream::iter(uploads).buffer_unordered(jobs.max(1));
             let mut artifacts: Vec<Artifact> = Vec::new();
             while let Some(res) = pending.next().await {
@@ -148,7 +136,6 @@ impl Repository {
             sink = restorer.begin_directory(&archive, opts) => sink?,
             () = &mut cancel => return Err(Error::Cancelled),
         };
-        let fetch = |a, key| self.fetch_file(m, a, key, sink.as_ref(), progress);
         let mut wanted: Vec<(&Artifact, &crate::key::ObjectKey)> = m
             .artifacts
             .iter()
@@ -161,7 +148,7 @@ impl Repository {
             if let Some(i) = toc {
                 let (a, key) = wanted.remove(i);
                 let res = tokio::select! {
-                    res = fetch(a, key) => res,
+                    res = self.fetch_file(m, a, key, sink.as_ref(), progress) => res,
                     () = &mut cancel => Err(Error::Cancelled),
                 };
                 let needed = match res {
@@ -179,7 +166,10 @@ impl Repository {
             }
         }
         let objects_read = wanted.len() as u64 + u64::from(opts.is_selective());
-        let downloads = wanted.into_iter().map(|(a, key)| fetch(a, key));
+        let mut downloads = Vec::with_capacity(wanted.len());
+        for (a, key) in wanted {
+            downloads.push(self.fetch_file(m, a, key, sink.as_ref(), progress));
+        }
         let all = async {
             let mut pending =
                 futures_util::stream::iter(downloads).buffer_unordered(opts.jobs.max(1) as usize);
@@ -205,6 +195,28 @@ impl Repository {
             }
             () = &mut cancel => Err(Error::Cancelled),
         }
+    }
+
+    /// Uploads spooled file `name` of a directory-format dump as an artifact.
+    async fn upload_spooled(
+        &self,
+        id: &BackupId,
+        dumped: &dyn crate::directory::DumpedDirectory,
+        name: String,
+        opts: &BackupOptions,
+        progress: &dyn Progress,
+    ) -> Result<Artifact, Error> {
+        let file = layout::directory_file_name(&name, opts.compression, opts.encryption.is_some());
+        let stream = dumped.open(&name)?;
+        self.upload_artifact(
+            id,
+            &file,
+            (&name, ArtifactKind::DirectoryFile),
+            stream,
+            opts,
+            progress,
+        )
+        .await
     }
 
     /// Downloads one file of a directory-format backup, verified, into the restore's spool.
