@@ -390,6 +390,94 @@ fn daemon_once_runs_a_due_drill_after_the_backup_and_records_it() {
     assert_eq!(stdout(&o).trim(), "[]", "{o:?}");
 }
 
+#[test]
+fn a_whole_server_job_runs_with_pgb_run_and_picks_up_its_databases() {
+    let Some(pg) = common::pg() else { return };
+    let a = pg.sample_db("jobs_srv_a", 20, common::RowText::Plain);
+    let b = pg.sample_db("jobs_srv_b", 30, common::RowText::Plain);
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let uploads = dir.path().join("uploads");
+    std::fs::create_dir_all(&uploads).unwrap();
+    std::fs::write(uploads.join("photo.jpg"), b"not really a photo").unwrap();
+    // The job names the server (through one of its databases) and selects by glob.
+    let (_c, path) = job_config(
+        &pg,
+        &a.name,
+        &repo,
+        &format!(
+            "all_databases = true\ninclude = [\"{}\", \"{}\"]\nfiles = [\"{}\"]",
+            a.name,
+            b.name,
+            uploads.display()
+        ),
+    );
+    let o = run_job(&pg, &path);
+    assert!(o.status.success(), "{o:?}");
+    let list = common::list_json(&repo);
+    assert_eq!(list.len(), 1, "{list:?}");
+    let mut dbs: Vec<&str> = list[0]["cluster"]["databases"]
+        .as_array()
+        .expect("a whole-server backup")
+        .iter()
+        .map(|d| d.as_str().unwrap())
+        .collect();
+    dbs.sort_unstable();
+    let mut want = [a.name.as_str(), b.name.as_str()];
+    want.sort_unstable();
+    assert_eq!(dbs, want, "{list:?}");
+    let verify = common::pgb(&["verify", "--repo", repo.to_str().unwrap()]);
+    assert!(verify.status.success(), "{verify:?}");
+
+    // A selection key without all_databases is refused, naming the key; nothing runs.
+    let (_c2, bad) = job_config(&pg, &a.name, &dir.path().join("r2"), "include = [\"x\"]");
+    let o = run_job(&pg, &bad);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    assert!(one_line_error(&o).contains("include"), "{o:?}");
+    assert!(!dir.path().join("r2").exists());
+}
+
+#[test]
+fn a_directory_format_job_runs_with_pgb_run_and_restores() {
+    let Some(pg) = common::pg() else { return };
+    let db = pg.sample_db("jobs_dir", 500, common::RowText::Md5);
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let (_c, path) = job_config(
+        &pg,
+        &db.name,
+        &repo,
+        &format!(
+            "format = \"directory\"\njobs = 2\nspool_dir = \"{}\"",
+            dir.path().display()
+        ),
+    );
+    let o = run_job(&pg, &path);
+    assert!(o.status.success(), "{o:?}");
+    let list = common::list_json(&repo);
+    assert_eq!(list[0]["format"], "directory", "{list:?}");
+    let target = common::unique("jobs_dir_restored");
+    let o = common::pgb_env(
+        &[
+            "restore",
+            "latest",
+            "--job",
+            "nightly",
+            "--config",
+            &path,
+            "--db",
+            &pg.url(&target),
+        ],
+        &[("PGB_PG_BIN_DIR", pg.bin.to_str().unwrap())],
+    );
+    let _drop = common::DbGuard {
+        pg: &pg,
+        name: target.clone(),
+    };
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(pg.fingerprint(&target), pg.fingerprint(&db.name));
+}
+
 /// A child killed when the test ends, also when it fails before stopping it.
 struct KillOnDrop(std::process::Child);
 

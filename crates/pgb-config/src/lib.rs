@@ -54,9 +54,9 @@ pub use discover::{Found, SYSTEM_CONFIG, discover};
 pub use error::{ConfigError, Origin};
 pub use load::LoadedConfig;
 pub use resolve::{
-    CheckConfig, DrillConfig, Effective, EncryptionSettings, Environment, Hook, Hooks, JobReport,
-    NotifyConfig, REPOSITORY_SCHEMES, ResolvedJob, Source, StorageNetwork, builtin_defaults,
-    env_layer, is_executable, parse_cron,
+    CheckConfig, DrillConfig, DumpSelection, Effective, EncryptionSettings, Environment, Hook,
+    Hooks, JobReport, NotifyConfig, REPOSITORY_SCHEMES, ResolvedJob, Source, StorageNetwork,
+    WholeServer, builtin_defaults, env_layer, is_executable, parse_cron,
 };
 pub use settings::{
     CheckSettings, ConfigFile, DrillSettings, JobSettings, KEYS, Keep, NOTIFY_EVENTS,

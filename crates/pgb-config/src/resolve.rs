@@ -222,6 +222,34 @@ pub struct Hooks {
     pub timeout: Duration,
 }
 
+/// A whole-server backup's selection (`all_databases = true`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct WholeServer {
+    /// Only databases matching these globs.
+    pub include: Vec<String>,
+    /// Databases matching these globs are left out.
+    pub exclude: Vec<String>,
+    /// Role password hashes in the globals.
+    pub with_role_passwords: bool,
+}
+
+/// What pg_dump dumps (pg_dump's patterns).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DumpSelection {
+    /// `--schema`.
+    pub schemas: Vec<String>,
+    /// `--exclude-schema`.
+    pub exclude_schemas: Vec<String>,
+    /// `--table`.
+    pub tables: Vec<String>,
+    /// `--exclude-table`.
+    pub exclude_tables: Vec<String>,
+    /// `--exclude-table-data`.
+    pub exclude_table_data: Vec<String>,
+    /// Other pg_dump options.
+    pub pg_dump_options: Vec<String>,
+}
+
 /// Where the job's encryption keys come from (names of files and variables only).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct EncryptionSettings {
@@ -315,6 +343,16 @@ pub struct ResolvedJob {
     pub compression: String,
     /// Labels.
     pub labels: Vec<String>,
+    /// `all_databases = true`: the whole server, with its selection.
+    pub whole_server: Option<WholeServer>,
+    /// Parallel pg_dump jobs of a directory-format backup.
+    pub jobs: Option<u32>,
+    /// Where a directory-format dump is spooled.
+    pub spool_dir: Option<PathBuf>,
+    /// Directories archived with each backup.
+    pub files: Vec<PathBuf>,
+    /// What pg_dump dumps.
+    pub selection: DumpSelection,
     /// Key sources.
     pub encryption: EncryptionSettings,
     /// Retention policy, when any `keep_*` key is set.
@@ -580,10 +618,46 @@ fn validate(
         ));
     }
     let format = s.format.clone().unwrap_or_else(|| "custom".into());
-    if !["custom", "plain"].contains(&format.as_str()) {
+    if !["custom", "plain", "directory"].contains(&format.as_str()) {
         return Err(err(
             "format",
-            format!("unknown format {format:?}: expected custom or plain"),
+            format!("unknown format {format:?}: expected custom, plain or directory"),
+        ));
+    }
+    let all_databases = s.all_databases.unwrap_or(false);
+    for (key, set) in [
+        ("include", s.include.is_some()),
+        ("exclude", s.exclude.is_some()),
+        ("with_role_passwords", s.with_role_passwords.is_some()),
+    ] {
+        if set && !all_databases {
+            return Err(err(key, "applies only with all_databases = true".into()));
+        }
+    }
+    if all_databases && format != "custom" {
+        return Err(err(
+            "format",
+            "a whole-server backup (all_databases) is in the custom format".into(),
+        ));
+    }
+    if s.jobs == Some(0) {
+        return Err(err("jobs", "must be at least 1".into()));
+    }
+    if s.jobs.is_some() && format != "directory" {
+        return Err(err(
+            "jobs",
+            "applies only with format = \"directory\"".into(),
+        ));
+    }
+    if let Some(o) = s
+        .pg_dump_options
+        .iter()
+        .flatten()
+        .find(|o| !o.starts_with('-'))
+    {
+        return Err(err(
+            "pg_dump_options",
+            format!("{o:?} is not an option (one argument each, e.g. \"--no-comments\")"),
         ));
     }
     let compression = s.compression.clone().unwrap_or_else(|| "zstd:3".into());
@@ -744,6 +818,22 @@ fn validate(
         format,
         compression,
         labels,
+        whole_server: all_databases.then(|| WholeServer {
+            include: s.include.clone().unwrap_or_default(),
+            exclude: s.exclude.clone().unwrap_or_default(),
+            with_role_passwords: s.with_role_passwords.unwrap_or(false),
+        }),
+        jobs: s.jobs,
+        spool_dir: s.spool_dir.clone(),
+        files: s.files.clone().unwrap_or_default(),
+        selection: DumpSelection {
+            schemas: s.schemas.clone().unwrap_or_default(),
+            exclude_schemas: s.exclude_schemas.clone().unwrap_or_default(),
+            tables: s.tables.clone().unwrap_or_default(),
+            exclude_tables: s.exclude_tables.clone().unwrap_or_default(),
+            exclude_table_data: s.exclude_table_data.clone().unwrap_or_default(),
+            pg_dump_options: s.pg_dump_options.clone().unwrap_or_default(),
+        },
         encryption: EncryptionSettings {
             recipients,
             recipients_file: s.recipients_file.clone(),

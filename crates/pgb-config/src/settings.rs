@@ -86,7 +86,7 @@ pub struct JobSettings {
     /// `file:///path`, a path, `s3://`, `gs://` or `az://`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub repository: Option<String>,
-    /// `custom` or `plain` (`directory` once the dumper supports it).
+    /// `custom`, `plain` or `directory`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub format: Option<String>,
     /// `none`, `gzip[:1-9]`, `zstd[:1-19]`.
@@ -95,6 +95,46 @@ pub struct JobSettings {
     /// Labels recorded in each backup's manifest.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub labels: Option<Vec<String>>,
+
+    /// Back up the whole server: every database (listed at each run) plus the globals.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub all_databases: Option<bool>,
+    /// With `all_databases`: only databases matching these globs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub include: Option<Vec<String>>,
+    /// With `all_databases`: leave out databases matching these globs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exclude: Option<Vec<String>>,
+    /// With `all_databases`: role password hashes in the globals (encrypted backups only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub with_role_passwords: Option<bool>,
+    /// With `format = "directory"`: parallel pg_dump jobs and uploads.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jobs: Option<u32>,
+    /// Where a directory-format dump is spooled before the upload.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spool_dir: Option<PathBuf>,
+    /// Directories archived with each backup (tar, symlinks stored as such).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<Vec<PathBuf>>,
+    /// pg_dump `--schema` patterns.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schemas: Option<Vec<String>>,
+    /// pg_dump `--exclude-schema` patterns.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exclude_schemas: Option<Vec<String>>,
+    /// pg_dump `--table` patterns.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tables: Option<Vec<String>>,
+    /// pg_dump `--exclude-table` patterns.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exclude_tables: Option<Vec<String>>,
+    /// pg_dump `--exclude-table-data` patterns.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exclude_table_data: Option<Vec<String>>,
+    /// Other pg_dump options, one argument each (those pgb sets itself are refused).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pg_dump_options: Option<Vec<String>>,
 
     /// age recipients (`age1...` public keys: not secret).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -285,6 +325,19 @@ pub const KEYS: &[&str] = &[
     "format",
     "compression",
     "labels",
+    "all_databases",
+    "include",
+    "exclude",
+    "with_role_passwords",
+    "jobs",
+    "spool_dir",
+    "files",
+    "schemas",
+    "exclude_schemas",
+    "tables",
+    "exclude_tables",
+    "exclude_table_data",
+    "pg_dump_options",
     "recipients",
     "recipients_file",
     "passphrase_file",

@@ -28,8 +28,9 @@ use std::future::Future;
 use std::time::Instant;
 
 use pgb::{
-    ArchiveChecker, AuthKey, BackupOptions, Dumper, Holder, JobLock, JobLockError, JobLockOptions,
-    Manifest, Progress, PruneOptions, PruneReport, Repository, VerifyReport,
+    ArchiveChecker, AuthKey, BackupOptions, BackupReport, ClusterDumper, DirectoryDumper, Dumper,
+    Holder, JobLock, JobLockError, JobLockOptions, Manifest, Progress, PruneOptions, PruneReport,
+    Repository, VerifyReport,
 };
 use pgb_config::{Hook, ResolvedJob};
 use pgb_notify::{Delivery, Event, Notification, Notifier, RunId};
@@ -43,10 +44,8 @@ pub struct JobRun<'a> {
     pub job: &'a ResolvedJob,
     /// The job's repository, opened.
     pub repo: &'a Repository,
-    /// pg_dump, configured for the job's database and format.
-    pub dumper: &'a dyn Dumper,
-    /// Compression, labels, encryption.
-    pub options: &'a BackupOptions,
+    /// What the job backs up, and how (compression, labels, encryption, files).
+    pub backup: JobBackup<'a>,
     /// Checks the archive's table of contents when verifying.
     pub checker: Option<&'a dyn ArchiveChecker>,
     /// Who takes the job's lock.
@@ -60,6 +59,62 @@ pub struct JobRun<'a> {
     /// Authenticates the verification record (`verify_after_backup`) when the repository
     /// uses an authentication key.
     pub auth_key: Option<&'a AuthKey>,
+}
+
+/// What a job backs up.
+#[derive(Debug, Clone, Copy)]
+pub enum JobBackup<'a> {
+    /// One database, streamed from pg_dump (custom or plain format).
+    Database {
+        /// pg_dump, configured for the job's database and format.
+        dumper: &'a dyn Dumper,
+        /// Compression, labels, encryption.
+        options: &'a BackupOptions,
+    },
+    /// Every database of a server plus its globals (`all_databases`), as one backup.
+    Server {
+        /// The server's dumper (databases listed at each run).
+        dumper: &'a dyn ClusterDumper,
+        /// Compression, labels, encryption.
+        options: &'a BackupOptions,
+    },
+    /// One database in pg_dump's directory format, `jobs` at a time.
+    Directory {
+        /// `pg_dump -Fd -j N` into a spool.
+        dumper: &'a dyn DirectoryDumper,
+        /// Parallel dump jobs and uploads.
+        jobs: usize,
+        /// Compression, labels, encryption.
+        options: &'a BackupOptions,
+    },
+}
+
+impl JobBackup<'_> {
+    async fn run(
+        self,
+        repo: &Repository,
+        progress: &dyn Progress,
+        cancel: impl Future<Output = ()> + Send,
+    ) -> Result<BackupReport, pgb::Error> {
+        match self {
+            Self::Database { dumper, options } => {
+                repo.backup_report_until(dumper, options, progress, cancel)
+                    .await
+            }
+            Self::Server { dumper, options } => repo
+                .backup_cluster_until(dumper, options, progress, cancel)
+                .await
+                .map(|c| c.backup),
+            Self::Directory {
+                dumper,
+                jobs,
+                options,
+            } => {
+                repo.backup_directory_until(dumper, jobs, options, progress, cancel)
+                    .await
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for JobRun<'_> {
@@ -257,10 +312,7 @@ async fn steps(
             return Err(RunError::PreBackup(summary));
         }
     }
-    let backup = run
-        .repo
-        .backup_report_until(run.dumper, run.options, run.progress, cancel)
-        .await?;
+    let backup = Box::pin(run.backup.run(run.repo, run.progress, cancel)).await?;
     report.storage = Some(backup.storage);
     let manifest = report.backup.insert(backup.manifest).clone();
     if run.job.verify_after_backup {

@@ -15,7 +15,7 @@ pub(super) async fn run(a: RunArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
     if a.dry_run {
         // Resolve everything a run would (keys included), run nothing.
         let env = resolve::job::job_env(&job, ctx.env)?;
-        resolve::backup(&config::backup_args(&job, &env)?, &env)?;
+        Plan::resolve(&config::backup_args(&job, &env)?, &env)?;
         let report = job.report();
         return Output::json(a.json).emit(&report, |w| render::jobs::dry_run(w, &report));
     }
@@ -34,7 +34,7 @@ pub(super) async fn run_job(
     let job_env = resolve::job::job_env(job, env)?;
     let env: Env<'_> = &job_env;
     let backup_args = config::backup_args(job, env)?;
-    let plan = resolve::backup(&backup_args, env)?;
+    let plan = Plan::resolve(&backup_args, env)?;
     let repo = resolve::repository(&backup_args.repo, env)?;
     let checker = resolve::checker(&backup_args.tools, env);
     let notifier = resolve::job_notifier(job, env)?;
@@ -43,8 +43,7 @@ pub(super) async fn run_job(
     let run = pgb_jobs::JobRun {
         job,
         repo: &repo,
-        dumper: &plan.dumper,
-        options: &plan.options,
+        backup: plan.job_backup(),
         checker: Some(&checker),
         holder: config::holder(env),
         hook_env: config::hook_env(env),
@@ -56,4 +55,41 @@ pub(super) async fn run_job(
     let backup = result.as_ref().ok().and_then(|r| r.backup.as_ref());
     progress.finish(backup.map(pgb::Manifest::plain_size));
     result.map_err(|f| Failure::from(f.error))
+}
+
+/// A job's backup, resolved: one database, a whole server, or the directory format.
+enum Plan {
+    Database(resolve::Backup),
+    Server(resolve::ClusterBackup),
+    Directory(resolve::DirectoryBackup),
+}
+
+impl Plan {
+    fn resolve(a: &crate::args::BackupArgs, env: Env<'_>) -> Result<Self, Failure> {
+        Ok(if a.cluster.all_databases {
+            Self::Server(resolve::cluster_backup(a, env)?)
+        } else if a.format == Some(crate::args::Format::Directory) {
+            Self::Directory(resolve::directory_backup(a, env)?)
+        } else {
+            Self::Database(resolve::backup(a, env)?)
+        })
+    }
+
+    fn job_backup(&self) -> pgb_jobs::JobBackup<'_> {
+        match self {
+            Self::Database(p) => pgb_jobs::JobBackup::Database {
+                dumper: &p.dumper,
+                options: &p.options,
+            },
+            Self::Server(p) => pgb_jobs::JobBackup::Server {
+                dumper: &p.dumper,
+                options: &p.options,
+            },
+            Self::Directory(p) => pgb_jobs::JobBackup::Directory {
+                dumper: &p.dumper,
+                jobs: p.jobs,
+                options: &p.options,
+            },
+        }
+    }
 }

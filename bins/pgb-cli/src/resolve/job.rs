@@ -197,11 +197,46 @@ impl FromJob for BackupArgs {
         if self.db.is_none() {
             self.db.clone_from(&job.database);
         }
-        self.format.get_or_insert(if job.format == "plain" {
-            Format::Plain
-        } else {
-            Format::Custom
+        self.format.get_or_insert(match job.format.as_str() {
+            "plain" => Format::Plain,
+            "directory" => Format::Directory,
+            _ => Format::Custom,
         });
+        // Whole server, directory jobs, files and selection: a flag group given on the
+        // command line replaces the job's.
+        if let Some(w) = &job.whole_server
+            && !self.cluster.all_databases
+        {
+            self.cluster.all_databases = true;
+            self.cluster.include.clone_from(&w.include);
+            self.cluster.exclude.clone_from(&w.exclude);
+            self.cluster.with_role_passwords = w.with_role_passwords;
+        }
+        if self.directory.jobs.is_none() {
+            self.directory.jobs = job.jobs;
+        }
+        if self.directory.spool_dir.is_none() {
+            self.directory.spool_dir.clone_from(&job.spool_dir);
+        }
+        if self.files.files.is_empty() {
+            self.files.files.clone_from(&job.files);
+        }
+        let sel = &mut self.select;
+        let none_given = sel.schemas.is_empty()
+            && sel.exclude_schema.is_empty()
+            && sel.tables.is_empty()
+            && sel.exclude_table.is_empty()
+            && sel.exclude_table_data.is_empty()
+            && sel.pg_dump_option.is_empty();
+        if none_given {
+            let j = &job.selection;
+            sel.schemas.clone_from(&j.schemas);
+            sel.exclude_schema.clone_from(&j.exclude_schemas);
+            sel.tables.clone_from(&j.tables);
+            sel.exclude_table.clone_from(&j.exclude_tables);
+            sel.exclude_table_data.clone_from(&j.exclude_table_data);
+            sel.pg_dump_option.clone_from(&j.pg_dump_options);
+        }
         self.compression
             .get_or_insert_with(|| job.compression.clone());
         if self.label.is_empty() {

@@ -24,8 +24,8 @@ mod notify;
 mod ops;
 
 pub(crate) use cluster::{
-    ClusterRestore, cluster_backup, cluster_restore, cluster_restore_options, directory_backup,
-    dump_options,
+    ClusterBackup, ClusterRestore, DirectoryBackup, cluster_backup, cluster_restore,
+    cluster_restore_options, directory_backup, dump_options,
 };
 pub(crate) use keys::{auth_key, decryption, encryption, write_secret_file};
 pub(crate) use notify::{job_notifier, notifier_for};
