@@ -51,7 +51,13 @@ fn pg17() -> Option<Pg> {
 struct Fixture<'a> {
     pg: &'a Pg,
     prefix: String,
+    /// Held until the fixture's roles are dropped: a whole-server backup dumps every role of
+    /// the server, so two fixtures alive at once would see each other's roles come and go.
+    _serial: std::sync::MutexGuard<'static, ()>,
 }
+
+/// One fixture at a time (see [`Fixture::_serial`]).
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl Fixture<'_> {
     fn db(&self, n: &str) -> String {
@@ -135,6 +141,9 @@ fn fixture(pg: &Pg) -> Fixture<'_> {
     let f = Fixture {
         pg,
         prefix: common::unique("wcl"),
+        _serial: SERIAL
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
     };
     let (owner, pw) = (f.owner(), f.pw());
     pg.psql("postgres", &format!("create role {owner} nologin"));

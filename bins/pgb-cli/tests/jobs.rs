@@ -406,10 +406,11 @@ fn a_whole_server_job_runs_with_pgb_run_and_picks_up_its_databases() {
         &a.name,
         &repo,
         &format!(
-            "all_databases = true\ninclude = [\"{}\", \"{}\"]\nfiles = [\"{}\"]",
+            "all_databases = true\ninclude = [\"{}\", \"{}\"]\nfiles = [\"{}\"]\npost_restore = [\"/bin/sh\", \"-c\", \"{} -X -q -d \\\"$DATABASE_URL\\\" -c 'create table migrated (v int)'\"]",
             a.name,
             b.name,
-            uploads.display()
+            uploads.display(),
+            pg.bin.join("psql").display()
         ),
     );
     let o = run_job(&pg, &path);
@@ -428,6 +429,31 @@ fn a_whole_server_job_runs_with_pgb_run_and_picks_up_its_databases() {
     assert_eq!(dbs, want, "{list:?}");
     let verify = common::pgb(&["verify", "--repo", repo.to_str().unwrap()]);
     assert!(verify.status.success(), "{verify:?}");
+
+    // One database of the whole-server backup, then the job's migration hook on it.
+    let target = common::unique("jobs_srv_restored");
+    let o = common::pgb_env(
+        &[
+            "restore",
+            "latest",
+            "--job",
+            "nightly",
+            "--config",
+            &path,
+            "--database",
+            &b.name,
+            "--db",
+            &pg.url(&target),
+        ],
+        &[("PGB_PG_BIN_DIR", pg.bin.to_str().unwrap())],
+    );
+    let _drop = common::DbGuard {
+        pg: &pg,
+        name: target.clone(),
+    };
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(pg.fingerprint(&target), pg.fingerprint(&b.name));
+    assert_eq!(pg.psql(&target, "select count(*) from migrated"), "0");
 
     // A selection key without all_databases is refused, naming the key; nothing runs.
     let (_c2, bad) = job_config(&pg, &a.name, &dir.path().join("r2"), "include = [\"x\"]");

@@ -94,7 +94,11 @@ async fn after_commit<T: serde::Serialize>(
 }
 
 /// `restore ID --database NAME --db URL`, `--globals --db URL` or `--all --server URL`.
-pub(super) async fn restore(a: RestoreArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
+pub(super) async fn restore(
+    a: RestoreArgs,
+    job: Option<&pgb_config::ResolvedJob>,
+    ctx: &Ctx<'_>,
+) -> Result<(), Failure> {
     if let Some(dir) = &a.files.files_to {
         return restore_files(&a, dir, ctx).await;
     }
@@ -108,7 +112,11 @@ pub(super) async fn restore(a: RestoreArgs, ctx: &Ctx<'_>) -> Result<(), Failure
     let out = Output::json(a.json);
     let started = std::time::Instant::now();
     match what {
-        ClusterRestore::Database { name, restorer } => {
+        ClusterRestore::Database {
+            name,
+            restorer,
+            target,
+        } => {
             let report = repo
                 .restore_database_until(
                     &m,
@@ -120,16 +128,21 @@ pub(super) async fn restore(a: RestoreArgs, ctx: &Ctx<'_>) -> Result<(), Failure
                 )
                 .await?;
             let seconds = started.elapsed().as_secs_f64();
+            // The job's post_restore hook (migrations) on the database restored.
+            let hook = match job {
+                Some(j) => super::restore::post_restore_hook(j, &target, &m, ctx).await,
+                None => None,
+            };
             let o = RestoreOut {
                 backup: m.id.as_str(),
                 database: &report.database,
                 created: report.created,
                 seconds,
                 objects_read: report.objects_read,
-                // A job's post_restore hook runs after single-database restores only.
-                post_restore: None,
+                post_restore: hook.as_ref(),
             };
-            out.emit(&o, |w| render::restore_text(w, &m, &report, seconds))
+            out.emit(&o, |w| render::restore_text(w, &m, &report, seconds))?;
+            super::restore::hook_outcome(hook.as_ref(), &report.database)
         }
         ClusterRestore::Globals(target) => {
             let report = repo

@@ -144,7 +144,7 @@ pub(super) async fn run(a: DaemonArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
     for j in jobs.iter().filter(|j| j.schedule.is_some()) {
         let job_env = resolve::job::job_env(j, ctx.env)?;
         let repo = resolve::repository(&config::backup_args(j, &job_env)?.repo, ctx.env)?;
-        scheduled.push(config::scheduled(j, &repo.list().await?));
+        scheduled.push(config::scheduled(j, &repo.list().await?, ctx.env));
     }
     for j in &jobs {
         scheduled.extend(scheduled_drill(j, ctx.env).await?);

@@ -10,7 +10,7 @@ pub(super) async fn run(mut a: RestoreArgs, ctx: &Ctx<'_>) -> Result<(), Failure
     let layer = resolve::job::layer(&mut a, ctx.env)?;
     let ctx = &ctx.with_env(&layer.env);
     if a.cluster.selected() || a.files.files_to.is_some() {
-        return Box::pin(super::cluster::restore(a, ctx)).await;
+        return Box::pin(super::cluster::restore(a, layer.job.as_ref(), ctx)).await;
     }
     let target = resolve::restore(&a, ctx.env)?;
     let keys = resolve::decryption(&a.keys, ctx.env)?;
@@ -28,11 +28,7 @@ pub(super) async fn run(mut a: RestoreArgs, ctx: &Ctx<'_>) -> Result<(), Failure
     let report = report?;
     let seconds = started.elapsed().as_secs_f64();
     let hook = match &layer.job {
-        Some(job) => {
-            let restored = config::restored_database(&target.target, ctx.env);
-            let id = manifest.id.to_string();
-            pgb_jobs::post_restore(job, &config::hook_env(ctx.env), Some(&id), &restored).await
-        }
+        Some(job) => post_restore_hook(job, &target.target, &manifest, ctx).await,
         None => None,
     };
     let out = RestoreOut {
@@ -46,14 +42,33 @@ pub(super) async fn run(mut a: RestoreArgs, ctx: &Ctx<'_>) -> Result<(), Failure
     Output::json(a.json).emit(&out, |w| {
         render::restore_text(w, &manifest, &report, seconds)
     })?;
+    hook_outcome(hook.as_ref(), &report.database)
+}
+
+/// Runs the job's `post_restore` hook on `target` after a successful restore of `m`.
+pub(super) async fn post_restore_hook(
+    job: &pgb_config::ResolvedJob,
+    target: &pgb::postgres::ConnConfig,
+    m: &pgb::Manifest,
+    ctx: &Ctx<'_>,
+) -> Option<pgb_scheduler::HookReport> {
+    let restored = config::restored_database(target, ctx.env);
+    let id = m.id.to_string();
+    pgb_jobs::post_restore(job, &config::hook_env(ctx.env), Some(&id), &restored).await
+}
+
+/// A failed hook fails the command, saying the data is restored.
+pub(super) fn hook_outcome(
+    hook: Option<&pgb_scheduler::HookReport>,
+    database: &str,
+) -> Result<(), Failure> {
     match hook {
         Some(h) if !h.ok() => {
-            render::jobs::hook_output(&h);
+            render::jobs::hook_output(h);
             Err(Failure::new(
                 FAILURE,
                 format!(
-                    "the data is restored into {}, but the {}",
-                    report.database,
+                    "the data is restored into {database}, but the {}",
                     h.summary()
                 ),
             ))

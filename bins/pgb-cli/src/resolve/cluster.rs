@@ -54,7 +54,12 @@ pub(crate) fn cluster_backup(a: &BackupArgs, env: Env<'_>) -> Result<ClusterBack
 /// What `restore` does with a whole-server backup.
 pub(crate) enum ClusterRestore {
     /// `--database NAME --db URL`.
-    Database { name: String, restorer: PgRestore },
+    Database {
+        name: String,
+        restorer: PgRestore,
+        /// The target, for a `post_restore` hook.
+        target: ConnConfig,
+    },
     /// `--globals --db URL`.
     Globals(PgCluster),
     /// `--all --server URL`.
@@ -98,9 +103,11 @@ pub(crate) fn cluster_restore(a: &RestoreArgs, env: Env<'_>) -> Result<ClusterRe
         )));
     }
     let name = c.database.clone().unwrap_or_default();
+    let conn = target(a, "--database")?;
     Ok(ClusterRestore::Database {
-        restorer: PgRestore::new(target(a, "--database")?, locator, spool(a, env)),
+        restorer: PgRestore::new(conn.clone(), locator, spool(a, env)),
         name,
+        target: conn,
     })
 }
 

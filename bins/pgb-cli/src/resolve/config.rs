@@ -142,12 +142,8 @@ pub(crate) fn drill_hook(job: &ResolvedJob, env: Env<'_>) -> Option<pgb_jobs::Po
 
 /// A job as the scheduler sees it; its last success is the newest complete backup of its
 /// database in `listing`.
-pub(crate) fn scheduled(job: &ResolvedJob, listing: &pgb::Listing) -> ScheduledJob {
-    let db = job
-        .database
-        .as_deref()
-        .and_then(|u| u.rsplit('/').next())
-        .map(|d| d.split('?').next().unwrap_or(d).to_owned());
+pub(crate) fn scheduled(job: &ResolvedJob, listing: &pgb::Listing, env: Env<'_>) -> ScheduledJob {
+    let db = super::job::database_name(job, env);
     let last_success = listing
         .backups
         .iter()

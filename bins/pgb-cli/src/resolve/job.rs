@@ -138,8 +138,13 @@ fn require_backup_keys(job: &ResolvedJob, env: Env<'_>) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The job's database name: from its `database` URL, else libpq's `PGDATABASE`.
+/// The job's database name: from its `database` URL, else libpq's `PGDATABASE`. `None` for a
+/// whole-server job: its backups are one set for the whole server, and its URL only names
+/// where the server is reached.
 pub(crate) fn database_name(job: &ResolvedJob, env: Env<'_>) -> Option<String> {
+    if job.whole_server.is_some() {
+        return None;
+    }
     let from_url = job
         .database
         .as_deref()
