@@ -22,8 +22,8 @@ flag=(); [[ $profile == release ]] && flag=(--release)
 echo "==> building pgb and the proxy ($profile)"
 cargo build -q "${flag[@]}" -p pgb-cli --bin pgb
 cargo build -q "${flag[@]}" -p pgb-faultproxy --example faultproxy
-pgb=$root/target/$profile/pgb
-proxy=$root/target/$profile/examples/faultproxy
+pgb=${CARGO_TARGET_DIR:-$root/target}/$profile/pgb
+proxy=${CARGO_TARGET_DIR:-$root/target}/$profile/examples/faultproxy
 
 state=$(mktemp -d /tmp/pgb-bench-net.XXXXXX)
 chmod 755 "$state"

@@ -70,7 +70,7 @@ if [[ -n ${BENCH_PGB:-} ]]; then
 else
   echo "==> building pgb ($profile)"
   if [[ $profile == release ]]; then cargo build -q --release -p pgb-cli; else cargo build -q -p pgb-cli; fi
-  pgb=$root/target/$profile/pgb
+  pgb=${CARGO_TARGET_DIR:-$root/target}/$profile/pgb
 fi
 
 state=$(mktemp -d /tmp/pgb-bench.XXXXXX)

@@ -11,7 +11,7 @@ pgb_ensure_base
 
 echo "==> building pgb"
 cargo build -q -p pgb-cli
-pgb=$root/target/debug/pgb
+pgb=${CARGO_TARGET_DIR:-$root/target}/debug/pgb # where cargo builds it
 
 state=$(mktemp -d /tmp/pgb-demo.XXXXXX)
 chmod 755 "$state"
