@@ -749,6 +749,14 @@ fn validate(
         io_timeout: seconds("storage_io_timeout_secs", s.storage_io_timeout_secs)?,
     };
 
+    if all_databases && s.drill.is_some() {
+        return Err(err(
+            "drill.target",
+            "drills of whole-server backups are not supported yet: drill a job that backs up \
+             one database of the server"
+                .into(),
+        ));
+    }
     let drill = match &s.drill {
         Some(d) => {
             pg_url("drill.target", &d.target)?;

@@ -286,6 +286,13 @@ fn validation_names_the_bad_value_and_where_it_came_from() {
             "passphrase_env",
             "variable name",
         ),
+        ("include = [\"shop_*\"]", "include", "all_databases"),
+        ("jobs = 4", "jobs", "directory"),
+        (
+            "pg_dump_options = [\"no-comments\"]",
+            "pg_dump_options",
+            "not an option",
+        ),
     ];
     for (extra, key, needle) in bad {
         let e = resolve(&with(extra), "shop", &[("PATH", "/usr/bin:/bin")]).unwrap_err();
@@ -296,6 +303,11 @@ fn validation_names_the_bad_value_and_where_it_came_from() {
         assert!(msg.starts_with("pgb.toml:3: job \"shop\""), "{msg}");
         assert!(msg.contains(needle), "{msg}");
     }
+    let whole_server_drill = "[jobs.shop]\nrepository = \"/x\"\nall_databases = true\n\
+                              [jobs.shop.drill]\ntarget = \"postgres://d@h/postgres\"\n";
+    let e = resolve(whole_server_drill, "shop", &[]).unwrap_err();
+    assert!(e.to_string().contains("whole-server"), "{e}");
+    assert_eq!(line(&e), Some(5), "{e}");
     let e = resolve("[jobs.shop]\nrepository = \"ftp://h/x\"\n", "shop", &[]).unwrap_err();
     assert!(e.to_string().contains("unknown repository scheme"), "{e}");
     let e = resolve("[jobs.shop]\nkeep_last = 3\n", "shop", &[]).unwrap_err();
