@@ -182,6 +182,15 @@ pub(crate) fn compress_stage(
     c: Compression,
     inner: Box<dyn EncodeStage>,
 ) -> io::Result<Box<dyn EncodeStage>> {
+    compress_stage_with(c, inner, zstd_workers())
+}
+
+/// [`compress_stage`] with `workers` zstd worker threads (0: compress on the calling thread).
+fn compress_stage_with(
+    c: Compression,
+    inner: Box<dyn EncodeStage>,
+    workers: u32,
+) -> io::Result<Box<dyn EncodeStage>> {
     Ok(match c {
         Compression::None => inner,
         Compression::Gzip { level } => Box::new(GzipStage(flate2::write::GzEncoder::new(
@@ -191,9 +200,6 @@ pub(crate) fn compress_stage(
         Compression::Zstd { level } => {
             let mut enc = zstd::stream::write::Encoder::new(inner, level)?;
             enc.include_checksum(true)?;
-            let workers = ZSTD_WORKERS_OVERRIDE
-                .with(std::cell::Cell::get)
-                .unwrap_or_else(zstd_workers);
             if workers > 0 {
                 enc.multithread(workers)?;
                 enc.set_parameter(zstd::zstd_safe::CParameter::JobSize(ZSTD_JOB_SIZE))?;
@@ -221,11 +227,6 @@ pub(crate) struct Digests {
 fn zstd_workers() -> u32 {
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     u32::try_from(cores.saturating_sub(3)).map_or(MAX_ZSTD_WORKERS, |n| n.min(MAX_ZSTD_WORKERS))
-}
-
-thread_local! {
-    /// Tests force the worker count: the multithreaded path must round-trip on any machine.
-    static ZSTD_WORKERS_OVERRIDE: std::cell::Cell<Option<u32>> = const { std::cell::Cell::new(None) };
 }
 
 /// More workers than this add memory (a job buffer each) without speed: zstd:3 at 1 MiB jobs
@@ -483,9 +484,7 @@ mod tests {
             .collect();
         let c = Compression::Zstd { level: 3 };
         let sink = SharedBuf::default();
-        ZSTD_WORKERS_OVERRIDE.with(|w| w.set(Some(2)));
-        let mut chain = compress_stage(c, Box::new(sink.clone())).unwrap();
-        ZSTD_WORKERS_OVERRIDE.with(|w| w.set(None));
+        let mut chain = compress_stage_with(c, Box::new(sink.clone()), 2).unwrap();
         for chunk in data.chunks(300_000) {
             chain.write_all(chunk).unwrap();
         }
