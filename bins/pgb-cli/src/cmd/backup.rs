@@ -45,7 +45,6 @@ async fn backup(a: BackupArgs, ctx: &Ctx<'_>) -> Result<(String, String, u64), F
     }
     let plan = resolve::backup(&a, ctx.env)?;
     let repo = resolve::repository(&a.repo, ctx.env)?;
-    let out = Output::json(a.json);
     let progress = render::Reporter::backup(&ctx.progress, &repo);
     // Boxed: the backup's future is large, and every command's future would carry it.
     let report =
@@ -53,36 +52,49 @@ async fn backup(a: BackupArgs, ctx: &Ctx<'_>) -> Result<(String, String, u64), F
             .await;
     progress.finish(report.as_ref().ok().map(|r| r.manifest.plain_size()));
     let report = report?;
-    let manifest = &report.manifest;
+    after_commit(&a, ctx, &repo, &report, plan.prune, &report, |w| {
+        render::backup_text(w, &report)
+    })
+    .await
+}
+
+/// After a commit: `--verify` (recorded), the report, and `--prune`. Returns (id, set,
+/// stored bytes) for the notification.
+pub(super) async fn after_commit<T: serde::Serialize>(
+    a: &BackupArgs,
+    ctx: &Ctx<'_>,
+    repo: &pgb::Repository,
+    backup: &pgb::BackupReport,
+    prune: Option<pgb::retention::Policy>,
+    report: &T,
+    text: impl Fn(&mut dyn std::io::Write) -> std::io::Result<()>,
+) -> Result<(String, String, u64), Failure> {
+    let out = Output::json(a.json);
+    let m = &backup.manifest;
     if a.verify {
         let checker = resolve::checker(&a.tools, ctx.env);
-        let progress = render::Reporter::new(&ctx.progress, "verify", Some(manifest.plain_size()));
-        let r = repo.verify(manifest, Some(&checker), &progress).await;
-        progress.finish(r.is_ok().then(|| manifest.plain_size()));
-        let r = r?;
-        super::verify::record(&repo, manifest, &r, ctx).await;
+        let progress = render::Reporter::new(&ctx.progress, "verify", Some(m.plain_size()));
+        let r = repo.verify(m, Some(&checker), &progress).await;
+        progress.finish(r.is_ok().then(|| m.plain_size()));
+        super::verify::record(repo, m, &r?, ctx).await;
     }
-    let done = (
-        manifest.id.to_string(),
-        manifest.set.clone(),
-        manifest.stored_size(),
-    );
-    let Some(policy) = plan.prune else {
-        out.emit(&report, |w| render::backup_text(w, &report))?;
-        return Ok(done);
+    let result = (m.id.to_string(), m.set.clone(), m.stored_size());
+    let Some(policy) = prune else {
+        out.emit(report, text)?;
+        return Ok(result);
     };
     if out == Output::Text {
-        render::stdout(|w| render::backup_text(w, &report))?;
+        render::stdout(text)?;
     }
-    let verified = resolve::verified(&repo, ctx.env).await?;
+    let verified = resolve::verified(repo, ctx.env).await?;
     let pruned = repo
         .prune(&policy, &PruneOptions::default().with_verified(verified))
         .await?;
     render::prune_notes(&pruned);
     let both = BackupOut {
-        backup: &report,
+        backup,
         prune: &pruned,
     };
     out.emit(&both, |w| render::prune_text(w, &pruned))?;
-    Ok(done)
+    Ok(result)
 }

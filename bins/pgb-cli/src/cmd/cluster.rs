@@ -1,12 +1,10 @@
 //! Whole-server backups (`backup --all-databases`) and their restores (`restore --database`,
 //! `--globals`, `--all`).
 
-use pgb::PruneOptions;
-
 use super::Ctx;
 use crate::args::{BackupArgs, RestoreArgs};
 use crate::exit::{FAILURE, Failure};
-use crate::render::{self, BackupOut, Output, RestoreOut, cluster};
+use crate::render::{self, Output, RestoreOut, cluster};
 use crate::resolve::{self, ClusterRestore};
 
 /// `backup --all-databases`: one backup of every selected database plus the globals; then,
@@ -23,7 +21,7 @@ pub(super) async fn backup(a: BackupArgs, ctx: &Ctx<'_>) -> Result<(String, Stri
         )
         .await?;
     cluster::notes(&done);
-    after_commit(&a, ctx, &repo, &done.backup, plan.prune, &done, |w| {
+    super::backup::after_commit(&a, ctx, &repo, &done.backup, plan.prune, &done, |w| {
         cluster::backup(w, &done)
     })
     .await
@@ -46,51 +44,10 @@ pub(super) async fn backup_directory(
             ctx.cancelled(),
         )
         .await?;
-    after_commit(&a, ctx, &repo, &r, plan.prune, &r, |w| {
+    super::backup::after_commit(&a, ctx, &repo, &r, plan.prune, &r, |w| {
         render::backup_text(w, &r)
     })
     .await
-}
-
-/// After a commit: `--verify` (recorded), the report, and `--prune`. Returns (id, set,
-/// stored bytes) for the notification.
-async fn after_commit<T: serde::Serialize>(
-    a: &BackupArgs,
-    ctx: &Ctx<'_>,
-    repo: &pgb::Repository,
-    backup: &pgb::BackupReport,
-    prune: Option<pgb::retention::Policy>,
-    report: &T,
-    text: impl Fn(&mut dyn std::io::Write) -> std::io::Result<()>,
-) -> Result<(String, String, u64), Failure> {
-    let out = Output::json(a.json);
-    let m = &backup.manifest;
-    if a.verify {
-        let checker = resolve::checker(&a.tools, ctx.env);
-        let r = repo
-            .verify(m, Some(&checker), &render::log_progress)
-            .await?;
-        super::verify::record(repo, m, &r, ctx).await;
-    }
-    let result = (m.id.to_string(), m.set.clone(), m.stored_size());
-    let Some(policy) = prune else {
-        out.emit(report, text)?;
-        return Ok(result);
-    };
-    if out == Output::Text {
-        render::stdout(text)?;
-    }
-    let verified = resolve::verified(repo, ctx.env).await?;
-    let pruned = repo
-        .prune(&policy, &PruneOptions::default().with_verified(verified))
-        .await?;
-    render::prune_notes(&pruned);
-    let both = BackupOut {
-        backup,
-        prune: &pruned,
-    };
-    out.emit(&both, |w| render::prune_text(w, &pruned))?;
-    Ok(result)
 }
 
 /// `restore ID --database NAME --db URL`, `--globals --db URL` or `--all --server URL`.

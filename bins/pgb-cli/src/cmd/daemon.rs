@@ -55,27 +55,9 @@ impl Runner {
         let env: Env<'_> = &job_env;
         let mut a = DrillArgs::default();
         a.fill(job, env).map_err(|f| f.message)?;
-        let opts = resolve::drill(&a, env)
-            .map_err(|f| f.message)?
-            .with_job(name);
-        let keys = resolve::decryption(&a.keys, env).map_err(|f| f.message)?;
-        let repo = resolve::repository(&a.repo, env)
-            .map_err(|f| f.message)?
-            .with_decryption(keys);
-        let notifier = resolve::job_notifier(job, env).map_err(|f| f.message)?;
-        let run = super::notify::start(notifier.as_ref());
-        let hook = config::drill_hook(job, env);
-        let hook = hook.as_ref().map(|h| h as &dyn pgb_ops::DrillHook);
-        let res = pgb_ops::drill(
-            &repo,
-            &opts,
-            hook,
-            &render::log_progress,
-            cancel.cancelled_owned(),
-        )
-        .await;
-        let n = super::drill::notification(&res).with_job(name);
-        super::notify::finish(notifier.as_ref(), n, run).await;
+        let res = super::drill::drill_notified(&a, Some(job), env, cancel.cancelled_owned())
+            .await
+            .map_err(|f| f.message)?;
         match res {
             Ok(r) if r.passed() => Ok(()),
             Ok(r) => Err(format!(

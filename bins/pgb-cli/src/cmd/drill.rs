@@ -2,47 +2,28 @@
 //! library records the result in the repository and drops the scratch database (also on a
 //! signal: the signal is passed as the drill's `cancel`).
 
+use std::future::Future;
+
+use pgb_config::ResolvedJob;
 use pgb_notify::{Event, Notification};
-use pgb_ops::DrillOutcome;
+use pgb_ops::{DrillError, DrillOutcome, DrillReport};
 
 use super::Ctx;
 use crate::args::DrillArgs;
 use crate::exit::{DRILL_CHECK_FAILED, DRILL_LIMIT_EXCEEDED, Failure};
 use crate::render::{self, Output};
-use crate::resolve;
+use crate::resolve::{self, Env};
 
 pub(super) async fn run(mut a: DrillArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
     let layer = resolve::job::layer(&mut a, ctx.env)?;
     let ctx = &ctx.with_env(&layer.env);
-    let repo = resolve::repository(&a.repo, ctx.env)?;
     if a.history {
+        let repo = resolve::repository(&a.repo, ctx.env)?;
         let auth = resolve::auth_key(a.keys.auth_key_file.as_deref(), ctx.env)?;
         let entries = pgb_ops::drill_history(&repo, auth.as_ref()).await?;
         return Output::json(a.json).emit(&entries, |w| render::drill_history_text(w, &entries));
     }
-    let mut opts = resolve::drill(&a, ctx.env)?;
-    if let Some(j) = &layer.job {
-        opts = opts.with_job(j.name.clone());
-    }
-    let notifier = resolve::notifier_for(&a.notify, layer.job.as_ref(), ctx.env)?;
-    let run = super::notify::start(notifier.as_ref());
-    let keys = resolve::decryption(&a.keys, ctx.env)?;
-    let repo = repo
-        .with_decryption(keys)
-        .allow_unauthenticated(a.keys.allow_unauthenticated);
-    // With --job, the job's post_restore hook (migrations) runs on the scratch database.
-    let hook = layer
-        .job
-        .as_ref()
-        .and_then(|job| resolve::config::drill_hook(job, ctx.env));
-    let hook = hook.as_ref().map(|h| h as &dyn pgb_ops::DrillHook);
-    let res = pgb_ops::drill(&repo, &opts, hook, &render::log_progress, ctx.cancelled()).await;
-    let n = notification(&res);
-    let n = match &layer.job {
-        Some(j) => n.with_job(j.name.clone()),
-        None => n,
-    };
-    super::notify::finish(notifier.as_ref(), n, run).await;
+    let res = drill_notified(&a, layer.job.as_ref(), ctx.env, ctx.cancelled()).await?;
     let report = res?;
     if let Some(e) = &report.record_error {
         render::note(format_args!("warning: the drill was not recorded: {e}"));
@@ -62,7 +43,39 @@ pub(super) async fn run(mut a: DrillArgs, ctx: &Ctx<'_>) -> Result<(), Failure> 
     }
 }
 
-/// `drill_passed` or `drill_failed` for a drill's outcome (also for the daemon's drills).
+/// A drill as `pgb drill` and the daemon's scheduled drills run it: the options of `a` (with
+/// `--job` already filled in), the job's `post_restore` hook on the scratch database, the run
+/// announced (`/start`) and its outcome notified. `Err`: it could not be set up.
+pub(super) async fn drill_notified(
+    a: &DrillArgs,
+    job: Option<&ResolvedJob>,
+    env: Env<'_>,
+    cancel: impl Future<Output = ()> + Send,
+) -> Result<Result<DrillReport, DrillError>, Failure> {
+    let mut opts = resolve::drill(a, env)?;
+    if let Some(j) = job {
+        opts = opts.with_job(j.name.clone());
+    }
+    let keys = resolve::decryption(&a.keys, env)?;
+    let repo = resolve::repository(&a.repo, env)?
+        .with_decryption(keys)
+        .allow_unauthenticated(a.keys.allow_unauthenticated);
+    let notifier = resolve::notifier_for(&a.notify, job, env)?;
+    // From here on every way out sends the outcome that pairs with this `/start`.
+    let run = super::notify::start(notifier.as_ref());
+    let hook = job.and_then(|j| resolve::config::drill_hook(j, env));
+    let hook = hook.as_ref().map(|h| h as &dyn pgb_ops::DrillHook);
+    let res = pgb_ops::drill(&repo, &opts, hook, &render::log_progress, cancel).await;
+    let n = notification(&res);
+    let n = match job {
+        Some(j) => n.with_job(j.name.clone()),
+        None => n,
+    };
+    super::notify::finish(notifier.as_ref(), n, run).await;
+    Ok(res)
+}
+
+/// `drill_passed` or `drill_failed` for a drill's outcome.
 pub(super) fn notification(
     res: &Result<pgb_ops::DrillReport, pgb_ops::DrillError>,
 ) -> Notification {
