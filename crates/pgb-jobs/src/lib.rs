@@ -434,24 +434,19 @@ impl PostRestoreHook {
 #[async_trait::async_trait]
 impl pgb_ops::DrillHook for PostRestoreHook {
     async fn post_restore(&self, database: &ConnConfig) -> Result<(), String> {
-        let r = run_hook(&HookRun {
-            program: self.hook.program.clone(),
-            argv: self.hook.argv.clone(),
-            env: self.env.clone(),
-            job: self.job.clone(),
-            event: HookEvent::PostRestore,
-            backup_id: None,
-            status: Some("success".to_owned()),
-            database_url: Some(database.redacted()),
-            password: database
-                .password()
-                .map(Password::new)
-                .or_else(|| self.password.clone()),
-            timeout: self.timeout,
-            cwd: None,
-        })
+        let target = RestoredDatabase {
+            database: database.clone(),
+            password: self.password.clone(),
+        };
+        let r = run_post_restore(
+            &self.job,
+            &self.hook,
+            &self.env,
+            self.timeout,
+            None,
+            &target,
+        )
         .await;
-        log_hook(&self.job, &r);
         let result = if r.ok() { Ok(()) } else { Err(r.summary()) };
         *self
             .report
@@ -479,25 +474,38 @@ pub async fn post_restore(
     target: &RestoredDatabase,
 ) -> Option<HookReport> {
     let hook = job.hooks.post_restore.as_ref()?;
-    Some(
-        run_hook(&HookRun {
-            program: hook.program.clone(),
-            argv: hook.argv.clone(),
-            env: hook_env.clone(),
-            job: job.name.clone(),
-            event: HookEvent::PostRestore,
-            backup_id: backup_id.map(str::to_owned),
-            status: Some("success".to_owned()),
-            database_url: Some(target.database.redacted()),
-            password: target
-                .database
-                .password()
-                .map(Password::new)
-                .or_else(|| target.password.clone()),
-            timeout: job.hooks.timeout,
-            cwd: None,
-        })
-        .await,
-    )
-    .inspect(|r| log_hook(&job.name, r))
+    let timeout = job.hooks.timeout;
+    Some(run_post_restore(&job.name, hook, hook_env, timeout, backup_id, target).await)
+}
+
+/// One `post_restore` run: `DATABASE_URL` without the password, `PGPASSWORD` from the URL or
+/// the caller; logged.
+async fn run_post_restore(
+    job: &str,
+    hook: &Hook,
+    env: &BTreeMap<String, String>,
+    timeout: std::time::Duration,
+    backup_id: Option<&str>,
+    target: &RestoredDatabase,
+) -> HookReport {
+    let r = run_hook(&HookRun {
+        program: hook.program.clone(),
+        argv: hook.argv.clone(),
+        env: env.clone(),
+        job: job.to_owned(),
+        event: HookEvent::PostRestore,
+        backup_id: backup_id.map(str::to_owned),
+        status: Some("success".to_owned()),
+        database_url: Some(target.database.redacted()),
+        password: target
+            .database
+            .password()
+            .map(Password::new)
+            .or_else(|| target.password.clone()),
+        timeout,
+        cwd: None,
+    })
+    .await;
+    log_hook(job, &r);
+    r
 }
