@@ -186,6 +186,25 @@ impl JobLock {
         holder: Holder,
         opts: JobLockOptions,
     ) -> Result<Self, JobLockError> {
+        let mut marker = None;
+        let res = Self::try_acquire(Arc::clone(&storage), job, holder, opts, &mut marker).await;
+        // A taker that won the takeover marker but then lost the lock itself (another acquirer
+        // created it in between) removes its marker: nothing else ever would.
+        if res.is_err()
+            && let Some(m) = marker
+        {
+            let _ = storage.delete(&m).await;
+        }
+        res
+    }
+
+    async fn try_acquire(
+        storage: Arc<dyn Storage>,
+        job: &str,
+        holder: Holder,
+        opts: JobLockOptions,
+        marker: &mut Option<ObjectKey>,
+    ) -> Result<Self, JobLockError> {
         let key = lock_key(job)?;
         let token = new_token();
         let make = |now: OffsetDateTime| JobLockRecord {
@@ -196,7 +215,6 @@ impl JobLock {
             acquired_at: now,
             expires_at: now + opts.ttl,
         };
-        let mut marker = None;
         for _attempt in 0..5 {
             let record = make(OffsetDateTime::now_utc());
             let body = Bytes::from(serde_json::to_vec(&record).expect("lock serializes"));
@@ -204,7 +222,7 @@ impl JobLock {
                 .put(&key, body.clone(), WriteOptions::create_new())
                 .await
             {
-                Ok(_) => return Ok(Self::start(storage, key, record, marker, opts)),
+                Ok(_) => return Ok(Self::start(storage, key, record, marker.take(), opts)),
                 Err(e) if e.kind() == StorageErrorKind::AlreadyExists => {}
                 Err(e) => return Err(e.into()),
             }
@@ -269,7 +287,7 @@ impl JobLock {
                 "taking over an expired job lock (its holder stopped refreshing)"
             );
             storage.delete(&key).await?;
-            marker = Some(mk);
+            *marker = Some(mk);
         }
         // Contended beyond reason: report the current holder.
         match read_record(storage.as_ref(), &key).await? {
