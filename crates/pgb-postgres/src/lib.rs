@@ -18,6 +18,9 @@
 //! - [`PgRestore`] implements [`pgb_core::Restorer`]: pg_restore or psql into a target that is
 //!   created if missing (and dropped again if the restore fails, is aborted or dropped) and
 //!   refused if it has tables (unless `clean`), single-transaction.
+//! - [`DataOffsets`]: follows a custom-format archive that pg_dump wrote to a pipe and sets
+//!   the data offsets pg_dump could not write, so `pg_restore -j` seeks to each table (the
+//!   parallel restore's spool gets them).
 //! - [`PgArchiveCheck`] implements [`pgb_core::ArchiveChecker`]: `pg_restore --list` on the
 //!   archive, no database needed.
 //! - [`sql`]: small SQL helpers over psql (queries, scratch databases, quoting), for callers
@@ -39,6 +42,7 @@ mod conn;
 mod directory;
 mod dump;
 mod dumpall;
+mod offsets;
 mod options;
 mod process;
 mod restore;
@@ -53,6 +57,7 @@ pub use conn::{ConnConfig, InvalidUrl};
 pub use directory::{DirectoryDump, PgDumpDirectory, PreparedDirectoryDump, SpoolFile};
 pub use dump::PgDump;
 pub use dumpall::PgDumpAll;
+pub use offsets::{DataOffsets, OffsetPatches};
 pub use options::DumpOptions;
 pub use restore::PgRestore;
 pub use sql_client::{SqlClient, check_database_name};

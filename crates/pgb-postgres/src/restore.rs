@@ -12,6 +12,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::process::{ChildStdin, Command};
 
 use crate::conn::ConnConfig;
+use crate::offsets::DataOffsets;
 use crate::process::{self, Pipes, ToolProcess};
 use crate::sql;
 use crate::tools::{Tool, ToolLocator};
@@ -542,6 +543,9 @@ struct Spool {
     target: ConnConfig,
     tool: Tool,
     opts: RestoreOptions,
+    /// Where the archive's data offsets belong, written into the spool before pg_restore
+    /// reads it (see [`crate::offsets`]).
+    offsets: DataOffsets,
 }
 
 impl Spool {
@@ -568,13 +572,42 @@ impl Spool {
             target: r.target.clone(),
             tool: tool.clone(),
             opts: opts.clone(),
+            offsets: DataOffsets::new(),
         })
+    }
+
+    /// Sets the data offsets that pg_dump could not write to its pipe, so each
+    /// `pg_restore -j` worker seeks straight to its table instead of scanning the file.
+    async fn set_data_offsets(&mut self) -> Result<(), DumpError> {
+        let patches = std::mem::take(&mut self.offsets).finish();
+        if patches.is_empty() {
+            tracing::debug!("spool: data offsets left unset (archive layout not followed)");
+            return Ok(());
+        }
+        let path = self.path.clone();
+        let n = patches.len();
+        tokio::task::spawn_blocking(move || patches.apply(&path))
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))
+            .and_then(|r| r)
+            .map_err(|e| {
+                DumpError::new(
+                    DumpErrorKind::Io,
+                    format!(
+                        "writing data offsets into spool file {}: {e}",
+                        self.path.display()
+                    ),
+                )
+            })?;
+        tracing::debug!(entries = n, "spool: data offsets set");
+        Ok(())
     }
 }
 
 #[async_trait]
 impl RestoreSink for Spool {
     async fn write(&mut self, chunk: Bytes) -> Result<(), DumpError> {
+        self.offsets.feed(&chunk);
         let file = self.file.as_mut().expect("open spool");
         file.write_all(&chunk).await.map_err(|e| {
             DumpError::new(
@@ -587,6 +620,10 @@ impl RestoreSink for Spool {
     async fn finish(mut self: Box<Self>) -> Result<RestoreReport, DumpError> {
         if let Some(mut f) = self.file.take() {
             let _ = f.flush().await;
+        }
+        if let Err(e) = self.set_data_offsets().await {
+            let _ = tokio::fs::remove_file(&self.path).await;
+            return Err(e);
         }
         let list_file = self.path.with_extension("list");
         if self.opts.is_selective() {

@@ -24,7 +24,7 @@ use pgb_core::{
     ObjectKey, ObjectMeta, ObjectWriter, PreparedDump, Repository, RestoreOptions, Restorer,
     Storage, StorageError, StorageExt, StorageInfo, WriteOptions,
 };
-use pgb_postgres::{ConnConfig, PgArchiveCheck, PgDump, PgRestore, ToolLocator};
+use pgb_postgres::{ConnConfig, DataOffsets, PgArchiveCheck, PgDump, PgRestore, ToolLocator};
 use pgb_storage_local::FsStorage;
 
 pub mod common;
@@ -558,6 +558,65 @@ async fn parallel_restore_round_trips_and_leaves_no_spool_file() {
         "schemas differ",
     ] {
         assert!(problems.contains(part), "{part} not noticed:\n{problems}");
+    }
+}
+
+/// pg_dump writes data offsets only into a seekable file; from a pipe (as pgb reads it) every
+/// TOC entry says "not set" and each `pg_restore -j` worker scans for its table. Following the
+/// piped archive with `DataOffsets` and applying the patches gives exactly the bytes pg_dump
+/// writes to a file (apart from the header's creation time), on every server version here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_offsets_of_a_piped_dump_match_the_ones_pg_dump_writes_to_a_file() {
+    let Some(pg15) = pg15() else { return };
+    for (major, pg) in std::iter::once(("15", pg15)).chain(pg17().map(|p| ("17", p))) {
+        let source = rich_db(&pg, "offsets").await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (seekable, piped) = (dir.path().join("file.dump"), dir.path().join("pipe.dump"));
+        let pg_dump = pg.bin.join("pg_dump");
+        let url = pg.url_of(&source.name);
+        let st = std::process::Command::new(&pg_dump)
+            .args(["-Fc", "-Z0", "-f"])
+            .arg(&seekable)
+            .arg(&url)
+            .status()
+            .expect("pg_dump to a file");
+        assert!(st.success());
+        let out = std::process::Command::new(&pg_dump)
+            .args(["-Fc", "-Z0"])
+            .arg(&url)
+            .output()
+            .expect("pg_dump to a pipe");
+        assert!(out.status.success());
+        std::fs::write(&piped, &out.stdout).expect("write piped dump");
+        let expected = std::fs::read(&seekable).expect("read file dump");
+        assert_eq!(out.stdout.len(), expected.len());
+        // Bytes that differ from the seekable dump past its header (the offsets).
+        let differing = |a: &[u8]| {
+            a.iter()
+                .zip(&expected)
+                .skip(64)
+                .filter(|(x, y)| x != y)
+                .count()
+        };
+        assert!(differing(&out.stdout) > 0, "a piped dump lacks the offsets");
+
+        let mut offsets = DataOffsets::new();
+        for chunk in out.stdout.chunks(8191) {
+            offsets.feed(chunk);
+        }
+        let patches = offsets.finish();
+        assert!(
+            patches.len() >= 4,
+            "tables and large objects: {}",
+            patches.len()
+        );
+        patches.apply(&piped).expect("apply");
+        let patched = std::fs::read(&piped).expect("read patched");
+        assert_eq!(
+            differing(&patched),
+            0,
+            "PostgreSQL {major}: patched TOC differs from pg_dump's"
+        );
     }
 }
 
