@@ -20,8 +20,9 @@
 #   BENCH_DIRECTORY=1  also pgb backup --format directory --jobs $BENCH_JOBS and its restore
 #                (pg_dump -Fd -j N, every file its own object; pg_restore -j N), against the
 #                custom format's pgb backup and pgb restore --jobs N
-#   BENCH_MEMORY_ONLY=1  only pgb backup and pgb verify, with their peak RSS and time: the
-#                flat-memory check at sizes (10 GB) where the full set of contenders would
+#   BENCH_MEMORY_ONLY=1  only pgb backup, verify and restore (one job; BENCH_RESTORE=0 skips
+#                it), and the backup to each S3 server asked for, with their peak RSS and time:
+#                the flat-memory check at sizes (10 GB) where the full set of contenders would
 #                need tens of GB of disk for dumps and restored copies
 #   BENCH_JOBS=N  restore with pg_restore -j N and pgb restore --jobs N [default: 2]
 #   BENCH_PG=debian (default: PostgreSQL 15 from Debian's packages) or embedded (PostgreSQL
@@ -214,6 +215,20 @@ SHIM
       measured "$work/out/v.txt" "$pgb" -q verify --repo "file://$work/repo" latest
       stored=$(find "$work/repo/backups" -name 'data.*' ! -name '*.sha256' -printf '%s\n')
       echo "memory-only run $r: backup $(wall_of "$work/out/b.txt") s, peak RSS $(rss_of "$work/out/b.txt") KiB, own CPU $(cpu_of "$work/out/b.txt") s; verify $(wall_of "$work/out/v.txt") s, peak RSS $(rss_of "$work/out/v.txt") KiB; stored $((stored / 1000000)) MB"
+      if [[ ${BENCH_RESTORE:-1} == 1 ]]; then
+        # Restore (one job, streamed) into a fresh database: its peak RSS, then drop the copy.
+        "$bin/psql" -X -q -d "$pg_url" -c "drop database if exists r2"
+        measured "$work/out/r.txt" "$pgb" -q restore latest --repo "file://$work/repo" --db "$base/r2"
+        "$bin/psql" -X -q -d "$pg_url" -c "drop database if exists r2"
+        echo "memory-only run $r: restore $(wall_of "$work/out/r.txt") s, peak RSS $(rss_of "$work/out/r.txt") KiB"
+      fi
+      for b in "${s3_backends[@]}"; do
+        bucket_var=PGB_TEST_${b^^}_BUCKET
+        s3repo="s3://${!bucket_var}/bench-mem-$r-$RANDOM"
+        s3env "$b" measured "$work/out/s.txt" "$pgb" -q backup --repo "$s3repo" --db "$base/$db"
+        echo "memory-only run $r: backup to $b $(wall_of "$work/out/s.txt") s, peak RSS $(rss_of "$work/out/s.txt") KiB"
+        s3env "$b" "$pgb" -q prune --repo "$s3repo" --keep-last 1 >/dev/null
+      done
     done
     "$bin/psql" -X -q -d "$pg_url" -c "drop database $db"
     continue
@@ -242,7 +257,9 @@ SHIM
     # Restore: pg_restore from the uncompressed file vs pgb's streamed restore.
     "$bin/psql" -X -q -d "$pg_url" -c "drop database if exists r1" -c "drop database if exists r2" -c "create database r1"
     t=$(now); "$bin/pg_restore" --no-owner -d "$base/r1" "$work/out/limit.dump"; times[pg_restore]+="$(since "$t") "
-    t=$(now); "$pgb" -q restore latest --repo "file://$work/repo" --db "$base/r2" >/dev/null; times[pgb_restore]+="$(since "$t") "
+    measured "$work/out/m.txt" "$pgb" -q restore latest --repo "file://$work/repo" --db "$base/r2"
+    times[pgb_restore]+="$(wall_of "$work/out/m.txt") "
+    rss[pgb_restore]+="$(rss_of "$work/out/m.txt") "
     t=$(now); "$pgb" -q verify --repo "file://$work/repo" latest >/dev/null; times[pgb_verify]+="$(since "$t") "
     # pgb's own CPU against the tools doing its work on the same bytes: zstd -3 on one thread
     # over the plaintext, sha256 (openssl: SHA-NI where the CPU has it) over the plaintext and
@@ -258,7 +275,9 @@ SHIM
     # Parallel restore: pg_restore -j from the file vs pgb restore --jobs (spooled).
     "$bin/psql" -X -q -d "$pg_url" -c "drop database if exists r1" -c "drop database if exists r2" -c "create database r1"
     t=$(now); "$bin/pg_restore" --no-owner -j "$jobs" -d "$base/r1" "$work/out/limit.dump"; times[pg_restore_j]+="$(since "$t") "
-    t=$(now); "$pgb" -q restore latest --jobs "$jobs" --repo "file://$work/repo" --db "$base/r2" >/dev/null; times[pgb_restore_j]+="$(since "$t") "
+    measured "$work/out/m.txt" "$pgb" -q restore latest --jobs "$jobs" --repo "file://$work/repo" --db "$base/r2"
+    times[pgb_restore_j]+="$(wall_of "$work/out/m.txt") "
+    rss[pgb_restore_j]+="$(rss_of "$work/out/m.txt") "
     if [[ ${BENCH_DIRECTORY:-0} == 1 ]]; then
       rm -rf "$work/drepo" "$work/dspool" && mkdir -p "$work/dspool"
       t=$(now); "$pgb" -q backup --repo "file://$work/drepo" --db "$base/$db" --format directory --jobs "$jobs" --spool-dir "$work/dspool"
@@ -345,6 +364,7 @@ SHIM
       "$(calc "$med_pgb_replay / $med_standin")" "${cpu[pgb_replay]}"
   fi
   echo "pgb peak RSS (KiB) per run: ${pgb_rss[*]}"
+  echo "pgb restore peak RSS (KiB) per run: ${rss[pgb_restore]}; restore --jobs $jobs: ${rss[pgb_restore_j]}"
   echo "pgb own CPU (user+sys s) per run, local backup: ${cpu[pgb]}"
   cpu_pgb=$(echo "${cpu[pgb]}" | tr ' ' '\n' | grep . | median)
   cpu_tools=$(echo "${cpu[tools]}" | tr ' ' '\n' | grep . | median)
