@@ -381,8 +381,13 @@ impl Read for ChannelReader {
 pub(crate) type OuterDecode =
     Box<dyn FnOnce(Box<dyn Read + Send>) -> io::Result<Box<dyn Read + Send>> + Send>;
 
+/// Plaintext chunks out of the decoder: with the queue behind it, the chunk held back until
+/// the checksums match and the one being written, a few of them are alive at once, so they
+/// are kept small (peak memory of a restore, measured: docs/benchmarks.md).
+const DECODE_CHUNK: usize = 256 << 10;
+
 /// Runs the decoder on a blocking thread: stored bytes in, plaintext out in chunks of at most
-/// 1 MiB. Fails on a truncated or corrupt stream, or trailing garbage after the last frame.
+/// [`DECODE_CHUNK`]. Fails on a truncated or corrupt stream, or trailing garbage after the last frame.
 pub(crate) fn spawn_decoder(
     compression: Compression,
     outer: Option<OuterDecode>,
@@ -410,7 +415,7 @@ pub(crate) fn spawn_decoder(
         };
         let mut hasher = Sha256::new();
         let mut size = 0u64;
-        let mut buf = vec![0u8; OUT_CHUNK];
+        let mut buf = vec![0u8; DECODE_CHUNK];
         loop {
             let n = match reader.read(&mut buf) {
                 Ok(0) => break,
