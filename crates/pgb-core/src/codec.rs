@@ -413,8 +413,9 @@ pub(crate) fn spawn_decoder(
                 Box::new(d)
             }
         };
-        let mut hasher = Sha256::new();
-        let mut size = 0u64;
+        // The plaintext sha256 runs beside decompression, as in the encoder: a spooled restore
+        // or a verify has the cores to itself until the archive is complete.
+        let hasher = HashThread::spawn()?;
         let mut buf = vec![0u8; DECODE_CHUNK];
         loop {
             let n = match reader.read(&mut buf) {
@@ -423,17 +424,14 @@ pub(crate) fn spawn_decoder(
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             };
-            hasher.update(&buf[..n]);
-            size += n as u64;
-            tx.blocking_send(Bytes::copy_from_slice(&buf[..n]))
+            let chunk = Bytes::copy_from_slice(&buf[..n]);
+            hasher.update(&chunk)?;
+            tx.blocking_send(chunk)
                 .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "restore sink stopped"))?;
         }
         // Bytes after the end of the compressed stream are left unread here; the caller hashes
         // every stored byte, so appended data fails the size and sha256 check.
-        Ok(Digests {
-            plain_size: size,
-            plain_sha256: hex(&hasher.finalize()),
-        })
+        hasher.finish()
     })
 }
 
