@@ -407,14 +407,18 @@ mod tests {
         }
     }
 
-    /// A small version-1.14 archive, as pg_dump writes it to a pipe: two TOC entries (a table
-    /// with data, and a schema without), the table's data block in two chunks, and a BLOBS
-    /// block with one large object. Returns the archive, the position of the table entry's
-    /// offset flag, and where its data block starts.
-    fn archive() -> (Vec<u8>, u64, u64) {
+    /// A small archive of version 1.`minor`, as pg_dump writes it to a pipe: three TOC
+    /// entries (a schema without data, a table with data, a BLOBS entry), the table's data
+    /// block in two chunks, and a BLOBS block with one large object. Returns the archive, the
+    /// position of the table entry's offset flag, and where its data block starts.
+    fn archive_v(minor: u8) -> (Vec<u8>, u64, u64) {
         let mut a = b"PGDMP".to_vec();
-        a.extend([1, 14, 0, 4, 8, FORMAT_CUSTOM]);
-        a.extend(int(0)); // compression level
+        a.extend([1, minor, 0, 4, 8, FORMAT_CUSTOM]);
+        if minor >= 15 {
+            a.push(0); // compression algorithm: none
+        } else {
+            a.extend(int(0)); // compression level
+        }
         for t in [1, 2, 3, 4, 5, 125, 0] {
             a.extend(int(t));
         }
@@ -442,9 +446,15 @@ mod tests {
             ] {
                 a.extend(str(s));
             }
-            for s in [Some(""), Some("heap"), Some("alice"), Some("false")] {
-                a.extend(str(s));
+            a.extend(str(Some(""))); // tablespace
+            if minor >= 14 {
+                a.extend(str(Some("heap")));
             }
+            if minor >= 16 {
+                a.extend(int(i64::from(b'r'))); // relkind
+            }
+            a.extend(str(Some("alice")));
+            a.extend(str(Some("false")));
             a.extend(str(Some("3")));
             a.extend(str(None));
             if id == 9 {
@@ -469,6 +479,10 @@ mod tests {
         (a, table_slot, table_block)
     }
 
+    fn archive() -> (Vec<u8>, u64, u64) {
+        archive_v(14)
+    }
+
     fn patches_of(a: &[u8], chunk: usize) -> Vec<(u64, Vec<u8>)> {
         let mut o = DataOffsets::new();
         for c in a.chunks(chunk) {
@@ -491,6 +505,19 @@ mod tests {
         assert_eq!(whole[0], (slot, expected));
         for chunk in [1, 2, 3, 7, 64] {
             assert_eq!(patches_of(&a, chunk), whole, "chunks of {chunk} bytes");
+        }
+    }
+
+    #[test]
+    fn each_known_archive_version_is_followed() {
+        // 1.12/1.13 (no table AM), 1.14 (PostgreSQL 12-15), 1.15 (16: compression byte),
+        // 1.16 (17, 18: relkind).
+        for minor in 12..=16 {
+            let (a, slot, block) = archive_v(minor);
+            let patches = patches_of(&a, 5);
+            assert_eq!(patches.len(), 2, "version 1.{minor}");
+            assert_eq!(patches[0].0, slot, "version 1.{minor}");
+            assert_eq!(patches[0].1[1..], block.to_le_bytes(), "version 1.{minor}");
         }
     }
 
