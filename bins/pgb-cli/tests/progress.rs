@@ -1,7 +1,7 @@
 //! `--progress`: outside a terminal, `log` writes a progress line every few seconds (and a
 //! summary at the end) for backup, verify and restore, with the ETA from the previous backup of
 //! the database; `none` writes none. On a pseudo-terminal (`script`), `auto` draws the bar.
-//! The byte, rate and ETA logic is unit-tested in `render/progress.rs`.
+//! The byte, rate and ETA logic is unit-tested in `render/progress/mod.rs`.
 
 pub mod common;
 
