@@ -46,12 +46,14 @@ impl PgRestore {
 
     /// Checks the target database `name` (refused if it has tables and `clean` is off, or,
     /// for plain SQL, at all) or creates it; a created database is returned armed: it is
-    /// dropped again unless the restore completes.
+    /// dropped again unless the restore completes. With `defer`, a missing database is not
+    /// created yet but returned unarmed, to be created once the spooled archive is verified.
     async fn prepare_target(
         &self,
         name: &str,
         format: ArchiveFormat,
         opts: &RestoreOptions,
+        defer: bool,
     ) -> Result<Option<CreatedDatabase>, DumpError> {
         let name = name.to_owned();
         let psql = self.locator.pick("psql", 0, "the client").await?;
@@ -76,6 +78,13 @@ impl PgRestore {
                     ),
                 ));
             }
+        } else if defer {
+            created = Some(CreatedDatabase {
+                psql,
+                maint,
+                name,
+                armed: false,
+            });
         } else {
             sql::create_database(&psql, &maint, &name).await?;
             // From here on, every way out (error, abort, drop) drops the database again.
@@ -149,50 +158,16 @@ impl Restorer for PgRestore {
             ));
         }
         let tool = tool_for(&self.locator, archive).await?;
-        let psql = self.locator.pick("psql", 0, "the client").await?;
-        let maint = maintenance(&self.target);
         // A spooled restore touches the target only once the whole archive is verified: its
         // database is created then, at `finish`.
         let spooled = spools(archive, opts);
-        let mut created = None;
-        let mut pending = None;
-        if sql::database_exists(&psql, &maint, &name).await? {
-            let n: u64 = sql::query_scalar(&psql, &self.target, COUNT_RELATIONS, &[])
-                .await?
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(0);
-            if n > 0 && !opts.clean {
-                return Err(DumpError::new(
-                    DumpErrorKind::TargetNotEmpty,
-                    format!("target database {name} already has {n} tables, views or sequences"),
-                ));
-            }
-            if n > 0 && archive.format == ArchiveFormat::Plain {
-                return Err(DumpError::new(
-                    DumpErrorKind::Refused,
-                    format!(
-                        "target database {name} is not empty and a plain SQL backup cannot replace its objects"
-                    ),
-                ));
-            }
-        } else if spooled {
-            pending = Some(CreatedDatabase {
-                psql,
-                maint,
-                name: name.clone(),
-                armed: false,
-            });
-        } else {
-            sql::create_database(&psql, &maint, &name).await?;
-            // From here on, every way out (error, abort, drop) drops the database again.
-            created = Some(CreatedDatabase {
-                psql,
-                maint,
-                name: name.clone(),
-                armed: true,
-            });
-            tracing::info!(database = %name, "created restore target");
-        }
+        let (created, pending) = match self
+            .prepare_target(&name, archive.format, opts, spooled)
+            .await?
+        {
+            Some(db) if db.armed => (Some(db), None),
+            deferred => (None, deferred),
+        };
         let started = if spooled {
             Spool::start(self, &tool, opts)
                 .await
@@ -250,7 +225,7 @@ impl Restorer for PgRestore {
         })?;
         // The spool is removed (by its drop) if the target is refused.
         spool.created = self
-            .prepare_target(&name, ArchiveFormat::Directory, opts)
+            .prepare_target(&name, ArchiveFormat::Directory, opts, false)
             .await?;
         Ok(Box::new(spool))
     }
