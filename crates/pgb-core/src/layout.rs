@@ -34,6 +34,11 @@ pub const AGE_SUFFIX: &str = ".age";
 /// The prefix of write-probe objects.
 pub const PROBE_PREFIX: &str = ".pgb-probe-";
 
+/// The largest manifest or evidence record pgb reads (16 MiB): a bigger one is unusable with
+/// that reason, so a hostile or broken object cannot make `list`, `check` or `prune` take
+/// memory in proportion to its size. A manifest of 10,000 artifacts is about 5 MiB.
+pub const MAX_METADATA_BYTES: u64 = 16 << 20;
+
 fn key(s: &str) -> ObjectKey {
     ObjectKey::parse(s).expect("layout keys are valid")
 }

@@ -449,6 +449,30 @@ pub trait StorageExt: Storage {
         Ok(Bytes::from(buf))
     }
 
+    /// Reads a whole object into memory, but at most `limit` bytes: `Ok(None)` when the object
+    /// is larger (the read stops there, so memory stays bounded whatever the object's size).
+    /// What pgb reads from a repository is untrusted input: manifests and records go through
+    /// this with [`crate::layout::MAX_METADATA_BYTES`].
+    ///
+    /// # Errors
+    /// `NotFound` if absent, or a read failure.
+    async fn get_bytes_limited(
+        &self,
+        key: &ObjectKey,
+        limit: u64,
+    ) -> Result<Option<Bytes>, StorageError> {
+        let mut stream = self.reader(key, None).await?;
+        let mut buf = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk?;
+            if (buf.len() + chunk.len()) as u64 > limit {
+                return Ok(None);
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(Some(Bytes::from(buf)))
+    }
+
     /// Whether the key exists.
     ///
     /// # Errors
