@@ -6,7 +6,8 @@ use std::fmt;
 ///
 /// No leading or trailing `/`, no empty, `.` or `..` segments, no NUL, `\` or `:`
 /// (so a key is always a safe relative path on a local filesystem too).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(transparent)]
 pub struct ObjectKey(String);
 
 /// A key that failed validation.

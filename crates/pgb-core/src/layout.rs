@@ -6,6 +6,7 @@
 //! backups/<id>/<artifact>           data objects (e.g. data.dump.zst, data.dump.zst.age;
 //!                                   for a whole server globals.sql.zst, db-001-shop.dump.zst)
 //! backups/<id>/<artifact>.sha256    `sha256sum -c` sidecars
+//! backups/<id>/verified/<utc time>.json  records of passed verifies (pgb-ops)
 //! locks/<id>.json                   leases of running backups (gc never collects them)
 //! locks/jobs/<job>.json             job locks (one run per job across hosts)
 //! drills/<id>/<utc time>.json       restore-drill records
@@ -138,6 +139,38 @@ pub fn is_sidecar(object: &ObjectKey) -> bool {
     object.file_name().ends_with(SIDECAR_SUFFIX)
 }
 
+/// Whether `rel`, a path inside a backup folder, is a name pgb writes there: the manifest,
+/// `data.*`, `data.dir/<file>`, `globals.sql*`, `db-NNN-*`, `files-N.tar*`, their `.sha256`
+/// sidecars, and `verified/<time>.json` records. `gc` deletes a folder only if every object
+/// in it passes this test (a repository is untrusted input; others may write there).
+pub fn is_backup_object(rel: &str) -> bool {
+    let mut parts = rel.split('/');
+    let (Some(first), second, third) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    let plain_name = |n: &str| !n.is_empty() && !n.starts_with('.') && !n.contains('\\');
+    match (first, second, third) {
+        ("data.dir", Some(file), None) => plain_name(file),
+        ("verified", Some(record), None) => plain_name(record) && record.ends_with(".json"),
+        (name, None, None) => {
+            name == MANIFEST
+                || name.starts_with("data.")
+                || name.starts_with("globals.sql")
+                || name.strip_prefix("db-").is_some_and(|r| {
+                    r.len() > 4
+                        && r.as_bytes()[..3].iter().all(u8::is_ascii_digit)
+                        && r.as_bytes()[3] == b'-'
+                })
+                || name.strip_prefix("files-").is_some_and(|r| {
+                    r.split_once(".tar").is_some_and(|(n, _)| {
+                        !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())
+                    })
+                })
+        }
+        _ => false,
+    }
+}
+
 /// `locks/`.
 pub fn locks_prefix() -> ObjectKey {
     key(LOCKS)
@@ -178,4 +211,13 @@ pub fn drill_dir(id: &BackupId) -> ObjectKey {
 /// `.pgb-probe-<suffix>`.
 pub fn probe_key(suffix: &str) -> ObjectKey {
     key(&format!("{PROBE_PREFIX}{suffix}"))
+}
+
+/// The folder of a backup's verification records, inside the backup's folder.
+pub const VERIFIED: &str = "verified";
+
+/// `backups/<id>/verified`: the records of passed verifies of a backup
+/// (`verified/<utc time>.json`, written by pgb-ops), deleted with the backup.
+pub fn verified_prefix(id: &BackupId) -> ObjectKey {
+    backup_dir(id).join(VERIFIED).expect("static key")
 }

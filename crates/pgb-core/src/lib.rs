@@ -68,18 +68,20 @@ pub use dump::{
 };
 pub use error::{Error, ErrorClass, IntegrityProblem};
 pub use events::{Event, NoProgress, Progress};
-pub use files::{FilesDump, FilesRestore};
+pub use files::{
+    FilesDump, FilesRestore, FilesRestoreOptions, FilesRestored, Listed, ModeChange, RefusedEntry,
+};
 pub use job_lock::{Holder, JobLock, JobLockError, JobLockOptions, JobLockRecord, read_job_lock};
 pub use key::{InvalidKey, ObjectKey};
 pub use manifest::{
     Artifact, ArtifactKind, BackupId, CLUSTER_DATABASE, ClusterInfo, InvalidBackupId,
-    MANIFEST_FORMAT_VERSION, Manifest, ManifestProblem,
+    MANIFEST_FORMAT_VERSION, Manifest, ManifestProblem, retention_set,
 };
 pub use memory::MemoryStorage;
 pub use repo::{
-    BackupOptions, BackupReport, ClusterBackup, InvalidBackup, Leftover, Listing, PruneAction,
-    PruneDecision, PruneOptions, PruneReport, PruneSet, Repository, VerifyAllReport, VerifyOutcome,
-    VerifyReport,
+    BackupOptions, BackupReport, ClusterBackup, GcReport, GcSkipped, InvalidBackup, Leftover,
+    Listing, PruneAction, PruneDecision, PruneOptions, PruneReport, PruneSet, Repository,
+    VerifyAllReport, VerifyOutcome, VerifyReport,
 };
 pub use storage::{
     ByteStream, Capabilities, ObjectMeta, ObjectWriter, Storage, StorageError, StorageErrorKind,

@@ -205,6 +205,31 @@ impl ClusterInfo {
     }
 }
 
+/// The name of a retention set (see [`Manifest::retention_set`]): `set` alone for a full
+/// backup, else `set` followed by the selection, e.g. `db:5432/* include=shop*` or
+/// `db:5432/shop --schema=app`. A job computes its own set with this before any backup exists.
+pub fn retention_set(
+    set: &str,
+    include: &[String],
+    exclude: &[String],
+    dump_options: &[String],
+) -> String {
+    let mut name = set.to_owned();
+    if !include.is_empty() {
+        name.push_str(" include=");
+        name.push_str(&include.join(","));
+    }
+    if !exclude.is_empty() {
+        name.push_str(" exclude=");
+        name.push_str(&exclude.join(","));
+    }
+    for o in dump_options {
+        name.push(' ');
+        name.push_str(o);
+    }
+    name
+}
+
 /// The manifest: written last, create-only; a backup exists only once it is there.
 ///
 /// Compatibility: readers refuse a `format_version` newer than [`MANIFEST_FORMAT_VERSION`];
@@ -441,6 +466,18 @@ impl Manifest {
         m.table_estimates = Vec::new();
         m.cluster = Some(cluster);
         m
+    }
+
+    /// The retention set this backup belongs to: its [`Manifest::set`] plus, when the backup
+    /// was made with a selection, that selection (a whole server's `include`/`exclude`, a
+    /// database's pg_dump options). A backup of part of a server or database is a different
+    /// set from a full one, so pruning one never removes the other.
+    pub fn retention_set(&self) -> String {
+        let (include, exclude) = self
+            .cluster
+            .as_ref()
+            .map_or((&[][..], &[][..]), |c| (&c.include[..], &c.exclude[..]));
+        retention_set(&self.set, include, exclude, &self.dump_options)
     }
 
     /// Whether this is a backup of a whole server (`backup --all-databases`).

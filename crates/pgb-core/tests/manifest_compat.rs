@@ -100,7 +100,15 @@ async fn format_2_backups_still_authenticate_verify_and_restore() {
         .put(&key, Bytes::from(tampered), WriteOptions::default())
         .await
         .expect("overwrite");
-    let m = repo.list().await.expect("list").backups.remove(0);
+    // Listed as unusable (never counted or `latest`), and refused when named.
+    let listing = repo.list().await.expect("list");
+    assert!(listing.backups.is_empty());
+    assert!(
+        listing.invalid[0].problem.contains("fails authentication"),
+        "{:?}",
+        listing.invalid
+    );
+    let m = repo.manifest(&m.id).await.expect("read by id");
     let err = repo
         .verify(&m, None, &NoProgress)
         .await
@@ -197,7 +205,13 @@ async fn a_newer_manifest_with_an_extra_field_authenticates_and_restores() {
         );
     })
     .await;
-    let listed = reader.list().await.expect("list").backups.remove(0);
+    let listing = reader.list().await.expect("list");
+    assert!(
+        listing.backups.is_empty(),
+        "an altered manifest is unusable"
+    );
+    assert!(listing.invalid[0].problem.contains("fails authentication"));
+    let listed = reader.manifest(&m.id).await.expect("read by id");
     let err: Error = reader
         .verify(&listed, None, &NoProgress)
         .await
@@ -214,7 +228,8 @@ async fn a_newer_manifest_with_an_extra_field_authenticates_and_restores() {
         obj.insert("labels".to_owned(), serde_json::json!(["pre-migration"]));
     })
     .await;
-    let listed = reader.list().await.expect("list").backups.remove(0);
+    assert!(reader.list().await.expect("list").backups.is_empty());
+    let listed = reader.manifest(&m.id).await.expect("read by id");
     let err = reader
         .verify(&listed, None, &NoProgress)
         .await

@@ -1346,11 +1346,11 @@ async fn gc_removes_only_old_leftovers() {
     let grace = time::Duration::hours(1);
 
     let planned = frepo.gc(now, grace, true).await.expect("dry run");
-    assert_eq!(leftover_ids(&planned), [old.as_str()]);
+    assert_eq!(leftover_ids(&planned.leftovers), [old.as_str()]);
     assert_eq!(fault.deletes(), 0, "a dry run deletes nothing");
 
     let removed = frepo.gc(now, grace, false).await.expect("gc");
-    assert_eq!(leftover_ids(&removed), [old.as_str()]);
+    assert_eq!(leftover_ids(&removed.leftovers), [old.as_str()]);
     for op in fault.ops_starting_with("delete ") {
         assert!(
             op.starts_with(&format!("delete backups/{old}/")),
@@ -1373,7 +1373,7 @@ async fn gc_removes_only_old_leftovers() {
         .gc(now + time::Duration::hours(2), grace, false)
         .await
         .expect("gc later");
-    assert_eq!(leftover_ids(&removed), [young.as_str()]);
+    assert_eq!(leftover_ids(&removed.leftovers), [young.as_str()]);
     assert_repo_holds_exactly(&inner, &[&complete], "after gc").await;
 }
 

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use crate::error::Error;
 use crate::layout;
 use crate::manifest::BackupId;
-use crate::storage::{Storage, StorageExt, WriteOptions};
+use crate::storage::{Storage, StorageErrorKind, StorageExt, WriteOptions};
 
 /// How long a lease lasts without a refresh, how often it is refreshed, and how much clock
 /// skew between hosts is tolerated before another host treats it as expired.
@@ -79,11 +79,10 @@ impl Drop for Lease {
 }
 
 /// Ids with a lease that has not expired, even on a clock up to `CLOCK_SKEW` ahead of the
-/// writer's. With `cleanup`, expired leases are removed.
+/// writer's. Never deletes anything (expired leases are `gc`'s, under its rules).
 pub(super) async fn live_leases(
     storage: &dyn Storage,
     now: OffsetDateTime,
-    cleanup: bool,
 ) -> Result<Vec<String>, Error> {
     let prefix = layout::locks_prefix();
     let mut live = Vec::new();
@@ -96,16 +95,53 @@ pub(super) async fn live_leases(
         {
             continue;
         }
-        let Ok(bytes) = storage.get_bytes(&meta.key).await else {
+        let Ok(Some(bytes)) = storage.get_bytes_limited(&meta.key, LEASE_MAX_BYTES).await else {
             continue;
         };
-        match serde_json::from_slice::<LeaseRecord>(&bytes) {
-            Ok(rec) if rec.expires_at + CLOCK_SKEW > now => live.push(rec.id),
-            _ if cleanup => {
-                let _ = storage.delete(&meta.key).await;
+        if let Ok(rec) = serde_json::from_slice::<LeaseRecord>(&bytes) {
+            if rec.expires_at + CLOCK_SKEW > now {
+                live.push(rec.id);
             }
-            _ => {}
         }
     }
     Ok(live)
+}
+
+/// A lease is a few dozen bytes; anything much larger under its name is not one.
+const LEASE_MAX_BYTES: u64 = 64 * 1024;
+
+/// What `locks/<id>.json` holds right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum LeaseState {
+    /// No lease.
+    Absent,
+    /// A lease of this id that has not expired (with the clock-skew tolerance).
+    Live,
+    /// A lease of this id that expired.
+    Expired,
+    /// Something else under the lease's name: not provably pgb's.
+    Unreadable,
+}
+
+/// Reads the lease of backup `id` as of `now`.
+pub(super) async fn lease_state(
+    storage: &dyn Storage,
+    id: &str,
+    now: OffsetDateTime,
+) -> Result<LeaseState, Error> {
+    let bytes = match storage
+        .get_bytes_limited(&layout::lease_key(id), LEASE_MAX_BYTES)
+        .await
+    {
+        Ok(Some(b)) => b,
+        Ok(None) => return Ok(LeaseState::Unreadable),
+        Err(e) if e.kind() == StorageErrorKind::NotFound => return Ok(LeaseState::Absent),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(match serde_json::from_slice::<LeaseRecord>(&bytes) {
+        Ok(rec) if rec.id != id => LeaseState::Unreadable,
+        Ok(rec) if rec.expires_at + CLOCK_SKEW > now => LeaseState::Live,
+        Ok(_) => LeaseState::Expired,
+        Err(_) => LeaseState::Unreadable,
+    })
 }

@@ -1,18 +1,35 @@
 //! Listing a repository and reading manifests.
+//!
+//! A repository is untrusted input: anyone who may add objects can add a manifest. A backup is
+//! listed as usable (counted by prune, chosen as `latest`, reported fresh by `check`) only if
+//! its manifest is at most [`layout::MAX_METADATA_BYTES`], parses, authenticates when the
+//! repository was opened with an authentication key or passphrase, and every artifact it names
+//! exists with the size it records (checked against the one listing, not a request per object).
+//! Anything else is listed in [`Listing::invalid`] with its reason: never counted, never deleted.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
+use futures_util::StreamExt;
 use time::OffsetDateTime;
 
 use super::Repository;
 use super::lease::live_leases;
+use crate::crypto::mac_verify;
 use crate::error::Error;
 use crate::key::ObjectKey;
 use crate::layout;
 use crate::manifest::{BackupId, Manifest};
-use crate::storage::{Storage, StorageErrorKind, StorageExt};
+use crate::storage::{ObjectMeta, Storage, StorageErrorKind, StorageExt};
 
-/// A backup whose manifest cannot be used.
+/// How many manifests are read at once while listing.
+const MANIFEST_READS: usize = 16;
+/// A backup that started further in the future than this is never chosen as `latest` (a
+/// clock ahead by more than this, or a forged date); prune quarantines it as well.
+const FUTURE_TOLERANCE: time::Duration = time::Duration::minutes(15);
+
+/// A folder with a manifest that cannot be used: unreadable, unknown version, over the size
+/// limit, failing authentication, or naming data objects that are missing or of the wrong
+/// size. Listed with its reason; never counted by prune and never deleted by it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct InvalidBackup {
@@ -23,7 +40,7 @@ pub struct InvalidBackup {
 }
 
 /// Objects of a backup that never committed (no manifest): not a backup, garbage for `gc`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct Leftover {
     /// The folder name (an id).
@@ -31,6 +48,7 @@ pub struct Leftover {
     /// Its objects.
     pub keys: Vec<ObjectKey>,
     /// The newest modification time among them, where known.
+    #[serde(with = "time::serde::rfc3339::option")]
     pub last_modified: Option<OffsetDateTime>,
 }
 
@@ -38,9 +56,9 @@ pub struct Leftover {
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct Listing {
-    /// Complete backups, oldest first (by start time, then id).
+    /// Usable backups, oldest first (by start time, then id).
     pub backups: Vec<Manifest>,
-    /// Folders with a corrupt or unknown-version manifest.
+    /// Folders whose manifest cannot be used, with the reason.
     pub invalid: Vec<InvalidBackup>,
     /// Folders without a manifest.
     pub leftovers: Vec<Leftover>,
@@ -49,23 +67,29 @@ pub struct Listing {
 }
 
 impl Listing {
-    /// The newest complete backup, optionally of one database only.
+    /// The newest usable backup, optionally of one database only, as of now.
     pub fn latest(&self, database: Option<&str>) -> Option<&Manifest> {
-        self.backups
-            .iter()
-            .rev()
-            .find(|m| database.is_none_or(|d| m.database == d))
+        self.latest_at(database, OffsetDateTime::now_utc())
+    }
+
+    /// The newest usable backup (optionally of one database) that started no later than
+    /// `now` plus a tolerance for clock skew: a future-dated backup is never `latest`.
+    pub fn latest_at(&self, database: Option<&str>, now: OffsetDateTime) -> Option<&Manifest> {
+        self.backups.iter().rev().find(|m| {
+            database.is_none_or(|d| m.database == d) && m.started_at <= now + FUTURE_TOLERANCE
+        })
     }
 }
 
 impl Repository {
-    /// Lists complete backups, invalid manifests and leftovers of uncommitted backups.
+    /// Lists usable backups, unusable manifests (with the reason) and leftovers of
+    /// uncommitted backups. One listing of `backups/`; manifests are read a few at a time.
     ///
     /// # Errors
     /// Storage failures while listing or reading manifests.
     pub async fn list(&self) -> Result<Listing, Error> {
         let prefix = layout::backups_prefix();
-        let mut dirs: BTreeMap<String, Vec<crate::storage::ObjectMeta>> = BTreeMap::new();
+        let mut dirs: BTreeMap<String, Vec<ObjectMeta>> = BTreeMap::new();
         for meta in self.storage.list(Some(&prefix)).await? {
             let Some(rest) = meta.key.strip_prefix(&prefix) else {
                 continue;
@@ -76,36 +100,116 @@ impl Repository {
             dirs.entry(dir.to_owned()).or_default().push(meta);
         }
         let mut listing = Listing::default();
+        let mut committed = Vec::new();
         for (dir, objects) in dirs {
-            let manifest = objects
+            match objects
                 .iter()
-                .find(|m| m.key.file_name() == layout::MANIFEST);
-            match manifest {
+                .position(|m| m.key.file_name() == layout::MANIFEST)
+            {
                 None => listing.leftovers.push(Leftover {
                     last_modified: objects.iter().filter_map(|m| m.last_modified).max(),
                     keys: objects.into_iter().map(|m| m.key).collect(),
                     id: dir,
                 }),
-                Some(meta) => match self.read_manifest_at(&dir, &meta.key).await {
-                    Ok(m) => listing.backups.push(m),
-                    // Deleted between listing and reading (a concurrent prune): not a backup.
-                    Err(Error::BackupNotFound(_)) => {}
-                    Err(Error::Manifest { problem, .. }) => {
-                        listing.invalid.push(InvalidBackup { id: dir, problem });
-                    }
-                    Err(e) => return Err(e),
-                },
+                Some(i) => committed.push((dir, objects[i].clone(), objects)),
             }
         }
+        let mut reads = futures_util::stream::iter(committed.into_iter().map(
+            |(dir, meta, objects)| async move {
+                let read = self.read_manifest_meta(&dir, &meta).await;
+                (dir, objects, read)
+            },
+        ))
+        .buffered(MANIFEST_READS);
+        while let Some((dir, objects, read)) = reads.next().await {
+            match read {
+                Ok(m) => match self.usable(&m, &objects).await {
+                    Ok(()) => listing.backups.push(m),
+                    Err(problem) => {
+                        tracing::warn!(backup = %dir, %problem, "unusable backup");
+                        listing.invalid.push(InvalidBackup { id: dir, problem });
+                    }
+                },
+                // Deleted between listing and reading (a concurrent prune): not a backup.
+                Err(Error::BackupNotFound(_)) => {}
+                Err(Error::Manifest { problem, .. }) => {
+                    listing.invalid.push(InvalidBackup { id: dir, problem });
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        drop(reads);
         listing
             .backups
             .sort_by(|a, b| (a.started_at, &a.id).cmp(&(b.started_at, &b.id)));
-        let live = live_leases(self.storage.as_ref(), OffsetDateTime::now_utc(), false).await?;
+        let live = live_leases(self.storage.as_ref(), OffsetDateTime::now_utc()).await?;
         listing.in_progress = live
             .into_iter()
             .filter(|id| !listing.backups.iter().any(|m| m.id.as_str() == id))
             .collect();
         Ok(listing)
+    }
+
+    /// Why a parsed manifest cannot be counted as a backup, judged from the listing of its
+    /// folder and the repository's keys; `Ok` when it is usable.
+    async fn usable(&self, m: &Manifest, objects: &[ObjectMeta]) -> Result<(), String> {
+        let sizes: HashMap<&ObjectKey, u64> = objects.iter().map(|o| (&o.key, o.size)).collect();
+        for a in &m.artifacts {
+            let key = a.key().map_err(|e| e.to_string())?;
+            match sizes.get(&key) {
+                None => return Err(format!("data object {key} is missing")),
+                Some(&size) if size != a.stored_size => {
+                    return Err(format!(
+                        "data object {key} is {size} bytes, the manifest says {}",
+                        a.stored_size
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        self.authenticated(m).await
+    }
+
+    /// Whether the manifest authenticates with the keys the repository was opened with. With
+    /// no authentication key or passphrase there is nothing to check against.
+    async fn authenticated(&self, m: &Manifest) -> Result<(), String> {
+        if !self.keys.expects_authentication() {
+            return Ok(());
+        }
+        let unauthenticated = || {
+            if self.allow_unauthenticated {
+                Ok(())
+            } else {
+                Err("the manifest is not authenticated, but the repository is opened with an authentication key or passphrase: a possible forgery".to_owned())
+            }
+        };
+        let Some(info) = m.encryption.clone() else {
+            return unauthenticated();
+        };
+        // The passphrase's key derivation (scrypt) takes ~100 ms: off the async threads.
+        let keys = std::sync::Arc::clone(&self.keys);
+        let id = m.id.to_string();
+        let mac_key = tokio::task::spawn_blocking(move || keys.mac_key(&info, &id))
+            .await
+            .map_err(|e| format!("authentication check failed: {e}"))?
+            .map_err(|e| format!("cannot be authenticated with the keys given: {e}"))?;
+        match (mac_key, &m.mac) {
+            (Some(k), Some(mac)) if mac_verify(&k, m.mac_input(), mac) => Ok(()),
+            (Some(_), Some(_)) => {
+                Err("the manifest fails authentication: altered, or written without this repository's key".to_owned())
+            }
+            (Some(_), None) => Err("the manifest carries no authentication code".to_owned()),
+            (None, _) => unauthenticated(),
+        }
+    }
+
+    /// Reads a manifest whose listing entry is `meta`, refusing one over the size limit
+    /// without reading it.
+    async fn read_manifest_meta(&self, dir: &str, meta: &ObjectMeta) -> Result<Manifest, Error> {
+        if meta.size > layout::MAX_METADATA_BYTES {
+            return Err(too_large(dir, Some(meta.size)));
+        }
+        self.read_manifest_at(dir, &meta.key).await
     }
 
     pub(super) async fn read_manifest_at(
@@ -117,8 +221,13 @@ impl Repository {
             id: dir.to_owned(),
             problem,
         };
-        let bytes = match self.storage.get_bytes(key).await {
-            Ok(b) => b,
+        let bytes = match self
+            .storage
+            .get_bytes_limited(key, layout::MAX_METADATA_BYTES)
+            .await
+        {
+            Ok(Some(b)) => b,
+            Ok(None) => return Err(too_large(dir, None)),
             Err(e) if e.kind() == StorageErrorKind::NotFound => {
                 return Err(Error::BackupNotFound(dir.to_owned()));
             }
@@ -145,13 +254,14 @@ impl Repository {
     /// Reads one backup's manifest.
     ///
     /// # Errors
-    /// `BackupNotFound`, `Manifest` (corrupt or unknown version), storage failures.
+    /// `BackupNotFound`, `Manifest` (corrupt, too large or unknown version), storage failures.
     pub async fn manifest(&self, id: &BackupId) -> Result<Manifest, Error> {
         self.read_manifest_at(id.as_str(), &layout::manifest_key(id))
             .await
     }
 
-    /// Resolves `latest` (optionally for one database) or an id to a manifest.
+    /// Resolves `latest` (optionally for one database) or an id to a manifest. `latest` is
+    /// the newest usable backup that is not dated in the future.
     ///
     /// # Errors
     /// `BackupNotFound`, `NoBackups`, `Manifest`.
@@ -169,5 +279,16 @@ impl Repository {
             .parse()
             .map_err(|_| Error::BackupNotFound(selector.to_owned()))?;
         self.manifest(&id).await
+    }
+}
+
+fn too_large(dir: &str, size: Option<u64>) -> Error {
+    let size = size.map_or_else(|| "larger".to_owned(), |s| format!("{s} bytes"));
+    Error::Manifest {
+        id: dir.to_owned(),
+        problem: format!(
+            "the manifest is {size}, over the limit of {} bytes; not read",
+            layout::MAX_METADATA_BYTES
+        ),
     }
 }

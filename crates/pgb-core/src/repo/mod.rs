@@ -15,6 +15,7 @@ mod verify_all;
 
 pub use backup::{BackupOptions, BackupReport};
 pub use cluster::ClusterBackup;
+pub use gc::{GcReport, GcSkipped};
 pub use list::{InvalidBackup, Leftover, Listing};
 pub use prune::{PruneAction, PruneDecision, PruneOptions, PruneReport, PruneSet};
 pub use verify::VerifyReport;

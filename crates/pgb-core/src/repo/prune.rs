@@ -2,10 +2,16 @@
 //!
 //! The rules that make a prune safe live here, once, for the CLI, the daemon and embedders:
 //!
-//! - **Per backup set.** A policy counts the backups of one set (one database on one server),
-//!   never the repository as a whole, so a busy database cannot push a quiet one out.
-//! - **Only complete backups count.** Backups running now (a live lease, no manifest yet) and
-//!   folders with an unusable manifest are neither counted nor deleted; they are reported.
+//! - **Per backup set.** A policy counts the backups of one retention set (one database on one
+//!   server, or one whole server, with the selection it was made with:
+//!   [`Manifest::retention_set`]), never the repository as a whole, so a busy database cannot
+//!   push a quiet one out.
+//! - **Only the caller's sets.** A job prunes only the set it backs up
+//!   ([`PruneOptions::with_sets`]); backups of other jobs sharing the repository are not
+//!   touched, not even planned.
+//! - **Only usable backups count.** Backups running now (a live lease, no manifest yet) and
+//!   folders whose manifest is unusable (unreadable, too large, failing authentication, data
+//!   missing: [`Repository::list`]) are neither counted nor deleted; they are reported.
 //! - **The newest complete backup of a set is never deleted,** whatever the policy says.
 //! - **The newest verified backup of a set is never deleted** when the caller passes the ids of
 //!   verified backups ([`PruneOptions::with_verified`]; `pgb-ops::verified_ids` reads them),
@@ -39,6 +45,9 @@ pub struct PruneOptions {
     /// The backups with valid verification evidence; the newest of them in each set is kept
     /// whatever the policy says. `None`: no such guard.
     pub verified: Option<BTreeSet<BackupId>>,
+    /// Only these retention sets are planned and pruned ([`Manifest::retention_set`]);
+    /// `None`: every set of the repository.
+    pub sets: Option<BTreeSet<String>>,
 }
 
 impl PruneOptions {
@@ -53,6 +62,14 @@ impl PruneOptions {
     #[must_use]
     pub fn with_verified(mut self, verified: BTreeSet<BackupId>) -> Self {
         self.verified = Some(verified);
+        self
+    }
+
+    /// Plans and prunes only these retention sets (a job's own), leaving every other set
+    /// alone.
+    #[must_use]
+    pub fn with_sets(mut self, sets: impl IntoIterator<Item = String>) -> Self {
+        self.sets = Some(sets.into_iter().collect());
         self
     }
 
@@ -106,7 +123,7 @@ pub struct PruneDecision {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct PruneSet {
-    /// The set (`server/database`).
+    /// The retention set (`server/database`, plus the selection if any).
     pub set: String,
     /// One decision per complete backup of the set, newest first.
     pub decisions: Vec<PruneDecision>,
@@ -167,13 +184,16 @@ impl Repository {
     ) -> Result<PruneReport, Error> {
         let listing = self.list().await?;
         let now = opts.now.unwrap_or_else(OffsetDateTime::now_utc);
-        let mut by_set: BTreeMap<&str, Vec<&Manifest>> = BTreeMap::new();
+        let mut by_set: BTreeMap<String, Vec<&Manifest>> = BTreeMap::new();
         for m in &listing.backups {
-            by_set.entry(m.set.as_str()).or_default().push(m);
+            let set = m.retention_set();
+            if opts.sets.as_ref().is_none_or(|only| only.contains(&set)) {
+                by_set.entry(set).or_default().push(m);
+            }
         }
         let mut sets = by_set
             .into_iter()
-            .map(|(set, manifests)| plan_set(set, &manifests, policy, now, opts.verified.as_ref()))
+            .map(|(set, manifests)| plan_set(&set, &manifests, policy, now, opts.verified.as_ref()))
             .collect::<Result<Vec<_>, Error>>()?;
         if !opts.dry_run {
             for d in sets
