@@ -29,8 +29,8 @@ use std::time::Instant;
 
 use pgb::{
     ArchiveChecker, AuthKey, BackupOptions, BackupReport, ClusterDumper, DirectoryDumper, Dumper,
-    Holder, JobLock, JobLockError, JobLockOptions, Manifest, Progress, PruneOptions, PruneReport,
-    Repository, VerifyReport,
+    Holder, JobLock, JobLockError, JobLockOptions, Manifest, Progress, PruneReport, Repository,
+    VerifyReport,
 };
 use pgb_config::{Hook, ResolvedJob};
 use pgb_notify::{Delivery, Event, Notification, Notifier, RunId};
@@ -159,6 +159,10 @@ pub enum RunError {
     /// The backup, verification or prune failed.
     #[error(transparent)]
     Pgb(#[from] pgb::Error),
+    /// The verify and drill records that guard the prune could not be read; nothing was
+    /// pruned.
+    #[error("cannot read the verification evidence prune relies on; nothing pruned: {0}")]
+    Evidence(pgb_ops::RecordError),
     /// The `post_backup` hook failed after a committed backup.
     #[error("the backup committed, but the post_backup hook failed: {0}")]
     PostBackup(String),
@@ -315,24 +319,28 @@ async fn steps(
     let backup = Box::pin(run.backup.run(run.repo, run.progress, cancel)).await?;
     report.storage = Some(backup.storage);
     let manifest = report.backup.insert(backup.manifest).clone();
+    // The one after-commit step (as `pgb backup`): verify and record it, then prune only this
+    // job's retention set, never the newest verified backup.
+    let mut steps = pgb_ops::AfterCommit::new()
+        .with_auth_key(run.auth_key)
+        .with_retention(
+            run.job
+                .retention
+                .as_ref()
+                .map(|p| p as &dyn pgb::RetentionPolicy),
+        );
     if run.job.verify_after_backup {
-        let verified = run
-            .repo
-            .verify(&manifest, run.checker, run.progress)
-            .await?;
-        let at = time::OffsetDateTime::now_utc();
-        if let Err(e) =
-            pgb_ops::record_verified(run.repo, &manifest, &verified, at, run.auth_key).await
-        {
-            tracing::warn!(job = %run.job.name, backup = %manifest.id, error = %e, "the verify was not recorded");
-            report.verify_not_recorded = Some(e.to_string());
-        }
-        report.verify = Some(verified);
+        steps = steps.with_verify(run.checker);
     }
-    if let Some(policy) = &run.job.retention {
-        report.prune = Some(run.repo.prune(policy, &PruneOptions::default()).await?);
-    }
-    Ok(())
+    let mut after = pgb_ops::AfterCommitReport::default();
+    let result = pgb_ops::after_commit(run.repo, &manifest, &steps, run.progress, &mut after).await;
+    report.verify = after.verify;
+    report.verify_not_recorded = after.verify_not_recorded;
+    report.prune = after.prune;
+    result.map_err(|e| match e {
+        pgb_ops::AfterCommitError::Pgb(e) => RunError::Pgb(e),
+        pgb_ops::AfterCommitError::Record(e) => RunError::Evidence(e),
+    })
 }
 
 async fn hook_run(

@@ -17,12 +17,14 @@
 //!
 //! Like every pgb library it never prints, reads the environment or installs handlers.
 
+mod after_commit;
 mod check;
 mod drill;
 mod record;
 mod toc;
 mod verified;
 
+pub use after_commit::{AfterCommit, AfterCommitError, AfterCommitReport, after_commit};
 pub use check::{
     BackupSummary, CheckOptions, CheckReport, CheckStatus, DrillSummary, Finding, SetReport, check,
     nagios,

@@ -71,6 +71,10 @@ pub(crate) struct ListArgs {
     /// JSON array on stdout.
     #[arg(long)]
     pub(crate) json: bool,
+    /// The key that authenticates manifests (else `PGB_AUTH_KEY`): a manifest that does not
+    /// authenticate is listed as unusable, never counted or chosen.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) auth_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args, Default)]
@@ -163,6 +167,14 @@ pub(crate) struct PruneArgs {
     /// JSON on stdout.
     #[arg(long)]
     pub(crate) json: bool,
+    /// The key that authenticates manifests (else `PGB_AUTH_KEY`): a manifest that does not
+    /// authenticate is listed as unusable, never counted or chosen.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) auth_key_file: Option<PathBuf>,
+    /// Prune only this retention set (repeatable), as `pgb list` and prune's report name it;
+    /// `--job` sets the job's own. Default: every set.
+    #[arg(long, value_name = "SET")]
+    pub(crate) set: Vec<String>,
 }
 
 #[derive(Debug, Args, Default)]
@@ -180,6 +192,10 @@ pub(crate) struct GcArgs {
     /// JSON on stdout.
     #[arg(long)]
     pub(crate) json: bool,
+    /// The key that authenticates manifests (else `PGB_AUTH_KEY`): a manifest that does not
+    /// authenticate is listed as unusable, never counted or chosen.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) auth_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

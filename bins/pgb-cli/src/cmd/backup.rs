@@ -1,7 +1,6 @@
 //! `pgb backup`: one backup, then (only after it committed) with `--verify` a recorded verify
 //! and with `--prune` a prune.
 
-use pgb::PruneOptions;
 use pgb_notify::{Event, Notification};
 
 use super::Ctx;
@@ -44,7 +43,7 @@ async fn backup(a: BackupArgs, ctx: &Ctx<'_>) -> Result<(String, String, u64), F
         return Box::pin(super::cluster::backup_directory(a, ctx)).await;
     }
     let plan = resolve::backup(&a, ctx.env)?;
-    let repo = resolve::repository(&a.repo, ctx.env)?;
+    let repo = resolve::backup_repository(&a.repo, ctx.env)?;
     let progress = render::Reporter::backup(&ctx.progress, &repo);
     // Boxed: the backup's future is large, and every command's future would carry it.
     let report =
@@ -58,7 +57,8 @@ async fn backup(a: BackupArgs, ctx: &Ctx<'_>) -> Result<(String, String, u64), F
     .await
 }
 
-/// After a commit: `--verify` (recorded), the report, and `--prune`. Returns (id, set,
+/// After a commit: the library's one after-commit step (`--verify`, recorded; `--prune` of
+/// this backup's own set with the newest-verified guard), then the report. Returns (id, set,
 /// stored bytes) for the notification.
 pub(super) async fn after_commit<T: serde::Serialize>(
     a: &BackupArgs,
@@ -71,30 +71,46 @@ pub(super) async fn after_commit<T: serde::Serialize>(
 ) -> Result<(String, String, u64), Failure> {
     let out = Output::json(a.json);
     let m = &backup.manifest;
+    let checker = resolve::checker(&a.tools, ctx.env);
+    let auth = resolve::auth_key(None, ctx.env)?;
+    let mut steps = pgb_ops::AfterCommit::new()
+        .with_auth_key(auth.as_ref())
+        .with_retention(prune.as_ref().map(|p| p as &dyn pgb::RetentionPolicy));
     if a.verify {
-        let checker = resolve::checker(&a.tools, ctx.env);
-        let progress = render::Reporter::new(&ctx.progress, "verify", Some(m.plain_size()));
-        let r = repo.verify(m, Some(&checker), &progress).await;
-        progress.finish(r.is_ok().then(|| m.plain_size()));
-        super::verify::record(repo, m, &r?, ctx).await;
+        steps = steps.with_verify(Some(&checker));
     }
+    let progress = a
+        .verify
+        .then(|| render::Reporter::new(&ctx.progress, "verify", Some(m.plain_size())));
+    let mut done = pgb_ops::AfterCommitReport::default();
+    let shown: &dyn pgb::Progress = progress.as_ref().map_or(&pgb::NoProgress, |p| p);
+    let result = pgb_ops::after_commit(repo, m, &steps, shown, &mut done).await;
+    if let Some(p) = progress {
+        p.finish(done.verify.as_ref().map(|_| m.plain_size()));
+    }
+    if let Some(e) = &done.verify_not_recorded {
+        render::note(format_args!(
+            "warning: the verify of {} was not recorded: {e}",
+            m.id
+        ));
+    }
+    result.map_err(|e| match e {
+        pgb_ops::AfterCommitError::Pgb(e) => Failure::from(e),
+        pgb_ops::AfterCommitError::Record(e) => Failure::from(e),
+    })?;
     let result = (m.id.to_string(), m.set.clone(), m.stored_size());
-    let Some(policy) = prune else {
+    let Some(pruned) = &done.prune else {
         out.emit(report, text)?;
         return Ok(result);
     };
     if out == Output::Text {
         render::stdout(text)?;
     }
-    let verified = resolve::verified(repo, ctx.env).await?;
-    let pruned = repo
-        .prune(&policy, &PruneOptions::default().with_verified(verified))
-        .await?;
-    render::prune_notes(&pruned);
+    render::prune_notes(pruned);
     let both = BackupOut {
         backup,
-        prune: &pruned,
+        prune: pruned,
     };
-    out.emit(&both, |w| render::prune_text(w, &pruned))?;
+    out.emit(&both, |w| render::prune_text(w, pruned))?;
     Ok(result)
 }

@@ -16,10 +16,8 @@ pub(super) async fn run(mut a: GcArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
         .older_than
         .as_deref()
         .unwrap_or(resolve::defaults::GC_OLDER_THAN);
-    let repo = resolve::repository(&a.repo, ctx.env)?;
-    let removed = repo.gc(OffsetDateTime::now_utc(), grace, a.dry_run).await?;
-    let out = GcOut::new(&removed, a.dry_run, older_than);
-    Output::json(a.json).emit(&out, |w| {
-        render::gc_text(w, &removed, a.dry_run, older_than)
-    })
+    let repo = resolve::listed_repository(&a.repo, a.auth_key_file.as_deref(), ctx.env)?;
+    let report = repo.gc(OffsetDateTime::now_utc(), grace, a.dry_run).await?;
+    let out = GcOut::new(&report, older_than);
+    Output::json(a.json).emit(&out, |w| render::gc_text(w, &report, older_than))
 }

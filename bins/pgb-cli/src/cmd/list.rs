@@ -9,10 +9,10 @@ use crate::resolve;
 pub(super) async fn run(mut a: ListArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
     let layer = resolve::job::layer(&mut a, ctx.env)?;
     let ctx = &ctx.with_env(&layer.env);
-    let repo = resolve::repository(&a.repo, ctx.env)?;
+    let repo = resolve::listed_repository(&a.repo, a.auth_key_file.as_deref(), ctx.env)?;
     let listing = repo.list().await?;
     render::listing_notes(&listing);
-    let auth = resolve::auth_key(None, ctx.env)?;
+    let auth = resolve::auth_key(a.auth_key_file.as_deref(), ctx.env)?;
     let drills = pgb_ops::last_drills(&repo, auth.as_ref()).await?;
     let rows: Vec<&pgb::Manifest> = listing
         .backups

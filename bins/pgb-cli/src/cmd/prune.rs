@@ -1,5 +1,5 @@
-//! `pgb prune`: the library decides and deletes (never the newest verified backup of a set);
-//! this prints its report.
+//! `pgb prune`: the library decides and deletes (never the newest verified backup of a set;
+//! with `--job` or `--set`, only that set); this prints its report.
 
 use pgb::PruneOptions;
 
@@ -17,11 +17,15 @@ pub(super) async fn run(mut a: PruneArgs, ctx: &Ctx<'_>) -> Result<(), Failure> 
             "no retention policy given: use --keep-last, --keep-daily, --keep-within, ... (see docs/retention.md)",
         )
     })?;
-    let repo = resolve::repository(&a.repo, ctx.env)?;
-    let verified = resolve::verified(&repo, ctx.env).await?;
-    let opts = PruneOptions::default()
+    let auth = resolve::auth_key(a.auth_key_file.as_deref(), ctx.env)?;
+    let repo = resolve::listed_repository(&a.repo, a.auth_key_file.as_deref(), ctx.env)?;
+    let verified = resolve::verified(&repo, auth.as_ref()).await?;
+    let mut opts = PruneOptions::default()
         .with_dry_run(a.dry_run)
         .with_verified(verified);
+    if !a.set.is_empty() {
+        opts = opts.with_sets(a.set.iter().cloned());
+    }
     let report = repo.prune(&policy, &opts).await?;
     render::prune_notes(&report);
     Output::json(a.json).emit(&report, |w| render::prune_text(w, &report))

@@ -125,6 +125,8 @@ pub(crate) struct GcOut<'a> {
     dry_run: bool,
     older_than: &'a str,
     removed: Vec<GcEntry<'a>>,
+    expired_leases: Vec<&'a str>,
+    skipped: &'a [pgb::GcSkipped],
 }
 
 #[derive(Serialize)]
@@ -136,11 +138,12 @@ struct GcEntry<'a> {
 }
 
 impl<'a> GcOut<'a> {
-    pub(crate) fn new(removed: &'a [pgb::Leftover], dry_run: bool, older_than: &'a str) -> Self {
+    pub(crate) fn new(report: &'a pgb::GcReport, older_than: &'a str) -> Self {
         Self {
-            dry_run,
+            dry_run: report.dry_run,
             older_than,
-            removed: removed
+            removed: report
+                .leftovers
                 .iter()
                 .map(|l| GcEntry {
                     id: &l.id,
@@ -148,6 +151,12 @@ impl<'a> GcOut<'a> {
                     last_modified: l.last_modified,
                 })
                 .collect(),
+            expired_leases: report
+                .expired_leases
+                .iter()
+                .map(pgb::ObjectKey::as_str)
+                .collect(),
+            skipped: &report.skipped,
         }
     }
 }

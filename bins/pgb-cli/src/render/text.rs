@@ -5,8 +5,7 @@ use std::io::{self, Write};
 
 use pgb::retention::Plan;
 use pgb::{
-    BackupReport, Leftover, Manifest, PruneAction, PruneReport, RestoreReport, StorageStats,
-    VerifyOutcome,
+    BackupReport, Manifest, PruneAction, PruneReport, RestoreReport, StorageStats, VerifyOutcome,
 };
 use time::OffsetDateTime;
 
@@ -157,25 +156,35 @@ pub(crate) fn prune(w: &mut dyn Write, report: &PruneReport) -> io::Result<()> {
     Ok(())
 }
 
-pub(crate) fn gc(
-    w: &mut dyn Write,
-    removed: &[Leftover],
-    dry_run: bool,
-    older_than: &str,
-) -> io::Result<()> {
-    let verb = if dry_run { "would remove" } else { "removed" };
-    for l in removed {
+pub(crate) fn gc(w: &mut dyn Write, report: &pgb::GcReport, older_than: &str) -> io::Result<()> {
+    let verb = if report.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
+    for l in &report.leftovers {
         writeln!(
             w,
             "{verb} {} ({} object(s) of an uncommitted backup)",
             l.id,
             l.keys.len()
         )?;
+        for k in &l.keys {
+            writeln!(w, "  {k}")?;
+        }
+    }
+    for k in &report.expired_leases {
+        writeln!(w, "{verb} {k} (the expired lease of a backup that ended)")?;
+    }
+    for s in &report.skipped {
+        writeln!(w, "left {}: {}", s.path, s.reason)?;
     }
     writeln!(
         w,
-        "gc: {verb} {} leftover folder(s) older than {older_than}",
-        removed.len()
+        "gc: {verb} {} leftover folder(s) and {} expired lease(s) older than {older_than}; {} left alone",
+        report.leftovers.len(),
+        report.expired_leases.len(),
+        report.skipped.len()
     )
 }
 

@@ -53,6 +53,23 @@ pub(crate) fn auth_key(file: Option<&Path>, env: Env<'_>) -> Result<Option<AuthK
         .map_err(|e: pgb::KeyError| Failure::key(e.to_string()))
 }
 
+/// The keys that authenticate manifests, for commands that only list (`list`, `prune`, `gc`,
+/// `check`): the authentication key (`--auth-key-file`, else `PGB_AUTH_KEY`) and the
+/// passphrase (`PGB_PASSPHRASE`). With either, a manifest that does not authenticate is
+/// unusable: never counted, never `latest`.
+pub(crate) fn authentication(file: Option<&Path>, env: Env<'_>) -> Result<Decryption, Failure> {
+    let mut keys = Decryption::none();
+    if let Some(k) = auth_key(file, env)? {
+        keys = keys.with_auth_key(k);
+    }
+    if let Some(p) = passphrase(None, env)? {
+        keys = keys
+            .with_passphrase(p)
+            .map_err(|e| Failure::key(e.to_string()))?;
+    }
+    Ok(keys)
+}
+
 /// The passphrase: `--passphrase-file` (one trailing newline dropped), else `PGB_PASSPHRASE`.
 fn passphrase(file: Option<&Path>, env: Env<'_>) -> Result<Option<String>, Failure> {
     match (file, env.get("PGB_PASSPHRASE")) {

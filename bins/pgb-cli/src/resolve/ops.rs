@@ -113,14 +113,13 @@ pub(crate) fn drill(a: &DrillArgs, env: Env<'_>) -> Result<DrillOptions, Failure
 }
 
 /// The ids of the repository's verified backups (verify records and passed drills; records
-/// are authenticated with `PGB_AUTH_KEY` when set), for prune's newest-verified guard.
+/// are authenticated with `auth` when given), for prune's newest-verified guard.
 pub(crate) async fn verified(
     repo: &pgb::Repository,
-    env: Env<'_>,
+    auth: Option<&pgb::AuthKey>,
 ) -> Result<std::collections::BTreeSet<pgb::BackupId>, Failure> {
-    let auth = super::auth_key(None, env)?;
     let listing = repo.list().await?;
-    Ok(pgb_ops::verified_ids(repo, &listing, auth.as_ref()).await?)
+    Ok(pgb_ops::verified_ids(repo, &listing, auth).await?)
 }
 
 /// The check's options, evaluated as of now.

@@ -160,9 +160,13 @@ impl FromJob for RestoreArgs {
 
 impl FromJob for PruneArgs {
     job_args!();
-    fn fill(&mut self, job: &ResolvedJob, _env: Env<'_>) -> Result<(), Failure> {
+    fn fill(&mut self, job: &ResolvedJob, env: Env<'_>) -> Result<(), Failure> {
         fill_repo(&mut self.repo, job);
         self.policy.from_job.clone_from(&job.retention);
+        // A job prunes only its own backups, never those of jobs sharing the repository.
+        if self.set.is_empty() {
+            self.set.push(super::retention_set(job, env)?);
+        }
         Ok(())
     }
 }

@@ -136,6 +136,49 @@ fn require_backup_keys(job: &ResolvedJob, env: Env<'_>) -> Result<(), Failure> {
     Ok(())
 }
 
+/// The retention set the job's backups belong to, as their manifests name it
+/// ([`pgb::Manifest::retention_set`]): the server of its database URL, its database (`*` for a
+/// whole server) and its selection. Refused when the URL names no host: the set's server is
+/// then what the server reports, known only once connected, and guessing could prune another
+/// job's backups.
+pub(crate) fn retention_set(job: &ResolvedJob, env: Env<'_>) -> Result<String, Failure> {
+    let a = config::backup_args(job, env)?;
+    let url =
+        a.db.clone()
+            .or_else(|| var(env, "DATABASE_URL"))
+            .unwrap_or_else(|| super::defaults::DB.to_owned());
+    let conn = ConnConfig::parse(&url).map_err(|e| Failure::usage(e.to_string()))?;
+    if !conn.has_host() {
+        return Err(Failure::usage(format!(
+            "job {}: its database URL names no host, so its backup set is only known once connected; name the host in the URL, or give prune --set (as pgb list shows it)",
+            job.name
+        )));
+    }
+    let options = super::dump_options(&a)?;
+    let (database, include, exclude) = if a.cluster.all_databases {
+        let c = &a.cluster;
+        (
+            pgb::CLUSTER_DATABASE.to_owned(),
+            c.include.clone(),
+            c.exclude.clone(),
+        )
+    } else {
+        let db = database_name(job, env).ok_or_else(|| {
+            Failure::usage(format!(
+                "job {}: its database URL names no database; name it, or give prune --set",
+                job.name
+            ))
+        })?;
+        (db, Vec::new(), Vec::new())
+    };
+    Ok(pgb::retention_set(
+        &format!("{}/{database}", conn.server()),
+        &include,
+        &exclude,
+        options.args(),
+    ))
+}
+
 /// The job's database name: from its `database` URL, else libpq's `PGDATABASE`. `None` for a
 /// whole-server job: its backups are one set for the whole server, and its URL only names
 /// where the server is reached.
