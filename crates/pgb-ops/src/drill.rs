@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use pgb_core::{
     AuthKey, BackupId, DumpError, DumpErrorKind, Error as CoreError, ErrorClass, Manifest,
-    ObjectKey, Progress, Repository, RestoreOptions, StorageExt,
+    Progress, Repository, RestoreOptions, StorageExt,
 };
 use pgb_postgres::{ConnConfig, PgRestore, SqlClient, ToolLocator};
 use serde::{Deserialize, Serialize};
@@ -893,10 +893,14 @@ async fn smoke(client: &SqlClient, target: &ConnConfig, s: &SmokeStatement) -> C
 /// build has. Accepts `{"schema.table": n}` or `[{"schema": .., "table"|"name": ..,
 /// "rows"|"estimate"|"estimated_rows"|"reltuples": n, "has_rows": bool}]` (`has_rows`: the
 /// backup's probe of a never-analyzed table, whose estimate is unknown). `None` when absent or
-/// unreadable.
+/// unreadable (or over [`pgb_core::layout::MAX_METADATA_BYTES`]).
 async fn table_estimates(repo: &Repository, id: &BackupId) -> Option<BTreeMap<TocTable, i64>> {
-    let key = ObjectKey::parse(&format!("backups/{id}/manifest.json")).ok()?;
-    let bytes = repo.storage().get_bytes(&key).await.ok()?;
+    let key = pgb_core::layout::manifest_key(id);
+    let bytes = repo
+        .storage()
+        .get_bytes_limited(&key, pgb_core::layout::MAX_METADATA_BYTES)
+        .await
+        .ok()??;
     let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
     parse_estimates(v.get("table_estimates")?)
 }

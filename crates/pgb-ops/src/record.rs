@@ -5,25 +5,36 @@
 //! {"format_version": 1, "kind": "drill", "body": { ... }, "sha256": "...", "mac": "..."}
 //! ```
 //!
-//! The checksum covers the body as this crate serializes it (every number in a record is an
-//! integer, so parsing and re-serializing reproduces the bytes exactly).
+//! The seal covers the body **as written**: the stored `body` is parsed keeping every field,
+//! known to this version or not, in the order written, and serialized compactly (no
+//! whitespace); the sha256 and the MAC are taken over those bytes. A record written by a newer
+//! pgb that added a field therefore reads as valid here (the field is checked, then ignored),
+//! while a change to any field, or a field added afterwards, reads as altered.
+//!
+//! This is the rule every pgb has written by: a writer serializes its typed body compactly,
+//! seals those bytes and stores the same body pretty-printed, so the compact form of the body
+//! as written is exactly the bytes it sealed. Until records were read by this rule, readers
+//! instead re-serialized the body as they understood it, which reproduces the sealed bytes only
+//! when the record has no field unknown to the reader; records of those versions need no
+//! fallback here, and records written by this version still read as valid there as long as
+//! they carry no field those versions lack.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use bytes::Bytes;
 use hmac::{Hmac, Mac};
+use pgb_core::layout::{self, MAX_METADATA_BYTES};
 use pgb_core::{
-    AuthKey, BackupId, ObjectKey, Repository, StorageError, StorageErrorKind, StorageExt,
-    WriteOptions,
+    AuthKey, BackupId, ObjectKey, ObjectMeta, Repository, StorageError, StorageErrorKind,
+    StorageExt, WriteOptions,
 };
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::de::{DeserializeOwned, MapAccess, SeqAccess, Visitor};
+use serde::ser::{SerializeMap, SerializeSeq};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
 use crate::drill::DrillReport;
-
-/// Drill records live under this prefix: `drills/<backup-id>/<utc time>.json`.
-pub(crate) const DRILLS: &str = "drills";
 
 const RECORD_VERSION: u32 = 1;
 
@@ -34,7 +45,7 @@ pub enum RecordError {
     /// The storage failed.
     #[error("{0}")]
     Storage(#[from] StorageError),
-    /// A record is corrupt, altered or of an unknown version.
+    /// A record is corrupt, altered, too large or of an unknown version.
     #[error("record {key}: {problem}")]
     Invalid {
         /// The record's key.
@@ -44,14 +55,122 @@ pub enum RecordError {
     },
 }
 
-#[derive(Serialize, Deserialize)]
-struct Envelope<T> {
+/// The envelope as written.
+#[derive(Serialize)]
+struct Envelope<'a, T> {
+    format_version: u32,
+    kind: &'a str,
+    body: &'a T,
+    sha256: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mac: Option<String>,
+}
+
+/// The envelope as read: the body is kept as written. Fields a newer pgb may add beside
+/// `body` are ignored (they are not sealed; what a record asserts lives in its body).
+#[derive(Deserialize)]
+struct StoredEnvelope {
     format_version: u32,
     kind: String,
-    body: T,
+    body: Written,
     sha256: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     mac: Option<String>,
+}
+
+/// A JSON value as written: objects keep every field in the order written (serde_json's
+/// `Value` would sort them), so serializing it compactly gives the JSON as written without
+/// its whitespace. Numbers and strings go through serde_json's own types, as in `Value`.
+#[derive(Debug)]
+enum Written {
+    Null,
+    Bool(bool),
+    Number(serde_json::Number),
+    String(String),
+    Array(Vec<Written>),
+    Object(Vec<(String, Written)>),
+}
+
+impl Serialize for Written {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Null => s.serialize_unit(),
+            Self::Bool(b) => s.serialize_bool(*b),
+            Self::Number(n) => n.serialize(s),
+            Self::String(v) => s.serialize_str(v),
+            Self::Array(items) => {
+                let mut seq = s.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(item)?;
+                }
+                seq.end()
+            }
+            Self::Object(fields) => {
+                let mut map = s.serialize_map(Some(fields.len()))?;
+                for (k, v) in fields {
+                    map.serialize_entry(k, v)?;
+                }
+                map.end()
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Written {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Written;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_unit<E>(self) -> Result<Written, E> {
+                Ok(Written::Null)
+            }
+            fn visit_none<E>(self) -> Result<Written, E> {
+                Ok(Written::Null)
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Written, D::Error> {
+                Written::deserialize(d)
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Written, E> {
+                Ok(Written::Bool(v))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Written, E> {
+                Ok(Written::Number(v.into()))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Written, E> {
+                Ok(Written::Number(v.into()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Written, E> {
+                serde_json::Number::from_f64(v)
+                    .map(Written::Number)
+                    .ok_or_else(|| E::custom("a number JSON cannot hold"))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Written, E> {
+                Ok(Written::String(v.to_owned()))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Written, E> {
+                Ok(Written::String(v))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Written, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = a.next_element()? {
+                    items.push(item);
+                }
+                Ok(Written::Array(items))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Written, A::Error> {
+                let mut fields = Vec::new();
+                while let Some(field) = a.next_entry()? {
+                    fields.push(field);
+                }
+                Ok(Written::Object(fields))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -72,23 +191,26 @@ fn mac_of(key: &AuthKey, kind: &str, body: &[u8]) -> String {
     hex(&m.finalize().into_bytes())
 }
 
-/// Serializes `body` into an envelope (pretty JSON, so people can read the evidence).
+/// Serializes `body` into an envelope (pretty JSON, so people can read the evidence). The seal
+/// covers the compact form of the body, which is the compact form of the body as written.
 pub(crate) fn seal<T: Serialize>(kind: &str, body: &T, key: Option<&AuthKey>) -> Vec<u8> {
-    let canonical = serde_json::to_vec(body).expect("records serialize");
+    let sealed = serde_json::to_vec(body).expect("records serialize");
     let env = Envelope {
         format_version: RECORD_VERSION,
-        kind: kind.to_owned(),
+        kind,
         body,
-        sha256: hex(&Sha256::digest(&canonical)),
-        mac: key.map(|k| mac_of(k, kind, &canonical)),
+        sha256: hex(&Sha256::digest(&sealed)),
+        mac: key.map(|k| mac_of(k, kind, &sealed)),
     };
     let mut out = serde_json::to_vec_pretty(&env).expect("records serialize");
     out.push(b'\n');
     out
 }
 
-/// Parses and checks an envelope. Returns the body and whether it was authenticated.
-pub(crate) fn open<T: Serialize + DeserializeOwned>(
+/// Parses and checks an envelope: the checksum and MAC over the body as written, then the
+/// body as this version understands it (fields it does not know are ignored, after they were
+/// checked). Returns the body and whether it was authenticated.
+pub(crate) fn open<T: DeserializeOwned>(
     key_name: &str,
     kind: &str,
     bytes: &[u8],
@@ -98,7 +220,7 @@ pub(crate) fn open<T: Serialize + DeserializeOwned>(
         key: key_name.to_owned(),
         problem,
     };
-    let env: Envelope<T> =
+    let env: StoredEnvelope =
         serde_json::from_slice(bytes).map_err(|e| bad(format!("not a pgb record: {e}")))?;
     if env.format_version != RECORD_VERSION {
         return Err(bad(format!(
@@ -112,8 +234,8 @@ pub(crate) fn open<T: Serialize + DeserializeOwned>(
             env.kind
         )));
     }
-    let canonical = serde_json::to_vec(&env.body).expect("records serialize");
-    if hex(&Sha256::digest(&canonical)) != env.sha256 {
+    let sealed = serde_json::to_vec(&env.body).expect("JSON values serialize");
+    if hex(&Sha256::digest(&sealed)) != env.sha256 {
         return Err(bad(
             "checksum mismatch: the record was altered or corrupted".to_owned(),
         ));
@@ -121,7 +243,7 @@ pub(crate) fn open<T: Serialize + DeserializeOwned>(
     let authenticated = match (auth, &env.mac) {
         (Some(k), Some(mac)) => {
             // Both sides are hex of a fixed-size MAC; compare without early exit.
-            let want = mac_of(k, kind, &canonical);
+            let want = mac_of(k, kind, &sealed);
             let same = want.len() == mac.len()
                 && want
                     .bytes()
@@ -142,7 +264,38 @@ pub(crate) fn open<T: Serialize + DeserializeOwned>(
         }
         (None, _) => false,
     };
-    Ok((env.body, authenticated))
+    let body = serde_json::from_slice(&sealed)
+        .map_err(|e| bad(format!("this pgb cannot read the {kind} record: {e}")))?;
+    Ok((body, authenticated))
+}
+
+/// Reads the record `meta` lists, with bounded memory. `Ok(None)`: it was deleted since the
+/// listing. A record over [`MAX_METADATA_BYTES`] is invalid and is not read: by its listed
+/// size when the listing shows it, else the read stops at the limit.
+pub(crate) async fn read_record(
+    repo: &Repository,
+    meta: &ObjectMeta,
+) -> Result<Option<Bytes>, RecordError> {
+    let too_large = |size: String| RecordError::Invalid {
+        key: meta.key.as_str().to_owned(),
+        problem: format!(
+            "record is {size}, over the {} MiB limit for records; not read",
+            MAX_METADATA_BYTES >> 20
+        ),
+    };
+    if meta.size > MAX_METADATA_BYTES {
+        return Err(too_large(format!("{} bytes", meta.size)));
+    }
+    match repo
+        .storage()
+        .get_bytes_limited(&meta.key, MAX_METADATA_BYTES)
+        .await
+    {
+        Ok(Some(b)) => Ok(Some(b)),
+        Ok(None) => Err(too_large("larger than listed".to_owned())),
+        Err(e) if e.kind() == StorageErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// A compact UTC time for object names: `20261130T024500Z`.
@@ -204,8 +357,8 @@ pub async fn record_drill(
     auth: Option<&AuthKey>,
 ) -> Result<ObjectKey, RecordError> {
     let base = format!(
-        "{DRILLS}/{}/{}",
-        report.backup_id,
+        "{}/{}",
+        layout::drill_dir(&report.backup_id),
         compact_time(report.started_at)
     );
     put_create_only(repo, &base, seal("drill", report, auth)).await
@@ -221,13 +374,14 @@ pub struct DrillEntry {
     pub report: Option<DrillReport>,
     /// Whether its HMAC was checked with the authentication key.
     pub authenticated: bool,
-    /// Why the record cannot be used (altered, corrupt, unknown version).
+    /// Why the record cannot be used (altered, corrupt, too large, unknown version).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
 }
 
 /// Every drill record in the repository, oldest first (by drill start, then key). Records that
-/// fail their checksum or authentication are listed with their problem, never trusted.
+/// fail their checksum or authentication, or are over [`MAX_METADATA_BYTES`], are listed with
+/// their problem, never trusted.
 ///
 /// # Errors
 /// Storage failures while listing or reading.
@@ -235,21 +389,21 @@ pub async fn drill_history(
     repo: &Repository,
     auth: Option<&AuthKey>,
 ) -> Result<Vec<DrillEntry>, RecordError> {
-    let prefix = ObjectKey::parse(DRILLS).expect("static key");
-    let mut metas = repo.storage().list(Some(&prefix)).await?;
+    let mut metas = repo.storage().list(Some(&layout::drills_prefix())).await?;
     metas.sort_by(|a, b| a.key.as_str().cmp(b.key.as_str()));
     let mut out = Vec::new();
     for meta in metas {
         if !meta.key.as_str().ends_with(".json") {
             continue;
         }
-        let bytes = match repo.storage().get_bytes(&meta.key).await {
-            Ok(b) => b,
-            Err(e) if e.kind() == StorageErrorKind::NotFound => continue,
-            Err(e) => return Err(e.into()),
-        };
         let key = meta.key.as_str().to_owned();
-        match open::<DrillReport>(&key, "drill", &bytes, auth) {
+        let opened = match read_record(repo, &meta).await {
+            Ok(Some(bytes)) => open::<DrillReport>(&key, "drill", &bytes, auth),
+            Ok(None) => continue,
+            Err(e @ RecordError::Storage(_)) => return Err(e),
+            Err(invalid) => Err(invalid),
+        };
+        match opened {
             Ok((report, authenticated)) => {
                 // A record moved under another backup's folder is not evidence for it.
                 let folder_ok = key
@@ -336,5 +490,80 @@ mod tests {
 
         let err = open::<Body>("k", "other", &bytes, None).unwrap_err();
         assert!(err.to_string().contains("a t record"), "{err}");
+    }
+
+    /// What a newer pgb whose `Body` gained fields writes.
+    #[derive(Serialize)]
+    struct NewerBody {
+        a: u64,
+        added: Vec<String>,
+        b: String,
+        nested: BTreeMap<String, f64>,
+    }
+
+    #[test]
+    fn fields_this_version_does_not_know_are_sealed_as_written() {
+        let key: AuthKey = "11".repeat(32).parse().unwrap();
+        let newer = NewerBody {
+            a: 7,
+            added: vec!["z".into(), "é \"q\"".into()],
+            b: "x".into(),
+            nested: BTreeMap::from([("r".to_owned(), 0.25)]),
+        };
+        let bytes = seal("t", &newer, Some(&key));
+        let (back, auth) = open::<Body>("k", "t", &bytes, Some(&key)).unwrap();
+        assert_eq!(
+            back,
+            Body {
+                a: 7,
+                b: "x".into()
+            }
+        );
+        assert!(auth);
+
+        // The unknown fields are covered: changing one is an alteration.
+        let text = String::from_utf8(bytes).unwrap();
+        let altered = text.replace("0.25", "0.5");
+        let err = open::<Body>("k", "t", altered.as_bytes(), None).unwrap_err();
+        assert!(err.to_string().contains("checksum mismatch"), "{err}");
+
+        // So is a field added to a record after it was sealed.
+        let body = Body {
+            a: 7,
+            b: "x".into(),
+        };
+        let text = String::from_utf8(seal("t", &body, None)).unwrap();
+        let injected = text.replace("\"a\": 7", "\"a\": 7, \"injected\": true");
+        let err = open::<Body>("k", "t", injected.as_bytes(), None).unwrap_err();
+        assert!(err.to_string().contains("checksum mismatch"), "{err}");
+        // Whitespace is not part of the seal.
+        let compact = text.replace('\n', "").replace("  ", "");
+        assert!(open::<Body>("k", "t", compact.as_bytes(), None).is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_record_larger_than_listed_is_read_only_up_to_the_limit() {
+        let repo = Repository::new(std::sync::Arc::new(pgb_core::MemoryStorage::new()));
+        let key = ObjectKey::parse("drills/x/big.json").unwrap();
+        let big = vec![b' '; (MAX_METADATA_BYTES + 1) as usize];
+        repo.storage()
+            .put(&key, big.into(), WriteOptions::default())
+            .await
+            .unwrap();
+        // A stale listing (the object was replaced after it was listed) shows a small size.
+        let stale = ObjectMeta::new(key.clone(), 100, None);
+        let err = read_record(&repo, &stale).await.unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("larger than listed, over the 16 MiB limit"),
+            "{err}"
+        );
+        let listed = &repo.storage().list(None).await.unwrap()[0];
+        let err = read_record(&repo, listed).await.unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("record is 16777217 bytes, over the 16 MiB limit"),
+            "{err}"
+        );
     }
 }

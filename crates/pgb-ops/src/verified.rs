@@ -10,12 +10,12 @@ use std::collections::BTreeSet;
 use pgb_core::retention::Plan;
 use pgb_core::{
     ArchiveChecker, AuthKey, BackupId, Listing, Manifest, ObjectKey, Progress, Repository,
-    StorageErrorKind, StorageExt, VerifyAllReport, VerifyReport,
+    VerifyAllReport, VerifyReport, layout,
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::record::{RecordError, compact_time, open, put_create_only, seal};
+use crate::record::{RecordError, compact_time, open, put_create_only, read_record, seal};
 
 /// What verified a backup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,10 +52,6 @@ pub struct VerifiedRecord {
     pub pgb_version: String,
 }
 
-fn verified_prefix(id: &BackupId) -> String {
-    format!("backups/{id}/verified")
-}
-
 /// Records a passed verify of `m` beside the backup. Returns the key written.
 ///
 /// # Errors
@@ -88,7 +84,7 @@ async fn record(
         toc_entries,
         pgb_version: env!("CARGO_PKG_VERSION").to_owned(),
     };
-    let base = format!("{}/{}", verified_prefix(&m.id), compact_time(at));
+    let base = format!("{}/{}", layout::verified_prefix(&m.id), compact_time(at));
     put_create_only(repo, &base, seal("verified", &rec, auth)).await
 }
 
@@ -147,7 +143,8 @@ pub async fn verify_all_recorded(
 }
 
 /// The ids of backups with valid verification evidence: a verify record beside the backup,
-/// or a passed drill. Records that fail their checksum or authentication do not count.
+/// or a passed drill. Records that fail their checksum or authentication, or are over
+/// [`pgb_core::layout::MAX_METADATA_BYTES`], do not count.
 ///
 /// # Errors
 /// Storage failures.
@@ -158,14 +155,17 @@ pub async fn verified_ids(
 ) -> Result<BTreeSet<BackupId>, RecordError> {
     let mut out = BTreeSet::new();
     for m in &listing.backups {
-        let prefix = ObjectKey::parse(&verified_prefix(&m.id)).expect("ids are valid segments");
+        let prefix = layout::verified_prefix(&m.id);
         for meta in repo.storage().list(Some(&prefix)).await? {
-            let bytes = match repo.storage().get_bytes(&meta.key).await {
-                Ok(b) => b,
-                Err(e) if e.kind() == StorageErrorKind::NotFound => continue,
-                Err(e) => return Err(e.into()),
+            let opened = match read_record(repo, &meta).await {
+                Ok(Some(bytes)) => {
+                    open::<VerifiedRecord>(meta.key.as_str(), "verified", &bytes, auth)
+                }
+                Ok(None) => continue,
+                Err(e @ RecordError::Storage(_)) => return Err(e),
+                Err(invalid) => Err(invalid),
             };
-            match open::<VerifiedRecord>(meta.key.as_str(), "verified", &bytes, auth) {
+            match opened {
                 Ok((rec, _)) if rec.backup_id == m.id => {
                     out.insert(m.id.clone());
                     break;
