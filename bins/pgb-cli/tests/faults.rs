@@ -642,6 +642,7 @@ fn a_full_local_disk_fails_the_backup_cleanly() {
     let uid = Command::new("id").arg("-u").output().unwrap();
     if stdout(&uid).trim() != "0" {
         eprintln!("SKIPPED: disk-full test needs root to mount a tmpfs");
+        pgb_testkit::record_skip("root, to mount a tmpfs");
         return;
     }
     let out = Command::new("mount")
@@ -654,6 +655,7 @@ fn a_full_local_disk_fails_the_backup_cleanly() {
             "SKIPPED: disk-full test cannot mount a 16 MiB tmpfs: {}",
             stderr(&out).trim()
         );
+        pgb_testkit::record_skip("a 16 MiB tmpfs mount");
         return;
     }
     let _mount = Mount(mnt.clone());

@@ -127,7 +127,10 @@ fn progress_log_writes_periodic_lines_and_none_writes_none() {
 fn auto_draws_a_bar_on_a_terminal() {
     let Some(pg) = common::pg() else { return };
     if !std::path::Path::new("/usr/bin/script").exists() {
-        eprintln!("SKIP: /usr/bin/script (util-linux) is needed for a pseudo-terminal");
+        let _: Option<()> = pgb_testkit::require_or_skip(
+            "/usr/bin/script (util-linux)",
+            "it gives the test a pseudo-terminal",
+        );
         return;
     }
     let db = pg.sample_db("progressbar", 50, RowText::Plain);
@@ -148,6 +151,9 @@ fn auto_draws_a_bar_on_a_terminal() {
     let o = common::without_pgb_env(&mut std::process::Command::new("/usr/bin/script"))
         .args(["-qec", &line, transcript.to_str().unwrap()])
         .envs(env)
+        // A real terminal type, whatever the caller's: under cron or a CI runner TERM is
+        // `dumb` or unset, and a dumb terminal gets log lines instead of a bar.
+        .env("TERM", "xterm-256color")
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
