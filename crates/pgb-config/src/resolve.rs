@@ -886,9 +886,12 @@ fn retention_policy(
         || s.keep_monthly.is_some()
         || s.keep_yearly.is_some()
         || s.keep_within.is_some()
+        || s.keep_within_hourly.is_some()
         || s.keep_within_daily.is_some()
         || s.keep_within_weekly.is_some()
-        || s.keep_within_monthly.is_some();
+        || s.keep_within_monthly.is_some()
+        || s.keep_within_yearly.is_some()
+        || s.keep_label.as_ref().is_some_and(|l| !l.is_empty());
     if !any {
         return Ok(None);
     }
@@ -910,6 +913,9 @@ fn retention_policy(
     if let Some(x) = span("keep_within", &s.keep_within)? {
         p = p.with_keep_within(x);
     }
+    if let Some(x) = span("keep_within_hourly", &s.keep_within_hourly)? {
+        p = p.with_keep_within_hourly(x);
+    }
     if let Some(x) = span("keep_within_daily", &s.keep_within_daily)? {
         p = p.with_keep_within_daily(x);
     }
@@ -918,6 +924,12 @@ fn retention_policy(
     }
     if let Some(x) = span("keep_within_monthly", &s.keep_within_monthly)? {
         p = p.with_keep_within_monthly(x);
+    }
+    if let Some(x) = span("keep_within_yearly", &s.keep_within_yearly)? {
+        p = p.with_keep_within_yearly(x);
+    }
+    for label in s.keep_label.iter().flatten() {
+        p = p.with_keep_label(label.clone());
     }
     p.validate().map_err(|e| ("keep_last", e.to_string()))?;
     Ok(Some(p))

@@ -179,6 +179,9 @@ pub struct JobSettings {
     /// Keep every backup younger than this span (`2y5m7d3h`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keep_within: Option<String>,
+    /// Keep the newest backup of each hour within this span.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_within_hourly: Option<String>,
     /// Keep the newest backup of each day within this span.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keep_within_daily: Option<String>,
@@ -188,6 +191,12 @@ pub struct JobSettings {
     /// ... each month within this span.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keep_within_monthly: Option<String>,
+    /// ... each year within this span.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_within_yearly: Option<String>,
+    /// Keep every backup carrying one of these labels (`--keep-label`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_label: Option<Vec<String>>,
 
     /// A 5-field cron expression (`30 2 * * *`) or `@daily`-style nickname.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -352,9 +361,12 @@ pub const KEYS: &[&str] = &[
     "keep_monthly",
     "keep_yearly",
     "keep_within",
+    "keep_within_hourly",
     "keep_within_daily",
     "keep_within_weekly",
     "keep_within_monthly",
+    "keep_within_yearly",
+    "keep_label",
     "schedule",
     "timezone",
     "jitter",

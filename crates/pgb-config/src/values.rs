@@ -82,6 +82,13 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "gib" => 1 << 30,
         "tb" => 1_000_000_000_000,
         "tib" => 1 << 40,
+        // A bare letter is ambiguous (1000 or 1024?): say which.
+        "k" | "m" | "g" | "t" => {
+            return Err(format!(
+                "invalid size {text:?}: say {num}{u}B (powers of 1000) or {num}{u}iB (powers of 1024)",
+                u = unit.trim().to_ascii_uppercase()
+            ));
+        }
         _ => return Err(bad()),
     };
     n.checked_mul(mult).ok_or_else(bad)

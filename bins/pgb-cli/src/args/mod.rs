@@ -154,4 +154,25 @@ mod tests {
         };
         assert!(g.older_than.is_none());
     }
+
+    /// Every retention flag of `prune` is a job key of the config file and the reverse, so a
+    /// policy written for one works in the other.
+    #[test]
+    fn every_retention_flag_is_a_config_key_and_the_reverse() {
+        let cmd = Cli::command();
+        let prune = cmd.find_subcommand("prune").expect("prune");
+        let flags: std::collections::BTreeSet<String> = prune
+            .get_arguments()
+            .filter_map(|a| a.get_long())
+            .filter(|l| l.starts_with("keep-"))
+            .map(|l| l.replace('-', "_"))
+            .collect();
+        let keys: std::collections::BTreeSet<String> = pgb_config::KEYS
+            .iter()
+            .filter(|k| k.starts_with("keep_"))
+            .map(|k| (*k).to_owned())
+            .collect();
+        assert_eq!(flags, keys);
+        assert!(flags.contains("keep_within_yearly") && flags.contains("keep_label"));
+    }
 }

@@ -13,51 +13,21 @@ use crate::exit::Failure;
 /// `--within` when `--backup random` is given without it.
 pub(crate) const RANDOM_WITHIN: &str = "30d";
 
-/// A duration with a unit: `90s`, `30m`, `26h`, `30d`, `2w`.
+/// A duration with a unit: `90s`, `30m`, `26h`, `30d`, `2w`, `1h30m`: the config file's
+/// grammar ([`pgb_config::parse_duration`]), one for every flag and key.
 pub(crate) fn duration(flag: &str, s: &str) -> Result<Duration, Failure> {
-    let bad = || {
-        Failure::usage(format!(
-            "{flag} {s:?}: use a number with s, m, h, d or w, e.g. 26h"
-        ))
-    };
-    let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().map_err(|_| bad())?;
-    let secs = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 7 * 86_400,
-        _ => return Err(bad()),
-    };
-    Ok(Duration::from_secs(n.checked_mul(secs).ok_or_else(bad)?))
+    pgb_config::parse_duration(s).map_err(|e| Failure::usage(format!("{flag}: {e}")))
 }
 
 fn opt_duration(flag: &str, s: Option<&str>) -> Result<Option<Duration>, Failure> {
     s.map(|s| duration(flag, s)).transpose()
 }
 
-/// A size: bytes, or with k, M, G, T (powers of 1024; a trailing `B`/`iB` is accepted).
+/// A size: bytes, or with KB, MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB (powers of
+/// 1024): the config file's grammar ([`pgb_config::parse_size`]), so `500MB` means the same
+/// as a flag and as a key.
 pub(crate) fn size(flag: &str, s: &str) -> Result<u64, Failure> {
-    let bad = || {
-        Failure::usage(format!(
-            "{flag} {s:?}: use bytes or a number with k, M, G, T"
-        ))
-    };
-    let t = s.trim_end_matches("iB").trim_end_matches('B');
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().map_err(|_| bad())?;
-    let mult: u64 = match unit {
-        "" => 1,
-        "k" | "K" => 1 << 10,
-        "M" => 1 << 20,
-        "G" => 1 << 30,
-        "T" => 1 << 40,
-        _ => return Err(bad()),
-    };
-    n.checked_mul(mult).ok_or_else(bad)
+    pgb_config::parse_size(s).map_err(|e| Failure::usage(format!("{flag}: {e}")))
 }
 
 /// The drill's options: `--target` (else `PGB_DRILL_TARGET`) is required.
@@ -160,22 +130,54 @@ pub(crate) fn check(a: &CheckArgs, env: Env<'_>) -> Result<CheckOptions, Failure
 mod tests {
     use super::*;
 
+    /// One grammar per value, the config file's: a flag means what the same text means as
+    /// a TOML key or a `PGB_*` variable.
     #[test]
-    fn durations_and_sizes() {
-        assert_eq!(duration("--x", "2s").unwrap(), Duration::from_secs(2));
-        assert_eq!(
-            duration("--x", "26h").unwrap(),
-            Duration::from_secs(26 * 3600)
-        );
-        assert_eq!(
-            duration("--x", "30d").unwrap(),
-            Duration::from_secs(30 * 86_400)
-        );
+    fn flags_read_durations_and_sizes_as_the_config_file_does() {
+        for (text, secs) in [
+            ("2s", 2),
+            ("90m", 5400),
+            ("26h", 93_600),
+            ("30d", 2_592_000),
+        ] {
+            assert_eq!(duration("--x", text).unwrap(), Duration::from_secs(secs));
+            assert_eq!(
+                pgb_config::parse_duration(text).unwrap(),
+                Duration::from_secs(secs)
+            );
+        }
+        assert_eq!(duration("--x", "1h30m").unwrap(), Duration::from_secs(5400));
         assert_eq!(duration("--x", "5").unwrap_err().code, 2);
         assert_eq!(duration("--x", "5y").unwrap_err().code, 2);
-        assert_eq!(size("--x", "1024").unwrap(), 1024);
-        assert_eq!(size("--x", "10M").unwrap(), 10 << 20);
-        assert_eq!(size("--x", "1GiB").unwrap(), 1 << 30);
+        for (text, bytes) in [
+            ("1024", 1024),
+            ("500MB", 500_000_000),
+            ("500MiB", 500 << 20),
+            ("1GB", 1_000_000_000),
+            ("1GiB", 1 << 30),
+            ("2kB", 2000),
+            ("2KiB", 2048),
+        ] {
+            assert_eq!(size("--x", text).unwrap(), bytes, "{text}");
+            assert_eq!(pgb_config::parse_size(text).unwrap(), bytes, "{text}");
+        }
+        // A bare unit letter is ambiguous: refused with both spellings offered.
+        let err = size("--min-size", "10M").unwrap_err();
+        assert_eq!(err.code, 2);
+        assert!(
+            err.message.contains("10MB") && err.message.contains("10MiB"),
+            "{}",
+            err.message
+        );
         assert_eq!(size("--x", "1X").unwrap_err().code, 2);
+        // gc's grace period takes the same grammar (seconds and minutes too).
+        assert_eq!(
+            crate::resolve::grace(Some("0s")).unwrap(),
+            time::Duration::ZERO
+        );
+        assert_eq!(
+            crate::resolve::grace(Some("90m")).unwrap(),
+            time::Duration::minutes(90)
+        );
     }
 }

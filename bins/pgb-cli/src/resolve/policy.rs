@@ -59,21 +59,8 @@ pub(crate) fn policy(a: &PolicyArgs) -> Result<Option<Policy>, Failure> {
 /// The grace period of `gc` (`24h`, `7d`, `2w`).
 pub(crate) fn grace(older_than: Option<&str>) -> Result<time::Duration, Failure> {
     let s = older_than.unwrap_or(defaults::GC_OLDER_THAN);
-    let bad = || {
-        Failure::usage(format!(
-            "invalid duration {s:?}: use a number with s, m, h, d or w, e.g. 24h"
-        ))
-    };
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?);
-    let n: i64 = num.parse().map_err(|_| bad())?;
-    match unit {
-        "s" => Ok(time::Duration::seconds(n)),
-        "m" => Ok(time::Duration::minutes(n)),
-        "h" => Ok(time::Duration::hours(n)),
-        "d" => Ok(time::Duration::days(n)),
-        "w" => Ok(time::Duration::weeks(n)),
-        _ => Err(bad()),
-    }
+    let d = super::ops::duration("--older-than", s)?;
+    time::Duration::try_from(d).map_err(|e| Failure::usage(format!("--older-than {s:?}: {e}")))
 }
 
 #[cfg(test)]
