@@ -1,6 +1,7 @@
 //! Test scaffolding, compiled only with the `test-support` feature: `PGB_TEST_FAILPOINT=
 //! mid-data|after-data|before-manifest` makes a backup stop at that point (announcing it on
-//! stderr) so that a crash test can SIGKILL it there.
+//! stderr) so that a crash test can SIGKILL it there; `progress` stops any operation at its
+//! first progress event (after 4 MiB of plaintext: a restore midway).
 
 use std::sync::OnceLock;
 
@@ -24,6 +25,7 @@ pub(crate) fn reached(e: &Event) {
         Event::DataStreaming => "mid-data",
         Event::DataFinished { .. } => "after-data",
         Event::ManifestWriting => "before-manifest",
+        Event::Progress { .. } => "progress",
         _ => return,
     };
     if name == here {

@@ -120,8 +120,13 @@ pub(crate) struct FilesBackupArgs {
 #[derive(Debug, Args, Default)]
 #[command(next_help_heading = "Files")]
 pub(crate) struct FilesRestoreArgs {
-    /// Restore the backup's files archive into DIR (several archives: DIR/<directory name>),
-    /// and nothing else; a non-empty DIR is refused without --clean.
+    /// Restore the backup's files archive into DIR (several archives: DIR/<directory name>,
+    /// colliding names numbered: uploads-1, uploads-2), and nothing else; a non-empty DIR is
+    /// refused without --clean, as are / and a DIR holding the repository.
     #[arg(long, value_name = "DIR")]
     pub(crate) files_to: Option<std::path::PathBuf>,
+    /// With --files-to: keep the setuid, setgid, sticky and world-writable bits of the
+    /// archive (by default they are dropped, with a warning naming the files).
+    #[arg(long, requires = "files_to")]
+    pub(crate) keep_modes: bool,
 }

@@ -3,7 +3,7 @@
 
 use super::Ctx;
 use crate::args::{BackupArgs, RestoreArgs};
-use crate::exit::{FAILURE, Failure};
+use crate::exit::{FAILURE, Failure, REFUSED};
 use crate::render::{self, Output, RestoreOut, cluster};
 use crate::resolve::{self, ClusterRestore};
 
@@ -140,14 +140,45 @@ async fn restore_files(
         .with_decryption(keys)
         .allow_unauthenticated(a.keys.allow_unauthenticated);
     let m = repo.resolve(&a.id, a.from_database.as_deref()).await?;
-    let dests = repo
-        .restore_files(&m, dir, a.clean, &render::log_progress)
-        .await?;
-    Output::json(a.json).emit(&dests, |w| {
-        dests
-            .iter()
-            .try_for_each(|d| writeln!(w, "restored the files of backup {} into {d}", m.id))
-    })
+    let opts = pgb::FilesRestoreOptions::new()
+        .with_clean(a.clean)
+        .with_keep_modes(a.files.keep_modes);
+    // The current directory, before the restore may replace it.
+    let cwd = std::env::current_dir().and_then(std::fs::canonicalize).ok();
+    let done = repo
+        .restore_files(&m, dir, &opts, &render::log_progress)
+        .await
+        .map_err(files_failure)?;
+    cluster::files_notes(&done);
+    if let Some(cwd) = cwd
+        && let Some(r) = done.iter().find(|r| cwd.starts_with(&r.destination))
+    {
+        render::note(format_args!(
+            "note: {} was replaced, and with it this shell's current directory: `cd \"$PWD\"` to see the restored files",
+            r.destination.display()
+        ));
+    }
+    let dests: Vec<String> = done
+        .iter()
+        .map(|r| r.destination.display().to_string())
+        .collect();
+    Output::json(a.json).emit(&dests, |w| cluster::files_restored(w, &m, &done))
+}
+
+/// A files target refused as unsafe (exit 6), with what to do; other errors as usual.
+fn files_failure(e: pgb::Error) -> Failure {
+    match &e {
+        pgb::Error::Dump(d)
+            if d.kind() == pgb::DumpErrorKind::Refused
+                && d.to_string().starts_with("files target") =>
+        {
+            Failure::new(
+                REFUSED,
+                format!("{d}; nothing was changed: pass another directory to --files-to"),
+            )
+        }
+        _ => e.into(),
+    }
 }
 
 /// Failed globals statements make the restore fail (exit 1) after the summary was printed.

@@ -111,3 +111,90 @@ pub(crate) struct RestoreAllOut<'a> {
     pub(crate) report: &'a ClusterRestoreReport,
     pub(crate) seconds: f64,
 }
+
+/// The summary of `restore --files-to`: one line per archive restored.
+pub(crate) fn files_restored(
+    w: &mut dyn Write,
+    m: &Manifest,
+    done: &[pgb::FilesRestored],
+) -> io::Result<()> {
+    for r in done {
+        writeln!(
+            w,
+            "restored the files of backup {} ({}) into {}",
+            m.id,
+            r.source,
+            r.destination.display()
+        )?;
+    }
+    Ok(())
+}
+
+/// How many names a files restore warning shows before "and N more".
+const NAMED: usize = 10;
+
+/// `a, b, c and 7 more`.
+fn named<T>(list: &pgb::Listed<T>, show: impl Fn(&T) -> String) -> String {
+    let mut text = list
+        .shown
+        .iter()
+        .take(NAMED)
+        .map(show)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let rest = list.total - list.shown.len().min(NAMED) as u64;
+    if rest > 0 {
+        text = format!("{text} and {rest} more");
+    }
+    text
+}
+
+/// What a files restore changed or left out, on stderr: dropped mode bits, refused entries,
+/// special files, stale staging folders removed.
+pub(crate) fn files_notes(done: &[pgb::FilesRestored]) {
+    use super::note;
+    for r in done {
+        let dest = r.destination.display();
+        for p in &r.stale_removed {
+            note(format_args!(
+                "note: removed {}, the staging folder of an earlier files restore into {dest} that was killed",
+                p.display()
+            ));
+        }
+        if !r.modes_changed.is_empty() {
+            note(format_args!(
+                "warning: {} file(s) in {dest} restored without their setuid, setgid, sticky or world-writable bits (pass --keep-modes to keep them): {}",
+                r.modes_changed.total,
+                named(&r.modes_changed, |c| format!(
+                    "{} {:04o} -> {:04o}",
+                    if c.path == "." {
+                        "(the directory itself)"
+                    } else {
+                        &c.path
+                    },
+                    c.archived,
+                    c.restored
+                ))
+            ));
+        }
+        if !r.refused.is_empty() {
+            note(format_args!(
+                "warning: {} archive entr{} not restored, as {} would land outside {dest}: {}",
+                r.refused.total,
+                if r.refused.total == 1 { "y" } else { "ies" },
+                if r.refused.total == 1 { "it" } else { "they" },
+                named(&r.refused, |e| format!("{} ({})", e.path, e.reason))
+            ));
+        }
+        if !r.special_skipped.is_empty() {
+            note(format_args!(
+                "warning: {} device node(s) or FIFO(s) not recreated in {dest}: {}",
+                r.special_skipped.total,
+                named(&r.special_skipped, Clone::clone)
+            ));
+        }
+        for w in &r.warnings {
+            note(format_args!("warning: {w}"));
+        }
+    }
+}

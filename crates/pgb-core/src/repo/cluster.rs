@@ -390,20 +390,25 @@ impl RestoreSink for Collect {
 
 impl Repository {
     /// Restores the files archives of a backup (`backup --files`) into `target`: one archive
-    /// into `target` itself, several each into `target/<name of its directory>`. Each is
-    /// extracted beside its destination and moved into place only after its checksum matched;
-    /// a non-empty destination is refused unless `clean`. Returns the destinations.
+    /// into `target` itself, several each into `target/<name of its directory>` (colliding
+    /// names numbered with their archive: `uploads-1`, `uploads-2`). Every destination is checked
+    /// before anything is touched ([`FilesRestore::check_target`]; a local repository is
+    /// protected: a destination holding it is refused), every archive is extracted beside its
+    /// destination and verified, and only then are they moved into place.
     ///
     /// # Errors
-    /// `Invalid` for a backup without files; `Dump` (`TargetNotEmpty`, `Io`); integrity and
-    /// key errors.
+    /// `Invalid` for a backup without files; `Dump` (`Refused`, `TargetNotEmpty`, `Io`);
+    /// integrity and key errors.
+    ///
+    /// [`FilesRestore::check_target`]: crate::FilesRestore::check_target
     pub async fn restore_files(
         &self,
         m: &Manifest,
         target: &std::path::Path,
-        clean: bool,
+        opts: &crate::files::FilesRestoreOptions,
         progress: &dyn Progress,
-    ) -> Result<Vec<String>, Error> {
+    ) -> Result<Vec<crate::files::FilesRestored>, Error> {
+        use crate::files::FilesRestore;
         let files: Vec<&Artifact> = m
             .artifacts
             .iter()
@@ -423,42 +428,67 @@ impl Repository {
         let dests: Vec<std::path::PathBuf> = if files.len() == 1 {
             vec![target.to_path_buf()]
         } else {
-            files
-                .iter()
-                .enumerate()
-                .map(|(i, a)| {
-                    let base = std::path::Path::new(&a.name).file_name().map_or_else(
-                        || format!("files-{}", i + 1),
-                        |n| n.to_string_lossy().into_owned(),
-                    );
-                    target.join(base)
-                })
+            let names: Vec<&str> = files.iter().map(|a| a.name.as_str()).collect();
+            crate::files::destination_names(&names)
+                .into_iter()
+                .map(|n| target.join(n))
                 .collect()
         };
-        // Refuse before anything is extracted.
+        let mut opts = opts.clone();
+        let info = self.storage.info();
+        if info.scheme == "file"
+            && let Some(root) = info.location.strip_prefix("file://")
+        {
+            opts = opts.with_protected(root, "the repository");
+        }
+        // Refuse before anything is touched.
+        for d in &dests {
+            FilesRestore::check_target(d, &opts)?;
+        }
         let mut sinks = Vec::with_capacity(files.len());
         for d in &dests {
-            if let Some(parent) = d.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| {
-                    Error::Dump(DumpError::new(
-                        DumpErrorKind::Io,
-                        format!("creating {}: {e}", parent.display()),
-                    ))
-                })?;
-            }
-            sinks.push(crate::files::FilesRestore::begin(d, clean)?);
+            sinks.push(FilesRestore::begin_with(d, &opts)?);
         }
-        for ((a, key), sink) in files.iter().zip(&keys).zip(sinks) {
-            let mut sink = Box::new(sink);
-            if let Err(e) = self
-                .stream_verified(m, a, key, sink.as_mut(), progress)
-                .await
-            {
-                sink.abort().await;
-                return Err(e);
+        // Every archive extracted and verified before any is moved into place.
+        let mut failed = None;
+        for ((a, key), sink) in files.iter().zip(&keys).zip(sinks.iter_mut()) {
+            if let Err(e) = self.stream_verified(m, a, key, sink, progress).await {
+                failed = Some(e);
+                break;
             }
-            sink.finish().await?;
         }
-        Ok(dests.iter().map(|d| d.display().to_string()).collect())
+        if let Some(e) = failed {
+            for sink in sinks {
+                sink.abort_files().await;
+            }
+            return Err(e);
+        }
+        let mut done: Vec<crate::files::FilesRestored> = Vec::with_capacity(sinks.len());
+        let mut pending = files.iter().zip(sinks);
+        while let Some((a, sink)) = pending.next() {
+            match sink.finish_files().await {
+                Ok(mut r) => {
+                    r.source = a.name.clone();
+                    done.push(r);
+                }
+                Err(e) => {
+                    for (_, sink) in pending {
+                        sink.abort_files().await;
+                    }
+                    if done.is_empty() {
+                        return Err(e.into());
+                    }
+                    let placed: Vec<String> = done
+                        .iter()
+                        .map(|r| r.destination.display().to_string())
+                        .collect();
+                    return Err(Error::Dump(DumpError::new(
+                        e.kind(),
+                        format!("{e}; already restored: {}", placed.join(", ")),
+                    )));
+                }
+            }
+        }
+        Ok(done)
     }
 }
