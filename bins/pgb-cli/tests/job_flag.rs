@@ -88,8 +88,9 @@ fn every_command_reads_repository_database_keys_and_policy_from_the_job() {
     let ids = common::ids(&repo);
     assert_eq!(ids, [listed[1]["id"].as_str().unwrap()], "the newest kept");
 
-    // A flag wins over the job: another repository is empty.
+    // A flag wins over the job: another (existing, empty) repository is empty.
     let other = dir.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
     let o = pgb_job(
         &pg,
         &config,

@@ -160,7 +160,7 @@ async fn with_an_authentication_key_a_copied_backup_without_a_valid_mac_is_unusa
             .iter()
             .map(|m| m.id.to_string())
             .collect::<Vec<_>>(),
-        [genuine.clone()]
+        std::slice::from_ref(&genuine)
     );
     assert_eq!(listing.invalid.len(), 1);
     assert_eq!(listing.invalid[0].id, forged);

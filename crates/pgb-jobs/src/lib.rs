@@ -23,6 +23,10 @@
 //! dumper, the backup options (keys already read), the hook environment and the lock holder,
 //! and renders the [`RunReport`].
 
+mod plan;
+
+pub use plan::{JobDumper, JobPlan, PlanError, hook_env, notifier, tools};
+
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Instant;
@@ -175,6 +179,18 @@ pub struct RunFailure {
     pub error: RunError,
     /// What ran.
     pub report: RunReport,
+}
+
+impl std::fmt::Display for RunFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "job {}: {}", self.report.job, self.error)
+    }
+}
+
+impl std::error::Error for RunFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
 }
 
 /// Runs `run.job` once. `cancel` completing cancels a running backup (nothing is committed)

@@ -98,10 +98,10 @@ pub(super) async fn live_leases(
         let Ok(Some(bytes)) = storage.get_bytes_limited(&meta.key, LEASE_MAX_BYTES).await else {
             continue;
         };
-        if let Ok(rec) = serde_json::from_slice::<LeaseRecord>(&bytes) {
-            if rec.expires_at + CLOCK_SKEW > now {
-                live.push(rec.id);
-            }
+        if let Ok(rec) = serde_json::from_slice::<LeaseRecord>(&bytes)
+            && rec.expires_at + CLOCK_SKEW > now
+        {
+            live.push(rec.id);
         }
     }
     Ok(live)

@@ -142,11 +142,11 @@ fn require_backup_keys(job: &ResolvedJob, env: Env<'_>) -> Result<(), Failure> {
 /// then what the server reports, known only once connected, and guessing could prune another
 /// job's backups.
 pub(crate) fn retention_set(job: &ResolvedJob, env: Env<'_>) -> Result<String, Failure> {
-    let a = config::backup_args(job, env)?;
-    let url =
-        a.db.clone()
-            .or_else(|| var(env, "DATABASE_URL"))
-            .unwrap_or_else(|| super::defaults::DB.to_owned());
+    let url = job
+        .database
+        .clone()
+        .or_else(|| var(env, "DATABASE_URL"))
+        .unwrap_or_else(|| super::defaults::DB.to_owned());
     let conn = ConnConfig::parse(&url).map_err(|e| Failure::usage(e.to_string()))?;
     if !conn.has_host() {
         return Err(Failure::usage(format!(
@@ -154,22 +154,30 @@ pub(crate) fn retention_set(job: &ResolvedJob, env: Env<'_>) -> Result<String, F
             job.name
         )));
     }
-    let options = super::dump_options(&a)?;
-    let (database, include, exclude) = if a.cluster.all_databases {
-        let c = &a.cluster;
-        (
+    let s = &job.selection;
+    let options = pgb::postgres::DumpOptions::new()
+        .with_schemas(&s.schemas)
+        .with_exclude_schemas(&s.exclude_schemas)
+        .with_tables(&s.tables)
+        .with_exclude_tables(&s.exclude_tables)
+        .with_exclude_table_data(&s.exclude_table_data)
+        .with_extra(&s.pg_dump_options)
+        .map_err(|e| Failure::usage(format!("job {}: pg_dump_options: {e}", job.name)))?;
+    let (database, include, exclude) = match &job.whole_server {
+        Some(w) => (
             pgb::CLUSTER_DATABASE.to_owned(),
-            c.include.clone(),
-            c.exclude.clone(),
-        )
-    } else {
-        let db = database_name(job, env).ok_or_else(|| {
-            Failure::usage(format!(
-                "job {}: its database URL names no database; name it, or give prune --set",
-                job.name
-            ))
-        })?;
-        (db, Vec::new(), Vec::new())
+            w.include.clone(),
+            w.exclude.clone(),
+        ),
+        None => {
+            let db = database_name(job, env).ok_or_else(|| {
+                Failure::usage(format!(
+                    "job {}: its database URL names no database; name it, or give prune --set",
+                    job.name
+                ))
+            })?;
+            (db, Vec::new(), Vec::new())
+        }
     };
     Ok(pgb::retention_set(
         &format!("{}/{database}", conn.server()),

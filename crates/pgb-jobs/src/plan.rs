@@ -1,0 +1,549 @@
+//! A configured job turned into everything one run needs, in the library: the repository,
+//! the keys, the backup request (one database, a whole server or the directory format: decided
+//! here, once), the archive checker, the notifier, the hook environment and the lock holder.
+//! `pgb run`, the daemon and an embedding service all go through [`JobPlan::resolve`] and
+//! [`JobPlan::run`]; no command-line type is involved.
+//!
+//! ```no_run
+//! # async fn f(text: &str) -> Result<(), Box<dyn std::error::Error>> {
+//! let env = |name: &str| std::env::var(name).ok();
+//! let plan = pgb_jobs::JobPlan::from_config(text, "pgb.toml".as_ref(), "nightly", &env)?;
+//! let report = plan.run(&pgb::NoProgress, std::future::pending()).await?;
+//! # let _ = report; Ok(()) }
+//! ```
+//!
+//! The environment comes from the caller ([`pgb::EnvLookup`]): credentials of the object store,
+//! `PGB_PASSPHRASE` / `PGB_AUTH_KEY` and the variables the job names (`passphrase_env`,
+//! `auth_key_env`, `[notify]`), `DATABASE_URL`, `PGB_PG_BIN_DIR`, `PGB_SPOOL_DIR`, `TMPDIR`,
+//! `PATH`. Files are read only where the job's configuration names them (recipients,
+//! passphrase, authentication key, webhook URL); errors never carry their contents.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+
+use pgb::postgres::{
+    ConnConfig, DumpOptions, PgArchiveCheck, PgCluster, PgDump, PgDumpDirectory, ToolLocator,
+};
+use pgb::{
+    ArchiveFormat, AuthKey, BackupOptions, Compression, Encryption, EnvLookup, FilesDump, Holder,
+    Progress, Repository, StorageOptions,
+};
+use pgb_config::ResolvedJob;
+use pgb_notify::{Event, Notifier, NotifyOptions, SecretUrl, Transport};
+
+use crate::{JobBackup, JobRun, RunFailure, RunReport, run_job};
+
+/// Why a job cannot be planned. `Display` is one line naming the job and the key at fault,
+/// never a secret.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PlanError {
+    /// A value of the job cannot be used (a database URL, a compression, a `--files`
+    /// directory, a notification URL).
+    #[error("job {job}: {key}: {message}")]
+    Invalid {
+        /// The job.
+        job: String,
+        /// The key (or variable) at fault.
+        key: String,
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// A key the job names is missing or unusable (an unset variable, an unreadable file, an
+    /// invalid recipient or authentication key).
+    #[error("job {job}: {message}")]
+    Key {
+        /// The job.
+        job: String,
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// The repository cannot be opened.
+    #[error(transparent)]
+    Open(#[from] pgb::OpenError),
+    /// The config file is malformed, has no such job, or a value of the job is invalid
+    /// (naming the file and line, or the variable, it came from).
+    #[error(transparent)]
+    Config(#[from] pgb_config::ConfigError),
+}
+
+/// What a job backs up, built from its settings: the only place the kind of backup is chosen.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum JobDumper {
+    /// One database (custom or plain format).
+    Database(PgDump),
+    /// Every database of a server plus its globals.
+    Server(PgCluster),
+    /// One database in the directory format, `jobs` at a time.
+    Directory {
+        /// `pg_dump -Fd -j N` into a spool.
+        dumper: PgDumpDirectory,
+        /// Parallel dump jobs and uploads.
+        jobs: usize,
+    },
+}
+
+/// Everything one run of a job needs, resolved and checked before anything runs.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct JobPlan {
+    /// The job.
+    pub job: ResolvedJob,
+    /// Its repository, opened (a local directory is created on the first backup).
+    pub repo: Repository,
+    /// What it backs up.
+    pub dumper: JobDumper,
+    /// Compression, labels, encryption, files.
+    pub options: BackupOptions,
+    /// Reads the archive's table of contents when verifying.
+    pub checker: PgArchiveCheck,
+    /// Authenticates verification records.
+    pub auth_key: Option<AuthKey>,
+    /// Where the run's start and outcome are sent.
+    pub notifier: Option<Notifier>,
+    /// The environment hooks run with (`PATH`, `HOME`, `LANG`, `TZ`, libpq's `PG*`).
+    pub hook_env: BTreeMap<String, String>,
+    /// Who takes the job's lock.
+    pub holder: Holder,
+}
+
+impl JobPlan {
+    /// Resolves `job` with the environment `env`.
+    ///
+    /// # Errors
+    /// [`PlanError`]: a value that cannot be used, a key that is missing, a repository that
+    /// cannot be opened. Nothing has run then.
+    pub fn resolve(job: &ResolvedJob, env: &dyn EnvLookup) -> Result<Self, PlanError> {
+        let invalid = |key: &str, message: String| PlanError::Invalid {
+            job: job.name.clone(),
+            key: key.to_owned(),
+            message,
+        };
+        let keys = JobKeys::resolve(job, env)?;
+        let tools = tools(env);
+        let spool = job
+            .spool_dir
+            .clone()
+            .or_else(|| var(env, "PGB_SPOOL_DIR").map(PathBuf::from))
+            .unwrap_or_else(|| temp_dir(env));
+        let url = job
+            .database
+            .clone()
+            .or_else(|| var(env, "DATABASE_URL"))
+            .unwrap_or_else(|| "postgres://".to_owned());
+        let conn = ConnConfig::parse(&url).map_err(|e| invalid("database", e.to_string()))?;
+        let compression: Compression = job
+            .compression
+            .parse()
+            .map_err(|e: pgb::InvalidCompression| invalid("compression", e.to_string()))?;
+        let mut options = job
+            .labels
+            .iter()
+            .fold(BackupOptions::default(), |o, l| o.with_label(l.clone()))
+            .with_compression(compression);
+        if let Some(e) = keys.encryption {
+            options = options.with_encryption(e);
+        }
+        for dir in &job.files {
+            let files = FilesDump::new(dir).map_err(|e| invalid("files", e.to_string()))?;
+            options = options.with_files(files);
+        }
+        let selection = dump_options(job).map_err(|m| invalid("pg_dump_options", m))?;
+        let dumper = if let Some(w) = &job.whole_server {
+            if w.with_role_passwords && options.encryption.is_none() {
+                return Err(invalid(
+                    "with_role_passwords",
+                    "role passwords need an encrypted backup: set recipients or a passphrase"
+                        .to_owned(),
+                ));
+            }
+            JobDumper::Server(
+                PgCluster::new(conn, tools.clone())
+                    .with_include(w.include.clone())
+                    .with_exclude(w.exclude.clone())
+                    .with_role_passwords(w.with_role_passwords)
+                    .with_options(selection),
+            )
+        } else {
+            match job.format.as_str() {
+                "directory" => {
+                    let jobs = job.jobs.unwrap_or(1);
+                    if jobs == 0 {
+                        return Err(invalid("jobs", "must be at least 1".to_owned()));
+                    }
+                    JobDumper::Directory {
+                        dumper: PgDumpDirectory::new(conn, tools.clone())
+                            .with_jobs(jobs)
+                            .with_spool_dir(&spool)
+                            .with_options(selection),
+                        jobs: jobs as usize,
+                    }
+                }
+                other => {
+                    let format = match other {
+                        "plain" => ArchiveFormat::Plain,
+                        _ => ArchiveFormat::Custom,
+                    };
+                    JobDumper::Database(
+                        PgDump::new(conn, tools.clone())
+                            .with_format(format)
+                            .with_options(selection),
+                    )
+                }
+            }
+        };
+        let s = &job.storage;
+        let mut storage = StorageOptions::new().with_create(true);
+        if let Some(n) = s.retries {
+            storage = storage.with_retries(n);
+        }
+        if let Some(d) = s.retry_budget {
+            storage = storage.with_retry_budget(d);
+        }
+        if let Some(d) = s.request_timeout {
+            storage = storage.with_request_timeout(d);
+        }
+        if let Some(d) = s.io_timeout {
+            storage = storage.with_io_timeout(d);
+        }
+        let repo = pgb::open_repository_with(&job.repository, env, &storage)?;
+        Ok(Self {
+            job: job.clone(),
+            repo,
+            dumper,
+            options,
+            checker: PgArchiveCheck::new(tools).with_spool_dir(spool),
+            auth_key: keys.auth_key,
+            notifier: notifier(job, env)?,
+            hook_env: hook_env(env),
+            holder: Holder {
+                host: var(env, "HOSTNAME").unwrap_or_else(|| "localhost".to_owned()),
+                pid: std::process::id(),
+            },
+        })
+    }
+
+    /// Parses the config file `text` (read from `path`), layers job `job` with the
+    /// environment (defaults < file < `PGB_*` variables) and resolves it: what an embedding
+    /// service needs to run a configured job.
+    ///
+    /// # Errors
+    /// [`PlanError::Config`] for the file or the job, else as [`JobPlan::resolve`].
+    pub fn from_config(
+        text: &str,
+        path: &Path,
+        job: &str,
+        env: &dyn EnvLookup,
+    ) -> Result<Self, PlanError> {
+        let config = pgb_config::LoadedConfig::parse(text, path)?;
+        let var = |name: &str| env.get(name);
+        let environment = pgb_config::Environment {
+            var: &var,
+            is_executable: &pgb_config::is_executable,
+        };
+        let job = config.resolve(job, &environment, &pgb_config::JobSettings::default())?;
+        Self::resolve(&job, env)
+    }
+
+    /// Replaces who takes the job's lock (the binary names its host).
+    #[must_use]
+    pub fn with_holder(mut self, holder: Holder) -> Self {
+        self.holder = holder;
+        self
+    }
+
+    /// Replaces the notifier (`None`: notify nothing).
+    #[must_use]
+    pub fn with_notifier(mut self, notifier: Option<Notifier>) -> Self {
+        self.notifier = notifier;
+        self
+    }
+
+    /// What the run backs up, as [`run_job`] takes it.
+    pub fn backup(&self) -> JobBackup<'_> {
+        match &self.dumper {
+            JobDumper::Database(d) => JobBackup::Database {
+                dumper: d,
+                options: &self.options,
+            },
+            JobDumper::Server(d) => JobBackup::Server {
+                dumper: d,
+                options: &self.options,
+            },
+            JobDumper::Directory { dumper, jobs } => JobBackup::Directory {
+                dumper,
+                jobs: *jobs,
+                options: &self.options,
+            },
+        }
+    }
+
+    /// One run: lock, hooks, backup, the after-commit step (verify, record, prune of the job's
+    /// own set), notifications. `cancel` completing cancels a running backup.
+    ///
+    /// # Errors
+    /// [`RunFailure`], with the report of what ran.
+    pub async fn run(
+        &self,
+        progress: &dyn Progress,
+        cancel: impl Future<Output = ()> + Send,
+    ) -> Result<RunReport, Box<RunFailure>> {
+        let run = JobRun {
+            job: &self.job,
+            repo: &self.repo,
+            backup: self.backup(),
+            checker: Some(&self.checker),
+            holder: self.holder.clone(),
+            hook_env: self.hook_env.clone(),
+            progress,
+            notifier: self.notifier.as_ref(),
+            auth_key: self.auth_key.as_ref(),
+        };
+        run_job(&run, cancel).await
+    }
+}
+
+fn var(env: &dyn EnvLookup, name: &str) -> Option<String> {
+    env.get(name).filter(|v| !v.is_empty())
+}
+
+fn paths(env: &dyn EnvLookup, name: &str) -> Vec<PathBuf> {
+    var(env, name)
+        .map(|v| {
+            v.split(':')
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Where PostgreSQL tools are searched: `PGB_PG_BIN_DIR`, the system directories, `PATH`.
+pub fn tools(env: &dyn EnvLookup) -> ToolLocator {
+    paths(env, "PGB_PG_BIN_DIR").into_iter().fold(
+        ToolLocator::new().with_path(env.get("PATH").map(Into::into)),
+        ToolLocator::with_bin_dir,
+    )
+}
+
+fn temp_dir(env: &dyn EnvLookup) -> PathBuf {
+    var(env, "TMPDIR").map_or_else(|| PathBuf::from("/tmp"), PathBuf::from)
+}
+
+/// pg_dump's selection and pass-through options of the job.
+fn dump_options(job: &ResolvedJob) -> Result<DumpOptions, String> {
+    let s = &job.selection;
+    DumpOptions::new()
+        .with_schemas(&s.schemas)
+        .with_exclude_schemas(&s.exclude_schemas)
+        .with_tables(&s.tables)
+        .with_exclude_tables(&s.exclude_tables)
+        .with_exclude_table_data(&s.exclude_table_data)
+        .with_extra(&s.pg_dump_options)
+        .map_err(|e| e.to_string())
+}
+
+/// The environment hooks run with: `PATH`, `HOME`, `LANG`, `TZ` and the libpq `PG*`
+/// connection variables, never pgb's own secrets.
+pub fn hook_env(env: &dyn EnvLookup) -> BTreeMap<String, String> {
+    [
+        "PATH",
+        "HOME",
+        "LANG",
+        "TZ",
+        "PGHOST",
+        "PGPORT",
+        "PGUSER",
+        "PGDATABASE",
+        "PGPASSFILE",
+    ]
+    .iter()
+    .filter_map(|k| env.get(k).map(|v| ((*k).to_owned(), v)))
+    .collect()
+}
+
+/// A job's keys for a backup.
+struct JobKeys {
+    encryption: Option<Encryption>,
+    auth_key: Option<AuthKey>,
+}
+
+impl JobKeys {
+    /// Recipients (and `recipients_file`) or a passphrase (`passphrase_file`, the variable
+    /// `passphrase_env` names, else `PGB_PASSPHRASE`), plus the authentication key (the
+    /// variable `auth_key_env` names, else `PGB_AUTH_KEY`, else `auth_key_file`). A variable
+    /// the job names but the environment lacks is an error: a backup never silently goes out
+    /// unencrypted or unauthenticated.
+    fn resolve(job: &ResolvedJob, env: &dyn EnvLookup) -> Result<Self, PlanError> {
+        let key_err = |message: String| PlanError::Key {
+            job: job.name.clone(),
+            message,
+        };
+        let e = &job.encryption;
+        let named = |key: &str, name: &Option<String>| -> Result<Option<String>, PlanError> {
+            match name {
+                None => Ok(None),
+                Some(n) => var(env, n).map(Some).ok_or_else(|| {
+                    key_err(format!(
+                        "{key} names the variable {n}, which is not set: export it, or change {key}"
+                    ))
+                }),
+            }
+        };
+        let passphrase = match (
+            &e.passphrase_file,
+            named("passphrase_env", &e.passphrase_env)?,
+        ) {
+            (Some(path), _) => {
+                let p = read_secret(path, "passphrase").map_err(key_err)?;
+                Some(p.strip_suffix('\n').unwrap_or(&p).to_owned())
+            }
+            (None, Some(p)) => Some(p),
+            (None, None) => var(env, "PGB_PASSPHRASE"),
+        };
+        let auth_text = match named("auth_key_env", &e.auth_key_env)? {
+            Some(k) => Some(k),
+            None => match (var(env, "PGB_AUTH_KEY"), &e.auth_key_file) {
+                (Some(k), _) => Some(k),
+                (None, Some(path)) => {
+                    Some(read_secret(path, "authentication key").map_err(key_err)?)
+                }
+                (None, None) => None,
+            },
+        };
+        let auth_key = auth_text
+            .map(|t| t.trim().parse::<AuthKey>())
+            .transpose()
+            .map_err(|e| key_err(e.to_string()))?;
+        let mut recipients = e.recipients.clone();
+        if let Some(path) = &e.recipients_file {
+            let text = read_secret(path, "recipients").map_err(key_err)?;
+            let before = recipients.len();
+            recipients.extend(
+                text.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .map(str::to_owned),
+            );
+            if recipients.len() == before {
+                return Err(key_err(format!(
+                    "the recipients file {} lists no recipient",
+                    path.display()
+                )));
+            }
+        }
+        let encryption = match (recipients.is_empty(), passphrase) {
+            (false, Some(_)) => {
+                return Err(PlanError::Invalid {
+                    job: job.name.clone(),
+                    key: "recipients".to_owned(),
+                    message: "choose recipients or a passphrase, not both (age cannot mix them)"
+                        .to_owned(),
+                });
+            }
+            (false, None) => Some(Encryption::to_recipients(&recipients)),
+            (true, Some(p)) => Some(Encryption::with_passphrase(p)),
+            (true, None) => None,
+        }
+        .transpose()
+        .map_err(|e| key_err(e.to_string()))?
+        .map(|enc| match &auth_key {
+            Some(k) => enc.with_auth_key(k.clone()),
+            None => enc,
+        });
+        Ok(Self {
+            encryption,
+            auth_key,
+        })
+    }
+}
+
+/// Reads a secret file the job names; the error never includes its contents.
+fn read_secret(path: &Path, what: &str) -> Result<String, String> {
+    std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the {what} file {}: {e}", path.display()))
+}
+
+/// The job's notifier: the URLs from the variables (or file) its `[notify]` table names, with
+/// its `events` filter; without that table, `PGB_NOTIFY_URL` / `PGB_NOTIFY_PING`
+/// (space-separated; `slack+https://...` for Slack). A named variable that is unset, or a bad
+/// URL, is an error naming the key, never the URL.
+pub fn notifier(job: &ResolvedJob, env: &dyn EnvLookup) -> Result<Option<Notifier>, PlanError> {
+    let invalid = |key: String, message: String| PlanError::Invalid {
+        job: job.name.clone(),
+        key,
+        message,
+    };
+    let mut transports = Vec::new();
+    let mut events = Vec::new();
+    match &job.notify {
+        None => {
+            for u in var(env, "PGB_NOTIFY_URL")
+                .unwrap_or_default()
+                .split_whitespace()
+            {
+                let bad =
+                    |e: pgb_notify::InvalidUrl| invalid("PGB_NOTIFY_URL".into(), e.to_string());
+                transports.push(match u.strip_prefix("slack+") {
+                    Some(rest) => Transport::Slack(SecretUrl::parse(rest).map_err(bad)?),
+                    None => Transport::Webhook(SecretUrl::parse(u).map_err(bad)?),
+                });
+            }
+            for u in var(env, "PGB_NOTIFY_PING")
+                .unwrap_or_default()
+                .split_whitespace()
+            {
+                transports
+                    .push(Transport::Healthchecks(SecretUrl::parse(u).map_err(
+                        |e| invalid("PGB_NOTIFY_PING".into(), e.to_string()),
+                    )?));
+            }
+        }
+        Some(cfg) => {
+            let key = |k: &str| format!("notify.{k}");
+            let from_env =
+                |k: &str, name: &Option<String>| -> Result<Option<SecretUrl>, PlanError> {
+                    let Some(name) = name else { return Ok(None) };
+                    let url = var(env, name)
+                        .ok_or_else(|| invalid(key(k), format!("variable {name} is not set")))?;
+                    SecretUrl::parse(url.trim())
+                        .map(Some)
+                        .map_err(|e| invalid(key(k), e.to_string()))
+                };
+            if let Some(u) = from_env("webhook_url_env", &cfg.webhook_url_env)? {
+                transports.push(Transport::Webhook(u));
+            }
+            if let Some(path) = &cfg.webhook_url_file {
+                let text = read_secret(path, "webhook URL")
+                    .map_err(|m| invalid(key("webhook_url_file"), m))?;
+                let u = SecretUrl::parse(text.trim())
+                    .map_err(|e| invalid(key("webhook_url_file"), e.to_string()))?;
+                transports.push(Transport::Webhook(u));
+            }
+            if let Some(u) = from_env("slack_url_env", &cfg.slack_url_env)? {
+                transports.push(Transport::Slack(u));
+            }
+            if let Some(u) = from_env("ping_url_env", &cfg.ping_url_env)? {
+                transports.push(Transport::Healthchecks(u));
+            }
+            // The config was validated: every name is an event.
+            events = cfg
+                .events
+                .iter()
+                .filter_map(|e| Event::from_name(e))
+                .collect();
+        }
+    }
+    if transports.is_empty() {
+        return Ok(None);
+    }
+    let n = Notifier::new(transports, NotifyOptions::default())
+        .map_err(|e| invalid("notify".into(), e.to_string()))?;
+    Ok(Some(if events.is_empty() {
+        n
+    } else {
+        n.with_events(events)
+    }))
+}
