@@ -10,8 +10,9 @@ pub(crate) const OK: i32 = 0;
 pub(crate) const FAILURE: i32 = 1;
 /// Bad usage: unknown flag, invalid value, a secret on the command line, a bad policy.
 pub(crate) const USAGE: i32 = 2;
-/// The repository cannot be used: bad URL, missing credentials, no such bucket, no permission,
-/// unreachable endpoint.
+/// The repository cannot be used: a local directory that does not exist, missing credentials,
+/// no such bucket, no permission or a read-only file system, unreachable endpoint. (A malformed
+/// URL is [`USAGE`].)
 pub(crate) const REPOSITORY: i32 = 3;
 /// The database cannot be used: unreachable, authentication failed, no such database, no
 /// pg_dump/pg_restore new enough.
@@ -24,7 +25,7 @@ pub(crate) const INTEGRITY: i32 = 5;
 pub(crate) const REFUSED: i32 = 6;
 /// No such backup, or no backup at all.
 pub(crate) const NOT_FOUND: i32 = 7;
-/// Another pgb operation holds the repository lock.
+/// `pgb run`: another run of the job holds its job lock.
 pub(crate) const LOCKED: i32 = 8;
 /// Encryption keys are missing, unreadable or wrong (no identity matched, wrong passphrase).
 pub(crate) const KEY: i32 = 9;
@@ -32,6 +33,9 @@ pub(crate) const KEY: i32 = 9;
 pub(crate) const DRILL_CHECK_FAILED: i32 = 10;
 /// `pgb drill`: every check passed, but RTO or RPO is over its limit.
 pub(crate) const DRILL_LIMIT_EXCEEDED: i32 = 11;
+/// `pgb check`: UNKNOWN, the check could not run (a bad flag value, an unusable repository).
+/// Its OK, WARNING and CRITICAL are 0, 1 and 2 (`pgb_ops::CheckStatus::code`).
+pub(crate) const CHECK_UNKNOWN: i32 = 3;
 /// Interrupted by SIGINT (128 + 2).
 pub(crate) const SIGINT: i32 = 130;
 /// Terminated by SIGTERM (128 + 15).
@@ -139,6 +143,12 @@ impl From<OpenError> for Failure {
                 (USAGE, Some("check --repo (or PGB_REPO)".to_owned()))
             }
             OpenError::NotCompiled { .. } => (USAGE, None),
+            OpenError::NotFound { .. } => (
+                REPOSITORY,
+                Some(
+                    "check --repo (or PGB_REPO); only a backup creates a new repository".to_owned(),
+                ),
+            ),
             _ => (REPOSITORY, None),
         };
         Self::new(code, e.to_string()).with_hint(hint)

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::sync::Arc;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 use crate::args::{Cli, GlobalArgs, LogFormat};
 use crate::resolve::{Env, SharedEnv};
@@ -119,8 +119,29 @@ fn run(cli: Cli, env: &SharedEnv, progress: render::ProgressConfig) -> i32 {
     code
 }
 
+/// Parses the command line. What clap cannot parse exits 2 (bad usage), except under
+/// `pgb check`, where any check that cannot run is UNKNOWN (3): the monitoring-plugin
+/// convention, so that no monitor reads a bad flag as CRITICAL. `--help` and `--version` exit 0.
+fn parse_args() -> Cli {
+    Cli::try_parse().unwrap_or_else(|e| {
+        let check = || {
+            Cli::command()
+                .ignore_errors(true)
+                .try_get_matches()
+                .is_ok_and(|m| m.subcommand_name() == Some("check"))
+        };
+        let code = if e.use_stderr() && check() {
+            exit::CHECK_UNKNOWN
+        } else {
+            e.exit_code()
+        };
+        let _ = e.print();
+        std::process::exit(code)
+    })
+}
+
 fn main() {
-    let cli = Cli::parse();
+    let cli = parse_args();
     let env = process_env();
     let g = &cli.global;
     let progress = match render::progress_config(

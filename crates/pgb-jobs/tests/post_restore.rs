@@ -99,7 +99,9 @@ async fn a_drill_runs_the_jobs_post_restore_hook_with_the_scratch_database_and_t
         "create table items (id int primary key); insert into items select generate_series(1, 20);",
     );
     let dir = tempfile::tempdir().unwrap();
-    let repo = Repository::new(Arc::new(FsStorage::open(dir.path().join("repo")).unwrap()));
+    let repo = Repository::new(Arc::new(
+        FsStorage::open_or_create(dir.path().join("repo")).unwrap(),
+    ));
     let locator = ToolLocator::new()
         .with_system_dirs(false)
         .with_bin_dir(&pg.bin);

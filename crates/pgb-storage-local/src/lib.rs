@@ -10,7 +10,12 @@
 //! - nothing partial ever appears under a final name; a dropped or aborted writer removes its
 //!   staging file, and staging files older than a day (left by a killed process) are swept
 //!   when the storage is opened;
-//! - directories are created 0700 and files 0600, whatever the umask.
+//! - directories are created 0700 and files 0600, whatever the umask;
+//! - [`FsStorage::open`] never creates anything: a root that does not exist is an error
+//!   ([`StorageErrorKind::NotFound`]), so a mistyped path is not taken for an empty repository.
+//!   [`FsStorage::open_or_create`] creates it (what a backup does);
+//! - a permission error (`EACCES`, `EPERM`) or a read-only file system (`EROFS`) is
+//!   [`StorageErrorKind::PermissionDenied`], and its message names the path that refused.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -50,30 +55,57 @@ pub struct FsStorage {
 }
 
 impl FsStorage {
-    /// Opens (creating, mode 0700, if missing) a store rooted at `root`, and sweeps staging
-    /// files a killed process left behind more than a day ago.
+    /// Opens the store rooted at the existing directory `root`, and sweeps staging files a
+    /// killed process left behind more than a day ago. Creates nothing.
     ///
     /// # Errors
-    /// When the root cannot be created or is not a directory.
+    /// [`StorageErrorKind::NotFound`] when `root` does not exist, [`StorageErrorKind::Config`]
+    /// when it is not a directory, [`StorageErrorKind::PermissionDenied`] when it cannot be
+    /// looked up.
     pub fn open(root: impl AsRef<Path>) -> Result<Self, StorageError> {
         let root = root.as_ref().to_path_buf();
         let shown = root.display().to_string();
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&root)
-            .map_err(|e| StorageError::from_io("open", &shown, e))?;
-        if !root.is_dir() {
-            return Err(StorageError::new(
-                StorageErrorKind::Config,
-                "open",
-                shown,
-                "not a directory",
-            ));
+        match fs::metadata(&root) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(StorageError::new(
+                    StorageErrorKind::Config,
+                    "open",
+                    shown,
+                    "not a directory",
+                ));
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(StorageError::new(
+                    StorageErrorKind::NotFound,
+                    "open",
+                    shown,
+                    "no such directory",
+                ));
+            }
+            Err(e) => return Err(io_error("open", &shown, &root, e)),
         }
         let store = Self { root };
         store.sweep_staging(STALE_STAGING);
         Ok(store)
+    }
+
+    /// [`open`](Self::open), first creating `root` (and its missing parents, mode 0700) if it
+    /// does not exist: for a backup into a new repository.
+    ///
+    /// # Errors
+    /// When `root` cannot be created (named in the message) or is not a directory.
+    pub fn open_or_create(root: impl AsRef<Path>) -> Result<Self, StorageError> {
+        let root = root.as_ref();
+        let shown = root.display().to_string();
+        if !root.is_dir() {
+            DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(root)
+                .map_err(|e| io_error("create", &shown, root, e))?;
+        }
+        Self::open(root)
     }
 
     /// The root directory.
@@ -83,19 +115,7 @@ impl FsStorage {
 
     /// Removes staging files older than `older_than`; returns how many were removed.
     pub fn sweep_staging(&self, older_than: Duration) -> usize {
-        let Ok(entries) = fs::read_dir(self.root.join(STAGING)) else {
-            return 0;
-        };
-        let now = SystemTime::now();
-        entries
-            .flatten()
-            .filter(|e| {
-                e.metadata()
-                    .and_then(|m| m.modified())
-                    .is_ok_and(|t| now.duration_since(t).unwrap_or_default() >= older_than)
-            })
-            .filter(|e| fs::remove_file(e.path()).is_ok())
-            .count()
+        sweep_staging(&self.root, older_than)
     }
 
     fn path(&self, key: &ObjectKey) -> PathBuf {
@@ -103,15 +123,49 @@ impl FsStorage {
     }
 }
 
-fn mkdirs(root: &Path, dir: &Path) -> io::Result<()> {
+/// Removes staging files under `root` older than `older_than` (left by a killed or cancelled
+/// writer). Run when the store is opened and whenever `backups/` is listed, so a long-running
+/// daemon sweeps them too.
+fn sweep_staging(root: &Path, older_than: Duration) -> usize {
+    let Ok(entries) = fs::read_dir(root.join(STAGING)) else {
+        return 0;
+    };
+    let now = SystemTime::now();
+    entries
+        .flatten()
+        .filter(|e| {
+            e.metadata().is_ok_and(|m| {
+                m.is_file()
+                    && m.modified()
+                        .is_ok_and(|t| now.duration_since(t).unwrap_or_default() >= older_than)
+            })
+        })
+        .filter(|e| fs::remove_file(e.path()).is_ok())
+        .count()
+}
+
+/// Creates `dir` (under `root`) and its missing parents below `root`, never `root` itself: a
+/// repository whose directory was removed is not silently recreated.
+fn mkdirs(root: &Path, dir: &Path) -> Result<(), AtPath> {
     if dir.is_dir() {
         return Ok(());
     }
-    DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    if !root.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            "the repository directory no longer exists",
+        ))
+        .at(root);
+    }
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .at(dir)?;
     // Make the new directory entries durable up to the root.
     let mut d = dir;
     while let Some(parent) = d.parent() {
-        fsync_dir(parent)?;
+        fsync_dir(parent).at(parent)?;
         if parent == root {
             break;
         }
@@ -122,6 +176,46 @@ fn mkdirs(root: &Path, dir: &Path) -> io::Result<()> {
 
 fn fsync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
+}
+
+/// An I/O error on `path` while doing `op` on `key`. A permission error or a read-only file
+/// system is [`StorageErrorKind::PermissionDenied`] (the repository cannot be used, whoever
+/// retries), with `path` in the message: it is often not the object's own path (the staging
+/// directory, a parent that is not writable).
+fn io_error(op: &'static str, key: &str, path: &Path, e: io::Error) -> StorageError {
+    if denied(&e) {
+        return StorageError::new(
+            StorageErrorKind::PermissionDenied,
+            op,
+            key,
+            format!("{}: {e}", path.display()),
+        )
+        .with_source(e);
+    }
+    StorageError::from_io(op, key, e)
+}
+
+/// Whether `e` says the file system refused a write or a lookup: `EACCES` and `EPERM`
+/// (`PermissionDenied`), `EROFS` (`ReadOnlyFilesystem`).
+fn denied(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem
+    )
+}
+
+/// An I/O error with the path it happened on.
+type AtPath = (PathBuf, io::Error);
+
+/// Attaches the path an I/O step worked on to its error.
+trait At<T> {
+    fn at(self, path: &Path) -> Result<T, AtPath>;
+}
+
+impl<T> At<T> for io::Result<T> {
+    fn at(self, path: &Path) -> Result<T, AtPath> {
+        self.map_err(|e| (path.to_path_buf(), e))
+    }
 }
 
 fn mtime(meta: &fs::Metadata) -> Option<time::OffsetDateTime> {
@@ -169,14 +263,13 @@ impl Storage for FsStorage {
         let file = {
             let staging = staging.clone();
             blocking(move || {
-                mkdirs(&root, &staging_dir)
-                    .map_err(|e| StorageError::from_io("write", &shown, e))?;
+                mkdirs(&root, &staging_dir).map_err(|(p, e)| io_error("write", &shown, &p, e))?;
                 OpenOptions::new()
                     .write(true)
                     .create_new(true)
                     .mode(0o600)
                     .open(&staging)
-                    .map_err(|e| StorageError::from_io("write", &shown, e))
+                    .map_err(|e| io_error("write", &shown, &staging, e))
             })
             .await?
         };
@@ -197,9 +290,10 @@ impl Storage for FsStorage {
         range: Option<Range<u64>>,
     ) -> Result<ByteStream, StorageError> {
         let shown = key.to_string();
-        let mut file = tokio::fs::File::open(self.path(key))
+        let path = self.path(key);
+        let mut file = tokio::fs::File::open(&path)
             .await
-            .map_err(|e| StorageError::from_io("read", &shown, e))?;
+            .map_err(|e| io_error("read", &shown, &path, e))?;
         let (start, end) = match range {
             Some(r) => (r.start, Some(r.end)),
             None => (0, None),
@@ -235,9 +329,10 @@ impl Storage for FsStorage {
     }
 
     async fn head(&self, key: &ObjectKey) -> Result<ObjectMeta, StorageError> {
-        let meta = tokio::fs::metadata(self.path(key))
+        let path = self.path(key);
+        let meta = tokio::fs::metadata(&path)
             .await
-            .map_err(|e| StorageError::from_io("head", key.as_str(), e))?;
+            .map_err(|e| io_error("head", key.as_str(), &path, e))?;
         if !meta.is_file() {
             return Err(StorageError::new(
                 StorageErrorKind::NotFound,
@@ -254,6 +349,9 @@ impl Storage for FsStorage {
         let start = prefix.map_or_else(|| root.clone(), |p| self.path(p));
         let shown = prefix.map(ToString::to_string).unwrap_or_default();
         blocking(move || {
+            if shown.is_empty() || shown == "backups" {
+                sweep_staging(&root, STALE_STAGING);
+            }
             let mut out = Vec::new();
             let mut stack = vec![start];
             while let Some(dir) = stack.pop() {
@@ -262,17 +360,17 @@ impl Storage for FsStorage {
                     Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                     // A prefix naming a file lists nothing under it.
                     Err(e) if e.kind() == io::ErrorKind::NotADirectory => continue,
-                    Err(e) => return Err(StorageError::from_io("list", &shown, e)),
+                    Err(e) => return Err(io_error("list", &shown, &dir, e)),
                 };
                 for entry in entries {
-                    let entry = entry.map_err(|e| StorageError::from_io("list", &shown, e))?;
+                    let entry = entry.map_err(|e| io_error("list", &shown, &dir, e))?;
                     let path = entry.path();
                     if path == root.join(STAGING) {
                         continue;
                     }
                     let meta = entry
                         .metadata()
-                        .map_err(|e| StorageError::from_io("list", &shown, e))?;
+                        .map_err(|e| io_error("list", &shown, &path, e))?;
                     if meta.is_dir() {
                         stack.push(path);
                     } else if meta.is_file() {
@@ -296,7 +394,7 @@ impl Storage for FsStorage {
             match fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-                Err(e) => return Err(StorageError::from_io("delete", &shown, e)),
+                Err(e) => return Err(io_error("delete", &shown, &path, e)),
             }
             // Remove directories the delete left empty, so deleted backups leave no folders.
             let mut dir = path.parent();
@@ -307,7 +405,7 @@ impl Storage for FsStorage {
                 dir = d.parent();
             }
             if let Some(parent) = path.parent().filter(|p| p.exists()) {
-                fsync_dir(parent).map_err(|e| StorageError::from_io("delete", &shown, e))?;
+                fsync_dir(parent).map_err(|e| io_error("delete", &shown, parent, e))?;
             }
             Ok(())
         })
@@ -328,8 +426,8 @@ struct FsWriter {
 }
 
 impl FsWriter {
-    fn io_err(&self, e: io::Error) -> StorageError {
-        StorageError::from_io("write", self.key.as_str(), e)
+    fn io_err(&self, path: &Path, e: io::Error) -> StorageError {
+        io_error("write", self.key.as_str(), path, e)
     }
 }
 
@@ -359,7 +457,10 @@ impl ObjectWriter for FsWriter {
             )
         })?;
         self.file = Some(file);
-        res.map_err(|e| self.io_err(e))?;
+        if let Err(e) = res {
+            let staging = self.staging.clone().unwrap_or_default();
+            return Err(self.io_err(&staging, e));
+        }
         self.size += len;
         Ok(())
     }
@@ -370,22 +471,25 @@ impl ObjectWriter for FsWriter {
         let target = self.target.clone();
         let root = self.root.clone();
         let mode = self.mode;
-        let res = tokio::task::spawn_blocking(move || -> io::Result<()> {
-            let file = file.ok_or_else(|| io::Error::other("writer already failed"))?;
-            file.sync_all()?;
+        let res = tokio::task::spawn_blocking(move || -> Result<(), AtPath> {
+            let file = file
+                .ok_or_else(|| io::Error::other("writer already failed"))
+                .at(&staging)?;
+            file.sync_all().at(&staging)?;
             drop(file);
             let parent = target.parent().expect("target under root");
             mkdirs(&root, parent)?;
             match mode {
                 // `link` fails atomically if the target exists: a true create-only publish.
                 WriteMode::CreateNew => {
-                    fs::hard_link(&staging, &target)?;
-                    fs::remove_file(&staging)?;
+                    fs::hard_link(&staging, &target).at(&target)?;
+                    fs::remove_file(&staging).at(&staging)?;
                 }
-                _ => fs::rename(&staging, &target)?,
+                _ => fs::rename(&staging, &target).at(&target)?,
             }
-            fsync_dir(parent)?;
-            fsync_dir(&root.join(STAGING))
+            fsync_dir(parent).at(parent)?;
+            let staging_dir = root.join(STAGING);
+            fsync_dir(&staging_dir).at(&staging_dir)
         })
         .await
         .map_err(|e| {
@@ -405,7 +509,7 @@ impl ObjectWriter for FsWriter {
                     Some(time::OffsetDateTime::now_utc()),
                 ))
             }
-            Err(e) => {
+            Err((path, e)) => {
                 let err = match e.kind() {
                     io::ErrorKind::AlreadyExists => StorageError::new(
                         StorageErrorKind::AlreadyExists,
@@ -413,7 +517,7 @@ impl ObjectWriter for FsWriter {
                         self.key.as_str(),
                         "object already exists (create-only write)",
                     ),
-                    _ => self.io_err(e),
+                    _ => self.io_err(&path, e),
                 };
                 Err(err) // Drop removes the staging file.
             }
@@ -426,7 +530,7 @@ impl ObjectWriter for FsWriter {
             match tokio::fs::remove_file(&staging).await {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(self.io_err(e)),
+                Err(e) => return Err(self.io_err(&staging, e)),
             }
         }
         Ok(())
@@ -439,5 +543,92 @@ impl Drop for FsWriter {
         if let Some(staging) = self.staging.take() {
             let _ = fs::remove_file(staging);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_creates_nothing_and_open_or_create_creates_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("typo/repo");
+        let e = FsStorage::open(&root).unwrap_err();
+        assert_eq!(e.kind(), StorageErrorKind::NotFound, "{e}");
+        assert!(e.to_string().contains(root.to_str().unwrap()), "{e}");
+        assert!(!dir.path().join("typo").exists(), "open created nothing");
+        FsStorage::open_or_create(&root).unwrap();
+        assert!(root.is_dir());
+        // An existing (empty) directory opens.
+        FsStorage::open(&root).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_removed_root_is_not_recreated_by_a_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("repo");
+        let store = FsStorage::open_or_create(&root).unwrap();
+        fs::remove_dir(&root).unwrap();
+        let key = ObjectKey::parse("backups/x/manifest.json").unwrap();
+        let e = pgb_core::StorageExt::put(&store, &key, "{}".into(), WriteOptions::default())
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), StorageErrorKind::NotFound, "{e}");
+        assert!(!root.exists());
+    }
+
+    #[test]
+    fn permission_errors_and_a_read_only_file_system_are_permission_denied_naming_the_path() {
+        let path = Path::new("/srv/pgb/.pgb-staging");
+        // EPERM, EACCES, EROFS: what chmod 0555, a root-squashed share or a read-only mount give.
+        for errno in [1, 13, 30] {
+            let e = io_error(
+                "write",
+                ".pgb-probe-1",
+                path,
+                io::Error::from_raw_os_error(errno),
+            );
+            assert_eq!(
+                e.kind(),
+                StorageErrorKind::PermissionDenied,
+                "errno {errno}: {e}"
+            );
+            assert!(e.to_string().contains("/srv/pgb/.pgb-staging"), "{e}");
+        }
+        let e = io_error("write", "k", path, io::Error::from_raw_os_error(28));
+        assert_eq!(e.kind(), StorageErrorKind::StorageFull, "{e}");
+    }
+
+    #[tokio::test]
+    async fn an_unwritable_root_refuses_a_write_naming_the_path() {
+        if running_as_root() {
+            eprintln!(
+                "skipped: running as root, where mode 0555 does not stop a write (the CLI test \
+                 repository_access.rs covers it with a read-only mount and an unprivileged user)"
+            );
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStorage::open(dir.path()).unwrap();
+        let mode =
+            |m| fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(m));
+        mode(0o555).unwrap();
+        let key = ObjectKey::parse("probe").unwrap();
+        let res =
+            pgb_core::StorageExt::put(&store, &key, "x".into(), WriteOptions::default()).await;
+        mode(0o700).unwrap();
+        let e = res.unwrap_err();
+        assert_eq!(e.kind(), StorageErrorKind::PermissionDenied, "{e}");
+        assert!(e.to_string().contains(dir.path().to_str().unwrap()), "{e}");
+    }
+
+    fn running_as_root() -> bool {
+        fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|u| u.split_whitespace().nth(1))
+                == Some("0")
+        })
     }
 }

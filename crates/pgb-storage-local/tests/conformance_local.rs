@@ -17,7 +17,7 @@ pgb_testkit::storage_conformance!(local);
 #[tokio::test]
 async fn files_are_0600_and_directories_0700_whatever_the_umask() {
     let dir = tempfile::tempdir().unwrap();
-    let store = FsStorage::open(dir.path().join("repo")).unwrap();
+    let store = FsStorage::open_or_create(dir.path().join("repo")).unwrap();
     let key = ObjectKey::parse("backups/a/data.dump.zst").unwrap();
     store
         .put(&key, "x".into(), WriteOptions::default())

@@ -34,7 +34,10 @@ async fn run(
     env: &dyn EnvLookup,
     tools: ToolLocator,
 ) -> Result<Summary, Box<dyn std::error::Error>> {
-    let repo = pgb::open_repository(repo_url, env)?;
+    // A backup may start a new repository: create its directory if it is a missing local one
+    // (reading commands open without `with_create`, so a mistyped path is an error).
+    let create = pgb::StorageOptions::new().with_create(true);
+    let repo = pgb::open_repository_with(repo_url, env, &create)?;
 
     // Progress arrives as events; a service would feed metrics or logs from them.
     let progress = |e: &Event| {

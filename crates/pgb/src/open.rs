@@ -94,6 +94,16 @@ pub enum OpenError {
         /// What is wrong (never its value, which may be a secret).
         problem: &'static str,
     },
+    /// A local repository directory does not exist, and [`StorageOptions::create`] was not
+    /// set: a mistyped path is not taken for an empty repository. (A bucket or container that
+    /// does not exist is reported by the first request, as a storage error.)
+    #[error("repository {url} does not exist (no directory {path})")]
+    NotFound {
+        /// The URL, redacted.
+        url: String,
+        /// The directory looked for.
+        path: String,
+    },
     /// The backend refused its configuration or the location (e.g. an unusable directory).
     #[error("repository {url}: {source}")]
     Storage {
@@ -105,11 +115,12 @@ pub enum OpenError {
     },
 }
 
-/// Retries and time limits of object-store requests, for [`open_storage_with`]: the typed form
+/// How [`open_storage_with`] opens: whether a missing local directory is created, and the
+/// retries and time limits of object-store requests, the typed form
 /// of `PGB_STORAGE_RETRIES`, `PGB_STORAGE_RETRY_BUDGET_SECS`, `PGB_STORAGE_TIMEOUT_SECS` and
 /// `PGB_STORAGE_IO_TIMEOUT_SECS`. A field left `None` falls back to its variable in the
 /// [`EnvLookup`], then to the backend's default (4 retries, 300 s budget, 60 s per request,
-/// 120 s per I/O step). Local directories ignore them.
+/// 120 s per I/O step). Local directories ignore the retries and time limits.
 ///
 /// ```
 /// use std::time::Duration;
@@ -134,6 +145,11 @@ pub struct StorageOptions {
     pub request_timeout: Option<Duration>,
     /// Time limit of one I/O step: one part upload, one chunk of a download (at least 1 s).
     pub io_timeout: Option<Duration>,
+    /// Create a local repository directory that does not exist (mode 0700, with its missing
+    /// parents), as a backup into a new repository does. Off by default: opening a missing
+    /// directory is [`OpenError::NotFound`], and opening creates nothing. Buckets and
+    /// containers are never created.
+    pub create: bool,
 }
 
 impl StorageOptions {
@@ -165,11 +181,18 @@ impl StorageOptions {
         self.io_timeout = Some(d);
         self
     }
+
+    /// Creates a missing local repository directory ([`create`](Self::create)).
+    pub fn with_create(mut self, create: bool) -> Self {
+        self.create = create;
+        self
+    }
 }
 
 /// Opens the storage a repository URL names: `file:///path` (or a plain path, made absolute),
 /// `s3://bucket/prefix`, `gs://bucket/prefix`, `az://container/prefix`, with credentials and
-/// settings from `env`:
+/// settings from `env`. It creates nothing: a local directory must exist (a backup into a new
+/// one opens with [`StorageOptions::with_create`]).
 ///
 /// | URL | Credentials and settings (looked up through [`EnvLookup`]) | feature |
 /// |---|---|---|
@@ -184,6 +207,13 @@ impl StorageOptions {
 /// let no_env = |_: &str| None;
 /// let storage = pgb::open_storage(&url, &no_env)?;
 /// assert_eq!(storage.info().scheme, "file");
+/// // A directory that does not exist is an error, and is not created.
+/// let missing = format!("file://{}/typo", dir.path().display());
+/// assert!(matches!(
+///     pgb::open_storage(&missing, &no_env),
+///     Err(pgb::OpenError::NotFound { .. })
+/// ));
+/// assert!(!dir.path().join("typo").exists());
 /// // A scheme pgb does not know is an error, whatever features are compiled in.
 /// assert!(pgb::open_storage("ftp://host/backups", &no_env).is_err());
 /// # Ok::<_, Box<dyn std::error::Error>>(())
@@ -191,13 +221,14 @@ impl StorageOptions {
 ///
 /// # Errors
 /// [`OpenError`]: a malformed URL, an unknown or not compiled-in scheme, missing or invalid
-/// settings, or a backend that refused its configuration.
+/// settings, a local directory that does not exist, or a backend that refused its
+/// configuration.
 pub fn open_storage(url: &str, env: &dyn EnvLookup) -> Result<Arc<dyn Storage>, OpenError> {
     open_storage_with(url, env, &StorageOptions::default())
 }
 
 /// [`open_storage`] with typed retry and timeout settings, which win over the environment
-/// lookup's `PGB_STORAGE_*` variables.
+/// lookup's `PGB_STORAGE_*` variables, and the choice to create a missing local directory.
 ///
 /// # Errors
 /// As [`open_storage`].
@@ -214,7 +245,7 @@ pub fn open_storage_with(
                 reason: "file URLs need an absolute path: file:///var/backups/pgb",
             });
         }
-        return backends::local(url, path);
+        return backends::local(url, path, opts.create);
     }
     match url.split_once("://") {
         None => {
@@ -222,7 +253,7 @@ pub fn open_storage_with(
                 url: redact_url(url),
                 reason: "the path cannot be made absolute",
             })?;
-            backends::local(url, &abs.to_string_lossy())
+            backends::local(url, &abs.to_string_lossy(), opts.create)
         }
         Some(("s3", rest)) => backends::s3(url, rest, env, opts),
         Some(("gs", rest)) => backends::gcs(url, rest, env, opts),
@@ -426,12 +457,30 @@ mod backends {
     use super::*;
 
     #[cfg(feature = "local")]
-    pub(super) fn local(url: &str, path: &str) -> Result<Arc<dyn Storage>, OpenError> {
-        built(url, pgb_storage_local::FsStorage::open(path))
+    pub(super) fn local(
+        url: &str,
+        path: &str,
+        create: bool,
+    ) -> Result<Arc<dyn Storage>, OpenError> {
+        use pgb_storage_local::FsStorage;
+        let opened = if create {
+            FsStorage::open_or_create(path)
+        } else {
+            FsStorage::open(path)
+        };
+        match opened {
+            Err(e) if e.kind() == pgb_core::StorageErrorKind::NotFound => {
+                Err(OpenError::NotFound {
+                    url: redact_url(url),
+                    path: path.to_owned(),
+                })
+            }
+            res => built(url, res),
+        }
     }
 
     #[cfg(not(feature = "local"))]
-    pub(super) fn local(url: &str, _: &str) -> Result<Arc<dyn Storage>, OpenError> {
+    pub(super) fn local(url: &str, _: &str, _: bool) -> Result<Arc<dyn Storage>, OpenError> {
         Err(not_compiled(url, "file", "local"))
     }
 
@@ -743,6 +792,34 @@ mod tests {
             open("file://relative/dir", &[]),
             Err(OpenError::InvalidUrl { .. })
         ));
+    }
+
+    #[test]
+    fn a_missing_directory_is_not_found_and_only_created_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("typo/repo");
+        let url = format!("file://{}", missing.display());
+        for u in [url.as_str(), missing.to_str().unwrap()] {
+            let e = error(open(u, &[]));
+            assert!(matches!(&e, OpenError::NotFound { .. }), "{e:?}");
+            assert!(e.to_string().contains(u), "names the URL: {e}");
+            assert!(!dir.path().join("typo").exists(), "nothing created");
+        }
+        let created = open_storage_with(
+            &url,
+            &|_: &str| None,
+            &StorageOptions::new().with_create(true),
+        )
+        .unwrap();
+        assert_eq!(created.info().scheme, "file");
+        assert!(missing.is_dir());
+        // An existing empty directory is an empty repository.
+        assert!(open(&url, &[]).is_ok());
+        // A file where the directory should be is not a repository.
+        let file = dir.path().join("file");
+        std::fs::write(&file, "x").unwrap();
+        let e = error(open(file.to_str().unwrap(), &[]));
+        assert!(matches!(&e, OpenError::Storage { .. }), "{e:?}");
     }
 
     #[test]

@@ -5,18 +5,18 @@ use pgb_notify::{Event, Notification};
 
 use super::Ctx;
 use crate::args::{CheckArgs, CheckFormat};
-use crate::exit::Failure;
+use crate::exit::{CHECK_UNKNOWN, Failure};
 use crate::render::{self, Output};
 use crate::resolve;
 
 pub(super) async fn run(mut a: CheckArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
-    // Bad input is UNKNOWN (3) here: the monitoring-plugin convention.
-    let layer = resolve::job::layer(&mut a, ctx.env).map_err(|f| Failure::new(3, f.message))?;
+    let flag = a.format;
+    let layer = resolve::job::layer(&mut a, ctx.env).map_err(|f| unknown(f, flag))?;
     let ctx = &ctx.with_env(&layer.env);
-    let opts = resolve::check(&a, ctx.env).map_err(|f| Failure::new(3, f.message))?;
-    let repo = resolve::repository(&a.repo, ctx.env).map_err(|f| Failure::new(3, f.message))?;
+    let opts = resolve::check(&a, ctx.env).map_err(|f| unknown(f, a.format))?;
+    let repo = resolve::repository(&a.repo, ctx.env).map_err(|f| unknown(f, a.format))?;
     let notifier = resolve::notifier_for(&a.notify, layer.job.as_ref(), ctx.env)
-        .map_err(|f| Failure::new(3, f.message))?;
+        .map_err(|f| unknown(f, a.format))?;
     let report = pgb_ops::check(&repo, &opts).await;
     if report.status.code() != 0 {
         let n = Notification::new(Event::CheckFailed)
@@ -42,4 +42,16 @@ pub(super) async fn run(mut a: CheckArgs, ctx: &Ctx<'_>) -> Result<(), Failure> 
         0 => Ok(()),
         code => Err(Failure::silent(i32::from(code))),
     }
+}
+
+/// A check that cannot run (a bad flag value, a repository that cannot be opened) is UNKNOWN
+/// (3), whatever the usual exit code: the monitoring-plugin convention, so that no monitor reads
+/// it as CRITICAL. With `--format nagios` the plugin line says so on stdout too.
+fn unknown(f: Failure, format: Option<CheckFormat>) -> Failure {
+    if format == Some(CheckFormat::Nagios) {
+        let line = format!("PGB UNKNOWN - {}", f.message).replace('|', "/");
+        // The exit code and the error line still tell; a closed stdout changes nothing.
+        let _ = render::stdout(|w| writeln!(w, "{line}"));
+    }
+    Failure::new(CHECK_UNKNOWN, f.message)
 }

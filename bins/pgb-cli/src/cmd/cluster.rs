@@ -11,7 +11,7 @@ use crate::resolve::{self, ClusterRestore};
 /// like a single-database backup, `--verify` and `--prune`. Returns (id, set, stored bytes).
 pub(super) async fn backup(a: BackupArgs, ctx: &Ctx<'_>) -> Result<(String, String, u64), Failure> {
     let plan = resolve::cluster_backup(&a, ctx.env)?;
-    let repo = resolve::repository(&a.repo, ctx.env)?;
+    let repo = resolve::backup_repository(&a.repo, ctx.env)?;
     let done = repo
         .backup_cluster_until(
             &plan.dumper,
@@ -34,7 +34,7 @@ pub(super) async fn backup_directory(
     ctx: &Ctx<'_>,
 ) -> Result<(String, String, u64), Failure> {
     let plan = resolve::directory_backup(&a, ctx.env)?;
-    let repo = resolve::repository(&a.repo, ctx.env)?;
+    let repo = resolve::backup_repository(&a.repo, ctx.env)?;
     let r = repo
         .backup_directory_until(
             &plan.dumper,

@@ -79,7 +79,8 @@ async fn scheduled_drill(job: &ResolvedJob, env: Env<'_>) -> Result<Option<Sched
     let schedule = pgb_config::parse_cron(expr)
         .map_err(|m| Failure::usage(format!("jobs.{}.drill.schedule: {m}", job.name)))?;
     let job_env = resolve::job::job_env(job, env)?;
-    let repo = resolve::repository(&config::backup_args(job, &job_env)?.repo, &job_env)?;
+    // The job's backups go there: a new repository is created, as its first backup would.
+    let repo = resolve::backup_repository(&config::backup_args(job, &job_env)?.repo, &job_env)?;
     let auth = resolve::auth_key(None, &job_env)?;
     let db = resolve::job::database_name(job, env);
     let last_success = pgb_ops::drill_history(&repo, auth.as_ref())
@@ -125,7 +126,8 @@ pub(super) async fn run(a: DaemonArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
     let mut scheduled = Vec::new();
     for j in jobs.iter().filter(|j| j.schedule.is_some()) {
         let job_env = resolve::job::job_env(j, ctx.env)?;
-        let repo = resolve::repository(&config::backup_args(j, &job_env)?.repo, ctx.env)?;
+        // The daemon backs the job up: a new repository is created, as its first backup would.
+        let repo = resolve::backup_repository(&config::backup_args(j, &job_env)?.repo, ctx.env)?;
         scheduled.push(config::scheduled(j, &repo.list().await?, ctx.env));
     }
     for j in &jobs {

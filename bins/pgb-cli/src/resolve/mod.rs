@@ -111,11 +111,24 @@ pub(crate) fn storage_options(a: &RepoArgs) -> Result<pgb::StorageOptions, Failu
     Ok(o)
 }
 
-/// Opens the repository (storage settings from the flags and the environment).
+/// Opens an existing repository (storage settings from the flags and the environment). It
+/// creates nothing: a local directory that does not exist is an error (exit 3), so a mistyped
+/// `--repo` is never taken for an empty repository.
 pub(crate) fn repository(a: &RepoArgs, env: Env<'_>) -> Result<Repository, Failure> {
+    open(a, env, false)
+}
+
+/// Opens the repository a backup writes to (`backup`, `run`, the daemon's jobs), creating a
+/// local directory that does not exist yet.
+pub(crate) fn backup_repository(a: &RepoArgs, env: Env<'_>) -> Result<Repository, Failure> {
+    open(a, env, true)
+}
+
+fn open(a: &RepoArgs, env: Env<'_>, create: bool) -> Result<Repository, Failure> {
     let url = repo_url(a, env);
-    let repo = pgb::open_repository_with(&url, env, &storage_options(a)?)?;
-    tracing::debug!(repo = %pgb::redact_url(&url), "repository opened");
+    let opts = storage_options(a)?.with_create(create);
+    let repo = pgb::open_repository_with(&url, env, &opts)?;
+    tracing::debug!(repo = %pgb::redact_url(&url), create, "repository opened");
     Ok(repo)
 }
 
