@@ -128,6 +128,7 @@ impl From<pgb_jobs::RunError> for Failure {
         use pgb_jobs::RunError;
         match e {
             RunError::Pgb(e) => e.into(),
+            RunError::Evidence(e) => e.into(),
             RunError::Lock(l @ JobLockError::Held { .. }) => Self::new(LOCKED, l.to_string()),
             RunError::Lock(l @ JobLockError::InvalidJob(_)) => Self::usage(l.to_string()),
             RunError::Lock(l) => Self::new(REPOSITORY, l.to_string()),
@@ -261,6 +262,20 @@ fn dump_hint(d: &pgb::DumpError) -> Option<String> {
         DumpErrorKind::CreatesDatabase => "pass --allow-create to restore it anyway".to_owned(),
         _ => return None,
     })
+}
+
+impl From<pgb_jobs::PlanError> for Failure {
+    /// A job that cannot be planned: a bad value is exit 2, a missing or bad key 9, the
+    /// repository as when opened by a flag.
+    fn from(e: pgb_jobs::PlanError) -> Self {
+        use pgb_jobs::PlanError;
+        match e {
+            PlanError::Open(o) => o.into(),
+            PlanError::Config(c) => c.into(),
+            e @ PlanError::Key { .. } => Self::key(e.to_string()),
+            e => Self::usage(e.to_string()),
+        }
+    }
 }
 
 #[cfg(test)]

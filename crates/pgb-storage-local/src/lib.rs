@@ -218,6 +218,40 @@ impl<T> At<T> for io::Result<T> {
     }
 }
 
+/// Refuses a path that passes through a symbolic link below the root (a `backups/` or
+/// `locks/` linked elsewhere): listing or deleting through it would reach files outside the
+/// repository. The root itself may be a link; that is where the operator put the repository.
+fn refuse_links_below_root(
+    root: &Path,
+    path: &Path,
+    op: &'static str,
+    shown: &str,
+) -> Result<(), StorageError> {
+    let Ok(rel) = path.strip_prefix(root) else {
+        return Ok(());
+    };
+    let mut at = root.to_path_buf();
+    for part in rel.components() {
+        at.push(part);
+        match fs::symlink_metadata(&at) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(StorageError::new(
+                    StorageErrorKind::PermissionDenied,
+                    op,
+                    shown,
+                    format!(
+                        "{} is a symbolic link; pgb never follows links inside a repository (replace it with a directory)",
+                        at.display()
+                    ),
+                ));
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    Ok(())
+}
+
 fn mtime(meta: &fs::Metadata) -> Option<time::OffsetDateTime> {
     meta.modified().ok().map(time::OffsetDateTime::from)
 }
@@ -349,6 +383,7 @@ impl Storage for FsStorage {
         let start = prefix.map_or_else(|| root.clone(), |p| self.path(p));
         let shown = prefix.map(ToString::to_string).unwrap_or_default();
         blocking(move || {
+            refuse_links_below_root(&root, &start, "list", &shown)?;
             if shown.is_empty() || shown == "backups" {
                 sweep_staging(&root, STALE_STAGING);
             }
@@ -391,6 +426,11 @@ impl Storage for FsStorage {
         let path = self.path(key);
         let shown = key.to_string();
         blocking(move || {
+            // The last component may be a link (removing it removes the link only); a linked
+            // folder above it would send the delete outside the repository.
+            if let Some(parent) = path.parent() {
+                refuse_links_below_root(&root, parent, "delete", &shown)?;
+            }
             match fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),

@@ -25,11 +25,11 @@ mod ops;
 mod policy;
 
 pub(crate) use cluster::{
-    ClusterBackup, ClusterRestore, DirectoryBackup, cluster_backup, cluster_restore,
-    cluster_restore_options, directory_backup, dump_options,
+    ClusterRestore, cluster_backup, cluster_restore, cluster_restore_options, directory_backup,
+    dump_options,
 };
-pub(crate) use keys::{auth_key, decryption, encryption, write_secret_file};
-pub(crate) use notify::{job_notifier, notifier_for};
+pub(crate) use keys::{auth_key, authentication, decryption, encryption, write_secret_file};
+pub(crate) use notify::notifier_for;
 pub(crate) use ops::{check, drill, verified};
 pub(crate) use policy::{grace, policy};
 
@@ -130,6 +130,16 @@ fn open(a: &RepoArgs, env: Env<'_>, create: bool) -> Result<Repository, Failure>
     let repo = pgb::open_repository_with(&url, env, &opts)?;
     tracing::debug!(repo = %pgb::redact_url(&url), create, "repository opened");
     Ok(repo)
+}
+
+/// Opens the repository for a command that lists it (`list`, `prune`, `gc`, `check`), with the
+/// keys that authenticate its manifests ([`authentication`]).
+pub(crate) fn listed_repository(
+    a: &RepoArgs,
+    auth_key_file: Option<&std::path::Path>,
+    env: Env<'_>,
+) -> Result<Repository, Failure> {
+    Ok(repository(a, env)?.with_decryption(authentication(auth_key_file, env)?))
 }
 
 /// Where PostgreSQL tools are searched: `--pg-bin-dir` (else `PGB_PG_BIN_DIR`), the system
