@@ -110,6 +110,9 @@ mod tests {
     fn grace_periods() {
         assert_eq!(grace(None).unwrap(), time::Duration::hours(24));
         assert_eq!(grace(Some("2w")).unwrap(), time::Duration::weeks(2));
-        assert_eq!(grace(Some("3m")).unwrap_err().code, 2);
+        // The one duration grammar: `m` is minutes, as everywhere; months are no unit here.
+        assert_eq!(grace(Some("3m")).unwrap(), time::Duration::minutes(3));
+        assert_eq!(grace(Some("3mo")).unwrap_err().code, 2);
+        assert_eq!(grace(Some("3")).unwrap_err().code, 2);
     }
 }

@@ -64,6 +64,9 @@ pub struct Listing {
     pub leftovers: Vec<Leftover>,
     /// Backups running now (a live lease and no manifest yet): never counted or touched.
     pub in_progress: Vec<String>,
+    /// The manifests among `invalid` that failed authentication only, so that `latest`
+    /// can report a wrong key as a key problem rather than as an empty repository.
+    pub(crate) unauthenticated: Vec<Manifest>,
 }
 
 impl Listing {
@@ -123,13 +126,22 @@ impl Repository {
         .buffered(MANIFEST_READS);
         while let Some((dir, objects, read)) = reads.next().await {
             match read {
-                Ok(m) => match self.usable(&m, &objects).await {
-                    Ok(()) => listing.backups.push(m),
-                    Err(problem) => {
-                        tracing::warn!(backup = %dir, %problem, "unusable backup");
-                        listing.invalid.push(InvalidBackup { id: dir, problem });
+                Ok(m) => {
+                    let verdict = match self.data_present(&m, &objects) {
+                        Ok(()) => self.authenticated(&m).await.map_err(|p| (p, true)),
+                        Err(p) => Err((p, false)),
+                    };
+                    match verdict {
+                        Ok(()) => listing.backups.push(m),
+                        Err((problem, authentication)) => {
+                            tracing::warn!(backup = %dir, %problem, "unusable backup");
+                            listing.invalid.push(InvalidBackup { id: dir, problem });
+                            if authentication {
+                                listing.unauthenticated.push(m);
+                            }
+                        }
                     }
-                },
+                }
                 // Deleted between listing and reading (a concurrent prune): not a backup.
                 Err(Error::BackupNotFound(_)) => {}
                 Err(Error::Manifest { problem, .. }) => {
@@ -150,9 +162,9 @@ impl Repository {
         Ok(listing)
     }
 
-    /// Why a parsed manifest cannot be counted as a backup, judged from the listing of its
-    /// folder and the repository's keys; `Ok` when it is usable.
-    async fn usable(&self, m: &Manifest, objects: &[ObjectMeta]) -> Result<(), String> {
+    /// Whether every artifact of a parsed manifest is in the listing of its folder with the
+    /// recorded size.
+    fn data_present(&self, m: &Manifest, objects: &[ObjectMeta]) -> Result<(), String> {
         let sizes: HashMap<&ObjectKey, u64> = objects.iter().map(|o| (&o.key, o.size)).collect();
         for a in &m.artifacts {
             let key = a.key().map_err(|e| e.to_string())?;
@@ -167,7 +179,7 @@ impl Repository {
                 Some(_) => {}
             }
         }
-        self.authenticated(m).await
+        Ok(())
     }
 
     /// Whether the manifest authenticates with the keys the repository was opened with. With
@@ -268,12 +280,26 @@ impl Repository {
     pub async fn resolve(&self, selector: &str, database: Option<&str>) -> Result<Manifest, Error> {
         if selector == "latest" {
             let listing = self.list().await?;
-            return listing
-                .latest(database)
-                .cloned()
-                .ok_or_else(|| Error::NoBackups {
-                    database: database.map(str::to_owned),
-                });
+            if let Some(m) = listing.latest(database) {
+                return Ok(m.clone());
+            }
+            // Nothing usable, but backups that fail authentication: most likely a wrong or
+            // missing key. Say so, exactly as verify and restore of that backup would.
+            if let Some(m) = listing
+                .unauthenticated
+                .iter()
+                .filter(|m| database.is_none_or(|d| m.database == d))
+                .max_by_key(|m| (m.started_at, m.id.clone()))
+            {
+                let key = m.artifacts[0].key().map_err(|e| Error::Manifest {
+                    id: m.id.to_string(),
+                    problem: e.to_string(),
+                })?;
+                self.check_keys(m, &key).await?;
+            }
+            return Err(Error::NoBackups {
+                database: database.map(str::to_owned),
+            });
         }
         let id: BackupId = selector
             .parse()
