@@ -590,6 +590,49 @@ impl Drop for FsWriter {
 mod tests {
     use super::*;
 
+    /// A long-running process (the daemon) opens the store once: a staging file its cancelled
+    /// run left is swept when `backups/` is next listed, once it is a day old, never sooner.
+    #[tokio::test]
+    async fn listing_backups_sweeps_staging_files_older_than_a_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStorage::open_or_create(dir.path()).unwrap();
+        fs::create_dir_all(dir.path().join(STAGING)).unwrap();
+        let old = dir.path().join(STAGING).join("old.tmp");
+        let young = dir.path().join(STAGING).join("young.tmp");
+        fs::write(&old, "partial").unwrap();
+        fs::write(&young, "in flight").unwrap();
+        File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(SystemTime::now() - Duration::from_secs(25 * 3600))
+            .unwrap();
+        let backups = ObjectKey::parse("backups").unwrap();
+        store.list(Some(&backups)).await.unwrap();
+        assert!(!old.exists(), "a day-old staging file is swept");
+        assert!(young.exists(), "a running write's staging file is kept");
+    }
+
+    /// `backups/` or `locks/` linked elsewhere: listing and deleting through it are refused,
+    /// so nothing outside the repository is ever listed or deleted.
+    #[tokio::test]
+    async fn a_symlinked_folder_inside_the_repository_is_never_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("repo");
+        let outside = dir.path().join("outside");
+        fs::create_dir_all(outside.join("x")).unwrap();
+        fs::write(outside.join("x/data.dump"), "not the repository's").unwrap();
+        let store = FsStorage::open_or_create(&root).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("backups")).unwrap();
+        let backups = ObjectKey::parse("backups").unwrap();
+        let e = store.list(Some(&backups)).await.unwrap_err();
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        let key = ObjectKey::parse("backups/x/data.dump").unwrap();
+        let e = store.delete(&key).await.unwrap_err();
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        assert!(outside.join("x/data.dump").exists());
+    }
+
     #[test]
     fn open_creates_nothing_and_open_or_create_creates_the_root() {
         let dir = tempfile::tempdir().unwrap();
