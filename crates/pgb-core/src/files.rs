@@ -166,7 +166,7 @@ const MAX_NAMED: usize = 100;
 /// write for others.
 const UNSAFE_MODE_BITS: u32 = 0o7002;
 
-/// Some of the things a restore noticed: the first [`MAX_NAMED`] of them, and how many in all
+/// Some of the things a restore noticed: the first 100 of them, and how many in all
 /// (an uploads directory may hold millions of files).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listed<T> {
