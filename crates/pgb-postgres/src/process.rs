@@ -122,15 +122,9 @@ impl ToolProcess {
     /// and each read takes more at once.
     pub(crate) fn take_stdout_wide(&mut self) -> Option<ChildStdout> {
         let stdout = self.stdout.take()?;
+        // Failure (e.g. over /proc/sys/fs/pipe-max-size) leaves the pipe as it was.
         #[cfg(target_os = "linux")]
-        #[allow(unsafe_code)] // one fcntl; no safe wrapper in std
-        {
-            use std::os::fd::AsRawFd as _;
-            // SAFETY: F_SETPIPE_SZ on a pipe fd we own; failure (e.g. over
-            // /proc/sys/fs/pipe-max-size) leaves the pipe as it was.
-            let size = libc::c_int::try_from(PIPE_SIZE).unwrap_or(libc::c_int::MAX);
-            let _ = unsafe { libc::fcntl(stdout.as_raw_fd(), libc::F_SETPIPE_SZ, size) };
-        }
+        let _ = rustix::pipe::fcntl_setpipe_size(&stdout, PIPE_SIZE);
         Some(stdout)
     }
 

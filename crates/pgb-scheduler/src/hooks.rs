@@ -267,10 +267,7 @@ fn kill_group(pid: Option<u32>) {
     let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) else {
         return;
     };
-    #[expect(
-        unsafe_code,
-        reason = "kill(2) on the process group this module created"
-    )]
-    // SAFETY: kill has no memory-safety preconditions; -pid names the group we spawned.
-    let _ = unsafe { libc::kill(-pid, libc::SIGKILL) };
+    if let Some(group) = rustix::process::Pid::from_raw(pid) {
+        let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+    }
 }

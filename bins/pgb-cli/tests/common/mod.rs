@@ -403,10 +403,15 @@ pub fn processes_mentioning(needles: &[&str]) -> Vec<String> {
 
 /// Sends signal `sig` to process `pid`; whether kill(2) succeeded.
 pub fn send_signal(pid: u32, sig: i32) -> bool {
-    #[expect(unsafe_code, reason = "sending a signal to a process under test")]
-    // SAFETY: kill(2) with a pid and signal number has no memory-safety preconditions.
-    let rc = unsafe { libc::kill(pid as i32, sig) };
-    rc == 0
+    let (Some(pid), Some(sig)) = (
+        i32::try_from(pid)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw),
+        rustix::process::Signal::from_named_raw(sig),
+    ) else {
+        return false;
+    };
+    rustix::process::kill_process(pid, sig).is_ok()
 }
 
 /// Sends signal `sig` to process `pid`, asserting that kill(2) succeeded.
