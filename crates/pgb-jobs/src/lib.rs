@@ -24,8 +24,13 @@
 //! and renders the [`RunReport`].
 
 mod plan;
+mod proving;
 
 pub use plan::{JobDumper, JobPlan, PlanError, hook_env, notifier, tools};
+pub use proving::{
+    JobDrill, drill_notification, job_auth_key, job_check, job_database, job_decryption,
+    job_repository, outcome_name,
+};
 
 use std::collections::BTreeMap;
 use std::future::Future;

@@ -27,7 +27,7 @@ use pgb::postgres::{
 };
 use pgb::{
     ArchiveFormat, AuthKey, BackupOptions, Compression, Encryption, EnvLookup, FilesDump, Holder,
-    Progress, Repository, StorageOptions,
+    Progress, Repository,
 };
 use pgb_config::ResolvedJob;
 use pgb_notify::{Event, Notifier, NotifyOptions, SecretUrl, Transport};
@@ -194,21 +194,7 @@ impl JobPlan {
                 }
             }
         };
-        let s = &job.storage;
-        let mut storage = StorageOptions::new().with_create(true);
-        if let Some(n) = s.retries {
-            storage = storage.with_retries(n);
-        }
-        if let Some(d) = s.retry_budget {
-            storage = storage.with_retry_budget(d);
-        }
-        if let Some(d) = s.request_timeout {
-            storage = storage.with_request_timeout(d);
-        }
-        if let Some(d) = s.io_timeout {
-            storage = storage.with_io_timeout(d);
-        }
-        let repo = pgb::open_repository_with(&job.repository, env, &storage)?;
+        let repo = crate::proving::job_repository(job, env, true)?;
         Ok(Self {
             job: job.clone(),
             repo,
@@ -364,10 +350,12 @@ pub fn hook_env(env: &dyn EnvLookup) -> BTreeMap<String, String> {
     .collect()
 }
 
-/// A job's keys for a backup.
-struct JobKeys {
-    encryption: Option<Encryption>,
-    auth_key: Option<AuthKey>,
+/// A job's keys: for a backup (`encryption`), for reading (`passphrase`), for authenticating
+/// manifests and records (`auth_key`).
+pub(crate) struct JobKeys {
+    pub(crate) encryption: Option<Encryption>,
+    pub(crate) passphrase: Option<String>,
+    pub(crate) auth_key: Option<AuthKey>,
 }
 
 impl JobKeys {
@@ -376,7 +364,7 @@ impl JobKeys {
     /// variable `auth_key_env` names, else `PGB_AUTH_KEY`, else `auth_key_file`). A variable
     /// the job names but the environment lacks is an error: a backup never silently goes out
     /// unencrypted or unauthenticated.
-    fn resolve(job: &ResolvedJob, env: &dyn EnvLookup) -> Result<Self, PlanError> {
+    pub(crate) fn resolve(job: &ResolvedJob, env: &dyn EnvLookup) -> Result<Self, PlanError> {
         let key_err = |message: String| PlanError::Key {
             job: job.name.clone(),
             message,
@@ -434,7 +422,7 @@ impl JobKeys {
                 )));
             }
         }
-        let encryption = match (recipients.is_empty(), passphrase) {
+        let encryption = match (recipients.is_empty(), passphrase.clone()) {
             (false, Some(_)) => {
                 return Err(PlanError::Invalid {
                     job: job.name.clone(),
@@ -455,6 +443,7 @@ impl JobKeys {
         });
         Ok(Self {
             encryption,
+            passphrase,
             auth_key,
         })
     }

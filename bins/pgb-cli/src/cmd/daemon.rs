@@ -11,11 +11,10 @@ use pgb_scheduler::{CancellationToken, JobRunner, ScheduledJob, Scheduler, Trigg
 use tokio::sync::mpsc;
 
 use super::Ctx;
-use crate::args::{DaemonArgs, DrillArgs};
+use crate::args::DaemonArgs;
 use crate::exit::Failure;
 use crate::render;
-use crate::resolve::job::FromJob as _;
-use crate::resolve::{self, Env, SharedEnv, config, daemon};
+use crate::resolve::{Env, SharedEnv, config, daemon};
 
 /// The scheduler's name for a job's drill: `shop/drill` (`/` is not in job names).
 const DRILL: &str = "/drill";
@@ -46,23 +45,20 @@ impl Runner {
 }
 
 impl Runner {
-    /// A job's scheduled drill, as `pgb drill --job NAME` runs it (the scratch database is
-    /// dropped also when the daemon is stopped: `cancel` is the drill's cancellation).
+    /// A job's scheduled drill, as `pgb drill --job NAME` runs it, planned by the library (the
+    /// scratch database is dropped also when the daemon is stopped: `cancel` is the drill's
+    /// cancellation).
     async fn run_drill(&self, name: &str, cancel: CancellationToken) -> Result<(), String> {
-        let env: Env<'_> = &*self.env;
         let job = self.jobs.get(name).ok_or("no such job")?;
-        let job_env = resolve::job::job_env(job, env).map_err(|f| f.message)?;
-        let env: Env<'_> = &job_env;
-        let mut a = DrillArgs::default();
-        a.fill(job, env).map_err(|f| f.message)?;
-        let res = super::drill::drill_notified(&a, Some(job), env, cancel.cancelled_owned())
+        let drill = pgb_jobs::JobDrill::resolve(job, &*self.env).map_err(|e| e.to_string())?;
+        match drill
+            .run(&render::log_progress, cancel.cancelled_owned())
             .await
-            .map_err(|f| f.message)?;
-        match res {
+        {
             Ok(r) if r.passed() => Ok(()),
             Ok(r) => Err(format!(
                 "drill {}: {}",
-                render::drill_outcome(r.outcome),
+                pgb_jobs::outcome_name(r.outcome),
                 r.cause.unwrap_or_default()
             )),
             Err(e) => Err(e.to_string()),
@@ -78,11 +74,10 @@ async fn scheduled_drill(job: &ResolvedJob, env: Env<'_>) -> Result<Option<Sched
     };
     let schedule = pgb_config::parse_cron(expr)
         .map_err(|m| Failure::usage(format!("jobs.{}.drill.schedule: {m}", job.name)))?;
-    let job_env = resolve::job::job_env(job, env)?;
     // The job's backups go there: a new repository is created, as its first backup would.
-    let repo = resolve::backup_repository(&config::backup_args(job, &job_env)?.repo, &job_env)?;
-    let auth = resolve::auth_key(None, &job_env)?;
-    let db = resolve::job::database_name(job, env);
+    let repo = pgb_jobs::job_repository(job, env, true)?;
+    let auth = pgb_jobs::job_auth_key(job, env)?;
+    let db = pgb_jobs::job_database(job, env);
     let last_success = pgb_ops::drill_history(&repo, auth.as_ref())
         .await
         .map_err(|e| Failure::new(crate::exit::REPOSITORY, e.to_string()))?
@@ -125,9 +120,8 @@ pub(super) async fn run(a: DaemonArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
     let listen = daemon::listen(a.listen.as_deref())?;
     let mut scheduled = Vec::new();
     for j in jobs.iter().filter(|j| j.schedule.is_some()) {
-        let job_env = resolve::job::job_env(j, ctx.env)?;
         // The daemon backs the job up: a new repository is created, as its first backup would.
-        let repo = resolve::backup_repository(&config::backup_args(j, &job_env)?.repo, ctx.env)?;
+        let repo = pgb_jobs::job_repository(j, ctx.env, true)?;
         scheduled.push(config::scheduled(j, &repo.list().await?, ctx.env));
     }
     for j in &jobs {

@@ -8,8 +8,6 @@ use pgb_config::{ConfigError, Environment, JobSettings, LoadedConfig, Origin, Re
 use pgb_scheduler::ScheduledJob;
 
 use super::Env;
-use crate::args::{BackupArgs, NotifyArgs};
-use crate::exit::Failure;
 
 /// The message when no config file exists.
 const NO_CONFIG: &str = "no config file: pass --config FILE, set PGB_CONFIG, or create \
@@ -70,19 +68,6 @@ pub(crate) fn job(
     let cfg = require(flag, env)?;
     let mut v = jobs(&cfg, Some(name), env)?;
     Ok(v.remove(0))
-}
-
-/// The `backup` arguments a job stands for: its repository, database, format, compression,
-/// labels and key files ([`super::job`] fills them). The job runner verifies and prunes
-/// itself, so those stay off here.
-pub(crate) fn backup_args(job: &ResolvedJob, env: Env<'_>) -> Result<BackupArgs, Failure> {
-    use super::job::FromJob as _;
-    let mut a = BackupArgs::default();
-    a.fill(job, env)?;
-    a.verify = false;
-    a.policy.from_job = None;
-    a.notify = NotifyArgs::default();
-    Ok(a)
 }
 
 /// Who takes a job's lock: this host and process.

@@ -14,8 +14,6 @@ use pgb_scheduler::{CancellationToken, Clock, Endpoints, HealthHandle, MetricsFn
 use tokio::sync::mpsc;
 
 use super::Env;
-use super::job::FromJob;
-use crate::args::CheckArgs;
 use crate::exit::Failure;
 
 /// How often every job's repository is checked again for `/metrics`, besides after its runs
@@ -32,21 +30,16 @@ pub(crate) fn listen(flag: Option<&str>) -> Result<Option<std::net::SocketAddr>,
 }
 
 /// The check a job's metrics come from, and the job's repository: `pgb check --job NAME`'s
-/// options (the job's `[check]` thresholds, its schedule's maximum age unless `max_age` is
-/// set, its authentication key), restricted to the job's database.
+/// options, planned by the library ([`pgb_jobs::job_check`]).
 pub(crate) fn check_source(
     job: &ResolvedJob,
     env: Env<'_>,
 ) -> Result<(pgb::Repository, CheckOptions), Failure> {
-    let job_env = super::job::job_env(job, env)?;
-    let mut args = CheckArgs::default();
-    args.fill(job, &job_env)?;
-    let repo = super::repository(&args.repo, &job_env)?;
-    let mut o = super::check(&args, &job_env)?;
-    if let Some(db) = super::job::database_name(job, env) {
-        o = o.with_database(db);
-    }
-    Ok((repo, o))
+    Ok(pgb_jobs::job_check(
+        job,
+        env,
+        time::OffsetDateTime::now_utc(),
+    )?)
 }
 
 /// One job's metrics source.

@@ -76,15 +76,6 @@ pub(crate) fn layer<'a, A: FromJob>(a: &mut A, env: Env<'a>) -> Result<Layer<'a>
     })
 }
 
-/// The environment of a job run (`pgb run`, the daemon): its key variables, then `env`.
-pub(crate) fn job_env<'a>(job: &ResolvedJob, env: Env<'a>) -> Result<JobEnv<'a>, Failure> {
-    require_backup_keys(job, env)?;
-    Ok(JobEnv {
-        base: env,
-        vars: key_vars(job, env)?,
-    })
-}
-
 /// `PGB_PASSPHRASE` and `PGB_AUTH_KEY` from the variables and files the job names. A variable
 /// the job names but the environment lacks is left out: commands that need the key fail on
 /// it (and a backup is refused up front, [`require_backup_keys`]).
@@ -290,13 +281,15 @@ min_size = "1MiB"
     #[test]
     fn the_jobs_passphrase_variable_is_read_under_the_standard_name() {
         let (j, env) = job(SHOP, &[("SHOP_PASSPHRASE", "s3cret")]);
-        let e = job_env(&j, &env).unwrap();
-        assert_eq!(e.get("PGB_PASSPHRASE").as_deref(), Some("s3cret"));
+        let vars = key_vars(&j, &env).unwrap();
+        assert_eq!(
+            vars.get("PGB_PASSPHRASE").map(String::as_str),
+            Some("s3cret")
+        );
         let (j, env) = job(SHOP, &[]);
-        let err = job_env(&j, &env).unwrap_err();
+        let mut b = BackupArgs::default();
+        let err = b.fill(&j, &env).unwrap_err();
         assert_eq!(err.code, crate::exit::KEY);
         assert!(err.message.contains("SHOP_PASSPHRASE"), "{}", err.message);
-        let mut b = BackupArgs::default();
-        assert_eq!(b.fill(&j, &env).unwrap_err().code, crate::exit::KEY);
     }
 }

@@ -1,0 +1,316 @@
+//! A job's drill and freshness check, in the library: what `pgb drill --job`, `pgb check
+//! --job` and the daemon's scheduled drills and `/metrics` need, built from the job's settings
+//! with no command-line type in between.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use pgb::postgres::ConnConfig;
+use pgb::{Decryption, EnvLookup, Repository, StorageOptions};
+use pgb_config::ResolvedJob;
+use pgb_notify::{Event, Notification, Notifier};
+use pgb_ops::{
+    BackupChoice, CheckOptions, DrillError, DrillHook, DrillOptions, DrillOutcome, DrillReport,
+};
+
+use crate::PostRestoreHook;
+use crate::plan::{PlanError, hook_env, notifier, tools};
+
+fn var(env: &dyn EnvLookup, name: &str) -> Option<String> {
+    env.get(name).filter(|v| !v.is_empty())
+}
+
+/// Opens the job's repository with the storage settings of the job; `create`: a local
+/// directory that does not exist is created (as a backup does), else it is an error.
+///
+/// # Errors
+/// [`PlanError::Open`].
+pub fn job_repository(
+    job: &ResolvedJob,
+    env: &dyn EnvLookup,
+    create: bool,
+) -> Result<Repository, PlanError> {
+    let s = &job.storage;
+    let mut o = StorageOptions::new().with_create(create);
+    if let Some(n) = s.retries {
+        o = o.with_retries(n);
+    }
+    if let Some(d) = s.retry_budget {
+        o = o.with_retry_budget(d);
+    }
+    if let Some(d) = s.request_timeout {
+        o = o.with_request_timeout(d);
+    }
+    if let Some(d) = s.io_timeout {
+        o = o.with_io_timeout(d);
+    }
+    Ok(pgb::open_repository_with(&job.repository, env, &o)?)
+}
+
+/// The keys that read the job's backups: its identity file (else `PGB_IDENTITY_FILE`), its
+/// passphrase, its authentication key.
+///
+/// # Errors
+/// [`PlanError::Key`] for a key that is named but missing or unusable.
+pub fn job_decryption(job: &ResolvedJob, env: &dyn EnvLookup) -> Result<Decryption, PlanError> {
+    let key_err = |message: String| PlanError::Key {
+        job: job.name.clone(),
+        message,
+    };
+    let keys = crate::plan::JobKeys::resolve(job, env)?;
+    let mut d = Decryption::none();
+    let files: Vec<PathBuf> = match &job.encryption.identity_file {
+        Some(f) => vec![f.clone()],
+        None => var(env, "PGB_IDENTITY_FILE")
+            .map(|v| {
+                v.split(':')
+                    .filter(|p| !p.is_empty())
+                    .map(PathBuf::from)
+                    .collect()
+            })
+            .unwrap_or_default(),
+    };
+    for path in &files {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            key_err(format!(
+                "cannot read the identity file {}: {e}",
+                path.display()
+            ))
+        })?;
+        d = d
+            .with_identity_file_contents(&text)
+            .map_err(|e| key_err(format!("{}: {e}", path.display())))?;
+    }
+    if let Some(p) = keys.passphrase {
+        d = d.with_passphrase(p).map_err(|e| key_err(e.to_string()))?;
+    }
+    if let Some(k) = keys.auth_key {
+        d = d.with_auth_key(k);
+    }
+    Ok(d)
+}
+
+/// The job's authentication key (the variable `auth_key_env` names, else `PGB_AUTH_KEY`, else
+/// `auth_key_file`), for reading and writing verify and drill records.
+///
+/// # Errors
+/// [`PlanError::Key`].
+pub fn job_auth_key(
+    job: &ResolvedJob,
+    env: &dyn EnvLookup,
+) -> Result<Option<pgb::AuthKey>, PlanError> {
+    Ok(crate::plan::JobKeys::resolve(job, env)?.auth_key)
+}
+
+/// The job's database name: from its URL, else `PGDATABASE`; `None` for a whole server.
+pub fn job_database(job: &ResolvedJob, env: &dyn EnvLookup) -> Option<String> {
+    if job.whole_server.is_some() {
+        return None;
+    }
+    job.database
+        .as_deref()
+        .and_then(|u| ConnConfig::parse(u).ok())
+        .and_then(|c| c.dbname().map(str::to_owned))
+        .or_else(|| var(env, "PGDATABASE"))
+}
+
+/// The job's freshness check, as `pgb check --job` runs it: its repository (opened with the
+/// keys that authenticate manifests) and options (its `[check]` thresholds, its schedule's
+/// period plus a grace as the maximum age unless `max_age` is set, its database).
+///
+/// # Errors
+/// [`PlanError`] for keys or the repository.
+pub fn job_check(
+    job: &ResolvedJob,
+    env: &dyn EnvLookup,
+    now: time::OffsetDateTime,
+) -> Result<(Repository, CheckOptions), PlanError> {
+    let keys = crate::plan::JobKeys::resolve(job, env)?;
+    let mut auth = Decryption::none();
+    if let Some(k) = &keys.auth_key {
+        auth = auth.with_auth_key(k.clone());
+    }
+    if let Some(p) = keys.passphrase {
+        auth = auth.with_passphrase(p).map_err(|e| PlanError::Key {
+            job: job.name.clone(),
+            message: e.to_string(),
+        })?;
+    }
+    let repo = job_repository(job, env, false)?.with_decryption(auth);
+    let mut o = CheckOptions::new(now);
+    if let Some(db) = job_database(job, env) {
+        o = o.with_database(db);
+    }
+    let c = job.check.as_ref();
+    let from_schedule = job.schedule.as_ref().and_then(|cron| {
+        let now = chrono::DateTime::from_timestamp(now.unix_timestamp(), 0)?;
+        pgb_scheduler::default_max_age(cron, job.timezone, now)
+    });
+    if let Some(d) = c.and_then(|c| c.max_age).or(from_schedule) {
+        o = o.with_max_age(d);
+    }
+    if let Some(b) = c.and_then(|c| c.min_size) {
+        o = o.with_min_size(b);
+    }
+    if let Some(p) = c.and_then(|c| c.max_size_drop) {
+        o = o.with_max_size_drop_percent(p);
+    }
+    if let Some(d) = c.and_then(|c| c.max_drill_age) {
+        o = o.with_max_drill_age(d);
+    }
+    if let Some(k) = keys.auth_key {
+        o = o.with_auth_key(k);
+    }
+    Ok((repo, o))
+}
+
+/// A job's restore drill, as `pgb drill --job` and the daemon's `drill.schedule` run it: the
+/// target server (`drill.target`, else `PGB_DRILL_TARGET`), a random backup from
+/// `drill.within` (else the newest), smoke SQL, RTO/RPO limits, the job's `post_restore`
+/// hook on the scratch database, and its notifier.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct JobDrill {
+    /// The job.
+    pub job: ResolvedJob,
+    /// Its repository, with the keys that read its backups.
+    pub repo: Repository,
+    /// What the drill does.
+    pub options: DrillOptions,
+    /// The job's `post_restore` hook, run on the scratch database.
+    pub hook: Option<PostRestoreHook>,
+    /// Where the drill's start and outcome are sent.
+    pub notifier: Option<Notifier>,
+}
+
+impl JobDrill {
+    /// Resolves the drill of `job`.
+    ///
+    /// # Errors
+    /// [`PlanError`]: no target, an unreadable smoke file, keys, the repository.
+    pub fn resolve(job: &ResolvedJob, env: &dyn EnvLookup) -> Result<Self, PlanError> {
+        let invalid = |key: &str, message: String| PlanError::Invalid {
+            job: job.name.clone(),
+            key: key.to_owned(),
+            message,
+        };
+        let d = job.drill.as_ref();
+        let target = d
+            .and_then(|d| d.target.clone())
+            .or_else(|| var(env, "PGB_DRILL_TARGET"))
+            .ok_or_else(|| {
+                invalid(
+                    "drill.target",
+                    "a drill needs a target server: set drill.target (or PGB_DRILL_TARGET)"
+                        .to_owned(),
+                )
+            })?;
+        let target =
+            ConnConfig::parse(&target).map_err(|e| invalid("drill.target", e.to_string()))?;
+        let spool = var(env, "PGB_SPOOL_DIR")
+            .or_else(|| var(env, "TMPDIR"))
+            .map_or_else(|| PathBuf::from("/tmp"), PathBuf::from);
+        let backup = match d.and_then(|d| d.within) {
+            Some(within) => BackupChoice::Random { within },
+            None => BackupChoice::Latest,
+        };
+        let mut o = DrillOptions::new(target, tools(env), spool)
+            .with_backup(backup)
+            .with_job(job.name.clone());
+        if let Some(db) = job_database(job, env) {
+            o = o.with_from_database(db);
+        }
+        for path in d.map(|d| d.smoke.as_slice()).unwrap_or_default() {
+            let sql = std::fs::read_to_string(path).map_err(|e| {
+                invalid(
+                    "drill.smoke",
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })?;
+            let name = path.file_name().map_or_else(
+                || path.display().to_string(),
+                |n| n.to_string_lossy().into(),
+            );
+            o = o.with_smoke(name, sql);
+        }
+        if let Some(l) = d.and_then(|d| d.max_rto) {
+            o = o.with_max_rto(l);
+        }
+        if let Some(l) = d.and_then(|d| d.max_rpo) {
+            o = o.with_max_rpo(l);
+        }
+        let decryption = job_decryption(job, env)?;
+        let keys = crate::plan::JobKeys::resolve(job, env)?;
+        if let Some(k) = keys.auth_key {
+            o = o.with_auth_key(k);
+        }
+        let repo = job_repository(job, env, false)?.with_decryption(decryption);
+        let hook = PostRestoreHook::for_job(job, hook_env(env))
+            .map(|h| h.with_password(var(env, "PGPASSWORD").map(pgb_scheduler::Password::new)));
+        Ok(Self {
+            job: job.clone(),
+            repo,
+            options: o,
+            hook,
+            notifier: notifier(job, env)?,
+        })
+    }
+
+    /// Runs the drill: announced (`/start`), then its outcome notified (`drill_passed` or
+    /// `drill_failed`), paired by one run id. The scratch database is dropped when `cancel`
+    /// completes.
+    ///
+    /// # Errors
+    /// [`DrillError`]: the drill could not run (nothing recorded).
+    pub async fn run(
+        &self,
+        progress: &dyn pgb::Progress,
+        cancel: impl Future<Output = ()> + Send,
+    ) -> Result<DrillReport, DrillError> {
+        let rid = pgb_notify::RunId::generate();
+        if let Some(n) = &self.notifier {
+            n.start(&rid).await;
+        }
+        let hook = self.hook.as_ref().map(|h| h as &dyn DrillHook);
+        let res = pgb_ops::drill(&self.repo, &self.options, hook, progress, cancel).await;
+        if let Some(n) = &self.notifier {
+            n.notify(
+                &drill_notification(&res).with_job(self.job.name.clone()),
+                &rid,
+            )
+            .await;
+        }
+        res
+    }
+}
+
+/// The name of a drill outcome, as reports and notifications write it.
+pub fn outcome_name(o: DrillOutcome) -> &'static str {
+    match o {
+        DrillOutcome::Passed => "passed",
+        DrillOutcome::CheckFailed => "check_failed",
+        DrillOutcome::LimitExceeded => "limit_exceeded",
+        _ => "unknown",
+    }
+}
+
+/// `drill_passed` or `drill_failed` for a drill's outcome.
+pub fn drill_notification(res: &Result<DrillReport, DrillError>) -> Notification {
+    let n = match res {
+        Ok(r) if r.passed() => Notification::new(Event::DrillPassed).with_status("passed"),
+        Ok(r) => Notification::new(Event::DrillFailed)
+            .with_status(outcome_name(r.outcome))
+            .with_cause(r.cause.as_deref().unwrap_or_default()),
+        Err(e) => Notification::new(Event::DrillFailed)
+            .with_status("not_run")
+            .with_cause(e.to_string()),
+    };
+    match res {
+        Ok(r) => n
+            .with_set(r.set.clone())
+            .with_backup_id(r.backup_id.to_string())
+            .with_duration("rto", Duration::from_millis(r.rto_ms)),
+        Err(_) => n,
+    }
+}
