@@ -33,8 +33,11 @@
 //! [`pgb_core::ToolExit`]). Error messages state the cause; they name no CLI flag.
 //!
 //! The library never reads the environment itself: the caller passes `PATH` and passwords.
-//! Child processes inherit the caller's environment, so libpq's own `PG*` variables (PGHOST,
-//! PGPASSFILE, PGSSLMODE, ...) apply as they would to pg_dump run by hand.
+//! Child processes inherit only part of the caller's environment: libpq's own variables
+//! (PGHOST, PGPASSFILE, PGSSLMODE, ...; PGPASSWORD only for a tool that connects), the locale,
+//! `PATH`, `HOME` and `TMPDIR`, so they apply as they would to pg_dump run by hand, while
+//! anything else (notification URLs, passphrases, cloud credentials, `DATABASE_URL`) never
+//! reaches a child.
 
 mod check;
 mod cluster;

@@ -1,8 +1,9 @@
-//! Running a PostgreSQL client tool, written once: spawn with the connection's environment,
+//! Running a PostgreSQL client tool, written once: spawn with only the environment it needs,
 //! drain stderr concurrently into a bounded tail, kill on drop, and turn the exit into a typed
 //! [`DumpError`].
 
 use std::collections::VecDeque;
+use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -44,14 +45,81 @@ impl Pipes {
     };
 }
 
-/// A command for `tool`, with the connection's environment (password, connect timeout) when
-/// it talks to a server. The caller adds the arguments.
+/// A command for `tool`, with the environment [`std_command`] gives it. The caller adds the
+/// arguments.
 pub(crate) fn command(tool: &Tool, conn: Option<&ConnConfig>) -> Command {
-    let mut cmd = Command::new(&tool.path);
+    Command::from(std_command(&tool.path, conn))
+}
+
+/// The one place that decides what a PostgreSQL tool's environment holds (every pg_dump,
+/// pg_dumpall, pg_restore and psql, and the `--version` probe): nothing of the caller's but
+/// [`KEPT`] (libpq's own variables, the locale, `PATH`, `HOME`, `TMPDIR`, ...), so notification
+/// URLs, passphrases, cloud credentials and `DATABASE_URL` never reach a child. `PGPASSWORD`
+/// only reaches a tool that talks to a server (`conn`): the URL's password when it has one,
+/// else the caller's `PGPASSWORD`, libpq's variable for exactly this. With `conn`, the
+/// connection's environment (password, connect timeout) is added.
+///
+/// The library reads no variable for itself: these are the ones the process would have
+/// passed on to the child anyway, less everything not on the list.
+pub(crate) fn std_command(program: &Path, conn: Option<&ConnConfig>) -> std::process::Command {
+    let mut cmd = std::process::Command::new(program);
+    cmd.env_clear();
+    cmd.envs(std::env::vars_os().filter(|(name, _)| {
+        let name = name.to_string_lossy();
+        kept(&name) || (conn.is_some() && name == "PGPASSWORD")
+    }));
     if let Some(conn) = conn {
         cmd.envs(conn.child_env());
     }
     cmd
+}
+
+/// Variables a PostgreSQL tool keeps from the caller's environment (see [`kept`]).
+const KEPT: &[&str] = &[
+    // Where things are, and the locale pg_dump and psql need.
+    "PATH",
+    "HOME",
+    "TMPDIR",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    // libpq (https://www.postgresql.org/docs/current/libpq-envars.html), PGPASSWORD aside.
+    "PGHOST",
+    "PGHOSTADDR",
+    "PGPORT",
+    "PGDATABASE",
+    "PGUSER",
+    "PGPASSFILE",
+    "PGSERVICE",
+    "PGSERVICEFILE",
+    "PGSYSCONFDIR",
+    "PGLOCALEDIR",
+    "PGOPTIONS",
+    "PGAPPNAME",
+    "PGCHANNELBINDING",
+    "PGREQUIREAUTH",
+    "PGGSSENCMODE",
+    "PGGSSLIB",
+    "PGGSSDELEGATION",
+    "PGKRBSRVNAME",
+    "PGCONNECT_TIMEOUT",
+    "PGCLIENTENCODING",
+    "PGTARGETSESSIONATTRS",
+    "PGLOADBALANCEHOSTS",
+    "PGMINPROTOCOLVERSION",
+    "PGMAXPROTOCOLVERSION",
+    "PGDATESTYLE",
+    "PGTZ",
+    "PGGEQO",
+    // Kerberos (GSSAPI authentication): where the ticket cache and configuration are.
+    "KRB5CCNAME",
+    "KRB5_CONFIG",
+];
+
+/// Whether a PostgreSQL tool keeps the caller's variable `name`: [`KEPT`], `LC_*` and libpq's
+/// `PGSSL*` (PGSSLMODE, PGSSLROOTCERT, PGSSLCERT, PGSSLKEY, ...).
+pub(crate) fn kept(name: &str) -> bool {
+    KEPT.contains(&name) || name.starts_with("LC_") || name.starts_with("PGSSL")
 }
 
 /// A running tool. Dropping it kills the process (`kill_on_drop`).
@@ -237,6 +305,47 @@ mod tests {
         let text = t.text();
         assert_eq!(text.lines().count(), TAIL_LINES);
         assert!(text.ends_with("line 9999"), "{text}");
+    }
+
+    #[test]
+    fn a_tool_keeps_libpq_and_locale_variables_and_nothing_else() {
+        for name in [
+            "PATH",
+            "HOME",
+            "TMPDIR",
+            "LANG",
+            "LC_ALL",
+            "LC_CTYPE",
+            "TZ",
+            "PGHOST",
+            "PGPORT",
+            "PGUSER",
+            "PGDATABASE",
+            "PGPASSFILE",
+            "PGSERVICE",
+            "PGSSLMODE",
+            "PGSSLROOTCERT",
+            "PGCONNECT_TIMEOUT",
+            "PGAPPNAME",
+            "PGOPTIONS",
+        ] {
+            assert!(kept(name), "{name} is dropped");
+        }
+        for name in [
+            "PGPASSWORD",
+            "PGB_PASSPHRASE",
+            "PGB_AUTH_KEY",
+            "PGB_NOTIFY_URL",
+            "DATABASE_URL",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_ACCESS_KEY_ID",
+            "AZURE_STORAGE_KEY",
+            "GOOGLE_APPLICATION_CREDENTIALS",
+            "RUST_LOG",
+            "PG",
+        ] {
+            assert!(!kept(name), "{name} is kept");
+        }
     }
 
     #[tokio::test]

@@ -155,12 +155,11 @@ pub fn drop_database_blocking(
     maint: &ConnConfig,
     name: &str,
 ) -> Result<(), DumpError> {
-    let mut cmd = std::process::Command::new(&psql.path);
+    let mut cmd = process::std_command(&psql.path, Some(maint));
     cmd.args(PSQL_ARGS)
         .arg("-v")
         .arg(format!("name={name}"))
         .arg(format!("--dbname={}", maint.redacted()))
-        .envs(maint.child_env())
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());

@@ -164,7 +164,7 @@ impl ToolLocator {
 
 /// Runs `path --version` and parses the major version.
 pub(crate) async fn probe_version(path: &Path) -> Option<Tool> {
-    let out = Command::new(path)
+    let out = Command::from(crate::process::std_command(path, None))
         .arg("--version")
         .stdin(Stdio::null())
         .stderr(Stdio::null())
