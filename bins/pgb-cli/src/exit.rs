@@ -218,13 +218,10 @@ fn hint(e: &Error) -> Option<String> {
             _ => None,
         },
         Error::BackupNotFound(_) => fixed("run `pgb list` to see the backups"),
-        Error::Dump(d)
-            if d.kind() == DumpErrorKind::TargetNotEmpty
-                && d.to_string().starts_with("files target") =>
-        {
+        Error::Dump(d) if d.kind() == DumpErrorKind::DirectoryNotEmpty => {
             fixed("restore into an empty directory, or pass --clean to replace its content")
         }
-        Error::Invalid(m) if m.contains("holds a whole server") => {
+        Error::Invalid(pgb::Mismatch::WholeServerNeedsChoice { .. }) => {
             fixed("pass --database NAME (with --db), --globals (with --db) or --all --server URL")
         }
         Error::Dump(d) => dump_hint(d),
@@ -302,9 +299,14 @@ mod tests {
 
     #[test]
     fn every_class_has_its_documented_code() {
-        let refused = Error::Refused("x".to_owned());
+        let refused = Error::Dump(pgb::DumpError::new(DumpErrorKind::DirectoryNotEmpty, "x"));
         assert_eq!(code(&refused), REFUSED);
-        assert_eq!(code(&Error::Locked("x".to_owned())), LOCKED);
+        let held = pgb::JobLockError::InvalidJob("x/y".to_owned());
+        assert_eq!(code(&Error::Locked(Box::new(held))), LOCKED);
+        let choice = pgb::Mismatch::NoGlobals {
+            id: "20260101T000000Z-abcdef".parse().unwrap(),
+        };
+        assert_eq!(code(&Error::Invalid(choice)), USAGE);
         assert_eq!(code(&Error::BackupNotFound("x".to_owned())), NOT_FOUND);
         assert_eq!(
             code(&Error::Policy(pgb::retention::RetentionError::NoRule)),

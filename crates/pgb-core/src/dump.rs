@@ -65,6 +65,8 @@ pub enum DumpErrorKind {
     Empty,
     /// The restore target is not safe to restore into without an explicit flag.
     TargetNotEmpty,
+    /// A files restore's target directory is not empty (`--clean` replaces its content).
+    DirectoryNotEmpty,
     /// The restore is refused as unsafe (e.g. a plain SQL dump into a non-empty target).
     Refused,
     /// The archive contains CREATE DATABASE (made with `pg_dump --create`) and creating

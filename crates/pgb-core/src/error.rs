@@ -52,16 +52,24 @@ pub enum Error {
         /// The backup id.
         id: crate::manifest::BackupId,
     },
-    /// The request is refused (unsafe or invalid options).
-    #[error("{0}")]
-    Refused(String),
-    /// Another operation holds the repository lock.
-    #[error("{0}")]
-    Locked(String),
+    /// A name pg_dump wrote cannot be stored under the backup's folder (a directory-format
+    /// file name that is not a valid key segment); nothing was committed.
+    #[error("backup {id}: refusing the artifact name {name:?}: {source}")]
+    ArtifactName {
+        /// The backup.
+        id: BackupId,
+        /// The name as pg_dump wrote it.
+        name: String,
+        /// Why it is not a key.
+        source: crate::key::InvalidKey,
+    },
+    /// Another run holds the job's lock (or the lock is unusable).
+    #[error(transparent)]
+    Locked(Box<crate::job_lock::JobLockError>),
     /// The request does not fit the backup or the options (e.g. a whole-server backup
     /// restored without choosing what to restore, role passwords in an unencrypted backup).
-    #[error("{0}")]
-    Invalid(String),
+    #[error(transparent)]
+    Invalid(#[from] Mismatch),
     /// Keys are missing or wrong, or the backup's protection does not match them.
     #[error("{}{source}", .id.as_ref().map(|id| format!("backup {id}: ")).unwrap_or_default())]
     Key {
@@ -73,12 +81,94 @@ pub enum Error {
     /// The operation was cancelled (signal, shutdown); nothing was committed.
     #[error("cancelled; nothing was committed")]
     Cancelled,
-    /// The streaming pipeline failed (encoder error).
+    /// The streaming pipeline failed: a stage's task died, or compression or decompression
+    /// failed.
     #[error("pipeline: {0}")]
-    Pipeline(String),
+    Pipeline(#[from] PipelineError),
     /// The retention policy cannot be applied (it keeps nothing, a window is empty...).
     #[error("retention policy: {0}")]
     Policy(#[from] pgb_retention::RetentionError),
+}
+
+/// A request that does not fit the backup or the options; each names what to choose instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Mismatch {
+    /// A whole-server backup restored without naming a database, the globals or all of it.
+    #[error(
+        "backup {id} holds a whole server ({} databases: {}); choose one database, the globals, or all of it",
+        .databases.len(),
+        .databases.join(", ")
+    )]
+    WholeServerNeedsChoice {
+        /// The backup.
+        id: BackupId,
+        /// The databases it holds.
+        databases: Vec<String>,
+    },
+    /// A database the whole-server backup does not hold.
+    #[error("backup {id} holds no database {database:?} (it holds {})", .holds.join(", "))]
+    NoSuchDatabase {
+        /// The backup.
+        id: BackupId,
+        /// The database asked for.
+        database: String,
+        /// The databases it holds.
+        holds: Vec<String>,
+    },
+    /// A single-database backup asked for another database.
+    #[error("backup {id} holds database {holds}, not {database}")]
+    OtherDatabase {
+        /// The backup.
+        id: BackupId,
+        /// The database asked for.
+        database: String,
+        /// The database it holds.
+        holds: String,
+    },
+    /// Globals asked of a backup that has none.
+    #[error("backup {id} holds no globals (it is not a whole-server backup)")]
+    NoGlobals {
+        /// The backup.
+        id: BackupId,
+    },
+    /// A whole-server restore of a single-database backup.
+    #[error("backup {id} is of one database ({database}), not of a whole server")]
+    NotWholeServer {
+        /// The backup.
+        id: BackupId,
+        /// The database it holds.
+        database: String,
+    },
+    /// A files restore of a backup without files.
+    #[error("backup {id} holds no files archive")]
+    NoFiles {
+        /// The backup.
+        id: BackupId,
+    },
+    /// Role passwords without encryption.
+    #[error("refusing to store role passwords in an unencrypted backup")]
+    RolePasswordsUnencrypted,
+    /// The database selection of a whole-server backup leaves nothing.
+    #[error("the database selection leaves no database to back up")]
+    EmptySelection,
+}
+
+/// A failure of the streaming pipeline.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PipelineError {
+    /// A pipeline stage's task panicked or was cancelled.
+    #[error("the {stage} task failed: {source}")]
+    Task {
+        /// `encoder` or `decoder`.
+        stage: &'static str,
+        /// Why.
+        source: tokio::task::JoinError,
+    },
+    /// Compression (with encryption) failed.
+    #[error("compression failed: {0}")]
+    Compression(#[source] std::io::Error),
 }
 
 /// What an integrity check found, with the expected and actual values.
@@ -214,6 +304,7 @@ impl Error {
                 | DumpErrorKind::DatabaseNotFound
                 | DumpErrorKind::Connection => ErrorClass::Database,
                 DumpErrorKind::TargetNotEmpty
+                | DumpErrorKind::DirectoryNotEmpty
                 | DumpErrorKind::Refused
                 | DumpErrorKind::CreatesDatabase => ErrorClass::Refused,
                 DumpErrorKind::BadArchive => ErrorClass::Integrity,
@@ -225,7 +316,7 @@ impl Error {
             },
             Self::BackupNotFound(_) | Self::NoBackups { .. } => ErrorClass::NotFound,
             Self::Integrity { .. } | Self::Manifest { .. } => ErrorClass::Integrity,
-            Self::Refused(_) => ErrorClass::Refused,
+            Self::ArtifactName { .. } => ErrorClass::Refused,
             Self::Locked(_) => ErrorClass::Locked,
             Self::Key { .. } => ErrorClass::Key,
             Self::Pipeline(_) | Self::Cancelled | Self::ManifestConflict { .. } => {

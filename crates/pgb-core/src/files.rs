@@ -655,7 +655,7 @@ impl FilesRestore {
     ///
     /// # Errors
     /// `Refused` for `/`, a target inside a staging folder, one that is or holds a protected
-    /// path, or that is not a directory; `TargetNotEmpty` for a non-empty target without
+    /// path, or that is not a directory; `DirectoryNotEmpty` for a non-empty target without
     /// `clean`; `Io` when it cannot be resolved or read.
     pub fn check_target(target: &Path, opts: &FilesRestoreOptions) -> Result<PathBuf, DumpError> {
         let dest = resolve(target).map_err(|e| {
@@ -704,7 +704,7 @@ impl FilesRestore {
                     .is_some();
                 if non_empty && !opts.clean {
                     return Err(DumpError::new(
-                        DumpErrorKind::TargetNotEmpty,
+                        DumpErrorKind::DirectoryNotEmpty,
                         format!("files target {shown} is not empty"),
                     ));
                 }
@@ -770,7 +770,7 @@ impl FilesRestore {
     ///
     /// # Errors
     /// `Io` when the extraction failed or the target cannot be replaced (a mount point cannot
-    /// be moved aside); `TargetNotEmpty` when a target that was empty without `clean` is not
+    /// be moved aside); `DirectoryNotEmpty` when a target that was empty without `clean` is not
     /// any more. The target is left as it was.
     pub async fn finish_files(mut self) -> Result<FilesRestored, DumpError> {
         self.tx = None;
@@ -822,7 +822,7 @@ impl FilesRestore {
         }
         if !self.clean && std::fs::read_dir(&self.target).is_ok_and(|mut d| d.next().is_some()) {
             return Err(DumpError::new(
-                DumpErrorKind::TargetNotEmpty,
+                DumpErrorKind::DirectoryNotEmpty,
                 format!("files target {shown} is not empty"),
             ));
         }
@@ -1174,7 +1174,7 @@ mod tests {
             assert!(msg.contains("not a directory"), "{msg}");
         }
         let (k, _) = kind(&root.join("site"), &FilesRestoreOptions::new()).unwrap_err();
-        assert_eq!(k, DumpErrorKind::TargetNotEmpty);
+        assert_eq!(k, DumpErrorKind::DirectoryNotEmpty);
 
         // Nothing was created or removed by any of these.
         assert_eq!(

@@ -110,7 +110,7 @@ impl From<JobLockError> for Error {
     fn from(e: JobLockError) -> Self {
         match e {
             JobLockError::Storage(s) => Error::Storage(s),
-            other => Error::Locked(other.to_string()),
+            other => Error::Locked(Box::new(other)),
         }
     }
 }

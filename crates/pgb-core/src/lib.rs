@@ -66,7 +66,7 @@ pub use dump::{
     Dumper, PreparedDump, RestoreOptions, RestoreReport, RestoreSink, Restorer, TableEstimate,
     ToolExit,
 };
-pub use error::{Error, ErrorClass, IntegrityProblem};
+pub use error::{Error, ErrorClass, IntegrityProblem, Mismatch, PipelineError};
 pub use events::{Event, NoProgress, Progress};
 pub use files::{
     FilesDump, FilesRestore, FilesRestoreOptions, FilesRestored, Listed, ModeChange, RefusedEntry,

@@ -13,7 +13,7 @@ use super::{CHANNEL_DEPTH, INPUT_DEPTH, PROGRESS_EVERY, Repository};
 use crate::codec::{self, Compression, EncodeMsg, OuterStage};
 use crate::crypto::Encryption;
 use crate::dump::{DumpError, DumpErrorKind, DumpStream, Dumper, PreparedDump};
-use crate::error::{Error, IntegrityProblem};
+use crate::error::{Error, IntegrityProblem, PipelineError};
 use crate::events::{Event, Progress};
 use crate::key::ObjectKey;
 use crate::layout;
@@ -227,9 +227,13 @@ impl Repository {
         opts: &BackupOptions,
         progress: &dyn Progress,
     ) -> Result<Artifact, Error> {
-        let data_key = layout::backup_dir(id).join(file).map_err(|e| {
-            Error::Refused(format!("backup {id}: invalid artifact name {file:?}: {e}"))
-        })?;
+        let data_key = layout::backup_dir(id)
+            .join(file)
+            .map_err(|source| Error::ArtifactName {
+                id: id.clone(),
+                name: file.to_owned(),
+                source,
+            })?;
         let mut writer = self
             .storage
             .writer(&data_key, write_options(prepared.source()))
@@ -533,8 +537,11 @@ async fn pump(
     let (_, (stored_size, stored_sha256)) = tokio::try_join!(produce, consume)?;
     let digests = encoder
         .await
-        .map_err(|e| Error::Pipeline(format!("encoder task: {e}")))?
-        .map_err(|e| Error::Pipeline(format!("compression failed: {e}")))?;
+        .map_err(|source| PipelineError::Task {
+            stage: "encoder",
+            source,
+        })?
+        .map_err(PipelineError::Compression)?;
     Ok(Sizes {
         plain_size: digests.plain_size,
         plain_sha256: digests.plain_sha256,

@@ -14,7 +14,7 @@ use crate::cluster::{ClusterDumper, ClusterRestoreReport, ClusterRestorer, Globa
 use crate::cluster::{GlobalsRestorer, PreparedCluster};
 use crate::crypto::Encryption;
 use crate::dump::{DumpError, DumpErrorKind, RestoreOptions, RestoreReport, RestoreSink, Restorer};
-use crate::error::{Error, IntegrityProblem};
+use crate::error::{Error, IntegrityProblem, Mismatch};
 use crate::events::{Event, Progress};
 use crate::layout;
 use crate::manifest::{Artifact, ArtifactKind, BackupId, ClusterInfo, Manifest};
@@ -59,14 +59,10 @@ impl Repository {
         let stats_before = self.storage.stats();
         let prepared = dumper.prepare().await?;
         if prepared.role_passwords && opts.encryption.is_none() {
-            return Err(Error::Invalid(
-                "refusing to store role passwords in an unencrypted backup".to_owned(),
-            ));
+            return Err(Mismatch::RolePasswordsUnencrypted.into());
         }
         if prepared.databases.is_empty() {
-            return Err(Error::Invalid(
-                "the database selection leaves no database to back up".to_owned(),
-            ));
+            return Err(Mismatch::EmptySelection.into());
         }
         self.preflight().await?;
         let started_at = OffsetDateTime::now_utc();
@@ -226,23 +222,25 @@ impl Repository {
         database: Option<&str>,
     ) -> Result<&'m Artifact, Error> {
         match (&m.cluster, database) {
-            (Some(c), None) => Err(Error::Invalid(format!(
-                "backup {} holds a whole server ({} databases: {}); choose one database, the globals, or all of it",
-                m.id,
-                c.databases.len(),
-                c.databases.join(", ")
-            ))),
+            (Some(c), None) => Err(Mismatch::WholeServerNeedsChoice {
+                id: m.id.clone(),
+                databases: c.databases.clone(),
+            }
+            .into()),
             (Some(c), Some(d)) => m.dump_of(d).ok_or_else(|| {
-                Error::Invalid(format!(
-                    "backup {} holds no database {d:?} (it holds {})",
-                    m.id,
-                    c.databases.join(", ")
-                ))
+                Mismatch::NoSuchDatabase {
+                    id: m.id.clone(),
+                    database: d.to_owned(),
+                    holds: c.databases.clone(),
+                }
+                .into()
             }),
-            (None, Some(d)) if d != m.database => Err(Error::Invalid(format!(
-                "backup {} holds database {}, not {d}",
-                m.id, m.database
-            ))),
+            (None, Some(d)) if d != m.database => Err(Mismatch::OtherDatabase {
+                id: m.id.clone(),
+                database: d.to_owned(),
+                holds: m.database.clone(),
+            }
+            .into()),
             (None, _) => self.dump_artifact(m),
         }
     }
@@ -264,12 +262,9 @@ impl Repository {
     }
 
     async fn read_globals(&self, m: &Manifest, progress: &dyn Progress) -> Result<String, Error> {
-        let a = m.globals().ok_or_else(|| {
-            Error::Invalid(format!(
-                "backup {} holds no globals (it is not a whole-server backup)",
-                m.id
-            ))
-        })?;
+        let a = m
+            .globals()
+            .ok_or_else(|| Mismatch::NoGlobals { id: m.id.clone() })?;
         let key = self.check_present(m, a).await?;
         self.check_keys(m, &key).await?;
         let mut sink = Collect::default();
@@ -302,10 +297,11 @@ impl Repository {
     ) -> Result<ClusterRestoreReport, Error> {
         let mut cancel = std::pin::pin!(cancel);
         let Some(cluster) = &m.cluster else {
-            return Err(Error::Invalid(format!(
-                "backup {} is of one database ({}), not of a whole server",
-                m.id, m.database
-            )));
+            return Err(Mismatch::NotWholeServer {
+                id: m.id.clone(),
+                database: m.database.clone(),
+            }
+            .into());
         };
         let keys = self.check_all_present(m).await?;
         if let Some(first) = keys.first() {
@@ -415,10 +411,7 @@ impl Repository {
             .filter(|a| a.kind == ArtifactKind::Files)
             .collect();
         if files.is_empty() {
-            return Err(Error::Invalid(format!(
-                "backup {} holds no files archive",
-                m.id
-            )));
+            return Err(Mismatch::NoFiles { id: m.id.clone() }.into());
         }
         let mut keys = Vec::with_capacity(files.len());
         for a in &files {

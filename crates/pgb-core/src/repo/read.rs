@@ -196,7 +196,10 @@ impl Repository {
         let ((stored_size, stored_sha), (held, sink_failed)) = tokio::try_join!(feed, deliver)?;
         let decoded = decoder
             .await
-            .map_err(|e| Error::Pipeline(format!("decoder task: {e}")))?;
+            .map_err(|source| crate::error::PipelineError::Task {
+                stage: "decoder",
+                source,
+            })?;
 
         let integrity = |problem| Error::Integrity {
             id: m.id.clone(),
