@@ -10,7 +10,9 @@
 //! - [`HealthState`]: per job last run, last success and next run, for `/healthz`.
 //! - [`run_hook`]: a hook's argv without a shell, with a timeout, in the job's environment
 //!   plus `PGB_JOB`, `PGB_EVENT`, `PGB_BACKUP_ID`, `PGB_STATUS`; returns a [`HookReport`].
-//! - [`serve`]: the `/healthz` and `/metrics` endpoints (hyper), loopback by default.
+//! - [`serve`], [`serve_with`]: the `/healthz` and `/metrics` endpoints (hyper), loopback by
+//!   default, with a header timeout, a connection lifetime and a connection limit
+//!   ([`ServeOptions`]) and paced retries when `accept` fails.
 //!
 //! It installs no signal handlers and creates no runtime: the binary turns SIGTERM into a
 //! cancelled token.
@@ -30,6 +32,9 @@ pub use schedule::{
     previous_slot, utc_from_unix,
 };
 pub use scheduler::{Clock, JobRunner, RunOutcome, ScheduledJob, Scheduler, Trigger};
-pub use server::{DEFAULT_LISTEN, Endpoints, MetricsFn, bind, serve};
+pub use server::{
+    DEFAULT_HEADER_TIMEOUT, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS, DEFAULT_REQUEST_TIMEOUT,
+    Endpoints, MetricsFn, ServeOptions, bind, listen_warning, serve, serve_with,
+};
 
 pub use tokio_util::sync::CancellationToken;
