@@ -1,6 +1,7 @@
 //! `--progress`: outside a terminal, `log` writes a progress line every few seconds (and a
 //! summary at the end) for backup, verify and restore, with the ETA from the previous backup of
-//! the database; `none` writes none. On a pseudo-terminal (`script`), `auto` draws the bar.
+//! the database; `none` writes none. On a pseudo-terminal (`script`), `auto` draws the bar, or
+//! writes log lines when TERM is `dumb` or unset.
 //! The byte, rate and ETA logic is unit-tested in `render/progress/mod.rs`.
 
 pub mod common;
@@ -166,4 +167,61 @@ fn auto_draws_a_bar_on_a_terminal() {
         !tty.contains("pgb::progress"),
         "a bar, not log lines: {tty}"
     );
+}
+
+/// On a terminal that cannot draw a bar (TERM `dumb`, as under many CI runners and editors'
+/// shells, or unset, as under cron), `auto` writes log lines instead of drawing nothing.
+#[test]
+fn auto_writes_log_lines_on_a_dumb_terminal() {
+    let Some(pg) = common::pg() else { return };
+    if !std::path::Path::new("/usr/bin/script").exists() {
+        let _: Option<()> = pgb_testkit::require_or_skip(
+            "/usr/bin/script (util-linux)",
+            "it gives the test a pseudo-terminal",
+        );
+        return;
+    }
+    let db = pg.sample_db("progressdumb", 50, RowText::Plain);
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let slow = shim(
+        dir.path(),
+        "slow",
+        &format!("sleep 2.5\nexec '{}/pg_dump' \"$@\"", pg.bin.display()),
+    );
+    let bin_dir = format!("{}:{}", slow.display(), pg.bin.display());
+    let env = [
+        ("PGB_PG_BIN_DIR", bin_dir.as_str()),
+        ("PGB_PROGRESS_INTERVAL", "1"),
+    ];
+    let backup = common::backup_args(&pg, &repo, &db.name, &[]);
+    let line = format!("'{}' {} > /dev/null", common::PGB, backup.join(" "));
+    for term in [Some("dumb"), None] {
+        let transcript = dir.path().join("tty.log");
+        let mut cmd = std::process::Command::new("/usr/bin/script");
+        common::without_pgb_env(&mut cmd)
+            .args(["-qec", &line, transcript.to_str().unwrap()])
+            .envs(env);
+        match term {
+            Some(t) => cmd.env("TERM", t),
+            None => cmd.env_remove("TERM"),
+        };
+        let o = cmd.output().unwrap();
+        assert!(o.status.success(), "TERM={term:?}: {}", stderr(&o));
+        let tty = String::from_utf8_lossy(&std::fs::read(&transcript).unwrap()).into_owned();
+        let lines: Vec<&str> = tty
+            .lines()
+            .filter(|l| l.contains("pgb::progress"))
+            .collect();
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("backup: ") && l.contains("elapsed")),
+            "TERM={term:?}: periodic log lines on the terminal: {tty}"
+        );
+        assert!(
+            lines.last().is_some_and(|l| l.contains(" in ")),
+            "TERM={term:?}: a summary line ends it: {tty}"
+        );
+    }
 }

@@ -46,8 +46,9 @@ impl Default for ProgressConfig {
 }
 
 /// `--progress`, else `PGB_PROGRESS`, else `none` with `--quiet`, else `auto`: a bar when
-/// stderr is a terminal, log lines otherwise. `PGB_PROGRESS_INTERVAL` (seconds) sets the
-/// log lines' interval.
+/// stderr is a terminal that can draw one, log lines otherwise (a pipe, a file, or a terminal
+/// whose `TERM` is `dumb` or unset, where the bar library would draw nothing).
+/// `PGB_PROGRESS_INTERVAL` (seconds) sets the log lines' interval.
 pub(crate) fn config(
     flag: Option<ProgressArg>,
     quiet: bool,
@@ -71,7 +72,7 @@ pub(crate) fn config(
         (None, None, false) => ProgressArg::Auto,
     };
     let mode = match arg {
-        ProgressArg::Auto if stderr_is_terminal => ProgressMode::Bar,
+        ProgressArg::Auto if stderr_is_terminal && draws_bars(env) => ProgressMode::Bar,
         ProgressArg::Auto | ProgressArg::Log => ProgressMode::Log,
         ProgressArg::Bar => ProgressMode::Bar,
         ProgressArg::None => ProgressMode::None,
@@ -88,6 +89,12 @@ pub(crate) fn config(
             })?,
     };
     Ok(ProgressConfig { mode, interval })
+}
+
+/// Whether the terminal type can draw a bar: `TERM` is set and not `dumb` (the test the bar
+/// library makes before drawing anything).
+fn draws_bars(env: Env<'_>) -> bool {
+    env.get("TERM").is_some_and(|t| t != "dumb")
 }
 
 /// Time left: the bytes still expected at the average rate so far. `None` without an
@@ -166,12 +173,18 @@ mod tests {
 
     #[test]
     fn auto_is_a_bar_on_a_terminal_and_log_lines_elsewhere() {
-        let none = env(&[]);
+        let none = env(&[("TERM", "xterm-256color")]);
         let mode =
             |flag, quiet, env: &HashMap<_, _>, tty| config(flag, quiet, env, tty).unwrap().mode;
         assert_eq!(mode(None, false, &none, true), ProgressMode::Bar);
         assert_eq!(mode(None, false, &none, false), ProgressMode::Log);
         assert_eq!(mode(None, true, &none, true), ProgressMode::None, "--quiet");
+        // A terminal that cannot draw a bar (TERM dumb or unset) gets log lines.
+        assert_eq!(
+            mode(None, false, &env(&[("TERM", "dumb")]), true),
+            ProgressMode::Log
+        );
+        assert_eq!(mode(None, false, &env(&[]), true), ProgressMode::Log);
         let log = env(&[("PGB_PROGRESS", "log")]);
         assert_eq!(mode(None, false, &log, true), ProgressMode::Log, "env");
         assert_eq!(
