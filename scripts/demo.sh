@@ -9,8 +9,8 @@ root=$PWD
 source scripts/lib/ensure-tools.sh
 pgb_ensure_base
 
-echo "==> building pgb"
-cargo build -q -p pgb-cli
+echo "==> building pgb (the first build compiles every dependency: several minutes, 15 or more on 2 cores)"
+cargo build -p pgb-cli
 pgb=${CARGO_TARGET_DIR:-$root/target}/debug/pgb # where cargo builds it
 
 state=$(mktemp -d /tmp/pgb-demo.XXXXXX)
