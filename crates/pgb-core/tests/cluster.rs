@@ -18,6 +18,8 @@ struct FakeCluster {
     databases: Vec<(String, FakeDumper)>,
     server: Vec<String>,
     role_passwords: bool,
+    /// The include and exclude globs the backup records, when made with a selection.
+    selection: Option<(Vec<String>, Vec<String>)>,
 }
 
 impl FakeCluster {
@@ -29,6 +31,7 @@ impl FakeCluster {
                 .collect(),
             server: dbs.iter().map(|(n, _)| (*n).to_owned()).collect(),
             role_passwords: false,
+            selection: None,
         }
     }
 }
@@ -43,8 +46,12 @@ impl ClusterDumper for FakeCluster {
         for (n, d) in &self.databases {
             dbs.push((n.clone(), d.prepare().await?));
         }
-        Ok(PreparedCluster::new(globals, dbs, self.server.clone())
-            .with_role_passwords(self.role_passwords))
+        let prepared = PreparedCluster::new(globals, dbs, self.server.clone())
+            .with_role_passwords(self.role_passwords);
+        Ok(match &self.selection {
+            Some((include, exclude)) => prepared.with_selection(include.clone(), exclude.clone()),
+            None => prepared,
+        })
     }
 }
 
@@ -191,4 +198,65 @@ async fn a_database_gone_since_the_previous_backup_is_reported() {
         .await
         .expect_err("must choose");
     assert_eq!(err.class(), ErrorClass::Invalid, "{err}");
+}
+
+/// A whole-server backup made with a selection is its own retention set: pruning the full
+/// server's backups to one never removes the selected ones, and the reverse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_selected_whole_server_backup_is_a_set_of_its_own_for_prune() {
+    use pgb_core::PruneOptions;
+    use pgb_core::retention::Policy;
+    let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
+    let repo = Repository::new(Arc::clone(&storage));
+    let backup = |selected: bool| {
+        let repo = repo.clone();
+        async move {
+            let cluster = FakeCluster {
+                selection: selected.then(|| (vec!["shop*".to_owned()], Vec::new())),
+                ..FakeCluster::new(&[("shop", FakeOutcome::Succeed)])
+            };
+            repo.backup_cluster_until(
+                &cluster,
+                &BackupOptions::default(),
+                &NoProgress,
+                std::future::pending(),
+            )
+            .await
+            .expect("backup")
+            .backup
+            .manifest
+        }
+    };
+    let mut full = Vec::new();
+    let mut selected = Vec::new();
+    for _ in 0..3 {
+        full.push(backup(false).await);
+        selected.push(backup(true).await);
+    }
+    assert_eq!(full[0].set, selected[0].set, "one server");
+    assert_ne!(full[0].retention_set(), selected[0].retention_set());
+    assert!(selected[0].retention_set().ends_with("include=shop*"));
+    let report = repo
+        .prune(
+            &Policy::default().with_keep_last(1),
+            &PruneOptions::default().with_sets([full[0].retention_set()]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.deleted(), 2, "two of the full server's three");
+    let left: Vec<String> = repo
+        .list()
+        .await
+        .unwrap()
+        .backups
+        .iter()
+        .map(|m| m.id.to_string())
+        .collect();
+    assert_eq!(left.len(), 4, "{left:?}");
+    for m in &selected {
+        assert!(
+            left.contains(&m.id.to_string()),
+            "the selected set is untouched"
+        );
+    }
 }
