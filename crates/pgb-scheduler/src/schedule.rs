@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, TimeZone as _, Utc};
+use chrono::{DateTime, DurationRound as _, TimeZone as _, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
 use serde::Serialize;
@@ -38,7 +38,13 @@ impl RunTime {
     }
 }
 
-/// The first run strictly after `after`.
+/// `t` cut to whole seconds. Slots are whole minutes: the search starts from a whole second
+/// so a slot found from `Utc::now()` does not inherit its nanoseconds.
+fn whole_seconds(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.duration_trunc(chrono::Duration::seconds(1)).unwrap_or(t)
+}
+
+/// The first run strictly after `after`, in whole seconds.
 ///
 /// Daylight-saving changes follow Vixie cron (croner's rules): a fixed time that does not
 /// exist (02:30 on a spring-forward night) runs at the first valid minute after the gap that
@@ -48,8 +54,8 @@ impl RunTime {
 /// # Errors
 /// [`NoRunTime`] when the expression never matches again.
 pub fn next_run(cron: &Cron, zone: Tz, after: DateTime<Utc>) -> Result<DateTime<Utc>, NoRunTime> {
-    cron.find_next_occurrence(&after.with_timezone(&zone), false)
-        .map(|t| t.with_timezone(&Utc))
+    cron.find_next_occurrence(&whole_seconds(after).with_timezone(&zone), false)
+        .map(|t| whole_seconds(t.with_timezone(&Utc)))
         .map_err(|_| NoRunTime {
             expr: cron.as_str().to_owned(),
             after,
@@ -75,11 +81,11 @@ pub fn next_runs(
     Ok(out)
 }
 
-/// The latest slot at or before `at`, if any.
+/// The latest slot at or before `at`, if any, in whole seconds.
 pub fn previous_slot(cron: &Cron, zone: Tz, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    cron.find_previous_occurrence(&at.with_timezone(&zone), true)
+    cron.find_previous_occurrence(&whole_seconds(at).with_timezone(&zone), true)
         .ok()
-        .map(|t| t.with_timezone(&Utc))
+        .map(|t| whole_seconds(t.with_timezone(&Utc)))
 }
 
 /// The slot that was missed: the latest slot at or before `now` when no successful run

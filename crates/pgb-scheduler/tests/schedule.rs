@@ -168,3 +168,28 @@ fn jitter_is_fixed_per_job_and_bounded() {
     );
     assert_eq!(jitter_for("shop", Duration::ZERO), Duration::ZERO);
 }
+
+#[test]
+fn slots_are_whole_seconds_when_searched_from_a_time_with_nanoseconds() {
+    // `schedule explain` and the daemon search from `Utc::now()`, which has nanoseconds.
+    let after = utc("2026-12-04T12:00:00.722910627Z");
+    let r = next_runs(&cron("0 2 * * *"), Tz::Europe__Berlin, after, 2).unwrap();
+    let json = serde_json::to_value(&r).unwrap();
+    assert_eq!(json[0]["utc"], "2026-12-05T01:00:00Z");
+    assert_eq!(json[0]["local"], "2026-12-05T02:00:00+01:00");
+    assert_eq!(json[1]["utc"], "2026-12-06T01:00:00Z");
+    // The slot before a time with nanoseconds, and a slot at that very second.
+    let c = cron("30 12 * * *");
+    assert_eq!(
+        missed_slot(&c, Tz::UTC, None, utc("2026-12-04T12:30:00.5Z")),
+        Some(utc("2026-12-04T12:30:00Z"))
+    );
+    assert_eq!(
+        next_runs(&c, Tz::UTC, utc("2026-12-04T12:30:00.5Z"), 1).unwrap()[0].utc,
+        utc("2026-12-05T12:30:00Z")
+    );
+    assert_eq!(
+        next_runs(&c, Tz::UTC, utc("2026-12-04T12:29:59.9Z"), 1).unwrap()[0].utc,
+        utc("2026-12-04T12:30:00Z")
+    );
+}

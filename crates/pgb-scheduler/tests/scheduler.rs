@@ -245,3 +245,45 @@ async fn failures_show_in_health_and_make_it_unhealthy() {
     assert_eq!(a.last_success, None);
     assert!(h.alive && !h.healthy && !a.fresh);
 }
+
+#[tokio::test(start_paused = true)]
+async fn slots_in_triggers_and_health_are_whole_seconds() {
+    use chrono::Timelike as _;
+    // `daemon --once` and the daemon start from the system clock, which has nanoseconds.
+    let rec = Arc::new(Recorder::default());
+    let clock = Clock::starting_at(utc("2026-06-10T12:00:30.722910627Z"));
+    *rec.clock.lock().unwrap() = Some(clock);
+    let sched = Scheduler::new(
+        vec![job("a", "0 3 * * *")],
+        Arc::clone(&rec) as Arc<dyn JobRunner>,
+    )
+    .with_clock(clock);
+    let out = sched.run_once(&CancellationToken::new()).await;
+    let json = serde_json::to_value(&out[0]).unwrap();
+    assert_eq!(json["slot"], "2026-06-10T03:00:00Z");
+
+    let mut a = job("a", "*/5 * * * *");
+    a.jitter = Duration::from_secs(60);
+    let health = run_for(
+        vec![a],
+        Arc::clone(&rec),
+        "2026-06-10T12:00:30.722910627Z",
+        Duration::from_secs(400),
+    )
+    .await;
+    let next = health.snapshot(utc("2026-06-10T12:07:00Z")).jobs["a"]
+        .next_run
+        .unwrap();
+    assert_eq!(next.nanosecond(), 0, "next_run {next}");
+    let slots: Vec<_> = rec
+        .runs
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|r| match r.1 {
+            Trigger::Scheduled { slot } => Some(slot),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(slots, [utc("2026-06-10T12:05:00Z")]);
+}
