@@ -151,3 +151,19 @@ fn record_skip(what: &str) {
         let _ = writeln!(f, "deploy {test}: {what}");
     }
 }
+
+#[test]
+fn systemd_units_raise_the_descriptor_limit_for_backups() {
+    // A backup near the usual soft limit of 1024 fails with "Too many open files".
+    for unit in ["pgb-daemon.service", "pgb-run@.service"] {
+        let text = std::fs::read_to_string(deploy().join("systemd").join(unit)).unwrap();
+        let limit: u64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("LimitNOFILE="))
+            .unwrap_or_else(|| panic!("{unit} sets no LimitNOFILE"))
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(limit >= 4096, "{unit}: LimitNOFILE={limit}");
+    }
+}
