@@ -114,6 +114,9 @@ const KEPT: &[&str] = &[
     // Kerberos (GSSAPI authentication): where the ticket cache and configuration are.
     "KRB5CCNAME",
     "KRB5_CONFIG",
+    // OpenSSL's trusted certificates (`sslrootcert=system`).
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
 ];
 
 /// Whether a PostgreSQL tool keeps the caller's variable `name`: [`KEPT`], `LC_*` and libpq's
