@@ -537,6 +537,42 @@ pub fn parse_cron(expr: &str) -> Result<croner::Cron, String> {
         .map_err(|e| format!("invalid cron expression {expr:?}: {e}"))
 }
 
+/// How far ahead a schedule must have a run: `config check` refuses one that has none.
+pub const SCHEDULE_HORIZON_YEARS: u32 = 5;
+
+/// Checks that `cron`, read in `zone`, runs at least once within [`SCHEDULE_HORIZON_YEARS`]
+/// after `now`: `0 0 31 2 *` (February 31st) parses but never runs, and a daemon would wait
+/// for it forever.
+///
+/// # Errors
+/// A one-line reason with the expression (and its next run, when there is a later one).
+pub fn check_schedule_fires(
+    cron: &croner::Cron,
+    zone: chrono_tz::Tz,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), String> {
+    let expr = cron.as_str();
+    let horizon = now
+        .checked_add_months(chrono::Months::new(12 * SCHEDULE_HORIZON_YEARS))
+        .unwrap_or(now);
+    match cron.find_next_occurrence(&now.with_timezone(&zone), false) {
+        Ok(t) if t.with_timezone(&chrono::Utc) <= horizon => Ok(()),
+        Ok(t) => Err(format!(
+            "schedule {expr:?} does not run in the next {SCHEDULE_HORIZON_YEARS} years (next: \
+             {}); check the day of month, month and day of week",
+            t.to_rfc3339()
+        )),
+        Err(_) => Err(format!(
+            "schedule {expr:?} never runs (no date matches it, e.g. February 30th); check the \
+             day of month, month and day of week"
+        )),
+    }
+}
+
+/// The shortest `hook_timeout`: a hook is killed when it runs longer, so zero would kill
+/// every hook at once.
+pub const MIN_HOOK_TIMEOUT: Duration = Duration::from_secs(1);
+
 fn is_env_name(s: &str) -> bool {
     let mut b = s.bytes();
     b.next()
@@ -696,6 +732,11 @@ fn validate(
         .map(parse_cron)
         .transpose()
         .map_err(|m| err("schedule", m))?;
+    // The clock, not the environment: "never runs" is judged from now.
+    let now = chrono::Utc::now();
+    if let Some(cron) = &schedule {
+        check_schedule_fires(cron, timezone, now).map_err(|m| err("schedule", m))?;
+    }
     let jitter = dur("jitter", &s.jitter)?.unwrap_or(Duration::ZERO);
 
     let path_var = (env.var)("PATH").unwrap_or_default();
@@ -733,7 +774,20 @@ fn validate(
         post_backup: hook("post_backup", &s.post_backup)?,
         on_error: hook("on_error", &s.on_error)?,
         post_restore: hook("post_restore", &s.post_restore)?,
-        timeout: dur("hook_timeout", &s.hook_timeout)?.unwrap_or(Duration::from_secs(600)),
+        timeout: match dur("hook_timeout", &s.hook_timeout)? {
+            Some(d) if d < MIN_HOOK_TIMEOUT => {
+                return Err(err(
+                    "hook_timeout",
+                    format!(
+                        "must be at least {}s: a hook running longer is killed, so {:?} would \
+                         kill every hook",
+                        MIN_HOOK_TIMEOUT.as_secs(),
+                        s.hook_timeout.as_deref().unwrap_or_default()
+                    ),
+                ));
+            }
+            d => d.unwrap_or(Duration::from_secs(600)),
+        },
     };
 
     let seconds = |key: &str, v: Option<u64>| -> Result<Option<Duration>, ConfigError> {
@@ -761,7 +815,8 @@ fn validate(
         Some(d) => {
             pg_url("drill.target", &d.target)?;
             if let Some(expr) = &d.schedule {
-                parse_cron(expr).map_err(|m| err("drill.schedule", m))?;
+                let cron = parse_cron(expr).map_err(|m| err("drill.schedule", m))?;
+                check_schedule_fires(&cron, timezone, now).map_err(|m| err("drill.schedule", m))?;
             }
             Some(DrillConfig {
                 target: d.target.clone(),

@@ -407,3 +407,82 @@ fn storage_retries_and_timeouts_layer_and_validate() {
     let e = resolve(BASE, "shop", &[("PGB_STORAGE_RETRIES", "many")]).unwrap_err();
     assert_eq!(e.origin, Origin::Env("PGB_STORAGE_RETRIES".into()));
 }
+
+#[test]
+fn a_schedule_that_never_runs_is_refused_naming_job_and_key() {
+    let with = |extra: &str| format!("[jobs.shop]\nrepository = \"/x\"\n{extra}\n");
+    for (extra, key) in [
+        ("schedule = \"0 0 31 2 *\"", "schedule"),
+        ("schedule = \"30 2 30 2 *\"", "schedule"),
+        ("schedule = \"0 0 31 4,6,9,11 *\"", "schedule"),
+        (
+            "[jobs.shop.drill]\ntarget = \"postgres://d@h/postgres\"\nschedule = \"0 4 31 2 *\"",
+            "drill.schedule",
+        ),
+    ] {
+        let e = resolve(&with(extra), "shop", &[]).unwrap_err();
+        let msg = e.to_string();
+        assert_eq!(e.key.as_deref(), Some(key), "{msg}");
+        assert_eq!(e.job.as_deref(), Some("shop"), "{msg}");
+        assert!(msg.starts_with("pgb.toml:"), "{msg}");
+        assert!(msg.contains("never runs"), "{msg}");
+        assert!(!msg.contains('\n'), "one line: {msg}");
+    }
+    // From [defaults], it is refused for the job that inherits it.
+    let e = resolve(
+        "[defaults]\nschedule = \"0 0 31 2 *\"\n[jobs.shop]\nrepository = \"/x\"\n",
+        "shop",
+        &[],
+    )
+    .unwrap_err();
+    assert_eq!((e.job.as_deref(), line(&e)), (Some("shop"), Some(2)), "{e}");
+    // Rare but real dates pass: February 29th, the 31st (of the months that have one).
+    for ok in ["0 0 29 2 *", "0 0 31 * *", "0 3 * * 0", "@yearly"] {
+        let job = resolve(&with(&format!("schedule = {ok:?}")), "shop", &[]);
+        assert!(job.is_ok(), "{ok}: {:?}", job.err());
+    }
+}
+
+#[test]
+fn a_schedule_must_run_within_five_years() {
+    use chrono::{DateTime, Utc};
+    let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+    // February 29th that is also a Monday ('+' ANDs day of month and day of week): 2044.
+    let cron = pgb_config::parse_cron("0 0 29 2 +1").unwrap();
+    let e =
+        pgb_config::check_schedule_fires(&cron, pgb_config::Tz::UTC, at("2026-06-01T00:00:00Z"))
+            .unwrap_err();
+    assert!(e.contains("does not run in the next 5 years"), "{e}");
+    assert!(e.contains("2044-02-29"), "{e}");
+    assert!(
+        pgb_config::check_schedule_fires(&cron, pgb_config::Tz::UTC, at("2040-06-01T00:00:00Z"))
+            .is_ok()
+    );
+    // Plain February 29th always has a leap year within five years (until 2096).
+    let leap = pgb_config::parse_cron("0 0 29 2 *").unwrap();
+    assert!(
+        pgb_config::check_schedule_fires(&leap, pgb_config::Tz::UTC, at("2029-03-01T00:00:00Z"))
+            .is_ok()
+    );
+}
+
+#[test]
+fn a_zero_hook_timeout_is_refused_with_the_minimum() {
+    for zero in ["0", "0s", "0m"] {
+        let text = format!("[jobs.shop]\nrepository = \"/x\"\nhook_timeout = {zero:?}\n");
+        let e = resolve(&text, "shop", &[]).unwrap_err();
+        let msg = e.to_string();
+        assert_eq!(e.key.as_deref(), Some("hook_timeout"), "{msg}");
+        assert!(
+            msg.starts_with("pgb.toml:3: job \"shop\", key \"hook_timeout\": must be at least 1s"),
+            "{msg}"
+        );
+    }
+    let ok = resolve(
+        "[jobs.shop]\nrepository = \"/x\"\nhook_timeout = \"1s\"\n",
+        "shop",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(ok.hooks.timeout, std::time::Duration::from_secs(1));
+}
