@@ -53,8 +53,14 @@ fn init_logging(g: &GlobalArgs, env: Env<'_>, progress: render::ProgressMode) {
             } else {
                 String::new()
             };
+            // The daemon's own lines (start, each run, stop) show unless --quiet.
+            let daemon = if g.quiet {
+                String::new()
+            } else {
+                format!(",{}=info", cmd::daemon::LOG_TARGET)
+            };
             EnvFilter::new(format!(
-                "{default},opendal={}{progress}",
+                "{default},opendal={}{progress}{daemon}",
                 if g.verbose >= 3 { "debug" } else { "warn" }
             ))
         });

@@ -529,9 +529,11 @@ fn daemon_runs_a_scheduled_backup_serves_health_and_stops_on_sigterm() {
         &repo,
         "schedule = \"* * * * *\"\n[jobs.nightly.check]\nmax_age = \"1s\"",
     );
+    let log = dir.path().join("daemon.log");
     let mut daemon = KillOnDrop(
         common::pgb_cmd(&["daemon", "--listen", &addr, "--config", &path])
             .env("PGB_PG_BIN_DIR", &pg.bin)
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap(),
     );
@@ -602,6 +604,21 @@ fn daemon_runs_a_scheduled_backup_serves_health_and_stops_on_sigterm() {
     common::kill(daemon.0.id(), libc::SIGTERM);
     let status = daemon.0.wait().unwrap();
     assert_eq!(status.code(), Some(0), "a clean stop exits 0");
+    // Its log tells what it did, without -v: start, the run (backup id, size), the stop.
+    let log = std::fs::read_to_string(&log).unwrap();
+    let id = manifest["id"].as_str().unwrap();
+    assert!(log.contains("daemon started"), "{log}");
+    assert!(
+        log.lines().any(|l| l.contains("backup committed")
+            && l.contains(id)
+            && l.contains("stored_bytes")),
+        "{log}"
+    );
+    assert!(
+        log.contains("signal received") && log.contains("daemon stopped"),
+        "{log}"
+    );
+    eprintln!("{log}");
 }
 
 #[test]

@@ -16,6 +16,9 @@ use crate::exit::Failure;
 use crate::render;
 use crate::resolve::{Env, SharedEnv, config, daemon};
 
+/// The log target of the daemon's own lines (start, each run, stop): shown without `-v`.
+pub(crate) const LOG_TARGET: &str = "pgb::daemon";
+
 /// The scheduler's name for a job's drill: `shop/drill` (`/` is not in job names).
 const DRILL: &str = "/drill";
 
@@ -32,15 +35,17 @@ struct Runner {
 impl Runner {
     async fn run_job(&self, name: &str, cancel: CancellationToken) -> Result<(), String> {
         let job = self.jobs.get(name).ok_or("no such job")?;
-        Box::pin(super::run::run_job(
+        let t0 = std::time::Instant::now();
+        let report = Box::pin(super::run::run_job(
             job,
             &*self.env,
             &self.progress,
             cancel.cancelled_owned(),
         ))
         .await
-        .map(|_| ())
-        .map_err(|f| f.message)
+        .map_err(|f| f.message)?;
+        log_run(&report, t0.elapsed());
+        Ok(())
     }
 }
 
@@ -64,6 +69,32 @@ impl Runner {
             Err(e) => Err(e.to_string()),
         }
     }
+}
+
+/// One line per run: what a person reading the daemon's log wants to know.
+fn log_run(r: &pgb_jobs::RunReport, took: std::time::Duration) {
+    let Some(m) = &r.backup else { return };
+    let verify = match (&r.verify, &r.verify_not_recorded) {
+        (None, _) => "not asked",
+        (Some(_), None) => "passed",
+        (Some(_), Some(_)) => "passed, not recorded",
+    };
+    let prune = r.prune.as_ref().map_or_else(
+        || "no policy".to_owned(),
+        |p| format!("{} deleted", p.deleted()),
+    );
+    tracing::info!(
+        target: LOG_TARGET,
+        job = %r.job,
+        backup = %m.id,
+        set = %m.set,
+        stored_bytes = m.stored_size(),
+        plain_bytes = m.plain_size(),
+        seconds = took.as_secs(),
+        verify,
+        prune = %prune,
+        "backup committed"
+    );
 }
 
 /// The scheduler entry of a job's `drill.schedule`; its last success is the newest passed
@@ -142,15 +173,34 @@ pub(super) async fn run(a: DaemonArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
             ..ctx.progress
         },
     };
+    for j in &scheduled {
+        let next = pgb_scheduler::next_run(&j.schedule, j.zone, chrono::Utc::now())
+            .map(|t| t.to_rfc3339())
+            .unwrap_or_else(|e| e.to_string());
+        tracing::info!(target: LOG_TARGET, job = %j.name, next = %next, zone = %j.zone, "scheduled");
+    }
+    tracing::info!(
+        target: LOG_TARGET,
+        jobs = scheduled.len(),
+        listen = %listen.map_or_else(|| "no".to_owned(), |a| a.to_string()),
+        "daemon started"
+    );
     let scheduler = Scheduler::new(scheduled, Arc::new(runner));
     let cancel = CancellationToken::new();
     let stop = cancel.clone();
     let interrupted = ctx.cancelled();
     tokio::spawn(async move {
         interrupted.await;
+        tracing::info!(
+            target: LOG_TARGET,
+            "signal received: stopping (a running backup is cancelled, nothing half-committed)"
+        );
         stop.cancel();
     });
     if let Some(addr) = listen {
+        if let Some(w) = pgb_scheduler::listen_warning(addr) {
+            render::note(format_args!("warning: {w}"));
+        }
         let metrics = Arc::new(daemon::DaemonMetrics::new(
             &all_jobs,
             ctx.env,
@@ -176,5 +226,6 @@ pub(super) async fn run(a: DaemonArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
         };
     }
     scheduler.run(cancel).await;
+    tracing::info!(target: LOG_TARGET, "daemon stopped");
     Ok(())
 }

@@ -6,7 +6,7 @@ mod backup;
 mod check;
 mod cluster;
 mod config;
-mod daemon;
+pub(crate) mod daemon;
 mod drill;
 mod gc;
 mod key;
