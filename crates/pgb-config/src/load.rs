@@ -178,7 +178,9 @@ impl LoadedConfig {
                     .filter(|en| en.key.contains(&s) || en.value.contains(&s))
                     .max_by_key(|en| en.path.len())
             });
-            let mut err = ConfigError::new(at(start), first_line(e.message()).to_owned());
+            let message = unknown_key_hint(first_line(e.message()))
+                .unwrap_or_else(|| first_line(e.message()).to_owned());
+            let mut err = ConfigError::new(at(start), message);
             if let Some(en) = hit {
                 let (job, key) = job_and_key(&en.path);
                 err = err.job(job);
@@ -261,4 +263,39 @@ fn collect_strings(v: &DeValue<'_>, out: &mut Vec<String>) {
 
 fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or(s).trim()
+}
+
+/// serde's "unknown field `keep_dialy`, expected one of `database`, ... (57 names)" as one
+/// useful line: "unknown key `keep_dialy`; did you mean `keep_daily`?" (the nearest known key
+/// within two edits), else "unknown key `x` (`pgb config example` lists every key)".
+fn unknown_key_hint(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (key, known) = rest.split_once('`')?;
+    let nearest = known
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(|k| (edit_distance(key, k), k))
+        .filter(|(d, _)| *d <= 2)
+        .min();
+    Some(match nearest {
+        Some((_, k)) => format!("unknown key `{key}`; did you mean `{k}`?"),
+        None => format!("unknown key `{key}` (`pgb config example` lists every key)"),
+    })
+}
+
+/// Levenshtein distance (the keys are short ASCII names).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
 }
