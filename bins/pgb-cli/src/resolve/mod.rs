@@ -272,7 +272,9 @@ pub(crate) fn restore_options(a: &RestoreArgs, r: &Restore, m: &pgb::Manifest) -
 
 /// An archive checker for `verify` (no connection: it only reads archives).
 pub(crate) fn checker(a: &ToolArgs, env: Env<'_>) -> PgArchiveCheck {
-    PgArchiveCheck::new(tools(a, env))
+    // A directory-format verify spools the table of contents where backups spool, not /tmp.
+    let spool = var(env, "PGB_SPOOL_DIR").map_or_else(|| temp_dir(env), PathBuf::from);
+    PgArchiveCheck::new(tools(a, env)).with_spool_dir(spool)
 }
 
 #[cfg(test)]
