@@ -1,11 +1,9 @@
-//! The tables of an archive's table of contents, read with `pg_restore --list` while the
-//! drill's verify pass streams the archive.
-
-use std::sync::{Arc, PoisonError};
+//! The tables of an archive's table of contents, read with `pg_restore --list` (parsed by
+//! [`pgb_postgres::Toc`]) while the drill's verify pass streams the archive.
 
 use async_trait::async_trait;
 use pgb_core::{ArchiveChecker, ArchiveInfo, DumpError, RestoreSink};
-use pgb_postgres::{Listing, PgArchiveCheck, ToolLocator};
+use pgb_postgres::{PgArchiveCheck, Toc, TocCapture, ToolLocator};
 use serde::{Deserialize, Serialize};
 
 /// A table named in an archive's table of contents.
@@ -23,65 +21,41 @@ impl std::fmt::Display for TocTable {
     }
 }
 
-/// Parses `pg_restore --list` output: entries like
-/// `215; 1259 16386 TABLE public orders alice` (id; catalog oid, object oid, type, schema,
-/// name, owner). Names are printed unquoted, so a name with spaces is taken as everything
-/// between the schema and the owner.
-pub(crate) fn parse_toc_tables(list: &str) -> Vec<TocTable> {
-    let mut out = Vec::new();
-    for line in list.lines() {
-        if line.starts_with(';') {
-            continue;
-        }
-        let Some((_, rest)) = line.split_once("; ") else {
-            continue;
-        };
-        let words: Vec<&str> = rest.split_whitespace().collect();
-        // words: catalog oid, object oid, TYPE..., schema, name, owner
-        if words.len() < 5 || words[2] != "TABLE" || words[3] == "DATA" {
-            continue;
-        }
-        let fields = &words[3..];
-        let (schema, name) = match fields.len() {
-            0 | 1 => continue,
-            2 => (fields[0], fields[1].to_owned()),
-            n => (fields[0], fields[1..n - 1].join(" ")),
-        };
-        out.push(TocTable {
-            schema: schema.to_owned(),
-            name,
-        });
-    }
+/// The `TABLE` entries of a table of contents, sorted, without duplicates.
+pub(crate) fn toc_tables(toc: &Toc) -> Vec<TocTable> {
+    let mut out: Vec<TocTable> = toc
+        .tables()
+        .map(|e| TocTable {
+            schema: e.schema.clone().unwrap_or_default(),
+            name: e.name.clone(),
+        })
+        .collect();
     out.sort();
     out.dedup();
     out
 }
 
 /// An [`ArchiveChecker`] that captures the archive's table list: pgb-postgres's
-/// `pg_restore --list` check, keeping the listing it printed.
+/// `pg_restore --list` check, keeping the table of contents it read.
 #[derive(Debug, Clone)]
 pub(crate) struct TocLister {
     check: PgArchiveCheck,
-    listing: Listing,
+    capture: TocCapture,
 }
 
 impl TocLister {
     pub(crate) fn new(locator: ToolLocator) -> Self {
-        let listing = Listing::default();
+        let capture = TocCapture::default();
         Self {
-            check: PgArchiveCheck::new(locator).with_listing(Arc::clone(&listing)),
-            listing,
+            check: PgArchiveCheck::new(locator).with_toc_capture(capture.clone()),
+            capture,
         }
     }
 
-    /// The tables of the listing, once a check finished; `None` for an archive without a
-    /// table of contents (plain SQL).
+    /// The tables of the table of contents, once a check finished; `None` for an archive
+    /// without one (plain SQL).
     pub(crate) fn take(&self) -> Option<Vec<TocTable>> {
-        self.listing
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-            .map(|text| parse_toc_tables(&text))
+        self.capture.take().map(|toc| toc_tables(&toc))
     }
 }
 
@@ -97,30 +71,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_tables_from_a_listing() {
-        let list = "\
+    fn tables_of_a_listing() {
+        let toc = Toc::parse(
+            "\
 ;
 ; Archive created at 2026-11-30 02:00:00 UTC
 ;     dbname: app
+6; 2615 16380 SCHEMA - sales alice
 215; 1259 16386 TABLE public orders alice
 216; 1259 16390 TABLE sales order lines alice
 217; 1259 16392 SEQUENCE public orders_id_seq alice
 3345; 0 16386 TABLE DATA public orders alice
 3350; 2606 16400 CONSTRAINT public orders orders_pkey alice
-";
-        let t = parse_toc_tables(list);
+",
+        );
+        let table = |schema: &str, name: &str| TocTable {
+            schema: schema.into(),
+            name: name.into(),
+        };
         assert_eq!(
-            t,
-            vec![
-                TocTable {
-                    schema: "public".into(),
-                    name: "orders".into()
-                },
-                TocTable {
-                    schema: "sales".into(),
-                    name: "order lines".into()
-                },
-            ]
+            toc_tables(&toc),
+            vec![table("public", "orders"), table("sales", "order lines")]
         );
     }
 }

@@ -10,6 +10,7 @@ use tokio::io::AsyncReadExt;
 
 use crate::process::{self, Pipes, ToolProcess};
 use crate::restore::{ChildSink, tool_for};
+use crate::toc::Toc;
 use crate::tools::ToolLocator;
 
 /// Checks archives without a connection: a custom-format archive is read by
@@ -18,19 +19,39 @@ use crate::tools::ToolLocator;
 #[derive(Debug, Clone)]
 pub struct PgArchiveCheck {
     locator: ToolLocator,
-    listing: Option<Listing>,
+    capture: Option<TocCapture>,
     spool_dir: std::path::PathBuf,
 }
 
-/// Where [`PgArchiveCheck::with_listing`] leaves the text of `pg_restore --list`.
-pub type Listing = std::sync::Arc<std::sync::Mutex<Option<String>>>;
+/// Where a [`PgArchiveCheck`] made [`with_toc_capture`](PgArchiveCheck::with_toc_capture)
+/// leaves the table of contents it read: clones share one slot.
+#[derive(Debug, Clone, Default)]
+pub struct TocCapture(std::sync::Arc<std::sync::Mutex<Option<Toc>>>);
+
+impl TocCapture {
+    /// The table of contents of the last archive checked since the last `take`; `None`
+    /// when none was read (a plain SQL archive has none).
+    pub fn take(&self) -> Option<Toc> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }
+
+    fn put(&self, toc: Toc) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(toc);
+    }
+}
 
 impl PgArchiveCheck {
     /// A checker with tools found by `locator`.
     pub fn new(locator: ToolLocator) -> Self {
         Self {
             locator,
-            listing: None,
+            capture: None,
             spool_dir: std::path::PathBuf::from("/tmp"),
         }
     }
@@ -42,10 +63,10 @@ impl PgArchiveCheck {
         self
     }
 
-    /// Also keeps the text `pg_restore --list` printed (the table of contents) in `slot`, for
+    /// Also leaves the table of contents `pg_restore --list` printed in `capture`, for
     /// callers that need more than the entry count (a restore drill's table list).
-    pub fn with_listing(mut self, slot: Listing) -> Self {
-        self.listing = Some(slot);
+    pub fn with_toc_capture(mut self, capture: TocCapture) -> Self {
+        self.capture = Some(capture);
         self
     }
 
@@ -112,19 +133,14 @@ impl ArchiveChecker for PgArchiveCheck {
         cmd.arg("--list");
         let mut process = ToolProcess::spawn(cmd, "pg_restore", Pipes::BOTH)?;
         let mut stdout = process.take_stdout().expect("piped");
-        let listing = self.listing.clone();
+        let capture = self.capture.clone();
         let counter = tokio::spawn(async move {
             let mut text = Vec::new();
             let _ = stdout.read_to_end(&mut text).await;
-            let text = String::from_utf8_lossy(&text);
-            let entries = text
-                .lines()
-                .filter(|l| l.starts_with(|c: char| c.is_ascii_digit()))
-                .count() as u64;
-            if let Some(slot) = listing {
-                *slot
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(text.into_owned());
+            let toc = Toc::parse(&String::from_utf8_lossy(&text));
+            let entries = toc.len() as u64;
+            if let Some(capture) = capture {
+                capture.put(toc);
             }
             entries
         });

@@ -237,38 +237,24 @@ pub(crate) async fn check_directory(
         .await
         .map_err(|e| e.with_kind(DumpErrorKind::BadArchive))?;
     read.map_err(|e| DumpError::new(DumpErrorKind::Io, format!("reading pg_restore --list: {e}")))?;
-    let mut entries = 0;
-    for line in text.lines() {
-        let Some((id, rest)) = line.split_once(';') else {
-            continue;
-        };
-        let Ok(id) = id.trim().parse::<u64>() else {
-            continue;
-        };
-        entries += 1;
-        // `3345; 0 16386 TABLE DATA public t postgres`
-        let is_data = rest
-            .split_whitespace()
-            .skip(2)
-            .take(2)
-            .eq(["TABLE", "DATA"]);
-        if is_data {
-            let found = ["dat", "dat.gz", "dat.lz4", "dat.zst"]
-                .iter()
-                .any(|ext| dir.join(format!("{id}.{ext}")).is_file());
-            if !found {
-                return Err(DumpError::new(
-                    DumpErrorKind::BadArchive,
-                    format!(
-                        "directory dump {} lacks the data file of entry {id} ({})",
-                        dir.display(),
-                        rest.trim()
-                    ),
-                ));
-            }
+    let toc = crate::toc::Toc::parse(&text);
+    for e in toc.entries().iter().filter(|e| e.desc == "TABLE DATA") {
+        let id = e.id;
+        let found = ["dat", "dat.gz", "dat.lz4", "dat.zst"]
+            .iter()
+            .any(|ext| dir.join(format!("{id}.{ext}")).is_file());
+        if !found {
+            return Err(DumpError::new(
+                DumpErrorKind::BadArchive,
+                format!(
+                    "directory dump {} lacks the data file of entry {id} ({})",
+                    dir.display(),
+                    e.line()
+                ),
+            ));
         }
     }
-    Ok(entries)
+    Ok(toc.len() as u64)
 }
 
 #[async_trait::async_trait]

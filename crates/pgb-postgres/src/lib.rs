@@ -23,6 +23,8 @@
 //!   parallel restore's spool gets them).
 //! - [`PgArchiveCheck`] implements [`pgb_core::ArchiveChecker`]: `pg_restore --list` on the
 //!   archive, no database needed.
+//! - [`Toc`]: `pg_restore --list` output parsed into typed entries, the one parser of the
+//!   check, a restore's table selection and a drill's table list.
 //! - [`sql`]: small SQL helpers over psql (queries, scratch databases, quoting), for callers
 //!   such as restore drills; [`SqlClient`] carries psql with them as methods.
 //! - [`ConnConfig`]: a `postgres://` URL whose password reaches children only through their
@@ -52,9 +54,10 @@ mod restore;
 mod selection;
 pub mod sql;
 mod sql_client;
+mod toc;
 mod tools;
 
-pub use check::{Listing, PgArchiveCheck};
+pub use check::{PgArchiveCheck, TocCapture};
 pub use cluster::PgCluster;
 pub use conn::{ConnConfig, InvalidUrl};
 pub use directory::{DirectoryDump, PgDumpDirectory, PreparedDirectoryDump, SpoolFile};
@@ -64,4 +67,5 @@ pub use offsets::{DataOffsets, OffsetPatches};
 pub use options::DumpOptions;
 pub use restore::PgRestore;
 pub use sql_client::{SqlClient, check_database_name};
+pub use toc::{Toc, TocEntry};
 pub use tools::{Tool, ToolLocator};

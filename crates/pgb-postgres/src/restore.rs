@@ -603,9 +603,7 @@ impl RestoreSink for Spool {
         let list_file = self.path.with_extension("list");
         if self.opts.is_selective() {
             let checked = match crate::selection::list(&self.tool, &self.path).await {
-                Ok(text) => {
-                    crate::selection::select(&crate::selection::parse_toc(&text), &self.opts)
-                }
+                Ok(text) => crate::selection::select(&crate::toc::Toc::parse(&text), &self.opts),
                 Err(e) => Err(e),
             };
             let written = match checked {
@@ -722,7 +720,7 @@ impl DirectorySink for SpoolDir {
             return Ok(None);
         }
         let text = crate::selection::list(&self.tool, &self.dir).await?;
-        let sel = crate::selection::select(&crate::selection::parse_toc(&text), &self.opts)?;
+        let sel = crate::selection::select(&crate::toc::Toc::parse(&text), &self.opts)?;
         crate::selection::write_list(&self.parent.join("restore.list"), &sel.list).await?;
         Ok(Some(
             sel.data_ids.iter().map(|id| format!("{id}.dat")).collect(),

@@ -11,6 +11,7 @@ use pgb_core::{DumpError, DumpErrorKind, RestoreOptions};
 use tokio::io::AsyncReadExt;
 
 use crate::process::{self, Pipes, ToolProcess};
+use crate::toc::{Toc, TocEntry};
 use crate::tools::Tool;
 
 /// Entry types a table name can name (what pg_restore's `-t` matches).
@@ -23,8 +24,9 @@ const RELATIONS: [&str; 5] = [
 ];
 /// Entries that hold a relation's data.
 const DATA: [&str; 3] = ["TABLE DATA", "MATERIALIZED VIEW DATA", "SEQUENCE SET"];
-/// Entry types recognised, longest first (so `TABLE DATA` is not read as `TABLE`).
-const KINDS: [&str; 31] = [
+/// Entry types a schema selection brings along (entries of other types in the schema, such
+/// as its ACLs, are left out).
+const IN_SCHEMA: [&str; 31] = [
     "MATERIALIZED VIEW DATA",
     "SEQUENCE OWNED BY",
     "MATERIALIZED VIEW",
@@ -58,54 +60,6 @@ const KINDS: [&str; 31] = [
     "VIEW",
 ];
 
-/// One recognised table-of-contents entry and its line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct TocEntry {
-    pub(crate) id: u64,
-    pub(crate) kind: &'static str,
-    pub(crate) schema: String,
-    pub(crate) name: String,
-    pub(crate) line: String,
-}
-
-/// The entries of `pg_restore --list` output whose type is recognised.
-pub(crate) fn parse_toc(listing: &str) -> Vec<TocEntry> {
-    let mut out = Vec::new();
-    for line in listing.lines() {
-        let Some((id, rest)) = line.split_once(';') else {
-            continue;
-        };
-        let Ok(id) = id.trim().parse::<u64>() else {
-            continue;
-        };
-        // `0 16386 TABLE DATA public orders postgres`
-        let mut it = rest.split_whitespace();
-        let (Some(_), Some(_)) = (it.next(), it.next()) else {
-            continue;
-        };
-        let tail: Vec<&str> = it.collect();
-        let tail_text = tail.join(" ");
-        let Some(kind) = KINDS
-            .iter()
-            .find(|k| tail_text.starts_with(&format!("{k} ")))
-        else {
-            continue;
-        };
-        let words = kind.split(' ').count();
-        let (Some(schema), Some(name)) = (tail.get(words), tail.get(words + 1)) else {
-            continue;
-        };
-        out.push(TocEntry {
-            id,
-            kind,
-            schema: (*schema).to_owned(),
-            name: (*name).to_owned(),
-            line: line.to_owned(),
-        });
-    }
-    out
-}
-
 /// A requested table: (schema, name); no schema matches any.
 fn table_parts(t: &str) -> (Option<&str>, &str) {
     match t.split_once('.') {
@@ -126,7 +80,13 @@ pub(crate) struct Selected {
 ///
 /// # Errors
 /// `NoMatch` naming the first table or schema the archive does not hold.
-pub(crate) fn select(entries: &[TocEntry], opts: &RestoreOptions) -> Result<Selected, DumpError> {
+pub(crate) fn select(toc: &Toc, opts: &RestoreOptions) -> Result<Selected, DumpError> {
+    let kind = |e: &TocEntry, kinds: &[&str]| kinds.contains(&e.desc.as_str());
+    let entries: Vec<&TocEntry> = toc
+        .entries()
+        .iter()
+        .filter(|e| kind(e, &IN_SCHEMA))
+        .collect();
     let missing = |what: String| {
         Err(DumpError::new(
             DumpErrorKind::NoMatch,
@@ -135,19 +95,19 @@ pub(crate) fn select(entries: &[TocEntry], opts: &RestoreOptions) -> Result<Sele
     };
     let is_table = |e: &TocEntry, t: &str| {
         let (schema, name) = table_parts(t);
-        (RELATIONS.contains(&e.kind) || DATA.contains(&e.kind))
+        (kind(e, &RELATIONS) || kind(e, &DATA))
             && e.name == name
-            && schema.is_none_or(|s| e.schema == s)
+            && schema.is_none_or(|s| e.in_schema(s))
     };
     for t in &opts.tables {
         if !entries
             .iter()
-            .any(|e| RELATIONS.contains(&e.kind) && is_table(e, t))
+            .any(|e| kind(e, &RELATIONS) && is_table(e, t))
         {
             return missing(format!("table {t}"));
         }
     }
-    let in_schema = |e: &TocEntry, s: &str| e.schema == s || (e.kind == "SCHEMA" && e.name == s);
+    let in_schema = |e: &TocEntry, s: &str| e.in_schema(s) || (e.desc == "SCHEMA" && e.name == s);
     for s in &opts.schemas {
         if !entries.iter().any(|e| in_schema(e, s)) {
             return missing(format!("schema {s}"));
@@ -155,26 +115,27 @@ pub(crate) fn select(entries: &[TocEntry], opts: &RestoreOptions) -> Result<Sele
     }
     let chosen: Vec<&TocEntry> = entries
         .iter()
+        .copied()
         .filter(|e| {
             opts.tables.iter().any(|t| is_table(e, t))
                 || opts.schemas.iter().any(|s| in_schema(e, s))
         })
         .collect();
     // The schemas of the chosen tables must exist in the target: their CREATE SCHEMA too.
-    let schemas: Vec<&str> = chosen.iter().map(|e| e.schema.as_str()).collect();
+    let schemas: Vec<&str> = chosen.iter().filter_map(|e| e.schema.as_deref()).collect();
     let list = entries
         .iter()
         .filter(|e| {
             chosen.iter().any(|c| c.id == e.id)
-                || (e.kind == "SCHEMA" && schemas.contains(&e.name.as_str()))
+                || (e.desc == "SCHEMA" && schemas.contains(&e.name.as_str()))
         })
-        .map(|e| format!("{}\n", e.line))
+        .map(|e| format!("{}\n", e.line()))
         .collect();
     Ok(Selected {
         list,
         data_ids: chosen
             .iter()
-            .filter(|e| DATA.contains(&e.kind))
+            .filter(|e| kind(e, &DATA))
             .map(|e| e.id)
             .collect(),
     })
@@ -232,7 +193,7 @@ mod tests {
 
     #[test]
     fn tables_select_their_data_and_unknown_ones_are_refused() {
-        let toc = parse_toc(LISTING);
+        let toc = Toc::parse(LISTING);
         assert_eq!(toc.len(), 8);
         let ids = |opts: &RestoreOptions| select(&toc, opts).unwrap().data_ids;
         let opts = RestoreOptions::new().with_tables(vec!["public.orders".into()]);
@@ -258,5 +219,32 @@ mod tests {
         assert_eq!(e.to_string(), "the backup holds no table public.nope");
         let opts = RestoreOptions::new().with_schemas(vec!["nope".into()]);
         assert!(select(&toc, &opts).is_err());
+    }
+
+    #[test]
+    fn names_with_spaces_select_their_entries() {
+        // From `pg_restore --list` of a real archive (PostgreSQL 15).
+        let toc = Toc::parse(
+            "6; 2615 31796 SCHEMA - my schema postgres\n\
+             215; 1259 31797 TABLE my schema order lines postgres\n\
+             216; 1259 31805 TABLE public order postgres\n\
+             3383; 0 0 ACL public TABLE order postgres\n\
+             3372; 0 31797 TABLE DATA my schema order lines postgres\n\
+             3373; 0 31805 TABLE DATA public order postgres\n",
+        );
+        let opts = RestoreOptions::new().with_tables(vec!["my schema.order lines".into()]);
+        let sel = select(&toc, &opts).unwrap();
+        assert_eq!(sel.data_ids, [3372]);
+        assert!(
+            sel.list
+                .starts_with("6; 2615 31796 SCHEMA - my schema postgres\n")
+        );
+        let opts = RestoreOptions::new().with_tables(vec!["order".into()]);
+        assert_eq!(select(&toc, &opts).unwrap().data_ids, [3373]);
+        // A schema brings its tables and data, not its ACLs.
+        let opts = RestoreOptions::new().with_schemas(vec!["public".into()]);
+        let sel = select(&toc, &opts).unwrap();
+        assert_eq!(sel.data_ids, [3373]);
+        assert!(!sel.list.contains("ACL"), "{}", sel.list);
     }
 }
