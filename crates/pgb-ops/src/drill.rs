@@ -1,7 +1,5 @@
 //! Restore drills: prove that a backup restores, and how long it takes.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -9,13 +7,18 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use pgb_core::{
     AuthKey, BackupId, DumpError, DumpErrorKind, Error as CoreError, ErrorClass, Manifest,
-    Progress, Repository, RestoreOptions, StorageExt,
+    Progress, Repository, RestoreOptions,
 };
 use pgb_postgres::{ConnConfig, PgRestore, SqlClient, ToolLocator};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::record::{compact_time, record_drill};
+mod checks;
+mod scratch;
+
+use self::checks::{cause_of, failed, passed};
+use self::scratch::{Scratch, scratch_name};
+use crate::record::record_drill;
 use crate::toc::{TocLister, TocTable};
 
 /// Which backup a drill restores.
@@ -310,9 +313,11 @@ impl DrillError {
 /// and RPO, records the result in the repository (unless `opts.record` is off) and drops the
 /// scratch database (unless `opts.keep`).
 ///
-/// `cancel` resolving (a signal) stops the drill; the scratch database is dropped before this
-/// returns [`DrillError::Cancelled`]. Dropping the returned future drops it too (blocking the
-/// dropping thread for one `DROP DATABASE`).
+/// The drill is a pipeline of steps: choose the backup, fetch and verify it, create the
+/// scratch database and restore into it, run the hooks, analyze, check, record. The scratch
+/// database is dropped, awaited, on every way out of the steps: the end, a step that could not
+/// run, or `cancel` resolving (a signal; then this returns [`DrillError::Cancelled`]).
+/// Dropping the returned future itself mid-drill spawns that drop on the current runtime.
 ///
 /// A drill that ran returns `Ok` with the verdict in [`DrillReport::outcome`]; `Err` means it
 /// could not run (no such backup, unreachable target, refused target).
@@ -326,74 +331,266 @@ pub async fn drill(
     progress: &dyn Progress,
     cancel: impl Future<Output = ()>,
 ) -> Result<DrillReport, DrillError> {
-    tokio::select! {
+    let started_at = OffsetDateTime::now_utc();
+    let t0 = Instant::now();
+    let mut cancel = std::pin::pin!(cancel);
+    let prepare = prepare(repo, opts, started_at);
+    let (m, client, scratch) = tokio::select! {
         biased;
-        () = cancel => Err(DrillError::Cancelled),
-        r = run(repo, opts, hook, progress) => r,
+        () = &mut cancel => return Err(DrillError::Cancelled),
+        r = prepare => r?,
+    };
+    let steps = steps(repo, opts, hook, progress, &m, &client, &scratch);
+    let ran = tokio::select! {
+        biased;
+        () = &mut cancel => None,
+        r = steps => Some(r),
+    };
+    let rto = t0.elapsed();
+    // Every way out of the steps comes through here: the drop is awaited, never blocking.
+    // Only a drill that ran keeps its database (`keep`).
+    let dropped = scratch
+        .finish(opts.keep && matches!(ran, Some(Ok(_))))
+        .await;
+    let found = ran.ok_or(DrillError::Cancelled)??;
+    let mut report = verdict(opts, &m, found, started_at, rto, dropped, scratch.name());
+    if opts.record {
+        match record_drill(repo, &report, opts.auth_key.as_ref()).await {
+            Ok(key) => report.recorded_as = Some(key.as_str().to_owned()),
+            Err(e) => report.record_error = Some(e.to_string()),
+        }
+    }
+    Ok(report)
+}
+
+/// Step 1: the backup to restore and a free scratch database name on the target.
+async fn prepare(
+    repo: &Repository,
+    opts: &DrillOptions,
+    now: OffsetDateTime,
+) -> Result<(Manifest, SqlClient, Scratch), DrillError> {
+    let client = SqlClient::locate(&opts.locator)
+        .await
+        .map_err(DrillError::Target)?;
+    let m = match &opts.backup {
+        BackupChoice::Id(id) => repo.manifest(id).await?,
+        other => {
+            let listing = repo.list().await?;
+            choose(&listing, other, opts.from_database.as_deref(), now)?
+        }
+    };
+    if let Some(db) = &opts.from_database
+        && m.database != *db
+    {
+        return Err(DrillError::Invalid(format!(
+            "backup {} is of database {}, not {db}",
+            m.id, m.database
+        )));
+    }
+    let server = opts.target.server();
+    let name = scratch_name(&m.database, now);
+    for database in [opts.target.dbname().unwrap_or_default(), name.as_str()] {
+        if server == m.server && database == m.database {
+            return Err(DrillError::SameAsSource {
+                server,
+                database: database.to_owned(),
+            });
+        }
+    }
+    // The target must be usable before minutes are spent fetching the backup.
+    if client
+        .database_exists(&opts.target, &name)
+        .await
+        .map_err(DrillError::Target)?
+    {
+        return Err(DrillError::Invalid(format!(
+            "a database named {name} already exists on {server}; another drill is running, or one was kept"
+        )));
+    }
+    let scratch = Scratch::new(client.clone(), opts.target.clone(), name);
+    Ok((m, client, scratch))
+}
+
+/// What the steps after [`prepare`] found.
+#[derive(Debug, Default)]
+struct Found {
+    checks: Vec<CheckResult>,
+    phases: Vec<Phase>,
+    toc_tables: u64,
+}
+
+/// Steps 2 to 6, each timed as a phase; a step whose check fails ends the pipeline there.
+async fn steps(
+    repo: &Repository,
+    opts: &DrillOptions,
+    hook: Option<&dyn DrillHook>,
+    progress: &dyn Progress,
+    m: &Manifest,
+    client: &SqlClient,
+    scratch: &Scratch,
+) -> Result<Found, DrillError> {
+    let mut found = Found::default();
+    let mut clock = Clock::new();
+    let (verified, tables) = fetch_verify(repo, opts, m, progress).await?;
+    found.checks.push(verified);
+    found.phases.push(clock.lap("fetch_verify"));
+    if !found.checks[0].passed {
+        return Ok(found);
+    }
+    let restored = restore(repo, opts, m, progress, scratch).await?;
+    let ok = restored.passed;
+    found.checks.push(restored);
+    found.phases.push(clock.lap("restore"));
+    if !ok {
+        return Ok(found);
+    }
+    let target = scratch.conn();
+    if let Some(h) = hook {
+        found.checks.push(match h.post_restore(&target).await {
+            Ok(()) => passed("post_restore hooks", "ran"),
+            Err(e) => failed("post_restore hooks", e),
+        });
+    }
+    found.phases.push(clock.lap("hooks"));
+    // Analyze, so the restored database is usable (and planned) as in a real recovery.
+    if let Err(e) = client.query(&target, "analyze;", &[]).await {
+        found.checks.push(failed("analyze", cause_of(&e)));
+    }
+    found.phases.push(clock.lap("analyze"));
+    found.toc_tables = tables.as_ref().map_or(0, |t| t.len() as u64);
+    let estimates = &m.table_estimates;
+    let checked = checks::run(client, &target, tables.as_deref(), estimates, &opts.smoke).await;
+    found.checks.extend(checked);
+    found.phases.push(clock.lap("checks"));
+    Ok(found)
+}
+
+/// Step 2: fetch and verify (checksums, decompression, the archive's table of contents);
+/// the check and the archive's tables (`None`: no table of contents, plain SQL).
+async fn fetch_verify(
+    repo: &Repository,
+    opts: &DrillOptions,
+    m: &Manifest,
+    progress: &dyn Progress,
+) -> Result<(CheckResult, Option<Vec<TocTable>>), DrillError> {
+    const NAME: &str = "fetch and verify";
+    let lister = TocLister::new(opts.locator.clone());
+    let check = match repo.verify(m, Some(&lister), progress).await {
+        Ok(r) => passed(
+            NAME,
+            format!(
+                "{} stored bytes, {} plain bytes, checksums match{}",
+                r.stored_size,
+                r.plain_size,
+                r.toc_entries
+                    .map(|n| format!(", {n} table-of-contents entries"))
+                    .unwrap_or_default()
+            ),
+        ),
+        Err(e @ (CoreError::Integrity { .. } | CoreError::Manifest { .. })) => {
+            failed(NAME, e.to_string())
+        }
+        Err(CoreError::Dump(e)) if !is_target_problem(&e) => failed(NAME, cause_of(&e)),
+        Err(CoreError::Dump(e)) => return Err(DrillError::Target(e)),
+        Err(e) => return Err(e.into()),
+    };
+    Ok((check, lister.take()))
+}
+
+/// Step 3: create the scratch database and restore the backup into it.
+async fn restore(
+    repo: &Repository,
+    opts: &DrillOptions,
+    m: &Manifest,
+    progress: &dyn Progress,
+    scratch: &Scratch,
+) -> Result<CheckResult, DrillError> {
+    const NAME: &str = "restore";
+    scratch.create().await.map_err(DrillError::Target)?;
+    let restorer = PgRestore::new(scratch.conn(), opts.locator.clone(), &opts.spool_dir);
+    let ropts = RestoreOptions::new()
+        .with_verify_first(false)
+        .with_jobs(opts.jobs);
+    match repo.restore(m, &restorer, &ropts, progress).await {
+        Ok(_) => Ok(passed(NAME, "pg_restore exited cleanly")),
+        Err(CoreError::Dump(e)) if is_target_problem(&e) => Err(DrillError::Target(e)),
+        Err(CoreError::Dump(e)) => Ok(failed(NAME, cause_of(&e))),
+        Err(e @ CoreError::Storage(_)) => Err(e.into()),
+        Err(e) => Ok(failed(NAME, e.to_string())),
     }
 }
 
-/// A scratch database that is dropped when this guard is dropped while armed.
-#[derive(Debug)]
-struct Scratch {
-    client: SqlClient,
-    server: ConnConfig,
-    name: String,
-    armed: bool,
-}
-
-impl Scratch {
-    async fn drop_now(mut self) -> Result<(), DumpError> {
-        self.armed = false;
-        let mut last = Ok(());
-        for attempt in 0..3 {
-            last = self.client.drop_database(&self.server, &self.name).await;
-            if last.is_ok() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200 * (attempt + 1))).await;
-        }
-        last
+/// The last step: the verdict on the checks and the RTO and RPO limits.
+fn verdict(
+    opts: &DrillOptions,
+    m: &Manifest,
+    found: Found,
+    started_at: OffsetDateTime,
+    rto: Duration,
+    dropped: bool,
+    scratch: &str,
+) -> DrillReport {
+    let rpo = (started_at - m.started_at).max(time::Duration::ZERO);
+    let rpo_s = u64::try_from(rpo.whole_seconds()).unwrap_or(0);
+    let first_failure = found
+        .checks
+        .iter()
+        .find(|c| !c.passed)
+        .map(|c| format!("{}: {}", c.name, c.detail));
+    let mut limits = Vec::new();
+    if let Some(max) = opts.max_rto
+        && rto > max
+    {
+        limits.push(format!(
+            "RTO {:.1}s exceeds the limit of {}s",
+            rto.as_secs_f64(),
+            max.as_secs()
+        ));
+    }
+    if let Some(max) = opts.max_rpo
+        && rpo_s > max.as_secs()
+    {
+        limits.push(format!(
+            "RPO {rpo_s}s (backup taken {}) exceeds the limit of {}s",
+            m.started_at,
+            max.as_secs()
+        ));
+    }
+    let (outcome, cause) = match first_failure {
+        Some(f) => (DrillOutcome::CheckFailed, Some(f)),
+        None if !limits.is_empty() => (DrillOutcome::LimitExceeded, Some(limits.join("; "))),
+        None => (DrillOutcome::Passed, None),
+    };
+    DrillReport {
+        backup_id: m.id.clone(),
+        set: m.set.clone(),
+        database: m.database.clone(),
+        job: opts.job.clone(),
+        backup_started_at: m.started_at,
+        stored_size: m.stored_size(),
+        target_server: opts.target.server(),
+        scratch_database: scratch.to_owned(),
+        kept: opts.keep,
+        dropped,
+        started_at,
+        finished_at: OffsetDateTime::now_utc(),
+        outcome,
+        cause,
+        phases: found.phases,
+        rto_ms: millis(rto),
+        rpo_s,
+        max_rto_ms: opts.max_rto.map(millis),
+        max_rpo_s: opts.max_rpo.map(|d| d.as_secs()),
+        toc_tables: found.toc_tables,
+        checks: found.checks,
+        pgb_version: env!("CARGO_PKG_VERSION").to_owned(),
+        recorded_as: None,
+        record_error: None,
     }
 }
 
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
-        // Cancelled mid-drill: nothing can be awaited here, so drop it synchronously.
-        for attempt in 0..3u64 {
-            match self.client.drop_database_blocking(&self.server, &self.name) {
-                Ok(()) => {
-                    tracing::info!(database = %self.name, "dropped the drill's scratch database");
-                    return;
-                }
-                Err(e) if attempt == 2 => {
-                    tracing::error!(database = %self.name, error = %e, "could not drop the drill's scratch database; drop it by hand");
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(200 * (attempt + 1))),
-            }
-        }
-    }
-}
-
-/// `pgb_drill_<database>_<utc time>`: lower-case letters, digits and `_` only, at most 63 bytes.
-fn scratch_name(database: &str, at: OffsetDateTime) -> String {
-    let mut db: String = database
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let suffix = compact_time(at).to_ascii_lowercase();
-    let room = 63 - "pgb_drill__".len() - suffix.len();
-    db.truncate(room);
-    format!("pgb_drill_{db}_{suffix}")
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 fn choose(
@@ -402,7 +599,6 @@ fn choose(
     database: Option<&str>,
     now: OffsetDateTime,
 ) -> Result<Manifest, DrillError> {
-    let of_db = |m: &&Manifest| database.is_none_or(|d| m.database == d);
     let none = || {
         DrillError::Repository(CoreError::NoBackups {
             database: database.map(str::to_owned),
@@ -417,7 +613,7 @@ fn choose(
             let candidates: Vec<&Manifest> = listing
                 .backups
                 .iter()
-                .filter(of_db)
+                .filter(|m| database.is_none_or(|d| m.database == d))
                 .filter(|m| m.started_at >= since)
                 .collect();
             if candidates.is_empty() {
@@ -444,555 +640,21 @@ fn is_target_problem(e: &DumpError) -> bool {
     )
 }
 
-fn cause_of(e: &DumpError) -> String {
-    let tail = e
-        .stderr_tail()
-        .and_then(|t| {
-            t.lines()
-                .rev()
-                .find(|l| l.contains("ERROR") || l.contains("error:") || l.contains("FATAL"))
-                .or_else(|| t.lines().last())
-        })
-        .map(|l| format!(": {}", l.trim()))
-        .unwrap_or_default();
-    format!("{e}{tail}")
-}
-
-struct Clock {
-    phases: Vec<Phase>,
-    mark: Instant,
-}
+/// Times the phases: each lap is the time since the previous one.
+struct Clock(Instant);
 
 impl Clock {
-    fn lap(&mut self, name: &str) {
+    fn new() -> Self {
+        Self(Instant::now())
+    }
+
+    fn lap(&mut self, name: &str) -> Phase {
         let now = Instant::now();
-        self.phases.push(Phase {
+        let phase = Phase {
             name: name.to_owned(),
-            millis: u64::try_from((now - self.mark).as_millis()).unwrap_or(u64::MAX),
-        });
-        self.mark = now;
-    }
-}
-
-async fn run(
-    repo: &Repository,
-    opts: &DrillOptions,
-    hook: Option<&dyn DrillHook>,
-    progress: &dyn Progress,
-) -> Result<DrillReport, DrillError> {
-    let started_at = OffsetDateTime::now_utc();
-    let t0 = Instant::now();
-    let client = SqlClient::locate(&opts.locator)
-        .await
-        .map_err(DrillError::Target)?;
-
-    let m = match &opts.backup {
-        BackupChoice::Id(id) => repo.manifest(id).await?,
-        other => {
-            let listing = repo.list().await?;
-            choose(&listing, other, opts.from_database.as_deref(), started_at)?
-        }
-    };
-    if let Some(db) = &opts.from_database
-        && m.database != *db
-    {
-        return Err(DrillError::Invalid(format!(
-            "backup {} is of database {}, not {db}",
-            m.id, m.database
-        )));
-    }
-    let server = opts.target.server();
-    if server == m.server && opts.target.dbname() == Some(m.database.as_str()) {
-        return Err(DrillError::SameAsSource {
-            server,
-            database: m.database.clone(),
-        });
-    }
-    let name = scratch_name(&m.database, started_at);
-    if server == m.server && name == m.database {
-        return Err(DrillError::SameAsSource {
-            server,
-            database: name,
-        });
-    }
-
-    // The target must be usable before minutes are spent fetching the backup.
-    if client
-        .database_exists(&opts.target, &name)
-        .await
-        .map_err(DrillError::Target)?
-    {
-        return Err(DrillError::Invalid(format!(
-            "a database named {name} already exists on {server}; another drill is running, or one was kept"
-        )));
-    }
-
-    let mut clock = Clock {
-        phases: Vec::new(),
-        mark: Instant::now(),
-    };
-    let mut checks: Vec<CheckResult> = Vec::new();
-    let mut toc_tables = 0u64;
-
-    // Phase 1: fetch and verify (checksums, decompression, the archive's table of contents).
-    let lister = TocLister::new(opts.locator.clone());
-    let verified = match repo.verify(&m, Some(&lister), progress).await {
-        Ok(report) => {
-            checks.push(CheckResult {
-                name: "fetch and verify".into(),
-                passed: true,
-                skipped: false,
-                detail: format!(
-                    "{} stored bytes, {} plain bytes, checksums match{}",
-                    report.stored_size,
-                    report.plain_size,
-                    report
-                        .toc_entries
-                        .map(|n| format!(", {n} table-of-contents entries"))
-                        .unwrap_or_default()
-                ),
-            });
-            true
-        }
-        Err(e @ (CoreError::Integrity { .. } | CoreError::Manifest { .. })) => {
-            checks.push(failed("fetch and verify", e.to_string()));
-            false
-        }
-        Err(CoreError::Dump(e)) if !is_target_problem(&e) => {
-            checks.push(failed("fetch and verify", cause_of(&e)));
-            false
-        }
-        Err(CoreError::Dump(e)) => return Err(DrillError::Target(e)),
-        Err(e) => return Err(e.into()),
-    };
-    let tables = lister.take();
-    clock.lap("fetch_verify");
-
-    let target = opts.target.with_dbname(&name);
-    let mut scratch: Option<Scratch> = None;
-    if verified {
-        // Phase 2: restore into the scratch database.
-        let guard = Scratch {
-            client: client.clone(),
-            server: opts.target.clone(),
-            name: name.clone(),
-            armed: true,
+            millis: millis(now - self.0),
         };
-        if let Err(e) = client.create_database(&opts.target, &name).await {
-            let _ = guard.drop_now().await;
-            return Err(DrillError::Target(e));
-        }
-        scratch = Some(guard);
-        let restorer = PgRestore::new(target.clone(), opts.locator.clone(), &opts.spool_dir);
-        let ropts = RestoreOptions::new()
-            .with_verify_first(false)
-            .with_jobs(opts.jobs);
-        let restored = match repo.restore(&m, &restorer, &ropts, progress).await {
-            Ok(_) => {
-                checks.push(passed("restore", "pg_restore exited cleanly"));
-                true
-            }
-            Err(CoreError::Dump(e)) if is_target_problem(&e) => {
-                if let Some(s) = scratch.take() {
-                    let _ = s.drop_now().await;
-                }
-                return Err(DrillError::Target(e));
-            }
-            Err(CoreError::Dump(e)) => {
-                checks.push(failed("restore", cause_of(&e)));
-                false
-            }
-            Err(e @ CoreError::Storage(_)) => {
-                if let Some(s) = scratch.take() {
-                    let _ = s.drop_now().await;
-                }
-                return Err(e.into());
-            }
-            Err(e) => {
-                checks.push(failed("restore", e.to_string()));
-                false
-            }
-        };
-        clock.lap("restore");
-
-        if restored {
-            // Phase 3: post-restore hooks (migrations).
-            if let Some(h) = hook {
-                match h.post_restore(&target).await {
-                    Ok(()) => checks.push(passed("post_restore hooks", "ran")),
-                    Err(e) => checks.push(failed("post_restore hooks", e)),
-                }
-            }
-            clock.lap("hooks");
-
-            // Phase 4: analyze, so the restored database is usable (and planned) as it would
-            // be in a real recovery.
-            if let Err(e) = client.query(&target, "analyze;", &[]).await {
-                checks.push(failed("analyze", cause_of(&e)));
-            }
-            clock.lap("analyze");
-
-            // Phase 5: checks.
-            toc_tables = tables.as_ref().map_or(0, |t| t.len() as u64);
-            let estimates = table_estimates(repo, &m.id).await;
-            table_checks(
-                &client,
-                &target,
-                tables.as_deref(),
-                estimates.as_ref(),
-                &mut checks,
-            )
-            .await;
-            for s in &opts.smoke {
-                checks.push(smoke(&client, &target, s).await);
-            }
-            clock.lap("checks");
-        }
-    }
-
-    let rto = t0.elapsed();
-    let rpo = (started_at - m.started_at).max(time::Duration::ZERO);
-    let rpo_s = u64::try_from(rpo.whole_seconds()).unwrap_or(0);
-    let rto_ms = u64::try_from(rto.as_millis()).unwrap_or(u64::MAX);
-    let first_failure = checks
-        .iter()
-        .find(|c| !c.passed)
-        .map(|c| format!("{}: {}", c.name, c.detail));
-    let mut limit = None;
-    if let Some(max) = opts.max_rto
-        && rto > max
-    {
-        limit = Some(format!(
-            "RTO {:.1}s exceeds the limit of {}s",
-            rto.as_secs_f64(),
-            max.as_secs()
-        ));
-    }
-    if let Some(max) = opts.max_rpo
-        && rpo_s > max.as_secs()
-    {
-        let msg = format!(
-            "RPO {rpo_s}s (backup taken {}) exceeds the limit of {}s",
-            m.started_at,
-            max.as_secs()
-        );
-        limit = Some(limit.map_or(msg.clone(), |l| format!("{l}; {msg}")));
-    }
-    let (outcome, cause) = match (first_failure, limit) {
-        (Some(f), _) => (DrillOutcome::CheckFailed, Some(f)),
-        (None, Some(l)) => (DrillOutcome::LimitExceeded, Some(l)),
-        (None, None) => (DrillOutcome::Passed, None),
-    };
-
-    let mut dropped = false;
-    if let Some(s) = scratch {
-        if opts.keep {
-            let mut s = s;
-            s.armed = false;
-        } else {
-            match s.drop_now().await {
-                Ok(()) => dropped = true,
-                Err(e) => {
-                    tracing::error!(database = %name, error = %e, "could not drop the drill's scratch database; drop it by hand");
-                }
-            }
-        }
-    } else {
-        dropped = !opts.keep;
-    }
-
-    let mut report = DrillReport {
-        backup_id: m.id.clone(),
-        set: m.set.clone(),
-        database: m.database.clone(),
-        job: opts.job.clone(),
-        backup_started_at: m.started_at,
-        stored_size: m.stored_size(),
-        target_server: server,
-        scratch_database: name,
-        kept: opts.keep,
-        dropped,
-        started_at,
-        finished_at: OffsetDateTime::now_utc(),
-        outcome,
-        cause,
-        phases: clock.phases,
-        rto_ms,
-        rpo_s,
-        max_rto_ms: opts
-            .max_rto
-            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
-        max_rpo_s: opts.max_rpo.map(|d| d.as_secs()),
-        toc_tables,
-        checks,
-        pgb_version: env!("CARGO_PKG_VERSION").to_owned(),
-        recorded_as: None,
-        record_error: None,
-    };
-    if opts.record {
-        match record_drill(repo, &report, opts.auth_key.as_ref()).await {
-            Ok(key) => report.recorded_as = Some(key.as_str().to_owned()),
-            Err(e) => report.record_error = Some(e.to_string()),
-        }
-    }
-    Ok(report)
-}
-
-fn passed(name: &str, detail: impl Into<String>) -> CheckResult {
-    CheckResult {
-        name: name.to_owned(),
-        passed: true,
-        skipped: false,
-        detail: detail.into(),
-    }
-}
-
-fn failed(name: &str, detail: impl Into<String>) -> CheckResult {
-    CheckResult {
-        name: name.to_owned(),
-        passed: false,
-        skipped: false,
-        detail: detail.into(),
-    }
-}
-
-fn skipped(name: &str, detail: impl Into<String>) -> CheckResult {
-    CheckResult {
-        name: name.to_owned(),
-        passed: true,
-        skipped: true,
-        detail: detail.into(),
-    }
-}
-
-/// Every user table of the restored database and whether it holds at least one row (exact:
-/// one `LIMIT 1` probe per table, in a single query).
-const TABLES_SQL: &str = "select coalesce(json_agg(json_build_array(n.nspname, c.relname, \
-     (xpath('/row/c/text()', query_to_xml(format('select count(*) as c from (select 1 from %s %I.%I limit 1) x', \
-        case when c.relkind = 'p' then '' else 'only' end, n.nspname, c.relname), false, true, '')))[1]::text::int > 0)), '[]') \
-     from pg_class c join pg_namespace n on n.oid = c.relnamespace \
-     where c.relkind in ('r', 'p') and n.nspname not in ('pg_catalog', 'information_schema') \
-     and n.nspname not like 'pg_toast%' and n.nspname not like 'pg_temp%';";
-
-async fn table_checks(
-    client: &SqlClient,
-    target: &ConnConfig,
-    toc: Option<&[TocTable]>,
-    estimates: Option<&BTreeMap<TocTable, i64>>,
-    checks: &mut Vec<CheckResult>,
-) {
-    let present: BTreeMap<TocTable, bool> = match client.query(target, TABLES_SQL, &[]).await {
-        Ok(out) => match serde_json::from_str::<Vec<(String, String, bool)>>(&out) {
-            Ok(rows) => rows
-                .into_iter()
-                .map(|(schema, name, has_rows)| (TocTable { schema, name }, has_rows))
-                .collect(),
-            Err(e) => {
-                checks.push(failed("tables", format!("unreadable table list: {e}")));
-                return;
-            }
-        },
-        Err(e) => {
-            checks.push(failed("tables", cause_of(&e)));
-            return;
-        }
-    };
-    match toc {
-        None => checks.push(skipped(
-            "tables",
-            "a plain SQL backup has no table of contents to compare",
-        )),
-        Some(toc) => {
-            let missing: Vec<String> = toc
-                .iter()
-                .filter(|t| !present.contains_key(*t))
-                .map(ToString::to_string)
-                .collect();
-            if missing.is_empty() {
-                checks.push(passed(
-                    "tables",
-                    format!("all {} tables of the archive exist", toc.len()),
-                ));
-            } else {
-                checks.push(failed(
-                    "tables",
-                    format!(
-                        "{} of {} tables of the archive are missing: {}",
-                        missing.len(),
-                        toc.len(),
-                        list_some(&missing)
-                    ),
-                ));
-            }
-        }
-    }
-    match estimates {
-        None => checks.push(skipped(
-            "rows",
-            "the manifest carries no per-table row estimates (backup made before pgb recorded them); empty tables not checked",
-        )),
-        Some(est) => {
-            let should_have_rows: Vec<&TocTable> =
-                est.iter().filter(|(_, n)| **n > 0).map(|(t, _)| t).collect();
-            let empty: Vec<String> = should_have_rows
-                .iter()
-                .filter(|t| present.get(**t) == Some(&false))
-                .map(ToString::to_string)
-                .collect();
-            if empty.is_empty() {
-                checks.push(passed(
-                    "rows",
-                    format!(
-                        "all {} tables that held rows at backup time have rows",
-                        should_have_rows.len()
-                    ),
-                ));
-            } else {
-                checks.push(failed(
-                    "rows",
-                    format!(
-                        "{} tables held rows at backup time but are empty: {}",
-                        empty.len(),
-                        list_some(&empty)
-                    ),
-                ));
-            }
-        }
-    }
-}
-
-fn list_some(items: &[String]) -> String {
-    let mut s = items.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
-    if items.len() > 5 {
-        let _ = write!(s, " and {} more", items.len() - 5);
-    }
-    s
-}
-
-async fn smoke(client: &SqlClient, target: &ConnConfig, s: &SmokeStatement) -> CheckResult {
-    let name = format!("smoke {}", s.name);
-    match client.query(target, &s.sql, &[]).await {
-        Err(e) => failed(&name, cause_of(&e)),
-        Ok(out) => {
-            let rows: Vec<&str> = out.lines().collect();
-            if rows.len() != 1 {
-                return failed(&name, format!("returned {} rows, expected one", rows.len()));
-            }
-            let first = rows[0].split('|').next().unwrap_or("");
-            if first == "t" {
-                passed(&name, "returned true")
-            } else {
-                failed(&name, format!("returned {first:?}, expected true"))
-            }
-        }
-    }
-}
-
-/// Per-table row estimates recorded in the manifest at backup time (`table_estimates`),
-/// read from the raw manifest so this works whatever version of the manifest struct this
-/// build has. Accepts `{"schema.table": n}` or `[{"schema": .., "table"|"name": ..,
-/// "rows"|"estimate"|"estimated_rows"|"reltuples": n, "has_rows": bool}]` (`has_rows`: the
-/// backup's probe of a never-analyzed table, whose estimate is unknown). `None` when absent or
-/// unreadable (or over [`pgb_core::layout::MAX_METADATA_BYTES`]).
-async fn table_estimates(repo: &Repository, id: &BackupId) -> Option<BTreeMap<TocTable, i64>> {
-    let key = pgb_core::layout::manifest_key(id);
-    let bytes = repo
-        .storage()
-        .get_bytes_limited(&key, pgb_core::layout::MAX_METADATA_BYTES)
-        .await
-        .ok()??;
-    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    parse_estimates(v.get("table_estimates")?)
-}
-
-fn parse_estimates(v: &serde_json::Value) -> Option<BTreeMap<TocTable, i64>> {
-    let num = |v: &serde_json::Value| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64));
-    let mut out = BTreeMap::new();
-    match v {
-        serde_json::Value::Object(map) => {
-            for (k, n) in map {
-                let (schema, name) = k.split_once('.')?;
-                out.insert(
-                    TocTable {
-                        schema: schema.to_owned(),
-                        name: name.to_owned(),
-                    },
-                    num(n)?,
-                );
-            }
-        }
-        serde_json::Value::Array(items) => {
-            for item in items {
-                let schema = item.get("schema")?.as_str()?;
-                let name = item.get("table").or_else(|| item.get("name"))?.as_str()?;
-                let n = ["rows", "estimate", "estimated_rows", "reltuples"]
-                    .iter()
-                    .find_map(|k| item.get(*k).and_then(num))
-                    .filter(|n| *n >= 0)
-                    // Never analyzed: the backup probed whether it held a row.
-                    .or_else(|| {
-                        item.get("has_rows")
-                            .and_then(serde_json::Value::as_bool)
-                            .map(i64::from)
-                    })
-                    // Unknown (never analyzed, not probed): no rows are expected.
-                    .unwrap_or(-1);
-                out.insert(
-                    TocTable {
-                        schema: schema.to_owned(),
-                        name: name.to_owned(),
-                    },
-                    n,
-                );
-            }
-        }
-        _ => return None,
-    }
-    Some(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn scratch_names_are_safe_and_short() {
-        let at = time::macros::datetime!(2026-11-30 02:45:07 UTC);
-        assert_eq!(scratch_name("app", at), "pgb_drill_app_20261130t024507z");
-        let long = scratch_name(&"Ä-x".repeat(40), at);
-        assert!(long.len() <= 63, "{long}");
-        assert!(
-            long.chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        );
-    }
-
-    #[test]
-    fn estimates_in_either_shape() {
-        let a = parse_estimates(&serde_json::json!({"public.t": 5, "s.u": 0})).unwrap();
-        let b = parse_estimates(&serde_json::json!([
-            {"schema": "public", "table": "t", "rows": 5},
-            {"schema": "s", "name": "u", "estimate": 0.0}
-        ]))
-        .unwrap();
-        assert_eq!(a, b);
-        assert_eq!(a.len(), 2);
-        // A never-analyzed table: no estimate, but the backup's probe says whether it held rows.
-        let c = parse_estimates(&serde_json::json!([
-            {"schema": "public", "name": "fresh", "rows": null, "has_rows": true},
-            {"schema": "public", "name": "fresh_empty", "has_rows": false},
-            {"schema": "public", "name": "unknown", "rows": null}
-        ]))
-        .unwrap();
-        let get = |n: &str| {
-            c[&TocTable {
-                schema: "public".into(),
-                name: n.into(),
-            }]
-        };
-        assert!(get("fresh") > 0);
-        assert_eq!(get("fresh_empty"), 0);
-        assert!(get("unknown") < 0);
-        assert!(parse_estimates(&serde_json::json!("x")).is_none());
+        self.0 = now;
+        phase
     }
 }

@@ -384,6 +384,34 @@ async fn a_cancelled_drill_drops_its_scratch_database() {
 }
 
 #[tokio::test]
+async fn a_drill_future_dropped_mid_drill_still_drops_its_scratch_database() {
+    let Some(pg) = pg() else { return };
+    let src = Source::create(&pg, "drilldropped");
+    let (dir, repo, _m) = backed_up(&pg, &src).await;
+    let hook = SlowHook {
+        started: Arc::new(tokio::sync::Notify::new()),
+        finished: Arc::new(AtomicBool::new(false)),
+    };
+    let o = opts(&pg, dir.path());
+    // The caller gives up on the drill (drops its future) while the hook runs: no cancel
+    // future resolves, so the drop of the scratch database is handed to the runtime.
+    tokio::select! {
+        _ = drill(&repo, &o, Some(&hook), &NoProgress, never()) => panic!("the drill ended"),
+        () = hook.started.notified() => {}
+    }
+    assert!(!hook.finished.load(Ordering::SeqCst));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !pg.scratch_left(&src.name).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the scratch database was not dropped"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(drill_history(&repo, None).await.unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn a_failing_hook_fails_the_drill_and_keep_keeps_the_database() {
     #[derive(Debug)]
     struct Migrate;

@@ -145,8 +145,7 @@ const DROP_DATABASE: &str = "set statement_timeout = '60s';\n\
      drop database if exists :\"name\";\n";
 
 /// [`drop_database`] without an async runtime, blocking the calling thread: for `Drop`
-/// implementations, which run when a restore's or a drill's future is dropped by a signal
-/// handler.
+/// implementations, which run when a restore's future is dropped by a signal handler.
 ///
 /// # Errors
 /// `ToolNotFound` if psql cannot run, `Failed` with psql's stderr.

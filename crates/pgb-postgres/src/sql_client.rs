@@ -83,15 +83,6 @@ impl SqlClient {
     pub async fn drop_database(&self, server: &ConnConfig, name: &str) -> Result<(), DumpError> {
         sql::drop_database(&self.psql, &server.with_dbname("postgres"), name).await
     }
-
-    /// [`SqlClient::drop_database`] without a runtime: blocks the calling thread until psql
-    /// exits. For clean-up in `Drop` (a cancelled drill), where nothing can be awaited.
-    ///
-    /// # Errors
-    /// As [`SqlClient::query`].
-    pub fn drop_database_blocking(&self, server: &ConnConfig, name: &str) -> Result<(), DumpError> {
-        sql::drop_database_blocking(&self.psql, &server.with_dbname("postgres"), name)
-    }
 }
 
 /// Checks that a psql-quoted identifier variable can carry `name`: psql variables cannot hold

@@ -1,6 +1,7 @@
 //! A PostgreSQL tool the library runs keeps only libpq's variables, the locale, `PATH` and
 //! `HOME` of its caller's environment, plus the password the connection hands it, on both the
-//! async path (`SqlClient::query`) and the blocking one (`drop_database_blocking`).
+//! async path (`SqlClient::query`) and the blocking one (`sql::drop_database_blocking`, a
+//! restore's clean-up when dropped).
 //!
 //! The caller's environment must hold the secrets, and tests may not change their own
 //! environment (no unsafe code), so the test runs itself again in a child process whose
@@ -121,8 +122,11 @@ async fn psql_keeps_libpq_variables_and_never_sees_the_callers_secrets() {
     let conn = pg.conn("postgres").with_password("conn-password");
     assert_eq!(sql.query(&conn, "select 1", &[]).await.unwrap(), "1");
     let missing = common::unique("child_env_missing");
-    tokio::task::spawn_blocking(move || sql.drop_database_blocking(&conn, &missing))
-        .await
-        .unwrap()
-        .unwrap();
+    let maint = conn.with_dbname("postgres");
+    tokio::task::spawn_blocking(move || {
+        pgb_postgres::sql::drop_database_blocking(sql.tool(), &maint, &missing)
+    })
+    .await
+    .unwrap()
+    .unwrap();
 }
