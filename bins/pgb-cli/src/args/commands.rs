@@ -140,6 +140,10 @@ pub(crate) struct RestoreArgs {
     pub(crate) keep_privileges: bool,
     #[command(flatten)]
     pub(crate) keys: KeyArgs,
+    /// Refuse (exit 9) a backup that is not encrypted, before any database is touched
+    /// (without it, restoring one while keys are given only warns).
+    #[arg(long)]
+    pub(crate) require_encrypted: bool,
     #[command(flatten)]
     pub(crate) tools: ToolArgs,
     #[command(flatten)]

@@ -61,10 +61,12 @@ pub(super) async fn restore(
     }
     let what = resolve::cluster_restore(&a, ctx.env)?;
     let keys = resolve::decryption(&a.keys, ctx.env)?;
+    let keys_given = keys.has_keys();
     let repo = resolve::repository(&a.repo, ctx.env)?
         .with_decryption(keys)
         .allow_unauthenticated(a.keys.allow_unauthenticated);
     let m = repo.resolve(&a.id, a.from_database.as_deref()).await?;
+    super::restore::plaintext_check(&m, keys_given, a.require_encrypted)?;
     let opts = resolve::cluster_restore_options(&a);
     let out = Output::json(a.json);
     let started = std::time::Instant::now();
@@ -98,7 +100,9 @@ pub(super) async fn restore(
                 objects_read: report.objects_read,
                 post_restore: hook.as_ref(),
             };
-            out.emit(&o, |w| render::restore_text(w, &m, &report, seconds))?;
+            out.emit(&o, |w| {
+                render::restore_text(w, &m, Some(&name), &report, seconds)
+            })?;
             super::restore::hook_outcome(hook.as_ref(), &report.database)
         }
         ClusterRestore::Globals(target) => {
@@ -136,10 +140,12 @@ async fn restore_files(
         ));
     }
     let keys = resolve::decryption(&a.keys, ctx.env)?;
+    let keys_given = keys.has_keys();
     let repo = resolve::repository(&a.repo, ctx.env)?
         .with_decryption(keys)
         .allow_unauthenticated(a.keys.allow_unauthenticated);
     let m = repo.resolve(&a.id, a.from_database.as_deref()).await?;
+    super::restore::plaintext_check(&m, keys_given, a.require_encrypted)?;
     let opts = pgb::FilesRestoreOptions::new()
         .with_clean(a.clean)
         .with_keep_modes(a.files.keep_modes);

@@ -14,10 +14,12 @@ pub(super) async fn run(mut a: RestoreArgs, ctx: &Ctx<'_>) -> Result<(), Failure
     }
     let target = resolve::restore(&a, ctx.env)?;
     let keys = resolve::decryption(&a.keys, ctx.env)?;
+    let keys_given = keys.has_keys();
     let repo = resolve::repository(&a.repo, ctx.env)?
         .with_decryption(keys)
         .allow_unauthenticated(a.keys.allow_unauthenticated);
     let manifest = repo.resolve(&a.id, a.from_database.as_deref()).await?;
+    plaintext_check(&manifest, keys_given, a.require_encrypted)?;
     let opts = resolve::restore_options(&a, &target, &manifest);
     let started = std::time::Instant::now();
     let progress = render::Reporter::new(&ctx.progress, "restore", Some(manifest.plain_size()));
@@ -40,9 +42,35 @@ pub(super) async fn run(mut a: RestoreArgs, ctx: &Ctx<'_>) -> Result<(), Failure
         post_restore: hook.as_ref(),
     };
     Output::json(a.json).emit(&out, |w| {
-        render::restore_text(w, &manifest, &report, seconds)
+        render::restore_text(w, &manifest, None, &report, seconds)
     })?;
     hook_outcome(hook.as_ref(), &report.database)
+}
+
+/// A backup that is not encrypted, restored while decryption keys were given: one warning
+/// line naming it; with `--require-encrypted` a key error (exit 9) before any database is
+/// touched, keys given or not.
+pub(super) fn plaintext_check(
+    m: &pgb::Manifest,
+    keys_given: bool,
+    require_encrypted: bool,
+) -> Result<(), Failure> {
+    if m.encryption.is_some() {
+        return Ok(());
+    }
+    if require_encrypted {
+        return Err(Failure::key(format!(
+            "backup {} is not encrypted, and --require-encrypted was given: nothing was restored",
+            m.id
+        )));
+    }
+    if keys_given {
+        render::note(format_args!(
+            "warning: backup {} is not encrypted, although decryption keys were given (--require-encrypted refuses such backups)",
+            m.id
+        ));
+    }
+    Ok(())
 }
 
 /// Runs the job's `post_restore` hook on `target` after a successful restore of `m`.

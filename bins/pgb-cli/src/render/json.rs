@@ -40,6 +40,13 @@ pub(crate) struct ListEntry<'a> {
     pg_dump_version: &'a str,
     /// The newest usable drill record of this backup, if any.
     last_drill: Option<LastDrill>,
+    /// When its newest passed verify or drill ran; `null` when it was never verified.
+    #[serde(with = "time::serde::rfc3339::option")]
+    verified_at: Option<OffsetDateTime>,
+    /// Whether its stored objects are encrypted.
+    encrypted: bool,
+    /// How many files archives (`backup --files DIR`) it holds.
+    files: usize,
 }
 
 /// The last drill of a backup, as `pgb list` shows it.
@@ -69,6 +76,12 @@ impl ListEntry<'_> {
         self.last_drill = d.map(LastDrill::from);
         self
     }
+
+    /// Adds when the backup's newest passed verify or drill ran.
+    pub(crate) fn with_verified(mut self, at: Option<OffsetDateTime>) -> Self {
+        self.verified_at = at;
+        self
+    }
 }
 
 impl<'a> From<&'a Manifest> for ListEntry<'a> {
@@ -93,6 +106,13 @@ impl<'a> From<&'a Manifest> for ListEntry<'a> {
             server_version: &m.server_version,
             pg_dump_version: &m.pg_dump_version,
             last_drill: None,
+            verified_at: None,
+            encrypted: m.encryption.is_some(),
+            files: m
+                .artifacts
+                .iter()
+                .filter(|a| a.kind == pgb::ArtifactKind::Files)
+                .count(),
         }
     }
 }

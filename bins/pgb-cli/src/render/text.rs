@@ -47,6 +47,7 @@ pub(crate) fn list(
     w: &mut dyn Write,
     rows: &[&Manifest],
     drills: &BTreeMap<pgb::BackupId, pgb_ops::DrillReport>,
+    verified: &BTreeMap<pgb::BackupId, OffsetDateTime>,
     location: &str,
 ) -> io::Result<()> {
     if rows.is_empty() {
@@ -54,16 +55,41 @@ pub(crate) fn list(
     }
     writeln!(
         w,
-        "{:<24} {:<16} {:<20} {:>10} {:>10} {:<7} {:<8} {:<15} LABELS",
-        "ID", "DATABASE", "STARTED (UTC)", "STORED", "PLAIN", "FORMAT", "COMPRESS", "LAST DRILL"
+        "{:<24} {:<16} {:<20} {:>10} {:>10} {:<7} {:<8} {:<15} {:<10} {:<3} {:>5} LABELS",
+        "ID",
+        "DATABASE",
+        "STARTED (UTC)",
+        "STORED",
+        "PLAIN",
+        "FORMAT",
+        "COMPRESS",
+        "LAST DRILL",
+        "VERIFIED",
+        "ENC",
+        "FILES"
     )?;
     for m in rows {
         let drill = drills
             .get(&m.id)
             .map_or("-", |d| super::ops::outcome(d.outcome));
+        let verified_on = verified.get(&m.id).map_or_else(
+            || "-".to_owned(),
+            |t| {
+                fmt_time(*t)
+                    .split(' ')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned()
+            },
+        );
+        let files = m
+            .artifacts
+            .iter()
+            .filter(|a| a.kind == pgb::ArtifactKind::Files)
+            .count();
         writeln!(
             w,
-            "{:<24} {:<16} {:<20} {:>10} {:>10} {:<7} {:<8} {:<15} {}",
+            "{:<24} {:<16} {:<20} {:>10} {:>10} {:<7} {:<8} {:<15} {:<10} {:<3} {:>5} {}",
             m.id,
             super::cluster::database_label(m),
             fmt_time(m.started_at),
@@ -72,6 +98,9 @@ pub(crate) fn list(
             m.format.to_string(),
             m.compression.to_string(),
             drill,
+            verified_on,
+            if m.encryption.is_some() { "yes" } else { "no" },
+            files,
             if m.dump_options.is_empty() {
                 m.labels.join(",")
             } else {
@@ -100,17 +129,27 @@ pub(crate) fn verify(w: &mut dyn Write, outcomes: &[VerifyOutcome]) -> io::Resul
     Ok(())
 }
 
+/// `restored backup ID (DB of TIME) into ...`; for one database (`from`) of a whole-server
+/// backup: `restored database DB of backup ID (whole server HOST:PORT of TIME) into ...`.
 pub(crate) fn restore(
     w: &mut dyn Write,
     m: &Manifest,
+    from: Option<&str>,
     r: &RestoreReport,
     seconds: f64,
 ) -> io::Result<()> {
+    let (what, source) = match (&m.cluster, from) {
+        (Some(_), Some(db)) => (
+            format!("database {db} of "),
+            format!("whole server {}", m.server),
+        ),
+        (Some(_), None) => (String::new(), format!("whole server {}", m.server)),
+        (None, _) => (String::new(), m.database.clone()),
+    };
     writeln!(
         w,
-        "restored backup {} ({} of {}) into {}{} in {seconds:.1}s{}",
+        "restored {what}backup {} ({source} of {}) into {}{} in {seconds:.1}s{}",
         m.id,
-        m.database,
         fmt_time(m.started_at),
         r.database,
         if r.created { " (created)" } else { "" },
