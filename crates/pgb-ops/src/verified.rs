@@ -154,10 +154,10 @@ pub async fn verified_ids(
     auth: Option<&AuthKey>,
 ) -> Result<BTreeSet<BackupId>, RecordError> {
     let mut out = BTreeSet::new();
+    // The records are in the listing already: one GET per record read, no LIST per backup.
     for m in &listing.backups {
-        let prefix = layout::verified_prefix(&m.id);
-        for meta in repo.storage().list(Some(&prefix)).await? {
-            let opened = match read_record(repo, &meta).await {
+        for meta in listing.evidence.get(&m.id).into_iter().flatten() {
+            let opened = match read_record(repo, meta).await {
                 Ok(Some(bytes)) => {
                     open::<VerifiedRecord>(meta.key.as_str(), "verified", &bytes, auth)
                 }

@@ -261,7 +261,9 @@ async fn prune_keeps_an_older_verified_backup_when_newer_ones_were_never_verifie
     record_verified(&repo, &new, &report, OffsetDateTime::now_utc(), None)
         .await
         .unwrap();
-    let verified = verified_ids(&repo, &listing, None).await.unwrap();
+    // The evidence is read from a listing: a new one sees the new record.
+    let relisted = repo.list().await.unwrap();
+    let verified = verified_ids(&repo, &relisted, None).await.unwrap();
     let mut plan = policy.plan(&ret, OffsetDateTime::now_utc()).unwrap();
     assert!(protect_newest_verified(&mut plan, &set, &verified).is_none());
     assert_eq!(plan.remove.len(), 2);

@@ -64,6 +64,9 @@ pub struct Listing {
     pub leftovers: Vec<Leftover>,
     /// Backups running now (a live lease and no manifest yet): never counted or touched.
     pub in_progress: Vec<String>,
+    /// The objects under each usable backup's `verified/` folder (its verification records),
+    /// from the same listing: reading the evidence needs no listing per backup.
+    pub evidence: BTreeMap<BackupId, Vec<ObjectMeta>>,
     /// The manifests among `invalid` that failed authentication only, so that `latest`
     /// can report a wrong key as a key problem rather than as an empty repository.
     pub(crate) unauthenticated: Vec<Manifest>,
@@ -132,7 +135,18 @@ impl Repository {
                         Err(p) => Err((p, false)),
                     };
                     match verdict {
-                        Ok(()) => listing.backups.push(m),
+                        Ok(()) => {
+                            let records = layout::verified_prefix(&m.id);
+                            let evidence: Vec<ObjectMeta> = objects
+                                .iter()
+                                .filter(|o| o.key.starts_with(&records))
+                                .cloned()
+                                .collect();
+                            if !evidence.is_empty() {
+                                listing.evidence.insert(m.id.clone(), evidence);
+                            }
+                            listing.backups.push(m);
+                        }
                         Err((problem, authentication)) => {
                             tracing::warn!(backup = %dir, %problem, "unusable backup");
                             listing.invalid.push(InvalidBackup { id: dir, problem });
