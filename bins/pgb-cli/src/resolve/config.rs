@@ -87,23 +87,10 @@ pub(crate) fn holder(env: Env<'_>) -> pgb::Holder {
     }
 }
 
-/// The environment hooks run with: `PATH`, `HOME`, `LANG` and the libpq `PG*` connection
-/// variables, never pgb's own secrets.
+/// The environment hooks run with (the library's one rule: `PATH`, `HOME`, `LANG`, `TZ`, libpq's
+/// `PG*`, never pgb's own secrets).
 pub(crate) fn hook_env(env: Env<'_>) -> BTreeMap<String, String> {
-    [
-        "PATH",
-        "HOME",
-        "LANG",
-        "TZ",
-        "PGHOST",
-        "PGPORT",
-        "PGUSER",
-        "PGDATABASE",
-        "PGPASSFILE",
-    ]
-    .iter()
-    .filter_map(|k| env.get(k).map(|v| ((*k).to_owned(), v)))
-    .collect()
+    pgb_jobs::hook_env(env)
 }
 
 /// The restored database for a `post_restore` hook: `DATABASE_URL` without a password, the
