@@ -474,7 +474,7 @@ async fn fetch_verify(
     progress: &dyn Progress,
 ) -> Result<(CheckResult, Option<Vec<TocTable>>), DrillError> {
     const NAME: &str = "fetch and verify";
-    let lister = TocLister::new(opts.locator.clone());
+    let lister = TocLister::new(opts.locator.clone(), &opts.spool_dir);
     let check = match repo.verify(m, Some(&lister), progress).await {
         Ok(r) => passed(
             NAME,

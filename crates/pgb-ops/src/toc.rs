@@ -44,10 +44,14 @@ pub(crate) struct TocLister {
 }
 
 impl TocLister {
-    pub(crate) fn new(locator: ToolLocator) -> Self {
+    /// A lister with tools found by `locator`; a directory-format table of contents is
+    /// checked in `spool_dir`.
+    pub(crate) fn new(locator: ToolLocator, spool_dir: &std::path::Path) -> Self {
         let capture = TocCapture::default();
         Self {
-            check: PgArchiveCheck::new(locator).with_toc_capture(capture.clone()),
+            check: PgArchiveCheck::new(locator)
+                .with_spool_dir(spool_dir)
+                .with_toc_capture(capture.clone()),
             capture,
         }
     }
@@ -63,6 +67,14 @@ impl TocLister {
 impl ArchiveChecker for TocLister {
     async fn check(&self, archive: &ArchiveInfo) -> Result<Box<dyn RestoreSink>, DumpError> {
         self.check.check(archive).await
+    }
+
+    async fn check_directory(
+        &self,
+        archive: &ArchiveInfo,
+        files: &[String],
+    ) -> Result<Option<Box<dyn RestoreSink>>, DumpError> {
+        ArchiveChecker::check_directory(&self.check, archive, files).await
     }
 }
 

@@ -17,7 +17,7 @@ use pgb_ops::{
     BackupChoice, CheckOptions, CheckStatus, DrillError, DrillHook, DrillOptions, DrillOutcome,
     drill, drill_history, last_drills, verified_ids,
 };
-use pgb_postgres::{ConnConfig, PgDump, ToolLocator};
+use pgb_postgres::{ConnConfig, PgDump, PgDumpDirectory, ToolLocator};
 use pgb_storage_local::FsStorage;
 
 #[derive(Debug, Clone)]
@@ -447,6 +447,28 @@ async fn a_failing_hook_fails_the_drill_and_keep_keeps_the_database() {
     );
     assert!(report.recorded_as.is_none());
     assert!(drill_history(&repo, None).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_directory_format_drill_checks_the_tables_of_its_table_of_contents() {
+    let Some(pg) = pg() else { return };
+    let src = Source::create(&pg, "drilldir");
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Repository::new(Arc::new(FsStorage::open(dir.path()).unwrap()));
+    let spool = tempfile::tempdir().unwrap();
+    let dumper =
+        PgDumpDirectory::new(pg.conn(&src.name), pg.locator()).with_spool_dir(spool.path());
+    repo.backup_directory_until(&dumper, 2, &BackupOptions::default(), &NoProgress, never())
+        .await
+        .expect("directory backup");
+    let o = opts(&pg, spool.path()).with_record(false);
+    let report = drill(&repo, &o, None, &NoProgress, never()).await.unwrap();
+    assert_eq!(report.outcome, DrillOutcome::Passed, "{report:#?}");
+    assert_eq!(report.toc_tables, 3);
+    let tables = report.checks.iter().find(|c| c.name == "tables").unwrap();
+    assert!(tables.passed && !tables.skipped, "{tables:?}");
+    assert_eq!(tables.detail, "all 3 tables of the archive exist");
+    assert!(pg.scratch_left(&src.name).is_empty());
 }
 
 #[tokio::test]

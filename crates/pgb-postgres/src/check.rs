@@ -82,7 +82,8 @@ impl PgArchiveCheck {
         archive: &ArchiveInfo,
         dir: &std::path::Path,
     ) -> Result<u64, DumpError> {
-        crate::directory::check_directory(&self.locator, archive, dir).await
+        let toc = crate::directory::check_directory(&self.locator, archive, dir).await?;
+        Ok(toc.len() as u64)
     }
 }
 
@@ -114,6 +115,7 @@ impl ArchiveChecker for PgArchiveCheck {
             file: Some(file),
             locator: self.locator.clone(),
             archive: *archive,
+            capture: self.capture.clone(),
         })))
     }
 
@@ -157,6 +159,7 @@ struct DirectoryCheck {
     file: Option<tokio::fs::File>,
     locator: ToolLocator,
     archive: ArchiveInfo,
+    capture: Option<TocCapture>,
 }
 
 impl Drop for DirectoryCheck {
@@ -180,8 +183,13 @@ impl RestoreSink for DirectoryCheck {
                 .await
                 .map_err(|e| DumpError::new(DumpErrorKind::Io, format!("spooling toc.dat: {e}")))?;
         }
-        let n = crate::directory::check_directory(&self.locator, &self.archive, &self.dir).await?;
-        Ok(RestoreReport::default().with_toc_entries(n))
+        let toc =
+            crate::directory::check_directory(&self.locator, &self.archive, &self.dir).await?;
+        let entries = toc.len() as u64;
+        if let Some(capture) = &self.capture {
+            capture.put(toc);
+        }
+        Ok(RestoreReport::default().with_toc_entries(entries))
     }
 
     async fn abort(self: Box<Self>) {}

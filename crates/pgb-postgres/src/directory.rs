@@ -142,8 +142,9 @@ impl PreparedDirectoryDump {
         ToolProcess::spawn(cmd, "pg_dump", Pipes::NONE)?
             .wait()
             .await?;
-        dump.toc_entries =
-            check_directory(&self.locator, &self.source.archive(), &dump.path).await?;
+        dump.toc_entries = check_directory(&self.locator, &self.source.archive(), &dump.path)
+            .await?
+            .len() as u64;
         dump.files = list_files(&dump.path)?;
         Ok(dump)
     }
@@ -216,12 +217,12 @@ fn list_files(dir: &Path) -> Result<Vec<SpoolFile>, DumpError> {
 
 /// Checks a directory-format dump on disk: `pg_restore --list` must read its table of
 /// contents, and every `TABLE DATA` entry must have its data file (`<id>.dat`, compressed or
-/// not). Returns the number of table-of-contents entries. Needs no database.
+/// not). Returns the table of contents. Needs no database.
 pub(crate) async fn check_directory(
     locator: &ToolLocator,
     archive: &ArchiveInfo,
     dir: &Path,
-) -> Result<u64, DumpError> {
+) -> Result<crate::toc::Toc, DumpError> {
     let tool = tool_for(
         locator,
         &ArchiveInfo::new(ArchiveFormat::Custom, archive.tool_major),
@@ -254,7 +255,7 @@ pub(crate) async fn check_directory(
             ));
         }
     }
-    Ok(toc.len() as u64)
+    Ok(toc)
 }
 
 #[async_trait::async_trait]
