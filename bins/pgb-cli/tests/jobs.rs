@@ -550,7 +550,7 @@ fn daemon_runs_a_scheduled_backup_serves_health_and_stops_on_sigterm() {
     assert_eq!(http_status(&addr, "/healthz"), 503, "the job is stale");
     // /metrics serves `pgb check --textfile`'s metrics, per job, refreshed after the run.
     let manifest = common::list_json(&repo).remove(0);
-    let job = "job=\"nightly\"";
+    let job = "pgb_job=\"nightly\"";
     let metrics = loop {
         let (status, body) = http_get(&addr, "/metrics");
         assert_eq!(status, 200);

@@ -6,23 +6,29 @@
 //!
 //! | metric | type | labels |
 //! |---|---|---|
-//! | `pgb_backup_last_success_timestamp_seconds` | gauge | set, database, job |
-//! | `pgb_backup_last_duration_seconds` | gauge | set, database, job |
-//! | `pgb_backup_last_size_bytes` | gauge | set, database, job |
-//! | `pgb_backups` | gauge | set, database, job |
-//! | `pgb_backup_max_age_seconds` | gauge | set, database, job |
-//! | `pgb_drill_last_success_timestamp_seconds` | gauge | set, database, job |
-//! | `pgb_drill_last_rto_seconds` | gauge | set, database, job |
-//! | `pgb_drill_last_rpo_seconds` | gauge | set, database, job |
-//! | `pgb_check_status` | gauge (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN) | job |
+//! | `pgb_backup_last_success_timestamp_seconds` | gauge | set, database, pgb_job |
+//! | `pgb_backup_last_duration_seconds` | gauge | set, database, pgb_job |
+//! | `pgb_backup_last_size_bytes` | gauge | set, database, pgb_job |
+//! | `pgb_backups` | gauge | set, database, pgb_job |
+//! | `pgb_backup_max_age_seconds` | gauge | set, database, pgb_job |
+//! | `pgb_drill_last_success_timestamp_seconds` | gauge | set, database, pgb_job |
+//! | `pgb_drill_last_rto_seconds` | gauge | set, database, pgb_job |
+//! | `pgb_drill_last_rpo_seconds` | gauge | set, database, pgb_job |
+//! | `pgb_check_status` | gauge (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN) | pgb_job |
 //!
-//! Backup ids are never labels (each would be a new time series).
+//! Backup ids are never labels (each would be a new time series). The job's label is
+//! `pgb_job`, not `job`: `job` and `instance` are the labels Prometheus gives every scraped
+//! series (the scrape job and target), so a `job` label of pgb's would be renamed to
+//! `exported_job` or overwrite the target's.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use pgb_ops::{CheckReport, DrillReport};
+
+/// The label naming the pgb job (`--job`, a daemon job); empty for a check without one.
+pub const JOB_LABEL: &str = "pgb_job";
 
 struct Family {
     name: &'static str,
@@ -53,7 +59,7 @@ fn escape(v: &str) -> String {
 
 fn set_labels(set: &str, database: &str, job: Option<&str>) -> String {
     format!(
-        "set=\"{}\",database=\"{}\",job=\"{}\"",
+        "set=\"{}\",database=\"{}\",{JOB_LABEL}=\"{}\"",
         escape(set),
         escape(database),
         escape(job.unwrap_or(""))
@@ -78,7 +84,7 @@ fn seconds(ms: u64) -> String {
 
 /// Renders a check report: per backup set the newest backup's time, duration and size, the
 /// number of backups, the maximum age applied, the last drill's RTO and RPO and the last
-/// passed drill's time; and the overall check status. `job` labels every series.
+/// passed drill's time; and the overall check status. `job` is every series' `pgb_job` label.
 pub fn render_check(report: &CheckReport, job: Option<&str>) -> String {
     render_checks([(job, report)])
 }
@@ -86,7 +92,7 @@ pub fn render_check(report: &CheckReport, job: Option<&str>) -> String {
 /// Renders several check reports, one per job (as `pgb daemon` serves on `/metrics`), as one
 /// exposition: each metric family appears once, with the series of every job under it.
 /// Series as in [`render_check`]; jobs should check distinct sets (e.g. one database each),
-/// or the same series would appear twice with different `job` labels.
+/// or the same series would appear twice with different `pgb_job` labels.
 pub fn render_checks<'a>(
     reports: impl IntoIterator<Item = (Option<&'a str>, &'a CheckReport)>,
 ) -> String {
@@ -147,7 +153,7 @@ pub fn render_checks<'a>(
             }
         }
         status.push(
-            &format!("job=\"{}\"", escape(job.unwrap_or(""))),
+            &format!("{JOB_LABEL}=\"{}\"", escape(job.unwrap_or(""))),
             report.status.code(),
         );
     }
@@ -212,4 +218,50 @@ pub fn write_textfile(dir: &Path, name: &str, text: &str) -> std::io::Result<Pat
         let _ = std::fs::remove_file(&tmp);
     }
     res.map(|()| target)
+}
+
+/// The textfile name `pgb check --textfile DIR` writes in `DIR`, one per check so that checks
+/// sharing a directory never overwrite each other's status:
+///
+/// - with a job: `pgb-<job>.prom`;
+/// - else `pgb-repo-<repository>.prom`, or `pgb-repo-<repository>-db-<database>.prom` when
+///   the check is limited to one database; `repository` should be the redacted URL (no
+///   credentials in a file name).
+///
+/// Each part is sanitized: every character but ASCII letters, digits, `_`, `-` and `.` becomes
+/// `_`, and leading and trailing `_`, `-`, `.` are removed (so `/var/backups/pgb` gives
+/// `pgb-repo-var_backups_pgb.prom`). The name is stable: the same check always writes the same
+/// file.
+pub fn textfile_name(job: Option<&str>, repository: &str, database: Option<&str>) -> String {
+    match job {
+        Some(job) => format!("pgb-{}.prom", sanitize(job)),
+        None => {
+            let mut name = format!("pgb-repo-{}", sanitize(repository));
+            if let Some(db) = database {
+                name.push_str("-db-");
+                name.push_str(&sanitize(db));
+            }
+            name.push_str(".prom");
+            name
+        }
+    }
+}
+
+fn sanitize(part: &str) -> String {
+    let s: String = part
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let s = s.trim_matches(|c| matches!(c, '_' | '-' | '.'));
+    if s.is_empty() {
+        "_".to_owned()
+    } else {
+        s.to_owned()
+    }
 }

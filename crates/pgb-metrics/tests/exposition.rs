@@ -13,7 +13,8 @@ use pgb_testkit::{FakeDumper, FakeOutcome};
 use time::OffsetDateTime;
 
 /// Checks every line against the text exposition format: HELP and TYPE before samples of
-/// their family, `name{label="value",...} number`, label names valid, no duplicate series.
+/// their family, `name{label="value",...} number`, label names valid (and never Prometheus's
+/// target labels `job` and `instance`), no duplicate series.
 fn validate(text: &str) {
     let mut typed = std::collections::BTreeSet::new();
     let mut series = std::collections::BTreeSet::new();
@@ -42,6 +43,8 @@ fn validate(text: &str) {
                 "{k}"
             );
             assert!(!v.contains('\n'));
+            // Prometheus's own target labels: a series of pgb's must not carry them.
+            assert!(k != "job" && k != "instance", "target label {k} in {line}");
         }
         assert!(
             series.insert(format!("{name}{{{labels}}}")),
@@ -71,7 +74,7 @@ async fn check_metrics_exposition() {
     let text = render_check(&report, Some("nightly \"main\""));
     validate(&text);
     let l = format!(
-        "set=\"{}\",database=\"{}\",job=\"nightly \\\"main\\\"\"",
+        "set=\"{}\",database=\"{}\",pgb_job=\"nightly \\\"main\\\"\"",
         m.set, m.database
     );
     let expected = format!(
@@ -92,7 +95,7 @@ pgb_backups{{{l}}} 2
 pgb_backup_max_age_seconds{{{l}}} 93600
 # HELP pgb_check_status Check status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
 # TYPE pgb_check_status gauge
-pgb_check_status{{job=\"nightly \\\"main\\\"\"}} 0
+pgb_check_status{{pgb_job=\"nightly \\\"main\\\"\"}} 0
 ",
         m.finished_at.unix_timestamp(),
         (m.finished_at - m.started_at).whole_seconds(),
@@ -136,7 +139,10 @@ async fn several_jobs_share_one_exposition() {
     let text = render_checks([(Some("app"), &ok), (Some("shop"), &empty)]);
     // One HELP/TYPE per family (validate() fails on a TYPE twice), every job's series under it.
     validate(&text);
-    let l = format!("set=\"{}\",database=\"{}\",job=\"app\"", m.set, m.database);
+    let l = format!(
+        "set=\"{}\",database=\"{}\",pgb_job=\"app\"",
+        m.set, m.database
+    );
     assert!(
         text.contains(&format!(
             "pgb_backup_last_size_bytes{{{l}}} {}\n",
@@ -144,13 +150,16 @@ async fn several_jobs_share_one_exposition() {
         )),
         "{text}"
     );
-    assert!(text.contains("pgb_check_status{job=\"app\"} 0\n"), "{text}");
     assert!(
-        text.contains("pgb_check_status{job=\"shop\"} 2\n"),
+        text.contains("pgb_check_status{pgb_job=\"app\"} 0\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("pgb_check_status{pgb_job=\"shop\"} 2\n"),
         "{text}"
     );
     // The job with no backups of its database has only its status.
-    assert_eq!(text.matches("job=\"shop\"").count(), 1, "{text}");
+    assert_eq!(text.matches("pgb_job=\"shop\"").count(), 1, "{text}");
     assert_eq!(
         render_checks([(Some("app"), &ok)]),
         render_check(&ok, Some("app"))
@@ -183,7 +192,7 @@ fn drill_metrics_exposition() {
     .unwrap();
     let text = render_drill(&report, None);
     validate(&text);
-    let l = "set=\"db:5432/app\",database=\"app\",job=\"nightly\"";
+    let l = "set=\"db:5432/app\",database=\"app\",pgb_job=\"nightly\"";
     assert_eq!(
         text,
         format!(
@@ -199,4 +208,37 @@ pgb_drill_last_rpo_seconds{{{l}}} 3600
 "
         )
     );
+}
+
+#[test]
+fn textfile_names_are_per_check() {
+    use pgb_metrics::textfile_name;
+    assert_eq!(textfile_name(Some("a"), "/r", None), "pgb-a.prom");
+    assert_eq!(
+        textfile_name(Some("nightly main/1"), "/r", Some("app")),
+        "pgb-nightly_main_1.prom"
+    );
+    assert_eq!(
+        textfile_name(None, "/var/backups/pgb", None),
+        "pgb-repo-var_backups_pgb.prom"
+    );
+    assert_eq!(
+        textfile_name(None, "s3://bucket/prefix", Some("app")),
+        "pgb-repo-s3___bucket_prefix-db-app.prom"
+    );
+    // Different repositories or databases never share a file; the same check always does.
+    assert_ne!(
+        textfile_name(None, "/a", None),
+        textfile_name(None, "/b", None)
+    );
+    assert_ne!(
+        textfile_name(None, "/a", Some("x")),
+        textfile_name(None, "/a", Some("y"))
+    );
+    assert_eq!(
+        textfile_name(None, "/a", Some("x")),
+        textfile_name(None, "/a", Some("x"))
+    );
+    // Nothing that leaves the directory or hides the file.
+    assert_eq!(textfile_name(Some("../.."), "/r", None), "pgb-_.prom");
 }

@@ -85,8 +85,8 @@ pub(crate) struct CheckArgs {
     /// Output format [default: text].
     #[arg(long, value_enum)]
     pub(crate) format: Option<CheckFormat>,
-    /// Also write DIR/pgb.prom (Prometheus text, atomically) for node_exporter's textfile
-    /// collector.
+    /// Also write the metrics (Prometheus text, atomically) for node_exporter's textfile
+    /// collector to DIR/pgb-<job>.prom with --job, else DIR/pgb-repo-<repository>.prom.
     #[arg(long, value_name = "DIR")]
     pub(crate) textfile: Option<PathBuf>,
     /// The manifest authentication key, from this file (or PGB_AUTH_KEY).

@@ -26,11 +26,16 @@ pub(super) async fn run(mut a: CheckArgs, ctx: &Ctx<'_>) -> Result<(), Failure> 
         super::notify::send(notifier.as_ref(), n).await;
     }
     if let Some(dir) = &a.textfile {
-        let text = pgb_metrics::render_check(&report, None);
-        if let Err(e) = pgb_metrics::write_textfile(dir, "pgb.prom", &text) {
+        // One file per check (pgb-<job>.prom, else per repository and database), so that
+        // checks sharing the directory never overwrite each other's status.
+        let job = layer.job.as_ref().map(|j| j.name.as_str());
+        let repo_url = pgb::redact_url(&resolve::repo_url(&a.repo, ctx.env));
+        let name = pgb_metrics::textfile_name(job, &repo_url, a.database.as_deref());
+        let text = pgb_metrics::render_check(&report, job);
+        if let Err(e) = pgb_metrics::write_textfile(dir, &name, &text) {
             render::note(format_args!(
-                "warning: cannot write {}/pgb.prom: {e}",
-                dir.display()
+                "warning: cannot write {}: {e}",
+                dir.join(&name).display()
             ));
         }
     }
