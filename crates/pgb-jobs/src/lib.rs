@@ -297,6 +297,7 @@ fn notification(
             .with_cause(e.to_string()),
     }
     .with_job(run.job.name.clone())
+    .with_host(run.holder.host.clone())
     .with_duration("total", t0.elapsed());
     if let Some(m) = &report.backup {
         n = n

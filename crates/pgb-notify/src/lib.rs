@@ -87,6 +87,8 @@ pub struct Notification {
     /// When (UTC).
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
+    /// The host pgb ran on.
+    pub host: Option<String>,
     /// The job, when run for one.
     pub job: Option<String>,
     /// The backup set (`host:port/database`).
@@ -112,6 +114,7 @@ impl Notification {
         Self {
             event,
             at: OffsetDateTime::now_utc(),
+            host: None,
             job: None,
             set: None,
             backup_id: None,
@@ -121,6 +124,12 @@ impl Notification {
             sizes: BTreeMap::new(),
             log_tail: Vec::new(),
         }
+    }
+
+    /// Sets the host pgb ran on.
+    pub fn with_host(mut self, host: impl Into<String>) -> Self {
+        self.host = Some(host.into());
+        self
     }
 
     /// Sets the job.
@@ -185,6 +194,9 @@ impl Notification {
         }
         if let Some(b) = &self.backup_id {
             ctx.push(format!("backup {b}"));
+        }
+        if let Some(h) = &self.host {
+            ctx.push(format!("on {h}"));
         }
         let mut line = format!("pgb: {} [{}]", self.event, self.status);
         if !ctx.is_empty() {

@@ -10,29 +10,96 @@ use crate::render::{self, BackupOut, Output};
 use crate::resolve;
 
 /// Announces the run (healthchecks `/start`), runs the backup, then sends `backup_succeeded` or
-/// `backup_failed` under the same run id (never changing the exit code).
+/// `backup_failed` under the same run id (never changing the exit code): with the host, the
+/// set (on failure the set the backup would have had, when the database URL names its host),
+/// the duration, and on success the backup id and its stored and plain sizes.
 pub(super) async fn run(mut a: BackupArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
     let layer = resolve::job::layer(&mut a, ctx.env)?;
     let ctx = &ctx.with_env(&layer.env);
     let notifier = resolve::notifier_for(&a.notify, layer.job.as_ref(), ctx.env)?;
     let run = super::notify::start(notifier.as_ref());
-    let res = Box::pin(backup(a, ctx)).await;
-    let n = match &res {
-        Ok((id, set, size)) => Notification::new(Event::BackupSucceeded)
-            .with_status("succeeded")
-            .with_backup_id(id.clone())
-            .with_set(set.clone())
-            .with_size("stored", *size),
-        Err(f) => Notification::new(Event::BackupFailed)
-            .with_status("failed")
-            .with_cause(&f.message),
+    let intended_set = intended_set(&a, ctx.env);
+    // The repository again, to read the committed manifest's plain size for the notification.
+    let repo_args = crate::args::RepoArgs {
+        repo: a.repo.repo.clone(),
+        retries: a.repo.retries,
+        retry_budget: a.repo.retry_budget.clone(),
+        request_timeout: a.repo.request_timeout.clone(),
+        io_timeout: a.repo.io_timeout.clone(),
     };
+    let t0 = std::time::Instant::now();
+    let res = Box::pin(backup(a, ctx)).await;
+    let elapsed = t0.elapsed();
+    let n = match &res {
+        Ok((id, set, size)) => {
+            let n = Notification::new(Event::BackupSucceeded)
+                .with_status("succeeded")
+                .with_backup_id(id.clone())
+                .with_set(set.clone())
+                .with_size("stored", *size);
+            match plain_size(notifier.is_some(), &repo_args, id, ctx).await {
+                Some(plain) => n.with_size("plain", plain),
+                None => n,
+            }
+        }
+        Err(f) => {
+            let n = Notification::new(Event::BackupFailed)
+                .with_status("failed")
+                .with_cause(&f.message);
+            match intended_set {
+                Some(s) => n.with_set(s),
+                None => n,
+            }
+        }
+    }
+    .with_host(resolve::config::holder(ctx.env).host)
+    .with_duration("total", elapsed);
     let n = match &layer.job {
         Some(j) => n.with_job(j.name.clone()),
         None => n,
     };
     super::notify::finish(notifier.as_ref(), n, run).await;
     res.map(|_| ())
+}
+
+/// The set a backup of `a` gets (`host:port/database`, `host:port/*` for a whole server),
+/// known before it runs when the database URL names its host.
+fn intended_set(a: &BackupArgs, env: resolve::Env<'_>) -> Option<String> {
+    let url =
+        a.db.clone()
+            .or_else(|| pgb::EnvLookup::get(env, "DATABASE_URL").filter(|v| !v.is_empty()))
+            .unwrap_or_else(|| resolve::defaults::DB.to_owned());
+    let conn = pgb::postgres::ConnConfig::parse(&url).ok()?;
+    if !conn.has_host() {
+        return None;
+    }
+    let db = if a.cluster.all_databases {
+        pgb::CLUSTER_DATABASE
+    } else {
+        conn.dbname()?
+    };
+    Some(format!("{}/{db}", conn.server()))
+}
+
+/// The plain size of committed backup `id`, read back from its manifest (only when a
+/// notification is sent; `None` when it cannot be read).
+async fn plain_size(
+    notify: bool,
+    repo: &crate::args::RepoArgs,
+    id: &str,
+    ctx: &Ctx<'_>,
+) -> Option<u64> {
+    if !notify {
+        return None;
+    }
+    let repo = resolve::repository(repo, ctx.env).ok()?;
+    match repo.resolve(id, None).await {
+        Ok(m) => Some(m.plain_size()),
+        Err(e) => {
+            tracing::debug!(error = %e, "plain size not read back for the notification");
+            None
+        }
+    }
 }
 
 async fn backup(a: BackupArgs, ctx: &Ctx<'_>) -> Result<(String, String, u64), Failure> {
