@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 
 source scripts/lib/ensure-tools.sh
 pgb_ensure_base
+# promtool checks and unit-tests deploy/prometheus/pgb-alerts.yml (crates/pgb-metrics/tests/alerts.rs).
+pgb_ensure_cmds promtool:prometheus
 
 state=$(mktemp -d /tmp/pgb-test.XXXXXX)
 chmod 755 "$state"

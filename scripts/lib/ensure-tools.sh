@@ -8,7 +8,7 @@
 #   pgb_ensure_pip     `python3 -m pip` (python3-pip; used with --target or `download`, so
 #                      PEP 668's externally-managed check does not apply)
 #   pgb_ensure_node    node and npm (nodejs, npm: Node 18 on Debian 12)
-#   pgb_ensure_cmds CMD:PACKAGE ...   any other command (e.g. `bc:bc`)
+#   pgb_ensure_cmds CMD:PACKAGE ...   any other command (e.g. `bc:bc`, `promtool:prometheus`)
 #
 # Not root: uses `sudo -n` when that works, else says what to install and fails.
 
