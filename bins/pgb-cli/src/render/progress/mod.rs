@@ -142,9 +142,10 @@ pub(crate) fn line(what: &str, done: u64, total: Option<u64>, elapsed: Duration)
 }
 
 /// The final log line: `backup: 2.4 GiB in 1m02s (39.6 MiB/s)` when it succeeded with `done`
-/// plain bytes, `backup: stopped after 1.2 GiB, 31s` when it did not.
-fn summary(what: &str, done: Result<u64, u64>, elapsed: Duration) -> String {
-    match done {
+/// plain bytes, `backup: stopped after 1.2 GiB, 31s` when it did not; none for a failure before
+/// any byte moved (the error line says everything, a "stopped after 0 B" line only precedes it).
+fn summary(what: &str, done: Result<u64, u64>, elapsed: Duration) -> Option<String> {
+    Some(match done {
         Ok(done) => {
             let secs = elapsed.as_secs_f64().max(0.001);
             format!(
@@ -154,8 +155,9 @@ fn summary(what: &str, done: Result<u64, u64>, elapsed: Duration) -> String {
                 human((done as f64 / secs) as u64)
             )
         }
+        Err(0) => return None,
         Err(done) => format!("{what}: stopped after {}, {}", human(done), clock(elapsed)),
-    }
+    })
 }
 
 #[cfg(test)]
@@ -252,12 +254,17 @@ mod tests {
             "verify: 500 B (expected ~400 B), 500 B/s, 1s elapsed"
         );
         assert_eq!(
-            summary("backup", Ok(2 * mib), Duration::from_secs(3725)),
+            summary("backup", Ok(2 * mib), Duration::from_secs(3725)).unwrap(),
             "backup: 2.0 MiB in 1h02m (562 B/s)"
         );
         assert_eq!(
-            summary("restore", Err(4 * mib), Duration::from_secs(31)),
+            summary("restore", Err(4 * mib), Duration::from_secs(31)).unwrap(),
             "restore: stopped after 4.0 MiB, 31s"
+        );
+        assert_eq!(
+            summary("backup", Err(0), Duration::from_secs(0)),
+            None,
+            "a failure before any byte moved leaves the error line alone"
         );
     }
 }

@@ -173,8 +173,9 @@ impl Reporter {
         }
         if self.mode == ProgressMode::Log {
             let done = plain_bytes.ok_or_else(|| self.inner.done.load(Ordering::Relaxed));
-            let text = summary(&self.inner.what, done, self.inner.started.elapsed());
-            tracing::info!(target: LOG_TARGET, "{text}");
+            if let Some(text) = summary(&self.inner.what, done, self.inner.started.elapsed()) {
+                tracing::info!(target: LOG_TARGET, "{text}");
+            }
         }
         self.mode = ProgressMode::None;
     }
