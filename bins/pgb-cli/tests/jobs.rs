@@ -106,6 +106,26 @@ fn an_inline_secret_is_refused_without_echoing_it() {
     );
 }
 
+#[test]
+fn schedule_explain_says_the_jobs_delay_and_the_configured_jitter() {
+    let (_dir, path) = config(
+        "[jobs.nightly]\nrepository = \"/tmp/r\"\nschedule = \"30 2 * * *\"\njitter = \"5m\"\n",
+    );
+    let o = pgb(&["schedule", "explain", "nightly", "--config", &path]);
+    assert!(o.status.success(), "{o:?}");
+    let first = stdout(&o).lines().next().unwrap_or_default().to_owned();
+    assert!(
+        first.contains("after its slot (jitter = 5m, fixed per job)"),
+        "{first}"
+    );
+    let o = pgb(&[
+        "schedule", "explain", "nightly", "--config", &path, "--json",
+    ]);
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    assert_eq!(doc["jitter_max_seconds"], 300);
+    assert!(doc["jitter_seconds"].as_u64().unwrap() <= 300, "{doc}");
+}
+
 /// The `(+hh:mm)` offsets printed by `schedule explain` of a daily 02:30 Berlin job.
 fn berlin_offsets(after: &str) -> Vec<String> {
     let (_dir, path) = config(

@@ -40,6 +40,7 @@ pub(super) fn run(command: ScheduleCommand, env: Env<'_>) -> Result<(), Failure>
         timezone_source: (resolved.provenance.get("timezone"))
             .map_or_else(|| "default".into(), ToString::to_string),
         jitter_seconds: pgb_scheduler::jitter_for(&job, resolved.jitter).as_secs(),
+        jitter_max_seconds: resolved.jitter.as_secs(),
         runs: &runs,
     };
     Output::json(json).emit(&out, |w| schedule(w, &out))

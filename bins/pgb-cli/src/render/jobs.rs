@@ -36,20 +36,31 @@ pub(crate) struct ScheduleOut<'a> {
     pub(crate) schedule: Option<&'a str>,
     pub(crate) timezone: &'a str,
     pub(crate) timezone_source: String,
+    /// This job's delay after each slot (fixed per job, derived from its name).
     pub(crate) jitter_seconds: u64,
+    /// The configured maximum (`jitter`).
+    pub(crate) jitter_max_seconds: u64,
     pub(crate) runs: &'a [RunTime],
 }
 
 /// `pgb schedule explain`: one line per run, local time with its offset, then UTC.
 pub(crate) fn schedule(w: &mut dyn Write, s: &ScheduleOut<'_>) -> io::Result<()> {
+    let jitter = if s.jitter_max_seconds == 0 {
+        "no jitter".to_owned()
+    } else {
+        format!(
+            "each run {} after its slot (jitter = {}, fixed per job)",
+            pgb_config::format_duration(std::time::Duration::from_secs(s.jitter_seconds)),
+            pgb_config::format_duration(std::time::Duration::from_secs(s.jitter_max_seconds))
+        )
+    };
     writeln!(
         w,
-        "job {}: {:?} in {} (timezone from {}), jitter up to {}s",
+        "job {}: {:?} in {} (timezone from {}), {jitter}",
         s.job,
         s.schedule.unwrap_or_default(),
         s.timezone,
         s.timezone_source,
-        s.jitter_seconds
     )?;
     for r in s.runs {
         writeln!(
