@@ -552,7 +552,13 @@ fn verdict(
     {
         limits.push(format!(
             "RPO {rpo_s}s (backup taken {}) exceeds the limit of {}s",
-            m.started_at,
+            m.started_at
+                .replace_nanosecond(0)
+                .ok()
+                .and_then(|t| t
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .ok())
+                .unwrap_or_else(|| m.started_at.to_string()),
             max.as_secs()
         ));
     }

@@ -16,8 +16,18 @@ pub(crate) fn outcome(o: DrillOutcome) -> &'static str {
     }
 }
 
+/// A duration as people write it: `0.4s`, `41.2s`, `3m05s`, `1h02m`.
 fn secs(ms: u64) -> String {
-    format!("{}.{:03}s", ms / 1000, ms % 1000)
+    if ms < 60_000 {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    } else {
+        pgb_config::format_duration(std::time::Duration::from_secs(ms / 1000))
+    }
+}
+
+/// A limit as it was written: `30m`, `26h`.
+fn limit_secs(s: u64) -> String {
+    pgb_config::format_duration(std::time::Duration::from_secs(s))
 }
 
 /// One drill: verdict, RTO/RPO, phases and checks.
@@ -33,11 +43,11 @@ pub(crate) fn drill(w: &mut dyn Write, r: &DrillReport) -> io::Result<()> {
     let limit = |v: Option<String>| v.map(|v| format!(" (max {v})")).unwrap_or_default();
     writeln!(
         w,
-        "  RTO {}{}, RPO {}s{}",
+        "  RTO {}{}, RPO {}{}",
         secs(r.rto_ms),
-        limit(r.max_rto_ms.map(secs)),
-        r.rpo_s,
-        limit(r.max_rpo_s.map(|s| format!("{s}s")))
+        limit(r.max_rto_ms.map(|ms| limit_secs(ms / 1000))),
+        limit_secs(r.rpo_s),
+        limit(r.max_rpo_s.map(limit_secs))
     )?;
     let phases: Vec<String> = r
         .phases
@@ -86,13 +96,13 @@ pub(crate) fn drill_history(w: &mut dyn Write, entries: &[DrillEntry]) -> io::Re
         match &e.report {
             Some(r) => writeln!(
                 w,
-                "{:<20} {:<24} {:<16} {:<15} {:>10} {:>7}s",
+                "{:<20} {:<24} {:<16} {:<15} {:>10} {:>8}",
                 fmt_time(r.started_at),
                 r.backup_id,
                 r.database,
                 outcome(r.outcome),
                 secs(r.rto_ms),
-                r.rpo_s
+                limit_secs(r.rpo_s)
             )?,
             None => writeln!(
                 w,
@@ -113,7 +123,7 @@ pub(crate) fn check(w: &mut dyn Write, r: &CheckReport) -> io::Result<()> {
     }
     for s in &r.sets {
         let newest = s.newest.as_ref().map_or("no backup".to_owned(), |n| {
-            format!("newest {} ({}s old)", n.id, n.age_s)
+            format!("newest {} ({} old)", n.id, limit_secs(n.age_s))
         });
         writeln!(w, "{} {}: {} backups, {newest}", s.status, s.set, s.backups)?;
         for f in &s.findings {
@@ -121,4 +131,19 @@ pub(crate) fn check(w: &mut dyn Write, r: &CheckReport) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Durations read as people write them: no `300.000s`.
+    #[test]
+    fn durations_and_limits_are_written_as_people_write_them() {
+        assert_eq!(secs(412), "0.4s");
+        assert_eq!(secs(41_230), "41.2s");
+        assert_eq!(secs(185_000), "3m5s");
+        assert_eq!(limit_secs(300), "5m");
+        assert_eq!(limit_secs(93_600), "1d2h");
+    }
 }
