@@ -716,3 +716,27 @@ fn a_job_run_pings_start_then_success_or_fail_and_records_its_verify() {
         "backup_succeeded is not in events"
     );
 }
+
+#[test]
+fn config_check_warns_about_what_would_fail_on_this_host() {
+    let (_dir, path) = config(
+        "[jobs.shop]\nrepository = \"/tmp/r\"\npassphrase_env = \"SHOP_PASSPHRASE_UNSET\"\nfiles = [\"/nonexistent/uploads\"]\n[jobs.shop.notify]\nwebhook_url_env = \"SHOP_HOOK_UNSET\"\n",
+    );
+    let o = pgb(&["config", "check", "--config", &path]);
+    assert!(o.status.success(), "valid as written: {o:?}");
+    let out = stdout(&o);
+    for needle in [
+        "SHOP_PASSPHRASE_UNSET",
+        "SHOP_HOOK_UNSET",
+        "/nonexistent/uploads is not a directory",
+    ] {
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with("warning (on this host)") && l.contains(needle)),
+            "{needle}: {out}"
+        );
+    }
+    let o = pgb(&["config", "check", "--config", &path, "--json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    assert_eq!(doc["warnings"].as_array().map(Vec::len), Some(3), "{doc}");
+}

@@ -29,7 +29,7 @@ mod proving;
 pub use plan::{JobDumper, JobPlan, PlanError, hook_env, notifier, tools};
 pub use proving::{
     JobDrill, drill_notification, job_auth_key, job_check, job_database, job_decryption,
-    job_repository, outcome_name,
+    job_repository, job_warnings, outcome_name,
 };
 
 use std::collections::BTreeMap;

@@ -314,3 +314,45 @@ pub fn drill_notification(res: &Result<DrillReport, DrillError>) -> Notification
         Err(_) => n,
     }
 }
+
+/// What would fail if the job ran here and now, without running anything or opening the
+/// repository: key files and variables the job names, its notification variables and files,
+/// its `files` directories, its drill's smoke files and identity file. `pgb config check`
+/// shows these as warnings (the file may be checked on another host than the one that runs it).
+pub fn job_warnings(job: &ResolvedJob, env: &dyn EnvLookup) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if let Err(e) = crate::plan::JobKeys::resolve(job, env) {
+        warnings.push(e.to_string());
+    }
+    if let Err(e) = notifier(job, env) {
+        warnings.push(e.to_string());
+    }
+    if let Some(f) = &job.encryption.identity_file
+        && let Err(e) = std::fs::metadata(f)
+    {
+        warnings.push(format!(
+            "job {}: identity_file {}: {e}",
+            job.name,
+            f.display()
+        ));
+    }
+    for dir in &job.files {
+        if !dir.is_dir() {
+            warnings.push(format!(
+                "job {}: files: {} is not a directory here",
+                job.name,
+                dir.display()
+            ));
+        }
+    }
+    for f in job.drill.iter().flat_map(|d| &d.smoke) {
+        if let Err(e) = std::fs::metadata(f) {
+            warnings.push(format!(
+                "job {}: drill.smoke {}: {e}",
+                job.name,
+                f.display()
+            ));
+        }
+    }
+    warnings
+}

@@ -11,11 +11,16 @@ use serde::Serialize;
 pub(crate) struct ConfigCheckOut<'a> {
     pub(crate) file: String,
     pub(crate) jobs: &'a [JobReport],
+    /// What would fail if a job ran on this host now (a missing key file, an unset variable).
+    pub(crate) warnings: &'a [String],
 }
 
 /// `pgb config check`: each job's effective settings and their sources.
 pub(crate) fn config_check(w: &mut dyn Write, out: &ConfigCheckOut<'_>) -> io::Result<()> {
     writeln!(w, "{}: {} job(s), valid", out.file, out.jobs.len())?;
+    for warning in out.warnings {
+        writeln!(w, "warning (on this host): {warning}")?;
+    }
     for r in out.jobs {
         writeln!(w, "\n[jobs.{}]", r.job)?;
         for (k, e) in &r.settings {
