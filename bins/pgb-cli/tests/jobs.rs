@@ -75,6 +75,10 @@ fn a_malformed_cron_is_a_usage_error_naming_job_and_key() {
         "schedule",
     );
     assert!(line.contains("shop"), "{line}");
+    assert!(
+        line.contains("field 1 \"61\" is not a valid minute (0-59)"),
+        "names the field at fault: {line}"
+    );
 }
 
 #[test]

@@ -530,11 +530,42 @@ pub fn parse_cron(expr: &str) -> Result<croner::Cron, String> {
              day-of-week), found {fields}"
         ));
     }
-    croner::parser::CronParser::builder()
-        .seconds(croner::parser::Seconds::Disallowed)
-        .build()
-        .parse(expr)
-        .map_err(|e| format!("invalid cron expression {expr:?}: {e}"))
+    let parse = |e: &str| {
+        croner::parser::CronParser::builder()
+            .seconds(croner::parser::Seconds::Disallowed)
+            .build()
+            .parse(e)
+    };
+    parse(expr).map_err(|e| {
+        // Name the field at fault: each field alone, the others `*`.
+        const FIELDS: [&str; 5] = [
+            "minute (0-59)",
+            "hour (0-23)",
+            "day of month (1-31)",
+            "month (1-12 or JAN-DEC)",
+            "day of week (0-7 or SUN-SAT)",
+        ];
+        let parts: Vec<&str> = expr.split_whitespace().collect();
+        let bad = (parts.len() == 5)
+            .then(|| {
+                (0..5).find(|&i| {
+                    let probe: Vec<&str> = (0..5)
+                        .map(|j| if j == i { parts[i] } else { "*" })
+                        .collect();
+                    parse(&probe.join(" ")).is_err()
+                })
+            })
+            .flatten();
+        match bad {
+            Some(i) => format!(
+                "invalid cron expression {expr:?}: field {} {:?} is not a valid {}",
+                i + 1,
+                parts[i],
+                FIELDS[i]
+            ),
+            None => format!("invalid cron expression {expr:?}: {e}"),
+        }
+    })
 }
 
 /// How far ahead a schedule must have a run: `config check` refuses one that has none.
