@@ -75,7 +75,8 @@ impl fmt::Display for ConfigError {
         match (&self.job, &self.key) {
             (Some(j), Some(k)) => write!(f, "job {j:?}, key {k:?}: ")?,
             (Some(j), None) => write!(f, "job {j:?}: ")?,
-            (None, Some(k)) => write!(f, "key {k:?}: ")?,
+            // A key without a job is one of `[defaults]` (every job reads it).
+            (None, Some(k)) => write!(f, "[defaults], key {k:?}: ")?,
             (None, None) => {}
         }
         f.write_str(&self.message)

@@ -471,7 +471,13 @@ impl LoadedConfig {
                     .unwrap_or(0),
             }
         };
-        apply(flatten(&self.file.defaults), &file_src(Scope::Defaults));
+        let defaults = flatten(&self.file.defaults);
+        let defaults_src = file_src(Scope::Defaults);
+        let from_defaults: Vec<(String, Source)> = defaults
+            .keys()
+            .map(|k| (k.clone(), defaults_src(k)))
+            .collect();
+        apply(defaults, &defaults_src);
         apply(flatten(job_settings), &file_src(Scope::Job(job.to_owned())));
         let env_values = env_layer(env.var).map_err(|e| e.job(Some(job)))?;
         let env_names: BTreeMap<String, String> = env_values
@@ -486,7 +492,14 @@ impl LoadedConfig {
         );
         apply(flatten(flags), &|_| Source::Flag);
         let settings = unflatten(&merged);
-        validate(job, settings, prov, env)
+        // Keys whose value is still the one `[defaults]` set: an error in one is blamed on
+        // `[defaults]`, not on the first job that happens to be resolved.
+        let from_defaults: std::collections::BTreeSet<String> = from_defaults
+            .into_iter()
+            .filter(|(k, src)| prov.get(k) == Some(src))
+            .map(|(k, _)| k)
+            .collect();
+        validate(job, settings, prov, &from_defaults, env)
     }
 
     /// Resolves every job, stopping at the first invalid one.
@@ -618,11 +631,12 @@ fn validate(
     job: &str,
     s: JobSettings,
     prov: BTreeMap<String, Source>,
+    from_defaults: &std::collections::BTreeSet<String>,
     env: &Environment<'_>,
 ) -> Result<ResolvedJob, ConfigError> {
     let err = |key: &str, msg: String| {
         ConfigError::new(origin_of(prov.get(key)), msg)
-            .job(Some(job))
+            .job((!from_defaults.contains(key)).then_some(job))
             .key(key)
     };
     let dur = |key: &str, v: &Option<String>| -> Result<Option<Duration>, ConfigError> {

@@ -438,14 +438,27 @@ fn a_schedule_that_never_runs_is_refused_naming_job_and_key() {
         assert!(msg.contains("never runs"), "{msg}");
         assert!(!msg.contains('\n'), "one line: {msg}");
     }
-    // From [defaults], it is refused for the job that inherits it.
+    // From [defaults], it is refused, and blamed on [defaults] (not on the job resolved).
     let e = resolve(
         "[defaults]\nschedule = \"0 0 31 2 *\"\n[jobs.shop]\nrepository = \"/x\"\n",
         "shop",
         &[],
     )
     .unwrap_err();
-    assert_eq!((e.job.as_deref(), line(&e)), (Some("shop"), Some(2)), "{e}");
+    assert_eq!((e.job.as_deref(), line(&e)), (None, Some(2)), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("pgb.toml:2: [defaults], key \"schedule\":"),
+        "{e}"
+    );
+    // Overridden by the job, the job's own value is the one blamed.
+    let e = resolve(
+        "[defaults]\nschedule = \"0 3 * * *\"\n[jobs.shop]\nrepository = \"/x\"\nschedule = \"0 0 31 2 *\"\n",
+        "shop",
+        &[],
+    )
+    .unwrap_err();
+    assert_eq!((e.job.as_deref(), line(&e)), (Some("shop"), Some(5)), "{e}");
     // Rare but real dates pass: February 29th, the 31st (of the months that have one).
     for ok in ["0 0 29 2 *", "0 0 31 * *", "0 3 * * 0", "@yearly"] {
         let job = resolve(&with(&format!("schedule = {ok:?}")), "shop", &[]);
