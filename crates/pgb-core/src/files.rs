@@ -86,7 +86,7 @@ impl PreparedDump for FilesDump {
             });
             b.follow_symlinks(false);
             b.mode(tar::HeaderMode::Complete);
-            b.append_dir_all(".", &path)?;
+            append_tree(&mut b, &path)?;
             let mut w = b.into_inner()?;
             w.flush()
         });
@@ -96,6 +96,36 @@ impl PreparedDump for FilesDump {
             path: self.path,
         }))
     }
+}
+
+/// Appends `root` as `.` and everything under it, in name order, symlinks as links. A socket
+/// is skipped with a warning: tar cannot hold one, it is recreated by the program listening on
+/// it, and one in an uploads directory must not fail the whole backup (the database's dump
+/// included), which tar's own `append_dir_all` does.
+fn append_tree<W: Write>(b: &mut tar::Builder<W>, root: &Path) -> io::Result<()> {
+    use std::os::unix::fs::FileTypeExt as _;
+    b.append_dir(".", root)?;
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let mut entries = std::fs::read_dir(root.join(&rel))?.collect::<io::Result<Vec<_>>>()?;
+        entries.sort_by_key(std::fs::DirEntry::file_name);
+        for e in entries {
+            let inner = rel.join(e.file_name());
+            let name = Path::new(".").join(&inner);
+            let kind = e.file_type()?;
+            if kind.is_socket() {
+                tracing::warn!(path = %e.path().display(), "a socket is not archived (tar cannot hold one)");
+                continue;
+            }
+            if kind.is_dir() {
+                b.append_dir(&name, e.path())?;
+                stack.push(inner);
+            } else {
+                b.append_path_with_name(e.path(), &name)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Sends what tar writes into a channel, in chunks.
@@ -1067,6 +1097,27 @@ mod tests {
             .collect();
         v.sort();
         v
+    }
+
+    /// A socket in a files directory is skipped; the rest archives and restores.
+    #[tokio::test]
+    async fn a_socket_in_a_files_directory_is_skipped_not_fatal() {
+        let src = TempDir::new();
+        std::fs::create_dir(src.path().join("sub")).unwrap();
+        std::fs::write(src.path().join("sub/kept.txt"), b"kept").unwrap();
+        let _listener =
+            std::os::unix::net::UnixListener::bind(src.path().join("app.sock")).unwrap();
+        let mut b = tar::Builder::new(Vec::new());
+        b.follow_symlinks(false);
+        append_tree(&mut b, src.path()).expect("a socket does not fail the archive");
+        let tar = b.into_inner().unwrap();
+        let dest = TempDir::new();
+        let target = dest.path().join("restored");
+        restore(tar, &target, &FilesRestoreOptions::new())
+            .await
+            .unwrap();
+        assert_eq!(std::fs::read(target.join("sub/kept.txt")).unwrap(), b"kept");
+        assert!(!target.join("app.sock").exists());
     }
 
     #[test]
