@@ -303,9 +303,14 @@ impl Storage for FsStorage {
                     .create_new(true)
                     .mode(0o600)
                     .open(&staging)
+                    .map(|file| StagingFile {
+                        file: Some(file),
+                        path: staging.clone(),
+                    })
                     .map_err(|e| io_error("write", &shown, &staging, e))
             })
             .await?
+            .keep()
         };
         Ok(Box::new(FsWriter {
             root: self.root.clone(),
@@ -574,6 +579,28 @@ impl ObjectWriter for FsWriter {
             }
         }
         Ok(())
+    }
+}
+
+/// A staging file just created on a blocking thread. If the writer's future was dropped
+/// meanwhile (a cancelled backup), nobody takes it and dropping it removes the file: the
+/// open itself leaves no staging file behind.
+struct StagingFile {
+    file: Option<File>,
+    path: PathBuf,
+}
+
+impl StagingFile {
+    fn keep(mut self) -> File {
+        self.file.take().expect("kept once")
+    }
+}
+
+impl Drop for StagingFile {
+    fn drop(&mut self) {
+        if self.file.is_some() {
+            let _ = fs::remove_file(&self.path);
+        }
     }
 }
 
