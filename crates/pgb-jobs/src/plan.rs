@@ -318,8 +318,11 @@ fn temp_dir(env: &dyn EnvLookup) -> PathBuf {
     var(env, "TMPDIR").map_or_else(|| PathBuf::from("/tmp"), PathBuf::from)
 }
 
-/// pg_dump's selection and pass-through options of the job.
-fn dump_options(job: &ResolvedJob) -> Result<DumpOptions, String> {
+/// pg_dump's selection and pass-through options of the job (as its manifests record them).
+///
+/// # Errors
+/// An option pgb sets itself (`-F`, `-f`, `-Z`, `-j`, the connection).
+pub fn dump_options(job: &ResolvedJob) -> Result<DumpOptions, String> {
     let s = &job.selection;
     DumpOptions::new()
         .with_schemas(&s.schemas)

@@ -5,7 +5,6 @@
 use std::future::Future;
 
 use pgb_config::ResolvedJob;
-use pgb_notify::{Event, Notification};
 use pgb_ops::{DrillError, DrillOutcome, DrillReport};
 
 use super::Ctx;
@@ -66,33 +65,11 @@ pub(super) async fn drill_notified(
     let hook = job.and_then(|j| resolve::config::drill_hook(j, env));
     let hook = hook.as_ref().map(|h| h as &dyn pgb_ops::DrillHook);
     let res = pgb_ops::drill(&repo, &opts, hook, &render::log_progress, cancel).await;
-    let n = notification(&res);
+    let n = pgb_jobs::drill_notification(&res);
     let n = match job {
         Some(j) => n.with_job(j.name.clone()),
         None => n,
     };
     super::notify::finish(notifier.as_ref(), n, run).await;
     Ok(res)
-}
-
-/// `drill_passed` or `drill_failed` for a drill's outcome.
-pub(super) fn notification(
-    res: &Result<pgb_ops::DrillReport, pgb_ops::DrillError>,
-) -> Notification {
-    let n = match res {
-        Ok(r) if r.passed() => Notification::new(Event::DrillPassed).with_status("passed"),
-        Ok(r) => Notification::new(Event::DrillFailed)
-            .with_status(render::drill_outcome(r.outcome))
-            .with_cause(r.cause.as_deref().unwrap_or_default()),
-        Err(e) => Notification::new(Event::DrillFailed)
-            .with_status("not_run")
-            .with_cause(e.to_string()),
-    };
-    match res {
-        Ok(r) => n
-            .with_set(r.set.clone())
-            .with_backup_id(r.backup_id.to_string())
-            .with_duration("rto", std::time::Duration::from_millis(r.rto_ms)),
-        Err(_) => n,
-    }
 }

@@ -64,7 +64,6 @@ pub(crate) use json::{BackupOut, GcOut, ListEntry, RestoreOut};
 pub(crate) use notes::{listing_notes, prune_notes, verify_failures};
 pub(crate) use ops::{
     check as check_text, drill as drill_text, drill_history as drill_history_text,
-    outcome as drill_outcome,
 };
 pub(crate) use text::{
     backup as backup_text, gc as gc_text, list as list_text, plan as plan_text,

@@ -2,19 +2,9 @@
 
 use std::io::{self, Write};
 
-use pgb_ops::{CheckReport, DrillEntry, DrillOutcome, DrillReport};
+use pgb_ops::{CheckReport, DrillEntry, DrillReport};
 
 use super::text::fmt_time;
-
-/// `passed`, `check_failed`, `limit_exceeded`.
-pub(crate) fn outcome(o: DrillOutcome) -> &'static str {
-    match o {
-        DrillOutcome::Passed => "passed",
-        DrillOutcome::CheckFailed => "check_failed",
-        DrillOutcome::LimitExceeded => "limit_exceeded",
-        _ => "unknown",
-    }
-}
 
 /// A duration as people write it: `0.4s`, `41.2s`, `3m05s`, `1h02m`.
 fn secs(ms: u64) -> String {
@@ -35,7 +25,7 @@ pub(crate) fn drill(w: &mut dyn Write, r: &DrillReport) -> io::Result<()> {
     writeln!(
         w,
         "drill {} of {} ({}): {}",
-        outcome(r.outcome),
+        pgb_jobs::outcome_name(r.outcome),
         r.backup_id,
         r.database,
         r.cause.as_deref().unwrap_or("every check passed")
@@ -100,7 +90,7 @@ pub(crate) fn drill_history(w: &mut dyn Write, entries: &[DrillEntry]) -> io::Re
                 fmt_time(r.started_at),
                 r.backup_id,
                 r.database,
-                outcome(r.outcome),
+                pgb_jobs::outcome_name(r.outcome),
                 secs(r.rto_ms),
                 limit_secs(r.rpo_s)
             )?,

@@ -71,7 +71,7 @@ pub(crate) fn list(
     for m in rows {
         let drill = drills
             .get(&m.id)
-            .map_or("-", |d| super::ops::outcome(d.outcome));
+            .map_or("-", |d| pgb_jobs::outcome_name(d.outcome));
         let verified_on = verified.get(&m.id).map_or_else(
             || "-".to_owned(),
             |t| {

@@ -145,14 +145,7 @@ pub(crate) fn retention_set(job: &ResolvedJob, env: Env<'_>) -> Result<String, F
             job.name
         )));
     }
-    let s = &job.selection;
-    let options = pgb::postgres::DumpOptions::new()
-        .with_schemas(&s.schemas)
-        .with_exclude_schemas(&s.exclude_schemas)
-        .with_tables(&s.tables)
-        .with_exclude_tables(&s.exclude_tables)
-        .with_exclude_table_data(&s.exclude_table_data)
-        .with_extra(&s.pg_dump_options)
+    let options = pgb_jobs::dump_options(job)
         .map_err(|e| Failure::usage(format!("job {}: pg_dump_options: {e}", job.name)))?;
     let (database, include, exclude) = match &job.whole_server {
         Some(w) => (
