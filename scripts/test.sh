@@ -28,9 +28,9 @@ report_skips() {
   local n
   n=$(sort -u "$PGB_TEST_SKIP_LOG" 2>/dev/null | wc -l)
   if [[ $n -eq 0 ]]; then
-    echo "test.sh: no test skipped for a missing server"
+    echo "test.sh: no test skipped for a missing server or tool"
   else
-    echo "test.sh: $n test(s) skipped for a missing server (they passed without running):"
+    echo "test.sh: $n test(s) skipped for a missing server, tool or privilege (they passed without running):"
     sort -u "$PGB_TEST_SKIP_LOG" | sed 's/^/  /'
   fi
 }
