@@ -9,9 +9,10 @@ use std::path::Path;
 /// (crate, pgb crates it may depend on, other crates it must not depend on).
 const RULES: &[(&str, &[&str], &[&str])] = &[
     ("pgb-retention", &[], &["tokio", "opendal", "clap"]),
+    ("pgb-wal", &[], &["tokio", "opendal", "clap", "time"]),
     (
         "pgb-core",
-        &["pgb-retention"],
+        &["pgb-retention", "pgb-wal"],
         &["opendal", "clap", "tracing-subscriber"],
     ),
     ("pgb-storage-local", &["pgb-core"], &["opendal", "clap"]),
@@ -31,7 +32,7 @@ const RULES: &[(&str, &[&str], &[&str])] = &[
         &["pgb-core", "pgb-storage-opendal"],
         &["clap"],
     ),
-    ("pgb-postgres", &["pgb-core"], &["opendal", "clap"]),
+    ("pgb-postgres", &["pgb-core", "pgb-wal"], &["opendal", "clap"]),
     ("pgb-testkit", &["pgb-core"], &["opendal"]),
     ("pgb-faultproxy", &[], &["clap"]),
     (
