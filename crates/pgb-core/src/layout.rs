@@ -10,6 +10,8 @@
 //! locks/<id>.json                   leases of running backups (gc never collects them)
 //! locks/jobs/<job>.json             job locks (one run per job across hosts)
 //! drills/<id>/<utc time>.json       restore-drill records
+//! wal/<system id>/<TLI>/<WAL file>  archived WAL: segments, .partial, .backup and .history
+//!                                   files under their own names (header line + body)
 //! .pgb-probe-<random>               the write probe of a preflight
 //! ```
 
@@ -32,6 +34,8 @@ pub const DRILLS: &str = "drills";
 pub const SIDECAR_SUFFIX: &str = ".sha256";
 /// The suffix of an age-encrypted object.
 pub const AGE_SUFFIX: &str = ".age";
+/// The WAL archive, one folder per cluster (system identifier), one per timeline inside.
+pub const WAL: &str = "wal";
 /// The prefix of write-probe objects.
 pub const PROBE_PREFIX: &str = ".pgb-probe-";
 
@@ -220,4 +224,33 @@ pub const VERIFIED: &str = "verified";
 /// (`verified/<utc time>.json`, written by pgb-ops), deleted with the backup.
 pub fn verified_prefix(id: &BackupId) -> ObjectKey {
     backup_dir(id).join(VERIFIED).expect("static key")
+}
+
+/// `wal/`.
+pub fn wal_root() -> ObjectKey {
+    key(WAL)
+}
+
+/// `wal/<system id>`: the archive of one cluster (its system identifier, in decimal as
+/// `pg_controldata` prints it).
+pub fn wal_prefix(system_identifier: u64) -> ObjectKey {
+    wal_root()
+        .join(&system_identifier.to_string())
+        .expect("digits are a valid segment")
+}
+
+/// `wal/<system id>/<TLI>`: one timeline's segments, partial segments and backup history
+/// files, and its timeline history file.
+pub fn wal_timeline_prefix(system_identifier: u64, timeline: pgb_wal::TimelineId) -> ObjectKey {
+    wal_prefix(system_identifier)
+        .join(&format!("{timeline:08X}"))
+        .expect("hex digits are a valid segment")
+}
+
+/// `wal/<system id>/<TLI>/<name>`: where an archived WAL file lives, under the name
+/// PostgreSQL gave it, so that fetching it is one GET with no listing.
+pub fn wal_key(system_identifier: u64, file: &pgb_wal::WalFileName) -> ObjectKey {
+    wal_timeline_prefix(system_identifier, file.timeline())
+        .join(file.as_str())
+        .expect("WAL file names are valid segments")
 }
