@@ -7,16 +7,21 @@
 //! - [`FakeDumper`] / [`RecordingRestorer`]: deterministic stand-ins for pg_dump and
 //!   pg_restore, for fault tests of the orchestration (fakes are for fault injection only: the
 //!   real drivers are tested against real PostgreSQL).
+//! - [`TempCluster`]: a throwaway PostgreSQL server of its own (WAL archiving, base backups,
+//!   point-in-time recovery), run as the OS user `postgres` when the tests run as root, and
+//!   [`make_shared_dir`] for the directories its `archive_command` writes.
 //! - [`require_or_skip`]: the loud-skip rule: a test whose server is missing prints why and
 //!   returns, unless `PGB_TEST_REQUIRE=1`, where it fails.
 //!
 //! Unlike the production crates this one reads `PGB_TEST_*` environment variables: it is how a
 //! test harness is told which servers exist.
 
+mod cluster;
 mod conformance;
 mod fakes;
 mod fault;
 
+pub use cluster::{TempCluster, make_shared_dir, share_with_postgres};
 pub use conformance::{Ctx, cases};
 pub use fakes::{FakeDumper, FakeOutcome, Recorded, RecordingRestorer};
 pub use fault::FaultStorage;
