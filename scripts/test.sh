@@ -11,6 +11,8 @@ source scripts/lib/ensure-tools.sh
 pgb_ensure_base
 # promtool checks and unit-tests deploy/prometheus/pgb-alerts.yml (crates/pgb-metrics/tests/alerts.rs).
 pgb_ensure_cmds promtool:prometheus
+# groff renders every page of `pgb man` with all warnings on (bins/pgb-cli/tests/docs.rs).
+pgb_ensure_cmds groff:groff-base
 
 state=$(mktemp -d /tmp/pgb-test.XXXXXX)
 chmod 755 "$state"

@@ -7,6 +7,7 @@
 
 mod cluster;
 mod commands;
+mod docs;
 mod jobs;
 mod ops;
 mod shared;
@@ -20,6 +21,7 @@ pub(crate) use cluster::{
 pub(crate) use commands::{
     BackupArgs, GcArgs, KeyCommand, ListArgs, PruneArgs, RestoreArgs, RetentionCommand, VerifyArgs,
 };
+pub(crate) use docs::{CompletionsArgs, ManArgs, ShellArg};
 pub(crate) use jobs::{ConfigCommand, DaemonArgs, RunArgs, ScheduleCommand};
 pub(crate) use ops::{CheckArgs, CheckFormat, DrillArgs};
 pub(crate) use shared::{
@@ -114,6 +116,10 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: ScheduleCommand,
     },
+    /// Shell completions generated from these definitions: bash, zsh or fish, on stdout.
+    Completions(CompletionsArgs),
+    /// Man pages generated from these definitions: pgb.1 on stdout, or every page into --dir.
+    Man(ManArgs),
 }
 
 #[cfg(test)]

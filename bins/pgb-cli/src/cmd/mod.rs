@@ -7,6 +7,7 @@ mod check;
 mod cluster;
 mod config;
 pub(crate) mod daemon;
+mod docs;
 mod drill;
 mod gc;
 mod key;
@@ -132,5 +133,7 @@ async fn dispatch(cmd: Command, ctx: &Ctx<'_>) -> Result<(), Failure> {
         Command::Daemon(a) => daemon::run(a, ctx).await,
         Command::Config { command } => config::run(command, ctx.env),
         Command::Schedule { command } => schedule::run(command, ctx.env),
+        Command::Completions(a) => docs::completions(&a),
+        Command::Man(a) => docs::man(&a),
     }
 }
