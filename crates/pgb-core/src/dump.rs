@@ -291,6 +291,9 @@ pub struct DumpSource {
     /// The dump tool's selection and pass-through options (`--schema=app`,
     /// `--exclude-table-data=audit`), recorded in the manifest.
     pub options: Vec<String>,
+    /// The database's migration heads, read at preflight (empty: none found); recorded in
+    /// the manifest.
+    pub migrations: Vec<crate::migration::MigrationHead>,
 }
 
 impl DumpSource {
@@ -313,7 +316,14 @@ impl DumpSource {
             table_estimates: Vec::new(),
             size_estimate: None,
             options: Vec::new(),
+            migrations: Vec::new(),
         }
+    }
+
+    /// Records the database's migration heads.
+    pub fn with_migrations(mut self, heads: Vec<crate::migration::MigrationHead>) -> Self {
+        self.migrations = heads;
+        self
     }
 
     /// Records the dump tool's selection and pass-through options.

@@ -49,6 +49,7 @@ mod key;
 pub mod layout;
 mod manifest;
 mod memory;
+pub mod migration;
 mod repo;
 mod storage;
 
@@ -79,6 +80,9 @@ pub use manifest::{
 };
 pub use memory::MemoryStorage;
 pub use repo::{
+pub use migration::{
+    MigrationFramework, MigrationHead, MigrationProblem, MigrationTarget, UnknownFramework,
+};
     BackupOptions, BackupReport, ClusterBackup, GcReport, GcSkipped, InvalidBackup, Leftover,
     Listing, PruneAction, PruneDecision, PruneOptions, PruneReport, PruneSet, Repository,
     VerifyAllReport, VerifyOutcome, VerifyReport,

@@ -288,6 +288,14 @@ pub struct Manifest {
     /// the artifacts are the globals and one dump per database).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<ClusterInfo>,
+    /// Each database's migration heads when the backup started (read moments before its
+    /// pg_dump began), by database name: one entry for a single database, one per database of
+    /// a whole server that had any. Empty: none found (or a pgb that did not record them).
+    #[serde(
+        default,
+        skip_serializing_if = "std::collections::BTreeMap::is_empty"
+    )]
+    pub migrations: std::collections::BTreeMap<String, Vec<crate::migration::MigrationHead>>,
     /// HMAC-SHA256 (hex) of the manifest without this field, when authenticated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac: Option<String>,
@@ -362,6 +370,7 @@ impl ManifestV2 {
             table_estimates: Vec::new(),
             dump_options: Vec::new(),
             cluster: None,
+            migrations: std::collections::BTreeMap::new(),
             mac,
             authenticated,
         }
@@ -431,6 +440,11 @@ impl Manifest {
             table_estimates: source.table_estimates.clone(),
             dump_options: source.options.clone(),
             cluster: None,
+            migrations: if source.migrations.is_empty() {
+                std::collections::BTreeMap::new()
+            } else {
+                [(source.database.clone(), source.migrations.clone())].into()
+            },
             mac: None,
             authenticated: Vec::new(),
         }
@@ -491,6 +505,11 @@ impl Manifest {
         self.artifacts
             .iter()
             .find(|a| a.kind == ArtifactKind::Dump && a.name == database)
+    }
+
+    /// The migration heads recorded for `database` (empty when none were).
+    pub fn migrations_of(&self, database: &str) -> &[crate::migration::MigrationHead] {
+        self.migrations.get(database).map_or(&[], Vec::as_slice)
     }
 
     /// The globals of a cluster backup.

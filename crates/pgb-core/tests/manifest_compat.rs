@@ -76,6 +76,7 @@ async fn format_1_backups_still_verify_and_restore() {
     let m = verify_and_restore(&Repository::new(storage)).await;
     assert_eq!(m.format_version, 1);
     assert_eq!(m.labels, ["fixture"]);
+    assert!(m.migrations.is_empty(), "no migration heads recorded then");
     assert_eq!(m.compression, Compression::Zstd { level: 3 });
 }
 
@@ -234,5 +235,74 @@ async fn a_newer_manifest_with_an_extra_field_authenticates_and_restores() {
         .verify(&listed, None, &NoProgress)
         .await
         .expect_err("an altered label fails authentication");
+    assert!(err.to_string().contains("authentication failed"), "{err}");
+}
+
+/// Migration heads are an optional field of format 3: a manifest that records them reads them
+/// back, they are authenticated like every other field, and a manifest without them (every
+/// backup before them) reads with none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migration_heads_are_recorded_authenticated_and_optional() {
+    let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
+    let auth = AuthKey::generate().expect("key");
+    let key_hex = auth.to_hex();
+    let key_bytes: [u8; 32] = (0..32)
+        .map(|i| u8::from_str_radix(&key_hex[2 * i..2 * i + 2], 16).expect("hex"))
+        .collect::<Vec<u8>>()
+        .try_into()
+        .expect("32 bytes");
+    let enc = Encryption::with_passphrase("pw".to_owned())
+        .expect("passphrase")
+        .with_auth_key(key_hex.parse().expect("auth key"));
+    let writer = Repository::new(Arc::clone(&storage));
+    let m = writer
+        .backup(
+            &FakeDumper::new(10_000, FakeOutcome::Succeed),
+            &BackupOptions::default().with_encryption(enc),
+            &NoProgress,
+        )
+        .await
+        .expect("backup");
+    assert!(
+        m.migrations.is_empty(),
+        "the fake database has no migrations"
+    );
+    let keys = Decryption::none()
+        .with_passphrase("pw".to_owned())
+        .expect("passphrase")
+        .with_auth_key(key_hex.parse().expect("auth key"));
+    let reader = Repository::new(Arc::clone(&storage)).with_decryption(keys);
+    let heads = serde_json::json!({"fakedb": [{
+        "framework": "prisma",
+        "table": "public._prisma_migrations",
+        "head": "20240501120000_init",
+        "applied": 1
+    }]});
+    rewrite_manifest(&storage, &m, &key_bytes, true, |obj| {
+        obj.insert("migrations".to_owned(), heads.clone());
+    })
+    .await;
+    let read = verify_and_restore(&reader).await;
+    let h = &read.migrations_of("fakedb")[0];
+    assert_eq!(
+        (h.framework, h.head.as_str(), h.applied),
+        (
+            pgb_core::MigrationFramework::Prisma,
+            "20240501120000_init",
+            Some(1)
+        )
+    );
+    assert!(read.migrations_of("otherdb").is_empty());
+    // A changed head without the key fails authentication.
+    rewrite_manifest(&storage, &m, &key_bytes, false, |obj| {
+        obj["migrations"]["fakedb"][0]["head"] = "20990101000000_later".into();
+    })
+    .await;
+    assert!(reader.list().await.expect("list").backups.is_empty());
+    let listed = reader.manifest(&m.id).await.expect("read by id");
+    let err = reader
+        .verify(&listed, None, &NoProgress)
+        .await
+        .expect_err("an altered head fails authentication");
     assert!(err.to_string().contains("authentication failed"), "{err}");
 }

@@ -120,6 +120,12 @@ impl Repository {
         });
         let encrypted = opts.encryption.is_some();
         let names: Vec<String> = databases.iter().map(|(n, _)| n.clone()).collect();
+        // Each database's migration heads, read at its preflight.
+        let migrations: std::collections::BTreeMap<String, Vec<crate::MigrationHead>> = databases
+            .iter()
+            .filter(|(_, d)| !d.source().migrations.is_empty())
+            .map(|(n, d)| (n.clone(), d.source().migrations.clone()))
+            .collect();
         let mut artifacts: Vec<Artifact> = Vec::with_capacity(databases.len() + 1);
         let globals_file = layout::globals_name(opts.compression, encrypted);
         let mut jobs = vec![(
@@ -153,7 +159,7 @@ impl Repository {
             .with_selection(include, exclude)
             .with_role_passwords(role_passwords)
             .with_owners(owners);
-        let manifest = Manifest::new_cluster(
+        let mut manifest = Manifest::new_cluster(
             id,
             &source,
             cluster,
@@ -164,6 +170,7 @@ impl Repository {
             opts.encryption.as_ref().map(Encryption::info),
             artifacts,
         );
+        manifest.migrations = migrations;
         self.commit(manifest, opts, progress).await
     }
 
