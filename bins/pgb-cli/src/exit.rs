@@ -38,6 +38,10 @@ pub(crate) const DRILL_LIMIT_EXCEEDED: i32 = 11;
 pub(crate) const CHECK_UNKNOWN: i32 = 3;
 /// Interrupted by SIGINT (128 + 2).
 pub(crate) const SIGINT: i32 = 130;
+/// `pgb wal fetch`: any failure other than "not in the archive" (1). PostgreSQL stops
+/// recovery on a restore_command status above 125 instead of taking it for the end of the
+/// archive, so a damaged or unreachable archive never makes a server promote early.
+pub(crate) const WAL_FETCH_FATAL: i32 = 255;
 /// Terminated by SIGTERM (128 + 15).
 pub(crate) const SIGTERM: i32 = 143;
 

@@ -136,8 +136,21 @@ fn parse_args() -> Cli {
                 .try_get_matches()
                 .is_ok_and(|m| m.subcommand_name() == Some("check"))
         };
+        // A restore_command that cannot even parse its arguments must stop recovery, not
+        // end it: PostgreSQL reads an exit status up to 125 as "no such file".
+        let wal_fetch = || {
+            Cli::command()
+                .ignore_errors(true)
+                .try_get_matches()
+                .is_ok_and(|m| {
+                    m.subcommand()
+                        .is_some_and(|(n, s)| n == "wal" && s.subcommand_name() == Some("fetch"))
+                })
+        };
         let code = if e.use_stderr() && check() {
             exit::CHECK_UNKNOWN
+        } else if e.use_stderr() && wal_fetch() {
+            exit::WAL_FETCH_FATAL
         } else {
             e.exit_code()
         };

@@ -111,6 +111,11 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 pub(crate) struct SharedBuf(Arc<Mutex<Vec<u8>>>);
 
 impl SharedBuf {
+    /// Everything collected so far.
+    pub(crate) fn take_all(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
     fn take_if_over(&self, threshold: usize) -> Option<Bytes> {
         let mut v = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         (v.len() >= threshold.max(1)).then(|| Bytes::from(std::mem::take(&mut *v)))
@@ -186,7 +191,7 @@ pub(crate) fn compress_stage(
 }
 
 /// [`compress_stage`] with `workers` zstd worker threads (0: compress on the calling thread).
-fn compress_stage_with(
+pub(crate) fn compress_stage_with(
     c: Compression,
     inner: Box<dyn EncodeStage>,
     workers: u32,

@@ -81,6 +81,10 @@ impl AuthKey {
         Ok(Self(k))
     }
 
+    pub(crate) fn bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
     /// The key as 64 hex characters (for writing a key file).
     pub fn to_hex(&self) -> String {
         crate::codec::hex(&self.0)
@@ -205,6 +209,16 @@ impl Encryption {
     pub fn with_auth_key(mut self, key: AuthKey) -> Self {
         self.auth_key = Some(key);
         self
+    }
+
+    /// Whether this encrypts with a passphrase (age scrypt: a key derivation per object).
+    pub(crate) fn is_passphrase(&self) -> bool {
+        matches!(self.mode, Mode::Passphrase(_))
+    }
+
+    /// The explicit authentication key, if any.
+    pub(crate) fn auth_key(&self) -> Option<&AuthKey> {
+        self.auth_key.as_ref()
     }
 
     pub(crate) fn info(&self) -> EncryptionInfo {
@@ -345,6 +359,11 @@ impl Decryption {
     /// Whether any decryption key was given.
     pub fn has_keys(&self) -> bool {
         !self.identities.is_empty() || self.passphrase.is_some()
+    }
+
+    /// The authentication key, if one was given.
+    pub(crate) fn auth_key(&self) -> Option<&AuthKey> {
+        self.auth_key.as_ref()
     }
 
     /// Whether the caller gave a secret that makes it expect authenticated manifests.

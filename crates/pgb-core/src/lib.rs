@@ -52,6 +52,7 @@ mod memory;
 pub mod migration;
 mod repo;
 mod storage;
+pub mod wal;
 
 pub use cluster::{
     ClusterDumper, ClusterRestoreReport, ClusterRestorer, GlobalsReport, GlobalsRestorer,
@@ -79,10 +80,10 @@ pub use manifest::{
     MANIFEST_FORMAT_VERSION, Manifest, ManifestProblem, retention_set,
 };
 pub use memory::MemoryStorage;
-pub use repo::{
 pub use migration::{
     MigrationFramework, MigrationHead, MigrationProblem, MigrationTarget, UnknownFramework,
 };
+pub use repo::{
     BackupOptions, BackupReport, ClusterBackup, GcReport, GcSkipped, InvalidBackup, Leftover,
     Listing, PruneAction, PruneDecision, PruneOptions, PruneReport, PruneSet, Repository,
     VerifyAllReport, VerifyOutcome, VerifyReport,

@@ -26,7 +26,9 @@
 mod plan;
 mod proving;
 
-pub use plan::{JobDumper, JobPlan, PlanError, dump_options, hook_env, notifier, tools};
+pub use plan::{
+    JobDumper, JobPlan, PlanError, dump_options, hook_env, job_wal_push, notifier, tools,
+};
 pub use proving::{
     JobDrill, drill_notification, job_auth_key, job_check, job_database, job_decryption,
     job_repository, job_warnings, outcome_name,

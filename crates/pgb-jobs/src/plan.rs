@@ -539,3 +539,31 @@ pub fn notifier(job: &ResolvedJob, env: &dyn EnvLookup) -> Result<Option<Notifie
         n.with_events(events)
     }))
 }
+
+/// What `archive_command` needs from a job: its repository (created on the first push, as a
+/// backup creates it) and how WAL is stored there (the job's compression, recipients and
+/// authentication key). WAL is encrypted to recipients only: a job with a passphrase is
+/// refused by the push ([`pgb::wal::WalError::PassphraseEncryption`]).
+///
+/// # Errors
+/// [`PlanError`]: a compression or key that cannot be used, a repository that cannot be opened.
+pub fn job_wal_push(
+    job: &ResolvedJob,
+    env: &dyn EnvLookup,
+) -> Result<(Repository, pgb::wal::WalPushOptions), PlanError> {
+    let compression: Compression =
+        job.compression
+            .parse()
+            .map_err(|e: pgb::InvalidCompression| PlanError::Invalid {
+                job: job.name.clone(),
+                key: "compression".to_owned(),
+                message: e.to_string(),
+            })?;
+    let keys = JobKeys::resolve(job, env)?;
+    let options = pgb::wal::WalPushOptions::default()
+        .with_compression(compression)
+        .with_encryption(keys.encryption)
+        .with_auth_key(keys.auth_key);
+    let repo = crate::proving::job_repository(job, env, true)?;
+    Ok((repo, options))
+}

@@ -11,6 +11,7 @@ mod docs;
 mod jobs;
 mod ops;
 mod shared;
+mod wal;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -24,6 +25,7 @@ pub(crate) use commands::{
 pub(crate) use docs::{CompletionsArgs, ManArgs, ShellArg};
 pub(crate) use jobs::{ConfigCommand, DaemonArgs, RunArgs, ScheduleCommand};
 pub(crate) use ops::{CheckArgs, CheckFormat, DrillArgs};
+pub(crate) use wal::{WalCommand, WalFetchArgs, WalPushArgs, WalVerifyArgs};
 pub(crate) use shared::{
     EncryptArgs, Format, JobArgs, KeyArgs, NotifyArgs, PolicyArgs, RepoArgs, ToolArgs,
 };
@@ -115,6 +117,11 @@ pub(crate) enum Command {
     Schedule {
         #[command(subcommand)]
         command: ScheduleCommand,
+    },
+    /// The WAL archive for point-in-time recovery: archive_command, restore_command, gaps.
+    Wal {
+        #[command(subcommand)]
+        command: WalCommand,
     },
     /// Shell completions generated from these definitions: bash, zsh or fish, on stdout.
     Completions(CompletionsArgs),

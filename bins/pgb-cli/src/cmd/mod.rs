@@ -19,6 +19,7 @@ mod retention;
 mod run;
 mod schedule;
 mod verify;
+mod wal;
 
 use tokio::sync::watch;
 
@@ -133,6 +134,7 @@ async fn dispatch(cmd: Command, ctx: &Ctx<'_>) -> Result<(), Failure> {
         Command::Daemon(a) => daemon::run(a, ctx).await,
         Command::Config { command } => config::run(command, ctx.env),
         Command::Schedule { command } => schedule::run(command, ctx.env),
+        Command::Wal { command } => wal::run(command, ctx).await,
         Command::Completions(a) => docs::completions(&a),
         Command::Man(a) => docs::man(&a),
     }

@@ -7,12 +7,14 @@ mod notes;
 mod ops;
 mod progress;
 mod text;
+mod wal;
 
 use std::io::{self, Write};
 
 pub(crate) use progress::config as progress_config;
 pub(crate) use progress::{LOG_TARGET, ProgressConfig, ProgressMode, Reporter, log_progress};
 pub(crate) use text::human;
+pub(crate) use wal::verify as wal_verify_text;
 
 use crate::exit::{FAILURE, Failure};
 

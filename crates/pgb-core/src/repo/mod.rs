@@ -71,6 +71,11 @@ impl Repository {
         self
     }
 
+    /// The keys backups are read with (shared).
+    pub(crate) fn keys(&self) -> Arc<Decryption> {
+        Arc::clone(&self.keys)
+    }
+
     /// The underlying storage.
     pub fn storage(&self) -> &Arc<dyn Storage> {
         &self.storage
