@@ -222,7 +222,12 @@ impl MigrationHead {
 
     /// `framework:head`, with ` (dirty)` or ` (failed)` when so: a list column, a log field.
     pub fn label(&self) -> String {
-        let mut s = format!("{}:{}", self.framework, self.head);
+        let head = if self.head.is_empty() {
+            "(none applied)"
+        } else {
+            &self.head
+        };
+        let mut s = format!("{}:{head}", self.framework);
         if self.dirty {
             s.push_str(" (dirty)");
         }
@@ -332,6 +337,10 @@ impl MigrationTarget {
     /// Where `head` stands against this target: `Less` (behind), `Equal`, `Greater` (ahead),
     /// `None` when they differ and the framework gives no order.
     pub fn compare(&self, head: &MigrationHead) -> Option<Ordering> {
+        if head.head.is_empty() {
+            // Nothing applied (only a failed migration recorded): behind anything.
+            return Some(Ordering::Less);
+        }
         if head.framework == MigrationFramework::Django {
             return compare_django(head, &self.head);
         }

@@ -71,11 +71,13 @@ impl PgDumpDirectory {
         )
         .await?;
         let estimates = table_estimates(&p.psql, &self.conn).await?;
+        let heads = crate::migrations::scan(&p.psql, &self.conn, self.options.migrations()).await;
         Ok(PreparedDirectoryDump {
             source: p
                 .source
                 .with_table_estimates(estimates)
-                .with_options(self.options.args().to_vec()),
+                .with_options(self.options.args().to_vec())
+                .with_migrations(heads.heads),
             tool: p.tool,
             conn: self.conn.clone(),
             jobs: self.jobs,

@@ -270,11 +270,14 @@ impl Dumper for PgDump {
         }
         let p = preflight(&self.locator, &self.conn, "pg_dump", self.format).await?;
         let estimates = table_estimates(&p.psql, &self.conn).await?;
+        // Last of the preflight, so the heads are read moments before pg_dump starts.
+        let heads = crate::migrations::scan(&p.psql, &self.conn, self.options.migrations()).await;
         Ok(Box::new(PreparedPgDump {
             source: p
                 .source
                 .with_table_estimates(estimates)
-                .with_options(self.options.args().to_vec()),
+                .with_options(self.options.args().to_vec())
+                .with_migrations(heads.heads),
             tool: p.tool,
             conn: self.conn.clone(),
         }))

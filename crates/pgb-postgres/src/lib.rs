@@ -27,6 +27,10 @@
 //!   check, a restore's table selection and a drill's table list.
 //! - [`sql`]: small SQL helpers over psql (queries, scratch databases, quoting), for callers
 //!   such as restore drills; [`SqlClient`] carries psql with them as methods.
+//! - [`MigrationProbe`]: which migration heads (Prisma, Alembic, Rails, golang-migrate, Django,
+//!   Flyway, Liquibase, Knex, Sequelize, TypeORM, a custom query) a dump's preflight reads and
+//!   records ([`pgb_core::DumpSource::migrations`]); [`SqlClient::migration_heads`] reads them
+//!   from any database (a restored one, before and after its `post_restore` hook).
 //! - [`ConnConfig`]: a `postgres://` URL whose password reaches children only through their
 //!   environment, never argv, `Debug` or error text.
 //!
@@ -47,6 +51,7 @@ mod conn;
 mod directory;
 mod dump;
 mod dumpall;
+mod migrations;
 mod offsets;
 mod options;
 mod process;
@@ -63,6 +68,7 @@ pub use conn::{ConnConfig, InvalidUrl};
 pub use directory::{DirectoryDump, PgDumpDirectory, PreparedDirectoryDump, SpoolFile};
 pub use dump::PgDump;
 pub use dumpall::PgDumpAll;
+pub use migrations::{MigrationProbe, MigrationScan};
 pub use offsets::{DataOffsets, OffsetPatches};
 pub use options::DumpOptions;
 pub use restore::PgRestore;

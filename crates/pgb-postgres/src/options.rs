@@ -19,9 +19,13 @@ const OWNED: [(&str, &str); 9] = [
 /// Selection and pass-through options of a pg_dump: `--schema`, `--exclude-schema`,
 /// `--table`, `--exclude-table`, `--exclude-table-data` (patterns as pg_dump takes them), and
 /// any other pg_dump option pgb does not set itself.
+///
+/// It also says which migration heads the dump's preflight reads ([`DumpOptions::with_migrations`]:
+/// every framework by default).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DumpOptions {
     args: Vec<String>,
+    migrations: crate::MigrationProbe,
 }
 
 impl DumpOptions {
@@ -95,6 +99,17 @@ impl DumpOptions {
     /// The pg_dump arguments, in order.
     pub fn args(&self) -> &[String] {
         &self.args
+    }
+
+    /// Which migration heads the preflight reads and the manifest records.
+    pub fn with_migrations(mut self, probe: crate::MigrationProbe) -> Self {
+        self.migrations = probe;
+        self
+    }
+
+    /// The migration heads read at preflight.
+    pub fn migrations(&self) -> &crate::MigrationProbe {
+        &self.migrations
     }
 }
 

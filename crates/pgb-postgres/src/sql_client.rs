@@ -55,6 +55,17 @@ impl SqlClient {
             .to_owned())
     }
 
+    /// The migration heads of the database `conn` names, as `probe` asks for them (a
+    /// restored database before and after its `post_restore` hook). Never fails: what cannot
+    /// be read is a warning in the scan.
+    pub async fn migration_heads(
+        &self,
+        conn: &ConnConfig,
+        probe: &crate::MigrationProbe,
+    ) -> crate::MigrationScan {
+        crate::migrations::scan(&self.psql, conn, probe).await
+    }
+
     /// Whether database `name` exists on the server `server` points at.
     ///
     /// # Errors
