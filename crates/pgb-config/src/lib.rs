@@ -55,13 +55,13 @@ pub use error::{ConfigError, Origin};
 pub use load::LoadedConfig;
 pub use resolve::{
     CheckConfig, DrillConfig, DumpSelection, Effective, EncryptionSettings, Environment, Hook,
-    Hooks, JobReport, MIN_HOOK_TIMEOUT, NotifyConfig, REPOSITORY_SCHEMES, ResolvedJob,
+    Hooks, JobReport, MigrationSettings, MIN_HOOK_TIMEOUT, NotifyConfig, REPOSITORY_SCHEMES, ResolvedJob,
     SCHEDULE_HORIZON_YEARS, Source, StorageNetwork, WholeServer, builtin_defaults,
     check_schedule_fires, env_layer, is_executable, parse_cron,
 };
 pub use settings::{
-    CheckSettings, ConfigFile, DrillSettings, JobSettings, KEYS, Keep, NOTIFY_EVENTS,
-    NotifySettings, env_var_for,
+    CheckSettings, ConfigFile, DrillSettings, JobSettings, KEYS, Keep, MIGRATION_FRAMEWORKS,
+    NOTIFY_EVENTS, NotifySettings, env_var_for,
 };
 pub use values::{check_compression, format_duration, parse_duration, parse_size, redact_url};
 

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{ConfigError, Origin};
 use crate::load::{LoadedConfig, Scope, url_has_password};
-use crate::settings::{JobSettings, KEYS, NOTIFY_EVENTS, env_var_for};
+use crate::settings::{JobSettings, KEYS, MIGRATION_FRAMEWORKS, NOTIFY_EVENTS, env_var_for};
 use crate::values::{check_compression, parse_duration, parse_size, redact_url};
 
 /// What the library may ask of its host: environment variables and whether a path is an
@@ -222,6 +222,20 @@ pub struct Hooks {
     pub timeout: Duration,
 }
 
+/// The job's migration keys, validated.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct MigrationSettings {
+    /// The frameworks whose heads backups record (lower case, each one of
+    /// [`MIGRATION_FRAMEWORKS`]); `None`: every one.
+    pub frameworks: Option<Vec<String>>,
+    /// The job's own head query.
+    pub query: Option<String>,
+    /// The head a restore or drill must reach.
+    pub expected: Option<String>,
+    /// The command printing that head.
+    pub expected_command: Option<Hook>,
+}
+
 /// A whole-server backup's selection (`all_databases = true`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct WholeServer {
@@ -371,6 +385,8 @@ pub struct ResolvedJob {
     pub verify_after_backup: bool,
     /// Hooks.
     pub hooks: Hooks,
+    /// Migration heads: what backups record, what restores and drills must reach.
+    pub migrations: MigrationSettings,
     /// Object-store retries and time limits.
     pub storage: StorageNetwork,
     /// Drill settings, when `[drill]` has any key.
@@ -835,6 +851,56 @@ fn validate(
         },
     };
 
+    let migrations = MigrationSettings {
+        frameworks: match &s.migrations {
+            None => None,
+            Some(names) => Some(
+                names
+                    .iter()
+                    .map(|n| {
+                        let lower = n.trim().to_ascii_lowercase();
+                        if MIGRATION_FRAMEWORKS.contains(&lower.as_str()) {
+                            Ok(lower)
+                        } else {
+                            Err(err(
+                                "migrations",
+                                format!(
+                                    "unknown migration framework {n:?}: expected {} (or [] for none)",
+                                    MIGRATION_FRAMEWORKS.join(", ")
+                                ),
+                            ))
+                        }
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+        },
+        query: match &s.migrations_query {
+            Some(q) if q.trim().is_empty() => {
+                return Err(err(
+                    "migrations_query",
+                    "an empty query; it returns one row of one column, the head".into(),
+                ));
+            }
+            q => q.clone(),
+        },
+        expected: match &s.expected_migration {
+            Some(e) if e.trim().is_empty() || e.trim().ends_with(':') => {
+                return Err(err(
+                    "expected_migration",
+                    format!("{e:?} names no head: expected [FRAMEWORK:]HEAD"),
+                ));
+            }
+            e => e.clone(),
+        },
+        expected_command: hook("expected_migration_command", &s.expected_migration_command)?,
+    };
+    if migrations.expected.is_some() && migrations.expected_command.is_some() {
+        return Err(err(
+            "expected_migration_command",
+            "set expected_migration or expected_migration_command, not both".into(),
+        ));
+    }
+
     let seconds = |key: &str, v: Option<u64>| -> Result<Option<Duration>, ConfigError> {
         match v {
             Some(0) => Err(err(key, "must be at least 1 (seconds)".into())),
@@ -959,6 +1025,7 @@ fn validate(
         catch_up: s.catch_up.unwrap_or(false),
         verify_after_backup: s.verify_after_backup.unwrap_or(false),
         hooks,
+        migrations,
         storage,
         drill,
         check,

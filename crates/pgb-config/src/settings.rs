@@ -230,6 +230,22 @@ pub struct JobSettings {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hook_timeout: Option<String>,
 
+    /// Migration frameworks whose heads each backup records (default: every one pgb knows;
+    /// `[]`: none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub migrations: Option<Vec<String>>,
+    /// A query returning one row of one column: the application's own migration head.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub migrations_query: Option<String>,
+    /// The migration head (`[framework:]head`) a restore or drill must reach after its
+    /// `post_restore` hook.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected_migration: Option<String>,
+    /// argv printing the expected migration head on its first line of output (the
+    /// application's own status command), run before each restore or drill.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected_migration_command: Option<Vec<String>>,
+
     /// Retries of one object-store request after its first attempt (0: none; default 4).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub storage_retries: Option<u32>,
@@ -327,6 +343,21 @@ pub const NOTIFY_EVENTS: &[&str] = &[
     "check_failed",
 ];
 
+/// The migration frameworks `migrations` may name (`pgb_core::MigrationFramework`'s names;
+/// a test of `pgb-jobs` keeps the two lists equal).
+pub const MIGRATION_FRAMEWORKS: &[&str] = &[
+    "prisma",
+    "alembic",
+    "rails",
+    "golang-migrate",
+    "django",
+    "flyway",
+    "liquibase",
+    "knex",
+    "sequelize",
+    "typeorm",
+];
+
 /// Every key of a job, nested tables as `table.key`: the unit of layering and provenance.
 pub const KEYS: &[&str] = &[
     "database",
@@ -377,6 +408,10 @@ pub const KEYS: &[&str] = &[
     "on_error",
     "post_restore",
     "hook_timeout",
+    "migrations",
+    "migrations_query",
+    "expected_migration",
+    "expected_migration_command",
     "storage_retries",
     "storage_retry_budget_secs",
     "storage_timeout_secs",
