@@ -9,18 +9,29 @@
 //!   repository as `drills/<backup-id>/<utc time>.json` (create-only, checksummed,
 //!   authenticated with the repository's authentication key when given). The scratch database
 //!   is dropped afterwards, also when a check fails and when the drill is cancelled.
+//! - [`MigrationExpectation`] / [`around_hook`]: the application's migration head around a
+//!   restore: a backup that does not fit the expected head refused before anything is
+//!   written, the restored database's heads read before and after its `post_restore` hook and
+//!   checked (behind, dirty, a failed migration row), as a [`MigrationReport`] a drill records
+//!   beside its RTO.
 //! - [`check`]: freshness and size checks from the repository alone, as a [`CheckReport`]
 //!   with the monitoring-plugin status (OK/WARNING/CRITICAL/UNKNOWN) and a Nagios line.
 //! - [`record_verified`] / [`verified_ids`] / [`protect_newest_verified`]: verification
 //!   evidence beside each backup, and the retention rule that never prunes the newest
 //!   verified backup of a set.
+//! - [`report()`]: what the repository holds and proves (sets, backups, drills with RTO/RPO
+//!   against their targets, verifications, the next prune, the WAL archive) as a
+//!   serializable [`Report`], rendered to self-contained HTML with SVG charts or to Markdown
+//!   by the pure functions of [`report`], also as the daemon's status page.
 //!
 //! Like every pgb library it never prints, reads the environment or installs handlers.
 
 mod after_commit;
 mod check;
 mod drill;
+mod migrations;
 mod record;
+pub mod report;
 mod toc;
 mod verified;
 
@@ -33,7 +44,9 @@ pub use drill::{
     BackupChoice, CheckResult, DrillError, DrillHook, DrillOptions, DrillOutcome, DrillReport,
     Phase, SmokeStatement, drill,
 };
+pub use migrations::{MigrationExpectation, MigrationReport, around_hook};
 pub use record::{DrillEntry, RecordError, drill_history, last_drills, record_drill};
+pub use report::{Report, ReportOptions, report};
 pub use toc::TocTable;
 pub use verified::{
     Protected, VerifiedBy, VerifiedRecord, VerifyAllRecorded, newest_verified,

@@ -10,6 +10,7 @@ mod commands;
 mod docs;
 mod jobs;
 mod ops;
+mod physical;
 mod shared;
 mod wal;
 
@@ -22,9 +23,10 @@ pub(crate) use cluster::{
 pub(crate) use commands::{
     BackupArgs, GcArgs, KeyCommand, ListArgs, PruneArgs, RestoreArgs, RetentionCommand, VerifyArgs,
 };
-pub(crate) use docs::{CompletionsArgs, ManArgs, ShellArg};
+pub(crate) use docs::{CompletionsArgs, ManArgs, ReportArgs, ReportFormat, ShellArg};
 pub(crate) use jobs::{ConfigCommand, DaemonArgs, RunArgs, ScheduleCommand};
 pub(crate) use ops::{CheckArgs, CheckFormat, DrillArgs};
+pub(crate) use physical::{PhysicalBackupArgs, PhysicalRestoreArgs, TargetActionArg, WalArg};
 pub(crate) use wal::{WalCommand, WalFetchArgs, WalPushArgs, WalVerifyArgs};
 pub(crate) use shared::{
     EncryptArgs, Format, JobArgs, KeyArgs, NotifyArgs, PolicyArgs, RepoArgs, ToolArgs,
@@ -123,6 +125,8 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: WalCommand,
     },
+    /// One document of what the repository holds and proves (HTML with charts, Markdown, JSON).
+    Report(ReportArgs),
     /// Shell completions generated from these definitions: bash, zsh or fish, on stdout.
     Completions(CompletionsArgs),
     /// Man pages generated from these definitions: pgb.1 on stdout, or every page into --dir.

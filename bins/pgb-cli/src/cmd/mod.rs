@@ -12,8 +12,10 @@ mod drill;
 mod gc;
 mod key;
 mod list;
+mod physical;
 pub(crate) mod notify;
 mod prune;
+mod report;
 mod restore;
 mod retention;
 mod run;
@@ -135,6 +137,7 @@ async fn dispatch(cmd: Command, ctx: &Ctx<'_>) -> Result<(), Failure> {
         Command::Config { command } => config::run(command, ctx.env),
         Command::Schedule { command } => schedule::run(command, ctx.env),
         Command::Wal { command } => wal::run(command, ctx).await,
+        Command::Report(a) => report::run(a, ctx).await,
         Command::Completions(a) => docs::completions(&a),
         Command::Man(a) => docs::man(&a),
     }

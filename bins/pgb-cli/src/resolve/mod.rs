@@ -10,6 +10,7 @@ pub(crate) mod config;
 pub(crate) mod daemon;
 pub(crate) mod job;
 mod keys;
+pub(crate) mod physical;
 
 use std::path::PathBuf;
 
@@ -23,6 +24,8 @@ use crate::exit::Failure;
 mod notify;
 mod ops;
 mod policy;
+mod report;
+pub(crate) mod status;
 
 pub(crate) use cluster::{
     ClusterRestore, cluster_backup, cluster_restore, cluster_restore_options, directory_backup,
@@ -32,6 +35,7 @@ pub(crate) use keys::{auth_key, authentication, decryption, encryption, write_se
 pub(crate) use notify::notifier_for;
 pub(crate) use ops::{check, drill, verified};
 pub(crate) use policy::{grace, policy};
+pub(crate) use report::report_options;
 
 /// The environment lookup `main` passes down.
 pub(crate) type Env<'a> = &'a (dyn EnvLookup + Sync);

@@ -171,6 +171,19 @@ impl FromJob for PruneArgs {
     }
 }
 
+impl FromJob for crate::args::ReportArgs {
+    job_args!();
+    fn fill(&mut self, job: &ResolvedJob, env: Env<'_>) -> Result<(), Failure> {
+        fill_repo(&mut self.repo, job);
+        self.policy.from_job.clone_from(&job.retention);
+        // A job's report covers its own set, as its prune does.
+        if self.set.is_empty() {
+            self.set.push(super::retention_set(job, env)?);
+        }
+        Ok(())
+    }
+}
+
 impl FromJob for GcArgs {
     job_args!();
     fn fill(&mut self, job: &ResolvedJob, _env: Env<'_>) -> Result<(), Failure> {

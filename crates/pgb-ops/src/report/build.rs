@@ -1,0 +1,558 @@
+//! Gathering the report from the repository: one listing, the drill records, the verification
+//! records beside each backup, a dry-run prune for retention and a listing of `wal/`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use pgb_core::PruneAction;
+use pgb_core::{BackupId, Listing, Manifest, PruneOptions, PruneReport, Repository, layout};
+use time::OffsetDateTime;
+
+use super::{
+    BackupRow, DrillRow, Level, NextPrune, Notice, PhysicalSection, Report, ReportOptions,
+    RetentionRow, RetentionSummary, SetSection, Summary, Unusable, VerificationRow, WalRange, fmt,
+};
+use crate::drill::DrillReport;
+use crate::record::{RecordError, open, read_record};
+use crate::verified::{VerifiedBy, VerifiedRecord};
+
+/// Builds the report of `repo` as `opts` asks, from the repository alone (no database).
+///
+/// Bad content never fails it: unusable backups and records, a repository with no backups and
+/// a window that starts in the future are [`Notice`]s in the report.
+///
+/// # Errors
+/// Only when the repository cannot be listed at all (the storage fails or is missing).
+pub async fn report(repo: &Repository, opts: &ReportOptions) -> Result<Report, pgb_core::Error> {
+    let listing = repo.list().await?;
+    let mut notices = Vec::new();
+    let mut unusable: Vec<Unusable> = listing
+        .invalid
+        .iter()
+        .map(|i| Unusable {
+            kind: "backup".into(),
+            name: i.id.clone(),
+            problem: i.problem.clone(),
+        })
+        .collect();
+    let wanted = |set: &str| opts.sets.as_ref().is_none_or(|s| s.contains(set));
+    let manifests: Vec<&Manifest> = listing
+        .backups
+        .iter()
+        .filter(|m| wanted(&m.retention_set()))
+        .collect();
+    let set_of: BTreeMap<&BackupId, String> = manifests
+        .iter()
+        .map(|m| (&m.id, m.retention_set()))
+        .collect();
+
+    let drills = match crate::record::drill_history(repo, opts.auth_key.as_ref()).await {
+        Ok(h) => h,
+        Err(e) => {
+            notices.push(error(format!("cannot read the drill records: {e}")));
+            Vec::new()
+        }
+    };
+    let mut drill_reports: Vec<&DrillReport> = Vec::new();
+    for d in &drills {
+        match (&d.report, &d.problem) {
+            (Some(r), _) => drill_reports.push(r),
+            (None, problem) => unusable.push(Unusable {
+                kind: "drill".into(),
+                name: d.key.clone(),
+                problem: problem.clone().unwrap_or_default(),
+            }),
+        }
+    }
+    let verifications = read_verifications(repo, &listing, &manifests, opts, &mut unusable).await;
+    let verifications = match verifications {
+        Ok(v) => v,
+        Err(e) => {
+            notices.push(error(format!("cannot read the verification records: {e}")));
+            Vec::new()
+        }
+    };
+
+    let (prune, retention_error) = plan_retention(repo, &listing, opts).await;
+    let in_window = |t: OffsetDateTime| opts.since.is_none_or(|s| t >= s) && t <= opts.now;
+
+    let mut sets: BTreeMap<String, SetSection> = BTreeMap::new();
+    for m in &manifests {
+        let set = m.retention_set();
+        let section = sets.entry(set.clone()).or_insert_with(|| SetSection {
+            set,
+            database: m.database.clone(),
+            server: m.server.clone(),
+            backups_total: 0,
+            backups: Vec::new(),
+            drills: Vec::new(),
+            verifications: Vec::new(),
+            next_prune: None,
+        });
+        section.backups_total += 1;
+        if in_window(m.started_at) {
+            section.backups.push(backup_row(
+                m,
+                &drill_reports,
+                &verifications,
+                prune.as_ref(),
+            ));
+        }
+    }
+    for r in &drill_reports {
+        let Some(set) = set_of.get(&r.backup_id) else {
+            continue;
+        };
+        if in_window(r.started_at)
+            && let Some(s) = sets.get_mut(set)
+        {
+            s.drills.push(drill_row(r, set, opts));
+        }
+    }
+    for v in &verifications {
+        if in_window(v.verified_at)
+            && let Some(s) = set_of.get(&v.backup_id).and_then(|set| sets.get_mut(set))
+        {
+            s.verifications.push(VerificationRow {
+                backup_id: v.backup_id.to_string(),
+                verified_at: v.verified_at,
+                by: match v.by {
+                    VerifiedBy::Drill => "drill".into(),
+                    _ => "verify".into(),
+                },
+                stored_size: v.stored_size,
+                toc_entries: v.toc_entries,
+            });
+        }
+    }
+    if let Some(p) = &prune {
+        for ps in &p.sets {
+            if let Some(s) = sets.get_mut(&ps.set) {
+                s.next_prune = Some(NextPrune {
+                    keep: ps.with_action(PruneAction::Keep).count() as u64,
+                    remove: ps
+                        .with_action(PruneAction::Remove)
+                        .map(|d| d.id.to_string())
+                        .collect(),
+                });
+            }
+        }
+    }
+    for s in sets.values_mut() {
+        s.verifications.sort_by_key(|v| v.verified_at);
+    }
+    let sets: Vec<SetSection> = sets.into_values().collect();
+
+    let physical = physical(repo).await;
+    let last_failure = sets
+        .iter()
+        .flat_map(|s| s.drills.iter())
+        .filter(|d| !d.passed)
+        .max_by_key(|d| d.started_at)
+        .cloned();
+    let summary = summary(&sets, &manifests, &unusable);
+    notices.extend(window_notices(opts, &listing, &manifests, &summary));
+    notices.extend(set_notices(&sets));
+    if !unusable.is_empty() {
+        notices.push(Notice {
+            level: Level::Warning,
+            message: format!(
+                "{} backup(s) or record(s) cannot be used (altered, corrupt, unauthenticated or \
+                 incomplete): see \"Unusable\"",
+                unusable.len()
+            ),
+        });
+    }
+    if !listing.leftovers.is_empty() {
+        notices.push(Notice {
+            level: Level::Info,
+            message: format!(
+                "{} leftover(s) of backups that never committed: `pgb gc` removes them",
+                listing.leftovers.len()
+            ),
+        });
+    }
+    if let Some(e) = &retention_error {
+        notices.push(error(format!("retention could not be planned: {e}")));
+    }
+    notices.sort_by(|a, b| b.level.cmp(&a.level));
+    let retention = RetentionSummary {
+        policy: opts.policy_text.clone(),
+        evaluated_at: opts.now,
+        removals: prune.as_ref().map_or(0, |p| p.removals().count() as u64),
+        error: retention_error,
+    };
+    Ok(Report {
+        format_version: super::REPORT_FORMAT_VERSION,
+        pgb_version: env!("CARGO_PKG_VERSION").to_owned(),
+        generated_at: opts.now,
+        repository: opts.repository.clone(),
+        job: opts.job.clone(),
+        since: opts.since,
+        since_label: opts.since_label.clone(),
+        notices,
+        summary,
+        last_failure,
+        sets,
+        unusable,
+        in_progress: listing.in_progress.clone(),
+        retention,
+        physical,
+    })
+}
+
+fn error(message: String) -> Notice {
+    Notice {
+        level: Level::Error,
+        message,
+    }
+}
+
+/// Every verification record beside the backups shown; unusable ones are listed.
+async fn read_verifications(
+    repo: &Repository,
+    listing: &Listing,
+    manifests: &[&Manifest],
+    opts: &ReportOptions,
+    unusable: &mut Vec<Unusable>,
+) -> Result<Vec<VerifiedRecord>, RecordError> {
+    let mut out = Vec::new();
+    for m in manifests {
+        for meta in listing.evidence.get(&m.id).into_iter().flatten() {
+            let key = meta.key.as_str();
+            let opened = match read_record(repo, meta).await {
+                Ok(Some(bytes)) => {
+                    open::<VerifiedRecord>(key, "verified", &bytes, opts.auth_key.as_ref())
+                }
+                Ok(None) => continue,
+                Err(e @ RecordError::Storage(_)) => return Err(e),
+                Err(invalid) => Err(invalid),
+            };
+            match opened {
+                Ok((rec, _)) if rec.backup_id == m.id => out.push(rec),
+                Ok(_) => unusable.push(Unusable {
+                    kind: "verification".into(),
+                    name: key.to_owned(),
+                    problem: "record names another backup".into(),
+                }),
+                Err(e) => unusable.push(Unusable {
+                    kind: "verification".into(),
+                    name: key.to_owned(),
+                    problem: e.to_string(),
+                }),
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The next prune, planned as `pgb prune --dry-run` plans it (newest verified backup kept).
+async fn plan_retention(
+    repo: &Repository,
+    listing: &Listing,
+    opts: &ReportOptions,
+) -> (Option<PruneReport>, Option<String>) {
+    let Some(policy) = &opts.policy else {
+        return (None, None);
+    };
+    let verified = match crate::verified_ids(repo, listing, opts.auth_key.as_ref()).await {
+        Ok(v) => v,
+        Err(e) => return (None, Some(e.to_string())),
+    };
+    let mut po = PruneOptions::default()
+        .with_dry_run(true)
+        .with_now(opts.now)
+        .with_verified(verified);
+    if let Some(sets) = &opts.sets {
+        po = po.with_sets(sets.iter().cloned());
+    }
+    match repo.prune(policy.as_ref(), &po).await {
+        Ok(p) => (Some(p), None),
+        Err(e) => (None, Some(e.to_string())),
+    }
+}
+
+fn backup_row(
+    m: &Manifest,
+    drills: &[&DrillReport],
+    verifications: &[VerifiedRecord],
+    prune: Option<&PruneReport>,
+) -> BackupRow {
+    let last_drill = drills
+        .iter()
+        .filter(|d| d.backup_id == m.id)
+        .max_by_key(|d| d.started_at);
+    let verified_at = verifications
+        .iter()
+        .filter(|v| v.backup_id == m.id)
+        .map(|v| v.verified_at)
+        .chain(
+            drills
+                .iter()
+                .filter(|d| d.backup_id == m.id && d.passed())
+                .map(|d| d.started_at),
+        )
+        .max();
+    let retention = prune.and_then(|p| {
+        let d = p
+            .sets
+            .iter()
+            .flat_map(|s| s.decisions.iter())
+            .find(|d| d.id == m.id)?;
+        let mut kept_by: Vec<String> = d.reasons.iter().map(ToString::to_string).collect();
+        if d.newest_guard {
+            kept_by.push("newest backup of the set".into());
+        }
+        if d.verified_guard {
+            kept_by.push("newest verified backup of the set".into());
+        }
+        Some(RetentionRow {
+            keep: d.action == PruneAction::Keep,
+            kept_by,
+        })
+    });
+    BackupRow {
+        id: m.id.to_string(),
+        started_at: m.started_at,
+        finished_at: m.finished_at,
+        duration_s: u64::try_from((m.finished_at - m.started_at).whole_seconds()).unwrap_or(0),
+        stored_size: m.stored_size(),
+        plain_size: m.plain_size(),
+        format: m.format.to_string(),
+        compression: m.compression.to_string(),
+        encrypted: m.encryption.is_some(),
+        labels: m.labels.clone(),
+        verified_at,
+        last_drill: last_drill.map(|d| fmt::outcome(d.outcome).to_owned()),
+        retention,
+    }
+}
+
+fn drill_row(r: &DrillReport, set: &str, opts: &ReportOptions) -> DrillRow {
+    DrillRow {
+        backup_id: r.backup_id.to_string(),
+        set: set.to_owned(),
+        started_at: r.started_at,
+        outcome: fmt::outcome(r.outcome).to_owned(),
+        passed: r.passed(),
+        cause: r.cause.clone(),
+        rto_ms: r.rto_ms,
+        rpo_s: r.rpo_s,
+        max_rto_ms: r.max_rto_ms.or(opts.targets.max_rto_ms),
+        max_rpo_s: r.max_rpo_s.or(opts.targets.max_rpo_s),
+        target_server: r.target_server.clone(),
+        key: r.recorded_as.clone().unwrap_or_default(),
+    }
+}
+
+fn summary(sets: &[SetSection], manifests: &[&Manifest], unusable: &[Unusable]) -> Summary {
+    Summary {
+        sets: sets.len() as u64,
+        backups: sets.iter().map(|s| s.backups.len() as u64).sum(),
+        backups_total: manifests.len() as u64,
+        stored_bytes_total: manifests.iter().map(|m| m.stored_size()).sum(),
+        drills: sets.iter().map(|s| s.drills.len() as u64).sum(),
+        drills_failed: sets
+            .iter()
+            .flat_map(|s| s.drills.iter())
+            .filter(|d| !d.passed)
+            .count() as u64,
+        verifications: sets.iter().map(|s| s.verifications.len() as u64).sum(),
+        unusable: unusable.len() as u64,
+        newest_backup_at: manifests.iter().map(|m| m.started_at).max(),
+    }
+}
+
+fn window_notices(
+    opts: &ReportOptions,
+    listing: &Listing,
+    manifests: &[&Manifest],
+    summary: &Summary,
+) -> Vec<Notice> {
+    let mut out = Vec::new();
+    if let Some(since) = opts.since
+        && since > opts.now
+    {
+        out.push(Notice {
+            level: Level::Warning,
+            message: format!(
+                "the window starts in the future ({}, now {}): nothing can fall in it",
+                fmt::time(since),
+                fmt::time(opts.now)
+            ),
+        });
+    }
+    if manifests.is_empty() {
+        let message = if listing.backups.is_empty() {
+            "no usable backups in this repository".to_owned()
+        } else {
+            let sets: Vec<String> = opts.sets.iter().flatten().cloned().collect();
+            format!(
+                "no usable backups of {} in this repository ({} of other sets)",
+                sets.join(", "),
+                listing.backups.len()
+            )
+        };
+        out.push(error(message));
+    } else if summary.backups == 0 {
+        out.push(Notice {
+            level: Level::Warning,
+            message: format!(
+                "no backup in the window; {} older one(s) exist",
+                summary.backups_total
+            ),
+        });
+    }
+    out
+}
+
+fn set_notices(sets: &[SetSection]) -> Vec<Notice> {
+    let mut out = Vec::new();
+    for s in sets {
+        match s.drills.last() {
+            Some(d) if !d.passed => out.push(error(format!(
+                "{}: the last drill ({}) did not pass: {}",
+                s.set,
+                fmt::time(d.started_at),
+                d.cause.as_deref().unwrap_or(&d.outcome)
+            ))),
+            Some(_) => {}
+            None => out.push(Notice {
+                level: Level::Warning,
+                message: format!(
+                    "{}: no restore drill in the window: its backups are not proven to restore",
+                    s.set
+                ),
+            }),
+        }
+    }
+    out
+}
+
+/// Physical backups (none can exist yet: the manifest has no kind for them) and the WAL
+/// archive under `wal/<system id>/<timeline>/`.
+async fn physical(repo: &Repository) -> PhysicalSection {
+    let metas = match repo.storage().list(Some(&layout::wal_root())).await {
+        Ok(m) => m,
+        Err(e) => {
+            return PhysicalSection {
+                error: Some(format!("cannot list the WAL archive: {e}")),
+                ..PhysicalSection::default()
+            };
+        }
+    };
+    let mut by_timeline: BTreeMap<(String, String), Vec<&pgb_core::ObjectMeta>> = BTreeMap::new();
+    for m in &metas {
+        let mut parts = m.key.as_str().split('/').skip(1);
+        if let (Some(sys), Some(tli), Some(_)) = (parts.next(), parts.next(), parts.next()) {
+            by_timeline
+                .entry((sys.to_owned(), tli.to_owned()))
+                .or_default()
+                .push(m);
+        }
+    }
+    let wal = by_timeline
+        .into_iter()
+        .map(|((sys, tli), files)| wal_range(sys, tli, &files))
+        .collect();
+    PhysicalSection {
+        backups: Vec::new(),
+        wal,
+        error: None,
+    }
+}
+
+/// A segment file's (log, segment) from its name (`TTTTTTTTLLLLLLLLSSSSSSSS`, maybe with a
+/// compression or encryption suffix).
+fn segment(name: &str) -> Option<(u32, u32)> {
+    let stem = name.split('.').next()?;
+    if stem.len() != 24 || !stem.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    Some((
+        u32::from_str_radix(&stem[8..16], 16).ok()?,
+        u32::from_str_radix(&stem[16..24], 16).ok()?,
+    ))
+}
+
+fn wal_range(
+    system_identifier: String,
+    timeline: String,
+    files: &[&pgb_core::ObjectMeta],
+) -> WalRange {
+    let mut segs: BTreeSet<((u32, u32), String)> = BTreeSet::new();
+    let mut other = 0u64;
+    for f in files {
+        let name = f.key.as_str().rsplit('/').next().unwrap_or_default();
+        match segment(name) {
+            Some(s) => {
+                segs.insert((s, name.split('.').next().unwrap_or(name).to_owned()));
+            }
+            None => other += 1,
+        }
+    }
+    // Consecutive segments: the next in the same log, or the first of the next log (the
+    // segments per log depend on the segment size, so a missing last segment of a log is not
+    // told apart from a log's end).
+    let mut gaps = Vec::new();
+    let mut prev: Option<&((u32, u32), String)> = None;
+    for s in &segs {
+        if let Some(p) = prev {
+            let ((pl, ps), (l, sg)) = (p.0, s.0);
+            let next = (l == pl && sg == ps + 1) || (l == pl + 1 && sg == 0);
+            if !next {
+                gaps.push((p.1.clone(), s.1.clone()));
+            }
+        }
+        prev = Some(s);
+    }
+    WalRange {
+        system_identifier,
+        timeline,
+        segments: segs.len() as u64,
+        other_files: other,
+        stored_bytes: files.iter().map(|f| f.size).sum(),
+        first: segs.first().map(|s| s.1.clone()),
+        last: segs.last().map(|s| s.1.clone()),
+        newest_at: files.iter().filter_map(|f| f.last_modified).max(),
+        gaps,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wal_segments_and_their_gaps() {
+        assert_eq!(segment("000000010000000A000000FF"), Some((10, 255)));
+        assert_eq!(segment("000000010000000A000000FF.zst.age"), Some((10, 255)));
+        assert_eq!(segment("00000002.history"), None);
+        let meta = |n: &str| {
+            pgb_core::ObjectMeta::new(
+                pgb_core::ObjectKey::parse(&format!("wal/7/00000001/{n}")).unwrap(),
+                10,
+                None,
+            )
+        };
+        let files = [
+            meta("000000010000000000000001"),
+            meta("000000010000000000000002.zst"),
+            meta("000000010000000000000005"),
+            meta("000000010000000100000000"),
+            meta("00000001.history"),
+        ];
+        let refs: Vec<&pgb_core::ObjectMeta> = files.iter().collect();
+        let r = wal_range("7".into(), "00000001".into(), &refs);
+        assert_eq!(r.segments, 4);
+        assert_eq!(r.other_files, 1);
+        assert_eq!(r.first.as_deref(), Some("000000010000000000000001"));
+        assert_eq!(r.last.as_deref(), Some("000000010000000100000000"));
+        assert_eq!(
+            r.gaps,
+            vec![(
+                "000000010000000000000002".to_owned(),
+                "000000010000000000000005".to_owned()
+            )]
+        );
+    }
+}

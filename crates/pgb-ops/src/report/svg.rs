@@ -1,0 +1,356 @@
+//! Line charts as inline SVG, drawn here (no script, no fonts or images to fetch): values over
+//! time, one or two series, points that failed drawn as red squares (a shape, not only a
+//! colour), an optional dashed target line. Every point carries its data in attributes
+//! (`data-t`, `data-v`, `data-id`) and a `<title>` tooltip; the chart's table beside it holds
+//! the same numbers for screen readers and print.
+
+use std::fmt::Write as _;
+
+use time::OffsetDateTime;
+
+use super::fmt::{self, esc};
+
+const W: f64 = 720.0;
+const H: f64 = 220.0;
+const LEFT: f64 = 72.0;
+const RIGHT: f64 = 16.0;
+const TOP: f64 = 28.0;
+const BOTTOM: f64 = 34.0;
+
+/// How values read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unit {
+    Bytes,
+    Millis,
+    Seconds,
+}
+
+impl Unit {
+    fn label(self, v: u64) -> String {
+        match self {
+            Self::Bytes => fmt::bytes(v),
+            Self::Millis => fmt::millis(v),
+            Self::Seconds => fmt::secs(v),
+        }
+    }
+}
+
+/// One point.
+#[derive(Debug, Clone)]
+pub(crate) struct Point {
+    pub(crate) t: OffsetDateTime,
+    pub(crate) v: u64,
+    /// Drawn as a failure (a red square).
+    pub(crate) bad: bool,
+    /// The backup id, for the tooltip and `data-id`.
+    pub(crate) id: String,
+}
+
+/// One line.
+#[derive(Debug, Clone)]
+pub(crate) struct Series {
+    /// Its name in the legend and `data-series`.
+    pub(crate) name: &'static str,
+    /// CSS class: `s1` (dark blue, solid) or `s2` (orange, dashed).
+    pub(crate) class: &'static str,
+    pub(crate) points: Vec<Point>,
+}
+
+/// One chart.
+#[derive(Debug, Clone)]
+pub(crate) struct Chart {
+    /// Unique in the page.
+    pub(crate) id: String,
+    pub(crate) title: String,
+    pub(crate) unit: Unit,
+    pub(crate) series: Vec<Series>,
+    /// A target line: the value and its label.
+    pub(crate) target: Option<u64>,
+}
+
+fn nice_max(v: u64) -> u64 {
+    if v == 0 {
+        return 1;
+    }
+    let v = v as f64 * 1.1;
+    let mag = 10f64.powf(v.log10().floor());
+    let n = v / mag;
+    let step = if n <= 1.0 {
+        1.0
+    } else if n <= 2.0 {
+        2.0
+    } else if n <= 5.0 {
+        5.0
+    } else {
+        10.0
+    };
+    (step * mag).ceil() as u64
+}
+
+/// The chart as an `<svg>` element: `role="img"`, labelled by its title and a description
+/// that says what it shows in words.
+pub(crate) fn svg(c: &Chart) -> String {
+    let points: Vec<&Point> = c.series.iter().flat_map(|s| s.points.iter()).collect();
+    let mut out = String::new();
+    let id = esc(&c.id);
+    let desc = describe(c);
+    let _ = write!(
+        out,
+        "<svg class=\"chart\" id=\"{id}\" viewBox=\"0 0 {W} {H}\" role=\"img\" \
+         aria-labelledby=\"{id}-title {id}-desc\" xmlns=\"http://www.w3.org/2000/svg\">\
+         <title id=\"{id}-title\">{}</title><desc id=\"{id}-desc\">{}</desc>",
+        esc(&c.title),
+        esc(&desc)
+    );
+    let _ = write!(
+        out,
+        "<text class=\"ctitle\" x=\"{LEFT}\" y=\"16\">{}</text>",
+        esc(&c.title)
+    );
+    if points.is_empty() {
+        let _ = write!(
+            out,
+            "<text class=\"empty\" x=\"{}\" y=\"{}\" text-anchor=\"middle\">no data in the window</text></svg>",
+            W / 2.0,
+            H / 2.0
+        );
+        return out;
+    }
+    let tmin = points
+        .iter()
+        .map(|p| p.t.unix_timestamp())
+        .min()
+        .unwrap_or(0);
+    let tmax = points
+        .iter()
+        .map(|p| p.t.unix_timestamp())
+        .max()
+        .unwrap_or(0);
+    let (tmin, tmax) = if tmin == tmax {
+        (tmin - 43_200, tmax + 43_200)
+    } else {
+        (tmin, tmax)
+    };
+    let vmax = points
+        .iter()
+        .map(|p| p.v)
+        .chain(c.target)
+        .max()
+        .unwrap_or(0);
+    // Round steps in the unit people read: binary multiples for sizes.
+    let vmax = match c.unit {
+        Unit::Bytes => {
+            let mut unit = 1u64;
+            while vmax / unit >= 1024 {
+                unit *= 1024;
+            }
+            nice_max(vmax.div_ceil(unit)).saturating_mul(unit)
+        }
+        _ => nice_max(vmax),
+    };
+    let x = |t: i64| LEFT + (t - tmin) as f64 / (tmax - tmin) as f64 * (W - LEFT - RIGHT);
+    let y = |v: u64| H - BOTTOM - v as f64 / vmax as f64 * (H - TOP - BOTTOM);
+
+    // Axes and grid: four steps on y, the first, middle and last date on x.
+    for i in 0..=4u64 {
+        let v = vmax * i / 4;
+        let yy = y(v);
+        let _ = write!(
+            out,
+            "<line class=\"grid\" x1=\"{LEFT}\" x2=\"{}\" y1=\"{yy:.1}\" y2=\"{yy:.1}\"/>\
+             <text class=\"tick\" x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
+            W - RIGHT,
+            LEFT - 6.0,
+            yy + 4.0,
+            esc(&c.unit.label(v))
+        );
+    }
+    for (t, anchor) in [
+        (tmin, "start"),
+        ((tmin + tmax) / 2, "middle"),
+        (tmax, "end"),
+    ] {
+        let label = OffsetDateTime::from_unix_timestamp(t)
+            .map(fmt::date)
+            .unwrap_or_default();
+        let _ = write!(
+            out,
+            "<text class=\"tick\" x=\"{:.1}\" y=\"{}\" text-anchor=\"{anchor}\">{label}</text>",
+            x(t),
+            H - 10.0
+        );
+    }
+    let _ = write!(
+        out,
+        "<line class=\"axis\" x1=\"{LEFT}\" x2=\"{LEFT}\" y1=\"{TOP}\" y2=\"{}\"/>\
+         <line class=\"axis\" x1=\"{LEFT}\" x2=\"{}\" y1=\"{}\" y2=\"{}\"/>",
+        H - BOTTOM,
+        W - RIGHT,
+        H - BOTTOM,
+        H - BOTTOM
+    );
+    if let Some(t) = c.target {
+        let yy = y(t);
+        let _ = write!(
+            out,
+            "<g class=\"target\" data-v=\"{t}\"><line x1=\"{LEFT}\" x2=\"{}\" y1=\"{yy:.1}\" \
+             y2=\"{yy:.1}\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">target {}</text></g>",
+            W - RIGHT,
+            W - RIGHT - 2.0,
+            yy - 4.0,
+            esc(&c.unit.label(t))
+        );
+    }
+    // Legend, top right.
+    let mut lx = W - RIGHT;
+    for s in c.series.iter().rev() {
+        lx -= 8.0 * s.name.len() as f64 + 34.0;
+        let _ = write!(
+            out,
+            "<g class=\"legend {}\"><line x1=\"{lx:.1}\" x2=\"{:.1}\" y1=\"12\" y2=\"12\"/>\
+             <text x=\"{:.1}\" y=\"16\">{}</text></g>",
+            s.class,
+            lx + 20.0,
+            lx + 24.0,
+            s.name
+        );
+    }
+    for s in &c.series {
+        let mut sorted: Vec<&Point> = s.points.iter().collect();
+        sorted.sort_by_key(|p| p.t);
+        if sorted.len() > 1 {
+            let path: Vec<String> = sorted
+                .iter()
+                .map(|p| format!("{:.1},{:.1}", x(p.t.unix_timestamp()), y(p.v)))
+                .collect();
+            let _ = write!(
+                out,
+                "<polyline class=\"line {}\" points=\"{}\"/>",
+                s.class,
+                path.join(" ")
+            );
+        }
+        for p in sorted {
+            let (px, py) = (x(p.t.unix_timestamp()), y(p.v));
+            let tip = format!(
+                "{}: {} at {}{}",
+                s.name,
+                c.unit.label(p.v),
+                fmt::time(p.t),
+                if p.bad { " (failed)" } else { "" }
+            );
+            let attrs = format!(
+                "data-series=\"{}\" data-t=\"{}\" data-v=\"{}\" data-id=\"{}\"",
+                s.name,
+                fmt::rfc3339(p.t),
+                p.v,
+                esc(&p.id)
+            );
+            if p.bad {
+                let _ = write!(
+                    out,
+                    "<rect class=\"pt bad\" {attrs} x=\"{:.1}\" y=\"{:.1}\" width=\"9\" \
+                     height=\"9\"><title>{}</title></rect>",
+                    px - 4.5,
+                    py - 4.5,
+                    esc(&tip)
+                );
+            } else {
+                let _ = write!(
+                    out,
+                    "<circle class=\"pt {}\" {attrs} cx=\"{px:.1}\" cy=\"{py:.1}\" r=\"3.5\">\
+                     <title>{}</title></circle>",
+                    s.class,
+                    esc(&tip)
+                );
+            }
+        }
+    }
+    out.push_str("</svg>");
+    out
+}
+
+/// The chart in one sentence: its series, ranges and failures.
+fn describe(c: &Chart) -> String {
+    let mut parts = Vec::new();
+    for s in &c.series {
+        let n = s.points.len();
+        if n == 0 {
+            parts.push(format!("{}: no data", s.name));
+            continue;
+        }
+        let min = s.points.iter().map(|p| p.v).min().unwrap_or(0);
+        let max = s.points.iter().map(|p| p.v).max().unwrap_or(0);
+        let bad = s.points.iter().filter(|p| p.bad).count();
+        parts.push(format!(
+            "{}: {n} point(s) from {} to {}{}",
+            s.name,
+            c.unit.label(min),
+            c.unit.label(max),
+            if bad > 0 {
+                format!(", {bad} failed")
+            } else {
+                String::new()
+            }
+        ));
+    }
+    if let Some(t) = c.target {
+        parts.push(format!("target {}", c.unit.label(t)));
+    }
+    format!("{}. The table below holds the same data.", parts.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(days: i64) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(1_780_000_000 + days * 86_400).unwrap()
+    }
+
+    #[test]
+    fn every_point_carries_its_value_and_failures_are_squares() {
+        let c = Chart {
+            id: "c1".into(),
+            title: "RTO <per drill>".into(),
+            unit: Unit::Millis,
+            series: vec![Series {
+                name: "RTO",
+                class: "s1",
+                points: vec![
+                    Point {
+                        t: at(0),
+                        v: 41_000,
+                        bad: false,
+                        id: "a".into(),
+                    },
+                    Point {
+                        t: at(1),
+                        v: 90_000,
+                        bad: true,
+                        id: "b".into(),
+                    },
+                ],
+            }],
+            target: Some(60_000),
+        };
+        let s = svg(&c);
+        assert!(s.contains("role=\"img\"") && s.contains("aria-labelledby=\"c1-title c1-desc\""));
+        assert!(s.contains("RTO &lt;per drill&gt;"), "{s}");
+        assert!(s.contains("data-v=\"41000\"") && s.contains("<rect class=\"pt bad\""));
+        assert!(s.contains("class=\"target\" data-v=\"60000\""));
+        assert!(s.contains("1 failed"));
+        let empty = Chart {
+            series: vec![],
+            ..c
+        };
+        assert!(svg(&empty).contains("no data in the window"));
+    }
+
+    #[test]
+    fn the_scale_is_round() {
+        assert_eq!(nice_max(0), 1);
+        assert_eq!(nice_max(90), 100);
+        assert_eq!(nice_max(1500), 2000);
+    }
+}
