@@ -12,6 +12,10 @@
 //! healthchecks success or `/fail` ping with the run's last log lines), both pings paired by
 //! one run id. A notification that cannot be delivered never fails the run.
 //!
+//! A job's migration keys: [`migration_probe`] (the heads its backups record, also in the
+//! notification), [`expected_migration`] (the head its restores and drills must reach, from
+//! `expected_migration` or by running `expected_migration_command`).
+//!
 //! After `pgb restore --job`, [`post_restore`] runs the job's `post_restore` hook (the
 //! application's migrations) against the restored database.
 //!
@@ -23,9 +27,14 @@
 //! dumper, the backup options (keys already read), the hook environment and the lock holder,
 //! and renders the [`RunReport`].
 
+mod migrations;
 mod plan;
 mod proving;
 
+pub use migrations::{
+    ExpectedError, expected_migration, labels as migration_labels, migration_probe,
+    notify_drill_heads, notify_heads, parse_target as parse_expected_migration,
+};
 pub use plan::{
     JobDumper, JobPlan, PlanError, dump_options, hook_env, job_wal_push, notifier, tools,
 };
@@ -302,7 +311,7 @@ fn notification(
     .with_host(run.holder.host.clone())
     .with_duration("total", t0.elapsed());
     if let Some(m) = &report.backup {
-        n = n
+        n = notify_heads(n, m)
             .with_set(m.set.clone())
             .with_backup_id(m.id.to_string())
             .with_size("stored", m.stored_size())

@@ -318,7 +318,8 @@ fn temp_dir(env: &dyn EnvLookup) -> PathBuf {
     var(env, "TMPDIR").map_or_else(|| PathBuf::from("/tmp"), PathBuf::from)
 }
 
-/// pg_dump's selection and pass-through options of the job (as its manifests record them).
+/// pg_dump's selection and pass-through options of the job (as its manifests record them),
+/// and the migration heads its preflight reads ([`crate::migration_probe`]).
 ///
 /// # Errors
 /// An option pgb sets itself (`-F`, `-f`, `-Z`, `-j`, the connection).
@@ -331,6 +332,7 @@ pub fn dump_options(job: &ResolvedJob) -> Result<DumpOptions, String> {
         .with_exclude_tables(&s.exclude_tables)
         .with_exclude_table_data(&s.exclude_table_data)
         .with_extra(&s.pg_dump_options)
+        .map(|o| o.with_migrations(crate::migration_probe(job)))
         .map_err(|e| e.to_string())
 }
 

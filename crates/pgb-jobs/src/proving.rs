@@ -182,6 +182,8 @@ pub struct JobDrill {
     pub hook: Option<PostRestoreHook>,
     /// Where the drill's start and outcome are sent.
     pub notifier: Option<Notifier>,
+    /// The environment `expected_migration_command` runs with (the hook environment).
+    pub hook_env: std::collections::BTreeMap<String, String>,
 }
 
 impl JobDrill {
@@ -246,6 +248,19 @@ impl JobDrill {
             o = o.with_auth_key(k);
         }
         let repo = job_repository(job, env, false)?.with_decryption(decryption);
+        // The expected head: fixed here, or printed by its command at each run.
+        let target = job
+            .migrations
+            .expected
+            .as_deref()
+            .map(|e| crate::parse_expected_migration("expected_migration", e))
+            .transpose()
+            .map_err(|e| invalid("expected_migration", e.to_string()))?;
+        o = o.with_migrations(
+            pgb_ops::MigrationExpectation::new()
+                .with_target(target)
+                .with_probe(crate::migration_probe(job)),
+        );
         let hook = PostRestoreHook::for_job(job, hook_env(env))
             .map(|h| h.with_password(var(env, "PGPASSWORD").map(pgb_scheduler::Password::new)));
         Ok(Self {
@@ -254,6 +269,7 @@ impl JobDrill {
             options: o,
             hook,
             notifier: notifier(job, env)?,
+            hook_env: hook_env(env),
         })
     }
 
@@ -273,7 +289,10 @@ impl JobDrill {
             n.start(&rid).await;
         }
         let hook = self.hook.as_ref().map(|h| h as &dyn DrillHook);
-        let res = pgb_ops::drill(&self.repo, &self.options, hook, progress, cancel).await;
+        let res = match self.options_now().await {
+            Ok(options) => pgb_ops::drill(&self.repo, &options, hook, progress, cancel).await,
+            Err(e) => Err(e),
+        };
         if let Some(n) = &self.notifier {
             n.notify(
                 &drill_notification(&res).with_job(self.job.name.clone()),
@@ -285,12 +304,27 @@ impl JobDrill {
     }
 }
 
+impl JobDrill {
+    /// The drill's options with the expected migration head as of now: the output of the
+    /// job's `expected_migration_command` when it has one.
+    async fn options_now(&self) -> Result<DrillOptions, DrillError> {
+        let mut o = self.options.clone();
+        if self.job.migrations.expected_command.is_some() {
+            o.migrations.target = crate::expected_migration(&self.job, &self.hook_env)
+                .await
+                .map_err(|e| DrillError::Invalid(format!("job {}: {e}", self.job.name)))?;
+        }
+        Ok(o)
+    }
+}
+
 /// The name of a drill outcome, as reports and notifications write it.
 pub fn outcome_name(o: DrillOutcome) -> &'static str {
     match o {
         DrillOutcome::Passed => "passed",
         DrillOutcome::CheckFailed => "check_failed",
         DrillOutcome::LimitExceeded => "limit_exceeded",
+        DrillOutcome::MigrationFailed => "migration_failed",
         _ => "unknown",
     }
 }
@@ -307,10 +341,15 @@ pub fn drill_notification(res: &Result<DrillReport, DrillError>) -> Notification
             .with_cause(e.to_string()),
     };
     match res {
-        Ok(r) => n
-            .with_set(r.set.clone())
-            .with_backup_id(r.backup_id.to_string())
-            .with_duration("rto", Duration::from_millis(r.rto_ms)),
+        Ok(r) => {
+            let n = match &r.migrations {
+                Some(m) => crate::notify_drill_heads(n, m),
+                None => n,
+            };
+            n.with_set(r.set.clone())
+                .with_backup_id(r.backup_id.to_string())
+                .with_duration("rto", Duration::from_millis(r.rto_ms))
+        }
         Err(_) => n,
     }
 }

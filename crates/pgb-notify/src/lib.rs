@@ -103,6 +103,11 @@ pub struct Notification {
     pub durations_ms: BTreeMap<String, u64>,
     /// Sizes by name in bytes (`stored`, `plain`).
     pub sizes: BTreeMap<String, u64>,
+    /// Migration heads by name, `framework:head`: for a backup each database's
+    /// (`shop` → `prisma:20240501120000_init`), for a drill the restored database's `before`
+    /// and `after` its `post_restore` hook, and the `expected` head.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub migrations: BTreeMap<String, String>,
     /// The last log lines (sent as the body of a healthchecks `/fail` ping; not in JSON).
     #[serde(skip)]
     pub log_tail: Vec<String>,
@@ -122,6 +127,7 @@ impl Notification {
             cause: None,
             durations_ms: BTreeMap::new(),
             sizes: BTreeMap::new(),
+            migrations: BTreeMap::new(),
             log_tail: Vec::new(),
         }
     }
@@ -174,6 +180,12 @@ impl Notification {
     /// Adds a size.
     pub fn with_size(mut self, name: impl Into<String>, bytes: u64) -> Self {
         self.sizes.insert(name.into(), bytes);
+        self
+    }
+
+    /// Adds a migration head (`framework:head`, several comma-separated) under `name`.
+    pub fn with_migration(mut self, name: impl Into<String>, head: impl Into<String>) -> Self {
+        self.migrations.insert(name.into(), head.into());
         self
     }
 

@@ -78,6 +78,9 @@ pub struct DrillOptions {
     pub auth_key: Option<AuthKey>,
     /// The job name, for reports.
     pub job: Option<String>,
+    /// The migration head the restored database must reach after the `post_restore` hook,
+    /// and how heads are read ([`crate::MigrationExpectation`]).
+    pub migrations: crate::MigrationExpectation,
 }
 
 impl DrillOptions {
@@ -97,7 +100,14 @@ impl DrillOptions {
             record: true,
             auth_key: None,
             job: None,
+            migrations: crate::MigrationExpectation::new(),
         }
+    }
+
+    /// Sets the migration expectation.
+    pub fn with_migrations(mut self, expect: crate::MigrationExpectation) -> Self {
+        self.migrations = expect;
+        self
     }
 
     /// Sets the backup choice.
@@ -179,6 +189,10 @@ pub enum DrillOutcome {
     CheckFailed,
     /// All checks passed but RTO or RPO exceeded its limit.
     LimitExceeded,
+    /// The migration check failed: the backup's head did not fit the expected one (nothing
+    /// was restored), or after the `post_restore` hook the database was behind the expected
+    /// head, dirty, or had a failed migration row.
+    MigrationFailed,
 }
 
 /// One timed phase of a drill.
@@ -257,6 +271,10 @@ pub struct DrillReport {
     pub toc_tables: u64,
     /// Every check.
     pub checks: Vec<CheckResult>,
+    /// The migration heads: recorded by the backup, before and after the `post_restore`
+    /// hook, and the verdict against the expected head.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migrations: Option<crate::MigrationReport>,
     /// The pgb version that ran the drill.
     pub pgb_version: String,
     /// Where the record was written (not part of the stored record).
@@ -363,6 +381,9 @@ pub async fn drill(
     Ok(report)
 }
 
+/// The name of the drill's migration check.
+const MIGRATIONS: &str = "migrations";
+
 /// Step 1: the backup to restore and a free scratch database name on the target.
 async fn prepare(
     repo: &Repository,
@@ -417,6 +438,7 @@ struct Found {
     checks: Vec<CheckResult>,
     phases: Vec<Phase>,
     toc_tables: u64,
+    migrations: Option<crate::MigrationReport>,
 }
 
 /// Steps 2 to 6, each timed as a phase; a step whose check fails ends the pipeline there.
@@ -431,6 +453,23 @@ async fn steps(
 ) -> Result<Found, DrillError> {
     let mut found = Found::default();
     let mut clock = Clock::new();
+    // Before anything is fetched: a backup whose head does not fit the expected one.
+    let recorded = m.migrations_of(&m.database);
+    if let Err(p) = opts
+        .migrations
+        .check_backup(m.id.as_str(), recorded, hook.is_some())
+    {
+        let target = opts
+            .migrations
+            .target
+            .as_ref()
+            .expect("a problem needs a target");
+        found.migrations = Some(crate::MigrationReport::refused(target, recorded, &p));
+        found
+            .checks
+            .push(failed(MIGRATIONS, format!("{p}; nothing was restored")));
+        return Ok(found);
+    }
     let (verified, tables) = fetch_verify(repo, opts, m, progress).await?;
     found.checks.push(verified);
     found.phases.push(clock.lap("fetch_verify"));
@@ -445,12 +484,29 @@ async fn steps(
         return Ok(found);
     }
     let target = scratch.conn();
-    if let Some(h) = hook {
-        found.checks.push(match h.post_restore(&target).await {
+    let hook_run = hook.map(|h| h.post_restore(&target));
+    let (ran, heads) =
+        crate::migrations::around_hook(client, &target, recorded, &opts.migrations, hook_run).await;
+    if let Some(r) = ran {
+        found.checks.push(match r {
             Ok(()) => passed("post_restore hooks", "ran"),
             Err(e) => failed("post_restore hooks", e),
         });
     }
+    match (&heads.passed, &heads.problem) {
+        (Some(false), Some(p)) => found.checks.push(failed(MIGRATIONS, p.clone())),
+        (Some(true), _) => found.checks.push(passed(
+            MIGRATIONS,
+            heads
+                .last()
+                .iter()
+                .map(pgb_core::MigrationHead::label)
+                .collect::<Vec<_>>()
+                .join(", "),
+        )),
+        _ => {}
+    }
+    found.migrations = (!heads.is_empty()).then_some(heads);
     found.phases.push(clock.lap("hooks"));
     // Analyze, so the restored database is usable (and planned) as in a real recovery.
     if let Err(e) = client.query(&target, "analyze;", &[]).await {
@@ -532,10 +588,14 @@ fn verdict(
 ) -> DrillReport {
     let rpo = (started_at - m.started_at).max(time::Duration::ZERO);
     let rpo_s = u64::try_from(rpo.whole_seconds()).unwrap_or(0);
-    let first_failure = found
+    // A failed migration check is the cause even after the hook that failed with it: its
+    // detail quotes the framework's own error row.
+    let migration_failure = found
         .checks
         .iter()
-        .find(|c| !c.passed)
+        .find(|c| !c.passed && c.name == MIGRATIONS);
+    let first_failure = migration_failure
+        .or_else(|| found.checks.iter().find(|c| !c.passed))
         .map(|c| format!("{}: {}", c.name, c.detail));
     let mut limits = Vec::new();
     if let Some(max) = opts.max_rto
@@ -563,6 +623,7 @@ fn verdict(
         ));
     }
     let (outcome, cause) = match first_failure {
+        Some(f) if migration_failure.is_some() => (DrillOutcome::MigrationFailed, Some(f)),
         Some(f) => (DrillOutcome::CheckFailed, Some(f)),
         None if !limits.is_empty() => (DrillOutcome::LimitExceeded, Some(limits.join("; "))),
         None => (DrillOutcome::Passed, None),
@@ -589,6 +650,7 @@ fn verdict(
         max_rpo_s: opts.max_rpo.map(|d| d.as_secs()),
         toc_tables: found.toc_tables,
         checks: found.checks,
+        migrations: found.migrations,
         pgb_version: env!("CARGO_PKG_VERSION").to_owned(),
         recorded_as: None,
         record_error: None,

@@ -23,6 +23,9 @@ pub enum HookEvent {
     OnError,
     /// After a successful restore.
     PostRestore,
+    /// Before a restore or drill: prints the migration head the application expects
+    /// (`expected_migration_command`).
+    ExpectedMigration,
 }
 
 impl HookEvent {
@@ -33,6 +36,7 @@ impl HookEvent {
             HookEvent::PostBackup => "post_backup",
             HookEvent::OnError => "on_error",
             HookEvent::PostRestore => "post_restore",
+            HookEvent::ExpectedMigration => "expected_migration",
         }
     }
 }
