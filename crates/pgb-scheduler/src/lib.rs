@@ -10,7 +10,8 @@
 //! - [`HealthState`]: per job last run, last success and next run, for `/healthz`.
 //! - [`run_hook`]: a hook's argv without a shell, with a timeout, in the job's environment
 //!   plus `PGB_JOB`, `PGB_EVENT`, `PGB_BACKUP_ID`, `PGB_STATUS`; returns a [`HookReport`].
-//! - [`serve`], [`serve_with`]: the `/healthz` and `/metrics` endpoints (hyper), loopback by
+//! - [`serve`], [`serve_with`]: the `/healthz` and `/metrics` endpoints and the status page at
+//!   `/` (hyper), loopback by
 //!   default, with a header timeout, a connection lifetime and a connection limit
 //!   ([`ServeOptions`]) and paced retries when `accept` fails.
 //!
@@ -34,7 +35,7 @@ pub use schedule::{
 pub use scheduler::{Clock, JobRunner, RunOutcome, ScheduledJob, Scheduler, Trigger};
 pub use server::{
     DEFAULT_HEADER_TIMEOUT, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS, DEFAULT_REQUEST_TIMEOUT,
-    Endpoints, MetricsFn, ServeOptions, bind, listen_warning, serve, serve_with,
+    Endpoints, MetricsFn, PageFn, ServeOptions, bind, listen_warning, serve, serve_with,
 };
 
 pub use tokio_util::sync::CancellationToken;

@@ -1,4 +1,5 @@
-//! The daemon's HTTP endpoints: `GET /healthz` and `GET /metrics`.
+//! The daemon's HTTP endpoints: `GET /healthz`, `GET /metrics` and, when the caller supplies
+//! one, the status page at `GET /`.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -24,6 +25,10 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:9187";
 /// Produces the Prometheus text exposition for `/metrics`.
 pub type MetricsFn = Arc<dyn Fn() -> String + Send + Sync>;
 
+/// Produces the status page's HTML for `GET /`: called on each request, so it should only
+/// render what a background task prepared (no storage access).
+pub type PageFn = Arc<dyn Fn() -> String + Send + Sync>;
+
 /// The endpoints' inputs.
 #[derive(Clone)]
 pub struct Endpoints {
@@ -33,6 +38,8 @@ pub struct Endpoints {
     pub metrics: MetricsFn,
     /// The clock `/healthz` judges freshness by.
     pub clock: Clock,
+    /// The status page at `GET /`; `None`: `/` is not found.
+    pub status_page: Option<PageFn>,
 }
 
 impl std::fmt::Debug for Endpoints {
@@ -76,6 +83,26 @@ fn handle(ep: &Endpoints, req: &Request<Incoming>) -> Response<Full<Bytes>> {
             "text/plain; version=0.0.4; charset=utf-8",
             (ep.metrics)(),
         ),
+        "/" if ep.status_page.is_some() => {
+            let page = ep.status_page.as_ref().map(|f| f()).unwrap_or_default();
+            let mut r = respond(StatusCode::OK, "text/html; charset=utf-8", page);
+            // A page that runs no script and loads nothing: the browser is told so, and
+            // never to keep a copy.
+            for (k, v) in [
+                (
+                    hyper::header::CONTENT_SECURITY_POLICY,
+                    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; \
+                     form-action 'none'; frame-ancestors 'none'",
+                ),
+                (hyper::header::CACHE_CONTROL, "no-store"),
+                (hyper::header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+                (hyper::header::REFERRER_POLICY, "no-referrer"),
+            ] {
+                r.headers_mut()
+                    .insert(k, hyper::header::HeaderValue::from_static(v));
+            }
+            r
+        }
         _ => respond(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
     }
 }
@@ -134,7 +161,7 @@ pub fn listen_warning(addr: SocketAddr) -> Option<String> {
         return None;
     }
     Some(format!(
-        "--listen {addr} is not a loopback address: /healthz and /metrics have no \
+        "--listen {addr} is not a loopback address: /, /healthz and /metrics have no \
          authentication and show job names and backup times to anyone who can reach it; \
          restrict it with a firewall or listen on 127.0.0.1"
     ))

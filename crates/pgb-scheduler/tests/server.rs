@@ -48,6 +48,7 @@ async fn healthz_is_200_when_fresh_503_when_stale_and_metrics_are_served() {
             "# TYPE pgb_backup_last_success_timestamp_seconds gauge\npgb_backup_last_success_timestamp_seconds{job=\"shop\"} 1.78e9\n".to_owned()
         }),
         clock: Clock::system(),
+        status_page: None,
     };
     let server = tokio::spawn(pgb_scheduler::serve(listener, endpoints, cancel.clone()));
     let client = reqwest::Client::new();
@@ -86,6 +87,9 @@ async fn healthz_is_200_when_fresh_503_when_stale_and_metrics_are_served() {
     );
 
     let r = client.get(format!("{base}/nope")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    // Without a status page, `/` is not found either.
+    let r = client.get(format!("{base}/")).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 404);
 
     // Make the job stale: its newest success is now older than its max age.
@@ -133,6 +137,7 @@ async fn half_sent_requests_neither_lock_out_healthz_nor_stay_open() {
         health: Scheduler::new(vec![], Arc::new(Ok_)).health(),
         metrics: Arc::new(String::new),
         clock: Clock::system(),
+        status_page: None,
     };
     let cancel = CancellationToken::new();
     let server = tokio::spawn(pgb_scheduler::serve_with(
@@ -211,6 +216,49 @@ async fn half_sent_requests_neither_lock_out_healthz_nor_stay_open() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 503);
+    cancel.cancel();
+    server.await.unwrap();
+}
+
+/// The status page at `/`: HTML from the caller's function, served with headers that forbid
+/// scripts, loading anything and caching; only GET and HEAD.
+#[tokio::test]
+async fn the_status_page_is_html_that_may_run_nothing_and_is_read_only() {
+    let listener = pgb_scheduler::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let endpoints = Endpoints {
+        health: Scheduler::new(vec![], Arc::new(Ok_)).health(),
+        metrics: Arc::new(String::new),
+        clock: Clock::system(),
+        status_page: Some(Arc::new(|| {
+            "<!DOCTYPE html><title>status</title>".to_owned()
+        })),
+    };
+    let cancel = CancellationToken::new();
+    let server = tokio::spawn(pgb_scheduler::serve(listener, endpoints, cancel.clone()));
+    let client = reqwest::Client::new();
+    let r = client.get(format!("http://{addr}/")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let h = r.headers();
+    assert_eq!(h["content-type"], "text/html; charset=utf-8");
+    let csp = h["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.starts_with("default-src 'none'") && !csp.contains("script"),
+        "{csp}"
+    );
+    assert_eq!(h["cache-control"], "no-store");
+    assert!(r.text().await.unwrap().contains("<title>status</title>"));
+    let r = client.post(format!("http://{addr}/")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 405);
+    // The other endpoints are unchanged.
+    let r = client
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
     cancel.cancel();
     server.await.unwrap();
 }

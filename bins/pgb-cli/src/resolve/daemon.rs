@@ -1,5 +1,6 @@
-//! The daemon's HTTP side: `--listen`, and `/metrics` with the metrics of `pgb check
-//! --textfile` per job, computed from each job's repository in the background.
+//! The daemon's HTTP side: `--listen`, `/metrics` with the metrics of `pgb check
+//! --textfile` per job, computed from each job's repository in the background, and the status
+//! page at `/` ([`super::status`]).
 //!
 //! The HTTP handler only reads the last rendered reports: storage is read by a refresher task
 //! at start, after each run of a job, and every [`METRICS_REFRESH`].
@@ -53,6 +54,8 @@ pub(crate) struct DaemonMetrics {
     sources: BTreeMap<String, Source>,
     reports: Mutex<BTreeMap<String, CheckReport>>,
     health: HealthHandle,
+    /// Each job's report for the status page.
+    status: super::status::StatusReports,
 }
 
 impl DaemonMetrics {
@@ -76,11 +79,16 @@ impl DaemonMetrics {
             sources,
             reports: Mutex::new(BTreeMap::new()),
             health,
+            status: super::status::StatusReports::new(jobs, env),
         }
     }
 
-    /// Checks `job`'s repository now and keeps the report.
-    async fn refresh(&self, job: &str) {
+    /// Checks `job`'s repository now and keeps the report; with `report`, rebuilds its status
+    /// page report too.
+    async fn refresh(&self, job: &str, report: bool) {
+        if report {
+            self.status.refresh(job).await;
+        }
         let Some(src) = self.sources.get(job) else {
             return;
         };
@@ -127,34 +135,40 @@ impl DaemonMetrics {
         cancel: CancellationToken,
     ) {
         let mut tick = tokio::time::interval(METRICS_REFRESH);
+        let mut ticks: u32 = 0;
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 () = cancel.cancelled() => return,
                 _ = tick.tick() => {
+                    let report = ticks % super::status::REPORT_EVERY_TICKS == 0;
+                    ticks = ticks.wrapping_add(1);
                     for job in self.sources.keys() {
                         tokio::select! {
                             () = cancel.cancelled() => return,
-                            () = self.refresh(job) => {}
+                            () = self.refresh(job, report) => {}
                         }
                     }
                 }
                 Some(job) = runs.recv() => tokio::select! {
                     () = cancel.cancelled() => return,
-                    () = self.refresh(&job) => {}
+                    () = self.refresh(&job, true) => {}
                 },
             }
         }
     }
 }
 
-/// `/healthz` over the scheduler's state and `/metrics` over `metrics`.
+/// `/healthz` over the scheduler's state, `/metrics` over `metrics` and the status page.
 pub(crate) fn endpoints(health: HealthHandle, metrics: Arc<DaemonMetrics>) -> Endpoints {
-    let render: MetricsFn = Arc::new(move || metrics.render());
+    let m = Arc::clone(&metrics);
+    let render: MetricsFn = Arc::new(move || m.render());
+    let page: pgb_scheduler::PageFn = Arc::new(move || metrics.status.page(&metrics.health));
     Endpoints {
         health,
         metrics: render,
         clock: Clock::system(),
+        status_page: Some(page),
     }
 }
 

@@ -1,0 +1,126 @@
+//! The daemon's status page at `GET /`: each job's report (its own set, its policy and drill
+//! targets, the last [`STATUS_WINDOW`]) built in the background with the metrics, and the
+//! scheduler's view of the jobs rendered on request ([`pgb_ops::report::status_html`]).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use pgb_config::ResolvedJob;
+use pgb_ops::report::{JobStatus, StatusPage};
+use pgb_ops::{Report, ReportOptions};
+use pgb_scheduler::HealthHandle;
+use time::OffsetDateTime;
+
+use super::Env;
+use crate::exit::Failure;
+
+/// The page reloads itself this often (seconds).
+pub(crate) const PAGE_REFRESH_S: u32 = 30;
+
+/// The window of the reports on the status page.
+pub(crate) const STATUS_WINDOW: time::Duration = time::Duration::days(30);
+
+/// Reports are rebuilt after each run of their job and every this many metrics refreshes
+/// (10 minutes): a report reads every drill and verification record.
+pub(crate) const REPORT_EVERY_TICKS: u32 = 10;
+
+/// A job's report options, as `pgb report --job NAME --since 30d` builds them.
+fn options(job: &ResolvedJob, env: Env<'_>) -> Result<(pgb::Repository, ReportOptions), Failure> {
+    let now = OffsetDateTime::now_utc();
+    let (repo, check) = pgb_jobs::job_check(job, env, now)?;
+    let mut o = ReportOptions::new(pgb::redact_url(&job.repository), now)
+        .with_job(job.name.clone())
+        .with_auth_key(check.auth_key.clone());
+    // Without a host in its URL the job's set is unknown until it connects: every set.
+    if let Ok(set) = super::job::retention_set(job, env) {
+        o = o.with_sets([set]);
+    }
+    if let Some(p) = &job.retention {
+        o = o.with_policy(
+            Arc::new(p.clone()),
+            format!("the keep_* keys of job {}", job.name),
+        );
+    }
+    if let Some(d) = &job.drill {
+        o = o.with_targets(d.max_rto, d.max_rpo);
+    }
+    Ok((repo, o))
+}
+
+/// Every job's last report, rebuilt in the background.
+pub(crate) struct StatusReports {
+    sources: BTreeMap<String, (pgb::Repository, ReportOptions)>,
+    reports: Mutex<BTreeMap<String, Result<Report, String>>>,
+}
+
+impl StatusReports {
+    /// The reports of `jobs`; a job whose repository or keys cannot be opened shows why.
+    pub(crate) fn new(jobs: &[ResolvedJob], env: Env<'_>) -> Self {
+        let mut sources = BTreeMap::new();
+        let mut reports = BTreeMap::new();
+        for j in jobs {
+            match options(j, env) {
+                Ok(s) => {
+                    sources.insert(j.name.clone(), s);
+                    reports.insert(j.name.clone(), Err("not built yet".to_owned()));
+                }
+                Err(f) => {
+                    reports.insert(j.name.clone(), Err(f.message));
+                }
+            }
+        }
+        Self {
+            sources,
+            reports: Mutex::new(reports),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Result<Report, String>>> {
+        self.reports.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Rebuilds `job`'s report now.
+    pub(crate) async fn refresh(&self, job: &str) {
+        let Some((repo, options)) = self.sources.get(job) else {
+            return;
+        };
+        let now = OffsetDateTime::now_utc();
+        let mut o = options.clone().with_since(now - STATUS_WINDOW, "30d");
+        o.now = now;
+        let r = pgb_ops::report(repo, &o).await.map_err(|e| e.to_string());
+        self.lock().insert(job.to_owned(), r);
+    }
+
+    /// The page: the scheduler's state now and the last reports (no storage access).
+    pub(crate) fn page(&self, health: &HealthHandle) -> String {
+        let ts = |t: chrono::DateTime<chrono::Utc>| {
+            OffsetDateTime::from_unix_timestamp(t.timestamp()).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+        };
+        let state = health.snapshot(chrono::Utc::now());
+        let mut p = StatusPage::new(OffsetDateTime::now_utc(), PAGE_REFRESH_S);
+        p.alive = state.alive;
+        p.healthy = state.healthy;
+        p.jobs = state
+            .jobs
+            .iter()
+            .map(|(name, h)| {
+                let mut j = JobStatus::new(name.clone());
+                j.next_run = h.next_run.map(ts);
+                j.running = h.running;
+                j.last_run = h
+                    .last_run
+                    .as_ref()
+                    .map(|r| (ts(r.started_at), ts(r.finished_at), r.ok, r.error.clone()));
+                j.last_success = h.last_success.map(ts);
+                j.fresh = h.fresh;
+                j
+            })
+            .collect();
+        p.reports = self
+            .lock()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        pgb_ops::report::status_html(&p)
+    }
+}
