@@ -10,7 +10,6 @@ mod commands;
 mod docs;
 mod jobs;
 mod ops;
-mod physical;
 mod shared;
 mod wal;
 
@@ -26,7 +25,6 @@ pub(crate) use commands::{
 pub(crate) use docs::{CompletionsArgs, ManArgs, ReportArgs, ReportFormat, ShellArg};
 pub(crate) use jobs::{ConfigCommand, DaemonArgs, RunArgs, ScheduleCommand};
 pub(crate) use ops::{CheckArgs, CheckFormat, DrillArgs};
-pub(crate) use physical::{PhysicalBackupArgs, PhysicalRestoreArgs, TargetActionArg, WalArg};
 pub(crate) use wal::{WalCommand, WalFetchArgs, WalPushArgs, WalVerifyArgs};
 pub(crate) use shared::{
     EncryptArgs, Format, JobArgs, KeyArgs, NotifyArgs, PolicyArgs, RepoArgs, ToolArgs,

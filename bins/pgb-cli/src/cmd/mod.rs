@@ -12,7 +12,6 @@ mod drill;
 mod gc;
 mod key;
 mod list;
-mod physical;
 pub(crate) mod notify;
 mod prune;
 mod report;

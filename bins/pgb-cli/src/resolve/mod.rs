@@ -10,7 +10,6 @@ pub(crate) mod config;
 pub(crate) mod daemon;
 pub(crate) mod job;
 mod keys;
-pub(crate) mod physical;
 
 use std::path::PathBuf;
 
