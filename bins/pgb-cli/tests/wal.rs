@@ -31,10 +31,7 @@ fn archiving_server(bin: &Path, repo: &Path, copies: &Path) -> TempCluster {
     );
     TempCluster::init(
         bin,
-        &[
-            ("archive_mode", "on"),
-            ("archive_command", &command),
-        ],
+        &[("archive_mode", "on"), ("archive_command", &command)],
     )
     .expect("start PostgreSQL")
 }
@@ -187,16 +184,18 @@ fn archive_round_trip(major: u32) {
     std::fs::write(&stored, &before).unwrap();
 
     // A removed segment is a gap that verify names.
-    std::fs::remove_file(
-        repo.path()
-            .join(format!("wal/{system_id}/00000001/{first}")),
-    )
-    .unwrap();
+    std::fs::remove_file(&stored).unwrap();
     pg.psql("insert into t values (1)").unwrap();
     pg.switch_wal_and_wait_archived(Duration::from_secs(60))
         .unwrap();
     let o = pgb(&["wal", "verify", "--repo", &r, "--json"]);
-    assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(5),
+        "{} {}",
+        stderr(&o),
+        common::stdout(&o)
+    );
     let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let gaps = report["timelines"][0]["gaps"].as_array().unwrap().clone();
     assert_eq!(gaps.len(), 1, "{report}");
@@ -251,4 +250,201 @@ fn files_that_are_not_wal_or_of_another_cluster_are_refused_with_nothing_written
     // restore_command with bad arguments stops recovery (255), never "not found".
     let o = pgb(&["wal", "fetch", "00000002.history"]);
     assert_eq!(o.status.code(), Some(255), "{}", stderr(&o));
+}
+
+/// A 16 MiB segment with a valid first-page header and random content after it (the archive
+/// checks headers, not records): the data of the network tests.
+fn synthetic_segment(name: &str, system_id: u64) -> Vec<u8> {
+    let size = 16u64 << 20;
+    let hex = |r: std::ops::Range<usize>| u64::from_str_radix(&name[r], 16).unwrap();
+    let (timeline, start) = (hex(0..8) as u32, (hex(8..16) << 32) | (hex(16..24) * size));
+    let mut d = vec![0u8; size as usize];
+    let mut x = u64::from(common::random_u32()) | 1;
+    for chunk in d.chunks_mut(8) {
+        // xorshift: incompressible enough that a segment is several requests' worth.
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    d[0..2].copy_from_slice(&0xD110u16.to_le_bytes());
+    d[2..4].copy_from_slice(&2u16.to_le_bytes());
+    d[4..8].copy_from_slice(&timeline.to_le_bytes());
+    d[8..16].copy_from_slice(&start.to_le_bytes());
+    d[24..32].copy_from_slice(&system_id.to_le_bytes());
+    d[32..36].copy_from_slice(&(size as u32).to_le_bytes());
+    d[36..40].copy_from_slice(&8192u32.to_le_bytes());
+    d
+}
+
+/// The S3 emulator behind a fault proxy: (proxy, repository URL, environment), or a skip.
+fn s3_behind_proxy() -> Option<(pgb_faultproxy::FaultProxy, String, Vec<(String, String)>)> {
+    let (Some(endpoint), Some(bucket)) = (
+        common::env("PGB_TEST_S3_ENDPOINT"),
+        common::env("PGB_TEST_S3_BUCKET"),
+    ) else {
+        return pgb_testkit::require_or_skip(
+            "the S3 emulator (PGB_TEST_S3_*)",
+            "scripts/services/s3.sh start DIR",
+        );
+    };
+    let proxy = pgb_faultproxy::FaultProxy::start(&endpoint, pgb_faultproxy::Store::S3).unwrap();
+    let envs = vec![
+        ("AWS_ENDPOINT_URL".to_owned(), proxy.url()),
+        (
+            "AWS_ACCESS_KEY_ID".to_owned(),
+            common::env("PGB_TEST_S3_ACCESS_KEY_ID").unwrap_or_else(|| "test".into()),
+        ),
+        (
+            "AWS_SECRET_ACCESS_KEY".to_owned(),
+            common::env("PGB_TEST_S3_SECRET_ACCESS_KEY").unwrap_or_else(|| "test".into()),
+        ),
+        (
+            "AWS_REGION".to_owned(),
+            common::env("PGB_TEST_S3_REGION").unwrap_or_else(|| "us-east-1".into()),
+        ),
+        ("PGB_S3_FORCE_PATH_STYLE".to_owned(), "true".to_owned()),
+        ("PGB_STORAGE_TIMEOUT_SECS".to_owned(), "3".to_owned()),
+        ("PGB_STORAGE_RETRY_BUDGET_SECS".to_owned(), "20".to_owned()),
+    ];
+    let repo = format!("s3://{bucket}/{}", common::unique("wal"));
+    Some((proxy, repo, envs))
+}
+
+#[test]
+fn push_and_fetch_ride_out_network_faults_and_an_unreachable_store_stops_recovery() {
+    use pgb_faultproxy::{Fault, Match, Rule};
+    let Some((proxy, repo, envs)) = s3_behind_proxy() else {
+        return;
+    };
+    let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let run = |args: &[&str]| common::pgb_env(args, &envs);
+    let dir = tempfile::tempdir().unwrap();
+    let name = "000000010000000000000011";
+    let segment = synthetic_segment(name, 4242);
+    let path = dir.path().join(name);
+    std::fs::write(&path, &segment).unwrap();
+    let p = path.display().to_string();
+
+    // The first write answered 503, then a write applied whose answer is lost: the retry
+    // finds the object and the push judges it by its digest, as PostgreSQL's contract asks.
+    proxy.add_rule(Rule::new(Match::method("PUT"), Fault::Status(503)).first(1));
+    proxy.add_rule(Rule::new(Match::method("PUT"), Fault::ForwardThenReset).first(1));
+    let o = run(&["wal", "push", &p, "--repo", &repo]);
+    assert!(o.status.success(), "push through faults: {}", stderr(&o));
+    proxy.clear_faults();
+
+    // A download cut short and a reset: fetch retries and still verifies every byte.
+    proxy.add_rule(Rule::new(Match::method("GET"), Fault::TruncateBodyPercent(50)).first(1));
+    proxy.add_rule(Rule::new(Match::method("GET"), Fault::ResetBeforeForward).first(1));
+    let dest = dir.path().join("RECOVERYXLOG");
+    let d = dest.display().to_string();
+    let o = run(&[
+        "wal",
+        "fetch",
+        name,
+        &d,
+        "--repo",
+        &repo,
+        "--system-id",
+        "4242",
+    ]);
+    assert!(o.status.success(), "fetch through faults: {}", stderr(&o));
+    assert!(
+        std::fs::read(&dest).unwrap() == segment,
+        "fetched bytes differ"
+    );
+    proxy.clear_faults();
+
+    // A store that stays down is not "the end of the archive": 255, recovery stops.
+    std::fs::remove_file(&dest).unwrap();
+    proxy.add_rule(Rule::new(Match::any(), Fault::Status(503)));
+    let o = run(&[
+        "wal",
+        "fetch",
+        name,
+        &d,
+        "--repo",
+        &repo,
+        "--system-id",
+        "4242",
+    ]);
+    assert_eq!(o.status.code(), Some(255), "{}", stderr(&o));
+    assert!(!dest.exists());
+    // And a push against it fails below 126, so PostgreSQL keeps the segment and retries.
+    let o = run(&["wal", "push", &p, "--repo", &repo]);
+    let code = o.status.code().unwrap();
+    assert!((1..126).contains(&code), "push exit {code}: {}", stderr(&o));
+    proxy.clear_faults();
+}
+
+#[test]
+fn a_push_killed_mid_upload_leaves_nothing_that_looks_archived() {
+    use pgb_faultproxy::{Fault, Match, Rule};
+    let Some((proxy, repo, envs)) = s3_behind_proxy() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let name = "000000010000000000000012";
+    let segment = synthetic_segment(name, 4343);
+    let path = dir.path().join(name);
+    std::fs::write(&path, &segment).unwrap();
+    let p = path.display().to_string();
+    // The upload hangs; pgb is killed with SIGKILL while it waits.
+    proxy.add_rule(Rule::new(
+        Match::method("PUT"),
+        Fault::Stall(Duration::from_secs(30)),
+    ));
+    let mut child = common::pgb_cmd(&["wal", "push", &p, "--repo", &repo])
+        .envs(envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .spawn()
+        .unwrap();
+    // The push checked for an archived copy (logged once answered); its upload follows and
+    // hangs (logged only when it ends).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while proxy.log().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pgb never reached the store"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    proxy.clear_faults();
+    let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    // Nothing under the name: fetch says "not found", verify sees no WAL.
+    let dest = dir.path().join("out").display().to_string();
+    let o = common::pgb_env(
+        &[
+            "wal",
+            "fetch",
+            name,
+            &dest,
+            "--repo",
+            &repo,
+            "--system-id",
+            "4343",
+        ],
+        &envs,
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    // PostgreSQL retries the segment: it is archived then.
+    let o = common::pgb_env(&["wal", "push", &p, "--repo", &repo], &envs);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = common::pgb_env(
+        &[
+            "wal",
+            "fetch",
+            name,
+            &dest,
+            "--repo",
+            &repo,
+            "--system-id",
+            "4343",
+        ],
+        &envs,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
 }
