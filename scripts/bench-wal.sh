@@ -68,6 +68,7 @@ archive_mode = on
 archive_command = '$cmd'
 max_wal_size = 4GB
 checkpoint_timeout = 30min
+synchronous_commit = off
 CONF
   as_pg "$bin/pg_ctl" -D "$dir/data" -w -l "$dir/log" start >/dev/null
   pgdirs+=("$dir/data")
