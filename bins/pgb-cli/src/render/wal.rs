@@ -39,6 +39,13 @@ pub(crate) fn verify(w: &mut dyn Write, r: &WalVerifyReport) -> io::Result<()> {
                 format!(", {} GAP(S)", t.gaps.len())
             }
         )?;
+        if let Some(f) = &t.forked_from {
+            writeln!(
+                w,
+                "    forked from timeline {} at {} ({})",
+                f.parent, f.switch_point, f.reason
+            )?;
+        }
         for g in &t.gaps {
             writeln!(
                 w,

@@ -160,21 +160,12 @@ impl WalError {
     }
 }
 
-/// The system identifier in the bytes of a data directory's `global/pg_control` (its first
-/// field, 8 bytes in the server's byte order).
+/// The system identifier in the bytes of a data directory's `global/pg_control`.
 ///
 /// # Errors
-/// A file too short to be a control file, or a zero identifier.
+/// A file that is not a control file pgb can read.
 pub fn system_identifier_from_pg_control(bytes: &[u8]) -> Result<u64, String> {
-    let id = bytes
-        .get(..8)
-        .filter(|_| bytes.len() >= 296)
-        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
-        .ok_or("too short to be a PostgreSQL control file")?;
-    if id == 0 {
-        return Err("no system identifier in the control file".to_owned());
-    }
-    Ok(id)
+    pgb_wal::system_identifier_from_pg_control(bytes).map_err(|e| e.to_string())
 }
 
 impl Repository {

@@ -46,7 +46,10 @@ pub struct WalTimelineReport {
     pub segments: u64,
     /// Archived `.partial` segments (the last segment of a timeline another one forked from).
     pub partial: u64,
-    /// Where WAL is missing.
+    /// The timeline it forked from and where (from its history file), if any.
+    pub forked_from: Option<pgb_wal::HistoryEntry>,
+    /// Where WAL is missing: between archived segments, between the fork and the first
+    /// segment, and on the parent before the fork.
     pub gaps: Vec<WalGap>,
 }
 
@@ -125,34 +128,75 @@ impl WalArchive {
                 WalFileKind::BackupHistory => {}
             }
         }
-        let timelines = by_timeline
-            .into_iter()
-            .map(|(timeline, (segments, partial, history))| {
-                let name = |n: u64| WalFileName::segment(timeline, n, segment_size).to_string();
-                let gaps = segments
-                    .iter()
-                    .zip(segments.iter().skip(1))
-                    .filter(|(a, b)| **b > **a + 1)
-                    .map(|(a, b)| WalGap {
-                        timeline,
-                        first_missing: name(a + 1),
-                        last_missing: name(b - 1),
-                        missing: b - a - 1,
-                        start: Lsn((a + 1) * segment_size),
-                        end: Lsn(b * segment_size),
-                    })
-                    .collect();
-                WalTimelineReport {
-                    timeline,
-                    history,
-                    first: segments.first().map(|&n| name(n)),
-                    last: segments.last().map(|&n| name(n)),
-                    segments: segments.len() as u64,
-                    partial,
-                    gaps,
+        let mut timelines: Vec<WalTimelineReport> = Vec::new();
+        for (timeline, (segments, partial, history)) in &by_timeline {
+            let timeline = *timeline;
+            let name = |n: u64| WalFileName::segment(timeline, n, segment_size).to_string();
+            let gap = |from: u64, to: u64| WalGap {
+                timeline,
+                first_missing: name(from),
+                last_missing: name(to),
+                missing: to - from + 1,
+                start: Lsn(from * segment_size),
+                end: Lsn((to + 1) * segment_size),
+            };
+            let mut gaps: Vec<WalGap> = segments
+                .iter()
+                .zip(segments.iter().skip(1))
+                .filter(|(a, b)| **b > **a + 1)
+                .map(|(a, b)| gap(a + 1, b - 1))
+                .collect();
+            // A timeline's WAL starts at its fork: its first segment holds the parent's WAL
+            // up to the switch point, then its own.
+            let forked_from = if *history {
+                self.fork_of(system_identifier, timeline).await
+            } else {
+                None
+            };
+            if let (Some(fork), Some(&first)) = (&forked_from, segments.first()) {
+                let start = fork.switch_point.segment(segment_size);
+                if first > start {
+                    gaps.insert(0, gap(start, first - 1));
                 }
-            })
+            }
+            timelines.push(WalTimelineReport {
+                timeline,
+                history: *history,
+                first: segments.first().map(|&n| name(n)),
+                last: segments.last().map(|&n| name(n)),
+                segments: segments.len() as u64,
+                partial: *partial,
+                forked_from,
+                gaps,
+            });
+        }
+        // The parent of each fork needs its WAL up to the segment before the switch point.
+        let forks: Vec<(TimelineId, Lsn)> = timelines
+            .iter()
+            .filter_map(|t| t.forked_from.as_ref().map(|f| (f.parent, f.switch_point)))
             .collect();
+        for (parent, switch) in forks {
+            let needed_last = switch.segment(segment_size).checked_sub(1);
+            let Some(t) = timelines.iter_mut().find(|t| t.timeline == parent) else {
+                continue;
+            };
+            let last = by_timeline
+                .get(&parent)
+                .and_then(|(s, _, _)| s.last().copied());
+            if let (Some(needed), Some(last)) = (needed_last, last)
+                && last < needed
+            {
+                let name = |n: u64| WalFileName::segment(parent, n, segment_size).to_string();
+                t.gaps.push(WalGap {
+                    timeline: parent,
+                    first_missing: name(last + 1),
+                    last_missing: name(needed),
+                    missing: needed - last,
+                    start: Lsn((last + 1) * segment_size),
+                    end: Lsn((needed + 1) * segment_size),
+                });
+            }
+        }
 
         let mut damaged = Vec::new();
         let mut rehashed = 0;
@@ -181,6 +225,20 @@ impl WalArchive {
         })
     }
 
+    /// The last fork of `timeline`'s history file (its parent and switch point), when the
+    /// file can be fetched and read; `None` otherwise (the report then shows no fork).
+    async fn fork_of(
+        &self,
+        system_identifier: u64,
+        timeline: TimelineId,
+    ) -> Option<pgb_wal::HistoryEntry> {
+        let file = WalFileName::history(timeline);
+        let text = self.fetch_verified(system_identifier, &file).await.ok()?;
+        let history =
+            pgb_wal::TimelineHistory::parse(timeline, std::str::from_utf8(&text).ok()?).ok()?;
+        history.entries.last().cloned()
+    }
+
     /// The segment size, from the header line of one archived segment (its plaintext size).
     async fn segment_size(
         &self,
@@ -204,5 +262,68 @@ impl WalArchive {
             .ok()
             .map(|(h, _)| h.plain_size)
             .filter(|s| s.is_power_of_two()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+
+    use super::super::WalPushOptions;
+    use crate::memory::MemoryStorage;
+    use crate::repo::Repository;
+
+    const SEG: u64 = 1 << 20;
+
+    /// A 1 MiB segment with a valid first page header.
+    fn segment(timeline: u32, segno: u64) -> (String, Bytes) {
+        let name = pgb_wal::WalFileName::segment(timeline, segno, SEG).to_string();
+        let mut d = vec![0u8; SEG as usize];
+        d[0..2].copy_from_slice(&0xD110u16.to_le_bytes());
+        d[2..4].copy_from_slice(&pgb_wal::XLP_LONG_HEADER.to_le_bytes());
+        d[4..8].copy_from_slice(&timeline.to_le_bytes());
+        d[8..16].copy_from_slice(&(segno * SEG).to_le_bytes());
+        d[24..32].copy_from_slice(&99u64.to_le_bytes());
+        d[32..36].copy_from_slice(&(SEG as u32).to_le_bytes());
+        d[36..40].copy_from_slice(&8192u32.to_le_bytes());
+        (name, Bytes::from(d))
+    }
+
+    #[tokio::test]
+    async fn verify_follows_timelines_and_names_every_gap() {
+        let repo = Repository::new(Arc::new(MemoryStorage::new()));
+        let wal = repo.wal();
+        let opts = WalPushOptions::default().with_system_identifier(Some(99));
+        // Timeline 1: segments 1, 2, 3 and 6; timeline 2 forked at segment 5 and holds 6, 7.
+        for (tli, n) in [(1, 1), (1, 2), (1, 3), (1, 6), (2, 6), (2, 7)] {
+            let (name, data) = segment(tli, n);
+            wal.push(&name, data, &opts).await.unwrap();
+        }
+        let history = format!("1\t0/{:X}\tno recovery target specified\n", 5 * SEG);
+        wal.push("00000002.history", Bytes::from(history), &opts)
+            .await
+            .unwrap();
+        let r = wal.verify(99, true).await.unwrap();
+        assert_eq!(r.segment_size, SEG);
+        assert_eq!(r.rehashed, 7);
+        assert!(r.damaged.is_empty(), "{:?}", r.damaged);
+        let gaps: Vec<(u32, &str, u64)> = r
+            .gaps()
+            .map(|g| (g.timeline, g.first_missing.as_str(), g.missing))
+            .collect();
+        // On timeline 1: 4 and 5 between 3 and 6 (4 also because the fork needs WAL to 5);
+        // timeline 2 starts at its fork, segment 5, but its first archived one is 6.
+        assert_eq!(
+            gaps,
+            [
+                (1, "000000010000000000000004", 2),
+                (2, "000000020000000000000005", 1),
+            ]
+        );
+        let tl2 = &r.timelines[1];
+        assert_eq!(tl2.forked_from.as_ref().map(|f| f.parent), Some(1));
+        assert!(!r.is_whole());
     }
 }
