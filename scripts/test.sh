@@ -13,6 +13,9 @@ pgb_ensure_base
 pgb_ensure_cmds promtool:prometheus
 # groff renders every page of `pgb man` with all warnings on (bins/pgb-cli/tests/docs.rs).
 pgb_ensure_cmds groff:groff-base
+# Headless Chromium loads `pgb report`'s page and the daemon's status page, checks their DOM and
+# takes the screenshots (bins/pgb-cli/tests/report_browser.rs).
+pgb_ensure_cmds chromium:chromium
 
 state=$(mktemp -d /tmp/pgb-test.XXXXXX)
 chmod 755 "$state"

@@ -28,7 +28,7 @@ table{border-collapse:collapse;width:100%;margin:.5em 0 1em;font-size:.9em}
 caption{text-align:left;font-weight:600;padding:.3em 0}
 th,td{border-bottom:1px solid #dde;padding:.3em .5em;text-align:left;vertical-align:top}
 th{background:#eef2f7}td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
-tr.failed td{background:#fdecee}tr.remove td{color:#6b2b00}
+td:first-child,td.num,table code{white-space:nowrap}tr.failed td{background:#fdecee}tr.remove td{color:#6b2b00}
 .bad{color:#b00020;font-weight:700}.good{color:#1d6b2f;font-weight:600}
 figure{margin:1em 0;padding:0}figcaption{font-size:.9em;color:#333;margin:.3em 0}
 .charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(340px,1fr));gap:10px}

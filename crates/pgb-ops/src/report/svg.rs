@@ -87,6 +87,25 @@ fn nice_max(v: u64) -> u64 {
     (step * mag).ceil() as u64
 }
 
+/// A round top for a time axis in `per_s` units per second: four steps of 1, 2, 5, 10, 15 or
+/// 30 seconds or minutes, 1, 2, 3, 6 or 12 hours, or whole days.
+fn nice_time_max(v: u64, per_s: u64) -> u64 {
+    const STEPS_S: [u64; 17] = [
+        1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10_800, 21_600, 43_200,
+    ];
+    let want = (v as f64 * 1.1 / 4.0).ceil() as u64;
+    if per_s > 1 && want < per_s {
+        return nice_max(v);
+    }
+    let want_s = want.div_ceil(per_s);
+    let step_s = STEPS_S
+        .iter()
+        .copied()
+        .find(|s| *s >= want_s)
+        .unwrap_or_else(|| want_s.div_ceil(86_400) * 86_400);
+    step_s * per_s * 4
+}
+
 /// The chart as an `<svg>` element: `role="img"`, labelled by its title and a description
 /// that says what it shows in words.
 pub(crate) fn svg(c: &Chart) -> String {
@@ -146,7 +165,8 @@ pub(crate) fn svg(c: &Chart) -> String {
             }
             nice_max(vmax.div_ceil(unit)).saturating_mul(unit)
         }
-        _ => nice_max(vmax),
+        Unit::Seconds => nice_time_max(vmax, 1),
+        Unit::Millis => nice_time_max(vmax, 1000),
     };
     let x = |t: i64| LEFT + (t - tmin) as f64 / (tmax - tmin) as f64 * (W - LEFT - RIGHT);
     let y = |v: u64| H - BOTTOM - v as f64 / vmax as f64 * (H - TOP - BOTTOM);
@@ -352,5 +372,11 @@ mod tests {
         assert_eq!(nice_max(0), 1);
         assert_eq!(nice_max(90), 100);
         assert_eq!(nice_max(1500), 2000);
+        // Time axes step in minutes, hours, days.
+        assert_eq!(nice_time_max(2_700, 1), 3600);
+        assert_eq!(nice_time_max(93_600, 1), 4 * 43_200);
+        assert_eq!(nice_time_max(2_700_000, 1000), 3_600_000);
+        assert_eq!(nice_time_max(500, 1000), 1000);
+        assert_eq!(nice_time_max(0, 1), 4);
     }
 }
