@@ -60,3 +60,11 @@ done
 # test-support: the failpoint hook of the crash tests (never in a release build).
 cargo test --workspace --all-targets --features pgb-cli/test-support --no-fail-fast "$@"
 cargo test --workspace --doc --no-fail-fast
+
+# The Debian package: built, installed, upgraded, removed and purged on this machine, which
+# needs root and apt (CI has both); elsewhere it is recorded as skipped.
+if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null; then
+  scripts/test-deb.sh
+else
+  echo "scripts/test-deb.sh: needs root, apt-get and dpkg-deb" >> "$PGB_TEST_SKIP_LOG"
+fi
