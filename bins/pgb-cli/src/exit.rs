@@ -33,6 +33,12 @@ pub(crate) const KEY: i32 = 9;
 pub(crate) const DRILL_CHECK_FAILED: i32 = 10;
 /// `pgb drill`: every check passed, but RTO or RPO is over its limit.
 pub(crate) const DRILL_LIMIT_EXCEEDED: i32 = 11;
+/// `pgb restore` and `pgb drill`: the migration check failed. The backup's migration head
+/// does not fit the expected one (refused before anything was written, unless
+/// `--allow-migration-mismatch`), the expected head could not be known
+/// (`expected_migration_command` failed), or after the `post_restore` hook the database was
+/// behind the expected head, dirty, or had a failed migration row.
+pub(crate) const MIGRATION: i32 = 13;
 /// `pgb check`: UNKNOWN, the check could not run (a bad flag value, an unusable repository).
 /// Its OK, WARNING and CRITICAL are 0, 1 and 2 (`pgb_ops::CheckStatus::code`).
 pub(crate) const CHECK_UNKNOWN: i32 = 3;

@@ -54,6 +54,8 @@ pub(crate) struct BackupArgs {
     pub(crate) select: super::DumpSelectArgs,
     #[command(flatten)]
     pub(crate) files: super::FilesBackupArgs,
+    #[command(flatten)]
+    pub(crate) migrations: super::MigrationBackupArgs,
     /// Print the manifest as JSON (with --prune: {"backup": manifest, "prune": report}).
     #[arg(long)]
     pub(crate) json: bool,
@@ -68,6 +70,8 @@ pub(crate) struct ListArgs {
     /// Only backups of this database.
     #[arg(long)]
     pub(crate) database: Option<String>,
+    #[command(flatten)]
+    pub(crate) migration: super::MigrationListArgs,
     /// JSON array on stdout.
     #[arg(long)]
     pub(crate) json: bool,
@@ -152,6 +156,8 @@ pub(crate) struct RestoreArgs {
     pub(crate) select: super::SelectRestoreArgs,
     #[command(flatten)]
     pub(crate) files: super::FilesRestoreArgs,
+    #[command(flatten)]
+    pub(crate) migrations: super::MigrationExpectArgs,
     /// JSON on stdout.
     #[arg(long)]
     pub(crate) json: bool,

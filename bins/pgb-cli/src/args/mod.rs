@@ -9,6 +9,7 @@ mod cluster;
 mod commands;
 mod docs;
 mod jobs;
+mod migrations;
 mod ops;
 mod shared;
 mod wal;
@@ -24,6 +25,7 @@ pub(crate) use commands::{
 };
 pub(crate) use docs::{CompletionsArgs, ManArgs, ReportArgs, ReportFormat, ShellArg};
 pub(crate) use jobs::{ConfigCommand, DaemonArgs, RunArgs, ScheduleCommand};
+pub(crate) use migrations::{MigrationBackupArgs, MigrationExpectArgs, MigrationListArgs};
 pub(crate) use ops::{CheckArgs, CheckFormat, DrillArgs};
 pub(crate) use wal::{WalCommand, WalFetchArgs, WalPushArgs, WalVerifyArgs};
 pub(crate) use shared::{

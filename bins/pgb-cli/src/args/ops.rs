@@ -48,6 +48,8 @@ pub(crate) struct DrillArgs {
     pub(crate) tools: ToolArgs,
     #[command(flatten)]
     pub(crate) notify: NotifyArgs,
+    #[command(flatten)]
+    pub(crate) migrations: super::MigrationExpectArgs,
     /// JSON on stdout (the drill report, or with --history the records).
     #[arg(long)]
     pub(crate) json: bool,

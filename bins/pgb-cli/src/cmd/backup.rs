@@ -37,8 +37,8 @@ pub(super) async fn run(mut a: BackupArgs, ctx: &Ctx<'_>) -> Result<(), Failure>
                 .with_backup_id(id.clone())
                 .with_set(set.clone())
                 .with_size("stored", *size);
-            match plain_size(notifier.is_some(), &repo_args, id, ctx).await {
-                Some(plain) => n.with_size("plain", plain),
+            match committed(notifier.is_some(), &repo_args, id, ctx).await {
+                Some(m) => pgb_jobs::notify_heads(n.with_size("plain", m.plain_size()), &m),
                 None => n,
             }
         }
@@ -81,20 +81,20 @@ fn intended_set(a: &BackupArgs, env: resolve::Env<'_>) -> Option<String> {
     Some(format!("{}/{db}", conn.server()))
 }
 
-/// The plain size of committed backup `id`, read back from its manifest (only when a
-/// notification is sent; `None` when it cannot be read).
-async fn plain_size(
+/// The manifest of committed backup `id`, read back for its plain size and migration heads
+/// (only when a notification is sent; `None` when it cannot be read).
+async fn committed(
     notify: bool,
     repo: &crate::args::RepoArgs,
     id: &str,
     ctx: &Ctx<'_>,
-) -> Option<u64> {
+) -> Option<pgb::Manifest> {
     if !notify {
         return None;
     }
     let repo = resolve::repository(repo, ctx.env).ok()?;
     match repo.resolve(id, None).await {
-        Ok(m) => Some(m.plain_size()),
+        Ok(m) => Some(m),
         Err(e) => {
             tracing::debug!(error = %e, "plain size not read back for the notification");
             None

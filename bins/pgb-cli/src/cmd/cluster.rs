@@ -99,6 +99,7 @@ pub(super) async fn restore(
                 seconds,
                 objects_read: report.objects_read,
                 post_restore: hook.as_ref(),
+                migrations: None,
             };
             out.emit(&o, |w| {
                 render::restore_text(w, &m, Some(&name), &report, seconds)

@@ -9,7 +9,7 @@ use pgb_ops::{DrillError, DrillOutcome, DrillReport};
 
 use super::Ctx;
 use crate::args::DrillArgs;
-use crate::exit::{DRILL_CHECK_FAILED, DRILL_LIMIT_EXCEEDED, Failure};
+use crate::exit::{DRILL_CHECK_FAILED, DRILL_LIMIT_EXCEEDED, Failure, MIGRATION};
 use crate::render::{self, Output};
 use crate::resolve::{self, Env};
 
@@ -35,6 +35,10 @@ pub(super) async fn run(mut a: DrillArgs, ctx: &Ctx<'_>) -> Result<(), Failure> 
             DRILL_LIMIT_EXCEEDED,
             format!("drill over its limit: {}", cause()),
         )),
+        DrillOutcome::MigrationFailed => Err(Failure::new(
+            MIGRATION,
+            format!("drill migration check failed: {}", cause()),
+        )),
         _ => Err(Failure::new(
             DRILL_CHECK_FAILED,
             format!("drill check failed: {}", cause()),
@@ -51,7 +55,8 @@ pub(super) async fn drill_notified(
     env: Env<'_>,
     cancel: impl Future<Output = ()> + Send,
 ) -> Result<Result<DrillReport, DrillError>, Failure> {
-    let mut opts = resolve::drill(a, env)?;
+    let mut opts = resolve::drill(a, env)?
+        .with_migrations(resolve::migrations::expectation(&a.migrations, job, env).await?);
     if let Some(j) = job {
         opts = opts.with_job(j.name.clone());
     }

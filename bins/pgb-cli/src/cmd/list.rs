@@ -32,6 +32,11 @@ pub(super) async fn run(mut a: ListArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
             })
         })
         .collect();
+    // `--migration NAME`: the backups taken at or before that migration.
+    let rows = match resolve::migrations::list_target(&a.migration)? {
+        Some(t) => pgb::migration::at_or_before(&rows, &t, a.database.as_deref()),
+        None => rows,
+    };
     let verified = verified_dates(&repo, &listing, &rows, &history, auth.as_ref()).await?;
     let entries: Vec<ListEntry<'_>> = rows
         .iter()

@@ -12,6 +12,7 @@ mod drill;
 mod gc;
 mod key;
 mod list;
+mod migrations;
 pub(crate) mod notify;
 mod prune;
 mod report;

@@ -1,4 +1,5 @@
-//! `pgb restore ID|latest --db URL`, then the job's `post_restore` hook (with `--job`).
+//! `pgb restore ID|latest --db URL`, then the job's `post_restore` hook (with `--job`), with
+//! the migration heads checked around it ([`super::migrations`]).
 
 use super::Ctx;
 use crate::args::RestoreArgs;
@@ -10,6 +11,7 @@ pub(super) async fn run(mut a: RestoreArgs, ctx: &Ctx<'_>) -> Result<(), Failure
     let layer = resolve::job::layer(&mut a, ctx.env)?;
     let ctx = &ctx.with_env(&layer.env);
     if a.cluster.selected() || a.files.files_to.is_some() {
+        super::migrations::only_for_a_database(&a)?;
         return Box::pin(super::cluster::restore(a, layer.job.as_ref(), ctx)).await;
     }
     let target = resolve::restore(&a, ctx.env)?;
@@ -20,6 +22,9 @@ pub(super) async fn run(mut a: RestoreArgs, ctx: &Ctx<'_>) -> Result<(), Failure
         .allow_unauthenticated(a.keys.allow_unauthenticated);
     let manifest = repo.resolve(&a.id, a.from_database.as_deref()).await?;
     plaintext_check(&manifest, keys_given, a.require_encrypted)?;
+    let job = layer.job.as_ref();
+    let expect = resolve::migrations::expectation(&a.migrations, job, ctx.env).await?;
+    super::migrations::precheck(&manifest, &expect, super::migrations::migrates(job))?;
     let opts = resolve::restore_options(&a, &target, &manifest);
     let started = std::time::Instant::now();
     let progress = render::Reporter::new(&ctx.progress, "restore", Some(manifest.plain_size()));
@@ -29,10 +34,15 @@ pub(super) async fn run(mut a: RestoreArgs, ctx: &Ctx<'_>) -> Result<(), Failure
     progress.finish(report.is_ok().then(|| manifest.plain_size()));
     let report = report?;
     let seconds = started.elapsed().as_secs_f64();
-    let hook = match &layer.job {
-        Some(job) => post_restore_hook(job, &target.target, &manifest, ctx).await,
-        None => None,
-    };
+    let (hook, migrations) = super::migrations::after_restore(
+        job,
+        &target.target,
+        &manifest,
+        &expect,
+        &a.tools,
+        ctx,
+    )
+    .await?;
     let out = RestoreOut {
         backup: manifest.id.as_str(),
         database: &report.database,
@@ -40,11 +50,13 @@ pub(super) async fn run(mut a: RestoreArgs, ctx: &Ctx<'_>) -> Result<(), Failure
         seconds,
         objects_read: report.objects_read,
         post_restore: hook.as_ref(),
+        migrations: (!migrations.is_empty()).then_some(&migrations),
     };
     Output::json(a.json).emit(&out, |w| {
-        render::restore_text(w, &manifest, None, &report, seconds)
+        render::restore_text(w, &manifest, None, &report, seconds)?;
+        render::migrations::report(w, &migrations, "")
     })?;
-    hook_outcome(hook.as_ref(), &report.database)
+    super::migrations::outcome(hook.as_ref(), &migrations, &report.database)
 }
 
 /// A backup that is not encrypted, restored while decryption keys were given: one warning

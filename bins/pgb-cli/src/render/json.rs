@@ -33,6 +33,9 @@ pub(crate) struct ListEntry<'a> {
     /// For a whole-server backup: its databases and selection.
     #[serde(skip_serializing_if = "Option::is_none")]
     cluster: Option<&'a pgb::ClusterInfo>,
+    /// Each database's migration heads when the backup started.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    migrations: &'a std::collections::BTreeMap<String, Vec<pgb::MigrationHead>>,
     format: ArchiveFormat,
     compression: String,
     labels: &'a [String],
@@ -100,6 +103,7 @@ impl<'a> From<&'a Manifest> for ListEntry<'a> {
             artifacts: &m.artifacts,
             dump_options: &m.dump_options,
             cluster: m.cluster.as_ref(),
+            migrations: &m.migrations,
             format: m.format,
             compression: m.compression.to_string(),
             labels: &m.labels,
@@ -130,6 +134,9 @@ pub(crate) struct RestoreOut<'a> {
     /// The job's `post_restore` hook, when it ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) post_restore: Option<&'a pgb_scheduler::HookReport>,
+    /// The migration heads: the backup's, before and after the hook, the verdict.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) migrations: Option<&'a pgb_ops::MigrationReport>,
 }
 
 /// `pgb backup --prune --json`.

@@ -3,6 +3,7 @@
 
 pub(crate) mod cluster;
 mod json;
+pub(crate) mod migrations;
 mod notes;
 mod ops;
 mod progress;

@@ -53,6 +53,9 @@ pub(crate) fn drill(w: &mut dyn Write, r: &DrillReport) -> io::Result<()> {
         };
         writeln!(w, "  {mark:<4} {}: {}", c.name, c.detail)?;
     }
+    if let Some(m) = &r.migrations {
+        super::migrations::report(w, m, "  ")?;
+    }
     let fate = if r.kept {
         "kept"
     } else if r.dropped {

@@ -53,9 +53,12 @@ pub(crate) fn list(
     if rows.is_empty() {
         return writeln!(w, "no backups in {location}");
     }
+    // Migration heads: as wide as the widest (blank for a backup that recorded none).
+    let heads: Vec<String> = rows.iter().map(|m| super::migrations::column(m)).collect();
+    let mw = heads.iter().map(|h| h.chars().count()).max().unwrap_or(0).max(9);
     writeln!(
         w,
-        "{:<24} {:<16} {:<20} {:>10} {:>10} {:<7} {:<8} {:<15} {:<10} {:<3} {:>5} LABELS",
+        "{:<24} {:<16} {:<20} {:>10} {:>10} {:<7} {:<8} {:<15} {:<10} {:<3} {:>5} {:<mw$} LABELS",
         "ID",
         "DATABASE",
         "STARTED (UTC)",
@@ -66,9 +69,10 @@ pub(crate) fn list(
         "LAST DRILL",
         "VERIFIED",
         "ENC",
-        "FILES"
+        "FILES",
+        "MIGRATION"
     )?;
-    for m in rows {
+    for (m, head) in rows.iter().zip(&heads) {
         let drill = drills
             .get(&m.id)
             .map_or("-", |d| pgb_jobs::outcome_name(d.outcome));
@@ -89,7 +93,7 @@ pub(crate) fn list(
             .count();
         writeln!(
             w,
-            "{:<24} {:<16} {:<20} {:>10} {:>10} {:<7} {:<8} {:<15} {:<10} {:<3} {:>5} {}",
+            "{:<24} {:<16} {:<20} {:>10} {:>10} {:<7} {:<8} {:<15} {:<10} {:<3} {:>5} {head:<mw$} {}",
             m.id,
             super::cluster::database_label(m),
             fmt_time(m.started_at),

@@ -163,17 +163,19 @@ pub(crate) fn directory_backup(a: &BackupArgs, env: Env<'_>) -> Result<Directory
     })
 }
 
-/// pg_dump's selection and pass-through options of `backup`.
+/// pg_dump's selection and pass-through options of `backup`, and the migration heads its
+/// preflight reads.
 pub(crate) fn dump_options(a: &BackupArgs) -> Result<DumpOptions, Failure> {
     let s = &a.select;
-    DumpOptions::new()
+    Ok(DumpOptions::new()
         .with_schemas(&s.schemas)
         .with_exclude_schemas(&s.exclude_schema)
         .with_tables(&s.tables)
         .with_exclude_tables(&s.exclude_table)
         .with_exclude_table_data(&s.exclude_table_data)
         .with_extra(&s.pg_dump_option)
-        .map_err(|e| Failure::usage(format!("--pg-dump-option: {e}")))
+        .map_err(|e| Failure::usage(format!("--pg-dump-option: {e}")))?
+        .with_migrations(super::migrations::probe(&a.migrations)?))
 }
 
 /// Flags that only one kind of backup takes.

@@ -9,6 +9,7 @@ mod cluster;
 pub(crate) mod config;
 pub(crate) mod daemon;
 pub(crate) mod job;
+pub(crate) mod migrations;
 mod keys;
 
 use std::path::PathBuf;

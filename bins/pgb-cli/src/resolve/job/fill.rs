@@ -119,6 +119,7 @@ impl FromJob for BackupArgs {
         }
         self.policy.from_job.clone_from(&job.retention);
         self.verify |= job.verify_after_backup;
+        crate::resolve::migrations::fill_backup(&mut self.migrations, job);
         Ok(())
     }
 }
