@@ -10,6 +10,7 @@
 pub mod common;
 pub mod sample;
 
+use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -402,14 +403,15 @@ fn the_daemons_status_page_reads_in_a_browser_and_shows_no_secret() {
     let config = tmp.path().join("pgb.toml");
     let mut toml = String::new();
     for db in ["billing", "shop"] {
-        toml.push_str(&format!(
+        let _ = write!(
+            toml,
             "[jobs.{db}]\ndatabase = \"postgres://app@{}/{db}\"\nrepository = \"{}\"\n\
              schedule = \"0 3 1 1 *\"\nkeep_daily = 7\nkeep_weekly = 4\n\
              [jobs.{db}.drill]\nmax_rto = \"45m\"\nmax_rpo = \"26h\"\n\
              [jobs.{db}.notify]\nwebhook_url_env = \"PGB_TEST_HOOK\"\n",
             sample::SERVER,
             repo.display()
-        ));
+        );
     }
     std::fs::write(&config, toml).unwrap();
     let port = free_port();

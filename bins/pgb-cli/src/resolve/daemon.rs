@@ -141,7 +141,7 @@ impl DaemonMetrics {
             tokio::select! {
                 () = cancel.cancelled() => return,
                 _ = tick.tick() => {
-                    let report = ticks % super::status::REPORT_EVERY_TICKS == 0;
+                    let report = ticks.is_multiple_of(super::status::REPORT_EVERY_TICKS);
                     ticks = ticks.wrapping_add(1);
                     for job in self.sources.keys() {
                         tokio::select! {

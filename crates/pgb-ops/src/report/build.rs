@@ -174,7 +174,7 @@ pub async fn report(repo: &Repository, opts: &ReportOptions) -> Result<Report, p
     if let Some(e) = &retention_error {
         notices.push(error(format!("retention could not be planned: {e}")));
     }
-    notices.sort_by(|a, b| b.level.cmp(&a.level));
+    notices.sort_by_key(|n| std::cmp::Reverse(n.level));
     let retention = RetentionSummary {
         policy: opts.policy_text.clone(),
         evaluated_at: opts.now,
