@@ -22,7 +22,7 @@
 //! - [`report()`]: what the repository holds and proves (sets, backups, drills with RTO/RPO
 //!   against their targets, verifications, the next prune, the WAL archive) as a
 //!   serializable [`Report`], rendered to self-contained HTML with SVG charts or to Markdown
-//!   by the pure functions of [`report`], also as the daemon's status page.
+//!   by the pure functions of [`report`](mod@report), also as the daemon's status page.
 //!
 //! Like every pgb library it never prints, reads the environment or installs handlers.
 
