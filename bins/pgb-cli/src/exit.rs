@@ -33,6 +33,9 @@ pub(crate) const KEY: i32 = 9;
 pub(crate) const DRILL_CHECK_FAILED: i32 = 10;
 /// `pgb drill`: every check passed, but RTO or RPO is over its limit.
 pub(crate) const DRILL_LIMIT_EXCEEDED: i32 = 11;
+/// `pgb restore --pgdata`: the recovery target lies before the end of every physical backup
+/// that could serve it (PostgreSQL can only recover to a point after a base backup ended).
+pub(crate) const TARGET_BEFORE_BACKUP: i32 = 12;
 /// `pgb restore` and `pgb drill`: the migration check failed. The backup's migration head
 /// does not fit the expected one (refused before anything was written, unless
 /// `--allow-migration-mismatch`), the expected head could not be known
@@ -197,6 +200,9 @@ impl From<pgb_ops::RecordError> for Failure {
 
 /// The exit code of a library error.
 pub(crate) fn code(e: &Error) -> i32 {
+    if matches!(e, Error::TargetBeforeBackup { .. }) {
+        return TARGET_BEFORE_BACKUP;
+    }
     match e.class() {
         ErrorClass::Repository => REPOSITORY,
         ErrorClass::Database => DATABASE,
@@ -228,6 +234,23 @@ fn hint(e: &Error) -> Option<String> {
             _ => None,
         },
         Error::BackupNotFound(_) => fixed("run `pgb list` to see the backups"),
+        Error::WalNotArchived { .. } => fixed(
+            "check archive_command (`pgb wal push %p` into this repository) and pg_stat_archiver, or give it more time with --wal-wait",
+        ),
+        Error::TargetBeforeBackup { .. } => fixed(
+            "choose a later target, or keep older physical backups (`pgb list` shows when each ended)",
+        ),
+        Error::NoPhysicalBackup { .. } => fixed("take one with `pgb backup --physical`"),
+        Error::Invalid(pgb::Mismatch::Physical { .. }) => {
+            fixed("restore it into a data directory with --pgdata DIR")
+        }
+        Error::Invalid(pgb::Mismatch::NotPhysical { .. }) => {
+            fixed("restore it into a database with --db URL")
+        }
+        Error::Invalid(pgb::Mismatch::SeveralClusters { .. }) => fixed("pass --system-id ID"),
+        Error::Dump(d) if d.kind() == DumpErrorKind::NotConfigured => {
+            fixed("see docs/pitr.md for the server settings a physical backup needs")
+        }
         Error::Dump(d) if d.kind() == DumpErrorKind::DirectoryNotEmpty => {
             fixed("restore into an empty directory, or pass --clean to replace its content")
         }

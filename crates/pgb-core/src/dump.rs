@@ -20,6 +20,10 @@ pub enum ArchiveFormat {
     /// `pg_dump -Fd`: a directory of files (a table of contents and one file per table's
     /// data), dumped and restored in parallel; never a single stream.
     Directory,
+    /// A physical base backup of a whole cluster (a tar of its data directory), restored
+    /// into a data directory, never by pg_restore. A pgb older than physical backups cannot
+    /// parse this value, so it lists such a backup as unusable and never restores it as a dump.
+    Physical,
 }
 
 impl ArchiveFormat {
@@ -29,6 +33,7 @@ impl ArchiveFormat {
             Self::Custom => "dump",
             Self::Plain => "sql",
             Self::Directory => "dir",
+            Self::Physical => "tar",
         }
     }
 }
@@ -39,6 +44,7 @@ impl fmt::Display for ArchiveFormat {
             Self::Custom => "custom",
             Self::Plain => "plain",
             Self::Directory => "directory",
+            Self::Physical => "physical",
         })
     }
 }
@@ -80,6 +86,11 @@ pub enum DumpErrorKind {
     NoMatch,
     /// Too little free space for a spool (checked before anything is written).
     NoSpace,
+    /// The server's settings or the role's attributes do not allow the operation (a physical
+    /// backup needs `wal_level` replica or logical, `max_wal_senders` above 0, a role with
+    /// `REPLICATION`, `archive_mode` on for an archived backup, no tablespaces it cannot
+    /// stream); checked before anything runs.
+    NotConfigured,
 }
 
 /// How a PostgreSQL tool ended: an exit status or the signal that killed it.

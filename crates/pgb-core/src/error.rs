@@ -88,6 +88,41 @@ pub enum Error {
     /// The retention policy cannot be applied (it keeps nothing, a window is empty...).
     #[error("retention policy: {0}")]
     Policy(#[from] pgb_retention::RetentionError),
+    /// A physical backup's WAL did not reach the archive in time: the base backup was
+    /// removed and nothing committed.
+    #[error(
+        "physical backup {id}: WAL segment {segment} is not in the repository's WAL archive after waiting {waited_secs}s; the backup was not committed"
+    )]
+    WalNotArchived {
+        /// The backup that was not committed.
+        id: BackupId,
+        /// The first segment missing.
+        segment: String,
+        /// How long the backup waited.
+        waited_secs: u64,
+    },
+    /// The recovery target lies before the end of every base backup that could serve it
+    /// (PostgreSQL can only recover to a point after a base backup ended).
+    #[error(
+        "the recovery target ({target}) is before the end of {} {backup} ({ended}): a base backup can only recover to a point after it ended",
+        if *.first { "the earliest physical backup," } else { "backup" }
+    )]
+    TargetBeforeBackup {
+        /// The target, as text.
+        target: String,
+        /// The backup that ends too late (the earliest, when none was named).
+        backup: BackupId,
+        /// When or where it ended.
+        ended: String,
+        /// Whether `backup` is the earliest of the cluster (no backup was named).
+        first: bool,
+    },
+    /// The repository holds no physical backup (of the cluster asked for).
+    #[error("no complete physical backup{} in the repository", .system_identifier.as_ref().map(|s| format!(" of system {s}")).unwrap_or_default())]
+    NoPhysicalBackup {
+        /// The cluster asked for, if any.
+        system_identifier: Option<String>,
+    },
 }
 
 /// A request that does not fit the backup or the options; each names what to choose instead.
@@ -152,6 +187,38 @@ pub enum Mismatch {
     /// The database selection of a whole-server backup leaves nothing.
     #[error("the database selection leaves no database to back up")]
     EmptySelection,
+    /// A physical base backup asked to restore into a database.
+    #[error(
+        "backup {id} is a physical base backup of a whole cluster; it restores into a data directory, not a database"
+    )]
+    Physical {
+        /// The backup.
+        id: BackupId,
+    },
+    /// A restore into a data directory of a backup that is not physical.
+    #[error(
+        "backup {id} is a logical dump, not a physical base backup; it restores into a database"
+    )]
+    NotPhysical {
+        /// The backup.
+        id: BackupId,
+    },
+    /// A physical backup of another cluster than the one asked for.
+    #[error("backup {id} is of system {system_identifier}, not {wanted}")]
+    OtherCluster {
+        /// The backup.
+        id: BackupId,
+        /// Its cluster.
+        system_identifier: String,
+        /// The cluster asked for.
+        wanted: String,
+    },
+    /// `latest` in a repository with physical backups of several clusters.
+    #[error("the repository holds physical backups of {} clusters (systems {}); choose one", .clusters.len(), .clusters.join(", "))]
+    SeveralClusters {
+        /// Their system identifiers.
+        clusters: Vec<String>,
+    },
 }
 
 /// A failure of the streaming pipeline.
@@ -299,6 +366,7 @@ impl Error {
             Self::Dump(e) => match e.kind() {
                 DumpErrorKind::ToolNotFound
                 | DumpErrorKind::VersionMismatch
+                | DumpErrorKind::NotConfigured
                 | DumpErrorKind::Unreachable
                 | DumpErrorKind::AuthFailed
                 | DumpErrorKind::DatabaseNotFound
@@ -314,7 +382,11 @@ impl Error {
                 | DumpErrorKind::Io
                 | DumpErrorKind::NoSpace => ErrorClass::Runtime,
             },
-            Self::BackupNotFound(_) | Self::NoBackups { .. } => ErrorClass::NotFound,
+            Self::BackupNotFound(_)
+            | Self::NoBackups { .. }
+            | Self::NoPhysicalBackup { .. }
+            | Self::TargetBeforeBackup { .. } => ErrorClass::NotFound,
+            Self::WalNotArchived { .. } => ErrorClass::Runtime,
             Self::Integrity { .. } | Self::Manifest { .. } => ErrorClass::Integrity,
             Self::ArtifactName { .. } => ErrorClass::Refused,
             Self::Locked(_) => ErrorClass::Locked,

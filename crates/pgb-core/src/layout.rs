@@ -4,7 +4,8 @@
 //! ```text
 //! backups/<id>/manifest.json        the commit marker, written last and create-only
 //! backups/<id>/<artifact>           data objects (e.g. data.dump.zst, data.dump.zst.age;
-//!                                   for a whole server globals.sql.zst, db-001-shop.dump.zst)
+//!                                   for a whole server globals.sql.zst, db-001-shop.dump.zst;
+//!                                   for a physical backup base.tar.zst)
 //! backups/<id>/<artifact>.sha256    `sha256sum -c` sidecars
 //! backups/<id>/verified/<utc time>.json  records of passed verifies (pgb-ops)
 //! locks/<id>.json                   leases of running backups (gc never collects them)
@@ -124,6 +125,32 @@ pub fn directory_file_name(file: &str, compression: Compression, encrypted: bool
     )
 }
 
+/// The file name of a physical base backup's tar, e.g. `base.tar.zst` or `base.tar.zst.age`.
+pub fn base_name(compression: Compression, encrypted: bool) -> String {
+    format!(
+        "{BASE_TAR}{}{}",
+        compression.extension(),
+        if encrypted { AGE_SUFFIX } else { "" }
+    )
+}
+
+/// The name of a physical base backup's tar before compression.
+pub const BASE_TAR: &str = "base.tar";
+
+/// Whether `name` is one [`base_name`] gives (or its sidecar): `base.tar`, then `.gz` or
+/// `.zst`, then `.age`, then `.sha256`, each optional.
+fn is_base_name(name: &str) -> bool {
+    let Some(mut rest) = name.strip_prefix(BASE_TAR) else {
+        return false;
+    };
+    for suffix in [&[".gz", ".zst"][..], &[AGE_SUFFIX], &[SIDECAR_SUFFIX]] {
+        if let Some(s) = suffix.iter().find(|s| rest.starts_with(**s)) {
+            rest = &rest[s.len()..];
+        }
+    }
+    rest.is_empty()
+}
+
 /// The file name of files archive number `index` (from 1), e.g. `files-1.tar.zst`.
 pub fn files_name(index: usize, compression: Compression, encrypted: bool) -> String {
     format!(
@@ -144,7 +171,7 @@ pub fn is_sidecar(object: &ObjectKey) -> bool {
 }
 
 /// Whether `rel`, a path inside a backup folder, is a name pgb writes there: the manifest,
-/// `data.*`, `data.dir/<file>`, `globals.sql*`, `db-NNN-*`, `files-N.tar*`, their `.sha256`
+/// `data.*`, `data.dir/<file>`, `globals.sql*`, `db-NNN-*`, `files-N.tar*`, `base.tar*`, their `.sha256`
 /// sidecars, and `verified/<time>.json` records. `gc` deletes a folder only if every object
 /// in it passes this test (a repository is untrusted input; others may write there).
 pub fn is_backup_object(rel: &str) -> bool {
@@ -160,6 +187,7 @@ pub fn is_backup_object(rel: &str) -> bool {
             name == MANIFEST
                 || name.starts_with("data.")
                 || name.starts_with("globals.sql")
+                || is_base_name(name)
                 || name.strip_prefix("db-").is_some_and(|r| {
                     r.len() > 4
                         && r.as_bytes()[..3].iter().all(u8::is_ascii_digit)
@@ -253,4 +281,36 @@ pub fn wal_key(system_identifier: u64, file: &pgb_wal::WalFileName) -> ObjectKey
     wal_timeline_prefix(system_identifier, file.timeline())
         .join(file.as_str())
         .expect("WAL file names are valid segments")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_tars_are_backup_objects_and_nothing_like_them_is() {
+        for c in ["none", "gzip", "zstd"] {
+            let c: Compression = c.parse().unwrap();
+            for enc in [false, true] {
+                let name = base_name(c, enc);
+                assert!(is_backup_object(&name), "{name}");
+                assert!(
+                    is_backup_object(&format!("{name}{SIDECAR_SUFFIX}")),
+                    "{name}"
+                );
+            }
+        }
+        assert_eq!(base_name("zstd".parse().unwrap(), true), "base.tar.zst.age");
+        for other in [
+            "base.tar.zst.age.sha256.x",
+            "base.tar.lz4",
+            "base.tarball",
+            "base.tar.age.zst",
+            "base",
+            "base.tar/x",
+            "pg_wal.tar",
+        ] {
+            assert!(!is_backup_object(other), "{other}");
+        }
+    }
 }

@@ -50,6 +50,7 @@ pub mod layout;
 mod manifest;
 mod memory;
 pub mod migration;
+pub mod physical;
 mod repo;
 mod storage;
 pub mod wal;

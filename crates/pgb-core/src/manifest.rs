@@ -150,6 +150,9 @@ pub enum ArtifactKind {
     /// A tar archive of a directory beside the database (`backup --files DIR`), named after
     /// the directory as given.
     Files,
+    /// A physical base backup of a whole cluster: PostgreSQL's tar of the data directory
+    /// (`pg_basebackup -Ft`) with `backup_label` and `backup_manifest` inside, named `base`.
+    BaseTar,
 }
 
 /// What a backup of a whole server (`backup --all-databases`) covered.
@@ -291,11 +294,12 @@ pub struct Manifest {
     /// Each database's migration heads when the backup started (read moments before its
     /// pg_dump began), by database name: one entry for a single database, one per database of
     /// a whole server that had any. Empty: none found (or a pgb that did not record them).
-    #[serde(
-        default,
-        skip_serializing_if = "std::collections::BTreeMap::is_empty"
-    )]
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub migrations: std::collections::BTreeMap<String, Vec<crate::migration::MigrationHead>>,
+    /// For a physical base backup (`format` is `physical`, one `base_tar` artifact): the
+    /// cluster, its WAL positions and where its WAL lives. Its set is the system identifier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub physical: Option<crate::physical::PhysicalInfo>,
     /// HMAC-SHA256 (hex) of the manifest without this field, when authenticated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac: Option<String>,
@@ -371,6 +375,7 @@ impl ManifestV2 {
             dump_options: Vec::new(),
             cluster: None,
             migrations: std::collections::BTreeMap::new(),
+            physical: None,
             mac,
             authenticated,
         }
@@ -445,9 +450,43 @@ impl Manifest {
             } else {
                 [(source.database.clone(), source.migrations.clone())].into()
             },
+            physical: None,
             mac: None,
             authenticated: Vec::new(),
         }
+    }
+
+    /// A new (version 3) manifest for a physical base backup: format `physical`, set the
+    /// system identifier (the cluster, whatever address reached it), database `*`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new_physical(
+        id: BackupId,
+        source: &crate::dump::DumpSource,
+        physical: crate::physical::PhysicalInfo,
+        compression: Compression,
+        started_at: OffsetDateTime,
+        finished_at: OffsetDateTime,
+        labels: Vec<String>,
+        encryption: Option<crate::crypto::EncryptionInfo>,
+        artifacts: Vec<Artifact>,
+    ) -> Self {
+        let mut m = Self::new_v3(
+            id,
+            source,
+            compression,
+            started_at,
+            finished_at,
+            labels,
+            encryption,
+            artifacts,
+        );
+        m.database = CLUSTER_DATABASE.to_owned();
+        m.set = physical.system_identifier.to_string();
+        m.format = crate::dump::ArchiveFormat::Physical;
+        m.table_estimates = Vec::new();
+        m.migrations = std::collections::BTreeMap::new();
+        m.physical = Some(physical);
+        m
     }
 
     /// A new (version 3) manifest for a backup of a whole server: set `<server>/*`, database
@@ -497,6 +536,11 @@ impl Manifest {
     /// Whether this is a backup of a whole server (`backup --all-databases`).
     pub fn is_cluster(&self) -> bool {
         self.cluster.is_some()
+    }
+
+    /// Whether this is a physical base backup (`backup --physical`).
+    pub fn is_physical(&self) -> bool {
+        self.physical.is_some()
     }
 
     /// The dump of `database` in a cluster backup.

@@ -138,6 +138,15 @@ impl ConnConfig {
         c
     }
 
+    /// The same connection as a physical replication connection (`replication=true`), which
+    /// accepts replication commands such as `IDENTIFY_SYSTEM`.
+    pub(crate) fn replication(&self) -> Self {
+        let mut c = self.clone();
+        c.params.retain(|(k, _)| k != "replication");
+        c.params.push(("replication".to_owned(), "true".to_owned()));
+        c
+    }
+
     /// Whether the URL names a host (otherwise libpq's PGHOST or the local socket applies).
     pub fn has_host(&self) -> bool {
         !self.hosts.is_empty()

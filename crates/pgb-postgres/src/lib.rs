@@ -21,6 +21,10 @@
 //! - [`DataOffsets`]: follows a custom-format archive that pg_dump wrote to a pipe and sets
 //!   the data offsets pg_dump could not write, so `pg_restore -j` seeks to each table (the
 //!   parallel restore's spool gets them).
+//! - [`PgBaseBackup`] implements [`pgb_core::physical::PhysicalDumper`]: `pg_basebackup -D -
+//!   -Ft` (the tar on stdout, `backup_manifest` inside), after a preflight of `wal_level`,
+//!   `max_wal_senders`, the role's `REPLICATION`, `archive_mode` and tablespaces, and
+//!   `IDENTIFY_SYSTEM` for the system identifier.
 //! - [`PgArchiveCheck`] implements [`pgb_core::ArchiveChecker`]: `pg_restore --list` on the
 //!   archive, no database needed.
 //! - [`Toc`]: `pg_restore --list` output parsed into typed entries, the one parser of the
@@ -45,6 +49,7 @@
 //! anything else (notification URLs, passphrases, cloud credentials, `DATABASE_URL`) never
 //! reaches a child.
 
+mod basebackup;
 mod check;
 mod cluster;
 mod conn;
@@ -62,6 +67,7 @@ mod sql_client;
 mod toc;
 mod tools;
 
+pub use basebackup::PgBaseBackup;
 pub use check::{PgArchiveCheck, TocCapture};
 pub use cluster::PgCluster;
 pub use conn::{ConnConfig, InvalidUrl};

@@ -56,6 +56,8 @@ pub(crate) struct BackupArgs {
     pub(crate) files: super::FilesBackupArgs,
     #[command(flatten)]
     pub(crate) migrations: super::MigrationBackupArgs,
+    #[command(flatten)]
+    pub(crate) physical: super::PhysicalBackupArgs,
     /// Print the manifest as JSON (with --prune: {"backup": manifest, "prune": report}).
     #[arg(long)]
     pub(crate) json: bool,
@@ -158,6 +160,8 @@ pub(crate) struct RestoreArgs {
     pub(crate) files: super::FilesRestoreArgs,
     #[command(flatten)]
     pub(crate) migrations: super::MigrationExpectArgs,
+    #[command(flatten)]
+    pub(crate) physical: super::PhysicalRestoreArgs,
     /// JSON on stdout.
     #[arg(long)]
     pub(crate) json: bool,

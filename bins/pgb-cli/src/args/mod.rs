@@ -11,6 +11,7 @@ mod docs;
 mod jobs;
 mod migrations;
 mod ops;
+mod physical;
 mod shared;
 mod wal;
 
@@ -27,6 +28,7 @@ pub(crate) use docs::{CompletionsArgs, ManArgs, ReportArgs, ReportFormat, ShellA
 pub(crate) use jobs::{ConfigCommand, DaemonArgs, RunArgs, ScheduleCommand};
 pub(crate) use migrations::{MigrationBackupArgs, MigrationExpectArgs, MigrationListArgs};
 pub(crate) use ops::{CheckArgs, CheckFormat, DrillArgs};
+pub(crate) use physical::{PhysicalBackupArgs, PhysicalRestoreArgs, TargetActionArg, WalArg};
 pub(crate) use wal::{WalCommand, WalFetchArgs, WalPushArgs, WalVerifyArgs};
 pub(crate) use shared::{
     EncryptArgs, Format, JobArgs, KeyArgs, NotifyArgs, PolicyArgs, RepoArgs, ToolArgs,

@@ -103,6 +103,9 @@ async fn committed(
 }
 
 async fn backup(a: BackupArgs, ctx: &Ctx<'_>) -> Result<(String, String, u64), Failure> {
+    if a.physical.physical {
+        return Box::pin(super::physical::backup(a, ctx)).await;
+    }
     if a.cluster.all_databases {
         return Box::pin(super::cluster::backup(a, ctx)).await;
     }

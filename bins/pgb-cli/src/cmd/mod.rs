@@ -13,6 +13,7 @@ mod gc;
 mod key;
 mod list;
 mod migrations;
+mod physical;
 pub(crate) mod notify;
 mod prune;
 mod report;

@@ -10,6 +10,9 @@ use crate::resolve::{self, config};
 pub(super) async fn run(mut a: RestoreArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
     let layer = resolve::job::layer(&mut a, ctx.env)?;
     let ctx = &ctx.with_env(&layer.env);
+    if let Some(dir) = a.physical.pgdata.clone() {
+        return Box::pin(super::physical::restore(a, &dir, ctx)).await;
+    }
     if a.cluster.selected() || a.files.files_to.is_some() {
         super::migrations::only_for_a_database(&a)?;
         return Box::pin(super::cluster::restore(a, layer.job.as_ref(), ctx)).await;

@@ -36,6 +36,9 @@ pub(crate) struct ListEntry<'a> {
     /// Each database's migration heads when the backup started.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     migrations: &'a std::collections::BTreeMap<String, Vec<pgb::MigrationHead>>,
+    /// For a physical base backup: its cluster, WAL positions and where its WAL lives.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    physical: Option<&'a pgb::physical::PhysicalInfo>,
     format: ArchiveFormat,
     compression: String,
     labels: &'a [String],
@@ -104,6 +107,7 @@ impl<'a> From<&'a Manifest> for ListEntry<'a> {
             dump_options: &m.dump_options,
             cluster: m.cluster.as_ref(),
             migrations: &m.migrations,
+            physical: m.physical.as_ref(),
             format: m.format,
             compression: m.compression.to_string(),
             labels: &m.labels,

@@ -6,6 +6,7 @@ mod json;
 pub(crate) mod migrations;
 mod notes;
 mod ops;
+pub(crate) mod physical;
 mod progress;
 mod text;
 mod wal;

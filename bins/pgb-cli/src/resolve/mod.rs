@@ -11,6 +11,7 @@ pub(crate) mod daemon;
 pub(crate) mod job;
 pub(crate) mod migrations;
 mod keys;
+pub(crate) mod physical;
 
 use std::path::PathBuf;
 

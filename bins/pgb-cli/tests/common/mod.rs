@@ -491,3 +491,17 @@ pub fn pings<const N: usize>(got: &std::sync::mpsc::Receiver<String>) -> [Ping; 
         }
     })
 }
+
+/// A local repository both this test (root, on CI) and a `TempCluster`'s `archive_command`
+/// (`pgb wal push`, as the OS user `postgres`) write into: the directory and the store's
+/// staging area belong to `postgres` with mode 0777, so neither locks the other out (in
+/// production both run as one user).
+pub fn shared_repository() -> tempfile::TempDir {
+    let repo = pgb_testkit::make_shared_dir().expect("shared directory");
+    for sub in [".pgb-staging", "wal", "backups", "locks"] {
+        let dir = repo.path().join(sub);
+        std::fs::create_dir(&dir).expect("create");
+        pgb_testkit::share_with_postgres(&dir).expect("share");
+    }
+    repo
+}

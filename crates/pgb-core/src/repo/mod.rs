@@ -6,6 +6,7 @@ mod cluster;
 mod directory;
 mod gc;
 mod lease;
+mod physical;
 mod list;
 mod prune;
 mod read;

@@ -44,6 +44,9 @@ impl Repository {
         progress: &dyn Progress,
         cancel: impl std::future::Future<Output = ()> + Send,
     ) -> Result<RestoreReport, Error> {
+        if m.is_physical() {
+            return Err(crate::error::Mismatch::Physical { id: m.id.clone() }.into());
+        }
         if m.format == crate::dump::ArchiveFormat::Directory && m.cluster.is_none() {
             // Boxed: a directory restore's state would otherwise grow every restore's future.
             return Box::pin(self.restore_directory_until(m, restorer, opts, progress, cancel))

@@ -1,0 +1,68 @@
+//! `backup --physical` (a base backup of the whole cluster) and `restore --pgdata DIR` (into
+//! a data directory, recovering from the WAL archive to a target; `--preview` plans only).
+
+use super::Ctx;
+use crate::args::{BackupArgs, RestoreArgs};
+use crate::exit::Failure;
+use crate::render::{self, Output, physical};
+use crate::resolve;
+
+/// `backup --physical`: one base backup, committed once its WAL is safe; then `--verify`
+/// and `--prune` as for any backup. Returns (id, set, stored bytes).
+pub(super) async fn backup(a: BackupArgs, ctx: &Ctx<'_>) -> Result<(String, String, u64), Failure> {
+    let plan = resolve::physical::backup(&a, ctx.env)?;
+    let repo = resolve::backup_repository(&a.repo, ctx.env)?;
+    let progress = render::Reporter::backup(&ctx.progress, &repo);
+    let report = Box::pin(repo.backup_physical_until(
+        &plan.dumper,
+        &plan.options,
+        plan.wal_wait,
+        &progress,
+        ctx.cancelled(),
+    ))
+    .await;
+    progress.finish(report.as_ref().ok().map(|r| r.manifest.plain_size()));
+    let report = report?;
+    super::backup::after_commit(&a, ctx, &repo, &report, plan.prune, &report, |w| {
+        physical::backup(w, &report)
+    })
+    .await
+}
+
+/// `restore ID|latest --pgdata DIR [--to-...]`: plan, then (unless `--preview`) extract,
+/// verified, and write the recovery settings.
+pub(super) async fn restore(
+    a: RestoreArgs,
+    dir: &std::path::Path,
+    ctx: &Ctx<'_>,
+) -> Result<(), Failure> {
+    let mut resolved = resolve::physical::restore(&a, dir, ctx.env)?;
+    let keys = resolve::decryption(&a.keys, ctx.env)?;
+    let keys_given = keys.has_keys();
+    let repo = resolve::repository(&a.repo, ctx.env)?
+        .with_decryption(keys)
+        .allow_unauthenticated(a.keys.allow_unauthenticated);
+    let mut plan = repo.plan_physical_restore(&resolved.request).await?;
+    super::restore::plaintext_check(&plan.manifest, keys_given, a.require_encrypted)?;
+    let cmd = resolved.restore_command(plan.system_identifier, &plan.data_dir)?;
+    plan.restore_command = Some(cmd.clone());
+    resolved.request.settings.restore_command = Some(cmd);
+    let out = Output::json(a.json);
+    if a.physical.preview {
+        return out.emit(&plan, |w| physical::plan(w, &plan));
+    }
+    for var in &resolved.env_secrets {
+        render::note(format_args!(
+            "warning: {var} came from the environment and is not written into the restored configuration: the restored server's environment must provide it to restore_command"
+        ));
+    }
+    let started = std::time::Instant::now();
+    let progress = render::Reporter::new(&ctx.progress, "restore", Some(plan.plain_bytes));
+    let report = repo
+        .restore_physical_until(&plan, &resolved.request, &progress, ctx.cancelled())
+        .await;
+    progress.finish(report.as_ref().ok().map(|r| r.bytes));
+    let report = report?;
+    let seconds = started.elapsed().as_secs_f64();
+    out.emit(&report, |w| physical::restored(w, &report, seconds))
+}
