@@ -58,7 +58,7 @@ create table laravel.migrations (id serial primary key, migration varchar, batch
 insert into laravel.migrations (migration, batch) values ('2014_10_12_000000_create_users_table', 1);
 "#;
 
-fn head<'a>(heads: &'a [MigrationHead], f: F) -> &'a MigrationHead {
+fn head(heads: &[MigrationHead], f: F) -> &MigrationHead {
     heads
         .iter()
         .find(|h| h.framework == f)
