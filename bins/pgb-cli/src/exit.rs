@@ -42,6 +42,15 @@ pub(crate) const TARGET_BEFORE_BACKUP: i32 = 12;
 /// (`expected_migration_command` failed), or after the `post_restore` hook the database was
 /// behind the expected head, dirty, or had a failed migration row.
 pub(crate) const MIGRATION: i32 = 13;
+/// `pgb restore --pgdata --preview`: the target is not in the archived WAL (after the newest
+/// archived commit, after the end of the archive, a restore point or xid not found).
+pub(crate) const TARGET_AFTER_ARCHIVE: i32 = 14;
+/// `pgb restore --pgdata --preview`: a gap in the WAL archive lies between the backup and the
+/// target (or the backup's own WAL is not all archived).
+pub(crate) const WAL_GAP: i32 = 15;
+/// `pgb restore --pgdata --preview`: the timeline asked for does not descend from the
+/// backup's at the backup's position.
+pub(crate) const TIMELINE: i32 = 16;
 /// `pgb check`: UNKNOWN, the check could not run (a bad flag value, an unusable repository).
 /// Its OK, WARNING and CRITICAL are 0, 1 and 2 (`pgb_ops::CheckStatus::code`).
 pub(crate) const CHECK_UNKNOWN: i32 = 3;

@@ -448,3 +448,125 @@ fn a_push_killed_mid_upload_leaves_nothing_that_looks_archived() {
     );
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+/// `restore --preview` answers before anything is written: a reachable time, a time after the
+/// idle server's last commit, an unknown restore point, a gap, a timeline that does not lead
+/// there; each its own exit code, and the data directory never created.
+fn preview_verdicts(major: u32) {
+    let Some(bin) = bin_dir(major) else { return };
+    let repo = common::shared_repository();
+    let r = repo.path().display().to_string();
+    let command = format!("{PGB} wal push %p --repo {r}");
+    let pg = TempCluster::init(
+        &bin,
+        &[("archive_mode", "on"), ("archive_command", &command)],
+    )
+    .expect("start PostgreSQL");
+    pg.psql("create table status(message text); insert into status values ('before')")
+        .unwrap();
+    let o = pgb(&[
+        "backup",
+        "--physical",
+        "--repo",
+        &r,
+        "--db",
+        &pg.url(),
+        "--pg-bin-dir",
+        &bin.display().to_string(),
+    ]);
+    assert!(o.status.success(), "backup: {}", stderr(&o));
+    pg.psql("update status set message = 'target'").unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    let target = pg.psql("select clock_timestamp()").unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    pg.psql("update status set message = 'after'").unwrap();
+    pg.psql("select pg_create_restore_point('known')").unwrap();
+    pg.switch_wal_and_wait_archived(Duration::from_secs(60))
+        .unwrap();
+    pg.psql("update status set message = 'later'").unwrap();
+    pg.switch_wal_and_wait_archived(Duration::from_secs(60))
+        .unwrap();
+    // Idle from here: nothing commits after this second.
+    std::thread::sleep(Duration::from_millis(1100));
+    let idle = pg.psql("select clock_timestamp()").unwrap();
+
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("restored");
+    let d = dir.display().to_string();
+    let preview = |extra: &[&str]| {
+        let mut args = vec![
+            "restore",
+            "latest",
+            "--repo",
+            &r,
+            "--pgdata",
+            &d,
+            "--preview",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let o = pgb(&args);
+        let json: serde_json::Value =
+            serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null);
+        (o.status.code(), json, stderr(&o))
+    };
+    let (code, json, err) = preview(&["--to-time", &target]);
+    assert_eq!(code, Some(0), "{err} {json}");
+    assert_eq!(json["wal"]["verdict"], "reachable", "{json}");
+    assert!(json["wal"]["segments"].as_u64().unwrap() >= 1, "{json}");
+    let (code, json, err) = preview(&["--to-time", &idle]);
+    assert_eq!(code, Some(14), "{err} {json}");
+    assert_eq!(json["wal"]["verdict"], "after_last_commit", "{json}");
+    assert!(err.contains("archive_timeout"), "{err}");
+    let (code, json, _) = preview(&["--to-name", "known"]);
+    assert_eq!(
+        (code, &json["wal"]["verdict"]),
+        (Some(0), &serde_json::json!("reachable"))
+    );
+    let (code, json, _) = preview(&["--to-name", "never-made"]);
+    assert_eq!(
+        (code, &json["wal"]["verdict"]),
+        (Some(14), &serde_json::json!("not_in_archive"))
+    );
+    let (code, json, _) = preview(&["--timeline", "9"]);
+    assert_eq!(
+        (code, &json["wal"]["verdict"]),
+        (Some(16), &serde_json::json!("timeline_does_not_lead"))
+    );
+
+    // A segment removed between the backup and the target: the WAL stops at a gap.
+    let stop = json["stop_lsn"].as_str().map(str::to_owned);
+    let sysid = pg.system_identifier().unwrap();
+    let tl = repo.path().join(format!("wal/{sysid}/00000001"));
+    let mut names: Vec<String> = std::fs::read_dir(&tl)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.len() == 24)
+        .collect();
+    names.sort();
+    let stop_file = {
+        let listed = common::list_json(repo.path());
+        listed[0]["physical"]["stop_wal_file"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let after: Vec<&String> = names.iter().filter(|n| **n > stop_file).collect();
+    assert!(after.len() >= 2, "{names:?} (stop {stop:?})");
+    std::fs::remove_file(tl.join(after[0])).unwrap();
+    let (code, json, err) = preview(&["--to-time", &idle]);
+    assert_eq!(code, Some(15), "{err} {json}");
+    assert_eq!(json["wal"]["verdict"], "in_gap", "{json}");
+    assert_eq!(json["wal"]["first_missing"], after[0].as_str());
+    assert!(!dir.exists(), "--preview wrote the data directory");
+}
+
+#[test]
+fn preview_answers_before_anything_is_written_on_postgres_15() {
+    preview_verdicts(15);
+}
+
+#[test]
+fn preview_answers_before_anything_is_written_on_postgres_17() {
+    preview_verdicts(17);
+}

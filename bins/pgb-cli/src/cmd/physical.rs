@@ -49,7 +49,16 @@ pub(super) async fn restore(
     resolved.request.settings.restore_command = Some(cmd);
     let out = Output::json(a.json);
     if a.physical.preview {
-        return out.emit(&plan, |w| physical::plan(w, &plan));
+        let wal = repo.wal().reach(&plan).await.map_err(super::wal::failure)?;
+        let preview = render::PreviewOut {
+            plan: &plan,
+            wal: &wal,
+        };
+        out.emit(&preview, |w| {
+            physical::plan(w, &plan)?;
+            render::wal_reach_text(w, &wal)
+        })?;
+        return super::wal::verdict(&wal);
     }
     for var in &resolved.env_secrets {
         render::note(format_args!(

@@ -171,7 +171,7 @@ fn control_file_system_id(path: &Path) -> Result<Option<u64>, Failure> {
 }
 
 /// The exit code of a WAL failure (push: always below 126, so PostgreSQL retries).
-fn failure(e: WalError) -> Failure {
+pub(super) fn failure(e: WalError) -> Failure {
     let code = match e {
         WalError::Storage(s) => return Failure::from(pgb::Error::Storage(s)),
         WalError::NotFound { .. } | WalError::Io { .. } => exit::FAILURE,
@@ -186,4 +186,31 @@ fn failure(e: WalError) -> Failure {
         _ => exit::FAILURE,
     };
     Failure::new(code, e.to_string())
+}
+
+/// The exit code of `restore --preview`'s WAL check: 0 when the target is reachable, else one
+/// per reason, with what to do.
+pub(super) fn verdict(r: &pgb::wal::WalReach) -> Result<(), Failure> {
+    use pgb::wal::Reach;
+    let (code, message) = match &r.reach {
+        Reach::Reachable => return Ok(()),
+        Reach::AfterLastCommit { .. } | Reach::AfterArchiveEnd | Reach::NotInArchive => (
+            exit::TARGET_AFTER_ARCHIVE,
+            "the target is not in the archived WAL: restore to the end of the archive (no \
+             target) or to an earlier target; on a quiet server set archive_timeout so the last \
+             commits reach the archive",
+        ),
+        Reach::BackupWalMissing { .. } | Reach::InGap { .. } => (
+            exit::WAL_GAP,
+            "a gap in the WAL archive lies before the target (pgb wal verify lists gaps): restore \
+             to a target before it, or from a base backup taken after it",
+        ),
+        Reach::TimelineDoesNotLead { .. } => (
+            exit::TIMELINE,
+            "the timeline does not lead to the target from this backup: pass --timeline current \
+             or the timeline that does, or choose a backup of that timeline",
+        ),
+        _ => (exit::TARGET_AFTER_ARCHIVE, "the target cannot be reached"),
+    };
+    Err(Failure::new(code, format!("--preview: {message}")))
 }

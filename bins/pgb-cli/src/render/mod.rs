@@ -16,7 +16,7 @@ use std::io::{self, Write};
 pub(crate) use progress::config as progress_config;
 pub(crate) use progress::{LOG_TARGET, ProgressConfig, ProgressMode, Reporter, log_progress};
 pub(crate) use text::human;
-pub(crate) use wal::verify as wal_verify_text;
+pub(crate) use wal::{PreviewOut, reach as wal_reach_text, verify as wal_verify_text};
 
 use crate::exit::{FAILURE, Failure};
 

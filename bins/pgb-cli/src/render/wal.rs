@@ -70,3 +70,63 @@ pub(crate) fn verify(w: &mut dyn Write, r: &WalVerifyReport) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// `restore --preview` as JSON: the plan's fields and the WAL check beside them.
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct PreviewOut<'a> {
+    #[serde(flatten)]
+    pub(crate) plan: &'a pgb::physical::PhysicalRestorePlan,
+    pub(crate) wal: &'a pgb::wal::WalReach,
+}
+
+/// The WAL part of `restore --preview`: the path, what would be fetched, the verdict.
+pub(crate) fn reach(w: &mut dyn Write, r: &pgb::wal::WalReach) -> io::Result<()> {
+    use pgb::wal::Reach;
+    let path: Vec<String> = r
+        .path
+        .iter()
+        .map(|s| match s.to {
+            Some(to) => format!("timeline {} from {} to {to}", s.timeline, s.from),
+            None => format!("timeline {} from {}", s.timeline, s.from),
+        })
+        .collect();
+    writeln!(w, "  replay       {}", path.join(", then "))?;
+    writeln!(
+        w,
+        "  archive      {} segment(s), {} stored, reachable to LSN {}{}",
+        r.segments,
+        super::human(r.stored_bytes),
+        r.reachable_end,
+        r.last_commit
+            .map(|c| format!(", newest commit {}", super::text::fmt_time(c)))
+            .unwrap_or_default()
+    )?;
+    let verdict = match &r.reach {
+        Reach::Reachable => match r.found_at {
+            Some(at) => format!("REACHABLE (found at LSN {at})"),
+            None => "REACHABLE".to_owned(),
+        },
+        Reach::BackupWalMissing { first_missing } => format!(
+            "UNREACHABLE: the backup's own WAL is not all archived ({first_missing} is missing)"
+        ),
+        Reach::AfterLastCommit { last_commit } => format!(
+            "UNREACHABLE: the target is after the newest archived commit ({}): PostgreSQL would stop with \"recovery ended before configured recovery target was reached\"",
+            last_commit.map_or_else(|| "none found".to_owned(), super::text::fmt_time)
+        ),
+        Reach::AfterArchiveEnd => {
+            "UNREACHABLE: the target is after the end of the archived WAL".to_owned()
+        }
+        Reach::InGap {
+            first_missing,
+            resumes_at,
+        } => format!(
+            "UNREACHABLE: the WAL stops at a gap ({first_missing} is missing; the archive resumes at {resumes_at})"
+        ),
+        Reach::TimelineDoesNotLead { timeline, reason } => {
+            format!("UNREACHABLE: timeline {timeline} does not lead there: {reason}")
+        }
+        Reach::NotInArchive => "UNREACHABLE: the target is not in the reachable WAL".to_owned(),
+        _ => "UNREACHABLE".to_owned(),
+    };
+    writeln!(w, "  verdict      {verdict}")
+}

@@ -12,6 +12,7 @@
 mod fetch;
 mod object;
 mod push;
+mod reach;
 mod segment;
 mod verify;
 
@@ -20,6 +21,7 @@ use std::sync::Arc;
 
 pub use fetch::{WalFetchOptions, WalFetchReport};
 pub use push::{PushOutcome, WalPushOptions, WalPushReport};
+pub use reach::{Reach, TimelineSpan, WalReach};
 pub use verify::{WalGap, WalTimelineReport, WalVerifyReport};
 
 use crate::crypto::{Decryption, KeyError};
