@@ -337,6 +337,12 @@ fn the_report_reads_in_a_browser_with_every_set_failure_and_data_point() {
         "after <code>000000010000000000000017</code> until <code>00000001000000000000001B</code>"
     ));
     assert!(dom.contains("No physical backups in this repository."));
+    // WAL without a base backup recovers nothing, and the report says so.
+    assert_eq!(json["physical"]["windows"][0]["gaps"], 1);
+    assert!(dom.contains(&format!(
+        "Cluster <code>{}</code> recovers nothing",
+        sample::SYSTEM_ID
+    )));
 
     browser.screenshot(&url, &out.join("report.png"));
 }

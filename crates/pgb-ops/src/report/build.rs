@@ -8,8 +8,9 @@ use pgb_core::{BackupId, Listing, Manifest, PruneOptions, PruneReport, Repositor
 use time::OffsetDateTime;
 
 use super::{
-    BackupRow, DrillRow, Level, NextPrune, Notice, PhysicalSection, Report, ReportOptions,
-    RetentionRow, RetentionSummary, SetSection, Summary, Unusable, VerificationRow, WalRange, fmt,
+    BackupRow, DrillRow, Level, NextPrune, Notice, PhysicalBackupRow, PhysicalSection,
+    RecoverableWindow, Report, ReportOptions, RetentionRow, RetentionSummary, SetSection, Summary,
+    Unusable, VerificationRow, WalRange, fmt,
 };
 use crate::drill::DrillReport;
 use crate::record::{RecordError, open, read_record};
@@ -23,7 +24,34 @@ use crate::verified::{VerifiedBy, VerifiedRecord};
 /// # Errors
 /// Only when the repository cannot be listed at all (the storage fails or is missing).
 pub async fn report(repo: &Repository, opts: &ReportOptions) -> Result<Report, pgb_core::Error> {
+    // Every read first; the report is then assembled without awaiting, so that no borrow of
+    // the listing lives across an await (the daemon spawns this as a Send future).
     let listing = repo.list().await?;
+    let drills = crate::record::drill_history(repo, opts.auth_key.as_ref()).await;
+    let verifications = read_verifications(repo, &listing, opts).await;
+    let retention = plan_retention(repo, &listing, opts).await;
+    let wal = repo.storage().list(Some(&layout::wal_root())).await;
+    Ok(assemble(
+        opts,
+        &listing,
+        drills,
+        verifications,
+        retention,
+        wal,
+    ))
+}
+
+/// Read results of [`report`]'s steps.
+type Verifications = (Result<Vec<VerifiedRecord>, RecordError>, Vec<Unusable>);
+
+fn assemble(
+    opts: &ReportOptions,
+    listing: &Listing,
+    drills: Result<Vec<crate::record::DrillEntry>, RecordError>,
+    (verifications, unusable_verifications): Verifications,
+    (prune, retention_error): (Option<PruneReport>, Option<String>),
+    wal: Result<Vec<pgb_core::ObjectMeta>, pgb_core::StorageError>,
+) -> Report {
     let mut notices = Vec::new();
     let mut unusable: Vec<Unusable> = listing
         .invalid
@@ -34,18 +62,17 @@ pub async fn report(repo: &Repository, opts: &ReportOptions) -> Result<Report, p
             problem: i.problem.clone(),
         })
         .collect();
-    let wanted = |set: &str| opts.sets.as_ref().is_none_or(|s| s.contains(set));
     let manifests: Vec<&Manifest> = listing
         .backups
         .iter()
-        .filter(|m| wanted(&m.retention_set()))
+        .filter(|m| !is_physical(m) && wanted(opts, &m.retention_set()))
         .collect();
     let set_of: BTreeMap<&BackupId, String> = manifests
         .iter()
         .map(|m| (&m.id, m.retention_set()))
         .collect();
 
-    let drills = match crate::record::drill_history(repo, opts.auth_key.as_ref()).await {
+    let drills = match drills {
         Ok(h) => h,
         Err(e) => {
             notices.push(error(format!("cannot read the drill records: {e}")));
@@ -63,7 +90,7 @@ pub async fn report(repo: &Repository, opts: &ReportOptions) -> Result<Report, p
             }),
         }
     }
-    let verifications = read_verifications(repo, &listing, &manifests, opts, &mut unusable).await;
+    unusable.extend(unusable_verifications);
     let verifications = match verifications {
         Ok(v) => v,
         Err(e) => {
@@ -72,7 +99,6 @@ pub async fn report(repo: &Repository, opts: &ReportOptions) -> Result<Report, p
         }
     };
 
-    let (prune, retention_error) = plan_retention(repo, &listing, opts).await;
     let in_window = |t: OffsetDateTime| opts.since.is_none_or(|s| t >= s) && t <= opts.now;
 
     let mut sets: BTreeMap<String, SetSection> = BTreeMap::new();
@@ -142,7 +168,7 @@ pub async fn report(repo: &Repository, opts: &ReportOptions) -> Result<Report, p
     }
     let sets: Vec<SetSection> = sets.into_values().collect();
 
-    let physical = physical(repo).await;
+    let physical = physical(listing, wal);
     let last_failure = sets
         .iter()
         .flat_map(|s| s.drills.iter())
@@ -150,7 +176,7 @@ pub async fn report(repo: &Repository, opts: &ReportOptions) -> Result<Report, p
         .max_by_key(|d| d.started_at)
         .cloned();
     let summary = summary(&sets, &manifests, &unusable);
-    notices.extend(window_notices(opts, &listing, &manifests, &summary));
+    notices.extend(window_notices(opts, listing, &manifests, &summary));
     notices.extend(set_notices(&sets));
     if !unusable.is_empty() {
         notices.push(Notice {
@@ -181,7 +207,7 @@ pub async fn report(repo: &Repository, opts: &ReportOptions) -> Result<Report, p
         removals: prune.as_ref().map_or(0, |p| p.removals().count() as u64),
         error: retention_error,
     };
-    Ok(Report {
+    Report {
         format_version: super::REPORT_FORMAT_VERSION,
         pgb_version: env!("CARGO_PKG_VERSION").to_owned(),
         generated_at: opts.now,
@@ -197,7 +223,12 @@ pub async fn report(repo: &Repository, opts: &ReportOptions) -> Result<Report, p
         in_progress: listing.in_progress.clone(),
         retention,
         physical,
-    })
+    }
+}
+
+/// Whether the report covers retention set `set`.
+fn wanted(opts: &ReportOptions, set: &str) -> bool {
+    opts.sets.as_ref().is_none_or(|s| s.contains(set))
 }
 
 fn error(message: String) -> Notice {
@@ -211,12 +242,24 @@ fn error(message: String) -> Notice {
 async fn read_verifications(
     repo: &Repository,
     listing: &Listing,
-    manifests: &[&Manifest],
+    opts: &ReportOptions,
+) -> Verifications {
+    let mut unusable = Vec::new();
+    let read = read_verifications_into(repo, listing, opts, &mut unusable).await;
+    (read, unusable)
+}
+
+async fn read_verifications_into(
+    repo: &Repository,
+    listing: &Listing,
     opts: &ReportOptions,
     unusable: &mut Vec<Unusable>,
 ) -> Result<Vec<VerifiedRecord>, RecordError> {
     let mut out = Vec::new();
-    for m in manifests {
+    for m in &listing.backups {
+        if is_physical(m) || !wanted(opts, &m.retention_set()) {
+            continue;
+        }
         for meta in listing.evidence.get(&m.id).into_iter().flatten() {
             let key = meta.key.as_str();
             let opened = match read_record(repo, meta).await {
@@ -428,13 +471,36 @@ fn set_notices(sets: &[SetSection]) -> Vec<Notice> {
     out
 }
 
-/// Physical backups (none can exist yet: the manifest has no kind for them) and the WAL
-/// archive under `wal/<system id>/<timeline>/`.
-async fn physical(repo: &Repository) -> PhysicalSection {
-    let metas = match repo.storage().list(Some(&layout::wal_root())).await {
+/// Whether `m` is a physical base backup (`backup --physical`: format `physical`, its set the
+/// cluster's system identifier). Told by the format's name, so that this reads the
+/// repositories of a pgb that has them.
+fn is_physical(m: &Manifest) -> bool {
+    m.format.to_string() == "physical"
+}
+
+/// Physical base backups, the WAL archive under `wal/<system id>/<timeline>/`, and each
+/// cluster's recoverable window.
+fn physical(
+    listing: &Listing,
+    wal: Result<Vec<pgb_core::ObjectMeta>, pgb_core::StorageError>,
+) -> PhysicalSection {
+    let backups: Vec<PhysicalBackupRow> = listing
+        .backups
+        .iter()
+        .filter(|m| is_physical(m))
+        .map(|m| PhysicalBackupRow {
+            id: m.id.to_string(),
+            system_identifier: m.set.clone(),
+            started_at: m.started_at,
+            finished_at: m.finished_at,
+            stored_size: m.stored_size(),
+        })
+        .collect();
+    let metas = match wal {
         Ok(m) => m,
         Err(e) => {
             return PhysicalSection {
+                backups,
                 error: Some(format!("cannot list the WAL archive: {e}")),
                 ..PhysicalSection::default()
             };
@@ -450,15 +516,42 @@ async fn physical(repo: &Repository) -> PhysicalSection {
                 .push(m);
         }
     }
-    let wal = by_timeline
+    let wal: Vec<WalRange> = by_timeline
         .into_iter()
         .map(|((sys, tli), files)| wal_range(sys, tli, &files))
         .collect();
+    let windows = windows(&backups, &wal);
     PhysicalSection {
-        backups: Vec::new(),
+        backups,
         wal,
+        windows,
         error: None,
     }
+}
+
+/// Each cluster's recoverable window, from its base backups and its archived WAL.
+fn windows(backups: &[PhysicalBackupRow], wal: &[WalRange]) -> Vec<RecoverableWindow> {
+    let clusters: BTreeSet<&str> = backups
+        .iter()
+        .map(|b| b.system_identifier.as_str())
+        .chain(wal.iter().map(|w| w.system_identifier.as_str()))
+        .collect();
+    clusters
+        .into_iter()
+        .map(|sys| {
+            let mine = || backups.iter().filter(move |b| b.system_identifier == sys);
+            let archived = || wal.iter().filter(move |w| w.system_identifier == sys);
+            RecoverableWindow {
+                system_identifier: sys.to_owned(),
+                from: mine().map(|b| b.finished_at).min(),
+                to: archived()
+                    .filter_map(|w| w.newest_at)
+                    .max()
+                    .or_else(|| mine().map(|b| b.finished_at).max()),
+                gaps: archived().map(|w| w.gaps.len() as u64).sum(),
+            }
+        })
+        .collect()
 }
 
 /// A segment file's (log, segment) from its name (`TTTTTTTTLLLLLLLLSSSSSSSS`, maybe with a

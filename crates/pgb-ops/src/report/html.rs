@@ -499,6 +499,51 @@ fn physical(b: &mut String, r: &Report, h: u8, p: &str) {
     );
     if ph.backups.is_empty() {
         b.push_str("<p>No physical backups in this repository.</p>");
+    } else {
+        b.push_str("<table class=\"physical\"><caption>Physical base backups, oldest first</caption><thead><tr><th scope=\"col\">Started</th><th scope=\"col\">Id</th><th scope=\"col\">Cluster</th><th scope=\"col\">Ended</th><th scope=\"col\" class=\"num\">Stored</th></tr></thead><tbody>");
+        for p in &ph.backups {
+            let _ = write!(
+                b,
+                "<tr data-id=\"{}\"><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td>\
+                 <td class=\"num\">{}</td></tr>",
+                esc(&p.id),
+                fmt::time(p.started_at),
+                esc(&p.id),
+                esc(&p.system_identifier),
+                fmt::time(p.finished_at),
+                fmt::bytes(p.stored_size)
+            );
+        }
+        b.push_str("</tbody></table>");
+    }
+    for w in &ph.windows {
+        let span = match (w.from, w.to) {
+            (Some(f), Some(t)) => format!("from {} to {}", fmt::time(f), fmt::time(t)),
+            _ => {
+                "nothing: WAL is archived but there is no base backup to replay it onto".to_owned()
+            }
+        };
+        let _ = write!(
+            b,
+            "<p class=\"window{}\" data-cluster=\"{}\">Cluster <code>{}</code> recovers {}{}.</p>",
+            if w.gaps > 0 || w.from.is_none() {
+                " bad"
+            } else {
+                ""
+            },
+            esc(&w.system_identifier),
+            esc(&w.system_identifier),
+            esc(&span),
+            if w.gaps > 0 {
+                format!(
+                    "; {} gap(s) in its WAL archive: a target after a gap needs a base backup \
+                     taken after it",
+                    w.gaps
+                )
+            } else {
+                String::new()
+            }
+        );
     }
     if let Some(e) = &ph.error {
         let _ = write!(b, "<p class=\"bad\">{}</p>", esc(e));

@@ -187,6 +187,33 @@ pub fn markdown(r: &Report) -> String {
     if r.physical.backups.is_empty() {
         o.push_str("No physical backups in this repository.\n");
     }
+    for p in &r.physical.backups {
+        let _ = writeln!(
+            o,
+            "- base backup `{}` of cluster {}: {} to {}, {}",
+            p.id,
+            p.system_identifier,
+            fmt::time(p.started_at),
+            fmt::time(p.finished_at),
+            fmt::bytes(p.stored_size)
+        );
+    }
+    for w in &r.physical.windows {
+        let _ = writeln!(
+            o,
+            "- cluster {} recovers {}{}",
+            w.system_identifier,
+            match (w.from, w.to) {
+                (Some(f), Some(t)) => format!("from {} to {}", fmt::time(f), fmt::time(t)),
+                _ => "nothing (WAL archived, no base backup)".to_owned(),
+            },
+            if w.gaps > 0 {
+                format!(", {} gap(s) in its WAL archive", w.gaps)
+            } else {
+                String::new()
+            }
+        );
+    }
     if let Some(e) = &r.physical.error {
         let _ = writeln!(o, "{}", md(e));
     }

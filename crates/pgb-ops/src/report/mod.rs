@@ -369,12 +369,52 @@ pub struct RetentionSummary {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct PhysicalSection {
-    /// Physical base backups (none until this repository holds some).
-    pub backups: Vec<String>,
+    /// Physical base backups (`backup --physical`), oldest first.
+    pub backups: Vec<PhysicalBackupRow>,
     /// Archived WAL, per cluster and timeline.
     pub wal: Vec<WalRange>,
+    /// Per cluster: from when to when a point-in-time restore can reach, as far as the
+    /// repository tells.
+    pub windows: Vec<RecoverableWindow>,
     /// Why the archive could not be read, if so.
     pub error: Option<String>,
+}
+
+/// One physical base backup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct PhysicalBackupRow {
+    /// Its id.
+    pub id: String,
+    /// Its cluster (the system identifier: a physical backup's set).
+    pub system_identifier: String,
+    /// When it started.
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    /// When it ended: the earliest moment a restore from it can reach.
+    #[serde(with = "time::serde::rfc3339")]
+    pub finished_at: OffsetDateTime,
+    /// Stored bytes.
+    pub stored_size: u64,
+}
+
+/// What a point-in-time restore of one cluster can reach: from the end of its oldest base
+/// backup to its newest archived WAL, unless a gap in the archive cuts it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct RecoverableWindow {
+    /// The cluster.
+    pub system_identifier: String,
+    /// The end of the oldest base backup; `None`: no base backup (WAL alone restores nothing).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub from: Option<OffsetDateTime>,
+    /// When the newest WAL file was archived, where the storage tells; else the newest base
+    /// backup's end.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub to: Option<OffsetDateTime>,
+    /// Gaps in the cluster's WAL archive: a target after a gap needs a base backup taken
+    /// after it.
+    pub gaps: u64,
 }
 
 /// The archived WAL of one timeline of one cluster: its span and its gaps.
