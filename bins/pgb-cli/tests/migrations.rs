@@ -200,7 +200,6 @@ fn heads_of_two_frameworks_are_recorded_listed_and_found(pg: &Pg) {
     let o = run(pg, &["list", "--repo", repo.to_str().unwrap()], &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
-    println!("{text}");
     assert!(text.lines().next().unwrap().contains("MIGRATION"), "{text}");
     for (id, head) in ids.iter().zip([
         format!("prisma:{M2}"),
@@ -211,6 +210,38 @@ fn heads_of_two_frameworks_are_recorded_listed_and_found(pg: &Pg) {
         assert!(row.contains(&head), "{head} in {row}");
     }
 
+    // A whole-server backup records each database's heads.
+    let o = backup_db(
+        pg,
+        &repo,
+        "postgres",
+        &[
+            "--all-databases",
+            "--include",
+            &shop.name,
+            "--include",
+            &billing.name,
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let server = list(pg, &repo, &[]).pop().unwrap();
+    assert_eq!(server["database"], "*", "{server}");
+    assert_eq!(head_of(&server, &shop.name), ("prisma".into(), M3.into()));
+    assert_eq!(
+        head_of(&server, &billing.name),
+        ("flyway".into(), "1.1".into())
+    );
+    let text = stdout(&run(pg, &["list", "--repo", repo.to_str().unwrap()], &[]));
+    println!("{text}");
+    let row = text.lines().last().unwrap();
+    assert!(
+        row.contains(&format!(
+            "{}=flyway:1.1 {}=prisma:{M3}",
+            billing.name, shop.name
+        )),
+        "{row}"
+    );
+
     // --migration: the backups taken at or before a migration.
     let found = |m: &str, extra: &[&str]| {
         let mut args = vec!["--migration", m];
@@ -218,16 +249,25 @@ fn heads_of_two_frameworks_are_recorded_listed_and_found(pg: &Pg) {
         ids_of(&list(pg, &repo, &args))
     };
     assert_eq!(found(&format!("prisma:{M2}"), &[]), [ids[0].clone()]);
+    let server_id = ids_of(&list(pg, &repo, &[])).pop().unwrap();
     assert_eq!(
         found(M3, &["--database", &shop.name]),
-        [ids[0].clone(), ids[2].clone()]
+        [ids[0].clone(), ids[2].clone(), server_id.clone()],
+        "the whole-server backup holds shop at M3 too"
     );
     assert!(
         found(&format!("prisma:{M1}"), &[]).is_empty(),
         "none that early"
     );
-    assert_eq!(found("flyway:1.1", &[]), [ids[1].clone()]);
-    assert_eq!(found("flyway:2", &[]), [ids[1].clone()], "1.1 is before 2");
+    assert_eq!(
+        found("flyway:1.1", &[]),
+        [ids[1].clone(), server_id.clone()]
+    );
+    assert_eq!(
+        found("flyway:2", &[]),
+        [ids[1].clone(), server_id],
+        "1.1 is before 2"
+    );
     assert!(found("flyway:1", &[]).is_empty(), "1.1 is after 1");
     assert!(found("alembic:ae1027a6acf", &[]).is_empty());
     let o = run(
@@ -543,8 +583,14 @@ fn a_failing_migration_leaves_the_drill_failed_quoting_the_frameworks_row() {
             script.display()
         ),
     );
-    let o = job(&pg, &config, &["backup"]);
+    // A job's run (`pgb run`, as the daemon runs it) records the head too.
+    let o = run(&pg, &["run", "shop", "--config", &config, "--json"], &[]);
     assert!(o.status.success(), "{}", stderr(&o));
+    let ran: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        ran["backup"]["migrations"][&db.name][0]["head"], M2,
+        "{ran}"
+    );
 
     let o = job(&pg, &config, &["drill", "--json"]);
     assert_eq!(o.status.code(), Some(MIGRATION), "{o:?}");
