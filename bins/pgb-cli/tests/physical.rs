@@ -501,3 +501,48 @@ fn sigkill_during_a_base_backup_leaves_nothing_that_looks_like_a_backup() {
         "{files:?}"
     );
 }
+
+#[test]
+fn a_configured_job_takes_physical_backups_with_pgb_run_and_backup_job() {
+    let Some(bin) = bin_dir(17) else { return };
+    let pg = server_with_data(&bin, &[], 10);
+    let repo = make_shared_dir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pgb.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[jobs.cluster]\ndatabase = \"{}\"\nrepository = \"{}\"\nformat = \"physical\"\nwal = \"included\"\nverify_after_backup = true\nkeep_last = 1\n",
+            pg.url(),
+            s(repo.path())
+        ),
+    )
+    .unwrap();
+    let env = [("PGB_PG_BIN_DIR", bin.to_str().unwrap())];
+    let o = common::pgb_env(&["run", "cluster", "--config", &s(&config)], &env);
+    assert!(o.status.success(), "run: {}", stderr(&o));
+    let o = common::pgb_env(
+        &["backup", "--job", "cluster", "--config", &s(&config)],
+        &env,
+    );
+    assert!(o.status.success(), "backup --job: {}", stderr(&o));
+    assert!(list_json(repo.path())[1]["physical"].is_object());
+    let o = common::pgb_env(&["run", "cluster", "--config", &s(&config)], &env);
+    assert!(o.status.success(), "second run: {}", stderr(&o));
+    let listed = list_json(repo.path());
+    assert_eq!(listed.len(), 1, "keep_last = 1 pruned the cluster's set");
+    assert_eq!(listed[0]["physical"]["wal"], "included");
+    // A key that does not apply to a physical backup is one line naming it.
+    std::fs::write(
+        &config,
+        format!(
+            "[jobs.cluster]\ndatabase = \"{}\"\nrepository = \"{}\"\nformat = \"physical\"\ntables = [\"t\"]\n",
+            pg.url(),
+            s(repo.path())
+        ),
+    )
+    .unwrap();
+    let o = common::pgb_env(&["run", "cluster", "--config", &s(&config)], &env);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(one_line_error(&o).contains("tables"), "{}", stderr(&o));
+}

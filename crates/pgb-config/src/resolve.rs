@@ -351,8 +351,12 @@ pub struct ResolvedJob {
     pub database: Option<String>,
     /// Repository URL or path.
     pub repository: String,
-    /// `custom` or `plain`.
+    /// `custom`, `plain`, `directory` or `physical`.
     pub format: String,
+    /// With `format = "physical"`: `archive` or `included`.
+    pub wal: String,
+    /// With `format = "physical"`: how long a backup waits for its WAL to be archived.
+    pub wal_wait: Duration,
     /// Compression spec (grammar of `pgb_core::Compression`).
     pub compression: String,
     /// Labels.
@@ -715,11 +719,46 @@ fn validate(
         ));
     }
     let format = s.format.clone().unwrap_or_else(|| "custom".into());
-    if !["custom", "plain", "directory"].contains(&format.as_str()) {
+    if !["custom", "plain", "directory", "physical"].contains(&format.as_str()) {
         return Err(err(
             "format",
-            format!("unknown format {format:?}: expected custom, plain or directory"),
+            format!("unknown format {format:?}: expected custom, plain, directory or physical"),
         ));
+    }
+    let physical = format == "physical";
+    for (key, set) in [("wal", s.wal.is_some()), ("wal_wait", s.wal_wait.is_some())] {
+        if set && !physical {
+            return Err(err(key, "applies only with format = \"physical\"".into()));
+        }
+    }
+    let wal = s.wal.clone().unwrap_or_else(|| "archive".into());
+    if !["archive", "included"].contains(&wal.as_str()) {
+        return Err(err(
+            "wal",
+            format!("unknown WAL mode {wal:?}: expected archive or included"),
+        ));
+    }
+    let wal_wait =
+        parse_duration(s.wal_wait.as_deref().unwrap_or("2m")).map_err(|m| err("wal_wait", m))?;
+    if physical {
+        for (key, set) in [
+            ("all_databases", s.all_databases == Some(true)),
+            ("files", s.files.as_ref().is_some_and(|f| !f.is_empty())),
+            ("spool_dir", s.spool_dir.is_some()),
+            ("schemas", s.schemas.is_some()),
+            ("exclude_schemas", s.exclude_schemas.is_some()),
+            ("tables", s.tables.is_some()),
+            ("exclude_tables", s.exclude_tables.is_some()),
+            ("exclude_table_data", s.exclude_table_data.is_some()),
+            ("pg_dump_options", s.pg_dump_options.is_some()),
+        ] {
+            if set {
+                return Err(err(
+                    key,
+                    "does not apply to a physical backup (format = \"physical\": the whole cluster)".into(),
+                ));
+            }
+        }
     }
     let all_databases = s.all_databases.unwrap_or(false);
     for (key, set) in [
@@ -990,6 +1029,8 @@ fn validate(
         database: s.database.clone(),
         repository,
         format,
+        wal,
+        wal_wait,
         compression,
         labels,
         whole_server: all_databases.then(|| WholeServer {

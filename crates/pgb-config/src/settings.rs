@@ -86,9 +86,16 @@ pub struct JobSettings {
     /// `file:///path`, a path, `s3://`, `gs://` or `az://`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub repository: Option<String>,
-    /// `custom`, `plain` or `directory`.
+    /// `custom`, `plain`, `directory` or `physical` (a base backup of the whole cluster).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub format: Option<String>,
+    /// With `format = "physical"`: where the backup's WAL goes, `archive` or `included`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wal: Option<String>,
+    /// With `format = "physical"` and `wal = "archive"`: how long to wait for the WAL to be
+    /// archived (`2m`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wal_wait: Option<String>,
     /// `none`, `gzip[:1-9]`, `zstd[:1-19]`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compression: Option<String>,
@@ -363,6 +370,8 @@ pub const KEYS: &[&str] = &[
     "database",
     "repository",
     "format",
+    "wal",
+    "wal_wait",
     "compression",
     "labels",
     "all_databases",

@@ -107,6 +107,15 @@ pub enum JobBackup<'a> {
         /// Compression, labels, encryption.
         options: &'a BackupOptions,
     },
+    /// A physical base backup of the whole cluster (`format = "physical"`).
+    Physical {
+        /// `pg_basebackup`, with the job's WAL mode.
+        dumper: &'a dyn pgb::physical::PhysicalDumper,
+        /// How long the backup waits for its WAL to reach the archive.
+        wal_wait: std::time::Duration,
+        /// Compression, labels, encryption.
+        options: &'a BackupOptions,
+    },
 }
 
 impl JobBackup<'_> {
@@ -131,6 +140,14 @@ impl JobBackup<'_> {
                 options,
             } => {
                 repo.backup_directory_until(dumper, jobs, options, progress, cancel)
+                    .await
+            }
+            Self::Physical {
+                dumper,
+                wal_wait,
+                options,
+            } => {
+                repo.backup_physical_until(dumper, options, wal_wait, progress, cancel)
                     .await
             }
         }

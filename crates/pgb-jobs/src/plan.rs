@@ -22,8 +22,10 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 
+use pgb::physical::WalMode;
 use pgb::postgres::{
-    ConnConfig, DumpOptions, PgArchiveCheck, PgCluster, PgDump, PgDumpDirectory, ToolLocator,
+    ConnConfig, DumpOptions, PgArchiveCheck, PgBaseBackup, PgCluster, PgDump, PgDumpDirectory,
+    ToolLocator,
 };
 use pgb::{
     ArchiveFormat, AuthKey, BackupOptions, Compression, Encryption, EnvLookup, FilesDump, Holder,
@@ -82,6 +84,13 @@ pub enum JobDumper {
         dumper: PgDumpDirectory,
         /// Parallel dump jobs and uploads.
         jobs: usize,
+    },
+    /// A physical base backup of the whole cluster.
+    Physical {
+        /// `pg_basebackup`, with the job's WAL mode.
+        dumper: PgBaseBackup,
+        /// How long a backup waits for its WAL to reach the archive.
+        wal_wait: std::time::Duration,
     },
 }
 
@@ -168,6 +177,16 @@ impl JobPlan {
             )
         } else {
             match job.format.as_str() {
+                "physical" => JobDumper::Physical {
+                    dumper: PgBaseBackup::new(conn, tools.clone()).with_wal(
+                        if job.wal == "included" {
+                            WalMode::Included
+                        } else {
+                            WalMode::Archive
+                        },
+                    ),
+                    wal_wait: job.wal_wait,
+                },
                 "directory" => {
                     let jobs = job.jobs.unwrap_or(1);
                     if jobs == 0 {
@@ -261,6 +280,11 @@ impl JobPlan {
             JobDumper::Directory { dumper, jobs } => JobBackup::Directory {
                 dumper,
                 jobs: *jobs,
+                options: &self.options,
+            },
+            JobDumper::Physical { dumper, wal_wait } => JobBackup::Physical {
+                dumper,
+                wal_wait: *wal_wait,
                 options: &self.options,
             },
         }

@@ -65,6 +65,10 @@ pub(super) async fn run(mut a: BackupArgs, ctx: &Ctx<'_>) -> Result<(), Failure>
 /// The set a backup of `a` gets (`host:port/database`, `host:port/*` for a whole server),
 /// known before it runs when the database URL names its host.
 fn intended_set(a: &BackupArgs, env: resolve::Env<'_>) -> Option<String> {
+    if a.physical.physical {
+        // The system identifier, known only once the server answered.
+        return None;
+    }
     let url =
         a.db.clone()
             .or_else(|| pgb::EnvLookup::get(env, "DATABASE_URL").filter(|v| !v.is_empty()))

@@ -61,6 +61,17 @@ impl FromJob for BackupArgs {
         if self.db.is_none() {
             self.db.clone_from(&job.database);
         }
+        if job.format == "physical" && self.format.is_none() {
+            self.physical.physical = true;
+            self.physical.wal.get_or_insert(if job.wal == "included" {
+                crate::args::WalArg::Included
+            } else {
+                crate::args::WalArg::Archive
+            });
+            self.physical
+                .wal_wait
+                .get_or_insert_with(|| format!("{}s", job.wal_wait.as_secs()));
+        }
         self.format.get_or_insert(match job.format.as_str() {
             "plain" => Format::Plain,
             "directory" => Format::Directory,
