@@ -221,6 +221,18 @@ fn inside(t: Timestamp, start: Option<Timestamp>) -> bool {
     start.is_none_or(|s| t > s)
 }
 
+/// `anchor - span` in `zone`, as the `within` rule computes it; `None` when it lies before
+/// the representable range (the window covers everything).
+pub(crate) fn window_start_at(
+    zone: &crate::Zone,
+    anchor: OffsetDateTime,
+    span: Span,
+) -> Option<OffsetDateTime> {
+    let anchor = Timestamp::from_nanosecond(anchor.unix_timestamp_nanos()).ok()?;
+    let start = window_start(&zone.tz, anchor, span)?;
+    OffsetDateTime::from_unix_timestamp_nanos(start.as_nanosecond()).ok()
+}
+
 /// `anchor - span` in `tz`, like restic's `latest.AddDate(-y, -m, -d).Add(-h)`: the civil
 /// date is normalised the Go way (03-31 minus 1 month = 03-02), days are calendar days,
 /// hours absolute. `None` means the start lies before the representable range, so the window

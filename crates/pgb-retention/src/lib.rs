@@ -65,4 +65,19 @@ pub trait RetentionPolicy: Debug + Send + Sync {
     /// Pure: the same input gives the same plan whatever the input order. Fails if the policy
     /// is invalid, if two backups share an id, or if a time is out of range.
     fn plan(&self, backups: &[Backup], now: OffsetDateTime) -> Result<Plan, RetentionError>;
+
+    /// The point-in-time recovery window the policy asks for, for a set whose newest backup
+    /// started at `newest`: every moment after the returned instant must stay recoverable, so
+    /// the base backup that reaches it and the WAL from there on are kept. For [`Policy`] it
+    /// is `keep_within`'s window, measured as that rule measures it (from the newest backup,
+    /// in the policy zone); `None`: the policy has no window.
+    fn recovery_window_start(&self, newest: OffsetDateTime) -> Option<OffsetDateTime> {
+        let _ = newest;
+        None
+    }
+
+    /// The window's span as written (`30d`), for reports; `None`: no window.
+    fn recovery_window(&self) -> Option<Span> {
+        None
+    }
 }

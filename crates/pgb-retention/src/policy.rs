@@ -277,4 +277,44 @@ impl RetentionPolicy for Policy {
     fn plan(&self, backups: &[Backup], now: OffsetDateTime) -> Result<Plan, RetentionError> {
         crate::engine::plan(self, backups, now)
     }
+
+    fn recovery_window_start(&self, newest: OffsetDateTime) -> Option<OffsetDateTime> {
+        let span = self.within?;
+        Some(
+            crate::engine::window_start_at(&self.zone, newest, span)
+                .unwrap_or(time::PrimitiveDateTime::MIN.assume_utc()),
+        )
+    }
+
+    fn recovery_window(&self) -> Option<Span> {
+        self.within
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::parse_span;
+
+    #[test]
+    fn the_recovery_window_is_keep_within_measured_like_the_rule() {
+        let newest = datetime!(2026-03-31 02:00 UTC);
+        let p = Policy::default().with_keep_last(3);
+        assert_eq!(p.recovery_window_start(newest), None);
+        assert_eq!(p.recovery_window(), None);
+        let p = p.with_keep_within(parse_span("30d").unwrap());
+        assert_eq!(
+            p.recovery_window_start(newest),
+            Some(datetime!(2026-03-01 02:00 UTC))
+        );
+        assert_eq!(p.recovery_window().unwrap().to_string(), "30d");
+        // Calendar months the way the rule subtracts them: 03-31 minus 1 month is 03-02.
+        let p = Policy::default().with_keep_within(parse_span("1mo").unwrap());
+        assert_eq!(
+            p.recovery_window_start(newest),
+            Some(datetime!(2026-03-03 02:00 UTC))
+        );
+    }
 }

@@ -74,6 +74,11 @@ pub(crate) struct ListArgs {
     pub(crate) database: Option<String>,
     #[command(flatten)]
     pub(crate) migration: super::MigrationListArgs,
+    /// Only the recoverable window of each cluster (system identifier) and timeline, from
+    /// its physical backups and archived WAL, with the gaps; with --json, an array of
+    /// clusters.
+    #[arg(long)]
+    pub(crate) windows: bool,
     /// JSON array on stdout.
     #[arg(long)]
     pub(crate) json: bool,

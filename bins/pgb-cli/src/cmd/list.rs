@@ -1,5 +1,6 @@
 //! `pgb list`: the complete backups, each with its last drill's outcome, the date of its newest
-//! passed verify or drill, whether it is encrypted and how many files archives it holds.
+//! passed verify or drill, whether it is encrypted and how many files archives it holds; then
+//! (or alone, with `--windows`) the recoverable window of each cluster and timeline.
 
 use std::collections::BTreeMap;
 
@@ -17,6 +18,10 @@ pub(super) async fn run(mut a: ListArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
     let repo = resolve::listed_repository(&a.repo, a.auth_key_file.as_deref(), ctx.env)?;
     let listing = repo.list().await?;
     render::listing_notes(&listing);
+    if a.windows {
+        let windows = repo.recoverable_windows(&listing, true).await?;
+        return Output::json(a.json).emit(&windows, |w| render::windows_text(w, &windows));
+    }
     let auth = resolve::auth_key(a.auth_key_file.as_deref(), ctx.env)?;
     let history = pgb_ops::drill_history(&repo, auth.as_ref()).await?;
     let mut drills = BTreeMap::new();
@@ -47,8 +52,18 @@ pub(super) async fn run(mut a: ListArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
         })
         .collect();
     let location = &repo.storage().info().location;
+    // The whole repository's text also shows each cluster's recoverable window.
+    let windows = if a.json || a.database.is_some() || rows.len() < listing.backups.len() {
+        Vec::new()
+    } else {
+        repo.recoverable_windows(&listing, true).await?
+    };
     Output::json(a.json).emit(&entries, |w| {
-        render::list_text(w, &rows, &drills, &verified, location)
+        render::list_text(w, &rows, &drills, &verified, location)?;
+        if !windows.is_empty() {
+            writeln!(w)?;
+        }
+        render::windows_text(w, &windows)
     })
 }
 

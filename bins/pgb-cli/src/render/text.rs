@@ -185,6 +185,10 @@ pub(crate) fn prune(w: &mut dyn Write, report: &PruneReport) -> io::Result<()> {
                 _ if d.newest_guard => {
                     "keep    newest backup of its set (the policy would remove it)".to_owned()
                 }
+                _ if d.window_guard => {
+                    "keep    the recovery window starts after it ended (the policy would remove it)"
+                        .to_owned()
+                }
                 _ => {
                     let reasons: Vec<String> = d.reasons.iter().map(ToString::to_string).collect();
                     format!("keep    {}", reasons.join(", "))
@@ -193,6 +197,7 @@ pub(crate) fn prune(w: &mut dyn Write, report: &PruneReport) -> io::Result<()> {
             writeln!(w, "{:<24} {:<20} {what}", d.id, fmt_time(d.started_at))?;
         }
     }
+    super::window::prune_wal(w, &report.wal, report.dry_run)?;
     if !report.dry_run {
         writeln!(w, "pruned {} backup(s)", report.deleted())?;
     }

@@ -22,6 +22,11 @@
 //!   a manifest without data.
 //! - **Decide, then delete.** Every set is planned before anything is deleted; a policy error
 //!   deletes nothing.
+//! - **Physical backups keep their recovery window and their WAL.** With a window policy
+//!   (`keep_within`), the base backup that reaches the window's start is kept too
+//!   ([`PruneDecision::window_guard`]); after the backups are deleted, the cluster's archived
+//!   WAL that no kept backup needs is deleted ([`WalRetention`], `wal/retain.rs`). WAL of a
+//!   cluster without a physical backup in the pruned sets is never touched.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -31,6 +36,9 @@ use time::OffsetDateTime;
 use super::{InvalidBackup, Repository};
 use crate::error::Error;
 use crate::manifest::{BackupId, Manifest};
+use crate::wal::WalRetention;
+use crate::wal::retain::RetainRequest;
+use crate::wal::window::Base;
 use pgb_retention::{Backup, Reason, RetentionPolicy};
 
 /// Options for [`Repository::prune`].
@@ -115,6 +123,11 @@ pub struct PruneDecision {
     /// although the policy would remove it.
     #[serde(default)]
     pub verified_guard: bool,
+    /// Kept because the policy's recovery window (`keep_within`) starts after it ended and
+    /// no newer backup reaches that start: a physical backup the window needs, although
+    /// the other rules would remove it.
+    #[serde(default)]
+    pub window_guard: bool,
     /// Whether it was deleted (always `false` in a dry run and for kept backups).
     pub deleted: bool,
 }
@@ -151,6 +164,10 @@ pub struct PruneReport {
     pub in_progress: Vec<String>,
     /// Folders whose manifest is unusable: not counted, not deleted.
     pub invalid: Vec<InvalidBackup>,
+    /// Per cluster of the physical sets pruned: the archived WAL kept and deleted, and the
+    /// recovery window before and after.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub wal: Vec<WalRetention>,
 }
 
 impl PruneReport {
@@ -192,9 +209,13 @@ impl Repository {
             }
         }
         let mut sets = by_set
-            .into_iter()
-            .map(|(set, manifests)| plan_set(&set, &manifests, policy, now, opts.verified.as_ref()))
+            .iter()
+            .map(|(set, manifests)| plan_set(set, manifests, policy, now, opts.verified.as_ref()))
             .collect::<Result<Vec<_>, Error>>()?;
+        let windows: Vec<Option<WindowNeed>> = sets
+            .iter_mut()
+            .map(|s| window_guard(s, &by_set[&s.set], policy, now))
+            .collect();
         if !opts.dry_run {
             for d in sets
                 .iter_mut()
@@ -206,12 +227,23 @@ impl Repository {
                 d.deleted = true;
             }
         }
+        // WAL only once the manifests of the backups that needed it are gone.
+        let mut wal = Vec::new();
+        for (set, need) in sets.iter().zip(&windows) {
+            if let Some(r) = self
+                .retain_wal(set, &by_set[&set.set], policy, need.as_ref(), opts.dry_run)
+                .await?
+            {
+                wal.push(r);
+            }
+        }
         Ok(PruneReport {
             dry_run: opts.dry_run,
             evaluated_at: now,
             sets,
             in_progress: listing.in_progress,
             invalid: listing.invalid,
+            wal,
         })
     }
 }
@@ -271,6 +303,7 @@ fn plan_set(
                 reasons: kept.map(<[Reason]>::to_vec).unwrap_or_default(),
                 newest_guard,
                 verified_guard,
+                window_guard: false,
                 deleted: false,
             }
         })
@@ -280,4 +313,94 @@ fn plan_set(
         set: set.to_owned(),
         decisions,
     })
+}
+
+/// Where a physical set's recovery window must start, and the backup that reaches it.
+struct WindowNeed {
+    wanted_from: OffsetDateTime,
+    backup: Option<BackupId>,
+}
+
+/// The physical backups of a set and their cluster (`None` for a logical set, or one mixing
+/// clusters, which pgb never writes).
+fn cluster_of(manifests: &[&Manifest]) -> Option<u64> {
+    let mut ids = manifests
+        .iter()
+        .map(|m| m.physical.as_ref().map(|p| p.system_identifier));
+    let first = ids.next()??;
+    ids.all(|i| i == Some(first)).then_some(first)
+}
+
+/// Keeps the base backup a physical set's recovery window needs: the newest one that ended
+/// at or before the window's start (a restore to any moment after it starts there). With no
+/// such backup every backup ended inside the window and the oldest kept one starts it.
+fn window_guard(
+    set: &mut PruneSet,
+    manifests: &[&Manifest],
+    policy: &dyn RetentionPolicy,
+    now: OffsetDateTime,
+) -> Option<WindowNeed> {
+    let sysid = cluster_of(manifests)?;
+    // The window is measured from the newest backup, as `keep_within` is (future-dated
+    // backups do not move it).
+    let newest = manifests
+        .iter()
+        .map(|m| m.started_at)
+        .filter(|t| *t <= now)
+        .max()?;
+    let wanted_from = policy.recovery_window_start(newest)?;
+    let backup = manifests
+        .iter()
+        .filter_map(|m| Base::from_manifest(m, sysid))
+        .filter(|b| b.info.stop_time <= wanted_from)
+        .max_by_key(|b| (b.info.stop_time, b.id))
+        .map(|b| b.id.clone());
+    if let Some(id) = &backup
+        && let Some(d) = set.decisions.iter_mut().find(|d| &d.id == id)
+        && d.action == PruneAction::Remove
+    {
+        d.action = PruneAction::Keep;
+        d.window_guard = true;
+    }
+    Some(WindowNeed {
+        wanted_from,
+        backup,
+    })
+}
+
+impl Repository {
+    /// The WAL step of a prune for one set, when it is a physical one.
+    async fn retain_wal(
+        &self,
+        set: &PruneSet,
+        manifests: &[&Manifest],
+        policy: &dyn RetentionPolicy,
+        need: Option<&WindowNeed>,
+        dry_run: bool,
+    ) -> Result<Option<WalRetention>, Error> {
+        let Some(sysid) = cluster_of(manifests) else {
+            return Ok(None);
+        };
+        let kept: BTreeSet<&BackupId> = set.with_action(PruneAction::Keep).map(|d| &d.id).collect();
+        let before = Base::of(manifests, sysid);
+        let kept_bases = before
+            .iter()
+            .filter(|b| kept.contains(b.id))
+            .copied()
+            .collect();
+        let r = self
+            .wal()
+            .retain(RetainRequest {
+                set: &set.set,
+                system_identifier: sysid,
+                before,
+                kept: kept_bases,
+                window: policy.recovery_window().map(|s| s.to_string()),
+                window_wanted_from: need.map(|n| n.wanted_from),
+                window_backup: need.and_then(|n| n.backup.as_ref()),
+                dry_run,
+            })
+            .await?;
+        Ok(Some(r))
+    }
 }

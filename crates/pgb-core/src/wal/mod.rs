@@ -13,8 +13,10 @@ mod fetch;
 mod object;
 mod push;
 mod reach;
+pub(crate) mod retain;
 mod segment;
 mod verify;
+pub(crate) mod window;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -22,7 +24,12 @@ use std::sync::Arc;
 pub use fetch::{WalFetchOptions, WalFetchReport};
 pub use push::{PushOutcome, WalPushOptions, WalPushReport};
 pub use reach::{Reach, TimelineSpan, WalReach};
+pub use retain::{WalRange, WalRetention};
 pub use verify::{WalGap, WalTimelineReport, WalVerifyReport};
+pub use window::{
+    ArchivedCommit, ArchivedSegment, COMMIT_SEARCH_SEGMENTS, ClusterWindow, RecoverableRange,
+    TimelineWindow, UnrecoverableBackup, WindowGap,
+};
 
 use crate::crypto::{Decryption, KeyError};
 use crate::layout;

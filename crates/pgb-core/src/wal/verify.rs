@@ -240,7 +240,7 @@ impl WalArchive {
     }
 
     /// The segment size, from the header line of one archived segment (its plaintext size).
-    async fn segment_size(
+    pub(super) async fn segment_size(
         &self,
         system_identifier: u64,
         files: &[WalFileName],
