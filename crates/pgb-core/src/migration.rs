@@ -729,6 +729,59 @@ mod tests {
         assert!(matches!(e, MigrationProblem::Differs { .. }), "{e}");
     }
 
+    /// A manifest of set `s/db` started at `minute` past midnight with head `head` of
+    /// `framework` (none when empty).
+    fn backup(minute: u8, framework: &str, head: &str) -> crate::Manifest {
+        let migrations = if head.is_empty() {
+            serde_json::json!({})
+        } else {
+            serde_json::json!({"db": [{"framework": framework, "head": head}]})
+        };
+        let m = serde_json::json!({
+            "format_version": 3, "id": format!("20260101T00{minute:02}00Z-abcdef"),
+            "pgb_version": "0", "set": "s/db", "database": "db", "server": "s",
+            "server_version": "17", "pg_dump_version": "17", "pg_dump_major": 17,
+            "format": "custom", "compression": {"algorithm": "none"},
+            "started_at": format!("2026-01-01T00:{minute:02}:00Z"),
+            "finished_at": format!("2026-01-01T00:{minute:02}:30Z"),
+            "artifacts": [{"name": "data", "kind": "dump", "key": "k", "compression": {"algorithm": "none"},
+                "encrypted": false, "stored_size": 1, "stored_sha256": "", "plain_size": 1,
+                "plain_sha256": ""}],
+            "migrations": migrations,
+        });
+        crate::Manifest::from_json(&serde_json::to_vec(&m).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn at_or_before_orders_where_it_can_and_uses_history_where_it_cannot() {
+        let ordered = [
+            backup(1, "rails", "1"),
+            backup(2, "rails", "3"),
+            backup(3, "rails", "5"),
+        ];
+        let refs: Vec<&crate::Manifest> = ordered.iter().collect();
+        let minutes = |found: Vec<&crate::Manifest>| -> Vec<u8> {
+            found.iter().map(|m| m.started_at.minute()).collect()
+        };
+        assert_eq!(minutes(at_or_before(&refs, &t("3"), None)), [1, 2]);
+        assert_eq!(minutes(at_or_before(&refs, &t("4"), Some("db"))), [1, 2]);
+        assert!(at_or_before(&refs, &t("4"), Some("other")).is_empty());
+        // Alembic: before the first backup that recorded the revision, and those that did.
+        let history = [
+            backup(1, "alembic", "aaa"),
+            backup(2, "alembic", "bbb"),
+            backup(3, "alembic", "ccc"),
+            backup(4, "alembic", "bbb"),
+            backup(5, "alembic", ""),
+        ];
+        let refs: Vec<&crate::Manifest> = history.iter().collect();
+        assert_eq!(minutes(at_or_before(&refs, &t("bbb"), None)), [1, 2, 4]);
+        assert!(
+            at_or_before(&refs, &t("zzz"), None).is_empty(),
+            "never recorded: nothing is known to be before it"
+        );
+    }
+
     #[test]
     fn a_backup_newer_than_expected_is_refused_and_an_older_one_only_without_a_hook() {
         let heads = [MigrationHead::new(MigrationFramework::Flyway, "3")];
