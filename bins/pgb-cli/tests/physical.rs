@@ -163,6 +163,9 @@ fn included_round_trip(major: u32) {
     // A second backup; prune keeps one per cluster, whatever address reached it.
     let o = physical_backup(&bin, &pg.url(), repo.path(), &["--wal", "included"]);
     assert!(o.status.success(), "second backup: {}", stderr(&o));
+    // Verified too: prune never deletes the newest verified backup, which was the first.
+    let o = pgb(&["verify", "latest", "--repo", &s(repo.path())]);
+    assert!(o.status.success(), "verify: {}", stderr(&o));
     let o = pgb(&[
         "prune",
         "--repo",

@@ -146,6 +146,8 @@ impl WalArchive {
         // it, until the first one missing.
         let included_until = (plan.wal == WalMode::Included).then_some(plan.stop_lsn);
         let mut walked: Vec<(TimelineId, u64)> = Vec::new();
+        // The walked segments that are in the archive (the others came with the backup).
+        let mut archived: Vec<(TimelineId, u64)> = Vec::new();
         let mut gap: Option<(TimelineId, u64)> = None;
         'path: for span in &path {
             let first = span.from.segment(size);
@@ -155,6 +157,16 @@ impl WalArchive {
                 Some(to) => to.segment(size).checked_sub(1),
                 None => on_tl.and_then(|s| s.keys().next_back().copied()),
             };
+            // With the WAL inside the backup, replay reaches at least the backup's stop without
+            // the archive.
+            let in_backup_last = included_until
+                .filter(|_| span.timeline == plan.timeline)
+                .and_then(|end| Lsn(end.0.saturating_sub(1)).segment(size).checked_add(0));
+            let last = match (last, in_backup_last) {
+                (Some(a), Some(b)) if span.to.is_none() => Some(a.max(b)),
+                (None, b) => b,
+                (a, _) => a,
+            };
             let Some(last) = last else { continue };
             for n in first..=last {
                 // With the WAL inside the backup, the segments to its stop come with it.
@@ -162,6 +174,7 @@ impl WalArchive {
                 match on_tl.and_then(|s| s.get(&n)) {
                     Some(bytes) => {
                         walked.push((span.timeline, n));
+                        archived.push((span.timeline, n));
                         out.stored_bytes += bytes;
                     }
                     None if in_backup => walked.push((span.timeline, n)),
@@ -207,7 +220,7 @@ impl WalArchive {
 
         match &plan.target {
             RecoveryTarget::EndOfArchive | RecoveryTarget::Immediate => {
-                let tail = tail(&walked, TAIL_SEGMENTS);
+                let tail = tail(&archived, TAIL_SEGMENTS);
                 let scan = self.scan(sysid, size, tail, &mut out).await?;
                 out.last_commit = scan.last_commit;
             }
@@ -217,7 +230,7 @@ impl WalArchive {
                 }
             }
             RecoveryTarget::Time(t) => {
-                let tail = tail(&walked, TAIL_SEGMENTS);
+                let tail = tail(&archived, TAIL_SEGMENTS);
                 let scan = self.scan(sysid, size, tail, &mut out).await?;
                 out.last_commit = scan.last_commit;
                 // PostgreSQL stops at the first commit after the target (at it, inclusive):
@@ -228,11 +241,11 @@ impl WalArchive {
                 }
             }
             RecoveryTarget::Name(_) | RecoveryTarget::Xid(_) => {
-                let from = walked
+                let from = archived
                     .iter()
                     .position(|&(_, n)| Lsn((n + 1) * size) > plan.stop_lsn)
-                    .unwrap_or(0);
-                let window = &walked[from..walked.len().min(from + MAX_SCAN_SEGMENTS as usize)];
+                    .unwrap_or(archived.len());
+                let window = &archived[from..archived.len().min(from + MAX_SCAN_SEGMENTS as usize)];
                 let scan = self.scan(sysid, size, window, &mut out).await?;
                 out.last_commit = scan.last_commit;
                 out.found_at = match &plan.target {
