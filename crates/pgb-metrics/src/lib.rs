@@ -15,6 +15,14 @@
 //! | `pgb_drill_last_rto_seconds` | gauge | set, database, pgb_job |
 //! | `pgb_drill_last_rpo_seconds` | gauge | set, database, pgb_job |
 //! | `pgb_check_status` | gauge (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN) | pgb_job |
+//! | `pgb_wal_last_commit_timestamp_seconds` | gauge (read with `--max-rpo`) | system_identifier, pgb_job |
+//! | `pgb_wal_rpo_seconds` | gauge (read with `--max-rpo`) | system_identifier, pgb_job |
+//! | `pgb_wal_max_rpo_seconds` | gauge | system_identifier, pgb_job |
+//! | `pgb_wal_last_segment_timestamp_seconds` | gauge | system_identifier, pgb_job |
+//! | `pgb_wal_max_age_seconds` | gauge | system_identifier, pgb_job |
+//! | `pgb_wal_window_start_timestamp_seconds` | gauge | system_identifier, pgb_job |
+//! | `pgb_wal_gaps_after_newest_backup` | gauge | system_identifier, pgb_job |
+//! | `pgb_wal_check_status` | gauge (0 OK .. 3 UNKNOWN) | system_identifier, pgb_job |
 //!
 //! Backup ids are never labels (each would be a new time series). The job's label is
 //! `pgb_job`, not `job`: `job` and `instance` are the labels Prometheus gives every scraped
@@ -25,7 +33,7 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use pgb_ops::{CheckReport, DrillReport};
+use pgb_ops::{CheckReport, DrillReport, WalCheck};
 
 /// The label naming the pgb job (`--job`, a daemon job); empty for a check without one.
 pub const JOB_LABEL: &str = "pgb_job";
@@ -132,7 +140,11 @@ pub fn render_checks<'a>(
         "pgb_check_status",
         "Check status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
     );
+    let mut wal = WalFamilies::new();
     for (job, report) in reports {
+        for w in &report.wal {
+            wal.push(w, job);
+        }
         for s in &report.sets {
             let l = set_labels(&s.set, &s.database, job);
             if let Some(n) = &s.newest {
@@ -167,7 +179,96 @@ pub fn render_checks<'a>(
         rto,
         rpo,
         status,
+        wal.last_commit,
+        wal.rpo,
+        wal.max_rpo,
+        wal.last_segment,
+        wal.max_age,
+        wal.window_start,
+        wal.gaps,
+        wal.status,
     ])
+}
+
+/// The WAL archive's series, per cluster.
+struct WalFamilies {
+    last_commit: Family,
+    rpo: Family,
+    max_rpo: Family,
+    last_segment: Family,
+    max_age: Family,
+    window_start: Family,
+    gaps: Family,
+    status: Family,
+}
+
+impl WalFamilies {
+    fn new() -> Self {
+        Self {
+            last_commit: Family::new(
+                "pgb_wal_last_commit_timestamp_seconds",
+                "Unix time of the newest commit in the WAL archive (from the WAL records).",
+            ),
+            rpo: Family::new(
+                "pgb_wal_rpo_seconds",
+                "Age of the newest archived commit at check time: the recovery point.",
+            ),
+            max_rpo: Family::new(
+                "pgb_wal_max_rpo_seconds",
+                "The maximum recovery point age the check applies.",
+            ),
+            last_segment: Family::new(
+                "pgb_wal_last_segment_timestamp_seconds",
+                "Unix time the newest archived WAL segment was stored.",
+            ),
+            max_age: Family::new(
+                "pgb_wal_max_age_seconds",
+                "The maximum age of the newest archived segment the check applies.",
+            ),
+            window_start: Family::new(
+                "pgb_wal_window_start_timestamp_seconds",
+                "Unix time the recoverable window of the newest physical backup's timeline starts.",
+            ),
+            gaps: Family::new(
+                "pgb_wal_gaps_after_newest_backup",
+                "Gaps in the WAL archive after the newest physical backup's start.",
+            ),
+            status: Family::new(
+                "pgb_wal_check_status",
+                "The cluster's WAL check status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
+            ),
+        }
+    }
+
+    fn push(&mut self, w: &WalCheck, job: Option<&str>) {
+        let l = format!(
+            "system_identifier=\"{}\",{JOB_LABEL}=\"{}\"",
+            escape(&w.system_identifier),
+            escape(job.unwrap_or(""))
+        );
+        if let Some(t) = w.newest_commit {
+            self.last_commit.push(&l, t.unix_timestamp());
+        }
+        if let Some(r) = w.rpo_s {
+            self.rpo.push(&l, r);
+        }
+        if let Some(m) = w.max_rpo_s {
+            self.max_rpo.push(&l, m);
+        }
+        if let Some(t) = w.newest_segment_stored_at {
+            self.last_segment.push(&l, t.unix_timestamp());
+        }
+        if let Some(m) = w.max_wal_age_s {
+            self.max_age.push(&l, m);
+        }
+        if let Some(t) = w.window_from {
+            self.window_start.push(&l, t.unix_timestamp());
+        }
+        if w.physical_backups > 0 {
+            self.gaps.push(&l, w.gaps_after_newest_backup);
+        }
+        self.status.push(&l, w.status.code());
+    }
 }
 
 /// Renders one drill: its RTO and RPO, and its start time when it passed.

@@ -10,6 +10,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::drill::{DrillOutcome, DrillReport};
+use crate::wal_check::{self, WalCheck};
 
 /// The monitoring-plugin status: exit codes 0, 1, 2, 3.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -78,6 +79,11 @@ pub struct CheckOptions {
     /// Only the backups of this database (a job's, in a repository several jobs share);
     /// `None`: every database. A database with no complete backup is CRITICAL.
     pub database: Option<String>,
+    /// The newest archived commit (read from the WAL records) must be younger than this
+    /// (CRITICAL), for every cluster in the WAL archive.
+    pub max_rpo: Option<Duration>,
+    /// The newest archived WAL segment must have been stored less than this ago (CRITICAL).
+    pub max_wal_age: Option<Duration>,
 }
 
 impl CheckOptions {
@@ -91,7 +97,21 @@ impl CheckOptions {
             now,
             auth_key: None,
             database: None,
+            max_rpo: None,
+            max_wal_age: None,
         }
+    }
+
+    /// Sets the maximum recovery point age (the newest archived commit's).
+    pub fn with_max_rpo(mut self, d: Duration) -> Self {
+        self.max_rpo = Some(d);
+        self
+    }
+
+    /// Sets the maximum age of the newest archived WAL segment.
+    pub fn with_max_wal_age(mut self, d: Duration) -> Self {
+        self.max_wal_age = Some(d);
+        self
     }
 
     /// Checks only the backups of `database`.
@@ -221,6 +241,11 @@ pub struct CheckReport {
     pub running: Vec<String>,
     /// Repository-wide problems (unreadable repository, no backups, unusable manifests).
     pub findings: Vec<Finding>,
+    /// Per cluster of the WAL archive: the recovery point, the newest segment, gaps after
+    /// the newest physical backup (when asked for with a maximum RPO or WAL age, or when
+    /// physical backups are checked).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub wal: Vec<WalCheck>,
 }
 
 impl CheckReport {
@@ -237,14 +262,26 @@ impl CheckReport {
                 problems.push(format!("{}: {}", s.set, f.message));
             }
         }
+        for w in &self.wal {
+            for f in w.findings.iter().filter(|f| f.status != CheckStatus::Ok) {
+                problems.push(format!("WAL of {}: {}", w.system_identifier, f.message));
+            }
+        }
         if problems.is_empty() {
+            let rpo = self
+                .wal
+                .iter()
+                .filter_map(|w| w.rpo_s)
+                .max()
+                .map(|r| format!(", newest archived commit {} old", human(r)))
+                .unwrap_or_default();
             let newest = self
                 .sets
                 .iter()
                 .filter_map(|s| s.newest.as_ref().map(|n| n.age_s))
                 .max();
             format!(
-                "{} backup set{}, oldest newest-backup {}",
+                "{} backup set{}, oldest newest-backup {}{rpo}",
                 self.sets.len(),
                 if self.sets.len() == 1 { "" } else { "s" },
                 newest.map_or("n/a".to_owned(), |a| format!("{} old", human(a)))
@@ -255,7 +292,7 @@ impl CheckReport {
     }
 }
 
-fn human(secs: u64) -> String {
+pub(crate) fn human(secs: u64) -> String {
     match secs {
         s if s < 120 => format!("{s}s"),
         s if s < 7200 => format!("{}m", s / 60),
@@ -264,7 +301,7 @@ fn human(secs: u64) -> String {
     }
 }
 
-fn secs(d: time::Duration) -> u64 {
+pub(crate) fn secs(d: time::Duration) -> u64 {
     u64::try_from(d.whole_seconds()).unwrap_or(0)
 }
 
@@ -279,6 +316,7 @@ pub async fn check(repo: &Repository, opts: &CheckOptions) -> CheckReport {
         sets: Vec::new(),
         running: Vec::new(),
         findings: Vec::new(),
+        wal: Vec::new(),
     };
     let listing = match repo.list().await {
         Ok(l) => l,
@@ -331,6 +369,11 @@ pub async fn check(repo: &Repository, opts: &CheckOptions) -> CheckReport {
             },
         });
     }
+    if wal_check::wanted(opts, backups.iter().any(|m| m.is_physical())) {
+        let (wal, findings) = wal_check::check_wal(repo, &listing, opts).await;
+        report.wal = wal;
+        report.findings.extend(findings);
+    }
     let mut sets: BTreeMap<&str, Vec<&Manifest>> = BTreeMap::new();
     for m in backups {
         sets.entry(m.set.as_str()).or_default().push(m);
@@ -349,6 +392,7 @@ pub async fn check(repo: &Repository, opts: &CheckOptions) -> CheckReport {
         .iter()
         .map(|f| f.status)
         .chain(report.sets.iter().map(|s| s.status))
+        .chain(report.wal.iter().map(|w| w.status))
         .fold(CheckStatus::Ok, CheckStatus::worst);
     report
 }
@@ -526,6 +570,16 @@ pub fn nagios(report: &CheckReport) -> String {
                 s.max_age_s.map(|m| m.to_string()).unwrap_or_default(),
                 n.stored_size
             );
+        }
+    }
+    for w in &report.wal {
+        let id = &w.system_identifier;
+        let max = |m: Option<u64>| m.map(|m| m.to_string()).unwrap_or_default();
+        if let Some(rpo) = w.rpo_s {
+            let _ = write!(perf, " 'rpo {id}'={rpo}s;;{};0;", max(w.max_rpo_s));
+        }
+        if let Some(age) = w.wal_age_s {
+            let _ = write!(perf, " 'wal_age {id}'={age}s;;{};0;", max(w.max_wal_age_s));
         }
     }
     if !perf.is_empty() {

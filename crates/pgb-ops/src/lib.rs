@@ -34,12 +34,14 @@ mod record;
 pub mod report;
 mod toc;
 mod verified;
+mod wal_check;
 
 pub use after_commit::{AfterCommit, AfterCommitError, AfterCommitReport, after_commit};
 pub use check::{
     BackupSummary, CheckOptions, CheckReport, CheckStatus, DrillSummary, Finding, SetReport, check,
     nagios,
 };
+pub use wal_check::WalCheck;
 pub use drill::{
     BackupChoice, CheckResult, DrillError, DrillHook, DrillOptions, DrillOutcome, DrillReport,
     Phase, SmokeStatement, drill,

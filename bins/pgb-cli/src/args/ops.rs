@@ -84,6 +84,14 @@ pub(crate) struct CheckArgs {
     /// WARNING when a set has no passed drill younger than this (s, m, h, d, w).
     #[arg(long, value_name = "DURATION")]
     pub(crate) max_drill_age: Option<String>,
+    /// CRITICAL when the newest commit in the WAL archive (read from the WAL records of the
+    /// last archived segment) is older than this, per cluster (s, m, h, d, w).
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) max_rpo: Option<String>,
+    /// CRITICAL when the newest archived WAL segment was stored longer ago than this, per
+    /// cluster (s, m, h, d, w).
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) max_wal_age: Option<String>,
     /// Output format [default: text].
     #[arg(long, value_enum)]
     pub(crate) format: Option<CheckFormat>,

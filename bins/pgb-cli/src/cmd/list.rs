@@ -19,7 +19,9 @@ pub(super) async fn run(mut a: ListArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
     let listing = repo.list().await?;
     render::listing_notes(&listing);
     if a.windows {
-        let windows = repo.recoverable_windows(&listing, true).await?;
+        let windows = repo
+            .recoverable_windows(&listing, pgb::wal::CommitTimes::Every)
+            .await?;
         return Output::json(a.json).emit(&windows, |w| render::windows_text(w, &windows));
     }
     let auth = resolve::auth_key(a.auth_key_file.as_deref(), ctx.env)?;
@@ -56,7 +58,8 @@ pub(super) async fn run(mut a: ListArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
     let windows = if a.json || a.database.is_some() || rows.len() < listing.backups.len() {
         Vec::new()
     } else {
-        repo.recoverable_windows(&listing, true).await?
+        repo.recoverable_windows(&listing, pgb::wal::CommitTimes::Every)
+            .await?
     };
     Output::json(a.json).emit(&entries, |w| {
         render::list_text(w, &rows, &drills, &verified, location)?;

@@ -123,6 +123,32 @@ pub(crate) fn check(w: &mut dyn Write, r: &CheckReport) -> io::Result<()> {
             writeln!(w, "  {}: {}", f.status, f.message)?;
         }
     }
+    for c in &r.wal {
+        let mut parts = vec![format!("{} physical backup(s)", c.physical_backups)];
+        if let (Some(t), Some(rpo)) = (c.newest_commit, c.rpo_s) {
+            parts.push(format!(
+                "newest archived commit {} ({} old)",
+                fmt_time(t),
+                limit_secs(rpo)
+            ));
+        }
+        if let (Some(n), Some(a)) = (&c.newest_segment, c.wal_age_s) {
+            parts.push(format!("newest segment {n} stored {} ago", limit_secs(a)));
+        }
+        if let Some(t) = c.window_from {
+            parts.push(format!("window from {}", fmt_time(t)));
+        }
+        writeln!(
+            w,
+            "{} WAL of cluster {}: {}",
+            c.status,
+            c.system_identifier,
+            parts.join(", ")
+        )?;
+        for f in &c.findings {
+            writeln!(w, "  {}: {}", f.status, f.message)?;
+        }
+    }
     Ok(())
 }
 

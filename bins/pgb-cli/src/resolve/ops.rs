@@ -120,6 +120,12 @@ pub(crate) fn check(a: &CheckArgs, env: Env<'_>) -> Result<CheckOptions, Failure
     if let Some(d) = opt_duration("--max-drill-age", a.max_drill_age.as_deref())? {
         o = o.with_max_drill_age(d);
     }
+    if let Some(d) = opt_duration("--max-rpo", a.max_rpo.as_deref())? {
+        o = o.with_max_rpo(d);
+    }
+    if let Some(d) = opt_duration("--max-wal-age", a.max_wal_age.as_deref())? {
+        o = o.with_max_wal_age(d);
+    }
     if let Some(k) = super::auth_key(a.auth_key_file.as_deref(), env)? {
         o = o.with_auth_key(k);
     }

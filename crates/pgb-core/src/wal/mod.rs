@@ -27,8 +27,8 @@ pub use reach::{Reach, TimelineSpan, WalReach};
 pub use retain::{WalRange, WalRetention};
 pub use verify::{WalGap, WalTimelineReport, WalVerifyReport};
 pub use window::{
-    ArchivedCommit, ArchivedSegment, COMMIT_SEARCH_SEGMENTS, ClusterWindow, RecoverableRange,
-    TimelineWindow, UnrecoverableBackup, WindowGap,
+    ArchivedCommit, ArchivedSegment, COMMIT_SEARCH_SEGMENTS, ClusterWindow, CommitTimes,
+    RecoverableRange, TimelineWindow, UnrecoverableBackup, WindowGap,
 };
 
 use crate::crypto::{Decryption, KeyError};

@@ -28,6 +28,18 @@ const DEFAULT_SEGMENT_SIZE: u64 = 16 << 20;
 /// How many segments are read backwards from the end of a range to find its newest commit.
 pub const COMMIT_SEARCH_SEGMENTS: u64 = 8;
 
+/// Which times [`WalArchive::window`] reads from WAL records (each a GET of a segment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CommitTimes {
+    /// None: positions only, from the listing.
+    Skip,
+    /// The archive's newest commit (backwards from its last segment).
+    Newest,
+    /// The newest commit, and the last commit of every range.
+    Every,
+}
+
 /// Segments already read: per timeline and segment number, the newest commit in it.
 type CommitCache = HashMap<(TimelineId, u64), Option<ArchivedCommit>>;
 
@@ -596,8 +608,8 @@ impl WalArchive {
     }
 
     /// The recoverable window of one cluster over `manifests` (every usable backup; those of
-    /// other clusters and logical ones are ignored). With `read_commits`, the newest commit
-    /// of the archive and of each range's end are read from the WAL records.
+    /// other clusters and logical ones are ignored), with the commit times `times` asks for
+    /// read from the WAL records.
     ///
     /// # Errors
     /// Storage failures while listing; a segment that cannot be read only leaves its time
@@ -606,7 +618,7 @@ impl WalArchive {
         &self,
         system_identifier: u64,
         manifests: &[&Manifest],
-        read_commits: bool,
+        times: CommitTimes,
     ) -> Result<ClusterWindow, WalError> {
         let bases = Base::of(manifests, system_identifier);
         let size = bases.first().map(|b| b.info.wal_segment_size);
@@ -621,9 +633,7 @@ impl WalArchive {
             newest_segment: newest_segment(&index),
             foreign: index.foreign.clone(),
         };
-        if read_commits {
-            self.read_commits(&index, &mut w).await;
-        }
+        self.read_commits(&index, &mut w, times).await;
         Ok(w)
     }
 
@@ -652,10 +662,19 @@ impl WalArchive {
     }
 
     /// Fills in the newest commit of the archive and of each range.
-    async fn read_commits(&self, index: &ArchiveIndex, w: &mut ClusterWindow) {
+    async fn read_commits(&self, index: &ArchiveIndex, w: &mut ClusterWindow, times: CommitTimes) {
         let size = index.segment_size;
         let mut cache = CommitCache::new();
+        if times == CommitTimes::Skip {
+            return;
+        }
         (w.newest_commit, w.commit_problem) = self.newest_commit(index, &mut cache).await;
+        if times == CommitTimes::Newest {
+            for tw in &mut w.timelines {
+                end_at(tw, w.newest_commit.as_ref());
+            }
+            return;
+        }
         for tw in &mut w.timelines {
             for r in &mut tw.ranges {
                 let Some(last) = r.to_segment.as_deref().and_then(|s| {
@@ -737,14 +756,15 @@ fn newest_commit_in(
 
 impl Repository {
     /// The recoverable window of every cluster with archived WAL or a physical backup
-    /// among `listing`'s usable backups, by system identifier.
+    /// among `listing`'s usable backups, by system identifier, with the commit times `times`
+    /// asks for.
     ///
     /// # Errors
     /// Storage failures while listing.
     pub async fn recoverable_windows(
         &self,
         listing: &Listing,
-        read_commits: bool,
+        times: CommitTimes,
     ) -> Result<Vec<ClusterWindow>, Error> {
         let wal = self.wal();
         let mut clusters: BTreeSet<u64> = wal
@@ -763,7 +783,7 @@ impl Repository {
         let mut out = Vec::new();
         for sysid in clusters {
             out.push(
-                wal.window(sysid, &manifests, read_commits)
+                wal.window(sysid, &manifests, times)
                     .await
                     .map_err(wal_error)?,
             );
