@@ -547,3 +547,49 @@ fn a_configured_job_takes_physical_backups_with_pgb_run_and_backup_job() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(one_line_error(&o).contains("tables"), "{}", stderr(&o));
 }
+
+/// A repository with a dump and a newer base backup of the same server: `restore latest --db`
+/// restores the dump (a base backup restores into a data directory, never into a database).
+#[test]
+fn restore_latest_into_a_database_takes_the_newest_dump_not_a_newer_base_backup() {
+    let Some(bin) = bin_dir(17) else { return };
+    let pg = server_with_data(&bin, &[], 100);
+    let repo = make_shared_dir().unwrap();
+    let r = s(repo.path());
+    let o = pgb(&[
+        "backup",
+        "--repo",
+        &r,
+        "--db",
+        &pg.url(),
+        "--pg-bin-dir",
+        &s(&bin),
+    ]);
+    assert!(o.status.success(), "dump: {}", stderr(&o));
+    let o = physical_backup(&bin, &pg.url(), repo.path(), &["--wal", "included"]);
+    assert!(o.status.success(), "base backup: {}", stderr(&o));
+    let target = format!("postgres://postgres@127.0.0.1:{}/restored", pg.port());
+    let o = pgb(&[
+        "restore",
+        "latest",
+        "--repo",
+        &r,
+        "--db",
+        &target,
+        "--pg-bin-dir",
+        &s(&bin),
+    ]);
+    assert!(o.status.success(), "restore: {}", stderr(&o));
+    let out = std::process::Command::new(bin.join("psql"))
+        .args([
+            "-X",
+            "-At",
+            "-d",
+            &target,
+            "-c",
+            "select count(*) from marker",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "100");
+}

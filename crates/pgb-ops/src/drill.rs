@@ -674,14 +674,14 @@ fn choose(
     };
     match choice {
         BackupChoice::Latest | BackupChoice::Id(_) => {
-            listing.latest(database).cloned().ok_or_else(none)
+            listing.latest_logical(database).cloned().ok_or_else(none)
         }
         BackupChoice::Random { within } => {
             let since = now - *within;
             let candidates: Vec<&Manifest> = listing
                 .backups
                 .iter()
-                .filter(|m| database.is_none_or(|d| m.database == d))
+                .filter(|m| m.physical.is_none() && database.is_none_or(|d| m.database == d))
                 .filter(|m| m.started_at >= since)
                 .collect();
             if candidates.is_empty() {

@@ -23,7 +23,7 @@ pub(super) async fn run(mut a: RestoreArgs, ctx: &Ctx<'_>) -> Result<(), Failure
     let repo = resolve::repository(&a.repo, ctx.env)?
         .with_decryption(keys)
         .allow_unauthenticated(a.keys.allow_unauthenticated);
-    let manifest = repo.resolve(&a.id, a.from_database.as_deref()).await?;
+    let manifest = repo.resolve_logical(&a.id, a.from_database.as_deref()).await?;
     plaintext_check(&manifest, keys_given, a.require_encrypted)?;
     let job = layer.job.as_ref();
     let expect = resolve::migrations::expectation(&a.migrations, job, ctx.env).await?;

@@ -85,6 +85,17 @@ impl Listing {
             database.is_none_or(|d| m.database == d) && m.started_at <= now + FUTURE_TOLERANCE
         })
     }
+
+    /// [`Listing::latest`] among logical backups (dumps): what a restore into a database or a
+    /// drill takes, since a physical base backup restores into a data directory.
+    pub fn latest_logical(&self, database: Option<&str>) -> Option<&Manifest> {
+        let now = OffsetDateTime::now_utc();
+        self.backups.iter().rev().find(|m| {
+            m.physical.is_none()
+                && database.is_none_or(|d| m.database == d)
+                && m.started_at <= now + FUTURE_TOLERANCE
+        })
+    }
 }
 
 impl Repository {
@@ -292,9 +303,36 @@ impl Repository {
     /// # Errors
     /// `BackupNotFound`, `NoBackups`, `Manifest`.
     pub async fn resolve(&self, selector: &str, database: Option<&str>) -> Result<Manifest, Error> {
+        self.resolve_kind(selector, database, false).await
+    }
+
+    /// [`Repository::resolve`] for a restore into a database: `latest` is the newest logical
+    /// backup, never a physical one (which restores into a data directory).
+    ///
+    /// # Errors
+    /// As [`Repository::resolve`].
+    pub async fn resolve_logical(
+        &self,
+        selector: &str,
+        database: Option<&str>,
+    ) -> Result<Manifest, Error> {
+        self.resolve_kind(selector, database, true).await
+    }
+
+    async fn resolve_kind(
+        &self,
+        selector: &str,
+        database: Option<&str>,
+        logical: bool,
+    ) -> Result<Manifest, Error> {
         if selector == "latest" {
             let listing = self.list().await?;
-            if let Some(m) = listing.latest(database) {
+            let found = if logical {
+                listing.latest_logical(database)
+            } else {
+                listing.latest(database)
+            };
+            if let Some(m) = found {
                 return Ok(m.clone());
             }
             // Nothing usable, but backups that fail authentication: most likely a wrong or
