@@ -13,7 +13,8 @@
 # It measures, on one throwaway server:
 #   per-segment cost  `pgb wal push` of N real segments (process start included, as
 #                     archive_command runs it) vs `zstd -3 -T1 | sha256sum` of the same files
-#   keeping pace      pgbench -c 4 for BENCH_PGBENCH_SECS with archive_command = pgb wal push;
+#   keeping pace      pgbench -c 4 and bulk inserts for BENCH_PGBENCH_SECS with
+#                     archive_command = pgb wal push;
 #                     the .ready backlog sampled every second (peak, at the end, drain time)
 #   replay            recovery of a base backup through all the archived WAL with
 #                     restore_command = 'pgb wal fetch ... --spool' vs 'cp ARCHIVE/%f %p'
@@ -137,10 +138,18 @@ keep_pace() {
   before=$(psqlc "$p" "select pg_current_wal_lsn()")
   "$bin/pgbench" -n -T "$pgbench_secs" -c 4 -h 127.0.0.1 -p "$p" -U postgres postgres >/dev/null 2>&1 &
   local bench=$! peak=0 n samples=()
+  # Beside pgbench's small transactions, bulk inserts: the WAL rate of a load or a migration.
+  psqlc "$p" "create table bulk (id bigint, note text)" >/dev/null
+  local until=$(($(date +%s) + pgbench_secs))
+  (while (($(date +%s) < until)); do
+    psqlc "$p" "insert into bulk select g, md5(g::text) from generate_series(1, 200000) g" >/dev/null
+  done) &
+  local bulk=$!
   while kill -0 "$bench" 2>/dev/null; do
     n=$(ready_count "$data"); samples+=("$n"); ((n > peak)) && peak=$n
     sleep 1
   done
+  wait "$bulk"
   after=$(psqlc "$p" "select pg_current_wal_lsn()")
   local mb end t
   mb=$(psqlc "$p" "select round(pg_wal_lsn_diff('$after', '$before') / 1048576)")
@@ -223,8 +232,12 @@ for scale in ${BENCH_BASE_SCALES:-20 80}; do
     rm -f "$state/bb.tar"
     repo=$state/repo-base-$scale-$run
     shared_dir "$repo"
-    read -r w r < <(rss_of "$pgb" backup --physical --repo "$repo" --pg-bin-dir "$bin" \
-      --db "postgres://postgres@127.0.0.1:$a_port/postgres" --wal included)
+    if ! out=$(rss_of "$pgb" backup --physical --repo "$repo" --pg-bin-dir "$bin" \
+      --db "postgres://postgres@127.0.0.1:$a_port/postgres" --wal included --progress none 2>"$state/pgb.err"); then
+      echo "    pgb backup --physical failed at scale $scale:"; sed 's/^/      /' "$state/pgb.err"
+      continue 2
+    fi
+    read -r w r <<<"$out"
     pgb_t+=("$w"); ((r > pgb_rss)) && pgb_rss=$r
     rm -rf "$repo"
   done
