@@ -445,3 +445,96 @@ async fn a_new_timeline_without_a_backup_and_clusters_without_physical_backups_k
         .unwrap();
     assert_eq!(other.len(), 1, "the other cluster's WAL is untouched");
 }
+
+/// The window follows a timeline's history: timeline 2 forked from 1 inside segment 20 and
+/// holds 20 to 24; restores from every backup (all before the fork) reach its end through
+/// timeline 1's segments up to the fork. Timeline 2's segment 22 missing cuts all of them at
+/// the gap; timeline 1 keeps its own window to its end.
+#[tokio::test]
+async fn the_window_follows_the_timeline_history_and_names_the_gaps_and_backups_they_cut() {
+    let f = fixture().await;
+    for n in 20..=24 {
+        push(
+            &f.repo,
+            &pgb_wal::WalFileName::segment(2, n, SEG).to_string(),
+            header(2, n),
+        )
+        .await;
+    }
+    let history = format!(
+        "1\t{}\tno recovery target specified\n",
+        pgb_wal::Lsn(20 * SEG + 0x200)
+    );
+    push(&f.repo, "00000002.history", Bytes::from(history)).await;
+    let listing = f.repo.list().await.unwrap();
+    let windows = f
+        .repo
+        .recoverable_windows(&listing, pgb_core::wal::CommitTimes::Newest)
+        .await
+        .unwrap();
+    assert_eq!(windows.len(), 1);
+    let w = &windows[0];
+    assert_eq!(w.backups, 5);
+    assert_eq!(w.foreign.len(), 2);
+    // Fake segments hold no records: no commit to read, and it says so.
+    assert!(w.newest_commit.is_none());
+    assert!(
+        w.commit_problem
+            .as_deref()
+            .unwrap()
+            .contains("no commit in the newest 8")
+    );
+    let tl: Vec<(u32, usize, bool, usize)> = w
+        .timelines
+        .iter()
+        .map(|t| {
+            (
+                t.timeline,
+                t.ranges.len(),
+                t.window().is_some(),
+                t.gaps.len(),
+            )
+        })
+        .collect();
+    assert_eq!(tl, [(1, 1, true, 0), (2, 1, true, 0)]);
+    let t2 = &w.timelines[1];
+    assert_eq!(t2.forked_from.as_ref().unwrap().parent, 1);
+    let r = t2.window().unwrap();
+    assert_eq!(r.from_backup.to_string(), f.ids[0]);
+    assert_eq!(r.backups.len(), 5);
+    assert_eq!(r.to_segment.as_deref(), Some("000000020000000000000018"));
+    assert_eq!(r.to_lsn, pgb_wal::Lsn(25 * SEG));
+
+    f.storage
+        .delete(
+            &ObjectKey::parse(&format!("wal/{SYSID}/00000002/000000020000000000000016")).unwrap(),
+        )
+        .await
+        .unwrap();
+    let listing = f.repo.list().await.unwrap();
+    let w = f
+        .repo
+        .recoverable_windows(&listing, pgb_core::wal::CommitTimes::Skip)
+        .await
+        .unwrap()
+        .remove(0);
+    let t2 = &w.timelines[1];
+    assert!(t2.window().is_none(), "{t2:?}");
+    assert_eq!(t2.gaps.len(), 1);
+    assert_eq!(t2.gaps[0].gap.first_missing, "000000020000000000000016");
+    assert_eq!(t2.gaps[0].gap.timeline, 2);
+    assert_eq!(
+        t2.gaps[0].affects.len(),
+        5,
+        "every backup's restore stops there"
+    );
+    assert_eq!(
+        t2.ranges[0].to_segment.as_deref(),
+        Some("000000020000000000000015")
+    );
+    assert!(
+        w.timelines[0].window().is_some(),
+        "timeline 1 is whole to its end"
+    );
+    assert!(w.timelines[0].unrecoverable.is_empty());
+}

@@ -133,6 +133,24 @@ impl ArchiveIndex {
         }
     }
 
+    /// The archived segments from `from` to `end` (inclusive) on the way to the lineage's
+    /// timeline, in order.
+    fn archived_between(&self, lineage: &Lineage, from: u64, end: u64) -> Vec<u64> {
+        let mut out = Vec::new();
+        let mut begin = 0;
+        for &(t, span_end) in &lineage.spans {
+            let stop = span_end.unwrap_or(u64::MAX);
+            let (a, b) = (begin.max(from), stop.min(end.saturating_add(1)));
+            if a < b
+                && let Some(s) = self.segments.get(&t)
+            {
+                out.extend(s.range(a..b));
+            }
+            begin = begin.max(stop);
+        }
+        out
+    }
+
     fn present(&self, lineage: &Lineage, n: u64) -> bool {
         self.segments
             .get(&lineage.timeline_of(n))
@@ -401,16 +419,13 @@ fn timeline(index: &ArchiveIndex, bases: &[Base<'_>], t: TimelineId) -> Timeline
     let from = leading.iter().map(|b| b.need_from(size)).min();
     let mut runs: Vec<(u64, u64)> = Vec::new();
     if let (Some(from), Some(end)) = (from, end) {
-        let mut open: Option<u64> = None;
-        for n in from..=end {
-            match (index.present(&lineage, n), open) {
-                (false, None) => open = Some(n),
-                (true, Some(first)) => {
-                    runs.push((first, n - 1));
-                    open = None;
-                }
-                _ => {}
+        // Over the archived segments only (positions can be far apart).
+        let mut expect = from;
+        for n in index.archived_between(&lineage, from, end) {
+            if n > expect {
+                runs.push((expect, n - 1));
             }
+            expect = n + 1;
         }
     }
     let after_end = end.map_or(0, |e| e + 1);
