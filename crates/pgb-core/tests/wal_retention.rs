@@ -538,3 +538,46 @@ async fn the_window_follows_the_timeline_history_and_names_the_gaps_and_backups_
     );
     assert!(w.timelines[0].unrecoverable.is_empty());
 }
+
+/// Encrypted WAL: without the identity the window is still computed from the listing, and the
+/// newest commit is unknown with the reason (a check turns that into UNKNOWN); with it, the
+/// segments are read.
+#[tokio::test]
+async fn encrypted_wal_is_read_for_commit_times_only_with_the_identity() {
+    let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
+    let repo = Repository::new(Arc::clone(&storage));
+    let (identity, recipient) = pgb_core::generate_identity();
+    let enc = pgb_core::Encryption::to_recipients([recipient]).unwrap();
+    let opts = opts().with_encryption(Some(enc));
+    for n in 1..=3 {
+        let (name, data) = segment(1, n);
+        repo.wal().push(&name, data, &opts).await.unwrap();
+    }
+    let listing = repo.list().await.unwrap();
+    let times = pgb_core::wal::CommitTimes::Newest;
+    let w = repo
+        .recoverable_windows(&listing, times)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(
+        w.timelines[0].last_segment.as_deref(),
+        Some(seg(3).as_str())
+    );
+    let problem = w.commit_problem.unwrap();
+    assert!(problem.starts_with("cannot read archived WAL"), "{problem}");
+    let keys = pgb_core::Decryption::none()
+        .with_identity_file_contents(&identity)
+        .unwrap();
+    let repo = Repository::new(storage).with_decryption(keys);
+    let w = repo
+        .recoverable_windows(&listing, times)
+        .await
+        .unwrap()
+        .remove(0);
+    let problem = w.commit_problem.unwrap();
+    assert!(
+        problem.starts_with("no commit in the newest 8"),
+        "{problem}"
+    );
+}

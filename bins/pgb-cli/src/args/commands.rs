@@ -79,6 +79,10 @@ pub(crate) struct ListArgs {
     /// clusters.
     #[arg(long)]
     pub(crate) windows: bool,
+    /// An age identity file that decrypts encrypted archived WAL, for the window's times
+    /// (read from WAL records); repeatable. Else PGB_IDENTITY_FILE.
+    #[arg(long, value_name = "FILE", value_delimiter = ':')]
+    pub(crate) identity_file: Vec<PathBuf>,
     /// JSON array on stdout.
     #[arg(long)]
     pub(crate) json: bool,

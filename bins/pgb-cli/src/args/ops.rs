@@ -92,6 +92,10 @@ pub(crate) struct CheckArgs {
     /// cluster (s, m, h, d, w).
     #[arg(long, value_name = "DURATION")]
     pub(crate) max_wal_age: Option<String>,
+    /// An age identity file that decrypts encrypted archived WAL, for --max-rpo (read from
+    /// WAL records); repeatable. Else PGB_IDENTITY_FILE.
+    #[arg(long, value_name = "FILE", value_delimiter = ':')]
+    pub(crate) identity_file: Vec<PathBuf>,
     /// Output format [default: text].
     #[arg(long, value_enum)]
     pub(crate) format: Option<CheckFormat>,

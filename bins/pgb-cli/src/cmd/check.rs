@@ -14,8 +14,11 @@ pub(super) async fn run(mut a: CheckArgs, ctx: &Ctx<'_>) -> Result<(), Failure> 
     let layer = resolve::job::layer(&mut a, ctx.env).map_err(|f| unknown(f, flag))?;
     let ctx = &ctx.with_env(&layer.env);
     let opts = resolve::check(&a, ctx.env).map_err(|f| unknown(f, a.format))?;
-    let repo = resolve::listed_repository(&a.repo, a.auth_key_file.as_deref(), ctx.env)
+    let keys = resolve::wal_reading(a.auth_key_file.as_deref(), &a.identity_file, ctx.env)
         .map_err(|f| unknown(f, a.format))?;
+    let repo = resolve::repository(&a.repo, ctx.env)
+        .map_err(|f| unknown(f, a.format))?
+        .with_decryption(keys);
     let notifier = resolve::notifier_for(&a.notify, layer.job.as_ref(), ctx.env)
         .map_err(|f| unknown(f, a.format))?;
     let report = pgb_ops::check(&repo, &opts).await;

@@ -15,7 +15,8 @@ use crate::resolve;
 pub(super) async fn run(mut a: ListArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
     let layer = resolve::job::layer(&mut a, ctx.env)?;
     let ctx = &ctx.with_env(&layer.env);
-    let repo = resolve::listed_repository(&a.repo, a.auth_key_file.as_deref(), ctx.env)?;
+    let keys = resolve::wal_reading(a.auth_key_file.as_deref(), &a.identity_file, ctx.env)?;
+    let repo = resolve::repository(&a.repo, ctx.env)?.with_decryption(keys);
     let listing = repo.list().await?;
     render::listing_notes(&listing);
     if a.windows {

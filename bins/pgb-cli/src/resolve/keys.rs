@@ -70,6 +70,29 @@ pub(crate) fn authentication(file: Option<&Path>, env: Env<'_>) -> Result<Decryp
     Ok(keys)
 }
 
+/// The keys of a listing command that also reads archived WAL records (`list`'s window,
+/// `check --max-rpo`): [`authentication`] plus the age identities (`--identity-file`, else
+/// `PGB_IDENTITY_FILE`) that decrypt encrypted WAL.
+pub(crate) fn wal_reading(
+    file: Option<&Path>,
+    identities: &[std::path::PathBuf],
+    env: Env<'_>,
+) -> Result<Decryption, Failure> {
+    let mut keys = authentication(file, env)?;
+    let files = if identities.is_empty() {
+        super::paths(env, "PGB_IDENTITY_FILE")
+    } else {
+        identities.to_vec()
+    };
+    for path in &files {
+        let text = read_secret(path, "identity")?;
+        keys = keys
+            .with_identity_file_contents(&text)
+            .map_err(|e| Failure::key(format!("{}: {e}", path.display())))?;
+    }
+    Ok(keys)
+}
+
 /// The passphrase: `--passphrase-file` (one trailing newline dropped), else `PGB_PASSPHRASE`.
 fn passphrase(file: Option<&Path>, env: Env<'_>) -> Result<Option<String>, Failure> {
     match (file, env.get("PGB_PASSPHRASE")) {
