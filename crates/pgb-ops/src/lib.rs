@@ -41,7 +41,6 @@ pub use check::{
     BackupSummary, CheckOptions, CheckReport, CheckStatus, DrillSummary, Finding, SetReport, check,
     nagios,
 };
-pub use wal_check::WalCheck;
 pub use drill::{
     BackupChoice, CheckResult, DrillError, DrillHook, DrillOptions, DrillOutcome, DrillReport,
     Phase, SmokeStatement, drill,
@@ -54,3 +53,4 @@ pub use verified::{
     Protected, VerifiedBy, VerifiedRecord, VerifyAllRecorded, newest_verified,
     protect_newest_verified, record_verified, verified_ids, verify_all_recorded,
 };
+pub use wal_check::WalCheck;

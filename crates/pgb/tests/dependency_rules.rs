@@ -32,7 +32,11 @@ const RULES: &[(&str, &[&str], &[&str])] = &[
         &["pgb-core", "pgb-storage-opendal"],
         &["clap"],
     ),
-    ("pgb-postgres", &["pgb-core", "pgb-wal"], &["opendal", "clap"]),
+    (
+        "pgb-postgres",
+        &["pgb-core", "pgb-wal"],
+        &["opendal", "clap"],
+    ),
     ("pgb-testkit", &["pgb-core"], &["opendal"]),
     ("pgb-faultproxy", &[], &["clap"]),
     (

@@ -29,10 +29,10 @@ pub(crate) use jobs::{ConfigCommand, DaemonArgs, RunArgs, ScheduleCommand};
 pub(crate) use migrations::{MigrationBackupArgs, MigrationExpectArgs, MigrationListArgs};
 pub(crate) use ops::{CheckArgs, CheckFormat, DrillArgs};
 pub(crate) use physical::{PhysicalBackupArgs, PhysicalRestoreArgs, TargetActionArg, WalArg};
-pub(crate) use wal::{WalCommand, WalFetchArgs, WalPushArgs, WalVerifyArgs};
 pub(crate) use shared::{
     EncryptArgs, Format, JobArgs, KeyArgs, NotifyArgs, PolicyArgs, RepoArgs, ToolArgs,
 };
+pub(crate) use wal::{WalCommand, WalFetchArgs, WalPushArgs, WalVerifyArgs};
 
 /// pgb: PostgreSQL backups you can trust: stream pg_dump through compression and checksums
 /// into local disk or object storage, keep them by policy, verify and restore them.

@@ -65,7 +65,9 @@ pub(super) async fn restore(
     let repo = resolve::repository(&a.repo, ctx.env)?
         .with_decryption(keys)
         .allow_unauthenticated(a.keys.allow_unauthenticated);
-    let m = repo.resolve_logical(&a.id, a.from_database.as_deref()).await?;
+    let m = repo
+        .resolve_logical(&a.id, a.from_database.as_deref())
+        .await?;
     super::restore::plaintext_check(&m, keys_given, a.require_encrypted)?;
     let opts = resolve::cluster_restore_options(&a);
     let out = Output::json(a.json);
@@ -145,7 +147,9 @@ async fn restore_files(
     let repo = resolve::repository(&a.repo, ctx.env)?
         .with_decryption(keys)
         .allow_unauthenticated(a.keys.allow_unauthenticated);
-    let m = repo.resolve_logical(&a.id, a.from_database.as_deref()).await?;
+    let m = repo
+        .resolve_logical(&a.id, a.from_database.as_deref())
+        .await?;
     super::restore::plaintext_check(&m, keys_given, a.require_encrypted)?;
     let opts = pgb::FilesRestoreOptions::new()
         .with_clean(a.clean)

@@ -23,7 +23,9 @@ pub(super) async fn run(mut a: RestoreArgs, ctx: &Ctx<'_>) -> Result<(), Failure
     let repo = resolve::repository(&a.repo, ctx.env)?
         .with_decryption(keys)
         .allow_unauthenticated(a.keys.allow_unauthenticated);
-    let manifest = repo.resolve_logical(&a.id, a.from_database.as_deref()).await?;
+    let manifest = repo
+        .resolve_logical(&a.id, a.from_database.as_deref())
+        .await?;
     plaintext_check(&manifest, keys_given, a.require_encrypted)?;
     let job = layer.job.as_ref();
     let expect = resolve::migrations::expectation(&a.migrations, job, ctx.env).await?;
@@ -37,15 +39,9 @@ pub(super) async fn run(mut a: RestoreArgs, ctx: &Ctx<'_>) -> Result<(), Failure
     progress.finish(report.is_ok().then(|| manifest.plain_size()));
     let report = report?;
     let seconds = started.elapsed().as_secs_f64();
-    let (hook, migrations) = super::migrations::after_restore(
-        job,
-        &target.target,
-        &manifest,
-        &expect,
-        &a.tools,
-        ctx,
-    )
-    .await?;
+    let (hook, migrations) =
+        super::migrations::after_restore(job, &target.target, &manifest, &expect, &a.tools, ctx)
+            .await?;
     let out = RestoreOut {
         backup: manifest.id.as_str(),
         database: &report.database,

@@ -17,8 +17,8 @@ use std::io::{self, Write};
 pub(crate) use progress::config as progress_config;
 pub(crate) use progress::{LOG_TARGET, ProgressConfig, ProgressMode, Reporter, log_progress};
 pub(crate) use text::human;
-pub(crate) use window::windows as windows_text;
 pub(crate) use wal::{PreviewOut, reach as wal_reach_text, verify as wal_verify_text};
+pub(crate) use window::windows as windows_text;
 
 use crate::exit::{FAILURE, Failure};
 

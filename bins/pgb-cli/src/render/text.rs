@@ -55,7 +55,12 @@ pub(crate) fn list(
     }
     // Migration heads: as wide as the widest (blank for a backup that recorded none).
     let heads: Vec<String> = rows.iter().map(|m| super::migrations::column(m)).collect();
-    let mw = heads.iter().map(|h| h.chars().count()).max().unwrap_or(0).max(9);
+    let mw = heads
+        .iter()
+        .map(|h| h.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(9);
     writeln!(
         w,
         "{:<24} {:<16} {:<20} {:>10} {:>10} {:<7} {:<8} {:<15} {:<10} {:<3} {:>5} {:<mw$} LABELS",

@@ -9,8 +9,8 @@ mod cluster;
 pub(crate) mod config;
 pub(crate) mod daemon;
 pub(crate) mod job;
-pub(crate) mod migrations;
 mod keys;
+pub(crate) mod migrations;
 pub(crate) mod physical;
 
 use std::path::PathBuf;
@@ -32,9 +32,7 @@ pub(crate) use cluster::{
     ClusterRestore, cluster_backup, cluster_restore, cluster_restore_options, directory_backup,
     dump_options,
 };
-pub(crate) use keys::{
-    auth_key, authentication, decryption, encryption, wal_reading, write_secret_file,
-};
+pub(crate) use keys::{auth_key, authentication, decryption, encryption, write_secret_file};
 pub(crate) use notify::notifier_for;
 pub(crate) use ops::{check, drill, verified};
 pub(crate) use policy::{grace, policy};

@@ -51,9 +51,13 @@ impl Repository {
             // digests alone.
             let mut sink: Box<dyn RestoreSink> = match checker {
                 // A physical base backup: every file against its backup_manifest (no tool).
-                _ if a.kind == ArtifactKind::BaseTar => Box::new(crate::physical::BaseTarCheck::start(
-                    m.physical.as_ref().map(|p| p.backup_manifest_sha256.clone()),
-                )),
+                _ if a.kind == ArtifactKind::BaseTar => {
+                    Box::new(crate::physical::BaseTarCheck::start(
+                        m.physical
+                            .as_ref()
+                            .map(|p| p.backup_manifest_sha256.clone()),
+                    ))
+                }
                 Some(c) if a.kind == ArtifactKind::Dump => {
                     c.check(&ArchiveInfo::new(m.format, m.pg_dump_major))
                         .await?
