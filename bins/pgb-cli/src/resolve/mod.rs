@@ -32,7 +32,9 @@ pub(crate) use cluster::{
     ClusterRestore, cluster_backup, cluster_restore, cluster_restore_options, directory_backup,
     dump_options,
 };
-pub(crate) use keys::{auth_key, authentication, decryption, encryption, write_secret_file};
+pub(crate) use keys::{
+    auth_key, authentication, decryption, encryption, wal_reading, write_secret_file,
+};
 pub(crate) use notify::notifier_for;
 pub(crate) use ops::{check, drill, verified};
 pub(crate) use policy::{grace, policy};
