@@ -40,6 +40,22 @@ fn s(p: &Path) -> String {
     p.display().to_string()
 }
 
+/// `f`, again while it fails only because `pg_ctl status` found the postmaster's lock file
+/// created but not yet written (it exits 1, "the PID file ... is empty", which
+/// `TempCluster::is_running` does not take for "running"; a server that fails right after
+/// starting can be seen in that instant).
+fn past_empty_pid_file<T>(mut f: impl FnMut() -> std::io::Result<T>) -> std::io::Result<T> {
+    for _ in 0..100 {
+        match f() {
+            Err(e) if e.to_string().contains("postmaster.pid\" is empty") => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            r => return r,
+        }
+    }
+    f()
+}
+
 /// `archive_command` pushing into `repo` with this pgb.
 fn archive_command(repo: &Path) -> String {
     format!("{PGB} wal push %p --repo {}", s(repo))
@@ -191,7 +207,7 @@ fn recovered_marker(bin: &Path, repo: &Path, id: &str, backup: &str, extra: &[&s
     reachable(repo, id, backup, extra);
     let r = restore_and_start(bin, repo, id, extra, &[]);
     assert_eq!(r.backup(), backup, "{}", r.report);
-    r.pg.wait_until_promoted(RECOVERY)
+    past_empty_pid_file(|| r.pg.wait_until_promoted(RECOVERY))
         .unwrap_or_else(|e| panic!("restore {extra:?}: {e}"));
     let m = marker(&r.pg);
     eprintln!(
@@ -206,7 +222,7 @@ fn recovered_marker(bin: &Path, repo: &Path, id: &str, backup: &str, extra: &[&s
 /// connections; its log.
 fn recovery_that_stops(bin: &Path, repo: &Path, extra: &[&str]) -> String {
     let mut r = restore_and_start(bin, repo, "latest", extra, &[]);
-    let stopped = r.pg.wait_until_stopped(RECOVERY).unwrap();
+    let stopped = past_empty_pid_file(|| r.pg.wait_until_stopped(RECOVERY)).unwrap();
     let log = r.pg.log();
     assert!(
         stopped,
@@ -430,7 +446,7 @@ fn second_timeline(major: u32) {
         &["--to-name", "fork"],
         &[("archive_mode", "on"), ("archive_command", &archive2)],
     );
-    tl2.pg.wait_until_promoted(RECOVERY).unwrap();
+    past_empty_pid_file(|| tl2.pg.wait_until_promoted(RECOVERY)).unwrap();
     assert_eq!(marker(&tl2.pg), "fork");
     assert_eq!(timeline(&tl2.pg), "00000002");
     // pgb wrote archive_mode = 'off' into postgresql.auto.conf; the settings appended after
