@@ -157,11 +157,22 @@ fn mkdirs(root: &Path, dir: &Path) -> Result<(), AtPath> {
         ))
         .at(root);
     }
+    // The directories missing now, outermost first: those this call creates.
+    let mut missing: Vec<&Path> = dir
+        .ancestors()
+        .take_while(|d| *d != root && !d.is_dir())
+        .collect();
+    missing.reverse();
     DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
         .at(dir)?;
+    if let Some(owner) = foreign_owner(root) {
+        for d in missing {
+            give(d, owner).at(d)?;
+        }
+    }
     // Make the new directory entries durable up to the root.
     let mut d = dir;
     while let Some(parent) = d.parent() {
@@ -172,6 +183,25 @@ fn mkdirs(root: &Path, dir: &Path) -> Result<(), AtPath> {
         d = parent;
     }
     Ok(())
+}
+
+/// The repository root's owner, when this process runs as root and the root belongs to
+/// another user: what it creates there is given to that user. Otherwise a `pgb backup` run as
+/// root would leave `.pgb-staging/` (mode 0700) and its objects unreadable and unwritable for
+/// the user that owns the repository, typically PostgreSQL's OS user running `pgb wal push`
+/// as `archive_command`, whose every push would then fail.
+fn foreign_owner(root: &Path) -> Option<(rustix::fs::Uid, rustix::fs::Gid)> {
+    if !rustix::process::geteuid().is_root() {
+        return None;
+    }
+    let st = rustix::fs::stat(root).ok()?;
+    let uid = rustix::fs::Uid::from_raw(st.st_uid);
+    (!uid.is_root()).then(|| (uid, rustix::fs::Gid::from_raw(st.st_gid)))
+}
+
+/// Gives `path` to `owner` (see [`foreign_owner`]).
+fn give(path: &Path, (uid, gid): (rustix::fs::Uid, rustix::fs::Gid)) -> io::Result<()> {
+    rustix::fs::chown(path, Some(uid), Some(gid)).map_err(io::Error::from)
 }
 
 fn fsync_dir(dir: &Path) -> io::Result<()> {
@@ -298,16 +328,20 @@ impl Storage for FsStorage {
             let staging = staging.clone();
             blocking(move || {
                 mkdirs(&root, &staging_dir).map_err(|(p, e)| io_error("write", &shown, &p, e))?;
-                OpenOptions::new()
+                let file = OpenOptions::new()
                     .write(true)
                     .create_new(true)
                     .mode(0o600)
                     .open(&staging)
-                    .map(|file| StagingFile {
-                        file: Some(file),
-                        path: staging.clone(),
-                    })
-                    .map_err(|e| io_error("write", &shown, &staging, e))
+                    .map_err(|e| io_error("write", &shown, &staging, e))?;
+                let file = StagingFile {
+                    file: Some(file),
+                    path: staging.clone(),
+                };
+                if let Some(owner) = foreign_owner(&root) {
+                    give(&staging, owner).map_err(|e| io_error("write", &shown, &staging, e))?;
+                }
+                Ok(file)
             })
             .await?
             .keep()
@@ -616,6 +650,7 @@ impl Drop for FsWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pgb_core::StorageExt as _;
 
     /// A long-running process (the daemon) opens the store once: a staging file its cancelled
     /// run left is swept when `backups/` is next listed, once it is a day old, never sooner.
@@ -658,6 +693,48 @@ mod tests {
         let e = store.delete(&key).await.unwrap_err();
         assert!(e.to_string().contains("symbolic link"), "{e}");
         assert!(outside.join("x/data.dump").exists());
+    }
+
+    /// Root writing into a repository that belongs to another user (a backup run as root into
+    /// the directory PostgreSQL's OS user archives WAL into) leaves every directory and object
+    /// it creates to that user, so the owner's `pgb wal push` can still write there.
+    #[tokio::test]
+    async fn root_gives_what_it_creates_to_the_repository_owner() {
+        use std::os::unix::fs::MetadataExt as _;
+        if !rustix::process::geteuid().is_root() {
+            pgb_testkit::record_skip("root (only root can create files for another user)");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let nobody = (
+            rustix::fs::Uid::from_raw(65534),
+            rustix::fs::Gid::from_raw(65534),
+        );
+        give(dir.path(), nobody).unwrap();
+        let store = FsStorage::open(dir.path()).unwrap();
+        let key = ObjectKey::parse("wal/42/00000001/000000010000000000000001").unwrap();
+        store
+            .put(
+                &key,
+                Bytes::from_static(b"segment"),
+                WriteOptions::create_new(),
+            )
+            .await
+            .unwrap();
+        for rel in [
+            ".pgb-staging",
+            "wal",
+            "wal/42",
+            "wal/42/00000001",
+            "wal/42/00000001/000000010000000000000001",
+        ] {
+            let m = std::fs::metadata(dir.path().join(rel)).unwrap();
+            assert_eq!(
+                (m.uid(), m.gid()),
+                (65534, 65534),
+                "{rel} kept root's ownership"
+            );
+        }
     }
 
     #[test]
