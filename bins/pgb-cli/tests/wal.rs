@@ -278,7 +278,10 @@ fn synthetic_segment(name: &str, system_id: u64) -> Vec<u8> {
 }
 
 /// The S3 emulator behind a fault proxy: (proxy, repository URL, environment), or a skip.
-fn s3_behind_proxy() -> Option<(pgb_faultproxy::FaultProxy, String, Vec<(String, String)>)> {
+/// A fault proxy in front of the S3 emulator, the repository URL, and pgb's environment.
+type ProxiedS3 = (pgb_faultproxy::FaultProxy, String, Vec<(String, String)>);
+
+fn s3_behind_proxy() -> Option<ProxiedS3> {
     let (Some(endpoint), Some(bucket)) = (
         common::env("PGB_TEST_S3_ENDPOINT"),
         common::env("PGB_TEST_S3_BUCKET"),
