@@ -295,9 +295,12 @@ pub(crate) mod tests {
 
     /// A manifest as PostgreSQL writes it, with its checksum.
     pub(crate) fn manifest_text(files: &[(&str, &[u8])], sysid: Option<u64>) -> Vec<u8> {
+        use std::fmt::Write as _;
         let mut s = String::from("{ \"PostgreSQL-Backup-Manifest-Version\": ");
         match sysid {
-            Some(id) => s.push_str(&format!("2,\n\"System-Identifier\": {id},\n")),
+            Some(id) => {
+                let _ = writeln!(s, "2,\n\"System-Identifier\": {id},");
+            }
             None => s.push_str("1,\n"),
         }
         s.push_str("\"Files\": [\n");
@@ -314,7 +317,7 @@ pub(crate) mod tests {
         s.push_str(&lines.join(",\n"));
         s.push_str("\n],\n\"WAL-Ranges\": [\n{ \"Timeline\": 1, \"Start-LSN\": \"0/2000028\", \"End-LSN\": \"0/2000120\" }\n],\n");
         let sum = crate::codec::hex(&Sha256::digest(s.as_bytes()));
-        s.push_str(&format!("\"Manifest-Checksum\": \"{sum}\"}}\n"));
+        let _ = writeln!(s, "\"Manifest-Checksum\": \"{sum}\"}}");
         s.into_bytes()
     }
 
