@@ -87,7 +87,7 @@ fn append(path: &Path, text: &str) -> io::Result<()> {
     f.write_all(text.as_bytes())
 }
 
-/// A throwaway PostgreSQL server (see the [module docs](self)).
+/// A throwaway PostgreSQL server: see this module's documentation for where it runs and as whom.
 ///
 /// ```no_run
 /// # fn main() -> std::io::Result<()> {
