@@ -335,6 +335,10 @@ impl Repository {
             if let Some(m) = found {
                 return Ok(m.clone());
             }
+            // Only base backups: say how to restore them rather than "no backups".
+            if logical && let Some(m) = listing.latest(database) {
+                return Err(crate::error::Mismatch::Physical { id: m.id.clone() }.into());
+            }
             // Nothing usable, but backups that fail authentication: most likely a wrong or
             // missing key. Say so, exactly as verify and restore of that backup would.
             if let Some(m) = listing
