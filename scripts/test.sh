@@ -9,12 +9,12 @@ cd "$(dirname "$0")/.."
 
 source scripts/lib/ensure-tools.sh
 pgb_ensure_base
-# promtool checks and unit-tests deploy/prometheus/pgb-alerts.yml (crates/pgb-metrics/tests/alerts.rs).
+# promtool checks and unit-tests deploy/prometheus/pgb-alerts.yml (crates/pgb-metrics/tests/it/alerts.rs).
 pgb_ensure_cmds promtool:prometheus
-# groff renders every page of `pgb man` with all warnings on (bins/pgb-cli/tests/docs.rs).
+# groff renders every page of `pgb man` with all warnings on (bins/pgb-cli/tests/e2e/docs.rs).
 pgb_ensure_cmds groff:groff-base
 # Headless Chromium loads `pgb report`'s page and the daemon's status page, checks their DOM and
-# takes the screenshots (bins/pgb-cli/tests/report_browser.rs).
+# takes the screenshots (bins/pgb-cli/tests/e2e/report_browser.rs).
 pgb_ensure_cmds chromium:chromium
 
 state=$(mktemp -d /tmp/pgb-test.XXXXXX)

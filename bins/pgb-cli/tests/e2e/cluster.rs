@@ -1,0 +1,513 @@
+//! Whole-server backups against real PostgreSQL 15 and 17: `pgb backup --all-databases` of
+//! three databases and two roles (one owning objects, one with a password), everything dropped,
+//! the server rebuilt with `pgb restore --all`, and every database's content and the roles
+//! compared; the selection, refusals and warnings around it.
+//!
+//! PostgreSQL 15 comes from `PGB_TEST_PG_URL` / `PGB_TEST_PG_BIN`, 17 from `PGB_TEST_PG17_URL` /
+//! `PGB_TEST_PG17_BIN` (`scripts/pg.sh start DIR 17`). A missing server skips loudly, or fails
+//! under `PGB_TEST_REQUIRE=1`.
+
+use crate::common;
+
+use std::path::Path;
+
+use common::{Pg, drop_db_quietly, env, list_json, one_line_error, pgb_env, stderr, stdout};
+
+/// An age identity and its recipient (X25519: cheap, unlike a passphrase's scrypt per object).
+struct Keys {
+    _dir: tempfile::TempDir,
+    identity: String,
+    recipient: String,
+}
+
+fn keys() -> Keys {
+    let dir = tempfile::tempdir().unwrap();
+    let identity = dir.path().join("id.txt").to_str().unwrap().to_owned();
+    let o = pgb_env(&["key", "generate", "--output", &identity], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let recipient = stdout(&o).trim().to_owned();
+    assert!(recipient.starts_with("age1"), "{recipient}");
+    Keys {
+        _dir: dir,
+        identity,
+        recipient,
+    }
+}
+
+fn pg17() -> Option<Pg> {
+    match (env("PGB_TEST_PG17_URL"), env("PGB_TEST_PG17_BIN")) {
+        (Some(url), Some(bin)) => Some(Pg {
+            base: url.trim_end_matches("/postgres").to_owned(),
+            bin: bin.into(),
+        }),
+        _ => pgb_testkit::require_or_skip(
+            "PostgreSQL 17 (PGB_TEST_PG17_URL, PGB_TEST_PG17_BIN)",
+            "run scripts/pg.sh start DIR 17",
+        ),
+    }
+}
+
+/// Three databases and two roles named `<prefix>_...`, dropped (quietly) with the guard.
+struct Fixture<'a> {
+    pg: &'a Pg,
+    prefix: String,
+    /// Held until the fixture's roles are dropped: a whole-server backup dumps every role of
+    /// the server, so two fixtures alive at once would see each other's roles come and go.
+    _serial: std::sync::MutexGuard<'static, ()>,
+}
+
+/// One fixture at a time (see [`Fixture::_serial`]).
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+impl Fixture<'_> {
+    fn db(&self, n: &str) -> String {
+        format!("{}_{n}", self.prefix)
+    }
+    fn owner(&self) -> String {
+        format!("{}_owner", self.prefix)
+    }
+    fn pw(&self) -> String {
+        format!("{}_pw", self.prefix)
+    }
+    fn databases(&self) -> [String; 3] {
+        [self.db("a"), self.db("b"), self.db("c")]
+    }
+
+    fn drop_all(&self) {
+        for d in self.databases() {
+            drop_db_quietly(self.pg, &d);
+        }
+        for r in [self.pw(), self.owner()] {
+            let _ = std::process::Command::new(self.pg.bin.join("psql"))
+                .args(["-X", "-q", "-d", &self.pg.url("postgres"), "-c"])
+                .arg(format!("drop role if exists {r}"))
+                .output();
+        }
+    }
+
+    /// Everything a rebuilt server must reproduce, as text.
+    fn snapshot(&self) -> String {
+        let pg = self.pg;
+        let roles = pg.psql(
+            "postgres",
+            &format!(
+                "select string_agg(rolname || ':' || rolcanlogin || ':' || coalesce(rolpassword, '-'), ',' order by rolname) \
+                 from pg_authid where rolname like '{}\\_%'",
+                self.prefix
+            ),
+        );
+        let member = pg.psql(
+            "postgres",
+            &format!(
+                "select pg_has_role('{}', '{}', 'member')",
+                self.pw(),
+                self.owner()
+            ),
+        );
+        let a = pg.psql(
+            &self.db("a"),
+            &format!(
+                "select (select tableowner from pg_tables where tablename = 'orders') || ':' || \
+                 has_table_privilege('{}', 'orders', 'select') || ':' || \
+                 has_table_privilege('{}', 'orders', 'insert') || ':' || \
+                 (select count(*) || md5(string_agg(o::text, '|' order by id)) from orders o)",
+                self.pw(),
+                self.pw()
+            ),
+        );
+        let b = pg.table_fingerprint(&self.db("b"), "items");
+        let c = pg.psql(
+            &self.db("c"),
+            "select (select string_agg(v::text, ',') from totals v) || ':' || (select last_value from counter)",
+        );
+        let db_owner = pg.psql(
+            "postgres",
+            &format!(
+                "select pg_get_userbyid(datdba) from pg_database where datname = '{}'",
+                self.db("a")
+            ),
+        );
+        format!("roles={roles} member={member} db_owner={db_owner} a={a} b={b} c={c}")
+    }
+}
+
+impl Drop for Fixture<'_> {
+    fn drop(&mut self) {
+        self.drop_all();
+    }
+}
+
+fn fixture(pg: &Pg) -> Fixture<'_> {
+    let f = Fixture {
+        pg,
+        prefix: common::unique("wcl"),
+        _serial: SERIAL
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    };
+    let (owner, pw) = (f.owner(), f.pw());
+    pg.psql("postgres", &format!("create role {owner} nologin"));
+    pg.psql(
+        "postgres",
+        &format!("create role {pw} login password 'role secret 1'"),
+    );
+    pg.psql("postgres", &format!("grant {owner} to {pw}"));
+    for d in f.databases() {
+        pg.psql("postgres", &format!("create database {d}"));
+    }
+    pg.psql(
+        "postgres",
+        &format!("alter database {} owner to {owner}", f.db("a")),
+    );
+    pg.psql(
+        &f.db("a"),
+        &format!(
+            "create table orders (id int primary key, item text);
+             insert into orders select g, 'order ' || g from generate_series(1, 500) g;
+             alter table orders owner to {owner};
+             grant select on orders to {pw};"
+        ),
+    );
+    pg.psql(
+        &f.db("b"),
+        "create table items (id int primary key, name text);
+         insert into items select g, md5(g::text) from generate_series(1, 2000) g;",
+    );
+    pg.psql(
+        &f.db("c"),
+        "create table t (id int, n int); insert into t values (1, 10), (2, 32);
+         create view totals as select sum(n) as total from t;
+         create sequence counter; select setval('counter', 42);",
+    );
+    f
+}
+
+fn run(pg: &Pg, args: &[&str]) -> std::process::Output {
+    let mut all: Vec<&str> = args.to_vec();
+    let bin = pg.bin.to_str().unwrap();
+    all.extend(["--pg-bin-dir", bin]);
+    pgb_env(&all, &[])
+}
+
+fn rebuild_round_trip(pg: &Pg) {
+    let f = fixture(pg);
+    let before = f.snapshot();
+    assert!(
+        before.contains(&format!("db_owner={} ", f.owner())),
+        "{before}"
+    );
+    let repo = tempfile::tempdir().unwrap();
+    let r = repo.path().to_str().unwrap();
+    let include = format!("{}_*", f.prefix);
+    let server = pg.url("postgres");
+    let k = keys();
+    let id: &str = &k.identity;
+    let uploads = repo.path().with_extension("uploads");
+    std::fs::create_dir_all(uploads.join("orders")).unwrap();
+    std::fs::write(uploads.join("orders/1.pdf"), b"%PDF order 1").unwrap();
+    std::os::unix::fs::symlink("orders/1.pdf", uploads.join("latest.pdf")).unwrap();
+
+    let o = run(
+        pg,
+        &[
+            "backup",
+            "--repo",
+            r,
+            "--db",
+            &server,
+            "--all-databases",
+            "--include",
+            &include,
+            "--files",
+            uploads.to_str().unwrap(),
+            "--with-role-passwords",
+            "--recipient",
+            &k.recipient,
+            "--json",
+        ],
+    );
+    assert!(o.status.success(), "backup: {}", stderr(&o));
+    let list = list_json(repo.path());
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["database"], "*");
+    assert_eq!(
+        list[0]["cluster"]["databases"],
+        serde_json::json!(f.databases()),
+        "the backup records its databases"
+    );
+    let kinds: Vec<&str> = list[0]["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["globals", "dump", "dump", "dump", "files"]);
+    let o = run(
+        pg,
+        &["verify", "--repo", r, "latest", "--identity-file", id],
+    );
+    assert!(o.status.success(), "verify: {}", stderr(&o));
+
+    f.drop_all();
+    assert!(!pg.db_exists(&f.db("a")));
+
+    let o = run(
+        pg,
+        &[
+            "restore",
+            "latest",
+            "--repo",
+            r,
+            "--all",
+            "--server",
+            &server,
+            "--keep-owner",
+            "--keep-privileges",
+            "--identity-file",
+            id,
+        ],
+    );
+    assert!(o.status.success(), "restore --all: {}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("globals: 2 created,"), "{out}");
+    assert!(out.contains("0 failed"), "{out}");
+    assert_eq!(f.snapshot(), before, "the rebuilt server matches");
+    // The uploads of the same moment come back beside it.
+    let restored = repo.path().with_extension("restored-uploads");
+    let o = run(
+        pg,
+        &[
+            "restore",
+            "latest",
+            "--repo",
+            r,
+            "--files-to",
+            restored.to_str().unwrap(),
+            "--identity-file",
+            id,
+        ],
+    );
+    assert!(o.status.success(), "restore --files-to: {}", stderr(&o));
+    assert_eq!(
+        std::fs::read(restored.join("orders/1.pdf")).unwrap(),
+        b"%PDF order 1"
+    );
+    assert_eq!(
+        std::fs::read_link(restored.join("latest.pdf")).unwrap(),
+        Path::new("orders/1.pdf")
+    );
+    let _ = std::fs::remove_dir_all(&restored);
+    let _ = std::fs::remove_dir_all(&uploads);
+
+    // A second rebuild is refused before anything is written: the targets have tables.
+    let o = run(
+        pg,
+        &[
+            "restore",
+            "latest",
+            "--repo",
+            r,
+            "--all",
+            "--server",
+            &server,
+            "--identity-file",
+            id,
+        ],
+    );
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(one_line_error(&o).contains("--clean"), "{}", stderr(&o));
+    // The globals apply again idempotently: every role exists, nothing fails.
+    let o = run(
+        pg,
+        &[
+            "restore",
+            "latest",
+            "--repo",
+            r,
+            "--globals",
+            "--db",
+            &server,
+            "--identity-file",
+            id,
+        ],
+    );
+    assert!(o.status.success(), "restore --globals: {}", stderr(&o));
+    assert!(stdout(&o).contains("0 created"), "{}", stdout(&o));
+    assert!(stdout(&o).contains(", 0 failed"), "{}", stdout(&o));
+    // `ALTER ROLE postgres ...` of the backup is not applied to the connected role.
+    assert!(stdout(&o).contains("skipped"), "{}", stdout(&o));
+    assert_eq!(f.snapshot(), before);
+    // One database of the backup into a new database.
+    let copy = format!("{}_copy", f.prefix);
+    let o = run(
+        pg,
+        &[
+            "restore",
+            "latest",
+            "--repo",
+            r,
+            "--database",
+            &f.db("b"),
+            "--db",
+            &pg.url(&copy),
+            "--identity-file",
+            id,
+        ],
+    );
+    assert!(o.status.success(), "restore --database: {}", stderr(&o));
+    assert_eq!(
+        pg.table_fingerprint(&copy, "items"),
+        pg.table_fingerprint(&f.db("b"), "items")
+    );
+    drop_db_quietly(pg, &copy);
+}
+
+#[test]
+fn a_whole_server_is_rebuilt_from_one_backup_pg15() {
+    let Some(pg) = common::pg() else { return };
+    rebuild_round_trip(&pg);
+}
+
+#[test]
+fn a_whole_server_is_rebuilt_from_one_backup_pg17() {
+    let Some(pg) = pg17() else { return };
+    rebuild_round_trip(&pg);
+}
+
+fn backups(repo: &Path) -> usize {
+    list_json(repo).len()
+}
+
+#[test]
+fn selection_mistakes_and_unsafe_requests_write_nothing() {
+    let Some(pg) = common::pg() else { return };
+    let f = fixture(&pg);
+    let repo = tempfile::tempdir().unwrap();
+    let r = repo.path().to_str().unwrap();
+    let server = pg.url("postgres");
+    let typo = format!("{}_typo*", f.prefix);
+    let o = run(
+        &pg,
+        &[
+            "backup",
+            "--repo",
+            r,
+            "--db",
+            &server,
+            "--all-databases",
+            "--include",
+            &typo,
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        one_line_error(&o).contains(&typo),
+        "names the glob: {}",
+        stderr(&o)
+    );
+    assert_eq!(backups(repo.path()), 0);
+    assert!(
+        !repo.path().join("backups").exists()
+            || std::fs::read_dir(repo.path().join("backups"))
+                .unwrap()
+                .next()
+                .is_none(),
+        "nothing written"
+    );
+    // Role passwords in an unencrypted backup.
+    let o = pgb_env(
+        &[
+            "backup",
+            "--repo",
+            r,
+            "--db",
+            &server,
+            "--all-databases",
+            "--with-role-passwords",
+            "--pg-bin-dir",
+            pg.bin.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(one_line_error(&o).contains("encrypted"), "{}", stderr(&o));
+    assert_eq!(backups(repo.path()), 0);
+
+    // Exclusion wins; a database gone since the previous backup is warned about.
+    let include = format!("{}_*", f.prefix);
+    let exclude = f.db("c");
+    let o = run(
+        &pg,
+        &[
+            "backup",
+            "--repo",
+            r,
+            "--db",
+            &server,
+            "--all-databases",
+            "--include",
+            &include,
+            "--exclude",
+            &exclude,
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        list_json(repo.path())[0]["cluster"]["databases"],
+        serde_json::json!([f.db("a"), f.db("b")])
+    );
+    drop_db_quietly(&pg, &f.db("b"));
+    let o = run(
+        &pg,
+        &[
+            "backup",
+            "--repo",
+            r,
+            "--db",
+            &server,
+            "--all-databases",
+            "--include",
+            &include,
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!(
+            "warning: database {} was in the previous backup",
+            f.db("b")
+        )),
+        "{err}"
+    );
+    assert!(
+        !err.contains(&format!("database {} was", f.db("c"))),
+        "excluded is not gone: {err}"
+    );
+
+    // Restoring a whole-server backup needs a choice.
+    let o = run(
+        &pg,
+        &["restore", "latest", "--repo", r, "--db", &pg.url("x")],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        one_line_error(&o).contains("--all --server"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(
+        &pg,
+        &[
+            "restore",
+            "latest",
+            "--repo",
+            r,
+            "--database",
+            "nope",
+            "--db",
+            &pg.url("x"),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(!pg.db_exists("x"));
+}
