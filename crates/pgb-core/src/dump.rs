@@ -305,6 +305,10 @@ pub struct DumpSource {
     /// The database's migration heads, read at preflight (empty: none found); recorded in
     /// the manifest.
     pub migrations: Vec<crate::migration::MigrationHead>,
+    /// The server's system identifier (`pg_control_system()`, fixed at `initdb`) when the
+    /// dumper could read it: recorded in the manifest, so logical and physical backups of one
+    /// server are listed together whatever address reached it.
+    pub system_identifier: Option<u64>,
 }
 
 impl DumpSource {
@@ -328,7 +332,14 @@ impl DumpSource {
             size_estimate: None,
             options: Vec::new(),
             migrations: Vec::new(),
+            system_identifier: None,
         }
+    }
+
+    /// Records the server's system identifier.
+    pub fn with_system_identifier(mut self, id: Option<u64>) -> Self {
+        self.system_identifier = id;
+        self
     }
 
     /// Records the database's migration heads.

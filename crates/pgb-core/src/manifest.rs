@@ -300,6 +300,16 @@ pub struct Manifest {
     /// cluster, its WAL positions and where its WAL lives. Its set is the system identifier.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub physical: Option<crate::physical::PhysicalInfo>,
+    /// The source server's system identifier (`pg_control_system()`), in decimal, when the
+    /// backup read it (logical backups since this field exists; a physical backup's is in
+    /// [`Manifest::physical`] too): see [`Manifest::system_identifier`].
+    #[serde(
+        default,
+        rename = "system_identifier",
+        skip_serializing_if = "Option::is_none",
+        with = "sysid_opt"
+    )]
+    pub source_system_identifier: Option<u64>,
     /// HMAC-SHA256 (hex) of the manifest without this field, when authenticated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac: Option<String>,
@@ -376,6 +386,7 @@ impl ManifestV2 {
             cluster: None,
             migrations: std::collections::BTreeMap::new(),
             physical: None,
+            source_system_identifier: None,
             mac,
             authenticated,
         }
@@ -388,6 +399,25 @@ fn canonical_without_mac(mut value: serde_json::Value) -> Vec<u8> {
         obj.remove("mac");
     }
     serde_json::to_vec(&value).expect("JSON values serialize")
+}
+
+/// An optional system identifier as decimal text (JSON numbers lose precision past 2^53).
+mod sysid_opt {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    #[allow(clippy::ref_option)]
+    pub(super) fn serialize<S: Serializer>(v: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => s.collect_str(v),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|t| t.parse().map_err(serde::de::Error::custom))
+            .transpose()
+    }
 }
 
 /// A manifest that cannot be used, and why.
@@ -451,6 +481,7 @@ impl Manifest {
                 [(source.database.clone(), source.migrations.clone())].into()
             },
             physical: None,
+            source_system_identifier: source.system_identifier,
             mac: None,
             authenticated: Vec::new(),
         }
@@ -485,6 +516,7 @@ impl Manifest {
         m.format = crate::dump::ArchiveFormat::Physical;
         m.table_estimates = Vec::new();
         m.migrations = std::collections::BTreeMap::new();
+        m.source_system_identifier = Some(physical.system_identifier);
         m.physical = Some(physical);
         m
     }
@@ -536,6 +568,16 @@ impl Manifest {
     /// Whether this is a backup of a whole server (`backup --all-databases`).
     pub fn is_cluster(&self) -> bool {
         self.cluster.is_some()
+    }
+
+    /// The system identifier of the server this backup came from: a physical backup's
+    /// cluster, or what a logical backup recorded (`None` for backups written before pgb
+    /// recorded it, or where the role could not read `pg_control_system()`).
+    pub fn system_identifier(&self) -> Option<u64> {
+        self.physical
+            .as_ref()
+            .map(|p| p.system_identifier)
+            .or(self.source_system_identifier)
     }
 
     /// Whether this is a physical base backup (`backup --physical`).
@@ -638,6 +680,53 @@ mod tests {
         assert_eq!(a.as_str().parse::<BackupId>().unwrap(), a);
         assert!("../etc".parse::<BackupId>().is_err());
         assert!("20260102T030405Z-zzzzzz".parse::<BackupId>().is_err());
+    }
+
+    #[test]
+    fn the_system_identifier_is_optional_text() {
+        let source = crate::dump::DumpSource::new(
+            "app",
+            "db:5432",
+            "17.2",
+            "pg_dump (PostgreSQL) 17.2",
+            17,
+            ArchiveFormat::Custom,
+        );
+        let at = time::macros::datetime!(2026-01-02 03:04:05 UTC);
+        let artifact = Artifact {
+            name: "data".to_owned(),
+            kind: ArtifactKind::Dump,
+            key: "backups/x/data.dump.zst".to_owned(),
+            compression: Compression::None,
+            encrypted: false,
+            stored_size: 1,
+            stored_sha256: String::new(),
+            plain_size: 1,
+            plain_sha256: String::new(),
+        };
+        let mut m = Manifest::new_v3(
+            BackupId::generate(at),
+            &source,
+            Compression::None,
+            at,
+            at,
+            Vec::new(),
+            None,
+            vec![artifact],
+        );
+        assert_eq!(m.system_identifier(), None);
+        let old = m.seal(None);
+        assert!(!String::from_utf8_lossy(&old).contains("system_identifier"));
+        assert_eq!(Manifest::from_json(&old).unwrap().system_identifier(), None);
+        m.source_system_identifier = Some(7_715_676_619_206_705_732);
+        let json = m.seal(None);
+        let text = String::from_utf8_lossy(&json);
+        assert!(
+            text.contains(r#""system_identifier": "7715676619206705732""#),
+            "{text}"
+        );
+        let back = Manifest::from_json(&json).unwrap();
+        assert_eq!(back.system_identifier(), Some(7_715_676_619_206_705_732));
     }
 
     #[test]

@@ -121,6 +121,30 @@ pub(crate) async fn server_info(psql: &Tool, conn: &ConnConfig) -> Result<Server
     })
 }
 
+/// The server's system identifier (`pg_control_system()`, PostgreSQL 9.6+), recorded in the
+/// manifest so a server's logical and physical backups are listed together. `None` (logged)
+/// where the role may not call it: the backup goes on without it.
+pub(crate) async fn system_identifier(psql: &Tool, conn: &ConnConfig) -> Option<u64> {
+    let rows = sql::query_rows(
+        psql,
+        conn,
+        "select system_identifier::text from pg_control_system();",
+        &[],
+    )
+    .await;
+    match rows {
+        Ok(rows) => rows
+            .into_iter()
+            .next()
+            .and_then(|r| r.into_iter().next())
+            .and_then(|v| v.trim().parse().ok()),
+        Err(e) => {
+            tracing::info!(error = %e, "the server's system identifier cannot be read; the backup is listed under its address only");
+            None
+        }
+    }
+}
+
 /// Ordinary and partitioned tables of the connected database (not the system's, not an
 /// extension's, not temporary), with `reltuples` (-1: never vacuumed or analyzed).
 const TABLE_ESTIMATES: &str = "select n.nspname, c.relname, c.reltuples::bigint \
@@ -255,7 +279,8 @@ pub(crate) async fn preflight(
         tool.major,
         format,
     )
-    .with_size_estimate(info.size);
+    .with_size_estimate(info.size)
+    .with_system_identifier(system_identifier(&psql, conn).await);
     Ok(Preflight { psql, tool, source })
 }
 

@@ -1,6 +1,7 @@
 //! `pgb list`: the complete backups, each with its last drill's outcome, the date of its newest
-//! passed verify or drill, whether it is encrypted and how many files archives it holds; then
-//! (or alone, with `--windows`) the recoverable window of each cluster and timeline.
+//! passed verify or drill, whether it is encrypted and how many files archives it holds,
+//! grouped by server (system identifier), each server's group followed by its recoverable
+//! window per timeline (or only the windows, with `--windows`).
 
 use std::collections::BTreeMap;
 
@@ -63,11 +64,7 @@ pub(super) async fn run(mut a: ListArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
             .await?
     };
     Output::json(a.json).emit(&entries, |w| {
-        render::list_text(w, &rows, &drills, &verified, location)?;
-        if !windows.is_empty() {
-            writeln!(w)?;
-        }
-        render::windows_text(w, &windows)
+        render::catalog_text(w, &rows, &drills, &verified, location, &windows)
     })
 }
 

@@ -42,7 +42,18 @@ pub(super) async fn restore(
     let repo = resolve::repository(&a.repo, ctx.env)?
         .with_decryption(keys)
         .allow_unauthenticated(a.keys.allow_unauthenticated);
-    let mut plan = repo.plan_physical_restore(&resolved.request).await?;
+    let mut plan = match repo.plan_physical_restore(&resolved.request).await {
+        Ok(plan) => plan,
+        Err(e) => {
+            // A target before every base backup may still be covered by a dump.
+            if a.physical.preview
+                && let Some(fit) = logical_fit(&repo, &resolved.request, None).await
+            {
+                render::note(format_args!("{}", fit.line()));
+            }
+            return Err(e.into());
+        }
+    };
     super::restore::plaintext_check(&plan.manifest, keys_given, a.require_encrypted)?;
     let cmd = resolved.restore_command(plan.system_identifier, &plan.data_dir)?;
     plan.restore_command = Some(cmd.clone());
@@ -50,13 +61,18 @@ pub(super) async fn restore(
     let out = Output::json(a.json);
     if a.physical.preview {
         let wal = repo.wal().reach(&plan).await.map_err(super::wal::failure)?;
+        let logical = logical_fit(&repo, &resolved.request, Some(plan.system_identifier)).await;
         let preview = render::PreviewOut {
             plan: &plan,
             wal: &wal,
+            logical: logical.as_ref(),
         };
         out.emit(&preview, |w| {
             physical::plan(w, &plan)?;
-            render::wal_reach_text(w, &wal)
+            render::wal_reach_text(w, &wal)?;
+            logical
+                .as_ref()
+                .map_or(Ok(()), |f| writeln!(w, "  also         {}", f.line()))
         })?;
         return super::wal::verdict(&wal);
     }
@@ -67,11 +83,42 @@ pub(super) async fn restore(
     }
     let started = std::time::Instant::now();
     let progress = render::Reporter::new(&ctx.progress, "restore", Some(plan.plain_bytes));
+    let combiner = pgb::postgres::PgCombineBackup::new(resolve::tools(&a.tools, ctx.env));
     let report = repo
-        .restore_physical_until(&plan, &resolved.request, &progress, ctx.cancelled())
+        .restore_physical_combined_until(
+            &plan,
+            &resolved.request,
+            Some(&combiner),
+            &progress,
+            ctx.cancelled(),
+        )
         .await;
     progress.finish(report.as_ref().ok().map(|r| r.bytes));
     let report = report?;
     let seconds = started.elapsed().as_secs_f64();
     out.emit(&report, |w| physical::restored(w, &report, seconds))
+}
+
+/// With a time target: the newest logical dump of the same server (system identifier) taken
+/// at or before it, the cheaper path when what happened after the dump may be lost. `sysid`
+/// is the plan's cluster; without a plan, `--system-id` or the repository's only server.
+async fn logical_fit(
+    repo: &pgb::Repository,
+    req: &pgb::physical::PhysicalRestoreRequest,
+    sysid: Option<u64>,
+) -> Option<render::LogicalFit> {
+    let pgb::physical::RecoveryTarget::Time(at) = req.settings.target else {
+        return None;
+    };
+    let listing = repo.list().await.ok()?;
+    let sysid = sysid.or(req.system_identifier).or_else(|| {
+        let ids: std::collections::BTreeSet<u64> = listing
+            .backups
+            .iter()
+            .filter_map(pgb::Manifest::system_identifier)
+            .collect();
+        (ids.len() == 1).then(|| ids.into_iter().next()).flatten()
+    })?;
+    let m = listing.logical_at_or_before(sysid, at)?;
+    Some(render::LogicalFit::new(m))
 }

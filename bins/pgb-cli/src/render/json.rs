@@ -18,6 +18,9 @@ pub(crate) struct ListEntry<'a> {
     database: &'a str,
     set: &'a str,
     server: &'a str,
+    /// The source server's system identifier (text), `null` where the backup did not record
+    /// it: `pgb list` groups backups by it.
+    system_identifier: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     started_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -97,6 +100,7 @@ impl<'a> From<&'a Manifest> for ListEntry<'a> {
             database: &m.database,
             set: &m.set,
             server: &m.server,
+            system_identifier: m.system_identifier().map(|i| i.to_string()),
             started_at: m.started_at,
             finished_at: m.finished_at,
             stored_size: m.stored_size(),

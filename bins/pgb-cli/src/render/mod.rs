@@ -1,6 +1,7 @@
 //! Rendering reports: text for people, JSON for programs (one document on stdout). Warnings
 //! and notes go to stderr, so stdout stays parseable.
 
+mod catalog;
 pub(crate) mod cluster;
 mod json;
 pub(crate) mod migrations;
@@ -14,10 +15,11 @@ mod window;
 
 use std::io::{self, Write};
 
+pub(crate) use catalog::catalog as catalog_text;
 pub(crate) use progress::config as progress_config;
 pub(crate) use progress::{LOG_TARGET, ProgressConfig, ProgressMode, Reporter, log_progress};
 pub(crate) use text::human;
-pub(crate) use wal::{PreviewOut, reach as wal_reach_text, verify as wal_verify_text};
+pub(crate) use wal::{LogicalFit, PreviewOut, reach as wal_reach_text, verify as wal_verify_text};
 pub(crate) use window::windows as windows_text;
 
 use crate::exit::{FAILURE, Failure};
@@ -72,6 +74,6 @@ pub(crate) use ops::{
     check as check_text, drill as drill_text, drill_history as drill_history_text,
 };
 pub(crate) use text::{
-    backup as backup_text, gc as gc_text, list as list_text, plan as plan_text,
-    prune as prune_text, restore as restore_text, verify as verify_text,
+    backup as backup_text, gc as gc_text, plan as plan_text, prune as prune_text,
+    restore as restore_text, verify as verify_text,
 };

@@ -77,6 +77,45 @@ pub(crate) struct PreviewOut<'a> {
     #[serde(flatten)]
     pub(crate) plan: &'a pgb::physical::PhysicalRestorePlan,
     pub(crate) wal: &'a pgb::wal::WalReach,
+    /// A logical dump of the same server taken at or before a time target, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) logical: Option<&'a LogicalFit>,
+}
+
+/// A logical dump that also fits a time target: restoring it into a database is cheaper than
+/// a point-in-time recovery, losing what happened between the dump and the target.
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct LogicalFit {
+    pub(crate) backup_id: String,
+    /// The dump's snapshot: its data is as of this moment.
+    #[serde(with = "time::serde::rfc3339")]
+    pub(crate) started_at: time::OffsetDateTime,
+    pub(crate) set: String,
+    pub(crate) database: String,
+    /// How to restore it (`...` stands for the target database's URL).
+    pub(crate) command: String,
+}
+
+impl LogicalFit {
+    pub(crate) fn new(m: &pgb::Manifest) -> Self {
+        Self {
+            backup_id: m.id.to_string(),
+            started_at: m.started_at,
+            set: m.set.clone(),
+            database: m.database.clone(),
+            command: format!("pgb restore {} --db ...", m.id),
+        }
+    }
+
+    /// `a logical dump from <time> also fits: pgb restore <id> --db ...`.
+    pub(crate) fn line(&self) -> String {
+        format!(
+            "a logical dump from {} ({}) also fits: {}",
+            super::text::fmt_time(self.started_at),
+            self.set,
+            self.command
+        )
+    }
 }
 
 /// The WAL part of `restore --preview`: the path, what would be fetched, the verdict.

@@ -96,6 +96,22 @@ impl Listing {
                 && m.started_at <= now + FUTURE_TOLERANCE
         })
     }
+
+    /// The newest logical backup (dump) of the server with this system identifier whose
+    /// snapshot was taken at or before `at` (a dump's data is as of its `started_at`): the
+    /// cheaper way back to `at` where losing what happened since the dump is acceptable.
+    /// Backups that did not record a system identifier never match.
+    pub fn logical_at_or_before(
+        &self,
+        system_identifier: u64,
+        at: OffsetDateTime,
+    ) -> Option<&Manifest> {
+        self.backups.iter().rev().find(|m| {
+            m.physical.is_none()
+                && m.source_system_identifier == Some(system_identifier)
+                && m.started_at <= at
+        })
+    }
 }
 
 impl Repository {
