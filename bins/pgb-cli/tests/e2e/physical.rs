@@ -6,27 +6,13 @@
 
 use crate::common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
+use common::pitr::{bin_dir, s};
 use common::{PGB, one_line_error, pgb, stderr, stdout};
 use pgb_testkit::{TempCluster, make_shared_dir};
-
-/// The bin dir of PostgreSQL `major` from the suite's environment, or a recorded skip.
-fn bin_dir(major: u32) -> Option<PathBuf> {
-    match common::env(&format!("PGB_TEST_PG{major}_BIN")) {
-        Some(b) => Some(PathBuf::from(b)),
-        None => pgb_testkit::require_or_skip(
-            &format!("PostgreSQL {major}"),
-            &format!("PGB_TEST_PG{major}_BIN is not set (scripts/pg.sh start)"),
-        ),
-    }
-}
-
-fn s(p: &Path) -> String {
-    p.display().to_string()
-}
 
 /// `pgb backup --physical` of `url` into `repo`, with `extra` flags.
 fn physical_backup(bin: &Path, url: &str, repo: &Path, extra: &[&str]) -> Output {

@@ -13,32 +13,19 @@
 
 use crate::common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use common::{PGB, one_line_error, pgb, stderr, stdout};
+use common::pitr::{
+    ARCHIVED, archive_command, archiving_server, bin_dir, mark, marker,
+    physical_backup as backup_report, s,
+};
+use common::{one_line_error, pgb, stderr, stdout};
 use pgb_testkit::{TempCluster, make_shared_dir, share_with_postgres};
 
 /// How long a restored server may take to recover and promote, or to stop on its own.
 const RECOVERY: Duration = Duration::from_secs(180);
-/// How long the archiver may take to hand over a segment.
-const ARCHIVED: Duration = Duration::from_secs(60);
-
-/// The bin dir of PostgreSQL `major` from the suite's environment, or a recorded skip.
-fn bin_dir(major: u32) -> Option<PathBuf> {
-    match common::env(&format!("PGB_TEST_PG{major}_BIN")) {
-        Some(b) => Some(PathBuf::from(b)),
-        None => pgb_testkit::require_or_skip(
-            &format!("PostgreSQL {major}"),
-            &format!("PGB_TEST_PG{major}_BIN is not set (scripts/pg.sh start)"),
-        ),
-    }
-}
-
-fn s(p: &Path) -> String {
-    p.display().to_string()
-}
 
 /// `f`, again while it fails only because `pg_ctl status` found the postmaster's lock file
 /// created but not yet written (it exits 1, "the PID file ... is empty", which
@@ -56,37 +43,6 @@ fn past_empty_pid_file<T>(mut f: impl FnMut() -> std::io::Result<T>) -> std::io:
     f()
 }
 
-/// `archive_command` pushing into `repo` with this pgb.
-fn archive_command(repo: &Path) -> String {
-    format!("{PGB} wal push %p --repo {}", s(repo))
-}
-
-/// A new server archiving every WAL segment into `repo`, with the marker table.
-fn archiving_server(bin: &Path, repo: &Path) -> TempCluster {
-    let pg = TempCluster::init(
-        bin,
-        &[
-            ("archive_mode", "on"),
-            ("archive_command", &archive_command(repo)),
-        ],
-    )
-    .expect("start PostgreSQL");
-    pg.psql("create table status(message text); insert into status values ('initdb')")
-        .unwrap();
-    pg
-}
-
-/// Sets the marker (its own committed transaction).
-fn mark(pg: &TempCluster, message: &str) {
-    pg.psql(&format!("update status set message = '{message}'"))
-        .unwrap();
-}
-
-/// The marker a server shows.
-fn marker(pg: &TempCluster) -> String {
-    pg.psql("select message from status").unwrap()
-}
-
 /// `clock_timestamp()` as psql prints it (`2026-05-01 12:30:00.123456+00`): what an operator
 /// would copy into `--to-time`.
 fn now(pg: &TempCluster) -> String {
@@ -95,26 +51,7 @@ fn now(pg: &TempCluster) -> String {
 
 /// `pgb backup --physical --wal archive` of `pg` into `repo`; the new backup's id.
 fn physical_backup(pg: &TempCluster, repo: &Path) -> String {
-    let o = pgb(&[
-        "backup",
-        "--physical",
-        "--wal",
-        "archive",
-        "--repo",
-        &s(repo),
-        "--db",
-        &pg.url(),
-        "--pg-bin-dir",
-        &s(pg.bin_dir()),
-        "--json",
-    ]);
-    assert!(o.status.success(), "backup --physical: {}", stderr(&o));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("backup JSON ({e}): {}", stdout(&o)));
-    v["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no id in {v}"))
-        .to_owned()
+    backup_report(pg, repo)["id"].as_str().unwrap().to_owned()
 }
 
 /// `pgb restore ID --repo REPO --pgdata DIR EXTRA...`.

@@ -4,22 +4,12 @@
 
 use crate::common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
+use common::pitr::bin_dir;
 use common::{PGB, pgb, stderr};
 use pgb_testkit::{TempCluster, make_shared_dir};
-
-/// The bin dir of PostgreSQL `major` from the suite's environment, or a recorded skip.
-fn bin_dir(major: u32) -> Option<PathBuf> {
-    match common::env(&format!("PGB_TEST_PG{major}_BIN")) {
-        Some(b) => Some(PathBuf::from(b)),
-        None => pgb_testkit::require_or_skip(
-            &format!("PostgreSQL {major}"),
-            &format!("PGB_TEST_PG{major}_BIN is not set (scripts/pg.sh start)"),
-        ),
-    }
-}
 
 /// A server archiving with `pgb wal push` into `repo`, and with `cp` into `copies` (what
 /// PostgreSQL handed over, to compare with what comes back).

@@ -8,78 +8,24 @@
 use crate::common;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
-use common::{PGB, pgb, stderr, stdout};
+use common::pitr::{
+    ARCHIVED, archiving_server, bin_dir, mark, physical_backup as backup_report, s, work,
+};
+use common::{pgb, stderr, stdout};
 use pgb_testkit::{TempCluster, make_shared_dir};
 
 /// How long a restored server may take to recover and promote.
 const RECOVERY: Duration = Duration::from_secs(180);
-/// How long the archiver may take to hand over a segment.
-const ARCHIVED: Duration = Duration::from_secs(60);
 
-fn bin_dir(major: u32) -> Option<PathBuf> {
-    match common::env(&format!("PGB_TEST_PG{major}_BIN")) {
-        Some(b) => Some(PathBuf::from(b)),
-        None => pgb_testkit::require_or_skip(
-            &format!("PostgreSQL {major}"),
-            &format!("PGB_TEST_PG{major}_BIN is not set (scripts/pg.sh start)"),
-        ),
-    }
-}
-
-fn s(p: &Path) -> String {
-    p.display().to_string()
-}
-
-fn archiving_server(bin: &Path, repo: &Path) -> TempCluster {
-    let command = format!("{PGB} wal push %p --repo {}", s(repo));
-    let pg = TempCluster::init(
-        bin,
-        &[("archive_mode", "on"), ("archive_command", &command)],
-    )
-    .expect("start PostgreSQL");
-    pg.psql("create table status(message text); insert into status values ('initdb')")
-        .unwrap();
-    pg
-}
-
-fn mark(pg: &TempCluster, message: &str) {
-    pg.psql(&format!("update status set message = '{message}'"))
-        .unwrap();
-}
-
-/// Some WAL: a few thousand rows, then the segment closed and archived.
-fn work(pg: &TempCluster) {
-    pg.psql(
-        "create table if not exists churn(i int, t text); \
-             insert into churn select g, repeat('x', 200) from generate_series(1, 20000) g",
-    )
-    .unwrap();
-    pg.switch_wal_and_wait_archived(ARCHIVED).unwrap();
-}
-
-/// `pgb backup --physical --wal archive`; the backup's `physical` section and id.
+/// `pgb backup --physical --wal archive`; the backup's id and `physical` section.
 fn physical_backup(pg: &TempCluster, repo: &Path) -> (String, serde_json::Value) {
-    let o = pgb(&[
-        "backup",
-        "--physical",
-        "--repo",
-        &s(repo),
-        "--db",
-        &pg.url(),
-        "--pg-bin-dir",
-        &s(pg.bin_dir()),
-        "--json",
-    ]);
-    assert!(o.status.success(), "backup --physical: {}", stderr(&o));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let id = v["id"].as_str().unwrap().to_owned();
-    let listed = common::list_json(repo);
-    let m = listed.iter().find(|m| m["id"] == id.as_str()).unwrap();
-    (id, m["physical"].clone())
+    let id = backup_report(pg, repo)["id"].as_str().unwrap().to_owned();
+    let physical = common::pitr::listed(repo, &id)["physical"].clone();
+    (id, physical)
 }
 
 /// The WAL file names archived for `sysid`.

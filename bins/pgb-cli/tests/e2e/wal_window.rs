@@ -8,58 +8,17 @@
 
 use crate::common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
+use common::pitr::{ARCHIVED, bin_dir, physical_backup as backup_report, s, work};
 use common::{PGB, pgb, stderr, stdout};
 use pgb_testkit::{TempCluster, make_shared_dir};
 
-const ARCHIVED: Duration = Duration::from_secs(60);
-
-fn bin_dir(major: u32) -> Option<PathBuf> {
-    match common::env(&format!("PGB_TEST_PG{major}_BIN")) {
-        Some(b) => Some(PathBuf::from(b)),
-        None => pgb_testkit::require_or_skip(
-            &format!("PostgreSQL {major}"),
-            &format!("PGB_TEST_PG{major}_BIN is not set (scripts/pg.sh start)"),
-        ),
-    }
-}
-
-fn s(p: &Path) -> String {
-    p.display().to_string()
-}
-
-/// Some WAL: rows committed, the segment closed and archived.
-fn work(pg: &TempCluster) {
-    pg.psql(
-        "create table if not exists churn(i int, t text); \
-         insert into churn select g, repeat('x', 200) from generate_series(1, 20000) g",
-    )
-    .unwrap();
-    pg.switch_wal_and_wait_archived(ARCHIVED).unwrap();
-}
-
 /// `pgb backup --physical`; the manifest as `pgb list --json` shows it.
 fn physical_backup(pg: &TempCluster, repo: &Path) -> serde_json::Value {
-    let o = pgb(&[
-        "backup",
-        "--physical",
-        "--repo",
-        &s(repo),
-        "--db",
-        &pg.url(),
-        "--pg-bin-dir",
-        &s(pg.bin_dir()),
-        "--json",
-    ]);
-    assert!(o.status.success(), "backup --physical: {}", stderr(&o));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let id = v["id"].as_str().unwrap().to_owned();
-    common::list_json(repo)
-        .into_iter()
-        .find(|m| m["id"] == id.as_str())
-        .unwrap()
+    let report = backup_report(pg, repo);
+    common::pitr::listed(repo, report["id"].as_str().unwrap())
 }
 
 fn windows(repo: &Path) -> serde_json::Value {

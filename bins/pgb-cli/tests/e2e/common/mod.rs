@@ -5,6 +5,8 @@
 //! Every module of the test binary uses a subset of these helpers; `main.rs` declares this one
 //! `pub`, so items no module uses do not trip the `dead_code` lint.
 
+pub mod pitr;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
