@@ -25,8 +25,8 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-const SNAPSHOTS: &str = include_str!("fixtures/restic-forget/snapshots.json");
-const CASES: &str = include_str!("fixtures/restic-forget/cases.json");
+const SNAPSHOTS: &str = include_str!("../fixtures/restic-forget/snapshots.json");
+const CASES: &str = include_str!("../fixtures/restic-forget/cases.json");
 
 fn time(v: &Value) -> OffsetDateTime {
     OffsetDateTime::parse(v.as_str().expect("time is a string"), &Rfc3339).expect("RFC 3339")
@@ -272,7 +272,7 @@ macro_rules! golden {
                 run_case(
                     $n,
                     include_str!(concat!(
-                        "fixtures/restic-forget/expected/",
+                        "../fixtures/restic-forget/expected/",
                         stringify!($name),
                         ".json"
                     )),
