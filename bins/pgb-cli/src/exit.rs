@@ -196,6 +196,19 @@ impl From<pgb_ops::DrillError> for Failure {
                 "point --target at another server or database".to_owned(),
             )),
             D::Cancelled => Self::new(FAILURE, e.to_string()),
+            D::OutsideWindow { before: true, .. } => Self::new(TARGET_BEFORE_BACKUP, e.to_string()),
+            D::OutsideWindow { .. } | D::NoWindow(_) => {
+                Self::new(TARGET_AFTER_ARCHIVE, e.to_string())
+            }
+            D::Unreachable { ref reach, .. } => {
+                use pgb::wal::Reach;
+                let code = match reach {
+                    Reach::BackupWalMissing { .. } | Reach::InGap { .. } => WAL_GAP,
+                    Reach::TimelineDoesNotLead { .. } => TIMELINE,
+                    _ => TARGET_AFTER_ARCHIVE,
+                };
+                Self::new(code, e.to_string())
+            }
             other => Self::usage(other.to_string()),
         }
     }

@@ -14,12 +14,17 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 mod checks;
+mod physical;
 mod scratch;
 
 use self::checks::{cause_of, failed, passed};
 use self::scratch::{Scratch, scratch_name};
 use crate::record::record_drill;
 use crate::toc::{TocLister, TocTable};
+
+pub use self::physical::{
+    PitrDrillOptions, PitrReport, PitrTarget, RestoreCommand, drill_pitr, random_second,
+};
 
 /// Which backup a drill restores.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -275,6 +280,10 @@ pub struct DrillReport {
     /// hook, and the verdict against the expected head.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub migrations: Option<crate::MigrationReport>,
+    /// A point-in-time recovery drill's target, window and what recovery reached
+    /// ([`drill_pitr`]); absent for a drill of a dump.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pitr: Option<PitrReport>,
     /// The pgb version that ran the drill.
     pub pgb_version: String,
     /// Where the record was written (not part of the stored record).
@@ -315,6 +324,36 @@ pub enum DrillError {
     /// The request itself is invalid.
     #[error("{0}")]
     Invalid(String),
+    /// A point-in-time drill's target lies outside the recoverable window; nothing was
+    /// started.
+    #[error(
+        "drill target {target} is outside the recoverable window of cluster {system_identifier} ({from} to {to}): choose a time inside it (pgb list --windows) or random"
+    )]
+    OutsideWindow {
+        /// The target asked for.
+        target: String,
+        /// The cluster.
+        system_identifier: String,
+        /// The window's start (the end of its oldest base backup).
+        from: String,
+        /// Its end (the newest archived commit).
+        to: String,
+        /// Whether the target lies before the window (else after it).
+        before: bool,
+    },
+    /// A point-in-time drill has no window to recover into (no commit archived after a base
+    /// backup, its time unknown, or a gap); nothing was started.
+    #[error("{0}")]
+    NoWindow(String),
+    /// The archive does not take the chosen base backup to the target (as `restore
+    /// --preview` finds it); nothing was started.
+    #[error("{problem}")]
+    Unreachable {
+        /// One line: the target, the backup and why.
+        problem: String,
+        /// The verdict.
+        reach: pgb_core::wal::Reach,
+    },
     /// Cancelled; the scratch database was dropped.
     #[error("drill cancelled; the scratch database was dropped")]
     Cancelled,
@@ -651,6 +690,7 @@ fn verdict(
         toc_tables: found.toc_tables,
         checks: found.checks,
         migrations: found.migrations,
+        pitr: None,
         pgb_version: env!("CARGO_PKG_VERSION").to_owned(),
         recorded_as: None,
         record_error: None,

@@ -9,6 +9,11 @@
 //!   repository as `drills/<backup-id>/<utc time>.json` (create-only, checksummed,
 //!   authenticated with the repository's authentication key when given). The scratch database
 //!   is dropped afterwards, also when a check fails and when the drill is cancelled.
+//! - [`drill_pitr`]: a point-in-time recovery drill: a physical base backup restored into a
+//!   scratch data directory, a temporary PostgreSQL of the backup's major version recovering
+//!   from the WAL archive to a random second of the recoverable window (or a given one), the
+//!   target checked as reached, tables, smoke SQL and optionally `amcheck` checked, recorded
+//!   like a drill; the server is stopped and the directory removed, also when cancelled.
 //! - [`MigrationExpectation`] / [`around_hook`]: the application's migration head around a
 //!   restore: a backup that does not fit the expected head refused before anything is
 //!   written, the restored database's heads read before and after its `post_restore` hook and
@@ -43,7 +48,8 @@ pub use check::{
 };
 pub use drill::{
     BackupChoice, CheckResult, DrillError, DrillHook, DrillOptions, DrillOutcome, DrillReport,
-    Phase, SmokeStatement, drill,
+    Phase, PitrDrillOptions, PitrReport, PitrTarget, RestoreCommand, SmokeStatement, drill,
+    drill_pitr, random_second,
 };
 pub use migrations::{MigrationExpectation, MigrationReport, around_hook};
 pub use record::{DrillEntry, RecordError, drill_history, last_drills, record_drill};

@@ -39,6 +39,21 @@ pub(crate) struct DrillArgs {
     /// Keep the scratch database afterwards, for inspection.
     #[arg(long)]
     pub(crate) keep: bool,
+    /// A point-in-time recovery drill: restore a physical base backup into a scratch data
+    /// directory, recover it with a temporary PostgreSQL of its major version to --to-time,
+    /// check it, then stop the server and remove the directory.
+    #[arg(long, conflicts_with_all = ["target", "backup", "within", "keep"])]
+    pub(crate) physical: bool,
+    /// With --physical: `random` (a random second of the recoverable window) or a time with a
+    /// zone (2026-05-01 14:30:00+02) inside it [default: random].
+    #[arg(long, value_name = "random|TIME", requires = "physical")]
+    pub(crate) to_time: Option<String>,
+    /// With --physical: also check every B-tree index with amcheck.
+    #[arg(long, requires = "physical")]
+    pub(crate) amcheck: bool,
+    /// With --physical: the cluster to drill (when the repository holds several).
+    #[arg(long, value_name = "ID", requires = "physical")]
+    pub(crate) system_id: Option<u64>,
     /// Show the recorded drills instead of running one.
     #[arg(long, conflicts_with_all = ["backup", "target", "smoke", "keep"])]
     pub(crate) history: bool,

@@ -55,6 +55,9 @@ pub(super) async fn drill_notified(
     env: Env<'_>,
     cancel: impl Future<Output = ()> + Send,
 ) -> Result<Result<DrillReport, DrillError>, Failure> {
+    if a.physical {
+        return super::pitr_drill::run(a, job, env, cancel).await;
+    }
     let mut opts = resolve::drill(a, env)?
         .with_migrations(resolve::migrations::expectation(&a.migrations, job, env).await?);
     if let Some(j) = job {

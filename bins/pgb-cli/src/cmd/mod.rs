@@ -15,6 +15,7 @@ mod list;
 mod migrations;
 pub(crate) mod notify;
 mod physical;
+mod pitr_drill;
 mod prune;
 mod report;
 mod restore;

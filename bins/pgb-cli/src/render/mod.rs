@@ -8,6 +8,7 @@ pub(crate) mod migrations;
 mod notes;
 mod ops;
 pub(crate) mod physical;
+mod pitr;
 mod progress;
 mod text;
 mod wal;

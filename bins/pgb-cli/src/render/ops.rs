@@ -56,18 +56,22 @@ pub(crate) fn drill(w: &mut dyn Write, r: &DrillReport) -> io::Result<()> {
     if let Some(m) = &r.migrations {
         super::migrations::report(w, m, "  ")?;
     }
-    let fate = if r.kept {
-        "kept"
-    } else if r.dropped {
-        "dropped"
+    if let Some(p) = &r.pitr {
+        super::pitr::drill(w, r, p)?;
     } else {
-        "NOT dropped (drop it by hand)"
-    };
-    writeln!(
-        w,
-        "  scratch database {} on {}: {fate}",
-        r.scratch_database, r.target_server
-    )?;
+        let fate = if r.kept {
+            "kept"
+        } else if r.dropped {
+            "dropped"
+        } else {
+            "NOT dropped (drop it by hand)"
+        };
+        writeln!(
+            w,
+            "  scratch database {} on {}: {fate}",
+            r.scratch_database, r.target_server
+        )?;
+    }
     match (&r.recorded_as, &r.record_error) {
         (Some(k), _) => writeln!(w, "  recorded as {k}"),
         (None, Some(e)) => writeln!(w, "  NOT recorded: {e}"),

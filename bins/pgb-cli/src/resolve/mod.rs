@@ -12,6 +12,7 @@ pub(crate) mod job;
 mod keys;
 pub(crate) mod migrations;
 pub(crate) mod physical;
+pub(crate) mod pitr;
 
 use std::path::PathBuf;
 

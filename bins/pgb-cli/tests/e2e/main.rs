@@ -27,6 +27,7 @@ mod network;
 mod ops;
 mod physical;
 mod pitr;
+mod pitr_drill;
 mod progress;
 mod prune_gc_safety;
 mod report;

@@ -54,7 +54,7 @@ pub(super) fn failed(name: &str, detail: impl Into<String>) -> CheckResult {
     }
 }
 
-fn skipped(name: &str, detail: impl Into<String>) -> CheckResult {
+pub(super) fn skipped(name: &str, detail: impl Into<String>) -> CheckResult {
     CheckResult {
         name: name.to_owned(),
         passed: true,
@@ -80,6 +80,19 @@ fn present_tables(out: &str) -> Result<BTreeMap<TocTable, bool>, String> {
         .into_iter()
         .map(|(schema, name, has_rows)| (TocTable { schema, name }, has_rows))
         .collect())
+}
+
+/// Every user table of the database `target` names and whether it holds a row (one `LIMIT 1`
+/// probe each, which reads the table): a physical drill's table check, per database.
+pub(super) async fn tables_of(
+    client: &SqlClient,
+    target: &ConnConfig,
+) -> Result<BTreeMap<TocTable, bool>, String> {
+    let out = client
+        .query(target, TABLES_SQL, &[])
+        .await
+        .map_err(|e| cause_of(&e))?;
+    present_tables(&out)
 }
 
 /// Every table of the archive's table of contents exists in the restored database.
@@ -166,7 +179,7 @@ fn list_some(items: &[String]) -> String {
     s
 }
 
-async fn smoke(client: &SqlClient, target: &ConnConfig, s: &SmokeStatement) -> CheckResult {
+pub(super) async fn smoke(client: &SqlClient, target: &ConnConfig, s: &SmokeStatement) -> CheckResult {
     let name = format!("smoke {}", s.name);
     match client.query(target, &s.sql, &[]).await {
         Err(e) => failed(&name, cause_of(&e)),

@@ -1,0 +1,74 @@
+//! `drill --physical`: flags and environment → [`PitrDrillOptions`]; the scratch server's
+//! `restore_command` is the one `restore --pgdata` writes (this binary's `wal fetch`, the
+//! repository URL and key *files*).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use pgb::physical::parse_target_time;
+use pgb_ops::{PitrDrillOptions, PitrTarget};
+
+use super::{Env, temp_dir, tools, var};
+use crate::args::{DrillArgs, KeyArgs, RepoArgs, RestoreArgs};
+use crate::exit::Failure;
+
+/// The options of `drill --physical`: `--to-time random|TIME`, `--system-id`, smoke files,
+/// `--amcheck`, limits, the record's key; scratch directories under `PGB_SPOOL_DIR`, else the
+/// temporary directory.
+pub(crate) fn options(a: &DrillArgs, env: Env<'_>) -> Result<PitrDrillOptions, Failure> {
+    let target = match a.to_time.as_deref().unwrap_or("random") {
+        "random" => PitrTarget::Random,
+        t => PitrTarget::Time(
+            parse_target_time(t).map_err(|e| Failure::usage(format!("--to-time: {e}")))?,
+        ),
+    };
+    // The restore_command `restore --pgdata` would write for this repository and these keys.
+    let restore = RestoreArgs {
+        id: "latest".to_owned(),
+        repo: RepoArgs {
+            repo: a.repo.repo.clone(),
+            ..RepoArgs::default()
+        },
+        keys: KeyArgs {
+            identity_file: a.keys.identity_file.clone(),
+            passphrase_file: a.keys.passphrase_file.clone(),
+            auth_key_file: a.keys.auth_key_file.clone(),
+            allow_unauthenticated: a.keys.allow_unauthenticated,
+            ..KeyArgs::default()
+        },
+        ..RestoreArgs::default()
+    };
+    let fetch = super::physical::restore(&restore, Path::new("."), env)?;
+    // Fails only when this binary cannot tell its own path: say so now, not in the server.
+    fetch.restore_command(0, Path::new("/"))?;
+    let command = Arc::new(move |sysid: u64, data_dir: &Path| {
+        fetch.restore_command(sysid, data_dir).unwrap_or_default()
+    });
+    let scratch = var(env, "PGB_SPOOL_DIR").map_or_else(|| temp_dir(env), PathBuf::from);
+    let mut o = PitrDrillOptions::new(tools(&a.tools, env), scratch, command)
+        .with_target(target)
+        .with_system_identifier(a.system_id)
+        .with_amcheck(a.amcheck);
+    if let Some(db) = &a.from_database {
+        o = o.with_database(db.clone());
+    }
+    for path in &a.smoke {
+        let sql = std::fs::read_to_string(path)
+            .map_err(|e| Failure::usage(format!("--smoke: cannot read {}: {e}", path.display())))?;
+        let name = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into(),
+        );
+        o = o.with_smoke(name, sql);
+    }
+    if let Some(d) = a.max_rto.as_deref() {
+        o = o.with_max_rto(super::ops::duration("--max-rto", d)?);
+    }
+    if let Some(d) = a.max_rpo.as_deref() {
+        o = o.with_max_rpo(super::ops::duration("--max-rpo", d)?);
+    }
+    if let Some(k) = super::auth_key(a.keys.auth_key_file.as_deref(), env)? {
+        o = o.with_auth_key(k);
+    }
+    Ok(o)
+}
