@@ -36,7 +36,8 @@ pub use migrations::{
     notify_drill_heads, notify_heads, parse_target as parse_expected_migration,
 };
 pub use plan::{
-    JobDumper, JobPlan, PlanError, dump_options, hook_env, job_wal_push, notifier, tools,
+    JobDumper, JobPlan, PlanError, PlannedBackup, dump_options, hook_env, job_wal_push, notifier,
+    tools,
 };
 pub use proving::{
     JobDrill, drill_notification, job_auth_key, job_check, job_database, job_decryption,

@@ -94,6 +94,26 @@ pub enum JobDumper {
     },
 }
 
+/// What [`JobPlan::backup_until`] committed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum PlannedBackup {
+    /// One database, a directory-format dump or a base backup.
+    Backup(pgb::BackupReport),
+    /// A whole server, with the databases its previous backup had that are gone.
+    Server(pgb::ClusterBackup),
+}
+
+impl PlannedBackup {
+    /// The committed backup's report.
+    pub fn report(&self) -> &pgb::BackupReport {
+        match self {
+            Self::Backup(r) => r,
+            Self::Server(c) => &c.backup,
+        }
+    }
+}
+
 /// Everything one run of a job needs, resolved and checked before anything runs.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -288,6 +308,42 @@ impl JobPlan {
                 options: &self.options,
             },
         }
+    }
+
+    /// The backup alone (no lock, hooks, verify, prune or notification): what `pgb backup
+    /// --job` runs before its own after-commit step ([`pgb_ops::after_commit`] with its
+    /// flags). `cancel` completing cancels it; nothing is committed then.
+    ///
+    /// # Errors
+    /// [`pgb::Error`] of the backup.
+    pub async fn backup_until(
+        &self,
+        progress: &dyn Progress,
+        cancel: impl Future<Output = ()> + Send,
+    ) -> Result<PlannedBackup, pgb::Error> {
+        let o = &self.options;
+        Ok(match &self.dumper {
+            JobDumper::Database(d) => PlannedBackup::Backup(
+                self.repo
+                    .backup_report_until(d, o, progress, cancel)
+                    .await?,
+            ),
+            JobDumper::Server(d) => PlannedBackup::Server(
+                self.repo
+                    .backup_cluster_until(d, o, progress, cancel)
+                    .await?,
+            ),
+            JobDumper::Directory { dumper, jobs } => PlannedBackup::Backup(
+                self.repo
+                    .backup_directory_until(dumper, *jobs, o, progress, cancel)
+                    .await?,
+            ),
+            JobDumper::Physical { dumper, wal_wait } => PlannedBackup::Backup(
+                self.repo
+                    .backup_physical_until(dumper, o, *wal_wait, progress, cancel)
+                    .await?,
+            ),
+        })
     }
 
     /// One run: lock, hooks, backup, the after-commit step (verify, record, prune of the job's

@@ -68,6 +68,9 @@ pub(crate) struct DrillArgs {
     /// JSON on stdout (the drill report, or with --history the records).
     #[arg(long)]
     pub(crate) json: bool,
+    /// The `[drill]` table of `--job` (its flags layered in), typed.
+    #[arg(skip)]
+    pub(crate) from_job: Option<pgb_config::DrillConfig>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -123,4 +126,8 @@ pub(crate) struct CheckArgs {
     pub(crate) auth_key_file: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) notify: NotifyArgs,
+    /// The `[check]` table of `--job` (its flags layered in; `max_age` from the schedule
+    /// when unset), typed.
+    #[arg(skip)]
+    pub(crate) from_job: Option<pgb_config::CheckConfig>,
 }

@@ -26,6 +26,9 @@ pub(crate) struct RepoArgs {
     /// [default: PGB_STORAGE_IO_TIMEOUT_SECS, else 2m].
     #[arg(long, value_name = "DURATION", help_heading = "Object storage")]
     pub(crate) io_timeout: Option<String>,
+    /// The storage limits of `--job` (its flags layered in), typed.
+    #[arg(skip)]
+    pub(crate) from_job: Option<pgb_config::StorageNetwork>,
 }
 
 /// `--job NAME`: take what a command needs (repository, database, keys, policy, drill,

@@ -18,7 +18,10 @@ pub(super) async fn run(mut a: BackupArgs, ctx: &Ctx<'_>) -> Result<(), Failure>
     let ctx = &ctx.with_env(&layer.env);
     let notifier = resolve::notifier_for(&a.notify, layer.job.as_ref(), ctx.env)?;
     let run = super::notify::start(notifier.as_ref());
-    let intended_set = intended_set(&a, ctx.env);
+    let intended_set = match &layer.job {
+        Some(j) => resolve::job::intended_set(j, ctx.env),
+        None => intended_set(&a, ctx.env),
+    };
     // The repository again, to read the committed manifest's plain size for the notification.
     let repo_args = crate::args::RepoArgs {
         repo: a.repo.repo.clone(),
@@ -26,9 +29,13 @@ pub(super) async fn run(mut a: BackupArgs, ctx: &Ctx<'_>) -> Result<(), Failure>
         retry_budget: a.repo.retry_budget.clone(),
         request_timeout: a.repo.request_timeout.clone(),
         io_timeout: a.repo.io_timeout.clone(),
+        from_job: a.repo.from_job,
     };
     let t0 = std::time::Instant::now();
-    let res = Box::pin(backup(a, ctx)).await;
+    let res = match &layer.job {
+        Some(j) => Box::pin(super::backup_job::backup(a, j, ctx)).await,
+        None => Box::pin(backup(a, ctx)).await,
+    };
     let elapsed = t0.elapsed();
     let n = match &res {
         Ok((id, set, size)) => {

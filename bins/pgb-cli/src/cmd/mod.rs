@@ -3,6 +3,7 @@
 //! handler never loops over backups or deletes anything itself.
 
 mod backup;
+mod backup_job;
 mod check;
 mod cluster;
 mod config;

@@ -65,9 +65,23 @@ pub(crate) fn job(
     name: &str,
     env: Env<'_>,
 ) -> Result<ResolvedJob, ConfigError> {
+    job_with_flags(flag, name, env, &JobSettings::default())
+}
+
+/// One job from the config file, with a command's flags as its top layer.
+pub(crate) fn job_with_flags(
+    flag: Option<&Path>,
+    name: &str,
+    env: Env<'_>,
+    flags: &JobSettings,
+) -> Result<ResolvedJob, ConfigError> {
     let cfg = require(flag, env)?;
-    let mut v = jobs(&cfg, Some(name), env)?;
-    Ok(v.remove(0))
+    let var = |k: &str| env.get(k);
+    let environment = Environment {
+        var: &var,
+        is_executable: &pgb_config::is_executable,
+    };
+    cfg.resolve(name, &environment, flags)
 }
 
 /// Who takes a job's lock: this host and process.

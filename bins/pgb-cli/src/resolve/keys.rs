@@ -9,7 +9,7 @@ use super::Env;
 use crate::args::{EncryptArgs, KeyArgs};
 use crate::exit::Failure;
 
-const SECRET_FLAG: &str = "refusing --passphrase on the command line (visible in the process list): use PGB_PASSPHRASE or --passphrase-file";
+pub(crate) const SECRET_FLAG: &str = "refusing --passphrase on the command line (visible in the process list): use PGB_PASSPHRASE or --passphrase-file";
 
 /// Reads a secret from a file; errors never include its contents.
 fn read_secret(path: &Path, what: &str) -> Result<String, Failure> {

@@ -44,23 +44,6 @@ pub(crate) fn probe(a: &MigrationBackupArgs) -> Result<MigrationProbe, Failure> 
     Ok(probe)
 }
 
-/// Fills the backup's migration flags from the job: what the flags left unset.
-pub(crate) fn fill_backup(a: &mut MigrationBackupArgs, job: &ResolvedJob) {
-    let m = &job.migrations;
-    if a.migrations.is_empty()
-        && let Some(names) = &m.frameworks
-    {
-        a.migrations = if names.is_empty() {
-            vec!["none".to_owned()]
-        } else {
-            names.clone()
-        };
-    }
-    if a.migrations_query.is_none() {
-        a.migrations_query.clone_from(&m.query);
-    }
-}
-
 /// `--migration NAME` of `list`.
 pub(crate) fn list_target(a: &MigrationListArgs) -> Result<Option<MigrationTarget>, Failure> {
     a.migration

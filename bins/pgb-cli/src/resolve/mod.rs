@@ -24,7 +24,7 @@ use crate::args::{BackupArgs, Format, RepoArgs, RestoreArgs, ToolArgs};
 use crate::exit::Failure;
 
 mod notify;
-mod ops;
+pub(crate) mod ops;
 mod policy;
 mod report;
 pub(crate) mod status;
@@ -34,7 +34,7 @@ pub(crate) use cluster::{
     dump_options,
 };
 pub(crate) use keys::{
-    auth_key, authentication, decryption, encryption, wal_reading, write_secret_file,
+    SECRET_FLAG, auth_key, authentication, decryption, encryption, wal_reading, write_secret_file,
 };
 pub(crate) use notify::notifier_for;
 pub(crate) use ops::{check, drill, verified};
@@ -91,9 +91,12 @@ pub(crate) fn repo_url(a: &RepoArgs, env: Env<'_>) -> String {
 }
 
 /// Object-store retries and time limits: the flags (or a job's settings, which already hold
-/// its file and environment layers), else `PGB_STORAGE_*` (read by the facade), else the
+/// its file, environment and flag layers), else `PGB_STORAGE_*` (read by the facade), else the
 /// storage's defaults.
 pub(crate) fn storage_options(a: &RepoArgs) -> Result<pgb::StorageOptions, Failure> {
+    if let Some(s) = &a.from_job {
+        return Ok(job::storage_options(s));
+    }
     let duration =
         |flag: &str, v: &Option<String>| -> Result<Option<std::time::Duration>, Failure> {
             let Some(v) = v else { return Ok(None) };

@@ -30,6 +30,19 @@ pub(crate) fn size(flag: &str, s: &str) -> Result<u64, Failure> {
     pgb_config::parse_size(s).map_err(|e| Failure::usage(format!("{flag}: {e}")))
 }
 
+/// `--max-size-drop`: a percentage 0-100, `%` optional.
+pub(crate) fn percent(p: &str) -> Result<u32, Failure> {
+    p.trim_end_matches('%')
+        .parse()
+        .ok()
+        .filter(|p| *p <= 100)
+        .ok_or_else(|| {
+            Failure::usage(format!(
+                "--max-size-drop {p:?}: use a percentage 0-100, e.g. 50"
+            ))
+        })
+}
+
 /// The drill's options: `--target` (else `PGB_DRILL_TARGET`) is required.
 pub(crate) fn drill(a: &DrillArgs, env: Env<'_>) -> Result<DrillOptions, Failure> {
     let (url, from_flag) = match (&a.target, var(env, "PGB_DRILL_TARGET")) {
@@ -41,10 +54,15 @@ pub(crate) fn drill(a: &DrillArgs, env: Env<'_>) -> Result<DrillOptions, Failure
             ));
         }
     };
+    // `--job`'s [drill] table, its flags layered in and typed by the config crate.
+    let job = a.from_job.as_ref();
     let backup = match a.backup.as_deref().unwrap_or("latest") {
         "latest" => BackupChoice::Latest,
         "random" => BackupChoice::Random {
-            within: duration("--within", a.within.as_deref().unwrap_or(RANDOM_WITHIN))?,
+            within: match job.and_then(|d| d.within) {
+                Some(w) => w,
+                None => duration("--within", a.within.as_deref().unwrap_or(RANDOM_WITHIN))?,
+            },
         },
         id => BackupChoice::Id(
             id.parse()
@@ -70,10 +88,17 @@ pub(crate) fn drill(a: &DrillArgs, env: Env<'_>) -> Result<DrillOptions, Failure
         );
         o = o.with_smoke(name, sql);
     }
-    if let Some(d) = opt_duration("--max-rto", a.max_rto.as_deref())? {
+    let (max_rto, max_rpo) = match job {
+        Some(d) => (d.max_rto, d.max_rpo),
+        None => (
+            opt_duration("--max-rto", a.max_rto.as_deref())?,
+            opt_duration("--max-rpo", a.max_rpo.as_deref())?,
+        ),
+    };
+    if let Some(d) = max_rto {
         o = o.with_max_rto(d);
     }
-    if let Some(d) = opt_duration("--max-rpo", a.max_rpo.as_deref())? {
+    if let Some(d) = max_rpo {
         o = o.with_max_rpo(d);
     }
     if let Some(k) = super::auth_key(a.keys.auth_key_file.as_deref(), env)? {
@@ -98,26 +123,30 @@ pub(crate) fn check(a: &CheckArgs, env: Env<'_>) -> Result<CheckOptions, Failure
     if let Some(db) = &a.database {
         o = o.with_database(db.clone());
     }
-    if let Some(d) = opt_duration("--max-age", a.max_age.as_deref())? {
+    // `--job`'s [check] table, its flags layered in and typed by the config crate.
+    let limits = match &a.from_job {
+        Some(c) => c.clone(),
+        None => pgb_config::CheckConfig {
+            max_age: opt_duration("--max-age", a.max_age.as_deref())?,
+            min_size: a
+                .min_size
+                .as_deref()
+                .map(|s| size("--min-size", s))
+                .transpose()?,
+            max_size_drop: a.max_size_drop.as_deref().map(percent).transpose()?,
+            max_drill_age: opt_duration("--max-drill-age", a.max_drill_age.as_deref())?,
+        },
+    };
+    if let Some(d) = limits.max_age {
         o = o.with_max_age(d);
     }
-    if let Some(s) = &a.min_size {
-        o = o.with_min_size(size("--min-size", s)?);
+    if let Some(s) = limits.min_size {
+        o = o.with_min_size(s);
     }
-    if let Some(p) = &a.max_size_drop {
-        let pct: u32 = p
-            .trim_end_matches('%')
-            .parse()
-            .ok()
-            .filter(|p| *p <= 100)
-            .ok_or_else(|| {
-                Failure::usage(format!(
-                    "--max-size-drop {p:?}: use a percentage 0-100, e.g. 50"
-                ))
-            })?;
-        o = o.with_max_size_drop_percent(pct);
+    if let Some(p) = limits.max_size_drop {
+        o = o.with_max_size_drop_percent(p);
     }
-    if let Some(d) = opt_duration("--max-drill-age", a.max_drill_age.as_deref())? {
+    if let Some(d) = limits.max_drill_age {
         o = o.with_max_drill_age(d);
     }
     if let Some(d) = opt_duration("--max-rpo", a.max_rpo.as_deref())? {

@@ -1,12 +1,15 @@
-//! `--job NAME`: a job of the config file as the layer under the flags. The job is resolved
-//! with its own layers (defaults < file < environment), then fills every option the flags left
-//! unset, so the whole chain is defaults < file < environment < flags.
+//! `--job NAME`: a job of the config file under the command's flags. The flags that are job
+//! keys become the config crate's flag layer ([`flags`]), so the job resolves with the whole
+//! chain defaults < file < environment < flags in one engine, with provenance and one parser
+//! per value; the command then reads the resolved, typed job ([`apply`]). `backup --job` runs
+//! through the library's plan ([`pgb_jobs::JobPlan`]) instead.
 //!
 //! Keys the job names by variable (`passphrase_env`, `auth_key_env`) or by file
 //! (`auth_key_file`) reach the key resolution through [`JobEnv`], under the standard names
 //! `PGB_PASSPHRASE` and `PGB_AUTH_KEY`: one path for every command that reads keys.
 
-mod fill;
+mod apply;
+mod flags;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -15,8 +18,9 @@ use pgb::EnvLookup;
 use pgb::postgres::ConnConfig;
 use pgb_config::ResolvedJob;
 
+pub(crate) use apply::FromJob;
+
 use super::{Env, config, var};
-use crate::args::JobArgs;
 use crate::exit::Failure;
 
 /// The environment as a command with `--job` sees it: the job's key variables under their
@@ -43,20 +47,14 @@ impl EnvLookup for JobEnv<'_> {
 
 /// What `--job` resolved to.
 pub(crate) struct Layer<'a> {
-    /// The job, when `--job` was given.
+    /// The job, when `--job` was given (the command's flags layered in).
     pub(crate) job: Option<ResolvedJob>,
     /// The environment to resolve the command with.
     pub(crate) env: JobEnv<'a>,
 }
 
-/// Arguments a job can fill.
-pub(crate) trait FromJob {
-    fn job_args(&self) -> &JobArgs;
-    /// Fills what the flags left unset from `job`.
-    fn fill(&mut self, job: &ResolvedJob, env: Env<'_>) -> Result<(), Failure>;
-}
-
-/// Resolves `--job` (if given) and fills `a` from it.
+/// Resolves `--job` (if given) with the command's flags as its top layer and hands the
+/// resolved job to `a`.
 pub(crate) fn layer<'a, A: FromJob>(a: &mut A, env: Env<'a>) -> Result<Layer<'a>, Failure> {
     let Some(name) = a.job_args().job.clone() else {
         return Ok(Layer {
@@ -67,13 +65,33 @@ pub(crate) fn layer<'a, A: FromJob>(a: &mut A, env: Env<'a>) -> Result<Layer<'a>
             },
         });
     };
-    let job = config::job(a.job_args().config.as_deref(), &name, env)?;
-    a.fill(&job, env)?;
+    let flags = a.flags()?;
+    let job = config::job_with_flags(a.job_args().config.as_deref(), &name, env, &flags)?;
+    a.apply(&job, env)?;
     let vars = key_vars(&job, env)?;
     Ok(Layer {
         job: Some(job),
         env: JobEnv { base: env, vars },
     })
+}
+
+/// The object-store limits of a job, typed: what it sets, else the storage's own defaults
+/// (`PGB_STORAGE_*` are already in the job's environment layer).
+pub(crate) fn storage_options(s: &pgb_config::StorageNetwork) -> pgb::StorageOptions {
+    let mut o = pgb::StorageOptions::new();
+    if let Some(n) = s.retries {
+        o = o.with_retries(n);
+    }
+    if let Some(d) = s.retry_budget {
+        o = o.with_retry_budget(d);
+    }
+    if let Some(d) = s.request_timeout {
+        o = o.with_request_timeout(d);
+    }
+    if let Some(d) = s.io_timeout {
+        o = o.with_io_timeout(d);
+    }
+    o
 }
 
 /// `PGB_PASSPHRASE` and `PGB_AUTH_KEY` from the variables and files the job names. A variable
@@ -107,24 +125,6 @@ fn read_key_file(path: &Path) -> Result<String, Failure> {
                 path.display()
             ))
         })
-}
-
-/// A backup must not silently go out unencrypted or unauthenticated because a variable the
-/// job names is missing.
-fn require_backup_keys(job: &ResolvedJob, env: Env<'_>) -> Result<(), Failure> {
-    let e = &job.encryption;
-    for (key, name) in [
-        ("passphrase_env", &e.passphrase_env),
-        ("auth_key_env", &e.auth_key_env),
-    ] {
-        if let Some(n) = name.as_deref().filter(|n| var(env, n).is_none()) {
-            return Err(Failure::key(format!(
-                "job {}: {key} names the variable {n}, which is not set: export it, or change {key}",
-                job.name
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// The retention set the job's backups belong to, as their manifests name it
@@ -171,6 +171,29 @@ pub(crate) fn retention_set(job: &ResolvedJob, env: Env<'_>) -> Result<String, F
     ))
 }
 
+/// The set a backup of `job` gets (`host:port/database`, `host:port/*` for a whole server),
+/// known before it runs when the database URL names its host; `None` for a physical backup
+/// (its set is the server's system identifier).
+pub(crate) fn intended_set(job: &ResolvedJob, env: Env<'_>) -> Option<String> {
+    if job.format == "physical" {
+        return None;
+    }
+    let url = job
+        .database
+        .clone()
+        .or_else(|| var(env, "DATABASE_URL"))
+        .unwrap_or_else(|| super::defaults::DB.to_owned());
+    let conn = ConnConfig::parse(&url).ok()?;
+    if !conn.has_host() {
+        return None;
+    }
+    let db = match &job.whole_server {
+        Some(_) => pgb::CLUSTER_DATABASE.to_owned(),
+        None => conn.dbname()?.to_owned(),
+    };
+    Some(format!("{}/{db}", conn.server()))
+}
+
 /// The job's database name: from its `database` URL, else libpq's `PGDATABASE`. `None` for a
 /// whole-server job: its backups are one set for the whole server, and its URL only names
 /// where the server is reached.
@@ -191,17 +214,30 @@ mod tests {
     use std::collections::HashMap;
     use std::time::Duration;
 
+    use super::flags::JobFlags as _;
     use super::*;
-    use crate::args::{BackupArgs, CheckArgs, DrillArgs, GcArgs, RestoreArgs};
+    use crate::args::{CheckArgs, DrillArgs, GcArgs, RestoreArgs};
 
-    fn job(toml: &str, vars: &[(&str, &str)]) -> (ResolvedJob, HashMap<String, String>) {
-        let cfg = pgb_config::LoadedConfig::parse(toml, Path::new("pgb.toml")).unwrap();
-        let env: HashMap<String, String> = vars
-            .iter()
+    fn env(vars: &[(&str, &str)]) -> HashMap<String, String> {
+        vars.iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        let j = config::jobs(&cfg, Some("shop"), &env).unwrap().remove(0);
-        (j, env)
+            .collect()
+    }
+
+    /// What `layer` does, from a config text: the flags of `a` layered over job `shop`, the
+    /// resolved job handed to `a`.
+    fn resolve<A: FromJob>(toml: &str, env: &HashMap<String, String>, a: &mut A) -> ResolvedJob {
+        let cfg = pgb_config::LoadedConfig::parse(toml, Path::new("pgb.toml")).unwrap();
+        let var = |k: &str| env.get(k).cloned();
+        let environment = pgb_config::Environment {
+            var: &var,
+            is_executable: &pgb_config::is_executable,
+        };
+        let job = cfg
+            .resolve("shop", &environment, &a.flags().unwrap())
+            .unwrap();
+        a.apply(&job, env).unwrap();
+        job
     }
 
     const SHOP: &str = r#"
@@ -220,37 +256,41 @@ min_size = "1MiB"
 
     #[test]
     fn flags_win_over_the_job_and_the_job_fills_the_rest() {
-        let (j, env) = job(SHOP, &[("SHOP_PASSPHRASE", "s3cret")]);
+        let e = env(&[("SHOP_PASSPHRASE", "s3cret")]);
         let mut a = RestoreArgs {
             id: "latest".to_owned(),
             ..RestoreArgs::default()
         };
         a.repo.repo = Some("/from/flag".to_owned());
-        a.fill(&j, &env).unwrap();
+        let j = resolve(SHOP, &e, &mut a);
         assert_eq!(a.repo.repo.as_deref(), Some("/from/flag"));
+        assert_eq!(j.provenance["repository"].to_string(), "flag");
         assert_eq!(a.from_database.as_deref(), Some("shop"));
 
         let mut d = DrillArgs {
             max_rpo: Some("1h".to_owned()),
             ..DrillArgs::default()
         };
-        d.fill(&j, &env).unwrap();
+        let j = resolve(SHOP, &e, &mut d);
         assert_eq!(d.repo.repo.as_deref(), Some("s3://backups/shop"));
         assert_eq!(
             d.target.as_deref(),
             Some("postgres://drill@scratch:5432/postgres")
         );
-        assert_eq!(d.max_rpo.as_deref(), Some("1h"));
+        let limits = d.from_job.expect("the job's [drill], typed");
+        assert_eq!(limits.max_rpo, Some(Duration::from_secs(3600)), "the flag");
+        assert_eq!(j.provenance["drill.max_rpo"].to_string(), "flag");
+        assert_eq!(j.provenance["drill.target"].to_string(), "pgb.toml:9");
     }
 
     #[test]
     fn the_jobs_storage_settings_fill_what_the_flags_left() {
         let toml = "[jobs.shop]\nrepository = \"s3://b/p\"\nstorage_retries = 9\n\
                     storage_retry_budget_secs = 600\n";
-        let (j, env) = job(toml, &[("PGB_STORAGE_TIMEOUT_SECS", "30")]);
+        let e = env(&[("PGB_STORAGE_TIMEOUT_SECS", "30")]);
         let mut a = GcArgs::default();
         a.repo.retries = Some(1);
-        a.fill(&j, &env).unwrap();
+        resolve(toml, &e, &mut a);
         let o = super::super::storage_options(&a.repo).unwrap();
         assert_eq!(o.retries, Some(1), "the flag wins");
         assert_eq!(o.retry_budget, Some(Duration::from_secs(600)), "the file");
@@ -260,29 +300,64 @@ min_size = "1MiB"
             "the environment"
         );
         assert_eq!(o.io_timeout, None, "the storage's default");
+        // A storage flag's duration in the one grammar, held as the key's seconds.
+        let mut a = GcArgs::default();
+        a.repo.retry_budget = Some("2m".to_owned());
+        let j = resolve(toml, &e, &mut a);
+        assert_eq!(j.storage.retry_budget, Some(Duration::from_secs(120)));
     }
 
     #[test]
     fn check_takes_its_maximum_age_from_a_daily_schedule() {
-        let (j, env) = job(SHOP, &[]);
         let mut c = CheckArgs::default();
-        c.fill(&j, &env).unwrap();
-        assert_eq!(c.max_age.as_deref(), Some("93600s"), "26 h for a daily job");
-        assert_eq!(c.min_size.as_deref(), Some("1048576"));
+        resolve(SHOP, &env(&[]), &mut c);
+        let limits = c.from_job.expect("typed limits");
+        assert_eq!(
+            limits.max_age,
+            Some(Duration::from_secs(93_600)),
+            "26 h for a daily job"
+        );
+        assert_eq!(limits.min_size, Some(1 << 20));
+    }
+
+    /// One size grammar: `--min-size 500MB` beside `--job` is the key `check.min_size`, read
+    /// as the file reads it (SI: 500,000,000 bytes), with `flag` as its provenance; `MiB` is
+    /// binary in both.
+    #[test]
+    fn a_size_flag_and_the_same_toml_key_give_the_same_value() {
+        let base = "[jobs.shop]\nrepository = \"/r\"\n";
+        for (text, bytes) in [("500MB", 500_000_000), ("500MiB", 500 << 20)] {
+            let mut from_flag = CheckArgs {
+                min_size: Some(text.to_owned()),
+                ..CheckArgs::default()
+            };
+            let j = resolve(base, &env(&[]), &mut from_flag);
+            assert_eq!(j.provenance["check.min_size"].to_string(), "flag");
+            let mut from_file = CheckArgs::default();
+            let toml = format!("{base}[jobs.shop.check]\nmin_size = \"{text}\"\n");
+            resolve(&toml, &env(&[]), &mut from_file);
+            let flag = from_flag.from_job.unwrap().min_size;
+            assert_eq!(flag, Some(bytes), "{text}");
+            assert_eq!(flag, from_file.from_job.unwrap().min_size, "{text}");
+            // Without --job the flag reads the same.
+            let alone = CheckArgs {
+                min_size: Some(text.to_owned()),
+                ..CheckArgs::default()
+            };
+            let o = crate::resolve::check(&alone, &env(&[])).unwrap();
+            assert_eq!(o.min_size, Some(bytes), "{text}");
+        }
     }
 
     #[test]
     fn the_jobs_passphrase_variable_is_read_under_the_standard_name() {
-        let (j, env) = job(SHOP, &[("SHOP_PASSPHRASE", "s3cret")]);
-        let vars = key_vars(&j, &env).unwrap();
+        let e = env(&[("SHOP_PASSPHRASE", "s3cret")]);
+        let mut a = GcArgs::default();
+        let j = resolve(SHOP, &e, &mut a);
+        let vars = key_vars(&j, &e).unwrap();
         assert_eq!(
             vars.get("PGB_PASSPHRASE").map(String::as_str),
             Some("s3cret")
         );
-        let (j, env) = job(SHOP, &[]);
-        let mut b = BackupArgs::default();
-        let err = b.fill(&j, &env).unwrap_err();
-        assert_eq!(err.code, crate::exit::KEY);
-        assert!(err.message.contains("SHOP_PASSPHRASE"), "{}", err.message);
     }
 }
