@@ -248,6 +248,17 @@ pub enum IntegrityProblem {
         /// The object.
         key: String,
     },
+    /// An incremental base backup whose chain is broken: an ancestor a restore combines is
+    /// missing or unusable.
+    #[error(
+        "it is an incremental backup whose parent chain is broken: {ancestor} is {why}; it cannot be restored (restore an older chain, or take a full backup: pgb backup --physical without --incremental)"
+    )]
+    BrokenChain {
+        /// The missing or unusable ancestor.
+        ancestor: String,
+        /// `missing from the repository`, or `unusable (reason)`.
+        why: String,
+    },
     /// An object's size differs from the manifest's (truncated, appended to, replaced).
     #[error("data object {key} is {}", size_change(*.expected, *.actual))]
     SizeMismatch {

@@ -13,7 +13,9 @@
 //! chosen version-matched exactly like pg_dump.
 
 use async_trait::async_trait;
-use pgb_core::physical::{PhysicalDumper, PhysicalSource, PreparedPhysical, WalMode};
+use pgb_core::physical::{
+    IncrementalParent, PhysicalDumper, PhysicalSource, PreparedPhysical, WalMode,
+};
 use pgb_core::{ArchiveFormat, DumpError, DumpErrorKind, DumpSource, DumpStream, PreparedDump};
 
 use crate::conn::ConnConfig;
@@ -46,6 +48,7 @@ pub struct PgBaseBackup {
     conn: ConnConfig,
     locator: ToolLocator,
     wal: WalMode,
+    incremental: bool,
 }
 
 impl PgBaseBackup {
@@ -55,7 +58,15 @@ impl PgBaseBackup {
             conn,
             locator,
             wal: WalMode::Archive,
+            incremental: false,
         }
+    }
+
+    /// Asks for an incremental backup (PostgreSQL 17+) on top of the repository's newest
+    /// usable base backup of the cluster (a full one when there is none).
+    pub fn with_incremental(mut self, yes: bool) -> Self {
+        self.incremental = yes;
+        self
     }
 
     /// Sets where the backup's WAL goes.
@@ -184,6 +195,10 @@ impl PhysicalDumper for PgBaseBackup {
         self.wal
     }
 
+    fn incremental(&self) -> bool {
+        self.incremental
+    }
+
     async fn prepare(&self) -> Result<Box<dyn PreparedPhysical>, DumpError> {
         let psql = self.locator.pick("psql", 0, "the client").await?;
         let s = settings(&psql, &self.conn).await?;
@@ -256,6 +271,8 @@ impl PhysicalDumper for PgBaseBackup {
             ),
             tool,
             conn: self.conn.clone(),
+            psql,
+            parent_manifest: None,
         }))
     }
 }
@@ -266,11 +283,31 @@ struct PreparedBaseBackup {
     source: PhysicalSource,
     tool: Tool,
     conn: ConnConfig,
+    psql: Tool,
+    /// The parent's `backup_manifest`, for an incremental backup.
+    parent_manifest: Option<bytes::Bytes>,
 }
 
+#[async_trait]
 impl PreparedPhysical for PreparedBaseBackup {
     fn physical(&self) -> &PhysicalSource {
         &self.source
+    }
+
+    async fn incremental(
+        mut self: Box<Self>,
+        parent: Option<IncrementalParent>,
+    ) -> Result<Box<dyn PreparedPhysical>, DumpError> {
+        crate::incremental::check(
+            &self.psql,
+            &self.conn,
+            &self.source.dump.server,
+            self.source.server_major,
+            parent.as_ref(),
+        )
+        .await?;
+        self.parent_manifest = parent.map(|p| p.backup_manifest);
+        Ok(self)
     }
 }
 
@@ -290,7 +327,22 @@ impl PreparedDump for PreparedBaseBackup {
             })
             .arg(format!("--label=pgb {}", self.source.system_identifier))
             .arg(format!("--dbname={}", self.conn.redacted()));
-        let process = ToolProcess::spawn(cmd, "pg_basebackup", Pipes::STDOUT)?;
+        let Some(parent) = self.parent_manifest else {
+            let process = ToolProcess::spawn(cmd, "pg_basebackup", Pipes::STDOUT)?;
+            return Ok(Box::new(PgDumpStream::new(process)));
+        };
+        // The parent's backup_manifest through stdin: pg_basebackup reads it whole and
+        // uploads it (UPLOAD_MANIFEST) before the backup starts.
+        cmd.arg("--incremental=/dev/stdin");
+        let mut process = ToolProcess::spawn(cmd, "pg_basebackup", Pipes::BOTH)?;
+        if let Some(mut stdin) = process.take_stdin() {
+            tokio::spawn(async move {
+                use tokio::io::AsyncWriteExt as _;
+                if let Err(e) = stdin.write_all(&parent).await {
+                    tracing::warn!(error = %e, "writing the parent's backup_manifest to pg_basebackup");
+                }
+            });
+        }
         Ok(Box::new(PgDumpStream::new(process)))
     }
 }

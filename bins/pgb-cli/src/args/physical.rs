@@ -27,6 +27,11 @@ pub(crate) struct PhysicalBackupArgs {
     /// giving up (nothing is committed then) [default: 2m].
     #[arg(long, value_name = "DURATION", requires = "physical")]
     pub(crate) wal_wait: Option<String>,
+    /// PostgreSQL 17+: only the blocks changed since the newest base backup of the cluster
+    /// and timeline in the repository (pg_basebackup --incremental; needs summarize_wal =
+    /// on). The first one, with none to build on, is full. A restore combines the chain.
+    #[arg(long, requires = "physical")]
+    pub(crate) incremental: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -24,6 +24,20 @@ pub(crate) fn backup(w: &mut dyn Write, r: &BackupReport) -> io::Result<()> {
         m.compression,
         p.files
     )?;
+    if let Some(inc) = &p.incremental {
+        writeln!(
+            w,
+            "incremental on {} (a restore combines {} backup(s): {})",
+            inc.parent,
+            inc.chain.len() + 1,
+            inc.chain
+                .iter()
+                .chain(std::iter::once(&m.id))
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(" + ")
+        )?;
+    }
     writeln!(
         w,
         "WAL {} to {} on timeline {} ({}), consistent from {}",
@@ -77,6 +91,18 @@ pub(crate) fn plan(w: &mut dyn Write, p: &PhysicalRestorePlan) -> io::Result<()>
             _ => "; from the archive",
         }
     )?;
+    if !p.chain.is_empty() {
+        writeln!(
+            w,
+            "  incremental  combines {} + {} (pg_combinebackup)",
+            p.chain
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(" + "),
+            p.backup
+        )?;
+    }
     writeln!(w, "  target       {}", target_line(p))?;
     writeln!(
         w,

@@ -116,6 +116,15 @@ pub(crate) fn list(
                 format!("{} [{}]", m.labels.join(","), m.dump_options.join(" "))
             }
         )?;
+        if let Some(inc) = m.physical.as_ref().and_then(|p| p.incremental.as_ref()) {
+            writeln!(
+                w,
+                "{:<24} incremental on {} (a restore combines {} backup(s))",
+                "",
+                inc.parent,
+                inc.chain.len() + 1
+            )?;
+        }
     }
     Ok(())
 }
@@ -189,6 +198,13 @@ pub(crate) fn prune(w: &mut dyn Write, report: &PruneReport) -> io::Result<()> {
                 }
                 _ if d.newest_guard => {
                     "keep    newest backup of its set (the policy would remove it)".to_owned()
+                }
+                _ if !d.parent_of.is_empty() && d.reasons.is_empty() => {
+                    let of: Vec<String> = d.parent_of.iter().map(ToString::to_string).collect();
+                    format!(
+                        "keep    parent of kept incremental {} (the policy would remove it)",
+                        of.join(", ")
+                    )
                 }
                 _ if d.window_guard => {
                     "keep    the recovery window starts after it ended (the policy would remove it)"

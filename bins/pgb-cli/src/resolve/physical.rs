@@ -45,7 +45,9 @@ pub(crate) fn backup(a: &BackupArgs, env: Env<'_>) -> Result<PhysicalBackup, Fai
     let wal_wait =
         pgb_config::parse_duration(wait).map_err(|e| Failure::usage(format!("--wal-wait: {e}")))?;
     Ok(PhysicalBackup {
-        dumper: PgBaseBackup::new(conn, super::tools(&a.tools, env)).with_wal(wal),
+        dumper: PgBaseBackup::new(conn, super::tools(&a.tools, env))
+            .with_wal(wal)
+            .with_incremental(a.physical.incremental),
         options: plain.options,
         wal_wait,
         prune: plain.prune,

@@ -15,6 +15,7 @@
 mod capture;
 mod check;
 mod extract;
+pub(crate) mod incremental;
 pub(crate) mod pgfiles;
 pub(crate) mod plan;
 mod recovery;
@@ -31,6 +32,7 @@ use crate::dump::{DumpError, DumpSource, PreparedDump};
 pub(crate) use capture::FollowedDump;
 pub(crate) use check::BaseTarCheck;
 pub(crate) use extract::{Extractor, empty_dir};
+pub use incremental::{BackupCombiner, Incremental, IncrementalParent};
 /// WAL positions and timelines, from `pgb-wal`.
 pub use pgb_wal::{InvalidLsn, Lsn, TimelineId};
 pub use plan::{PhysicalRestorePlan, PhysicalRestoreReport, PhysicalRestoreRequest, TargetDir};
@@ -114,6 +116,10 @@ pub struct PhysicalInfo {
     pub files: u64,
     /// The server's major version: a restore needs the PostgreSQL of this major.
     pub server_major: u32,
+    /// An incremental backup (PostgreSQL 17+, `pg_basebackup --incremental`): its parent and
+    /// the chain a restore combines (`pg_combinebackup`). Absent for a full backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incremental: Option<Incremental>,
 }
 
 impl PhysicalInfo {
@@ -191,9 +197,33 @@ impl PhysicalSource {
 
 /// A base backup that passed preflight: the tar stream of the data directory (with
 /// `backup_label` and PostgreSQL's `backup_manifest` inside), and what preflight found.
+#[async_trait]
 pub trait PreparedPhysical: PreparedDump {
     /// The cluster.
     fn physical(&self) -> &PhysicalSource;
+
+    /// Makes this an incremental backup (asked for with [`PhysicalDumper::incremental`]):
+    /// checks that the server can take one (PostgreSQL 17+, `summarize_wal = on`) and, with a
+    /// `parent`, that its WAL summaries cover everything since the parent's start; then the
+    /// stream is an incremental backup on top of the parent (no parent: a full one, the first
+    /// of a chain). Refuses with one line naming the cause
+    /// ([`DumpErrorKind::NotConfigured`](crate::DumpErrorKind::NotConfigured)).
+    ///
+    /// # Errors
+    /// `NotConfigured` (the default: this source cannot take incremental backups).
+    async fn incremental(
+        self: Box<Self>,
+        parent: Option<IncrementalParent>,
+    ) -> Result<Box<dyn PreparedPhysical>, DumpError> {
+        let _ = parent;
+        Err(DumpError::new(
+            crate::DumpErrorKind::NotConfigured,
+            format!(
+                "server {} cannot take incremental base backups with this tool",
+                self.physical().dump.server
+            ),
+        ))
+    }
 }
 
 /// Produces a physical base backup of a whole cluster as one tar stream.
@@ -212,6 +242,13 @@ pub trait PreparedPhysical: PreparedDump {
 pub trait PhysicalDumper: fmt::Debug + Send + Sync + 'static {
     /// Where the backup's WAL goes.
     fn wal(&self) -> WalMode;
+
+    /// Whether an incremental backup is asked for: the repository then finds the parent (the
+    /// newest usable base backup of the cluster and timeline) and calls
+    /// [`PreparedPhysical::incremental`].
+    fn incremental(&self) -> bool {
+        false
+    }
 
     /// Preflight.
     ///

@@ -121,7 +121,14 @@ pub struct PhysicalRestorePlan {
     /// The segment replay must reach at least (the backup's end); beyond it, what the target
     /// needs, up to the end of the archive.
     pub wal_consistent_at: String,
-    /// Bytes fetched from the repository (the stored base backup).
+    /// For an incremental backup: the backups combined before it, oldest (the full one)
+    /// first; empty for a full backup.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chain: Vec<BackupId>,
+    /// Their manifests, in the same order.
+    #[serde(skip)]
+    pub chain_manifests: Vec<Manifest>,
+    /// Bytes fetched from the repository (the stored base backup, and its chain's).
     pub fetch_bytes: u64,
     /// Bytes written into the data directory.
     pub plain_bytes: u64,

@@ -5,6 +5,7 @@ mod backup;
 mod cluster;
 mod directory;
 mod gc;
+mod incremental;
 mod lease;
 mod list;
 mod physical;

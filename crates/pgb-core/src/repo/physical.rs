@@ -48,6 +48,11 @@ impl Repository {
         let before = self.storage.stats();
         let prepared = dumper.prepare().await?;
         self.preflight().await?;
+        let (prepared, incremental) = if dumper.incremental() {
+            self.prepare_incremental(prepared).await?
+        } else {
+            (prepared, None)
+        };
         let source = prepared.physical().clone();
         let started_at = OffsetDateTime::now_utc();
         let id = BackupId::generate(started_at);
@@ -146,6 +151,7 @@ impl Repository {
                 backup_manifest_sha256: captured.manifest_sha256.clone(),
                 files: captured.manifest.files.len() as u64,
                 server_major: source.server_major,
+                incremental,
             };
             if source.wal == WalMode::Archive
                 && let Err(segment) = self
@@ -289,6 +295,13 @@ impl Repository {
             &req.settings.target,
         )?;
         let p = m.physical.as_ref().expect("chosen backups are physical");
+        let chain: Vec<Manifest> =
+            crate::physical::incremental::chain_of(m, &listing.backups, &listing.invalid)
+                .map_err(|b| super::incremental::broken(m, b))?
+                .iter()
+                .take_while(|a| a.id != m.id)
+                .map(|a| (*a).clone())
+                .collect();
         let (data_dir, dir) =
             crate::physical::plan::check_dir(&req.dir, req.clean, &req.protected)?;
         let s = &req.settings;
@@ -303,8 +316,10 @@ impl Repository {
             wal: p.wal,
             wal_from: p.start_wal_file.clone(),
             wal_consistent_at: p.stop_wal_file.clone(),
-            fetch_bytes: m.stored_size(),
-            plain_bytes: m.plain_size(),
+            fetch_bytes: m.stored_size() + chain.iter().map(Manifest::stored_size).sum::<u64>(),
+            plain_bytes: m.plain_size() + chain.iter().map(Manifest::plain_size).sum::<u64>(),
+            chain: chain.iter().map(|a| a.id.clone()).collect(),
+            chain_manifests: chain,
             target: s.target.clone(),
             exclusive: s.exclusive,
             timeline_target: s.timeline,
@@ -334,6 +349,9 @@ impl Repository {
         progress: &dyn Progress,
         cancel: impl std::future::Future<Output = ()> + Send,
     ) -> Result<PhysicalRestoreReport, Error> {
+        if !plan.chain.is_empty() {
+            return self.restore_chain(plan, req, None, progress, cancel).await;
+        }
         let mut cancel = std::pin::pin!(cancel);
         let before = self.storage.stats();
         let m = &plan.manifest;

@@ -128,6 +128,11 @@ pub struct PruneDecision {
     /// the other rules would remove it.
     #[serde(default)]
     pub window_guard: bool,
+    /// Kept because kept incremental base backups build on it (their ids, newest first):
+    /// a restore of them combines it, so it stays while they do, although the policy would
+    /// remove it. Its own WAL is not kept for it: the incrementals' needs are what counts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parent_of: Vec<BackupId>,
     /// Whether it was deleted (always `false` in a dry run and for kept backups).
     pub deleted: bool,
 }
@@ -216,6 +221,9 @@ impl Repository {
             .iter_mut()
             .map(|s| window_guard(s, &by_set[&s.set], policy, now))
             .collect();
+        for s in &mut sets {
+            chain_guard(s, &by_set[&s.set]);
+        }
         if !opts.dry_run {
             for d in sets
                 .iter_mut()
@@ -304,6 +312,7 @@ fn plan_set(
                 newest_guard,
                 verified_guard,
                 window_guard: false,
+                parent_of: Vec::new(),
                 deleted: false,
             }
         })
@@ -368,6 +377,36 @@ fn window_guard(
     })
 }
 
+/// Keeps every ancestor of a kept incremental base backup (its chain): a chain is never
+/// broken by retention.
+fn chain_guard(set: &mut PruneSet, manifests: &[&Manifest]) {
+    let kept: Vec<(BackupId, Vec<BackupId>)> = set
+        .with_action(PruneAction::Keep)
+        .filter_map(|d| {
+            let m = manifests.iter().find(|m| m.id == d.id)?;
+            let inc = m.physical.as_ref()?.incremental.as_ref()?;
+            Some((d.id.clone(), inc.chain.clone()))
+        })
+        .collect();
+    for (child, chain) in kept {
+        for ancestor in chain {
+            if let Some(d) = set.decisions.iter_mut().find(|d| d.id == ancestor) {
+                d.action = PruneAction::Keep;
+                d.parent_of.push(child.clone());
+            }
+        }
+    }
+}
+
+/// Kept only as an ancestor of kept incrementals: its own WAL is not needed.
+fn chain_only(d: &PruneDecision) -> bool {
+    !d.parent_of.is_empty()
+        && d.reasons.is_empty()
+        && !d.newest_guard
+        && !d.verified_guard
+        && !d.window_guard
+}
+
 impl Repository {
     /// The WAL step of a prune for one set, when it is a physical one.
     async fn retain_wal(
@@ -381,7 +420,11 @@ impl Repository {
         let Some(sysid) = cluster_of(manifests) else {
             return Ok(None);
         };
-        let kept: BTreeSet<&BackupId> = set.with_action(PruneAction::Keep).map(|d| &d.id).collect();
+        let kept: BTreeSet<&BackupId> = set
+            .with_action(PruneAction::Keep)
+            .filter(|d| !chain_only(d))
+            .map(|d| &d.id)
+            .collect();
         let before = Base::of(manifests, sysid);
         let kept_bases = before
             .iter()

@@ -41,6 +41,8 @@ impl Repository {
         progress: &dyn Progress,
     ) -> Result<VerifyReport, Error> {
         let before = self.storage.stats();
+        // An incremental base backup: every backup of its chain must be usable.
+        super::incremental::ancestors(self, m).await?;
         let keys = self.check_all_present(m).await?;
         if let Some(first) = keys.first() {
             self.check_keys(m, first).await?;
