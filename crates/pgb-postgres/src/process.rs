@@ -173,6 +173,11 @@ impl ToolProcess {
         })
     }
 
+    /// The process id, while it runs.
+    pub(crate) fn id(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// The program's name.
     pub(crate) fn program(&self) -> &'static str {
         self.program

@@ -14,6 +14,7 @@ mod ops;
 mod physical;
 mod shared;
 mod wal;
+mod wal_stream;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -33,6 +34,7 @@ pub(crate) use shared::{
     EncryptArgs, Format, JobArgs, KeyArgs, NotifyArgs, PolicyArgs, RepoArgs, ToolArgs,
 };
 pub(crate) use wal::{WalCommand, WalFetchArgs, WalPushArgs, WalVerifyArgs};
+pub(crate) use wal_stream::WalStreamArgs;
 
 /// pgb: PostgreSQL backups you can trust: stream pg_dump through compression and checksums
 /// into local disk or object storage, keep them by policy, verify and restore them.

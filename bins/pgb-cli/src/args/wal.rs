@@ -17,6 +17,10 @@ pub(crate) enum WalCommand {
     Fetch(WalFetchArgs),
     /// Walk the WAL archive per timeline and report every gap (optionally re-check every file).
     Verify(WalVerifyArgs),
+    /// Stream WAL over a replication connection (pg_receivewal with a physical slot) into the
+    /// archive, for servers pgb cannot run on; the segment being received is stored every
+    /// --partial-interval. Runs until SIGTERM or SIGINT.
+    Stream(super::WalStreamArgs),
 }
 
 /// Where the archive is and which cluster: shared by the three.

@@ -25,6 +25,7 @@ mod run;
 mod schedule;
 mod verify;
 mod wal;
+mod wal_stream;
 
 use tokio::sync::watch;
 
@@ -104,8 +105,14 @@ impl<'a> Ctx<'a> {
 /// children are killed on drop).
 pub(crate) async fn run(cmd: Command, ctx: &Ctx<'_>) -> Result<(), Failure> {
     // The daemon stops its scheduler on a signal (running jobs cancelled, locks released)
-    // and exits 0 after a clean stop.
-    if matches!(cmd, Command::Daemon(_)) {
+    // and exits 0 after a clean stop; so does `wal stream` (pg_receivewal killed and reaped).
+    if matches!(
+        cmd,
+        Command::Daemon(_)
+            | Command::Wal {
+                command: crate::args::WalCommand::Stream(_)
+            }
+    ) {
         return dispatch(cmd, ctx).await;
     }
     if matches!(

@@ -25,6 +25,7 @@ pub(super) async fn run(cmd: WalCommand, ctx: &Ctx<'_>) -> Result<(), Failure> {
             }
         }),
         WalCommand::Verify(a) => verify(a, ctx.env).await,
+        WalCommand::Stream(a) => super::wal_stream::run(a, ctx).await,
     }
 }
 

@@ -39,5 +39,6 @@ mod selection;
 mod storage_faults;
 mod wal;
 mod wal_retention;
+mod wal_stream;
 mod wal_window;
 mod webhook_payload;

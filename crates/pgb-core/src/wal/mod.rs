@@ -15,6 +15,7 @@ mod push;
 mod reach;
 pub(crate) mod retain;
 mod segment;
+mod stream;
 mod verify;
 pub(crate) mod window;
 
@@ -25,6 +26,7 @@ pub use fetch::{WalFetchOptions, WalFetchReport};
 pub use push::{PushOutcome, WalPushOptions, WalPushReport};
 pub use reach::{Reach, TimelineSpan, WalReach};
 pub use retain::{WalRange, WalRetention};
+pub use stream::{PartialUpload, SpoolPass, SpoolUploader};
 pub use verify::{WalGap, WalTimelineReport, WalVerifyReport};
 pub use window::{
     ArchivedCommit, ArchivedSegment, COMMIT_SEARCH_SEGMENTS, ClusterWindow, CommitTimes,

@@ -132,7 +132,6 @@ impl WalArchive {
         contents: Bytes,
         opts: &WalPushOptions,
     ) -> Result<WalPushReport, WalError> {
-        let file: WalFileName = name.parse()?;
         if opts
             .encryption
             .as_ref()
@@ -140,31 +139,7 @@ impl WalArchive {
         {
             return Err(WalError::PassphraseEncryption);
         }
-        let system_identifier = match file.kind() {
-            WalFileKind::Segment | WalFileKind::Partial => {
-                let found =
-                    segment::check(&contents, &file).map_err(|problem| WalError::BadSegment {
-                        name: name.to_owned(),
-                        problem,
-                    })?;
-                match opts.system_identifier {
-                    Some(expected) if expected != found => {
-                        return Err(WalError::OtherCluster {
-                            name: name.to_owned(),
-                            expected,
-                            found,
-                        });
-                    }
-                    _ => found,
-                }
-            }
-            WalFileKind::BackupHistory | WalFileKind::TimelineHistory => opts
-                .system_identifier
-                .ok_or_else(|| WalError::UnknownCluster {
-                    name: name.to_owned(),
-                })?,
-        };
-        let key = layout::wal_key(system_identifier, &file);
+        let (key, system_identifier) = Self::checked_key(name, &contents, opts)?;
         let plain_sha256 = object::sha256_hex(&contents);
         let report = |outcome, stored_size| WalPushReport {
             file: name.to_owned(),
@@ -180,32 +155,7 @@ impl WalArchive {
                 .map(|()| report(PushOutcome::AlreadyArchived, 0));
         }
 
-        let mut header = Header {
-            name: name.to_owned(),
-            plain_size: contents.len() as u64,
-            plain_sha256: plain_sha256.clone(),
-            compression: opts.compression,
-            encrypted: opts.encryption.is_some(),
-            mac: None,
-        };
-        header.mac = opts
-            .mac_key()
-            .map(|k| mac_hex(k, header.mac_input(system_identifier).as_bytes()));
-        let outer = opts.encryption.as_ref().map(Encryption::stage);
-        let compression = opts.compression;
-        let data = contents.clone();
-        let body = tokio::task::spawn_blocking(move || object::encode(&data, compression, outer))
-            .await
-            .map_err(|e| WalError::Io {
-                path: PathBuf::from(name),
-                source: std::io::Error::other(e),
-            })?
-            .map_err(|source| WalError::Io {
-                path: PathBuf::from(name),
-                source,
-            })?;
-        let mut stored = header.line().into_bytes();
-        stored.extend_from_slice(&body);
+        let stored = stored_object(name, system_identifier, &contents, &plain_sha256, opts).await?;
         let stored_size = stored.len() as u64;
         match self
             .storage
@@ -227,6 +177,41 @@ impl WalArchive {
             }
             Err(e) => Err(WalError::Storage(e)),
         }
+    }
+
+    /// Checks `contents` as WAL file `name` would be checked by [`WalArchive::push`] (name,
+    /// segment header, cluster) and returns its key and system identifier.
+    pub(super) fn checked_key(
+        name: &str,
+        contents: &[u8],
+        opts: &WalPushOptions,
+    ) -> Result<(crate::key::ObjectKey, u64), WalError> {
+        let file: WalFileName = name.parse()?;
+        let system_identifier = match file.kind() {
+            WalFileKind::Segment | WalFileKind::Partial => {
+                let found =
+                    segment::check(contents, &file).map_err(|problem| WalError::BadSegment {
+                        name: name.to_owned(),
+                        problem,
+                    })?;
+                match opts.system_identifier {
+                    Some(expected) if expected != found => {
+                        return Err(WalError::OtherCluster {
+                            name: name.to_owned(),
+                            expected,
+                            found,
+                        });
+                    }
+                    _ => found,
+                }
+            }
+            WalFileKind::BackupHistory | WalFileKind::TimelineHistory => opts
+                .system_identifier
+                .ok_or_else(|| WalError::UnknownCluster {
+                    name: name.to_owned(),
+                })?,
+        };
+        Ok((layout::wal_key(system_identifier, &file), system_identifier))
     }
 
     /// Pushes up to `limit` files PostgreSQL has marked ready in `pg_wal` (its
@@ -317,4 +302,50 @@ impl WalArchive {
             })
         }
     }
+}
+
+/// The stored object of WAL file `name`: the header line (size, sha256, HMAC) and the body
+/// compressed and encrypted as `opts` says. The one encoder of `push` and of the stream's
+/// partial segments.
+pub(super) async fn stored_object(
+    name: &str,
+    system_identifier: u64,
+    contents: &Bytes,
+    plain_sha256: &str,
+    opts: &WalPushOptions,
+) -> Result<Vec<u8>, WalError> {
+    if opts
+        .encryption
+        .as_ref()
+        .is_some_and(Encryption::is_passphrase)
+    {
+        return Err(WalError::PassphraseEncryption);
+    }
+    let mut header = Header {
+        name: name.to_owned(),
+        plain_size: contents.len() as u64,
+        plain_sha256: plain_sha256.to_owned(),
+        compression: opts.compression,
+        encrypted: opts.encryption.is_some(),
+        mac: None,
+    };
+    header.mac = opts
+        .mac_key()
+        .map(|k| mac_hex(k, header.mac_input(system_identifier).as_bytes()));
+    let outer = opts.encryption.as_ref().map(Encryption::stage);
+    let compression = opts.compression;
+    let data = contents.clone();
+    let body = tokio::task::spawn_blocking(move || object::encode(&data, compression, outer))
+        .await
+        .map_err(|e| WalError::Io {
+            path: PathBuf::from(name),
+            source: std::io::Error::other(e),
+        })?
+        .map_err(|source| WalError::Io {
+            path: PathBuf::from(name),
+            source,
+        })?;
+    let mut stored = header.line().into_bytes();
+    stored.extend_from_slice(&body);
+    Ok(stored)
 }
