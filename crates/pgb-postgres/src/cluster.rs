@@ -11,6 +11,7 @@ use pgb_core::{
 };
 
 use crate::conn::ConnConfig;
+use crate::database_state::DatabaseStateRestore;
 use crate::dump::PgDump;
 use crate::dumpall::PgDumpAll;
 use crate::restore::{COUNT_RELATIONS, PgRestore};
@@ -221,11 +222,15 @@ impl ClusterRestorer for PgCluster {
         .await
     }
 
+    /// The database restored under its own name, with its database-level state (comment,
+    /// settings, per-role settings, and its ACL when privileges are kept) read from its
+    /// archive ([`crate::database_state`]).
     fn restorer(&self, name: &str) -> Box<dyn Restorer> {
-        Box::new(PgRestore::new(
-            self.conn.with_dbname(name),
+        let target = self.conn.with_dbname(name);
+        Box::new(DatabaseStateRestore::new(
+            PgRestore::new(target.clone(), self.locator.clone(), self.spool_dir.clone()),
+            target,
             self.locator.clone(),
-            self.spool_dir.clone(),
         ))
     }
 }

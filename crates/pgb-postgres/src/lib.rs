@@ -53,6 +53,7 @@ mod basebackup;
 mod check;
 mod cluster;
 mod conn;
+mod database_state;
 mod directory;
 mod dump;
 mod dumpall;

@@ -511,3 +511,169 @@ fn selection_mistakes_and_unsafe_requests_write_nothing() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(!pg.db_exists("x"));
 }
+
+/// Each fixture database's own state, one line each: ACL (`pg_database.datacl`, its items
+/// sorted: granting them again may store them in another order), owner,
+/// comment (`shobj_description`), and the settings of the database and of roles in it
+/// (`pg_db_role_setting`).
+fn database_state(f: &Fixture) -> String {
+    f.pg.psql(
+        "postgres",
+        &format!(
+            "select string_agg(d.datname || ' acl=' || coalesce((select string_agg(x::text, ',' order by x::text) from unnest(d.datacl) x), '-') \
+               || ' owner=' || pg_get_userbyid(d.datdba) \
+               || ' comment=' || coalesce(shobj_description(d.oid, 'pg_database'), '-') \
+               || ' settings=' || coalesce((select string_agg(coalesce(r.rolname, '*') || ':' \
+                    || array_to_string(s.setconfig, ';'), ',' order by r.rolname nulls first) \
+                  from pg_db_role_setting s left join pg_roles r on r.oid = s.setrole \
+                  where s.setdatabase = d.oid), '-'), E'\\n' order by d.datname) \
+             from pg_database d where d.datname like '{}\\_%'",
+            f.prefix
+        ),
+    )
+}
+
+/// Whether role `role` may connect to database `db` (psql's exit, and its error).
+fn connects(pg: &Pg, role: &str, db: &str) -> Result<(), String> {
+    let url = pg
+        .url(db)
+        .replacen("://postgres@", &format!("://{role}@"), 1);
+    let o = std::process::Command::new(pg.bin.join("psql"))
+        .args(["-X", "-q", "-At", "-w", "-d", &url, "-c", "select 1"])
+        .env("PGPASSWORD", "role secret 1")
+        .output()
+        .unwrap();
+    if o.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&o.stderr).trim().to_owned())
+    }
+}
+
+/// `restore --all --keep-owner --keep-privileges` brings back what `pg_restore --create`
+/// would: database ACLs, `ALTER DATABASE ... SET`, `ALTER ROLE ... IN DATABASE ... SET`,
+/// comments and owners; a role refused CONNECT on the source is refused on the rebuilt
+/// server. Without `--keep-privileges` the settings and comments still come back, the ACLs
+/// do not (PUBLIC may connect again), as the README says.
+fn database_level_state_round_trip(pg: &Pg) {
+    let f = fixture(pg);
+    let (a, b, pw) = (f.db("a"), f.db("b"), f.pw());
+    pg.psql(
+        "postgres",
+        &format!("revoke connect on database {a} from public"),
+    );
+    pg.psql(
+        "postgres",
+        &format!("grant connect on database {a} to {pw}"),
+    );
+    pg.psql(
+        "postgres",
+        &format!("revoke connect, temporary on database {b} from public"),
+    );
+    pg.psql(
+        "postgres",
+        &format!("alter database {a} set work_mem = '7MB'"),
+    );
+    pg.psql(
+        "postgres",
+        &format!("alter database {b} set statement_timeout = '42s'"),
+    );
+    pg.psql(
+        "postgres",
+        &format!("alter role {pw} in database {a} set search_path = 'shop, public'"),
+    );
+    pg.psql(
+        "postgres",
+        &format!("comment on database {a} is 'orders; the shop''s \"main\" database'"),
+    );
+    let before = database_state(&f);
+    assert!(before.contains(&format!("{pw}=c/")), "{before}");
+    assert!(connects(pg, &pw, &a).is_ok(), "the role may connect to {a}");
+    let refused = connects(pg, &pw, &b).unwrap_err();
+    assert!(
+        refused.contains("permission denied for database"),
+        "{refused}"
+    );
+
+    let repo = tempfile::tempdir().unwrap();
+    let r = repo.path().to_str().unwrap();
+    let include = format!("{}_*", f.prefix);
+    let server = pg.url("postgres");
+    let o = run(
+        pg,
+        &[
+            "backup",
+            "--repo",
+            r,
+            "--db",
+            &server,
+            "--all-databases",
+            "--include",
+            &include,
+        ],
+    );
+    assert!(o.status.success(), "backup: {}", stderr(&o));
+
+    let restore = |extra: &[&str]| {
+        // The databases go; the roles stay (with their passwords, which this backup does
+        // not hold).
+        for d in f.databases() {
+            drop_db_quietly(pg, &d);
+        }
+        let mut args = vec![
+            "restore", "latest", "--repo", r, "--all", "--server", &server,
+        ];
+        args.extend(extra);
+        let o = run(pg, &args);
+        assert!(
+            o.status.success(),
+            "restore --all {extra:?}: {}",
+            stderr(&o)
+        );
+    };
+    restore(&["--keep-owner", "--keep-privileges"]);
+    assert_eq!(
+        database_state(&f),
+        before,
+        "the rebuilt databases' own state matches"
+    );
+    assert!(
+        connects(pg, &pw, &a).is_ok(),
+        "the role may connect to {a} again"
+    );
+    let refused = connects(pg, &pw, &b).unwrap_err();
+    assert!(
+        refused.contains("permission denied for database"),
+        "{refused}"
+    );
+
+    // Without the flags: settings and comments, but no ACL (and the restoring role owns).
+    restore(&[]);
+    let plain = database_state(&f);
+    assert!(
+        plain.contains("work_mem=7MB") && plain.contains("statement_timeout=42s"),
+        "{plain}"
+    );
+    assert!(plain.contains("search_path=\"shop, public\""), "{plain}");
+    assert!(plain.contains("the shop's \"main\" database"), "{plain}");
+    assert!(
+        !plain.contains(&format!("{pw}=c/")),
+        "no ACL without --keep-privileges: {plain}"
+    );
+    assert!(
+        connects(pg, &pw, &b).is_ok(),
+        "PUBLIC may connect without the ACL"
+    );
+}
+
+#[test]
+fn database_acls_settings_and_comments_come_back_pg15() {
+    let Some(pg) = common::pg() else { return };
+    database_level_state_round_trip(&pg);
+}
+
+#[test]
+fn database_acls_settings_and_comments_come_back_pg17() {
+    let Some(pg) = pg17() else { return };
+    database_level_state_round_trip(&pg);
+}
