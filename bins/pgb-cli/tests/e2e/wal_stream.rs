@@ -141,13 +141,22 @@ fn stream_survives_restarts(major: u32) {
 
     // First start: the slot is created; the server has no archive_command at all.
     let st = Stream::start(&pg, repo.path(), &spool, &log, &["--create-slot"]);
-    assert_eq!(
-        pg.psql(
-            "select slot_type || ' ' || active from pg_replication_slots where slot_name = 'pgb'"
-        )
-        .unwrap(),
-        "physical true"
-    );
+    // The physical slot was created and pg_receivewal takes it (once it connected).
+    let deadline = Instant::now() + STREAMED;
+    loop {
+        let slot = pg
+            .psql("select slot_type || ' ' || active from pg_replication_slots where slot_name = 'pgb'")
+            .unwrap();
+        if slot == "physical true" {
+            break;
+        }
+        assert!(
+            slot == "physical false" && Instant::now() < deadline,
+            "slot pgb: {slot:?}; {}",
+            st.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     // A base backup whose WAL comes with it; the stream carries everything after.
     let o = pgb(&[
         "backup",
@@ -187,6 +196,22 @@ fn stream_survives_restarts(major: u32) {
         stderr(&o)
     );
     assert!(!fetched.exists());
+    // The newest commit `pgb list` and `check --max-rpo` read is the one in the partial.
+    let partial = format!("{current}.partial");
+    let deadline = Instant::now() + STREAMED;
+    loop {
+        let o = pgb(&["list", "--windows", "--json", "--repo", &s(repo.path())]);
+        assert!(o.status.success(), "list --windows: {}", stderr(&o));
+        let w: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        if w[0]["newest_commit"]["segment"] == partial.as_str() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the newest commit is not read from {partial}: {w}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
 
     // SIGTERM: a clean stop (exit 0), pg_receivewal reaped; WAL written meanwhile waits in
     // the slot.

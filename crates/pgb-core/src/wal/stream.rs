@@ -117,7 +117,7 @@ impl SpoolUploader {
                 });
             }
         }
-        out.sort_by(|a, b| order(&a.name).cmp(&order(&b.name)));
+        out.sort_by_key(|a| order(&a.name));
         Ok(out)
     }
 

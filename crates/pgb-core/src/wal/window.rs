@@ -663,6 +663,9 @@ impl WalArchive {
             return (None, Some("no archived segment".to_owned()));
         };
         let end = segs.last().map_or(0, |l| l + 1);
+        if let Some(c) = self.commit_in_partial(index, t, end).await {
+            return (Some(c), None);
+        }
         match self.commit_before(index, t, end, 0, cache).await {
             CommitSearch::Found(c) => (Some(c), None),
             CommitSearch::None => (
@@ -673,6 +676,36 @@ impl WalArchive {
                 )),
             ),
             CommitSearch::Failed(e) => (None, Some(format!("cannot read archived WAL: {e}"))),
+        }
+    }
+
+    /// The newest commit in the partial segment stored after the complete segments (`pgb wal
+    /// stream` stores the segment it receives as `<name>.partial` every few seconds): on
+    /// timeline `t` at or after segment `end`, or on a later timeline. `None` when there is
+    /// none, it holds no commit or cannot be read (the complete segments answer then).
+    async fn commit_in_partial(
+        &self,
+        index: &ArchiveIndex,
+        t: TimelineId,
+        end: u64,
+    ) -> Option<ArchivedCommit> {
+        let size = index.segment_size;
+        let (file, _) = index
+            .files
+            .iter()
+            .filter(|f| f.name.kind() == WalFileKind::Partial)
+            .filter_map(|f| Some((f, f.name.segment_number(size)?)))
+            .filter(|(f, n)| f.name.timeline() > t || (f.name.timeline() == t && *n >= end))
+            .max_by_key(|(f, n)| (f.name.timeline(), *n))?;
+        match self
+            .fetch_verified(index.system_identifier, &file.name)
+            .await
+        {
+            Ok(data) => newest_commit_in(&data, file.name.timeline(), &file.name),
+            Err(e) => {
+                tracing::warn!(file = %file.name, error = %e, "cannot read the stored partial segment");
+                None
+            }
         }
     }
 
@@ -714,7 +747,10 @@ impl WalArchive {
 /// Sets the end time of `w`'s range that reaches the end of the archive when `commit` (the
 /// archive's newest) lies in it.
 pub(crate) fn end_at(w: &mut TimelineWindow, commit: Option<&ArchivedCommit>) {
-    let Some(c) = commit.filter(|c| c.timeline == w.timeline) else {
+    // A commit only a stored partial segment holds is not where a restore to the end of
+    // the archive gets (it stops at the last complete segment).
+    let Some(c) = commit.filter(|c| c.timeline == w.timeline && !c.segment.ends_with(".partial"))
+    else {
         return;
     };
     if let Some(r) = w
