@@ -23,6 +23,9 @@
 //! | `pgb_wal_window_start_timestamp_seconds` | gauge | system_identifier, pgb_job |
 //! | `pgb_wal_gaps_after_newest_backup` | gauge | system_identifier, pgb_job |
 //! | `pgb_wal_check_status` | gauge (0 OK .. 3 UNKNOWN) | system_identifier, pgb_job |
+//! | `pgb_wal_timeline_window_start_timestamp_seconds` | gauge | system_identifier, timeline, pgb_job |
+//! | `pgb_wal_timeline_window_end_timestamp_seconds` | gauge | system_identifier, timeline, pgb_job |
+//! | `pgb_wal_timeline_gaps` | gauge | system_identifier, timeline, pgb_job |
 //!
 //! Backup ids are never labels (each would be a new time series). The job's label is
 //! `pgb_job`, not `job`: `job` and `instance` are the labels Prometheus gives every scraped
@@ -187,6 +190,11 @@ pub fn render_checks<'a>(
         wal.window_start,
         wal.gaps,
         wal.status,
+        wal.timeline_start,
+        wal.timeline_end,
+        wal.timeline_gaps,
+        // PITR drill results per cluster (system_identifier labels) belong here, beside the
+        // WAL series: the physical drill's families are added with `pgb drill --physical`.
     ])
 }
 
@@ -200,6 +208,9 @@ struct WalFamilies {
     window_start: Family,
     gaps: Family,
     status: Family,
+    timeline_start: Family,
+    timeline_end: Family,
+    timeline_gaps: Family,
 }
 
 impl WalFamilies {
@@ -237,6 +248,18 @@ impl WalFamilies {
                 "pgb_wal_check_status",
                 "The cluster's WAL check status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
             ),
+            timeline_start: Family::new(
+                "pgb_wal_timeline_window_start_timestamp_seconds",
+                "Unix time the timeline's recoverable window starts (end of its oldest usable base backup).",
+            ),
+            timeline_end: Family::new(
+                "pgb_wal_timeline_window_end_timestamp_seconds",
+                "Unix time the timeline's recoverable window ends (its newest archived commit).",
+            ),
+            timeline_gaps: Family::new(
+                "pgb_wal_timeline_gaps",
+                "Gaps in the archived WAL on the timeline's path.",
+            ),
         }
     }
 
@@ -268,6 +291,21 @@ impl WalFamilies {
             self.gaps.push(&l, w.gaps_after_newest_backup);
         }
         self.status.push(&l, w.status.code());
+        for t in &w.timelines {
+            let l = format!(
+                "system_identifier=\"{}\",timeline=\"{}\",{JOB_LABEL}=\"{}\"",
+                escape(&w.system_identifier),
+                t.timeline,
+                escape(job.unwrap_or(""))
+            );
+            if let Some(at) = t.window_from {
+                self.timeline_start.push(&l, at.unix_timestamp());
+            }
+            if let Some(at) = t.window_to {
+                self.timeline_end.push(&l, at.unix_timestamp());
+            }
+            self.timeline_gaps.push(&l, t.gaps);
+        }
     }
 }
 

@@ -59,4 +59,4 @@ pub use verified::{
     Protected, VerifiedBy, VerifiedRecord, VerifyAllRecorded, newest_verified,
     protect_newest_verified, record_verified, verified_ids, verify_all_recorded,
 };
-pub use wal_check::WalCheck;
+pub use wal_check::{TimelineCheck, WalCheck};

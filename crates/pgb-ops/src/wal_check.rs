@@ -45,10 +45,30 @@ pub struct WalCheck {
     pub window_from: Option<OffsetDateTime>,
     /// Gaps in the WAL after the newest physical backup's start.
     pub gaps_after_newest_backup: u64,
+    /// Per timeline of the archive: its recoverable window and the gaps on its path.
+    pub timelines: Vec<TimelineCheck>,
     /// What is wrong.
     pub findings: Vec<Finding>,
     /// The worst finding's status.
     pub status: CheckStatus,
+}
+
+/// One timeline's recoverable window as the check saw it (`/metrics` per cluster and
+/// timeline).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct TimelineCheck {
+    /// The timeline.
+    pub timeline: u32,
+    /// Where its window (the range reaching the end of the archive) starts: the end of its
+    /// oldest base backup. `None`: no range reaches the end.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub window_from: Option<OffsetDateTime>,
+    /// Where the window ends: the newest archived commit in it, when read.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub window_to: Option<OffsetDateTime>,
+    /// Gaps on the timeline's path (each shortens the window or cuts older backups off).
+    pub gaps: u64,
 }
 
 /// Whether the check looks at WAL at all: asked for, or physical backups among those checked.
@@ -62,12 +82,9 @@ pub(crate) async fn check_wal(
     listing: &Listing,
     opts: &CheckOptions,
 ) -> (Vec<WalCheck>, Vec<Finding>) {
-    let times = if opts.max_rpo.is_some() {
-        CommitTimes::Newest
-    } else {
-        CommitTimes::Skip
-    };
-    let windows = match repo.recoverable_windows(listing, times).await {
+    // The newest commit is read (normally one GET) whenever WAL is checked: the metrics
+    // carry it and the window's end; only `--max-rpo` judges it.
+    let windows = match repo.recoverable_windows(listing, CommitTimes::Newest).await {
         Ok(w) => w,
         Err(e) => {
             return (
@@ -177,6 +194,16 @@ fn cluster(w: &ClusterWindow, opts: &CheckOptions) -> WalCheck {
         max_wal_age_s: opts.max_wal_age.map(limit),
         window_from,
         gaps_after_newest_backup: gaps,
+        timelines: w
+            .timelines
+            .iter()
+            .map(|t| TimelineCheck {
+                timeline: t.timeline,
+                window_from: t.window().map(|r| r.from_time),
+                window_to: t.window().and_then(|r| r.to_commit),
+                gaps: t.gaps.len() as u64,
+            })
+            .collect(),
         findings,
         status,
     }

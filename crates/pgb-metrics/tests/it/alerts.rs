@@ -21,12 +21,12 @@ use time::OffsetDateTime;
 /// The promtool evaluation time (seconds from 0) that stands for each exposition's "now".
 const EVAL_S: i64 = 4 * 3600;
 
-fn rules_file() -> PathBuf {
+pub(crate) fn rules_file() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/prometheus/pgb-alerts.yml")
 }
 
 /// `promtool`, or `None` after a loud skip (a failure with `PGB_TEST_REQUIRE=1`).
-fn promtool() -> Option<Command> {
+pub(crate) fn promtool() -> Option<Command> {
     match Command::new("promtool").arg("--version").output() {
         Ok(o) if o.status.success() => Some(Command::new("promtool")),
         _ => pgb_testkit::require_or_skip(
@@ -36,7 +36,7 @@ fn promtool() -> Option<Command> {
     }
 }
 
-fn run(mut cmd: Command) -> String {
+pub(crate) fn run(mut cmd: Command) -> String {
     let o = cmd.output().expect("run promtool");
     let out = format!(
         "{}{}",
@@ -50,7 +50,7 @@ fn run(mut cmd: Command) -> String {
 /// promtool input series from an exposition: every sample, held for five hours at one-minute
 /// steps; `*_timestamp_seconds` values are moved so that `now` (the time the exposition was
 /// rendered for) is the evaluation time [`EVAL_S`], keeping every age as pgb wrote it.
-fn series(text: &str, now: OffsetDateTime) -> Vec<Value> {
+pub(crate) fn series(text: &str, now: OffsetDateTime) -> Vec<Value> {
     let shift = EVAL_S - now.unix_timestamp();
     text.lines()
         .filter(|l| !l.starts_with('#'))
@@ -70,7 +70,7 @@ fn series(text: &str, now: OffsetDateTime) -> Vec<Value> {
         .collect()
 }
 
-fn alert(name: &str, labels: Value, annotations: Option<Value>) -> Value {
+pub(crate) fn alert(name: &str, labels: Value, annotations: Option<Value>) -> Value {
     let mut exp = json!({"exp_labels": labels});
     if let Some(a) = annotations {
         exp["exp_annotations"] = a;
@@ -78,7 +78,7 @@ fn alert(name: &str, labels: Value, annotations: Option<Value>) -> Value {
     json!({"eval_time": format!("{EVAL_S}s"), "alertname": name, "exp_alerts": [exp]})
 }
 
-fn none(name: &str) -> Value {
+pub(crate) fn none(name: &str) -> Value {
     json!({"eval_time": format!("{EVAL_S}s"), "alertname": name, "exp_alerts": []})
 }
 

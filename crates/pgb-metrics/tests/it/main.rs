@@ -5,3 +5,4 @@
 
 mod alerts;
 mod exposition;
+mod wal_alerts;
