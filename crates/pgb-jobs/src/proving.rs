@@ -184,6 +184,11 @@ pub struct JobDrill {
     pub notifier: Option<Notifier>,
     /// The environment `expected_migration_command` runs with (the hook environment).
     pub hook_env: std::collections::BTreeMap<String, String>,
+    /// A job with `format = "physical"`: its drill is a point-in-time recovery drill
+    /// ([`pgb_ops::drill_pitr`]) to a random second of the recoverable window, with the same
+    /// smoke files, limits and record key; `options` is then unused. Its `restore_command`
+    /// names the program running it: set it with [`JobDrill::with_restore_command`].
+    pub pitr: Option<pgb_ops::PitrDrillOptions>,
 }
 
 impl JobDrill {
@@ -198,9 +203,12 @@ impl JobDrill {
             message,
         };
         let d = job.drill.as_ref();
+        let physical = job.format == "physical";
         let target = d
             .and_then(|d| d.target.clone())
             .or_else(|| var(env, "PGB_DRILL_TARGET"))
+            // A PITR drill starts its own server: no target.
+            .or_else(|| physical.then(|| "postgres://127.0.0.1/postgres".to_owned()))
             .ok_or_else(|| {
                 invalid(
                     "drill.target",
@@ -261,6 +269,27 @@ impl JobDrill {
                 .with_target(target)
                 .with_probe(crate::migration_probe(job)),
         );
+        let pitr = physical.then(|| {
+            let mut p = pgb_ops::PitrDrillOptions::new(
+                o.locator.clone(),
+                o.spool_dir.clone(),
+                std::sync::Arc::new(|_: u64, _: &std::path::Path| String::new()),
+            )
+            .with_job(job.name.clone());
+            for s in &o.smoke {
+                p = p.with_smoke(s.name.clone(), s.sql.clone());
+            }
+            if let Some(l) = o.max_rto {
+                p = p.with_max_rto(l);
+            }
+            if let Some(l) = o.max_rpo {
+                p = p.with_max_rpo(l);
+            }
+            if let Some(k) = &o.auth_key {
+                p = p.with_auth_key(k.clone());
+            }
+            p
+        });
         let hook = PostRestoreHook::for_job(job, hook_env(env))
             .map(|h| h.with_password(var(env, "PGPASSWORD").map(pgb_scheduler::Password::new)));
         Ok(Self {
@@ -270,7 +299,18 @@ impl JobDrill {
             hook,
             notifier: notifier(job, env)?,
             hook_env: hook_env(env),
+            pitr,
         })
+    }
+
+    /// Sets the `restore_command` of a physical job's PITR drill (the program's own `wal
+    /// fetch` for the cluster and data directory it is given); no effect on other jobs.
+    #[must_use]
+    pub fn with_restore_command(mut self, cmd: pgb_ops::RestoreCommand) -> Self {
+        if let Some(p) = &mut self.pitr {
+            p.restore_command = cmd;
+        }
+        self
     }
 
     /// Runs the drill: announced (`/start`), then its outcome notified (`drill_passed` or
@@ -289,9 +329,12 @@ impl JobDrill {
             n.start(&rid).await;
         }
         let hook = self.hook.as_ref().map(|h| h as &dyn DrillHook);
-        let res = match self.options_now().await {
-            Ok(options) => pgb_ops::drill(&self.repo, &options, hook, progress, cancel).await,
-            Err(e) => Err(e),
+        let res = match (&self.pitr, self.options_now().await) {
+            (Some(p), _) => pgb_ops::drill_pitr(&self.repo, p, progress, cancel).await,
+            (None, Ok(options)) => {
+                pgb_ops::drill(&self.repo, &options, hook, progress, cancel).await
+            }
+            (None, Err(e)) => Err(e),
         };
         if let Some(n) = &self.notifier {
             n.notify(

@@ -55,7 +55,13 @@ impl Runner {
     /// cancellation).
     async fn run_drill(&self, name: &str, cancel: CancellationToken) -> Result<(), String> {
         let job = self.jobs.get(name).ok_or("no such job")?;
-        let drill = pgb_jobs::JobDrill::resolve(job, &*self.env).map_err(|e| e.to_string())?;
+        let mut drill = pgb_jobs::JobDrill::resolve(job, &*self.env).map_err(|e| e.to_string())?;
+        if job.format == "physical" {
+            // A PITR drill: its server's restore_command is this binary's `wal fetch`.
+            let cmd = crate::resolve::pitr::job_restore_command(job, &*self.env)
+                .map_err(|f| f.message)?;
+            drill = drill.with_restore_command(cmd);
+        }
         match drill
             .run(&render::log_progress, cancel.cancelled_owned())
             .await

@@ -15,6 +15,8 @@ use crate::resolve::{self, Env};
 
 pub(super) async fn run(mut a: DrillArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
     let layer = resolve::job::layer(&mut a, ctx.env)?;
+    // A job with physical base backups drills them point in time.
+    a.physical |= layer.job.as_ref().is_some_and(|j| j.format == "physical");
     let ctx = &ctx.with_env(&layer.env);
     if a.history {
         let repo = resolve::repository(&a.repo, ctx.env)?;

@@ -245,6 +245,46 @@ fn random_second_drill(major: u32) {
     assert!(text.contains("a random second of the window"), "{text}");
     assert!(text.contains(": stopped and removed"), "{text}");
     nothing_left(scratch.path(), None);
+    // A job with physical backups drills point in time: `pgb drill --job NAME`.
+    let config = smoke_dir.path().join("pgb.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[jobs.cluster]\ndatabase = \"{}\"\nrepository = \"{}\"\nformat = \"physical\"\n\n[jobs.cluster.drill]\nsmoke = [\"{}\"]\n",
+            src.pg.url(),
+            s(src.repo.path()),
+            s(&smoke_file)
+        ),
+    )
+    .unwrap();
+    let o = pgb_cmd(&[
+        "drill",
+        "--job",
+        "cluster",
+        "--config",
+        &s(&config),
+        "--pg-bin-dir",
+        &s(src.pg.bin_dir()),
+        "--json",
+    ])
+    // A physical job takes no spool_dir (PGB_SPOOL_DIR): the scratch goes to TMPDIR.
+    .env("TMPDIR", scratch.path())
+    .output()
+    .unwrap();
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["job"], "cluster", "{j}");
+    assert_eq!(j["pitr"]["target"], "random", "{j}");
+    assert!(
+        j["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == "smoke orders.sql" && c["passed"] == true),
+        "{j}"
+    );
+    nothing_left(scratch.path(), None);
+    assert_eq!(history(&src).len(), 3);
 }
 
 #[test]

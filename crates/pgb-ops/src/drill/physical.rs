@@ -284,7 +284,10 @@ pub fn random_second(
 struct Prepared {
     plan: PhysicalRestorePlan,
     request: PhysicalRestoreRequest,
-    reach: WalReach,
+    /// The WAL check (`None` when a damaged segment stopped it: see `damaged`).
+    reach: Option<WalReach>,
+    /// A damaged archived segment the WAL check found: the drill fails without starting.
+    damaged: Option<String>,
     report: PitrReport,
     pg_ctl: Tool,
     client: SqlClient,
@@ -363,6 +366,17 @@ pub async fn drill_pitr(
         () = &mut cancel => return Err(DrillError::Cancelled),
         r = prepare(repo, opts, started_at) => r?,
     };
+    if let Some(problem) = &p.damaged {
+        let found = Found {
+            checks: vec![failed("wal fetch", problem.clone())],
+            phases: vec![Phase {
+                name: "wal_fetch".to_owned(),
+                millis: super::millis(t0.elapsed()),
+            }],
+            ..Found::default()
+        };
+        return Ok(finish(repo, opts, &p, found, started_at, t0.elapsed(), true).await);
+    }
     let mut dir = ScratchDir::create(&p.dir)?;
     let mut server: Option<ScratchServer> = None;
     let ran = {
@@ -380,14 +394,27 @@ pub async fn drill_pitr(
     };
     let removed = dir.remove().await;
     let found = ran.ok_or(DrillError::Cancelled)??;
-    let mut report = verdict(opts, &p, found, started_at, rto, stopped && removed);
+    Ok(finish(repo, opts, &p, found, started_at, rto, stopped && removed).await)
+}
+
+/// The verdict, recorded unless `opts.record` is off.
+async fn finish(
+    repo: &Repository,
+    opts: &PitrDrillOptions,
+    p: &Prepared,
+    found: Found,
+    started_at: OffsetDateTime,
+    rto: Duration,
+    cleaned: bool,
+) -> DrillReport {
+    let mut report = verdict(opts, p, found, started_at, rto, cleaned);
     if opts.record {
         match record_drill(repo, &report, opts.auth_key.as_ref()).await {
             Ok(key) => report.recorded_as = Some(key.as_str().to_owned()),
             Err(e) => report.record_error = Some(e.to_string()),
         }
     }
-    Ok(report)
+    report
 }
 
 fn wal_err(e: WalError) -> DrillError {
@@ -505,8 +532,14 @@ async fn prepare(
         .with_system_identifier(Some(sysid))
         .with_verify_first(false);
     let plan = repo.plan_physical_restore(&request).await?;
-    let reach = repo.wal().reach(&plan).await.map_err(wal_err)?;
-    if !reach.is_reachable() {
+    // A damaged archived segment on the way to the target: the drill fails (recorded),
+    // before anything is fetched or started.
+    let (reach, damaged) = match repo.wal().reach(&plan).await {
+        Ok(r) => (Some(r), None),
+        Err(WalError::Storage(e)) => return Err(CoreError::Storage(e).into()),
+        Err(e) => (None, Some(e.to_string())),
+    };
+    if let Some(reach) = reach.as_ref().filter(|r| !r.is_reachable()) {
         return Err(DrillError::Unreachable {
             problem: format!(
                 "drill target {} cannot be reached from backup {}: {}",
@@ -544,6 +577,7 @@ async fn prepare(
         plan,
         request,
         reach,
+        damaged,
         report,
         pg_ctl,
         client,
@@ -680,13 +714,15 @@ async fn wal_fetch(
     }
     let wal = repo.wal();
     let sysid = p.plan.system_identifier;
-    let path: Vec<(u32, Lsn, Option<Lsn>)> = p
-        .reach
+    let Some(reach) = &p.reach else {
+        return Ok(failed(NAME, p.damaged.clone().unwrap_or_default()));
+    };
+    let path: Vec<(u32, Lsn, Option<Lsn>)> = reach
         .path
         .iter()
         .map(|s| (s.timeline, s.from, s.to))
         .collect();
-    for name in replay_segments(&path, p.reach.segments, size) {
+    for name in replay_segments(&path, reach.segments, size) {
         match wal
             .fetch(
                 sysid,
