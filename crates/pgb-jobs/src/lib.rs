@@ -30,6 +30,7 @@
 mod migrations;
 mod plan;
 mod proving;
+mod sets;
 
 pub use migrations::{
     ExpectedError, expected_migration, labels as migration_labels, migration_probe,
@@ -43,6 +44,7 @@ pub use proving::{
     JobDrill, drill_notification, job_auth_key, job_check, job_database, job_decryption,
     job_repository, job_warnings, outcome_name,
 };
+pub use sets::{job_intended_set, job_retention_set, storage_options};
 
 use std::collections::BTreeMap;
 use std::future::Future;

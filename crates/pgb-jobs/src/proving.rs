@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use pgb::postgres::ConnConfig;
-use pgb::{Decryption, EnvLookup, Repository, StorageOptions};
+use pgb::{Decryption, EnvLookup, Repository};
 use pgb_config::ResolvedJob;
 use pgb_notify::{Event, Notification, Notifier};
 use pgb_ops::{
@@ -31,20 +31,7 @@ pub fn job_repository(
     env: &dyn EnvLookup,
     create: bool,
 ) -> Result<Repository, PlanError> {
-    let s = &job.storage;
-    let mut o = StorageOptions::new().with_create(create);
-    if let Some(n) = s.retries {
-        o = o.with_retries(n);
-    }
-    if let Some(d) = s.retry_budget {
-        o = o.with_retry_budget(d);
-    }
-    if let Some(d) = s.request_timeout {
-        o = o.with_request_timeout(d);
-    }
-    if let Some(d) = s.io_timeout {
-        o = o.with_io_timeout(d);
-    }
+    let o = crate::storage_options(&job.storage).with_create(create);
     Ok(pgb::open_repository_with(&job.repository, env, &o)?)
 }
 

@@ -95,7 +95,7 @@ pub(crate) fn repo_url(a: &RepoArgs, env: Env<'_>) -> String {
 /// storage's defaults.
 pub(crate) fn storage_options(a: &RepoArgs) -> Result<pgb::StorageOptions, Failure> {
     if let Some(s) = &a.from_job {
-        return Ok(job::storage_options(s));
+        return Ok(pgb_jobs::storage_options(s));
     }
     let duration =
         |flag: &str, v: &Option<String>| -> Result<Option<std::time::Duration>, Failure> {

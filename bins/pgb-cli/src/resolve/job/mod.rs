@@ -15,8 +15,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use pgb::EnvLookup;
-use pgb::postgres::ConnConfig;
 use pgb_config::ResolvedJob;
+pub(crate) use pgb_jobs::{job_database as database_name, job_intended_set as intended_set};
 
 pub(crate) use apply::FromJob;
 
@@ -75,28 +75,9 @@ pub(crate) fn layer<'a, A: FromJob>(a: &mut A, env: Env<'a>) -> Result<Layer<'a>
     })
 }
 
-/// The object-store limits of a job, typed: what it sets, else the storage's own defaults
-/// (`PGB_STORAGE_*` are already in the job's environment layer).
-pub(crate) fn storage_options(s: &pgb_config::StorageNetwork) -> pgb::StorageOptions {
-    let mut o = pgb::StorageOptions::new();
-    if let Some(n) = s.retries {
-        o = o.with_retries(n);
-    }
-    if let Some(d) = s.retry_budget {
-        o = o.with_retry_budget(d);
-    }
-    if let Some(d) = s.request_timeout {
-        o = o.with_request_timeout(d);
-    }
-    if let Some(d) = s.io_timeout {
-        o = o.with_io_timeout(d);
-    }
-    o
-}
-
 /// `PGB_PASSPHRASE` and `PGB_AUTH_KEY` from the variables and files the job names. A variable
 /// the job names but the environment lacks is left out: commands that need the key fail on
-/// it (and a backup is refused up front, [`require_backup_keys`]).
+/// it (a backup is refused up front by its plan, [`pgb_jobs::JobPlan::resolve`]).
 fn key_vars(job: &ResolvedJob, env: Env<'_>) -> Result<BTreeMap<&'static str, String>, Failure> {
     let e = &job.encryption;
     let mut vars = BTreeMap::new();
@@ -127,86 +108,11 @@ fn read_key_file(path: &Path) -> Result<String, Failure> {
         })
 }
 
-/// The retention set the job's backups belong to, as their manifests name it
-/// ([`pgb::Manifest::retention_set`]): the server of its database URL, its database (`*` for a
-/// whole server) and its selection. Refused when the URL names no host: the set's server is
-/// then what the server reports, known only once connected, and guessing could prune another
-/// job's backups.
+/// The retention set the job's backups belong to ([`pgb_jobs::job_retention_set`]); a URL
+/// that names no host or database is refused with how to choose a set instead.
 pub(crate) fn retention_set(job: &ResolvedJob, env: Env<'_>) -> Result<String, Failure> {
-    let url = job
-        .database
-        .clone()
-        .or_else(|| var(env, "DATABASE_URL"))
-        .unwrap_or_else(|| super::defaults::DB.to_owned());
-    let conn = ConnConfig::parse(&url).map_err(|e| Failure::usage(e.to_string()))?;
-    if !conn.has_host() {
-        return Err(Failure::usage(format!(
-            "job {}: its database URL names no host, so its backup set is only known once connected; name the host in the URL, or give prune --set (as pgb list shows it)",
-            job.name
-        )));
-    }
-    let options = pgb_jobs::dump_options(job)
-        .map_err(|e| Failure::usage(format!("job {}: pg_dump_options: {e}", job.name)))?;
-    let (database, include, exclude) = match &job.whole_server {
-        Some(w) => (
-            pgb::CLUSTER_DATABASE.to_owned(),
-            w.include.clone(),
-            w.exclude.clone(),
-        ),
-        None => {
-            let db = database_name(job, env).ok_or_else(|| {
-                Failure::usage(format!(
-                    "job {}: its database URL names no database; name it, or give prune --set",
-                    job.name
-                ))
-            })?;
-            (db, Vec::new(), Vec::new())
-        }
-    };
-    Ok(pgb::retention_set(
-        &format!("{}/{database}", conn.server()),
-        &include,
-        &exclude,
-        options.args(),
-    ))
-}
-
-/// The set a backup of `job` gets (`host:port/database`, `host:port/*` for a whole server),
-/// known before it runs when the database URL names its host; `None` for a physical backup
-/// (its set is the server's system identifier).
-pub(crate) fn intended_set(job: &ResolvedJob, env: Env<'_>) -> Option<String> {
-    if job.format == "physical" {
-        return None;
-    }
-    let url = job
-        .database
-        .clone()
-        .or_else(|| var(env, "DATABASE_URL"))
-        .unwrap_or_else(|| super::defaults::DB.to_owned());
-    let conn = ConnConfig::parse(&url).ok()?;
-    if !conn.has_host() {
-        return None;
-    }
-    let db = match &job.whole_server {
-        Some(_) => pgb::CLUSTER_DATABASE.to_owned(),
-        None => conn.dbname()?.to_owned(),
-    };
-    Some(format!("{}/{db}", conn.server()))
-}
-
-/// The job's database name: from its `database` URL, else libpq's `PGDATABASE`. `None` for a
-/// whole-server job: its backups are one set for the whole server, and its URL only names
-/// where the server is reached.
-pub(crate) fn database_name(job: &ResolvedJob, env: Env<'_>) -> Option<String> {
-    if job.whole_server.is_some() {
-        return None;
-    }
-    let from_url = job
-        .database
-        .as_deref()
-        .and_then(|u| ConnConfig::parse(u).ok())
-        .and_then(|c| c.dbname().map(str::to_owned));
-    from_url.or_else(|| var(env, "PGDATABASE"))
+    pgb_jobs::job_retention_set(job, env)
+        .map_err(|e| Failure::usage(format!("{e}, or give --set (as pgb list shows it)")))
 }
 
 #[cfg(test)]
