@@ -289,19 +289,49 @@ impl StderrTail {
         q.drain(..excess);
     }
 
-    /// The last few non-empty lines.
+    /// The last few non-empty lines, always with the last error line (`ERROR:`, `error:`,
+    /// `FATAL:`) among them: pg_restore follows its `ERROR:` line with the whole statement
+    /// that failed (`Command was: CREATE TABLE ...`), which would otherwise push it out.
     pub(crate) fn text(&self) -> String {
         let q = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         let bytes: Vec<u8> = q.iter().copied().collect();
         let s = String::from_utf8_lossy(&bytes);
         let lines: Vec<&str> = s.lines().filter(|l| !l.trim().is_empty()).collect();
-        lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n")
+        let from = lines.len().saturating_sub(TAIL_LINES);
+        let is_error =
+            |l: &&str| l.contains("ERROR:") || l.contains("error:") || l.contains("FATAL:");
+        match lines.iter().rposition(is_error) {
+            Some(i) if i < from => {
+                let from = lines.len().saturating_sub(TAIL_LINES - 1).max(i + 1);
+                let mut out = vec![lines[i]];
+                out.extend(&lines[from..]);
+                out.join("\n")
+            }
+            _ => lines[from..].join("\n"),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_error_line_stays_in_the_tail_however_long_the_failed_command() {
+        let t = StderrTail::default();
+        t.push(b"pg_restore: error: could not execute query: ERROR:  relation \"public.actor_actor_id_seq\" does not exist\nLINE 2: actor_id integer DEFAULT nextval('public.actor_actor_id_seq'...\nCommand was: CREATE TABLE public.actor (\n");
+        for i in 0..20 {
+            t.push(format!("    col{i} text,\n").as_bytes());
+        }
+        t.push(b");\n");
+        let text = t.text();
+        assert!(
+            text.starts_with("pg_restore: error: could not execute query: ERROR:  relation"),
+            "{text}"
+        );
+        assert_eq!(text.lines().count(), TAIL_LINES);
+        assert!(text.ends_with(");"), "{text}");
+    }
 
     #[test]
     fn tail_is_bounded_and_keeps_the_last_lines() {

@@ -2,8 +2,10 @@
 //! `--table`/`--schema` select, checked against what the archive holds, written as the list
 //! pg_restore restores (`--use-list`).
 //!
-//! A table brings its definition and data (and the `CREATE SCHEMA` of its schema), as
-//! pg_restore's `-t` does, but exactly that schema's table; a schema brings every entry in it.
+//! A table brings what it needs to exist (its schema, the types, domains, functions and
+//! sequences it depends on) and what belongs to it (data, owned sequences and their values,
+//! defaults, constraints, indexes, triggers, comments), from the dependencies the archive
+//! records; a schema brings every entry in it.
 
 use std::path::Path;
 
@@ -22,8 +24,6 @@ const RELATIONS: [&str; 5] = [
     "SEQUENCE",
     "FOREIGN TABLE",
 ];
-/// Entries that hold a relation's data.
-const DATA: [&str; 3] = ["TABLE DATA", "MATERIALIZED VIEW DATA", "SEQUENCE SET"];
 /// Entry types a schema selection brings along (entries of other types in the schema, such
 /// as its ACLs, are left out).
 const IN_SCHEMA: [&str; 31] = [
@@ -60,6 +60,58 @@ const IN_SCHEMA: [&str; 31] = [
     "VIEW",
 ];
 
+/// What a table brings along because it needs it: the definitions its entries depend on
+/// (`pg_restore --list --verbose`'s `depends on:`), followed transitively.
+const NEEDED: [&str; 20] = [
+    "SCHEMA",
+    "TYPE",
+    "SHELL TYPE",
+    "DOMAIN",
+    "FUNCTION",
+    "PROCEDURE",
+    "AGGREGATE",
+    "COLLATION",
+    "SEQUENCE",
+    "OPERATOR",
+    "OPERATOR CLASS",
+    "OPERATOR FAMILY",
+    "CONVERSION",
+    "TEXT SEARCH CONFIGURATION",
+    "TEXT SEARCH DICTIONARY",
+    "EXTENSION",
+    "PROCEDURAL LANGUAGE",
+    "CAST",
+    "TRANSFORM",
+    "ACCESS METHOD",
+];
+/// What a table brings along because it belongs to it (depends on it): its data, owned
+/// sequences and their values, defaults, constraints, indexes, triggers, rules, policies,
+/// comments, ACLs (applied only when privileges are kept), statistics.
+const ATTACHED: [&str; 20] = [
+    "TABLE DATA",
+    "MATERIALIZED VIEW DATA",
+    "SEQUENCE",
+    "SEQUENCE OWNED BY",
+    "SEQUENCE SET",
+    "DEFAULT",
+    "CONSTRAINT",
+    "CHECK CONSTRAINT",
+    "FK CONSTRAINT",
+    "INDEX",
+    "INDEX ATTACH",
+    "TRIGGER",
+    "RULE",
+    "POLICY",
+    "ROW SECURITY",
+    "COMMENT",
+    "ACL",
+    "SECURITY LABEL",
+    "STATISTICS",
+    "STATISTICS DATA",
+];
+/// Entries whose data is a file of a directory-format archive (`<id>.dat`).
+const DATA_FILES: [&str; 2] = ["TABLE DATA", "MATERIALIZED VIEW DATA"];
+
 /// A requested table: (schema, name); no schema matches any.
 fn table_parts(t: &str) -> (Option<&str>, &str) {
     match t.split_once('.') {
@@ -68,24 +120,46 @@ fn table_parts(t: &str) -> (Option<&str>, &str) {
     }
 }
 
+/// An entry as people name it: `TABLE public.language`, `FK CONSTRAINT public.film
+/// film_language_id_fkey`.
+fn describe(e: &TocEntry) -> String {
+    match &e.schema {
+        Some(s) => format!("{} {s}.{}", e.desc, e.name),
+        None => format!("{} {}", e.desc, e.name),
+    }
+}
+
 /// What a selection restores: the `--use-list` text and the ids of its data entries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Selected {
     pub(crate) list: String,
     pub(crate) data_ids: Vec<u64>,
+    /// Entries of the selected tables left out because they need a table that is not
+    /// selected (a foreign key to it), each with what it needs.
+    pub(crate) skipped: Vec<String>,
 }
 
 /// Checks that every requested table and schema is in the archive, and returns what the
 /// selection restores.
 ///
+/// A table brings what it needs to exist, from the dependencies of a verbose listing
+/// (`pg_restore --list --verbose`): the schemas, types, domains, functions and sequences it
+/// (and what it brings) depends on, transitively, and the entries that belong to it: its
+/// data, owned sequences with their `SEQUENCE OWNED BY` and values (`SEQUENCE SET`),
+/// defaults, constraints, indexes, triggers (with the functions they call), rules, policies,
+/// comments and ACLs. An entry that belongs to a selected table but needs a table that is not
+/// selected (a foreign key to it) is left out and named in [`Selected::skipped`].
+///
 /// # Errors
-/// `NoMatch` naming the first table or schema the archive does not hold.
+/// `NoMatch` naming the first table or schema the archive does not hold, or the first table
+/// a selected table needs to exist (its parent, a table a function it needs depends on) that
+/// is not selected.
 pub(crate) fn select(toc: &Toc, opts: &RestoreOptions) -> Result<Selected, DumpError> {
     let kind = |e: &TocEntry, kinds: &[&str]| kinds.contains(&e.desc.as_str());
     let entries: Vec<&TocEntry> = toc
         .entries()
         .iter()
-        .filter(|e| kind(e, &IN_SCHEMA))
+        .filter(|e| kind(e, &IN_SCHEMA) || kind(e, &NEEDED) || kind(e, &ATTACHED))
         .collect();
     let missing = |what: String| {
         Err(DumpError::new(
@@ -95,15 +169,10 @@ pub(crate) fn select(toc: &Toc, opts: &RestoreOptions) -> Result<Selected, DumpE
     };
     let is_table = |e: &TocEntry, t: &str| {
         let (schema, name) = table_parts(t);
-        (kind(e, &RELATIONS) || kind(e, &DATA))
-            && e.name == name
-            && schema.is_none_or(|s| e.in_schema(s))
+        kind(e, &RELATIONS) && e.name == name && schema.is_none_or(|s| e.in_schema(s))
     };
     for t in &opts.tables {
-        if !entries
-            .iter()
-            .any(|e| kind(e, &RELATIONS) && is_table(e, t))
-        {
+        if !entries.iter().any(|e| is_table(e, t)) {
             return missing(format!("table {t}"));
         }
     }
@@ -113,31 +182,116 @@ pub(crate) fn select(toc: &Toc, opts: &RestoreOptions) -> Result<Selected, DumpE
             return missing(format!("schema {s}"));
         }
     }
-    let chosen: Vec<&TocEntry> = entries
+    let by_id: std::collections::HashMap<u64, &TocEntry> =
+        entries.iter().map(|e| (e.id, *e)).collect();
+    let tables: Vec<&TocEntry> = entries
         .iter()
         .copied()
-        .filter(|e| {
-            opts.tables.iter().any(|t| is_table(e, t))
-                || opts.schemas.iter().any(|s| in_schema(e, s))
-        })
+        .filter(|e| opts.tables.iter().any(|t| is_table(e, t)))
+        .collect();
+    let mut chosen: std::collections::BTreeSet<u64> = entries
+        .iter()
+        .filter(|e| kind(e, &IN_SCHEMA) && opts.schemas.iter().any(|s| in_schema(e, s)))
+        .map(|e| e.id)
         .collect();
     // The schemas of the chosen tables must exist in the target: their CREATE SCHEMA too.
-    let schemas: Vec<&str> = chosen.iter().filter_map(|e| e.schema.as_deref()).collect();
-    let list = entries
+    let table_schemas: Vec<&str> = tables.iter().filter_map(|e| e.schema.as_deref()).collect();
+    chosen.extend(
+        entries
+            .iter()
+            .filter(|e| e.desc == "SCHEMA" && table_schemas.contains(&e.name.as_str()))
+            .map(|e| e.id),
+    );
+    let mut skipped = Vec::new();
+    // Each table and its data (by name too: a listing without dependencies still has it).
+    let mut closure: std::collections::BTreeSet<u64> = entries
         .iter()
         .filter(|e| {
-            chosen.iter().any(|c| c.id == e.id)
-                || (e.desc == "SCHEMA" && schemas.contains(&e.name.as_str()))
+            kind(e, &DATA_FILES)
+                && tables
+                    .iter()
+                    .any(|t| t.name == e.name && t.schema == e.schema)
         })
+        .chain(tables.iter())
+        .map(|e| e.id)
+        .collect();
+    let mut rejected = std::collections::BTreeSet::new();
+    loop {
+        let before = closure.len();
+        // What the chosen entries need, transitively.
+        let mut work: Vec<u64> = closure.iter().copied().collect();
+        while let Some(id) = work.pop() {
+            let Some(e) = by_id.get(&id) else { continue };
+            for d in &e.deps {
+                if closure.contains(d) {
+                    continue;
+                }
+                let Some(dep) = by_id.get(d) else { continue };
+                if kind(dep, &NEEDED) {
+                    closure.insert(*d);
+                    work.push(*d);
+                } else if kind(dep, &RELATIONS) {
+                    return Err(DumpError::new(
+                        DumpErrorKind::NoMatch,
+                        format!(
+                            "{} needs {}, which the selection leaves out; select it too",
+                            describe(e),
+                            describe(dep)
+                        ),
+                    ));
+                }
+            }
+        }
+        // What belongs to them (not to a schema: its comment or ACL is the schema owner's).
+        for e in &entries {
+            if closure.contains(&e.id) || rejected.contains(&e.id) || !kind(e, &ATTACHED) {
+                continue;
+            }
+            let belongs = e
+                .deps
+                .iter()
+                .any(|d| closure.contains(d) && by_id.get(d).is_some_and(|x| x.desc != "SCHEMA"));
+            if !belongs {
+                continue;
+            }
+            let lacking = e
+                .deps
+                .iter()
+                .filter_map(|d| by_id.get(d))
+                .find(|x| !closure.contains(&x.id) && !kind(x, &NEEDED));
+            match lacking {
+                None => {
+                    closure.insert(e.id);
+                }
+                Some(x) => {
+                    rejected.insert(e.id);
+                    if e.deps.iter().any(|d| tables.iter().any(|t| t.id == *d)) {
+                        skipped.push(format!("{} (it needs {})", describe(e), describe(x)));
+                    }
+                }
+            }
+        }
+        if closure.len() == before {
+            break;
+        }
+    }
+    for n in &skipped {
+        tracing::warn!(entry = %n, "left out of the table restore: it needs a table that is not selected");
+    }
+    chosen.extend(closure);
+    let list = entries
+        .iter()
+        .filter(|e| chosen.contains(&e.id))
         .map(|e| format!("{}\n", e.line()))
         .collect();
     Ok(Selected {
         list,
-        data_ids: chosen
+        data_ids: entries
             .iter()
-            .filter(|e| kind(e, &DATA))
+            .filter(|e| chosen.contains(&e.id) && kind(e, &DATA_FILES))
             .map(|e| e.id)
             .collect(),
+        skipped,
     })
 }
 
@@ -162,10 +316,11 @@ pub(crate) async fn write_list(path: &Path, list: &str) -> Result<(), DumpError>
     tokio::io::AsyncWriteExt::flush(&mut f).await.map_err(io)
 }
 
-/// `pg_restore --list` of an archive file or directory.
+/// `pg_restore --list --verbose` of an archive file or directory (each entry followed by the
+/// ids it depends on).
 pub(crate) async fn list(tool: &Tool, archive: &Path) -> Result<String, DumpError> {
     let mut cmd = process::command(tool, None);
-    cmd.arg("--list").arg(archive);
+    cmd.args(["--list", "--verbose"]).arg(archive);
     let mut p = ToolProcess::spawn(cmd, "pg_restore", Pipes::STDOUT)?;
     let mut stdout = p.take_stdout().expect("piped");
     let mut text = String::new();

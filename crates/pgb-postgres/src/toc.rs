@@ -89,6 +89,9 @@ pub struct TocEntry {
     pub name: String,
     /// Its owner (empty when it has none).
     pub owner: String,
+    /// The dump ids it depends on (`;\tdepends on: 214 215` after it in
+    /// `pg_restore --list --verbose`; empty without `--verbose`).
+    pub deps: Vec<u64>,
     line: String,
 }
 
@@ -115,6 +118,22 @@ impl Toc {
     /// Parses `pg_restore --list` output. Lines that are no entry are skipped; an entry
     /// whose type this parser does not know is kept with its first word as the type.
     pub fn parse(listing: &str) -> Self {
+        // `;\tdepends on: 1 2` (verbose listings) belongs to the entry above it.
+        let mut deps: std::collections::HashMap<u64, Vec<u64>> = std::collections::HashMap::new();
+        let mut last: Option<u64> = None;
+        for line in listing.lines() {
+            if let Some(ids) = line.strip_prefix(";\tdepends on:") {
+                if let Some(id) = last {
+                    deps.entry(id)
+                        .or_default()
+                        .extend(ids.split_whitespace().filter_map(|d| d.parse::<u64>().ok()));
+                }
+            } else {
+                last = line
+                    .split_once("; ")
+                    .and_then(|(id, _)| id.trim().parse::<u64>().ok());
+            }
+        }
         let raw: Vec<(u64, &str, &str)> = listing
             .lines()
             .filter_map(|line| {
@@ -162,6 +181,7 @@ impl Toc {
                     schema: schema.map(str::to_owned),
                     name: name.to_owned(),
                     owner: owner.to_owned(),
+                    deps: deps.remove(&id).unwrap_or_default(),
                     line: line.to_owned(),
                 }
             })
@@ -319,6 +339,29 @@ mod tests {
                 (Some("public"), "parent"),
                 (Some("public"), "child"),
                 (Some("public"), "we\"ird"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_verbose_listing_gives_each_entry_its_dependencies() {
+        // `pg_restore --list --verbose` (PostgreSQL 15.18) of a table with a serial column.
+        let toc = Toc::parse(
+            "215; 1259 16392 TABLE public t postgres\n\
+             214; 1259 16391 SEQUENCE public t_id_seq postgres\n\
+             ;\tdepends on: 215\n\
+             3197; 2604 16395 DEFAULT public t id postgres\n\
+             ;\tdepends on: 214 215 215\n\
+             ;3343; 0 16392 TABLE DATA public t postgres\n\
+             ;\tdepends on: 215\n",
+        );
+        let deps: Vec<(u64, &[u64])> = toc.entries().iter().map(|e| (e.id, &e.deps[..])).collect();
+        assert_eq!(
+            deps,
+            [
+                (215, &[][..]),
+                (214, &[215][..]),
+                (3197, &[214, 215, 215][..])
             ]
         );
     }

@@ -71,10 +71,14 @@ pub(crate) struct DirectoryBackupArgs {
 #[derive(Debug, Args, Default)]
 #[command(next_help_heading = "Selection")]
 pub(crate) struct SelectRestoreArgs {
-    /// Restore only this table (SCHEMA.TABLE, or TABLE in any schema); repeatable. Tables are
-    /// matched as pg_restore's -n/-t match them (definition and data, no indexes). From a
-    /// directory-format backup only its table of contents and these tables' data files are
-    /// downloaded. A table the backup does not hold is an error (exit 2).
+    /// Restore only this table (SCHEMA.TABLE, or TABLE in any schema); repeatable. A table
+    /// comes with what it needs: its schema, the types, domains, functions and sequences it
+    /// uses, its data, owned sequences and their values, defaults, constraints, indexes,
+    /// triggers (with their functions) and comments. A foreign key to a table not selected is
+    /// left out with a warning naming it; a table that needs another table (its parent, one a
+    /// function it uses reads) is refused naming it (exit 2), as is a table the backup does not
+    /// hold. From a directory-format backup only its table of contents and these tables' data
+    /// files are downloaded.
     #[arg(long, value_name = "SCHEMA.TABLE")]
     pub(crate) table: Vec<String>,
     /// Restore only the objects of this schema; repeatable.

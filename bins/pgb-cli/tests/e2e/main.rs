@@ -37,6 +37,7 @@ mod repository_access;
 mod secrets;
 mod selection;
 mod storage_faults;
+mod table_restore;
 mod wal;
 mod wal_retention;
 mod wal_stream;
