@@ -18,6 +18,7 @@ mod docs;
 mod encryption;
 mod faults;
 mod files;
+mod grammar;
 mod incremental;
 mod job_flag;
 mod jobs;

@@ -99,6 +99,9 @@ impl JobFlags for BackupArgs {
             .to_owned()
         });
         s.wal_wait.clone_from(&p.wal_wait);
+        if p.incremental {
+            s.incremental = Some(true);
+        }
         s.compression.clone_from(&self.compression);
         s.labels = some(&self.label);
         let c = &self.cluster;
@@ -253,5 +256,43 @@ impl JobFlags for CheckArgs {
         };
         s.check = (c != CheckSettings::default()).then_some(c);
         Ok(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every retention flag is a key of a job, and every `keep_*` key a flag of `prune` and
+    /// `backup` (`--retention-tz` is the job's `timezone`, which also runs its schedule).
+    #[test]
+    fn every_retention_flag_is_a_toml_key_and_the_reverse() {
+        let cli = crate::args::Cli::command();
+        let keys: Vec<&str> = pgb_config::KEYS
+            .iter()
+            .copied()
+            .filter(|k| k.starts_with("keep_"))
+            .collect();
+        assert_eq!(keys.len(), 13, "{keys:?}");
+        for command in ["prune", "backup", "report"] {
+            let sub = cli.find_subcommand(command).expect(command);
+            let flags: Vec<String> = sub
+                .get_arguments()
+                .filter_map(|a| a.get_long())
+                .filter(|l| l.starts_with("keep-"))
+                .map(|l| l.replace('-', "_"))
+                .collect();
+            let mut want: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
+            let mut got = flags.clone();
+            want.sort();
+            got.sort();
+            assert_eq!(got, want, "{command}: flags {flags:?}");
+            assert!(
+                sub.get_arguments()
+                    .any(|a| a.get_long() == Some("retention-tz")),
+                "{command}"
+            );
+        }
+        assert!(pgb_config::KEYS.contains(&"timezone"));
     }
 }
