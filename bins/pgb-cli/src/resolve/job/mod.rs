@@ -120,7 +120,6 @@ mod tests {
     use std::collections::HashMap;
     use std::time::Duration;
 
-    use super::flags::JobFlags as _;
     use super::*;
     use crate::args::{CheckArgs, DrillArgs, GcArgs, RestoreArgs};
 
