@@ -348,6 +348,9 @@ pub const NOTIFY_EVENTS: &[&str] = &[
     "drill_passed",
     "drill_failed",
     "check_failed",
+    "wal_push_failed",
+    "wal_gap",
+    "wal_stream_down",
 ];
 
 /// The migration frameworks `migrations` may name (`pgb_core::MigrationFramework`'s names;

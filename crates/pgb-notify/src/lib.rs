@@ -38,6 +38,13 @@ pub enum Event {
     DrillFailed,
     /// `pgb check` found a WARNING, CRITICAL or UNKNOWN state.
     CheckFailed,
+    /// `pgb wal push` (archive_command) failed; PostgreSQL retries every few seconds, so the
+    /// sender rate-limits it per cluster ([`RateLimit`]).
+    WalPushFailed,
+    /// A gap in the WAL archive after the newest base backup: no restore reaches the present.
+    WalGap,
+    /// A WAL stream (`pgb wal stream`) stopped receiving from the server.
+    WalStreamDown,
 }
 
 impl Event {
@@ -49,6 +56,9 @@ impl Event {
             Self::DrillPassed => "drill_passed",
             Self::DrillFailed => "drill_failed",
             Self::CheckFailed => "check_failed",
+            Self::WalPushFailed => "wal_push_failed",
+            Self::WalGap => "wal_gap",
+            Self::WalStreamDown => "wal_stream_down",
         }
     }
 
@@ -58,12 +68,15 @@ impl Event {
     }
 
     /// Every event, in the order of [`Event::as_str`]'s names.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 8] = [
         Self::BackupSucceeded,
         Self::BackupFailed,
         Self::DrillPassed,
         Self::DrillFailed,
         Self::CheckFailed,
+        Self::WalPushFailed,
+        Self::WalGap,
+        Self::WalStreamDown,
     ];
 
     /// The event named `name` (`backup_succeeded`, ...), as a job's `notify.events` lists them.
@@ -108,6 +121,14 @@ pub struct Notification {
     /// and `after` its `post_restore` hook, and the `expected` head.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub migrations: BTreeMap<String, String>,
+    /// The cluster a WAL event is about: its system identifier (decimal text).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system_identifier: Option<String>,
+    /// A WAL event's details by name (`wal_push_failed`: `segment`, `failures`, `since`;
+    /// `wal_gap`: `timeline`, `first_missing`, `gaps`; `wal_stream_down`: `slot`, `timeline`,
+    /// `last_flushed_lsn`, `since`), as text.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub wal: BTreeMap<String, String>,
     /// The last log lines (sent as the body of a healthchecks `/fail` ping; not in JSON).
     #[serde(skip)]
     pub log_tail: Vec<String>,
@@ -128,8 +149,22 @@ impl Notification {
             durations_ms: BTreeMap::new(),
             sizes: BTreeMap::new(),
             migrations: BTreeMap::new(),
+            system_identifier: None,
+            wal: BTreeMap::new(),
             log_tail: Vec::new(),
         }
+    }
+
+    /// Sets the cluster of a WAL event.
+    pub fn with_system_identifier(mut self, id: impl ToString) -> Self {
+        self.system_identifier = Some(id.to_string());
+        self
+    }
+
+    /// Adds a detail of a WAL event.
+    pub fn with_wal(mut self, name: impl Into<String>, value: impl ToString) -> Self {
+        self.wal.insert(name.into(), value.to_string());
+        self
     }
 
     /// Sets the host pgb ran on.
@@ -207,6 +242,9 @@ impl Notification {
         if let Some(b) = &self.backup_id {
             ctx.push(format!("backup {b}"));
         }
+        if let Some(c) = &self.system_identifier {
+            ctx.push(format!("cluster {c}"));
+        }
         if let Some(h) = &self.host {
             ctx.push(format!("on {h}"));
         }
@@ -219,6 +257,41 @@ impl Notification {
             line.push_str(c);
         }
         line
+    }
+}
+
+/// Rate limiting of a repeated failure (`wal_push_failed`: PostgreSQL retries a failing
+/// `archive_command` every few seconds): at most one notification per interval, the next one
+/// counting the failures in between. The caller keeps this state between processes (it is
+/// `Serialize`/`Deserialize`, a few bytes of JSON) and decides where; the library does no I/O.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct RateLimit {
+    /// When the last notification was sent.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_sent: Option<OffsetDateTime>,
+    /// Failures not notified since then.
+    #[serde(default)]
+    pub suppressed: u64,
+}
+
+impl RateLimit {
+    /// Records one failure at `now`: `Some(n)` when a notification is due (`n` failures, this
+    /// one included, since the last one was sent), `None` when it is suppressed. A `last_sent`
+    /// in the future (a clock set back) counts as due.
+    pub fn failure(&mut self, now: OffsetDateTime, every: Duration) -> Option<u64> {
+        self.suppressed += 1;
+        let due = self.last_sent.is_none_or(|t| {
+            let since = now - t;
+            since.is_negative() || since.unsigned_abs() >= every
+        });
+        if !due {
+            return None;
+        }
+        let n = self.suppressed;
+        self.last_sent = Some(now);
+        self.suppressed = 0;
+        Some(n)
     }
 }
 
@@ -740,6 +813,29 @@ mod tests {
         assert_eq!(tail.lines(), vec!["one", "ERROR two"]);
         w.write_all(b"ee\n").unwrap();
         assert_eq!(tail.lines(), vec!["ERROR two", "three"]);
+    }
+
+    #[test]
+    fn a_repeated_failure_is_notified_once_per_interval_with_the_count() {
+        let t0 = time::macros::datetime!(2026-12-05 06:00 UTC);
+        let every = Duration::from_secs(900);
+        let mut r = RateLimit::default();
+        assert_eq!(r.failure(t0, every), Some(1), "the first failure is sent");
+        for s in 1..=100 {
+            // PostgreSQL retries every few seconds: suppressed.
+            assert_eq!(r.failure(t0 + time::Duration::seconds(s * 5), every), None);
+        }
+        let json = serde_json::to_string(&r).unwrap();
+        let mut r: RateLimit = serde_json::from_str(&json).unwrap();
+        assert_eq!(r.suppressed, 100);
+        assert_eq!(
+            r.failure(t0 + time::Duration::minutes(15), every),
+            Some(101),
+            "the next one after the interval counts every failure since"
+        );
+        assert_eq!(r.suppressed, 0);
+        // A clock set back does not silence it for good.
+        assert_eq!(r.failure(t0 - time::Duration::hours(1), every), Some(1));
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub(super) async fn run(mut a: CheckArgs, ctx: &Ctx<'_>) -> Result<(), Failure> 
             .with_cause(report.summary());
         super::notify::send(notifier.as_ref(), n).await;
     }
+    let job = layer.job.as_ref().map(|j| j.name.as_str());
+    super::wal_notify::gaps(notifier.as_ref(), &report, job, ctx.env).await;
     if let Some(dir) = &a.textfile {
         // One file per check (pgb-<job>.prom, else per repository and database), so that
         // checks sharing the directory never overwrite each other's status.

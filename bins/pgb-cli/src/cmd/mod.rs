@@ -25,6 +25,7 @@ mod run;
 mod schedule;
 mod verify;
 mod wal;
+mod wal_notify;
 mod wal_stream;
 
 use tokio::sync::watch;

@@ -15,7 +15,7 @@ use crate::resolve::{self, Env};
 
 pub(super) async fn run(cmd: WalCommand, ctx: &Ctx<'_>) -> Result<(), Failure> {
     match cmd {
-        WalCommand::Push(a) => push(a, ctx.env).await,
+        WalCommand::Push(a) => super::wal_notify::push(a, ctx.env).await,
         WalCommand::Fetch(a) => fetch(a, ctx.env).await.map_err(|f| {
             // Everything but "not in the archive" must stop recovery (see exit::WAL_FETCH_FATAL).
             if f.code == exit::FAILURE {
@@ -29,7 +29,7 @@ pub(super) async fn run(cmd: WalCommand, ctx: &Ctx<'_>) -> Result<(), Failure> {
     }
 }
 
-async fn push(a: WalPushArgs, env: Env<'_>) -> Result<(), Failure> {
+pub(super) async fn push(a: WalPushArgs, env: Env<'_>) -> Result<(), Failure> {
     let job = job(&a.target.job, env)?;
     let (job_repo, mut opts) = match &job {
         Some(j) => {
@@ -127,7 +127,7 @@ async fn verify(a: WalVerifyArgs, env: Env<'_>) -> Result<(), Failure> {
 }
 
 /// The job of `--job`, if given.
-fn job(a: &JobArgs, env: Env<'_>) -> Result<Option<ResolvedJob>, Failure> {
+pub(super) fn job(a: &JobArgs, env: Env<'_>) -> Result<Option<ResolvedJob>, Failure> {
     match &a.job {
         Some(name) => Ok(Some(resolve::config::job(a.config.as_deref(), name, env)?)),
         None => Ok(None),
@@ -158,7 +158,7 @@ fn reading_repository(
 
 /// The system identifier in `path` (global/pg_control: its first 8 bytes), when archive_command
 /// runs in a data directory; `None` elsewhere.
-fn control_file_system_id(path: &Path) -> Result<Option<u64>, Failure> {
+pub(super) fn control_file_system_id(path: &Path) -> Result<Option<u64>, Failure> {
     match std::fs::read(path) {
         Ok(bytes) => pgb::wal::system_identifier_from_pg_control(&bytes)
             .map(Some)

@@ -40,6 +40,7 @@ mod selection;
 mod storage_faults;
 mod table_restore;
 mod wal;
+mod wal_notify;
 mod wal_retention;
 mod wal_stream;
 mod wal_window;

@@ -49,7 +49,7 @@ fn line(e: &ConfigError) -> Option<usize> {
 fn the_example_validates_and_covers_three_environments() {
     let cfg = LoadedConfig::parse(EXAMPLE, Path::new("pgb.example.toml")).unwrap();
     let names: Vec<&str> = cfg.job_names().collect();
-    assert_eq!(names, ["dev", "production", "staging"]);
+    assert_eq!(names, ["dev", "production", "production-pitr", "staging"]);
     let none = |_: &str| None;
     let env = Environment {
         var: &none,
@@ -73,7 +73,20 @@ fn the_example_validates_and_covers_three_environments() {
         prod.notify.as_ref().unwrap().webhook_url_env.as_deref(),
         Some("PGB_WEBHOOK_URL")
     );
-    let staging = &jobs[2];
+    // Point-in-time recovery beside the nightly dumps: hourly base backups into the same
+    // repository, WAL from the archive, a 7-day window, WAL notifications.
+    let pitr = &jobs[2];
+    assert_eq!(pitr.format, "physical");
+    assert_eq!(pitr.wal, "archive");
+    assert_eq!(pitr.repository, prod.repository);
+    assert_eq!(pitr.schedule_expr.as_deref(), Some("5 * * * *"));
+    assert!(pitr.retention.is_some());
+    let events = pitr.notify.as_ref().unwrap().events.clone();
+    assert!(
+        events.iter().any(|e| e == "wal_push_failed") && events.iter().any(|e| e == "wal_gap"),
+        "{events:?}"
+    );
+    let staging = &jobs[3];
     assert_eq!(staging.schedule_expr.as_deref(), Some("30 2 * * *"));
     assert!(staging.catch_up);
     // The zone comes from [defaults], and says so.
