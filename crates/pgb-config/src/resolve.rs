@@ -357,6 +357,8 @@ pub struct ResolvedJob {
     pub wal: String,
     /// With `format = "physical"`: how long a backup waits for its WAL to be archived.
     pub wal_wait: Duration,
+    /// With `format = "physical"`: incremental base backups (PostgreSQL 17+).
+    pub incremental: bool,
     /// Compression spec (grammar of `pgb_core::Compression`).
     pub compression: String,
     /// Labels.
@@ -726,7 +728,11 @@ fn validate(
         ));
     }
     let physical = format == "physical";
-    for (key, set) in [("wal", s.wal.is_some()), ("wal_wait", s.wal_wait.is_some())] {
+    for (key, set) in [
+        ("wal", s.wal.is_some()),
+        ("wal_wait", s.wal_wait.is_some()),
+        ("incremental", s.incremental == Some(true)),
+    ] {
         if set && !physical {
             return Err(err(key, "applies only with format = \"physical\"".into()));
         }
@@ -1031,6 +1037,7 @@ fn validate(
         format,
         wal,
         wal_wait,
+        incremental: s.incremental.unwrap_or(false),
         compression,
         labels,
         whole_server: all_databases.then(|| WholeServer {

@@ -96,6 +96,11 @@ pub struct JobSettings {
     /// archived (`2m`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub wal_wait: Option<String>,
+    /// With `format = "physical"` (PostgreSQL 17+, `summarize_wal = on`): each backup is
+    /// incremental on the newest base backup of the cluster in the repository (full when
+    /// there is none), `backup --physical --incremental`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incremental: Option<bool>,
     /// `none`, `gzip[:1-9]`, `zstd[:1-19]`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compression: Option<String>,
@@ -375,6 +380,7 @@ pub const KEYS: &[&str] = &[
     "format",
     "wal",
     "wal_wait",
+    "incremental",
     "compression",
     "labels",
     "all_databases",

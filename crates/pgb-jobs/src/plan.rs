@@ -198,13 +198,13 @@ impl JobPlan {
         } else {
             match job.format.as_str() {
                 "physical" => JobDumper::Physical {
-                    dumper: PgBaseBackup::new(conn, tools.clone()).with_wal(
-                        if job.wal == "included" {
+                    dumper: PgBaseBackup::new(conn, tools.clone())
+                        .with_wal(if job.wal == "included" {
                             WalMode::Included
                         } else {
                             WalMode::Archive
-                        },
-                    ),
+                        })
+                        .with_incremental(job.incremental),
                     wal_wait: job.wal_wait,
                 },
                 "directory" => {

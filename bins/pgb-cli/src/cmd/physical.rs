@@ -84,15 +84,14 @@ pub(super) async fn restore(
     let started = std::time::Instant::now();
     let progress = render::Reporter::new(&ctx.progress, "restore", Some(plan.plain_bytes));
     let combiner = pgb::postgres::PgCombineBackup::new(resolve::tools(&a.tools, ctx.env));
-    let report = repo
-        .restore_physical_combined_until(
-            &plan,
-            &resolved.request,
-            Some(&combiner),
-            &progress,
-            ctx.cancelled(),
-        )
-        .await;
+    let report = Box::pin(repo.restore_physical_combined_until(
+        &plan,
+        &resolved.request,
+        Some(&combiner),
+        &progress,
+        ctx.cancelled(),
+    ))
+    .await;
     progress.finish(report.as_ref().ok().map(|r| r.bytes));
     let report = report?;
     let seconds = started.elapsed().as_secs_f64();

@@ -328,3 +328,55 @@ fn prune_keeps_the_parents_of_a_kept_incremental_and_a_deleted_parent_fails_veri
     );
     assert!(!dir.exists());
 }
+
+#[test]
+fn a_job_with_incremental_true_builds_each_backup_on_the_last_and_a_logical_job_refuses_the_key() {
+    let Some(bin) = bin_dir(17) else { return };
+    let repo = make_shared_dir().unwrap();
+    let pg = TempCluster::init(&bin, &[("summarize_wal", "on")]).expect("start PostgreSQL 17");
+    pg.psql("create table t(i int); insert into t select generate_series(1, 1000)")
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pgb.toml");
+    let write = |extra: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "[jobs.pitr]\ndatabase = \"{}\"\nrepository = \"{}\"\n{extra}",
+                pg.url(),
+                s(repo.path())
+            ),
+        )
+        .unwrap();
+    };
+    let run = || {
+        pgb(&[
+            "backup",
+            "--job",
+            "pitr",
+            "--config",
+            config.to_str().unwrap(),
+            "--pg-bin-dir",
+            bin.to_str().unwrap(),
+            "--json",
+        ])
+    };
+    write("format = \"physical\"\nwal = \"included\"\nincremental = true\n");
+    let first = backed_up(&run());
+    assert!(first["physical"].get("incremental").is_none(), "{first}");
+    pg.psql("insert into t select generate_series(1, 10)")
+        .unwrap();
+    let second = backed_up(&run());
+    assert_eq!(
+        second["physical"]["incremental"]["parent"],
+        id_of(&first).as_str()
+    );
+
+    write("incremental = true\n");
+    let o = run();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let line = one_line_error(&o);
+    assert!(line.contains("incremental"), "{line}");
+    assert!(line.contains("physical"), "{line}");
+    assert_eq!(common::list_json(repo.path()).len(), 2);
+}

@@ -170,12 +170,9 @@ impl Repository {
         cancel: impl std::future::Future<Output = ()> + Send,
     ) -> Result<PhysicalRestoreReport, Error> {
         if plan.chain.is_empty() {
-            return self
-                .restore_physical_until(plan, req, progress, cancel)
-                .await;
+            return Box::pin(self.restore_physical_until(plan, req, progress, cancel)).await;
         }
-        self.restore_chain(plan, req, combiner, progress, cancel)
-            .await
+        Box::pin(self.restore_chain(plan, req, combiner, progress, cancel)).await
     }
 
     /// The chain restore of [`Repository::restore_physical_combined_until`].

@@ -350,7 +350,7 @@ impl Repository {
         cancel: impl std::future::Future<Output = ()> + Send,
     ) -> Result<PhysicalRestoreReport, Error> {
         if !plan.chain.is_empty() {
-            return self.restore_chain(plan, req, None, progress, cancel).await;
+            return Box::pin(self.restore_chain(plan, req, None, progress, cancel)).await;
         }
         let mut cancel = std::pin::pin!(cancel);
         let before = self.storage.stats();

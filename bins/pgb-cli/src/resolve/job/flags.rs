@@ -102,6 +102,9 @@ impl JobFlags for BackupArgs {
         if p.incremental {
             s.incremental = Some(true);
         }
+        if p.incremental {
+            s.incremental = Some(true);
+        }
         s.compression.clone_from(&self.compression);
         s.labels = some(&self.label);
         let c = &self.cluster;
