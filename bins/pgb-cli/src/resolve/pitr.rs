@@ -50,11 +50,20 @@ pub(crate) fn options(a: &DrillArgs, env: Env<'_>) -> Result<PitrDrillOptions, F
         );
         o = o.with_smoke(name, sql);
     }
-    if let Some(d) = a.max_rto.as_deref() {
-        o = o.with_max_rto(super::ops::duration("--max-rto", d)?);
+    // `--job`'s [drill] limits (its flags layered in), typed; else the flags.
+    let flag = |f: &str, v: Option<&str>| v.map(|d| super::ops::duration(f, d)).transpose();
+    let (max_rto, max_rpo) = match &a.from_job {
+        Some(d) => (d.max_rto, d.max_rpo),
+        None => (
+            flag("--max-rto", a.max_rto.as_deref())?,
+            flag("--max-rpo", a.max_rpo.as_deref())?,
+        ),
+    };
+    if let Some(d) = max_rto {
+        o = o.with_max_rto(d);
     }
-    if let Some(d) = a.max_rpo.as_deref() {
-        o = o.with_max_rpo(super::ops::duration("--max-rpo", d)?);
+    if let Some(d) = max_rpo {
+        o = o.with_max_rpo(d);
     }
     if let Some(k) = super::auth_key(a.keys.auth_key_file.as_deref(), env)? {
         o = o.with_auth_key(k);

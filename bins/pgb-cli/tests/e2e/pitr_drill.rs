@@ -250,7 +250,7 @@ fn random_second_drill(major: u32) {
     std::fs::write(
         &config,
         format!(
-            "[jobs.cluster]\ndatabase = \"{}\"\nrepository = \"{}\"\nformat = \"physical\"\n\n[jobs.cluster.drill]\nsmoke = [\"{}\"]\n",
+            "[jobs.cluster]\ndatabase = \"{}\"\nrepository = \"{}\"\nformat = \"physical\"\n\n[jobs.cluster.drill]\nsmoke = [\"{}\"]\nmax_rto = \"4h\"\n",
             src.pg.url(),
             s(src.repo.path()),
             s(&smoke_file)
@@ -275,6 +275,7 @@ fn random_second_drill(major: u32) {
     let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(j["job"], "cluster", "{j}");
     assert_eq!(j["pitr"]["target"], "random", "{j}");
+    assert_eq!(j["max_rto_ms"], 4 * 3600 * 1000, "the job's drill.max_rto: {j}");
     assert!(
         j["checks"]
             .as_array()
