@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 mod checks;
+mod cluster;
 mod physical;
 mod scratch;
 
@@ -60,6 +61,8 @@ pub struct DrillOptions {
     pub backup: BackupChoice,
     /// Restrict `Latest` and `Random` to backups of this database.
     pub from_database: Option<String>,
+    /// Of a whole-server backup, drill only this database (else every one it holds).
+    pub database: Option<String>,
     /// The server to restore on; its database name, if any, is only used to refuse the
     /// backup's own source database. The drill creates `pgb_drill_<database>_<utc time>`.
     pub target: ConnConfig,
@@ -94,6 +97,7 @@ impl DrillOptions {
         Self {
             backup: BackupChoice::Latest,
             from_database: None,
+            database: None,
             target,
             locator,
             spool_dir: spool_dir.into(),
@@ -124,6 +128,12 @@ impl DrillOptions {
     /// Restricts the choice to one database.
     pub fn with_from_database(mut self, db: impl Into<String>) -> Self {
         self.from_database = Some(db.into());
+        self
+    }
+
+    /// Of a whole-server backup, drills only this database.
+    pub fn with_database(mut self, db: impl Into<String>) -> Self {
+        self.database = Some(db.into());
         self
     }
 
@@ -397,6 +407,20 @@ pub async fn drill(
         () = &mut cancel => return Err(DrillError::Cancelled),
         r = prepare => r?,
     };
+    if m.cluster.is_some() {
+        return Box::pin(cluster::drill(
+            repo, opts, hook, progress, m, client, started_at, t0, cancel,
+        ))
+        .await;
+    }
+    if let Some(db) = &opts.database
+        && *db != m.database
+    {
+        return Err(DrillError::Invalid(format!(
+            "backup {} is of database {}, not {db}",
+            m.id, m.database
+        )));
+    }
     let steps = steps(repo, opts, hook, progress, &m, &client, &scratch);
     let ran = tokio::select! {
         biased;

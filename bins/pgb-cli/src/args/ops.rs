@@ -22,6 +22,10 @@ pub(crate) struct DrillArgs {
     /// With `latest` or `random`: only backups of this database.
     #[arg(long, value_name = "DB")]
     pub(crate) from_database: Option<String>,
+    /// Of a whole-server backup (--all-databases), drill only this database; without it every
+    /// database of the backup is drilled, each in its own scratch database.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) database: Option<String>,
     /// The server to restore on (postgres://user@host:port/db); the drill creates its own
     /// scratch database there. Else PGB_DRILL_TARGET. Passwords from PGPASSWORD/PGPASSFILE.
     #[arg(long, value_name = "URL")]

@@ -79,6 +79,9 @@ pub(crate) fn drill(a: &DrillArgs, env: Env<'_>) -> Result<DrillOptions, Failure
     if let Some(db) = &a.from_database {
         o = o.with_from_database(db.clone());
     }
+    if let Some(db) = &a.database {
+        o = o.with_database(db.clone());
+    }
     for path in &a.smoke {
         let sql = std::fs::read_to_string(path)
             .map_err(|e| Failure::usage(format!("--smoke: cannot read {}: {e}", path.display())))?;

@@ -677,3 +677,177 @@ fn database_acls_settings_and_comments_come_back_pg17() {
     let Some(pg) = pg17() else { return };
     database_level_state_round_trip(&pg);
 }
+
+/// The fixture's scratch databases left on the server (none, after any drill).
+fn leftover_scratch(f: &Fixture) -> String {
+    f.pg.psql(
+        "postgres",
+        &format!(
+            "select coalesce(string_agg(datname, ','), '') from pg_database \
+             where datname like 'pgb\\_drill\\_%' and (datname like '%{}%' or datname like 'pgb\\_drill\\_\\_\\_%')",
+            f.prefix
+        ),
+    )
+}
+
+/// `pgb drill` of a whole-server backup drills every database in its own scratch database
+/// (or the one of `--database`), skips the globals with a note, records one drill with
+/// per-database phases, leaves no scratch database behind, and `pgb check` judges the server
+/// by it.
+#[test]
+fn a_whole_server_backup_is_drilled_database_by_database() {
+    let Some(pg) = common::pg() else { return };
+    let f = fixture(&pg);
+    let repo = tempfile::tempdir().unwrap();
+    let r = repo.path().to_str().unwrap();
+    let include = format!("{}_*", f.prefix);
+    let server = pg.url("postgres");
+    let o = run(
+        &pg,
+        &[
+            "backup",
+            "--repo",
+            r,
+            "--db",
+            &server,
+            "--all-databases",
+            "--include",
+            &include,
+        ],
+    );
+    assert!(o.status.success(), "backup: {}", stderr(&o));
+
+    let o = run(&pg, &["drill", "--repo", r, "--target", &server, "--json"]);
+    assert_eq!(o.status.code(), Some(0), "drill: {}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["outcome"], "passed", "{report:#}");
+    assert_eq!(report["database"], "*");
+    let phases: Vec<&str> = report["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    let mut expected = vec!["fetch_verify".to_owned()];
+    for d in f.databases() {
+        for p in ["restore", "hooks", "analyze", "checks"] {
+            expected.push(format!("{d}: {p}"));
+        }
+    }
+    assert_eq!(phases, expected, "per-database phases");
+    let checks = report["checks"].as_array().unwrap();
+    let check = |name: &str| {
+        checks
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no check {name}: {report:#}"))
+    };
+    assert_eq!(check("globals")["skipped"], true);
+    assert!(
+        check("globals")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not applied"),
+        "{report:#}"
+    );
+    for d in f.databases() {
+        assert_eq!(check(&format!("{d}: restore"))["passed"], true);
+        assert_eq!(check(&format!("{d}: tables"))["passed"], true, "{report:#}");
+    }
+    assert!(
+        check(&format!("{}: tables", f.db("b")))["detail"]
+            .as_str()
+            .unwrap()
+            .contains("all 1 tables"),
+        "{report:#}"
+    );
+    assert_eq!(report["toc_tables"], 3, "orders, items and t");
+    assert_eq!(report["dropped"], true);
+    let scratch = report["scratch_database"].as_str().unwrap();
+    assert_eq!(scratch.split(", ").count(), 3, "{scratch}");
+    assert!(report["recorded_as"].as_str().is_some(), "{report:#}");
+    assert_eq!(leftover_scratch(&f), "", "no scratch database is left");
+
+    // One database of it.
+    let a = f.db("a");
+    let o = run(
+        &pg,
+        &[
+            "drill",
+            "--repo",
+            r,
+            "--target",
+            &server,
+            "--database",
+            &a,
+            "--json",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "drill --database: {}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let phases: Vec<&str> = report["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        phases,
+        [
+            "fetch_verify".to_owned(),
+            format!("{a}: restore"),
+            format!("{a}: hooks"),
+            format!("{a}: analyze"),
+            format!("{a}: checks")
+        ]
+    );
+    assert_eq!(leftover_scratch(&f), "");
+    // A database the backup does not hold: the drill cannot run (exit 2), nothing recorded.
+    let o = run(
+        &pg,
+        &[
+            "drill",
+            "--repo",
+            r,
+            "--target",
+            &server,
+            "--database",
+            "nope",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        one_line_error(&o).contains("holds no database nope"),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = run(&pg, &["drill", "--repo", r, "--history", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let history: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        history.as_array().unwrap().len(),
+        2,
+        "one record per drill: {history:#}"
+    );
+    let o = pgb_env(
+        &[
+            "check",
+            "--repo",
+            r,
+            "--max-age",
+            "1h",
+            "--max-drill-age",
+            "1h",
+        ],
+        &[],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "check: {}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    assert!(stdout(&o).starts_with("OK"), "{}", stdout(&o));
+}
