@@ -11,7 +11,17 @@ use crate::resolve;
 /// and `--prune` as for any backup. Returns (id, set, stored bytes).
 pub(super) async fn backup(a: BackupArgs, ctx: &Ctx<'_>) -> Result<(String, String, u64), Failure> {
     let plan = resolve::physical::backup(&a, ctx.env)?;
-    let repo = resolve::backup_repository(&a.repo, ctx.env)?;
+    let mut repo = resolve::backup_repository(&a.repo, ctx.env)?;
+    if a.physical.incremental {
+        // The parent's backup_manifest is read back from its stored tar: the identities of
+        // PGB_IDENTITY_FILE, the passphrase and the authentication key of the backup.
+        let keys = crate::args::KeyArgs {
+            passphrase_file: a.encrypt.passphrase_file.clone(),
+            auth_key_file: a.encrypt.auth_key_file.clone(),
+            ..Default::default()
+        };
+        repo = repo.with_decryption(resolve::decryption(&keys, ctx.env)?);
+    }
     let progress = render::Reporter::backup(&ctx.progress, &repo);
     let report = Box::pin(repo.backup_physical_until(
         &plan.dumper,

@@ -380,3 +380,54 @@ fn a_job_with_incremental_true_builds_each_backup_on_the_last_and_a_logical_job_
     assert!(line.contains("physical"), "{line}");
     assert_eq!(common::list_json(repo.path()).len(), 2);
 }
+
+#[test]
+fn an_encrypted_parent_is_read_back_with_the_identity_of_pgb_identity_file() {
+    let Some(bin) = bin_dir(17) else { return };
+    let repo = make_shared_dir().unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let identity = keys.path().join("id.txt");
+    let o = pgb(&["key", "generate", "--output", identity.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let recipient = stdout(&o).trim().to_owned();
+    let pg = TempCluster::init(&bin, &[("summarize_wal", "on")]).expect("start PostgreSQL 17");
+    pg.psql("create table t(i int); insert into t select generate_series(1, 1000)")
+        .unwrap();
+    let args = [
+        "--wal",
+        "included",
+        "--incremental",
+        "--recipient",
+        recipient.as_str(),
+    ];
+    let full = backed_up(&backup(&bin, &pg, repo.path(), &args));
+    pg.psql("insert into t select generate_series(1, 10)")
+        .unwrap();
+    // Without the identity the parent cannot be read: a key problem, nothing committed.
+    let o = backup(&bin, &pg, repo.path(), &args);
+    assert_eq!(o.status.code(), Some(9), "{}", stderr(&o));
+    assert_eq!(common::list_json(repo.path()).len(), 1);
+    let url = pg.url();
+    let mut with_id = vec![
+        "backup",
+        "--physical",
+        "--repo",
+        repo.path().to_str().unwrap(),
+        "--db",
+        &url,
+        "--pg-bin-dir",
+        bin.to_str().unwrap(),
+        "--json",
+    ];
+    with_id.extend_from_slice(&args);
+    let o = common::pgb_env(
+        &with_id,
+        &[("PGB_IDENTITY_FILE", identity.to_str().unwrap())],
+    );
+    let inc = backed_up(&o);
+    assert_eq!(
+        inc["physical"]["incremental"]["parent"],
+        id_of(&full).as_str()
+    );
+    assert!(inc["encryption"].is_object(), "{inc}");
+}
