@@ -317,7 +317,7 @@ impl JobDrill {
         }
         let hook = self.hook.as_ref().map(|h| h as &dyn DrillHook);
         let res = match (&self.pitr, self.options_now().await) {
-            (Some(p), _) => pgb_ops::drill_pitr(&self.repo, p, progress, cancel).await,
+            (Some(p), _) => Box::pin(pgb_ops::drill_pitr(&self.repo, p, progress, cancel)).await,
             (None, Ok(options)) => {
                 pgb_ops::drill(&self.repo, &options, hook, progress, cancel).await
             }

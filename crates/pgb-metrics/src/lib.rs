@@ -26,6 +26,10 @@
 //! | `pgb_wal_timeline_window_start_timestamp_seconds` | gauge | system_identifier, timeline, pgb_job |
 //! | `pgb_wal_timeline_window_end_timestamp_seconds` | gauge | system_identifier, timeline, pgb_job |
 //! | `pgb_wal_timeline_gaps` | gauge | system_identifier, timeline, pgb_job |
+//! | `pgb_pitr_drill_last_success_timestamp_seconds` | gauge | system_identifier, pgb_job |
+//! | `pgb_pitr_drill_last_passed` | gauge (1 passed, 0 not) | system_identifier, pgb_job |
+//! | `pgb_pitr_drill_last_rto_seconds` | gauge | system_identifier, pgb_job |
+//! | `pgb_pitr_drill_last_rpo_seconds` | gauge | system_identifier, pgb_job |
 //!
 //! Backup ids are never labels (each would be a new time series). The job's label is
 //! `pgb_job`, not `job`: `job` and `instance` are the labels Prometheus gives every scraped
@@ -144,6 +148,7 @@ pub fn render_checks<'a>(
         "Check status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
     );
     let mut wal = WalFamilies::new();
+    let mut pitr = PitrFamilies::new();
     for (job, report) in reports {
         for w in &report.wal {
             wal.push(w, job);
@@ -166,6 +171,7 @@ pub fn render_checks<'a>(
                 rto.push(&l, seconds(d.rto_ms));
                 rpo.push(&l, d.rpo_s);
             }
+            pitr.push(s, job);
         }
         status.push(
             &format!("{JOB_LABEL}=\"{}\"", escape(job.unwrap_or(""))),
@@ -193,9 +199,72 @@ pub fn render_checks<'a>(
         wal.timeline_start,
         wal.timeline_end,
         wal.timeline_gaps,
-        // PITR drill results per cluster (system_identifier labels) belong here, beside the
-        // WAL series: the physical drill's families are added with `pgb drill --physical`.
+        pitr.success,
+        pitr.passed,
+        pitr.rto,
+        pitr.rpo,
     ])
+}
+
+/// The point-in-time recovery drills' series, per cluster (`pgb drill --physical`).
+struct PitrFamilies {
+    success: Family,
+    passed: Family,
+    rto: Family,
+    rpo: Family,
+}
+
+impl PitrFamilies {
+    fn new() -> Self {
+        Self {
+            success: Family::new(
+                "pgb_pitr_drill_last_success_timestamp_seconds",
+                "Unix time the last passed point-in-time recovery drill of the cluster started.",
+            ),
+            passed: Family::new(
+                "pgb_pitr_drill_last_passed",
+                "Whether the last point-in-time recovery drill of the cluster passed (1) or not (0).",
+            ),
+            rto: Family::new(
+                "pgb_pitr_drill_last_rto_seconds",
+                "Recovery time measured by the last point-in-time recovery drill of the cluster.",
+            ),
+            rpo: Family::new(
+                "pgb_pitr_drill_last_rpo_seconds",
+                "Age of the newest archived commit when the last point-in-time recovery drill of the cluster ran.",
+            ),
+        }
+    }
+
+    /// The set's last (passed) drill, when it was a point-in-time drill.
+    fn push(&mut self, s: &pgb_ops::SetReport, job: Option<&str>) {
+        let labels = |sysid: &str| {
+            format!(
+                "system_identifier=\"{}\",{JOB_LABEL}=\"{}\"",
+                escape(sysid),
+                escape(job.unwrap_or(""))
+            )
+        };
+        if let Some((d, sysid)) = s
+            .last_passed_drill
+            .as_ref()
+            .and_then(|d| d.system_identifier.as_deref().map(|id| (d, id)))
+        {
+            self.success
+                .push(&labels(sysid), d.started_at.unix_timestamp());
+        }
+        if let Some((d, sysid)) = s
+            .last_drill
+            .as_ref()
+            .and_then(|d| d.system_identifier.as_deref().map(|id| (d, id)))
+        {
+            let l = labels(sysid);
+            self.passed
+                .push(&l, u8::from(d.outcome == pgb_ops::DrillOutcome::Passed));
+            self.rto.push(&l, seconds(d.rto_ms));
+            self.rpo.push(&l, d.rpo_s);
+        }
+    }
 }
 
 /// The WAL archive's series, per cluster.

@@ -199,6 +199,10 @@ pub struct DrillSummary {
     pub rto_ms: u64,
     /// Recovery point, seconds.
     pub rpo_s: u64,
+    /// A point-in-time recovery drill's cluster (system identifier); absent for a drill of a
+    /// dump.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_identifier: Option<String>,
 }
 
 /// One backup set.
@@ -484,6 +488,7 @@ fn check_set(
         outcome: d.outcome,
         rto_ms: d.rto_ms,
         rpo_s: d.rpo_s,
+        system_identifier: d.pitr.as_ref().map(|p| p.system_identifier.clone()),
     };
     if let Some(d) = last
         && d.outcome != DrillOutcome::Passed

@@ -24,7 +24,13 @@ pub(super) async fn run(mut a: DrillArgs, ctx: &Ctx<'_>) -> Result<(), Failure> 
         let entries = pgb_ops::drill_history(&repo, auth.as_ref()).await?;
         return Output::json(a.json).emit(&entries, |w| render::drill_history_text(w, &entries));
     }
-    let res = drill_notified(&a, layer.job.as_ref(), ctx.env, ctx.cancelled()).await?;
+    let res = Box::pin(drill_notified(
+        &a,
+        layer.job.as_ref(),
+        ctx.env,
+        ctx.cancelled(),
+    ))
+    .await?;
     let report = res?;
     if let Some(e) = &report.record_error {
         render::note(format_args!("warning: the drill was not recorded: {e}"));
@@ -58,7 +64,7 @@ pub(super) async fn drill_notified(
     cancel: impl Future<Output = ()> + Send,
 ) -> Result<Result<DrillReport, DrillError>, Failure> {
     if a.physical {
-        return super::pitr_drill::run(a, job, env, cancel).await;
+        return Box::pin(super::pitr_drill::run(a, job, env, cancel)).await;
     }
     let mut opts = resolve::drill(a, env)?
         .with_migrations(resolve::migrations::expectation(&a.migrations, job, env).await?);

@@ -30,7 +30,13 @@ pub(super) async fn run(
         .allow_unauthenticated(a.keys.allow_unauthenticated);
     let notifier = resolve::notifier_for(&a.notify, job, env)?;
     let run = super::notify::start(notifier.as_ref());
-    let res = pgb_ops::drill_pitr(&repo, &opts, &crate::render::log_progress, cancel).await;
+    let res = Box::pin(pgb_ops::drill_pitr(
+        &repo,
+        &opts,
+        &crate::render::log_progress,
+        cancel,
+    ))
+    .await;
     let n = pgb_jobs::drill_notification(&res);
     let n = match job {
         Some(j) => n.with_job(j.name.clone()),

@@ -238,6 +238,29 @@ fn random_second_drill(major: u32) {
         .unwrap_or_else(|| panic!("no set {} in {c}", r["set"]));
     assert_eq!(set["last_drill"]["outcome"], "passed", "{c}");
     assert_eq!(set["status"], "OK", "{c}");
+    // ... and exported per cluster for Prometheus.
+    let prom = smoke_dir.path().join("prom");
+    std::fs::create_dir(&prom).unwrap();
+    let o = pgb(&[
+        "check",
+        "--repo",
+        &s(src.repo.path()),
+        "--textfile",
+        &s(&prom),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let file = std::fs::read_dir(&prom)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let metrics = std::fs::read_to_string(file).unwrap();
+    let series = format!(
+        "pgb_pitr_drill_last_passed{{system_identifier=\"{}\",pgb_job=\"\"}} 1",
+        src.system_id
+    );
+    assert!(metrics.contains(&series), "{series} not in\n{metrics}");
     // The text form names the target and the scratch server's fate.
     let o = drill_cmd(&src, scratch.path(), &[]).output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
