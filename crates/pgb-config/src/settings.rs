@@ -188,7 +188,7 @@ pub struct JobSettings {
     /// ... years.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keep_yearly: Option<Keep>,
-    /// Keep every backup younger than this span (`2y5m7d3h`).
+    /// Keep every backup younger than this span (`14d`, `6mo`, `1y6mo`: h, d, w, mo, y).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keep_within: Option<String>,
     /// Keep the newest backup of each hour within this span.

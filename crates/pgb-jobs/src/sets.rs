@@ -99,3 +99,60 @@ pub fn job_retention_set(job: &ResolvedJob, env: &dyn EnvLookup) -> Result<Strin
         options.args(),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::path::Path;
+
+    use super::*;
+
+    fn job(keys: &str) -> ResolvedJob {
+        let text = format!("[jobs.shop]\nrepository = \"/r\"\n{keys}");
+        let cfg = pgb_config::LoadedConfig::parse(&text, Path::new("pgb.toml")).unwrap();
+        let none = |_: &str| None;
+        let env = pgb_config::Environment {
+            var: &none,
+            is_executable: &|_| false,
+        };
+        cfg.resolve("shop", &env, &pgb_config::JobSettings::default())
+            .unwrap()
+    }
+
+    #[test]
+    fn a_jobs_sets_come_from_its_database_url() {
+        let env: HashMap<String, String> = HashMap::new();
+        let one = job("database = \"postgres://app@db:5433/shop\"\n");
+        assert_eq!(
+            job_intended_set(&one, &env).as_deref(),
+            Some("db:5433/shop")
+        );
+        assert!(
+            job_retention_set(&one, &env)
+                .unwrap()
+                .starts_with("db:5433/shop"),
+            "the set of its manifests"
+        );
+        let server = job("database = \"postgres://app@db/postgres\"\nall_databases = true\n");
+        assert_eq!(
+            job_intended_set(&server, &env).as_deref(),
+            Some("db/*")
+        );
+        let physical = job("database = \"postgres://app@db/postgres\"\nformat = \"physical\"\n");
+        assert_eq!(job_intended_set(&physical, &env), None, "its system id");
+        // No host: the set is only known once connected, so no set is guessed.
+        let local = job("database = \"postgres:///shop\"\n");
+        assert_eq!(job_intended_set(&local, &env), None);
+        let e = job_retention_set(&local, &env).unwrap_err().to_string();
+        assert!(e.contains("names no host"), "{e}");
+    }
+
+    #[test]
+    fn a_jobs_storage_limits_become_storage_options() {
+        let j = job("storage_retries = 2\nstorage_timeout_secs = 30\n");
+        let o = storage_options(&j.storage);
+        assert_eq!(o.retries, Some(2));
+        assert_eq!(o.request_timeout, Some(std::time::Duration::from_secs(30)));
+        assert_eq!(o.retry_budget, None, "the storage's default");
+    }
+}
