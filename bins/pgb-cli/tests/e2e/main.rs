@@ -13,6 +13,7 @@ mod child_env;
 mod cli;
 mod cloud;
 mod cluster;
+mod daemon_abuse;
 mod directory;
 mod docs;
 mod encryption;

@@ -9,6 +9,7 @@
 //! A group of flags replaces the job's whole group: `--table` drops the job's `schemas` too,
 //! `--all-databases` its `include`/`exclude`. The retention flags are not layered key by key:
 //! a policy flag replaces the job's whole policy ([`crate::resolve::policy`]).
+//! `--retention-tz` is the job's `timezone`, the zone of its retention calendar.
 
 use pgb_config::{CheckSettings, DrillSettings, JobSettings};
 
@@ -151,6 +152,7 @@ impl JobFlags for BackupArgs {
             s.migrations = Some(if names == ["none"] { Vec::new() } else { names });
         }
         s.migrations_query.clone_from(&m.migrations_query);
+        s.timezone.clone_from(&self.policy.retention_tz);
         Ok(s)
     }
 }
@@ -194,6 +196,7 @@ impl JobFlags for PruneArgs {
         let mut s = JobSettings::default();
         repo(&self.repo, &mut s)?;
         s.auth_key_file.clone_from(&self.auth_key_file);
+        s.timezone.clone_from(&self.policy.retention_tz);
         Ok(s)
     }
 }
@@ -204,6 +207,7 @@ impl JobFlags for ReportArgs {
         let mut s = JobSettings::default();
         repo(&self.repo, &mut s)?;
         s.auth_key_file.clone_from(&self.auth_key_file);
+        s.timezone.clone_from(&self.policy.retention_tz);
         Ok(s)
     }
 }
