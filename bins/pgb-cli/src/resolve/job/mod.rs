@@ -254,6 +254,23 @@ min_size = "1MiB"
         }
     }
 
+    /// `--retention-tz` beside `--job` is the job's `timezone`: its policy's calendar runs in
+    /// the flag's zone.
+    #[test]
+    fn the_retention_zone_flag_is_the_jobs_timezone() {
+        let mut a = crate::args::PruneArgs::default();
+        a.policy.retention_tz = Some("Europe/Berlin".to_owned());
+        let toml = "[jobs.shop]\ndatabase = \"postgres://app@db/shop\"\nrepository = \"/r\"\n\
+                    keep_daily = 7\n";
+        let j = resolve(toml, &env(&[]), &mut a);
+        assert_eq!(j.timezone, pgb_config::Tz::Europe__Berlin);
+        assert_eq!(j.provenance["timezone"].to_string(), "flag");
+        assert!(
+            a.policy.from_job.is_some(),
+            "the job's policy, in that zone"
+        );
+    }
+
     #[test]
     fn the_jobs_passphrase_variable_is_read_under_the_standard_name() {
         let e = env(&[("SHOP_PASSPHRASE", "s3cret")]);
