@@ -133,7 +133,10 @@ fn an_incremental_chain_restores_to_the_end_of_the_archive_on_postgres_17() {
         serde_json::json!([full_id, inc1_id])
     );
 
-    // After the last backup: only in the archive.
+    // A moment after the last backup, for a drill; then a change only in the archive.
+    pg.psql("select pg_sleep(1)").unwrap();
+    let moment = pg.psql("select now()").unwrap();
+    pg.psql("select pg_sleep(1)").unwrap();
     pg.psql("update marker set note = 'after the last backup'; delete from bulk where i <= 10")
         .unwrap();
     pg.switch_wal_and_wait_archived(Duration::from_secs(60))
@@ -190,6 +193,25 @@ fn an_incremental_chain_restores_to_the_end_of_the_archive_on_postgres_17() {
         "50990|500|51000"
     );
     assert_eq!(restored.psql("show archive_mode").unwrap(), "off");
+    drop(restored);
+
+    // A PITR drill to a moment after the last incremental combines the chain too.
+    let scratch = tempfile::tempdir().unwrap();
+    let o = common::pgb_env(
+        &[
+            "drill",
+            "--physical",
+            "--repo",
+            &s(repo.path()),
+            "--pg-bin-dir",
+            bin.to_str().unwrap(),
+            "--to-time",
+            &moment,
+        ],
+        &[("TMPDIR", scratch.path().to_str().unwrap())],
+    );
+    assert!(o.status.success(), "drill: {}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains(&inc2_id), "{}", stdout(&o));
 }
 
 #[test]

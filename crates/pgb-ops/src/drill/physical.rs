@@ -607,7 +607,7 @@ async fn steps(
 ) -> Result<Found, DrillError> {
     let mut found = Found::default();
     let mut clock = Clock::new();
-    let base = base_fetch(repo, p, progress).await?;
+    let base = base_fetch(repo, p, &opts.locator, progress).await?;
     let ok = base.passed;
     found.checks.push(base);
     found.phases.push(clock.lap("base_fetch"));
@@ -648,17 +648,25 @@ async fn steps(
 
 const REPLAY: &str = "recovery to the target";
 
-/// Phase `base_fetch`: the base backup extracted, every file checked against its
+/// Phase `base_fetch`: the base backup extracted (an incremental one with its chain,
+/// combined by `pg_combinebackup` of `locator`), every file checked against its
 /// `backup_manifest`, the recovery settings written.
 async fn base_fetch(
     repo: &Repository,
     p: &Prepared,
+    locator: &ToolLocator,
     progress: &dyn Progress,
 ) -> Result<CheckResult, DrillError> {
     const NAME: &str = "base fetch";
-    match repo
-        .restore_physical_until(&p.plan, &p.request, progress, std::future::pending())
-        .await
+    let combiner = pgb_postgres::PgCombineBackup::new(locator.clone());
+    match Box::pin(repo.restore_physical_combined_until(
+        &p.plan,
+        &p.request,
+        Some(&combiner),
+        progress,
+        std::future::pending(),
+    ))
+    .await
     {
         Ok(r) => Ok(passed(
             NAME,
