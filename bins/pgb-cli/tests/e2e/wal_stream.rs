@@ -99,14 +99,16 @@ impl Drop for Stream {
 }
 
 /// Waits until WAL file `name` of `system_id` is in the repository.
-fn wait_archived(repo: &Path, system_id: u64, name: &str) {
+fn wait_archived(st: &Stream, repo: &Path, system_id: u64, name: &str) {
     let path = repo.join(format!("wal/{system_id}/{}/{name}", &name[..8]));
     let deadline = Instant::now() + STREAMED;
     while !path.exists() {
         assert!(
             Instant::now() < deadline,
-            "{name} did not reach the repository within {STREAMED:?}; archived: {:?}",
-            common::files(&repo.join("wal"))
+            "{name} did not reach the repository within {STREAMED:?}; archived: {:?}; \
+             pgb wal stream:\n{}",
+            common::files(&repo.join("wal")),
+            st.log()
         );
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -118,10 +120,10 @@ fn mark(pg: &TempCluster, message: &str) {
 }
 
 /// Marks, closes the segment and waits until the stream archived it.
-fn mark_and_stream(pg: &TempCluster, repo: &Path, system_id: u64, message: &str) {
+fn mark_and_stream(st: &Stream, pg: &TempCluster, repo: &Path, system_id: u64, message: &str) {
     mark(pg, message);
     let name = pg.psql("select pg_walfile_name(pg_switch_wal())").unwrap();
-    wait_archived(repo, system_id, &name);
+    wait_archived(st, repo, system_id, &name);
 }
 
 fn receivers_on(spool: &Path) -> usize {
@@ -172,14 +174,14 @@ fn stream_survives_restarts(major: u32) {
         "--json",
     ]);
     assert!(o.status.success(), "backup --physical: {}", stderr(&o));
-    mark_and_stream(&pg, repo.path(), system_id, "one");
+    mark_and_stream(&st, &pg, repo.path(), system_id, "one");
 
     // The segment being received is stored as <name>.partial, and only that way.
     mark(&pg, "partial");
     let current = pg
         .psql("select pg_walfile_name(pg_current_wal_lsn())")
         .unwrap();
-    wait_archived(repo.path(), system_id, &format!("{current}.partial"));
+    wait_archived(&st, repo.path(), system_id, &format!("{current}.partial"));
     let fetched = work.path().join("fetched");
     let o = pgb(&[
         "wal",
@@ -229,12 +231,12 @@ fn stream_survives_restarts(major: u32) {
     mark(&pg, "while_stopped");
     pg.switch_wal().unwrap();
     let st = Stream::start(&pg, repo.path(), &spool, &log, &[]);
-    mark_and_stream(&pg, repo.path(), system_id, "after_stop");
+    mark_and_stream(&st, &pg, repo.path(), system_id, "after_stop");
 
     // The server restarts under the stream: pg_receivewal reconnects by itself.
     pg.stop().unwrap();
     pg.start().unwrap();
-    mark_and_stream(&pg, repo.path(), system_id, "after_server_restart");
+    mark_and_stream(&st, &pg, repo.path(), system_id, "after_server_restart");
 
     // SIGKILL leaves pg_receivewal behind holding the slot; the next start stops it.
     let mut st = st;
@@ -243,7 +245,7 @@ fn stream_survives_restarts(major: u32) {
     mark(&pg, "while_killed");
     pg.switch_wal().unwrap();
     let st = Stream::start(&pg, repo.path(), &spool, &log, &[]);
-    mark_and_stream(&pg, repo.path(), system_id, "last");
+    mark_and_stream(&st, &pg, repo.path(), system_id, "last");
     assert_eq!(st.stop(), Some(0));
     assert_eq!(receivers_on(&spool), 0);
 
@@ -429,4 +431,149 @@ fn preflight_refuses_a_role_without_replication_and_a_slot_of_another_tool() {
         "{v}"
     );
     assert_eq!(slots(&pg), before, "--preflight created the slot");
+}
+
+/// A standby streamed (its own slot, cascading) and then promoted: `pg_receivewal` follows
+/// timeline 2, whose history file is archived and whose segments go under `00000002`; the
+/// last, incomplete segment of timeline 1 is stored as its `.partial`; no gap; and a restore of
+/// a base backup taken on timeline 1 follows timeline 2 to its last marker.
+fn promoted_standby(major: u32) {
+    let Some(bin) = bin_dir(major) else { return };
+    let repo = make_shared_dir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let spool = work.path().join("spool");
+    let log = work.path().join("stream.log");
+    let primary = TempCluster::init(&bin, &[]).expect("start PostgreSQL");
+    let system_id = primary.system_identifier().unwrap();
+    primary
+        .psql("create table status(message text); insert into status values ('initdb')")
+        .unwrap();
+    let standby_dir = tempfile::Builder::new()
+        .prefix("pgb-standby-")
+        .tempdir()
+        .unwrap();
+    let data = standby_dir.path().join("data");
+    let o = Command::new(bin.join("pg_basebackup"))
+        .args([
+            "-D",
+            &s(&data),
+            "-R",
+            "-X",
+            "stream",
+            "-c",
+            "fast",
+            "-d",
+            &primary.url(),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "pg_basebackup: {}", stderr(&o));
+    // primary_conninfo written here: pg_basebackup -R of a newer major can write options
+    // (sslnegotiation) that an older libpq of the server's walreceiver refuses.
+    let conninfo = format!("host=127.0.0.1 port={} user=postgres", primary.port());
+    let standby = TempCluster::adopt(&bin, &data, &[("primary_conninfo", &conninfo)])
+        .expect("start the standby");
+    standby.wait_until_ready(RECOVERY).unwrap();
+    assert_eq!(standby.psql("select pg_is_in_recovery()").unwrap(), "t");
+
+    let st = Stream::start(&standby, repo.path(), &spool, &log, &["--create-slot"]);
+    let o = pgb(&[
+        "backup",
+        "--physical",
+        "--wal",
+        "included",
+        "--repo",
+        &s(repo.path()),
+        "--db",
+        &standby.url(),
+        "--pg-bin-dir",
+        &s(&bin),
+    ]);
+    assert!(
+        o.status.success(),
+        "backup --physical of the standby: {}",
+        stderr(&o)
+    );
+    mark(&primary, "timeline_1");
+    let name = primary
+        .psql("select pg_walfile_name(pg_switch_wal())")
+        .unwrap();
+    // WAL after the switch (a cascading standby passes on a closed segment once WAL after it
+    // arrived): the segment timeline 1 ends in, replayed by the standby.
+    mark(&primary, "timeline_1_tail");
+    let last_of_1 = primary
+        .psql("select pg_walfile_name(pg_current_wal_lsn())")
+        .unwrap();
+    wait_archived(&st, repo.path(), system_id, &name);
+    let deadline = Instant::now() + RECOVERY;
+    while standby.psql("select message from status").unwrap() != "timeline_1_tail" {
+        assert!(
+            Instant::now() < deadline,
+            "the standby did not replay the tail"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut primary = primary;
+    primary.stop().unwrap();
+
+    // Promote the standby; the stream goes on with timeline 2.
+    assert_eq!(standby.psql("select pg_promote()").unwrap(), "t");
+    standby.wait_until_promoted(RECOVERY).unwrap();
+    mark_and_stream(&st, &standby, repo.path(), system_id, "timeline_2");
+    wait_archived(&st, repo.path(), system_id, "00000002.history");
+    let old_partial = format!("{last_of_1}.partial");
+    wait_archived(&st, repo.path(), system_id, &old_partial);
+    assert_eq!(
+        st.stop(),
+        Some(0),
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+
+    let o = pgb(&["wal", "verify", "--repo", &s(repo.path()), "--json"]);
+    assert!(
+        o.status.success(),
+        "wal verify: {}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let timelines: Vec<u64> = v["timelines"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{v}"))
+        .iter()
+        .filter_map(|t| t["timeline"].as_u64())
+        .collect();
+    assert_eq!(timelines, [1, 2], "{v}");
+
+    let dir = tempfile::Builder::new()
+        .prefix("pgb-stream-")
+        .tempdir()
+        .unwrap();
+    let data = dir.path().join("data");
+    let o = pgb(&[
+        "restore",
+        "latest",
+        "--repo",
+        &s(repo.path()),
+        "--pgdata",
+        &s(&data),
+    ]);
+    assert!(o.status.success(), "restore: {}", stderr(&o));
+    let restored = TempCluster::adopt(&bin, &data, &[]).expect("start the restored server");
+    restored.wait_until_promoted(RECOVERY).unwrap();
+    assert_eq!(
+        restored.psql("select message from status").unwrap(),
+        "timeline_2"
+    );
+}
+
+#[test]
+fn a_promoted_standby_is_followed_onto_its_new_timeline_on_postgres_15() {
+    promoted_standby(15);
+}
+
+#[test]
+fn a_promoted_standby_is_followed_onto_its_new_timeline_on_postgres_17() {
+    promoted_standby(17);
 }
