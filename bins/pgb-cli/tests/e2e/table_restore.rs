@@ -3,7 +3,8 @@
 //! domain its columns use, its index, constraints, trigger and the trigger's function), from
 //! custom and directory-format backups; a foreign key to a table that is not selected is left
 //! out and named; a table that needs an unselected table is refused naming it; pg_restore's
-//! own `ERROR:` line is in the message of a restore that fails.
+//! own `ERROR:` line is in the message of a restore that fails. PostgreSQL 15, and 17 for a
+//! custom-format backup (`PGB_TEST_PG17_URL`, `PGB_TEST_PG17_BIN`).
 
 use crate::common;
 
@@ -62,9 +63,25 @@ fn restore(pg: &Pg, repo: &str, target: &str, tables: &[&str]) -> std::process::
     pgb(&args)
 }
 
+fn pg17() -> Option<Pg> {
+    match (
+        common::env("PGB_TEST_PG17_URL"),
+        common::env("PGB_TEST_PG17_BIN"),
+    ) {
+        (Some(url), Some(bin)) => Some(Pg {
+            base: url.trim_end_matches("/postgres").to_owned(),
+            bin: bin.into(),
+        }),
+        _ => pgb_testkit::require_or_skip(
+            "PostgreSQL 17 (PGB_TEST_PG17_URL, PGB_TEST_PG17_BIN)",
+            "run scripts/pg.sh start DIR 17",
+        ),
+    }
+}
+
 /// `public.actor` and `public.film` restored alone, then `film` with `language`.
-fn tables_come_back_with_what_they_need(format: &str) {
-    let Some(pg) = common::pg() else { return };
+fn tables_come_back_with_what_they_need(pg: Option<Pg>, format: &str) {
+    let Some(pg) = pg else { return };
     let src = common::unique("wtab");
     pg.psql("postgres", &format!("create database {src}"));
     pg.psql(&src, SCHEMA);
@@ -215,10 +232,15 @@ fn tables_come_back_with_what_they_need(format: &str) {
 
 #[test]
 fn a_table_restores_with_its_sequence_types_index_and_trigger_custom() {
-    tables_come_back_with_what_they_need("custom");
+    tables_come_back_with_what_they_need(common::pg(), "custom");
+}
+
+#[test]
+fn a_table_restores_with_its_sequence_types_index_and_trigger_custom_pg17() {
+    tables_come_back_with_what_they_need(pg17(), "custom");
 }
 
 #[test]
 fn a_table_restores_with_its_sequence_types_index_and_trigger_directory() {
-    tables_come_back_with_what_they_need("directory");
+    tables_come_back_with_what_they_need(common::pg(), "directory");
 }
