@@ -66,13 +66,50 @@ pub(crate) fn layer<'a, A: FromJob>(a: &mut A, env: Env<'a>) -> Result<Layer<'a>
         });
     };
     let flags = a.flags()?;
-    let job = config::job_with_flags(a.job_args().config.as_deref(), &name, env, &flags)?;
+    let job = config::job_with_flags(a.job_args().config.as_deref(), &name, env, &flags)
+        .map_err(flag_error)?;
     a.apply(&job, env)?;
     let vars = key_vars(&job, env)?;
     Ok(Layer {
         job: Some(job),
         env: JobEnv { base: env, vars },
     })
+}
+
+/// A value of the flag layer the config crate refused, named by its flag (`--min-size: job
+/// "shop", key "check.min_size": invalid size ...`); other errors as they are.
+fn flag_error(e: pgb_config::ConfigError) -> Failure {
+    if e.origin != pgb_config::Origin::Flag {
+        return e.into();
+    }
+    let key = e.key.as_deref().unwrap_or_default();
+    let flag = match key.rsplit('.').next().unwrap_or(key) {
+        "repository" => "repo",
+        "database" => "db",
+        "storage_retries" => "retries",
+        "storage_retry_budget_secs" => "retry-budget",
+        "storage_timeout_secs" => "request-timeout",
+        "storage_io_timeout_secs" => "io-timeout",
+        "labels" => "label",
+        "recipients" => "recipient",
+        "schemas" => "schema",
+        "exclude_schemas" => "exclude-schema",
+        "tables" => "table",
+        "exclude_tables" => "exclude-table",
+        "pg_dump_options" => "pg-dump-option",
+        "verify_after_backup" => "verify",
+        "timezone" => "retention-tz",
+        k => return Failure::usage(format!("--{}: {}", k.replace('_', "-"), unflagged(e))),
+    };
+    Failure::usage(format!("--{flag}: {}", unflagged(e)))
+}
+
+/// The error's job, key and reason, without the origin the flag's name replaces.
+fn unflagged(e: pgb_config::ConfigError) -> pgb_config::ConfigError {
+    pgb_config::ConfigError {
+        origin: pgb_config::Origin::None,
+        ..e
+    }
 }
 
 /// `PGB_PASSPHRASE` and `PGB_AUTH_KEY` from the variables and files the job names. A variable
@@ -252,6 +289,38 @@ min_size = "1MiB"
             let o = crate::resolve::check(&alone, &env(&[])).unwrap();
             assert_eq!(o.min_size, Some(bytes), "{text}");
         }
+    }
+
+    /// A flag value the config crate refuses is named by its flag.
+    #[test]
+    fn a_bad_flag_value_names_the_flag() {
+        use super::flags::JobFlags as _;
+        let cfg = pgb_config::LoadedConfig::parse(
+            "[jobs.shop]\nrepository = \"/r\"\n",
+            Path::new("pgb.toml"),
+        )
+        .unwrap();
+        let none = |_: &str| None;
+        let environment = pgb_config::Environment {
+            var: &none,
+            is_executable: &|_| false,
+        };
+        let a = CheckArgs {
+            min_size: Some("10M".to_owned()),
+            ..CheckArgs::default()
+        };
+        let e = cfg
+            .resolve("shop", &environment, &a.flags().unwrap())
+            .unwrap_err();
+        let f = flag_error(e);
+        assert_eq!(f.code, crate::exit::USAGE);
+        assert!(
+            f.message
+                .starts_with("--min-size: job \"shop\", key \"check.min_size\": "),
+            "{}",
+            f.message
+        );
+        assert!(f.message.contains("10MiB"), "{}", f.message);
     }
 
     /// `--retention-tz` beside `--job` is the job's `timezone`: its policy's calendar runs in
