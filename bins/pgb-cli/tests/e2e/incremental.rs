@@ -319,6 +319,10 @@ fn prune_keeps_the_parents_of_a_kept_incremental_and_a_deleted_parent_fails_veri
     assert!(o.status.success(), "prune: {}", stderr(&o));
     let ids = common::ids(repo.path());
     assert_eq!(ids.len(), 3, "prune broke the chain: {ids:?}");
+    // gc removes only folders without a manifest, never a parent.
+    let o = pgb(&["gc", "--repo", &s(repo.path()), "--older-than", "1h"]);
+    assert!(o.status.success(), "gc: {}", stderr(&o));
+    assert_eq!(common::ids(repo.path()), ids);
 
     // A full backup starts a new chain: then the old one may go.
     backed_up(&backup(&bin, &pg, repo.path(), &["--wal", "included"]));

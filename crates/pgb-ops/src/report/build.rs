@@ -348,6 +348,10 @@ fn backup_row(
         if d.verified_guard {
             kept_by.push("newest verified backup of the set".into());
         }
+        if !d.parent_of.is_empty() {
+            let of: Vec<String> = d.parent_of.iter().map(ToString::to_string).collect();
+            kept_by.push(format!("parent of kept incremental {}", of.join(", ")));
+        }
         Some(RetentionRow {
             keep: d.action == PruneAction::Keep,
             kept_by,
