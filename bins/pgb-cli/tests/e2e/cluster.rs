@@ -516,7 +516,7 @@ fn selection_mistakes_and_unsafe_requests_write_nothing() {
 /// sorted: granting them again may store them in another order), owner,
 /// comment (`shobj_description`), and the settings of the database and of roles in it
 /// (`pg_db_role_setting`).
-fn database_state(f: &Fixture) -> String {
+fn database_state(f: &Fixture<'_>) -> String {
     f.pg.psql(
         "postgres",
         &format!(
@@ -679,7 +679,7 @@ fn database_acls_settings_and_comments_come_back_pg17() {
 }
 
 /// The fixture's scratch databases left on the server (none, after any drill).
-fn leftover_scratch(f: &Fixture) -> String {
+fn leftover_scratch(f: &Fixture<'_>) -> String {
     f.pg.psql(
         "postgres",
         &format!(
