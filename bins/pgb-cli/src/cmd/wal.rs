@@ -111,6 +111,8 @@ async fn verify(a: WalVerifyArgs, env: Env<'_>) -> Result<(), Failure> {
         .map_err(failure)?;
     let report = wal.verify(system_id, a.rehash).await.map_err(failure)?;
     Output::json(a.json).emit(&report, |w| render::wal_verify_text(w, &report))?;
+    let job = job(&a.target.job, env).ok().flatten();
+    super::wal_notify::verify_gaps(job.as_ref(), env, &report).await;
     if report.is_whole() {
         Ok(())
     } else {

@@ -1,6 +1,7 @@
 //! Notifications of the WAL archive: `wal_push_failed` when `pgb wal push` (PostgreSQL's
 //! archive_command) fails, rate-limited per cluster because PostgreSQL retries every few
-//! seconds, and `wal_gap` when `pgb check` finds a gap after the newest base backup.
+//! seconds, and `wal_gap` when `pgb check` finds a gap after the newest base backup or
+//! `pgb wal verify` finds any.
 //!
 //! The rate limit's state is a small JSON file ([`pgb_notify::RateLimit`]) named by this
 //! binary: `pgb-wal-push-<system id>.json` in `PGB_NOTIFY_STATE_DIR`, else in the data
@@ -143,4 +144,39 @@ pub(super) async fn gaps(
         }
         super::notify::send(notifier, n).await;
     }
+}
+
+/// `wal_gap` for `pgb wal verify`'s gaps (every gap of the archive), to the job's or the
+/// environment's targets.
+pub(super) async fn verify_gaps(
+    job: Option<&ResolvedJob>,
+    env: Env<'_>,
+    report: &pgb::wal::WalVerifyReport,
+) {
+    let Some(first) = report.gaps().next() else {
+        return;
+    };
+    let notifier = match resolve::notifier_for(&NotifyArgs::default(), job, env) {
+        Ok(Some(n)) => n,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(error = %e.message, "wal_gap not sent");
+            return;
+        }
+    };
+    let mut n = Notification::new(Event::WalGap)
+        .with_host(resolve::config::holder(env).host)
+        .with_status("CRITICAL")
+        .with_system_identifier(report.system_identifier)
+        .with_wal("gaps", report.gaps().count())
+        .with_wal("timeline", first.timeline)
+        .with_wal("first_missing", &first.first_missing)
+        .with_cause(format!(
+            "{} segment(s) missing from {} on timeline {} (pgb wal verify)",
+            first.missing, first.first_missing, first.timeline
+        ));
+    if let Some(j) = job {
+        n = n.with_job(&j.name);
+    }
+    super::notify::send(Some(&notifier), n).await;
 }

@@ -82,7 +82,9 @@ fn list_shows_verified_encrypted_and_files() {
     let text = pgb(&["list", "--repo", r]);
     assert!(text.status.success(), "{}", stderr(&text));
     let text = stdout(&text);
-    let header = text.lines().next().unwrap();
+    // Under the server's heading (its system identifier), the table's header.
+    assert!(text.starts_with("server "), "{text}");
+    let header = text.lines().find(|l| l.starts_with("ID ")).unwrap();
     for col in ["VERIFIED", "ENC", "FILES"] {
         assert!(header.contains(col), "{header}");
     }

@@ -1,7 +1,8 @@
 //! WAL notifications (issue 22, item 3): `wal_push_failed` from `pgb wal push` rate-limited per
 //! cluster (PostgreSQL retries a failing archive_command every few seconds), with the failures
 //! in between counted in the next one and the state in the data directory; `wal_gap` from
-//! `pgb check` when the archive has a gap after the newest base backup.
+//! `pgb check` when the archive has a gap after the newest base backup, and from
+//! `pgb wal verify`.
 
 use crate::common;
 
@@ -123,6 +124,18 @@ fn gap_notified(major: u32) {
         gap["cause"].as_str().unwrap().contains(&after[0]),
         "the cause names the first missing segment: {gap}"
     );
+
+    // `pgb wal verify` finds the same gap (exit 5) and says so too.
+    let o = pgb_env(
+        &["wal", "verify", "--repo", &s(r)],
+        &[("PGB_NOTIFY_URL", url.as_str())],
+    );
+    assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
+    let gap = next_body(&got);
+    assert_eq!(gap["event"], "wal_gap", "{gap}");
+    assert_eq!(gap["system_identifier"], sysid.to_string());
+    assert_eq!(gap["wal"]["first_missing"], after[0].as_str(), "{gap}");
+    assert_eq!(gap["wal"]["gaps"], "1");
 }
 
 #[test]
