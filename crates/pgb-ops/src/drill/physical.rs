@@ -341,7 +341,7 @@ impl Drop for ScratchDir {
 /// free port on 127.0.0.1, archiving off), recovers from the WAL archive to a random second
 /// of the recoverable window (or the time given), checks that recovery stopped at the target,
 /// runs the table checks, the smoke statements and optionally `amcheck`, measures the phases
-/// (`base_fetch`, `wal_fetch`, `replay`, `checks`), the RTO and the RPO (drill start minus
+/// (`plan`, `base_fetch`, `wal_fetch`, `replay`, `checks`), the RTO and the RPO (drill start minus
 /// the newest archived commit), and records the result like [`super::drill`].
 ///
 /// Before anything is written or started: the cluster's window is read, the target checked
@@ -366,13 +366,15 @@ pub async fn drill_pitr(
         () = &mut cancel => return Err(DrillError::Cancelled),
         r = prepare(repo, opts, started_at) => r?,
     };
+    // Phase `plan`: the window, the target, the backup and the WAL check.
+    let plan = Phase {
+        name: "plan".to_owned(),
+        millis: super::millis(t0.elapsed()),
+    };
     if let Some(problem) = &p.damaged {
         let found = Found {
             checks: vec![failed("wal fetch", problem.clone())],
-            phases: vec![Phase {
-                name: "wal_fetch".to_owned(),
-                millis: super::millis(t0.elapsed()),
-            }],
+            phases: vec![plan],
             ..Found::default()
         };
         return Ok(finish(repo, opts, &p, found, started_at, t0.elapsed(), true).await);
@@ -393,7 +395,8 @@ pub async fn drill_pitr(
         None => true,
     };
     let removed = dir.remove().await;
-    let found = ran.ok_or(DrillError::Cancelled)??;
+    let mut found = ran.ok_or(DrillError::Cancelled)??;
+    found.phases.insert(0, plan);
     Ok(finish(repo, opts, &p, found, started_at, rto, stopped && removed).await)
 }
 
