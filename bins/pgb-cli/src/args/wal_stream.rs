@@ -22,8 +22,8 @@ pub(crate) struct WalStreamArgs {
     /// Create the slot when it does not exist (a physical slot reserving WAL from now on).
     #[arg(long)]
     pub(crate) create_slot: bool,
-    /// Where pg_receivewal writes before pgb archives [default: PGB_STATE_DIR, else
-    /// $XDG_STATE_HOME/pgb, else ~/.local/state/pgb, then /wal-stream/<server>-<slot>].
+    /// Where pg_receivewal writes before pgb archives [default: STATE/wal-stream/SERVER-SLOT,
+    /// STATE being PGB_STATE_DIR, else $XDG_STATE_HOME/pgb, else ~/.local/state/pgb].
     #[arg(long, value_name = "DIR")]
     pub(crate) spool: Option<PathBuf>,
     /// How often the segment being received is stored (as <name>.partial) [default: 5s].
@@ -39,7 +39,8 @@ pub(crate) struct WalStreamArgs {
     /// Only run the preflight and print it; create and stream nothing.
     #[arg(long)]
     pub(crate) preflight: bool,
-    /// Print the preflight and the final report as JSON on stdout.
+    /// Print the report of the stopped stream (with --preflight: the preflight) as JSON on
+    /// stdout.
     #[arg(long)]
     pub(crate) json: bool,
 }
