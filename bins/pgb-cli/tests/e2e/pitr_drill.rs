@@ -416,3 +416,44 @@ fn outside_the_window_sigterm_and_a_damaged_segment_on_postgres_15() {
 fn outside_the_window_sigterm_and_a_damaged_segment_on_postgres_17() {
     failures(17);
 }
+
+/// `pgb daemon --once` runs a physical job's due `drill.schedule` as a PITR drill: no
+/// `drill.target`, recorded under the job, nothing left behind.
+#[test]
+fn the_daemon_runs_a_physical_jobs_scheduled_drill_point_in_time() {
+    let Some(bin) = bin_dir(15) else { return };
+    let src = source(&bin);
+    let scratch = tempfile::tempdir().unwrap();
+    let conf_dir = tempfile::tempdir().unwrap();
+    let config = conf_dir.path().join("pgb.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[jobs.cluster]\ndatabase = \"{}\"\nrepository = \"{}\"\nformat = \"physical\"\n\n[jobs.cluster.drill]\nschedule = \"0 4 * * *\"\n",
+            src.pg.url(),
+            s(src.repo.path()),
+        ),
+    )
+    .unwrap();
+    let o = pgb_cmd(&["daemon", "--once", "--config", &s(&config)])
+        .env("PGB_PG_BIN_DIR", &bin)
+        .env("TMPDIR", scratch.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    let outcomes: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let jobs: Vec<&str> = outcomes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["job"].as_str().unwrap())
+        .collect();
+    assert_eq!(jobs, ["cluster/drill"], "{outcomes}");
+    let h = history(&src);
+    assert_eq!(h.len(), 1, "{h:?}");
+    let r = &h[0]["report"];
+    assert_eq!(r["outcome"], "passed", "{r}");
+    assert_eq!(r["job"], "cluster", "{r}");
+    assert_eq!(r["pitr"]["target"], "random", "{r}");
+    nothing_left(scratch.path(), None);
+}
