@@ -10,8 +10,14 @@
 //! schema no archive holds: it prints only those database entries (read from the table of
 //! contents at the head of the archive, after which it stops reading), and once the restore
 //! itself completed their statements are applied to the restored database, in one
-//! transaction. `CREATE DATABASE` is left out; the owner (with `keep_owner`) is set first, as
-//! pg_restore sets it, so that the ACL is granted by it and reads as on the source.
+//! transaction. The owner (with `keep_owner`) is set first, as pg_restore sets it, so that the
+//! ACL is granted by it and reads as on the source.
+//!
+//! The restore itself begins only once that pg_restore has read the table of contents (it
+//! heads the archive; the chunks before are held back), so a missing database is created with
+//! the archive's own `CREATE DATABASE` (the source's encoding, locale and locale provider);
+//! a target server that refuses it (a locale it lacks) gets the database with its defaults
+//! and a warning. A database created so is dropped again if the restore fails.
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -88,11 +94,18 @@ impl Restorer for DatabaseStateRestore {
             res.map(|_| text)
         });
         let state = ChildSink::new(process, None, true);
-        let inner = self.inner.begin(archive, opts).await?;
+        // The restore itself begins once the database entries are read (the table of
+        // contents heads the archive), so that a missing database is created with the
+        // source's encoding and locale.
         Ok(Box::new(StateSink {
-            inner,
-            state: Box::new(state),
-            reader,
+            inner: None,
+            start: Some((self.inner.clone(), *archive, opts.clone())),
+            pending: Vec::new(),
+            pending_len: 0,
+            created: None,
+            state: Some(Box::new(state)),
+            reader: Some(reader),
+            text: None,
             target: self.target.clone(),
             locator: self.locator.clone(),
             keep_owner: opts.keep_owner,
@@ -112,42 +125,180 @@ impl Restorer for DatabaseStateRestore {
     }
 }
 
+/// Chunks held back before the restore begins: the table of contents of any real archive
+/// fits; past this the restore begins without the source's encoding and locale.
+const MAX_PENDING: usize = 64 << 20;
+
 /// The restore's sink, teed into the `pg_restore --create` that prints the database entries.
 #[derive(Debug)]
 struct StateSink {
-    inner: Box<dyn RestoreSink>,
-    state: Box<ChildSink>,
-    reader: tokio::task::JoinHandle<std::io::Result<Vec<u8>>>,
+    /// The restore, once begun.
+    inner: Option<Box<dyn RestoreSink>>,
+    /// What begins it.
+    start: Option<(PgRestore, ArchiveInfo, RestoreOptions)>,
+    /// Chunks fed before it began.
+    pending: Vec<Bytes>,
+    pending_len: usize,
+    /// The database this sink created (with the source's encoding and locale): dropped
+    /// again unless the restore completes.
+    created: Option<Created>,
+    state: Option<Box<ChildSink>>,
+    reader: Option<tokio::task::JoinHandle<std::io::Result<Vec<u8>>>>,
+    /// pg_restore's output, once read.
+    text: Option<Vec<u8>>,
     target: ConnConfig,
     locator: ToolLocator,
     keep_owner: bool,
 }
 
+/// A database created by [`StateSink`]; dropped (blocking) if the sink is dropped armed.
+#[derive(Debug)]
+struct Created {
+    psql: crate::tools::Tool,
+    maint: ConnConfig,
+    name: String,
+    armed: bool,
+}
+
+impl Created {
+    async fn drop_now(mut self) {
+        self.armed = false;
+        if let Err(e) = sql::drop_database(&self.psql, &self.maint, &self.name).await {
+            tracing::warn!(database = %self.name, error = %e, "could not drop the target this restore created");
+        }
+    }
+}
+
+impl Drop for Created {
+    fn drop(&mut self) {
+        if self.armed {
+            self.armed = false;
+            if let Err(e) = sql::drop_database_blocking(&self.psql, &self.maint, &self.name) {
+                tracing::warn!(database = %self.name, error = %e, "could not drop the target this restore created");
+            }
+        }
+    }
+}
+
+impl StateSink {
+    /// Reads pg_restore's output (its process has ended or is ending).
+    async fn read_text(&mut self) -> Result<Vec<u8>, String> {
+        if let Some(t) = &self.text {
+            return Ok(t.clone());
+        }
+        let Some(reader) = self.reader.take() else {
+            return Ok(Vec::new());
+        };
+        let text = reader
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("reading pg_restore's output: {e}"))?;
+        if text.len() > MAX_STATE {
+            return Err("pg_restore printed more than 16 MiB".to_owned());
+        }
+        self.text = Some(text.clone());
+        Ok(text)
+    }
+
+    /// Creates the missing target as the source was created (`CREATE DATABASE ... ENCODING
+    /// ... LOCALE ...` from the archive); where the target server refuses that (a locale it
+    /// lacks), the restore creates it with the server's defaults, with a warning.
+    async fn create_like_source(&mut self, text: &[u8]) -> Result<(), DumpError> {
+        let text = String::from_utf8_lossy(text);
+        let Some(create) = split_statements(&text)
+            .into_iter()
+            .find(|s| s.to_ascii_uppercase().starts_with("CREATE DATABASE "))
+        else {
+            return Ok(());
+        };
+        let psql = self.locator.pick("psql", 0, "the client").await?;
+        let maint = self.target.with_dbname("postgres");
+        let Some(name) = self.target.dbname().map(str::to_owned) else {
+            return Ok(());
+        };
+        if sql::database_exists(&psql, &maint, &name).await? {
+            return Ok(());
+        }
+        match sql::execute(&psql, &maint, &create, &[]).await {
+            Ok(()) => {
+                tracing::info!(database = %name, "created restore target with the source's encoding and locale");
+                self.created = Some(Created {
+                    psql,
+                    maint,
+                    name,
+                    armed: true,
+                });
+            }
+            Err(e) if e.kind() == DumpErrorKind::Failed => {
+                tracing::warn!(database = %name, error = %e, "the target server refused the source's encoding or locale; the database gets the server's defaults");
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    }
+
+    /// Begins the restore (creating its database like the source's when the database
+    /// entries are known) and feeds it the chunks held back.
+    async fn begin_inner(&mut self, text: Option<&[u8]>) -> Result<(), DumpError> {
+        let Some((restorer, archive, opts)) = self.start.take() else {
+            return Ok(());
+        };
+        if let Some(text) = text {
+            self.create_like_source(text).await?;
+        }
+        let mut inner = restorer.begin(&archive, &opts).await?;
+        for chunk in std::mem::take(&mut self.pending) {
+            if let Err(e) = inner.write(chunk).await {
+                inner.abort().await;
+                return Err(e);
+            }
+        }
+        self.pending_len = 0;
+        self.inner = Some(inner);
+        Ok(())
+    }
+
+    async fn cleanup(&mut self) {
+        if let Some(inner) = self.inner.take() {
+            inner.abort().await;
+        }
+        if let Some(state) = self.state.take() {
+            state.abort().await;
+        }
+        if let Some(db) = self.created.take() {
+            db.drop_now().await;
+        }
+    }
+}
+
 #[async_trait]
 impl RestoreSink for StateSink {
     async fn write(&mut self, chunk: Bytes) -> Result<(), DumpError> {
-        self.state.write(chunk.clone()).await?;
-        self.inner.write(chunk).await
-    }
-
-    async fn finish(self: Box<Self>) -> Result<RestoreReport, DumpError> {
-        let Self {
-            inner,
-            state,
-            reader,
-            target,
-            locator,
-            keep_owner,
-        } = *self;
-        let report = match inner.finish().await {
-            Ok(r) => r,
-            Err(e) => {
-                state.abort().await;
+        if let Some(state) = self.state.as_mut() {
+            state.write(chunk.clone()).await?;
+        }
+        if let Some(inner) = self.inner.as_mut() {
+            return inner.write(chunk).await;
+        }
+        self.pending_len += chunk.len();
+        self.pending.push(chunk);
+        let read = self.reader.as_ref().is_none_or(|r| r.is_finished());
+        if read || self.pending_len > MAX_PENDING {
+            let text = if read {
+                Some(self.read_text().await.unwrap_or_default())
+            } else {
+                None
+            };
+            if let Err(e) = self.begin_inner(text.as_deref()).await {
+                self.cleanup().await;
                 return Err(e);
             }
-        };
-        let name = report.database.clone();
-        let fail = |what: String| {
+        }
+        Ok(())
+    }
+
+    async fn finish(mut self: Box<Self>) -> Result<RestoreReport, DumpError> {
+        let fail = |name: &str, what: String| {
             DumpError::new(
                 DumpErrorKind::Failed,
                 format!(
@@ -155,31 +306,52 @@ impl RestoreSink for StateSink {
                 ),
             )
         };
-        state
-            .finish()
-            .await
-            .map_err(|e| fail(format!("reading them from the archive: {e}")))?;
-        let text = reader
-            .await
-            .map_err(|e| fail(e.to_string()))?
-            .map_err(|e| fail(format!("reading pg_restore's output: {e}")))?;
-        if text.len() > MAX_STATE {
-            return Err(fail("pg_restore printed more than 16 MiB".to_owned()));
-        }
-        let script = state_script(&String::from_utf8_lossy(&text), keep_owner);
-        if let Some(script) = script {
-            let psql = locator.pick("psql", 0, "the client").await?;
-            sql::execute(&psql, &target, &script, &[])
+        // All of the archive is in: pg_restore has printed everything.
+        let read = match self.state.take() {
+            Some(state) => state
+                .finish()
                 .await
-                .map_err(|e| fail(e.to_string()))?;
+                .map(drop)
+                .map_err(|e| format!("reading them from the archive: {e}")),
+            None => Ok(()),
+        };
+        let text = match read {
+            Ok(()) => self.read_text().await,
+            Err(e) => Err(e),
+        };
+        if self.inner.is_none()
+            && let Err(e) = self.begin_inner(text.as_deref().ok()).await
+        {
+            self.cleanup().await;
+            return Err(e);
+        }
+        let inner = self.inner.take().expect("begun");
+        let mut report = match inner.finish().await {
+            Ok(r) => r,
+            Err(e) => {
+                self.cleanup().await;
+                return Err(e);
+            }
+        };
+        if let Some(mut db) = self.created.take() {
+            db.armed = false;
+            report.created = true;
+        }
+        let name = report.database.clone();
+        let text = text.map_err(|e| fail(&name, e))?;
+        let script = state_script(&String::from_utf8_lossy(&text), self.keep_owner);
+        if let Some(script) = script {
+            let psql = self.locator.pick("psql", 0, "the client").await?;
+            sql::execute(&psql, &self.target, &script, &[])
+                .await
+                .map_err(|e| fail(&name, e.to_string()))?;
             tracing::info!(database = %name, "database-level settings, comment and privileges applied");
         }
         Ok(report)
     }
 
-    async fn abort(self: Box<Self>) {
-        self.state.abort().await;
-        self.inner.abort().await;
+    async fn abort(mut self: Box<Self>) {
+        self.cleanup().await;
     }
 }
 

@@ -37,8 +37,9 @@ pub(crate) struct ClusterRestoreArgs {
     #[arg(long, conflicts_with = "database")]
     pub(crate) globals: bool,
     /// Rebuild the whole server of --server: the globals, then every database under its own
-    /// name (a non-empty target database is refused without --clean), with its comment and
-    /// settings; its owner with --keep-owner, its ACL with --keep-privileges.
+    /// name (a non-empty target database is refused without --clean; a missing one is created
+    /// with the source's encoding and locale), with its comment and settings; its owner with
+    /// --keep-owner, its ACL with --keep-privileges.
     #[arg(long, conflicts_with_all = ["database", "globals"], requires = "server")]
     pub(crate) all: bool,
     /// The server to rebuild with --all (postgres://user@host:port[/maintenance_db]).

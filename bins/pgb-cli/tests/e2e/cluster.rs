@@ -522,6 +522,8 @@ fn database_state(f: &Fixture<'_>) -> String {
         &format!(
             "select string_agg(d.datname || ' acl=' || coalesce((select string_agg(x::text, ',' order by x::text) from unnest(d.datacl) x), '-') \
                || ' owner=' || pg_get_userbyid(d.datdba) \
+               || ' encoding=' || pg_encoding_to_char(d.encoding) || ' collate=' || d.datcollate \
+               || ' ctype=' || d.datctype \
                || ' comment=' || coalesce(shobj_description(d.oid, 'pg_database'), '-') \
                || ' settings=' || coalesce((select string_agg(coalesce(r.rolname, '*') || ':' \
                     || array_to_string(s.setconfig, ';'), ',' order by r.rolname nulls first) \
@@ -552,12 +554,24 @@ fn connects(pg: &Pg, role: &str, db: &str) -> Result<(), String> {
 
 /// `restore --all --keep-owner --keep-privileges` brings back what `pg_restore --create`
 /// would: database ACLs, `ALTER DATABASE ... SET`, `ALTER ROLE ... IN DATABASE ... SET`,
-/// comments and owners; a role refused CONNECT on the source is refused on the rebuilt
+/// comments, owners, and encoding and locale (a LATIN1/C database on a UTF8 server); a role
+/// refused CONNECT on the source is refused on the rebuilt
 /// server. Without `--keep-privileges` the settings and comments still come back, the ACLs
 /// do not (PUBLIC may connect again), as the README says.
 fn database_level_state_round_trip(pg: &Pg) {
     let f = fixture(pg);
     let (a, b, pw) = (f.db("a"), f.db("b"), f.pw());
+    // c in another encoding and locale than the server's defaults (UTF8, C.UTF-8).
+    let c = f.db("c");
+    drop_db_quietly(pg, &c);
+    pg.psql(
+        "postgres",
+        &format!("create database {c} template template0 encoding 'LATIN1' locale 'C'"),
+    );
+    pg.psql(
+        &c,
+        "create table t (id int primary key, s text); insert into t values (1, 'caf\u{e9}')",
+    );
     pg.psql(
         "postgres",
         &format!("revoke connect on database {a} from public"),
@@ -587,6 +601,12 @@ fn database_level_state_round_trip(pg: &Pg) {
         &format!("comment on database {a} is 'orders; the shop''s \"main\" database'"),
     );
     let before = database_state(&f);
+    assert!(
+        before.contains(&format!(
+            "{c} acl=- owner=postgres encoding=LATIN1 collate=C ctype=C "
+        )),
+        "{before}"
+    );
     assert!(before.contains(&format!("{pw}=c/")), "{before}");
     assert!(connects(pg, &pw, &a).is_ok(), "the role may connect to {a}");
     let refused = connects(pg, &pw, &b).unwrap_err();
