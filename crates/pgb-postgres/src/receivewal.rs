@@ -379,8 +379,13 @@ impl WalStreamSource {
         let mut report = StreamReport::default();
         let spool = opts.spool.clone();
         let _lock = lock_spool(&spool)?;
+        tokio::pin!(cancel);
         report.stopped_stale_receiver = stop_stale_receiver(&spool).await;
-        let (pre, tool) = self.check().await?;
+        // A signal before the receiver runs stops here too (nothing to kill yet).
+        let (pre, tool) = tokio::select! {
+            () = &mut cancel => return Ok(report),
+            r = self.check() => r?,
+        };
         if !pre.slot_exists {
             let psql = self.locator.pick("psql", 0, "the client").await?;
             sql::execute(
@@ -399,7 +404,10 @@ impl WalStreamSource {
             .with_system_identifier(Some(pre.system_identifier));
         let mut up = SpoolUploader::new(archive, &spool, push);
         // What an earlier run left in the spool goes first.
-        pass(&mut up, &mut report, true).await?;
+        tokio::select! {
+            () = &mut cancel => return Ok(report),
+            r = pass(&mut up, &mut report, true) => r?,
+        }
 
         let mut cmd = process::command(&tool, Some(&self.conn));
         cmd.arg("-D")
@@ -425,7 +433,6 @@ impl WalStreamSource {
                 }
             }
         });
-        tokio::pin!(cancel);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_partial = Instant::now();
