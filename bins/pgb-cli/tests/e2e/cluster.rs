@@ -668,7 +668,8 @@ fn database_level_state_round_trip(pg: &Pg) {
     );
 
     // Without the flags: settings and comments, but no ACL (and the restoring role owns).
-    restore(&[]);
+    // (In parallel: the archive spooled, pg_restore -j.)
+    restore(&["--jobs", "2"]);
     let plain = database_state(&f);
     assert!(
         plain.contains("work_mem=7MB") && plain.contains("statement_timeout=42s"),
@@ -870,4 +871,33 @@ fn a_whole_server_backup_is_drilled_database_by_database() {
         stderr(&o)
     );
     assert!(stdout(&o).starts_with("OK"), "{}", stdout(&o));
+
+    // A failing drill of the server (a smoke statement false in every database) is recorded
+    // and makes the check of the server CRITICAL.
+    let smoke = repo.path().with_extension("smoke.sql");
+    std::fs::write(&smoke, "select false").unwrap();
+    let o = run(
+        &pg,
+        &[
+            "drill",
+            "--repo",
+            r,
+            "--target",
+            &server,
+            "--smoke",
+            smoke.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(10), "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(leftover_scratch(&f), "", "dropped after a failed check too");
+    let o = pgb_env(&["check", "--repo", r, "--max-age", "1h"], &[]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "check: {}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    assert!(stdout(&o).contains("last drill"), "{}", stdout(&o));
+    let _ = std::fs::remove_file(&smoke);
 }
