@@ -8,7 +8,8 @@
 //! and the directories it writes are given to that user (`chown -R`). The caller's `psql`
 //! connects through the socket (trust for local connections only, in a directory only the
 //! server's user and root can enter); TCP on 127.0.0.1 is refused by the server's own
-//! `pg_hba.conf`.
+//! `pg_hba.conf`. The server inherits this process's environment (its `restore_command` needs
+//! the object store's credentials and keys given by variable).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -426,13 +427,16 @@ async fn stop_once(a: &StopArgs) -> bool {
 
 /// `pg_ctl -D DIR ARGS`, through `runuser -u USER --` when `run_as`, from `/`.
 fn pg_ctl_command(pg_ctl: &Path, data_dir: &Path, run_as: Option<&str>, args: &[&str]) -> Command {
+    // The server inherits this process's environment as it is (unlike the client tools,
+    // whose environment is filtered): its `restore_command` needs what `pgb wal fetch` needs,
+    // the object store's credentials and keys given by variable.
     let mut cmd = match run_as {
         Some(user) => {
-            let mut c = Command::from(crate::process::std_command(Path::new("runuser"), None));
+            let mut c = Command::new("runuser");
             c.args(["-u", user, "--"]).arg(pg_ctl);
             c
         }
-        None => Command::from(crate::process::std_command(pg_ctl, None)),
+        None => Command::new(pg_ctl),
     };
     cmd.arg("-D")
         .arg(data_dir)

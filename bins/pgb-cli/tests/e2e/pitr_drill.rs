@@ -457,3 +457,91 @@ fn the_daemon_runs_a_physical_jobs_scheduled_drill_point_in_time() {
     assert_eq!(r["pitr"]["target"], "random", "{r}");
     nothing_left(scratch.path(), None);
 }
+
+/// A PITR drill from an S3 repository (the emulator): the scratch server's `restore_command`
+/// reaches the store with pgb's own environment (credentials are never written into the
+/// restored configuration).
+#[test]
+fn a_drill_from_an_s3_repository_on_postgres_15() {
+    let Some(bin) = bin_dir(15) else { return };
+    let (Some(endpoint), Some(bucket)) = (
+        common::env("PGB_TEST_S3_ENDPOINT"),
+        common::env("PGB_TEST_S3_BUCKET"),
+    ) else {
+        pgb_testkit::require_or_skip::<()>(
+            "the S3 emulator (PGB_TEST_S3_*)",
+            "scripts/services/s3.sh start DIR",
+        );
+        return;
+    };
+    let envs = [
+        ("AWS_ENDPOINT_URL", endpoint),
+        (
+            "AWS_ACCESS_KEY_ID",
+            common::env("PGB_TEST_S3_ACCESS_KEY_ID").unwrap_or_else(|| "test".into()),
+        ),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            common::env("PGB_TEST_S3_SECRET_ACCESS_KEY").unwrap_or_else(|| "test".into()),
+        ),
+        (
+            "AWS_REGION",
+            common::env("PGB_TEST_S3_REGION").unwrap_or_else(|| "us-east-1".into()),
+        ),
+        ("PGB_S3_FORCE_PATH_STYLE", "true".to_owned()),
+    ];
+    let repo = format!("s3://{bucket}/{}", common::unique("pitrdrill"));
+    // The test server's archiver gets the credentials on its command line (a test's own).
+    let vars: String = envs.iter().map(|(k, v)| format!("{k}={v} ")).collect();
+    let cmd = format!("env {vars}{PGB} wal push %p --repo {repo}");
+    let pg = TempCluster::init(&bin, &[("archive_mode", "on"), ("archive_command", &cmd)])
+        .expect("start PostgreSQL");
+    pg.psql("create table t(i int primary key); insert into t select generate_series(1, 100)")
+        .unwrap();
+    let run = |args: &[&str], extra: &[(&str, &Path)]| {
+        let mut c = pgb_cmd(args);
+        c.envs(envs.iter().map(|(k, v)| (*k, v.as_str())));
+        for (k, v) in extra {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    };
+    let o = run(
+        &[
+            "backup",
+            "--physical",
+            "--repo",
+            &repo,
+            "--db",
+            &pg.url(),
+            "--pg-bin-dir",
+            &s(&bin),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "backup --physical: {}", stderr(&o));
+    for i in 0..3 {
+        std::thread::sleep(Duration::from_millis(1100));
+        pg.psql(&format!("insert into t values ({})", 1000 + i))
+            .unwrap();
+    }
+    pg.switch_wal_and_wait_archived(ARCHIVED).unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let o = run(
+        &[
+            "drill",
+            "--physical",
+            "--repo",
+            &repo,
+            "--pg-bin-dir",
+            &s(&bin),
+            "--json",
+        ],
+        &[("PGB_SPOOL_DIR", scratch.path())],
+    );
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["outcome"], "passed", "{r}");
+    assert_eq!(r["pitr"]["target"], "random", "{r}");
+    nothing_left(scratch.path(), r["target_server"].as_str());
+}
