@@ -24,7 +24,8 @@ pub(super) async fn run(mut a: ListArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
         let windows = repo
             .recoverable_windows(&listing, pgb::wal::CommitTimes::Every)
             .await?;
-        return Output::json(a.json).emit(&windows, |w| render::windows_text(w, &windows));
+        let catalog = render::catalog_json(&listing, &windows);
+        return Output::json(a.json).emit(&catalog, |w| render::windows_text(w, &windows));
     }
     let auth = resolve::auth_key(a.auth_key_file.as_deref(), ctx.env)?;
     let history = pgb_ops::drill_history(&repo, auth.as_ref()).await?;

@@ -80,3 +80,32 @@ fn heading(w: &mut dyn Write, key: &Server, members: &[&Manifest]) -> io::Result
         ),
     }
 }
+
+/// `pgb list --windows --json`: each cluster's window (as the library reports it) with the
+/// logical backups of the same server beside it, so the JSON carries the catalog too.
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct CatalogCluster<'a> {
+    #[serde(flatten)]
+    window: &'a ClusterWindow,
+    /// Ids of the dumps that recorded this system identifier, oldest first.
+    logical_backups: Vec<&'a str>,
+}
+
+/// The windows of `windows`, each with the logical backups of `listing` from its server.
+pub(crate) fn catalog_json<'a>(
+    listing: &'a pgb::Listing,
+    windows: &'a [ClusterWindow],
+) -> Vec<CatalogCluster<'a>> {
+    windows
+        .iter()
+        .map(|w| CatalogCluster {
+            window: w,
+            logical_backups: listing
+                .backups
+                .iter()
+                .filter(|m| !m.is_physical() && m.system_identifier() == Some(w.system_identifier))
+                .map(|m| m.id.as_str())
+                .collect(),
+        })
+        .collect()
+}

@@ -16,7 +16,7 @@ mod window;
 
 use std::io::{self, Write};
 
-pub(crate) use catalog::catalog as catalog_text;
+pub(crate) use catalog::{catalog as catalog_text, catalog_json};
 pub(crate) use progress::config as progress_config;
 pub(crate) use progress::{LOG_TARGET, ProgressConfig, ProgressMode, Reporter, log_progress};
 pub(crate) use text::human;

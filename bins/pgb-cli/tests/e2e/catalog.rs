@@ -76,6 +76,13 @@ fn one_catalog_per_server(major: u32) {
     for m in common::list_json(r) {
         assert_eq!(m["system_identifier"], sysid.to_string(), "{m}");
     }
+    // `list --windows --json`: each cluster's window with the same server's dumps beside it.
+    let o = pgb(&["list", "--windows", "--json", "--repo", &s(r)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let w: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(w[0]["system_identifier"], sysid.to_string(), "{w}");
+    assert_eq!(w[0]["logical_backups"], serde_json::json!([dump]), "{w}");
+    assert_eq!(w[0]["backups"], 2, "{w}");
     // A gap between the base backups: the window starts at the second.
     let stop1 = common::pitr::listed(r, &first)["physical"]["stop_wal_file"]
         .as_str()
