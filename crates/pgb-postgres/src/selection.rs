@@ -376,6 +376,67 @@ mod tests {
         assert!(select(&toc, &opts).is_err());
     }
 
+    /// A verbose listing (`depends on:`) shaped like Pagila's `film`.
+    const FILM: &str = "850; 1247 16386 TYPE public mpaa_rating postgres\n\
+        851; 1247 16398 DOMAIN public year postgres\n\
+        230; 1255 16400 FUNCTION public last_updated() postgres\n\
+        215; 1259 16410 TABLE public language postgres\n\
+        217; 1259 16420 TABLE public film postgres\n;\tdepends on: 850 851\n\
+        216; 1259 16419 SEQUENCE public film_film_id_seq postgres\n;\tdepends on: 217\n\
+        3400; 0 0 SEQUENCE OWNED BY public film_film_id_seq postgres\n;\tdepends on: 216\n\
+        3200; 2604 16423 DEFAULT public film film_id postgres\n;\tdepends on: 216 217\n\
+        3401; 0 16420 TABLE DATA public film postgres\n;\tdepends on: 217\n\
+        3403; 0 16410 TABLE DATA public language postgres\n;\tdepends on: 215\n\
+        3402; 0 0 SEQUENCE SET public film_film_id_seq postgres\n;\tdepends on: 216\n\
+        3210; 2606 16430 CONSTRAINT public film film_pkey postgres\n;\tdepends on: 217\n\
+        3211; 2606 16431 CONSTRAINT public language language_pkey postgres\n;\tdepends on: 215\n\
+        3220; 1259 16440 INDEX public idx_title postgres\n;\tdepends on: 217\n\
+        3230; 2620 16450 TRIGGER public film last_updated postgres\n;\tdepends on: 230 217\n\
+        3240; 2606 16460 FK CONSTRAINT public film film_language_id_fkey postgres\n;\tdepends on: 3211 217\n\
+        240; 1259 16470 TABLE public stats postgres\n\
+        241; 1255 16480 FUNCTION public film_count() postgres\n;\tdepends on: 217\n\
+        3250; 2604 16490 DEFAULT public stats films postgres\n;\tdepends on: 241 240\n";
+
+    fn ids(sel: &Selected) -> Vec<u64> {
+        sel.list
+            .lines()
+            .map(|l| l.split_once(';').unwrap().0.parse().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn a_table_brings_what_it_needs_and_what_belongs_to_it() {
+        let toc = Toc::parse(FILM);
+        let opts = RestoreOptions::new().with_tables(vec!["public.film".into()]);
+        let sel = select(&toc, &opts).unwrap();
+        assert_eq!(
+            ids(&sel),
+            [
+                850, 851, 230, 217, 216, 3400, 3200, 3401, 3402, 3210, 3220, 3230
+            ],
+            "types, the trigger's function, the sequence with its value, default, index, trigger"
+        );
+        assert_eq!(sel.data_ids, [3401], "SEQUENCE SET has no data file");
+        assert_eq!(
+            sel.skipped,
+            [
+                "FK CONSTRAINT public.film film_language_id_fkey (it needs CONSTRAINT public.language language_pkey)"
+            ]
+        );
+        let opts =
+            RestoreOptions::new().with_tables(vec!["public.film".into(), "public.language".into()]);
+        let sel = select(&toc, &opts).unwrap();
+        assert!(ids(&sel).contains(&3240), "with language, the foreign key");
+        assert!(sel.skipped.is_empty());
+        let opts = RestoreOptions::new().with_tables(vec!["public.stats".into()]);
+        let e = select(&toc, &opts).unwrap_err();
+        assert_eq!(e.kind(), DumpErrorKind::NoMatch);
+        assert_eq!(
+            e.to_string(),
+            "FUNCTION public.film_count() needs TABLE public.film, which the selection leaves out; select it too"
+        );
+    }
+
     #[test]
     fn names_with_spaces_select_their_entries() {
         // From `pg_restore --list` of a real archive (PostgreSQL 15).
