@@ -246,6 +246,27 @@ fn stream_survives_restarts(major: u32) {
     pg.switch_wal().unwrap();
     let st = Stream::start(&pg, repo.path(), &spool, &log, &[]);
     mark_and_stream(&st, &pg, repo.path(), system_id, "last");
+    // One more commit that only the stored partial segment holds.
+    let before = lsn(&pg.psql("select pg_current_wal_lsn()").unwrap());
+    mark(&pg, "in_partial");
+    let current = pg
+        .psql("select pg_walfile_name(pg_current_wal_lsn())")
+        .unwrap();
+    let deadline = Instant::now() + STREAMED;
+    loop {
+        let o = pgb(&["list", "--windows", "--json", "--repo", &s(repo.path())]);
+        let w: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+        let c = &w[0]["newest_commit"];
+        if c["lsn"].as_str().is_some_and(|l| lsn(l) >= before) {
+            assert_eq!(c["segment"], format!("{current}.partial").as_str(), "{w}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the partial never held the last commit: {w}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
     assert_eq!(st.stop(), Some(0));
     assert_eq!(receivers_on(&spool), 0);
 
@@ -257,25 +278,52 @@ fn stream_survives_restarts(major: u32) {
         stderr(&o)
     );
 
-    // A restore to the end of the streamed WAL shows the last marker.
-    let dir = tempfile::Builder::new()
-        .prefix("pgb-stream-")
-        .tempdir()
-        .unwrap();
-    let data = dir.path().join("data");
-    let o = pgb(&[
-        "restore",
-        "latest",
-        "--repo",
-        &s(repo.path()),
-        "--pgdata",
-        &s(&data),
-    ]);
-    assert!(o.status.success(), "restore: {}", stderr(&o));
-    let restored = TempCluster::adopt(&bin, &data, &[]).expect("start the restored server");
-    restored.wait_until_promoted(RECOVERY).unwrap();
-    assert_eq!(restored.psql("select message from status").unwrap(), "last");
-    eprintln!("wal stream on PostgreSQL {major}: {PGB} restored 'last'");
+    // A restore to the end of the streamed WAL stops at the last complete segment: the last
+    // marker switched out; with the partial fetched by its name into pg_wal, the one after.
+    for (partial, expected) in [(false, "last"), (true, "in_partial")] {
+        let dir = tempfile::Builder::new()
+            .prefix("pgb-stream-")
+            .tempdir()
+            .unwrap();
+        let data = dir.path().join("data");
+        let o = pgb(&[
+            "restore",
+            "latest",
+            "--repo",
+            &s(repo.path()),
+            "--pgdata",
+            &s(&data),
+        ]);
+        assert!(o.status.success(), "restore: {}", stderr(&o));
+        if partial {
+            let o = pgb(&[
+                "wal",
+                "fetch",
+                &format!("{current}.partial"),
+                &s(&data.join("pg_wal").join(&current)),
+                "--repo",
+                &s(repo.path()),
+            ]);
+            assert!(o.status.success(), "fetch of the partial: {}", stderr(&o));
+        }
+        let restored = TempCluster::adopt(&bin, &data, &[]).expect("start the restored server");
+        restored.wait_until_promoted(RECOVERY).unwrap();
+        assert_eq!(
+            restored.psql("select message from status").unwrap(),
+            expected
+        );
+    }
+    eprintln!(
+        "wal stream on PostgreSQL {major}: {PGB} restored 'last', and 'in_partial' with the partial"
+    );
+}
+
+/// An LSN as PostgreSQL prints it (`0/3000060`), as a number.
+fn lsn(text: &str) -> u64 {
+    let (hi, lo) = text
+        .split_once('/')
+        .unwrap_or_else(|| panic!("LSN {text:?}"));
+    (u64::from_str_radix(hi, 16).unwrap() << 32) | u64::from_str_radix(lo, 16).unwrap()
 }
 
 #[test]
