@@ -311,6 +311,10 @@ pub struct CheckConfig {
     pub max_size_drop: Option<u32>,
     /// Maximum age of the newest passing drill.
     pub max_drill_age: Option<Duration>,
+    /// Maximum age of the newest archived commit (the recovery point).
+    pub max_rpo: Option<Duration>,
+    /// Maximum age of the newest archived WAL segment.
+    pub max_wal_age: Option<Duration>,
 }
 
 /// `[notify]`, validated: names of variables and files, never URLs.
@@ -959,14 +963,6 @@ fn validate(
         io_timeout: seconds("storage_io_timeout_secs", s.storage_io_timeout_secs)?,
     };
 
-    if all_databases && s.drill.is_some() {
-        return Err(err(
-            "drill.target",
-            "drills of whole-server backups are not supported yet: drill a job that backs up \
-             one database of the server"
-                .into(),
-        ));
-    }
     let drill = match &s.drill {
         Some(d) => {
             pg_url("drill.target", &d.target)?;
@@ -1003,6 +999,8 @@ fn validate(
                     .map_err(|m| err("check.min_size", m))?,
                 max_size_drop: c.max_size_drop,
                 max_drill_age: dur("check.max_drill_age", &c.max_drill_age)?,
+                max_rpo: dur("check.max_rpo", &c.max_rpo)?,
+                max_wal_age: dur("check.max_wal_age", &c.max_wal_age)?,
             })
         }
         None => None,

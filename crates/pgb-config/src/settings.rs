@@ -322,6 +322,12 @@ pub struct CheckSettings {
     /// The newest passing drill must be younger (`8d`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_drill_age: Option<String>,
+    /// The newest commit in the WAL archive must be younger (`5m`): the recovery point.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_rpo: Option<String>,
+    /// The newest archived WAL segment must be younger (`15m`): the archiver still delivers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_wal_age: Option<String>,
 }
 
 /// `[jobs.NAME.notify]`: where outcomes are sent. The URLs are secrets: only the names of
@@ -444,6 +450,8 @@ pub const KEYS: &[&str] = &[
     "check.min_size",
     "check.max_size_drop",
     "check.max_drill_age",
+    "check.max_rpo",
+    "check.max_wal_age",
     "notify.webhook_url_env",
     "notify.webhook_url_file",
     "notify.slack_url_env",

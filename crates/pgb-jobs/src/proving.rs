@@ -146,6 +146,12 @@ pub fn job_check(
     if let Some(d) = c.and_then(|c| c.max_drill_age) {
         o = o.with_max_drill_age(d);
     }
+    if let Some(d) = c.and_then(|c| c.max_rpo) {
+        o = o.with_max_rpo(d);
+    }
+    if let Some(d) = c.and_then(|c| c.max_wal_age) {
+        o = o.with_max_wal_age(d);
+    }
     if let Some(k) = keys.auth_key {
         o = o.with_auth_key(k);
     }

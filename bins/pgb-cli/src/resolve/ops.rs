@@ -138,6 +138,8 @@ pub(crate) fn check(a: &CheckArgs, env: Env<'_>) -> Result<CheckOptions, Failure
                 .transpose()?,
             max_size_drop: a.max_size_drop.as_deref().map(percent).transpose()?,
             max_drill_age: opt_duration("--max-drill-age", a.max_drill_age.as_deref())?,
+            max_rpo: opt_duration("--max-rpo", a.max_rpo.as_deref())?,
+            max_wal_age: opt_duration("--max-wal-age", a.max_wal_age.as_deref())?,
         },
     };
     if let Some(d) = limits.max_age {
@@ -152,10 +154,10 @@ pub(crate) fn check(a: &CheckArgs, env: Env<'_>) -> Result<CheckOptions, Failure
     if let Some(d) = limits.max_drill_age {
         o = o.with_max_drill_age(d);
     }
-    if let Some(d) = opt_duration("--max-rpo", a.max_rpo.as_deref())? {
+    if let Some(d) = limits.max_rpo {
         o = o.with_max_rpo(d);
     }
-    if let Some(d) = opt_duration("--max-wal-age", a.max_wal_age.as_deref())? {
+    if let Some(d) = limits.max_wal_age {
         o = o.with_max_wal_age(d);
     }
     if let Some(k) = super::auth_key(a.auth_key_file.as_deref(), env)? {

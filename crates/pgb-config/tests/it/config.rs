@@ -328,9 +328,9 @@ fn validation_names_the_bad_value_and_where_it_came_from() {
     }
     let whole_server_drill = "[jobs.shop]\nrepository = \"/x\"\nall_databases = true\n\
                               [jobs.shop.drill]\ntarget = \"postgres://d@h/postgres\"\n";
-    let e = resolve(whole_server_drill, "shop", &[]).unwrap_err();
-    assert!(e.to_string().contains("whole-server"), "{e}");
-    assert_eq!(line(&e), Some(5), "{e}");
+    // A whole-server job may have its drill: every database of the server is drilled.
+    let j = resolve(whole_server_drill, "shop", &[]).unwrap();
+    assert!(j.whole_server.is_some() && j.drill.is_some());
     let e = resolve("[jobs.shop]\nrepository = \"ftp://h/x\"\n", "shop", &[]).unwrap_err();
     assert!(e.to_string().contains("unknown repository scheme"), "{e}");
     let e = resolve("[jobs.shop]\nkeep_last = 3\n", "shop", &[]).unwrap_err();
@@ -521,4 +521,22 @@ fn a_zero_hook_timeout_is_refused_with_the_minimum() {
     )
     .unwrap();
     assert_eq!(ok.hooks.timeout, std::time::Duration::from_secs(1));
+}
+
+/// The WAL limits `pgb check --max-rpo/--max-wal-age` apply are job keys too, so the daemon
+/// and `check --job` judge a physical job's recovery point without flags; a bad value names
+/// its key.
+#[test]
+fn the_recovery_point_limits_are_check_keys() {
+    let text = "[jobs.pitr]\nrepository = \"/x\"\nformat = \"physical\"\n\
+                [jobs.pitr.check]\nmax_rpo = \"5m\"\nmax_wal_age = \"1h30m\"\n";
+    let job = resolve(text, "pitr", &[]).unwrap();
+    let check = job.check.expect("[check]");
+    assert_eq!(check.max_rpo, Some(std::time::Duration::from_secs(300)));
+    assert_eq!(check.max_wal_age, Some(std::time::Duration::from_secs(5400)));
+
+    let bad = "[jobs.pitr]\nrepository = \"/x\"\n[jobs.pitr.check]\nmax_rpo = \"soon\"\n";
+    let e = resolve(bad, "pitr", &[]).unwrap_err();
+    assert_eq!(e.key.as_deref(), Some("check.max_rpo"), "{e}");
+    assert_eq!(line(&e), Some(4), "{e}");
 }

@@ -145,6 +145,8 @@ impl FromJob for CheckArgs {
             min_size: None,
             max_size_drop: None,
             max_drill_age: None,
+            max_rpo: None,
+            max_wal_age: None,
         });
         if c.max_age.is_none() {
             // One period of the schedule plus a grace (26 h for a daily job) unless set.

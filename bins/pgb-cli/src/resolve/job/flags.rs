@@ -103,9 +103,6 @@ impl JobFlags for BackupArgs {
         if p.incremental {
             s.incremental = Some(true);
         }
-        if p.incremental {
-            s.incremental = Some(true);
-        }
         s.compression.clone_from(&self.compression);
         s.labels = some(&self.label);
         let c = &self.cluster;
@@ -260,6 +257,8 @@ impl JobFlags for CheckArgs {
             min_size: self.min_size.clone(),
             max_size_drop: drop,
             max_drill_age: self.max_drill_age.clone(),
+            max_rpo: self.max_rpo.clone(),
+            max_wal_age: self.max_wal_age.clone(),
         };
         s.check = (c != CheckSettings::default()).then_some(c);
         Ok(s)
