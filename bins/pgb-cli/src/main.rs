@@ -24,7 +24,9 @@ use crate::resolve::{Env, SharedEnv};
 
 /// The only place the process environment is read: a snapshot taken once at start, which
 /// everything below (the daemon's job runs included) looks variables up in. Variables whose
-/// name or value is not UTF-8 are left out, as `std::env::var` would not return them.
+/// name or value is not UTF-8 are left out, as `std::env::var` would not return them. The
+/// PostgreSQL tools pgb runs inherit part of it (`resolve::tools`: libpq's variables, the
+/// locale, `PATH`, `HOME`; the library reads no environment of its own).
 fn process_env() -> SharedEnv {
     let vars: HashMap<String, String> = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))

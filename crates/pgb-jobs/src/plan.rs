@@ -24,8 +24,8 @@ use std::path::{Path, PathBuf};
 
 use pgb::physical::WalMode;
 use pgb::postgres::{
-    ConnConfig, DumpOptions, PgArchiveCheck, PgBaseBackup, PgCluster, PgDump, PgDumpDirectory,
-    ToolLocator,
+    ConnConfig, DumpOptions, InheritedEnv, PgArchiveCheck, PgBaseBackup, PgCluster, PgDump,
+    PgDumpDirectory, ToolLocator,
 };
 use pgb::{
     ArchiveFormat, AuthKey, BackupOptions, Compression, Encryption, EnvLookup, FilesDump, Holder,
@@ -387,11 +387,14 @@ fn paths(env: &dyn EnvLookup, name: &str) -> Vec<PathBuf> {
 }
 
 /// Where PostgreSQL tools are searched: `PGB_PG_BIN_DIR`, the system directories, `PATH`.
+/// The tools inherit the libpq, locale and path variables of `env` ([`EnvLookup::vars`]).
 pub fn tools(env: &dyn EnvLookup) -> ToolLocator {
-    paths(env, "PGB_PG_BIN_DIR").into_iter().fold(
-        ToolLocator::new().with_path(env.get("PATH").map(Into::into)),
-        ToolLocator::with_bin_dir,
-    )
+    let locator = ToolLocator::new()
+        .with_path(env.get("PATH").map(Into::into))
+        .with_inherited_env(InheritedEnv::new(env.vars()));
+    paths(env, "PGB_PG_BIN_DIR")
+        .into_iter()
+        .fold(locator, ToolLocator::with_bin_dir)
 }
 
 fn temp_dir(env: &dyn EnvLookup) -> PathBuf {

@@ -42,12 +42,13 @@
 //! drop, exit turned into a typed [`pgb_core::DumpError`] naming the program and its
 //! [`pgb_core::ToolExit`]). Error messages state the cause; they name no CLI flag.
 //!
-//! The library never reads the environment itself: the caller passes `PATH` and passwords.
-//! Child processes inherit only part of the caller's environment: libpq's own variables
-//! (PGHOST, PGPASSFILE, PGSSLMODE, ...; PGPASSWORD only for a tool that connects), the locale,
-//! `PATH`, `HOME` and `TMPDIR`, so they apply as they would to pg_dump run by hand, while
-//! anything else (notification URLs, passphrases, cloud credentials, `DATABASE_URL`) never
-//! reaches a child.
+//! The library never reads the environment itself: the caller passes `PATH`, passwords and
+//! the variables its tools may inherit ([`InheritedEnv`], handed to
+//! [`ToolLocator::with_inherited_env`], e.g. built from `std::env::vars_os()`). Of those only
+//! libpq's own variables (PGHOST, PGPASSFILE, PGSSLMODE, ...; PGPASSWORD only for a tool that
+//! connects), the locale, `PATH`, `HOME` and `TMPDIR` are kept, so they apply as they would
+//! to pg_dump run by hand, while anything else (notification URLs, passphrases, cloud
+//! credentials, `DATABASE_URL`) never reaches a child.
 
 mod basebackup;
 mod check;
@@ -82,6 +83,7 @@ pub use incremental::PgCombineBackup;
 pub use migrations::{MigrationProbe, MigrationScan};
 pub use offsets::{DataOffsets, OffsetPatches};
 pub use options::DumpOptions;
+pub use process::InheritedEnv;
 pub use receivewal::{StreamError, StreamOptions, StreamPreflight, StreamReport, WalStreamSource};
 pub use restore::PgRestore;
 pub use server::{ScratchServer, ScratchServerOptions};

@@ -3,6 +3,8 @@
 //! [`DumpError`].
 
 use std::collections::VecDeque;
+use std::ffi::{OsStr, OsString};
+use std::fmt;
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -45,29 +47,81 @@ impl Pipes {
     };
 }
 
-/// A command for `tool`, with the environment [`std_command`] gives it. The caller adds the
-/// arguments.
+/// A command for `tool`, with the environment [`std_command`] gives it (the variables the
+/// tool's locator was handed). The caller adds the arguments.
 pub(crate) fn command(tool: &Tool, conn: Option<&ConnConfig>) -> Command {
-    Command::from(std_command(&tool.path, conn))
+    Command::from(std_command(&tool.path, tool.inherited_env(), conn))
+}
+
+/// The variables a PostgreSQL tool may inherit from its caller: built by the caller (the
+/// binary, from its process environment) and handed in through
+/// [`ToolLocator::with_inherited_env`](crate::ToolLocator::with_inherited_env); the library
+/// reads no environment itself. Only [`KEPT`] (libpq's own variables, the locale, `PATH`,
+/// `HOME`, `TMPDIR`, ...) and `PGPASSWORD` are kept at construction, so notification URLs,
+/// passphrases, cloud credentials and `DATABASE_URL` never reach a child, and `PGPASSWORD`
+/// only reaches a tool that talks to a server. Empty by default: a tool then runs with
+/// nothing of the caller's but what its connection hands it.
+///
+/// `Debug` shows the names only (`PGPASSWORD` is a secret); clones share the variables.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct InheritedEnv(Arc<[(OsString, OsString)]>);
+
+impl InheritedEnv {
+    /// The variables of `vars` a PostgreSQL tool may inherit, e.g. `std::env::vars_os()`;
+    /// the others are dropped here.
+    pub fn new<K, V>(vars: impl IntoIterator<Item = (K, V)>) -> Self
+    where
+        K: Into<OsString>,
+        V: Into<OsString>,
+    {
+        let kept: Vec<(OsString, OsString)> = vars
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .filter(|(name, _)| {
+                let name = name.to_string_lossy();
+                kept(&name) || name == "PGPASSWORD"
+            })
+            .collect();
+        Self(kept.into())
+    }
+
+    /// The names kept, in the order given.
+    pub fn names(&self) -> impl Iterator<Item = &OsStr> {
+        self.0.iter().map(|(name, _)| name.as_os_str())
+    }
+
+    /// What a child gets: every variable kept, less `PGPASSWORD` for a tool that does not
+    /// talk to a server.
+    fn for_child(&self, connects: bool) -> impl Iterator<Item = (&OsStr, &OsStr)> {
+        self.0
+            .iter()
+            .filter(move |(name, _)| connects || name != "PGPASSWORD")
+            .map(|(k, v)| (k.as_os_str(), v.as_os_str()))
+    }
+}
+
+/// Names only: `PGPASSWORD`'s value is a secret.
+impl fmt::Debug for InheritedEnv {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("InheritedEnv")
+            .field(&self.names().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 /// The one place that decides what a PostgreSQL tool's environment holds (every pg_dump,
-/// pg_dumpall, pg_restore and psql, and the `--version` probe): nothing of the caller's but
-/// [`KEPT`] (libpq's own variables, the locale, `PATH`, `HOME`, `TMPDIR`, ...), so notification
-/// URLs, passphrases, cloud credentials and `DATABASE_URL` never reach a child. `PGPASSWORD`
-/// only reaches a tool that talks to a server (`conn`): the URL's password when it has one,
-/// else the caller's `PGPASSWORD`, libpq's variable for exactly this. With `conn`, the
-/// connection's environment (password, connect timeout) is added.
-///
-/// The library reads no variable for itself: these are the ones the process would have
-/// passed on to the child anyway, less everything not on the list.
-pub(crate) fn std_command(program: &Path, conn: Option<&ConnConfig>) -> std::process::Command {
+/// pg_dumpall, pg_restore and psql, and the `--version` probe): nothing but `inherited` (see
+/// [`InheritedEnv`]), `PGPASSWORD` only for a tool that talks to a server (`conn`): the URL's
+/// password when it has one, else the caller's `PGPASSWORD`, libpq's variable for exactly
+/// this. With `conn`, the connection's environment (password, connect timeout) is added.
+pub(crate) fn std_command(
+    program: &Path,
+    inherited: &InheritedEnv,
+    conn: Option<&ConnConfig>,
+) -> std::process::Command {
     let mut cmd = std::process::Command::new(program);
     cmd.env_clear();
-    cmd.envs(std::env::vars_os().filter(|(name, _)| {
-        let name = name.to_string_lossy();
-        kept(&name) || (conn.is_some() && name == "PGPASSWORD")
-    }));
+    cmd.envs(inherited.for_child(conn.is_some()));
     if let Some(conn) = conn {
         cmd.envs(conn.child_env());
     }
@@ -384,6 +438,36 @@ mod tests {
         ] {
             assert!(!kept(name), "{name} is kept");
         }
+    }
+
+    #[test]
+    fn the_inherited_env_keeps_what_a_tool_may_see_and_debug_names_it_only() {
+        let env = InheritedEnv::new([
+            ("PGHOST", "db"),
+            ("LC_CTYPE", "C"),
+            ("PGSSLMODE", "require"),
+            ("PGPASSWORD", "s3cret"),
+            ("PGB_PASSPHRASE", "s3cret"),
+            ("AWS_SECRET_ACCESS_KEY", "s3cret"),
+        ]);
+        let names: Vec<_> = env.names().collect();
+        assert_eq!(names, ["PGHOST", "LC_CTYPE", "PGSSLMODE", "PGPASSWORD"]);
+        assert_eq!(
+            format!("{env:?}"),
+            r#"InheritedEnv(["PGHOST", "LC_CTYPE", "PGSSLMODE", "PGPASSWORD"])"#
+        );
+        let names_of = |cmd: &std::process::Command| -> Vec<String> {
+            cmd.get_envs()
+                .map(|(k, _)| k.to_string_lossy().into_owned())
+                .collect()
+        };
+        // No server, no password.
+        let probe = names_of(&std_command(Path::new("true"), &env, None));
+        assert_eq!(probe, ["LC_CTYPE", "PGHOST", "PGSSLMODE"]);
+        let conn = ConnConfig::parse("postgres://u@db/x").unwrap();
+        let seen = names_of(&std_command(Path::new("true"), &env, Some(&conn)));
+        assert!(seen.contains(&"PGPASSWORD".to_owned()), "{seen:?}");
+        assert!(seen.contains(&"PGHOST".to_owned()), "{seen:?}");
     }
 
     #[tokio::test]

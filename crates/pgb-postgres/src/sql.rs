@@ -154,7 +154,7 @@ pub fn drop_database_blocking(
     maint: &ConnConfig,
     name: &str,
 ) -> Result<(), DumpError> {
-    let mut cmd = process::std_command(&psql.path, Some(maint));
+    let mut cmd = process::std_command(&psql.path, psql.inherited_env(), Some(maint));
     cmd.args(PSQL_ARGS)
         .arg("-v")
         .arg(format!("name={name}"))

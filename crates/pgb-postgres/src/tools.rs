@@ -9,7 +9,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use pgb_core::{DumpError, DumpErrorKind};
 use tokio::process::Command;
 
-/// A client tool found on disk.
+use crate::process::InheritedEnv;
+
+/// A client tool found on disk, with the environment it may inherit (its locator's
+/// [`InheritedEnv`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tool {
     /// Its path.
@@ -18,11 +21,22 @@ pub struct Tool {
     pub version: String,
     /// Its major version.
     pub major: u32,
+    inherited: InheritedEnv,
+}
+
+impl Tool {
+    /// The variables it inherits from the caller ([`ToolLocator::with_inherited_env`]).
+    pub fn inherited_env(&self) -> &InheritedEnv {
+        &self.inherited
+    }
 }
 
 /// Where to look for pg_dump, pg_restore and psql, in order: configured bin dirs, then
 /// `/usr/lib/postgresql/*/bin` (Debian's side-by-side installs), then `PATH` as the caller
 /// passed it (the library does not read the environment).
+///
+/// The tools it returns run with the variables of [`ToolLocator::with_inherited_env`] (the
+/// caller's libpq variables, locale, `PATH`, `HOME`, ...) and nothing else of the caller's.
 ///
 /// Each candidate's `--version` is probed once and cached; clones share the cache, so an
 /// operation that picks psql, pg_dump and pg_restore several times probes each file once.
@@ -31,6 +45,7 @@ pub struct ToolLocator {
     bin_dirs: Vec<PathBuf>,
     path: Option<OsString>,
     system_dirs: bool,
+    inherited: InheritedEnv,
     probed: ProbeCache,
 }
 
@@ -44,6 +59,7 @@ impl ToolLocator {
             bin_dirs: Vec::new(),
             path: None,
             system_dirs: true,
+            inherited: InheritedEnv::default(),
             probed: ProbeCache::default(),
         }
     }
@@ -54,9 +70,17 @@ impl ToolLocator {
         self
     }
 
-    /// Also searches these `PATH` entries (pass `std::env::var_os("PATH")`).
+    /// Also searches these `PATH` entries (the caller's `PATH`).
     pub fn with_path(mut self, path: Option<OsString>) -> Self {
         self.path = path;
+        self
+    }
+
+    /// The variables every tool found (and its `--version` probe) may inherit: the caller's
+    /// libpq variables, locale, `PATH`, `HOME`, ... (see [`InheritedEnv`]). Without it a tool
+    /// gets nothing of the caller's environment but what its connection hands it.
+    pub fn with_inherited_env(mut self, env: InheritedEnv) -> Self {
+        self.inherited = env;
         self
     }
 
@@ -113,10 +137,14 @@ impl ToolLocator {
             .unwrap_or_else(PoisonError::into_inner)
             .get(path)
             .cloned();
+        // A clone may have been handed other variables: each locator's tools carry its own.
         if let Some(known) = cached {
-            return known;
+            return known.map(|t| Tool {
+                inherited: self.inherited.clone(),
+                ..t
+            });
         }
-        let found = probe_version(path).await;
+        let found = probe_version(path, &self.inherited).await;
         self.probed
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -162,9 +190,9 @@ impl ToolLocator {
     }
 }
 
-/// Runs `path --version` and parses the major version.
-pub(crate) async fn probe_version(path: &Path) -> Option<Tool> {
-    let out = Command::from(crate::process::std_command(path, None))
+/// Runs `path --version` (with `inherited`) and parses the major version.
+pub(crate) async fn probe_version(path: &Path, inherited: &InheritedEnv) -> Option<Tool> {
+    let out = Command::from(crate::process::std_command(path, inherited, None))
         .arg("--version")
         .stdin(Stdio::null())
         .stderr(Stdio::null())
@@ -181,6 +209,7 @@ pub(crate) async fn probe_version(path: &Path) -> Option<Tool> {
         path: path.to_path_buf(),
         version,
         major,
+        inherited: inherited.clone(),
     })
 }
 

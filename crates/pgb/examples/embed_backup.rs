@@ -12,7 +12,7 @@
 //! `cargo test -p pgb --example embed_backup` (and the workspace test run) runs this code
 //! against the test server of `scripts/test.sh` (`PGB_TEST_PG_URL`, `PGB_TEST_PG_BIN`).
 
-use pgb::postgres::{ConnConfig, PgArchiveCheck, PgDump, ToolLocator};
+use pgb::postgres::{ConnConfig, InheritedEnv, PgArchiveCheck, PgDump, ToolLocator};
 use pgb::retention::{Count, Policy};
 use pgb::{BackupOptions, EnvLookup, Event, PruneOptions, PruneReport};
 
@@ -81,7 +81,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("usage: embed_backup postgres://user@host:port/db REPOSITORY_URL");
         std::process::exit(2);
     };
-    let tools = ToolLocator::new().with_path(std::env::var_os("PATH"));
+    // pg_dump and pg_restore inherit libpq's variables, the locale, PATH and HOME from here
+    // (the library reads no environment itself).
+    let tools = ToolLocator::new()
+        .with_path(std::env::var_os("PATH"))
+        .with_inherited_env(InheritedEnv::new(std::env::vars_os()));
     let summary = run(&db, &repo, &env, tools).await?;
     println!(
         "backup {}: {} bytes stored, {} archive entries verified",

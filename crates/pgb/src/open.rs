@@ -18,6 +18,14 @@ use pgb_core::{Repository, Storage, StorageError};
 pub trait EnvLookup {
     /// The value of variable `name`, if set.
     fn get(&self, name: &str) -> Option<String>;
+
+    /// Every variable with its value, where the lookup can list them (string maps can,
+    /// closures cannot: none). The PostgreSQL tools inherit the libpq, locale and path
+    /// variables among them (`pgb_postgres::InheritedEnv`); a lookup that wraps another
+    /// passes its list on.
+    fn vars(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
 }
 
 impl<F: Fn(&str) -> Option<String>> EnvLookup for F {
@@ -30,11 +38,19 @@ impl EnvLookup for HashMap<String, String> {
     fn get(&self, name: &str) -> Option<String> {
         HashMap::get(self, name).cloned()
     }
+
+    fn vars(&self) -> Vec<(String, String)> {
+        self.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
 }
 
 impl EnvLookup for BTreeMap<String, String> {
     fn get(&self, name: &str) -> Option<String> {
         BTreeMap::get(self, name).cloned()
+    }
+
+    fn vars(&self) -> Vec<(String, String)> {
+        self.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 }
 

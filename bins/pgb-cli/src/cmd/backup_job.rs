@@ -27,6 +27,10 @@ impl EnvLookup for Tools<'_> {
             _ => self.base.get(name),
         }
     }
+
+    fn vars(&self) -> Vec<(String, String)> {
+        self.base.vars()
+    }
 }
 
 /// Returns (id, set, stored bytes) for the notification.

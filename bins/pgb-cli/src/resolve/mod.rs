@@ -16,7 +16,7 @@ pub(crate) mod pitr;
 
 use std::path::PathBuf;
 
-use pgb::postgres::{ConnConfig, PgArchiveCheck, PgDump, PgRestore, ToolLocator};
+use pgb::postgres::{ConnConfig, InheritedEnv, PgArchiveCheck, PgDump, PgRestore, ToolLocator};
 use pgb::retention::Policy;
 use pgb::{ArchiveFormat, BackupOptions, Compression, EnvLookup, Repository, RestoreOptions};
 
@@ -154,17 +154,18 @@ pub(crate) fn listed_repository(
 }
 
 /// Where PostgreSQL tools are searched: `--pg-bin-dir` (else `PGB_PG_BIN_DIR`), the system
-/// directories, then `PATH`.
+/// directories, then `PATH`. The tools inherit the libpq, locale and path variables of `env`
+/// (the process environment `main` snapshots) and nothing else.
 pub(crate) fn tools(a: &ToolArgs, env: Env<'_>) -> ToolLocator {
     let dirs = if a.pg_bin_dirs.is_empty() {
         paths(env, "PGB_PG_BIN_DIR")
     } else {
         a.pg_bin_dirs.clone()
     };
-    dirs.into_iter().fold(
-        ToolLocator::new().with_path(env.get("PATH").map(Into::into)),
-        ToolLocator::with_bin_dir,
-    )
+    let locator = ToolLocator::new()
+        .with_path(env.get("PATH").map(Into::into))
+        .with_inherited_env(InheritedEnv::new(env.vars()));
+    dirs.into_iter().fold(locator, ToolLocator::with_bin_dir)
 }
 
 /// The temp directory: `TMPDIR`, else `/tmp`.

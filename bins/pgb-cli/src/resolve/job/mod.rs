@@ -43,6 +43,11 @@ impl EnvLookup for JobEnv<'_> {
     fn get(&self, name: &str) -> Option<String> {
         self.vars.get(name).cloned().or_else(|| self.base.get(name))
     }
+
+    /// The process environment's: the job's key variables are for pgb alone.
+    fn vars(&self) -> Vec<(String, String)> {
+        self.base.vars()
+    }
 }
 
 /// What `--job` resolved to.
