@@ -272,3 +272,48 @@ async fn remove(path: &Path) -> Result<(), WalError> {
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sorted(names: &[&str]) -> Vec<String> {
+        let mut files: Vec<WalFileName> = names.iter().map(|n| n.parse().unwrap()).collect();
+        files.sort_by_key(order);
+        files.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn the_spool_is_walked_by_position_then_timeline_history_files_first() {
+        // After a promotion inside segment 5: timeline 1's last segment stays a partial,
+        // timeline 2 continues in segment 5 (complete) and 6 (being received).
+        assert_eq!(
+            sorted(&[
+                "000000020000000000000006.partial",
+                "000000020000000000000005",
+                "000000010000000000000005.partial",
+                "00000002.history",
+                "000000010000000000000004",
+            ]),
+            [
+                "00000002.history",
+                "000000010000000000000004",
+                "000000010000000000000005.partial",
+                "000000020000000000000005",
+                "000000020000000000000006.partial",
+            ]
+        );
+        // The segment being received is the newest; a completed one of the same position on
+        // the same timeline cannot exist beside it (pg_receivewal renames the partial).
+        assert_eq!(
+            sorted(&[
+                "000000010000000A00000001.partial",
+                "0000000100000009000000FF"
+            ]),
+            [
+                "0000000100000009000000FF",
+                "000000010000000A00000001.partial"
+            ]
+        );
+    }
+}
