@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use pgb_core::{AuthKey, Manifest, Repository};
+use pgb_core::{AuthKey, Listing, Manifest, Repository};
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -313,6 +313,16 @@ pub(crate) fn secs(d: time::Duration) -> u64 {
 /// anomalies, the last drill and its result; plus running backups. Never fails: an
 /// unreadable repository is an UNKNOWN report.
 pub async fn check(repo: &Repository, opts: &CheckOptions) -> CheckReport {
+    check_listed(repo, repo.list().await.as_ref(), opts).await
+}
+
+/// [`check`] over a listing already made of `repo` (or the error making it failed with): the
+/// daemon lists a repository once per refresh for every job that shares it.
+pub async fn check_listed(
+    repo: &Repository,
+    listing: Result<&Listing, &pgb_core::Error>,
+    opts: &CheckOptions,
+) -> CheckReport {
     let now = opts.now;
     let mut report = CheckReport {
         status: CheckStatus::Ok,
@@ -322,7 +332,7 @@ pub async fn check(repo: &Repository, opts: &CheckOptions) -> CheckReport {
         findings: Vec::new(),
         wal: Vec::new(),
     };
-    let listing = match repo.list().await {
+    let listing = match listing {
         Ok(l) => l,
         Err(e) => {
             report.status = CheckStatus::Unknown;
@@ -374,7 +384,7 @@ pub async fn check(repo: &Repository, opts: &CheckOptions) -> CheckReport {
         });
     }
     if wal_check::wanted(opts, backups.iter().any(|m| m.is_physical())) {
-        let (wal, findings) = wal_check::check_wal(repo, &listing, opts).await;
+        let (wal, findings) = wal_check::check_wal(repo, listing, opts).await;
         report.wal = wal;
         report.findings.extend(findings);
     }

@@ -47,6 +47,9 @@ pub(crate) fn check_source(
 struct Source {
     repo: pgb::Repository,
     options: CheckOptions,
+    /// Which listing it reads: jobs with the same repository URL and key sources share one
+    /// listing per refresh (the listing's verdicts depend on the authentication keys).
+    shared: (String, pgb_config::EncryptionSettings),
 }
 
 /// Every job's last check report, refreshed in the background and rendered on request.
@@ -66,7 +69,13 @@ impl DaemonMetrics {
         for j in jobs {
             match check_source(j, env) {
                 Ok((repo, options)) => {
-                    sources.insert(j.name.clone(), Source { repo, options });
+                    let shared = (j.repository.clone(), j.encryption.clone());
+                    let src = Source {
+                        repo,
+                        options,
+                        shared,
+                    };
+                    sources.insert(j.name.clone(), src);
                 }
                 // Scheduled jobs were resolved before; an unscheduled one is left out.
                 Err(f) => crate::render::note(format_args!(
@@ -83,9 +92,37 @@ impl DaemonMetrics {
         }
     }
 
+    /// The jobs in groups that share one listing (same repository and key sources), in
+    /// name order.
+    fn listing_groups(&self) -> Vec<Vec<&str>> {
+        groups(self.sources.iter().map(|(j, s)| (j.as_str(), &s.shared)))
+    }
+
+    /// Checks every job of `group` over one listing of their shared repository.
+    async fn refresh_group(&self, group: &[&str], report: bool) {
+        let Some(first) = group.first().and_then(|j| self.sources.get(*j)) else {
+            return;
+        };
+        let listing = first.repo.list().await;
+        for job in group {
+            self.refresh_with(job, report, Some(listing.as_ref())).await;
+        }
+    }
+
     /// Checks `job`'s repository now and keeps the report; with `report`, rebuilds its status
     /// page report too.
     async fn refresh(&self, job: &str, report: bool) {
+        self.refresh_with(job, report, None).await;
+    }
+
+    /// [`Self::refresh`] over `listing` when given (made of the job's repository with its
+    /// keys), else over a listing of its own.
+    async fn refresh_with(
+        &self,
+        job: &str,
+        report: bool,
+        listing: Option<Result<&pgb::Listing, &pgb::Error>>,
+    ) {
         if report {
             self.status.refresh(job).await;
         }
@@ -94,7 +131,10 @@ impl DaemonMetrics {
         };
         let mut opts = src.options.clone();
         opts.now = time::OffsetDateTime::now_utc();
-        let report = pgb_ops::check(&src.repo, &opts).await;
+        let report = match listing {
+            Some(l) => pgb_ops::check_listed(&src.repo, l, &opts).await,
+            None => pgb_ops::check(&src.repo, &opts).await,
+        };
         tracing::debug!(job, status = %report.status, "metrics refreshed");
         let newest = report
             .sets
@@ -128,7 +168,8 @@ impl DaemonMetrics {
     }
 
     /// Refreshes every job now, then each job named on `runs` (a run of it ended) and every
-    /// job every [`METRICS_REFRESH`], until `cancel` fires.
+    /// job every [`METRICS_REFRESH`], until `cancel` fires. Jobs sharing a repository (and
+    /// keys) share one listing per refresh.
     pub(crate) async fn refresh_loop(
         self: Arc<Self>,
         mut runs: mpsc::UnboundedReceiver<String>,
@@ -143,10 +184,10 @@ impl DaemonMetrics {
                 _ = tick.tick() => {
                     let report = ticks.is_multiple_of(super::status::REPORT_EVERY_TICKS);
                     ticks = ticks.wrapping_add(1);
-                    for job in self.sources.keys() {
+                    for group in self.listing_groups() {
                         tokio::select! {
                             () = cancel.cancelled() => return,
-                            () = self.refresh(job, report) => {}
+                            () = self.refresh_group(&group, report) => {}
                         }
                     }
                 }
@@ -157,6 +198,20 @@ impl DaemonMetrics {
             }
         }
     }
+}
+
+/// Names grouped by equal keys, in first-seen order.
+fn groups<'a, K: PartialEq + 'a>(
+    items: impl Iterator<Item = (&'a str, &'a K)>,
+) -> Vec<Vec<&'a str>> {
+    let mut groups: Vec<(&K, Vec<&str>)> = Vec::new();
+    for (name, key) in items {
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, names)) => names.push(name),
+            None => groups.push((key, vec![name])),
+        }
+    }
+    groups.into_iter().map(|(_, names)| names).collect()
 }
 
 /// `/healthz` over the scheduler's state, `/metrics` over `metrics` and the status page.
@@ -221,6 +276,34 @@ mod tests {
         );
         let (_repo, o) = check_source(&j, &env).unwrap();
         assert_eq!(o.max_age, None, "no schedule, no max_age");
+    }
+
+    #[test]
+    fn jobs_with_one_repository_and_the_same_keys_share_a_listing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().display();
+        let toml = format!(
+            "[jobs.a]\nrepository = \"{dir}\"\n[jobs.b]\nrepository = \"{dir}\"\n\
+             [jobs.c]\nrepository = \"{dir}\"\nauth_key_env = \"PGB_AUTH_C\"\n\
+             [jobs.d]\nrepository = \"{dir}/other\"\n"
+        );
+        let cfg = pgb_config::LoadedConfig::parse(&toml, Path::new("pgb.toml")).unwrap();
+        let env = HashMap::new();
+        let jobs = super::super::config::jobs(&cfg, None, &env).unwrap();
+        let keys: Vec<_> = jobs
+            .iter()
+            .map(|j| {
+                (
+                    j.name.as_str(),
+                    (j.repository.clone(), j.encryption.clone()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            groups(keys.iter().map(|(n, k)| (*n, k))),
+            vec![vec!["a", "b"], vec!["c"], vec!["d"]],
+            "a and b list once; c authenticates with its own key; d is another repository"
+        );
     }
 
     #[test]
