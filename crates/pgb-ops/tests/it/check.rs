@@ -268,3 +268,38 @@ async fn prune_keeps_an_older_verified_backup_when_newer_ones_were_never_verifie
     assert!(protect_newest_verified(&mut plan, &set, &verified).is_none());
     assert_eq!(plan.remove.len(), 2);
 }
+
+/// The daemon lists a repository once for all the jobs that share it: each job's check over
+/// that listing says what its own check would, and reads no listing of its own.
+#[tokio::test]
+async fn one_listing_serves_the_checks_of_every_job_sharing_the_repository() {
+    let (_dir, repo) = repo().await;
+    backup(&repo, 10_000).await;
+    let now = OffsetDateTime::now_utc();
+    let listing = repo.list().await;
+    let mine_opts = CheckOptions::new(now).with_database("fakedb");
+    let other_opts = CheckOptions::new(now).with_database("shop");
+    let mine = pgb_ops::check_listed(&repo, listing.as_ref(), &mine_opts).await;
+    let other = pgb_ops::check_listed(&repo, listing.as_ref(), &other_opts).await;
+    assert_eq!(mine.status, CheckStatus::Ok, "{mine:?}");
+    assert_eq!(other.status, CheckStatus::Critical, "{other:?}");
+    assert_eq!(
+        mine.summary(),
+        pgb_ops::check(&repo, &mine_opts).await.summary()
+    );
+    assert_eq!(
+        other.summary(),
+        pgb_ops::check(&repo, &other_opts).await.summary()
+    );
+
+    // A backup committed after the listing is not seen through it: no second listing.
+    let newer = backup(&repo, 20_000).await;
+    let again = pgb_ops::check_listed(&repo, listing.as_ref(), &mine_opts).await;
+    assert!(
+        again.sets[0]
+            .newest
+            .as_ref()
+            .is_some_and(|n| n.id != newer.id.to_string()),
+        "{again:?}"
+    );
+}
