@@ -357,7 +357,8 @@ pub struct ResolvedJob {
     pub repository: String,
     /// `custom`, `plain`, `directory` or `physical`.
     pub format: String,
-    /// With `format = "physical"`: `archive` or `included`.
+    /// With `format = "physical"`: `archive`, `included` or `stream` (the daemon runs
+    /// `pgb wal stream` for the job; its base backups carry their own WAL, as `included`).
     pub wal: String,
     /// With `format = "physical"`: how long a backup waits for its WAL to be archived.
     pub wal_wait: Duration,
@@ -742,10 +743,10 @@ fn validate(
         }
     }
     let wal = s.wal.clone().unwrap_or_else(|| "archive".into());
-    if !["archive", "included"].contains(&wal.as_str()) {
+    if !["archive", "included", "stream"].contains(&wal.as_str()) {
         return Err(err(
             "wal",
-            format!("unknown WAL mode {wal:?}: expected archive or included"),
+            format!("unknown WAL mode {wal:?}: expected archive, included or stream"),
         ));
     }
     let wal_wait =

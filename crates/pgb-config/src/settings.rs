@@ -89,7 +89,9 @@ pub struct JobSettings {
     /// `custom`, `plain`, `directory` or `physical` (a base backup of the whole cluster).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub format: Option<String>,
-    /// With `format = "physical"`: where the backup's WAL goes, `archive` or `included`.
+    /// With `format = "physical"`: how the WAL arrives, `archive` (archive_command),
+    /// `included` (in each backup) or `stream` (`pgb daemon` runs `pgb wal stream` for the
+    /// job; base backups then include their WAL).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub wal: Option<String>,
     /// With `format = "physical"` and `wal = "archive"`: how long to wait for the WAL to be

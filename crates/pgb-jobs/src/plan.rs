@@ -199,7 +199,8 @@ impl JobPlan {
             match job.format.as_str() {
                 "physical" => JobDumper::Physical {
                     dumper: PgBaseBackup::new(conn, tools.clone())
-                        .with_wal(if job.wal == "included" {
+                        // A streamed server does not archive: its backups carry their WAL.
+                        .with_wal(if matches!(job.wal.as_str(), "included" | "stream") {
                             WalMode::Included
                         } else {
                             WalMode::Archive

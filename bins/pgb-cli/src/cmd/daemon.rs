@@ -1,7 +1,8 @@
 //! `pgb daemon [--listen ADDR] [--once]`: every scheduled job of the config file on its
 //! schedule (the `pgb-scheduler` loop), each run a `pgb run` (the `pgb-jobs` crate), and every
 //! job's `drill.schedule` as a `pgb drill --job` (scheduled as `NAME/drill`); with `--listen`,
-//! `/healthz` and `/metrics` ([`crate::resolve::daemon`]).
+//! `/healthz` and `/metrics` ([`crate::resolve::daemon`]); and for every job with
+//! `wal = "stream"`, its WAL stream, supervised ([`super::stream_supervisor`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -219,6 +220,12 @@ pub(super) async fn run(a: DaemonArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
         tokio::spawn(metrics.refresh_loop(runs, cancel.clone()));
         tokio::spawn(pgb_scheduler::serve(listener, endpoints, cancel.clone()));
     }
+    // The streams run until the daemon stops (not with --once, which runs the due jobs).
+    let mut streams = tokio::task::JoinSet::new();
+    for j in super::stream_supervisor::streamed(&all_jobs).into_iter().filter(|_| !a.once) {
+        let supervise = super::stream_supervisor::supervise(j, ctx.shared_env(), cancel.clone());
+        streams.spawn(supervise);
+    }
     if a.once {
         let outcomes = scheduler.run_once(&cancel).await;
         let failed = outcomes.iter().filter(|o| !o.record.ok).count();
@@ -232,6 +239,8 @@ pub(super) async fn run(a: DaemonArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
         };
     }
     scheduler.run(cancel).await;
+    // Each stream stops its pg_receivewal and archives what is complete first.
+    while streams.join_next().await.is_some() {}
     tracing::info!(target: LOG_TARGET, "daemon stopped");
     Ok(())
 }

@@ -23,6 +23,7 @@ mod restore;
 mod retention;
 mod run;
 mod schedule;
+mod stream_supervisor;
 mod verify;
 mod wal;
 mod wal_notify;

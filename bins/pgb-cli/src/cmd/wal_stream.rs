@@ -5,7 +5,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use pgb::postgres::{ConnConfig, StreamError, StreamOptions, StreamPreflight, WalStreamSource};
+use pgb::postgres::{
+    ConnConfig, StreamError, StreamOptions, StreamPreflight, StreamReport, WalStreamSource,
+};
 use pgb::wal::WalPushOptions;
 
 use super::Ctx;
@@ -15,7 +17,7 @@ use crate::render::Output;
 use crate::resolve::{self, Env};
 
 /// The slot when `--slot` is not given.
-const SLOT: &str = "pgb";
+pub(super) const SLOT: &str = "pgb";
 /// How often the partial segment is stored, by default.
 const PARTIAL_INTERVAL: &str = "5s";
 
@@ -50,20 +52,24 @@ pub(super) async fn run(a: WalStreamArgs, ctx: &Ctx<'_>) -> Result<(), Failure> 
             .with_encryption(resolve::encryption(&a.encrypt, env)?)
             .with_auth_key(resolve::auth_key(a.encrypt.auth_key_file.as_deref(), env)?);
     }
-    let conn = connection(&a, job.as_ref(), env)?;
-    let slot = a.slot.as_deref().unwrap_or(SLOT);
-    let interval = a.partial_interval.as_deref().unwrap_or(PARTIAL_INTERVAL);
-    let interval = pgb_config::parse_duration(interval)
-        .map_err(|e| Failure::usage(format!("--partial-interval: {e}")))?
-        .max(Duration::from_secs(1));
-    let spool = match &a.spool {
-        Some(s) => s.clone(),
-        None => default_spool(env, &conn, slot)?,
+    let conn = connection(a.db.as_deref(), job.as_ref(), env)?;
+    let repo_url = match &job {
+        Some(j) if a.repo.repo.is_none() => j.repository.clone(),
+        _ => resolve::repo_url(&a.repo, env),
     };
-    let source = WalStreamSource::new(conn, resolve::tools(&a.tools, env), slot, a.create_slot);
+    let stream = Stream::new(
+        conn,
+        resolve::tools(&a.tools, env),
+        (repo, push, repo_url),
+        a.slot.as_deref(),
+        a.create_slot,
+        a.partial_interval.as_deref(),
+        a.spool.clone(),
+        env,
+    )?;
     let out = Output::json(a.json);
     if a.preflight {
-        let pre = source.preflight().await.map_err(failure)?;
+        let pre = stream.source.preflight().await.map_err(failure)?;
         warn(&pre);
         return out.emit(&pre, |w| {
             writeln!(
@@ -79,22 +85,11 @@ pub(super) async fn run(a: WalStreamArgs, ctx: &Ctx<'_>) -> Result<(), Failure> 
             )
         });
     }
-    let opts = StreamOptions::new(&spool, interval, push);
-    let report = source
+    let report = stream
         .run(
-            repo.wal(),
-            opts,
-            |pre| {
+            |pre, line| {
                 warn(pre);
-                eprintln!(
-                    "pgb: streaming WAL of cluster {} (server {}, timeline {}) through slot {} into {} (spool {})",
-                    pre.system_identifier,
-                    pre.server,
-                    pre.timeline,
-                    pre.slot,
-                    resolve::repo_url(&a.repo, env),
-                    spool.display()
-                );
+                eprintln!("pgb: {line}");
             },
             ctx.cancelled(),
         )
@@ -117,7 +112,84 @@ pub(super) async fn run(a: WalStreamArgs, ctx: &Ctx<'_>) -> Result<(), Failure> 
     })
 }
 
-fn warn(pre: &StreamPreflight) {
+/// A stream ready to run, the same for `pgb wal stream` and the daemon's supervised streams
+/// (a job with `wal = "stream"`).
+pub(crate) struct Stream {
+    source: WalStreamSource,
+    repo: pgb::Repository,
+    opts: StreamOptions,
+    /// Where it archives, for the start line.
+    repo_url: String,
+}
+
+impl Stream {
+    /// The server, tools, repository (with its push options and URL), slot (default `pgb`),
+    /// partial interval (default 5s, at least 1s) and spool (default under the state dir).
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        conn: ConnConfig,
+        tools: pgb::postgres::ToolLocator,
+        (repo, push, repo_url): (pgb::Repository, WalPushOptions, String),
+        slot: Option<&str>,
+        create_slot: bool,
+        interval: Option<&str>,
+        spool: Option<PathBuf>,
+        env: Env<'_>,
+    ) -> Result<Self, Failure> {
+        let slot = slot.unwrap_or(SLOT);
+        let interval = pgb_config::parse_duration(interval.unwrap_or(PARTIAL_INTERVAL))
+            .map_err(|e| Failure::usage(format!("--partial-interval: {e}")))?
+            .max(Duration::from_secs(1));
+        let spool = match spool {
+            Some(s) => s,
+            None => default_spool(env, &conn, slot)?,
+        };
+        Ok(Self {
+            source: WalStreamSource::new(conn, tools, slot, create_slot),
+            repo,
+            opts: StreamOptions::new(&spool, interval, push),
+            repo_url,
+        })
+    }
+
+    /// What `pgb wal stream --job NAME --create-slot` streams: the job's database, repository
+    /// and keys, slot `pgb` (created when missing), the default interval and spool.
+    pub(crate) fn for_job(job: &pgb_config::ResolvedJob, env: Env<'_>) -> Result<Self, Failure> {
+        let (repo, push) = pgb_jobs::job_wal_push(job, env)?;
+        let conn = connection(None, Some(job), env)?;
+        let tools = pgb_jobs::tools(env);
+        let target = (repo, push, job.repository.clone());
+        Self::new(conn, tools, target, None, true, None, None, env)
+    }
+
+    /// Streams until `cancel` (then `pg_receivewal` is stopped and reaped and a last pass
+    /// archives what is complete); `started` gets the preflight and the start line once the
+    /// receiver runs.
+    pub(crate) async fn run(
+        self,
+        started: impl FnOnce(&StreamPreflight, String) + Send,
+        cancel: impl Future<Output = ()> + Send,
+    ) -> Result<StreamReport, StreamError> {
+        let (url, spool) = (self.repo_url, self.opts.spool.clone());
+        let on_start = move |pre: &StreamPreflight| {
+            let line = format!(
+                "streaming WAL of cluster {} (server {}, timeline {}) through slot {} into {} (spool {})",
+                pre.system_identifier,
+                pre.server,
+                pre.timeline,
+                pre.slot,
+                url,
+                spool.display()
+            );
+            started(pre, line);
+        };
+        self.source
+            .run(self.repo.wal(), self.opts, on_start, cancel)
+            .await
+    }
+}
+
+pub(crate) fn warn(pre: &StreamPreflight) {
     for w in &pre.warnings {
         eprintln!("pgb: warning: {w}");
     }
@@ -125,12 +197,12 @@ fn warn(pre: &StreamPreflight) {
 
 /// `--db`, else the job's database, else `DATABASE_URL`.
 fn connection(
-    a: &WalStreamArgs,
+    db: Option<&str>,
     job: Option<&pgb_config::ResolvedJob>,
     env: Env<'_>,
 ) -> Result<ConnConfig, Failure> {
-    let (url, from_flag) = match (&a.db, job.and_then(|j| j.database.clone())) {
-        (Some(u), _) => (u.clone(), true),
+    let (url, from_flag) = match (db, job.and_then(|j| j.database.clone())) {
+        (Some(u), _) => (u.to_owned(), true),
         (None, Some(u)) => (u, false),
         (None, None) => match env.get("DATABASE_URL") {
             Some(u) => (u, false),
@@ -179,7 +251,7 @@ fn default_spool(env: Env<'_>, conn: &ConnConfig, slot: &str) -> Result<PathBuf,
 
 /// The exit code of a stream failure: a slot another tool uses 6, a spool another stream
 /// holds 8, the server or role 4 (as `backup --physical`), archiving as `wal push`.
-fn failure(e: StreamError) -> Failure {
+pub(crate) fn failure(e: StreamError) -> Failure {
     match e {
         StreamError::SlotInUse(m) => Failure::new(exit::REFUSED, m),
         StreamError::SpoolLocked(m) => Failure::new(exit::LOCKED, m),

@@ -44,5 +44,6 @@ mod wal;
 mod wal_notify;
 mod wal_retention;
 mod wal_stream;
+mod wal_stream_daemon;
 mod wal_window;
 mod webhook_payload;

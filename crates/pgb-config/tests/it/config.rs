@@ -540,3 +540,21 @@ fn the_recovery_point_limits_are_check_keys() {
     assert_eq!(e.key.as_deref(), Some("check.max_rpo"), "{e}");
     assert_eq!(line(&e), Some(4), "{e}");
 }
+
+/// `wal = "stream"` is a physical job's WAL mode (the daemon streams its WAL); it applies only
+/// to physical jobs, and an unknown mode names the three.
+#[test]
+fn wal_stream_is_a_physical_jobs_wal_mode() {
+    let text = "[jobs.pitr]\nrepository = \"/x\"\nformat = \"physical\"\nwal = \"stream\"\n";
+    let job = resolve(text, "pitr", &[]).unwrap();
+    assert_eq!(job.wal, "stream");
+
+    let logical = "[jobs.shop]\nrepository = \"/x\"\nwal = \"stream\"\n";
+    let e = resolve(logical, "shop", &[]).unwrap_err();
+    assert_eq!(e.key.as_deref(), Some("wal"), "{e}");
+
+    let bad = "[jobs.pitr]\nrepository = \"/x\"\nformat = \"physical\"\nwal = \"push\"\n";
+    let e = resolve(bad, "pitr", &[]).unwrap_err();
+    assert_eq!(e.key.as_deref(), Some("wal"), "{e}");
+    assert!(e.to_string().contains("archive, included or stream"), "{e}");
+}
