@@ -204,6 +204,7 @@ pub(super) async fn run(a: DaemonArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
         );
         stop.cancel();
     });
+    let stream_states = Arc::new(super::stream_supervisor::StreamStates::default());
     if let Some(addr) = listen {
         if let Some(w) = pgb_scheduler::listen_warning(addr) {
             render::note(format_args!("warning: {w}"));
@@ -216,14 +217,21 @@ pub(super) async fn run(a: DaemonArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
         let listener = pgb_scheduler::bind(addr)
             .await
             .map_err(|e| Failure::usage(format!("--listen {addr}: {e}")))?;
-        let endpoints = daemon::endpoints(scheduler.health(), Arc::clone(&metrics));
+        let mut endpoints = daemon::endpoints(scheduler.health(), Arc::clone(&metrics));
+        let (checks, st) = (endpoints.metrics, Arc::clone(&stream_states));
+        endpoints.metrics = Arc::new(move || checks() + &st.render());
         tokio::spawn(metrics.refresh_loop(runs, cancel.clone()));
         tokio::spawn(pgb_scheduler::serve(listener, endpoints, cancel.clone()));
     }
     // The streams run until the daemon stops (not with --once, which runs the due jobs).
     let mut streams = tokio::task::JoinSet::new();
-    for j in super::stream_supervisor::streamed(&all_jobs).into_iter().filter(|_| !a.once) {
-        let supervise = super::stream_supervisor::supervise(j, ctx.shared_env(), cancel.clone());
+    for j in super::stream_supervisor::streamed(&all_jobs)
+        .into_iter()
+        .filter(|_| !a.once)
+    {
+        let states = Arc::clone(&stream_states);
+        let supervise =
+            super::stream_supervisor::supervise(j, ctx.shared_env(), states, cancel.clone());
         streams.spawn(supervise);
     }
     if a.once {

@@ -4,7 +4,11 @@
 //! minute), a log line per start, stop and failure, a rate-limited `wal_stream_down`
 //! notification per failure (at most one in `PGB_WAL_NOTIFY_INTERVAL`, default 15m, per job),
 //! and a clean stop when the daemon is (`pg_receivewal` reaped, a last pass over the spool).
+//! Whether each stream is up and how often it restarted is in `/metrics` ([`StreamStates`]).
 
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use pgb_config::ResolvedJob;
@@ -25,6 +29,50 @@ const HEALTHY: Duration = Duration::from_secs(60);
 /// At most one `wal_stream_down` per job in this long, unless `PGB_WAL_NOTIFY_INTERVAL`.
 const NOTIFY_INTERVAL: Duration = Duration::from_secs(15 * 60);
 
+/// Each streamed job's state for `/metrics`: up (the receiver runs) and restarts so far.
+#[derive(Debug, Default)]
+pub(super) struct StreamStates(Mutex<BTreeMap<String, (bool, u64)>>);
+
+impl StreamStates {
+    fn set(&self, job: &str, up: bool, restarts: u64) {
+        let mut m = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        m.insert(job.to_owned(), (up, restarts));
+    }
+
+    /// `pgb_wal_stream_up` and `pgb_wal_stream_restarts_total` per job, in Prometheus text
+    /// (nothing when no job streams).
+    pub(super) fn render(&self) -> String {
+        let m = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut out = String::new();
+        if m.is_empty() {
+            return out;
+        }
+        let label = |j: &str| j.replace('\\', "\\\\").replace('"', "\\\"");
+        out.push_str(
+            "# HELP pgb_wal_stream_up Whether the daemon's WAL stream of the job runs (1) or is down, waiting to restart (0).\n# TYPE pgb_wal_stream_up gauge\n",
+        );
+        for (j, (up, _)) in m.iter() {
+            let _ = writeln!(
+                out,
+                "pgb_wal_stream_up{{pgb_job=\"{}\"}} {}",
+                label(j),
+                u8::from(*up)
+            );
+        }
+        out.push_str(
+            "# HELP pgb_wal_stream_restarts_total Failures of the job's WAL stream since the daemon started (each followed by a restart).\n# TYPE pgb_wal_stream_restarts_total counter\n",
+        );
+        for (j, (_, n)) in m.iter() {
+            let _ = writeln!(
+                out,
+                "pgb_wal_stream_restarts_total{{pgb_job=\"{}\"}} {n}",
+                label(j)
+            );
+        }
+        out
+    }
+}
+
 /// The jobs whose WAL the daemon streams.
 pub(super) fn streamed(jobs: &[ResolvedJob]) -> Vec<ResolvedJob> {
     jobs.iter()
@@ -34,8 +82,14 @@ pub(super) fn streamed(jobs: &[ResolvedJob]) -> Vec<ResolvedJob> {
 }
 
 /// Runs `job`'s stream until `cancel`, restarting it when it fails.
-pub(super) async fn supervise(job: ResolvedJob, env: SharedEnv, cancel: CancellationToken) {
+pub(super) async fn supervise(
+    job: ResolvedJob,
+    env: SharedEnv,
+    states: Arc<StreamStates>,
+    cancel: CancellationToken,
+) {
     let name = job.name.clone();
+    states.set(&name, false, 0);
     let mut backoff = MIN_BACKOFF;
     let mut limit = RateLimit::default();
     let mut restarts = 0u64;
@@ -45,6 +99,7 @@ pub(super) async fn supervise(job: ResolvedJob, env: SharedEnv, cancel: Cancella
         let res = match Stream::for_job(&job, &*env) {
             Ok(s) => {
                 let started = |pre: &pgb::postgres::StreamPreflight, line: String| {
+                    states.set(&name, true, restarts);
                     for w in &pre.warnings {
                         tracing::warn!(target: LOG_TARGET, job = %name, "wal stream: {w}");
                     }
@@ -66,6 +121,7 @@ pub(super) async fn supervise(job: ResolvedJob, env: SharedEnv, cancel: Cancella
                     partial_uploads = r.partial_uploads,
                     "wal stream stopped"
                 );
+                states.set(&name, false, restarts);
                 return;
             }
             Ok(_) => "the stream ended".to_owned(),
@@ -75,6 +131,7 @@ pub(super) async fn supervise(job: ResolvedJob, env: SharedEnv, cancel: Cancella
             backoff = MIN_BACKOFF;
         }
         restarts += 1;
+        states.set(&name, false, restarts);
         tracing::warn!(
             target: LOG_TARGET,
             job = %name,

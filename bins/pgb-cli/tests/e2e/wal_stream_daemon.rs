@@ -1,7 +1,8 @@
 //! `pgb daemon` supervises the WAL stream of a job with `wal = "stream"` (PostgreSQL 15,
 //! `pgb_testkit::TempCluster`, no `archive_command`): a closed segment reaches the repository,
 //! a killed `pg_receivewal` is restarted (logged) and later segments arrive, and SIGTERM stops
-//! the daemon with exit 0 and no `pg_receivewal` left.
+//! the daemon with exit 0 and no `pg_receivewal` left; `/metrics` shows the stream up and its
+//! restarts.
 
 use crate::common;
 
@@ -62,6 +63,30 @@ impl Daemon {
     }
 }
 
+/// The body of `GET /metrics` on `addr`.
+fn metrics(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to the daemon");
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    text.split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned()
+}
+
+/// The value of `name{pgb_job="cluster"}` in a Prometheus text.
+fn sample(text: &str, name: &str) -> Option<u64> {
+    let series = format!("{name}{{pgb_job=\"cluster\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&series))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -95,7 +120,8 @@ fn the_daemon_streams_restarts_and_stops_a_jobs_wal_stream_on_postgres_15() {
     assert!(check.status.success(), "{}", common::stderr(&check));
 
     let log = work.path().join("daemon.log");
-    let child = common::pgb_cmd(&["daemon", "--config", &s(&config)])
+    let addr = format!("127.0.0.1:{}", 20000 + common::random_u32() % 20000);
+    let child = common::pgb_cmd(&["daemon", "--listen", &addr, "--config", &s(&config)])
         .env("PGB_PG_BIN_DIR", &bin)
         .env("PGB_STATE_DIR", &state)
         .stdin(Stdio::null())
@@ -107,6 +133,9 @@ fn the_daemon_streams_restarts_and_stops_a_jobs_wal_stream_on_postgres_15() {
     d.wait_for_log("streaming WAL of cluster", 1);
     // The slot was created by the daemon's stream; a closed segment is archived.
     d.switch_and_wait(&pg, repo.path(), system_id, "one");
+    let m = metrics(&addr);
+    assert_eq!(sample(&m, "pgb_wal_stream_up"), Some(1), "{m}");
+    assert!(sample(&m, "pgb_wal_stream_restarts_total").is_some(), "{m}");
 
     // pg_receivewal dies: the daemon logs the failure and starts the stream again.
     let spool = std::fs::read_dir(state.join("wal-stream"))
@@ -124,6 +153,10 @@ fn the_daemon_streams_restarts_and_stops_a_jobs_wal_stream_on_postgres_15() {
     d.wait_for_log("wal stream failed", 1);
     d.wait_for_log("streaming WAL of cluster", 2);
     d.switch_and_wait(&pg, repo.path(), system_id, "two");
+    let m = metrics(&addr);
+    assert_eq!(sample(&m, "pgb_wal_stream_up"), Some(1), "{m}");
+    let restarts = sample(&m, "pgb_wal_stream_restarts_total").unwrap_or(0);
+    assert!(restarts >= 1, "{m}");
 
     // SIGTERM: the stream stops cleanly, then the daemon, exit 0, no receiver left.
     kill(d.child.id(), 15);
