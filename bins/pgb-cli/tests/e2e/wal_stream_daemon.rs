@@ -1,6 +1,7 @@
 //! `pgb daemon` supervises the WAL stream of a job with `wal = "stream"` (PostgreSQL 15,
 //! `pgb_testkit::TempCluster`, no `archive_command`): a closed segment reaches the repository,
-//! a killed `pg_receivewal` is restarted (logged) and later segments arrive, and SIGTERM stops
+//! the job's base backup (`pgb run`) carries its own WAL, a killed `pg_receivewal` is
+//! restarted (logged) and later segments arrive, and SIGTERM stops
 //! the daemon with exit 0 and no `pg_receivewal` left; `/metrics` shows the stream up and its
 //! restarts.
 
@@ -136,6 +137,15 @@ fn the_daemon_streams_restarts_and_stops_a_jobs_wal_stream_on_postgres_15() {
     let m = metrics(&addr);
     assert_eq!(sample(&m, "pgb_wal_stream_up"), Some(1), "{m}");
     assert!(sample(&m, "pgb_wal_stream_restarts_total").is_some(), "{m}");
+
+    // The job's base backup carries its own WAL: the server does not archive.
+    let run = common::pgb_cmd(&["run", "cluster", "--config", &s(&config), "--json"])
+        .env("PGB_PG_BIN_DIR", &bin)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "pgb run: {}", common::stderr(&run));
+    let report: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert!(report["backup"]["id"].is_string(), "{report}");
 
     // pg_receivewal dies: the daemon logs the failure and starts the stream again.
     let spool = std::fs::read_dir(state.join("wal-stream"))
