@@ -32,6 +32,7 @@
 //! Like every pgb library it never prints, reads the environment or installs handlers.
 
 mod after_commit;
+mod archiver_check;
 mod check;
 mod drill;
 mod migrations;
@@ -42,6 +43,7 @@ mod verified;
 mod wal_check;
 
 pub use after_commit::{AfterCommit, AfterCommitError, AfterCommitReport, after_commit};
+pub use archiver_check::{DEFAULT_MAX_READY, check_archiver};
 pub use check::{
     BackupSummary, CheckOptions, CheckReport, CheckStatus, DrillSummary, Finding, SetReport, check,
     check_listed, nagios,

@@ -47,6 +47,10 @@ pub struct WalCheck {
     pub gaps_after_newest_backup: u64,
     /// Per timeline of the archive: its recoverable window and the gaps on its path.
     pub timelines: Vec<TimelineCheck>,
+    /// What the server itself says about archiving (`pgb check --server`): failures and the
+    /// backlog, which the repository cannot show.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub archiver: Option<pgb_postgres::ArchiverStatus>,
     /// What is wrong.
     pub findings: Vec<Finding>,
     /// The worst finding's status.
@@ -204,6 +208,7 @@ fn cluster(w: &ClusterWindow, opts: &CheckOptions) -> WalCheck {
                 gaps: t.gaps.len() as u64,
             })
             .collect(),
+        archiver: None,
         findings,
         status,
     }

@@ -50,6 +50,7 @@
 //! to pg_dump run by hand, while anything else (notification URLs, passphrases, cloud
 //! credentials, `DATABASE_URL`) never reaches a child.
 
+mod archiver;
 mod basebackup;
 mod check;
 mod cluster;
@@ -72,6 +73,7 @@ mod sql_client;
 mod toc;
 mod tools;
 
+pub use archiver::ArchiverStatus;
 pub use basebackup::PgBaseBackup;
 pub use check::{PgArchiveCheck, TocCapture};
 pub use cluster::PgCluster;

@@ -125,6 +125,16 @@ pub(crate) struct CheckArgs {
     /// collector to DIR/pgb-<job>.prom with --job, else DIR/pgb-repo-<repository>.prom.
     #[arg(long, value_name = "DIR")]
     pub(crate) textfile: Option<PathBuf>,
+    /// Also ask this server (a URL without password: PGPASSWORD or PGPASSFILE) about its
+    /// archiving: CRITICAL when archive_command is failing or archive_mode is off, WARNING
+    /// when more than --max-ready segments wait (pg_stat_archiver).
+    #[arg(long, value_name = "URL")]
+    pub(crate) server: Option<String>,
+    /// With --server: more segments than this waiting to be archived is a WARNING.
+    #[arg(long, value_name = "N", default_value_t = pgb_ops::DEFAULT_MAX_READY)]
+    pub(crate) max_ready: u64,
+    #[command(flatten)]
+    pub(crate) tools: ToolArgs,
     /// The manifest authentication key, from this file (or PGB_AUTH_KEY).
     #[arg(long, value_name = "FILE")]
     pub(crate) auth_key_file: Option<PathBuf>,

@@ -21,7 +21,13 @@ pub(super) async fn run(mut a: CheckArgs, ctx: &Ctx<'_>) -> Result<(), Failure> 
         .with_decryption(keys);
     let notifier = resolve::notifier_for(&a.notify, layer.job.as_ref(), ctx.env)
         .map_err(|f| unknown(f, a.format))?;
-    let report = pgb_ops::check(&repo, &opts).await;
+    let mut report = pgb_ops::check(&repo, &opts).await;
+    if let Some(server) = resolve::check_server(&a).map_err(|f| unknown(f, a.format))? {
+        let sql = pgb::postgres::SqlClient::locate(&resolve::tools(&a.tools, ctx.env))
+            .await
+            .map_err(|e| unknown(Failure::from(pgb::Error::Dump(e)), a.format))?;
+        pgb_ops::check_archiver(&mut report, &sql, &server, a.max_ready).await;
+    }
     if report.status.code() != 0 {
         let n = Notification::new(Event::CheckFailed)
             .with_status(report.status.as_str())

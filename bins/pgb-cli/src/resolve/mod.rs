@@ -37,7 +37,7 @@ pub(crate) use keys::{
     SECRET_FLAG, auth_key, authentication, decryption, encryption, wal_reading, write_secret_file,
 };
 pub(crate) use notify::notifier_for;
-pub(crate) use ops::{check, drill, verified};
+pub(crate) use ops::{check, check_server, drill, verified};
 pub(crate) use policy::{grace, policy};
 pub(crate) use report::report_options;
 

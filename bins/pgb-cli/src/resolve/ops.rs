@@ -120,6 +120,15 @@ pub(crate) async fn verified(
     Ok(pgb_ops::verified_ids(repo, &listing, auth).await?)
 }
 
+/// The server `check --server` asks about its archiving. Only when asked: a check runs from
+/// any host that can read the repository, often one that cannot reach the database.
+pub(crate) fn check_server(a: &CheckArgs) -> Result<Option<pgb::postgres::ConnConfig>, Failure> {
+    a.server
+        .as_deref()
+        .map(|url| super::conn(url, true))
+        .transpose()
+}
+
 /// The check's options, evaluated as of now.
 pub(crate) fn check(a: &CheckArgs, env: Env<'_>) -> Result<CheckOptions, Failure> {
     let mut o = CheckOptions::new(OffsetDateTime::now_utc());

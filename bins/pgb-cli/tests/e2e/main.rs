@@ -8,6 +8,7 @@
 pub mod common;
 pub mod sample;
 
+mod archiver;
 mod catalog;
 mod child_env;
 mod cli;
