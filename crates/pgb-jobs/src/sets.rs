@@ -134,10 +134,7 @@ mod tests {
             "the set of its manifests"
         );
         let server = job("database = \"postgres://app@db/postgres\"\nall_databases = true\n");
-        assert_eq!(
-            job_intended_set(&server, &env).as_deref(),
-            Some("db/*")
-        );
+        assert_eq!(job_intended_set(&server, &env).as_deref(), Some("db/*"));
         let physical = job("database = \"postgres://app@db/postgres\"\nformat = \"physical\"\n");
         assert_eq!(job_intended_set(&physical, &env), None, "its system id");
         // No host: the set is only known once connected, so no set is guessed.

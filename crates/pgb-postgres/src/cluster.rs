@@ -224,7 +224,7 @@ impl ClusterRestorer for PgCluster {
 
     /// The database restored under its own name, with its database-level state (comment,
     /// settings, per-role settings, and its ACL when privileges are kept) read from its
-    /// archive ([`crate::database_state`]).
+    /// archive (the `database_state` module).
     fn restorer(&self, name: &str) -> Box<dyn Restorer> {
         let target = self.conn.with_dbname(name);
         Box::new(DatabaseStateRestore::new(

@@ -533,7 +533,10 @@ fn the_recovery_point_limits_are_check_keys() {
     let job = resolve(text, "pitr", &[]).unwrap();
     let check = job.check.expect("[check]");
     assert_eq!(check.max_rpo, Some(std::time::Duration::from_secs(300)));
-    assert_eq!(check.max_wal_age, Some(std::time::Duration::from_secs(5400)));
+    assert_eq!(
+        check.max_wal_age,
+        Some(std::time::Duration::from_secs(5400))
+    );
 
     let bad = "[jobs.pitr]\nrepository = \"/x\"\n[jobs.pitr.check]\nmax_rpo = \"soon\"\n";
     let e = resolve(bad, "pitr", &[]).unwrap_err();

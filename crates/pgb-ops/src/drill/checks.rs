@@ -179,7 +179,11 @@ fn list_some(items: &[String]) -> String {
     s
 }
 
-pub(super) async fn smoke(client: &SqlClient, target: &ConnConfig, s: &SmokeStatement) -> CheckResult {
+pub(super) async fn smoke(
+    client: &SqlClient,
+    target: &ConnConfig,
+    s: &SmokeStatement,
+) -> CheckResult {
     let name = format!("smoke {}", s.name);
     match client.query(target, &s.sql, &[]).await {
         Err(e) => failed(&name, cause_of(&e)),
