@@ -56,7 +56,7 @@ pub(crate) fn command(tool: &Tool, conn: Option<&ConnConfig>) -> Command {
 /// The variables a PostgreSQL tool may inherit from its caller: built by the caller (the
 /// binary, from its process environment) and handed in through
 /// [`ToolLocator::with_inherited_env`](crate::ToolLocator::with_inherited_env); the library
-/// reads no environment itself. Only [`KEPT`] (libpq's own variables, the locale, `PATH`,
+/// reads no environment itself. Only the `KEPT` list (libpq's own variables, the locale, `PATH`,
 /// `HOME`, `TMPDIR`, ...) and `PGPASSWORD` are kept at construction, so notification URLs,
 /// passphrases, cloud credentials and `DATABASE_URL` never reach a child, and `PGPASSWORD`
 /// only reaches a tool that talks to a server. Empty by default: a tool then runs with
