@@ -362,6 +362,12 @@ pub struct ResolvedJob {
     pub wal: String,
     /// With `format = "physical"`: how long a backup waits for its WAL to be archived.
     pub wal_wait: Duration,
+    /// With `wal = "stream"`: the replication slot of the job's stream (`wal_stream_slot`,
+    /// default `pgb`).
+    pub wal_stream_slot: String,
+    /// With `wal = "stream"`: how often the partial segment is stored
+    /// (`wal_stream_partial_interval`, default 5s).
+    pub wal_stream_partial_interval: Duration,
     /// With `format = "physical"`: incremental base backups (PostgreSQL 17+).
     pub incremental: bool,
     /// Compression spec (grammar of `pgb_core::Compression`).
@@ -651,6 +657,25 @@ fn is_env_name(s: &str) -> bool {
         && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
 }
 
+/// A replication slot name PostgreSQL accepts: lowercase letters, digits and `_`, 1 to 63
+/// bytes.
+fn check_slot_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 63 {
+        return Err(format!(
+            "slot name {name:?} must be 1 to 63 bytes long (lowercase letters, digits and _)"
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_'))
+    {
+        return Err(format!(
+            "slot name {name:?} has {c:?}: a replication slot name takes only lowercase letters, digits and _"
+        ));
+    }
+    Ok(())
+}
+
 /// Repository URL schemes pgb knows.
 pub const REPOSITORY_SCHEMES: &[&str] = &["file", "s3", "gs", "az"];
 
@@ -751,6 +776,28 @@ fn validate(
     }
     let wal_wait =
         parse_duration(s.wal_wait.as_deref().unwrap_or("2m")).map_err(|m| err("wal_wait", m))?;
+    for (key, set) in [
+        ("wal_stream_slot", s.wal_stream_slot.is_some()),
+        (
+            "wal_stream_partial_interval",
+            s.wal_stream_partial_interval.is_some(),
+        ),
+    ] {
+        if set && wal != "stream" {
+            return Err(err(key, "applies only with wal = \"stream\"".into()));
+        }
+    }
+    let wal_stream_slot = s.wal_stream_slot.clone().unwrap_or_else(|| "pgb".into());
+    check_slot_name(&wal_stream_slot).map_err(|m| err("wal_stream_slot", m))?;
+    let wal_stream_partial_interval =
+        parse_duration(s.wal_stream_partial_interval.as_deref().unwrap_or("5s"))
+            .map_err(|m| err("wal_stream_partial_interval", m))?;
+    if wal_stream_partial_interval.is_zero() {
+        return Err(err(
+            "wal_stream_partial_interval",
+            "must be more than 0 (e.g. \"5s\")".into(),
+        ));
+    }
     if physical {
         for (key, set) in [
             ("all_databases", s.all_databases == Some(true)),
@@ -1036,6 +1083,8 @@ fn validate(
         format,
         wal,
         wal_wait,
+        wal_stream_slot,
+        wal_stream_partial_interval,
         incremental: s.incremental.unwrap_or(false),
         compression,
         labels,

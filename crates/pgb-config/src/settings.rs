@@ -98,6 +98,15 @@ pub struct JobSettings {
     /// archived (`2m`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub wal_wait: Option<String>,
+    /// With `wal = "stream"`: the physical replication slot the job's stream uses (default
+    /// `pgb`; lowercase letters, digits and `_`, at most 63 bytes). Two jobs streaming one
+    /// server need two slots.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wal_stream_slot: Option<String>,
+    /// With `wal = "stream"`: how often the segment being received is stored as its
+    /// `.partial` (default `5s`, at least 1s).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wal_stream_partial_interval: Option<String>,
     /// With `format = "physical"` (PostgreSQL 17+, `summarize_wal = on`): each backup is
     /// incremental on the newest base backup of the cluster in the repository (full when
     /// there is none), `backup --physical --incremental`.
@@ -388,6 +397,8 @@ pub const KEYS: &[&str] = &[
     "format",
     "wal",
     "wal_wait",
+    "wal_stream_slot",
+    "wal_stream_partial_interval",
     "incremental",
     "compression",
     "labels",

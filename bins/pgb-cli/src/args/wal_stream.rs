@@ -16,7 +16,7 @@ pub(crate) struct WalStreamArgs {
     pub(crate) repo: RepoArgs,
     #[command(flatten)]
     pub(crate) job: JobArgs,
-    /// The physical replication slot [default: pgb].
+    /// The physical replication slot [default: the job's wal_stream_slot, else pgb].
     #[arg(long, value_name = "NAME")]
     pub(crate) slot: Option<String>,
     /// Create the slot when it does not exist (a physical slot reserving WAL from now on).
@@ -26,7 +26,8 @@ pub(crate) struct WalStreamArgs {
     /// STATE being PGB_STATE_DIR, else $XDG_STATE_HOME/pgb, else ~/.local/state/pgb].
     #[arg(long, value_name = "DIR")]
     pub(crate) spool: Option<PathBuf>,
-    /// How often the segment being received is stored (as <name>.partial) [default: 5s].
+    /// How often the segment being received is stored (as <name>.partial) [default: the job's
+    /// wal_stream_partial_interval, else 5s].
     #[arg(long, value_name = "DURATION")]
     pub(crate) partial_interval: Option<String>,
     /// Compression: zstd[:1-19], gzip[:1-9] or none [default: the job's, else zstd:3].

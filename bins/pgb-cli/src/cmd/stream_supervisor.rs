@@ -172,7 +172,7 @@ async fn stream_down(job: &ResolvedJob, env: &SharedEnv, limit: &mut RateLimit, 
     let n = Notification::new(Event::WalStreamDown)
         .with_host(resolve::config::holder(env).host)
         .with_job(&job.name)
-        .with_wal("slot", wal_stream::SLOT)
+        .with_wal("slot", &job.wal_stream_slot)
         .with_wal("failures", failures)
         .with_wal("interval_s", every.as_secs())
         .with_cause(cause);

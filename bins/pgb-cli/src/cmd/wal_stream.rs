@@ -16,10 +16,10 @@ use crate::exit::{self, Failure};
 use crate::render::Output;
 use crate::resolve::{self, Env};
 
-/// The slot when `--slot` is not given.
-pub(super) const SLOT: &str = "pgb";
-/// How often the partial segment is stored, by default.
-const PARTIAL_INTERVAL: &str = "5s";
+/// The slot when neither `--slot` nor a job (`wal_stream_slot`) names one.
+const SLOT: &str = "pgb";
+/// How often the partial segment is stored, by default (a job's `wal_stream_partial_interval`).
+const PARTIAL_INTERVAL: Duration = Duration::from_secs(5);
 
 pub(super) async fn run(a: WalStreamArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
     let env = ctx.env;
@@ -57,13 +57,24 @@ pub(super) async fn run(a: WalStreamArgs, ctx: &Ctx<'_>) -> Result<(), Failure> 
         Some(j) if a.repo.repo.is_none() => j.repository.clone(),
         _ => resolve::repo_url(&a.repo, env),
     };
+    // Flags win over the job's keys (which already layer the file and the environment).
+    let slot = match (&a.slot, &job) {
+        (Some(s), _) => s.as_str(),
+        (None, Some(j)) => j.wal_stream_slot.as_str(),
+        (None, None) => SLOT,
+    };
+    let interval = match (&a.partial_interval, &job) {
+        (Some(i), _) => pgb_config::parse_duration(i)
+            .map_err(|e| Failure::usage(format!("--partial-interval: {e}")))?,
+        (None, Some(j)) => j.wal_stream_partial_interval,
+        (None, None) => PARTIAL_INTERVAL,
+    };
     let stream = Stream::new(
         conn,
         resolve::tools(&a.tools, env),
         (repo, push, repo_url),
-        a.slot.as_deref(),
-        a.create_slot,
-        a.partial_interval.as_deref(),
+        (slot, a.create_slot),
+        interval,
         a.spool.clone(),
         env,
     )?;
@@ -123,23 +134,18 @@ pub(crate) struct Stream {
 }
 
 impl Stream {
-    /// The server, tools, repository (with its push options and URL), slot (default `pgb`),
-    /// partial interval (default 5s, at least 1s) and spool (default under the state dir).
-    #[allow(clippy::too_many_arguments)]
+    /// The server, tools, repository (with its push options and URL), slot (and whether to
+    /// create it), partial interval (at least 1s) and spool (default under the state dir).
     fn new(
         conn: ConnConfig,
         tools: pgb::postgres::ToolLocator,
         (repo, push, repo_url): (pgb::Repository, WalPushOptions, String),
-        slot: Option<&str>,
-        create_slot: bool,
-        interval: Option<&str>,
+        (slot, create_slot): (&str, bool),
+        interval: Duration,
         spool: Option<PathBuf>,
         env: Env<'_>,
     ) -> Result<Self, Failure> {
-        let slot = slot.unwrap_or(SLOT);
-        let interval = pgb_config::parse_duration(interval.unwrap_or(PARTIAL_INTERVAL))
-            .map_err(|e| Failure::usage(format!("--partial-interval: {e}")))?
-            .max(Duration::from_secs(1));
+        let interval = interval.max(Duration::from_secs(1));
         let spool = match spool {
             Some(s) => s,
             None => default_spool(env, &conn, slot)?,
@@ -153,13 +159,23 @@ impl Stream {
     }
 
     /// What `pgb wal stream --job NAME --create-slot` streams: the job's database, repository
-    /// and keys, slot `pgb` (created when missing), the default interval and spool.
+    /// and keys, its `wal_stream_slot` (default `pgb`, created when missing), its
+    /// `wal_stream_partial_interval` (default 5s) and the default spool.
     pub(crate) fn for_job(job: &pgb_config::ResolvedJob, env: Env<'_>) -> Result<Self, Failure> {
         let (repo, push) = pgb_jobs::job_wal_push(job, env)?;
         let conn = connection(None, Some(job), env)?;
         let tools = pgb_jobs::tools(env);
         let target = (repo, push, job.repository.clone());
-        Self::new(conn, tools, target, None, true, None, None, env)
+        let slot = (job.wal_stream_slot.as_str(), true);
+        Self::new(
+            conn,
+            tools,
+            target,
+            slot,
+            job.wal_stream_partial_interval,
+            None,
+            env,
+        )
     }
 
     /// Streams until `cancel` (then `pg_receivewal` is stopped and reaped and a last pass

@@ -46,5 +46,6 @@ mod wal_notify;
 mod wal_retention;
 mod wal_stream;
 mod wal_stream_daemon;
+mod wal_stream_job;
 mod wal_window;
 mod webhook_payload;

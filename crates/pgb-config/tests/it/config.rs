@@ -561,3 +561,83 @@ fn wal_stream_is_a_physical_jobs_wal_mode() {
     assert_eq!(e.key.as_deref(), Some("wal"), "{e}");
     assert!(e.to_string().contains("archive, included or stream"), "{e}");
 }
+
+/// A streaming job names its own slot and partial interval (two jobs streaming one server
+/// need two slots); the defaults are slot `pgb` and 5s; the environment overrides the file;
+/// a bad value is refused naming the key and its line.
+#[test]
+fn a_streaming_job_names_its_slot_and_partial_interval() {
+    let base = "[jobs.pitr]\nrepository = \"/x\"\nformat = \"physical\"\nwal = \"stream\"\n";
+    let job = resolve(base, "pitr", &[]).unwrap();
+    assert_eq!(job.wal_stream_slot, "pgb");
+    assert_eq!(
+        job.wal_stream_partial_interval,
+        std::time::Duration::from_secs(5)
+    );
+
+    let text =
+        format!("{base}wal_stream_slot = \"pgb_db1_2\"\nwal_stream_partial_interval = \"1m30s\"\n");
+    let job = resolve(&text, "pitr", &[]).unwrap();
+    assert_eq!(job.wal_stream_slot, "pgb_db1_2");
+    assert_eq!(
+        job.wal_stream_partial_interval,
+        std::time::Duration::from_secs(90)
+    );
+    assert_eq!(job.provenance["wal_stream_slot"].to_string(), "pgb.toml:5");
+
+    let env = [
+        ("PGB_WAL_STREAM_SLOT", "from_env"),
+        ("PGB_WAL_STREAM_PARTIAL_INTERVAL", "2s"),
+    ];
+    let job = resolve(&text, "pitr", &env).unwrap();
+    assert_eq!(job.wal_stream_slot, "from_env");
+    assert_eq!(
+        job.wal_stream_partial_interval,
+        std::time::Duration::from_secs(2)
+    );
+    assert_eq!(
+        job.provenance["wal_stream_slot"].to_string(),
+        "env PGB_WAL_STREAM_SLOT"
+    );
+
+    let long = "a".repeat(64);
+    for (slot, says) in [
+        ("Pgb", "lowercase letters"),
+        ("pgb-db1", "lowercase letters"),
+        ("", "1 to 63 bytes"),
+        (long.as_str(), "1 to 63 bytes"),
+    ] {
+        let bad = format!("{base}wal_stream_slot = \"{slot}\"\n");
+        let e = resolve(&bad, "pitr", &[]).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("wal_stream_slot"), "{slot}: {e}");
+        assert_eq!(line(&e), Some(5), "{e}");
+        assert!(e.to_string().contains(says), "{slot}: {e}");
+        assert!(e.to_string().contains("wal_stream_slot"), "{e}");
+    }
+    assert!(
+        resolve(
+            &format!("{base}wal_stream_slot = \"{}\"\n", &long[1..]),
+            "pitr",
+            &[]
+        )
+        .is_ok()
+    );
+
+    for interval in ["0s", "soon", "-5s"] {
+        let bad = format!("{base}wal_stream_partial_interval = \"{interval}\"\n");
+        let e = resolve(&bad, "pitr", &[]).unwrap_err();
+        assert_eq!(
+            e.key.as_deref(),
+            Some("wal_stream_partial_interval"),
+            "{interval}: {e}"
+        );
+        assert!(e.to_string().contains("wal_stream_partial_interval"), "{e}");
+    }
+
+    // Only a streaming job streams.
+    let archive = "[jobs.pitr]\nrepository = \"/x\"\nformat = \"physical\"\n\
+                   wal_stream_slot = \"db1\"\n";
+    let e = resolve(archive, "pitr", &[]).unwrap_err();
+    assert_eq!(e.key.as_deref(), Some("wal_stream_slot"), "{e}");
+    assert!(e.to_string().contains("wal = \"stream\""), "{e}");
+}
