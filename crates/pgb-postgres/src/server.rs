@@ -8,8 +8,11 @@
 //! and the directories it writes are given to that user (`chown -R`). The caller's `psql`
 //! connects through the socket (trust for local connections only, in a directory only the
 //! server's user and root can enter); TCP on 127.0.0.1 is refused by the server's own
-//! `pg_hba.conf`. The server inherits this process's environment (its `restore_command` needs
-//! the object store's credentials and keys given by variable).
+//! `pg_hba.conf`. The server gets only the variables of its `pg_ctl`'s
+//! [`InheritedEnv`](crate::InheritedEnv) (libpq's, the locale, `PATH`, `HOME`, `TMPDIR`; never
+//! `PGPASSWORD`, webhook URLs, passphrases, cloud credentials or `DATABASE_URL`), as every
+//! PostgreSQL child of pgb: its `restore_command` must need nothing else (a drill's copies
+//! from a spool it verified beforehand).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -19,6 +22,7 @@ use pgb_core::{DumpError, DumpErrorKind};
 use tokio::process::Command;
 
 use crate::conn::ConnConfig;
+use crate::process::{InheritedEnv, std_command};
 use crate::tools::{Tool, ToolLocator};
 
 /// How a [`ScratchServer`] is started.
@@ -68,6 +72,8 @@ pub struct ScratchServer {
     port: u16,
     /// `Some(user)` when the server runs as another OS user (this process is root).
     run_as: Option<String>,
+    /// All the server and `pg_ctl` get of this process's environment.
+    env: InheritedEnv,
     /// Started and not seen stopped.
     running: AtomicBool,
 }
@@ -130,6 +136,7 @@ impl ScratchServer {
             run_as: rustix::process::geteuid()
                 .is_root()
                 .then(|| opts.os_user.clone()),
+            env: pg_ctl.inherited_env().clone(),
             running: AtomicBool::new(false),
         }
     }
@@ -283,6 +290,7 @@ impl ScratchServer {
             pg_ctl: self.pg_ctl.clone(),
             data_dir: self.data_dir.clone(),
             run_as: self.run_as.clone(),
+            env: self.env.clone(),
         }
     }
 
@@ -326,7 +334,7 @@ impl ScratchServer {
     }
 
     fn pg_ctl_cmd(&self, args: &[&str]) -> Command {
-        pg_ctl_command(&self.pg_ctl, &self.data_dir, self.run_as.as_deref(), args)
+        pg_ctl_command(&self.stop_args(), args)
     }
 
     /// Gives the data and run directories to the server's OS user (as root), mode 0700.
@@ -379,6 +387,7 @@ struct StopArgs {
     pg_ctl: PathBuf,
     data_dir: PathBuf,
     run_as: Option<String>,
+    env: InheritedEnv,
 }
 
 /// Stops the server on `a.data_dir`; a postmaster that `pg_ctl start` forked an instant
@@ -397,22 +406,14 @@ async fn stop_server(a: StopArgs) -> bool {
 
 async fn stop_once(a: &StopArgs) -> bool {
     for mode in ["fast", "immediate"] {
-        let out = pg_ctl_command(
-            &a.pg_ctl,
-            &a.data_dir,
-            a.run_as.as_deref(),
-            &["-m", mode, "-w", "-t", "60", "stop"],
-        )
-        .output()
-        .await;
+        let out = pg_ctl_command(a, &["-m", mode, "-w", "-t", "60", "stop"])
+            .output()
+            .await;
         match out {
             Ok(o) if o.status.success() => return true,
             Ok(o) => {
                 // Not running at all (it stopped on its own): done.
-                let status =
-                    pg_ctl_command(&a.pg_ctl, &a.data_dir, a.run_as.as_deref(), &["status"])
-                        .output()
-                        .await;
+                let status = pg_ctl_command(a, &["status"]).output().await;
                 if status.is_ok_and(|s| matches!(s.status.code(), Some(3 | 4))) {
                     return true;
                 }
@@ -425,27 +426,26 @@ async fn stop_once(a: &StopArgs) -> bool {
     false
 }
 
-/// `pg_ctl -D DIR ARGS`, through `runuser -u USER --` when `run_as`, from `/`.
-fn pg_ctl_command(pg_ctl: &Path, data_dir: &Path, run_as: Option<&str>, args: &[&str]) -> Command {
-    // The server inherits this process's environment as it is (unlike the client tools,
-    // whose environment is filtered): its `restore_command` needs what `pgb wal fetch` needs,
-    // the object store's credentials and keys given by variable.
-    let mut cmd = match run_as {
+/// `pg_ctl -D DIR ARGS`, through `runuser -u USER --` when `a.run_as`, from `/`, with only
+/// `a.env` of this process's environment (through [`std_command`], as every PostgreSQL tool):
+/// the server and its `restore_command` inherit nothing else.
+fn pg_ctl_command(a: &StopArgs, args: &[&str]) -> Command {
+    let mut cmd = match &a.run_as {
         Some(user) => {
-            let mut c = Command::new("runuser");
-            c.args(["-u", user, "--"]).arg(pg_ctl);
+            let mut c = std_command(Path::new("runuser"), &a.env, None);
+            c.args(["-u", user, "--"]).arg(&a.pg_ctl);
             c
         }
-        None => Command::new(pg_ctl),
+        None => std_command(&a.pg_ctl, &a.env, None),
     };
     cmd.arg("-D")
-        .arg(data_dir)
+        .arg(&a.data_dir)
         .args(args)
         .current_dir("/")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    cmd
+    Command::from(cmd)
 }
 
 async fn append(path: &Path, text: &str) -> Result<(), DumpError> {

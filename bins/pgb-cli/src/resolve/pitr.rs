@@ -1,6 +1,7 @@
-//! `drill --physical`: flags and environment → [`PitrDrillOptions`]; the scratch server's
-//! `restore_command` is the one `restore --pgdata` writes (this binary's `wal fetch`, the
-//! repository URL and key *files*).
+//! `drill --physical`: flags and environment → [`PitrDrillOptions`]. The scratch server's
+//! `restore_command` is the library's own (a copy from the drill's verified spool); the
+//! `wal fetch` command built here is checked (this binary can tell its path) and handed in
+//! for the library's API only.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

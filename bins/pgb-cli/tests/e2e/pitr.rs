@@ -473,6 +473,28 @@ fn second_timeline(major: u32) {
         results.push(format!("{kind}: {got}"));
         assert_eq!(got, expected, "{kind} ({id} {flags:?})");
     }
+    // A PITR drill to the time on timeline 2: the scratch server takes timeline 2's history
+    // file and the segments of both timelines from the drill's verified spool alone.
+    let scratch = tempfile::tempdir().unwrap();
+    let o = common::pgb_cmd(&[
+        "drill",
+        "--physical",
+        "--repo",
+        &s(r2),
+        "--to-time",
+        &t2,
+        "--pg-bin-dir",
+        &s(&bin),
+        "--json",
+    ])
+    .env("PGB_SPOOL_DIR", scratch.path())
+    .output()
+    .unwrap();
+    assert!(o.status.success(), "drill: {}\n{}", stdout(&o), stderr(&o));
+    let drill: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(drill["outcome"], "passed", "{drill}");
+    assert_eq!(drill["backup_id"], tl1_backup.as_str(), "{drill}");
+    assert_eq!(drill["pitr"]["timeline"], 2, "{drill}");
     eprintln!("pitr: PostgreSQL {major} timelines: {}", results.join(", "));
     eprintln!(
         "pitr: second_timeline on PostgreSQL {major}: {:.1}s",

@@ -458,9 +458,62 @@ fn the_daemon_runs_a_physical_jobs_scheduled_drill_point_in_time() {
     nothing_left(scratch.path(), None);
 }
 
-/// A PITR drill from an S3 repository (the emulator): the scratch server's `restore_command`
-/// reaches the store with pgb's own environment (credentials are never written into the
-/// restored configuration).
+/// The scratch server gets none of pgb's secrets: with canaries in pgb's environment (a
+/// `DATABASE_URL` with a password, a webhook-style URL, a cloud secret, `PGPASSWORD`), a
+/// smoke script has the server run `env` (`COPY FROM PROGRAM`: the environment the server
+/// keeps and hands its children, `restore_command` among them): no canary, but `PATH`. The
+/// drill still recovers (its `restore_command` copies from the verified spool).
+#[test]
+fn the_scratch_server_inherits_none_of_pgbs_secrets_on_postgres_15() {
+    let Some(bin) = bin_dir(15) else { return };
+    let src = source(&bin);
+    let scratch = tempfile::tempdir().unwrap();
+    let smoke_dir = tempfile::tempdir().unwrap();
+    let smoke_file = smoke_dir.path().join("environ.sql");
+    std::fs::write(
+        &smoke_file,
+        // PostgreSQL overwrites its /proc/PID/environ with its process title; `env` run by
+        // the server shows the environment it keeps and hands its children.
+        "create temp table environ(line text);\n\
+         copy environ from program 'env' with (format csv, delimiter E'\\x1f', quote E'\\x1e');\n\
+         select bool_or(line like 'PATH=%') \
+            and not bool_or(line like '%canary-secret%' or line like 'DATABASE_URL=%' \
+                or line like 'PGB_WEBHOOK_URL=%' or line like 'AWS_SECRET_ACCESS_KEY=%' \
+                or line like 'PGPASSWORD=%') \
+         from environ;",
+    )
+    .unwrap();
+    let o = drill_cmd(
+        &src,
+        scratch.path(),
+        &["--smoke", &s(&smoke_file), "--json"],
+    )
+    .env(
+        "DATABASE_URL",
+        "postgres://app:canary-secret@db.invalid/app",
+    )
+    .env("PGB_WEBHOOK_URL", "http://127.0.0.1:9/canary-secret")
+    .env("AWS_SECRET_ACCESS_KEY", "canary-secret")
+    .env("PGPASSWORD", "canary-secret")
+    .output()
+    .unwrap();
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["outcome"], "passed", "{r}");
+    let smoke = r["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "smoke environ.sql")
+        .unwrap_or_else(|| panic!("no smoke check: {r}"));
+    assert_eq!(smoke["passed"], true, "{r}");
+    assert!(r["pitr"]["wal_segments"].as_u64().unwrap() > 0, "{r}");
+    nothing_left(scratch.path(), r["target_server"].as_str());
+}
+
+/// A PITR drill from an S3 repository (the emulator), its credentials only in pgb's
+/// environment: the drill fetches the WAL into its spool, and the scratch server, which gets
+/// none of them, recovers from the spool alone.
 #[test]
 fn a_drill_from_an_s3_repository_on_postgres_15() {
     let Some(bin) = bin_dir(15) else { return };

@@ -24,12 +24,33 @@ use super::checks::{self, cause_of, failed, passed};
 use super::{CheckResult, Clock, DrillError, DrillOutcome, DrillReport, Phase, SmokeStatement};
 use crate::record::{compact_time, record_drill};
 
-/// The `restore_command` the scratch server runs, for a cluster (`u64`, its system
-/// identifier) restored into a data directory (`&Path`): the embedder's own `wal fetch` (a
-/// library cannot name the binary). The drill fetches the segments replay needs, verified,
-/// into `<data directory>/pgb_spool` before the server starts; a command that takes them
-/// from there (`pgb wal fetch --spool`) does not fetch them again.
+/// A `restore_command` for a cluster (`u64`, its system identifier) restored into a data
+/// directory (`&Path`): the embedder's own `wal fetch` (a library cannot name the binary).
+///
+/// The scratch server of a drill no longer runs it: the drill fetches every archived file
+/// replay needs, verified, into `<data directory>/pgb_spool` before the server starts, and
+/// the server's `restore_command` only copies from there (`cp` from the spool), so it
+/// needs no repository, credentials or keys and the server gets none of pgb's secrets. Kept
+/// so embedders that hand one in still compile.
 pub type RestoreCommand = Arc<dyn Fn(u64, &Path) -> String + Send + Sync>;
+
+/// The scratch server's `restore_command`: `cp` of the requested file (`%f`) from the
+/// verified spool `<data_dir>/pgb_spool` to `%p`. A file not in the spool is "not found"
+/// (`cp` exits 1): the end of the WAL the drill fetched, or a timeline history probe, both
+/// normal for PostgreSQL. Words are quoted for the shell and `%` doubled.
+fn spool_restore_command(data_dir: &Path) -> String {
+    let spool = data_dir.join("pgb_spool").display().to_string();
+    let word = if !spool.is_empty()
+        && spool
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+=:,@".contains(&b))
+    {
+        spool
+    } else {
+        format!("'{}'", spool.replace('\'', r"'\''"))
+    };
+    format!("cp {}/%f %p", word.replace('%', "%%"))
+}
 
 /// Where a point-in-time drill recovers to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +76,8 @@ pub struct PitrDrillOptions {
     pub locator: ToolLocator,
     /// The scratch directory is created under this directory and removed afterwards.
     pub scratch_root: PathBuf,
-    /// The scratch server's `restore_command`.
+    /// Unused: the scratch server copies WAL from the drill's verified spool
+    /// (`cp` from the spool); kept so embedders that hand one in still compile.
     pub restore_command: RestoreCommand,
     /// The OS user the server runs as when this process is root.
     pub os_user: String,
@@ -523,7 +545,8 @@ async fn prepare(
         compact_time(now).to_ascii_lowercase()
     ));
     let data_dir = dir.join("data");
-    let cmd = (opts.restore_command)(sysid, &data_dir);
+    // Only the verified spool: the server needs no repository, credentials or keys.
+    let cmd = spool_restore_command(&data_dir);
     let settings = RecoverySettings::new(Some(cmd), RecoveryTarget::Time(target))
         .with_timeline(TimelineTarget::Id(commit.timeline))
         .with_action(TargetAction::Promote);
@@ -692,7 +715,15 @@ fn replay_segments(path: &[(u32, Lsn, Option<Lsn>)], count: u64, size: u64) -> V
     let mut out = Vec::new();
     for &(timeline, from, to) in path {
         let first = from.segment(size);
-        let last = to.map_or(u64::MAX, |to| Lsn(to.0.saturating_sub(1)).segment(size));
+        // The segment holding a switch point is read from the next timeline (as the WAL
+        // check walks it).
+        let last = match to {
+            None => u64::MAX,
+            Some(to) => match to.segment(size).checked_sub(1) {
+                Some(l) => l,
+                None => continue,
+            },
+        };
         let mut n = first;
         while n <= last && (out.len() as u64) < count {
             out.push(WalFileName::segment(timeline, n, size).to_string());
@@ -702,8 +733,9 @@ fn replay_segments(path: &[(u32, Lsn, Option<Lsn>)], count: u64, size: u64) -> V
     out
 }
 
-/// Phase `wal_fetch`: the segments replay needs, fetched and verified (size, sha256, the
-/// authentication, the header) into the spool the server's `restore_command` takes them from.
+/// Phase `wal_fetch`: the history files and segments replay needs, fetched and verified
+/// (size, sha256, the authentication, a segment's header) into the spool, the only place the
+/// server's `restore_command` takes WAL from.
 async fn wal_fetch(
     repo: &Repository,
     p: &Prepared,
@@ -733,7 +765,13 @@ async fn wal_fetch(
         .iter()
         .map(|s| (s.timeline, s.from, s.to))
         .collect();
-    for name in replay_segments(&path, reach.segments, size) {
+    // The history files of the timelines replay passes through (PostgreSQL reads the target
+    // timeline's at startup and again at promotion), then the segments.
+    let histories = path
+        .iter()
+        .filter(|(timeline, _, _)| *timeline > 1)
+        .map(|(timeline, _, _)| WalFileName::history(*timeline).to_string());
+    for name in histories.chain(replay_segments(&path, reach.segments, size)) {
         match wal
             .fetch(
                 sysid,
@@ -743,11 +781,13 @@ async fn wal_fetch(
             )
             .await
         {
+            Ok(_) if name.ends_with(".history") => {}
             Ok(r) => {
                 found.wal_segments += 1;
                 found.wal_bytes += r.plain_size;
             }
-            // Not archived under this name (a timeline switch): the server asks for what it needs.
+            // Not archived (it came with the base backup; a history file of a timeline that
+            // has none): the server finds it elsewhere or does without, as without pgb.
             Err(e) if e.is_not_found() => {}
             Err(WalError::Storage(s)) => return Err(CoreError::Storage(s).into()),
             Err(e) => return Ok(failed(NAME, format!("{name}: {e}"))),
@@ -1037,8 +1077,22 @@ mod tests {
     }
 
     #[test]
+    fn the_scratch_servers_restore_command_copies_from_the_spool_only() {
+        assert_eq!(
+            spool_restore_command(Path::new("/tmp/d/data")),
+            "cp /tmp/d/data/pgb_spool/%f %p"
+        );
+        assert_eq!(
+            spool_restore_command(Path::new("/tmp/it's 100%/data")),
+            r"cp '/tmp/it'\''s 100%%/data/pgb_spool'/%f %p"
+        );
+    }
+
+    #[test]
     fn replay_reads_the_segments_from_the_backup_to_the_target() {
-        // Timeline 1 from 0/2000028, switching to 2 at 0/3800000; four segments counted.
+        // Timeline 1 from 0/2000028, switching to 2 at 0/3800000; four segments counted. The
+        // segment holding the switch point is read from timeline 2 (PostgreSQL takes the
+        // newest timeline that holds it; the WAL check walks it so).
         let path = [
             (1, Lsn(0x0200_0028), Some(Lsn(0x0380_0000))),
             (2, Lsn(0x0380_0000), None),
@@ -1048,10 +1102,19 @@ mod tests {
             names,
             [
                 "000000010000000000000002",
-                "000000010000000000000003",
                 "000000020000000000000003",
-                "000000020000000000000004"
+                "000000020000000000000004",
+                "000000020000000000000005"
             ]
+        );
+        // A switch at a segment's start: the previous segment is the old timeline's last.
+        let path = [
+            (1, Lsn(0x0200_0028), Some(Lsn(0x0300_0000))),
+            (2, Lsn(0x0300_0000), None),
+        ];
+        assert_eq!(
+            replay_segments(&path, 2, 16 << 20),
+            ["000000010000000000000002", "000000020000000000000003"]
         );
     }
 }
