@@ -59,7 +59,7 @@ const RULES: &[(&str, &[&str], &[&str])] = &[
     ),
     (
         "pgb-ops",
-        &["pgb-core", "pgb-postgres"],
+        &["pgb-core", "pgb-postgres", "pgb-wal"],
         &["opendal", "clap", "reqwest", "hyper"],
     ),
     ("pgb-metrics", &["pgb-ops"], &["tokio", "hyper", "reqwest"]),
