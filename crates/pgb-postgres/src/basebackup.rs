@@ -144,7 +144,11 @@ async fn settings(psql: &Tool, conn: &ConnConfig) -> Result<Settings, DumpError>
 
 /// `IDENTIFY_SYSTEM` over a replication connection: the system identifier and timeline, and
 /// the proof that the role may open a replication connection from here (`pg_hba.conf`).
-async fn identify(psql: &Tool, conn: &ConnConfig, server: &str) -> Result<(u64, u32), DumpError> {
+pub(crate) async fn identify(
+    psql: &Tool,
+    conn: &ConnConfig,
+    server: &str,
+) -> Result<(u64, u32), DumpError> {
     let repl = conn.replication();
     let rows = match sql::query_rows(psql, &repl, "IDENTIFY_SYSTEM;", &[]).await {
         Ok(rows) => rows,

@@ -30,7 +30,7 @@ use pgb_core::{DumpError, DumpErrorKind};
 use crate::conn::ConnConfig;
 use crate::process::{self, Pipes, ToolProcess};
 use crate::sql;
-use crate::tools::{Tool, ToolLocator, classify_connect_error};
+use crate::tools::{Tool, ToolLocator};
 
 /// A slot retaining more WAL than this is warned about.
 const RETAINED_WARN_BYTES: i64 = 1 << 30;
@@ -319,48 +319,10 @@ impl WalStreamSource {
         ))
     }
 
-    /// `IDENTIFY_SYSTEM` over a replication connection (which also proves `pg_hba.conf`).
+    /// `IDENTIFY_SYSTEM` over a replication connection (which also proves `pg_hba.conf`),
+    /// as base backups ask it.
     async fn identify(&self, psql: &Tool, server: &str) -> Result<(u64, u32), DumpError> {
-        let rows = match sql::query_rows(psql, &self.conn.replication(), "IDENTIFY_SYSTEM;", &[])
-            .await
-        {
-            Ok(rows) => rows,
-            Err(e) => {
-                let tail = e.stderr_tail().unwrap_or_default().to_owned();
-                if tail.contains("pg_hba.conf") {
-                    return Err(not_configured(format!(
-                        "server {server} refuses replication connections from this client: pg_hba.conf has no `replication` line for it"
-                    ))
-                    .with_stderr(tail));
-                }
-                if tail.contains("number of requested standby connections exceeds") {
-                    return Err(not_configured(format!(
-                        "server {server} has no free WAL sender (all max_wal_senders are in use)"
-                    ))
-                    .with_stderr(tail));
-                }
-                return Err(classify_connect_error(
-                    &tail,
-                    &format!("server {server} (replication)"),
-                ));
-            }
-        };
-        let row = rows.into_iter().next().unwrap_or_default();
-        let bad = || {
-            DumpError::new(
-                DumpErrorKind::Connection,
-                format!("server {server}: unexpected reply to IDENTIFY_SYSTEM: {row:?}"),
-            )
-        };
-        let sysid = row
-            .first()
-            .and_then(|s| s.trim().parse().ok())
-            .ok_or_else(bad)?;
-        let tli = row
-            .get(1)
-            .and_then(|s| s.trim().parse().ok())
-            .ok_or_else(bad)?;
-        Ok((sysid, tli))
+        crate::basebackup::identify(psql, &self.conn, server).await
     }
 
     /// Streams into `archive` until `cancel` completes (see the module's documentation).

@@ -236,6 +236,28 @@ fn extract(
     Ok(w.out)
 }
 
+/// Makes `dir` ready to extract into, as the plan found it: created (mode 0700) when missing,
+/// emptied when it is to be replaced. Whether pgb created it (and so removes it again when the
+/// restore fails); the error names the directory.
+pub(crate) fn prepare_target(dir: &Path, state: &super::TargetDir) -> Result<bool, String> {
+    match state {
+        super::TargetDir::Missing => {
+            use std::os::unix::fs::DirBuilderExt as _;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| format!("creating {}: {e}", dir.display()))?;
+            Ok(true)
+        }
+        super::TargetDir::Empty => Ok(false),
+        super::TargetDir::Replaced { .. } => {
+            empty_dir(dir).map_err(|e| format!("emptying {}: {e}", dir.display()))?;
+            Ok(false)
+        }
+    }
+}
+
 /// Removes everything inside `dir` (not `dir` itself).
 pub(crate) fn empty_dir(dir: &Path) -> io::Result<()> {
     for e in std::fs::read_dir(dir)? {

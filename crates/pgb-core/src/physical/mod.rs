@@ -31,7 +31,7 @@ use crate::dump::{DumpError, DumpSource, PreparedDump};
 
 pub(crate) use capture::FollowedDump;
 pub(crate) use check::BaseTarCheck;
-pub(crate) use extract::{Extractor, empty_dir};
+pub(crate) use extract::{Extractor, empty_dir, prepare_target};
 pub use incremental::{BackupCombiner, Incremental, IncrementalParent};
 /// WAL positions and timelines, from `pgb-wal`.
 pub use pgb_wal::{InvalidLsn, Lsn, TimelineId};

@@ -16,7 +16,7 @@ use crate::manifest::{ArtifactKind, Manifest};
 use crate::physical::incremental::{BrokenChain, ManifestGrab, Scratch, chain_of, choose_parent};
 use crate::physical::{
     BackupCombiner, Extractor, Incremental, IncrementalParent, PhysicalRestorePlan,
-    PhysicalRestoreReport, PhysicalRestoreRequest, PhysicalSource, PreparedPhysical, TargetDir,
+    PhysicalRestoreReport, PhysicalRestoreRequest, PhysicalSource, PreparedPhysical,
 };
 
 /// The error of a backup whose chain is broken.
@@ -232,23 +232,7 @@ impl Repository {
             }
             keys.push(key);
         }
-        let created = match state {
-            TargetDir::Missing => {
-                use std::os::unix::fs::DirBuilderExt as _;
-                std::fs::DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o700)
-                    .create(&dir)
-                    .map_err(|e| io(format!("creating {}: {e}", dir.display())))?;
-                true
-            }
-            TargetDir::Empty => false,
-            TargetDir::Replaced { .. } => {
-                crate::physical::empty_dir(&dir)
-                    .map_err(|e| io(format!("emptying {}: {e}", dir.display())))?;
-                false
-            }
-        };
+        let created = crate::physical::prepare_target(&dir, &state).map_err(io)?;
         let mut target = Target {
             dir: dir.clone(),
             created,

@@ -16,7 +16,7 @@ use crate::layout;
 use crate::manifest::{ArtifactKind, BackupId, Manifest};
 use crate::physical::{
     Extractor, FollowedDump, PhysicalDumper, PhysicalInfo, PhysicalRestorePlan,
-    PhysicalRestoreReport, PhysicalRestoreRequest, TargetDir, WalMode,
+    PhysicalRestoreReport, PhysicalRestoreRequest, WalMode,
 };
 use crate::storage::{Storage, StorageErrorKind};
 
@@ -385,23 +385,7 @@ impl Repository {
             }
         }
         let io = |what: String| Error::Dump(crate::DumpError::new(crate::DumpErrorKind::Io, what));
-        let created = match state {
-            TargetDir::Missing => {
-                use std::os::unix::fs::DirBuilderExt as _;
-                std::fs::DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o700)
-                    .create(&dir)
-                    .map_err(|e| io(format!("creating {}: {e}", dir.display())))?;
-                true
-            }
-            TargetDir::Empty => false,
-            TargetDir::Replaced { .. } => {
-                crate::physical::empty_dir(&dir)
-                    .map_err(|e| io(format!("emptying {}: {e}", dir.display())))?;
-                false
-            }
-        };
+        let created = crate::physical::prepare_target(&dir, &state).map_err(io)?;
         {
             use std::os::unix::fs::PermissionsExt as _;
             std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
