@@ -8,7 +8,7 @@ use pgb::wal::{WalError, WalFetchOptions, WalPushOptions};
 use pgb_config::ResolvedJob;
 
 use super::Ctx;
-use crate::args::{JobArgs, WalCommand, WalFetchArgs, WalPushArgs, WalVerifyArgs};
+use crate::args::{EncryptArgs, JobArgs, WalCommand, WalFetchArgs, WalPushArgs, WalVerifyArgs};
 use crate::exit::{self, Failure};
 use crate::render::{self, Output};
 use crate::resolve::{self, Env};
@@ -31,7 +31,7 @@ pub(super) async fn run(cmd: WalCommand, ctx: &Ctx<'_>) -> Result<(), Failure> {
 
 pub(super) async fn push(a: WalPushArgs, env: Env<'_>) -> Result<(), Failure> {
     let job = job(&a.target.job, env)?;
-    let (job_repo, mut opts) = match &job {
+    let (job_repo, opts) = match &job {
         Some(j) => {
             let (repo, opts) = pgb_jobs::job_wal_push(j, env)?;
             (Some(repo), opts)
@@ -42,21 +42,13 @@ pub(super) async fn push(a: WalPushArgs, env: Env<'_>) -> Result<(), Failure> {
         Some(r) if a.target.repo.repo.is_none() => r,
         _ => resolve::backup_repository(&a.target.repo, env)?,
     };
-    if let Some(c) = &a.compression {
-        opts =
-            opts.with_compression(c.parse().map_err(|e: pgb::InvalidCompression| {
-                Failure::usage(format!("--compression: {e}"))
-            })?);
-    }
-    let flags_name_keys = !a.encrypt.recipient.is_empty()
-        || a.encrypt.recipients_file.is_some()
-        || a.encrypt.passphrase_file.is_some()
-        || a.encrypt.auth_key_file.is_some();
-    if job.is_none() || flags_name_keys {
-        opts = opts
-            .with_encryption(resolve::encryption(&a.encrypt, env)?)
-            .with_auth_key(resolve::auth_key(a.encrypt.auth_key_file.as_deref(), env)?);
-    }
+    let opts = push_flags(
+        opts,
+        a.compression.as_deref(),
+        &a.encrypt,
+        job.is_some(),
+        env,
+    )?;
     let system_id = match a.target.system_id {
         Some(id) => Some(id),
         None => control_file_system_id(Path::new("global/pg_control"))?,
@@ -174,6 +166,34 @@ pub(super) fn control_file_system_id(path: &Path) -> Result<Option<u64>, Failure
 }
 
 /// The exit code of a WAL failure (push: always below 126, so PostgreSQL retries).
+/// `--compression` and the key flags of `wal push` and `wal stream` over the job's push
+/// options: the flags win; keys come from the flags alone when they name any (or without a
+/// job), so a job's recipients never mix with a flag's.
+pub(super) fn push_flags(
+    mut push: WalPushOptions,
+    compression: Option<&str>,
+    encrypt: &EncryptArgs,
+    from_job: bool,
+    env: Env<'_>,
+) -> Result<WalPushOptions, Failure> {
+    if let Some(c) = compression {
+        push =
+            push.with_compression(c.parse().map_err(|e: pgb::InvalidCompression| {
+                Failure::usage(format!("--compression: {e}"))
+            })?);
+    }
+    let flags_name_keys = !encrypt.recipient.is_empty()
+        || encrypt.recipients_file.is_some()
+        || encrypt.passphrase_file.is_some()
+        || encrypt.auth_key_file.is_some();
+    if !from_job || flags_name_keys {
+        push = push
+            .with_encryption(resolve::encryption(encrypt, env)?)
+            .with_auth_key(resolve::auth_key(encrypt.auth_key_file.as_deref(), env)?);
+    }
+    Ok(push)
+}
+
 pub(super) fn failure(e: WalError) -> Failure {
     let code = match e {
         WalError::Storage(s) => return Failure::from(pgb::Error::Storage(s)),

@@ -27,7 +27,7 @@ pub(super) async fn run(a: WalStreamArgs, ctx: &Ctx<'_>) -> Result<(), Failure> 
         Some(name) => Some(resolve::config::job(a.job.config.as_deref(), name, env)?),
         None => None,
     };
-    let (repo, mut push) = match &job {
+    let (repo, push) = match &job {
         Some(j) if a.repo.repo.is_none() => {
             let (repo, opts) = pgb_jobs::job_wal_push(j, env)?;
             (repo, opts)
@@ -37,21 +37,13 @@ pub(super) async fn run(a: WalStreamArgs, ctx: &Ctx<'_>) -> Result<(), Failure> 
             WalPushOptions::default(),
         ),
     };
-    if let Some(c) = &a.compression {
-        push =
-            push.with_compression(c.parse().map_err(|e: pgb::InvalidCompression| {
-                Failure::usage(format!("--compression: {e}"))
-            })?);
-    }
-    let flags_name_keys = !a.encrypt.recipient.is_empty()
-        || a.encrypt.recipients_file.is_some()
-        || a.encrypt.passphrase_file.is_some()
-        || a.encrypt.auth_key_file.is_some();
-    if job.is_none() || flags_name_keys {
-        push = push
-            .with_encryption(resolve::encryption(&a.encrypt, env)?)
-            .with_auth_key(resolve::auth_key(a.encrypt.auth_key_file.as_deref(), env)?);
-    }
+    let push = super::wal::push_flags(
+        push,
+        a.compression.as_deref(),
+        &a.encrypt,
+        job.is_some(),
+        env,
+    )?;
     let conn = connection(a.db.as_deref(), job.as_ref(), env)?;
     let repo_url = match &job {
         Some(j) if a.repo.repo.is_none() => j.repository.clone(),
