@@ -44,6 +44,35 @@ pub(crate) fn percent(p: &str) -> Result<u32, Failure> {
 }
 
 /// The drill's options: `--target` (else `PGB_DRILL_TARGET`) is required.
+/// `--smoke` files as (file name, SQL), read before anything runs.
+pub(crate) fn smoke_files(a: &DrillArgs) -> Result<Vec<(String, String)>, Failure> {
+    a.smoke
+        .iter()
+        .map(|path| {
+            let sql = std::fs::read_to_string(path).map_err(|e| {
+                Failure::usage(format!("--smoke: cannot read {}: {e}", path.display()))
+            })?;
+            let name = path.file_name().map_or_else(
+                || path.display().to_string(),
+                |n| n.to_string_lossy().into(),
+            );
+            Ok((name, sql))
+        })
+        .collect()
+}
+
+/// A drill's RTO and RPO limits: `--job`'s `[drill]` (its flags layered in, typed), else the
+/// flags.
+pub(crate) fn drill_limits(a: &DrillArgs) -> Result<(Option<Duration>, Option<Duration>), Failure> {
+    Ok(match &a.from_job {
+        Some(d) => (d.max_rto, d.max_rpo),
+        None => (
+            opt_duration("--max-rto", a.max_rto.as_deref())?,
+            opt_duration("--max-rpo", a.max_rpo.as_deref())?,
+        ),
+    })
+}
+
 pub(crate) fn drill(a: &DrillArgs, env: Env<'_>) -> Result<DrillOptions, Failure> {
     let (url, from_flag) = match (&a.target, var(env, "PGB_DRILL_TARGET")) {
         (Some(t), _) => (t.clone(), true),
@@ -82,22 +111,10 @@ pub(crate) fn drill(a: &DrillArgs, env: Env<'_>) -> Result<DrillOptions, Failure
     if let Some(db) = &a.database {
         o = o.with_database(db.clone());
     }
-    for path in &a.smoke {
-        let sql = std::fs::read_to_string(path)
-            .map_err(|e| Failure::usage(format!("--smoke: cannot read {}: {e}", path.display())))?;
-        let name = path.file_name().map_or_else(
-            || path.display().to_string(),
-            |n| n.to_string_lossy().into(),
-        );
+    for (name, sql) in smoke_files(a)? {
         o = o.with_smoke(name, sql);
     }
-    let (max_rto, max_rpo) = match job {
-        Some(d) => (d.max_rto, d.max_rpo),
-        None => (
-            opt_duration("--max-rto", a.max_rto.as_deref())?,
-            opt_duration("--max-rpo", a.max_rpo.as_deref())?,
-        ),
-    };
+    let (max_rto, max_rpo) = drill_limits(a)?;
     if let Some(d) = max_rto {
         o = o.with_max_rto(d);
     }

@@ -42,24 +42,10 @@ pub(crate) fn options(a: &DrillArgs, env: Env<'_>) -> Result<PitrDrillOptions, F
     if let Some(db) = &a.from_database {
         o = o.with_database(db.clone());
     }
-    for path in &a.smoke {
-        let sql = std::fs::read_to_string(path)
-            .map_err(|e| Failure::usage(format!("--smoke: cannot read {}: {e}", path.display())))?;
-        let name = path.file_name().map_or_else(
-            || path.display().to_string(),
-            |n| n.to_string_lossy().into(),
-        );
+    for (name, sql) in super::ops::smoke_files(a)? {
         o = o.with_smoke(name, sql);
     }
-    // `--job`'s [drill] limits (its flags layered in), typed; else the flags.
-    let flag = |f: &str, v: Option<&str>| v.map(|d| super::ops::duration(f, d)).transpose();
-    let (max_rto, max_rpo) = match &a.from_job {
-        Some(d) => (d.max_rto, d.max_rpo),
-        None => (
-            flag("--max-rto", a.max_rto.as_deref())?,
-            flag("--max-rpo", a.max_rpo.as_deref())?,
-        ),
-    };
+    let (max_rto, max_rpo) = super::ops::drill_limits(a)?;
     if let Some(d) = max_rto {
         o = o.with_max_rto(d);
     }
