@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 source scripts/lib/ensure-tools.sh
 pgb_ensure_base
-# promtool checks and unit-tests deploy/prometheus/pgb-alerts.yml (crates/pgb-metrics/tests/it/alerts.rs).
+# promtool checks and unit-tests deploy/prometheus/pgb-alerts.yml (crates/pgb-ops/tests/it/metrics_alerts.rs).
 pgb_ensure_cmds promtool:prometheus
 # groff renders every page of `pgb man` with all warnings on (bins/pgb-cli/tests/e2e/docs.rs).
 pgb_ensure_cmds groff:groff-base

@@ -18,10 +18,12 @@ async fn run_configured(
     text: &str,
     path: &Path,
     job: &str,
-    env: &dyn pgb::EnvLookup,
+    env: &dyn pgb_open::EnvLookup,
 ) -> Result<pgb_jobs::RunReport, Box<dyn Error>> {
     let plan = pgb_jobs::JobPlan::from_config(text, path, job, env)?;
-    Ok(plan.run(&pgb::NoProgress, std::future::pending()).await?)
+    Ok(plan
+        .run(&pgb_core::NoProgress, std::future::pending())
+        .await?)
 }
 
 #[tokio::main]
@@ -78,7 +80,8 @@ mod tests {
             let prune = report.prune.expect("pruned");
             assert_eq!(prune.sets.len(), 1, "only the job's own set");
         }
-        let repository = pgb::open_repository(repo.to_str().unwrap(), &|_: &str| None).unwrap();
+        let repository =
+            pgb_open::open_repository(repo.to_str().unwrap(), &|_: &str| None).unwrap();
         let left: Vec<_> = repository
             .list()
             .await

@@ -1,7 +1,7 @@
 //! # pgb-jobs
 //!
 //! One run of a configured job ([`pgb_config::ResolvedJob`]), as `pgb run JOB` and the daemon
-//! do it: take the job's lock in the repository ([`pgb::JobLock`]), run the `pre_backup` hook
+//! do it: take the job's lock in the repository ([`pgb_core::JobLock`]), run the `pre_backup` hook
 //! (failing aborts before pg_dump starts), back up, verify when `verify_after_backup` (and
 //! record the passed verify beside the backup, so prune's newest-verified rule counts it),
 //! prune with the job's retention, then the `post_backup` hook, or `on_error` when anything
@@ -16,6 +16,10 @@
 //! notification), [`expected_migration`] (the head its restores and drills must reach, from
 //! `expected_migration` or by running `expected_migration_command`).
 //!
+//! [`hooks::run_hook`] runs one hook: its argv without a shell, with a timeout (the whole
+//! process group killed), in the job's environment plus `PGB_JOB`, `PGB_EVENT`,
+//! `PGB_BACKUP_ID`, `PGB_STATUS`, returning a [`hooks::HookReport`].
+//!
 //! After `pgb restore --job`, [`post_restore`] runs the job's `post_restore` hook (the
 //! application's migrations) against the restored database.
 //!
@@ -27,6 +31,7 @@
 //! dumper, the backup options (keys already read), the hook environment and the lock holder,
 //! and renders the [`RunReport`].
 
+pub mod hooks;
 mod migrations;
 mod plan;
 mod proving;
@@ -50,15 +55,15 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Instant;
 
-use pgb::{
+use hooks::{HookEvent, HookReport, HookRun, Password, run_hook};
+use pgb_config::{Hook, ResolvedJob};
+use pgb_core::{
     ArchiveChecker, AuthKey, BackupOptions, BackupReport, ClusterDumper, DirectoryDumper, Dumper,
     Holder, JobLock, JobLockError, JobLockOptions, Manifest, Progress, PruneReport, Repository,
     VerifyReport,
 };
-use pgb_config::{Hook, ResolvedJob};
 use pgb_notify::{Delivery, Event, Notification, Notifier, RunId};
 use pgb_postgres::ConnConfig;
-use pgb_scheduler::{HookEvent, HookReport, HookRun, Password, run_hook};
 use serde::Serialize;
 
 /// What one run needs besides the job.
@@ -113,7 +118,7 @@ pub enum JobBackup<'a> {
     /// A physical base backup of the whole cluster (`format = "physical"`).
     Physical {
         /// `pg_basebackup`, with the job's WAL mode.
-        dumper: &'a dyn pgb::physical::PhysicalDumper,
+        dumper: &'a dyn pgb_core::physical::PhysicalDumper,
         /// How long the backup waits for its WAL to reach the archive.
         wal_wait: std::time::Duration,
         /// Compression, labels, encryption.
@@ -127,7 +132,7 @@ impl JobBackup<'_> {
         repo: &Repository,
         progress: &dyn Progress,
         cancel: impl Future<Output = ()> + Send,
-    ) -> Result<BackupReport, pgb::Error> {
+    ) -> Result<BackupReport, pgb_core::Error> {
         match self {
             Self::Database { dumper, options } => {
                 repo.backup_report_until(dumper, options, progress, cancel)
@@ -173,7 +178,7 @@ pub struct RunReport {
     /// The committed backup.
     pub backup: Option<Manifest>,
     /// What the network did during the backup: retries, resumed downloads, exhausted budgets.
-    pub storage: Option<pgb::StorageStats>,
+    pub storage: Option<pgb_core::StorageStats>,
     /// The verification right after it.
     pub verify: Option<VerifyReport>,
     /// The prune with the job's retention.
@@ -198,7 +203,7 @@ pub enum RunError {
     PreBackup(String),
     /// The backup, verification or prune failed.
     #[error(transparent)]
-    Pgb(#[from] pgb::Error),
+    Pgb(#[from] pgb_core::Error),
     /// The verify and drill records that guard the prune could not be read; nothing was
     /// pruned.
     #[error("cannot read the verification evidence prune relies on; nothing pruned: {0}")]
@@ -380,7 +385,7 @@ async fn steps(
             run.job
                 .retention
                 .as_ref()
-                .map(|p| p as &dyn pgb::RetentionPolicy),
+                .map(|p| p as &dyn pgb_core::RetentionPolicy),
         );
     if run.job.verify_after_backup {
         steps = steps.with_verify(run.checker);

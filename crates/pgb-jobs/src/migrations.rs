@@ -5,11 +5,11 @@
 
 use std::collections::BTreeMap;
 
-use pgb::{Manifest, MigrationHead, MigrationTarget};
+use crate::hooks::{HookEvent, HookRun, Stream, run_hook};
 use pgb_config::ResolvedJob;
+use pgb_core::{Manifest, MigrationHead, MigrationTarget};
 use pgb_notify::Notification;
 use pgb_postgres::MigrationProbe;
-use pgb_scheduler::{HookEvent, HookRun, Stream, run_hook};
 
 /// The heads the job's backups record: its `migrations` frameworks (every one when unset)
 /// and its `migrations_query`.
@@ -101,11 +101,12 @@ pub async fn expected_migration(
 /// # Errors
 /// [`ExpectedError::Invalid`].
 pub fn parse_target(source_name: &str, text: &str) -> Result<MigrationTarget, ExpectedError> {
-    text.parse()
-        .map_err(|e: pgb::migration::EmptyTarget| ExpectedError::Invalid {
+    text.parse().map_err(
+        |e: pgb_core::migration::EmptyTarget| ExpectedError::Invalid {
             source_name: source_name.to_owned(),
             message: format!("{text:?}: {e}"),
-        })
+        },
+    )
 }
 
 /// Heads as one value: `prisma:20240501_init, flyway:3`.
@@ -144,13 +145,16 @@ pub fn notify_drill_heads(n: Notification, r: &pgb_ops::MigrationReport) -> Noti
 mod tests {
     #[test]
     fn the_config_knows_every_framework_the_library_detects() {
-        let lib: Vec<&str> = pgb::MigrationFramework::DETECTED
+        let lib: Vec<&str> = pgb_core::MigrationFramework::DETECTED
             .iter()
             .map(|f| f.as_str())
             .collect();
         assert_eq!(lib, pgb_config::MIGRATION_FRAMEWORKS);
         for name in pgb_config::MIGRATION_FRAMEWORKS {
-            assert!(name.parse::<pgb::MigrationFramework>().is_ok(), "{name}");
+            assert!(
+                name.parse::<pgb_core::MigrationFramework>().is_ok(),
+                "{name}"
+            );
         }
     }
 }

@@ -8,11 +8,11 @@
 //! # async fn f(text: &str) -> Result<(), Box<dyn std::error::Error>> {
 //! let env = |name: &str| std::env::var(name).ok();
 //! let plan = pgb_jobs::JobPlan::from_config(text, "pgb.toml".as_ref(), "nightly", &env)?;
-//! let report = plan.run(&pgb::NoProgress, std::future::pending()).await?;
+//! let report = plan.run(&pgb_core::NoProgress, std::future::pending()).await?;
 //! # let _ = report; Ok(()) }
 //! ```
 //!
-//! The environment comes from the caller ([`pgb::EnvLookup`]): credentials of the object store,
+//! The environment comes from the caller ([`pgb_open::EnvLookup`]): credentials of the object store,
 //! `PGB_PASSPHRASE` / `PGB_AUTH_KEY` and the variables the job names (`passphrase_env`,
 //! `auth_key_env`, `[notify]`), `DATABASE_URL`, `PGB_PG_BIN_DIR`, `PGB_SPOOL_DIR`, `TMPDIR`,
 //! `PATH`. Files are read only where the job's configuration names them (recipients,
@@ -22,17 +22,18 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 
-use pgb::physical::WalMode;
-use pgb::postgres::{
+use pgb_config::ResolvedJob;
+use pgb_core::physical::WalMode;
+use pgb_core::{
+    ArchiveFormat, AuthKey, BackupOptions, Compression, Encryption, FilesDump, Holder, Progress,
+    Repository,
+};
+use pgb_notify::{Event, Notifier, NotifyOptions, SecretUrl, Transport};
+use pgb_open::EnvLookup;
+use pgb_postgres::{
     ConnConfig, DumpOptions, InheritedEnv, PgArchiveCheck, PgBaseBackup, PgCluster, PgDump,
     PgDumpDirectory, ToolLocator,
 };
-use pgb::{
-    ArchiveFormat, AuthKey, BackupOptions, Compression, Encryption, EnvLookup, FilesDump, Holder,
-    Progress, Repository,
-};
-use pgb_config::ResolvedJob;
-use pgb_notify::{Event, Notifier, NotifyOptions, SecretUrl, Transport};
 
 use crate::{JobBackup, JobRun, RunFailure, RunReport, run_job};
 
@@ -63,7 +64,7 @@ pub enum PlanError {
     },
     /// The repository cannot be opened.
     #[error(transparent)]
-    Open(#[from] pgb::OpenError),
+    Open(#[from] pgb_open::OpenError),
     /// The config file is malformed, has no such job, or a value of the job is invalid
     /// (naming the file and line, or the variable, it came from).
     #[error(transparent)]
@@ -99,14 +100,14 @@ pub enum JobDumper {
 #[non_exhaustive]
 pub enum PlannedBackup {
     /// One database, a directory-format dump or a base backup.
-    Backup(pgb::BackupReport),
+    Backup(pgb_core::BackupReport),
     /// A whole server, with the databases its previous backup had that are gone.
-    Server(pgb::ClusterBackup),
+    Server(pgb_core::ClusterBackup),
 }
 
 impl PlannedBackup {
     /// The committed backup's report.
-    pub fn report(&self) -> &pgb::BackupReport {
+    pub fn report(&self) -> &pgb_core::BackupReport {
         match self {
             Self::Backup(r) => r,
             Self::Server(c) => &c.backup,
@@ -166,7 +167,7 @@ impl JobPlan {
         let compression: Compression = job
             .compression
             .parse()
-            .map_err(|e: pgb::InvalidCompression| invalid("compression", e.to_string()))?;
+            .map_err(|e: pgb_core::InvalidCompression| invalid("compression", e.to_string()))?;
         let mut options = job
             .labels
             .iter()
@@ -316,12 +317,12 @@ impl JobPlan {
     /// flags). `cancel` completing cancels it; nothing is committed then.
     ///
     /// # Errors
-    /// [`pgb::Error`] of the backup.
+    /// [`pgb_core::Error`] of the backup.
     pub async fn backup_until(
         &self,
         progress: &dyn Progress,
         cancel: impl Future<Output = ()> + Send,
-    ) -> Result<PlannedBackup, pgb::Error> {
+    ) -> Result<PlannedBackup, pgb_core::Error> {
         let o = &self.options;
         Ok(match &self.dumper {
             JobDumper::Database(d) => PlannedBackup::Backup(
@@ -629,24 +630,24 @@ pub fn notifier(job: &ResolvedJob, env: &dyn EnvLookup) -> Result<Option<Notifie
 /// What `archive_command` needs from a job: its repository (created on the first push, as a
 /// backup creates it) and how WAL is stored there (the job's compression, recipients and
 /// authentication key). WAL is encrypted to recipients only: a job with a passphrase is
-/// refused by the push ([`pgb::wal::WalError::PassphraseEncryption`]).
+/// refused by the push ([`pgb_core::wal::WalError::PassphraseEncryption`]).
 ///
 /// # Errors
 /// [`PlanError`]: a compression or key that cannot be used, a repository that cannot be opened.
 pub fn job_wal_push(
     job: &ResolvedJob,
     env: &dyn EnvLookup,
-) -> Result<(Repository, pgb::wal::WalPushOptions), PlanError> {
+) -> Result<(Repository, pgb_core::wal::WalPushOptions), PlanError> {
     let compression: Compression =
         job.compression
             .parse()
-            .map_err(|e: pgb::InvalidCompression| PlanError::Invalid {
+            .map_err(|e: pgb_core::InvalidCompression| PlanError::Invalid {
                 job: job.name.clone(),
                 key: "compression".to_owned(),
                 message: e.to_string(),
             })?;
     let keys = JobKeys::resolve(job, env)?;
-    let options = pgb::wal::WalPushOptions::default()
+    let options = pgb_core::wal::WalPushOptions::default()
         .with_compression(compression)
         .with_encryption(keys.encryption)
         .with_auth_key(keys.auth_key);

@@ -6,13 +6,14 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use pgb::postgres::ConnConfig;
-use pgb::{Decryption, EnvLookup, Repository};
 use pgb_config::ResolvedJob;
+use pgb_core::{Decryption, Repository};
 use pgb_notify::{Event, Notification, Notifier};
+use pgb_open::EnvLookup;
 use pgb_ops::{
     BackupChoice, CheckOptions, DrillError, DrillHook, DrillOptions, DrillOutcome, DrillReport,
 };
+use pgb_postgres::ConnConfig;
 
 use crate::PostRestoreHook;
 use crate::plan::{PlanError, hook_env, notifier, tools};
@@ -32,7 +33,7 @@ pub fn job_repository(
     create: bool,
 ) -> Result<Repository, PlanError> {
     let o = crate::storage_options(&job.storage).with_create(create);
-    Ok(pgb::open_repository_with(&job.repository, env, &o)?)
+    Ok(pgb_open::open_repository_with(&job.repository, env, &o)?)
 }
 
 /// The keys that read the job's backups: its identity file (else `PGB_IDENTITY_FILE`), its
@@ -86,7 +87,7 @@ pub fn job_decryption(job: &ResolvedJob, env: &dyn EnvLookup) -> Result<Decrypti
 pub fn job_auth_key(
     job: &ResolvedJob,
     env: &dyn EnvLookup,
-) -> Result<Option<pgb::AuthKey>, PlanError> {
+) -> Result<Option<pgb_core::AuthKey>, PlanError> {
     Ok(crate::plan::JobKeys::resolve(job, env)?.auth_key)
 }
 
@@ -284,7 +285,7 @@ impl JobDrill {
             p
         });
         let hook = PostRestoreHook::for_job(job, hook_env(env))
-            .map(|h| h.with_password(var(env, "PGPASSWORD").map(pgb_scheduler::Password::new)));
+            .map(|h| h.with_password(var(env, "PGPASSWORD").map(crate::hooks::Password::new)));
         Ok(Self {
             job: job.clone(),
             repo,
@@ -314,7 +315,7 @@ impl JobDrill {
     /// [`DrillError`]: the drill could not run (nothing recorded).
     pub async fn run(
         &self,
-        progress: &dyn pgb::Progress,
+        progress: &dyn pgb_core::Progress,
         cancel: impl Future<Output = ()> + Send,
     ) -> Result<DrillReport, DrillError> {
         let rid = pgb_notify::RunId::generate();

@@ -2,9 +2,9 @@
 //! its database URL names the server, and the object-store limits its repository is opened
 //! with.
 
-use pgb::postgres::ConnConfig;
-use pgb::{EnvLookup, StorageOptions};
 use pgb_config::{ResolvedJob, StorageNetwork};
+use pgb_open::{EnvLookup, StorageOptions};
+use pgb_postgres::ConnConfig;
 
 use crate::plan::PlanError;
 
@@ -51,14 +51,14 @@ pub fn job_intended_set(job: &ResolvedJob, env: &dyn EnvLookup) -> Option<String
         return None;
     }
     let db = match &job.whole_server {
-        Some(_) => pgb::CLUSTER_DATABASE.to_owned(),
+        Some(_) => pgb_core::CLUSTER_DATABASE.to_owned(),
         None => conn.dbname()?.to_owned(),
     };
     Some(format!("{}/{db}", conn.server()))
 }
 
 /// The retention set the job's backups belong to, as their manifests name it
-/// ([`pgb::Manifest::retention_set`]): the server of its database URL, its database (`*` for a
+/// ([`pgb_core::Manifest::retention_set`]): the server of its database URL, its database (`*` for a
 /// whole server) and its selection.
 ///
 /// # Errors
@@ -82,7 +82,7 @@ pub fn job_retention_set(job: &ResolvedJob, env: &dyn EnvLookup) -> Result<Strin
     let options = crate::dump_options(job).map_err(|m| invalid("pg_dump_options", &m))?;
     let (database, include, exclude) = match &job.whole_server {
         Some(w) => (
-            pgb::CLUSTER_DATABASE.to_owned(),
+            pgb_core::CLUSTER_DATABASE.to_owned(),
             w.include.clone(),
             w.exclude.clone(),
         ),
@@ -92,7 +92,7 @@ pub fn job_retention_set(job: &ResolvedJob, env: &dyn EnvLookup) -> Result<Strin
             (db, Vec::new(), Vec::new())
         }
     };
-    Ok(pgb::retention_set(
+    Ok(pgb_core::retention_set(
         &format!("{}/{database}", conn.server()),
         &include,
         &exclude,

@@ -28,6 +28,10 @@
 //!   against their targets, verifications, the next prune, the WAL archive) as a
 //!   serializable [`Report`], rendered to self-contained HTML with SVG charts or to Markdown
 //!   by the pure functions of [`report`](mod@report), also as the daemon's status page.
+//! - [`metrics`]: the Prometheus text (format 0.0.4) of those reports, for `pgb check
+//!   --textfile` and the daemon's `/metrics`, with an atomic textfile writer. It lives here
+//!   because it is a rendering of this crate's reports and nothing else (it was the
+//!   `pgb-metrics` crate, whose only dependency was this one).
 //!
 //! Like every pgb library it never prints, reads the environment or installs handlers.
 
@@ -35,6 +39,7 @@ mod after_commit;
 mod archiver_check;
 mod check;
 mod drill;
+pub mod metrics;
 mod migrations;
 mod record;
 pub mod report;

@@ -8,8 +8,6 @@
 //!   one run at a time per job, a catch-up run at start when a slot was missed, `run_once`
 //!   for Kubernetes CronJobs and systemd timers; stops when a `CancellationToken` fires.
 //! - [`HealthState`]: per job last run, last success and next run, for `/healthz`.
-//! - [`run_hook`]: a hook's argv without a shell, with a timeout, in the job's environment
-//!   plus `PGB_JOB`, `PGB_EVENT`, `PGB_BACKUP_ID`, `PGB_STATUS`; returns a [`HookReport`].
 //! - [`serve`], [`serve_with`]: the `/healthz` and `/metrics` endpoints and the status page at
 //!   `/` (hyper), loopback by
 //!   default, with a header timeout, a connection lifetime and a connection limit
@@ -19,15 +17,11 @@
 //! cancelled token.
 
 mod health;
-mod hooks;
 mod schedule;
 mod scheduler;
 mod server;
 
 pub use health::{HealthHandle, HealthState, JobHealth, RunRecord, TICK_STALE_AFTER};
-pub use hooks::{
-    HookEvent, HookReport, HookRun, MAX_LINES, OutputLine, Password, Stream, run_hook,
-};
 pub use schedule::{
     NoRunTime, RunTime, default_max_age, jitter_for, missed_slot, next_run, next_runs,
     previous_slot, utc_from_unix,

@@ -9,6 +9,10 @@
 //! | [`local`] | `pgb-storage-local`: `FsStorage` | `local` (default) |
 //! | [`postgres`] | `pgb-postgres`: `PgDump`, `PgRestore`, `PgArchiveCheck`, `ConnConfig`, `sql` | `postgres` (default) |
 //! | `s3`, `gcs`, `azure` | `pgb-storage-s3/gcs/azure` | `s3`, `gcs`, `azure` |
+//! | [`open_repository`], [`open_storage`] (at the top) | `pgb-open`: repository URLs | always (backends by the features above) |
+//! | `ops` | `pgb-ops`: drills, checks, reports, metrics | `ops` |
+//! | `config` | `pgb-config`: the TOML config and its layers | `config` |
+//! | `jobs` | `pgb-jobs`: a configured job run through the library (`JobPlan`) | `jobs` |
 //!
 //! [`open_repository`] opens a repository from a URL exactly as the `pgb` command does
 //! (`file:///path`, `s3://bucket/prefix`, `gs://...`, `az://...`), with credentials and settings
@@ -35,14 +39,12 @@
 //! # Ok(()) }
 //! ```
 
-mod open;
-
-pub use open::{
+pub use pgb_core as core;
+pub use pgb_core::*;
+pub use pgb_open::{
     EnvLookup, OpenError, StorageOptions, open_repository, open_repository_with, open_storage,
     open_storage_with, redact_url,
 };
-pub use pgb_core as core;
-pub use pgb_core::*;
 
 #[cfg(feature = "local")]
 pub use pgb_storage_local as local;
@@ -58,3 +60,12 @@ pub use pgb_storage_gcs as gcs;
 
 #[cfg(feature = "azure")]
 pub use pgb_storage_azure as azure;
+
+#[cfg(feature = "ops")]
+pub use pgb_ops as ops;
+
+#[cfg(feature = "config")]
+pub use pgb_config as config;
+
+#[cfg(feature = "jobs")]
+pub use pgb_jobs as jobs;

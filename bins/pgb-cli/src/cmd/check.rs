@@ -41,9 +41,9 @@ pub(super) async fn run(mut a: CheckArgs, ctx: &Ctx<'_>) -> Result<(), Failure> 
         // checks sharing the directory never overwrite each other's status.
         let job = layer.job.as_ref().map(|j| j.name.as_str());
         let repo_url = pgb::redact_url(&resolve::repo_url(&a.repo, ctx.env));
-        let name = pgb_metrics::textfile_name(job, &repo_url, a.database.as_deref());
-        let text = pgb_metrics::render_check(&report, job);
-        if let Err(e) = pgb_metrics::write_textfile(dir, &name, &text) {
+        let name = pgb_ops::metrics::textfile_name(job, &repo_url, a.database.as_deref());
+        let text = pgb_ops::metrics::render_check(&report, job);
+        if let Err(e) = pgb_ops::metrics::write_textfile(dir, &name, &text) {
             render::note(format_args!(
                 "warning: cannot write {}: {e}",
                 dir.join(&name).display()

@@ -5,7 +5,7 @@ use pgb::Manifest;
 use pgb::postgres::{ConnConfig, SqlClient};
 use pgb_config::ResolvedJob;
 use pgb_ops::{MigrationExpectation, MigrationReport};
-use pgb_scheduler::HookReport;
+use pgb_jobs::hooks::HookReport;
 
 use super::Ctx;
 use crate::args::{RestoreArgs, ToolArgs};

@@ -90,7 +90,7 @@ pub(super) async fn post_restore_hook(
     target: &pgb::postgres::ConnConfig,
     m: &pgb::Manifest,
     ctx: &Ctx<'_>,
-) -> Option<pgb_scheduler::HookReport> {
+) -> Option<pgb_jobs::hooks::HookReport> {
     let restored = config::restored_database(target, ctx.env);
     let id = m.id.to_string();
     pgb_jobs::post_restore(job, &config::hook_env(ctx.env), Some(&id), &restored).await
@@ -98,7 +98,7 @@ pub(super) async fn post_restore_hook(
 
 /// A failed hook fails the command, saying the data is restored.
 pub(super) fn hook_outcome(
-    hook: Option<&pgb_scheduler::HookReport>,
+    hook: Option<&pgb_jobs::hooks::HookReport>,
     database: &str,
 ) -> Result<(), Failure> {
     match hook {

@@ -90,7 +90,7 @@ pub(crate) fn dry_run(w: &mut dyn Write, r: &JobReport) -> io::Result<()> {
 }
 
 /// A failed hook's output on stderr (passwords are already masked by the hook runner).
-pub(crate) fn hook_output(h: &pgb_scheduler::HookReport) {
+pub(crate) fn hook_output(h: &pgb_jobs::hooks::HookReport) {
     for l in &h.output {
         super::note(format_args!("{} hook: {}", h.event.as_str(), l.line));
     }

@@ -141,7 +141,7 @@ pub(crate) struct RestoreOut<'a> {
     pub(crate) objects_read: Option<u64>,
     /// The job's `post_restore` hook, when it ran.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) post_restore: Option<&'a pgb_scheduler::HookReport>,
+    pub(crate) post_restore: Option<&'a pgb_jobs::hooks::HookReport>,
     /// The migration heads: the backup's, before and after the hook, the verdict.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) migrations: Option<&'a pgb_ops::MigrationReport>,

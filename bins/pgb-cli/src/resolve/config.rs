@@ -115,7 +115,7 @@ pub(crate) fn restored_database(
 ) -> pgb_jobs::RestoredDatabase {
     pgb_jobs::RestoredDatabase {
         database: target.clone(),
-        password: super::var(env, "PGPASSWORD").map(pgb_scheduler::Password::new),
+        password: super::var(env, "PGPASSWORD").map(pgb_jobs::hooks::Password::new),
     }
 }
 
@@ -123,7 +123,7 @@ pub(crate) fn restored_database(
 /// no `post_restore`). `PGPASSWORD` comes from the environment when the target URL has none.
 pub(crate) fn drill_hook(job: &ResolvedJob, env: Env<'_>) -> Option<pgb_jobs::PostRestoreHook> {
     pgb_jobs::PostRestoreHook::for_job(job, hook_env(env))
-        .map(|h| h.with_password(super::var(env, "PGPASSWORD").map(pgb_scheduler::Password::new)))
+        .map(|h| h.with_password(super::var(env, "PGPASSWORD").map(pgb_jobs::hooks::Password::new)))
 }
 
 /// A job as the scheduler sees it; its last success is the newest complete backup of its

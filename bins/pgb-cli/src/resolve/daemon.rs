@@ -164,7 +164,7 @@ impl DaemonMetrics {
     /// The Prometheus text of the last reports (no storage access).
     pub(crate) fn render(&self) -> String {
         let reports = self.lock();
-        pgb_metrics::render_checks(reports.iter().map(|(j, r)| (Some(j.as_str()), r)))
+        pgb_ops::metrics::render_checks(reports.iter().map(|(j, r)| (Some(j.as_str()), r)))
     }
 
     /// Refreshes every job now, then each job named on `runs` (a run of it ended) and every

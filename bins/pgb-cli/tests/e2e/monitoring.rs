@@ -110,7 +110,7 @@ fn two_jobs_checked_into_one_directory_keep_their_own_status() {
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     let files = textfiles(&plain);
     let file = |repo: &Path| {
-        let name = pgb_metrics::textfile_name(None, repo.to_str().unwrap(), None);
+        let name = pgb_ops::metrics::textfile_name(None, repo.to_str().unwrap(), None);
         files
             .iter()
             .find(|(n, _)| *n == name)

@@ -5,4 +5,7 @@
 
 mod check;
 mod drill;
+mod metrics_alerts;
+mod metrics_exposition;
+mod metrics_wal_alerts;
 mod records_compat;

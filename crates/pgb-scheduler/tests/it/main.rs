@@ -3,7 +3,6 @@
 //! A new area is a new module here (`scripts/check-test-modules.sh`, run by CI,
 //! fails for a file left out).
 
-mod hooks;
 mod schedule;
 mod scheduler;
 mod server;

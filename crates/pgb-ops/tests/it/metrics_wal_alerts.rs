@@ -11,14 +11,14 @@ use std::time::Duration;
 
 use pgb_core::wal::WalPushOptions;
 use pgb_core::{BackupOptions, NoProgress, Repository};
-use pgb_metrics::render_check;
+use pgb_ops::metrics::render_check;
 use pgb_ops::{CheckOptions, CheckReport, CheckStatus};
 use pgb_storage_local::FsStorage;
 use pgb_testkit::{FakeDumper, FakeOutcome, TempCluster, make_shared_dir};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use super::alerts::{alert, none, promtool, rules_file, run, series};
+use super::metrics_alerts::{alert, none, promtool, rules_file, run, series};
 
 const SEG: u64 = 16 << 20;
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use pgb_scheduler::{HookEvent, HookRun, Password, Stream, run_hook};
+use pgb_jobs::hooks::{HookEvent, HookRun, Password, Stream, run_hook};
 
 fn sh(script: &str) -> HookRun {
     HookRun {
@@ -76,7 +76,7 @@ async fn post_restore_gets_database_url_and_pgpassword_which_is_never_reported()
 async fn arguments_are_not_interpreted_by_a_shell() {
     let dir = tempfile::tempdir().unwrap();
     let marker = dir.path().join("injected");
-    let run = pgb_scheduler::HookRun {
+    let run = pgb_jobs::hooks::HookRun {
         program: PathBuf::from("/bin/echo"),
         argv: vec![
             "echo".into(),

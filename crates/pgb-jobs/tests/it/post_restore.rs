@@ -9,8 +9,8 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pgb::{BackupOptions, NoProgress, Repository};
 use pgb_config::Hook;
+use pgb_core::{BackupOptions, NoProgress, Repository};
 use pgb_jobs::PostRestoreHook;
 use pgb_ops::{DrillOptions, DrillOutcome, drill};
 use pgb_postgres::{ConnConfig, PgDump, ToolLocator};

@@ -1,5 +1,8 @@
 //! Opening a repository from a URL, as the `pgb` command does, with the environment passed in.
 //!
+//! Its own crate (not the `pgb` facade) so that the libraries above the storage layer
+//! (`pgb-jobs`) open repositories without depending on the facade, which re-exports them.
+//!
 //! The schemes and the variables each reads are listed on [`open_storage`].
 //!
 //! Credentials never go in the URL (it is printed and logged): a URL with `user@` or a query
@@ -140,13 +143,13 @@ pub enum OpenError {
 ///
 /// ```
 /// use std::time::Duration;
-/// let opts = pgb::StorageOptions::new()
+/// let opts = pgb_open::StorageOptions::new()
 ///     .with_retries(8)
 ///     .with_retry_budget(Duration::from_secs(600))
 ///     .with_request_timeout(Duration::from_secs(30));
 /// let dir = tempfile::tempdir()?;
 /// let url = format!("file://{}", dir.path().display());
-/// let repo = pgb::open_repository_with(&url, &|_: &str| None, &opts)?;
+/// let repo = pgb_open::open_repository_with(&url, &|_: &str| None, &opts)?;
 /// # let _ = repo;
 /// # Ok::<_, Box<dyn std::error::Error>>(())
 /// ```
@@ -221,17 +224,17 @@ impl StorageOptions {
 /// let dir = tempfile::tempdir()?;
 /// let url = format!("file://{}", dir.path().display());
 /// let no_env = |_: &str| None;
-/// let storage = pgb::open_storage(&url, &no_env)?;
+/// let storage = pgb_open::open_storage(&url, &no_env)?;
 /// assert_eq!(storage.info().scheme, "file");
 /// // A directory that does not exist is an error, and is not created.
 /// let missing = format!("file://{}/typo", dir.path().display());
 /// assert!(matches!(
-///     pgb::open_storage(&missing, &no_env),
-///     Err(pgb::OpenError::NotFound { .. })
+///     pgb_open::open_storage(&missing, &no_env),
+///     Err(pgb_open::OpenError::NotFound { .. })
 /// ));
 /// assert!(!dir.path().join("typo").exists());
 /// // A scheme pgb does not know is an error, whatever features are compiled in.
-/// assert!(pgb::open_storage("ftp://host/backups", &no_env).is_err());
+/// assert!(pgb_open::open_storage("ftp://host/backups", &no_env).is_err());
 /// # Ok::<_, Box<dyn std::error::Error>>(())
 /// ```
 ///
@@ -305,8 +308,8 @@ pub fn open_repository_with(
 /// SAS, a presigned signature) is cut off.
 ///
 /// ```
-/// assert_eq!(pgb::redact_url("s3://id:pw@b/p"), "s3://***@b/p");
-/// assert_eq!(pgb::redact_url("az://c/p?sig=x"), "az://c/p?<redacted>");
+/// assert_eq!(pgb_open::redact_url("s3://id:pw@b/p"), "s3://***@b/p");
+/// assert_eq!(pgb_open::redact_url("az://c/p?sig=x"), "az://c/p?<redacted>");
 /// ```
 #[must_use]
 pub fn redact_url(url: &str) -> String {

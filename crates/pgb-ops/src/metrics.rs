@@ -1,5 +1,3 @@
-//! # pgb-metrics
-//!
 //! Prometheus text exposition (format 0.0.4) of pgb's state, rendered from the reports of
 //! `pgb-ops` ([`CheckReport`], [`DrillReport`]), and an atomic textfile writer for
 //! node_exporter's textfile collector.
@@ -40,7 +38,7 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use pgb_ops::{CheckReport, DrillReport, WalCheck};
+use crate::{CheckReport, DrillReport, WalCheck};
 
 /// The label naming the pgb job (`--job`, a daemon job); empty for a check without one.
 pub const JOB_LABEL: &str = "pgb_job";
@@ -237,7 +235,7 @@ impl PitrFamilies {
     }
 
     /// The set's last (passed) drill, when it was a point-in-time drill.
-    fn push(&mut self, s: &pgb_ops::SetReport, job: Option<&str>) {
+    fn push(&mut self, s: &crate::SetReport, job: Option<&str>) {
         let labels = |sysid: &str| {
             format!(
                 "system_identifier=\"{}\",{JOB_LABEL}=\"{}\"",
@@ -260,7 +258,7 @@ impl PitrFamilies {
         {
             let l = labels(sysid);
             self.passed
-                .push(&l, u8::from(d.outcome == pgb_ops::DrillOutcome::Passed));
+                .push(&l, u8::from(d.outcome == crate::DrillOutcome::Passed));
             self.rto.push(&l, seconds(d.rto_ms));
             self.rpo.push(&l, d.rpo_s);
         }

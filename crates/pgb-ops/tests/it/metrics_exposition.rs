@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pgb_core::{BackupOptions, NoProgress, Repository};
-use pgb_metrics::{render_check, render_checks, render_drill, write_textfile};
+use pgb_ops::metrics::{render_check, render_checks, render_drill, write_textfile};
 use pgb_ops::{CheckOptions, DrillReport};
 use pgb_storage_local::FsStorage;
 use pgb_testkit::{FakeDumper, FakeOutcome};
@@ -212,7 +212,7 @@ pgb_drill_last_rpo_seconds{{{l}}} 3600
 
 #[test]
 fn textfile_names_are_per_check() {
-    use pgb_metrics::textfile_name;
+    use pgb_ops::metrics::textfile_name;
     assert_eq!(textfile_name(Some("a"), "/r", None), "pgb-a.prom");
     assert_eq!(
         textfile_name(Some("nightly main/1"), "/r", Some("app")),

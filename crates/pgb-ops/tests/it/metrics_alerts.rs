@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pgb_core::{BackupOptions, NoProgress, Repository};
-use pgb_metrics::{render_check, render_drill};
+use pgb_ops::metrics::{render_check, render_drill};
 use pgb_ops::{CheckOptions, CheckStatus, DrillReport};
 use pgb_storage_local::FsStorage;
 use pgb_testkit::{FakeDumper, FakeOutcome};
@@ -143,7 +143,7 @@ async fn alert_rules_fire_on_the_series_pgb_writes() {
     input.push(json!({
         "series": format!(
             "node_textfile_mtime_seconds{{file=\"/var/lib/node_exporter/textfile/{}\"}}",
-            pgb_metrics::textfile_name(Some("a"), "/r", None)
+            pgb_ops::metrics::textfile_name(Some("a"), "/r", None)
         ),
         "values": format!("{}x300", EVAL_S - 3 * 3600),
     }));

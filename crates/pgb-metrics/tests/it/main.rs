@@ -1,8 +1,0 @@
-//! `pgb-metrics`'s integration tests, one module per area, built as one test binary (each binary
-//! links the whole dependency tree; one link instead of 2 saves build time and disk).
-//! A new area is a new module here (`scripts/check-test-modules.sh`, run by CI,
-//! fails for a file left out).
-
-mod alerts;
-mod exposition;
-mod wal_alerts;
