@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
+use crate::queue::ByteReceiver;
+
 /// How the stored bytes are compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "algorithm", rename_all = "lowercase")]
@@ -182,16 +184,9 @@ impl EncodeStage for GzipStage {
     }
 }
 
-/// Wraps `inner` in the compression stage for `c`.
-pub(crate) fn compress_stage(
-    c: Compression,
-    inner: Box<dyn EncodeStage>,
-) -> io::Result<Box<dyn EncodeStage>> {
-    compress_stage_with(c, inner, zstd_workers())
-}
-
-/// [`compress_stage`] with `workers` zstd worker threads (0: compress on the calling thread).
-pub(crate) fn compress_stage_with(
+/// Wraps `inner` in the compression stage for `c`, with `workers` zstd worker threads (0:
+/// compress on the calling thread).
+fn compress_stage_with(
     c: Compression,
     inner: Box<dyn EncodeStage>,
     workers: u32,
@@ -217,6 +212,24 @@ pub(crate) fn compress_stage_with(
 /// A builder for the stages after compression (encryption plugs in here).
 pub(crate) type OuterStage =
     Box<dyn FnOnce(Box<dyn EncodeStage>) -> io::Result<Box<dyn EncodeStage>> + Send>;
+
+/// The encoder chain of every stored object, a backup's artifacts and archived WAL alike:
+/// compression (with `workers` zstd worker threads, 0 for none), then the outer stages
+/// (encryption), into the returned buffer that the caller drains. Writing plaintext into the
+/// chain is all a source does; nothing of it is copied per source.
+pub(crate) fn encoder_chain(
+    compression: Compression,
+    outer: Option<OuterStage>,
+    workers: u32,
+) -> io::Result<(SharedBuf, Box<dyn EncodeStage>)> {
+    let sink = SharedBuf::default();
+    let leaf: Box<dyn EncodeStage> = Box::new(sink.clone());
+    let leaf = match outer {
+        Some(f) => f(leaf)?,
+        None => leaf,
+    };
+    Ok((sink, compress_stage_with(compression, leaf, workers)?))
+}
 
 /// Digests of both ends of an encode or decode.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -316,17 +329,11 @@ pub(crate) enum EncodeMsg {
 pub(crate) fn spawn_encoder(
     compression: Compression,
     outer: Option<OuterStage>,
-    mut rx: mpsc::Receiver<EncodeMsg>,
+    mut rx: ByteReceiver,
     tx: mpsc::Sender<Bytes>,
 ) -> tokio::task::JoinHandle<io::Result<Digests>> {
     tokio::task::spawn_blocking(move || {
-        let sink = SharedBuf::default();
-        let leaf: Box<dyn EncodeStage> = Box::new(sink.clone());
-        let leaf = match outer {
-            Some(f) => f(leaf)?,
-            None => leaf,
-        };
-        let mut chain = compress_stage(compression, leaf)?;
+        let (sink, mut chain) = encoder_chain(compression, outer, zstd_workers())?;
         let hasher = HashThread::spawn()?;
         let send = |b: Bytes| {
             tx.blocking_send(b)
@@ -386,6 +393,27 @@ impl Read for ChannelReader {
 pub(crate) type OuterDecode =
     Box<dyn FnOnce(Box<dyn Read + Send>) -> io::Result<Box<dyn Read + Send>> + Send>;
 
+/// The decoder chain of every stored object, the reverse of [`encoder_chain`]: the outer
+/// stages (decryption), then decompression of exactly one frame (anything after it is
+/// corruption, not a second archive), over `stored`.
+pub(crate) fn decoder_chain(
+    stored: Box<dyn Read + Send>,
+    compression: Compression,
+    outer: Option<OuterDecode>,
+) -> io::Result<Box<dyn Read + Send>> {
+    let reader = match outer {
+        Some(f) => f(stored)?,
+        None => stored,
+    };
+    Ok(match compression {
+        Compression::None => reader,
+        Compression::Gzip { .. } => Box::new(flate2::read::GzDecoder::new(reader)),
+        Compression::Zstd { .. } => {
+            Box::new(zstd::stream::read::Decoder::new(reader)?.single_frame())
+        }
+    })
+}
+
 /// Plaintext chunks out of the decoder: with the queue behind it, the chunk held back until
 /// the checksums match and the one being written, a few of them are alive at once, so they
 /// are kept small (peak memory of a restore, measured: docs/benchmarks.md).
@@ -400,24 +428,11 @@ pub(crate) fn spawn_decoder(
     tx: mpsc::Sender<Bytes>,
 ) -> tokio::task::JoinHandle<io::Result<Digests>> {
     tokio::task::spawn_blocking(move || {
-        let reader: Box<dyn Read + Send> = Box::new(ChannelReader {
+        let stored: Box<dyn Read + Send> = Box::new(ChannelReader {
             rx,
             cur: Bytes::new(),
         });
-        let reader = match outer {
-            Some(f) => f(reader)?,
-            None => reader,
-        };
-        let mut reader: Box<dyn Read + Send> = match compression {
-            Compression::None => reader,
-            Compression::Gzip { .. } => Box::new(flate2::read::GzDecoder::new(reader)),
-            Compression::Zstd { .. } => {
-                let mut d = zstd::stream::read::Decoder::new(reader)?;
-                // One frame per backup: anything after it is corruption, not a second archive.
-                d = d.single_frame();
-                Box::new(d)
-            }
-        };
+        let mut reader = decoder_chain(stored, compression, outer)?;
         // The plaintext sha256 runs beside decompression, as in the encoder: a spooled restore
         // or a verify has the cores to itself until the archive is complete.
         let hasher = HashThread::spawn()?;
@@ -445,16 +460,14 @@ mod tests {
     use super::*;
 
     async fn roundtrip(c: Compression, data: Vec<u8>) -> Vec<u8> {
-        let (itx, irx) = mpsc::channel(4);
+        let (itx, irx) = crate::queue::byte_queue(400_000);
         let (otx, mut orx) = mpsc::channel(4);
         let enc = spawn_encoder(c, None, irx, otx);
         let feed = tokio::spawn(async move {
             for chunk in data.chunks(100_000) {
-                itx.send(EncodeMsg::Data(Bytes::copy_from_slice(chunk)))
-                    .await
-                    .unwrap();
+                itx.send(Bytes::copy_from_slice(chunk)).await.unwrap();
             }
-            itx.send(EncodeMsg::Finish).await.unwrap();
+            itx.finish().unwrap();
         });
         let mut stored = Vec::new();
         while let Some(b) = orx.recv().await {
@@ -545,12 +558,10 @@ mod tests {
             Compression::Gzip { level: 6 },
             Compression::Zstd { level: 3 },
         ] {
-            let (itx, irx) = mpsc::channel(4);
+            let (itx, irx) = crate::queue::byte_queue(4 << 20);
             let (otx, mut orx) = mpsc::channel(64);
             let enc = spawn_encoder(c, None, irx, otx);
-            itx.send(EncodeMsg::Data(Bytes::from(sample())))
-                .await
-                .unwrap();
+            itx.send(Bytes::from(sample())).await.unwrap();
             drop(itx); // the producer failed: no Finish
             assert!(enc.await.unwrap().is_err());
             let mut stored = Vec::new();

@@ -13,7 +13,8 @@
 //! - [`Restorer`] / [`RestoreSink`]: restore an archive; nothing is committed before the stored
 //!   checksum was verified. [`ArchiveChecker`]: check an archive without a database.
 //! - [`RetentionPolicy`]: the pure retention engine (re-exported from `pgb-retention`).
-//! - [`Repository`]: the operations (backup, list, verify, restore, [prune](Repository::prune),
+//! - [`Repository`]: the operations ([backup](Repository::backup_request) of every kind through
+//!   one [`BackupRequest`], list, verify, restore, [prune](Repository::prune),
 //!   gc). A backup is visible only once its [`Manifest`] is written,
 //!   last and create-only.
 //!
@@ -51,6 +52,7 @@ mod manifest;
 mod memory;
 pub mod migration;
 pub mod physical;
+mod queue;
 mod repo;
 mod storage;
 pub mod wal;
@@ -85,9 +87,9 @@ pub use migration::{
     MigrationFramework, MigrationHead, MigrationProblem, MigrationTarget, UnknownFramework,
 };
 pub use repo::{
-    BackupOptions, BackupReport, ClusterBackup, GcReport, GcSkipped, InvalidBackup, Leftover,
-    Listing, PruneAction, PruneDecision, PruneOptions, PruneReport, PruneSet, Repository,
-    VerifyAllReport, VerifyOutcome, VerifyReport,
+    BackupOptions, BackupOutcome, BackupReport, BackupRequest, BackupSource, ClusterBackup,
+    GcReport, GcSkipped, InvalidBackup, Leftover, Listing, PruneAction, PruneDecision,
+    PruneOptions, PruneReport, PruneSet, Repository, VerifyAllReport, VerifyOutcome, VerifyReport,
 };
 pub use storage::{
     ByteStream, Capabilities, ObjectMeta, ObjectWriter, Storage, StorageError, StorageErrorKind,

@@ -9,8 +9,8 @@ use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
 use super::lease::Lease;
-use super::{CHANNEL_DEPTH, INPUT_DEPTH, PROGRESS_EVERY, Repository};
-use crate::codec::{self, Compression, EncodeMsg, OuterStage};
+use super::{BackupRequest, CHANNEL_DEPTH, INPUT_BUDGET, PROGRESS_EVERY, Repository};
+use crate::codec::{self, Compression, OuterStage};
 use crate::crypto::Encryption;
 use crate::dump::{DumpError, DumpErrorKind, DumpStream, Dumper, PreparedDump};
 use crate::error::{Error, IntegrityProblem, PipelineError};
@@ -20,7 +20,7 @@ use crate::layout;
 use crate::manifest::{Artifact, ArtifactKind, BackupId, Manifest};
 use crate::storage::{ObjectWriter, Storage, StorageErrorKind, StorageExt, WriteOptions};
 
-/// Options for [`Repository::backup`].
+/// Options of every kind of backup ([`BackupRequest`]).
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct BackupOptions {
@@ -69,8 +69,8 @@ impl BackupOptions {
     }
 }
 
-/// What [`Repository::backup_report_until`] returns: the committed manifest and what the
-/// network did while the backup ran. Serialized as the manifest's fields plus `storage`.
+/// What a committed backup reports ([`super::BackupOutcome::report`]): the manifest and what
+/// the network did while the backup ran. Serialized as the manifest's fields plus `storage`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct BackupReport {
@@ -84,15 +84,12 @@ pub struct BackupReport {
 }
 
 impl Repository {
-    /// Runs a backup: preflight, stream the dump through compression and hashing into a data
-    /// object, check it, and commit by writing the manifest last, create-only.
-    ///
-    /// On any failure nothing becomes visible: the writer is aborted, the dump killed and
-    /// reaped, encoders are never finalized, and no manifest is written.
+    /// Backs up one database through a streaming dump: shorthand for
+    /// [`Repository::backup_request`] with [`BackupRequest::database`], never cancelled,
+    /// returning the committed manifest.
     ///
     /// # Errors
-    /// Preflight (`Dump` connection/version errors, `Storage` access errors), the dump failing,
-    /// storage failures, or an integrity mismatch after upload.
+    /// As [`Repository::backup_request`].
     pub async fn backup(
         &self,
         dumper: &dyn Dumper,
@@ -103,12 +100,12 @@ impl Repository {
             .await
     }
 
-    /// [`Repository::backup`] that stops cleanly when `cancel` completes (a signal, a
-    /// shutdown): the dump is killed, the data object discarded, the lease released, and
-    /// [`Error::Cancelled`] returned. Nothing is committed.
+    /// [`Repository::backup`] that stops cleanly when `cancel` completes: shorthand for
+    /// [`Repository::backup_request`] with [`BackupRequest::database`], returning the
+    /// committed manifest.
     ///
     /// # Errors
-    /// As [`Repository::backup`], or `Cancelled`.
+    /// As [`Repository::backup_request`].
     pub async fn backup_until(
         &self,
         dumper: &dyn Dumper,
@@ -121,13 +118,12 @@ impl Repository {
             .map(|r| r.manifest)
     }
 
-    /// [`Repository::backup_until`] that also reports what the network did: the storage's
-    /// retries, resumed downloads and exhausted budgets during the backup (also logged at
-    /// `info`).
+    /// A wrapper kept for existing callers: [`Repository::backup_request`] with
+    /// [`BackupRequest::database`].
     ///
     /// # Errors
-    /// As [`Repository::backup_until`].
-    #[tracing::instrument(skip_all)]
+    /// As [`Repository::backup_request`].
+    #[doc(hidden)]
     pub async fn backup_report_until(
         &self,
         dumper: &dyn Dumper,
@@ -135,20 +131,14 @@ impl Repository {
         progress: &dyn Progress,
         cancel: impl std::future::Future<Output = ()> + Send,
     ) -> Result<BackupReport, Error> {
-        let stats_before = self.storage.stats();
-        let res = self.backup_inner(dumper, opts, progress, cancel).await;
-        let storage = self.storage.stats().since(stats_before);
-        tracing::info!(
-            retries = storage.retries,
-            read_resumes = storage.read_resumes,
-            budget_exhausted = storage.budget_exhausted,
-            ok = res.is_ok(),
-            "storage requests during the backup"
-        );
-        res.map(|manifest| BackupReport { manifest, storage })
+        self.backup_request(BackupRequest::database(dumper, opts), progress, cancel)
+            .await
+            .map(super::BackupOutcome::into_report)
     }
 
-    async fn backup_inner(
+    /// One database through a streaming dump: preflight, the dump streamed through the
+    /// pipeline into one data object, the files archives, the manifest.
+    pub(super) async fn backup_database(
         &self,
         dumper: &dyn Dumper,
         opts: &BackupOptions,
@@ -160,13 +150,28 @@ impl Repository {
 
         let started_at = OffsetDateTime::now_utc();
         let id = BackupId::generate(started_at);
-        // The lease tells `gc` that this backup is in progress, whatever its grace period;
-        // it is refreshed while the backup runs and expires on its own if pgb is killed.
-        let lease = Lease::acquire(Arc::clone(&self.storage), &id).await?;
-        // Dropping the backup future kills pg_dump (kill on drop) and discards the unfinished
-        // data object (the storage contract's cancellation safety).
+        self.leased(
+            &id,
+            self.backup_leased(prepared, id.clone(), started_at, opts, progress),
+            cancel,
+        )
+        .await
+    }
+
+    /// Runs `work` under the backup's lease (which tells `gc` that the backup is in progress,
+    /// whatever its grace period; refreshed while it runs, expiring on its own if pgb is
+    /// killed) and stops it when `cancel` completes: dropping the work kills the dump (kill on
+    /// drop) and discards the unfinished objects (the storage contract's cancellation
+    /// safety); [`Error::Cancelled`] is returned and nothing is committed.
+    pub(super) async fn leased(
+        &self,
+        id: &BackupId,
+        work: impl std::future::Future<Output = Result<Manifest, Error>> + Send,
+        cancel: impl std::future::Future<Output = ()> + Send,
+    ) -> Result<Manifest, Error> {
+        let lease = Lease::acquire(Arc::clone(&self.storage), id).await?;
         let res = tokio::select! {
-            res = self.backup_leased(prepared, id, started_at, opts, progress) => res,
+            res = work => res,
             () = cancel => Err(Error::Cancelled),
         };
         lease.release().await;
@@ -485,7 +490,7 @@ async fn pump(
     progress: &dyn Progress,
     allow_empty: bool,
 ) -> Result<Sizes, Error> {
-    let (in_tx, in_rx) = mpsc::channel::<EncodeMsg>(INPUT_DEPTH);
+    let (in_tx, in_rx) = crate::queue::byte_queue(INPUT_BUDGET);
     let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(CHANNEL_DEPTH);
     let encoder = codec::spawn_encoder(compression, outer, in_rx, out_tx);
     // Stored bytes written so far, for the progress events of the producing side.
@@ -509,7 +514,7 @@ async fn pump(
                             stored_bytes: stored_written.load(Ordering::Relaxed),
                         });
                     }
-                    if in_tx.send(EncodeMsg::Data(chunk)).await.is_err() {
+                    if in_tx.send(chunk).await.is_err() {
                         return Ok(false); // the encoder failed; its error is reported below
                     }
                 }
@@ -519,7 +524,7 @@ async fn pump(
                         "pg_dump exited successfully but wrote nothing; refusing to record an empty backup",
                     )));
                 }
-                None => return Ok(in_tx.send(EncodeMsg::Finish).await.is_ok()),
+                None => return Ok(in_tx.finish().is_ok()),
             }
         }
     };

@@ -2,13 +2,10 @@
 //! backup, through the same pipeline and commit protocol as a single database; and their
 //! restore (one database, the globals, or everything).
 
-use std::sync::Arc;
-
 use bytes::{Bytes, BytesMut};
 use time::OffsetDateTime;
 
 use super::Repository;
-use super::lease::Lease;
 use super::verify::NullSink;
 use crate::cluster::{ClusterDumper, ClusterRestoreReport, ClusterRestorer, GlobalsReport};
 use crate::cluster::{GlobalsRestorer, PreparedCluster};
@@ -19,13 +16,13 @@ use crate::events::{Event, Progress};
 use crate::layout;
 use crate::manifest::{Artifact, ArtifactKind, BackupId, ClusterInfo, Manifest};
 
-use super::BackupOptions;
+use super::{BackupOptions, BackupRequest};
 
 /// Globals larger than this are refused when read into memory (a real server's globals are
 /// kilobytes).
 const MAX_GLOBALS: usize = 256 << 20;
 
-/// What [`Repository::backup_cluster_until`] committed.
+/// What a whole-server backup committed ([`BackupRequest::cluster`]).
 #[derive(Debug, Clone, serde::Serialize)]
 #[non_exhaustive]
 pub struct ClusterBackup {
@@ -38,17 +35,12 @@ pub struct ClusterBackup {
 }
 
 impl Repository {
-    /// Backs up a whole server: enumerates and prepares every selected database and the
-    /// globals (before anything is written), then streams each through the pipeline as an
-    /// artifact of one backup, and commits one manifest only when every artifact succeeded.
-    /// On any failure the artifacts already stored are removed and nothing is committed.
-    ///
-    /// Role passwords are refused in an unencrypted backup.
+    /// A wrapper kept for existing callers: [`Repository::backup_request`] with
+    /// [`BackupRequest::cluster`].
     ///
     /// # Errors
-    /// As [`Repository::backup`]; `Dump` with `NoMatch` for a selection glob that matches no
-    /// database; `Invalid` for role passwords without encryption or an empty selection.
-    #[tracing::instrument(skip_all)]
+    /// As [`Repository::backup_request`].
+    #[doc(hidden)]
     pub async fn backup_cluster_until(
         &self,
         dumper: &dyn ClusterDumper,
@@ -56,7 +48,24 @@ impl Repository {
         progress: &dyn Progress,
         cancel: impl std::future::Future<Output = ()> + Send,
     ) -> Result<ClusterBackup, Error> {
-        let stats_before = self.storage.stats();
+        self.backup_request(BackupRequest::cluster(dumper, opts), progress, cancel)
+            .await
+            .map(super::BackupOutcome::into_cluster)
+    }
+
+    /// A whole server: enumerates and prepares every selected database and the globals
+    /// (before anything is written), then streams each through the pipeline as an artifact
+    /// of one backup, and commits one manifest only when every artifact succeeded. On any
+    /// failure the artifacts already stored are removed and nothing is committed. Role
+    /// passwords are refused in an unencrypted backup. Returns the manifest and the databases
+    /// the previous backup of the server covered that are gone.
+    pub(super) async fn backup_cluster(
+        &self,
+        dumper: &dyn ClusterDumper,
+        opts: &BackupOptions,
+        progress: &dyn Progress,
+        cancel: impl std::future::Future<Output = ()> + Send,
+    ) -> Result<(Manifest, Vec<String>), Error> {
         let prepared = dumper.prepare().await?;
         if prepared.role_passwords && opts.encryption.is_none() {
             return Err(Mismatch::RolePasswordsUnencrypted.into());
@@ -67,19 +76,15 @@ impl Repository {
         self.preflight().await?;
         let started_at = OffsetDateTime::now_utc();
         let id = BackupId::generate(started_at);
-        let lease = Lease::acquire(Arc::clone(&self.storage), &id).await?;
-        let res = tokio::select! {
-            res = self.cluster_leased(prepared, id, started_at, opts, progress) => res,
-            () = cancel => Err(Error::Cancelled),
-        };
-        lease.release().await;
-        let manifest = res?;
+        let manifest = self
+            .leased(
+                &id,
+                self.cluster_leased(prepared, id.clone(), started_at, opts, progress),
+                cancel,
+            )
+            .await?;
         let gone = self.gone_databases(&manifest).await;
-        let storage = self.storage.stats().since(stats_before);
-        Ok(ClusterBackup {
-            backup: super::BackupReport { manifest, storage },
-            gone,
-        })
+        Ok((manifest, gone))
     }
 
     async fn cluster_leased(

@@ -2,13 +2,10 @@
 //! artifact through the pipeline (several at a time), one manifest; and their restore: every
 //! file downloaded and verified into a spool, then `pg_restore -j N`.
 
-use std::sync::Arc;
-
 use futures_util::StreamExt;
 use time::OffsetDateTime;
 
-use super::lease::Lease;
-use super::{BackupOptions, Repository};
+use super::{BackupOptions, BackupRequest, Repository};
 use crate::crypto::Encryption;
 use crate::directory::DirectoryDumper;
 use crate::dump::{ArchiveFormat, ArchiveInfo, RestoreOptions, RestoreReport, Restorer};
@@ -21,15 +18,12 @@ use crate::manifest::{Artifact, ArtifactKind, BackupId, Manifest};
 const TOC: &str = "toc.dat";
 
 impl Repository {
-    /// Backs up a database in the directory format: preflight, run the dump into the
-    /// dumper's spool, upload each of its files as an artifact (`jobs` at a time) through
-    /// compression, hashing and encryption, and commit one manifest once every file is stored.
-    /// On any failure the stored files are removed and nothing is committed; the spool is
-    /// removed either way.
+    /// A wrapper kept for existing callers: [`Repository::backup_request`] with
+    /// [`BackupRequest::directory`].
     ///
     /// # Errors
-    /// As [`Repository::backup`].
-    #[tracing::instrument(skip_all)]
+    /// As [`Repository::backup_request`].
+    #[doc(hidden)]
     pub async fn backup_directory_until(
         &self,
         dumper: &dyn DirectoryDumper,
@@ -38,7 +32,28 @@ impl Repository {
         progress: &dyn Progress,
         cancel: impl std::future::Future<Output = ()> + Send,
     ) -> Result<super::BackupReport, Error> {
-        let stats_before = self.storage.stats();
+        self.backup_request(
+            BackupRequest::directory(dumper, jobs, opts),
+            progress,
+            cancel,
+        )
+        .await
+        .map(super::BackupOutcome::into_report)
+    }
+
+    /// A database in the directory format: preflight, run the dump into the dumper's spool,
+    /// upload each of its files as an artifact (`jobs` at a time) through compression,
+    /// hashing and encryption, and commit one manifest once every file is stored. On any
+    /// failure the stored files are removed and nothing is committed; the spool is removed
+    /// either way.
+    pub(super) async fn backup_directory(
+        &self,
+        dumper: &dyn DirectoryDumper,
+        jobs: usize,
+        opts: &BackupOptions,
+        progress: &dyn Progress,
+        cancel: impl std::future::Future<Output = ()> + Send,
+    ) -> Result<Manifest, Error> {
         let prepared = dumper.prepare().await?;
         self.preflight().await?;
         let set = format!(
@@ -61,7 +76,6 @@ impl Repository {
         };
         let started_at = OffsetDateTime::now_utc();
         let id = BackupId::generate(started_at);
-        let lease = Lease::acquire(Arc::clone(&self.storage), &id).await?;
         let source = prepared.source().clone();
         let work = async {
             progress.event(&Event::BackupStarted {
@@ -105,13 +119,7 @@ impl Repository {
             );
             self.commit(manifest, opts, progress).await
         };
-        let res = tokio::select! {
-            res = work => res,
-            () = cancel => Err(Error::Cancelled),
-        };
-        lease.release().await;
-        let storage = self.storage.stats().since(stats_before);
-        res.map(|manifest| super::BackupReport { manifest, storage })
+        self.leased(&id, work, cancel).await
     }
 
     /// Restores a directory-format backup: every file is downloaded through the verified

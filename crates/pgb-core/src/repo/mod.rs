@@ -1,4 +1,5 @@
-//! Repository operations, one module each: backup (and its commit protocol), list, verify,
+//! Repository operations, one module each: the backup request (the one entry point of every
+//! kind of backup), backup (and its commit protocol), list, verify,
 //! verify_all, restore, prune, removal (delete and gc) and leases. The key layout lives in [`crate::layout`].
 
 mod backup;
@@ -11,6 +12,7 @@ mod list;
 mod physical;
 mod prune;
 mod read;
+mod request;
 mod restore;
 mod verify;
 mod verify_all;
@@ -20,6 +22,7 @@ pub use cluster::ClusterBackup;
 pub use gc::{GcReport, GcSkipped};
 pub use list::{InvalidBackup, Leftover, Listing};
 pub use prune::{PruneAction, PruneDecision, PruneOptions, PruneReport, PruneSet};
+pub use request::{BackupOutcome, BackupRequest, BackupSource};
 pub use verify::VerifyReport;
 pub use verify_all::{VerifyAllReport, VerifyOutcome};
 
@@ -37,9 +40,11 @@ use crate::storage::{Storage, StorageExt, WriteOptions};
 const PROGRESS_EVERY: u64 = 4 << 20;
 /// Depth of the bounded channels between the pipeline's stages.
 const CHANNEL_DEPTH: usize = 4;
-/// Depth of the queue from pg_dump into the encoder: deep enough to absorb pg_dump's bursts
-/// (fast COPY, then pauses between tables) while memory stays bounded (at most 1 MiB a chunk).
-const INPUT_DEPTH: usize = 8;
+/// Bytes the queue from the source (pg_dump, a base backup's tar) into the encoder may hold,
+/// chunks held by the plaintext hash thread included: a producer's burst (fast COPY, then
+/// pauses between tables) fills it while compression catches up, and memory stays bounded
+/// whatever the chunk sizes (docs/benchmarks.md: the burst stand-in and peak RSS).
+const INPUT_BUDGET: usize = 16 << 20;
 
 /// A backup repository on some [`Storage`]: the layout and the commit protocol.
 #[derive(Debug, Clone)]

@@ -2,13 +2,11 @@
 //! only once its WAL is safe (in the archive, or inside the tar); their restore into a data
 //! directory, verified while extracting; and their check against `backup_manifest`.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use super::lease::Lease;
-use super::{BackupOptions, BackupReport, Repository};
+use super::{BackupOptions, BackupReport, BackupRequest, Repository};
 use crate::crypto::Encryption;
 use crate::error::{Error, IntegrityProblem};
 use crate::events::{Event, Progress};
@@ -24,19 +22,12 @@ use crate::storage::{Storage, StorageErrorKind};
 const WAL_POLL: Duration = Duration::from_secs(1);
 
 impl Repository {
-    /// Takes a physical base backup: preflight (the dumper's checks of the server and role,
-    /// then the repository), stream the tar through compression, hashing and encryption into
-    /// `backups/<id>/base.tar…` while following it for `backup_label` and `backup_manifest`,
-    /// then commit. With [`WalMode::Archive`] the manifest is written only once every WAL
-    /// segment from the backup's start to its stop is in the archive
-    /// ([`layout::wal_key`]), waiting up to `wal_wait` (which also bounds how long the server
-    /// may wait for its archiver before the stream ends); on timeout the stored tar is removed
-    /// and [`Error::WalNotArchived`] names the first missing segment.
+    /// A wrapper kept for existing callers: [`Repository::backup_request`] with
+    /// [`BackupRequest::physical`].
     ///
     /// # Errors
-    /// As [`Repository::backup`]; `WalNotArchived`; `Integrity` when the stream lacks
-    /// `backup_label` or `backup_manifest` or belongs to another cluster than preflight saw.
-    #[tracing::instrument(skip_all)]
+    /// As [`Repository::backup_request`].
+    #[doc(hidden)]
     pub async fn backup_physical_until(
         &self,
         dumper: &dyn PhysicalDumper,
@@ -45,7 +36,31 @@ impl Repository {
         progress: &dyn Progress,
         cancel: impl std::future::Future<Output = ()> + Send,
     ) -> Result<BackupReport, Error> {
-        let before = self.storage.stats();
+        self.backup_request(
+            BackupRequest::physical(dumper, wal_wait, opts),
+            progress,
+            cancel,
+        )
+        .await
+        .map(super::BackupOutcome::into_report)
+    }
+
+    /// A physical base backup: preflight (the dumper's checks of the server and role, then
+    /// the repository), stream the tar through compression, hashing and encryption into
+    /// `backups/<id>/base.tar…` while following it for `backup_label` and `backup_manifest`,
+    /// then commit. With [`WalMode::Archive`] the manifest is written only once every WAL
+    /// segment from the backup's start to its stop is in the archive
+    /// ([`layout::wal_key`]), waiting up to `wal_wait` (which also bounds how long the server
+    /// may wait for its archiver before the stream ends); on timeout the stored tar is removed
+    /// and [`Error::WalNotArchived`] names the first missing segment.
+    pub(super) async fn backup_physical(
+        &self,
+        dumper: &dyn PhysicalDumper,
+        opts: &BackupOptions,
+        wal_wait: Duration,
+        progress: &dyn Progress,
+        cancel: impl std::future::Future<Output = ()> + Send,
+    ) -> Result<Manifest, Error> {
         let prepared = dumper.prepare().await?;
         self.preflight().await?;
         let (prepared, incremental) = if dumper.incremental() {
@@ -56,7 +71,6 @@ impl Repository {
         let source = prepared.physical().clone();
         let started_at = OffsetDateTime::now_utc();
         let id = BackupId::generate(started_at);
-        let lease = Lease::acquire(Arc::clone(&self.storage), &id).await?;
         let work = async {
             progress.event(&Event::BackupStarted {
                 id: id.clone(),
@@ -179,13 +193,7 @@ impl Repository {
             );
             self.commit(manifest, opts, progress).await
         };
-        let res = tokio::select! {
-            res = work => res,
-            () = cancel => Err(Error::Cancelled),
-        };
-        lease.release().await;
-        let storage = self.storage.stats().since(before);
-        res.map(|manifest| BackupReport { manifest, storage })
+        self.leased(&id, work, cancel).await
     }
 
     /// Polls the archive until every segment of `segments` is there, at most `wait`; the

@@ -228,7 +228,7 @@ impl WalArchive {
         let (compression, limit) = (header.compression, header.plain_size);
         let body = stored.slice(body..);
         let plain =
-            tokio::task::spawn_blocking(move || object::decode(&body, compression, outer, limit))
+            tokio::task::spawn_blocking(move || object::decode(body, compression, outer, limit))
                 .await
                 .map_err(|e| corrupt(format!("decoder failed: {e}")))?
                 .map_err(|e| {

@@ -14,9 +14,10 @@
 
 use std::io::{Read, Write};
 
+use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use crate::codec::{self, Compression, EncodeStage, OuterDecode, OuterStage, SharedBuf};
+use crate::codec::{self, Compression, OuterDecode, OuterStage};
 
 /// The first bytes of every stored WAL file.
 pub(super) const MAGIC: &str = "pgb-wal 1 ";
@@ -117,45 +118,30 @@ pub(super) fn sha256_hex(data: &[u8]) -> String {
     codec::hex(&Sha256::digest(data))
 }
 
-/// Compresses and (optionally) encrypts `data` with the backup pipeline's stages, on the
-/// calling thread (a WAL file is at most one segment; pushes run side by side instead).
+/// Compresses and (optionally) encrypts `data` through the backup pipeline's encoder chain
+/// ([`codec::encoder_chain`]), on the calling thread (a WAL file is at most one segment;
+/// pushes run side by side instead).
 pub(super) fn encode(
     data: &[u8],
     compression: Compression,
     outer: Option<OuterStage>,
 ) -> std::io::Result<Vec<u8>> {
-    let sink = SharedBuf::default();
-    let leaf: Box<dyn EncodeStage> = Box::new(sink.clone());
-    let leaf = match outer {
-        Some(f) => f(leaf)?,
-        None => leaf,
-    };
-    let mut chain = codec::compress_stage_with(compression, leaf, 0)?;
+    let (sink, mut chain) = codec::encoder_chain(compression, outer, 0)?;
     chain.write_all(data)?;
     chain.finish_stage()?;
     Ok(sink.take_all())
 }
 
-/// Decrypts and decompresses `body`, reading at most `limit` bytes of plaintext (one more
-/// means the object is not what its header says).
+/// Decrypts and decompresses `body` through the restore side's decoder chain
+/// ([`codec::decoder_chain`]), reading at most `limit` bytes of plaintext (one more means the
+/// object is not what its header says).
 pub(super) fn decode(
-    body: &[u8],
+    body: Bytes,
     compression: Compression,
     outer: Option<OuterDecode>,
     limit: u64,
 ) -> std::io::Result<Vec<u8>> {
-    let reader: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(body.to_vec()));
-    let reader = match outer {
-        Some(f) => f(reader)?,
-        None => reader,
-    };
-    let reader: Box<dyn Read + Send> = match compression {
-        Compression::None => reader,
-        Compression::Gzip { .. } => Box::new(flate2::read::GzDecoder::new(reader)),
-        Compression::Zstd { .. } => {
-            Box::new(zstd::stream::read::Decoder::new(reader)?.single_frame())
-        }
-    };
+    let reader = codec::decoder_chain(Box::new(std::io::Cursor::new(body)), compression, outer)?;
     let mut out = Vec::new();
     reader.take(limit.saturating_add(1)).read_to_end(&mut out)?;
     Ok(out)
@@ -198,10 +184,10 @@ mod tests {
             Compression::Gzip { level: 1 },
             Compression::Zstd { level: 3 },
         ] {
-            let stored = encode(&data, c, None).unwrap();
-            assert_eq!(decode(&stored, c, None, 100_000).unwrap(), data);
+            let stored = Bytes::from(encode(&data, c, None).unwrap());
+            assert_eq!(decode(stored.clone(), c, None, 100_000).unwrap(), data);
             // A stream longer than the header says is caught by the limit.
-            assert_eq!(decode(&stored, c, None, 10).unwrap().len(), 11);
+            assert_eq!(decode(stored, c, None, 10).unwrap().len(), 11);
         }
     }
 }
