@@ -132,22 +132,65 @@ impl HookReport {
 
     /// One line for an error message: `post_restore hook ["npx", ...] exited with 1`.
     pub fn summary(&self) -> String {
-        let what = format!("{} hook {:?}", self.event.as_str(), self.argv);
-        if let Some(e) = &self.spawn_error {
-            format!("{what} could not start: {e}")
-        } else if self.timed_out {
-            format!(
-                "{what} timed out after {} ms and was killed",
-                self.duration_ms
-            )
-        } else {
-            match self.exit_code {
-                Some(0) => format!("{what} succeeded"),
-                Some(c) => format!("{what} exited with {c}"),
-                None => format!("{what} was killed by a signal"),
-            }
+        match self.failure() {
+            Some(f) => f.to_string(),
+            None => format!("{} hook {:?} succeeded", self.event.as_str(), self.argv),
         }
     }
+
+    /// Why the hook failed, typed; `None` when it exited 0 in time.
+    pub fn failure(&self) -> Option<HookFailure> {
+        let cause = if let Some(e) = &self.spawn_error {
+            HookCause::CouldNotStart(e.clone())
+        } else if self.timed_out {
+            HookCause::TimedOut {
+                after_ms: self.duration_ms,
+            }
+        } else {
+            match self.exit_code {
+                Some(0) => return None,
+                Some(code) => HookCause::Exited(code),
+                None => HookCause::Signalled,
+            }
+        };
+        Some(HookFailure {
+            event: self.event,
+            argv: self.argv.clone(),
+            cause,
+        })
+    }
+}
+
+/// A failed hook: which one, and why (its `Display` is the one-line summary).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{} hook {:?} {cause}", event.as_str(), argv)]
+pub struct HookFailure {
+    /// The event it ran for.
+    pub event: HookEvent,
+    /// Its argv (never its environment).
+    pub argv: Vec<String>,
+    /// Why it failed.
+    pub cause: HookCause,
+}
+
+/// Why a hook failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HookCause {
+    /// It could not be started (the operating system's reason).
+    #[error("could not start: {0}")]
+    CouldNotStart(String),
+    /// It ran past its timeout and was killed with its process group.
+    #[error("timed out after {after_ms} ms and was killed")]
+    TimedOut {
+        /// How long it ran.
+        after_ms: u64,
+    },
+    /// It exited with a non-zero code.
+    #[error("exited with {0}")]
+    Exited(i32),
+    /// A signal ended it.
+    #[error("was killed by a signal")]
+    Signalled,
 }
 
 /// Output lines kept per run; the rest are counted in a final marker line.

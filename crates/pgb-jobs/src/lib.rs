@@ -27,10 +27,15 @@
 //! `pgb drill --job NAME` runs the job's migrations against the restored scratch database,
 //! timed as the drill's `hooks` phase.
 //!
+//! [`daemon`] is `pgb daemon` as a library: the scheduler's entries of a config file's jobs,
+//! the [`pgb_scheduler::JobRunner`] that runs a job's plan or drill, and the `/metrics` and
+//! status page refreshed from each job's repository in the background.
+//!
 //! Like every pgb library it reads no environment and prints nothing: the caller passes the
 //! dumper, the backup options (keys already read), the hook environment and the lock holder,
 //! and renders the [`RunReport`].
 
+pub mod daemon;
 pub mod hooks;
 mod migrations;
 mod plan;
@@ -200,7 +205,7 @@ pub enum RunError {
     Lock(#[from] JobLockError),
     /// The `pre_backup` hook failed: pg_dump never started.
     #[error("pre_backup hook failed, backup not started: {0}")]
-    PreBackup(String),
+    PreBackup(hooks::HookFailure),
     /// The backup, verification or prune failed.
     #[error(transparent)]
     Pgb(#[from] pgb_core::Error),
@@ -210,7 +215,7 @@ pub enum RunError {
     Evidence(pgb_ops::RecordError),
     /// The `post_backup` hook failed after a committed backup.
     #[error("the backup committed, but the post_backup hook failed: {0}")]
-    PostBackup(String),
+    PostBackup(hooks::HookFailure),
 }
 
 /// A failed run: the error and the report of what happened before it.
@@ -306,8 +311,10 @@ async fn locked(
     if let Some((hook, event)) = last {
         let id = report.backup.as_ref().map(|m| m.id.to_string());
         let r = hook_run(run, hook, event, id, status).await;
-        if !r.ok() && result.is_ok() {
-            result = Err(RunError::PostBackup(r.summary()));
+        if let Some(failure) = r.failure()
+            && result.is_ok()
+        {
+            result = Err(RunError::PostBackup(failure));
         }
         report.hooks.push(r);
     }
@@ -367,11 +374,10 @@ async fn steps(
 ) -> Result<(), RunError> {
     if let Some(hook) = &run.job.hooks.pre_backup {
         let r = hook_run(run, hook, HookEvent::PreBackup, None, "running").await;
-        let ok = r.ok();
-        let summary = r.summary();
+        let failure = r.failure();
         report.hooks.push(r);
-        if !ok {
-            return Err(RunError::PreBackup(summary));
+        if let Some(failure) = failure {
+            return Err(RunError::PreBackup(failure));
         }
     }
     let backup = Box::pin(run.backup.run(run.repo, run.progress, cancel)).await?;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use pgb_jobs::hooks::{HookEvent, HookRun, Password, Stream, run_hook};
+use pgb_jobs::hooks::{HookCause, HookEvent, HookRun, Password, Stream, run_hook};
 
 fn sh(script: &str) -> HookRun {
     HookRun {
@@ -34,6 +34,7 @@ async fn a_hook_sees_the_job_environment_and_pgb_variables() {
     run.env.insert("APP".into(), "shop-api".into());
     let report = run_hook(&run).await;
     assert!(report.ok(), "{}", report.summary());
+    assert_eq!(report.failure(), None);
     assert_eq!(
         std::fs::read_to_string(&out).unwrap().trim(),
         // HOME is not passed: the child gets the job's environment only.
@@ -56,6 +57,9 @@ async fn post_restore_gets_database_url_and_pgpassword_which_is_never_reported()
         report.summary()
     );
     assert!(report.summary().contains("exited with 3"));
+    let failure = report.failure().expect("a failed hook has a typed failure");
+    assert_eq!(failure.event, HookEvent::PostRestore);
+    assert_eq!(failure.cause, HookCause::Exited(3));
     let lines: Vec<(Stream, &str)> = report
         .output
         .iter()
@@ -109,6 +113,10 @@ async fn a_hook_past_its_timeout_is_killed_with_its_children() {
     assert!(report.timed_out);
     assert!(!report.ok());
     assert!(report.summary().contains("timed out"));
+    assert!(matches!(
+        report.failure().map(|f| f.cause),
+        Some(HookCause::TimedOut { .. })
+    ));
     assert_eq!(report.output[0].line, "started");
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert!(!late.exists(), "the forked child survived the timeout");
@@ -124,6 +132,10 @@ async fn a_program_that_cannot_start_is_reported() {
     let report = run_hook(&run).await;
     assert!(!report.ok());
     assert!(report.spawn_error.is_some());
+    assert!(matches!(
+        report.failure().map(|f| f.cause),
+        Some(HookCause::CouldNotStart(_))
+    ));
     assert!(
         report.summary().contains("could not start"),
         "{}",
