@@ -1,6 +1,6 @@
 //! The alert rules shipped in deploy/prometheus/pgb-alerts.yml (and documented in
 //! docs/monitoring.md), checked with `promtool check rules` and unit-tested with `promtool test
-//! rules` on the series pgb-metrics actually renders: a CRITICAL job, an OK one, a job checked
+//! rules` on the series pgb_ops::metrics actually renders: a CRITICAL job, an OK one, a job checked
 //! without a maximum age and a drill. A renamed metric or label breaks the expected alerts.
 //!
 //! promtool is Debian's `prometheus` package (scripts/test.sh installs it when missing).
