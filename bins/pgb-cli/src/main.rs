@@ -107,7 +107,7 @@ fn run(cli: Cli, env: &SharedEnv, progress: render::ProgressConfig) -> i32 {
             let _ = tx.send(Some(code));
         });
         // Boxed: the command futures hold whole backup and restore pipelines.
-        match Box::pin(cmd::run(
+        let code = match Box::pin(cmd::run(
             cli.command,
             &cmd::Ctx::new(env, rx).with_progress(progress),
         ))
@@ -120,7 +120,12 @@ fn run(cli: Cli, env: &SharedEnv, progress: render::ProgressConfig) -> i32 {
                 }
                 f.code
             }
-        }
+        };
+        // A restore or drill future dropped on a signal handed its database drops to the
+        // runtime: they finish before the runtime goes away (bounded, should a server hang).
+        let settle = pgb::postgres::settle_cleanups();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(90), settle).await;
+        code
     });
     // Give killed children a moment to be reaped before the runtime goes away.
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));

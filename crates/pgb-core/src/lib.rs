@@ -37,6 +37,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod cleanup;
 mod cluster;
 mod codec;
 mod crypto;

@@ -76,6 +76,7 @@ mod tools;
 pub use archiver::ArchiverStatus;
 pub use basebackup::PgBaseBackup;
 pub use check::{PgArchiveCheck, TocCapture};
+pub use pgb_core::cleanup::{pending_cleanups, settle_cleanups, spawn_cleanup};
 pub use cluster::PgCluster;
 pub use conn::{ConnConfig, InvalidUrl};
 pub use directory::{DirectoryDump, PgDumpDirectory, PreparedDirectoryDump, SpoolFile};

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use pgb_core::cleanup::spawn_cleanup;
 use pgb_core::{
     ArchiveFormat, ArchiveInfo, DirectorySink, DumpError, DumpErrorKind, RestoreOptions,
     RestoreReport, RestoreSink, Restorer,
@@ -25,8 +26,11 @@ use crate::tools::{Tool, ToolLocator};
 ///
 /// A target database the restore created is dropped again when the restore fails, is
 /// aborted, or its sink (or the `begin` future, once the database exists) is dropped: in
-/// that last case synchronously, with a blocking `psql`, so a restore future dropped on
-/// SIGINT/SIGTERM leaves no half-restored database.
+/// that last case the drop is spawned on the current runtime and registered for
+/// [`settle_cleanups`](crate::settle_cleanups), which whoever awaited the restore awaits
+/// next (the binary does before it exits), so a restore future dropped on SIGINT/SIGTERM
+/// leaves no half-restored database and no runtime thread blocks; without a runtime, a
+/// blocking `psql` drops it.
 #[derive(Debug, Clone)]
 pub struct PgRestore {
     target: ConnConfig,
@@ -249,8 +253,9 @@ pub(crate) fn restore_args(cmd: &mut Command, target: &ConnConfig, opts: &Restor
 }
 
 /// A database this restore created: dropped again unless the restore completes. Dropping the
-/// guard while armed drops the database synchronously (a blocking psql), because a future that
-/// is dropped, by a signal for instance, runs no async clean-up.
+/// guard while armed (a future dropped by a signal runs no async clean-up of its own) spawns
+/// the async drop on the current runtime ([`crate::spawn_cleanup`], awaited by
+/// [`crate::settle_cleanups`]); with no runtime it drops the database with a blocking psql.
 #[derive(Debug)]
 struct CreatedDatabase {
     psql: Tool,
@@ -286,8 +291,21 @@ impl CreatedDatabase {
 
 impl Drop for CreatedDatabase {
     fn drop(&mut self) {
-        if self.armed {
-            self.armed = false;
+        if !self.armed {
+            return;
+        }
+        self.armed = false;
+        let db = Self {
+            psql: self.psql.clone(),
+            maint: self.maint.clone(),
+            name: self.name.clone(),
+            armed: false,
+        };
+        let task = async move {
+            let res = sql::drop_database(&db.psql, &db.maint, &db.name).await;
+            db.log(res);
+        };
+        if spawn_cleanup(task).is_err() {
             let res = sql::drop_database_blocking(&self.psql, &self.maint, &self.name);
             self.log(res);
         }

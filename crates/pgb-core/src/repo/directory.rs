@@ -142,7 +142,7 @@ impl Repository {
         let archive = ArchiveInfo::new(ArchiveFormat::Directory, m.pg_dump_major);
         let sink = tokio::select! {
             sink = restorer.begin_directory(&archive, opts) => sink?,
-            () = &mut cancel => return Err(Error::Cancelled),
+            () = &mut cancel => return Err(super::restore::cancelled().await),
         };
         let mut wanted: Vec<(&Artifact, &crate::key::ObjectKey)> = m
             .artifacts
@@ -201,7 +201,7 @@ impl Repository {
                 report.objects_read = Some(objects_read);
                 Ok(report)
             }
-            () = &mut cancel => Err(Error::Cancelled),
+            () = &mut cancel => Err(super::restore::cancelled().await),
         }
     }
 

@@ -89,10 +89,11 @@ impl Repository {
                 });
             }
         }
-        // A `begin` dropped half-way rolls back by the Restorer contract.
+        // A `begin` dropped half-way rolls back by the Restorer contract (its guards hand
+        // the drop of a created database to the runtime: awaited before `Cancelled`).
         let mut sink = tokio::select! {
             sink = restorer.begin(&archive, opts) => sink?,
-            () = &mut cancel => return Err(Error::Cancelled),
+            () = &mut cancel => return Err(cancelled().await),
         };
         let streamed = tokio::select! {
             res = self.stream_verified(m, a, &key, sink.as_mut(), progress) => res,
@@ -105,8 +106,8 @@ impl Repository {
                     report.storage = self.storage.stats().since(before);
                     Ok(report)
                 }
-                // `finish` dropped: the sink's drop rolls back (synchronously).
-                () = &mut cancel => Err(Error::Cancelled),
+                // `finish` dropped: the sink's drop rolls back, awaited here.
+                () = &mut cancel => Err(cancelled().await),
             },
             Err(e) => {
                 sink.abort().await;
@@ -114,4 +115,11 @@ impl Repository {
             }
         }
     }
+}
+
+/// `Cancelled`, once the clean-ups the dropped restore futures handed to the runtime (a created
+/// target database's drop) are done ([`crate::cleanup::settle_cleanups`]).
+pub(super) async fn cancelled() -> Error {
+    crate::cleanup::settle_cleanups().await;
+    Error::Cancelled
 }

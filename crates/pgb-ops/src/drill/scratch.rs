@@ -10,7 +10,8 @@ use time::OffsetDateTime;
 use crate::record::compact_time;
 
 /// The drill's scratch database. [`Scratch::finish`] drops it (awaited) once created; should
-/// the drill future be dropped before that, `Drop` spawns the same drop on the runtime.
+/// the drill future be dropped before that, `Drop` spawns the same drop on the runtime
+/// (`pgb_postgres::spawn_cleanup`, awaited by `pgb_postgres::settle_cleanups`).
 #[derive(Debug)]
 pub(super) struct Scratch {
     client: SqlClient,
@@ -64,14 +65,14 @@ impl Drop for Scratch {
         }
         // The drill future was dropped mid-step: nothing can be awaited here, so hand the
         // drop to the runtime (never block this thread).
+        // The binary awaits it (`pgb_postgres::settle_cleanups`) before its runtime goes.
         let task = drop_scratch(self.client.clone(), self.server.clone(), self.name.clone());
-        match tokio::runtime::Handle::try_current() {
-            Ok(rt) => {
-                rt.spawn(task);
-            }
-            Err(_) => {
-                tracing::error!(database = %self.name, "no runtime to drop the drill's scratch database; drop it by hand");
-            }
+        if pgb_postgres::spawn_cleanup(async move {
+            task.await;
+        })
+        .is_err()
+        {
+            tracing::error!(database = %self.name, "no runtime to drop the drill's scratch database; drop it by hand");
         }
     }
 }

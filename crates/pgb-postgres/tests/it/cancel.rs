@@ -112,7 +112,10 @@ async fn dropping_a_restore_mid_way_drops_the_database_it_created_before_returni
             }
             () = wait_until_restoring(&pg, &target.name) => {}
         }
-        // The restore future is gone: the database must be gone already, not eventually.
+        // The restore future is gone: its guard spawned the drop, which the caller awaits
+        // (as the binary does) without any runtime thread blocking on psql.
+        pgb_postgres::settle_cleanups().await;
+        assert_eq!(pgb_postgres::pending_cleanups(), 0);
         assert!(
             !pg.db_exists(&target.name).await,
             "jobs {jobs}: the dropped restore left the database it created"
