@@ -67,5 +67,17 @@ pub use pgb_ops as ops;
 #[cfg(feature = "config")]
 pub use pgb_config as config;
 
+/// A configured job run through the library, as `pgb run JOB` does (lock, hooks, backup,
+/// verify, prune, notifications):
+///
+/// ```no_run
+/// # async fn run(text: &str) -> Result<(), Box<dyn std::error::Error>> {
+/// let env = |name: &str| std::env::var(name).ok(); // credentials, key variables
+/// let plan = pgb::jobs::JobPlan::from_config(text, "pgb.toml".as_ref(), "nightly", &env)?;
+/// let report = plan.run(&pgb::NoProgress, std::future::pending()).await?;
+/// # let _ = report; Ok(()) }
+/// ```
+///
+/// `crates/pgb-jobs/examples/run_configured_job.rs` is the runnable version the tests run.
 #[cfg(feature = "jobs")]
 pub use pgb_jobs as jobs;
