@@ -93,8 +93,8 @@ pub use repo::{
     PruneOptions, PruneReport, PruneSet, Repository, VerifyAllReport, VerifyOutcome, VerifyReport,
 };
 pub use storage::{
-    ByteStream, Capabilities, ObjectMeta, ObjectWriter, Storage, StorageError, StorageErrorKind,
-    StorageExt, StorageInfo, StorageStats, WriteMode, WriteOptions,
+    ByteStream, Capabilities, ListStream, ObjectMeta, ObjectWriter, Storage, StorageError,
+    StorageErrorKind, StorageExt, StorageInfo, StorageStats, WriteMode, WriteOptions,
 };
 
 /// The retention engine (`pgb-retention`), re-exported: pure, no I/O, usable on its own.

@@ -14,6 +14,10 @@ use crate::key::ObjectKey;
 /// A stream of byte chunks that owns everything it needs.
 pub type ByteStream = BoxStream<'static, Result<Bytes, StorageError>>;
 
+/// A listing in progress ([`Storage::list_stream`]): objects as the store returns them, page
+/// by page; an error ends it.
+pub type ListStream<'a> = BoxStream<'a, Result<ObjectMeta, StorageError>>;
+
 /// What went wrong in a storage operation, coarse enough to act on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -264,7 +268,10 @@ impl StorageInfo {
 /// - **Uniform errors.** A missing key is always [`StorageErrorKind::NotFound`]; deleting a
 ///   missing key is `Ok(())`.
 /// - **Listing** is recursive and scoped segment-wise: prefix `a/b` matches `a/b/c`, never
-///   `a/bc`. Order is unspecified.
+///   `a/bc`. Order is unspecified (object stores list in key order, a local directory walk
+///   in directory order). [`Storage::list_stream`] yields each object once as it is listed
+///   (a page at a time on object stores), so a caller can act on the first objects while
+///   the rest are still being listed; [`Storage::list`] is the same listing collected.
 /// - **No secrets** in `Debug`, `Display`, errors or logs.
 ///
 /// The pgb-testkit conformance suite checks all of this; every backend runs it.
@@ -311,6 +318,24 @@ pub trait Storage: fmt::Debug + Send + Sync + 'static {
     /// # Errors
     /// `PermissionDenied`, `Unavailable`, ...; an absent prefix is an empty list.
     async fn list(&self, prefix: Option<&ObjectKey>) -> Result<Vec<ObjectMeta>, StorageError>;
+
+    /// The listing of [`Storage::list`] as a stream: each object under `prefix` once, as the
+    /// store returns it (a page at a time on object stores, a folder at a time on disk), so
+    /// memory and the time to the first object do not grow with the number of objects. Order
+    /// is unspecified. An error is the stream's last item; dropping the stream stops the
+    /// listing.
+    ///
+    /// The default lists everything with [`Storage::list`] and yields it: right for stores
+    /// that hold their listing in memory anyway. Backends with paged or incremental listings
+    /// implement it natively (and `list` as this stream collected).
+    fn list_stream<'a>(&'a self, prefix: Option<&'a ObjectKey>) -> ListStream<'a> {
+        Box::pin(
+            futures_util::stream::once(self.list(prefix)).flat_map(|listed| match listed {
+                Ok(all) => futures_util::stream::iter(all.into_iter().map(Ok)).left_stream(),
+                Err(e) => futures_util::stream::iter([Err(e)]).right_stream(),
+            }),
+        )
+    }
 
     /// Deletes an object. Deleting a missing key is `Ok(())`.
     ///
@@ -381,6 +406,9 @@ macro_rules! forward_storage {
                 prefix: Option<&ObjectKey>,
             ) -> Result<Vec<ObjectMeta>, StorageError> {
                 (**self).list(prefix).await
+            }
+            fn list_stream<'a>(&'a self, prefix: Option<&'a ObjectKey>) -> ListStream<'a> {
+                (**self).list_stream(prefix)
             }
             async fn delete(&self, key: &ObjectKey) -> Result<(), StorageError> {
                 (**self).delete(key).await

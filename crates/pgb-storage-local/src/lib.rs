@@ -38,9 +38,10 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
+use futures_util::TryStreamExt;
 use pgb_core::{
-    ByteStream, Capabilities, ObjectKey, ObjectMeta, ObjectWriter, Storage, StorageError,
-    StorageErrorKind, StorageInfo, WriteMode, WriteOptions,
+    ByteStream, Capabilities, ListStream, ObjectKey, ObjectMeta, ObjectWriter, Storage,
+    StorageError, StorageErrorKind, StorageInfo, WriteMode, WriteOptions,
 };
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
@@ -418,46 +419,30 @@ impl Storage for FsStorage {
     }
 
     async fn list(&self, prefix: Option<&ObjectKey>) -> Result<Vec<ObjectMeta>, StorageError> {
-        let root = self.root.clone();
-        let start = prefix.map_or_else(|| root.clone(), |p| self.path(p));
-        let shown = prefix.map(ToString::to_string).unwrap_or_default();
-        blocking(move || {
-            refuse_links_below_root(&root, &start, "list", &shown)?;
-            if shown.is_empty() || shown == "backups" {
-                sweep_staging(&root, STALE_STAGING);
-            }
-            let mut out = Vec::new();
-            let mut stack = vec![start];
-            while let Some(dir) = stack.pop() {
-                let entries = match fs::read_dir(&dir) {
-                    Ok(e) => e,
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                    // A prefix naming a file lists nothing under it.
-                    Err(e) if e.kind() == io::ErrorKind::NotADirectory => continue,
-                    Err(e) => return Err(io_error("list", &shown, &dir, e)),
-                };
-                for entry in entries {
-                    let entry = entry.map_err(|e| io_error("list", &shown, &dir, e))?;
-                    let path = entry.path();
-                    if path == root.join(STAGING) {
-                        continue;
-                    }
-                    let meta = entry
-                        .metadata()
-                        .map_err(|e| io_error("list", &shown, &path, e))?;
-                    if meta.is_dir() {
-                        stack.push(path);
-                    } else if meta.is_file() {
-                        let rel = path.strip_prefix(&root).expect("under root");
-                        if let Ok(key) = ObjectKey::parse(&rel.to_string_lossy()) {
-                            out.push(ObjectMeta::new(key, meta.len(), mtime(&meta)));
-                        }
-                    }
-                }
-            }
-            Ok(out)
-        })
-        .await
+        self.list_stream(prefix).try_collect().await
+    }
+
+    /// Walks the folders a batch at a time (off the async threads), each batch at least a
+    /// thousand objects or the rest of the walk.
+    fn list_stream<'a>(&'a self, prefix: Option<&'a ObjectKey>) -> ListStream<'a> {
+        let start = prefix.map_or_else(|| self.root.clone(), |p| self.path(p));
+        let walk = Walk {
+            root: self.root.clone(),
+            stack: vec![start],
+            shown: prefix.map(ToString::to_string).unwrap_or_default(),
+            checked: false,
+        };
+        let batches = futures_util::stream::try_unfold(Some(walk), |walk| async move {
+            let Some(walk) = walk else {
+                return Ok(None);
+            };
+            let (batch, rest) = blocking(move || walk.step()).await?;
+            Ok(Some((
+                futures_util::stream::iter(batch.into_iter().map(Ok)),
+                rest,
+            )))
+        });
+        Box::pin(batches.try_flatten())
     }
 
     async fn delete(&self, key: &ObjectKey) -> Result<(), StorageError> {
@@ -483,12 +468,80 @@ impl Storage for FsStorage {
                 }
                 dir = d.parent();
             }
-            if let Some(parent) = path.parent().filter(|p| p.exists()) {
-                fsync_dir(parent).map_err(|e| io_error("delete", &shown, parent, e))?;
+            if let Some(parent) = path.parent() {
+                match fsync_dir(parent) {
+                    Ok(()) => {}
+                    // Left empty and removed, here or by a concurrent delete beside it.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io_error("delete", &shown, parent, e)),
+                }
             }
             Ok(())
         })
         .await
+    }
+}
+
+/// How many objects one step of a listing's folder walk gathers before yielding them.
+const LIST_BATCH: usize = 1000;
+
+/// A listing's folder walk: the folders still to read.
+#[derive(Debug)]
+struct Walk {
+    root: PathBuf,
+    stack: Vec<PathBuf>,
+    shown: String,
+    /// Whether the first step checked for links and swept the staging folder.
+    checked: bool,
+}
+
+impl Walk {
+    /// Reads folders until `LIST_BATCH` objects are gathered or none are left; the rest of
+    /// the walk, if any, comes back with them.
+    fn step(mut self) -> Result<(Vec<ObjectMeta>, Option<Self>), StorageError> {
+        let root = &self.root;
+        if !self.checked {
+            if let Some(start) = self.stack.first() {
+                refuse_links_below_root(root, start, "list", &self.shown)?;
+            }
+            if self.shown.is_empty() || self.shown == "backups" {
+                sweep_staging(root, STALE_STAGING);
+            }
+            self.checked = true;
+        }
+        let shown = &self.shown;
+        let mut out = Vec::new();
+        while out.len() < LIST_BATCH
+            && let Some(dir) = self.stack.pop()
+        {
+            let entries = match fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                // A prefix naming a file lists nothing under it.
+                Err(e) if e.kind() == io::ErrorKind::NotADirectory => continue,
+                Err(e) => return Err(io_error("list", shown, &dir, e)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(|e| io_error("list", shown, &dir, e))?;
+                let path = entry.path();
+                if path == root.join(STAGING) {
+                    continue;
+                }
+                let meta = entry
+                    .metadata()
+                    .map_err(|e| io_error("list", shown, &path, e))?;
+                if meta.is_dir() {
+                    self.stack.push(path);
+                } else if meta.is_file() {
+                    let rel = path.strip_prefix(root).expect("under root");
+                    if let Ok(key) = ObjectKey::parse(&rel.to_string_lossy()) {
+                        out.push(ObjectMeta::new(key, meta.len(), mtime(&meta)));
+                    }
+                }
+            }
+        }
+        let rest = (!self.stack.is_empty()).then_some(self);
+        Ok((out, rest))
     }
 }
 

@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use opendal::layers::{RetryEvent, RetryInterceptor, RetryLayer, TimeoutLayer};
 use opendal::{HttpTransporter, Operator};
 use pgb_core::{
-    ByteStream, ObjectKey, ObjectMeta, ObjectWriter, Storage, StorageError, StorageErrorKind,
-    StorageInfo, WriteMode, WriteOptions,
+    ByteStream, ListStream, ObjectKey, ObjectMeta, ObjectWriter, Storage, StorageError,
+    StorageErrorKind, StorageInfo, WriteMode, WriteOptions,
 };
 
 use crate::error::{ErrorMapper, Intent};
@@ -214,6 +214,14 @@ impl OpendalStorage {
     }
 }
 
+/// A listing in progress: the lister once opened, and what its log line and errors name.
+struct Listed {
+    lister: Option<opendal::Lister>,
+    dir: String,
+    shown: String,
+    count: usize,
+}
+
 fn to_meta(key: ObjectKey, meta: &opendal::Metadata) -> ObjectMeta {
     let modified = meta
         .last_modified()
@@ -266,54 +274,79 @@ impl Storage for OpendalStorage {
     }
 
     async fn list(&self, prefix: Option<&ObjectKey>) -> Result<Vec<ObjectMeta>, StorageError> {
+        self.list_stream(prefix).try_collect().await
+    }
+
+    /// Streams the listing page by page: one request per page (with its own retries and
+    /// budget), made when the caller has taken the previous page's objects.
+    fn list_stream<'a>(&'a self, prefix: Option<&'a ObjectKey>) -> ListStream<'a> {
         // Listing `a/b/` (with the slash) is what makes the scope segment-wise: `a/bc` is not
         // under `a/b/`. The filter below re-checks it, whatever the service returns.
         let (dir, shown) = match prefix {
             Some(p) => (format!("{}/", p.as_str()), p.as_str().to_owned()),
             None => ("/".to_owned(), String::new()),
         };
-        let mut lister = self
-            .within("list", &shown, async {
-                self.op
-                    .lister_with(&dir)
-                    .recursive(true)
-                    .await
-                    .map_err(|e| self.err("list", &shown, &e))
-            })
-            .await?;
-        let mut out = Vec::new();
-        // Each page is one request, with its own retries and budget.
-        while let Some(entry) = self
-            .within("list", &shown, async {
-                lister
-                    .next()
-                    .await
-                    .transpose()
-                    .map_err(|e| self.err("list", &shown, &e))
-            })
-            .await?
-        {
-            let meta = entry.metadata();
-            let path = entry.path();
-            if meta.is_dir() || path.ends_with('/') {
-                continue;
-            }
-            let Ok(key) = ObjectKey::parse(path.trim_start_matches('/')) else {
-                tracing::debug!(path, "skipping an object whose name is not a pgb key");
-                continue;
-            };
-            if prefix.is_some_and(|p| !key.starts_with(p) || &key == p) {
-                continue;
-            }
-            out.push(to_meta(key, meta));
-        }
-        tracing::debug!(
-            backend = self.opts.scheme,
-            prefix = shown,
-            count = out.len(),
-            "listed"
-        );
-        Ok(out)
+        let start = Listed {
+            lister: None,
+            dir,
+            shown,
+            count: 0,
+        };
+        Box::pin(futures_util::stream::try_unfold(
+            start,
+            move |mut st| async move {
+                let lister = match st.lister.as_mut() {
+                    Some(lister) => lister,
+                    None => {
+                        let opened = self
+                            .within("list", &st.shown, async {
+                                self.op
+                                    .lister_with(&st.dir)
+                                    .recursive(true)
+                                    .await
+                                    .map_err(|e| self.err("list", &st.shown, &e))
+                            })
+                            .await?;
+                        st.lister.insert(opened)
+                    }
+                };
+                loop {
+                    let Some(entry) = self
+                        .within("list", &st.shown, async {
+                            lister
+                                .next()
+                                .await
+                                .transpose()
+                                .map_err(|e| self.err("list", &st.shown, &e))
+                        })
+                        .await?
+                    else {
+                        tracing::debug!(
+                            backend = self.opts.scheme,
+                            prefix = st.shown,
+                            count = st.count,
+                            "listed"
+                        );
+                        return Ok(None);
+                    };
+                    let meta = entry.metadata();
+                    let path = entry.path();
+                    if meta.is_dir() || path.ends_with('/') {
+                        continue;
+                    }
+                    let Ok(key) = ObjectKey::parse(path.trim_start_matches('/')) else {
+                        tracing::debug!(path, "skipping an object whose name is not a pgb key");
+                        continue;
+                    };
+                    if prefix.is_some_and(|p| !key.starts_with(p) || &key == p) {
+                        continue;
+                    }
+                    let meta = to_meta(key, meta);
+                    st.count += 1;
+                    return Ok(Some((meta, st)));
+                }
+            },
+        ))
     }
 
     async fn delete(&self, key: &ObjectKey) -> Result<(), StorageError> {

@@ -81,6 +81,12 @@ macro_rules! forward_storage_to_inner {
             > {
                 ::pgb_core::Storage::list(&self.0, prefix).await
             }
+            fn list_stream<'a>(
+                &'a self,
+                prefix: ::std::option::Option<&'a ::pgb_core::ObjectKey>,
+            ) -> ::pgb_core::ListStream<'a> {
+                ::pgb_core::Storage::list_stream(&self.0, prefix)
+            }
             async fn delete(
                 &self,
                 key: &::pgb_core::ObjectKey,

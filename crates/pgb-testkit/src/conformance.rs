@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures_util::StreamExt;
 use pgb_core::{ObjectKey, Storage, StorageError, StorageErrorKind, StorageExt, WriteOptions};
 
 /// The context of one case: the store and a random root no other run uses.
@@ -393,5 +394,66 @@ pub mod cases {
         let listed = cx.storage.list(Some(&cx.root)).await.expect("list");
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].size, 12_345);
+    }
+
+    /// `list_stream` of a prefix with more objects than one listing page (1,000 on most
+    /// stores) yields each of them exactly once, in no promised order, and nothing beside
+    /// the prefix; `list` returns the same objects; a stream dropped after its first object
+    /// stops cleanly.
+    pub async fn list_stream_yields_many_objects_once(cx: &Ctx) {
+        const MANY: usize = 1_100;
+        let put = |rel: String| async move {
+            cx.storage
+                .put(
+                    &cx.key(&rel),
+                    Bytes::from_static(b"x"),
+                    WriteOptions::default(),
+                )
+                .await
+                .expect("put");
+        };
+        futures_util::stream::iter((0..MANY).map(|i| format!("many/{:02}/{i:04}", i % 37)))
+            .for_each_concurrent(32, put)
+            .await;
+        put("manyx/outside".to_owned()).await;
+        let prefix = cx.key("many");
+
+        let mut streamed = Vec::new();
+        let mut stream = cx.storage.list_stream(Some(&prefix));
+        while let Some(meta) = stream.next().await {
+            let meta = meta.expect("listed");
+            assert!(meta.key.starts_with(&prefix), "{} is outside", meta.key);
+            assert_eq!(meta.size, 1);
+            streamed.push(meta.key.to_string());
+        }
+        drop(stream);
+        let count = streamed.len();
+        streamed.sort();
+        streamed.dedup();
+        assert_eq!(count, MANY, "every object once");
+        assert_eq!(streamed.len(), MANY, "no object twice");
+
+        let mut listed: Vec<String> = cx
+            .storage
+            .list(Some(&prefix))
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|m| m.key.to_string())
+            .collect();
+        listed.sort();
+        assert_eq!(listed, streamed, "list is the stream collected");
+
+        let mut first = cx.storage.list_stream(Some(&prefix));
+        let one = first.next().await.expect("an object").expect("listed");
+        assert!(one.key.starts_with(&prefix));
+        drop(first);
+
+        futures_util::stream::iter(listed)
+            .for_each_concurrent(32, |k| async move {
+                let key = ObjectKey::parse(&k).expect("listed key");
+                cx.storage.delete(&key).await.expect("delete");
+            })
+            .await;
     }
 }

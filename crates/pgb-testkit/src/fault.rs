@@ -5,13 +5,15 @@ use std::fmt;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::Poll;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
+use futures_util::{StreamExt, TryStreamExt};
 use pgb_core::{
-    ByteStream, ObjectKey, ObjectMeta, ObjectWriter, Storage, StorageError, StorageErrorKind,
-    StorageInfo, WriteOptions,
+    ByteStream, ListStream, ObjectKey, ObjectMeta, ObjectWriter, Storage, StorageError,
+    StorageErrorKind, StorageInfo, WriteOptions,
 };
 
 /// Decides which keys the injected faults apply to.
@@ -29,6 +31,7 @@ struct Plan {
     lose_ack_at: Option<u64>,
     fail_head: bool,
     fail_list: bool,
+    fail_list_after: Option<u64>,
     fail_delete_at: Option<u64>,
     drop_tail: Option<u64>,
     flip_byte_at: Option<u64>,
@@ -47,6 +50,7 @@ impl fmt::Debug for Plan {
             .field("lose_ack_at", &self.lose_ack_at)
             .field("fail_head", &self.fail_head)
             .field("fail_list", &self.fail_list)
+            .field("fail_list_after", &self.fail_list_after)
             .field("fail_delete_at", &self.fail_delete_at)
             .field("drop_tail", &self.drop_tail)
             .field("flip_byte_at", &self.flip_byte_at)
@@ -120,7 +124,8 @@ impl State {
 }
 
 /// A [`Storage`] wrapper for fault-injection tests: it fails the k-th write, fails at byte N,
-/// runs out of space, fails `finish`, `head`, `list` or `delete`, or *lies* (drops the tail
+/// runs out of space, fails `finish`, `head`, `list` (or breaks a listing off midway) or
+/// `delete`, or *lies* (drops the tail
 /// of an object or flips one byte while reporting success), and records every operation.
 ///
 /// With nothing configured (or after [`FaultStorage::disarm`]) it forwards every call
@@ -236,6 +241,15 @@ impl FaultStorage {
     #[must_use]
     pub fn fail_list(self) -> Self {
         self.with_plan(|p| p.fail_list = true)
+    }
+
+    /// Breaks every listing after it streamed `n` objects: the object after them is replaced
+    /// by an [`StorageErrorKind::Unavailable`] error that ends the stream (a page request
+    /// that kept failing); a listing of at most `n` objects is whole. `list` fails the same
+    /// way.
+    #[must_use]
+    pub fn fail_list_after(self, n: u64) -> Self {
+        self.with_plan(|p| p.fail_list_after = Some(n))
     }
 
     /// Fails the `k`-th `delete` of a targeted key (1-based) with
@@ -413,17 +427,47 @@ impl Storage for FaultStorage {
     }
 
     async fn list(&self, prefix: Option<&ObjectKey>) -> Result<Vec<ObjectMeta>, StorageError> {
+        self.list_stream(prefix).try_collect().await
+    }
+
+    /// The inner store's stream, aged, with the listing faults injected; logged once, when
+    /// it ends (`list <prefix>`, with ` FAILED: ...` after an error).
+    fn list_stream<'a>(&'a self, prefix: Option<&'a ObjectKey>) -> ListStream<'a> {
         let shown = prefix.map_or_else(|| "*".to_owned(), ToString::to_string);
-        let res = if self.plan.fail_list && self.state.armed.load(Ordering::SeqCst) {
-            Err(self.injected_error("list", &shown, "list failed"))
-        } else {
-            self.inner
-                .list(prefix)
-                .await
-                .map(|v| v.into_iter().map(|m| self.age(m)).collect())
-        };
-        self.state.log_result(format!("list {shown}"), &res);
-        res
+        let armed = self.state.armed.load(Ordering::SeqCst);
+        if self.plan.fail_list && armed {
+            let res: Result<(), _> = Err(self.injected_error("list", &shown, "list failed"));
+            self.state.log_result(format!("list {shown}"), &res);
+            return Box::pin(futures_util::stream::iter(res.err().map(Err)));
+        }
+        let break_after = self.plan.fail_list_after.filter(|_| armed);
+        let mut inner = self.inner.list_stream(prefix);
+        let mut streamed = 0u64;
+        let mut ended = false;
+        Box::pin(futures_util::stream::poll_fn(move |cx| {
+            if ended {
+                return Poll::Ready(None);
+            }
+            let item = match inner.poll_next_unpin(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(_))) if break_after == Some(streamed) => {
+                    Some(Err(self.injected_error("list", &shown, "list broke off")))
+                }
+                Poll::Ready(item) => item.map(|r| r.map(|m| self.age(m))),
+            };
+            match &item {
+                Some(Ok(_)) => streamed += 1,
+                Some(Err(e)) => {
+                    self.state.log(format!("list {shown} FAILED: {e}"));
+                    ended = true;
+                }
+                None => {
+                    self.state.log(format!("list {shown}"));
+                    ended = true;
+                }
+            }
+            Poll::Ready(item)
+        }))
     }
 
     async fn delete(&self, key: &ObjectKey) -> Result<(), StorageError> {

@@ -103,7 +103,7 @@ macro_rules! storage_conformance {
             list_after_delete, odd_keys_round_trip, create_new_refuses_to_overwrite,
             overwrite_replaces, aborted_write_is_invisible, dropped_writer_is_invisible,
             failing_input_stream_leaves_nothing, concurrent_writers_to_different_keys,
-            head_reports_size
+            head_reports_size, list_stream_yields_many_objects_once
         );
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {

@@ -7,9 +7,11 @@
 //! exists with the size it records (checked against the one listing, not a request per object).
 //! Anything else is listed in [`Listing::invalid`] with its reason: never counted, never deleted.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::task::Poll;
 
 use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use time::OffsetDateTime;
 
 use super::Repository;
@@ -26,6 +28,15 @@ const MANIFEST_READS: usize = 16;
 /// A backup that started further in the future than this is never chosen as `latest` (a
 /// clock ahead by more than this, or a forged date); prune quarantines it as well.
 const FUTURE_TOLERANCE: time::Duration = time::Duration::minutes(15);
+
+/// A manifest as read (or why not), and whether it authenticates.
+type ManifestRead = (Result<Manifest, Error>, Result<(), String>);
+
+/// What the listing loop waits for: a finished manifest read or the next listed object.
+enum Next<R> {
+    Read(R),
+    Listed(Option<Result<ObjectMeta, crate::storage::StorageError>>),
+}
 
 /// A folder with a manifest that cannot be used: unreadable, unknown version, over the size
 /// limit, failing authentication, or naming data objects that are missing or of the wrong
@@ -116,49 +127,92 @@ impl Listing {
 
 impl Repository {
     /// Lists usable backups, unusable manifests (with the reason) and leftovers of
-    /// uncommitted backups. One listing of `backups/`; manifests are read a few at a time.
+    /// uncommitted backups. One listing of `backups/`, streamed: each manifest is read (and
+    /// authenticated) as soon as the listing shows it, at most 16 at a time,
+    /// while the listing goes on; the artifacts are checked against the whole listing once
+    /// it is complete.
     ///
     /// # Errors
     /// Storage failures while listing or reading manifests.
     pub async fn list(&self) -> Result<Listing, Error> {
         let prefix = layout::backups_prefix();
         let mut dirs: BTreeMap<String, Vec<ObjectMeta>> = BTreeMap::new();
-        for meta in self.storage.list(Some(&prefix)).await? {
-            let Some(rest) = meta.key.strip_prefix(&prefix) else {
-                continue;
-            };
-            let Some((dir, _)) = rest.split_once('/') else {
-                continue;
-            };
-            dirs.entry(dir.to_owned()).or_default().push(meta);
-        }
-        let mut listing = Listing::default();
-        let mut committed = Vec::new();
-        for (dir, objects) in dirs {
-            match objects
-                .iter()
-                .position(|m| m.key.file_name() == layout::MANIFEST)
+        let mut manifests: HashSet<String> = HashSet::new();
+        let mut waiting: VecDeque<(String, ObjectMeta)> = VecDeque::new();
+        let mut reads = FuturesUnordered::new();
+        let mut read: BTreeMap<String, ManifestRead> = BTreeMap::new();
+        let mut listed = Some(self.storage.list_stream(Some(&prefix)));
+        loop {
+            while reads.len() < MANIFEST_READS
+                && let Some((dir, meta)) = waiting.pop_front()
             {
-                None => listing.leftovers.push(Leftover {
+                reads.push(async move {
+                    let m = self.read_manifest_meta(&dir, &meta).await;
+                    let authenticated = match &m {
+                        Ok(m) => self.authenticated(m).await,
+                        Err(_) => Ok(()),
+                    };
+                    (dir, m, authenticated)
+                });
+            }
+            if listed.is_none() && reads.is_empty() {
+                break;
+            }
+            // Whichever is ready first: a manifest read, or the next listed object.
+            let next = std::future::poll_fn(|cx| {
+                if let Poll::Ready(Some(done)) = reads.poll_next_unpin(cx) {
+                    return Poll::Ready(Next::Read(done));
+                }
+                if let Some(stream) = listed.as_mut()
+                    && let Poll::Ready(item) = stream.poll_next_unpin(cx)
+                {
+                    return Poll::Ready(Next::Listed(item));
+                }
+                Poll::Pending
+            })
+            .await;
+            match next {
+                Next::Read((dir, m, authenticated)) => match m {
+                    Err(e @ (Error::BackupNotFound(_) | Error::Manifest { .. })) => {
+                        read.insert(dir, (Err(e), authenticated));
+                    }
+                    Err(e) => return Err(e),
+                    Ok(m) => {
+                        read.insert(dir, (Ok(m), authenticated));
+                    }
+                },
+                Next::Listed(None) => listed = None,
+                Next::Listed(Some(meta)) => {
+                    let meta = meta?;
+                    let Some(rest) = meta.key.strip_prefix(&prefix) else {
+                        continue;
+                    };
+                    let Some((dir, _)) = rest.split_once('/') else {
+                        continue;
+                    };
+                    if meta.key.file_name() == layout::MANIFEST && manifests.insert(dir.to_owned())
+                    {
+                        waiting.push_back((dir.to_owned(), meta.clone()));
+                    }
+                    dirs.entry(dir.to_owned()).or_default().push(meta);
+                }
+            }
+        }
+        drop(listed);
+        let mut listing = Listing::default();
+        for (dir, objects) in dirs {
+            let Some((read, authenticated)) = read.remove(&dir) else {
+                listing.leftovers.push(Leftover {
                     last_modified: objects.iter().filter_map(|m| m.last_modified).max(),
                     keys: objects.into_iter().map(|m| m.key).collect(),
                     id: dir,
-                }),
-                Some(i) => committed.push((dir, objects[i].clone(), objects)),
-            }
-        }
-        let mut reads = futures_util::stream::iter(committed.into_iter().map(
-            |(dir, meta, objects)| async move {
-                let read = self.read_manifest_meta(&dir, &meta).await;
-                (dir, objects, read)
-            },
-        ))
-        .buffered(MANIFEST_READS);
-        while let Some((dir, objects, read)) = reads.next().await {
+                });
+                continue;
+            };
             match read {
                 Ok(m) => {
                     let verdict = match self.data_present(&m, &objects) {
-                        Ok(()) => self.authenticated(&m).await.map_err(|p| (p, true)),
+                        Ok(()) => authenticated.map_err(|p| (p, true)),
                         Err(p) => Err((p, false)),
                     };
                     match verdict {
@@ -191,7 +245,6 @@ impl Repository {
                 Err(e) => return Err(e),
             }
         }
-        drop(reads);
         listing
             .backups
             .sort_by(|a, b| (a.started_at, &a.id).cmp(&(b.started_at, &b.id)));

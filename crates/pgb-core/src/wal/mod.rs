@@ -22,6 +22,8 @@ pub(crate) mod window;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use futures_util::StreamExt;
+
 pub use fetch::{WalFetchOptions, WalFetchReport};
 pub use push::{PushOutcome, WalPushOptions, WalPushReport};
 pub use reach::{Reach, TimelineSpan, WalReach};
@@ -196,19 +198,22 @@ impl WalArchive {
     /// Storage failures.
     pub async fn clusters(&self) -> Result<Vec<u64>, WalError> {
         let root = layout::wal_root();
-        let mut ids: Vec<u64> = self
-            .storage
-            .list(Some(&root))
-            .await?
-            .iter()
-            .filter_map(|o| {
-                let rel = o.key.as_str().strip_prefix("wal/")?;
-                rel.split('/').next()?.parse().ok()
-            })
-            .collect();
-        ids.sort_unstable();
-        ids.dedup();
-        Ok(ids)
+        // Streamed: the archive may hold many segments, only their first folder is kept.
+        let mut ids = std::collections::BTreeSet::new();
+        let mut listed = self.storage.list_stream(Some(&root));
+        while let Some(o) = listed.next().await {
+            let o = o?;
+            if let Some(id) = o
+                .key
+                .as_str()
+                .strip_prefix("wal/")
+                .and_then(|rel| rel.split('/').next())
+                .and_then(|id| id.parse::<u64>().ok())
+            {
+                ids.insert(id);
+            }
+        }
+        Ok(ids.into_iter().collect())
     }
 
     /// The cluster to use: `given`, else the only one in the archive.

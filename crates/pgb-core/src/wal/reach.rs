@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use futures_util::StreamExt;
 use pgb_wal::{Lsn, TimelineHistory, TimelineId, WalFileKind, WalFileName, WalScanner};
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -274,7 +275,9 @@ impl WalArchive {
         let prefix = layout::wal_prefix(sysid);
         let mut segments: Segments = BTreeMap::new();
         let mut histories = BTreeSet::new();
-        for o in self.storage.list(Some(&prefix)).await? {
+        let mut listed = self.storage.list_stream(Some(&prefix));
+        while let Some(o) = listed.next().await {
+            let o = o?;
             let Some(f) = o
                 .key
                 .strip_prefix(&prefix)

@@ -95,10 +95,11 @@ impl WalArchive {
         rehash: bool,
     ) -> Result<WalVerifyReport, WalError> {
         let prefix = layout::wal_prefix(system_identifier);
-        let objects = self.storage.list(Some(&prefix)).await?;
         let mut files: Vec<WalFileName> = Vec::new();
         let mut foreign = Vec::new();
-        for o in &objects {
+        let mut listed = self.storage.list_stream(Some(&prefix));
+        while let Some(o) = listed.next().await {
+            let o = o?;
             let rel = o.key.strip_prefix(&prefix).unwrap_or_default();
             let parsed = rel.split_once('/').and_then(|(tli, name)| {
                 let f = name.parse::<WalFileName>().ok()?;

@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use futures_util::StreamExt;
 use pgb_wal::{Lsn, TimelineHistory, TimelineId, WalFileKind, WalFileName, WalScanner};
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -538,7 +539,9 @@ impl WalArchive {
         let prefix = layout::wal_prefix(system_identifier);
         let mut files = Vec::new();
         let mut foreign = Vec::new();
-        for o in self.storage.list(Some(&prefix)).await? {
+        let mut listed = self.storage.list_stream(Some(&prefix));
+        while let Some(o) = listed.next().await {
+            let o = o?;
             let rel = o.key.strip_prefix(&prefix).unwrap_or_default();
             let parsed = rel.split_once('/').and_then(|(tli, name)| {
                 let f = name.parse::<WalFileName>().ok()?;

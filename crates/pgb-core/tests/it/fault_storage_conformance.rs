@@ -45,6 +45,7 @@ mod disarmed {
             .fail_finish()
             .fail_head()
             .fail_list()
+            .fail_list_after(0)
             .fail_delete_at(1)
             .drop_tail(3)
             .flip_byte_at(0);

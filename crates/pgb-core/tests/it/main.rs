@@ -7,6 +7,7 @@ mod cluster;
 mod commit;
 mod fault_storage_conformance;
 mod incremental;
+mod listing;
 mod manifest_compat;
 mod orchestration;
 mod prune;
