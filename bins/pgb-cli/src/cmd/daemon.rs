@@ -186,10 +186,25 @@ pub(super) async fn run(a: DaemonArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
             .unwrap_or_else(|e| e.to_string());
         tracing::info!(target: LOG_TARGET, job = %j.name, next = %next, zone = %j.zone, "scheduled");
     }
+    // Bound before the start line, which names the address actually bound
+    // (`--listen 127.0.0.1:0` logs the port the system chose).
+    let listener = match listen {
+        Some(addr) => {
+            if let Some(w) = pgb_scheduler::listen_warning(addr) {
+                render::note(format_args!("warning: {w}"));
+            }
+            let l = pgb_scheduler::bind(addr)
+                .await
+                .map_err(|e| Failure::usage(format!("--listen {addr}: {e}")))?;
+            let bound = l.local_addr().unwrap_or(addr);
+            Some((l, bound))
+        }
+        None => None,
+    };
     tracing::info!(
         target: LOG_TARGET,
         jobs = scheduled.len(),
-        listen = %listen.map_or_else(|| "no".to_owned(), |a| a.to_string()),
+        listen = %listener.as_ref().map_or_else(|| "no".to_owned(), |(_, a)| a.to_string()),
         "daemon started"
     );
     let scheduler = Scheduler::new(scheduled, Arc::new(runner));
@@ -205,18 +220,12 @@ pub(super) async fn run(a: DaemonArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
         stop.cancel();
     });
     let stream_states = Arc::new(super::stream_supervisor::StreamStates::default());
-    if let Some(addr) = listen {
-        if let Some(w) = pgb_scheduler::listen_warning(addr) {
-            render::note(format_args!("warning: {w}"));
-        }
+    if let Some((listener, _)) = listener {
         let metrics = Arc::new(daemon::DaemonMetrics::new(
             &all_jobs,
             ctx.env,
             scheduler.health(),
         ));
-        let listener = pgb_scheduler::bind(addr)
-            .await
-            .map_err(|e| Failure::usage(format!("--listen {addr}: {e}")))?;
         let mut endpoints = daemon::endpoints(scheduler.health(), Arc::clone(&metrics));
         let (checks, st) = (endpoints.metrics, Arc::clone(&stream_states));
         endpoints.metrics = Arc::new(move || checks() + &st.render());

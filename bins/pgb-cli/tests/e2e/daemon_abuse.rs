@@ -143,3 +143,53 @@ fn the_daemon_runs_its_scheduled_backup_while_500_half_sent_requests_are_held_op
     );
     assert!(text.contains("backup committed"), "{text}");
 }
+
+/// `--listen 127.0.0.1:0` lets the system choose the port: the start line names the port
+/// actually bound (not `:0`), and `/healthz` answers there.
+#[test]
+fn the_daemon_start_line_names_the_port_it_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pgb.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[jobs.yearly]\ndatabase = \"postgres://127.0.0.1:1/none\"\nrepository = \"{}\"\n\
+             schedule = \"0 0 1 1 *\"\n",
+            dir.path().join("repo").display()
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("daemon.log");
+    let mut daemon = KillOnDrop(
+        common::pgb_cmd(&[
+            "daemon",
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+            config.to_str().unwrap(),
+        ])
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap(),
+    );
+    let start = std::time::Instant::now();
+    let line = loop {
+        let text = std::fs::read_to_string(&log).unwrap();
+        if let Some(l) = text.lines().find(|l| l.contains("daemon started")) {
+            break l.to_owned();
+        }
+        assert!(start.elapsed().as_secs() < 30, "a start line: {text}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let addr = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("listen="))
+        .unwrap_or_else(|| panic!("listen= in {line}"));
+    let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
+    assert_ne!(port, 0, "the bound port, not the one given: {line}");
+    // Answered there (503: the job has no backup yet).
+    let status = http_status(addr, "/healthz");
+    assert!(matches!(status, Some(200 | 503)), "{status:?}: {line}");
+    common::kill(daemon.0.id(), libc::SIGTERM);
+    assert_eq!(daemon.0.wait().unwrap().code(), Some(0));
+}
