@@ -101,7 +101,13 @@ async fn verify(a: WalVerifyArgs, env: Env<'_>) -> Result<(), Failure> {
         .choose_cluster(a.target.system_id)
         .await
         .map_err(failure)?;
-    let report = wal.verify(system_id, a.rehash).await.map_err(failure)?;
+    // The kept base backups tell the holes a prune left between them from gaps.
+    let listing = repo.list().await?;
+    let backups: Vec<&pgb::Manifest> = listing.backups.iter().collect();
+    let report = wal
+        .verify(system_id, a.rehash, &backups)
+        .await
+        .map_err(failure)?;
     Output::json(a.json).emit(&report, |w| render::wal_verify_text(w, &report))?;
     let job = job(&a.target.job, env).ok().flatten();
     super::wal_notify::verify_gaps(job.as_ref(), env, &report).await;

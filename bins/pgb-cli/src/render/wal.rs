@@ -53,6 +53,14 @@ pub(crate) fn verify(w: &mut dyn Write, r: &WalVerifyReport) -> io::Result<()> {
                 g.missing, g.first_missing, g.last_missing, g.start, g.end
             )?;
         }
+        for g in &t.pruned {
+            writeln!(
+                w,
+                "    pruned: {} segment(s), {}..{} (WAL {}..{}): between kept base backups, \
+                 needed by none",
+                g.missing, g.first_missing, g.last_missing, g.start, g.end
+            )?;
+        }
     }
     if r.rehashed > 0 {
         writeln!(

@@ -563,3 +563,124 @@ fn preview_answers_before_anything_is_written_on_postgres_15() {
 fn preview_answers_before_anything_is_written_on_postgres_17() {
     preview_verdicts(17);
 }
+
+/// `pgb backup --physical --wal archive` with `extra` flags; the backup's listed manifest.
+fn labelled_physical_backup(pg: &TempCluster, repo: &Path, extra: &[&str]) -> serde_json::Value {
+    let (repo_s, url, bin) = (s(repo), pg.url(), s(pg.bin_dir()));
+    let mut args = vec![
+        "backup",
+        "--physical",
+        "--repo",
+        &repo_s,
+        "--db",
+        &url,
+        "--pg-bin-dir",
+        &bin,
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    let o = pgb(&args);
+    assert!(o.status.success(), "backup --physical: {}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    common::pitr::listed(repo, report["id"].as_str().unwrap())
+}
+
+fn s(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// The holes a prune leaves between base backups kept by GFS counts or labels (their
+/// start-to-stop WAL kept, the rest before the window deleted: `retain.rs`) are not gaps:
+/// `pgb wal verify` lists them as pruned and exits 0. A missing segment a kept backup needs
+/// (its start-to-stop WAL), or one after the newest backup's start, is a gap: exit 5.
+///
+/// The hole is made by hand, as such a prune makes it: a real prune keeps islands only for
+/// backups older than a `--keep-within` window (at least an hour), which a test cannot wait for.
+#[test]
+fn wal_verify_tells_pruned_holes_between_kept_backups_from_gaps() {
+    use common::pitr::{ARCHIVED, archiving_server, work};
+    let Some(bin) = bin_dir(15) else { return };
+    let repo = make_shared_dir().unwrap();
+    let r = repo.path();
+    let pg = archiving_server(&bin, r);
+    let sysid = pg.system_identifier().unwrap();
+    pg.switch_wal_and_wait_archived(ARCHIVED).unwrap();
+
+    let first = labelled_physical_backup(&pg, r, &["--label", "monthly"]);
+    work(&pg);
+    work(&pg);
+    let second = labelled_physical_backup(&pg, r, &[]);
+    work(&pg);
+    work(&pg);
+    let third = labelled_physical_backup(&pg, r, &[]);
+    work(&pg);
+    work(&pg);
+    work(&pg);
+
+    let folder = r.join(format!("wal/{sysid}/00000001"));
+    let mut names: Vec<String> = common::files(&folder)
+        .into_iter()
+        .map(|f| f.rsplit('/').next().unwrap().to_owned())
+        .filter(|n| n.len() == 24)
+        .collect();
+    names.sort();
+    let (first_stop, second_start) = (
+        first["physical"]["stop_wal_file"].as_str().unwrap(),
+        second["physical"]["start_wal_file"].as_str().unwrap(),
+    );
+    // What a prune deletes when the first backup is kept by a GFS count or a label and the
+    // window starts at the second: everything between the first one's stop and the second
+    // one's start.
+    let hole: Vec<String> = names
+        .iter()
+        .filter(|n| n.as_str() > first_stop && n.as_str() < second_start)
+        .cloned()
+        .collect();
+    assert!(!hole.is_empty(), "WAL between the backups: {names:?}");
+    for n in &hole {
+        std::fs::remove_file(folder.join(n)).unwrap();
+    }
+
+    let v = wal_verify_json(r);
+    let t = &v["timelines"][0];
+    assert!(t["gaps"].as_array().unwrap().is_empty(), "{v}");
+    let pruned = t["pruned"].as_array().unwrap();
+    assert_eq!(pruned.len(), 1, "{v}");
+    assert_eq!(pruned[0]["first_missing"], hole[0].as_str(), "{v}");
+    assert_eq!(pruned[0]["missing"], hole.len(), "{v}");
+    let o = pgb(&["wal", "verify", "--repo", &s(r)]);
+    let text = common::stdout(&o);
+    eprintln!("wal verify with a pruned hole between kept backups:\n{text}");
+    assert!(
+        o.status.success() && text.contains("    pruned: "),
+        "{text}"
+    );
+    names.retain(|n| !hole.contains(n));
+
+    let verify_fails_naming = |missing: &str| {
+        let gone = folder.join(missing);
+        let aside = r.join("aside");
+        std::fs::rename(&gone, &aside).unwrap();
+        let o = pgb(&["wal", "verify", "--repo", &s(r), "--json"]);
+        std::fs::rename(&aside, &gone).unwrap();
+        assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let gaps = v["timelines"][0]["gaps"].as_array().unwrap().clone();
+        assert!(
+            gaps.iter().any(|g| g["last_missing"] == missing),
+            "{missing} in a gap: {v}"
+        );
+    };
+    // The second backup's first segment: the hole before it now reaches into its WAL.
+    verify_fails_naming(second["physical"]["start_wal_file"].as_str().unwrap());
+    // A segment after the newest backup's start (not the archive's last).
+    let after = names
+        .iter()
+        .rev()
+        .skip(1)
+        .find(|n| n.as_str() > third["physical"]["start_wal_file"].as_str().unwrap())
+        .unwrap_or_else(|| panic!("a segment after the third backup: {names:?}"));
+    verify_fails_naming(after);
+    // All back: the pruned hole alone, exit 0.
+    assert!(pgb(&["wal", "verify", "--repo", &s(r)]).status.success());
+}

@@ -1,4 +1,11 @@
 //! `pgb wal verify`: the archive walked per timeline, every gap reported.
+//!
+//! A hole that retention made on purpose is not a gap: when GFS counts, labels or the guards
+//! keep base backups older than the recovery window, prune keeps only their start-to-stop WAL
+//! (`retain.rs`), so the archive holds islands. A missing range that lies before the newest
+//! base backup's start and outside every kept backup's start-to-stop range is reported as
+//! `pruned` (no restore from a kept backup needs it; those backups restore to their own end);
+//! every other missing range stays a gap.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -8,6 +15,8 @@ use pgb_wal::{Lsn, TimelineId, WalFileKind, WalFileName};
 use super::object::{Header, MAX_HEADER};
 use super::{WalArchive, WalError};
 use crate::layout;
+use crate::manifest::Manifest;
+use crate::physical::WalMode;
 
 /// The default WAL segment size, used when the archive holds no segment to read it from.
 const DEFAULT_SEGMENT_SIZE: u64 = 16 << 20;
@@ -51,6 +60,10 @@ pub struct WalTimelineReport {
     /// Where WAL is missing: between archived segments, between the fork and the first
     /// segment, and on the parent before the fork.
     pub gaps: Vec<WalGap>,
+    /// Missing ranges no kept base backup needs: before the newest backup's start and outside
+    /// every backup's start-to-stop WAL (the holes a prune leaves between older backups kept
+    /// by GFS counts or labels). Not gaps: no restore from a kept backup reads them.
+    pub pruned: Vec<WalGap>,
 }
 
 /// The whole archive of one cluster.
@@ -85,7 +98,11 @@ impl WalVerifyReport {
 
 impl WalArchive {
     /// Walks the archive of `system_identifier` timeline by timeline and reports every gap;
-    /// with `rehash`, downloads and checks every stored file as `fetch` would.
+    /// with `rehash`, downloads and checks every stored file as `fetch` would. `backups` are
+    /// the repository's kept backups (others' clusters and logical ones are ignored): a
+    /// missing range none of them needs, before the newest one's start, is reported as
+    /// [`WalTimelineReport::pruned`] instead of a gap. With no backup every missing range is
+    /// a gap.
     ///
     /// # Errors
     /// Storage failures while listing.
@@ -93,6 +110,7 @@ impl WalArchive {
         &self,
         system_identifier: u64,
         rehash: bool,
+        backups: &[&Manifest],
     ) -> Result<WalVerifyReport, WalError> {
         let prefix = layout::wal_prefix(system_identifier);
         let mut files: Vec<WalFileName> = Vec::new();
@@ -169,6 +187,7 @@ impl WalArchive {
                 partial: *partial,
                 forked_from,
                 gaps,
+                pruned: Vec::new(),
             });
         }
         // The parent of each fork needs its WAL up to the segment before the switch point.
@@ -198,6 +217,12 @@ impl WalArchive {
                 });
             }
         }
+
+        set_aside_pruned(
+            &mut timelines,
+            &Needed::of(backups, system_identifier, segment_size),
+            segment_size,
+        );
 
         let mut damaged = Vec::new();
         let mut rehashed = 0;
@@ -266,6 +291,62 @@ impl WalArchive {
     }
 }
 
+/// What the kept base backups of one cluster need of the archive, in segment numbers.
+#[derive(Debug, Default)]
+struct Needed {
+    /// Each backup's start-to-stop segments (with its WAL in the archive).
+    ranges: Vec<(u64, u64)>,
+    /// The newest backup's start segment: everything from there on is needed.
+    from: Option<u64>,
+}
+
+impl Needed {
+    fn of(backups: &[&Manifest], system_identifier: u64, size: u64) -> Self {
+        let bases: Vec<_> = backups
+            .iter()
+            .filter_map(|m| Some((m, m.physical.as_ref()?)))
+            .filter(|(_, p)| p.system_identifier == system_identifier)
+            .collect();
+        let ranges = bases
+            .iter()
+            .filter(|(_, p)| p.wal == WalMode::Archive)
+            .map(|(_, p)| {
+                let first = p.start_lsn.segment(size);
+                (
+                    first,
+                    Lsn(p.stop_lsn.0.saturating_sub(1)).segment(size).max(first),
+                )
+            })
+            .collect();
+        let from = bases
+            .iter()
+            .max_by_key(|(m, _)| (m.started_at, &m.id))
+            .map(|(_, p)| p.start_lsn.segment(size));
+        Self { ranges, from }
+    }
+
+    /// Whether a kept backup needs any of the segments `first..=last` (on any timeline: a
+    /// range is compared by position only, which may keep a gap that is not needed, never
+    /// the reverse).
+    fn any(&self, first: u64, last: u64) -> bool {
+        match self.from {
+            None => true,
+            Some(from) => last >= from || self.ranges.iter().any(|&(a, b)| first <= b && a <= last),
+        }
+    }
+}
+
+/// Moves every gap no kept backup needs to its timeline's `pruned`.
+fn set_aside_pruned(timelines: &mut [WalTimelineReport], needed: &Needed, size: u64) {
+    for t in timelines {
+        let (gaps, pruned) = std::mem::take(&mut t.gaps)
+            .into_iter()
+            .partition(|g| needed.any(g.start.segment(size), Lsn(g.end.0 - 1).segment(size)));
+        t.gaps = gaps;
+        t.pruned = pruned;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -306,7 +387,7 @@ mod tests {
         wal.push("00000002.history", Bytes::from(history), &opts)
             .await
             .unwrap();
-        let r = wal.verify(99, true).await.unwrap();
+        let r = wal.verify(99, true, &[]).await.unwrap();
         assert_eq!(r.segment_size, SEG);
         assert_eq!(r.rehashed, 7);
         assert!(r.damaged.is_empty(), "{:?}", r.damaged);
@@ -326,5 +407,54 @@ mod tests {
         let tl2 = &r.timelines[1];
         assert_eq!(tl2.forked_from.as_ref().map(|f| f.parent), Some(1));
         assert!(!r.is_whole());
+    }
+
+    #[tokio::test]
+    async fn holes_no_kept_backup_needs_are_pruned_ranges_not_gaps() {
+        let repo = Repository::new(Arc::new(MemoryStorage::new()));
+        let wal = repo.wal();
+        let opts = WalPushOptions::default().with_system_identifier(Some(99));
+        // Backups at 1..=2 and 5..=6 (their start-to-stop WAL kept), the newest from 9 on;
+        // 3-4 and 7-8 pruned between them; 11 missing after the newest one's start.
+        for n in [1, 2, 5, 6, 9, 10, 12] {
+            let (name, data) = segment(1, n);
+            wal.push(&name, data, &opts).await.unwrap();
+        }
+        let mut r = wal.verify(99, false, &[]).await.unwrap();
+        assert_eq!(r.gaps().count(), 3, "without backups every hole is a gap");
+        let needed = super::Needed {
+            ranges: vec![(1, 2), (5, 6), (9, 9)],
+            from: Some(9),
+        };
+        super::set_aside_pruned(&mut r.timelines, &needed, SEG);
+        let names = |g: &[super::WalGap]| {
+            g.iter()
+                .map(|g| (g.first_missing.clone(), g.missing))
+                .collect::<Vec<_>>()
+        };
+        let t = &r.timelines[0];
+        assert_eq!(
+            names(&t.pruned),
+            [
+                ("000000010000000000000003".to_owned(), 2),
+                ("000000010000000000000007".to_owned(), 2)
+            ]
+        );
+        assert_eq!(names(&t.gaps), [("00000001000000000000000B".to_owned(), 1)]);
+        assert!(!r.is_whole(), "a gap after the newest backup's start");
+        // A hole inside a kept backup's start-to-stop WAL is a gap.
+        let needed = super::Needed {
+            ranges: vec![(1, 4), (5, 6)],
+            from: Some(9),
+        };
+        let mut r = wal.verify(99, false, &[]).await.unwrap();
+        super::set_aside_pruned(&mut r.timelines, &needed, SEG);
+        assert_eq!(
+            names(&r.timelines[0].gaps),
+            [
+                ("000000010000000000000003".to_owned(), 2),
+                ("00000001000000000000000B".to_owned(), 1)
+            ]
+        );
     }
 }
