@@ -159,6 +159,20 @@ impl From<pgb_jobs::RunError> for Failure {
     }
 }
 
+impl From<pgb_jobs::daemon::ScheduleError> for Failure {
+    /// The daemon's entries: a job's repository or keys as `pgb run`'s, its drill records
+    /// as a repository error, a `drill.schedule` that is not cron a usage error.
+    fn from(e: pgb_jobs::daemon::ScheduleError) -> Self {
+        use pgb_jobs::daemon::ScheduleError as S;
+        match e {
+            S::Plan(e) => e.into(),
+            S::Repository(e) => e.into(),
+            S::Record(e) => e.into(),
+            e => Self::usage(e.to_string()),
+        }
+    }
+}
+
 impl From<OpenError> for Failure {
     fn from(e: OpenError) -> Self {
         let (code, hint) = match e {

@@ -5,8 +5,6 @@ use std::path::{Path, PathBuf};
 
 use pgb_config::{ConfigError, Environment, JobSettings, LoadedConfig, Origin, ResolvedJob};
 
-use pgb_scheduler::ScheduledJob;
-
 use super::Env;
 
 /// The message when no config file exists.
@@ -124,26 +122,4 @@ pub(crate) fn restored_database(
 pub(crate) fn drill_hook(job: &ResolvedJob, env: Env<'_>) -> Option<pgb_jobs::PostRestoreHook> {
     pgb_jobs::PostRestoreHook::for_job(job, hook_env(env))
         .map(|h| h.with_password(super::var(env, "PGPASSWORD").map(pgb_jobs::hooks::Password::new)))
-}
-
-/// A job as the scheduler sees it; its last success is the newest complete backup of its
-/// database in `listing`.
-pub(crate) fn scheduled(job: &ResolvedJob, listing: &pgb::Listing, env: Env<'_>) -> ScheduledJob {
-    let db = super::job::database_name(job, env);
-    let last_success = listing
-        .backups
-        .iter()
-        .filter(|m| db.as_ref().is_none_or(|d| &m.database == d))
-        .map(|m| m.finished_at.unix_timestamp())
-        .max()
-        .and_then(|t| chrono::DateTime::from_timestamp(t, 0));
-    ScheduledJob {
-        name: job.name.clone(),
-        schedule: job.schedule.clone().expect("only scheduled jobs"),
-        zone: job.timezone,
-        jitter: job.jitter,
-        catch_up: job.catch_up,
-        max_age: job.check.as_ref().and_then(|c| c.max_age),
-        last_success,
-    }
 }

@@ -7,7 +7,6 @@
 
 mod cluster;
 pub(crate) mod config;
-pub(crate) mod daemon;
 pub(crate) mod job;
 mod keys;
 pub(crate) mod migrations;
@@ -27,7 +26,6 @@ mod notify;
 pub(crate) mod ops;
 mod policy;
 mod report;
-pub(crate) mod status;
 
 pub(crate) use cluster::{
     ClusterRestore, cluster_backup, cluster_restore, cluster_restore_options, directory_backup,

@@ -6,33 +6,38 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use pgb_config::ResolvedJob;
+use pgb_core::Repository;
+use pgb_open::EnvLookup;
 use pgb_ops::report::{JobStatus, StatusPage};
 use pgb_ops::{Report, ReportOptions};
 use pgb_scheduler::HealthHandle;
 use time::OffsetDateTime;
 
-use super::Env;
-use crate::exit::Failure;
+use super::DaemonHost;
+use crate::PlanError;
 
-/// The page reloads itself this often (seconds).
-pub(crate) const PAGE_REFRESH_S: u32 = 30;
+/// The status page reloads itself this often (seconds).
+pub const PAGE_REFRESH_S: u32 = 30;
 
 /// The window of the reports on the status page.
-pub(crate) const STATUS_WINDOW: time::Duration = time::Duration::days(30);
+pub const STATUS_WINDOW: time::Duration = time::Duration::days(30);
 
-/// Reports are rebuilt after each run of their job and every this many metrics refreshes
-/// (10 minutes): a report reads every drill and verification record.
-pub(crate) const REPORT_EVERY_TICKS: u32 = 10;
+/// Status reports are rebuilt after each run of their job and every this many metrics
+/// refreshes (10 minutes): a report reads every drill and verification record.
+pub const REPORT_EVERY_TICKS: u32 = 10;
 
 /// A job's report options, as `pgb report --job NAME --since 30d` builds them.
-fn options(job: &ResolvedJob, env: Env<'_>) -> Result<(pgb::Repository, ReportOptions), Failure> {
+fn options(
+    job: &ResolvedJob,
+    env: &dyn EnvLookup,
+) -> Result<(Repository, ReportOptions), PlanError> {
     let now = OffsetDateTime::now_utc();
-    let (repo, check) = pgb_jobs::job_check(job, env, now)?;
-    let mut o = ReportOptions::new(pgb::redact_url(&job.repository), now)
+    let (repo, check) = crate::job_check(job, env, now)?;
+    let mut o = ReportOptions::new(pgb_open::redact_url(&job.repository), now)
         .with_job(job.name.clone())
         .with_auth_key(check.auth_key.clone());
     // Without a host in its URL the job's set is unknown until it connects: every set.
-    if let Ok(set) = super::job::retention_set(job, env) {
+    if let Ok(set) = crate::job_retention_set(job, env) {
         o = o.with_sets([set]);
     }
     if let Some(p) = &job.retention {
@@ -48,14 +53,15 @@ fn options(job: &ResolvedJob, env: Env<'_>) -> Result<(pgb::Repository, ReportOp
 }
 
 /// Every job's last report, rebuilt in the background.
-pub(crate) struct StatusReports {
-    sources: BTreeMap<String, (pgb::Repository, ReportOptions)>,
+pub(super) struct StatusReports {
+    sources: BTreeMap<String, (Repository, ReportOptions)>,
     reports: Mutex<BTreeMap<String, Result<Report, String>>>,
 }
 
 impl StatusReports {
-    /// The reports of `jobs`; a job whose repository or keys cannot be opened shows why.
-    pub(crate) fn new(jobs: &[ResolvedJob], env: Env<'_>) -> Self {
+    /// The reports of `jobs`; a job whose repository or keys cannot be opened shows why
+    /// (worded by `host`).
+    pub(super) fn new(jobs: &[ResolvedJob], env: &dyn EnvLookup, host: &dyn DaemonHost) -> Self {
         let mut sources = BTreeMap::new();
         let mut reports = BTreeMap::new();
         for j in jobs {
@@ -64,8 +70,8 @@ impl StatusReports {
                     sources.insert(j.name.clone(), s);
                     reports.insert(j.name.clone(), Err("not built yet".to_owned()));
                 }
-                Err(f) => {
-                    reports.insert(j.name.clone(), Err(f.message));
+                Err(e) => {
+                    reports.insert(j.name.clone(), Err(host.describe(e.into())));
                 }
             }
         }
@@ -80,7 +86,7 @@ impl StatusReports {
     }
 
     /// Rebuilds `job`'s report now.
-    pub(crate) async fn refresh(&self, job: &str) {
+    pub(super) async fn refresh(&self, job: &str) {
         let Some((repo, options)) = self.sources.get(job) else {
             return;
         };
@@ -92,7 +98,7 @@ impl StatusReports {
     }
 
     /// The page: the scheduler's state now and the last reports (no storage access).
-    pub(crate) fn page(&self, health: &HealthHandle) -> String {
+    pub(super) fn page(&self, health: &HealthHandle) -> String {
         let ts = |t: chrono::DateTime<chrono::Utc>| {
             OffsetDateTime::from_unix_timestamp(t.timestamp()).unwrap_or(OffsetDateTime::UNIX_EPOCH)
         };
@@ -122,5 +128,42 @@ impl StatusReports {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         pgb_ops::report::status_html(&p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::daemon::DefaultHost;
+    use crate::daemon::tests::jobs;
+
+    #[tokio::test]
+    async fn each_jobs_report_is_built_on_refresh_and_a_job_that_cannot_open_shows_why() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().display();
+        let env = HashMap::new();
+        let j = jobs(
+            &format!(
+                "[jobs.shop]\ndatabase = \"postgres://app@db/shop\"\nrepository = \"{dir}\"\n\
+                 keep_last = 3\n[jobs.gone]\nrepository = \"{dir}/missing\"\n"
+            ),
+            &env,
+        );
+        let s = StatusReports::new(&j, &env, &DefaultHost);
+        let (_, o) = &s.sources["shop"];
+        assert_eq!(o.job.as_deref(), Some("shop"));
+        assert!(!s.sources.contains_key("gone"));
+        assert!(matches!(&s.lock()["shop"], Err(m) if m == "not built yet"));
+        assert!(matches!(&s.lock()["gone"], Err(m) if m.contains("missing")));
+        s.refresh("shop").await;
+        assert!(
+            s.lock()["shop"].is_ok(),
+            "{:?}",
+            s.lock()["shop"].as_ref().err()
+        );
+        let page = s.page(&HealthHandle::default());
+        assert!(page.contains("shop") && page.contains("gone"), "{page}");
     }
 }

@@ -1,73 +1,72 @@
-//! The daemon's HTTP side: `--listen`, `/metrics` with the metrics of `pgb check
-//! --textfile` per job, computed from each job's repository in the background, and the status
-//! page at `/` ([`super::status`]).
+//! The daemon's `/metrics`: the metrics of `pgb check --textfile` per job, computed from each
+//! job's repository in the background, and the status page ([`super::status`]).
 //!
-//! The HTTP handler only reads the last rendered reports: storage is read by a refresher task
-//! at start, after each run of a job, and every [`METRICS_REFRESH`].
+//! A request only reads the last rendered reports: storage is read by
+//! [`DaemonMetrics::refresh_loop`] at start, after each run of a job, and every
+//! [`METRICS_REFRESH`].
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use pgb_config::ResolvedJob;
+use pgb_core::{Listing, Repository};
+use pgb_open::EnvLookup;
 use pgb_ops::{CheckOptions, CheckReport};
-use pgb_scheduler::{CancellationToken, Clock, Endpoints, HealthHandle, MetricsFn};
+use pgb_scheduler::{CancellationToken, Clock, Endpoints, HealthHandle, MetricsFn, PageFn};
 use tokio::sync::mpsc;
 
-use super::Env;
-use crate::exit::Failure;
+use super::DaemonHost;
+use super::status::{REPORT_EVERY_TICKS, StatusReports};
 
 /// How often every job's repository is checked again for `/metrics`, besides after its runs
 /// (a `pgb run` from cron or another host shows up within this time).
-pub(crate) const METRICS_REFRESH: Duration = Duration::from_secs(60);
-
-/// `--listen ADDR`: `None` when not given.
-pub(crate) fn listen(flag: Option<&str>) -> Result<Option<std::net::SocketAddr>, Failure> {
-    flag.map(|a| {
-        a.parse()
-            .map_err(|e| Failure::usage(format!("--listen {a:?}: not an address: {e}")))
-    })
-    .transpose()
-}
-
-/// The check a job's metrics come from, and the job's repository: `pgb check --job NAME`'s
-/// options, planned by the library ([`pgb_jobs::job_check`]).
-pub(crate) fn check_source(
-    job: &ResolvedJob,
-    env: Env<'_>,
-) -> Result<(pgb::Repository, CheckOptions), Failure> {
-    Ok(pgb_jobs::job_check(
-        job,
-        env,
-        time::OffsetDateTime::now_utc(),
-    )?)
-}
+pub const METRICS_REFRESH: Duration = Duration::from_secs(60);
 
 /// One job's metrics source.
 struct Source {
-    repo: pgb::Repository,
+    repo: Repository,
     options: CheckOptions,
     /// Which listing it reads: jobs with the same repository URL and key sources share one
     /// listing per refresh (the listing's verdicts depend on the authentication keys).
     shared: (String, pgb_config::EncryptionSettings),
 }
 
-/// Every job's last check report, refreshed in the background and rendered on request.
-pub(crate) struct DaemonMetrics {
+/// Every job's last check report and status report, refreshed in the background and rendered
+/// on request: the daemon's `/metrics` and status page.
+pub struct DaemonMetrics {
     sources: BTreeMap<String, Source>,
     reports: Mutex<BTreeMap<String, CheckReport>>,
     health: HealthHandle,
     /// Each job's report for the status page.
-    status: super::status::StatusReports,
+    status: StatusReports,
+    warnings: Vec<String>,
+}
+
+impl std::fmt::Debug for DaemonMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DaemonMetrics")
+            .field("jobs", &self.sources.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
 }
 
 impl DaemonMetrics {
-    /// Metrics of `jobs` (with their repositories opened); `health` gets each job's newest
-    /// backup found in its repository, so runs outside the daemon count as successes.
-    pub(crate) fn new(jobs: &[ResolvedJob], env: Env<'_>, health: HealthHandle) -> Self {
+    /// Metrics of `jobs`, each checked as `pgb check --job` does ([`crate::job_check`]), with
+    /// their repositories opened; `health` (the scheduler's) gets each job's newest backup
+    /// found in its repository, so runs outside the daemon count as successes. A job whose
+    /// repository or keys cannot be opened has no metrics ([`Self::warnings`] says why, worded
+    /// by `host`) and its status page entry shows why.
+    pub fn new(
+        jobs: &[ResolvedJob],
+        env: &dyn EnvLookup,
+        health: HealthHandle,
+        host: &dyn DaemonHost,
+    ) -> Self {
         let mut sources = BTreeMap::new();
+        let mut warnings = Vec::new();
         for j in jobs {
-            match check_source(j, env) {
+            match crate::job_check(j, env, time::OffsetDateTime::now_utc()) {
                 Ok((repo, options)) => {
                     let shared = (j.repository.clone(), j.encryption.clone());
                     let src = Source {
@@ -77,10 +76,10 @@ impl DaemonMetrics {
                     };
                     sources.insert(j.name.clone(), src);
                 }
-                // Scheduled jobs were resolved before; an unscheduled one is left out.
-                Err(f) => crate::render::note(format_args!(
-                    "warning: no metrics for job {}: {}",
-                    j.name, f.message
+                Err(e) => warnings.push(format!(
+                    "no metrics for job {}: {}",
+                    j.name,
+                    host.describe(e.into())
                 )),
             }
         }
@@ -88,8 +87,14 @@ impl DaemonMetrics {
             sources,
             reports: Mutex::new(BTreeMap::new()),
             health,
-            status: super::status::StatusReports::new(jobs, env),
+            status: StatusReports::new(jobs, env, host),
+            warnings,
         }
+    }
+
+    /// Why some jobs have no metrics: one line per job (`no metrics for job NAME: ...`).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// The jobs in groups that share one listing (same repository and key sources), in
@@ -111,7 +116,7 @@ impl DaemonMetrics {
 
     /// Checks `job`'s repository now and keeps the report; with `report`, rebuilds its status
     /// page report too.
-    async fn refresh(&self, job: &str, report: bool) {
+    pub async fn refresh(&self, job: &str, report: bool) {
         self.refresh_with(job, report, None).await;
     }
 
@@ -121,7 +126,7 @@ impl DaemonMetrics {
         &self,
         job: &str,
         report: bool,
-        listing: Option<Result<&pgb::Listing, &pgb::Error>>,
+        listing: Option<Result<&Listing, &pgb_core::Error>>,
     ) {
         if report {
             self.status.refresh(job).await;
@@ -162,15 +167,21 @@ impl DaemonMetrics {
     }
 
     /// The Prometheus text of the last reports (no storage access).
-    pub(crate) fn render(&self) -> String {
+    pub fn render(&self) -> String {
         let reports = self.lock();
         pgb_ops::metrics::render_checks(reports.iter().map(|(j, r)| (Some(j.as_str()), r)))
     }
 
-    /// Refreshes every job now, then each job named on `runs` (a run of it ended) and every
-    /// job every [`METRICS_REFRESH`], until `cancel` fires. Jobs sharing a repository (and
-    /// keys) share one listing per refresh.
-    pub(crate) async fn refresh_loop(
+    /// The status page: the scheduler's state now and the last reports (no storage access).
+    pub fn status_page(&self) -> String {
+        self.status.page(&self.health)
+    }
+
+    /// Refreshes every job now, then each job named on `runs` (a run of it ended: see
+    /// [`super::Runner::with_finished`]) and every job every [`METRICS_REFRESH`], until
+    /// `cancel` fires. Jobs sharing a repository (and keys) share one listing per refresh;
+    /// status reports are rebuilt after a job's run and every [`REPORT_EVERY_TICKS`] refreshes.
+    pub async fn refresh_loop(
         self: Arc<Self>,
         mut runs: mpsc::UnboundedReceiver<String>,
         cancel: CancellationToken,
@@ -182,7 +193,7 @@ impl DaemonMetrics {
             tokio::select! {
                 () = cancel.cancelled() => return,
                 _ = tick.tick() => {
-                    let report = ticks.is_multiple_of(super::status::REPORT_EVERY_TICKS);
+                    let report = ticks.is_multiple_of(REPORT_EVERY_TICKS);
                     ticks = ticks.wrapping_add(1);
                     for group in self.listing_groups() {
                         tokio::select! {
@@ -196,6 +207,21 @@ impl DaemonMetrics {
                     () = self.refresh(&job, true) => {}
                 },
             }
+        }
+    }
+
+    /// `/healthz` over the scheduler's state, `/metrics` over [`Self::render`] and the status
+    /// page at `/` ([`Self::status_page`]), on the system clock.
+    pub fn endpoints(self: &Arc<Self>) -> Endpoints {
+        let m = Arc::clone(self);
+        let render: MetricsFn = Arc::new(move || m.render());
+        let m = Arc::clone(self);
+        let page: PageFn = Arc::new(move || m.status_page());
+        Endpoints {
+            health: self.health.clone(),
+            metrics: render,
+            clock: Clock::system(),
+            status_page: Some(page),
         }
     }
 }
@@ -214,50 +240,29 @@ fn groups<'a, K: PartialEq + 'a>(
     groups.into_iter().map(|(_, names)| names).collect()
 }
 
-/// `/healthz` over the scheduler's state, `/metrics` over `metrics` and the status page.
-pub(crate) fn endpoints(health: HealthHandle, metrics: Arc<DaemonMetrics>) -> Endpoints {
-    let m = Arc::clone(&metrics);
-    let render: MetricsFn = Arc::new(move || m.render());
-    let page: pgb_scheduler::PageFn = Arc::new(move || metrics.status.page(&metrics.health));
-    Endpoints {
-        health,
-        metrics: render,
-        clock: Clock::system(),
-        status_page: Some(page),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
-    use std::path::Path;
 
     use super::*;
-
-    fn job(toml: &str, vars: &[(&str, &str)]) -> (ResolvedJob, HashMap<String, String>) {
-        let cfg = pgb_config::LoadedConfig::parse(toml, Path::new("pgb.toml")).unwrap();
-        let env: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        let j = super::super::config::jobs(&cfg, Some("shop"), &env)
-            .unwrap()
-            .remove(0);
-        (j, env)
-    }
+    use crate::daemon::DefaultHost;
+    use crate::daemon::tests::jobs;
 
     #[test]
     fn a_jobs_metrics_check_its_database_with_its_thresholds() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().display();
-        let (j, env) = job(
+        let env = HashMap::new();
+        let j = jobs(
             &format!(
                 "[jobs.shop]\ndatabase = \"postgres://app@db:5432/shop\"\nrepository = \"{dir}\"\n\
                  schedule = \"30 2 * * *\"\n[jobs.shop.check]\nmin_size = \"1MiB\"\n"
             ),
-            &[],
+            &env,
         );
-        let (_repo, o) = check_source(&j, &env).unwrap();
+        let m = DaemonMetrics::new(&j, &env, HealthHandle::default(), &DefaultHost);
+        assert!(m.warnings().is_empty(), "{:?}", m.warnings());
+        let o = &m.sources["shop"].options;
         assert_eq!(o.database.as_deref(), Some("shop"));
         assert_eq!(o.min_size, Some(1 << 20));
         assert_eq!(
@@ -265,17 +270,24 @@ mod tests {
             Some(Duration::from_secs(26 * 3600)),
             "a daily schedule: one day plus a 2 h grace"
         );
-        // Without a database in the URL, libpq's PGDATABASE names it.
-        let (j, env) = job(
-            &format!("[jobs.shop]\nrepository = \"{dir}\"\n"),
-            &[("PGDATABASE", "orders")],
-        );
-        assert_eq!(
-            crate::resolve::job::database_name(&j, &env).as_deref(),
-            Some("orders")
-        );
-        let (_repo, o) = check_source(&j, &env).unwrap();
+        // Without a database in the URL, libpq's PGDATABASE names it; no schedule, no max_age.
+        let env: HashMap<String, String> = [("PGDATABASE".to_owned(), "orders".to_owned())].into();
+        let j = jobs(&format!("[jobs.shop]\nrepository = \"{dir}\"\n"), &env);
+        let (_repo, o) = crate::job_check(&j[0], &env, time::OffsetDateTime::now_utc()).unwrap();
+        assert_eq!(o.database.as_deref(), Some("orders"));
         assert_eq!(o.max_age, None, "no schedule, no max_age");
+        // A repository that does not exist: no metrics, and why.
+        let j = jobs(
+            &format!("[jobs.gone]\nrepository = \"{dir}/missing\"\n"),
+            &env,
+        );
+        let m = DaemonMetrics::new(&j, &env, HealthHandle::default(), &DefaultHost);
+        assert_eq!(m.warnings().len(), 1);
+        assert!(
+            m.warnings()[0].starts_with("no metrics for job gone: "),
+            "{:?}",
+            m.warnings()
+        );
     }
 
     #[test]
@@ -287,9 +299,7 @@ mod tests {
              [jobs.c]\nrepository = \"{dir}\"\nauth_key_env = \"PGB_AUTH_C\"\n\
              [jobs.d]\nrepository = \"{dir}/other\"\n"
         );
-        let cfg = pgb_config::LoadedConfig::parse(&toml, Path::new("pgb.toml")).unwrap();
-        let env = HashMap::new();
-        let jobs = super::super::config::jobs(&cfg, None, &env).unwrap();
+        let jobs = jobs(&toml, &HashMap::new());
         let keys: Vec<_> = jobs
             .iter()
             .map(|j| {
@@ -304,15 +314,5 @@ mod tests {
             vec![vec!["a", "b"], vec!["c"], vec!["d"]],
             "a and b list once; c authenticates with its own key; d is another repository"
         );
-    }
-
-    #[test]
-    fn listen_takes_a_socket_address() {
-        assert_eq!(
-            listen(Some("127.0.0.1:9187")).unwrap(),
-            Some("127.0.0.1:9187".parse().unwrap())
-        );
-        assert_eq!(listen(None).unwrap(), None);
-        assert_eq!(listen(Some("localhost")).unwrap_err().code, 2);
     }
 }
