@@ -13,8 +13,9 @@
 # server holds that repository only, fills it through the library with N committed backups of a
 # 1 KiB fake dump (crates/pgb-storage-s3/examples/fill_repository.rs, 32 at once: seconds, not
 # N `pgb backup` processes), then times `pgb list --repo s3://... --json` and splits one more run
-# by its log: the LIST of backups/ (pages of 1,000 keys) and the rest (manifest GETs, 16 at
-# once, and the checks). Prints the figures and the time per backup against the smallest N.
+# by its log: the LIST of backups/ (pages of 1,000 keys, streamed: the manifest GETs, 16 at
+# once, run while it goes on) and the rest (the reads still running when the LIST ended, and
+# the checks). Prints the figures and the time per backup against the smallest N.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -105,5 +106,6 @@ done
 echo "list_s: median of $runs runs (process start included); ratio: ms/backup against the"
 echo "first size (1.00 or less: linear or better); pages: LIST requests for backups/ (1,000"
 echo "keys each); page_ms: the server's time for one such page (curl, median of 3); list_ms:"
-echo "start to the end of the LIST of backups/; rest_ms: manifest reads (16 at once) and checks"
-echo "(list_ms and rest_ms from one extra run with a debug log)."
+echo "start to the end of the LIST of backups/ (manifest reads, 16 at once, overlap it); rest_ms:"
+echo "the reads left when it ended, and the checks (list_ms and rest_ms from one extra run with"
+echo "a debug log)."
