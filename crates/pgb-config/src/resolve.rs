@@ -882,7 +882,8 @@ fn validate(
         )
     })?;
 
-    let retention = retention_policy(&s, &tz_name).map_err(|(k, m)| err(k, m))?;
+    let retention =
+        retention_policy(&s).map_err(|e| err(e.key.as_deref().unwrap_or_default(), e.message))?;
 
     let schedule = s
         .schedule
@@ -1131,69 +1132,84 @@ fn validate(
     })
 }
 
-fn retention_policy(
-    s: &JobSettings,
-    zone: &str,
-) -> Result<Option<pgb_retention::Policy>, (&'static str, String)> {
+/// The retention policy of the `keep_*` keys of `s`, its calendar buckets in `s.timezone`
+/// (UTC when unset); `None` when no rule is set. The one builder for a job's keys and for
+/// the `--keep-*` flags of a command (every retention flag is a key and the reverse): a
+/// caller with flags fills a [`JobSettings`] with them.
+///
+/// # Errors
+/// A [`ConfigError`] naming the key ([`Origin::None`]): an unknown zone (`timezone`), a span
+/// that does not parse, a policy that keeps nothing (`keep_last`); its message is the
+/// retention engine's own.
+pub fn retention_policy(s: &JobSettings) -> Result<Option<pgb_retention::Policy>, ConfigError> {
     use crate::settings::Keep;
     use pgb_retention::{Count, Policy, Zone, parse_span};
-    let count = |k: Option<Keep>| match k {
-        Some(Keep::N(n)) => Count::N(n),
-        Some(Keep::Unlimited) => Count::Unlimited,
-        None => Count::N(0),
+    let bad = |key: &str, e: pgb_retention::RetentionError| {
+        ConfigError::new(Origin::None, e.to_string()).key(key)
     };
-    let any = s.keep_last.is_some()
-        || s.keep_hourly.is_some()
-        || s.keep_daily.is_some()
-        || s.keep_weekly.is_some()
-        || s.keep_monthly.is_some()
-        || s.keep_yearly.is_some()
-        || s.keep_within.is_some()
-        || s.keep_within_hourly.is_some()
-        || s.keep_within_daily.is_some()
-        || s.keep_within_weekly.is_some()
-        || s.keep_within_monthly.is_some()
-        || s.keep_within_yearly.is_some()
-        || s.keep_label.as_ref().is_some_and(|l| !l.is_empty());
-    if !any {
+    let counts = [
+        s.keep_last,
+        s.keep_hourly,
+        s.keep_daily,
+        s.keep_weekly,
+        s.keep_monthly,
+        s.keep_yearly,
+    ];
+    let spans = [
+        ("keep_within", &s.keep_within),
+        ("keep_within_hourly", &s.keep_within_hourly),
+        ("keep_within_daily", &s.keep_within_daily),
+        ("keep_within_weekly", &s.keep_within_weekly),
+        ("keep_within_monthly", &s.keep_within_monthly),
+        ("keep_within_yearly", &s.keep_within_yearly),
+    ];
+    let labels = s.keep_label.as_deref().unwrap_or_default();
+    // A bad zone is an error also without a rule (`--retention-tz` alone).
+    let zone =
+        Zone::iana(s.timezone.as_deref().unwrap_or("UTC")).map_err(|e| bad("timezone", e))?;
+    if counts.iter().all(Option::is_none)
+        && spans.iter().all(|(_, v)| v.is_none())
+        && labels.is_empty()
+    {
         return Ok(None);
     }
-    let zone = Zone::iana(zone).map_err(|e| ("timezone", e.to_string()))?;
-    let mut p = Policy::default()
-        .with_zone(zone)
-        .with_keep_last(s.keep_last.unwrap_or(0))
-        .with_keep_hourly(count(s.keep_hourly))
-        .with_keep_daily(count(s.keep_daily))
-        .with_keep_weekly(count(s.keep_weekly))
-        .with_keep_monthly(count(s.keep_monthly))
-        .with_keep_yearly(count(s.keep_yearly));
-    let span = |key: &'static str, v: &Option<String>| {
-        v.as_deref()
-            .map(parse_span)
-            .transpose()
-            .map_err(|e| (key, e.to_string()))
+    let count = |k: Keep| match k {
+        Keep::N(n) => Count::N(n),
+        Keep::Unlimited => Count::Unlimited,
     };
-    if let Some(x) = span("keep_within", &s.keep_within)? {
-        p = p.with_keep_within(x);
+    type SetCount = fn(Policy, Count) -> Policy;
+    let set_counts: [SetCount; 6] = [
+        Policy::with_keep_last_count,
+        Policy::with_keep_hourly,
+        Policy::with_keep_daily,
+        Policy::with_keep_weekly,
+        Policy::with_keep_monthly,
+        Policy::with_keep_yearly,
+    ];
+    let mut p = Policy::default();
+    for (k, set) in counts.into_iter().zip(set_counts) {
+        if let Some(k) = k {
+            p = set(p, count(k));
+        }
     }
-    if let Some(x) = span("keep_within_hourly", &s.keep_within_hourly)? {
-        p = p.with_keep_within_hourly(x);
+    type SetSpan = fn(Policy, pgb_retention::Span) -> Policy;
+    let set_spans: [SetSpan; 6] = [
+        Policy::with_keep_within,
+        Policy::with_keep_within_hourly,
+        Policy::with_keep_within_daily,
+        Policy::with_keep_within_weekly,
+        Policy::with_keep_within_monthly,
+        Policy::with_keep_within_yearly,
+    ];
+    for ((key, v), set) in spans.into_iter().zip(set_spans) {
+        if let Some(v) = v {
+            p = set(p, parse_span(v).map_err(|e| bad(key, e))?);
+        }
     }
-    if let Some(x) = span("keep_within_daily", &s.keep_within_daily)? {
-        p = p.with_keep_within_daily(x);
-    }
-    if let Some(x) = span("keep_within_weekly", &s.keep_within_weekly)? {
-        p = p.with_keep_within_weekly(x);
-    }
-    if let Some(x) = span("keep_within_monthly", &s.keep_within_monthly)? {
-        p = p.with_keep_within_monthly(x);
-    }
-    if let Some(x) = span("keep_within_yearly", &s.keep_within_yearly)? {
-        p = p.with_keep_within_yearly(x);
-    }
-    for label in s.keep_label.iter().flatten() {
+    for label in labels {
         p = p.with_keep_label(label.clone());
     }
-    p.validate().map_err(|e| ("keep_last", e.to_string()))?;
+    p = p.with_zone(zone);
+    p.validate().map_err(|e| bad("keep_last", e))?;
     Ok(Some(p))
 }

@@ -34,6 +34,19 @@ impl fmt::Display for Keep {
     }
 }
 
+/// A count as a flag or variable writes it: a whole number, or `unlimited`; a negative
+/// number is refused with a hint ([`pgb_retention::parse_count`]).
+impl std::str::FromStr for Keep {
+    type Err = pgb_retention::RetentionError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match pgb_retention::parse_count(s)? {
+            pgb_retention::Count::N(n) => Keep::N(n),
+            _ => Keep::Unlimited,
+        })
+    }
+}
+
 impl Serialize for Keep {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -181,9 +194,9 @@ pub struct JobSettings {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub identity_file: Option<PathBuf>,
 
-    /// Keep the N newest backups.
+    /// Keep the N newest backups (or `"unlimited"`: every backup).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub keep_last: Option<u32>,
+    pub keep_last: Option<Keep>,
     /// Keep the newest backup of each of the N newest hours.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keep_hourly: Option<Keep>,

@@ -63,6 +63,17 @@ impl PgDump {
         self.format = format;
         self
     }
+
+    /// The database it dumps: what a whole-server, directory-format or base backup of the
+    /// same command line connects to.
+    pub fn conn(&self) -> &ConnConfig {
+        &self.conn
+    }
+
+    /// Its selection and pass-through options.
+    pub fn options(&self) -> &crate::DumpOptions {
+        &self.options
+    }
 }
 
 /// What the server says about itself and the connected database.

@@ -10,11 +10,11 @@ use crate::resolve::{self, ClusterRestore};
 /// `backup --all-databases`: one backup of every selected database plus the globals; then,
 /// like a single-database backup, `--verify` and `--prune`. Returns (id, set, stored bytes).
 pub(super) async fn backup(a: BackupArgs, ctx: &Ctx<'_>) -> Result<(String, String, u64), Failure> {
-    let plan = resolve::cluster_backup(&a, ctx.env)?;
+    let (dumper, plan) = resolve::cluster_backup(&a, ctx.env)?;
     let repo = resolve::backup_repository(&a.repo, ctx.env)?;
     let done = repo
         .backup_cluster_until(
-            &plan.dumper,
+            &dumper,
             &plan.options,
             &render::log_progress,
             ctx.cancelled(),
@@ -33,12 +33,12 @@ pub(super) async fn backup_directory(
     a: BackupArgs,
     ctx: &Ctx<'_>,
 ) -> Result<(String, String, u64), Failure> {
-    let plan = resolve::directory_backup(&a, ctx.env)?;
+    let (dumper, plan) = resolve::directory_backup(&a, ctx.env)?;
     let repo = resolve::backup_repository(&a.repo, ctx.env)?;
     let r = repo
         .backup_directory_until(
-            &plan.dumper,
-            plan.jobs,
+            &dumper,
+            a.directory.jobs.unwrap_or(1) as usize,
             &plan.options,
             &render::log_progress,
             ctx.cancelled(),
@@ -73,11 +73,7 @@ pub(super) async fn restore(
     let out = Output::json(a.json);
     let started = std::time::Instant::now();
     match what {
-        ClusterRestore::Database {
-            name,
-            restorer,
-            target,
-        } => {
+        ClusterRestore::Database(name, restorer, target) => {
             let report = repo
                 .restore_database_until(
                     &m,

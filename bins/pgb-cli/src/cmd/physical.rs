@@ -10,7 +10,7 @@ use crate::resolve;
 /// `backup --physical`: one base backup, committed once its WAL is safe; then `--verify`
 /// and `--prune` as for any backup. Returns (id, set, stored bytes).
 pub(super) async fn backup(a: BackupArgs, ctx: &Ctx<'_>) -> Result<(String, String, u64), Failure> {
-    let plan = resolve::physical::backup(&a, ctx.env)?;
+    let (dumper, plan, wal_wait) = resolve::physical::backup(&a, ctx.env)?;
     let mut repo = resolve::backup_repository(&a.repo, ctx.env)?;
     if a.physical.incremental {
         // The parent's backup_manifest is read back from its stored tar: the identities of
@@ -24,9 +24,9 @@ pub(super) async fn backup(a: BackupArgs, ctx: &Ctx<'_>) -> Result<(String, Stri
     }
     let progress = render::Reporter::backup(&ctx.progress, &repo);
     let report = Box::pin(repo.backup_physical_until(
-        &plan.dumper,
+        &dumper,
         &plan.options,
-        plan.wal_wait,
+        wal_wait,
         &progress,
         ctx.cancelled(),
     ))
@@ -65,7 +65,7 @@ pub(super) async fn restore(
         }
     };
     super::restore::plaintext_check(&plan.manifest, keys_given, a.require_encrypted)?;
-    let cmd = resolved.restore_command(plan.system_identifier, &plan.data_dir)?;
+    let cmd = resolved.fetch.line(plan.system_identifier, &plan.data_dir);
     plan.restore_command = Some(cmd.clone());
     resolved.request.settings.restore_command = Some(cmd);
     let out = Output::json(a.json);

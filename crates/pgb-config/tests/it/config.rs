@@ -57,7 +57,7 @@ fn the_example_validates_and_covers_three_environments() {
     };
     let jobs = cfg.resolve_all(&env, &JobSettings::default()).unwrap();
     let dev = &jobs[0];
-    assert_eq!(dev.settings.keep_last, Some(3));
+    assert_eq!(dev.settings.keep_last, Some(pgb_config::Keep::N(3)));
     assert!(dev.schedule.is_none());
     let prod = &jobs[1];
     assert_eq!(prod.timezone, pgb_config::Tz::Europe__Berlin);

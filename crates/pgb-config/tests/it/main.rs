@@ -6,3 +6,4 @@
 mod config;
 mod deploy;
 mod migrations;
+mod retention;

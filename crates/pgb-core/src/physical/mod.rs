@@ -8,7 +8,8 @@
 //!   ([`PhysicalSource`]).
 //! - [`PhysicalInfo`]: the manifest's `physical` section.
 //! - [`RecoveryTarget`], [`RecoverySettings`]: what a restored server recovers to, written as
-//!   `recovery.signal` and `postgresql.auto.conf` lines.
+//!   `recovery.signal` and `postgresql.auto.conf` lines; [`TargetRequest`]: a target as
+//!   given, checked into settings; [`WalFetchCommand`]: the `restore_command` line.
 //! - [`PhysicalRestorePlan`]: which backup a restore uses and the WAL it needs (what
 //!   `--preview` shows), from [`Repository::plan_physical_restore`](crate::Repository::plan_physical_restore).
 
@@ -19,6 +20,7 @@ pub(crate) mod incremental;
 pub(crate) mod pgfiles;
 pub(crate) mod plan;
 mod recovery;
+mod spec;
 pub(crate) mod tar;
 
 use std::fmt;
@@ -40,6 +42,7 @@ pub use recovery::{
     InvalidTarget, RecoverySettings, RecoveryTarget, TargetAction, TimelineTarget,
     parse_target_time, quote_conf,
 };
+pub use spec::{InvalidRecovery, TargetRequest, WalFetchCommand};
 
 /// Where a physical backup's WAL lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
