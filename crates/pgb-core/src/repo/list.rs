@@ -128,9 +128,9 @@ impl Listing {
 impl Repository {
     /// Lists usable backups, unusable manifests (with the reason) and leftovers of
     /// uncommitted backups. One listing of `backups/`, streamed: each manifest is read (and
-    /// authenticated) as soon as the listing shows it, at most 16 at a time,
-    /// while the listing goes on; the artifacts are checked against the whole listing once
-    /// it is complete.
+    /// authenticated) as soon as the listing shows it, at most 16 at a time, while the
+    /// listing goes on; the artifacts are checked against the whole listing once it is
+    /// complete. A listing that fails midway fails the whole call.
     ///
     /// # Errors
     /// Storage failures while listing or reading manifests.
