@@ -20,7 +20,9 @@
 //!   `PGB_*` environment < flags for every key, remembers where each value came from
 //!   ([`Source`]), and validates the result into a [`ResolvedJob`] (cron, zone, repository
 //!   scheme, durations, hooks' programs).
-//! - [`discover`] picks the file: `--config`, `PGB_CONFIG`, `./pgb.toml`, `/etc/pgb/pgb.toml`.
+//! - [`discover`] picks the file: `--config`, `PGB_CONFIG`, `./pgb.toml`, `/etc/pgb/pgb.toml`;
+//!   [`load`] picks and parses it, reading it through the caller's [`Files`].
+//! - [`defaults`] holds the built-in defaults, also for commands run without a config file.
 //! - [`EXAMPLE`] is a commented example covering dev, staging and production.
 //!
 //! Like every pgb library it never reads the environment or files on its own: the caller
@@ -43,6 +45,7 @@
 //! # Ok::<(), pgb_config::ConfigError>(())
 //! ```
 
+pub mod defaults;
 mod discover;
 mod error;
 mod load;
@@ -50,7 +53,7 @@ mod resolve;
 mod settings;
 mod values;
 
-pub use discover::{Found, SYSTEM_CONFIG, discover};
+pub use discover::{Files, Found, NO_CONFIG, SYSTEM_CONFIG, discover, load};
 pub use error::{ConfigError, Origin};
 pub use load::LoadedConfig;
 pub use resolve::{

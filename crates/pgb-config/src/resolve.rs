@@ -80,7 +80,7 @@ impl fmt::Display for Source {
 pub fn builtin_defaults() -> JobSettings {
     JobSettings {
         format: Some("custom".into()),
-        compression: Some("zstd:3".into()),
+        compression: Some(crate::defaults::COMPRESSION.into()),
         timezone: Some("UTC".into()),
         jitter: Some("0s".into()),
         catch_up: Some(false),
@@ -854,7 +854,10 @@ fn validate(
             format!("{o:?} is not an option (one argument each, e.g. \"--no-comments\")"),
         ));
     }
-    let compression = s.compression.clone().unwrap_or_else(|| "zstd:3".into());
+    let compression = s
+        .compression
+        .clone()
+        .unwrap_or_else(|| crate::defaults::COMPRESSION.into());
     check_compression(&compression).map_err(|m| err("compression", m))?;
     let labels = s.labels.clone().unwrap_or_default();
     if labels.iter().any(|l| l.trim().is_empty()) {

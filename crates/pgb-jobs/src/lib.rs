@@ -37,11 +37,17 @@
 
 pub mod daemon;
 pub mod hooks;
+mod host;
 mod migrations;
 mod plan;
 mod proving;
 mod sets;
 
+pub use host::{
+    UrlError, archive_checker, backup_options, connection, database, database_url, holder,
+    hook_password, open_repository, repository_url, resolve_job, resolve_jobs, spool_dir,
+    temp_dir, tools_in,
+};
 pub use migrations::{
     ExpectedError, expected_migration, labels as migration_labels, migration_probe,
     notify_drill_heads, notify_heads, parse_target as parse_expected_migration,
@@ -51,8 +57,8 @@ pub use plan::{
     tools,
 };
 pub use proving::{
-    JobDrill, drill_notification, job_auth_key, job_check, job_database, job_decryption,
-    job_repository, job_warnings, outcome_name,
+    JobDrill, drill_notification, job_auth_key, job_check, job_check_limits, job_database,
+    job_decryption, job_repository, job_warnings, outcome_name,
 };
 pub use sets::{job_intended_set, job_retention_set, storage_options};
 

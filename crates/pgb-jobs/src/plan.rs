@@ -245,10 +245,7 @@ impl JobPlan {
             auth_key: keys.auth_key,
             notifier: notifier(job, env)?,
             hook_env: hook_env(env),
-            holder: Holder {
-                host: var(env, "HOSTNAME").unwrap_or_else(|| "localhost".to_owned()),
-                pid: std::process::id(),
-            },
+            holder: crate::holder(env, None),
         })
     }
 
@@ -265,12 +262,7 @@ impl JobPlan {
         env: &dyn EnvLookup,
     ) -> Result<Self, PlanError> {
         let config = pgb_config::LoadedConfig::parse(text, path)?;
-        let var = |name: &str| env.get(name);
-        let environment = pgb_config::Environment {
-            var: &var,
-            is_executable: &pgb_config::is_executable,
-        };
-        let job = config.resolve(job, &environment, &pgb_config::JobSettings::default())?;
+        let job = crate::resolve_job(&config, job, env, &pgb_config::JobSettings::default())?;
         Self::resolve(&job, env)
     }
 

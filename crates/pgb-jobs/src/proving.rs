@@ -32,8 +32,7 @@ pub fn job_repository(
     env: &dyn EnvLookup,
     create: bool,
 ) -> Result<Repository, PlanError> {
-    let o = crate::storage_options(&job.storage).with_create(create);
-    Ok(pgb_open::open_repository_with(&job.repository, env, &o)?)
+    Ok(crate::open_repository(&job.repository, &job.storage, env, create)?)
 }
 
 /// The keys that read the job's backups: its identity file (else `PGB_IDENTITY_FILE`), its
@@ -130,12 +129,9 @@ pub fn job_check(
     if let Some(db) = job_database(job, env) {
         o = o.with_database(db);
     }
-    let c = job.check.as_ref();
-    let from_schedule = job.schedule.as_ref().and_then(|cron| {
-        let now = chrono::DateTime::from_timestamp(now.unix_timestamp(), 0)?;
-        pgb_scheduler::default_max_age(cron, job.timezone, now)
-    });
-    if let Some(d) = c.and_then(|c| c.max_age).or(from_schedule) {
+    let limits = job_check_limits(job, now);
+    let c = Some(&limits);
+    if let Some(d) = limits.max_age {
         o = o.with_max_age(d);
     }
     if let Some(b) = c.and_then(|c| c.min_size) {
@@ -157,6 +153,26 @@ pub fn job_check(
         o = o.with_auth_key(k);
     }
     Ok((repo, o))
+}
+
+/// The job's `[check]` limits, with one period of its schedule plus a grace (26 h for a daily
+/// job) as the maximum age unless `max_age` is set: what `pgb check --job` judges by.
+pub fn job_check_limits(job: &ResolvedJob, now: time::OffsetDateTime) -> pgb_config::CheckConfig {
+    let mut c = job.check.clone().unwrap_or(pgb_config::CheckConfig {
+        max_age: None,
+        min_size: None,
+        max_size_drop: None,
+        max_drill_age: None,
+        max_rpo: None,
+        max_wal_age: None,
+    });
+    if c.max_age.is_none() {
+        c.max_age = job.schedule.as_ref().and_then(|cron| {
+            let now = chrono::DateTime::from_timestamp(now.unix_timestamp(), 0)?;
+            pgb_scheduler::default_max_age(cron, job.timezone, now)
+        });
+    }
+    c
 }
 
 /// A job's restore drill, as `pgb drill --job` and the daemon's `drill.schedule` run it: the
@@ -212,9 +228,7 @@ impl JobDrill {
             })?;
         let target =
             ConnConfig::parse(&target).map_err(|e| invalid("drill.target", e.to_string()))?;
-        let spool = var(env, "PGB_SPOOL_DIR")
-            .or_else(|| var(env, "TMPDIR"))
-            .map_or_else(|| PathBuf::from("/tmp"), PathBuf::from);
+        let spool = crate::spool_dir(None, env);
         let backup = match d.and_then(|d| d.within) {
             Some(within) => BackupChoice::Random { within },
             None => BackupChoice::Latest,
@@ -284,8 +298,7 @@ impl JobDrill {
             }
             p
         });
-        let hook = PostRestoreHook::for_job(job, hook_env(env))
-            .map(|h| h.with_password(var(env, "PGPASSWORD").map(crate::hooks::Password::new)));
+        let hook = PostRestoreHook::from_env(job, env);
         Ok(Self {
             job: job.clone(),
             repo,

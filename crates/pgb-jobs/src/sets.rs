@@ -8,10 +8,6 @@ use pgb_postgres::ConnConfig;
 
 use crate::plan::PlanError;
 
-fn var(env: &dyn EnvLookup, name: &str) -> Option<String> {
-    env.get(name).filter(|v| !v.is_empty())
-}
-
 /// The object-store retries and time limits a job sets, typed (unset: the storage's own
 /// defaults, or `PGB_STORAGE_*` already layered into the job).
 pub fn storage_options(s: &StorageNetwork) -> StorageOptions {
@@ -33,10 +29,7 @@ pub fn storage_options(s: &StorageNetwork) -> StorageOptions {
 
 /// The job's database URL: its `database`, else `DATABASE_URL`, else libpq's `PG*` variables.
 fn database_url(job: &ResolvedJob, env: &dyn EnvLookup) -> String {
-    job.database
-        .clone()
-        .or_else(|| var(env, "DATABASE_URL"))
-        .unwrap_or_else(|| "postgres://".to_owned())
+    crate::database_url(job.database.as_deref(), env)
 }
 
 /// The set a backup of `job` gets (`host:port/database`, `host:port/*` for a whole server),
@@ -110,13 +103,8 @@ mod tests {
     fn job(keys: &str) -> ResolvedJob {
         let text = format!("[jobs.shop]\nrepository = \"/r\"\n{keys}");
         let cfg = pgb_config::LoadedConfig::parse(&text, Path::new("pgb.toml")).unwrap();
-        let none = |_: &str| None;
-        let env = pgb_config::Environment {
-            var: &none,
-            is_executable: &|_| false,
-        };
-        cfg.resolve("shop", &env, &pgb_config::JobSettings::default())
-            .unwrap()
+        let none: HashMap<String, String> = HashMap::new();
+        crate::resolve_job(&cfg, "shop", &none, &pgb_config::JobSettings::default()).unwrap()
     }
 
     #[test]
