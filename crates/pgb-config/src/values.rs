@@ -175,6 +175,13 @@ mod tests {
         assert_eq!(parse_size("512").unwrap(), 512);
         assert!(parse_size("ten MB").is_err());
         assert!(parse_size("5XB").is_err());
+        // The same grammar for a flag, a key and a variable: `kB` too, and a bare unit letter
+        // refused as ambiguous with both spellings offered.
+        assert_eq!(parse_size("2kB").unwrap(), 2000);
+        assert_eq!(parse_size("2KiB").unwrap(), 2048);
+        let e = parse_size("10M").unwrap_err();
+        assert!(e.contains("10MB") && e.contains("10MiB"), "{e}");
+        assert!(parse_duration("5y").is_err());
     }
 
     #[test]
