@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Benchmark (not a test) of listing a large repository: `pgb list --json` of N backups on the
-# S3 server s3s-fs, for N = 100, 1,000 and 10,000 (issue 19: it must grow no faster than
-# linearly).
+# S3 emulator (s3s-fs, or moto with BENCH_LIST_SERVER=moto), for N = 100, 1,000 and 10,000
+# (issue 19: it must grow no faster than linearly).
 #
 #   scripts/bench-list.sh
 #   BENCH_LIST_COUNTS="100 1000 10000"  the repository sizes [default]
 #   BENCH_LIST_RUNS=3                   timed runs per size; the median is reported
+#   BENCH_LIST_SERVER=s3s               s3s-fs (files on disk) [default], or moto (in memory):
+#                                       each emulator's own LIST cost grows with the bucket
 #   BENCH_PGB=PATH                      this pgb binary [default: target-rel/release/pgb,
 #                                       target/release/pgb, else target/debug/pgb]
 #
-# Per size it starts its own s3s-fs (scripts/services/s3s.sh start) on a fresh folder, so the
+# Per size it starts its own emulator (scripts/services/s3s.sh or s3.sh start) on a fresh folder, so the
 # server holds that repository only, fills it through the library with N committed backups of a
 # 1 KiB fake dump (crates/pgb-storage-s3/examples/fill_repository.rs, 32 at once: seconds, not
 # N `pgb backup` processes), then times `pgb list --repo s3://... --json` and splits one more run
@@ -21,6 +23,11 @@ cd "$(dirname "$0")/.."
 root=$PWD
 counts=${BENCH_LIST_COUNTS:-100 1000 10000}
 runs=${BENCH_LIST_RUNS:-3}
+case ${BENCH_LIST_SERVER:-s3s} in
+    s3s) service=s3s vars=PGB_TEST_S3S name=s3s-fs ;;
+    moto) service=s3 vars=PGB_TEST_S3 name=moto ;;
+    *) echo "bench-list: BENCH_LIST_SERVER is s3s or moto" >&2; exit 2 ;;
+esac
 
 pgb=${BENCH_PGB:-}
 if [[ -z $pgb ]]; then
@@ -38,7 +45,7 @@ fill=$(ls -t target/debug/examples/fill_repository | head -n 1)
 
 work=$(mktemp -d /tmp/pgb-bench-list.XXXXXX)
 cleanup() {
-    scripts/services/s3s.sh stop "$work/s3s" >/dev/null 2>&1 || true
+    scripts/services/$service.sh stop "$work/s3s" >/dev/null 2>&1 || true
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -51,19 +58,22 @@ span() { python3 -c 'import sys,datetime as d
 p=lambda s: d.datetime.fromisoformat(s.rstrip("Z")[:26])
 print(f"{(p(sys.argv[2])-p(sys.argv[1])).total_seconds():.3f}")' "$1" "$2"; }
 
-echo "pgb list on s3s-fs: $pgb, $build build; $(nproc) cores; $(date -u +%F)"
+echo "pgb list on $name: $pgb, $build build; $(nproc) cores; $(date -u +%F)"
 printf '%8s %7s %8s %10s %6s %6s %8s %9s %8s %12s\n' backups fill_s list_s ms/backup ratio \
     pages page_ms list_ms rest_ms rest_ms/bkp
 base=
 for n in $counts; do
-    scripts/services/s3s.sh stop "$work/s3s" >/dev/null 2>&1 || true
+    scripts/services/$service.sh stop "$work/s3s" >/dev/null 2>&1 || true
     rm -rf "$work/s3s"
-    scripts/services/s3s.sh start "$work/s3s" >/dev/null 2>&1
-    # shellcheck disable=SC1091
-    source "$work/s3s/s3s.env"
-    export AWS_ACCESS_KEY_ID=$PGB_TEST_S3S_ACCESS_KEY_ID
-    export AWS_SECRET_ACCESS_KEY=$PGB_TEST_S3S_SECRET_ACCESS_KEY
-    export AWS_REGION=$PGB_TEST_S3S_REGION AWS_ENDPOINT_URL_S3=$PGB_TEST_S3S_ENDPOINT
+    scripts/services/$service.sh start "$work/s3s" >/dev/null 2>&1
+    # shellcheck disable=SC1090
+    source "$work/s3s/$service.env"
+    endpoint_var=${vars}_ENDPOINT bucket_var=${vars}_BUCKET key_var=${vars}_ACCESS_KEY_ID
+    secret_var=${vars}_SECRET_ACCESS_KEY region_var=${vars}_REGION
+    PGB_TEST_S3S_ENDPOINT=${!endpoint_var} PGB_TEST_S3S_BUCKET=${!bucket_var}
+    export AWS_ACCESS_KEY_ID=${!key_var}
+    export AWS_SECRET_ACCESS_KEY=${!secret_var}
+    export AWS_REGION=${!region_var} AWS_ENDPOINT_URL_S3=$PGB_TEST_S3S_ENDPOINT
     prefix="bench-list-$n-$(date +%s)"
     repo="s3://$PGB_TEST_S3S_BUCKET/$prefix"
     t0=$(millis)
