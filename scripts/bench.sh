@@ -13,7 +13,14 @@
 #                (scripts/lib/dump-replay.py), then a stand-in replays it at that pace, and pgb
 #                (through --pg-bin-dir) must finish within 1.05x the stand-in's own time. The
 #                stand-in uses almost no CPU: on 2 cores this shows the gap a many-core machine
-#                (or a database server elsewhere) would see.
+#                (or a database server elsewhere) would see. Replay mode also runs the burst
+#                stand-in: the recorded dump written in bursts of $BENCH_BURST_MB MB (64) at
+#                $BENCH_BURST_RATE MB/s (500), $BENCH_BURST_PAUSE s (0.4) apart, and reports
+#                pgb / the stand-in's own time (target <= 1.10) and pgb's peak RSS.
+#   BENCH_REPLAY_ONLY=1  only the replay mode's contenders (recorded pace and bursts), without
+#                the others: the quick check of the pipeline's input queue
+#   BENCH_PGB_B=PATH  in replay mode, a second pgb binary run alternately with the first (a
+#                before/after comparison under the same load)
 #   BENCH_LEVELS="1 3 6 9"  also pgb backup at each zstd level (time, size, own CPU), on the
 #                benchmark database and, with BENCH_TEXT=1, on a text-heavy one (prose-like
 #                rows): the measurements behind the default level (docs/benchmarks.md)
@@ -154,6 +161,49 @@ sys.exit(rc)' "$f" "$@"
 wall_of() { awk '{print $1}' "$1"; }
 cpu_of() { awk '{print $2}' "$1"; }
 rss_of() { awk '{print $3}' "$1"; }
+# One run of the replay mode: each stand-in alone to /dev/null (its own time), then pgb fed
+# by it (the recorded pace, then the bursts); with BENCH_PGB_B, that second binary too,
+# alternately (a before/after comparison on the same, possibly noisy, machine).
+replay_runs() {
+  local p k
+  mkdir -p "$work/out"
+  t=$(now); python3 scripts/lib/dump-replay.py play "$work/replay.timeline" "$work/replay.dump" >/dev/null
+  times[standin]+="$(since "$t") "
+  t=$(now); python3 scripts/lib/dump-replay.py burst "$work/replay.dump" "${burst_args[@]}" >/dev/null
+  times[burst_standin]+="$(since "$t") "
+  for p in "" ${BENCH_PGB_B:+_b}; do
+    local exe=$pgb
+    [[ -n $p ]] && exe=$BENCH_PGB_B
+    for k in replay burst; do
+      local dir=$shim
+      [[ $k == burst ]] && dir=$burst_shim
+      rm -rf "$work/replay-repo"
+      measured "$work/out/m.txt" "$exe" -q backup --repo "file://$work/replay-repo" --db "$base/$db" --pg-bin-dir "$dir"
+      times[pgb_$k$p]+="$(wall_of "$work/out/m.txt") "
+      cpu[pgb_$k$p]+="$(cpu_of "$work/out/m.txt") "
+      rss[pgb_$k$p]+="$(rss_of "$work/out/m.txt") "
+    done
+  done
+  rm -rf "$work/replay-repo"
+}
+# The replay mode's figures (medians of its runs).
+print_replay() {
+  local k m p
+  for k in standin burst_standin pgb_replay pgb_burst ${BENCH_PGB_B:+pgb_replay_b pgb_burst_b}; do
+    m=$(echo "${times[$k]}" | tr ' ' '\n' | grep . | median)
+    eval "med_$k=$m"
+    printf '%-14s %10.2f s   %s\n' "$k" "$m" "${times[$k]}"
+  done
+  for p in "" ${BENCH_PGB_B:+_b}; do
+    local exe=$pgb r=med_pgb_replay$p b=med_pgb_burst$p
+    [[ -n $p ]] && exe=$BENCH_PGB_B
+    echo "--- $exe"
+    printf 'replay: pgb / stand-in = %s   (target <= 1.05; pgb own CPU per run: %s; peak RSS KiB: %s)\n' \
+      "$(calc "${!r} / $med_standin")" "${cpu[pgb_replay$p]}" "${rss[pgb_replay$p]}"
+    printf 'bursts of %s MB at %s MB/s, %s s apart: pgb / stand-in = %s   (target <= 1.10; pgb own CPU per run: %s; peak RSS KiB: %s)\n' \
+      "${burst_args[@]}" "$(calc "${!b} / $med_burst_standin")" "${cpu[pgb_burst$p]}" "${rss[pgb_burst$p]}"
+  done
+}
 
 for size in "${sizes[@]}"; do
   db=bench_${size/./_}
@@ -211,6 +261,26 @@ for a in "\$@"; do [[ \$a == --version || \$a == -V ]] && exec "$bin/pg_dump" "\
 exec python3 "$root/scripts/lib/dump-replay.py" play "$work/replay.timeline" "$work/replay.dump"
 SHIM
     chmod +x "$shim/pg_dump"
+    # The burst stand-in: the same dump in bursts (scripts/lib/dump-replay.py burst).
+    burst_args=("${BENCH_BURST_MB:-64}" "${BENCH_BURST_RATE:-500}" "${BENCH_BURST_PAUSE:-0.4}")
+    burst_shim=$work/burst-bin
+    rm -rf "$burst_shim" && mkdir -p "$burst_shim"
+    for t in psql pg_restore pg_dumpall; do ln -sf "$bin/$t" "$burst_shim/$t"; done
+    cat >"$burst_shim/pg_dump" <<SHIM
+#!/usr/bin/env bash
+for a in "\$@"; do [[ \$a == --version || \$a == -V ]] && exec "$bin/pg_dump" "\$@"; done
+exec python3 "$root/scripts/lib/dump-replay.py" burst "$work/replay.dump" ${burst_args[*]}
+SHIM
+    chmod +x "$burst_shim/pg_dump"
+  fi
+  if [[ ${BENCH_REPLAY:-0} == 1 && ${BENCH_REPLAY_ONLY:-0} == 1 ]]; then
+    for ((r = 1; r <= runs; r++)); do
+      replay_runs "$r"
+    done
+    print_replay
+    "$bin/psql" -X -q -d "$pg_url" -c "drop database $db"
+    unset times outsize rss cpu
+    continue
   fi
   if [[ ${BENCH_MEMORY_ONLY:-0} == 1 ]]; then
     for ((r = 1; r <= runs; r++)); do
@@ -308,14 +378,7 @@ SHIM
         outsize[$k]=$(find "$work/lrepo/backups" -name 'data.*' ! -name '*.sha256' -printf '%s\n')
       done
     done
-    if [[ ${BENCH_REPLAY:-0} == 1 ]]; then
-      t=$(now); python3 scripts/lib/dump-replay.py play "$work/replay.timeline" "$work/replay.dump" >/dev/null
-      times[standin]+="$(since "$t") "
-      rm -rf "$work/replay-repo"
-      measured "$work/out/m.txt" "$pgb" -q backup --repo "file://$work/replay-repo" --db "$base/$db" --pg-bin-dir "$shim"
-      times[pgb_replay]+="$(wall_of "$work/out/m.txt") "
-      cpu[pgb_replay]+="$(cpu_of "$work/out/m.txt") "
-    fi
+    if [[ ${BENCH_REPLAY:-0} == 1 ]]; then replay_runs "$r"; fi
     for b in "${s3_backends[@]}"; do
       bucket_var=PGB_TEST_${b^^}_BUCKET
       s3repo="s3://${!bucket_var}/bench-$r-$RANDOM"
@@ -338,7 +401,6 @@ SHIM
   for level in ${BENCH_LEVELS:-}; do
     for src in "$db" ${text_db:+"$text_db"}; do keys+=("zstd${level}_${src#bench_}"); done
   done
-  [[ ${BENCH_REPLAY:-0} == 1 ]] && keys+=(standin pgb_replay)
   [[ ${BENCH_DIRECTORY:-0} == 1 ]] && keys+=(dir_backup dir_restore)
   for b in "${s3_backends[@]}"; do keys+=("${b}_backup" "${b}_verify" "${b}_restore"); done
   for k in "${keys[@]}"; do
@@ -369,10 +431,7 @@ SHIM
       "$jobs" "$med_dir_backup" "$med_pgb" "$(calc "$med_dir_backup / $med_pgb")" \
       "$med_dir_restore" "$jobs" "$med_pgb_restore_j" "$(calc "$med_dir_restore / $med_pgb_restore_j")"
   fi
-  if [[ ${BENCH_REPLAY:-0} == 1 ]]; then
-    printf 'replay: pgb / stand-in = %s   (target <= 1.05; pgb own CPU per run: %s)\n' \
-      "$(calc "$med_pgb_replay / $med_standin")" "${cpu[pgb_replay]}"
-  fi
+  if [[ ${BENCH_REPLAY:-0} == 1 ]]; then print_replay; fi
   echo "pgb peak RSS (KiB) per run: ${pgb_rss[*]}"
   echo "pgb restore peak RSS (KiB) per run: ${rss[pgb_restore]}; restore --jobs $jobs: ${rss[pgb_restore_j]}"
   echo "pgb own CPU (user+sys s) per run, local backup: ${cpu[pgb]}"

@@ -113,14 +113,28 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 pub(crate) struct SharedBuf(Arc<Mutex<Vec<u8>>>);
 
 impl SharedBuf {
+    /// Room for `n` more bytes.
+    fn reserve(&self, n: usize) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .reserve(n);
+    }
+
     /// Everything collected so far.
     pub(crate) fn take_all(&self) -> Vec<u8> {
         std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
+    /// Everything collected, once it is at least `threshold` bytes. The next chunk's room is
+    /// reserved up front (the threshold plus one stage's largest write), so a chunk does not
+    /// pin the up to twice as large allocation of a buffer grown by doubling past it.
     fn take_if_over(&self, threshold: usize) -> Option<Bytes> {
         let mut v = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        (v.len() >= threshold.max(1)).then(|| Bytes::from(std::mem::take(&mut *v)))
+        (v.len() >= threshold.max(1)).then(|| {
+            let next = Vec::with_capacity(threshold.saturating_add(STAGE_WRITE_MAX));
+            Bytes::from(std::mem::replace(&mut *v, next))
+        })
     }
 }
 
@@ -312,8 +326,15 @@ impl Drop for HashThread {
     }
 }
 
-/// Output chunks are gathered to about this size before they go to storage.
-const OUT_CHUNK: usize = 1 << 20;
+/// Output chunks are gathered to about this size before they go to storage: small, because
+/// several are alive at once (queued, being written, being gathered) and the memory they take
+/// is better spent on the input queue, which absorbs the source's bursts (at zstd:3 a 256 KiB
+/// chunk is still about 2 MiB of plaintext).
+const OUT_CHUNK: usize = 256 << 10;
+
+/// The most one stage writes into the chain's buffer at once: zstd's output buffer
+/// (`ZSTD_CStreamOutSize`, 128 KiB and a few bytes); age writes 64 KiB chunks, gzip less.
+const STAGE_WRITE_MAX: usize = 160 << 10;
 
 /// Message into the encoder thread. The chain is finished only on `Finish`; a closed channel
 /// without it means the producer failed, and the chain is dropped unfinished.
@@ -334,6 +355,7 @@ pub(crate) fn spawn_encoder(
 ) -> tokio::task::JoinHandle<io::Result<Digests>> {
     tokio::task::spawn_blocking(move || {
         let (sink, mut chain) = encoder_chain(compression, outer, zstd_workers())?;
+        sink.reserve(OUT_CHUNK + STAGE_WRITE_MAX);
         let hasher = HashThread::spawn()?;
         let send = |b: Bytes| {
             tx.blocking_send(b)

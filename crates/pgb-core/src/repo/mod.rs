@@ -44,7 +44,7 @@ const CHANNEL_DEPTH: usize = 4;
 /// chunks held by the plaintext hash thread included: a producer's burst (fast COPY, then
 /// pauses between tables) fills it while compression catches up, and memory stays bounded
 /// whatever the chunk sizes (docs/benchmarks.md: the burst stand-in and peak RSS).
-const INPUT_BUDGET: usize = 16 << 20;
+const INPUT_BUDGET: usize = 8 << 20;
 
 /// A backup repository on some [`Storage`]: the layout and the commit protocol.
 #[derive(Debug, Clone)]
