@@ -137,39 +137,37 @@ pub enum JobBackup<'a> {
     },
 }
 
-impl JobBackup<'_> {
+impl<'a> JobBackup<'a> {
+    /// The library's backup request for this backup: the one place the kind is chosen
+    /// ([`pgb_core::Repository::backup_request`]).
+    pub fn request(&self) -> pgb_core::BackupRequest<'a> {
+        match *self {
+            Self::Database { dumper, options } => {
+                pgb_core::BackupRequest::database(dumper, options)
+            }
+            Self::Server { dumper, options } => pgb_core::BackupRequest::cluster(dumper, options),
+            Self::Directory {
+                dumper,
+                jobs,
+                options,
+            } => pgb_core::BackupRequest::directory(dumper, jobs, options),
+            Self::Physical {
+                dumper,
+                wal_wait,
+                options,
+            } => pgb_core::BackupRequest::physical(dumper, wal_wait, options),
+        }
+    }
+
     async fn run(
         self,
         repo: &Repository,
         progress: &dyn Progress,
         cancel: impl Future<Output = ()> + Send,
     ) -> Result<BackupReport, pgb_core::Error> {
-        match self {
-            Self::Database { dumper, options } => {
-                repo.backup_report_until(dumper, options, progress, cancel)
-                    .await
-            }
-            Self::Server { dumper, options } => repo
-                .backup_cluster_until(dumper, options, progress, cancel)
-                .await
-                .map(|c| c.backup),
-            Self::Directory {
-                dumper,
-                jobs,
-                options,
-            } => {
-                repo.backup_directory_until(dumper, jobs, options, progress, cancel)
-                    .await
-            }
-            Self::Physical {
-                dumper,
-                wal_wait,
-                options,
-            } => {
-                repo.backup_physical_until(dumper, options, wal_wait, progress, cancel)
-                    .await
-            }
-        }
+        repo.backup_request(self.request(), progress, cancel)
+            .await
+            .map(pgb_core::BackupOutcome::into_report)
     }
 }
 

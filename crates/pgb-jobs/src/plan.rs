@@ -315,29 +315,13 @@ impl JobPlan {
         progress: &dyn Progress,
         cancel: impl Future<Output = ()> + Send,
     ) -> Result<PlannedBackup, pgb_core::Error> {
-        let o = &self.options;
-        Ok(match &self.dumper {
-            JobDumper::Database(d) => PlannedBackup::Backup(
-                self.repo
-                    .backup_report_until(d, o, progress, cancel)
-                    .await?,
-            ),
-            JobDumper::Server(d) => PlannedBackup::Server(
-                self.repo
-                    .backup_cluster_until(d, o, progress, cancel)
-                    .await?,
-            ),
-            JobDumper::Directory { dumper, jobs } => PlannedBackup::Backup(
-                self.repo
-                    .backup_directory_until(dumper, *jobs, o, progress, cancel)
-                    .await?,
-            ),
-            JobDumper::Physical { dumper, wal_wait } => PlannedBackup::Backup(
-                self.repo
-                    .backup_physical_until(dumper, o, *wal_wait, progress, cancel)
-                    .await?,
-            ),
-        })
+        let request = self.backup().request();
+        Ok(
+            match self.repo.backup_request(request, progress, cancel).await? {
+                pgb_core::BackupOutcome::Server(c) => PlannedBackup::Server(c),
+                other => PlannedBackup::Backup(other.into_report()),
+            },
+        )
     }
 
     /// One run: lock, hooks, backup, the after-commit step (verify, record, prune of the job's

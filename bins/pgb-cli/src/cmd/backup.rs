@@ -127,9 +127,10 @@ async fn backup(a: BackupArgs, ctx: &Ctx<'_>) -> Result<(String, String, u64), F
     let repo = resolve::backup_repository(&a.repo, ctx.env)?;
     let progress = render::Reporter::backup(&ctx.progress, &repo);
     // Boxed: the backup's future is large, and every command's future would carry it.
-    let report =
-        Box::pin(repo.backup_report_until(&plan.dumper, &plan.options, &progress, ctx.cancelled()))
-            .await;
+    let request = pgb::BackupRequest::database(&plan.dumper, &plan.options);
+    let report = Box::pin(repo.backup_request(request, &progress, ctx.cancelled()))
+        .await
+        .map(pgb::BackupOutcome::into_report);
     progress.finish(report.as_ref().ok().map(|r| r.manifest.plain_size()));
     let report = report?;
     after_commit(&a, ctx, &repo, &report, plan.prune, &report, |w| {
