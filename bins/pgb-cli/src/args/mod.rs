@@ -9,6 +9,7 @@ mod cluster;
 mod commands;
 mod docs;
 mod jobs;
+pub(crate) mod layer;
 mod migrations;
 mod ops;
 mod physical;

@@ -78,7 +78,7 @@ pub(super) async fn drill_notified(
     let notifier = resolve::notifier_for(&a.notify, job, env)?;
     // From here on every way out sends the outcome that pairs with this `/start`.
     let run = super::notify::start(notifier.as_ref());
-    let hook = job.and_then(|j| resolve::config::drill_hook(j, env));
+    let hook = job.and_then(|j| pgb_jobs::PostRestoreHook::from_env(j, env));
     let hook = hook.as_ref().map(|h| h as &dyn pgb_ops::DrillHook);
     let res = pgb_ops::drill(&repo, &opts, hook, &render::log_progress, cancel).await;
     let n = pgb_jobs::drill_notification(&res);

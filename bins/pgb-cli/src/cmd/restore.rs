@@ -30,7 +30,7 @@ pub(super) async fn run(mut a: RestoreArgs, ctx: &Ctx<'_>) -> Result<(), Failure
     let job = layer.job.as_ref();
     let expect = resolve::migrations::expectation(&a.migrations, job, ctx.env).await?;
     super::migrations::precheck(&manifest, &expect, super::migrations::migrates(job))?;
-    let opts = resolve::restore_options(&a, &target, &manifest);
+    let opts = a.options();
     let started = std::time::Instant::now();
     let progress = render::Reporter::new(&ctx.progress, "restore", Some(manifest.plain_size()));
     let report = repo
@@ -91,7 +91,7 @@ pub(super) async fn post_restore_hook(
     m: &pgb::Manifest,
     ctx: &Ctx<'_>,
 ) -> Option<pgb_jobs::hooks::HookReport> {
-    let restored = config::restored_database(target, ctx.env);
+    let restored = pgb_jobs::RestoredDatabase::from_env(target.clone(), ctx.env);
     let id = m.id.to_string();
     pgb_jobs::post_restore(job, &config::hook_env(ctx.env), Some(&id), &restored).await
 }

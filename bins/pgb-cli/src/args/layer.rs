@@ -1,0 +1,666 @@
+//! Clap ↔ config-layer glue, beside the clap types: a command's flags beside `--job` as the
+//! config crate's flag layer ([`FromJob::flags`]: every flag that is a job key becomes that
+//! key as typed, `--min-size 500MB` is `check.min_size = "500MB"`), and the resolved job's
+//! typed values back into the command's slots ([`FromJob::apply`]). Field mapping only:
+//! layering, parsing, precedence and defaults are `pgb_config`'s, the job's derived values
+//! (database name, retention set, check limits) `pgb_jobs`'s; `resolve::job::layer` calls
+//! both. A group of flags replaces the job's whole group (`--table` drops its `schemas` too,
+//! `--all-databases` its `include`/`exclude`); a policy flag replaces its whole policy.
+
+use std::time::Duration;
+
+use pgb_config::{CheckSettings, DrillSettings, JobSettings, ResolvedJob, StorageNetwork};
+
+use super::{
+    BackupArgs, CheckArgs, DrillArgs, Format, GcArgs, JobArgs, KeyArgs, ListArgs, PruneArgs,
+    RepoArgs, ReportArgs, RestoreArgs, VerifyArgs, WalArg,
+};
+use crate::exit::Failure;
+use crate::resolve::{Env, job::retention_set};
+
+/// A command that takes `--job`: its flags form the job's top layer, then the resolved job
+/// fills what the command reads.
+pub(crate) trait FromJob {
+    /// The `--job` and `--config` flags.
+    fn job_args(&self) -> &JobArgs;
+    /// Every flag given that is a job key.
+    ///
+    /// # Errors
+    /// A storage limit that is no duration.
+    fn flags(&self) -> Result<JobSettings, Failure>;
+    /// Hands the resolved job (its flags layered in) to the command.
+    fn apply(&mut self, job: &ResolvedJob, env: Env<'_>) -> Result<(), Failure>;
+}
+
+/// Flag names of the job keys whose names differ (`storage_retries` is `--retries`); any
+/// other key `a_b` is `--a-b`.
+const FLAG_OF_KEY: &[(&str, &str)] = &[
+    ("repository", "repo"),
+    ("database", "db"),
+    ("storage_retries", "retries"),
+    ("storage_retry_budget_secs", "retry-budget"),
+    ("storage_timeout_secs", "request-timeout"),
+    ("storage_io_timeout_secs", "io-timeout"),
+    ("labels", "label"),
+    ("recipients", "recipient"),
+    ("schemas", "schema"),
+    ("exclude_schemas", "exclude-schema"),
+    ("tables", "table"),
+    ("exclude_tables", "exclude-table"),
+    ("pg_dump_options", "pg-dump-option"),
+    ("verify_after_backup", "verify"),
+    ("timezone", "retention-tz"),
+];
+
+/// The flag of job key `key` (`check.min_size` is `--min-size`).
+pub(crate) fn flag_of(key: &str) -> String {
+    let last = key.rsplit('.').next().unwrap_or(key);
+    FLAG_OF_KEY
+        .iter()
+        .find(|(k, _)| *k == last)
+        .map_or_else(|| last.replace('_', "-"), |(_, f)| (*f).to_owned())
+}
+
+fn some<T: Clone>(v: &[T]) -> Option<Vec<T>> {
+    (!v.is_empty()).then(|| v.to_vec())
+}
+
+impl RepoArgs {
+    /// The object-store limits: the job's (its flags layered in), else the flags, each a
+    /// duration of at least 1s in the config's grammar.
+    pub(crate) fn storage(&self) -> Result<StorageNetwork, Failure> {
+        if let Some(s) = self.from_job {
+            return Ok(s);
+        }
+        let d = |flag: &str, v: &Option<String>| -> Result<Option<Duration>, Failure> {
+            let Some(v) = v else { return Ok(None) };
+            match pgb_config::parse_duration(v) {
+                Ok(d) if d >= Duration::from_secs(1) => Ok(Some(d)),
+                Ok(_) => Err(Failure::usage(format!("--{flag} must be at least 1s"))),
+                Err(e) => Err(Failure::usage(format!("--{flag}: {e}"))),
+            }
+        };
+        Ok(StorageNetwork {
+            retries: self.retries,
+            retry_budget: d("retry-budget", &self.retry_budget)?,
+            request_timeout: d("request-timeout", &self.request_timeout)?,
+            io_timeout: d("io-timeout", &self.io_timeout)?,
+        })
+    }
+
+    /// `--repo` and the object-store limits as job keys (the limits' keys hold seconds).
+    fn layer(&self, s: &mut JobSettings) -> Result<(), Failure> {
+        let n = self.storage()?;
+        s.repository.clone_from(&self.repo);
+        s.storage_retries = n.retries;
+        s.storage_retry_budget_secs = n.retry_budget.map(|d| d.as_secs());
+        s.storage_timeout_secs = n.request_timeout.map(|d| d.as_secs());
+        s.storage_io_timeout_secs = n.io_timeout.map(|d| d.as_secs());
+        Ok(())
+    }
+
+    fn apply(&mut self, job: &ResolvedJob) {
+        self.repo = Some(job.repository.clone());
+        self.from_job = Some(job.storage);
+    }
+}
+
+impl KeyArgs {
+    fn layer(&self, s: &mut JobSettings) {
+        // The job's key holds one identity file; several flags stay flags (read as given).
+        if let [one] = self.identity_file.as_slice() {
+            s.identity_file = Some(one.clone());
+        }
+        s.passphrase_file.clone_from(&self.passphrase_file);
+        s.auth_key_file.clone_from(&self.auth_key_file);
+    }
+
+    fn apply(&mut self, job: &ResolvedJob) {
+        let e = &job.encryption;
+        if self.identity_file.is_empty() {
+            self.identity_file.extend(e.identity_file.clone());
+        }
+        self.passphrase_file.clone_from(&e.passphrase_file);
+    }
+}
+
+impl Format {
+    /// The format's name as the key `format` writes it.
+    pub(crate) fn key(self) -> &'static str {
+        match self {
+            Format::Custom => "custom",
+            Format::Plain => "plain",
+            Format::Directory => "directory",
+        }
+    }
+
+    /// The library's archive format.
+    pub(crate) fn archive(self) -> pgb::ArchiveFormat {
+        match self {
+            Format::Custom => pgb::ArchiveFormat::Custom,
+            Format::Plain => pgb::ArchiveFormat::Plain,
+            Format::Directory => pgb::ArchiveFormat::Directory,
+        }
+    }
+}
+
+impl RestoreArgs {
+    /// The restore's options; what the backup is, the library reads from its manifest.
+    pub(crate) fn options(&self) -> pgb::RestoreOptions {
+        pgb::RestoreOptions::new()
+            .with_clean(self.clean)
+            .with_jobs(self.jobs.unwrap_or(pgb_config::defaults::JOBS))
+            .with_allow_create(self.allow_create)
+            .with_verify_first(!self.no_verify_first)
+            .with_keep_owner(self.keep_owner)
+            .with_keep_privileges(self.keep_privileges)
+            .with_tables(self.select.table.clone())
+            .with_schemas(self.select.schema.clone())
+    }
+}
+
+impl FromJob for RestoreArgs {
+    fn job_args(&self) -> &JobArgs {
+        &self.job
+    }
+    fn flags(&self) -> Result<JobSettings, Failure> {
+        let mut s = JobSettings::default();
+        self.repo.layer(&mut s)?;
+        self.keys.layer(&mut s);
+        Ok(s)
+    }
+    fn apply(&mut self, job: &ResolvedJob, env: Env<'_>) -> Result<(), Failure> {
+        self.repo.apply(job);
+        self.keys.apply(job);
+        if self.from_database.is_none() {
+            self.from_database = pgb_jobs::job_database(job, env);
+        }
+        Ok(())
+    }
+}
+
+impl FromJob for VerifyArgs {
+    fn job_args(&self) -> &JobArgs {
+        &self.job
+    }
+    fn flags(&self) -> Result<JobSettings, Failure> {
+        let mut s = JobSettings::default();
+        self.repo.layer(&mut s)?;
+        self.keys.layer(&mut s);
+        Ok(s)
+    }
+    fn apply(&mut self, job: &ResolvedJob, env: Env<'_>) -> Result<(), Failure> {
+        self.repo.apply(job);
+        self.keys.apply(job);
+        if self.from_database.is_none() && !self.all {
+            self.from_database = pgb_jobs::job_database(job, env);
+        }
+        Ok(())
+    }
+}
+
+/// The repository, identity file and authentication key of a listing command.
+fn listing(
+    a: &RepoArgs,
+    identity: &[std::path::PathBuf],
+    auth: &Option<std::path::PathBuf>,
+) -> Result<JobSettings, Failure> {
+    let mut s = JobSettings::default();
+    a.layer(&mut s)?;
+    if let [one] = identity {
+        s.identity_file = Some(one.clone());
+    }
+    s.auth_key_file.clone_from(auth);
+    Ok(s)
+}
+
+impl FromJob for ListArgs {
+    fn job_args(&self) -> &JobArgs {
+        &self.job
+    }
+    fn flags(&self) -> Result<JobSettings, Failure> {
+        listing(&self.repo, &self.identity_file, &self.auth_key_file)
+    }
+    fn apply(&mut self, job: &ResolvedJob, env: Env<'_>) -> Result<(), Failure> {
+        self.repo.apply(job);
+        if self.database.is_none() {
+            self.database = pgb_jobs::job_database(job, env);
+        }
+        Ok(())
+    }
+}
+
+impl FromJob for GcArgs {
+    fn job_args(&self) -> &JobArgs {
+        &self.job
+    }
+    fn flags(&self) -> Result<JobSettings, Failure> {
+        listing(&self.repo, &[], &self.auth_key_file)
+    }
+    fn apply(&mut self, job: &ResolvedJob, _env: Env<'_>) -> Result<(), Failure> {
+        self.repo.apply(job);
+        Ok(())
+    }
+}
+
+/// `prune` and `report`: the job's policy (in its zone, `--retention-tz`) over its own set.
+macro_rules! policed {
+    () => {
+        fn job_args(&self) -> &JobArgs {
+            &self.job
+        }
+        fn flags(&self) -> Result<JobSettings, Failure> {
+            let mut s = listing(&self.repo, &[], &self.auth_key_file)?;
+            s.timezone.clone_from(&self.policy.retention_tz);
+            Ok(s)
+        }
+        fn apply(&mut self, job: &ResolvedJob, env: Env<'_>) -> Result<(), Failure> {
+            self.repo.apply(job);
+            self.policy.from_job.clone_from(&job.retention);
+            // A job prunes and reports only its own backups, never those of jobs sharing
+            // the repository.
+            if self.set.is_empty() {
+                self.set.push(retention_set(job, env)?);
+            }
+            Ok(())
+        }
+    };
+}
+
+impl FromJob for PruneArgs {
+    policed!();
+}
+
+impl FromJob for ReportArgs {
+    policed!();
+}
+
+impl FromJob for CheckArgs {
+    fn job_args(&self) -> &JobArgs {
+        &self.job
+    }
+    fn flags(&self) -> Result<JobSettings, Failure> {
+        let mut s = listing(&self.repo, &self.identity_file, &self.auth_key_file)?;
+        let drop = self.max_size_drop.as_deref();
+        let c = CheckSettings {
+            max_age: self.max_age.clone(),
+            min_size: self.min_size.clone(),
+            max_size_drop: drop.map(crate::resolve::ops::percent).transpose()?,
+            max_drill_age: self.max_drill_age.clone(),
+            max_rpo: self.max_rpo.clone(),
+            max_wal_age: self.max_wal_age.clone(),
+        };
+        s.check = (c != CheckSettings::default()).then_some(c);
+        Ok(s)
+    }
+    fn apply(&mut self, job: &ResolvedJob, env: Env<'_>) -> Result<(), Failure> {
+        self.repo.apply(job);
+        if self.database.is_none() {
+            self.database = pgb_jobs::job_database(job, env);
+        }
+        let now = time::OffsetDateTime::now_utc();
+        self.from_job = Some(pgb_jobs::job_check_limits(job, now));
+        Ok(())
+    }
+}
+
+impl FromJob for DrillArgs {
+    fn job_args(&self) -> &JobArgs {
+        &self.job
+    }
+    fn flags(&self) -> Result<JobSettings, Failure> {
+        let mut s = JobSettings::default();
+        self.repo.layer(&mut s)?;
+        self.keys.layer(&mut s);
+        let d = DrillSettings {
+            target: self.target.clone(),
+            smoke: some(&self.smoke),
+            max_rto: self.max_rto.clone(),
+            max_rpo: self.max_rpo.clone(),
+            within: self.within.clone(),
+            schedule: None,
+        };
+        s.drill = (d != DrillSettings::default()).then_some(d);
+        Ok(s)
+    }
+    fn apply(&mut self, job: &ResolvedJob, env: Env<'_>) -> Result<(), Failure> {
+        self.repo.apply(job);
+        self.keys.apply(job);
+        if self.from_database.is_none() {
+            self.from_database = pgb_jobs::job_database(job, env);
+        }
+        let Some(d) = &job.drill else { return Ok(()) };
+        self.target.clone_from(&d.target);
+        self.smoke.clone_from(&d.smoke);
+        // The job's `within` picks a random backup from the span, unless --backup chooses
+        // another; a --within flag is judged as given (it needs --backup random).
+        if self.within.is_none()
+            && matches!(self.backup.as_deref(), None | Some("random"))
+            && d.within.is_some()
+        {
+            self.backup = Some("random".to_owned());
+        }
+        self.from_job = Some(d.clone());
+        Ok(())
+    }
+}
+
+/// `backup --job` is planned from the job ([`pgb_jobs::JobPlan`]); the command keeps what its
+/// own after-commit step and notification read: the repository, `--prune`'s policy and
+/// whether to verify (`verify_after_backup`, which `--verify` sets).
+impl FromJob for BackupArgs {
+    fn job_args(&self) -> &JobArgs {
+        &self.job
+    }
+    fn flags(&self) -> Result<JobSettings, Failure> {
+        let mut s = JobSettings::default();
+        self.repo.layer(&mut s)?;
+        s.database.clone_from(&self.db);
+        s.format = self.format.map(|f| f.key().to_owned());
+        let p = &self.physical;
+        if p.physical {
+            s.format = Some("physical".to_owned());
+        }
+        s.wal = p.wal.map(|w| {
+            match w {
+                WalArg::Archive => "archive",
+                WalArg::Included => "included",
+            }
+            .to_owned()
+        });
+        s.wal_wait.clone_from(&p.wal_wait);
+        s.incremental = p.incremental.then_some(true);
+        s.compression.clone_from(&self.compression);
+        s.labels = some(&self.label);
+        let c = &self.cluster;
+        if c.all_databases {
+            s.all_databases = Some(true);
+            s.include = Some(c.include.clone());
+            s.exclude = Some(c.exclude.clone());
+            s.with_role_passwords = Some(c.with_role_passwords);
+        }
+        s.jobs = self.directory.jobs;
+        s.spool_dir.clone_from(&self.directory.spool_dir);
+        s.files = some(&self.files.files);
+        let sel = &self.select;
+        let groups = [
+            &sel.schemas,
+            &sel.exclude_schema,
+            &sel.tables,
+            &sel.exclude_table,
+            &sel.exclude_table_data,
+            &sel.pg_dump_option,
+        ];
+        if groups.iter().any(|g| !g.is_empty()) {
+            s.schemas = Some(sel.schemas.clone());
+            s.exclude_schemas = Some(sel.exclude_schema.clone());
+            s.tables = Some(sel.tables.clone());
+            s.exclude_tables = Some(sel.exclude_table.clone());
+            s.exclude_table_data = Some(sel.exclude_table_data.clone());
+            s.pg_dump_options = Some(sel.pg_dump_option.clone());
+        }
+        let e = &self.encrypt;
+        s.recipients = some(&e.recipient);
+        s.recipients_file.clone_from(&e.recipients_file);
+        s.passphrase_file.clone_from(&e.passphrase_file);
+        s.auth_key_file.clone_from(&e.auth_key_file);
+        s.verify_after_backup = self.verify.then_some(true);
+        let m = &self.migrations;
+        let names: Vec<String> = m
+            .migrations
+            .iter()
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty())
+            .collect();
+        if !names.is_empty() {
+            // `--migrations none`: the key's empty list, no framework.
+            s.migrations = Some(if names == ["none"] { Vec::new() } else { names });
+        }
+        s.migrations_query.clone_from(&m.migrations_query);
+        s.timezone.clone_from(&self.policy.retention_tz);
+        Ok(s)
+    }
+    fn apply(&mut self, job: &ResolvedJob, _env: Env<'_>) -> Result<(), Failure> {
+        self.repo.apply(job);
+        self.policy.from_job.clone_from(&job.retention);
+        self.verify = job.verify_after_backup;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::path::Path;
+
+    use clap::CommandFactory;
+
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> HashMap<String, String> {
+        vars.iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    /// What `resolve::job::layer` does, from a config text: the flags of `a` layered over job
+    /// `shop`, the resolved job handed to `a`.
+    fn resolve<A: FromJob>(toml: &str, env: &HashMap<String, String>, a: &mut A) -> ResolvedJob {
+        let cfg = pgb_config::LoadedConfig::parse(toml, Path::new("pgb.toml")).unwrap();
+        let job = pgb_jobs::resolve_job(&cfg, "shop", env, &a.flags().unwrap()).unwrap();
+        a.apply(&job, env).unwrap();
+        job
+    }
+
+    const SHOP: &str = r#"
+[jobs.shop]
+database = "postgres://app@db.internal:5432/shop"
+repository = "s3://backups/shop"
+schedule = "30 2 * * *"
+passphrase_env = "SHOP_PASSPHRASE"
+keep_daily = 7
+[jobs.shop.drill]
+target = "postgres://drill@scratch:5432/postgres"
+max_rpo = "26h"
+[jobs.shop.check]
+min_size = "1MiB"
+"#;
+
+    #[test]
+    fn flags_win_over_the_job_and_the_job_fills_the_rest() {
+        let e = env(&[("SHOP_PASSPHRASE", "s3cret")]);
+        let mut a = RestoreArgs {
+            id: "latest".to_owned(),
+            ..RestoreArgs::default()
+        };
+        a.repo.repo = Some("/from/flag".to_owned());
+        let j = resolve(SHOP, &e, &mut a);
+        assert_eq!(a.repo.repo.as_deref(), Some("/from/flag"));
+        assert_eq!(j.provenance["repository"].to_string(), "flag");
+        assert_eq!(a.from_database.as_deref(), Some("shop"));
+
+        let mut d = DrillArgs {
+            max_rpo: Some("1h".to_owned()),
+            ..DrillArgs::default()
+        };
+        let j = resolve(SHOP, &e, &mut d);
+        assert_eq!(d.repo.repo.as_deref(), Some("s3://backups/shop"));
+        assert_eq!(
+            d.target.as_deref(),
+            Some("postgres://drill@scratch:5432/postgres")
+        );
+        let limits = d.from_job.expect("the job's [drill], typed");
+        assert_eq!(limits.max_rpo, Some(Duration::from_secs(3600)), "the flag");
+        assert_eq!(j.provenance["drill.max_rpo"].to_string(), "flag");
+        assert_eq!(j.provenance["drill.target"].to_string(), "pgb.toml:9");
+    }
+
+    #[test]
+    fn storage_flags_become_typed_options() {
+        let a = RepoArgs {
+            retries: Some(7),
+            retry_budget: Some("10m".to_owned()),
+            io_timeout: Some("90s".to_owned()),
+            ..RepoArgs::default()
+        };
+        let o = a.storage().unwrap();
+        assert_eq!(o.retries, Some(7));
+        assert_eq!(o.retry_budget, Some(Duration::from_secs(600)));
+        assert_eq!(o.request_timeout, None, "PGB_STORAGE_* or the default");
+        assert_eq!(o.io_timeout, Some(Duration::from_secs(90)));
+        for bad in ["0s", "soon"] {
+            let a = RepoArgs {
+                request_timeout: Some(bad.to_owned()),
+                ..RepoArgs::default()
+            };
+            let e = a.storage().unwrap_err();
+            assert!(
+                e.code == 2 && e.message.contains("--request-timeout"),
+                "{}",
+                e.message
+            );
+        }
+    }
+
+    #[test]
+    fn the_jobs_storage_settings_fill_what_the_flags_left() {
+        let toml = "[jobs.shop]\nrepository = \"s3://b/p\"\nstorage_retries = 9\n\
+                    storage_retry_budget_secs = 600\n";
+        let e = env(&[("PGB_STORAGE_TIMEOUT_SECS", "30")]);
+        let mut a = GcArgs::default();
+        a.repo.retries = Some(1);
+        resolve(toml, &e, &mut a);
+        let o = a.repo.storage().unwrap();
+        assert_eq!(o.retries, Some(1), "the flag wins");
+        assert_eq!(o.retry_budget, Some(Duration::from_secs(600)), "the file");
+        assert_eq!(
+            o.request_timeout,
+            Some(Duration::from_secs(30)),
+            "the environment"
+        );
+        assert_eq!(o.io_timeout, None, "the storage's default");
+        // A storage flag's duration in the one grammar, held as the key's seconds.
+        let mut a = GcArgs::default();
+        a.repo.retry_budget = Some("2m".to_owned());
+        let j = resolve(toml, &e, &mut a);
+        assert_eq!(j.storage.retry_budget, Some(Duration::from_secs(120)));
+    }
+
+    #[test]
+    fn check_takes_its_maximum_age_from_a_daily_schedule() {
+        let mut c = CheckArgs::default();
+        resolve(SHOP, &env(&[]), &mut c);
+        let limits = c.from_job.expect("typed limits");
+        assert_eq!(
+            limits.max_age,
+            Some(Duration::from_secs(93_600)),
+            "26 h for a daily job"
+        );
+        assert_eq!(limits.min_size, Some(1 << 20));
+    }
+
+    /// One size grammar: `--min-size 500MB` beside `--job` is the key `check.min_size`, read
+    /// as the file reads it (SI: 500,000,000 bytes), with `flag` as its provenance; `MiB` is
+    /// binary in both.
+    #[test]
+    fn a_size_flag_and_the_same_toml_key_give_the_same_value() {
+        let base = "[jobs.shop]\nrepository = \"/r\"\n";
+        for (text, bytes) in [("500MB", 500_000_000), ("500MiB", 500 << 20)] {
+            let mut from_flag = CheckArgs {
+                min_size: Some(text.to_owned()),
+                ..CheckArgs::default()
+            };
+            let j = resolve(base, &env(&[]), &mut from_flag);
+            assert_eq!(j.provenance["check.min_size"].to_string(), "flag");
+            let mut from_file = CheckArgs::default();
+            let toml = format!("{base}[jobs.shop.check]\nmin_size = \"{text}\"\n");
+            resolve(&toml, &env(&[]), &mut from_file);
+            let flag = from_flag.from_job.unwrap().min_size;
+            assert_eq!(flag, Some(bytes), "{text}");
+            assert_eq!(flag, from_file.from_job.unwrap().min_size, "{text}");
+            // Without --job the flag reads the same.
+            let alone = CheckArgs {
+                min_size: Some(text.to_owned()),
+                ..CheckArgs::default()
+            };
+            let o = crate::resolve::check(&alone, &env(&[])).unwrap();
+            assert_eq!(o.min_size, Some(bytes), "{text}");
+        }
+    }
+
+    /// A flag value the config crate refuses is named by its flag.
+    #[test]
+    fn a_bad_flag_value_names_the_flag() {
+        let cfg = pgb_config::LoadedConfig::parse(
+            "[jobs.shop]\nrepository = \"/r\"\n",
+            Path::new("pgb.toml"),
+        )
+        .unwrap();
+        let a = CheckArgs {
+            min_size: Some("10M".to_owned()),
+            ..CheckArgs::default()
+        };
+        let e = pgb_jobs::resolve_job(&cfg, "shop", &env(&[]), &a.flags().unwrap()).unwrap_err();
+        let f = crate::resolve::job::flag_error(e);
+        assert_eq!(f.code, crate::exit::USAGE);
+        assert!(
+            f.message
+                .starts_with("--min-size: job \"shop\", key \"check.min_size\": "),
+            "{}",
+            f.message
+        );
+        assert!(f.message.contains("10MiB"), "{}", f.message);
+        assert_eq!(flag_of("storage_timeout_secs"), "request-timeout");
+        assert_eq!(flag_of("drill.max_rto"), "max-rto");
+    }
+
+    /// `--retention-tz` beside `--job` is the job's `timezone`: its policy's calendar runs in
+    /// the flag's zone.
+    #[test]
+    fn the_retention_zone_flag_is_the_jobs_timezone() {
+        let mut a = PruneArgs::default();
+        a.policy.retention_tz = Some("Europe/Berlin".to_owned());
+        let toml = "[jobs.shop]\ndatabase = \"postgres://app@db/shop\"\nrepository = \"/r\"\n\
+                    keep_daily = 7\n";
+        let j = resolve(toml, &env(&[]), &mut a);
+        assert_eq!(j.timezone, pgb_config::Tz::Europe__Berlin);
+        assert_eq!(j.provenance["timezone"].to_string(), "flag");
+        assert!(
+            a.policy.from_job.is_some(),
+            "the job's policy, in that zone"
+        );
+    }
+
+    /// Every retention flag is a key of a job, and every `keep_*` key a flag of `prune` and
+    /// `backup` (`--retention-tz` is the job's `timezone`, which also runs its schedule).
+    #[test]
+    fn every_retention_flag_is_a_toml_key_and_the_reverse() {
+        let cli = crate::args::Cli::command();
+        let keys: Vec<&str> = pgb_config::KEYS
+            .iter()
+            .copied()
+            .filter(|k| k.starts_with("keep_"))
+            .collect();
+        assert_eq!(keys.len(), 13, "{keys:?}");
+        for command in ["prune", "backup", "report"] {
+            let sub = cli.find_subcommand(command).expect(command);
+            let flags: Vec<String> = sub
+                .get_arguments()
+                .filter_map(|a| a.get_long())
+                .filter(|l| l.starts_with("keep-"))
+                .map(|l| l.replace('-', "_"))
+                .collect();
+            let mut want: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
+            let mut got = flags.clone();
+            want.sort();
+            got.sort();
+            assert_eq!(got, want, "{command}: flags {flags:?}");
+            assert!(
+                sub.get_arguments()
+                    .any(|a| a.get_long() == Some("retention-tz")),
+                "{command}"
+            );
+        }
+        assert!(pgb_config::KEYS.contains(&"timezone"));
+    }
+}
