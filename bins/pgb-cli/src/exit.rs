@@ -330,6 +330,55 @@ fn dump_hint(d: &pgb::DumpError) -> Option<String> {
     })
 }
 
+impl From<pgb_jobs::keys::KeySourceError> for Failure {
+    /// Recipients beside a passphrase is a usage error, any other key error exit 9.
+    fn from(e: pgb_jobs::keys::KeySourceError) -> Self {
+        match e {
+            pgb_jobs::keys::KeySourceError::RecipientsAndPassphrase => Self::usage(e.to_string()),
+            e => Self::key(e.to_string()),
+        }
+    }
+}
+
+impl From<pgb_jobs::keys::SecretFileError> for Failure {
+    fn from(e: pgb_jobs::keys::SecretFileError) -> Self {
+        Self::key(e.to_string())
+    }
+}
+
+impl From<pgb_jobs::NotifyError> for Failure {
+    /// A bad URL is a usage error (never echoing it); a client that cannot be built exit 1.
+    fn from(e: pgb_jobs::NotifyError) -> Self {
+        match e {
+            e @ pgb_jobs::NotifyError::Url { .. } => Self::usage(e.to_string()),
+            e => Self::new(FAILURE, e.to_string()),
+        }
+    }
+}
+
+impl From<pgb_jobs::ProbeError> for Failure {
+    /// Named by the flag that gave it.
+    fn from(e: pgb_jobs::ProbeError) -> Self {
+        let flag = match e {
+            pgb_jobs::ProbeError::EmptyQuery => "--migrations-query",
+            _ => "--migrations",
+        };
+        Self::usage(format!("{flag}: {e}"))
+    }
+}
+
+impl From<pgb_jobs::ExpectationError> for Failure {
+    /// A job's expected head that cannot be known is exit 13, before anything is restored.
+    fn from(e: pgb_jobs::ExpectationError) -> Self {
+        match e {
+            pgb_jobs::ExpectationError::NothingExpected => Self::usage(
+                "--allow-migration-mismatch goes with --expect-migration (or a job's expected_migration)",
+            ),
+            e => Self::new(MIGRATION, format!("{e}; nothing was restored")),
+        }
+    }
+}
+
 impl From<pgb_jobs::PlanError> for Failure {
     /// A job that cannot be planned: a bad value is exit 2, a missing or bad key 9, the
     /// repository as when opened by a flag.

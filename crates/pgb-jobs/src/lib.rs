@@ -38,28 +38,33 @@
 pub mod daemon;
 pub mod hooks;
 mod host;
+pub mod keys;
 mod migrations;
+mod notify;
 mod plan;
 mod proving;
+mod report;
 mod sets;
 
 pub use host::{
     UrlError, archive_checker, backup_options, connection, database, database_url, holder,
-    hook_password, open_repository, repository_url, resolve_job, resolve_jobs, spool_dir,
-    temp_dir, tools_in,
+    hook_password, open_repository, repository_url, resolve_job, resolve_jobs, spool_dir, temp_dir,
+    tools_in,
 };
 pub use migrations::{
-    ExpectedError, expected_migration, labels as migration_labels, migration_probe,
-    notify_drill_heads, notify_heads, parse_target as parse_expected_migration,
+    ExpectationError, ExpectedError, ProbeError, expectation as migration_expectation,
+    expected_migration, labels as migration_labels, migration_probe, notify_drill_heads,
+    notify_heads, parse_target as parse_expected_migration, probe as probe_migrations,
 };
+pub use notify::{NotifyError, NotifyTargets, notifier};
 pub use plan::{
-    JobDumper, JobPlan, PlanError, PlannedBackup, dump_options, hook_env, job_wal_push, notifier,
-    tools,
+    JobDumper, JobPlan, PlanError, PlannedBackup, dump_options, hook_env, job_wal_push, tools,
 };
 pub use proving::{
     JobDrill, drill_notification, job_auth_key, job_check, job_check_limits, job_database,
     job_decryption, job_repository, job_warnings, outcome_name,
 };
+pub use report::{SinceError, job_report, parse_since};
 pub use sets::{job_intended_set, job_retention_set, storage_options};
 
 use std::collections::BTreeMap;

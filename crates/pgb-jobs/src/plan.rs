@@ -20,21 +20,21 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use pgb_config::ResolvedJob;
 use pgb_core::physical::WalMode;
 use pgb_core::{
-    ArchiveFormat, AuthKey, BackupOptions, Compression, Encryption, FilesDump, Holder, Progress,
-    Repository,
+    ArchiveFormat, AuthKey, BackupOptions, Compression, FilesDump, Holder, Progress, Repository,
 };
-use pgb_notify::{Event, Notifier, NotifyOptions, SecretUrl, Transport};
+use pgb_notify::Notifier;
 use pgb_open::EnvLookup;
 use pgb_postgres::{
-    ConnConfig, DumpOptions, InheritedEnv, PgArchiveCheck, PgBaseBackup, PgCluster, PgDump,
-    PgDumpDirectory, ToolLocator,
+    DumpOptions, PgArchiveCheck, PgBaseBackup, PgCluster, PgDump, PgDumpDirectory, ToolLocator,
 };
 
+use crate::keys::{KeySourceError, KeySources};
+use crate::notify::notifier;
 use crate::{JobBackup, JobRun, RunFailure, RunReport, run_job};
 
 /// Why a job cannot be planned. `Display` is one line naming the job and the key at fault,
@@ -151,31 +151,16 @@ impl JobPlan {
             key: key.to_owned(),
             message,
         };
-        let keys = JobKeys::resolve(job, env)?;
+        let keys = KeySources::for_job(job);
+        let encryption = keys.encryption(env).map_err(|e| key_error(job, e))?;
+        let auth_key = keys.auth_key(env).map_err(|e| key_error(job, e))?;
         let tools = tools(env);
-        let spool = job
-            .spool_dir
-            .clone()
-            .or_else(|| var(env, "PGB_SPOOL_DIR").map(PathBuf::from))
-            .unwrap_or_else(|| temp_dir(env));
-        let url = job
-            .database
-            .clone()
-            .or_else(|| var(env, "DATABASE_URL"))
-            .unwrap_or_else(|| "postgres://".to_owned());
-        let conn = ConnConfig::parse(&url).map_err(|e| invalid("database", e.to_string()))?;
-        let compression: Compression = job
-            .compression
-            .parse()
-            .map_err(|e: pgb_core::InvalidCompression| invalid("compression", e.to_string()))?;
-        let mut options = job
-            .labels
-            .iter()
-            .fold(BackupOptions::default(), |o, l| o.with_label(l.clone()))
-            .with_compression(compression);
-        if let Some(e) = keys.encryption {
-            options = options.with_encryption(e);
-        }
+        let spool = crate::spool_dir(job.spool_dir.as_deref(), env);
+        let url = crate::database_url(job.database.as_deref(), env);
+        let conn =
+            crate::connection(&url, false).map_err(|e| invalid("database", e.to_string()))?;
+        let mut options = crate::backup_options(&job.compression, &job.labels, encryption)
+            .map_err(|e| invalid("compression", e.to_string()))?;
         for dir in &job.files {
             let files = FilesDump::new(dir).map_err(|e| invalid("files", e.to_string()))?;
             options = options.with_files(files);
@@ -242,7 +227,7 @@ impl JobPlan {
             dumper,
             options,
             checker: PgArchiveCheck::new(tools).with_spool_dir(spool),
-            auth_key: keys.auth_key,
+            auth_key,
             notifier: notifier(job, env)?,
             hook_env: hook_env(env),
             holder: crate::holder(env, None),
@@ -349,34 +334,10 @@ impl JobPlan {
     }
 }
 
-fn var(env: &dyn EnvLookup, name: &str) -> Option<String> {
-    env.get(name).filter(|v| !v.is_empty())
-}
-
-fn paths(env: &dyn EnvLookup, name: &str) -> Vec<PathBuf> {
-    var(env, name)
-        .map(|v| {
-            v.split(':')
-                .filter(|p| !p.is_empty())
-                .map(PathBuf::from)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Where PostgreSQL tools are searched: `PGB_PG_BIN_DIR`, the system directories, `PATH`.
-/// The tools inherit the libpq, locale and path variables of `env` ([`EnvLookup::vars`]).
+/// Where PostgreSQL tools are searched: `PGB_PG_BIN_DIR`, the system directories, `PATH`
+/// ([`crate::tools_in`] without directories of the caller's).
 pub fn tools(env: &dyn EnvLookup) -> ToolLocator {
-    let locator = ToolLocator::new()
-        .with_path(env.get("PATH").map(Into::into))
-        .with_inherited_env(InheritedEnv::new(env.vars()));
-    paths(env, "PGB_PG_BIN_DIR")
-        .into_iter()
-        .fold(locator, ToolLocator::with_bin_dir)
-}
-
-fn temp_dir(env: &dyn EnvLookup) -> PathBuf {
-    var(env, "TMPDIR").map_or_else(|| PathBuf::from("/tmp"), PathBuf::from)
+    crate::tools_in(&[], env)
 }
 
 /// pg_dump's selection and pass-through options of the job (as its manifests record them),
@@ -416,191 +377,20 @@ pub fn hook_env(env: &dyn EnvLookup) -> BTreeMap<String, String> {
     .collect()
 }
 
-/// A job's keys: for a backup (`encryption`), for reading (`passphrase`), for authenticating
-/// manifests and records (`auth_key`).
-pub(crate) struct JobKeys {
-    pub(crate) encryption: Option<Encryption>,
-    pub(crate) passphrase: Option<String>,
-    pub(crate) auth_key: Option<AuthKey>,
-}
-
-impl JobKeys {
-    /// Recipients (and `recipients_file`) or a passphrase (`passphrase_file`, the variable
-    /// `passphrase_env` names, else `PGB_PASSPHRASE`), plus the authentication key (the
-    /// variable `auth_key_env` names, else `PGB_AUTH_KEY`, else `auth_key_file`). A variable
-    /// the job names but the environment lacks is an error: a backup never silently goes out
-    /// unencrypted or unauthenticated.
-    pub(crate) fn resolve(job: &ResolvedJob, env: &dyn EnvLookup) -> Result<Self, PlanError> {
-        let key_err = |message: String| PlanError::Key {
+/// A key of `job` that cannot be had, as the plan's error: recipients beside a passphrase is
+/// a value to change (`recipients`), anything else a missing or unusable key.
+pub(crate) fn key_error(job: &ResolvedJob, e: KeySourceError) -> PlanError {
+    match e {
+        KeySourceError::RecipientsAndPassphrase => PlanError::Invalid {
             job: job.name.clone(),
-            message,
-        };
-        let e = &job.encryption;
-        let named = |key: &str, name: &Option<String>| -> Result<Option<String>, PlanError> {
-            match name {
-                None => Ok(None),
-                Some(n) => var(env, n).map(Some).ok_or_else(|| {
-                    key_err(format!(
-                        "{key} names the variable {n}, which is not set: export it, or change {key}"
-                    ))
-                }),
-            }
-        };
-        let passphrase = match (
-            &e.passphrase_file,
-            named("passphrase_env", &e.passphrase_env)?,
-        ) {
-            (Some(path), _) => {
-                let p = read_secret(path, "passphrase").map_err(key_err)?;
-                Some(p.strip_suffix('\n').unwrap_or(&p).to_owned())
-            }
-            (None, Some(p)) => Some(p),
-            (None, None) => var(env, "PGB_PASSPHRASE"),
-        };
-        let auth_text = match named("auth_key_env", &e.auth_key_env)? {
-            Some(k) => Some(k),
-            None => match (var(env, "PGB_AUTH_KEY"), &e.auth_key_file) {
-                (Some(k), _) => Some(k),
-                (None, Some(path)) => {
-                    Some(read_secret(path, "authentication key").map_err(key_err)?)
-                }
-                (None, None) => None,
-            },
-        };
-        let auth_key = auth_text
-            .map(|t| t.trim().parse::<AuthKey>())
-            .transpose()
-            .map_err(|e| key_err(e.to_string()))?;
-        let mut recipients = e.recipients.clone();
-        if let Some(path) = &e.recipients_file {
-            let text = read_secret(path, "recipients").map_err(key_err)?;
-            let before = recipients.len();
-            recipients.extend(
-                text.lines()
-                    .map(str::trim)
-                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                    .map(str::to_owned),
-            );
-            if recipients.len() == before {
-                return Err(key_err(format!(
-                    "the recipients file {} lists no recipient",
-                    path.display()
-                )));
-            }
-        }
-        let encryption = match (recipients.is_empty(), passphrase.clone()) {
-            (false, Some(_)) => {
-                return Err(PlanError::Invalid {
-                    job: job.name.clone(),
-                    key: "recipients".to_owned(),
-                    message: "choose recipients or a passphrase, not both (age cannot mix them)"
-                        .to_owned(),
-                });
-            }
-            (false, None) => Some(Encryption::to_recipients(&recipients)),
-            (true, Some(p)) => Some(Encryption::with_passphrase(p)),
-            (true, None) => None,
-        }
-        .transpose()
-        .map_err(|e| key_err(e.to_string()))?
-        .map(|enc| match &auth_key {
-            Some(k) => enc.with_auth_key(k.clone()),
-            None => enc,
-        });
-        Ok(Self {
-            encryption,
-            passphrase,
-            auth_key,
-        })
+            key: "recipients".to_owned(),
+            message: e.to_string(),
+        },
+        e => PlanError::Key {
+            job: job.name.clone(),
+            message: e.to_string(),
+        },
     }
-}
-
-/// Reads a secret file the job names; the error never includes its contents.
-fn read_secret(path: &Path, what: &str) -> Result<String, String> {
-    std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read the {what} file {}: {e}", path.display()))
-}
-
-/// The job's notifier: the URLs from the variables (or file) its `[notify]` table names, with
-/// its `events` filter; without that table, `PGB_NOTIFY_URL` / `PGB_NOTIFY_PING`
-/// (space-separated; `slack+https://...` for Slack). A named variable that is unset, or a bad
-/// URL, is an error naming the key, never the URL.
-pub fn notifier(job: &ResolvedJob, env: &dyn EnvLookup) -> Result<Option<Notifier>, PlanError> {
-    let invalid = |key: String, message: String| PlanError::Invalid {
-        job: job.name.clone(),
-        key,
-        message,
-    };
-    let mut transports = Vec::new();
-    let mut events = Vec::new();
-    match &job.notify {
-        None => {
-            for u in var(env, "PGB_NOTIFY_URL")
-                .unwrap_or_default()
-                .split_whitespace()
-            {
-                let bad =
-                    |e: pgb_notify::InvalidUrl| invalid("PGB_NOTIFY_URL".into(), e.to_string());
-                transports.push(match u.strip_prefix("slack+") {
-                    Some(rest) => Transport::Slack(SecretUrl::parse(rest).map_err(bad)?),
-                    None => Transport::Webhook(SecretUrl::parse(u).map_err(bad)?),
-                });
-            }
-            for u in var(env, "PGB_NOTIFY_PING")
-                .unwrap_or_default()
-                .split_whitespace()
-            {
-                transports
-                    .push(Transport::Healthchecks(SecretUrl::parse(u).map_err(
-                        |e| invalid("PGB_NOTIFY_PING".into(), e.to_string()),
-                    )?));
-            }
-        }
-        Some(cfg) => {
-            let key = |k: &str| format!("notify.{k}");
-            let from_env =
-                |k: &str, name: &Option<String>| -> Result<Option<SecretUrl>, PlanError> {
-                    let Some(name) = name else { return Ok(None) };
-                    let url = var(env, name)
-                        .ok_or_else(|| invalid(key(k), format!("variable {name} is not set")))?;
-                    SecretUrl::parse(url.trim())
-                        .map(Some)
-                        .map_err(|e| invalid(key(k), e.to_string()))
-                };
-            if let Some(u) = from_env("webhook_url_env", &cfg.webhook_url_env)? {
-                transports.push(Transport::Webhook(u));
-            }
-            if let Some(path) = &cfg.webhook_url_file {
-                let text = read_secret(path, "webhook URL")
-                    .map_err(|m| invalid(key("webhook_url_file"), m))?;
-                let u = SecretUrl::parse(text.trim())
-                    .map_err(|e| invalid(key("webhook_url_file"), e.to_string()))?;
-                transports.push(Transport::Webhook(u));
-            }
-            if let Some(u) = from_env("slack_url_env", &cfg.slack_url_env)? {
-                transports.push(Transport::Slack(u));
-            }
-            if let Some(u) = from_env("ping_url_env", &cfg.ping_url_env)? {
-                transports.push(Transport::Healthchecks(u));
-            }
-            // The config was validated: every name is an event.
-            events = cfg
-                .events
-                .iter()
-                .filter_map(|e| Event::from_name(e))
-                .collect();
-        }
-    }
-    if transports.is_empty() {
-        return Ok(None);
-    }
-    let n = Notifier::new(transports, NotifyOptions::default())
-        .map_err(|e| invalid("notify".into(), e.to_string()))?;
-    Ok(Some(if events.is_empty() {
-        n
-    } else {
-        n.with_events(events)
-    }))
 }
 
 /// What `archive_command` needs from a job: its repository (created on the first push, as a
@@ -622,11 +412,11 @@ pub fn job_wal_push(
                 key: "compression".to_owned(),
                 message: e.to_string(),
             })?;
-    let keys = JobKeys::resolve(job, env)?;
+    let keys = KeySources::for_job(job);
     let options = pgb_core::wal::WalPushOptions::default()
         .with_compression(compression)
-        .with_encryption(keys.encryption)
-        .with_auth_key(keys.auth_key);
+        .with_encryption(keys.encryption(env).map_err(|e| key_error(job, e))?)
+        .with_auth_key(keys.auth_key(env).map_err(|e| key_error(job, e))?);
     let repo = crate::proving::job_repository(job, env, true)?;
     Ok((repo, options))
 }

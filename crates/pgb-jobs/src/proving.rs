@@ -3,7 +3,6 @@
 //! with no command-line type in between.
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use pgb_config::ResolvedJob;
@@ -16,7 +15,9 @@ use pgb_ops::{
 use pgb_postgres::ConnConfig;
 
 use crate::PostRestoreHook;
-use crate::plan::{PlanError, hook_env, notifier, tools};
+use crate::keys::KeySources;
+use crate::notify::notifier;
+use crate::plan::{PlanError, hook_env, key_error, tools};
 
 fn var(env: &dyn EnvLookup, name: &str) -> Option<String> {
     env.get(name).filter(|v| !v.is_empty())
@@ -32,7 +33,12 @@ pub fn job_repository(
     env: &dyn EnvLookup,
     create: bool,
 ) -> Result<Repository, PlanError> {
-    Ok(crate::open_repository(&job.repository, &job.storage, env, create)?)
+    Ok(crate::open_repository(
+        &job.repository,
+        &job.storage,
+        env,
+        create,
+    )?)
 }
 
 /// The keys that read the job's backups: its identity file (else `PGB_IDENTITY_FILE`), its
@@ -41,45 +47,13 @@ pub fn job_repository(
 /// # Errors
 /// [`PlanError::Key`] for a key that is named but missing or unusable.
 pub fn job_decryption(job: &ResolvedJob, env: &dyn EnvLookup) -> Result<Decryption, PlanError> {
-    let key_err = |message: String| PlanError::Key {
-        job: job.name.clone(),
-        message,
-    };
-    let keys = crate::plan::JobKeys::resolve(job, env)?;
-    let mut d = Decryption::none();
-    let files: Vec<PathBuf> = match &job.encryption.identity_file {
-        Some(f) => vec![f.clone()],
-        None => var(env, "PGB_IDENTITY_FILE")
-            .map(|v| {
-                v.split(':')
-                    .filter(|p| !p.is_empty())
-                    .map(PathBuf::from)
-                    .collect()
-            })
-            .unwrap_or_default(),
-    };
-    for path in &files {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            key_err(format!(
-                "cannot read the identity file {}: {e}",
-                path.display()
-            ))
-        })?;
-        d = d
-            .with_identity_file_contents(&text)
-            .map_err(|e| key_err(format!("{}: {e}", path.display())))?;
-    }
-    if let Some(p) = keys.passphrase {
-        d = d.with_passphrase(p).map_err(|e| key_err(e.to_string()))?;
-    }
-    if let Some(k) = keys.auth_key {
-        d = d.with_auth_key(k);
-    }
-    Ok(d)
+    KeySources::for_job(job)
+        .decryption(env)
+        .map_err(|e| key_error(job, e))
 }
 
-/// The job's authentication key (the variable `auth_key_env` names, else `PGB_AUTH_KEY`, else
-/// `auth_key_file`), for reading and writing verify and drill records.
+/// The job's authentication key ([`KeySources::auth_key`]), for reading and writing verify and
+/// drill records.
 ///
 /// # Errors
 /// [`PlanError::Key`].
@@ -87,7 +61,9 @@ pub fn job_auth_key(
     job: &ResolvedJob,
     env: &dyn EnvLookup,
 ) -> Result<Option<pgb_core::AuthKey>, PlanError> {
-    Ok(crate::plan::JobKeys::resolve(job, env)?.auth_key)
+    KeySources::for_job(job)
+        .auth_key(env)
+        .map_err(|e| key_error(job, e))
 }
 
 /// The job's database name: from its URL, else `PGDATABASE`; `None` for a whole server.
@@ -113,17 +89,9 @@ pub fn job_check(
     env: &dyn EnvLookup,
     now: time::OffsetDateTime,
 ) -> Result<(Repository, CheckOptions), PlanError> {
-    let keys = crate::plan::JobKeys::resolve(job, env)?;
-    let mut auth = Decryption::none();
-    if let Some(k) = &keys.auth_key {
-        auth = auth.with_auth_key(k.clone());
-    }
-    if let Some(p) = keys.passphrase {
-        auth = auth.with_passphrase(p).map_err(|e| PlanError::Key {
-            job: job.name.clone(),
-            message: e.to_string(),
-        })?;
-    }
+    let keys = KeySources::for_job(job);
+    let auth = keys.authentication(env).map_err(|e| key_error(job, e))?;
+    let auth_key = keys.auth_key(env).map_err(|e| key_error(job, e))?;
     let repo = job_repository(job, env, false)?.with_decryption(auth);
     let mut o = CheckOptions::new(now);
     if let Some(db) = job_database(job, env) {
@@ -149,7 +117,7 @@ pub fn job_check(
     if let Some(d) = c.and_then(|c| c.max_wal_age) {
         o = o.with_max_wal_age(d);
     }
-    if let Some(k) = keys.auth_key {
+    if let Some(k) = auth_key {
         o = o.with_auth_key(k);
     }
     Ok((repo, o))
@@ -259,8 +227,7 @@ impl JobDrill {
             o = o.with_max_rpo(l);
         }
         let decryption = job_decryption(job, env)?;
-        let keys = crate::plan::JobKeys::resolve(job, env)?;
-        if let Some(k) = keys.auth_key {
+        if let Some(k) = job_auth_key(job, env)? {
             o = o.with_auth_key(k);
         }
         let repo = job_repository(job, env, false)?.with_decryption(decryption);
@@ -410,8 +377,9 @@ pub fn drill_notification(res: &Result<DrillReport, DrillError>) -> Notification
 /// shows these as warnings (the file may be checked on another host than the one that runs it).
 pub fn job_warnings(job: &ResolvedJob, env: &dyn EnvLookup) -> Vec<String> {
     let mut warnings = Vec::new();
-    if let Err(e) = crate::plan::JobKeys::resolve(job, env) {
-        warnings.push(e.to_string());
+    let keys = KeySources::for_job(job);
+    if let Err(e) = keys.encryption(env).and_then(|_| keys.auth_key(env)) {
+        warnings.push(key_error(job, e).to_string());
     }
     if let Err(e) = notifier(job, env) {
         warnings.push(e.to_string());

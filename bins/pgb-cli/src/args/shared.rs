@@ -96,6 +96,29 @@ pub(crate) struct KeyArgs {
     pub(crate) passphrase: Option<String>,
 }
 
+impl EncryptArgs {
+    /// The key sources the flags name ([`pgb_jobs::keys`] resolves them).
+    pub(crate) fn sources(&self) -> pgb_jobs::keys::KeySources {
+        let mut s =
+            pgb_jobs::keys::KeySources::new().with_auth_key_file(self.auth_key_file.as_deref());
+        s.recipients.clone_from(&self.recipient);
+        s.recipients_file.clone_from(&self.recipients_file);
+        s.passphrase_file.clone_from(&self.passphrase_file);
+        s
+    }
+}
+
+impl KeyArgs {
+    /// The key sources the flags name ([`pgb_jobs::keys`] resolves them).
+    pub(crate) fn sources(&self) -> pgb_jobs::keys::KeySources {
+        let mut s = pgb_jobs::keys::KeySources::new()
+            .with_auth_key_file(self.auth_key_file.as_deref())
+            .with_identity_files(&self.identity_file);
+        s.passphrase_file.clone_from(&self.passphrase_file);
+        s
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Format {
     /// pg_dump -Fc: restored with pg_restore.
@@ -156,6 +179,35 @@ pub(crate) struct PolicyArgs {
     pub(crate) from_job: Option<pgb::retention::Policy>,
 }
 
+impl PolicyArgs {
+    /// The policy flags as given (`--keep-daily 7 --keep-weekly 4`); `None` when none is.
+    pub(crate) fn as_given(&self) -> Option<String> {
+        let flags = [
+            ("--keep-last", &self.keep_last),
+            ("--keep-hourly", &self.keep_hourly),
+            ("--keep-daily", &self.keep_daily),
+            ("--keep-weekly", &self.keep_weekly),
+            ("--keep-monthly", &self.keep_monthly),
+            ("--keep-yearly", &self.keep_yearly),
+            ("--keep-within", &self.keep_within),
+            ("--keep-within-hourly", &self.keep_within_hourly),
+            ("--keep-within-daily", &self.keep_within_daily),
+            ("--keep-within-weekly", &self.keep_within_weekly),
+            ("--keep-within-monthly", &self.keep_within_monthly),
+            ("--keep-within-yearly", &self.keep_within_yearly),
+        ];
+        let mut parts: Vec<String> = flags
+            .iter()
+            .filter_map(|(f, v)| v.as_ref().map(|v| format!("{f} {v}")))
+            .collect();
+        parts.extend(self.keep_label.iter().map(|l| format!("--keep-label {l}")));
+        if let Some(z) = &self.retention_tz {
+            parts.push(format!("--retention-tz {z}"));
+        }
+        (!parts.is_empty()).then(|| parts.join(" "))
+    }
+}
+
 /// Where to send notifications (`backup`, `drill`, `check`).
 #[derive(Debug, Args, Default)]
 pub(crate) struct NotifyArgs {
@@ -167,4 +219,23 @@ pub(crate) struct NotifyArgs {
     /// Else PGB_NOTIFY_PING.
     #[arg(long, value_name = "URL")]
     pub(crate) notify_ping: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_policy_reads_as_given() {
+        let p = PolicyArgs {
+            keep_daily: Some("7".into()),
+            keep_label: vec!["release".into()],
+            ..PolicyArgs::default()
+        };
+        assert_eq!(
+            p.as_given().as_deref(),
+            Some("--keep-daily 7 --keep-label release")
+        );
+        assert_eq!(PolicyArgs::default().as_given(), None);
+    }
 }

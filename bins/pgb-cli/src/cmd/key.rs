@@ -5,7 +5,7 @@ use pgb::AuthKey;
 use crate::args::KeyCommand;
 use crate::exit::Failure;
 use crate::render;
-use crate::resolve::write_secret_file;
+use pgb_jobs::keys::write_secret_file;
 
 pub(super) fn run(cmd: KeyCommand) -> Result<(), Failure> {
     let KeyCommand::Generate {

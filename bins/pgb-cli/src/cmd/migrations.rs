@@ -4,8 +4,8 @@
 use pgb::Manifest;
 use pgb::postgres::{ConnConfig, SqlClient};
 use pgb_config::ResolvedJob;
-use pgb_ops::{MigrationExpectation, MigrationReport};
 use pgb_jobs::hooks::HookReport;
+use pgb_ops::{MigrationExpectation, MigrationReport};
 
 use super::Ctx;
 use crate::args::{RestoreArgs, ToolArgs};

@@ -29,9 +29,7 @@ pub(crate) use cluster::{
     ClusterRestore, cluster_backup, cluster_restore, cluster_restore_options, directory_backup,
     dump_options,
 };
-pub(crate) use keys::{
-    SECRET_FLAG, auth_key, authentication, decryption, encryption, wal_reading, write_secret_file,
-};
+pub(crate) use keys::{SECRET_FLAG, auth_key, authentication, decryption, encryption, wal_reading};
 pub(crate) use notify::notifier_for;
 pub(crate) use ops::{check, check_server, drill, verified};
 pub(crate) use policy::{grace, policy};
@@ -46,13 +44,6 @@ pub(crate) type SharedEnv = std::sync::Arc<dyn EnvLookup + Send + Sync>;
 /// The value of `name`, if set and not empty.
 pub(super) fn var(env: Env<'_>, name: &str) -> Option<String> {
     env.get(name).filter(|v| !v.is_empty())
-}
-
-/// `:`-separated paths from `name`.
-pub(super) fn paths(env: Env<'_>, name: &str) -> Vec<std::path::PathBuf> {
-    var(env, name)
-        .map(|v| v.split(':').filter(|p| !p.is_empty()).map(Into::into).collect())
-        .unwrap_or_default()
 }
 
 /// The repository URL: `--repo` (or the job's), else `PGB_REPO`, else `./pgb-backups`.

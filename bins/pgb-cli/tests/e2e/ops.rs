@@ -168,8 +168,9 @@ fn check_goes_critical_as_the_backup_ages() {
     let out = pgb(&args);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     assert!(stdout(&out).starts_with("PGB OK - "), "{}", stdout(&out));
-    let metrics = std::fs::read_to_string(prom.join(pgb_ops::metrics::textfile_name(None, r, None)))
-        .expect("the check's textfile");
+    let metrics =
+        std::fs::read_to_string(prom.join(pgb_ops::metrics::textfile_name(None, r, None)))
+            .expect("the check's textfile");
     assert!(
         metrics.contains("pgb_backup_last_success_timestamp_seconds"),
         "{metrics}"
