@@ -347,10 +347,12 @@ impl From<pgb_jobs::keys::SecretFileError> for Failure {
 }
 
 impl From<pgb_jobs::NotifyError> for Failure {
-    /// A bad URL is a usage error (never echoing it); a client that cannot be built exit 1.
+    /// A bad URL is a usage error (never echoing it); a client that cannot be built exit 1;
+    /// a job's `[notify]` as the job's other values.
     fn from(e: pgb_jobs::NotifyError) -> Self {
         match e {
             e @ pgb_jobs::NotifyError::Url { .. } => Self::usage(e.to_string()),
+            pgb_jobs::NotifyError::Job(e) => e.into(),
             e => Self::new(FAILURE, e.to_string()),
         }
     }

@@ -56,16 +56,16 @@ pub use migrations::{
     expected_migration, labels as migration_labels, migration_probe, notify_drill_heads,
     notify_heads, parse_target as parse_expected_migration, probe as probe_migrations,
 };
-pub use notify::{NotifyError, NotifyTargets, notifier};
+pub use notify::{NotifyError, NotifyTargets, notifier, notifier_for};
 pub use plan::{
     JobDumper, JobPlan, PlanError, PlannedBackup, dump_options, hook_env, job_wal_push, tools,
 };
 pub use proving::{
-    JobDrill, drill_notification, job_auth_key, job_check, job_check_limits, job_database,
+    DrillCommon, JobDrill, SmokeFileError, check_options, drill_notification, job_auth_key, job_check, job_check_limits, job_database,
     job_decryption, job_repository, job_warnings, outcome_name,
 };
 pub use report::{SinceError, job_report, parse_since};
-pub use sets::{job_intended_set, job_retention_set, storage_options};
+pub use sets::{intended_set, job_intended_set, job_retention_set, storage_options};
 
 use std::collections::BTreeMap;
 use std::future::Future;

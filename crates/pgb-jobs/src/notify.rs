@@ -23,6 +23,9 @@ pub enum NotifyError {
     /// The HTTP client cannot be built.
     #[error(transparent)]
     Client(#[from] pgb_notify::ClientError),
+    /// The job's `[notify]` table cannot be used ([`notifier`]).
+    #[error(transparent)]
+    Job(#[from] PlanError),
 }
 
 /// Notification URLs, each list named by where it came from: webhooks (`slack+https://...`
@@ -68,6 +71,11 @@ impl NotifyTargets {
         self
     }
 
+    /// Whether no URL is given.
+    pub fn is_empty(&self) -> bool {
+        self.webhooks.1.is_empty() && self.pings.1.is_empty()
+    }
+
     /// The notifier, `None` when no URL is given.
     ///
     /// # Errors
@@ -95,6 +103,26 @@ impl NotifyTargets {
             return Ok(None);
         }
         Ok(Some(Notifier::new(transports, NotifyOptions::default())?))
+    }
+}
+
+/// A command's notifier, one rule for every command: the URLs `given` (its flags, each list
+/// replacing the environment's) over [`NotifyTargets::from_env`]; without any, the job's
+/// ([`notifier`]) when it runs one. `None`: no target.
+///
+/// # Errors
+/// [`NotifyError`]: a bad URL (never echoed), the client, the job's `[notify]`.
+pub fn notifier_for(
+    given: &NotifyTargets,
+    job: Option<&ResolvedJob>,
+    env: &dyn EnvLookup,
+) -> Result<Option<Notifier>, NotifyError> {
+    match job {
+        Some(j) if given.is_empty() => Ok(notifier(j, env)?),
+        _ => NotifyTargets::from_env(env)
+            .with_webhooks(&given.webhooks.0, &given.webhooks.1)
+            .with_pings(&given.pings.0, &given.pings.1)
+            .notifier(),
     }
 }
 
@@ -197,5 +225,27 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    #[test]
+    fn given_urls_win_over_the_job_and_the_environment_fills_the_other_list() {
+        let env: HashMap<String, String> =
+            [("PGB_NOTIFY_PING".to_owned(), "not a url".to_owned())].into();
+        let cfg = "[jobs.shop]\nrepository = \"/r\"\n";
+        let cfg = pgb_config::LoadedConfig::parse(cfg, std::path::Path::new("pgb.toml")).unwrap();
+        let job = crate::resolve_job(&cfg, "shop", &env, &Default::default()).unwrap();
+        let none = NotifyTargets::default();
+        // The job has no [notify]: the environment's, with its error naming the variable.
+        let e = notifier_for(&none, Some(&job), &env).unwrap_err();
+        assert!(matches!(e, NotifyError::Job(_)), "{e}");
+        assert!(e.to_string().contains("PGB_NOTIFY_PING"), "{e}");
+        let e = notifier_for(&none, None, &env).unwrap_err();
+        assert!(e.to_string().starts_with("PGB_NOTIFY_PING: "), "{e}");
+        let pings = ["https://hc.example/ping/1".to_owned()];
+        let given = NotifyTargets::default().with_pings("--notify-ping", &pings);
+        assert!(!given.is_empty());
+        assert!(notifier_for(&given, Some(&job), &env).unwrap().is_some());
+        let empty = HashMap::new();
+        assert!(notifier_for(&none, None, &empty).unwrap().is_none());
     }
 }

@@ -32,20 +32,30 @@ fn database_url(job: &ResolvedJob, env: &dyn EnvLookup) -> String {
     crate::database_url(job.database.as_deref(), env)
 }
 
-/// The set a backup of `job` gets (`host:port/database`, `host:port/*` for a whole server),
-/// known before it runs when the database URL names its host; `None` for a physical backup
-/// (its set is the server's system identifier, known once connected).
+/// The set a backup of `job` gets ([`intended_set`] of its database URL); `None` for a
+/// physical backup (its set is the server's system identifier, known once connected).
 pub fn job_intended_set(job: &ResolvedJob, env: &dyn EnvLookup) -> Option<String> {
     if job.format == "physical" {
         return None;
     }
-    let conn = ConnConfig::parse(&database_url(job, env)).ok()?;
+    intended_set(job.database.as_deref(), job.whole_server.is_some(), env)
+}
+
+/// The set a logical backup of `database` ([`crate::database_url`]'s rule: else
+/// `DATABASE_URL`, else libpq's `PG*` variables) gets: `host:port/database`, `host:port/*`
+/// for a `whole_server`; known before it runs only when the URL names its host.
+pub fn intended_set(
+    database: Option<&str>,
+    whole_server: bool,
+    env: &dyn EnvLookup,
+) -> Option<String> {
+    let conn = ConnConfig::parse(&crate::database_url(database, env)).ok()?;
     if !conn.has_host() {
         return None;
     }
-    let db = match &job.whole_server {
-        Some(_) => pgb_core::CLUSTER_DATABASE.to_owned(),
-        None => conn.dbname()?.to_owned(),
+    let db = match whole_server {
+        true => pgb_core::CLUSTER_DATABASE,
+        false => conn.dbname()?,
     };
     Some(format!("{}/{db}", conn.server()))
 }
@@ -120,6 +130,21 @@ mod tests {
                 .unwrap()
                 .starts_with("db:5433/shop"),
             "the set of its manifests"
+        );
+        assert_eq!(
+            intended_set(Some("postgres://app@db:5433/shop"), true, &env).as_deref(),
+            Some("db:5433/*")
+        );
+        let from_env: HashMap<String, String> =
+            [("DATABASE_URL".into(), "postgres://db/x".into())].into();
+        assert_eq!(
+            intended_set(None, false, &from_env).as_deref(),
+            Some("db/x")
+        );
+        assert_eq!(
+            intended_set(Some("postgres:///x"), false, &env),
+            None,
+            "no host"
         );
         let server = job("database = \"postgres://app@db/postgres\"\nall_databases = true\n");
         assert_eq!(job_intended_set(&server, &env).as_deref(), Some("db/*"));

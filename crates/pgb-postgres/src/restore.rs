@@ -48,6 +48,11 @@ impl PgRestore {
         }
     }
 
+    /// The database restored into.
+    pub fn target(&self) -> &ConnConfig {
+        &self.target
+    }
+
     /// Checks the target database `name` (refused if it has tables and `clean` is off, or,
     /// for plain SQL, at all) or creates it; a created database is returned armed: it is
     /// dropped again unless the restore completes. With `defer`, a missing database is not

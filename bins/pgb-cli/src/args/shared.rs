@@ -180,6 +180,34 @@ pub(crate) struct PolicyArgs {
 }
 
 impl PolicyArgs {
+    /// The flags as a job's retention keys, for the config crate's one policy builder
+    /// ([`pgb_config::retention_policy`]); a count that is not one is a usage error.
+    pub(crate) fn settings(&self) -> Result<pgb_config::JobSettings, crate::exit::Failure> {
+        let count = |v: &Option<String>| {
+            v.as_deref()
+                .map(str::parse::<pgb_config::Keep>)
+                .transpose()
+                .map_err(|e| crate::exit::Failure::usage(e.to_string()))
+        };
+        Ok(pgb_config::JobSettings {
+            keep_last: count(&self.keep_last)?,
+            keep_hourly: count(&self.keep_hourly)?,
+            keep_daily: count(&self.keep_daily)?,
+            keep_weekly: count(&self.keep_weekly)?,
+            keep_monthly: count(&self.keep_monthly)?,
+            keep_yearly: count(&self.keep_yearly)?,
+            keep_within: self.keep_within.clone(),
+            keep_within_hourly: self.keep_within_hourly.clone(),
+            keep_within_daily: self.keep_within_daily.clone(),
+            keep_within_weekly: self.keep_within_weekly.clone(),
+            keep_within_monthly: self.keep_within_monthly.clone(),
+            keep_within_yearly: self.keep_within_yearly.clone(),
+            keep_label: Some(self.keep_label.clone()),
+            timezone: self.retention_tz.clone(),
+            ..pgb_config::JobSettings::default()
+        })
+    }
+
     /// The policy flags as given (`--keep-daily 7 --keep-weekly 4`); `None` when none is.
     pub(crate) fn as_given(&self) -> Option<String> {
         let flags = [
@@ -219,6 +247,16 @@ pub(crate) struct NotifyArgs {
     /// Else PGB_NOTIFY_PING.
     #[arg(long, value_name = "URL")]
     pub(crate) notify_ping: Vec<String>,
+}
+
+impl NotifyArgs {
+    /// The URLs given, named by flag ([`pgb_jobs::notifier_for`] puts them over the job's and
+    /// the environment's).
+    pub(crate) fn targets(&self) -> pgb_jobs::NotifyTargets {
+        pgb_jobs::NotifyTargets::default()
+            .with_webhooks("--notify", &self.notify)
+            .with_pings("--notify-ping", &self.notify_ping)
+    }
 }
 
 #[cfg(test)]

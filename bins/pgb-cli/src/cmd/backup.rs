@@ -16,11 +16,12 @@ use crate::resolve;
 pub(super) async fn run(mut a: BackupArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
     let layer = resolve::job::layer(&mut a, ctx.env)?;
     let ctx = &ctx.with_env(&layer.env);
-    let notifier = resolve::notifier_for(&a.notify, layer.job.as_ref(), ctx.env)?;
+    let notifier = pgb_jobs::notifier_for(&a.notify.targets(), layer.job.as_ref(), ctx.env)?;
     let run = super::notify::start(notifier.as_ref());
     let intended_set = match &layer.job {
-        Some(j) => resolve::job::intended_set(j, ctx.env),
-        None => intended_set(&a, ctx.env),
+        Some(j) => pgb_jobs::job_intended_set(j, ctx.env),
+        None if a.physical.physical => None,
+        None => pgb_jobs::intended_set(a.db.as_deref(), a.cluster.all_databases, ctx.env),
     };
     // The repository again, to read the committed manifest's plain size for the notification.
     let repo_args = crate::args::RepoArgs {
@@ -67,29 +68,6 @@ pub(super) async fn run(mut a: BackupArgs, ctx: &Ctx<'_>) -> Result<(), Failure>
     };
     super::notify::finish(notifier.as_ref(), n, run).await;
     res.map(|_| ())
-}
-
-/// The set a backup of `a` gets (`host:port/database`, `host:port/*` for a whole server),
-/// known before it runs when the database URL names its host.
-fn intended_set(a: &BackupArgs, env: resolve::Env<'_>) -> Option<String> {
-    if a.physical.physical {
-        // The system identifier, known only once the server answered.
-        return None;
-    }
-    let url =
-        a.db.clone()
-            .or_else(|| pgb::EnvLookup::get(env, "DATABASE_URL").filter(|v| !v.is_empty()))
-            .unwrap_or_else(|| resolve::defaults::DB.to_owned());
-    let conn = pgb::postgres::ConnConfig::parse(&url).ok()?;
-    if !conn.has_host() {
-        return None;
-    }
-    let db = if a.cluster.all_databases {
-        pgb::CLUSTER_DATABASE
-    } else {
-        conn.dbname()?
-    };
-    Some(format!("{}/{db}", conn.server()))
 }
 
 /// The manifest of committed backup `id`, read back for its plain size and migration heads
@@ -153,7 +131,7 @@ pub(super) async fn after_commit<T: serde::Serialize>(
 ) -> Result<(String, String, u64), Failure> {
     let out = Output::json(a.json);
     let m = &backup.manifest;
-    let checker = resolve::checker(&a.tools, ctx.env);
+    let checker = pgb_jobs::archive_checker(resolve::tools(&a.tools, ctx.env), ctx.env);
     let auth = resolve::auth_key(None, ctx.env)?;
     let mut steps = pgb_ops::AfterCommit::new()
         .with_auth_key(auth.as_ref())

@@ -19,8 +19,8 @@ pub(super) async fn run(mut a: CheckArgs, ctx: &Ctx<'_>) -> Result<(), Failure> 
     let repo = resolve::repository(&a.repo, ctx.env)
         .map_err(|f| unknown(f, a.format))?
         .with_decryption(keys);
-    let notifier = resolve::notifier_for(&a.notify, layer.job.as_ref(), ctx.env)
-        .map_err(|f| unknown(f, a.format))?;
+    let notifier = pgb_jobs::notifier_for(&a.notify.targets(), layer.job.as_ref(), ctx.env)
+        .map_err(|f| unknown(f.into(), a.format))?;
     let mut report = pgb_ops::check(&repo, &opts).await;
     if let Some(server) = resolve::check_server(&a).map_err(|f| unknown(f, a.format))? {
         let sql = pgb::postgres::SqlClient::locate(&resolve::tools(&a.tools, ctx.env))

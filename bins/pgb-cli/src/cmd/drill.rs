@@ -75,7 +75,7 @@ pub(super) async fn drill_notified(
     let repo = resolve::repository(&a.repo, env)?
         .with_decryption(keys)
         .allow_unauthenticated(a.keys.allow_unauthenticated);
-    let notifier = resolve::notifier_for(&a.notify, job, env)?;
+    let notifier = pgb_jobs::notifier_for(&a.notify.targets(), job, env)?;
     // From here on every way out sends the outcome that pairs with this `/start`.
     let run = super::notify::start(notifier.as_ref());
     let hook = job.and_then(|j| pgb_jobs::PostRestoreHook::from_env(j, env));

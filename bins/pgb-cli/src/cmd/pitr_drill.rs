@@ -28,7 +28,7 @@ pub(super) async fn run(
     let repo = resolve::repository(&a.repo, env)?
         .with_decryption(keys)
         .allow_unauthenticated(a.keys.allow_unauthenticated);
-    let notifier = resolve::notifier_for(&a.notify, job, env)?;
+    let notifier = pgb_jobs::notifier_for(&a.notify.targets(), job, env)?;
     let run = super::notify::start(notifier.as_ref());
     let res = Box::pin(pgb_ops::drill_pitr(
         &repo,

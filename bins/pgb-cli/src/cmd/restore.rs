@@ -17,7 +17,7 @@ pub(super) async fn run(mut a: RestoreArgs, ctx: &Ctx<'_>) -> Result<(), Failure
         super::migrations::only_for_a_database(&a)?;
         return Box::pin(super::cluster::restore(a, layer.job.as_ref(), ctx)).await;
     }
-    let target = resolve::restore(&a, ctx.env)?;
+    let restorer = resolve::restorer(&a, ctx.env)?;
     let keys = resolve::decryption(&a.keys, ctx.env)?;
     let keys_given = keys.has_keys();
     let repo = resolve::repository(&a.repo, ctx.env)?
@@ -34,13 +34,13 @@ pub(super) async fn run(mut a: RestoreArgs, ctx: &Ctx<'_>) -> Result<(), Failure
     let started = std::time::Instant::now();
     let progress = render::Reporter::new(&ctx.progress, "restore", Some(manifest.plain_size()));
     let report = repo
-        .restore(&manifest, &target.restorer, &opts, &progress)
+        .restore(&manifest, &restorer, &opts, &progress)
         .await;
     progress.finish(report.is_ok().then(|| manifest.plain_size()));
     let report = report?;
     let seconds = started.elapsed().as_secs_f64();
     let (hook, migrations) =
-        super::migrations::after_restore(job, &target.target, &manifest, &expect, &a.tools, ctx)
+        super::migrations::after_restore(job, restorer.target(), &manifest, &expect, &a.tools, ctx)
             .await?;
     let out = RestoreOut {
         backup: manifest.id.as_str(),

@@ -17,7 +17,6 @@ use pgb_scheduler::CancellationToken;
 
 use super::daemon::LOG_TARGET;
 use super::wal_stream::{self, Stream};
-use crate::args::NotifyArgs;
 use crate::resolve::{self, SharedEnv};
 
 /// The first wait before a restart.
@@ -153,11 +152,11 @@ pub(super) async fn supervise(
 /// than the interval ago.
 async fn stream_down(job: &ResolvedJob, env: &SharedEnv, limit: &mut RateLimit, cause: &str) {
     let env = &**env;
-    let notifier = match resolve::notifier_for(&NotifyArgs::default(), Some(job), env) {
+    let notifier = match pgb_jobs::notifier_for(&Default::default(), Some(job), env) {
         Ok(Some(n)) => n,
         Ok(None) => return,
         Err(e) => {
-            tracing::warn!(job = %job.name, error = %e.message, "wal_stream_down not sent");
+            tracing::warn!(job = %job.name, error = %e, "wal_stream_down not sent");
             return;
         }
     };

@@ -17,7 +17,7 @@ pub(super) async fn run(mut a: VerifyArgs, ctx: &Ctx<'_>) -> Result<(), Failure>
     let repo = resolve::repository(&a.repo, ctx.env)?
         .with_decryption(keys)
         .allow_unauthenticated(a.keys.allow_unauthenticated);
-    let checker = resolve::checker(&a.tools, ctx.env);
+    let checker = pgb_jobs::archive_checker(resolve::tools(&a.tools, ctx.env), ctx.env);
     let out = Output::json(a.json);
     if !a.all {
         let m = repo

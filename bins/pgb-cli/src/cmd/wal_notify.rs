@@ -14,7 +14,7 @@ use std::time::Duration;
 use pgb_config::ResolvedJob;
 use pgb_notify::{Event, Notification, RateLimit};
 
-use crate::args::{NotifyArgs, WalPushArgs};
+use crate::args::WalPushArgs;
 use crate::exit::Failure;
 use crate::resolve::{self, Env};
 
@@ -68,11 +68,11 @@ async fn push_failed(
     sysid: Option<u64>,
     cause: &str,
 ) {
-    let notifier = match resolve::notifier_for(&NotifyArgs::default(), job, env) {
+    let notifier = match pgb_jobs::notifier_for(&Default::default(), job, env) {
         Ok(Some(n)) => n,
         Ok(None) => return,
         Err(e) => {
-            tracing::warn!(error = %e.message, "wal_push_failed not sent");
+            tracing::warn!(error = %e, "wal_push_failed not sent");
             return;
         }
     };
@@ -156,11 +156,11 @@ pub(super) async fn verify_gaps(
     let Some(first) = report.gaps().next() else {
         return;
     };
-    let notifier = match resolve::notifier_for(&NotifyArgs::default(), job, env) {
+    let notifier = match pgb_jobs::notifier_for(&Default::default(), job, env) {
         Ok(Some(n)) => n,
         Ok(None) => return,
         Err(e) => {
-            tracing::warn!(error = %e.message, "wal_gap not sent");
+            tracing::warn!(error = %e, "wal_gap not sent");
             return;
         }
     };

@@ -11,26 +11,22 @@ pub(crate) mod migrations;
 pub(crate) mod physical;
 pub(crate) mod pitr;
 
-use pgb::postgres::{ConnConfig, PgArchiveCheck, PgDump, PgRestore, ToolLocator};
+use pgb::postgres::{ConnConfig, PgDump, PgRestore, ToolLocator};
 use pgb::retention::Policy;
 use pgb::{BackupOptions, EnvLookup, Repository};
 pub(crate) use pgb_config::defaults;
-pub(crate) use pgb_jobs::temp_dir;
 
 use crate::args::{BackupArgs, Format, RepoArgs, RestoreArgs, ToolArgs};
 use crate::exit::Failure;
 
-mod notify;
 pub(crate) mod ops;
 mod policy;
 mod report;
 
 pub(crate) use cluster::{
-    ClusterRestore, cluster_backup, cluster_restore, cluster_restore_options, directory_backup,
-    dump_options,
+    ClusterRestore, cluster_backup, cluster_restore, directory_backup, dump_options,
 };
 pub(crate) use keys::{SECRET_FLAG, auth_key, authentication, decryption, encryption, wal_reading};
-pub(crate) use notify::notifier_for;
 pub(crate) use ops::{check, check_server, drill, verified};
 pub(crate) use policy::{grace, policy};
 pub(crate) use report::report_options;
@@ -122,26 +118,15 @@ pub(crate) fn backup(a: &BackupArgs, env: Env<'_>) -> Result<Backup, Failure> {
     })
 }
 
-/// The target and options of `restore`, except what the backup itself decides.
-pub(crate) struct Restore {
-    pub(crate) restorer: PgRestore,
-    /// The target, for a `post_restore` hook.
-    pub(crate) target: ConnConfig,
-}
-
-pub(crate) fn restore(a: &RestoreArgs, env: Env<'_>) -> Result<Restore, Failure> {
+/// The restorer of `restore` into `--db` (its target is also the `post_restore` hook's).
+pub(crate) fn restorer(a: &RestoreArgs, env: Env<'_>) -> Result<PgRestore, Failure> {
     let url = a.db.as_deref().ok_or_else(|| {
         Failure::usage("restore needs a target database: --db postgres://user@host:port/NEW_DB")
     })?;
-    let target = conn(url, true)?;
     let spool = pgb_jobs::spool_dir(a.spool_dir.as_deref(), env);
-    Ok(Restore {
-        restorer: PgRestore::new(target.clone(), tools(&a.tools, env), spool),
-        target,
-    })
-}
-
-/// An archive checker for `verify` (no connection: it only reads archives).
-pub(crate) fn checker(a: &ToolArgs, env: Env<'_>) -> PgArchiveCheck {
-    pgb_jobs::archive_checker(tools(a, env), env)
+    Ok(PgRestore::new(
+        conn(url, true)?,
+        tools(&a.tools, env),
+        spool,
+    ))
 }

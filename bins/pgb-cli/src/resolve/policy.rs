@@ -2,33 +2,13 @@
 //! ([`pgb_config::retention_policy`]) as a job's `keep_*` keys are, and `gc`'s grace period.
 
 use pgb::retention::Policy;
-use pgb_config::{JobSettings, Keep};
 
 use crate::args::PolicyArgs;
 use crate::exit::Failure;
 
 /// The retention policy of the `--keep-*` flags, else that of `--job`; `None` when neither.
 pub(crate) fn policy(a: &PolicyArgs) -> Result<Option<Policy>, Failure> {
-    let n = |v: &Option<String>| v.as_deref().map(str::parse::<Keep>).transpose();
-    let count = |v| n(v).map_err(|e| Failure::usage(e.to_string()));
-    let s = JobSettings {
-        keep_last: count(&a.keep_last)?,
-        keep_hourly: count(&a.keep_hourly)?,
-        keep_daily: count(&a.keep_daily)?,
-        keep_weekly: count(&a.keep_weekly)?,
-        keep_monthly: count(&a.keep_monthly)?,
-        keep_yearly: count(&a.keep_yearly)?,
-        keep_within: a.keep_within.clone(),
-        keep_within_hourly: a.keep_within_hourly.clone(),
-        keep_within_daily: a.keep_within_daily.clone(),
-        keep_within_weekly: a.keep_within_weekly.clone(),
-        keep_within_monthly: a.keep_within_monthly.clone(),
-        keep_within_yearly: a.keep_within_yearly.clone(),
-        keep_label: Some(a.keep_label.clone()),
-        timezone: a.retention_tz.clone(),
-        ..JobSettings::default()
-    };
-    let p = pgb_config::retention_policy(&s).map_err(|e| Failure::usage(e.message))?;
+    let p = pgb_config::retention_policy(&a.settings()?).map_err(|e| Failure::usage(e.message))?;
     Ok(p.or_else(|| a.from_job.clone()))
 }
 

@@ -5,7 +5,6 @@
 
 use pgb::EnvLookup;
 use pgb_config::ResolvedJob;
-pub(crate) use pgb_jobs::job_intended_set as intended_set;
 use pgb_jobs::keys::{KeyEnv, KeySources};
 
 pub(crate) use crate::args::layer::FromJob;
