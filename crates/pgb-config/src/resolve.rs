@@ -12,7 +12,10 @@ use serde_json::{Map, Value};
 
 use crate::error::{ConfigError, Origin};
 use crate::load::{LoadedConfig, Scope, url_has_password};
-use crate::settings::{JobSettings, KEYS, MIGRATION_FRAMEWORKS, NOTIFY_EVENTS, env_var_for};
+use crate::settings::{
+    CheckSettings, DrillSettings, JobSettings, KEYS, MIGRATION_FRAMEWORKS, NOTIFY_EVENTS,
+    env_var_for,
+};
 use crate::values::{check_compression, parse_duration, parse_size, redact_url};
 
 /// What the library may ask of its host: environment variables and whether a path is an
@@ -283,8 +286,69 @@ pub struct EncryptionSettings {
     pub identity_file: Option<PathBuf>,
 }
 
+/// A `[drill]` or `[check]` value that does not parse: its key (`drill.max_rto`) and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct InvalidSetting {
+    /// The key, with its table (`check.min_size`).
+    pub key: &'static str,
+    /// Why, without the key.
+    pub message: String,
+}
+
+fn typed_duration(key: &'static str, v: Option<&str>) -> Result<Option<Duration>, InvalidSetting> {
+    let d = v.map(parse_duration).transpose();
+    d.map_err(|message| InvalidSetting { key, message })
+}
+
+impl DrillSettings {
+    /// The table typed, in the config's grammar: what a job's `[drill]` and a drill's flags
+    /// (filled into these fields) mean alike. The target and schedule are checked elsewhere.
+    ///
+    /// # Errors
+    /// [`InvalidSetting`]: a duration that does not parse.
+    pub fn typed(&self) -> Result<DrillConfig, InvalidSetting> {
+        Ok(DrillConfig {
+            target: self.target.clone(),
+            smoke: self.smoke.clone().unwrap_or_default(),
+            max_rto: typed_duration("drill.max_rto", self.max_rto.as_deref())?,
+            max_rpo: typed_duration("drill.max_rpo", self.max_rpo.as_deref())?,
+            within: typed_duration("drill.within", self.within.as_deref())?,
+            schedule: self.schedule.clone(),
+        })
+    }
+}
+
+impl CheckSettings {
+    /// The table typed, in the config's grammar: what a job's `[check]` and a check's flags
+    /// mean alike.
+    ///
+    /// # Errors
+    /// [`InvalidSetting`]: a size or duration that does not parse, a percentage over 100.
+    pub fn typed(&self) -> Result<CheckConfig, InvalidSetting> {
+        if self.max_size_drop.is_some_and(|p| p > 100) {
+            return Err(InvalidSetting {
+                key: "check.max_size_drop",
+                message: "a percentage from 0 to 100".into(),
+            });
+        }
+        let size = self.min_size.as_deref().map(parse_size).transpose();
+        Ok(CheckConfig {
+            max_age: typed_duration("check.max_age", self.max_age.as_deref())?,
+            min_size: size.map_err(|message| InvalidSetting {
+                key: "check.min_size",
+                message,
+            })?,
+            max_size_drop: self.max_size_drop,
+            max_drill_age: typed_duration("check.max_drill_age", self.max_drill_age.as_deref())?,
+            max_rpo: typed_duration("check.max_rpo", self.max_rpo.as_deref())?,
+            max_wal_age: typed_duration("check.max_wal_age", self.max_wal_age.as_deref())?,
+        })
+    }
+}
+
 /// `[drill]`, validated.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct DrillConfig {
     /// The server to restore on.
     pub target: Option<String>,
@@ -301,7 +365,7 @@ pub struct DrillConfig {
 }
 
 /// `[check]`, validated.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct CheckConfig {
     /// Maximum age of the newest complete backup.
     pub max_age: Option<Duration>,
@@ -1022,39 +1086,12 @@ fn validate(
                 let cron = parse_cron(expr).map_err(|m| err("drill.schedule", m))?;
                 check_schedule_fires(&cron, timezone, now).map_err(|m| err("drill.schedule", m))?;
             }
-            Some(DrillConfig {
-                target: d.target.clone(),
-                smoke: d.smoke.clone().unwrap_or_default(),
-                max_rto: dur("drill.max_rto", &d.max_rto)?,
-                max_rpo: dur("drill.max_rpo", &d.max_rpo)?,
-                within: dur("drill.within", &d.within)?,
-                schedule: d.schedule.clone(),
-            })
+            Some(d.typed().map_err(|e| err(e.key, e.message))?)
         }
         None => None,
     };
     let check = match &s.check {
-        Some(c) => {
-            if c.max_size_drop.is_some_and(|p| p > 100) {
-                return Err(err(
-                    "check.max_size_drop",
-                    "a percentage from 0 to 100".into(),
-                ));
-            }
-            Some(CheckConfig {
-                max_age: dur("check.max_age", &c.max_age)?,
-                min_size: c
-                    .min_size
-                    .as_deref()
-                    .map(parse_size)
-                    .transpose()
-                    .map_err(|m| err("check.min_size", m))?,
-                max_size_drop: c.max_size_drop,
-                max_drill_age: dur("check.max_drill_age", &c.max_drill_age)?,
-                max_rpo: dur("check.max_rpo", &c.max_rpo)?,
-                max_wal_age: dur("check.max_wal_age", &c.max_wal_age)?,
-            })
-        }
+        Some(c) => Some(c.typed().map_err(|e| err(e.key, e.message))?),
         None => None,
     };
     let notify = match &s.notify {

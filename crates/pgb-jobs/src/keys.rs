@@ -299,6 +299,44 @@ impl KeySources {
         })
     }
 
+    /// The key files a `restore_command` (`pgb wal fetch`) is given: the identity files
+    /// (else `PGB_IDENTITY_FILE`'s), `--auth-key-file`, `--passphrase-file`; and the
+    /// secrets only the environment holds (`PGB_AUTH_KEY`, `PGB_PASSPHRASE` without a file),
+    /// which the restored server's environment must provide: they are never written.
+    pub fn wal_fetch(
+        &self,
+        cmd: pgb_core::physical::WalFetchCommand,
+        env: &dyn EnvLookup,
+    ) -> (pgb_core::physical::WalFetchCommand, Vec<&'static str>) {
+        let from_env: Vec<PathBuf>;
+        let ids = if self.identity_files.is_empty() {
+            let v = var(env, "PGB_IDENTITY_FILE").unwrap_or_default();
+            from_env = v
+                .split(':')
+                .filter(|p| !p.is_empty())
+                .map(Into::into)
+                .collect();
+            &from_env
+        } else {
+            &self.identity_files
+        };
+        let mut cmd = ids
+            .iter()
+            .fold(cmd, |c, f| c.with_key_file("--identity-file", f));
+        let mut env_secrets = Vec::new();
+        for (file, option, name) in [
+            (&self.auth_key_file, "--auth-key-file", "PGB_AUTH_KEY"),
+            (&self.passphrase_file, "--passphrase-file", "PGB_PASSPHRASE"),
+        ] {
+            match file {
+                Some(f) => cmd = cmd.with_key_file(option, f),
+                None if var(env, name).is_some() => env_secrets.push(name),
+                None => {}
+            }
+        }
+        (cmd, env_secrets)
+    }
+
     /// The passphrase and authentication key these sources give, under the standard names
     /// `PGB_PASSPHRASE` and `PGB_AUTH_KEY`, for a caller that layers a job's keys under its
     /// own (the job's keys then read as if exported under the standard names). A named
@@ -569,5 +607,40 @@ mod tests {
         let e = write_secret_file(&p, "other").unwrap_err();
         assert!(e.to_string().contains("never overwritten"), "{e}");
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "secret\n");
+    }
+
+    /// `wal fetch` gets key files, never keys: flags first, else `PGB_IDENTITY_FILE`'s files;
+    /// a secret only the environment holds is named for the server's environment.
+    #[test]
+    fn wal_fetch_gets_key_files_and_names_environment_secrets() {
+        let cmd = pgb_core::physical::WalFetchCommand::new("/usr/bin/pgb", "/r");
+        let e = env(&[
+            ("PGB_IDENTITY_FILE", "/k/a.txt::/k/b.txt"),
+            ("PGB_AUTH_KEY", KEY),
+            ("PGB_PASSPHRASE", "pass"),
+        ]);
+        let (c, secrets) = KeySources::new().wal_fetch(cmd.clone(), &e);
+        let line = c.line(7, Path::new("/data"));
+        assert!(
+            line.contains("--identity-file /k/a.txt --identity-file /k/b.txt"),
+            "{line}"
+        );
+        assert!(!line.contains(KEY) && !line.contains("pass"), "{line}");
+        assert_eq!(secrets, ["PGB_AUTH_KEY", "PGB_PASSPHRASE"]);
+        let mut s = KeySources::new()
+            .with_identity_files(&["/f/id.txt".into()])
+            .with_auth_key_file(Some(Path::new("/f/auth")));
+        s.passphrase_file = Some("/f/pass".into());
+        let (c, secrets) = s.wal_fetch(cmd, &e);
+        let line = c.line(7, Path::new("/data"));
+        assert!(!line.contains("/k/a.txt"), "the flags win: {line}");
+        for part in [
+            "--identity-file /f/id.txt",
+            "--auth-key-file /f/auth",
+            "--passphrase-file /f/pass",
+        ] {
+            assert!(line.contains(part), "{part}: {line}");
+        }
+        assert!(secrets.is_empty());
     }
 }

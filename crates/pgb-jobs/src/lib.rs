@@ -61,8 +61,9 @@ pub use plan::{
     JobDumper, JobPlan, PlanError, PlannedBackup, dump_options, hook_env, job_wal_push, tools,
 };
 pub use proving::{
-    JobDrill, drill_notification, job_auth_key, job_check, job_check_limits, job_database,
-    job_decryption, job_repository, job_warnings, outcome_name,
+    DrillCommon, JobDrill, SmokeFileError, check_options, drill_notification, job_auth_key,
+    job_check, job_check_limits, job_database, job_decryption, job_repository, job_warnings,
+    outcome_name,
 };
 pub use report::{SinceError, job_report, parse_since};
 pub use sets::{intended_set, job_intended_set, job_retention_set, storage_options};

@@ -3,10 +3,11 @@
 //! with no command-line type in between.
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use pgb_config::ResolvedJob;
-use pgb_core::{Decryption, Repository};
+use pgb_config::{CheckConfig, DrillConfig, ResolvedJob};
+use pgb_core::{AuthKey, Decryption, Repository};
 use pgb_notify::{Event, Notification, Notifier};
 use pgb_open::EnvLookup;
 use pgb_ops::{
@@ -93,47 +94,15 @@ pub fn job_check(
     let auth = keys.authentication(env).map_err(|e| key_error(job, e))?;
     let auth_key = keys.auth_key(env).map_err(|e| key_error(job, e))?;
     let repo = job_repository(job, env, false)?.with_decryption(auth);
-    let mut o = CheckOptions::new(now);
-    if let Some(db) = job_database(job, env) {
-        o = o.with_database(db);
-    }
     let limits = job_check_limits(job, now);
-    let c = Some(&limits);
-    if let Some(d) = limits.max_age {
-        o = o.with_max_age(d);
-    }
-    if let Some(b) = c.and_then(|c| c.min_size) {
-        o = o.with_min_size(b);
-    }
-    if let Some(p) = c.and_then(|c| c.max_size_drop) {
-        o = o.with_max_size_drop_percent(p);
-    }
-    if let Some(d) = c.and_then(|c| c.max_drill_age) {
-        o = o.with_max_drill_age(d);
-    }
-    if let Some(d) = c.and_then(|c| c.max_rpo) {
-        o = o.with_max_rpo(d);
-    }
-    if let Some(d) = c.and_then(|c| c.max_wal_age) {
-        o = o.with_max_wal_age(d);
-    }
-    if let Some(k) = auth_key {
-        o = o.with_auth_key(k);
-    }
+    let o = check_options(&limits, job_database(job, env), auth_key, now);
     Ok((repo, o))
 }
 
 /// The job's `[check]` limits, with one period of its schedule plus a grace (26 h for a daily
 /// job) as the maximum age unless `max_age` is set: what `pgb check --job` judges by.
 pub fn job_check_limits(job: &ResolvedJob, now: time::OffsetDateTime) -> pgb_config::CheckConfig {
-    let mut c = job.check.clone().unwrap_or(pgb_config::CheckConfig {
-        max_age: None,
-        min_size: None,
-        max_size_drop: None,
-        max_drill_age: None,
-        max_rpo: None,
-        max_wal_age: None,
-    });
+    let mut c = job.check.clone().unwrap_or_default();
     if c.max_age.is_none() {
         c.max_age = job.schedule.as_ref().and_then(|cron| {
             let now = chrono::DateTime::from_timestamp(now.unix_timestamp(), 0)?;
@@ -141,6 +110,113 @@ pub fn job_check_limits(job: &ResolvedJob, now: time::OffsetDateTime) -> pgb_con
         });
     }
     c
+}
+
+/// A check's options as of `now`: the limits of a job's `[check]` or of a check's flags
+/// (typed alike: [`pgb_config::CheckSettings::typed`]), the database and the key of the drill
+/// records; what `pgb check` and [`job_check`] judge by.
+pub fn check_options(
+    limits: &CheckConfig,
+    database: Option<String>,
+    auth_key: Option<AuthKey>,
+    now: time::OffsetDateTime,
+) -> CheckOptions {
+    let mut o = CheckOptions::new(now);
+    (o.database, o.auth_key) = (database, auth_key);
+    let c = limits;
+    (o.max_age, o.min_size, o.max_size_drop_percent) = (c.max_age, c.min_size, c.max_size_drop);
+    (o.max_drill_age, o.max_rpo, o.max_wal_age) = (c.max_drill_age, c.max_rpo, c.max_wal_age);
+    o
+}
+
+/// A smoke file that cannot be read (before the drill starts).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read {}: {source}", path.display())]
+pub struct SmokeFileError {
+    /// The file.
+    pub path: PathBuf,
+    /// Why.
+    pub source: std::io::Error,
+}
+
+/// What a logical drill ([`DrillOptions`]) and a point-in-time recovery drill
+/// ([`pgb_ops::PitrDrillOptions`]) take alike, from a job's `[drill]` or a drill's flags (typed
+/// alike: [`pgb_config::DrillSettings::typed`]): the smoke files (read once, before anything
+/// runs, named by file name), the RTO and RPO limits, the record's key and the job's name.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct DrillCommon {
+    /// Smoke SQL as (file name, SQL).
+    pub smoke: Vec<(String, String)>,
+    /// Recovery-time limit.
+    pub max_rto: Option<Duration>,
+    /// Recovery-point limit.
+    pub max_rpo: Option<Duration>,
+    /// Authenticates the drill's record.
+    pub auth_key: Option<AuthKey>,
+    /// The job, for reports.
+    pub job: Option<String>,
+}
+
+impl DrillCommon {
+    /// Reads the smoke files of `drill` and takes its limits.
+    ///
+    /// # Errors
+    /// [`SmokeFileError`]: a smoke file cannot be read.
+    pub fn new(drill: &DrillConfig) -> Result<Self, SmokeFileError> {
+        let read = |path: &PathBuf| {
+            let sql = std::fs::read_to_string(path).map_err(|source| SmokeFileError {
+                path: path.clone(),
+                source,
+            })?;
+            let name = path.file_name().map_or_else(
+                || path.display().to_string(),
+                |n| n.to_string_lossy().into(),
+            );
+            Ok((name, sql))
+        };
+        Ok(Self {
+            smoke: drill.smoke.iter().map(read).collect::<Result<_, _>>()?,
+            max_rto: drill.max_rto,
+            max_rpo: drill.max_rpo,
+            auth_key: None,
+            job: None,
+        })
+    }
+
+    /// The key that authenticates the record.
+    #[must_use]
+    pub fn with_auth_key(mut self, key: Option<AuthKey>) -> Self {
+        self.auth_key = key;
+        self
+    }
+
+    /// The job the drill is of.
+    #[must_use]
+    pub fn with_job(mut self, job: impl Into<String>) -> Self {
+        self.job = Some(job.into());
+        self
+    }
+
+    /// `o` with these smoke files, limits, key and job.
+    pub fn logical(&self, o: DrillOptions) -> DrillOptions {
+        let with = |o: DrillOptions, (n, s): &(String, String)| o.with_smoke(n.clone(), s.clone());
+        let mut o = self.smoke.iter().fold(o, with);
+        (o.max_rto, o.max_rpo) = (self.max_rto, self.max_rpo);
+        (o.auth_key, o.job) = (self.auth_key.clone(), self.job.clone());
+        o
+    }
+
+    /// `o` with these smoke files, limits, key and job.
+    pub fn pitr(&self, o: pgb_ops::PitrDrillOptions) -> pgb_ops::PitrDrillOptions {
+        let with = |o: pgb_ops::PitrDrillOptions, (n, s): &(String, String)| {
+            o.with_smoke(n.clone(), s.clone())
+        };
+        let mut o = self.smoke.iter().fold(o, with);
+        (o.max_rto, o.max_rpo) = (self.max_rto, self.max_rpo);
+        (o.auth_key, o.job) = (self.auth_key.clone(), self.job.clone());
+        o
+    }
 }
 
 /// A job's restore drill, as `pgb drill --job` and the daemon's `drill.schedule` run it: the
@@ -201,35 +277,17 @@ impl JobDrill {
             Some(within) => BackupChoice::Random { within },
             None => BackupChoice::Latest,
         };
-        let mut o = DrillOptions::new(target, tools(env), spool)
-            .with_backup(backup)
-            .with_job(job.name.clone());
+        let mut o = DrillOptions::new(target, tools(env), spool).with_backup(backup);
         if let Some(db) = job_database(job, env) {
             o = o.with_from_database(db);
         }
-        for path in d.map(|d| d.smoke.as_slice()).unwrap_or_default() {
-            let sql = std::fs::read_to_string(path).map_err(|e| {
-                invalid(
-                    "drill.smoke",
-                    format!("cannot read {}: {e}", path.display()),
-                )
-            })?;
-            let name = path.file_name().map_or_else(
-                || path.display().to_string(),
-                |n| n.to_string_lossy().into(),
-            );
-            o = o.with_smoke(name, sql);
-        }
-        if let Some(l) = d.and_then(|d| d.max_rto) {
-            o = o.with_max_rto(l);
-        }
-        if let Some(l) = d.and_then(|d| d.max_rpo) {
-            o = o.with_max_rpo(l);
-        }
+        let common = DrillCommon::new(&d.cloned().unwrap_or_default())
+            .map_err(|e| invalid("drill.smoke", e.to_string()))?;
         let decryption = job_decryption(job, env)?;
-        if let Some(k) = job_auth_key(job, env)? {
-            o = o.with_auth_key(k);
-        }
+        let common = common
+            .with_auth_key(job_auth_key(job, env)?)
+            .with_job(job.name.clone());
+        o = common.logical(o);
         let repo = job_repository(job, env, false)?.with_decryption(decryption);
         // The expected head: fixed here, or printed by its command at each run.
         let target = job
@@ -245,25 +303,12 @@ impl JobDrill {
                 .with_probe(crate::migration_probe(job)),
         );
         let pitr = physical.then(|| {
-            let mut p = pgb_ops::PitrDrillOptions::new(
+            let unused = std::sync::Arc::new(|_: u64, _: &std::path::Path| String::new());
+            common.pitr(pgb_ops::PitrDrillOptions::new(
                 o.locator.clone(),
                 o.spool_dir.clone(),
-                std::sync::Arc::new(|_: u64, _: &std::path::Path| String::new()),
-            )
-            .with_job(job.name.clone());
-            for s in &o.smoke {
-                p = p.with_smoke(s.name.clone(), s.sql.clone());
-            }
-            if let Some(l) = o.max_rto {
-                p = p.with_max_rto(l);
-            }
-            if let Some(l) = o.max_rpo {
-                p = p.with_max_rpo(l);
-            }
-            if let Some(k) = &o.auth_key {
-                p = p.with_auth_key(k.clone());
-            }
-            p
+                unused,
+            ))
         });
         let hook = PostRestoreHook::from_env(job, env);
         Ok(Self {

@@ -9,7 +9,10 @@
 
 use std::time::Duration;
 
-use pgb_config::{CheckSettings, DrillSettings, JobSettings, ResolvedJob, StorageNetwork};
+use pgb_config::{
+    CheckConfig, CheckSettings, DrillConfig, DrillSettings, JobSettings, ResolvedJob,
+    StorageNetwork,
+};
 
 use super::{
     BackupArgs, CheckArgs, DrillArgs, Format, GcArgs, JobArgs, KeyArgs, ListArgs, PruneArgs,
@@ -281,15 +284,7 @@ impl FromJob for CheckArgs {
     }
     fn flags(&self) -> Result<JobSettings, Failure> {
         let mut s = listing(&self.repo, &self.identity_file, &self.auth_key_file)?;
-        let drop = self.max_size_drop.as_deref();
-        let c = CheckSettings {
-            max_age: self.max_age.clone(),
-            min_size: self.min_size.clone(),
-            max_size_drop: drop.map(crate::resolve::ops::percent).transpose()?,
-            max_drill_age: self.max_drill_age.clone(),
-            max_rpo: self.max_rpo.clone(),
-            max_wal_age: self.max_wal_age.clone(),
-        };
+        let c = self.settings()?;
         s.check = (c != CheckSettings::default()).then_some(c);
         Ok(s)
     }
@@ -304,6 +299,64 @@ impl FromJob for CheckArgs {
     }
 }
 
+/// A flag value [`CheckSettings::typed`] or [`DrillSettings::typed`] refuses, named by its flag.
+fn invalid(e: pgb_config::InvalidSetting) -> Failure {
+    Failure::usage(format!("--{}: {}", flag_of(e.key), e.message))
+}
+
+/// `--max-size-drop`: a percentage 0-100, `%` optional.
+fn percent(p: &str) -> Result<u32, Failure> {
+    let n = p.trim_end_matches('%').parse().ok().filter(|p| *p <= 100);
+    n.ok_or_else(|| {
+        Failure::usage(format!(
+            "--max-size-drop {p:?}: use a percentage 0-100, e.g. 50"
+        ))
+    })
+}
+
+impl CheckArgs {
+    fn settings(&self) -> Result<CheckSettings, Failure> {
+        Ok(CheckSettings {
+            max_age: self.max_age.clone(),
+            min_size: self.min_size.clone(),
+            max_size_drop: self.max_size_drop.as_deref().map(percent).transpose()?,
+            max_drill_age: self.max_drill_age.clone(),
+            max_rpo: self.max_rpo.clone(),
+            max_wal_age: self.max_wal_age.clone(),
+        })
+    }
+
+    /// The check's limits: `--job`'s (its flags layered in), else the flags, typed alike.
+    pub(crate) fn limits(&self) -> Result<CheckConfig, Failure> {
+        match &self.from_job {
+            Some(c) => Ok(c.clone()),
+            None => self.settings()?.typed().map_err(invalid),
+        }
+    }
+}
+
+impl DrillArgs {
+    fn settings(&self) -> DrillSettings {
+        DrillSettings {
+            target: self.target.clone(),
+            smoke: some(&self.smoke),
+            max_rto: self.max_rto.clone(),
+            max_rpo: self.max_rpo.clone(),
+            within: self.within.clone(),
+            schedule: None,
+        }
+    }
+
+    /// The drill's `[drill]` values (smoke files, limits, `within`): `--job`'s (its flags
+    /// layered in), else the flags, typed alike.
+    pub(crate) fn drill_config(&self) -> Result<DrillConfig, Failure> {
+        match &self.from_job {
+            Some(d) => Ok(d.clone()),
+            None => self.settings().typed().map_err(invalid),
+        }
+    }
+}
+
 impl FromJob for DrillArgs {
     fn job_args(&self) -> &JobArgs {
         &self.job
@@ -312,14 +365,7 @@ impl FromJob for DrillArgs {
         let mut s = JobSettings::default();
         self.repo.layer(&mut s)?;
         self.keys.layer(&mut s);
-        let d = DrillSettings {
-            target: self.target.clone(),
-            smoke: some(&self.smoke),
-            max_rto: self.max_rto.clone(),
-            max_rpo: self.max_rpo.clone(),
-            within: self.within.clone(),
-            schedule: None,
-        };
+        let d = self.settings();
         s.drill = (d != DrillSettings::default()).then_some(d);
         Ok(s)
     }

@@ -69,7 +69,7 @@ pub(super) async fn restore(
         .resolve_logical(&a.id, a.from_database.as_deref())
         .await?;
     super::restore::plaintext_check(&m, keys_given, a.require_encrypted)?;
-    let opts = resolve::cluster_restore_options(&a);
+    let opts = a.options();
     let out = Output::json(a.json);
     let started = std::time::Instant::now();
     match what {

@@ -43,7 +43,7 @@ pub(crate) fn directory_backup(
     }
     let dumper = PgDumpDirectory::new(single.dumper.conn().clone(), tools(&a.tools, env))
         .with_jobs(jobs)
-        .with_spool_dir(spool(a.directory.spool_dir.as_deref(), env))
+        .with_spool_dir(pgb_jobs::spool_dir(a.directory.spool_dir.as_deref(), env))
         .with_options(single.dumper.options().clone());
     Ok((dumper, single))
 }
@@ -69,7 +69,7 @@ pub(crate) fn cluster_restore(a: &RestoreArgs, env: Env<'_>) -> Result<ClusterRe
         })?;
         conn(url, true)
     };
-    let spool = || spool(a.spool_dir.as_deref(), env);
+    let spool = || pgb_jobs::spool_dir(a.spool_dir.as_deref(), env);
     Ok(if c.all {
         if a.db.is_some() {
             return Err(Failure::usage(
@@ -99,7 +99,10 @@ pub(crate) fn dump_options(a: &BackupArgs) -> Result<DumpOptions, Failure> {
         .with_exclude_table_data(&s.exclude_table_data)
         .with_extra(&s.pg_dump_option)
         .map_err(|e| Failure::usage(format!("--pg-dump-option: {e}")))?
-        .with_migrations(super::migrations::probe(&a.migrations)?))
+        .with_migrations(pgb_jobs::probe_migrations(
+            &a.migrations.migrations,
+            a.migrations.migrations_query.as_deref(),
+        )?))
 }
 
 /// Flags that only one kind of backup takes.
@@ -123,25 +126,4 @@ pub(crate) fn with_files(
             pgb::FilesDump::new(dir).map_err(|e| Failure::usage(format!("--files: {e}")))?;
         Ok(o.with_files(files))
     })
-}
-
-/// Where dumps spool: `given` (`--spool-dir`), else `PGB_SPOOL_DIR`, else the temp directory.
-pub(crate) fn spool(given: Option<&std::path::Path>, env: Env<'_>) -> std::path::PathBuf {
-    given.map_or_else(
-        || super::var(env, "PGB_SPOOL_DIR").map_or_else(|| super::temp_dir(env), Into::into),
-        Into::into,
-    )
-}
-
-/// The options of a restore from a whole-server backup.
-pub(crate) fn cluster_restore_options(a: &RestoreArgs) -> pgb::RestoreOptions {
-    pgb::RestoreOptions::new()
-        .with_clean(a.clean)
-        .with_jobs(a.jobs.unwrap_or(super::defaults::JOBS))
-        .with_allow_create(a.allow_create)
-        .with_verify_first(!a.no_verify_first)
-        .with_keep_owner(a.keep_owner)
-        .with_keep_privileges(a.keep_privileges)
-        .with_tables(a.select.table.clone())
-        .with_schemas(a.select.schema.clone())
 }

@@ -2,21 +2,12 @@
 //! [`pgb_jobs::migration_expectation`]); their errors are named by flag in `exit.rs`.
 
 use pgb::MigrationTarget;
-use pgb::postgres::MigrationProbe;
 use pgb_config::ResolvedJob;
 use pgb_ops::MigrationExpectation;
 
 use super::Env;
-use crate::args::{MigrationBackupArgs, MigrationExpectArgs, MigrationListArgs};
+use crate::args::{MigrationExpectArgs, MigrationListArgs};
 use crate::exit::Failure;
-
-/// The heads a backup records (`--migrations`, `--migrations-query`).
-pub(crate) fn probe(a: &MigrationBackupArgs) -> Result<MigrationProbe, Failure> {
-    Ok(pgb_jobs::probe_migrations(
-        &a.migrations,
-        a.migrations_query.as_deref(),
-    )?)
-}
 
 /// `[FRAMEWORK:]HEAD` of `flag`.
 fn target(flag: &str, text: Option<&str>) -> Result<Option<MigrationTarget>, Failure> {

@@ -15,7 +15,6 @@ use pgb::postgres::{ConnConfig, PgDump, PgRestore, ToolLocator};
 use pgb::retention::Policy;
 use pgb::{BackupOptions, EnvLookup, Repository};
 pub(crate) use pgb_config::defaults;
-pub(crate) use pgb_jobs::temp_dir;
 
 use crate::args::{BackupArgs, Format, RepoArgs, RestoreArgs, ToolArgs};
 use crate::exit::Failure;
@@ -25,8 +24,7 @@ mod policy;
 mod report;
 
 pub(crate) use cluster::{
-    ClusterRestore, cluster_backup, cluster_restore, cluster_restore_options, directory_backup,
-    dump_options,
+    ClusterRestore, cluster_backup, cluster_restore, directory_backup, dump_options,
 };
 pub(crate) use keys::{SECRET_FLAG, auth_key, authentication, decryption, encryption, wal_reading};
 pub(crate) use ops::{check, check_server, drill, verified};

@@ -1,75 +1,39 @@
-//! Options of `drill` and `check`, with their defaults. Durations and sizes are read in the
-//! config file's one grammar ([`pgb_config::parse_duration`], [`pgb_config::parse_size`]), so
-//! a flag means what the same text means as a TOML key or a `PGB_*` variable.
+//! Options of `drill` and `check`: the flags typed by the config's rule
+//! ([`DrillArgs::drill_config`], [`CheckArgs::limits`]), then the library's builders
+//! ([`pgb_jobs::DrillCommon`], [`pgb_jobs::check_options`]) that a job's drill and check use.
 
 use std::time::Duration;
 
 use pgb_ops::{BackupChoice, CheckOptions, DrillOptions};
-use time::OffsetDateTime;
 
-use super::{Env, conn, temp_dir, tools, var};
+use super::{Env, conn, tools, var};
 use crate::args::{CheckArgs, DrillArgs};
 use crate::exit::Failure;
 
-/// A flag's duration, if given.
-fn duration(flag: &str, s: Option<&str>) -> Result<Option<Duration>, Failure> {
-    let d = s.map(pgb_config::parse_duration).transpose();
-    d.map_err(|e| Failure::usage(format!("{flag}: {e}")))
-}
-
-/// `--max-size-drop`: a percentage 0-100, `%` optional.
-pub(crate) fn percent(p: &str) -> Result<u32, Failure> {
-    let n = p.trim_end_matches('%').parse().ok().filter(|p| *p <= 100);
-    n.ok_or_else(|| {
-        Failure::usage(format!(
-            "--max-size-drop {p:?}: use a percentage 0-100, e.g. 50"
-        ))
-    })
-}
-
-/// `--smoke` files as (file name, SQL), read before anything runs.
-pub(crate) fn smoke_files(a: &DrillArgs) -> Result<Vec<(String, String)>, Failure> {
-    let read = |path: &std::path::PathBuf| {
-        let sql = std::fs::read_to_string(path)
-            .map_err(|e| Failure::usage(format!("--smoke: cannot read {}: {e}", path.display())))?;
-        let name = path.file_name().map(|n| n.to_string_lossy().into());
-        Ok((name.unwrap_or_else(|| path.display().to_string()), sql))
-    };
-    a.smoke.iter().map(read).collect()
-}
-
-/// A drill's RTO and RPO limits: `--job`'s `[drill]` (its flags layered in, typed), else the
-/// flags.
-pub(crate) fn drill_limits(a: &DrillArgs) -> Result<(Option<Duration>, Option<Duration>), Failure> {
-    Ok(match &a.from_job {
-        Some(d) => (d.max_rto, d.max_rpo),
-        None => (
-            duration("--max-rto", a.max_rto.as_deref())?,
-            duration("--max-rpo", a.max_rpo.as_deref())?,
-        ),
-    })
+/// What every drill takes (smoke files, limits, the record's key), and its `within`.
+pub(crate) fn common(
+    a: &DrillArgs,
+    env: Env<'_>,
+) -> Result<(pgb_jobs::DrillCommon, Option<Duration>), Failure> {
+    let d = a.drill_config()?;
+    let c = pgb_jobs::DrillCommon::new(&d).map_err(|e| Failure::usage(format!("--smoke: {e}")))?;
+    let key = super::auth_key(a.keys.auth_key_file.as_deref(), env)?;
+    Ok((c.with_auth_key(key), d.within))
 }
 
 /// The drill's options: `--target` (else `PGB_DRILL_TARGET`) is required.
 pub(crate) fn drill(a: &DrillArgs, env: Env<'_>) -> Result<DrillOptions, Failure> {
     let (url, from_flag) = match (&a.target, var(env, "PGB_DRILL_TARGET")) {
         (Some(t), _) => (t.clone(), true),
-        (None, Some(t)) => (t, false),
-        (None, None) => {
-            return Err(Failure::usage(
-                "drill needs a target server: --target postgres://user@host:port/postgres (or PGB_DRILL_TARGET)",
-            ));
-        }
+        (None, t) => (t.ok_or_else(|| Failure::usage(
+            "drill needs a target server: --target postgres://user@host:port/postgres (or PGB_DRILL_TARGET)",
+        ))?, false),
     };
-    // `--job`'s [drill] table, its flags layered in and typed by the config crate.
+    let (common, within) = common(a, env)?;
     let backup = match a.backup.as_deref().unwrap_or("latest") {
         "latest" => BackupChoice::Latest,
         "random" => BackupChoice::Random {
-            within: match a.from_job.as_ref().and_then(|d| d.within) {
-                Some(w) => w,
-                None => duration("--within", Some(a.within.as_deref().unwrap_or("30d")))?
-                    .unwrap_or_default(),
-            },
+            within: within.unwrap_or(Duration::from_secs(30 * 86_400)),
         },
         id => BackupChoice::Id(
             id.parse()
@@ -79,30 +43,15 @@ pub(crate) fn drill(a: &DrillArgs, env: Env<'_>) -> Result<DrillOptions, Failure
     if a.within.is_some() && !matches!(backup, BackupChoice::Random { .. }) {
         return Err(Failure::usage("--within goes with --backup random"));
     }
-    let spool = var(env, "PGB_SPOOL_DIR").map_or_else(|| temp_dir(env), Into::into);
-    let mut o = DrillOptions::new(conn(&url, from_flag)?, tools(&a.tools, env), spool)
-        .with_backup(backup)
-        .with_keep(a.keep);
-    if let Some(db) = &a.from_database {
-        o = o.with_from_database(db.clone());
-    }
-    if let Some(db) = &a.database {
-        o = o.with_database(db.clone());
-    }
-    for (name, sql) in smoke_files(a)? {
-        o = o.with_smoke(name, sql);
-    }
-    let (max_rto, max_rpo) = drill_limits(a)?;
-    if let Some(d) = max_rto {
-        o = o.with_max_rto(d);
-    }
-    if let Some(d) = max_rpo {
-        o = o.with_max_rpo(d);
-    }
-    if let Some(k) = super::auth_key(a.keys.auth_key_file.as_deref(), env)? {
-        o = o.with_auth_key(k);
-    }
-    Ok(o)
+    let mut o = DrillOptions::new(
+        conn(&url, from_flag)?,
+        tools(&a.tools, env),
+        pgb_jobs::spool_dir(None, env),
+    )
+    .with_backup(backup)
+    .with_keep(a.keep);
+    (o.from_database, o.database) = (a.from_database.clone(), a.database.clone());
+    Ok(common.logical(o))
 }
 
 /// The ids of the repository's verified backups (verify records and passed drills; records
@@ -121,27 +70,15 @@ pub(crate) fn check_server(a: &CheckArgs) -> Result<Option<pgb::postgres::ConnCo
     a.server.as_deref().map(|url| conn(url, true)).transpose()
 }
 
-/// The check's options, evaluated as of now: `--job`'s `[check]` (its flags layered in,
-/// typed by the config crate), else the flags.
+/// The check's options, evaluated as of now.
 pub(crate) fn check(a: &CheckArgs, env: Env<'_>) -> Result<CheckOptions, Failure> {
-    let mut o = CheckOptions::new(OffsetDateTime::now_utc());
-    o.database.clone_from(&a.database);
-    if let Some(c) = &a.from_job {
-        (o.max_age, o.min_size, o.max_size_drop_percent) = (c.max_age, c.min_size, c.max_size_drop);
-        (o.max_drill_age, o.max_rpo, o.max_wal_age) = (c.max_drill_age, c.max_rpo, c.max_wal_age);
-    } else {
-        let size = a
-            .min_size
-            .as_deref()
-            .map(pgb_config::parse_size)
-            .transpose();
-        o.min_size = size.map_err(|e| Failure::usage(format!("--min-size: {e}")))?;
-        o.max_size_drop_percent = a.max_size_drop.as_deref().map(percent).transpose()?;
-        o.max_age = duration("--max-age", a.max_age.as_deref())?;
-        o.max_drill_age = duration("--max-drill-age", a.max_drill_age.as_deref())?;
-        o.max_rpo = duration("--max-rpo", a.max_rpo.as_deref())?;
-        o.max_wal_age = duration("--max-wal-age", a.max_wal_age.as_deref())?;
-    }
-    o.auth_key = super::auth_key(a.auth_key_file.as_deref(), env)?;
-    Ok(o)
+    let limits = a.limits()?;
+    let key = super::auth_key(a.auth_key_file.as_deref(), env)?;
+    let now = time::OffsetDateTime::now_utc();
+    Ok(pgb_jobs::check_options(
+        &limits,
+        a.database.clone(),
+        key,
+        now,
+    ))
 }

@@ -9,7 +9,7 @@ use pgb::physical::{InvalidRecovery, PhysicalRestoreRequest, TargetAction, Targe
 use pgb::physical::{WalFetchCommand, WalMode};
 use pgb::postgres::PgBaseBackup;
 
-use super::{Backup, Env, var};
+use super::{Backup, Env};
 use crate::args::{BackupArgs, RestoreArgs, TargetActionArg, WalArg};
 use crate::exit::Failure;
 
@@ -82,34 +82,9 @@ pub(crate) fn restore(
                 "cannot tell where this pgb is, for restore_command: {e}"
             ))
         })?;
-    let k = &a.keys;
-    let ids = match k.identity_file.as_slice() {
-        [] => var(env, "PGB_IDENTITY_FILE")
-            .iter()
-            .flat_map(|v| v.split(':'))
-            .filter(|p| !p.is_empty())
-            .map(Into::into)
-            .collect(),
-        given => given.to_vec(),
-    };
-    let mut fetch = ids
-        .iter()
-        .fold(
-            WalFetchCommand::new(exe, &super::repo_url(&a.repo, env)),
-            |c, f| c.with_key_file("--identity-file", f),
-        )
-        .with_allow_unauthenticated(k.allow_unauthenticated);
-    let mut env_secrets = Vec::new();
-    for (file, option, name) in [
-        (&k.auth_key_file, "--auth-key-file", "PGB_AUTH_KEY"),
-        (&k.passphrase_file, "--passphrase-file", "PGB_PASSPHRASE"),
-    ] {
-        match file {
-            Some(f) => fetch = fetch.with_key_file(option, f),
-            None if var(env, name).is_some() => env_secrets.push(name),
-            None => {}
-        }
-    }
+    let fetch = WalFetchCommand::new(exe, &super::repo_url(&a.repo, env))
+        .with_allow_unauthenticated(a.keys.allow_unauthenticated);
+    let (fetch, env_secrets) = a.keys.sources().wal_fetch(fetch, env);
     let mut request = PhysicalRestoreRequest::new(a.id.clone(), dir, settings)
         .with_system_identifier(p.system_id)
         .with_clean(a.clean)

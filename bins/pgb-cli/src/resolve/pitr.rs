@@ -1,20 +1,16 @@
-//! `drill --physical`: flags and environment → [`PitrDrillOptions`]. The scratch server's
-//! `restore_command` is the library's own (a copy from the drill's verified spool), so the
-//! options get no `wal fetch` command.
-
-use std::path::PathBuf;
-use std::sync::Arc;
+//! `drill --physical`: flags → [`PitrDrillOptions`], with the smoke files, limits and key every
+//! drill takes ([`super::ops::common`]). The scratch server's `restore_command` is the
+//! library's own (a copy from the drill's verified spool), so the options get none.
 
 use pgb::physical::parse_target_time;
 use pgb_ops::{PitrDrillOptions, PitrTarget};
 
-use super::{Env, temp_dir, tools, var};
+use super::{Env, tools};
 use crate::args::DrillArgs;
 use crate::exit::Failure;
 
-/// The options of `drill --physical`: `--to-time random|TIME`, `--system-id`, smoke files,
-/// `--amcheck`, limits, the record's key; scratch directories under `PGB_SPOOL_DIR`, else the
-/// temporary directory.
+/// `--to-time random|TIME`, `--system-id`, `--amcheck`, `--from-database`; scratch
+/// directories under `PGB_SPOOL_DIR`, else the temporary directory.
 pub(crate) fn options(a: &DrillArgs, env: Env<'_>) -> Result<PitrDrillOptions, Failure> {
     let target = match a.to_time.as_deref().unwrap_or("random") {
         "random" => PitrTarget::Random,
@@ -22,27 +18,13 @@ pub(crate) fn options(a: &DrillArgs, env: Env<'_>) -> Result<PitrDrillOptions, F
             parse_target_time(t).map_err(|e| Failure::usage(format!("--to-time: {e}")))?,
         ),
     };
-    let scratch = var(env, "PGB_SPOOL_DIR").map_or_else(|| temp_dir(env), PathBuf::from);
-    let unused = Arc::new(|_: u64, _: &std::path::Path| String::new());
-    let mut o = PitrDrillOptions::new(tools(&a.tools, env), scratch, unused)
+    let unused = std::sync::Arc::new(|_: u64, _: &std::path::Path| String::new());
+    let mut o = PitrDrillOptions::new(tools(&a.tools, env), pgb_jobs::spool_dir(None, env), unused)
         .with_target(target)
         .with_system_identifier(a.system_id)
         .with_amcheck(a.amcheck);
     if let Some(db) = &a.from_database {
         o = o.with_database(db.clone());
     }
-    for (name, sql) in super::ops::smoke_files(a)? {
-        o = o.with_smoke(name, sql);
-    }
-    let (max_rto, max_rpo) = super::ops::drill_limits(a)?;
-    if let Some(d) = max_rto {
-        o = o.with_max_rto(d);
-    }
-    if let Some(d) = max_rpo {
-        o = o.with_max_rpo(d);
-    }
-    if let Some(k) = super::auth_key(a.keys.auth_key_file.as_deref(), env)? {
-        o = o.with_auth_key(k);
-    }
-    Ok(o)
+    Ok(super::ops::common(a, env)?.0.pitr(o))
 }
