@@ -58,7 +58,8 @@ pub use migrations::{
 };
 pub use notify::{NotifyError, NotifyTargets, notifier, notifier_for};
 pub use plan::{
-    JobDumper, JobPlan, PlanError, PlannedBackup, dump_options, hook_env, job_wal_push, tools,
+    JobDumper, JobPlan, PlanError, PlannedBackup, dump_options, hook_env, job_wal_push,
+    selection_options, tools,
 };
 pub use proving::{
     DrillCommon, JobDrill, SmokeFileError, check_options, drill_notification, job_auth_key,

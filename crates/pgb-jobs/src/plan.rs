@@ -346,7 +346,19 @@ pub fn tools(env: &dyn EnvLookup) -> ToolLocator {
 /// # Errors
 /// An option pgb sets itself (`-F`, `-f`, `-Z`, `-j`, the connection).
 pub fn dump_options(job: &ResolvedJob) -> Result<DumpOptions, String> {
-    let s = &job.selection;
+    selection_options(&job.selection)
+        .map(|o| o.with_migrations(crate::migration_probe(job)))
+        .map_err(|e| e.to_string())
+}
+
+/// pg_dump's options for a selection (a job's, or one built from a caller's flags): its
+/// patterns and pass-through options; no migration probe.
+///
+/// # Errors
+/// A pass-through option pgb sets itself (`-F`, `-f`, `-Z`, `-j`, the connection).
+pub fn selection_options(
+    s: &pgb_config::DumpSelection,
+) -> Result<DumpOptions, pgb_core::DumpError> {
     DumpOptions::new()
         .with_schemas(&s.schemas)
         .with_exclude_schemas(&s.exclude_schemas)
@@ -354,8 +366,6 @@ pub fn dump_options(job: &ResolvedJob) -> Result<DumpOptions, String> {
         .with_exclude_tables(&s.exclude_tables)
         .with_exclude_table_data(&s.exclude_table_data)
         .with_extra(&s.pg_dump_options)
-        .map(|o| o.with_migrations(crate::migration_probe(job)))
-        .map_err(|e| e.to_string())
 }
 
 /// The environment hooks run with: `PATH`, `HOME`, `LANG`, `TZ` and the libpq `PG*`
@@ -419,4 +429,22 @@ pub fn job_wal_push(
         .with_auth_key(keys.auth_key(env).map_err(|e| key_error(job, e))?);
     let repo = crate::proving::job_repository(job, env, true)?;
     Ok((repo, options))
+}
+
+#[cfg(test)]
+mod tests {
+    use pgb_config::DumpSelection;
+
+    #[test]
+    fn selection_options_refuse_options_pgb_sets() {
+        let mut s = DumpSelection {
+            tables: vec!["public.t".into()],
+            pg_dump_options: vec!["--no-owner".into()],
+            ..DumpSelection::default()
+        };
+        assert!(super::selection_options(&s).is_ok());
+        s.pg_dump_options.push("--format=plain".into());
+        let e = super::selection_options(&s).unwrap_err().to_string();
+        assert!(e.contains("set by pgb itself"), "{e}");
+    }
 }

@@ -43,6 +43,27 @@ pub enum BackupChoice {
     },
 }
 
+impl BackupChoice {
+    /// How far back `random` chooses when the caller names no window: 30 days.
+    pub const DEFAULT_WITHIN: Duration = Duration::from_secs(30 * 86_400);
+}
+
+/// `latest`, `random` (within [`BackupChoice::DEFAULT_WITHIN`]; set another window on the
+/// value) or a backup id.
+impl std::str::FromStr for BackupChoice {
+    type Err = pgb_core::InvalidBackupId;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "latest" => Self::Latest,
+            "random" => Self::Random {
+                within: Self::DEFAULT_WITHIN,
+            },
+            id => Self::Id(id.parse()?),
+        })
+    }
+}
+
 /// A statement a drill runs on the restored database: it must return exactly one row whose
 /// first column is `true`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -788,5 +809,21 @@ impl Clock {
         };
         self.0 = now;
         phase
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BackupChoice;
+
+    #[test]
+    fn backup_choice_parses_latest_random_and_ids() {
+        let parse = |s: &str| s.parse::<BackupChoice>().ok();
+        assert_eq!(parse("latest"), Some(BackupChoice::Latest));
+        let within = BackupChoice::DEFAULT_WITHIN;
+        assert_eq!(parse("random"), Some(BackupChoice::Random { within }));
+        let id = "20260501T143000Z-0a1b2c";
+        assert_eq!(parse(id), Some(BackupChoice::Id(id.parse().unwrap())));
+        assert_eq!(parse("newest"), None);
     }
 }

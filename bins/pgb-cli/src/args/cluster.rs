@@ -2,6 +2,8 @@
 
 use clap::Args;
 
+use crate::exit::Failure;
+
 /// `backup --all-databases` and its selection.
 #[derive(Debug, Args, Default)]
 #[command(next_help_heading = "Whole server")]
@@ -135,4 +137,75 @@ pub(crate) struct FilesRestoreArgs {
     /// archive (by default they are dropped, with a warning naming the files).
     #[arg(long, requires = "files_to")]
     pub(crate) keep_modes: bool,
+}
+
+impl DumpSelectArgs {
+    /// The flags as the selection a job's `[job]` table holds.
+    pub(crate) fn selection(&self) -> pgb_config::DumpSelection {
+        pgb_config::DumpSelection {
+            schemas: self.schemas.clone(),
+            exclude_schemas: self.exclude_schema.clone(),
+            tables: self.tables.clone(),
+            exclude_tables: self.exclude_table.clone(),
+            exclude_table_data: self.exclude_table_data.clone(),
+            pg_dump_options: self.pg_dump_option.clone(),
+        }
+    }
+}
+
+impl FilesBackupArgs {
+    /// Adds the `--files` directories to the backup options, each checked to be a directory.
+    pub(crate) fn add_to(
+        &self,
+        options: pgb::BackupOptions,
+    ) -> Result<pgb::BackupOptions, Failure> {
+        self.files.iter().try_fold(options, |o, dir| {
+            let files =
+                pgb::FilesDump::new(dir).map_err(|e| Failure::usage(format!("--files: {e}")))?;
+            Ok(o.with_files(files))
+        })
+    }
+}
+
+impl super::BackupArgs {
+    /// Flags that only one kind of backup takes.
+    pub(crate) fn check_kind(&self) -> Result<(), Failure> {
+        use super::Format;
+        if self.cluster.all_databases && self.format.is_some_and(|f| f != Format::Custom) {
+            return Err(Failure::usage(
+                "--all-databases dumps every database in the custom format; drop --format",
+            ));
+        }
+        let directory = self.format == Some(Format::Directory);
+        let d = &self.directory;
+        if !directory && (d.jobs.is_some() || d.spool_dir.is_some()) {
+            return Err(Failure::usage(
+                "--jobs and --spool-dir of backup need --format directory",
+            ));
+        }
+        if d.jobs == Some(0) {
+            return Err(Failure::usage("--jobs must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+impl super::RestoreArgs {
+    /// Flags that only one kind of restore takes: `--table`, `--schema` and `--jobs` only
+    /// dumps, `--db` not with `--all` (whose databases keep their names on `--server`).
+    pub(crate) fn check_kind(&self) -> Result<(), Failure> {
+        if self.physical.pgdata.is_some()
+            && (self.select.table.len() + self.select.schema.len() > 0 || self.jobs.is_some())
+        {
+            return Err(Failure::usage(
+                "--table, --schema and --jobs apply to dumps, not to a physical restore (--pgdata)",
+            ));
+        }
+        if self.cluster.all && self.db.is_some() {
+            return Err(Failure::usage(
+                "--all restores every database under its own name on --server; drop --db",
+            ));
+        }
+        Ok(())
+    }
 }

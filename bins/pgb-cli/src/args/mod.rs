@@ -30,7 +30,7 @@ pub(crate) use docs::{CompletionsArgs, ManArgs, ReportArgs, ReportFormat, ShellA
 pub(crate) use jobs::{ConfigCommand, DaemonArgs, RunArgs, ScheduleCommand};
 pub(crate) use migrations::{MigrationBackupArgs, MigrationExpectArgs, MigrationListArgs};
 pub(crate) use ops::{CheckArgs, CheckFormat, DrillArgs};
-pub(crate) use physical::{PhysicalBackupArgs, PhysicalRestoreArgs, TargetActionArg, WalArg};
+pub(crate) use physical::{PhysicalBackupArgs, PhysicalRestoreArgs, WalArg};
 pub(crate) use shared::{EncryptArgs, Format, JobArgs, KeyArgs, PolicyArgs, RepoArgs, ToolArgs};
 pub(crate) use wal::{WalCommand, WalFetchArgs, WalPushArgs, WalVerifyArgs};
 pub(crate) use wal_stream::WalStreamArgs;

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
+use crate::exit::Failure;
+
 /// `backup --physical`.
 #[derive(Debug, Args, Default)]
 #[command(next_help_heading = "Physical backup")]
@@ -117,4 +119,63 @@ pub(crate) struct PhysicalRestoreArgs {
     /// and write nothing.
     #[arg(long, requires = "pgdata")]
     pub(crate) preview: bool,
+}
+
+impl From<WalArg> for pgb::physical::WalMode {
+    fn from(w: WalArg) -> Self {
+        match w {
+            WalArg::Archive => Self::Archive,
+            WalArg::Included => Self::Included,
+        }
+    }
+}
+
+impl From<TargetActionArg> for pgb::physical::TargetAction {
+    fn from(a: TargetActionArg) -> Self {
+        match a {
+            TargetActionArg::Promote => Self::Promote,
+            TargetActionArg::Pause => Self::Pause,
+            TargetActionArg::Shutdown => Self::Shutdown,
+        }
+    }
+}
+
+impl PhysicalBackupArgs {
+    /// `--wal-wait`, default 2m.
+    pub(crate) fn wal_wait(&self) -> Result<std::time::Duration, Failure> {
+        let wait = self.wal_wait.as_deref().unwrap_or("2m");
+        pgb_config::parse_duration(wait).map_err(|e| Failure::usage(format!("--wal-wait: {e}")))
+    }
+}
+
+impl PhysicalRestoreArgs {
+    /// The recovery target flags, as the library's request (checked by its `settings`).
+    pub(crate) fn target_request(&self) -> pgb::physical::TargetRequest {
+        pgb::physical::TargetRequest {
+            time: self.to_time.clone(),
+            lsn: self.to_lsn.clone(),
+            name: self.to_name.clone(),
+            xid: self.to_xid,
+            immediate: self.immediate,
+            exclusive: self.exclusive,
+            timeline: self.timeline.clone(),
+            action: self
+                .target_action
+                .unwrap_or(TargetActionArg::Promote)
+                .into(),
+        }
+    }
+
+    /// The checked recovery settings; an invalid target is named by its flag.
+    pub(crate) fn recovery(&self) -> Result<pgb::physical::RecoverySettings, Failure> {
+        use pgb::physical::InvalidRecovery;
+        self.target_request().settings().map_err(|e| {
+            Failure::usage(match e {
+                InvalidRecovery::Time(_) => format!("--to-time: {e}"),
+                InvalidRecovery::Lsn(_) => format!("--to-lsn: {e}"),
+                InvalidRecovery::Timeline(_) => format!("--timeline {e}"),
+                _ => "--exclusive applies to --to-time, --to-lsn and --to-xid only".to_owned(),
+            })
+        })
+    }
 }

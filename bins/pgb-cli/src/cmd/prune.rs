@@ -19,7 +19,8 @@ pub(super) async fn run(mut a: PruneArgs, ctx: &Ctx<'_>) -> Result<(), Failure> 
     })?;
     let auth = resolve::auth_key(a.auth_key_file.as_deref(), ctx.env)?;
     let repo = resolve::listed_repository(&a.repo, a.auth_key_file.as_deref(), ctx.env)?;
-    let verified = resolve::verified(&repo, auth.as_ref()).await?;
+    let listing = repo.list().await?;
+    let verified = pgb_ops::verified_ids(&repo, &listing, auth.as_ref()).await?;
     let mut opts = PruneOptions::default()
         .with_dry_run(a.dry_run)
         .with_verified(verified);

@@ -27,7 +27,7 @@ pub(crate) use cluster::{
     ClusterRestore, cluster_backup, cluster_restore, directory_backup, dump_options,
 };
 pub(crate) use keys::{SECRET_FLAG, auth_key, authentication, decryption, encryption, wal_reading};
-pub(crate) use ops::{check, check_server, drill, verified};
+pub(crate) use ops::{check, check_server, drill};
 pub(crate) use policy::{grace, policy};
 pub(crate) use report::report_options;
 
@@ -91,7 +91,7 @@ pub(crate) struct Backup {
 }
 
 pub(crate) fn backup(a: &BackupArgs, env: Env<'_>) -> Result<Backup, Failure> {
-    cluster::check_backup_flags(a)?;
+    a.check_kind()?;
     // Fail closed, before anything else runs: bad keys never reach pg_dump.
     let encryption = encryption(&a.encrypt, env)?;
     let compression = a.compression.as_deref().unwrap_or(defaults::COMPRESSION);
@@ -113,7 +113,7 @@ pub(crate) fn backup(a: &BackupArgs, env: Env<'_>) -> Result<Backup, Failure> {
         dumper: PgDump::new(conn, tools(&a.tools, env))
             .with_format(a.format.unwrap_or(Format::Custom).archive())
             .with_options(dump_options(a)?),
-        options: cluster::with_files(a, options)?,
+        options: a.files.add_to(options)?,
         prune,
     })
 }

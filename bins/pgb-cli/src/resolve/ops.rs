@@ -30,15 +30,11 @@ pub(crate) fn drill(a: &DrillArgs, env: Env<'_>) -> Result<DrillOptions, Failure
         ))?, false),
     };
     let (common, within) = common(a, env)?;
-    let backup = match a.backup.as_deref().unwrap_or("latest") {
-        "latest" => BackupChoice::Latest,
-        "random" => BackupChoice::Random {
-            within: within.unwrap_or(Duration::from_secs(30 * 86_400)),
+    let backup = match a.backup.as_deref().unwrap_or("latest").parse() {
+        Ok(BackupChoice::Random { within: w }) => BackupChoice::Random {
+            within: within.unwrap_or(w),
         },
-        id => BackupChoice::Id(
-            id.parse()
-                .map_err(|e: pgb::InvalidBackupId| Failure::usage(format!("--backup: {e}")))?,
-        ),
+        c => c.map_err(|e: pgb::InvalidBackupId| Failure::usage(format!("--backup: {e}")))?,
     };
     if a.within.is_some() && !matches!(backup, BackupChoice::Random { .. }) {
         return Err(Failure::usage("--within goes with --backup random"));
@@ -54,16 +50,6 @@ pub(crate) fn drill(a: &DrillArgs, env: Env<'_>) -> Result<DrillOptions, Failure
     Ok(common.logical(o))
 }
 
-/// The ids of the repository's verified backups (verify records and passed drills; records
-/// are authenticated with `auth` when given), for prune's newest-verified guard.
-pub(crate) async fn verified(
-    repo: &pgb::Repository,
-    auth: Option<&pgb::AuthKey>,
-) -> Result<std::collections::BTreeSet<pgb::BackupId>, Failure> {
-    let listing = repo.list().await?;
-    Ok(pgb_ops::verified_ids(repo, &listing, auth).await?)
-}
-
 /// The server `check --server` asks about its archiving. Only when asked: a check runs from
 /// any host that can read the repository, often one that cannot reach the database.
 pub(crate) fn check_server(a: &CheckArgs) -> Result<Option<pgb::postgres::ConnConfig>, Failure> {
@@ -74,11 +60,6 @@ pub(crate) fn check_server(a: &CheckArgs) -> Result<Option<pgb::postgres::ConnCo
 pub(crate) fn check(a: &CheckArgs, env: Env<'_>) -> Result<CheckOptions, Failure> {
     let limits = a.limits()?;
     let key = super::auth_key(a.auth_key_file.as_deref(), env)?;
-    let now = time::OffsetDateTime::now_utc();
-    Ok(pgb_jobs::check_options(
-        &limits,
-        a.database.clone(),
-        key,
-        now,
-    ))
+    let (db, now) = (a.database.clone(), time::OffsetDateTime::now_utc());
+    Ok(pgb_jobs::check_options(&limits, db, key, now))
 }

@@ -1,16 +1,15 @@
 //! `backup --physical` and `restore --pgdata`: flags → the library's base-backup dumper, and
-//! the restore request with its checked recovery target ([`TargetRequest`]) and the
-//! `restore_command` the restored server runs ([`WalFetchCommand`]: this binary's `wal fetch`
-//! with this repository and key *files*, never a key).
+//! the restore request with its checked recovery target and the `restore_command` the
+//! restored server runs ([`WalFetchCommand`]: this binary's `wal fetch` with this repository
+//! and key *files*, never a key).
 
 use std::path::Path;
 
-use pgb::physical::{InvalidRecovery, PhysicalRestoreRequest, TargetAction, TargetRequest};
-use pgb::physical::{WalFetchCommand, WalMode};
+use pgb::physical::{PhysicalRestoreRequest, WalFetchCommand};
 use pgb::postgres::PgBaseBackup;
 
 use super::{Backup, Env};
-use crate::args::{BackupArgs, RestoreArgs, TargetActionArg, WalArg};
+use crate::args::{BackupArgs, RestoreArgs, WalArg};
 use crate::exit::Failure;
 
 /// `backup --physical`: compression, keys, labels and `--prune` as for any backup, and how
@@ -20,15 +19,9 @@ pub(crate) fn backup(
     env: Env<'_>,
 ) -> Result<(PgBaseBackup, Backup, std::time::Duration), Failure> {
     let plain = super::backup(a, env)?;
-    let wal = match a.physical.wal.unwrap_or(WalArg::Archive) {
-        WalArg::Archive => WalMode::Archive,
-        WalArg::Included => WalMode::Included,
-    };
-    let wait = a.physical.wal_wait.as_deref().unwrap_or("2m");
-    let wal_wait =
-        pgb_config::parse_duration(wait).map_err(|e| Failure::usage(format!("--wal-wait: {e}")))?;
+    let wal_wait = a.physical.wal_wait()?;
     let dumper = PgBaseBackup::new(plain.dumper.conn().clone(), super::tools(&a.tools, env))
-        .with_wal(wal)
+        .with_wal(a.physical.wal.unwrap_or(WalArg::Archive).into())
         .with_incremental(a.physical.incremental);
     Ok((dumper, plain, wal_wait))
 }
@@ -47,34 +40,8 @@ pub(crate) fn restore(
     dir: &Path,
     env: Env<'_>,
 ) -> Result<PhysicalRestore, Failure> {
-    if a.select.table.len() + a.select.schema.len() > 0 || a.jobs.is_some() {
-        return Err(Failure::usage(
-            "--table, --schema and --jobs apply to dumps, not to a physical restore (--pgdata)",
-        ));
-    }
-    let p = &a.physical;
-    let target = TargetRequest {
-        time: p.to_time.clone(),
-        lsn: p.to_lsn.clone(),
-        name: p.to_name.clone(),
-        xid: p.to_xid,
-        immediate: p.immediate,
-        exclusive: p.exclusive,
-        timeline: p.timeline.clone(),
-        action: match p.target_action.unwrap_or(TargetActionArg::Promote) {
-            TargetActionArg::Promote => TargetAction::Promote,
-            TargetActionArg::Pause => TargetAction::Pause,
-            TargetActionArg::Shutdown => TargetAction::Shutdown,
-        },
-    };
-    let settings = target.settings().map_err(|e| {
-        Failure::usage(match e {
-            InvalidRecovery::Time(_) => format!("--to-time: {e}"),
-            InvalidRecovery::Lsn(_) => format!("--to-lsn: {e}"),
-            InvalidRecovery::Timeline(_) => format!("--timeline {e}"),
-            _ => "--exclusive applies to --to-time, --to-lsn and --to-xid only".to_owned(),
-        })
-    })?;
+    a.check_kind()?;
+    let settings = a.physical.recovery()?;
     let exe = std::env::current_exe()
         .and_then(std::fs::canonicalize)
         .map_err(|e| {
@@ -86,7 +53,7 @@ pub(crate) fn restore(
         .with_allow_unauthenticated(a.keys.allow_unauthenticated);
     let (fetch, env_secrets) = a.keys.sources().wal_fetch(fetch, env);
     let mut request = PhysicalRestoreRequest::new(a.id.clone(), dir, settings)
-        .with_system_identifier(p.system_id)
+        .with_system_identifier(a.physical.system_id)
         .with_clean(a.clean)
         .with_verify_first(!a.no_verify_first);
     if let Some(repo) = fetch.local_repository() {
