@@ -58,9 +58,9 @@ pub use error::{ConfigError, Origin};
 pub use load::LoadedConfig;
 pub use resolve::{
     CheckConfig, DrillConfig, DumpSelection, Effective, EncryptionSettings, Environment, Hook,
-    Hooks, InvalidSetting, JobReport, MIN_HOOK_TIMEOUT, MigrationSettings, NotifyConfig, REPOSITORY_SCHEMES,
-    ResolvedJob, SCHEDULE_HORIZON_YEARS, Source, StorageNetwork, WholeServer, builtin_defaults,
-    check_schedule_fires, env_layer, is_executable, parse_cron, retention_policy,
+    Hooks, InvalidSetting, JobReport, MIN_HOOK_TIMEOUT, MigrationSettings, NotifyConfig,
+    REPOSITORY_SCHEMES, ResolvedJob, SCHEDULE_HORIZON_YEARS, Source, StorageNetwork, WholeServer,
+    builtin_defaults, check_schedule_fires, env_layer, is_executable, parse_cron, retention_policy,
 };
 pub use settings::{
     CheckSettings, ConfigFile, DrillSettings, JobSettings, KEYS, Keep, MIGRATION_FRAMEWORKS,

@@ -240,8 +240,7 @@ pub struct JobDrill {
     pub hook_env: std::collections::BTreeMap<String, String>,
     /// A job with `format = "physical"`: its drill is a point-in-time recovery drill
     /// ([`pgb_ops::drill_pitr`]) to a random second of the recoverable window, with the same
-    /// smoke files, limits and record key; `options` is then unused. Its `restore_command`
-    /// names the program running it: set it with [`JobDrill::with_restore_command`].
+    /// smoke files, limits and record key; `options` is then unused.
     pub pitr: Option<pgb_ops::PitrDrillOptions>,
 }
 
@@ -303,11 +302,9 @@ impl JobDrill {
                 .with_probe(crate::migration_probe(job)),
         );
         let pitr = physical.then(|| {
-            let unused = std::sync::Arc::new(|_: u64, _: &std::path::Path| String::new());
             common.pitr(pgb_ops::PitrDrillOptions::new(
                 o.locator.clone(),
                 o.spool_dir.clone(),
-                unused,
             ))
         });
         let hook = PostRestoreHook::from_env(job, env);
@@ -320,16 +317,6 @@ impl JobDrill {
             hook_env: hook_env(env),
             pitr,
         })
-    }
-
-    /// Sets the `restore_command` of a physical job's PITR drill (the program's own `wal
-    /// fetch` for the cluster and data directory it is given); no effect on other jobs.
-    #[must_use]
-    pub fn with_restore_command(mut self, cmd: pgb_ops::RestoreCommand) -> Self {
-        if let Some(p) = &mut self.pitr {
-            p.restore_command = cmd;
-        }
-        self
     }
 
     /// Runs the drill: announced (`/start`), then its outcome notified (`drill_passed` or

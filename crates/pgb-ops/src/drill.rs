@@ -23,9 +23,7 @@ use self::scratch::{Scratch, scratch_name};
 use crate::record::record_drill;
 use crate::toc::{TocLister, TocTable};
 
-pub use self::physical::{
-    PitrDrillOptions, PitrReport, PitrTarget, RestoreCommand, drill_pitr, random_second,
-};
+pub use self::physical::{PitrDrillOptions, PitrReport, PitrTarget, drill_pitr, random_second};
 
 /// Which backup a drill restores.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -55,8 +55,8 @@ pub use check::{
 };
 pub use drill::{
     BackupChoice, CheckResult, DrillError, DrillHook, DrillOptions, DrillOutcome, DrillReport,
-    Phase, PitrDrillOptions, PitrReport, PitrTarget, RestoreCommand, SmokeStatement, drill,
-    drill_pitr, random_second,
+    Phase, PitrDrillOptions, PitrReport, PitrTarget, SmokeStatement, drill, drill_pitr,
+    random_second,
 };
 pub use migrations::{MigrationExpectation, MigrationReport, around_hook};
 pub use record::{DrillEntry, RecordError, drill_history, last_drills, record_drill};

@@ -33,9 +33,7 @@ pub(super) async fn run(mut a: RestoreArgs, ctx: &Ctx<'_>) -> Result<(), Failure
     let opts = a.options();
     let started = std::time::Instant::now();
     let progress = render::Reporter::new(&ctx.progress, "restore", Some(manifest.plain_size()));
-    let report = repo
-        .restore(&manifest, &restorer, &opts, &progress)
-        .await;
+    let report = repo.restore(&manifest, &restorer, &opts, &progress).await;
     progress.finish(report.is_ok().then(|| manifest.plain_size()));
     let report = report?;
     let seconds = started.elapsed().as_secs_f64();

@@ -6,7 +6,6 @@
 use std::fmt;
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pgb_core::physical::{
@@ -23,16 +22,6 @@ use time::OffsetDateTime;
 use super::checks::{self, cause_of, failed, passed};
 use super::{CheckResult, Clock, DrillError, DrillOutcome, DrillReport, Phase, SmokeStatement};
 use crate::record::{compact_time, record_drill};
-
-/// A `restore_command` for a cluster (`u64`, its system identifier) restored into a data
-/// directory (`&Path`): the embedder's own `wal fetch` (a library cannot name the binary).
-///
-/// The scratch server of a drill no longer runs it: the drill fetches every archived file
-/// replay needs, verified, into `<data directory>/pgb_spool` before the server starts, and
-/// the server's `restore_command` only copies from there (`cp` from the spool), so it
-/// needs no repository, credentials or keys and the server gets none of pgb's secrets. Kept
-/// so embedders that hand one in still compile.
-pub type RestoreCommand = Arc<dyn Fn(u64, &Path) -> String + Send + Sync>;
 
 /// The scratch server's `restore_command`: `cp` of the requested file (`%f`) from the
 /// verified spool `<data_dir>/pgb_spool` to `%p`. A file not in the spool is "not found"
@@ -62,6 +51,19 @@ pub enum PitrTarget {
     Time(OffsetDateTime),
 }
 
+impl std::str::FromStr for PitrTarget {
+    type Err = pgb_core::physical::InvalidTarget;
+
+    /// `random`, or a time in the grammar of a restore's target time
+    /// ([`pgb_core::physical::parse_target_time`]).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "random" => Ok(Self::Random),
+            t => pgb_core::physical::parse_target_time(t).map(Self::Time),
+        }
+    }
+}
+
 /// Options for [`drill_pitr`].
 #[derive(Clone)]
 #[non_exhaustive]
@@ -76,9 +78,6 @@ pub struct PitrDrillOptions {
     pub locator: ToolLocator,
     /// The scratch directory is created under this directory and removed afterwards.
     pub scratch_root: PathBuf,
-    /// Unused: the scratch server copies WAL from the drill's verified spool
-    /// (`cp` from the spool); kept so embedders that hand one in still compile.
-    pub restore_command: RestoreCommand,
     /// The OS user the server runs as when this process is root.
     pub os_user: String,
     /// The role the checks connect as (a superuser of the backed-up cluster).
@@ -122,19 +121,16 @@ impl fmt::Debug for PitrDrillOptions {
 
 impl PitrDrillOptions {
     /// A drill to a random second of the window, under `scratch_root`, recorded; the server
-    /// runs as `postgres` when root, the checks connect as `postgres` to `postgres`.
-    pub fn new(
-        locator: ToolLocator,
-        scratch_root: impl Into<PathBuf>,
-        restore_command: RestoreCommand,
-    ) -> Self {
+    /// runs as `postgres` when root, the checks connect as `postgres` to `postgres`. Its
+    /// `restore_command` is the drill's own: `cp` from the verified spool the drill fills
+    /// before the server starts, so the server needs no repository, credentials or keys.
+    pub fn new(locator: ToolLocator, scratch_root: impl Into<PathBuf>) -> Self {
         Self {
             target: PitrTarget::Random,
             system_identifier: None,
             backup: None,
             locator,
             scratch_root: scratch_root.into(),
-            restore_command,
             os_user: "postgres".to_owned(),
             user: "postgres".to_owned(),
             database: "postgres".to_owned(),
@@ -1074,6 +1070,17 @@ mod tests {
             None
         );
         assert_eq!(random_second(to, from, 7), None);
+    }
+
+    #[test]
+    fn a_drill_target_is_random_or_a_restore_target_time() {
+        assert_eq!("random".parse::<PitrTarget>().unwrap(), PitrTarget::Random);
+        let t = "2026-12-05 06:45:52+00".parse::<PitrTarget>().unwrap();
+        assert_eq!(
+            t,
+            PitrTarget::Time(time::macros::datetime!(2026-12-05 06:45:52 UTC))
+        );
+        assert!("yesterday-ish".parse::<PitrTarget>().is_err());
     }
 
     #[test]
