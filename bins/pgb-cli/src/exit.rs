@@ -346,6 +346,22 @@ impl From<pgb_jobs::keys::SecretFileError> for Failure {
     }
 }
 
+impl From<pgb_jobs::RolePasswordsUnencrypted> for Failure {
+    /// Named by this binary's flags: which ones encrypt.
+    fn from(_: pgb_jobs::RolePasswordsUnencrypted) -> Self {
+        Self::usage(
+            "--with-role-passwords needs an encrypted backup: add --recipient, --recipients-file or --passphrase-file (or PGB_PASSPHRASE)",
+        )
+    }
+}
+
+impl From<pgb_jobs::UrlError> for Failure {
+    /// A database URL that is not one, or a password on the command line: a usage error.
+    fn from(e: pgb_jobs::UrlError) -> Self {
+        Self::usage(e.to_string())
+    }
+}
+
 impl From<pgb_jobs::NotifyError> for Failure {
     /// A bad URL is a usage error (never echoing it); a client that cannot be built exit 1;
     /// a job's `[notify]` as the job's other values.

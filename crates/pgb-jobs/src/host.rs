@@ -8,10 +8,14 @@
 
 use std::path::{Path, PathBuf};
 
-use pgb_config::{ConfigError, Environment, JobSettings, LoadedConfig, ResolvedJob, defaults};
+use pgb_config::{
+    ConfigError, Environment, JobSettings, LoadedConfig, ResolvedJob, WholeServer, defaults,
+};
 use pgb_core::{Holder, Repository};
 use pgb_open::EnvLookup;
-use pgb_postgres::{ConnConfig, InheritedEnv, PgArchiveCheck, ToolLocator};
+use pgb_postgres::{
+    ConnConfig, DumpOptions, InheritedEnv, PgArchiveCheck, PgCluster, PgDumpDirectory, ToolLocator,
+};
 
 /// The value of `name`, if set and not empty.
 pub(crate) fn var(env: &dyn EnvLookup, name: &str) -> Option<String> {
@@ -235,6 +239,68 @@ pub fn holder(env: &dyn EnvLookup, system_hostname: Option<&str>) -> Holder {
     }
 }
 
+/// A drill's target server: the command line's URL `argv` (no password), else
+/// `PGB_DRILL_TARGET` (a password allowed); `None` when neither is given.
+///
+/// # Errors
+/// [`UrlError`].
+pub fn drill_target(
+    argv: Option<&str>,
+    env: &dyn EnvLookup,
+) -> Result<Option<ConnConfig>, UrlError> {
+    match argv {
+        Some(url) => connection(url, true).map(Some),
+        None => var(env, "PGB_DRILL_TARGET")
+            .map(|url| connection(&url, false))
+            .transpose(),
+    }
+}
+
+/// Role password hashes asked for in an unencrypted whole-server backup: refused, as the
+/// globals would hold every role's hash in the clear.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("role passwords need an encrypted backup")]
+pub struct RolePasswordsUnencrypted;
+
+/// The whole-server dumper of a job's `[whole_server]` or `backup --all-databases`: the
+/// server of `conn`, pg_dump's `selection` for every database, the databases `server`
+/// chooses.
+///
+/// # Errors
+/// [`RolePasswordsUnencrypted`] when `server` asks for role passwords and the backup is not
+/// `encrypted`.
+pub fn server_dumper(
+    conn: ConnConfig,
+    tools: ToolLocator,
+    server: &WholeServer,
+    selection: DumpOptions,
+    encrypted: bool,
+) -> Result<PgCluster, RolePasswordsUnencrypted> {
+    if server.with_role_passwords && !encrypted {
+        return Err(RolePasswordsUnencrypted);
+    }
+    Ok(PgCluster::new(conn, tools)
+        .with_include(server.include.clone())
+        .with_exclude(server.exclude.clone())
+        .with_role_passwords(server.with_role_passwords)
+        .with_options(selection))
+}
+
+/// The directory-format dumper (`pg_dump -Fd -j jobs` into a spool under `spool`) of a job
+/// with `format = "directory"` or `backup --format directory`.
+pub fn directory_dumper(
+    conn: ConnConfig,
+    tools: ToolLocator,
+    jobs: u32,
+    spool: &Path,
+    selection: DumpOptions,
+) -> PgDumpDirectory {
+    PgDumpDirectory::new(conn, tools)
+        .with_jobs(jobs)
+        .with_spool_dir(spool)
+        .with_options(selection)
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -320,5 +386,32 @@ mod tests {
         assert_eq!(j.repository, "/flag");
         assert_eq!(j.provenance["repository"].to_string(), "flag");
         assert!(resolve_jobs(&cfg, Some("c"), &e).is_err());
+    }
+
+    #[test]
+    fn a_drill_target_from_argv_carries_no_password_and_role_passwords_need_encryption() {
+        let e = env(&[("PGB_DRILL_TARGET", "postgres://u:pw@db/postgres")]);
+        assert!(drill_target(None, &e).unwrap().is_some());
+        assert!(drill_target(None, &env(&[])).unwrap().is_none());
+        assert!(matches!(
+            drill_target(Some("postgres://u:pw@db/postgres"), &e),
+            Err(UrlError::PasswordInArgv)
+        ));
+        let conn = connection("postgres://u@db/postgres", true).unwrap();
+        let server = WholeServer {
+            include: vec![],
+            exclude: vec![],
+            with_role_passwords: true,
+        };
+        let tools = ToolLocator::new();
+        let unencrypted = server_dumper(
+            conn.clone(),
+            tools.clone(),
+            &server,
+            DumpOptions::default(),
+            false,
+        );
+        assert_eq!(unencrypted.err(), Some(RolePasswordsUnencrypted));
+        assert!(server_dumper(conn, tools, &server, DumpOptions::default(), true).is_ok());
     }
 }

@@ -167,20 +167,15 @@ impl JobPlan {
         }
         let selection = dump_options(job).map_err(|m| invalid("pg_dump_options", m))?;
         let dumper = if let Some(w) = &job.whole_server {
-            if w.with_role_passwords && options.encryption.is_none() {
-                return Err(invalid(
-                    "with_role_passwords",
-                    "role passwords need an encrypted backup: set recipients or a passphrase"
-                        .to_owned(),
-                ));
-            }
-            JobDumper::Server(
-                PgCluster::new(conn, tools.clone())
-                    .with_include(w.include.clone())
-                    .with_exclude(w.exclude.clone())
-                    .with_role_passwords(w.with_role_passwords)
-                    .with_options(selection),
-            )
+            let encrypted = options.encryption.is_some();
+            let dumper = crate::server_dumper(conn, tools.clone(), w, selection, encrypted)
+                .map_err(|e| {
+                    invalid(
+                        "with_role_passwords",
+                        format!("{e}: set recipients or a passphrase"),
+                    )
+                })?;
+            JobDumper::Server(dumper)
         } else {
             match job.format.as_str() {
                 "physical" => JobDumper::Physical {
@@ -200,10 +195,13 @@ impl JobPlan {
                         return Err(invalid("jobs", "must be at least 1".to_owned()));
                     }
                     JobDumper::Directory {
-                        dumper: PgDumpDirectory::new(conn, tools.clone())
-                            .with_jobs(jobs)
-                            .with_spool_dir(&spool)
-                            .with_options(selection),
+                        dumper: crate::directory_dumper(
+                            conn,
+                            tools.clone(),
+                            jobs,
+                            &spool,
+                            selection,
+                        ),
                         jobs: jobs as usize,
                     }
                 }

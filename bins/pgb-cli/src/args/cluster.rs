@@ -26,6 +26,17 @@ pub(crate) struct ClusterBackupArgs {
     pub(crate) with_role_passwords: bool,
 }
 
+impl ClusterBackupArgs {
+    /// The databases and globals chosen, as a job's `[whole_server]` holds them.
+    pub(crate) fn server(&self) -> pgb_config::WholeServer {
+        pgb_config::WholeServer {
+            include: self.include.clone(),
+            exclude: self.exclude.clone(),
+            with_role_passwords: self.with_role_passwords,
+        }
+    }
+}
+
 /// What to restore from a whole-server backup.
 #[derive(Debug, Args, Default)]
 #[command(next_help_heading = "Whole server")]

@@ -4,7 +4,7 @@
 
 use pgb::postgres::{ConnConfig, DumpOptions, PgCluster, PgDumpDirectory, PgRestore};
 
-use super::{Backup, Env, conn, tools};
+use super::{Backup, Env, tools};
 use crate::args::{BackupArgs, RestoreArgs};
 use crate::exit::Failure;
 
@@ -12,17 +12,14 @@ use crate::exit::Failure;
 /// for one database (the server of `--db`, else `DATABASE_URL`, else libpq's `PG*`).
 pub(crate) fn cluster_backup(a: &BackupArgs, env: Env<'_>) -> Result<(PgCluster, Backup), Failure> {
     let single = super::backup(a, env)?;
-    let c = &a.cluster;
-    if c.with_role_passwords && single.options.encryption.is_none() {
-        return Err(Failure::usage(
-            "--with-role-passwords needs an encrypted backup: add --recipient, --recipients-file or --passphrase-file (or PGB_PASSPHRASE)",
-        ));
-    }
-    let dumper = PgCluster::new(single.dumper.conn().clone(), tools(&a.tools, env))
-        .with_include(c.include.clone())
-        .with_exclude(c.exclude.clone())
-        .with_role_passwords(c.with_role_passwords)
-        .with_options(single.dumper.options().clone());
+    let (conn, selection) = (
+        single.dumper.conn().clone(),
+        single.dumper.options().clone(),
+    );
+    let encrypted = single.options.encryption.is_some();
+    let server = a.cluster.server();
+    let dumper =
+        pgb_jobs::server_dumper(conn, tools(&a.tools, env), &server, selection, encrypted)?;
     Ok((dumper, single))
 }
 
@@ -32,10 +29,13 @@ pub(crate) fn directory_backup(
     env: Env<'_>,
 ) -> Result<(PgDumpDirectory, Backup), Failure> {
     let single = super::backup(a, env)?;
-    let dumper = PgDumpDirectory::new(single.dumper.conn().clone(), tools(&a.tools, env))
-        .with_jobs(a.directory.jobs.unwrap_or(1))
-        .with_spool_dir(pgb_jobs::spool_dir(a.directory.spool_dir.as_deref(), env))
-        .with_options(single.dumper.options().clone());
+    let spool = pgb_jobs::spool_dir(a.directory.spool_dir.as_deref(), env);
+    let (conn, selection) = (
+        single.dumper.conn().clone(),
+        single.dumper.options().clone(),
+    );
+    let jobs = a.directory.jobs.unwrap_or(1);
+    let dumper = pgb_jobs::directory_dumper(conn, tools(&a.tools, env), jobs, &spool, selection);
     Ok((dumper, single))
 }
 
@@ -59,11 +59,11 @@ pub(crate) fn cluster_restore(a: &RestoreArgs, env: Env<'_>) -> Result<ClusterRe
                 "{what} needs a target: --db postgres://user@host:port/DB"
             ))
         })?;
-        conn(url, true)
+        Ok::<_, Failure>(pgb_jobs::connection(url, true)?)
     };
     let spool = || pgb_jobs::spool_dir(a.spool_dir.as_deref(), env);
     Ok(if c.all {
-        let server = conn(c.server.as_deref().unwrap_or_default(), true)?;
+        let server = pgb_jobs::connection(c.server.as_deref().unwrap_or_default(), true)?;
         ClusterRestore::All(PgCluster::new(server, locator).with_spool_dir(spool()))
     } else if c.globals {
         ClusterRestore::Globals(PgCluster::new(target("--globals")?, locator))

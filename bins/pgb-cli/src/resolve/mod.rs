@@ -11,7 +11,7 @@ pub(crate) mod migrations;
 pub(crate) mod physical;
 pub(crate) mod pitr;
 
-use pgb::postgres::{ConnConfig, PgDump, PgRestore, ToolLocator};
+use pgb::postgres::{PgDump, PgRestore, ToolLocator};
 use pgb::retention::Policy;
 use pgb::{BackupOptions, EnvLookup, Repository};
 pub(crate) use pgb_config::defaults;
@@ -36,11 +36,6 @@ pub(crate) type Env<'a> = &'a (dyn EnvLookup + Sync);
 
 /// The same lookup, owned and shareable: what `main` snapshots and the daemon's runs keep.
 pub(crate) type SharedEnv = std::sync::Arc<dyn EnvLookup + Send + Sync>;
-
-/// The value of `name`, if set and not empty.
-pub(super) fn var(env: Env<'_>, name: &str) -> Option<String> {
-    env.get(name).filter(|v| !v.is_empty())
-}
 
 /// The repository URL: `--repo` (or the job's), else `PGB_REPO`, else `./pgb-backups`.
 pub(crate) fn repo_url(a: &RepoArgs, env: Env<'_>) -> String {
@@ -77,11 +72,6 @@ pub(crate) fn tools(a: &ToolArgs, env: Env<'_>) -> ToolLocator {
     pgb_jobs::tools_in(&a.pg_bin_dirs, env)
 }
 
-/// A database URL ([`pgb_jobs::connection`]: none with a password from a flag).
-pub(super) fn conn(url: &str, from_flag: bool) -> Result<ConnConfig, Failure> {
-    pgb_jobs::connection(url, from_flag).map_err(|e| Failure::usage(e.to_string()))
-}
-
 /// Everything `backup` needs, validated before anything runs.
 pub(crate) struct Backup {
     pub(crate) dumper: PgDump,
@@ -107,8 +97,7 @@ pub(crate) fn backup(a: &BackupArgs, env: Env<'_>) -> Result<Backup, Failure> {
         (true, p) => p,
         (false, _) => None,
     };
-    let conn = pgb_jobs::database(a.db.as_deref(), env);
-    let conn = conn.map_err(|e| Failure::usage(e.to_string()))?;
+    let conn = pgb_jobs::database(a.db.as_deref(), env)?;
     Ok(Backup {
         dumper: PgDump::new(conn, tools(&a.tools, env))
             .with_format(a.format.unwrap_or(Format::Custom).archive())
@@ -125,7 +114,7 @@ pub(crate) fn restorer(a: &RestoreArgs, env: Env<'_>) -> Result<PgRestore, Failu
     })?;
     let spool = pgb_jobs::spool_dir(a.spool_dir.as_deref(), env);
     Ok(PgRestore::new(
-        conn(url, true)?,
+        pgb_jobs::connection(url, true)?,
         tools(&a.tools, env),
         spool,
     ))

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use pgb_ops::{BackupChoice, CheckOptions, DrillOptions};
 
-use super::{Env, conn, tools, var};
+use super::{Env, tools};
 use crate::args::{CheckArgs, DrillArgs};
 use crate::exit::Failure;
 
@@ -23,12 +23,9 @@ pub(crate) fn common(
 
 /// The drill's options: `--target` (else `PGB_DRILL_TARGET`) is required.
 pub(crate) fn drill(a: &DrillArgs, env: Env<'_>) -> Result<DrillOptions, Failure> {
-    let (url, from_flag) = match (&a.target, var(env, "PGB_DRILL_TARGET")) {
-        (Some(t), _) => (t.clone(), true),
-        (None, t) => (t.ok_or_else(|| Failure::usage(
-            "drill needs a target server: --target postgres://user@host:port/postgres (or PGB_DRILL_TARGET)",
-        ))?, false),
-    };
+    let target = pgb_jobs::drill_target(a.target.as_deref(), env)?.ok_or_else(|| Failure::usage(
+        "drill needs a target server: --target postgres://user@host:port/postgres (or PGB_DRILL_TARGET)",
+    ))?;
     let (common, within) = common(a, env)?;
     let backup = match a.backup.as_deref().unwrap_or("latest").parse() {
         Ok(BackupChoice::Random { within: w }) => BackupChoice::Random {
@@ -39,13 +36,9 @@ pub(crate) fn drill(a: &DrillArgs, env: Env<'_>) -> Result<DrillOptions, Failure
     if a.within.is_some() && !matches!(backup, BackupChoice::Random { .. }) {
         return Err(Failure::usage("--within goes with --backup random"));
     }
-    let mut o = DrillOptions::new(
-        conn(&url, from_flag)?,
-        tools(&a.tools, env),
-        pgb_jobs::spool_dir(None, env),
-    )
-    .with_backup(backup)
-    .with_keep(a.keep);
+    let mut o = DrillOptions::new(target, tools(&a.tools, env), pgb_jobs::spool_dir(None, env))
+        .with_backup(backup)
+        .with_keep(a.keep);
     (o.from_database, o.database) = (a.from_database.clone(), a.database.clone());
     Ok(common.logical(o))
 }
@@ -53,7 +46,10 @@ pub(crate) fn drill(a: &DrillArgs, env: Env<'_>) -> Result<DrillOptions, Failure
 /// The server `check --server` asks about its archiving. Only when asked: a check runs from
 /// any host that can read the repository, often one that cannot reach the database.
 pub(crate) fn check_server(a: &CheckArgs) -> Result<Option<pgb::postgres::ConnConfig>, Failure> {
-    a.server.as_deref().map(|url| conn(url, true)).transpose()
+    Ok(a.server
+        .as_deref()
+        .map(|url| pgb_jobs::connection(url, true))
+        .transpose()?)
 }
 
 /// The check's options, evaluated as of now.
