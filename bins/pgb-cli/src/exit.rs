@@ -355,6 +355,13 @@ impl From<pgb_jobs::RolePasswordsUnencrypted> for Failure {
     }
 }
 
+impl From<pgb_jobs::GraceError> for Failure {
+    /// Named by this binary's flag.
+    fn from(e: pgb_jobs::GraceError) -> Self {
+        Self::usage(format!("--older-than: {e}"))
+    }
+}
+
 impl From<pgb_jobs::UrlError> for Failure {
     /// A database URL that is not one, or a password on the command line: a usage error.
     fn from(e: pgb_jobs::UrlError) -> Self {

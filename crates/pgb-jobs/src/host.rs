@@ -301,6 +301,34 @@ pub fn directory_dumper(
         .with_options(selection)
 }
 
+/// A `gc` grace period that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum GraceError {
+    /// Not a duration of the one grammar (`s m h d w`).
+    #[error("{0}")]
+    Invalid(String),
+    /// Longer than a calendar can count back.
+    #[error("{given:?}: too long")]
+    TooLong {
+        /// The text given.
+        given: String,
+    },
+}
+
+/// How old an unreferenced object must be before `gc` deletes it: `older_than` in the one
+/// duration grammar (`24h`, `7d`, `2w`), else [`defaults::GC_OLDER_THAN`].
+///
+/// # Errors
+/// [`GraceError`].
+pub fn gc_grace(older_than: Option<&str>) -> Result<time::Duration, GraceError> {
+    let given = older_than.unwrap_or(defaults::GC_OLDER_THAN);
+    let d = pgb_config::parse_duration(given).map_err(GraceError::Invalid)?;
+    time::Duration::try_from(d).map_err(|_| GraceError::TooLong {
+        given: given.to_owned(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -413,5 +441,13 @@ mod tests {
         );
         assert_eq!(unencrypted.err(), Some(RolePasswordsUnencrypted));
         assert!(server_dumper(conn, tools, &server, DumpOptions::default(), true).is_ok());
+    }
+
+    #[test]
+    fn gc_grace_is_a_day_by_default_and_takes_the_one_duration_grammar() {
+        assert_eq!(gc_grace(None).unwrap(), time::Duration::hours(24));
+        assert_eq!(gc_grace(Some("3m")).unwrap(), time::Duration::minutes(3));
+        assert_eq!(gc_grace(Some("0s")).unwrap(), time::Duration::ZERO);
+        assert!(matches!(gc_grace(Some("3mo")), Err(GraceError::Invalid(_))));
     }
 }

@@ -47,9 +47,10 @@ mod report;
 mod sets;
 
 pub use host::{
-    RolePasswordsUnencrypted, UrlError, archive_checker, backup_options, connection, database,
-    database_url, directory_dumper, drill_target, holder, hook_password, open_repository,
-    repository_url, resolve_job, resolve_jobs, server_dumper, spool_dir, temp_dir, tools_in,
+    GraceError, RolePasswordsUnencrypted, UrlError, archive_checker, backup_options, connection,
+    database, database_url, directory_dumper, drill_target, gc_grace, holder, hook_password,
+    open_repository, repository_url, resolve_job, resolve_jobs, server_dumper, spool_dir, temp_dir,
+    tools_in,
 };
 pub use migrations::{
     ExpectationError, ExpectedError, ProbeError, expectation as migration_expectation,

@@ -11,7 +11,7 @@ use crate::resolve;
 pub(super) async fn run(mut a: GcArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
     let layer = resolve::job::layer(&mut a, ctx.env)?;
     let ctx = &ctx.with_env(&layer.env);
-    let grace = resolve::grace(a.older_than.as_deref())?;
+    let grace = pgb_jobs::gc_grace(a.older_than.as_deref())?;
     let older_than = a
         .older_than
         .as_deref()

@@ -28,7 +28,7 @@ pub(crate) use cluster::{
 };
 pub(crate) use keys::{SECRET_FLAG, auth_key, authentication, decryption, encryption, wal_reading};
 pub(crate) use ops::{check, check_server, drill};
-pub(crate) use policy::{grace, policy};
+pub(crate) use policy::policy;
 pub(crate) use report::report_options;
 
 /// The environment lookup `main` passes down.
