@@ -67,13 +67,21 @@ pub fn intended_set(
 /// # Errors
 /// [`PlanError::Invalid`] when the URL names no host (the set's server is then what the server
 /// reports, known only once connected, and guessing could prune another job's backups), no
-/// database, or pg_dump options pgb sets itself.
+/// database, or pg_dump options pgb sets itself; and for a physical job, whose set is its
+/// cluster's system identifier (known once connected, or from `pgb list`): a set guessed from
+/// its URL would match none of its backups, so a prune of it would silently keep everything.
 pub fn job_retention_set(job: &ResolvedJob, env: &dyn EnvLookup) -> Result<String, PlanError> {
     let invalid = |key: &str, message: &str| PlanError::Invalid {
         job: job.name.clone(),
         key: key.to_owned(),
         message: message.to_owned(),
     };
+    if job.format == "physical" {
+        return Err(invalid(
+            "format",
+            "a physical job's backups form one set per cluster, named by its system identifier, not by its URL",
+        ));
+    }
     let conn = ConnConfig::parse(&database_url(job, env))
         .map_err(|e| invalid("database", &e.to_string()))?;
     if !conn.has_host() {
@@ -150,6 +158,9 @@ mod tests {
         assert_eq!(job_intended_set(&server, &env).as_deref(), Some("db/*"));
         let physical = job("database = \"postgres://app@db/postgres\"\nformat = \"physical\"\n");
         assert_eq!(job_intended_set(&physical, &env), None, "its system id");
+        // Never a set guessed from the URL, which none of its backups carries.
+        let e = job_retention_set(&physical, &env).unwrap_err().to_string();
+        assert!(e.contains("system identifier"), "{e}");
         // No host: the set is only known once connected, so no set is guessed.
         let local = job("database = \"postgres:///shop\"\n");
         assert_eq!(job_intended_set(&local, &env), None);

@@ -519,6 +519,30 @@ fn a_configured_job_takes_physical_backups_with_pgb_run_and_backup_job() {
     let listed = list_json(repo.path());
     assert_eq!(listed.len(), 1, "keep_last = 1 pruned the cluster's set");
     assert_eq!(listed[0]["physical"]["wal"], "included");
+    // `prune --job` of a physical job: its set is the cluster's system identifier, which its
+    // URL does not tell, so it is refused with how to name the set (it used to select a
+    // host:port/database set no base backup carries and silently keep everything).
+    let o = common::pgb_env(
+        &["backup", "--job", "cluster", "--config", &s(&config)],
+        &env,
+    );
+    assert!(o.status.success(), "third backup: {}", stderr(&o));
+    let prune = ["prune", "--job", "cluster", "--config", &s(&config)];
+    let o = common::pgb_env(&prune, &env);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        one_line_error(&o).contains("--set SYSTEM_ID"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(list_json(repo.path()).len(), 2, "nothing pruned");
+    let set = list_json(repo.path())[0]["set"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let o = common::pgb_env(&[&prune[..], &["--set", &set]].concat(), &env);
+    assert!(o.status.success(), "prune --set: {}", stderr(&o));
+    assert_eq!(list_json(repo.path()).len(), 1, "the job's keep_last = 1");
     // A key that does not apply to a physical backup is one line naming it.
     std::fs::write(
         &config,

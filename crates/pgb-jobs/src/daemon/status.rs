@@ -36,7 +36,8 @@ fn options(
     let mut o = ReportOptions::new(pgb_open::redact_url(&job.repository), now)
         .with_job(job.name.clone())
         .with_auth_key(check.auth_key.clone());
-    // Without a host in its URL the job's set is unknown until it connects: every set.
+    // Without a host in its URL (or for a physical job, whose set is its cluster's system
+    // identifier) the job's set is unknown until it connects: every set.
     if let Ok(set) = crate::job_retention_set(job, env) {
         o = o.with_sets([set]);
     }

@@ -66,6 +66,10 @@ pub(crate) fn flag_error(e: pgb_config::ConfigError) -> Failure {
 /// The retention set the job's backups belong to ([`pgb_jobs::job_retention_set`]); a URL
 /// that names no host or database is refused with how to choose a set instead.
 pub(crate) fn retention_set(job: &ResolvedJob, env: Env<'_>) -> Result<String, Failure> {
-    pgb_jobs::job_retention_set(job, env)
-        .map_err(|e| Failure::usage(format!("{e}, or give --set (as pgb list shows it)")))
+    pgb_jobs::job_retention_set(job, env).map_err(|e| match &e {
+        pgb_jobs::PlanError::Invalid { key, .. } if key == "format" => {
+            Failure::usage(format!("{e}: give --set SYSTEM_ID (as pgb list shows it)"))
+        }
+        _ => Failure::usage(format!("{e}, or give --set (as pgb list shows it)")),
+    })
 }
