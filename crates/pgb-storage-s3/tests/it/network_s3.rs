@@ -25,6 +25,16 @@ fn unique() -> String {
 }
 
 /// A proxy in front of the emulator and a storage that goes through it, or `None` (loud skip).
+/// The proxy's faulted exchanges once `n` are logged (or after 5 s): it logs an exchange
+/// after answering it, so the client can hold the answer before the log does.
+async fn faulted(proxy: &FaultProxy, n: usize) -> usize {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while proxy.faulted().len() < n && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    proxy.faulted().len()
+}
+
 fn through_proxy(retry: RetryOptions) -> Option<(FaultProxy, S3Storage)> {
     let (Some(endpoint), Some(bucket)) = (env("PGB_TEST_S3_ENDPOINT"), env("PGB_TEST_S3_BUCKET"))
     else {
@@ -177,7 +187,7 @@ async fn transient_errors_are_retried_and_counted() {
     .expect("retried put");
     assert_eq!(read_all(&s, &key).await.unwrap(), b"hello");
     assert!(s.stats().retries >= 4, "{:?}", s.stats());
-    assert_eq!(proxy.faulted().len(), 4, "{:?}", proxy.log());
+    assert_eq!(faulted(&proxy, 4).await, 4, "{:?}", proxy.log());
     s.delete(&key).await.unwrap();
 }
 
@@ -222,5 +232,5 @@ async fn permanent_errors_fail_at_once() {
         .expect_err("forbidden");
     assert_eq!(err.kind(), StorageErrorKind::PermissionDenied, "{err}");
     assert_eq!(s.stats().retries, 0);
-    assert_eq!(proxy.faulted().len(), 1);
+    assert_eq!(faulted(&proxy, 1).await, 1);
 }
