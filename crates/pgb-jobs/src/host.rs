@@ -22,6 +22,18 @@ pub(crate) fn var(env: &dyn EnvLookup, name: &str) -> Option<String> {
     env.get(name).filter(|v| !v.is_empty())
 }
 
+/// The `:`-separated paths of variable `name` (`PGB_PG_BIN_DIR`, `PGB_IDENTITY_FILE`).
+pub(crate) fn paths_var(env: &dyn EnvLookup, name: &str) -> Vec<PathBuf> {
+    var(env, name)
+        .map(|v| {
+            v.split(':')
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Resolves job `name` of `config` with the environment layer of `env` (`PGB_*`) and
 /// `flags` as the top layer: defaults < file < environment < flags, with provenance.
 ///
@@ -143,14 +155,7 @@ pub fn open_repository(
 /// else.
 pub fn tools_in(bin_dirs: &[PathBuf], env: &dyn EnvLookup) -> ToolLocator {
     let dirs = if bin_dirs.is_empty() {
-        var(env, "PGB_PG_BIN_DIR")
-            .map(|v| {
-                v.split(':')
-                    .filter(|p| !p.is_empty())
-                    .map(PathBuf::from)
-                    .collect()
-            })
-            .unwrap_or_default()
+        paths_var(env, "PGB_PG_BIN_DIR")
     } else {
         bin_dirs.to_vec()
     };

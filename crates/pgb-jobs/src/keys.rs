@@ -277,18 +277,7 @@ impl KeySources {
         keys: Decryption,
         env: &dyn EnvLookup,
     ) -> Result<Decryption, KeySourceError> {
-        let files = if self.identity_files.is_empty() {
-            var(env, "PGB_IDENTITY_FILE")
-                .map(|v| {
-                    v.split(':')
-                        .filter(|p| !p.is_empty())
-                        .map(PathBuf::from)
-                        .collect()
-                })
-                .unwrap_or_default()
-        } else {
-            self.identity_files.clone()
-        };
+        let files = self.identity_files_or(env);
         files.iter().try_fold(keys, |keys, path| {
             let text = read_secret(path, "identity")?;
             keys.with_identity_file_contents(&text)
@@ -308,18 +297,7 @@ impl KeySources {
         cmd: pgb_core::physical::WalFetchCommand,
         env: &dyn EnvLookup,
     ) -> (pgb_core::physical::WalFetchCommand, Vec<&'static str>) {
-        let from_env: Vec<PathBuf>;
-        let ids = if self.identity_files.is_empty() {
-            let v = var(env, "PGB_IDENTITY_FILE").unwrap_or_default();
-            from_env = v
-                .split(':')
-                .filter(|p| !p.is_empty())
-                .map(Into::into)
-                .collect();
-            &from_env
-        } else {
-            &self.identity_files
-        };
+        let ids = self.identity_files_or(env);
         let mut cmd = ids
             .iter()
             .fold(cmd, |c, f| c.with_key_file("--identity-file", f));
@@ -406,8 +384,17 @@ impl<E: EnvLookup + ?Sized> EnvLookup for KeyEnv<'_, E> {
     }
 }
 
-fn var(env: &dyn EnvLookup, name: &str) -> Option<String> {
-    env.get(name).filter(|v| !v.is_empty())
+use crate::host::var;
+
+impl KeySources {
+    /// The identity files given, else `PGB_IDENTITY_FILE`'s (`:`-separated).
+    fn identity_files_or(&self, env: &dyn EnvLookup) -> Vec<PathBuf> {
+        if self.identity_files.is_empty() {
+            crate::host::paths_var(env, "PGB_IDENTITY_FILE")
+        } else {
+            self.identity_files.clone()
+        }
+    }
 }
 
 /// Reads a secret file; the error never includes its contents.

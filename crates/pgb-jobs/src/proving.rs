@@ -20,9 +20,7 @@ use crate::keys::KeySources;
 use crate::notify::notifier;
 use crate::plan::{PlanError, hook_env, key_error, tools};
 
-fn var(env: &dyn EnvLookup, name: &str) -> Option<String> {
-    env.get(name).filter(|v| !v.is_empty())
-}
+use crate::host::var;
 
 /// Opens the job's repository with the storage settings of the job; `create`: a local
 /// directory that does not exist is created (as a backup does), else it is an error.
