@@ -115,6 +115,8 @@ pub(super) async fn run(a: DaemonArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
         listen = %listener.as_ref().map_or_else(|| "no".to_owned(), |(_, a)| a.to_string()),
         "daemon started"
     );
+    // How far each running job got: the status page shows it.
+    let live = runner.live_runs();
     let scheduler = Scheduler::new(scheduled, Arc::new(runner));
     let cancel = CancellationToken::new();
     let stop = cancel.clone();
@@ -129,12 +131,10 @@ pub(super) async fn run(a: DaemonArgs, ctx: &Ctx<'_>) -> Result<(), Failure> {
     });
     let stream_states = Arc::new(super::stream_supervisor::StreamStates::default());
     if let Some((listener, _)) = listener {
-        let metrics = Arc::new(daemon::DaemonMetrics::new(
-            &all_jobs,
-            ctx.env,
-            scheduler.health(),
-            &*host,
-        ));
+        let metrics = Arc::new(
+            daemon::DaemonMetrics::new(&all_jobs, ctx.env, scheduler.health(), &*host)
+                .with_live_runs(live),
+        );
         for w in metrics.warnings() {
             render::note(format_args!("warning: {w}"));
         }

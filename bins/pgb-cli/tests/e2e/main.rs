@@ -39,6 +39,7 @@ mod report_browser;
 mod repository_access;
 mod secrets;
 mod selection;
+mod status_progress;
 mod storage_faults;
 mod table_restore;
 mod wal;

@@ -16,8 +16,8 @@ use pgb_ops::{CheckOptions, CheckReport};
 use pgb_scheduler::{CancellationToken, Clock, Endpoints, HealthHandle, MetricsFn, PageFn};
 use tokio::sync::mpsc;
 
-use super::DaemonHost;
 use super::status::{REPORT_EVERY_TICKS, StatusReports};
+use super::{DaemonHost, LiveRuns};
 
 /// How often every job's repository is checked again for `/metrics`, besides after its runs
 /// (a `pgb run` from cron or another host shows up within this time).
@@ -40,6 +40,8 @@ pub struct DaemonMetrics {
     health: HealthHandle,
     /// Each job's report for the status page.
     status: StatusReports,
+    /// How far the running jobs got, for the status page.
+    live: LiveRuns,
     warnings: Vec<String>,
 }
 
@@ -88,8 +90,17 @@ impl DaemonMetrics {
             reports: Mutex::new(BTreeMap::new()),
             health,
             status: StatusReports::new(jobs, env, host),
+            live: LiveRuns::default(),
             warnings,
         }
+    }
+
+    /// Shows how far the running jobs got on the status page: the runner's
+    /// ([`super::Runner::live_runs`]). Without it the page says only which jobs run.
+    #[must_use]
+    pub fn with_live_runs(mut self, live: LiveRuns) -> Self {
+        self.live = live;
+        self
     }
 
     /// Why some jobs have no metrics: one line per job (`no metrics for job NAME: ...`).
@@ -172,9 +183,10 @@ impl DaemonMetrics {
         pgb_ops::metrics::render_checks(reports.iter().map(|(j, r)| (Some(j.as_str()), r)))
     }
 
-    /// The status page: the scheduler's state now and the last reports (no storage access).
+    /// The status page: the scheduler's state now, how far the running jobs got and the last
+    /// reports (no storage access).
     pub fn status_page(&self) -> String {
-        self.status.page(&self.health)
+        self.status.page(&self.health, &self.live)
     }
 
     /// Refreshes every job now, then each job named on `runs` (a run of it ended: see

@@ -6,7 +6,8 @@
 //!   ([`scheduled_job`], its last success the newest backup of its database in its repository)
 //!   and each job's drill ([`scheduled_drill`], named `JOB/drill`).
 //! - [`Runner`]: the [`JobRunner`] the scheduler calls: a job's name runs its plan, `JOB/drill`
-//!   its drill; one log line per committed backup (target [`LOG_TARGET`]).
+//!   its drill; one log line per committed backup (target [`LOG_TARGET`]); how far each run
+//!   in progress got is in its [`LiveRuns`] ([`Runner::live_runs`]).
 //! - [`DaemonMetrics`]: every job's check (as `pgb check --job`) and status report (as `pgb
 //!   report --job --since 30d`), rebuilt by [`DaemonMetrics::refresh_loop`] at start, after each
 //!   run and every [`METRICS_REFRESH`]; [`DaemonMetrics::endpoints`] serves them with
@@ -29,8 +30,10 @@
 //! let entries = daemon::schedule(&jobs, &*env).await?;
 //! let (runs_tx, runs) = tokio::sync::mpsc::unbounded_channel();
 //! let runner = Runner::new(jobs.clone(), Arc::clone(&env), host.clone()).with_finished(runs_tx);
+//! let live = runner.live_runs(); // the running jobs' progress, for the status page
 //! let scheduler = Scheduler::new(entries, Arc::new(runner));
-//! let metrics = Arc::new(DaemonMetrics::new(&jobs, &*env, scheduler.health(), &*host));
+//! let metrics = DaemonMetrics::new(&jobs, &*env, scheduler.health(), &*host).with_live_runs(live);
+//! let metrics = Arc::new(metrics);
 //! let cancel = CancellationToken::new(); // cancel it to stop: a running backup is cancelled
 //! tokio::spawn(Arc::clone(&metrics).refresh_loop(runs, cancel.clone()));
 //! let listener = pgb_scheduler::bind("127.0.0.1:9187".parse()?).await?;
@@ -39,11 +42,13 @@
 //! # Ok(()) }
 //! ```
 
+mod live;
 mod metrics;
 mod status;
 
+pub use live::LiveRuns;
 pub use metrics::{DaemonMetrics, METRICS_REFRESH};
-pub use status::{PAGE_REFRESH_S, REPORT_EVERY_TICKS, STATUS_WINDOW};
+pub use status::{PAGE_REFRESH_S, REPORT_EVERY_TICKS, RUNNING_REFRESH_S, STATUS_WINDOW};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -235,6 +240,7 @@ pub struct Runner {
     host: Arc<dyn DaemonHost>,
     holder: Option<Holder>,
     finished: Option<mpsc::UnboundedSender<String>>,
+    live: LiveRuns,
 }
 
 impl std::fmt::Debug for Runner {
@@ -258,7 +264,15 @@ impl Runner {
             host,
             holder: None,
             finished: None,
+            live: LiveRuns::default(),
         }
+    }
+
+    /// How far each run in progress got (shared: it follows the runs), for the status page
+    /// ([`DaemonMetrics::with_live_runs`]). A run's entry starts with the run, takes the same
+    /// progress events as the host's display and goes when the run ends.
+    pub fn live_runs(&self) -> LiveRuns {
+        self.live.clone()
     }
 
     /// Who takes the jobs' locks (default: as [`JobPlan::resolve`] names it).
@@ -279,6 +293,7 @@ impl Runner {
     async fn run_job(&self, name: &str, cancel: CancellationToken) -> Result<(), String> {
         let job = self.jobs.get(name).ok_or("no such job")?;
         let t0 = std::time::Instant::now();
+        let tracked = self.live.start(name, "starting");
         let mut plan = match JobPlan::resolve(job, &*self.env) {
             Ok(p) => p,
             Err(e) => return Err(self.host.describe(e.into())),
@@ -287,7 +302,25 @@ impl Runner {
             plan = plan.with_holder(h.clone());
         }
         let progress = self.host.run_progress(&plan);
-        let result = Box::pin(plan.run(&*progress, cancel.cancelled_owned())).await;
+        let result = {
+            let tee = tracked.tee(&*progress);
+            let run = Box::pin(plan.run(&tee, cancel.cancelled_owned()));
+            // The size to expect is the previous backup's, looked up while the run goes on.
+            match crate::job_database(job, &*self.env) {
+                Some(db) => {
+                    let lookup = tracked.look_up_total(&plan.repo, &db);
+                    tokio::pin!(lookup, run);
+                    tokio::select! {
+                        biased;
+                        r = &mut run => r,
+                        () = &mut lookup => run.await,
+                    }
+                }
+                None => run.await,
+            }
+        };
+        // The run is over: off the status page before its display's summary.
+        drop(tracked);
         let backup = result.as_ref().ok().and_then(|r| r.backup.as_ref());
         progress.finish(backup.map(pgb_core::Manifest::plain_size));
         let report = result.map_err(|f| self.host.describe(f.error.into()))?;
@@ -299,11 +332,14 @@ impl Runner {
     /// `cancel` is the drill's cancellation).
     async fn run_drill(&self, name: &str, cancel: CancellationToken) -> Result<(), String> {
         let job = self.jobs.get(name).ok_or("no such job")?;
+        let tracked = self
+            .live
+            .start(&format!("{name}{DRILL_SUFFIX}"), "drilling");
         let drill = JobDrill::resolve(job, &*self.env).map_err(|e| e.to_string())?;
-        match drill
-            .run(self.host.drill_progress(), cancel.cancelled_owned())
-            .await
-        {
+        let tee = tracked.tee(self.host.drill_progress());
+        let result = drill.run(&tee, cancel.cancelled_owned()).await;
+        drop(tracked);
+        match result {
             Ok(r) if r.passed() => Ok(()),
             Ok(r) => Err(format!(
                 "drill {}: {}",
@@ -408,5 +444,88 @@ mod tests {
         let unscheduled = jobs.iter().find(|j| j.name == "adhoc").unwrap();
         let listing = Listing::default();
         assert!(scheduled_job(unscheduled, &listing, &env).is_none());
+    }
+
+    /// A host whose display notes what the runner's live entry said when the display started,
+    /// and how the run ended.
+    #[derive(Default)]
+    struct Watching {
+        live: std::sync::OnceLock<LiveRuns>,
+        seen: Arc<std::sync::Mutex<Vec<String>>>,
+    }
+
+    struct Display(Arc<std::sync::Mutex<Vec<String>>>, LiveRuns);
+
+    impl Progress for Display {
+        fn event(&self, _: &pgb_core::Event) {}
+    }
+
+    impl RunProgress for Display {
+        fn finish(self: Box<Self>, plain_bytes: Option<u64>) {
+            let running = self.1.snapshot().len();
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("finish {plain_bytes:?}, {running} running"));
+        }
+    }
+
+    fn now_live(l: &std::sync::OnceLock<LiveRuns>) -> LiveRuns {
+        l.get().unwrap().clone()
+    }
+
+    impl DaemonHost for Watching {
+        fn run_progress(&self, _: &JobPlan) -> Box<dyn RunProgress> {
+            let now = self.live.get().unwrap().snapshot();
+            self.seen.lock().unwrap().push(format!(
+                "live {:?}",
+                now.iter()
+                    .map(|(k, v)| (k.as_str(), v.phase.as_deref()))
+                    .collect::<Vec<_>>()
+            ));
+            Box::new(Display(Arc::clone(&self.seen), now_live(&self.live)))
+        }
+    }
+
+    #[tokio::test]
+    async fn the_runner_records_a_run_while_it_runs_and_clears_it_when_it_ends() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().display();
+        let env: HashMap<String, String> = HashMap::new();
+        // Nothing listens on port 1: the backup fails once the run started.
+        let jobs = jobs(
+            &format!(
+                "[jobs.shop]\ndatabase = \"postgres://app@127.0.0.1:1/shop\"\n\
+                 repository = \"{dir}\"\nschedule = \"30 2 * * *\"\n"
+            ),
+            &env,
+        );
+        let host = Arc::new(Watching::default());
+        let runner = Runner::new(
+            jobs,
+            Arc::new(env),
+            Arc::clone(&host) as Arc<dyn DaemonHost>,
+        );
+        let live = runner.live_runs();
+        host.live.set(runner.live_runs()).unwrap();
+        let res = runner
+            .run(
+                "shop",
+                Trigger::Once {
+                    slot: chrono::Utc::now(),
+                },
+                CancellationToken::new(),
+            )
+            .await;
+        assert!(res.is_err(), "{res:?}");
+        assert_eq!(
+            *host.seen.lock().unwrap(),
+            [
+                "live [(\"shop\", Some(\"starting\"))]",
+                "finish None, 0 running"
+            ],
+            "recorded from the start of the run, gone before its display finished"
+        );
+        assert!(live.snapshot().is_empty(), "{live:?}");
     }
 }

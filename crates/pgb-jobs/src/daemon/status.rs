@@ -1,6 +1,7 @@
 //! The daemon's status page at `GET /`: each job's report (its own set, its policy and drill
 //! targets, the last [`STATUS_WINDOW`]) built in the background with the metrics, and the
-//! scheduler's view of the jobs rendered on request ([`pgb_ops::report::status_html`]).
+//! scheduler's view of the jobs rendered on request ([`pgb_ops::report::status_html`]), with
+//! how far each running job got ([`super::LiveRuns`]).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -13,11 +14,14 @@ use pgb_ops::{Report, ReportOptions};
 use pgb_scheduler::HealthHandle;
 use time::OffsetDateTime;
 
-use super::DaemonHost;
+use super::{DaemonHost, LiveRuns};
 use crate::PlanError;
 
 /// The status page reloads itself this often (seconds).
 pub const PAGE_REFRESH_S: u32 = 30;
+
+/// While a job runs, the status page reloads itself this often (seconds): its progress moves.
+pub const RUNNING_REFRESH_S: u32 = 5;
 
 /// The window of the reports on the status page.
 pub const STATUS_WINDOW: time::Duration = time::Duration::days(30);
@@ -98,13 +102,20 @@ impl StatusReports {
         self.lock().insert(job.to_owned(), r);
     }
 
-    /// The page: the scheduler's state now and the last reports (no storage access).
-    pub(super) fn page(&self, health: &HealthHandle) -> String {
+    /// The page: the scheduler's state now, how far the running jobs got and the last
+    /// reports (no storage access).
+    pub(super) fn page(&self, health: &HealthHandle, live: &LiveRuns) -> String {
         let ts = |t: chrono::DateTime<chrono::Utc>| {
             OffsetDateTime::from_unix_timestamp(t.timestamp()).unwrap_or(OffsetDateTime::UNIX_EPOCH)
         };
         let state = health.snapshot(chrono::Utc::now());
-        let mut p = StatusPage::new(OffsetDateTime::now_utc(), PAGE_REFRESH_S);
+        let mut live = live.snapshot();
+        let refresh = if state.jobs.values().any(|h| h.running) || !live.is_empty() {
+            RUNNING_REFRESH_S
+        } else {
+            PAGE_REFRESH_S
+        };
+        let mut p = StatusPage::new(OffsetDateTime::now_utc(), refresh);
         p.alive = state.alive;
         p.healthy = state.healthy;
         p.jobs = state
@@ -113,7 +124,9 @@ impl StatusReports {
             .map(|(name, h)| {
                 let mut j = JobStatus::new(name.clone());
                 j.next_run = h.next_run.map(ts);
-                j.running = h.running;
+                // The runner's entry goes just before the scheduler's flag: either shows it.
+                j.progress = live.remove(name);
+                j.running = h.running || j.progress.is_some();
                 j.last_run = h
                     .last_run
                     .as_ref()
@@ -164,7 +177,53 @@ mod tests {
             "{:?}",
             s.lock()["shop"].as_ref().err()
         );
-        let page = s.page(&HealthHandle::default());
+        let page = s.page(&HealthHandle::default(), &LiveRuns::default());
         assert!(page.contains("shop") && page.contains("gone"), "{page}");
+    }
+
+    #[tokio::test]
+    async fn the_page_shows_how_far_a_running_job_got_and_reloads_sooner_meanwhile() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().display();
+        let env = HashMap::new();
+        let j = jobs(
+            &format!(
+                "[jobs.shop]\ndatabase = \"postgres://app@db/shop\"\nrepository = \"{dir}\"\n\
+                 schedule = \"30 2 * * *\"\n"
+            ),
+            &env,
+        );
+        let entries = crate::daemon::schedule(&j, &env).await.unwrap();
+        let runner =
+            crate::daemon::Runner::new(j.clone(), Arc::new(env.clone()), Arc::new(DefaultHost));
+        let live = runner.live_runs();
+        let health = pgb_scheduler::Scheduler::new(entries, Arc::new(runner)).health();
+        let s = StatusReports::new(&j, &env, &DefaultHost);
+        let run = live.start("shop", "starting");
+        run.record(&pgb_core::Event::Progress {
+            plain_bytes: 5 << 20,
+            stored_bytes: 2 << 20,
+        });
+        let page = s.page(&health, &live);
+        assert!(
+            page.contains("<strong>shop</strong>: starting, 5.0 MiB read, 2.0 MiB stored"),
+            "{page}"
+        );
+        assert!(
+            page.contains("<td>running: starting, 5.0 MiB read"),
+            "{page}"
+        );
+        assert!(
+            page.contains(&format!("content=\"{RUNNING_REFRESH_S}\"")),
+            "{page}"
+        );
+        drop(run);
+        let page = s.page(&health, &live);
+        assert!(page.contains("No job is running."), "{page}");
+        assert!(!page.contains("MiB read"), "{page}");
+        assert!(
+            page.contains(&format!("content=\"{PAGE_REFRESH_S}\"")),
+            "{page}"
+        );
     }
 }

@@ -26,7 +26,7 @@ use time::OffsetDateTime;
 pub use build::report;
 pub use html::html;
 pub use markdown::markdown;
-pub use status::{JobStatus, StatusPage, status_html};
+pub use status::{JobStatus, RunProgressSnapshot, StatusPage, status_html};
 
 /// The version of the [`Report`] JSON: bumped when a field changes meaning or goes away
 /// (fields are only ever added otherwise).

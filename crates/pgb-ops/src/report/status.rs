@@ -5,6 +5,7 @@
 
 use std::fmt::Write as _;
 
+use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::Report;
@@ -26,6 +27,92 @@ pub struct JobStatus {
     pub last_success: Option<OffsetDateTime>,
     /// Whether the newest success is within the job's maximum age.
     pub fresh: bool,
+    /// How far the running run got (`None` when not running or not known yet).
+    pub progress: Option<RunProgressSnapshot>,
+}
+
+/// How far a running run got, as the daemon saw it last: only names, sizes and times.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct RunProgressSnapshot {
+    /// When the run started.
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    /// What it is doing (`starting`, `backing up`, `committing`, `verifying`, ...), when known.
+    pub phase: Option<String>,
+    /// Plain bytes read so far (from the source; while verifying, from the backup).
+    pub read_bytes: u64,
+    /// Their stored (compressed, encrypted) size so far.
+    pub stored_bytes: u64,
+    /// The plain bytes expected (the previous backup's size), when known.
+    pub total_bytes: Option<u64>,
+    /// Milliseconds since it started.
+    pub elapsed_ms: u64,
+}
+
+impl RunProgressSnapshot {
+    /// A run started at `started_at`, `elapsed_ms` ago, nothing read yet.
+    pub fn new(started_at: OffsetDateTime, elapsed_ms: u64) -> Self {
+        Self {
+            started_at,
+            phase: None,
+            read_bytes: 0,
+            stored_bytes: 0,
+            total_bytes: None,
+            elapsed_ms,
+        }
+    }
+
+    /// Plain bytes read per second so far (`None` before the first millisecond).
+    pub fn bytes_per_second(&self) -> Option<u64> {
+        (self.elapsed_ms > 0).then(|| {
+            u64::try_from(u128::from(self.read_bytes) * 1000 / u128::from(self.elapsed_ms))
+                .unwrap_or(u64::MAX)
+        })
+    }
+
+    /// `backing up, 412 MiB read, 96 MiB stored, 37s, 11 MiB/s` (with the percentage of the
+    /// expected size when known).
+    fn words(&self) -> String {
+        let mut w = self.phase.clone().unwrap_or_else(|| "running".to_owned());
+        let _ = write!(w, ", {} read", fmt::bytes(self.read_bytes));
+        if let Some(t) = self.total_bytes.filter(|t| *t > 0) {
+            let pct = (u128::from(self.read_bytes) * 100 / u128::from(t)).min(100);
+            let _ = write!(w, " ({pct}% of ~{})", fmt::bytes(t));
+        }
+        let _ = write!(
+            w,
+            ", {} stored, {}",
+            fmt::bytes(self.stored_bytes),
+            fmt::secs(self.elapsed_ms / 1000)
+        );
+        if let Some(r) = self.bytes_per_second() {
+            let _ = write!(w, ", {}/s", fmt::bytes(r));
+        }
+        w
+    }
+
+    /// A `<progress>`: with `max` when the expected size is known, indeterminate when not.
+    fn bar(&self, job: &str) -> String {
+        match self.total_bytes.filter(|t| *t > 0) {
+            Some(t) => format!(
+                "<progress value=\"{}\" max=\"{t}\" aria-label=\"{} progress\"></progress>",
+                self.read_bytes.min(t),
+                esc(job)
+            ),
+            None => format!("<progress aria-label=\"{} progress\"></progress>", esc(job)),
+        }
+    }
+
+    /// The machine-readable attributes of a running job's element.
+    fn data(&self) -> String {
+        format!(
+            " data-read-bytes=\"{}\" data-stored-bytes=\"{}\" data-started=\"{}\"",
+            self.read_bytes,
+            self.stored_bytes,
+            fmt::rfc3339(self.started_at)
+        )
+    }
 }
 
 impl JobStatus {
@@ -123,12 +210,27 @@ pub fn status_html(p: &StatusPage) -> String {
     } else {
         b.push_str("<ul>");
         for j in running {
-            let _ = write!(
-                b,
-                "<li class=\"running\" data-job=\"{}\"><strong>{}</strong> is running</li>",
-                esc(&j.name),
-                esc(&j.name)
-            );
+            match &j.progress {
+                Some(pr) => {
+                    let _ = write!(
+                        b,
+                        "<li class=\"running\" data-job=\"{}\"{}><strong>{}</strong>: {} {}</li>",
+                        esc(&j.name),
+                        pr.data(),
+                        esc(&j.name),
+                        esc(&pr.words()),
+                        pr.bar(&j.name)
+                    );
+                }
+                None => {
+                    let _ = write!(
+                        b,
+                        "<li class=\"running\" data-job=\"{}\"><strong>{}</strong> is running</li>",
+                        esc(&j.name),
+                        esc(&j.name)
+                    );
+                }
+            }
         }
         b.push_str("</ul>");
     }
@@ -164,12 +266,11 @@ pub fn status_html(p: &StatusPage) -> String {
                 if j.running { " running" } else { "" },
                 esc(&j.name),
                 esc(&j.name),
-                if j.running {
-                    "running"
-                } else if j.fresh {
-                    "idle"
-                } else {
-                    "<span class=\"bad\">overdue</span>"
+                match (&j.progress, j.running) {
+                    (Some(pr), true) => format!("running: {}", esc(&pr.words())),
+                    (None, true) => "running".to_owned(),
+                    _ if j.fresh => "idle".to_owned(),
+                    _ => "<span class=\"bad\">overdue</span>".to_owned(),
                 },
                 j.next_run.map_or("none".to_owned(), fmt::time),
                 j.last_success.map_or("never".to_owned(), fmt::time),
@@ -214,5 +315,99 @@ mod tests {
         );
         assert_eq!(scrub("s3://bucket ok"), "s3://bucket ok");
         assert_eq!(scrub("no url here"), "no url here");
+    }
+
+    fn at(s: i64) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(1_780_000_000 + s).unwrap()
+    }
+
+    fn running_page(progress: Option<RunProgressSnapshot>) -> String {
+        let mut p = StatusPage::new(at(60), 5);
+        let mut shop = JobStatus::new("shop");
+        shop.running = progress.is_some();
+        shop.progress = progress;
+        p.jobs = vec![shop, JobStatus::new("shop/drill")];
+        status_html(&p)
+    }
+
+    #[test]
+    fn a_running_job_shows_its_phase_bytes_time_and_rate_with_a_progress_bar() {
+        let mut pr = RunProgressSnapshot::new(at(23), 37_000);
+        pr.phase = Some("backing up".into());
+        pr.read_bytes = 412 << 20;
+        pr.stored_bytes = 96 << 20;
+        assert_eq!(pr.bytes_per_second(), Some((412 << 20) / 37));
+        let page = running_page(Some(pr.clone()));
+        let running = page
+            .split("<section id=\"running\"")
+            .nth(1)
+            .and_then(|s| s.split("</section>").next())
+            .unwrap();
+        assert!(
+            running.contains(
+                "<strong>shop</strong>: backing up, 412 MiB read, 96 MiB stored, 37s, 11 MiB/s"
+            ),
+            "{running}"
+        );
+        assert!(
+            running.contains(&format!("data-read-bytes=\"{}\"", 412u64 << 20)),
+            "{running}"
+        );
+        // The size to expect is unknown: an indeterminate bar (no value, no max).
+        assert!(
+            running.contains("<progress aria-label=\"shop progress\"></progress>"),
+            "{running}"
+        );
+        assert!(!running.contains("No job is running"), "{running}");
+        let row = page
+            .split("<tr class=\"job running\" data-job=\"shop\">")
+            .nth(1)
+            .and_then(|s| s.split("</tr>").next())
+            .unwrap();
+        assert!(
+            row.contains("<td>running: backing up, 412 MiB read"),
+            "{row}"
+        );
+
+        // With the previous backup's size: a bar with its max, and the share said in words.
+        pr.total_bytes = Some(824 << 20);
+        let page = running_page(Some(pr));
+        assert!(
+            page.contains(&format!(
+                "<progress value=\"{}\" max=\"{}\" aria-label=\"shop progress\">",
+                412u64 << 20,
+                824u64 << 20
+            )),
+            "{page}"
+        );
+        assert!(page.contains("412 MiB read (50% of ~824 MiB)"), "{page}");
+    }
+
+    #[test]
+    fn without_a_running_job_the_page_shows_no_progress() {
+        let page = running_page(None);
+        assert!(page.contains("<p>No job is running.</p>"), "{page}");
+        assert!(!page.contains("<progress"), "{page}");
+        assert!(!page.contains("data-read-bytes"), "{page}");
+        assert!(!page.contains(" read,"), "{page}");
+    }
+
+    #[test]
+    fn the_progress_serializes_as_names_sizes_and_times() {
+        let mut pr = RunProgressSnapshot::new(at(0), 1500);
+        pr.phase = Some("verifying".into());
+        pr.read_bytes = 3000;
+        let v = serde_json::to_value(&pr).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "started_at": "2026-05-28T20:26:40Z",
+                "phase": "verifying",
+                "read_bytes": 3000,
+                "stored_bytes": 0,
+                "total_bytes": null,
+                "elapsed_ms": 1500,
+            })
+        );
     }
 }
