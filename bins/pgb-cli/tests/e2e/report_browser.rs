@@ -248,6 +248,83 @@ fn check_report_dom(dom: &str, json: &Value, prefix: &str) {
     }
 }
 
+/// The tags of the SVG `id` in `dom` with class `class` (`range`, `gap`, `mark`): each one's
+/// attributes `names`, in order.
+fn chart_tags(dom: &str, id: &str, class: &str, names: &[&str]) -> Vec<Vec<String>> {
+    let start = dom
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no chart {id}"));
+    let end = start + dom[start..].find("</svg>").unwrap();
+    let attr = |tag: &str, name: &str| -> String {
+        let i = tag
+            .find(&format!(" {name}=\""))
+            .unwrap_or_else(|| panic!("no {name} in {tag}"))
+            + name.len()
+            + 3;
+        tag[i..i + tag[i..].find('"').unwrap()].to_owned()
+    };
+    dom[start..end]
+        .split('<')
+        .filter(|t| {
+            t.contains(&format!("class=\"{class}\"")) || t.contains(&format!("class=\"{class} "))
+        })
+        .map(|t| names.iter().map(|n| attr(t, n)).collect())
+        .collect()
+}
+
+/// Every cluster's window chart draws exactly the JSON's ranges, gaps and base backups.
+fn check_window_chart(dom: &str, json: &Value) {
+    let physical = &json["physical"];
+    let windows = physical["windows"].as_array().unwrap();
+    assert!(!windows.is_empty());
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    for w in windows {
+        let sys = w["system_identifier"].as_str().unwrap();
+        let id = format!("window-{sys}");
+        let timelines = w["timelines"].as_array().unwrap();
+        let ranges: Vec<Vec<String>> = timelines
+            .iter()
+            .flat_map(|t| t["ranges"].as_array().unwrap().iter())
+            .map(|r| vec![text(&r["from"]), text(&r["to"]), text(&r["from_backup"])])
+            .collect();
+        assert!(!ranges.is_empty(), "{w:#}");
+        assert_eq!(
+            chart_tags(dom, &id, "range", &["data-from", "data-to", "data-id"]),
+            ranges
+        );
+        let gaps: Vec<Vec<String>> = timelines
+            .iter()
+            .flat_map(|t| t["gaps"].as_array().unwrap().iter())
+            .filter(|g| g["after"].is_string())
+            .map(|g| {
+                vec![
+                    text(&g["after"]),
+                    text(&g["until"]),
+                    text(&g["first_missing"]),
+                ]
+            })
+            .collect();
+        assert_eq!(
+            chart_tags(
+                dom,
+                &id,
+                "gap",
+                &["data-after", "data-until", "data-first-missing"]
+            ),
+            gaps
+        );
+        let marks: Vec<Vec<String>> = physical["backups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|b| b["system_identifier"] == sys)
+            .map(|b| vec![text(&b["id"]), text(&b["finished_at"])])
+            .collect();
+        assert!(!marks.is_empty());
+        assert_eq!(chart_tags(dom, &id, "mark", &["data-id", "data-t"]), marks);
+    }
+}
+
 #[test]
 fn the_report_reads_in_a_browser_with_every_set_failure_and_data_point() {
     let Some(browser) = Browser::find() else {
@@ -336,13 +413,20 @@ fn the_report_reads_in_a_browser_with_every_set_failure_and_data_point() {
     assert!(dom.contains(
         "after <code>000000010000000000000017</code> until <code>00000001000000000000001B</code>"
     ));
-    assert!(dom.contains("No physical backups in this repository."));
-    // WAL without a base backup recovers nothing, and the report says so.
-    assert_eq!(json["physical"]["windows"][0]["gaps"], 1);
-    assert!(dom.contains(&format!(
-        "Cluster <code>{}</code> recovers nothing",
-        sample::SYSTEM_ID
-    )));
+    // The recoverable window as a timeline: its bars, gaps and base backup marks are the
+    // JSON's ranges, gaps and physical backups.
+    check_window_chart(&dom, &json);
+    let w = &json["physical"]["windows"][0];
+    assert_eq!(w["gaps"], 1);
+    let t = &w["timelines"][0];
+    assert_eq!(t["ranges"].as_array().unwrap().len(), 2, "{t:#}");
+    assert_eq!(t["ranges"][0]["reaches_end"], false, "{t:#}");
+    assert_eq!(t["ranges"][1]["reaches_end"], true, "{t:#}");
+    let gap = &t["gaps"][0];
+    assert_eq!(gap["first_missing"], "000000010000000000000018", "{gap:#}");
+    assert_eq!(gap["affects"].as_array().unwrap().len(), 2, "{gap:#}");
+    assert_eq!(gap["after"], t["ranges"][0]["to"], "{t:#}");
+    assert_eq!(gap["until"], t["ranges"][1]["from"], "{t:#}");
 
     browser.screenshot(&url, &out.join("report.png"));
 }

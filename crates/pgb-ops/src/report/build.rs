@@ -4,13 +4,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use pgb_core::PruneAction;
+use pgb_core::wal::{ClusterWindow, CommitTimes};
 use pgb_core::{BackupId, Listing, Manifest, PruneOptions, PruneReport, Repository, layout};
 use time::OffsetDateTime;
 
 use super::{
     BackupRow, DrillRow, Level, NextPrune, Notice, PhysicalBackupRow, PhysicalSection,
     RecoverableWindow, Report, ReportOptions, RetentionRow, RetentionSummary, SetSection, Summary,
-    Unusable, VerificationRow, WalRange, fmt,
+    Unusable, VerificationRow, WalRange, WindowGap, WindowRange, WindowTimeline, fmt,
 };
 use crate::drill::DrillReport;
 use crate::record::{RecordError, open, read_record};
@@ -31,15 +32,23 @@ pub async fn report(repo: &Repository, opts: &ReportOptions) -> Result<Report, p
     let verifications = read_verifications(repo, &listing, opts).await;
     let retention = plan_retention(repo, &listing, opts).await;
     let wal = repo.storage().list(Some(&layout::wal_root())).await;
+    // What `pgb list --windows` shows, with the newest commit of every range.
+    let windows = repo
+        .recoverable_windows(&listing, CommitTimes::Every)
+        .await
+        .map_err(|e| format!("cannot read the recoverable window: {e}"));
     Ok(assemble(
         opts,
         &listing,
         drills,
         verifications,
         retention,
-        wal,
+        (wal, windows),
     ))
 }
+
+/// The listing of `wal/`.
+type WalListing = Result<Vec<pgb_core::ObjectMeta>, pgb_core::StorageError>;
 
 /// Read results of [`report`]'s steps.
 type Verifications = (Result<Vec<VerifiedRecord>, RecordError>, Vec<Unusable>);
@@ -50,7 +59,7 @@ fn assemble(
     drills: Result<Vec<crate::record::DrillEntry>, RecordError>,
     (verifications, unusable_verifications): Verifications,
     (prune, retention_error): (Option<PruneReport>, Option<String>),
-    wal: Result<Vec<pgb_core::ObjectMeta>, pgb_core::StorageError>,
+    (wal, cluster_windows): (WalListing, Result<Vec<ClusterWindow>, String>),
 ) -> Report {
     let mut notices = Vec::new();
     let mut unusable: Vec<Unusable> = listing
@@ -168,7 +177,7 @@ fn assemble(
     }
     let sets: Vec<SetSection> = sets.into_values().collect();
 
-    let physical = physical(listing, wal);
+    let physical = physical(listing, wal, cluster_windows);
     let last_failure = sets
         .iter()
         .flat_map(|s| s.drills.iter())
@@ -371,6 +380,7 @@ fn backup_row(
         verified_at,
         last_drill: last_drill.map(|d| fmt::outcome(d.outcome).to_owned()),
         retention,
+        migrations: m.migrations.clone(),
     }
 }
 
@@ -381,13 +391,23 @@ fn drill_row(r: &DrillReport, set: &str, opts: &ReportOptions) -> DrillRow {
         started_at: r.started_at,
         outcome: fmt::outcome(r.outcome).to_owned(),
         passed: r.passed(),
-        cause: r.cause.clone(),
+        // A failed migration check is the cause (a record that names none still has one).
+        cause: r.cause.clone().or_else(|| {
+            let m = r.migrations.as_ref().filter(|m| m.passed == Some(false))?;
+            Some(format!(
+                "migrations: {}",
+                m.problem
+                    .as_deref()
+                    .unwrap_or("the expected head was not reached")
+            ))
+        }),
         rto_ms: r.rto_ms,
         rpo_s: r.rpo_s,
         max_rto_ms: r.max_rto_ms.or(opts.targets.max_rto_ms),
         max_rpo_s: r.max_rpo_s.or(opts.targets.max_rpo_s),
         target_server: r.target_server.clone(),
         key: r.recorded_as.clone().unwrap_or_default(),
+        migrations: r.migrations.clone(),
     }
 }
 
@@ -486,7 +506,8 @@ fn is_physical(m: &Manifest) -> bool {
 /// cluster's recoverable window.
 fn physical(
     listing: &Listing,
-    wal: Result<Vec<pgb_core::ObjectMeta>, pgb_core::StorageError>,
+    wal: WalListing,
+    cluster_windows: Result<Vec<ClusterWindow>, String>,
 ) -> PhysicalSection {
     let backups: Vec<PhysicalBackupRow> = listing
         .backups
@@ -524,7 +545,25 @@ fn physical(
         .into_iter()
         .map(|((sys, tli), files)| wal_range(sys, tli, &files))
         .collect();
-    let windows = windows(&backups, &wal);
+    let mut windows = windows(&backups, &wal);
+    match cluster_windows {
+        Ok(cw) => {
+            for w in &mut windows {
+                if let Some(c) = cw
+                    .iter()
+                    .find(|c| c.system_identifier.to_string() == w.system_identifier)
+                {
+                    w.timelines = timelines(c, &backups);
+                    w.problem = c.commit_problem.clone();
+                }
+            }
+        }
+        Err(e) => {
+            for w in &mut windows {
+                w.problem = Some(e.clone());
+            }
+        }
+    }
     PhysicalSection {
         backups,
         wal,
@@ -553,6 +592,87 @@ fn windows(backups: &[PhysicalBackupRow], wal: &[WalRange]) -> Vec<RecoverableWi
                     .max()
                     .or_else(|| mine().map(|b| b.finished_at).max()),
                 gaps: archived().map(|w| w.gaps.len() as u64).sum(),
+                timelines: Vec::new(),
+                problem: None,
+            }
+        })
+        .collect()
+}
+
+/// The timelines of `pgb list --windows` (pgb_core's [`ClusterWindow`]) as the report carries
+/// them: each range with its times, each gap between the range it cuts and the next one.
+fn timelines(c: &ClusterWindow, backups: &[PhysicalBackupRow]) -> Vec<WindowTimeline> {
+    let ended = |id: &BackupId| {
+        backups
+            .iter()
+            .find(|b| b.id == id.as_str())
+            .map(|b| b.finished_at)
+    };
+    let stored = c.newest_segment.as_ref().and_then(|s| s.stored_at);
+    c.timelines
+        .iter()
+        .map(|t| {
+            let ranges: Vec<WindowRange> = t
+                .ranges
+                .iter()
+                .map(|r| {
+                    let newest_backup = r.backups.iter().filter_map(&ended).max();
+                    let at_least = newest_backup.unwrap_or(r.from_time).max(r.from_time);
+                    let (to, to_source) = match (r.to_commit, stored) {
+                        (Some(t), _) => (t.max(r.from_time), "commit"),
+                        (None, Some(s)) if r.reaches_end && s >= at_least => (s, "archived"),
+                        _ => (at_least, "backup"),
+                    };
+                    WindowRange {
+                        from: r.from_time,
+                        to,
+                        to_source: to_source.to_owned(),
+                        from_backup: r.from_backup.to_string(),
+                        backups: r.backups.iter().map(ToString::to_string).collect(),
+                        from_lsn: r.from_lsn.to_string(),
+                        to_lsn: r.to_lsn.to_string(),
+                        reaches_end: r.reaches_end,
+                    }
+                })
+                .collect();
+            let gaps = t
+                .gaps
+                .iter()
+                .map(|g| {
+                    // The range it cuts holds the backups it affects; the next range starts
+                    // after it.
+                    let cut = ranges.iter().position(|r| {
+                        !r.reaches_end
+                            && r.backups
+                                .iter()
+                                .any(|b| g.affects.iter().any(|a| a.as_str() == b))
+                    });
+                    let after = cut.map(|i| ranges[i].to);
+                    let until = match cut {
+                        Some(i) => ranges.get(i + 1).map(|r| r.from),
+                        None => None,
+                    };
+                    WindowGap {
+                        first_missing: g.gap.first_missing.clone(),
+                        last_missing: g.gap.last_missing.clone(),
+                        missing: g.gap.missing,
+                        start_lsn: g.gap.start.to_string(),
+                        end_lsn: g.gap.end.to_string(),
+                        affects: g.affects.iter().map(ToString::to_string).collect(),
+                        after,
+                        until,
+                    }
+                })
+                .collect();
+            WindowTimeline {
+                timeline: format!("{:08X}", t.timeline),
+                ranges,
+                gaps,
+                unrecoverable: t
+                    .unrecoverable
+                    .iter()
+                    .map(|u| u.backup.to_string())
+                    .collect(),
             }
         })
         .collect()

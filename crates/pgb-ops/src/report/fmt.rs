@@ -1,7 +1,12 @@
 //! Small formatting helpers shared by the renderers: times, sizes, durations, escaping.
 
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use pgb_core::migration::MigrationHead;
 use time::OffsetDateTime;
 
+use crate::MigrationReport;
 use crate::drill::DrillOutcome;
 
 /// `2026-05-01 03:04 UTC`.
@@ -33,6 +38,12 @@ pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
         t.minute(),
         t.second()
     )
+}
+
+/// RFC 3339 as the JSON writes it (fractions kept), so that attributes equal its values.
+pub(crate) fn rfc3339_exact(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| rfc3339(t))
 }
 
 /// `1.2 GiB`, `512 B`.
@@ -98,6 +109,56 @@ pub(crate) fn outcome_words(o: &str) -> &str {
     }
 }
 
+/// Heads as one value (`prisma:20240501_init, flyway:3`), empty for none.
+fn labels(h: &[MigrationHead]) -> String {
+    h.iter()
+        .map(MigrationHead::label)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A backup's migration heads as `pgb list`'s `MIGRATION` column shows them: those of
+/// `database`, or for a whole server (`*`) `db=framework:head` per database; empty for none.
+pub(crate) fn heads(by_db: &BTreeMap<String, Vec<MigrationHead>>, database: &str) -> String {
+    if database != "*" {
+        return by_db.get(database).map(|h| labels(h)).unwrap_or_default();
+    }
+    by_db
+        .iter()
+        .filter(|(_, h)| !h.is_empty())
+        .map(|(db, h)| format!("{db}={}", labels(h)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A drill's migration result in one line: `migrations: prisma:A → prisma:B, expected
+/// prisma:B, passed` (before and after the `post_restore` hook); empty when it recorded none.
+pub(crate) fn drill_migrations(m: &MigrationReport) -> String {
+    if m.is_empty() {
+        return String::new();
+    }
+    let or_none = |h: &[MigrationHead]| {
+        if h.is_empty() {
+            "none".to_owned()
+        } else {
+            labels(h)
+        }
+    };
+    let mut s = format!("migrations: {}", or_none(&m.before));
+    if let Some(after) = &m.after {
+        let _ = write!(s, " → {}", or_none(after));
+    }
+    if let Some(e) = &m.expected {
+        let _ = write!(s, ", expected {e}");
+    }
+    match m.passed {
+        Some(true) => s.push_str(", passed"),
+        Some(false) => s.push_str(", FAILED"),
+        None => {}
+    }
+    s
+}
+
 /// Escapes text for HTML content and attribute values.
 pub(crate) fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -142,5 +203,26 @@ mod tests {
             "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
         );
         assert_eq!(md("a|b\nc"), "a\\|b c");
+    }
+
+    #[test]
+    fn heads_read_as_pgb_list_shows_them() {
+        use pgb_core::migration::MigrationFramework;
+        let prisma = |h: &str| MigrationHead::new(MigrationFramework::Prisma, h);
+        let mut by_db = BTreeMap::new();
+        by_db.insert("shop".to_owned(), vec![prisma("20240201_orders")]);
+        assert_eq!(heads(&by_db, "shop"), "prisma:20240201_orders");
+        assert_eq!(heads(&by_db, "billing"), "");
+        assert_eq!(heads(&by_db, "*"), "shop=prisma:20240201_orders");
+        let mut m = MigrationReport::default();
+        assert_eq!(drill_migrations(&m), "");
+        m.before = vec![prisma("A")];
+        m.after = Some(vec![prisma("B").with_dirty(true)]);
+        m.expected = Some("prisma:B".into());
+        m.passed = Some(false);
+        assert_eq!(
+            drill_migrations(&m),
+            "migrations: prisma:A → prisma:B (dirty), expected prisma:B, FAILED"
+        );
     }
 }

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use super::fmt::{self, esc};
 use super::svg::{self, Chart, Point, Series, Unit};
-use super::{Level, Report, SetSection};
+use super::{Level, PhysicalSection, RecoverableWindow, Report, SetSection};
 
 const STYLE: &str = r#"
 :root{color-scheme:light}
@@ -40,6 +40,7 @@ svg .pt.s1{fill:#1f4e79}svg .pt.s2{fill:#c25e00}svg .pt.bad{fill:#b00020;stroke:
 svg .legend line{stroke-width:3}svg .legend.s1 line{stroke:#1f4e79}svg .legend.s2 line{stroke:#c25e00;stroke-dasharray:6 3}
 svg .target line{stroke:#b00020;stroke-dasharray:4 4}svg .target text{fill:#b00020}
 svg .empty{fill:#666;font-size:14px}
+svg .range{fill:#2e7d32}svg .range.cut{fill:#c98a00}svg .gap{fill:#b00020;fill-opacity:.22;stroke:#b00020;stroke-dasharray:3 2}svg .mark{fill:#1f4e79;stroke:#fff}
 code{font-family:ui-monospace,"DejaVu Sans Mono",monospace;font-size:.9em}
 footer{color:#555;font-size:.85em;border-top:1px solid #ccd;margin-top:2em;padding-bottom:2em}
 @media print{body{font-size:11pt}header{border-color:#000}section.set{break-inside:auto}figure,table{break-inside:avoid}a{color:inherit}}
@@ -259,12 +260,20 @@ fn backups_figure(b: &mut String, s: &SetSection, i: &str, h: u8) {
         b.push_str("<p>No backup in the window.</p></figure>");
         return;
     }
-    b.push_str(
+    // The migration column only where a backup of the set recorded a head.
+    let heads = s.backups.iter().any(|r| !r.migrations.is_empty());
+    let _ = write!(
+        b,
         "<table class=\"backups\"><caption>Backups, oldest first</caption><thead><tr>\
          <th scope=\"col\">Started</th><th scope=\"col\">Id</th><th scope=\"col\" class=\"num\">Stored</th>\
          <th scope=\"col\" class=\"num\">Dump</th><th scope=\"col\" class=\"num\">Duration</th>\
-         <th scope=\"col\">Verified</th><th scope=\"col\">Last drill</th><th scope=\"col\">Next prune</th>\
+         {}<th scope=\"col\">Verified</th><th scope=\"col\">Last drill</th><th scope=\"col\">Next prune</th>\
          </tr></thead><tbody>",
+        if heads {
+            "<th scope=\"col\">Migration</th>"
+        } else {
+            ""
+        }
     );
     for r in &s.backups {
         let prune = match &r.retention {
@@ -282,7 +291,7 @@ fn backups_figure(b: &mut String, s: &SetSection, i: &str, h: u8) {
             b,
             "<tr class=\"backup{}\" data-id=\"{}\" data-stored=\"{}\" data-plain=\"{}\" \
              data-duration=\"{}\"><td>{}</td><td><code>{}</code>{}</td><td class=\"num\">{}</td>\
-             <td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td{}>{}</td><td>{}</td></tr>",
+             <td class=\"num\">{}</td><td class=\"num\">{}</td>{}<td>{}</td><td{}>{}</td><td>{}</td></tr>",
             if removed { " remove" } else { "" },
             esc(&r.id),
             r.stored_size,
@@ -294,6 +303,20 @@ fn backups_figure(b: &mut String, s: &SetSection, i: &str, h: u8) {
             fmt::bytes(r.stored_size),
             fmt::bytes(r.plain_size),
             fmt::secs(r.duration_s),
+            if heads {
+                let label = fmt::heads(&r.migrations, &s.database);
+                format!(
+                    "<td class=\"migration\" data-migration=\"{}\">{}</td>",
+                    esc(&label),
+                    if label.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        format!("<code>{}</code>", esc(&label))
+                    }
+                )
+            } else {
+                String::new()
+            },
             r.verified_at.map_or("no".to_owned(), fmt::time),
             if drill.starts_with("FAILED") {
                 " class=\"bad\""
@@ -358,7 +381,7 @@ fn drills_figure(b: &mut String, s: &SetSection, i: &str, h: u8) {
          <th scope=\"col\">Started</th><th scope=\"col\">Backup</th><th scope=\"col\">Outcome</th>\
          <th scope=\"col\" class=\"num\">RTO</th><th scope=\"col\" class=\"num\">RTO target</th>\
          <th scope=\"col\" class=\"num\">RPO</th><th scope=\"col\" class=\"num\">RPO target</th>\
-         <th scope=\"col\">Cause</th></tr></thead><tbody>",
+         <th scope=\"col\">Cause, migrations</th></tr></thead><tbody>",
     );
     for d in &s.drills {
         let _ = write!(
@@ -384,7 +407,17 @@ fn drills_figure(b: &mut String, s: &SetSection, i: &str, h: u8) {
             d.max_rto_ms.map_or("none".to_owned(), fmt::millis),
             fmt::secs(d.rpo_s),
             d.max_rpo_s.map_or("none".to_owned(), fmt::secs),
-            esc(d.cause.as_deref().unwrap_or(""))
+            {
+                let cause = esc(d.cause.as_deref().unwrap_or(""));
+                match d.migrations.as_ref().map(fmt::drill_migrations) {
+                    Some(m) if !m.is_empty() => format!(
+                        "{cause}{}<span class=\"migrations\">{}</span>",
+                        if cause.is_empty() { "" } else { "<br>" },
+                        esc(&m)
+                    ),
+                    _ => cause,
+                }
+            }
         );
     }
     b.push_str("</tbody></table></figure>");
@@ -544,6 +577,7 @@ fn physical(b: &mut String, r: &Report, h: u8, p: &str) {
                 String::new()
             }
         );
+        window_figure(b, w, ph, &format!("{p}window-{}", w.system_identifier));
     }
     if let Some(e) = &ph.error {
         let _ = write!(b, "<p class=\"bad\">{}</p>", esc(e));
@@ -588,4 +622,113 @@ fn physical(b: &mut String, r: &Report, h: u8, p: &str) {
         );
     }
     b.push_str("</tbody></table></section>");
+}
+
+/// One cluster's recoverable window: the timeline chart and the table of the same ranges and
+/// gaps.
+fn window_figure(b: &mut String, w: &RecoverableWindow, ph: &PhysicalSection, id: &str) {
+    let marks: Vec<&super::PhysicalBackupRow> = ph
+        .backups
+        .iter()
+        .filter(|m| m.system_identifier == w.system_identifier)
+        .collect();
+    let _ = write!(
+        b,
+        "<figure id=\"{id}-fig\" data-cluster=\"{}\" aria-labelledby=\"{id}-cap\">{}\
+         <figcaption id=\"{id}-cap\">What a point-in-time restore of cluster <code>{}</code> \
+         can reach, per timeline: a bar from the end of a base backup to where its archived WAL \
+         stops (amber when a gap cuts it), the gaps in red, and each base backup as a mark at \
+         its end. The table holds the same data.</figcaption>",
+        esc(&w.system_identifier),
+        svg::window(id, w, &marks),
+        esc(&w.system_identifier)
+    );
+    if let Some(problem) = &w.problem {
+        let _ = write!(
+            b,
+            "<p class=\"note\">Times read from the archive are incomplete: {}</p>",
+            esc(problem)
+        );
+    }
+    let rows: usize = w
+        .timelines
+        .iter()
+        .map(|t| t.ranges.len() + t.gaps.len())
+        .sum();
+    if rows == 0 {
+        b.push_str(
+            "<p>No base backup restores into this cluster\u{2019}s archived WAL.</p></figure>",
+        );
+        return;
+    }
+    b.push_str(
+        "<table class=\"window\"><caption>Recoverable ranges and gaps, oldest first</caption>\
+         <thead><tr><th scope=\"col\">Timeline</th><th scope=\"col\">From</th>\
+         <th scope=\"col\">To</th><th scope=\"col\">Base backups</th></tr></thead><tbody>",
+    );
+    for t in &w.timelines {
+        for r in &t.ranges {
+            let to = match (r.reaches_end, r.to_source.as_str()) {
+                (false, _) => "then a GAP".to_owned(),
+                (true, "commit") => "newest commit".to_owned(),
+                (true, "archived") => "newest WAL archived".to_owned(),
+                (true, _) => "at least".to_owned(),
+            };
+            let _ = write!(
+                b,
+                "<tr class=\"range\"><td>{}</td><td>{}</td><td>{} ({})</td><td>{}</td></tr>",
+                esc(&t.timeline),
+                fmt::time(r.from),
+                fmt::time(r.to),
+                esc(&to),
+                r.backups
+                    .iter()
+                    .map(|i| format!("<code>{}</code>", esc(i)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        for g in &t.gaps {
+            let _ = write!(
+                b,
+                "<tr class=\"failed gap\"><td>{}</td><td colspan=\"2\">GAP: {} segment(s) \
+                 missing, <code>{}</code> to <code>{}</code> (WAL {} to {}){}</td><td>{}</td></tr>",
+                esc(&t.timeline),
+                g.missing,
+                esc(&g.first_missing),
+                esc(&g.last_missing),
+                esc(&g.start_lsn),
+                esc(&g.end_lsn),
+                match (g.after, g.until) {
+                    (Some(a), Some(u)) =>
+                        format!(": nothing between {} and {}", fmt::time(a), fmt::time(u)),
+                    (Some(a), None) =>
+                        format!(": nothing after {} (no base backup after it)", fmt::time(a)),
+                    _ => String::new(),
+                },
+                if g.affects.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "restores from {} stop before it",
+                        g.affects
+                            .iter()
+                            .map(|i| format!("<code>{}</code>", esc(i)))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                }
+            );
+        }
+        for u in &t.unrecoverable {
+            let _ = write!(
+                b,
+                "<tr class=\"failed\"><td>{}</td><td colspan=\"2\">UNUSABLE: its own WAL is \
+                 not archived</td><td><code>{}</code></td></tr>",
+                esc(&t.timeline),
+                esc(u)
+            );
+        }
+    }
+    b.push_str("</tbody></table></figure>");
 }

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::fmt::{self, md};
-use super::{Level, Report};
+use super::{Level, RecoverableWindow, Report};
 
 /// The report as Markdown (GitHub-flavoured tables).
 pub fn markdown(r: &Report) -> String {
@@ -75,8 +75,25 @@ pub fn markdown(r: &Report) -> String {
         if set.backups.is_empty() {
             o.push_str("No backup in the window.\n");
         } else {
-            o.push_str("| Started | Id | Stored | Dump | Duration | Verified | Last drill | Next prune |\n|---|---|---:|---:|---:|---|---|---|\n");
+            // The migration column only where a backup of the set recorded a head.
+            let heads = set.backups.iter().any(|b| !b.migrations.is_empty());
+            let _ = writeln!(
+                o,
+                "| Started | Id | Stored | Dump | Duration | {}Verified | Last drill | Next prune |\n|---|---|---:|---:|---:|{}---|---|---|",
+                if heads { "Migration | " } else { "" },
+                if heads { "---|" } else { "" }
+            );
             for b in &set.backups {
+                let migration = if heads {
+                    let label = fmt::heads(&b.migrations, &set.database);
+                    if label.is_empty() {
+                        "none | ".to_owned()
+                    } else {
+                        format!("`{}` | ", md(&label))
+                    }
+                } else {
+                    String::new()
+                };
                 let prune = match &b.retention {
                     None => "not planned".to_owned(),
                     Some(x) if x.keep => format!("keep: {}", x.kept_by.join(", ")),
@@ -84,7 +101,7 @@ pub fn markdown(r: &Report) -> String {
                 };
                 let _ = writeln!(
                     o,
-                    "| {} | `{}` | {} | {} | {} | {} | {} | {} |",
+                    "| {} | `{}` | {} | {} | {} | {migration}{} | {} | {} |",
                     fmt::time(b.started_at),
                     b.id,
                     fmt::bytes(b.stored_size),
@@ -104,7 +121,7 @@ pub fn markdown(r: &Report) -> String {
         if set.drills.is_empty() {
             o.push_str("No drill in the window: these backups are not proven to restore.\n");
         } else {
-            o.push_str("| Started | Backup | Outcome | RTO | RTO target | RPO | RPO target | Cause |\n|---|---|---|---:|---:|---:|---:|---|\n");
+            o.push_str("| Started | Backup | Outcome | RTO | RTO target | RPO | RPO target | Cause, migrations |\n|---|---|---|---:|---:|---:|---:|---|\n");
             for d in &set.drills {
                 let _ = writeln!(
                     o,
@@ -120,7 +137,17 @@ pub fn markdown(r: &Report) -> String {
                     d.max_rto_ms.map_or("none".to_owned(), fmt::millis),
                     fmt::secs(d.rpo_s),
                     d.max_rpo_s.map_or("none".to_owned(), fmt::secs),
-                    md(d.cause.as_deref().unwrap_or(""))
+                    md(&[
+                        d.cause.clone().unwrap_or_default(),
+                        d.migrations
+                            .as_ref()
+                            .map(fmt::drill_migrations)
+                            .unwrap_or_default()
+                    ]
+                    .into_iter()
+                    .filter(|c| !c.is_empty())
+                    .collect::<Vec<_>>()
+                    .join("; "))
                 );
             }
         }
@@ -213,6 +240,7 @@ pub fn markdown(r: &Report) -> String {
                 String::new()
             }
         );
+        recoverable(&mut o, w);
     }
     if let Some(e) = &r.physical.error {
         let _ = writeln!(o, "{}", md(e));
@@ -234,4 +262,58 @@ pub fn markdown(r: &Report) -> String {
         );
     }
     o
+}
+
+/// A cluster's recoverable window per timeline: its ranges and the gaps between them.
+fn recoverable(o: &mut String, w: &RecoverableWindow) {
+    for t in &w.timelines {
+        for r in &t.ranges {
+            let _ = writeln!(
+                o,
+                "  - timeline {}: recoverable from {} to {}{} (base backups {})",
+                t.timeline,
+                fmt::time(r.from),
+                fmt::time(r.to),
+                match (r.reaches_end, r.to_source.as_str()) {
+                    (false, _) => ", then a **gap**",
+                    (true, "commit") => " (newest commit)",
+                    (true, "archived") => " (newest WAL archived)",
+                    _ => " (at least)",
+                },
+                r.backups
+                    .iter()
+                    .map(|i| format!("`{i}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        for g in &t.gaps {
+            let _ = writeln!(
+                o,
+                "  - timeline {}: **GAP** of {} segment(s), `{}` to `{}` (WAL {} to {}){}",
+                t.timeline,
+                g.missing,
+                g.first_missing,
+                g.last_missing,
+                g.start_lsn,
+                g.end_lsn,
+                match (g.after, g.until) {
+                    (Some(a), Some(u)) =>
+                        format!(": nothing between {} and {}", fmt::time(a), fmt::time(u)),
+                    (Some(a), None) => format!(": nothing after {}", fmt::time(a)),
+                    _ => String::new(),
+                }
+            );
+        }
+        for u in &t.unrecoverable {
+            let _ = writeln!(
+                o,
+                "  - timeline {}: base backup `{u}` is **unusable**: its own WAL is not archived",
+                t.timeline
+            );
+        }
+    }
+    if let Some(p) = &w.problem {
+        let _ = writeln!(o, "  - note: {}", md(p));
+    }
 }

@@ -14,11 +14,12 @@ mod markdown;
 mod status;
 mod svg;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use pgb_core::AuthKey;
+use pgb_core::migration::MigrationHead;
 use pgb_core::retention::RetentionPolicy;
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -272,6 +273,9 @@ pub struct BackupRow {
     pub last_drill: Option<String>,
     /// Whether the next prune keeps it, and by which rules (with a policy).
     pub retention: Option<RetentionRow>,
+    /// The application's migration heads it recorded, by database, as in its manifest
+    /// (empty: none recorded).
+    pub migrations: BTreeMap<String, Vec<MigrationHead>>,
 }
 
 /// The next prune's decision about one backup.
@@ -321,6 +325,9 @@ pub struct DrillRow {
     pub target_server: String,
     /// The record's key.
     pub key: String,
+    /// The migration heads the record carries: the backup's, before and after the
+    /// `post_restore` hook, the expected head and the verdict (`None`: nothing recorded).
+    pub migrations: Option<crate::MigrationReport>,
 }
 
 /// One passed verification.
@@ -415,6 +422,78 @@ pub struct RecoverableWindow {
     /// Gaps in the cluster's WAL archive: a target after a gap needs a base backup taken
     /// after it.
     pub gaps: u64,
+    /// Per timeline, what a restore reaches and the gaps that cut it, as `pgb list --windows`
+    /// finds them (the chart of the window draws exactly these).
+    pub timelines: Vec<WindowTimeline>,
+    /// Why times are missing or the window could not be read from the archive, if so.
+    pub problem: Option<String>,
+}
+
+/// One timeline of a cluster's recoverable window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct WindowTimeline {
+    /// The timeline (hex, as in WAL file names).
+    pub timeline: String,
+    /// Stretches of time a restore reaches, oldest first; the last one with `reaches_end` is
+    /// the window to "now", earlier ones end at a gap.
+    pub ranges: Vec<WindowRange>,
+    /// Missing WAL after the start of the oldest base backup that replays into this timeline.
+    pub gaps: Vec<WindowGap>,
+    /// Base backups that cannot be restored at all (their own WAL is missing).
+    pub unrecoverable: Vec<String>,
+}
+
+/// A stretch of time a restore reaches: from the end of a base backup to where the archived
+/// WAL stops.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct WindowRange {
+    /// The end of its oldest base backup: the earliest target.
+    #[serde(with = "time::serde::rfc3339")]
+    pub from: OffsetDateTime,
+    /// The latest target, as far as known (see `to_source`).
+    #[serde(with = "time::serde::rfc3339")]
+    pub to: OffsetDateTime,
+    /// Where `to` comes from: `commit` (the newest commit in its WAL), `archived` (when its
+    /// newest WAL was stored: no commit could be read) or `backup` (the end of its newest base
+    /// backup: at least that far).
+    pub to_source: String,
+    /// The oldest base backup restoring into it.
+    pub from_backup: String,
+    /// Every base backup restoring into it, oldest end first.
+    pub backups: Vec<String>,
+    /// Where its oldest base backup is consistent: the earliest target position.
+    pub from_lsn: String,
+    /// The end of the WAL replay reaches.
+    pub to_lsn: String,
+    /// Whether it reaches the end of the archive (else a gap cuts it).
+    pub reaches_end: bool,
+}
+
+/// Missing WAL: recovery cannot pass it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct WindowGap {
+    /// The first missing segment.
+    pub first_missing: String,
+    /// The last missing segment.
+    pub last_missing: String,
+    /// How many segments are missing.
+    pub missing: u64,
+    /// The WAL positions without WAL, from `start_lsn` to `end_lsn` (exclusive).
+    pub start_lsn: String,
+    /// See `start_lsn`.
+    pub end_lsn: String,
+    /// Base backups whose restores stop before it.
+    pub affects: Vec<String>,
+    /// The latest time reached before it: the `to` of the range it cuts (`None`: no range).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub after: Option<OffsetDateTime>,
+    /// The earliest time reached after it: the `from` of the next range (`None`: no base
+    /// backup after it, nothing after it is reachable).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub until: Option<OffsetDateTime>,
 }
 
 /// The archived WAL of one timeline of one cluster: its span and its gaps.

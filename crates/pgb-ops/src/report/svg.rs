@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 use time::OffsetDateTime;
 
 use super::fmt::{self, esc};
+use super::{PhysicalBackupRow, RecoverableWindow};
 
 const W: f64 = 720.0;
 const H: f64 = 220.0;
@@ -320,6 +321,218 @@ fn describe(c: &Chart) -> String {
     format!("{}. The table below holds the same data.", parts.join("; "))
 }
 
+/// One cluster's recoverable window as a timeline chart: a time axis, per timeline a bar
+/// for each range a restore reaches (from a base backup's end to where its WAL stops; cut
+/// short by a gap, a bar is amber and says so), each gap as a red hatched block between the
+/// range it cuts and the next one (to the end of the axis when no base backup follows it),
+/// and each base backup as a mark at its end. Every bar, gap and mark carries its data
+/// (`data-from`, `data-to`, `data-t`, `data-id`, ...) and a `<title>`.
+pub(crate) fn window(id: &str, w: &RecoverableWindow, marks: &[&PhysicalBackupRow]) -> String {
+    const ROW: f64 = 34.0;
+    let rows = w.timelines.len() as f64 + 1.0;
+    let h = TOP + 8.0 + rows * ROW + BOTTOM;
+    let id = esc(id);
+    let title = format!("Recoverable window of cluster {}", w.system_identifier);
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "<svg class=\"chart window\" id=\"{id}\" viewBox=\"0 0 {W} {h}\" role=\"img\" \
+         aria-labelledby=\"{id}-title {id}-desc\" xmlns=\"http://www.w3.org/2000/svg\">\
+         <title id=\"{id}-title\">{}</title><desc id=\"{id}-desc\">{}</desc>\
+         <text class=\"ctitle\" x=\"{LEFT}\" y=\"16\">{}</text>",
+        esc(&title),
+        esc(&describe_window(w, marks)),
+        esc(&title)
+    );
+    let ranges = || w.timelines.iter().flat_map(|t| t.ranges.iter());
+    let gaps = || w.timelines.iter().flat_map(|t| t.gaps.iter());
+    let times: Vec<i64> = ranges()
+        .flat_map(|r| [r.from, r.to])
+        .chain(gaps().filter_map(|g| g.after))
+        .chain(gaps().filter_map(|g| g.until))
+        .chain(marks.iter().map(|m| m.finished_at))
+        .map(OffsetDateTime::unix_timestamp)
+        .collect();
+    let (Some(&tmin), Some(&tmax)) = (times.iter().min(), times.iter().max()) else {
+        let _ = write!(
+            out,
+            "<text class=\"empty\" x=\"{}\" y=\"{}\" text-anchor=\"middle\">nothing recoverable: \
+             no base backup</text></svg>",
+            W / 2.0,
+            h / 2.0
+        );
+        return out;
+    };
+    // A little room at both ends, so marks at the edges stay whole.
+    let pad = ((tmax - tmin) / 40).max(600);
+    let (tmin, tmax) = (tmin - pad, tmax + pad);
+    let x = |t: OffsetDateTime| {
+        LEFT + (t.unix_timestamp() - tmin) as f64 / (tmax - tmin) as f64 * (W - LEFT - RIGHT)
+    };
+    let axis_y = h - BOTTOM;
+    // Five ticks, dates (and hours when the span is short).
+    let short = tmax - tmin < 3 * 86_400;
+    for i in 0..=4i64 {
+        let t = tmin + (tmax - tmin) * i / 4;
+        let Ok(at) = OffsetDateTime::from_unix_timestamp(t) else {
+            continue;
+        };
+        let label = if short {
+            fmt::time(at)
+                .trim_end_matches(" UTC")
+                .get(5..)
+                .unwrap_or_default()
+                .to_owned()
+        } else {
+            fmt::date(at)
+        };
+        let xx = x(at);
+        let anchor = match i {
+            0 => "start",
+            4 => "end",
+            _ => "middle",
+        };
+        let _ = write!(
+            out,
+            "<line class=\"grid\" x1=\"{xx:.1}\" x2=\"{xx:.1}\" y1=\"{TOP}\" y2=\"{axis_y}\"/>\
+             <text class=\"tick\" x=\"{xx:.1}\" y=\"{}\" text-anchor=\"{anchor}\">{label}</text>",
+            h - 10.0
+        );
+    }
+    let _ = write!(
+        out,
+        "<line class=\"axis\" x1=\"{LEFT}\" x2=\"{}\" y1=\"{axis_y}\" y2=\"{axis_y}\"/>",
+        W - RIGHT
+    );
+    let end = OffsetDateTime::from_unix_timestamp(tmax).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    for (i, t) in w.timelines.iter().enumerate() {
+        let yy = TOP + 8.0 + i as f64 * ROW;
+        let _ = write!(
+            out,
+            "<text class=\"tick\" x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">timeline {}</text>",
+            LEFT - 6.0,
+            yy + 13.0,
+            t.timeline.trim_start_matches('0')
+        );
+        for r in &t.ranges {
+            let (x0, x1) = (x(r.from), x(r.to));
+            let tip = format!(
+                "timeline {}: recoverable from {} to {}{} (from backup {})",
+                t.timeline,
+                fmt::time(r.from),
+                fmt::time(r.to),
+                match (r.reaches_end, r.to_source.as_str()) {
+                    (false, _) => ", then a gap",
+                    (true, "commit") => ", the newest commit",
+                    (true, "archived") => ", when the newest WAL was archived",
+                    _ => ", at least",
+                },
+                r.from_backup
+            );
+            let _ = write!(
+                out,
+                "<rect class=\"range{}\" data-timeline=\"{}\" data-from=\"{}\" data-to=\"{}\" \
+                 data-to-source=\"{}\" data-id=\"{}\" x=\"{x0:.1}\" y=\"{yy:.1}\" width=\"{:.1}\" \
+                 height=\"18\"><title>{}</title></rect>",
+                if r.reaches_end { "" } else { " cut" },
+                esc(&t.timeline),
+                fmt::rfc3339_exact(r.from),
+                fmt::rfc3339_exact(r.to),
+                esc(&r.to_source),
+                esc(&r.from_backup),
+                (x1 - x0).max(3.0),
+                esc(&tip)
+            );
+        }
+        for g in &t.gaps {
+            let Some(after) = g.after else { continue };
+            let (x0, x1) = (x(after), x(g.until.unwrap_or(end)));
+            let tip = format!(
+                "GAP: {} WAL segment(s) missing, {} to {}{}",
+                g.missing,
+                g.first_missing,
+                g.last_missing,
+                match g.until {
+                    Some(u) => format!(
+                        "; nothing between {} and {}",
+                        fmt::time(after),
+                        fmt::time(u)
+                    ),
+                    None => format!(
+                        "; nothing after {} (no base backup after it)",
+                        fmt::time(after)
+                    ),
+                }
+            );
+            let _ = write!(
+                out,
+                "<rect class=\"gap\" data-timeline=\"{}\" data-after=\"{}\" data-until=\"{}\" \
+                 data-first-missing=\"{}\" data-last-missing=\"{}\" data-missing=\"{}\" \
+                 x=\"{x0:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"26\"><title>{}</title></rect>",
+                esc(&t.timeline),
+                fmt::rfc3339_exact(after),
+                g.until.map(fmt::rfc3339_exact).unwrap_or_default(),
+                esc(&g.first_missing),
+                esc(&g.last_missing),
+                g.missing,
+                yy - 4.0,
+                (x1 - x0).max(3.0),
+                esc(&tip)
+            );
+        }
+    }
+    let my = TOP + 8.0 + w.timelines.len() as f64 * ROW + 9.0;
+    let _ = write!(
+        out,
+        "<text class=\"tick\" x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">backups</text>",
+        LEFT - 6.0,
+        my + 4.0
+    );
+    for m in marks {
+        let mx = x(m.finished_at);
+        let _ = write!(
+            out,
+            "<path class=\"mark\" data-id=\"{}\" data-t=\"{}\" d=\"M{mx:.1} {:.1}l6 7l-6 7l-6 -7z\">\
+             <title>base backup {} ended {}</title></path>",
+            esc(&m.id),
+            fmt::rfc3339_exact(m.finished_at),
+            my - 7.0,
+            esc(&m.id),
+            fmt::time(m.finished_at)
+        );
+    }
+    out.push_str("</svg>");
+    out
+}
+
+/// The window chart in one sentence per timeline.
+fn describe_window(w: &RecoverableWindow, marks: &[&PhysicalBackupRow]) -> String {
+    let mut parts = Vec::new();
+    for t in &w.timelines {
+        let ranges: Vec<String> = t
+            .ranges
+            .iter()
+            .map(|r| format!("{} to {}", fmt::time(r.from), fmt::time(r.to)))
+            .collect();
+        parts.push(format!(
+            "timeline {}: {}{}",
+            t.timeline,
+            if ranges.is_empty() {
+                "nothing recoverable".to_owned()
+            } else {
+                format!("recoverable {}", ranges.join(" and "))
+            },
+            if t.gaps.is_empty() {
+                String::new()
+            } else {
+                format!(", {} gap(s) in its WAL", t.gaps.len())
+            }
+        ));
+    }
+    parts.push(format!("{} base backup(s)", marks.len()));
+    format!("{}. The tables below hold the same data.", parts.join("; "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -365,6 +578,70 @@ mod tests {
             ..c
         };
         assert!(svg(&empty).contains("no data in the window"));
+    }
+
+    #[test]
+    fn the_window_draws_its_ranges_gaps_and_marks_with_their_data() {
+        use crate::report::{WindowGap, WindowRange, WindowTimeline};
+        let range = |from: i64, to: i64, end: bool, id: &str| WindowRange {
+            from: at(from),
+            to: at(to),
+            to_source: if end { "commit" } else { "backup" }.into(),
+            from_backup: id.into(),
+            backups: vec![id.into()],
+            from_lsn: "0/10000028".into(),
+            to_lsn: "0/18000000".into(),
+            reaches_end: end,
+        };
+        let w = RecoverableWindow {
+            system_identifier: "7".into(),
+            from: Some(at(0)),
+            to: Some(at(9)),
+            gaps: 1,
+            timelines: vec![WindowTimeline {
+                timeline: "00000001".into(),
+                ranges: vec![range(0, 3, false, "a"), range(6, 9, true, "b")],
+                gaps: vec![WindowGap {
+                    first_missing: "000000010000000000000018".into(),
+                    last_missing: "00000001000000000000001A".into(),
+                    missing: 3,
+                    start_lsn: "0/18000000".into(),
+                    end_lsn: "0/1B000000".into(),
+                    affects: vec!["a".into()],
+                    after: Some(at(3)),
+                    until: Some(at(6)),
+                }],
+                unrecoverable: vec![],
+            }],
+            problem: None,
+        };
+        let mark = |id: &str, d: i64| PhysicalBackupRow {
+            id: id.into(),
+            system_identifier: "7".into(),
+            started_at: at(d),
+            finished_at: at(d),
+            stored_size: 1,
+        };
+        let (a, b) = (mark("a", 0), mark("b", 6));
+        let s = window("w7", &w, &[&a, &b]);
+        assert!(s.contains("role=\"img\"") && s.contains("aria-labelledby=\"w7-title w7-desc\""));
+        assert_eq!(s.matches("<rect class=\"range").count(), 2, "{s}");
+        assert!(s.contains("<rect class=\"range cut\""), "{s}");
+        let from = fmt::rfc3339_exact(at(6));
+        assert!(s.contains(&format!("data-from=\"{from}\"")), "{s}");
+        assert!(s.contains(&format!("data-until=\"{from}\"")), "{s}");
+        assert!(s.contains("data-first-missing=\"000000010000000000000018\""));
+        assert_eq!(s.matches("<path class=\"mark\"").count(), 2);
+        assert!(
+            s.contains("1 gap(s)") && s.contains("2 base backup(s)"),
+            "{s}"
+        );
+        // Nothing to draw: said in words.
+        let none = RecoverableWindow {
+            timelines: vec![],
+            ..w
+        };
+        assert!(window("w8", &none, &[]).contains("nothing recoverable"));
     }
 
     #[test]

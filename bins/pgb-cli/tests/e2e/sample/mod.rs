@@ -1,7 +1,8 @@
 //! A sample repository with a history, written the way pgb writes one (manifests, data
 //! objects, drill and verification records sealed with their sha256, the WAL archive's layout):
 //! two sets backed up daily for weeks, drills against RTO/RPO targets (two failed), passed
-//! verifications, an unusable manifest, an altered drill record and archived WAL with a gap.
+//! verifications, an unusable manifest, an altered drill record, archived WAL with a gap and
+//! physical base backups on both sides of it.
 //! Data objects are sparse files of the manifest's size, so a 1.3 GiB backup costs no disk.
 //!
 //! Dates are relative to now, so a report `--since 90d` covers all of it; what pgb reads back is
@@ -223,16 +224,95 @@ pub fn write_repository(root: &Path) {
             .join("20000101T000000Z.json"),
         text.replace("\"passed\"", "\"forged\"").as_bytes(),
     );
-    // Archived WAL of one timeline, segments 0x10..0x2f without 0x18..0x1a.
+    // Archived WAL of one timeline, segments 0x10..0x2f without 0x18..0x1a (named as pgb
+    // archives them; their bodies hold no WAL records, so no commit time is read from them).
     let wal = root.join("wal").join(SYSTEM_ID).join("00000001");
     for seg in (0x10u32..0x30).filter(|s| !(0x18..0x1b).contains(s)) {
-        write(
-            &wal.join(format!("00000001000000000000{seg:04X}.zst")),
-            &[0u8; 64],
-        );
+        let name = format!("00000001000000000000{seg:04X}");
+        let body = [0u8; 64];
+        let mut object = format!(
+            "pgb-wal 1 {name} {} {} none none -\n",
+            body.len(),
+            hex(&Sha256::digest(body))
+        )
+        .into_bytes();
+        object.extend_from_slice(&body);
+        write(&wal.join(&name), &object);
+    }
+    // Physical base backups of that cluster: two before the gap (their restores stop at it)
+    // and one after it.
+    for (i, (seg, days_ago)) in [(0x10u64, 9i64), (0x14, 6), (0x20, 2)]
+        .into_iter()
+        .enumerate()
+    {
+        let started = today - time::Duration::days(days_ago) + time::Duration::hours(1);
+        let stopped = started + time::Duration::minutes(12);
+        let id = format!("{}-ba5e{i:02x}", compact(started));
+        physical_backup(root, &id, seg, started, stopped);
     }
     write(
         &wal.join("000000010000000000000010.00000028.backup"),
         b"START WAL LOCATION: 0/10000028\n",
+    );
+}
+
+/// A physical base backup `id` of [`SYSTEM_ID`] whose WAL starts and stops in segment `seg`.
+fn physical_backup(
+    root: &Path,
+    id: &str,
+    seg: u64,
+    started: OffsetDateTime,
+    stopped: OffsetDateTime,
+) {
+    const SEG: u64 = 16 << 20;
+    let name = format!("00000001{:08X}{:08X}", seg / 256, seg % 256);
+    let lsn = |off: u64| {
+        let at = seg * SEG + off;
+        format!("{:X}/{:X}", at >> 32, at & 0xFFFF_FFFF)
+    };
+    let dir = root.join("backups").join(id);
+    let stored: u64 = 2100 << 20;
+    fs::create_dir_all(&dir).unwrap();
+    fs::File::create(dir.join("base.tar.zst"))
+        .unwrap()
+        .set_len(stored)
+        .unwrap();
+    let manifest = json!({
+        "format_version": 3,
+        "id": id,
+        "pgb_version": "0.1.0",
+        "set": SYSTEM_ID,
+        "database": "*",
+        "server": SERVER,
+        "server_version": "15.18",
+        "pg_dump_version": "pg_basebackup (PostgreSQL) 15.18",
+        "pg_dump_major": 15,
+        "format": "physical",
+        "compression": {"algorithm": "zstd", "level": 3},
+        "started_at": rfc3339(started),
+        "finished_at": rfc3339(stopped),
+        "labels": [],
+        "artifacts": [{
+            "name": "base",
+            "kind": "base_tar",
+            "key": format!("backups/{id}/base.tar.zst"),
+            "compression": {"algorithm": "zstd", "level": 3},
+            "encrypted": false,
+            "stored_size": stored,
+            "stored_sha256": "0".repeat(64),
+            "plain_size": stored * 3,
+            "plain_sha256": "0".repeat(64),
+        }],
+        "physical": {
+            "system_identifier": SYSTEM_ID, "timeline": 1, "start_lsn": lsn(0x28),
+            "stop_timeline": 1, "stop_lsn": lsn(0x100), "wal_segment_size": SEG,
+            "wal": "archive", "start_wal_file": name, "stop_wal_file": name,
+            "stop_time": rfc3339(stopped), "backup_manifest_sha256": "0".repeat(64),
+            "files": 1000, "server_major": 15,
+        },
+    });
+    write(
+        &dir.join("manifest.json"),
+        &serde_json::to_vec_pretty(&manifest).unwrap(),
     );
 }
