@@ -183,3 +183,102 @@ fn bad_input_gives_a_report_that_says_so() {
     let page = std::fs::read_to_string(&out).unwrap();
     assert!(page.starts_with("<!DOCTYPE html>") && page.trim_end().ends_with("</html>"));
 }
+
+#[test]
+fn the_recoverable_window_of_real_wal_is_the_one_pgb_list_computes_with_its_gap() {
+    use common::pitr::{ARCHIVED, archiving_server, bin_dir, physical_backup, work};
+    let Some(bin) = bin_dir(15) else { return };
+    let dir = pgb_testkit::make_shared_dir().unwrap();
+    let repo = dir.path();
+    let pg = archiving_server(&bin, repo);
+    let sysid = pg.system_identifier().unwrap().to_string();
+    pg.switch_wal_and_wait_archived(ARCHIVED).unwrap();
+    let first = physical_backup(&pg, repo);
+    work(&pg);
+    work(&pg);
+    let second = physical_backup(&pg, repo);
+    work(&pg);
+    work(&pg);
+    // A segment between the backups goes: the first one's restores stop at the gap.
+    let tli = repo.join(format!("wal/{sysid}/00000001"));
+    let stop1 = first["physical"]["stop_wal_file"].as_str().unwrap();
+    let start2 = second["physical"]["start_wal_file"].as_str().unwrap();
+    let mut names: Vec<String> = std::fs::read_dir(&tli)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.len() == 24 && n.as_str() > stop1 && n.as_str() < start2)
+        .collect();
+    names.sort();
+    let between = names.first().expect("a segment between the backups");
+    std::fs::remove_file(tli.join(between)).unwrap();
+
+    let o = pgb(&[
+        "list",
+        "--windows",
+        "--json",
+        "--repo",
+        repo.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let listed: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let want = &listed[0]["timelines"][0];
+    let r = json(repo, &[]);
+    let w = &r["physical"]["windows"][0];
+    assert_eq!(w["system_identifier"], sysid.as_str());
+    let t = &w["timelines"][0];
+    assert_eq!(t["timeline"], "00000001");
+    // The ranges and the gap are `pgb list --windows`', with the commit times it read.
+    let ranges = t["ranges"].as_array().unwrap();
+    let want_ranges = want["ranges"].as_array().unwrap();
+    assert_eq!(ranges.len(), 2, "{t:#}");
+    for (got, want) in ranges.iter().zip(want_ranges) {
+        assert_eq!(got["from"], want["from_time"], "{got:#} {want:#}");
+        assert_eq!(got["from_backup"], want["from_backup"]);
+        assert_eq!(got["reaches_end"], want["reaches_end"]);
+        assert_eq!(got["to_lsn"], want["to_lsn"]);
+        if want["to_commit"].is_string() {
+            assert_eq!(got["to"], want["to_commit"]);
+            assert_eq!(got["to_source"], "commit");
+        }
+    }
+    assert_eq!(ranges[1]["to_source"], "commit", "{t:#}");
+    assert_eq!(ranges[0]["backups"][0], first["id"]);
+    assert_eq!(ranges[1]["from_backup"], second["id"]);
+    let gap = &t["gaps"][0];
+    assert_eq!(gap["first_missing"], between.as_str(), "{gap:#}");
+    assert_eq!(gap["first_missing"], want["gaps"][0]["first_missing"]);
+    assert_eq!(gap["affects"], want["gaps"][0]["affects"]);
+    assert_eq!(gap["after"], ranges[0]["to"]);
+    assert_eq!(gap["until"], ranges[1]["from"]);
+
+    // The page draws them: both bars, the gap, and a mark per base backup.
+    let o = report(repo, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let page = stdout(&o);
+    let chart = &page[page
+        .find(&format!("id=\"window-{sysid}\""))
+        .expect("window chart")..];
+    let chart = &chart[..chart.find("</svg>").unwrap()];
+    for r in ranges {
+        assert!(
+            chart.contains(&format!(
+                "data-from=\"{}\" data-to=\"{}\"",
+                r["from"].as_str().unwrap(),
+                r["to"].as_str().unwrap()
+            )),
+            "{chart}"
+        );
+    }
+    assert!(chart.contains(&format!("data-first-missing=\"{between}\"")));
+    for b in [&first, &second] {
+        assert!(chart.contains(&format!(
+            "<path class=\"mark\" data-id=\"{}\"",
+            b["id"].as_str().unwrap()
+        )));
+    }
+    let md = stdout(&report(repo, &["--format", "md"]));
+    assert!(
+        md.contains(&format!("**GAP** of 1 segment(s), `{between}`")),
+        "{md}"
+    );
+}
