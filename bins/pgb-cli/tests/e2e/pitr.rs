@@ -442,13 +442,17 @@ fn second_timeline(major: u32) {
     let (code, plan, o) = preview(r2, &tl2_backup, &["--timeline", "1"]);
     assert_eq!(code, Some(16), "{plan} {}", stderr(&o));
     assert_eq!(plan["wal"]["verdict"], "timeline_does_not_lead", "{plan}");
+    let (code, plan, o) = preview(r2, &tl1_backup, &["--timeline", "current"]);
+    assert_eq!(code, Some(0), "{plan} {}", stderr(&o));
+    assert_eq!(plan["wal"]["path"][0]["timeline"], 1, "{plan}");
     let (code, plan, o) = preview(r2, "latest", &["--timeline", "1", "--to-time", &t2]);
     assert_eq!(code, Some(14), "{plan} {}", stderr(&o));
     assert_eq!(plan["wal"]["verdict"], "after_last_commit", "{plan}");
 
     // A time on timeline 2, from timeline 1's base backup (the only one that ended before it):
     // recovery follows the fork. The end of the archive, from timeline 2's own base backup.
-    // Timeline 1 to its own end, from its base backup.
+    // Timeline 1 to its own end: `latest --timeline 1` takes timeline 1's base backup, not
+    // the newer one on timeline 2 (which cannot go back to timeline 1).
     let to_t2 = ["--to-time", t2.as_str(), "--timeline", "latest"];
     let cases: [(&str, &str, &str, &[&str], &str); 3] = [
         (
@@ -461,9 +465,9 @@ fn second_timeline(major: u32) {
         ("end of timeline 2", "latest", &tl2_backup, &[], "tl2_end"),
         (
             "end of timeline 1",
+            "latest",
             &tl1_backup,
-            &tl1_backup,
-            &["--timeline", "current"],
+            &["--timeline", "1"],
             "tl1_end",
         ),
     ];

@@ -296,12 +296,43 @@ impl Repository {
             }
             Some(id)
         };
-        let m = crate::physical::plan::choose(
+        let mut m = crate::physical::plan::choose(
             &listing.backups,
             id.as_ref(),
             req.system_identifier,
             &req.settings.target,
         )?;
+        // A timeline asked for by number: the newest backup on a timeline leading to it, not
+        // the newest of all (one on a later timeline can never reach an earlier one).
+        if let (None, crate::physical::TimelineTarget::Id(want)) = (&id, req.settings.timeline)
+            && let Some(p) = &m.physical
+            && p.timeline != want
+        {
+            let sysid = p.system_identifier;
+            // No history file: only backups on that timeline itself lead to it.
+            let history = self
+                .wal()
+                .history(sysid, want)
+                .await
+                .unwrap_or_else(|_| pgb_wal::TimelineHistory::root(want));
+            let leading: Vec<Manifest> = listing
+                .backups
+                .iter()
+                .filter(|b| {
+                    b.physical.as_ref().is_some_and(|q| {
+                        q.system_identifier == sysid
+                            && (q.timeline == want || history.leads_to(q.timeline, q.start_lsn))
+                    })
+                })
+                .cloned()
+                .collect();
+            if let Ok(found) =
+                crate::physical::plan::choose(&leading, None, Some(sysid), &req.settings.target)
+                && let Some(same) = listing.backups.iter().find(|b| b.id == found.id)
+            {
+                m = same;
+            }
+        }
         let p = m.physical.as_ref().expect("chosen backups are physical");
         let chain: Vec<Manifest> =
             crate::physical::incremental::chain_of(m, &listing.backups, &listing.invalid)

@@ -370,7 +370,8 @@ impl WalArchive {
         Ok(spans)
     }
 
-    async fn history(&self, sysid: u64, timeline: TimelineId) -> Result<TimelineHistory, WalError> {
+    /// Timeline `timeline`'s history, read from the archive and verified.
+    pub(crate) async fn history(&self, sysid: u64, timeline: TimelineId) -> Result<TimelineHistory, WalError> {
         let file = WalFileName::history(timeline);
         let text = self.fetch_verified(sysid, &file).await?;
         let text = String::from_utf8_lossy(&text);
