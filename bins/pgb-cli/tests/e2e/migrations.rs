@@ -529,46 +529,6 @@ fn a_post_restore_hook_that_applies_the_pending_migration_passes_expect_migratio
     assert!(record["rto_ms"].is_u64(), "beside its RTO: {record}");
     println!("{}", serde_json::to_string_pretty(record).unwrap());
 
-    // `pgb report` shows the backup's head and the drill's heads, whose failure is its cause,
-    // in JSON, Markdown and HTML.
-    let report_of = |format: &str| {
-        let o = job(&pg, &config, &["report", "--format", format]);
-        assert!(o.status.success(), "{}", stderr(&o));
-        stdout(&o)
-    };
-    let json: Value = serde_json::from_str(&report_of("json")).unwrap();
-    let set = &json["sets"][0];
-    assert_eq!(
-        set["backups"][0]["migrations"][&db.name][0]["head"], M2,
-        "{set:#}"
-    );
-    let drilled = &set["drills"][0];
-    assert_eq!(drilled["outcome"], "migration_failed", "{drilled:#}");
-    assert_eq!(drilled["migrations"]["passed"], false, "{drilled:#}");
-    assert_eq!(drilled["migrations"]["expected"], format!("prisma:{M3}"));
-    assert!(
-        drilled["cause"]
-            .as_str()
-            .unwrap()
-            .starts_with("migrations: prisma recorded a failed migration"),
-        "{drilled:#}"
-    );
-    let verdict =
-        format!("migrations: prisma:{M2} → prisma:{M2} (failed), expected prisma:{M3}, FAILED");
-    let md = report_of("md");
-    assert!(md.contains("| Migration |"), "{md}");
-    assert!(md.contains(&format!("| `prisma:{M2}` |")), "{md}");
-    assert!(md.contains(&verdict), "{md}");
-    let html = report_of("html");
-    assert!(html.contains("<th scope=\"col\">Migration</th>"), "{html}");
-    assert!(
-        html.contains(&format!(
-            "data-migration=\"prisma:{M2}\"><code>prisma:{M2}</code>"
-        )),
-        "{html}"
-    );
-    assert!(html.contains(&verdict), "{html}");
-
     // The expected head printed by the application's own command: reached, or behind.
     let config = job_config(
         dir.path(),
@@ -672,6 +632,46 @@ fn a_failing_migration_leaves_the_drill_failed_quoting_the_frameworks_row() {
     let record = &history.as_array().unwrap().last().unwrap()["report"];
     assert_eq!(record["outcome"], "migration_failed", "{record}");
     println!("{}", serde_json::to_string_pretty(record).unwrap());
+
+    // `pgb report` shows the backup's head and the drill's heads, whose failure is its cause,
+    // in JSON, Markdown and HTML.
+    let report_of = |format: &str| {
+        let o = job(&pg, &config, &["report", "--format", format]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o)
+    };
+    let json: Value = serde_json::from_str(&report_of("json")).unwrap();
+    let set = &json["sets"][0];
+    assert_eq!(
+        set["backups"][0]["migrations"][&db.name][0]["head"], M2,
+        "{set:#}"
+    );
+    let drilled = &set["drills"][0];
+    assert_eq!(drilled["outcome"], "migration_failed", "{drilled:#}");
+    assert_eq!(drilled["migrations"]["passed"], false, "{drilled:#}");
+    assert_eq!(drilled["migrations"]["expected"], format!("prisma:{M3}"));
+    assert!(
+        drilled["cause"]
+            .as_str()
+            .unwrap()
+            .starts_with("migrations: prisma recorded a failed migration"),
+        "{drilled:#}"
+    );
+    let verdict =
+        format!("migrations: prisma:{M2} → prisma:{M2} (failed), expected prisma:{M3}, FAILED");
+    let md = report_of("md");
+    assert!(md.contains("| Migration |"), "{md}");
+    assert!(md.contains(&format!("| `prisma:{M2}` |")), "{md}");
+    assert!(md.contains(&verdict), "{md}");
+    let html = report_of("html");
+    assert!(html.contains("<th scope=\"col\">Migration</th>"), "{html}");
+    assert!(
+        html.contains(&format!(
+            "data-migration=\"prisma:{M2}\"><code>prisma:{M2}</code>"
+        )),
+        "{html}"
+    );
+    assert!(html.contains(&verdict), "{html}");
 
     // Flyway: a restore whose hook leaves a failed row fails quoting its description.
     let fly = pg.sample_db("mig_fail_flyway", 20, RowText::Plain);
