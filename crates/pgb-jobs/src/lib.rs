@@ -517,7 +517,7 @@ impl PostRestoreHook {
 
 #[async_trait::async_trait]
 impl pgb_ops::DrillHook for PostRestoreHook {
-    async fn post_restore(&self, database: &ConnConfig) -> Result<(), String> {
+    async fn post_restore(&self, database: &ConnConfig) -> Result<(), pgb_ops::DrillHookError> {
         let target = RestoredDatabase {
             database: database.clone(),
             password: self.password.clone(),
@@ -531,7 +531,10 @@ impl pgb_ops::DrillHook for PostRestoreHook {
             &target,
         )
         .await;
-        let result = if r.ok() { Ok(()) } else { Err(r.summary()) };
+        let result = match r.failure() {
+            None => Ok(()),
+            Some(f) => Err(f.into()),
+        };
         *self
             .report
             .lock()

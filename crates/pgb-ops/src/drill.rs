@@ -202,14 +202,18 @@ impl DrillOptions {
     }
 }
 
+/// Why a [`DrillHook`] failed: the hook's own error (e.g. `pgb_jobs::hooks::HookFailure`),
+/// whose `Display` is the one-line cause the drill records.
+pub type DrillHookError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Runs after the restore, before the checks (e.g. a job's `post_restore` migrations).
 #[async_trait]
 pub trait DrillHook: std::fmt::Debug + Send + Sync {
     /// Runs against the restored scratch database.
     ///
     /// # Errors
-    /// A one-line cause; the drill then fails its `post_restore hooks` check.
-    async fn post_restore(&self, database: &ConnConfig) -> Result<(), String>;
+    /// Why it failed; the drill then fails its `post_restore hooks` check with its `Display`.
+    async fn post_restore(&self, database: &ConnConfig) -> Result<(), DrillHookError>;
 }
 
 /// How a drill ended.
@@ -572,7 +576,7 @@ async fn steps(
     if let Some(r) = ran {
         found.checks.push(match r {
             Ok(()) => passed("post_restore hooks", "ran"),
-            Err(e) => failed("post_restore hooks", e),
+            Err(e) => failed("post_restore hooks", e.to_string()),
         });
     }
     match (&heads.passed, &heads.problem) {

@@ -54,9 +54,9 @@ pub use check::{
     check_listed, nagios,
 };
 pub use drill::{
-    BackupChoice, CheckResult, DrillError, DrillHook, DrillOptions, DrillOutcome, DrillReport,
-    Phase, PitrDrillOptions, PitrReport, PitrTarget, SmokeStatement, drill, drill_pitr,
-    random_second,
+    BackupChoice, CheckResult, DrillError, DrillHook, DrillHookError, DrillOptions, DrillOutcome,
+    DrillReport, Phase, PitrDrillOptions, PitrReport, PitrTarget, SmokeStatement, drill,
+    drill_pitr, random_second,
 };
 pub use migrations::{MigrationExpectation, MigrationReport, around_hook};
 pub use record::{DrillEntry, RecordError, drill_history, last_drills, record_drill};

@@ -187,7 +187,7 @@ async fn steps(
         if let Some(r) = ran {
             found.checks.push(named(match r {
                 Ok(()) => passed("post_restore hooks", "ran"),
-                Err(e) => failed("post_restore hooks", e),
+                Err(e) => failed("post_restore hooks", e.to_string()),
             }));
         }
         match (&heads.passed, &heads.problem) {

@@ -348,7 +348,7 @@ struct SlowHook {
 
 #[async_trait]
 impl DrillHook for SlowHook {
-    async fn post_restore(&self, _db: &ConnConfig) -> Result<(), String> {
+    async fn post_restore(&self, _db: &ConnConfig) -> Result<(), pgb_ops::DrillHookError> {
         self.started.notify_one();
         tokio::time::sleep(Duration::from_secs(60)).await;
         self.finished.store(true, Ordering::SeqCst);
@@ -415,7 +415,7 @@ async fn a_failing_hook_fails_the_drill_and_keep_keeps_the_database() {
     struct Migrate;
     #[async_trait]
     impl DrillHook for Migrate {
-        async fn post_restore(&self, _db: &ConnConfig) -> Result<(), String> {
+        async fn post_restore(&self, _db: &ConnConfig) -> Result<(), pgb_ops::DrillHookError> {
             Err("migration 0042 failed: column already exists".into())
         }
     }
@@ -546,7 +546,7 @@ async fn a_never_analyzed_table_that_held_rows_must_not_restore_empty() {
     struct EmptyFresh(Pg);
     #[async_trait]
     impl DrillHook for EmptyFresh {
-        async fn post_restore(&self, db: &ConnConfig) -> Result<(), String> {
+        async fn post_restore(&self, db: &ConnConfig) -> Result<(), pgb_ops::DrillHookError> {
             self.0.psql(db.dbname().unwrap(), "truncate public.fresh");
             Ok(())
         }
