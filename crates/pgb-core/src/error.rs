@@ -236,6 +236,9 @@ pub enum PipelineError {
     /// Compression (with encryption) failed.
     #[error("compression failed: {0}")]
     Compression(#[source] std::io::Error),
+    /// Input waiting in the spill file could not be read back.
+    #[error("the spill file could not be read back: {0}")]
+    Spill(#[source] std::io::Error),
 }
 
 /// What an integrity check found, with the expected and actual values.

@@ -55,6 +55,7 @@ pub mod migration;
 pub mod physical;
 mod queue;
 mod repo;
+mod spill;
 mod storage;
 pub mod wal;
 
@@ -84,6 +85,7 @@ pub use manifest::{
     MANIFEST_FORMAT_VERSION, Manifest, ManifestProblem, retention_set,
 };
 pub use memory::MemoryStorage;
+pub use spill::{DEFAULT_SPILL_LIMIT, SpillOptions};
 pub use migration::{
     MigrationFramework, MigrationHead, MigrationProblem, MigrationTarget, UnknownFramework,
 };

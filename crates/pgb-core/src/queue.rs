@@ -18,6 +18,15 @@ use crate::codec::EncodeMsg;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Closed;
 
+/// Why [`ByteSender::try_send`] did not queue a chunk.
+#[derive(Debug)]
+pub(crate) enum TrySendError {
+    /// No room for it now: the chunk, handed back.
+    Full(Bytes),
+    /// The receiving side went away.
+    Closed,
+}
+
 /// A queue of chunks into the encoder holding at most `budget` bytes (a single chunk larger
 /// than the budget is let through alone).
 pub(crate) fn byte_queue(budget: usize) -> (ByteSender, ByteReceiver) {
@@ -48,6 +57,38 @@ impl ByteSender {
     /// where it owns one alone (a read buffer filled to half its capacity occupies all of it),
     /// else its length; at least 1, at most the whole budget.
     pub(crate) async fn send(&self, chunk: Bytes) -> Result<(), Closed> {
+        let (chunk, cost) = self.cost(chunk)?;
+        self.send_costing(chunk, cost).await
+    }
+
+    /// [`send`](Self::send) of a chunk whose memory the caller knows better than the queue
+    /// can (a pooled buffer larger than its contents): `cost` bytes of the budget.
+    pub(crate) async fn send_with_cost(&self, chunk: Bytes, cost: usize) -> Result<(), Closed> {
+        let cost = u32::try_from(cost.clamp(1, self.budget)).map_err(|_| Closed)?;
+        self.send_costing(chunk, cost).await
+    }
+
+    async fn send_costing(&self, chunk: Bytes, cost: u32) -> Result<(), Closed> {
+        let permit = Arc::clone(&self.permits)
+            .acquire_many_owned(cost)
+            .await
+            .map_err(|_| Closed)?;
+        self.queue(chunk, permit)
+    }
+
+    /// [`send`](Self::send) without waiting: `Full` hands the chunk back when its bytes do
+    /// not fit now.
+    pub(crate) fn try_send(&self, chunk: Bytes) -> Result<(), TrySendError> {
+        let (chunk, cost) = self.cost(chunk).map_err(|_| TrySendError::Closed)?;
+        match Arc::clone(&self.permits).try_acquire_many_owned(cost) {
+            Ok(permit) => self.queue(chunk, permit).map_err(|_| TrySendError::Closed),
+            Err(tokio::sync::TryAcquireError::NoPermits) => Err(TrySendError::Full(chunk)),
+            Err(tokio::sync::TryAcquireError::Closed) => Err(TrySendError::Closed),
+        }
+    }
+
+    /// `chunk` (its allocation alone if it owns one) and what it costs of the budget.
+    fn cost(&self, chunk: Bytes) -> Result<(Bytes, u32), Closed> {
         let (chunk, cost) = match chunk.try_into_mut() {
             Ok(unique) => {
                 let cost = unique.capacity();
@@ -59,10 +100,10 @@ impl ByteSender {
             }
         };
         let cost = u32::try_from(cost.clamp(1, self.budget)).map_err(|_| Closed)?;
-        let permit = Arc::clone(&self.permits)
-            .acquire_many_owned(cost)
-            .await
-            .map_err(|_| Closed)?;
+        Ok((chunk, cost))
+    }
+
+    fn queue(&self, chunk: Bytes, permit: OwnedSemaphorePermit) -> Result<(), Closed> {
         let chunk = Bytes::from_owner(Held {
             chunk,
             _permit: permit,

@@ -185,7 +185,9 @@ pub fn archive_checker(tools: ToolLocator, env: &dyn EnvLookup) -> PgArchiveChec
 }
 
 /// A new backup's options: `compression` (as the key `compression` or `--compression`
-/// writes it), the labels and the encryption: one rule for a job and for flags.
+/// writes it), the labels and the encryption, and a spill file of
+/// [`pgb_core::DEFAULT_SPILL_LIMIT`] in `spool` (where dumps spool: [`spool_dir`]) for the
+/// input compression has not taken yet: one rule for a job and for flags.
 ///
 /// # Errors
 /// A compression that is not one.
@@ -193,6 +195,7 @@ pub fn backup_options(
     compression: &str,
     labels: &[String],
     encryption: Option<pgb_core::Encryption>,
+    spool: &Path,
 ) -> Result<pgb_core::BackupOptions, pgb_core::InvalidCompression> {
     let compression: pgb_core::Compression = compression.parse()?;
     let options = labels
@@ -200,7 +203,11 @@ pub fn backup_options(
         .fold(pgb_core::BackupOptions::default(), |o, l| {
             o.with_label(l.clone())
         })
-        .with_compression(compression);
+        .with_compression(compression)
+        .with_spill(Some(pgb_core::SpillOptions::new(
+            spool,
+            pgb_core::DEFAULT_SPILL_LIMIT,
+        )));
     Ok(match encryption {
         Some(e) => options.with_encryption(e),
         None => options,

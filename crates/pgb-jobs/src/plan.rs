@@ -159,7 +159,7 @@ impl JobPlan {
         let url = crate::database_url(job.database.as_deref(), env);
         let conn =
             crate::connection(&url, false).map_err(|e| invalid("database", e.to_string()))?;
-        let mut options = crate::backup_options(&job.compression, &job.labels, encryption)
+        let mut options = crate::backup_options(&job.compression, &job.labels, encryption, &spool)
             .map_err(|e| invalid("compression", e.to_string()))?;
         for dir in &job.files {
             let files = FilesDump::new(dir).map_err(|e| invalid("files", e.to_string()))?;

@@ -85,7 +85,8 @@ pub(crate) fn backup(a: &BackupArgs, env: Env<'_>) -> Result<Backup, Failure> {
     // Fail closed, before anything else runs: bad keys never reach pg_dump.
     let encryption = encryption(&a.encrypt, env)?;
     let compression = a.compression.as_deref().unwrap_or(defaults::COMPRESSION);
-    let options = pgb_jobs::backup_options(compression, &a.label, encryption)
+    let spool = pgb_jobs::spool_dir(a.directory.spool_dir.as_deref(), env);
+    let options = pgb_jobs::backup_options(compression, &a.label, encryption, &spool)
         .map_err(|e| Failure::usage(e.to_string()))?
         .with_verify_upload(a.verify_upload);
     let prune = match (a.prune, policy(&a.policy)?) {

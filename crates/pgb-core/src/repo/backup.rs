@@ -9,7 +9,9 @@ use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
 use super::lease::Lease;
-use super::{BackupRequest, CHANNEL_DEPTH, INPUT_BUDGET, PROGRESS_EVERY, Repository};
+use super::{
+    BackupRequest, CHANNEL_DEPTH, INPUT_BUDGET, INPUT_BUDGET_SPILLING, PROGRESS_EVERY, Repository,
+};
 use crate::codec::{self, Compression, OuterStage};
 use crate::crypto::Encryption;
 use crate::dump::{DumpError, DumpErrorKind, DumpStream, Dumper, PreparedDump};
@@ -35,6 +37,9 @@ pub struct BackupOptions {
     pub verify_upload: bool,
     /// Directories archived (tar) as artifacts of the same backup, after the dumps.
     pub files: Vec<crate::files::FilesDump>,
+    /// Where input may wait on disk while compression is behind the source (a burst);
+    /// `None`: the source waits for the in-memory queue.
+    pub spill: Option<crate::SpillOptions>,
 }
 
 impl BackupOptions {
@@ -65,6 +70,12 @@ impl BackupOptions {
     /// Encrypts the backup.
     pub fn with_encryption(mut self, encryption: Encryption) -> Self {
         self.encryption = Some(encryption);
+        self
+    }
+
+    /// Lets input wait in a spill file while compression is behind ([`crate::SpillOptions`]).
+    pub fn with_spill(mut self, spill: Option<crate::SpillOptions>) -> Self {
+        self.spill = spill;
         self
     }
 }
@@ -256,8 +267,7 @@ impl Repository {
         let pumped = pump(
             dump.as_mut(),
             writer.as_mut(),
-            opts.compression,
-            outer,
+            (opts.compression, outer, opts.spill.as_ref()),
             progress,
             allow_empty,
         )
@@ -485,12 +495,21 @@ struct Sizes {
 async fn pump(
     dump: &mut dyn DumpStream,
     writer: &mut dyn ObjectWriter,
-    compression: Compression,
-    outer: Option<OuterStage>,
+    (compression, outer, spill): (
+        Compression,
+        Option<OuterStage>,
+        Option<&crate::SpillOptions>,
+    ),
     progress: &dyn Progress,
     allow_empty: bool,
 ) -> Result<Sizes, Error> {
-    let (in_tx, in_rx) = crate::queue::byte_queue(INPUT_BUDGET);
+    let budget = if spill.is_some() {
+        INPUT_BUDGET_SPILLING
+    } else {
+        INPUT_BUDGET
+    };
+    let (queue, in_rx) = crate::queue::byte_queue(budget);
+    let (in_tx, drain) = crate::spill::spill_queue(queue, spill);
     let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(CHANNEL_DEPTH);
     let encoder = codec::spawn_encoder(compression, outer, in_rx, out_tx);
     // Stored bytes written so far, for the progress events of the producing side.
@@ -524,9 +543,18 @@ async fn pump(
                         "pg_dump exited successfully but wrote nothing; refusing to record an empty backup",
                     )));
                 }
-                None => return Ok(in_tx.finish().is_ok()),
+                None => {
+                    in_tx.finish();
+                    return Ok(true);
+                }
             }
         }
+    };
+    let drain = async move {
+        drain
+            .run()
+            .await
+            .map_err(|e| Error::from(PipelineError::Spill(e)))
     };
     let consume = async move {
         let mut hasher = Sha256::new();
@@ -539,7 +567,7 @@ async fn pump(
         }
         Ok::<_, Error>((n, codec::hex(&hasher.finalize())))
     };
-    let (_, (stored_size, stored_sha256)) = tokio::try_join!(produce, consume)?;
+    let (_, _, (stored_size, stored_sha256)) = tokio::try_join!(produce, drain, consume)?;
     let digests = encoder
         .await
         .map_err(|source| PipelineError::Task {

@@ -45,6 +45,10 @@ const CHANNEL_DEPTH: usize = 4;
 /// pauses between tables) fills it while compression catches up, and memory stays bounded
 /// whatever the chunk sizes (docs/benchmarks.md: the burst stand-in and peak RSS).
 const INPUT_BUDGET: usize = 8 << 20;
+/// The same queue with a spill file behind it ([`crate::SpillOptions`]): the file takes the
+/// bursts, so the queue only keeps the encoder fed, and its memory is left to the file's
+/// read-back buffers (which live in another malloc arena than the source's reads).
+const INPUT_BUDGET_SPILLING: usize = 3 << 20;
 
 /// A backup repository on some [`Storage`]: the layout and the commit protocol.
 #[derive(Debug, Clone)]

@@ -12,4 +12,5 @@ mod manifest_compat;
 mod orchestration;
 mod prune;
 mod repository_safety;
+mod spill;
 mod wal_retention;
