@@ -85,7 +85,6 @@ pub use manifest::{
     MANIFEST_FORMAT_VERSION, Manifest, ManifestProblem, retention_set,
 };
 pub use memory::MemoryStorage;
-pub use spill::{DEFAULT_SPILL_LIMIT, SpillOptions};
 pub use migration::{
     MigrationFramework, MigrationHead, MigrationProblem, MigrationTarget, UnknownFramework,
 };
@@ -94,6 +93,7 @@ pub use repo::{
     GcReport, GcSkipped, InvalidBackup, Leftover, Listing, PruneAction, PruneDecision,
     PruneOptions, PruneReport, PruneSet, Repository, VerifyAllReport, VerifyOutcome, VerifyReport,
 };
+pub use spill::{DEFAULT_SPILL_LIMIT, SpillOptions};
 pub use storage::{
     ByteStream, Capabilities, ListStream, ObjectMeta, ObjectWriter, Storage, StorageError,
     StorageErrorKind, StorageExt, StorageInfo, StorageStats, WriteMode, WriteOptions,

@@ -371,7 +371,11 @@ impl WalArchive {
     }
 
     /// Timeline `timeline`'s history, read from the archive and verified.
-    pub(crate) async fn history(&self, sysid: u64, timeline: TimelineId) -> Result<TimelineHistory, WalError> {
+    pub(crate) async fn history(
+        &self,
+        sysid: u64,
+        timeline: TimelineId,
+    ) -> Result<TimelineHistory, WalError> {
         let file = WalFileName::history(timeline);
         let text = self.fetch_verified(sysid, &file).await?;
         let text = String::from_utf8_lossy(&text);
