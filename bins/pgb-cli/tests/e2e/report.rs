@@ -223,6 +223,12 @@ fn the_recoverable_window_of_real_wal_is_the_one_pgb_list_computes_with_its_gap(
     let listed: Value = serde_json::from_slice(&o.stdout).unwrap();
     let want = &listed[0]["timelines"][0];
     let r = json(repo, &[]);
+    // Base backups alone are not an empty repository.
+    assert!(
+        !notices(&r).contains("no usable backups"),
+        "{}",
+        notices(&r)
+    );
     let w = &r["physical"]["windows"][0];
     assert_eq!(w["system_identifier"], sysid.as_str());
     let t = &w["timelines"][0];

@@ -449,17 +449,25 @@ fn window_notices(
         });
     }
     if manifests.is_empty() {
-        let message = if listing.backups.is_empty() {
-            "no usable backups in this repository".to_owned()
-        } else {
-            let sets: Vec<String> = opts.sets.iter().flatten().cloned().collect();
-            format!(
-                "no usable backups of {} in this repository ({} of other sets)",
-                sets.join(", "),
-                listing.backups.len()
-            )
-        };
-        out.push(error(message));
+        let logical = listing.backups.iter().filter(|m| !is_physical(m)).count();
+        match opts.sets.as_ref() {
+            _ if listing.backups.is_empty() => {
+                out.push(error("no usable backups in this repository".to_owned()));
+            }
+            Some(sets)
+                if !listing
+                    .backups
+                    .iter()
+                    .any(|m| is_physical(m) && sets.contains(&m.retention_set())) =>
+            {
+                out.push(error(format!(
+                    "no usable backups of {} in this repository ({logical} of other sets)",
+                    sets.iter().cloned().collect::<Vec<_>>().join(", "),
+                )));
+            }
+            // Base backups alone: the physical section tells them and their window.
+            _ => {}
+        }
     } else if summary.backups == 0 {
         out.push(Notice {
             level: Level::Warning,
