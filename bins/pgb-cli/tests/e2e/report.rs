@@ -261,6 +261,12 @@ fn the_recoverable_window_of_real_wal_is_the_one_pgb_list_computes_with_its_gap(
     let o = report(repo, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     let page = stdout(&o);
+    // The summary counts the base backups (no logical backup here).
+    assert!(
+        page.contains("<dt>Base backups</dt><dd>2 ("),
+        "{}",
+        &page[page.find("Summary").unwrap_or(0)..][..2000.min(page.len())]
+    );
     let chart = &page[page
         .find(&format!("id=\"window-{sysid}\""))
         .expect("window chart")..];

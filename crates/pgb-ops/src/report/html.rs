@@ -142,6 +142,21 @@ fn summary(b: &mut String, r: &Report, h: u8, p: &str) {
         b,
         "<section id=\"{p}summary\" aria-labelledby=\"{p}summary-h\"><h{h} id=\"{p}summary-h\">Summary</h{h}><dl class=\"summary\">"
     );
+    let base = &r.physical.backups;
+    let base_backups = (!base.is_empty()).then(|| {
+        (
+            "Base backups",
+            format!(
+                "{} ({}), newest {}",
+                base.len(),
+                fmt::bytes(base.iter().map(|b| b.stored_size).sum()),
+                base.iter()
+                    .map(|b| b.started_at)
+                    .max()
+                    .map_or("none".to_owned(), fmt::time)
+            ),
+        )
+    });
     let items = [
         ("Backup sets", s.sets.to_string()),
         (
@@ -161,7 +176,7 @@ fn summary(b: &mut String, r: &Report, h: u8, p: &str) {
         ("Unusable", s.unusable.to_string()),
         ("Running now", r.in_progress.len().to_string()),
     ];
-    for (k, v) in items {
+    for (k, v) in items.into_iter().chain(base_backups) {
         let _ = write!(b, "<div><dt>{k}</dt><dd>{}</dd></div>", esc(&v));
     }
     b.push_str("</dl></section>");
