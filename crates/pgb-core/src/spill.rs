@@ -576,6 +576,18 @@ mod tests {
         Bytes::from(v)
     }
 
+    /// Every byte the queue delivers until its `Finish`.
+    fn received(rx: &mut crate::queue::ByteReceiver) -> Vec<u8> {
+        let mut got = Vec::new();
+        while let Some(msg) = tokio::task::block_in_place(|| rx.blocking_recv()) {
+            match msg {
+                EncodeMsg::Data(b) => got.extend_from_slice(&b),
+                EncodeMsg::Finish => break,
+            }
+        }
+        got
+    }
+
     fn spill_dir() -> tempfile::TempDir {
         tempfile::tempdir().unwrap()
     }
@@ -612,13 +624,7 @@ mod tests {
             "the spill holds plaintext"
         );
         tx.finish();
-        let mut got = Vec::new();
-        while let Some(msg) = tokio::task::block_in_place(|| qrx.blocking_recv()) {
-            match msg {
-                EncodeMsg::Data(b) => got.extend_from_slice(&b),
-                EncodeMsg::Finish => break,
-            }
-        }
+        let got = received(&mut qrx);
         let want: Vec<u8> = (0..N).flat_map(|i| chunk(i, CHUNK).to_vec()).collect();
         assert_eq!(got.len(), want.len());
         assert!(got == want, "bytes out of order or changed");
@@ -645,13 +651,7 @@ mod tests {
         // With the consumer idle, at most the queue and the ring are taken.
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(!producer.is_finished(), "the producer went past the limit");
-        let mut got = Vec::new();
-        while let Some(msg) = tokio::task::block_in_place(|| qrx.blocking_recv()) {
-            match msg {
-                EncodeMsg::Data(b) => got.extend_from_slice(&b),
-                EncodeMsg::Finish => break,
-            }
-        }
+        let got = received(&mut qrx);
         producer.await.unwrap();
         assert!(drain.await.unwrap().unwrap());
         let want: Vec<u8> = (0..100).flat_map(|i| chunk(i, CHUNK).to_vec()).collect();
@@ -675,13 +675,7 @@ mod tests {
             }
             tx.finish();
         });
-        let mut got = Vec::new();
-        while let Some(msg) = tokio::task::block_in_place(|| qrx.blocking_recv()) {
-            match msg {
-                EncodeMsg::Data(b) => got.extend_from_slice(&b),
-                EncodeMsg::Finish => break,
-            }
-        }
+        let got = received(&mut qrx);
         producer.await.unwrap();
         assert!(drain.await.unwrap().unwrap());
         let want: Vec<u8> = (0..40).flat_map(|i| chunk(i, 50_000).to_vec()).collect();

@@ -14,16 +14,6 @@ use std::time::Duration;
 
 const HALF_OPEN: usize = 500;
 
-/// A child killed when the test ends, also when it fails before stopping it.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn http_status(addr: &str, path: &str) -> Option<u16> {
     use std::io::Read as _;
     let mut s = std::net::TcpStream::connect(addr).ok()?;
@@ -74,7 +64,7 @@ fn the_daemon_runs_its_scheduled_backup_while_500_half_sent_requests_are_held_op
     let port = 20000 + (common::random_u32() % 20000);
     let addr = format!("127.0.0.1:{port}");
     let log = dir.path().join("daemon.log");
-    let mut daemon = KillOnDrop(
+    let mut daemon = common::KillOnDrop(
         common::pgb_cmd(&[
             "daemon",
             "--listen",
@@ -160,7 +150,7 @@ fn the_daemon_start_line_names_the_port_it_bound() {
     )
     .unwrap();
     let log = dir.path().join("daemon.log");
-    let mut daemon = KillOnDrop(
+    let mut daemon = common::KillOnDrop(
         common::pgb_cmd(&[
             "daemon",
             "--listen",

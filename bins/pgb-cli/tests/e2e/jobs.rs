@@ -303,25 +303,9 @@ fn a_second_concurrent_run_of_a_job_exits_8_naming_the_holder() {
     assert_eq!(common::ids(&repo).len(), 1);
 }
 
-/// The status code and body of `GET path` on `addr`.
-fn http_get(addr: &str, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).expect("connect to the daemon");
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let status = text.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    (status, body.to_owned())
-}
-
 /// The status code of `GET path` on `addr`.
 fn http_status(addr: &str, path: &str) -> u16 {
-    http_get(addr, path).0
+    common::http_get(addr, path).0
 }
 
 /// The value of the series `name{labels}` whose labels contain `label`, in a Prometheus text.
@@ -528,16 +512,6 @@ fn a_directory_format_job_runs_with_pgb_run_and_restores() {
     assert_eq!(pg.fingerprint(&target), pg.fingerprint(&db.name));
 }
 
-/// A child killed when the test ends, also when it fails before stopping it.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn daemon_runs_a_scheduled_backup_serves_health_and_stops_on_sigterm() {
     let Some(pg) = common::pg() else { return };
@@ -554,7 +528,7 @@ fn daemon_runs_a_scheduled_backup_serves_health_and_stops_on_sigterm() {
         "schedule = \"* * * * *\"\n[jobs.nightly.check]\nmax_age = \"1s\"",
     );
     let log = dir.path().join("daemon.log");
-    let mut daemon = KillOnDrop(
+    let mut daemon = common::KillOnDrop(
         common::pgb_cmd(&["daemon", "--listen", &addr, "--config", &path])
             .env("PGB_PG_BIN_DIR", &pg.bin)
             .stderr(std::fs::File::create(&log).unwrap())
@@ -576,7 +550,7 @@ fn daemon_runs_a_scheduled_backup_serves_health_and_stops_on_sigterm() {
     let manifest = common::list_json(&repo).remove(0);
     let job = "pgb_job=\"nightly\"";
     let metrics = loop {
-        let (status, body) = http_get(&addr, "/metrics");
+        let (status, body) = common::http_get(&addr, "/metrics");
         assert_eq!(status, 200);
         if body.contains("pgb_backup_last_success_timestamp_seconds{") {
             break body;

@@ -6,32 +6,6 @@ use std::time::{Duration, Instant};
 
 use crate::common;
 
-/// A child killed when the test ends, also when it fails before stopping it.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// The status code and body of `GET path` on `addr`.
-fn http_get(addr: &str, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).expect("connect to the daemon");
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let status = text.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    (status, body.to_owned())
-}
-
 /// The address the daemon bound (`--listen 127.0.0.1:0`), from its start line.
 fn bound_address(log: &std::path::Path, start: Instant) -> String {
     loop {
@@ -90,7 +64,7 @@ fn the_status_page_shows_a_running_jobs_progress_live_and_its_outcome_after() {
     )
     .unwrap();
     let log = dir.path().join("daemon.log");
-    let mut daemon = KillOnDrop(
+    let mut daemon = common::KillOnDrop(
         common::pgb_cmd(&[
             "daemon",
             "--listen",
@@ -110,7 +84,7 @@ fn the_status_page_shows_a_running_jobs_progress_live_and_its_outcome_after() {
     // While the backup streams: the job under "Running now" with bytes read, live.
     let mut seen = Vec::new();
     let running = loop {
-        let (status, page) = http_get(&addr, "/");
+        let (status, page) = common::http_get(&addr, "/");
         assert_eq!(status, 200, "{page}");
         if let Some(n) = read_bytes(&page, "shop") {
             seen.push(n);
@@ -160,7 +134,7 @@ fn the_status_page_shows_a_running_jobs_progress_live_and_its_outcome_after() {
 
     // Once it committed: the outcome, and no progress left.
     let done = loop {
-        let (_, page) = http_get(&addr, "/");
+        let (_, page) = common::http_get(&addr, "/");
         if common::ids(&repo).len() == 1
             && page.contains("No job is running.")
             && page.contains("succeeded")
