@@ -37,11 +37,7 @@ struct Host {
 
 impl DaemonHost for Host {
     fn run_progress(&self, plan: &pgb_jobs::JobPlan) -> Box<dyn RunProgress> {
-        Box::new(render::Reporter::job(
-            &self.progress,
-            &plan.repo,
-            &plan.job.name,
-        ))
+        Box::new(render::Reporter::daemon_job(&self.progress, &plan.job.name))
     }
 
     fn drill_progress(&self) -> &dyn pgb::Progress {
@@ -59,6 +55,10 @@ impl DaemonHost for Host {
 impl RunProgress for render::Reporter {
     fn finish(self: Box<Self>, plain_bytes: Option<u64>) {
         render::Reporter::finish(*self, plain_bytes);
+    }
+
+    fn expect_total(&self, plain_bytes: u64) {
+        render::Reporter::expect_total(self, plain_bytes);
     }
 }
 

@@ -149,12 +149,11 @@ impl Tracked {
 
     /// Looks up the plain size of the newest backup of `database` in `repo` as the size to
     /// expect; returns when found or not (the run goes on meanwhile: see `Runner::run_job`).
-    pub(super) async fn look_up_total(&self, repo: &Repository, database: &str) {
-        if let Ok(listing) = repo.list().await
-            && let Some(m) = listing.latest(Some(database))
-        {
-            self.expect(m.plain_size());
-        }
+    pub(super) async fn look_up_total(&self, repo: &Repository, database: &str) -> Option<u64> {
+        let listing = repo.list().await.ok()?;
+        let size = listing.latest(Some(database))?.plain_size();
+        self.expect(size);
+        Some(size)
     }
 
     /// This run's events recorded, then passed on to `host`.

@@ -75,6 +75,10 @@ pub type SharedEnv = Arc<dyn EnvLookup + Send + Sync>;
 pub trait RunProgress: Progress {
     /// The run ended: `Some(plain bytes)` of its committed backup, `None` when it failed.
     fn finish(self: Box<Self>, plain_bytes: Option<u64>);
+
+    /// The plain size to expect, the job's previous backup's, once the runner looked it up
+    /// (one listing per run, shared with the status page). Default: ignored.
+    fn expect_total(&self, _plain_bytes: u64) {}
 }
 
 impl RunProgress for NoProgress {
@@ -313,7 +317,12 @@ impl Runner {
                     tokio::select! {
                         biased;
                         r = &mut run => r,
-                        () = &mut lookup => run.await,
+                        total = &mut lookup => {
+                            if let Some(t) = total {
+                                progress.expect_total(t);
+                            }
+                            run.await
+                        }
                     }
                 }
                 None => run.await,

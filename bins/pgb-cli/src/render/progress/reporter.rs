@@ -94,6 +94,17 @@ impl Reporter {
         Self::start(cfg, format!("job {name}"), None, repo)
     }
 
+    /// A run of job `name` by the daemon, labelled `job NAME`: the daemon's runner looks the
+    /// expected size up itself and hands it over ([`Reporter::expect_total`]).
+    pub(crate) fn daemon_job(cfg: &ProgressConfig, name: &str) -> Self {
+        Self::start(cfg, format!("job {name}"), None, None)
+    }
+
+    /// The plain size to expect, found by someone else.
+    pub(crate) fn expect_total(&self, total: u64) {
+        self.inner.set_total(total);
+    }
+
     fn start(
         cfg: &ProgressConfig,
         what: String,
